@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Foundation benchmark (`make bench`): what does putting frontdesk-proxy in front of a backend
+# cost, compared with going direct and with nginx doing the same job?
+#
+# Contenders, all against the same static nginx backend (`return 200` + a small JSON body):
+#   direct     wrk/hey -> backend
+#   frontdesk  wrk/hey -> frontdesk-proxy (1 worker, access log off) -> backend
+#   nginx      wrk/hey -> nginx reverse proxy (1 worker, upstream keep-alive) -> backend
+#
+# Measured (method in shared BENCH.md: the machine has 2 cores and is shared, so only comparisons
+# inside one run mean something):
+#   - throughput: closed loop `wrk -t1 -c64` after a 2 s warm-up, BENCH_ROUNDS rounds with the
+#     contenders' order rotated each round; median and min-max req/s, and CPU-us per request of
+#     the proxy and of the backend from /proc/<pid>/stat (the most stable figure);
+#   - latency: open-ish loop below saturation, `hey -c 10 -q 200` (2000 req/s), p50 and p99;
+#   - noise: CPU used by other processes during each throughput run (from /proc/stat).
+# Servers are pinned to core 0, the load generator to core 1.
+#
+# Environment:
+#   BENCH_CONTENDERS    contenders to run (default "direct frontdesk nginx")
+#   BENCH_ROUNDS        rounds of each kind (default 5)
+#   BENCH_DURATION      seconds per throughput run (default 10)
+#   BENCH_LAT_DURATION  seconds per latency run (default 8)
+#   BENCH_LAT_WORKERS / BENCH_LAT_QPS   hey workers and req/s per worker (default 10 x 200)
+#   BENCH_SKIP_BUILD=1  don't run cargo; use an existing binary (FRONTDESK_BIN or target/release)
+#   BENCH_KEEP_TMP=1    keep the temp dir (configs, logs, raw wrk/hey output)
+# Output: the table on stdout, and bench/out/results-<time>.txt (raw "round contender metric
+# value" lines) and bench/out/report-<time>.txt (the table); bench/out/latest-*.txt are copies.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+
+CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk nginx}
+ROUNDS=${BENCH_ROUNDS:-5}
+DURATION=${BENCH_DURATION:-10}
+LAT_DURATION=${BENCH_LAT_DURATION:-8}
+LAT_WORKERS=${BENCH_LAT_WORKERS:-10}
+LAT_QPS=${BENCH_LAT_QPS:-200}
+
+read -ra contenders <<<"$CONTENDERS"
+for c in "${contenders[@]}"; do
+  case $c in direct | frontdesk | nginx) ;; *) die "unknown contender '$c' (direct frontdesk nginx)" ;; esac
+done
+wants() { [[ " $CONTENDERS " == *" $1 "* ]]; }
+
+"$REPO/scripts/install-deps.sh" bench
+
+if wants frontdesk; then
+  if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+    log "building frontdesk-proxy (release)"
+    (cd "$REPO" && cargo build --release -p frontdesk-proxy)
+  fi
+  target_dir=${CARGO_TARGET_DIR:-$REPO/target}
+  [[ $target_dir == /* ]] || target_dir=$REPO/$target_dir
+  FRONTDESK_BIN=${FRONTDESK_BIN:-$target_dir/release/frontdesk-proxy}
+  [[ -x $FRONTDESK_BIN ]] || die "no frontdesk-proxy binary at $FRONTDESK_BIN"
+fi
+
+mkdir -p "$REPO/bench/out"
+stamp=$(date +%Y%m%d-%H%M%S)
+BENCH_RESULTS="$REPO/bench/out/results-$stamp.txt"
+report_file="$REPO/bench/out/report-$stamp.txt"
+
+bench_init
+
+# --- start the servers --------------------------------------------------------------------------
+free_port; backend_port=$FREE_PORT
+start_nginx_backend backend "$backend_port"
+wait_ready "http://127.0.0.1:$backend_port/" "${BENCH_PID[backend]}"
+
+declare -A url=([direct]="http://127.0.0.1:$backend_port/")
+declare -A proxy_pid=([direct]=-)
+
+if wants nginx; then
+  free_port; port=$FREE_PORT
+  start_nginx_proxy nginx "$port" "$backend_port"
+  url[nginx]="http://127.0.0.1:$port/"
+  proxy_pid[nginx]=${BENCH_PID[nginx]}
+  wait_ready "${url[nginx]}" "${proxy_pid[nginx]}"
+fi
+
+if wants frontdesk; then
+  free_port; port=$FREE_PORT
+  free_port; admin_port=$FREE_PORT
+  write_route_manifest "$BENCH_DIR/manifests" "$backend_port"
+  start_frontdesk frontdesk "$port" "$admin_port" "$BENCH_DIR/manifests"
+  url[frontdesk]="http://127.0.0.1:$port/"
+  proxy_pid[frontdesk]=${BENCH_PID[frontdesk]}
+  wait_ready "http://127.0.0.1:$admin_port/ready" "${proxy_pid[frontdesk]}"
+  wait_ready "${url[frontdesk]}" "${proxy_pid[frontdesk]}"
+fi
+
+{
+  echo "# frontdesk foundation benchmark $stamp"
+  echo "# host $(uname -n), $(nproc) cores, kernel $(uname -r), CLK_TCK $CLK_TCK"
+  echo "# commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+  echo "# $("$NGINX_BIN" -v 2>&1), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), hey"
+  echo "# contenders: ${contenders[*]}; rounds $ROUNDS; wrk -t1 -c$BENCH_WRK_CONNS -d${DURATION}s;" \
+    "hey -z ${LAT_DURATION}s -c $LAT_WORKERS -q $LAT_QPS"
+  echo "# servers on core $BENCH_CORE_SERVERS, load generator on core $BENCH_CORE_LOADGEN"
+  echo "# columns: round contender metric value"
+} >"$BENCH_RESULTS"
+
+# --- throughput ---------------------------------------------------------------------------------
+for ((r = 1; r <= ROUNDS; r++)); do
+  rotate $((r - 1)) "${contenders[@]}"
+  for c in "${ROTATED[@]}"; do
+    measure_wrk "$r" "$c" "${url[$c]}" "${proxy_pid[$c]}" "${BENCH_PID[backend]}" "$DURATION"
+  done
+done
+
+# --- latency below saturation -------------------------------------------------------------------
+for ((r = 1; r <= ROUNDS; r++)); do
+  rotate $((r - 1)) "${contenders[@]}"
+  for c in "${ROTATED[@]}"; do
+    measure_hey "$r" "$c" "${url[$c]}" "$LAT_DURATION" "$LAT_WORKERS" "$LAT_QPS"
+  done
+done
+
+# --- report -------------------------------------------------------------------------------------
+python3 "$REPO/bench/report.py" "$BENCH_RESULTS" | tee "$report_file"
+cp "$BENCH_RESULTS" "$REPO/bench/out/latest-results.txt"
+cp "$report_file" "$REPO/bench/out/latest-report.txt"
+log "raw results: $BENCH_RESULTS"
+log "report:      $report_file"

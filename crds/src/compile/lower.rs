@@ -1,0 +1,742 @@
+//! Route spec → snapshot rules: validation and translation in one walk.
+//!
+//! Every check names the field it concerns. Lowering never fails half-way: it records every
+//! problem it finds so one `kubectl apply` shows all of them, and the caller rejects the object
+//! when any was found.
+
+use std::time::Duration;
+
+use frontdesk_snapshot as snap;
+use regex::RegexBuilder;
+
+use crate::diagnostic::Diagnostics;
+use crate::route::{
+    BackendRef, DirectResponseAction, HeaderModifier, PathMatchType, RedirectAction, RouteMatch,
+    RouteRule, RouteSpec, ValueMatch, ValueMatchType,
+};
+use crate::template;
+
+/// The timeout for a rule that sets none, as Envoy's edge guidance suggests.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest timeout a rule may set.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Compiled regexes are bounded so a pathological pattern cannot eat the proxy's memory.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Bound on a directResponse body, which every proxy keeps in memory.
+pub const MAX_DIRECT_BODY: usize = 64 * 1024;
+
+/// Finds the endpoints of a Service port. `Err` says why the reference does not resolve.
+pub trait ResolveService {
+    fn resolve(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String>;
+}
+
+/// A resolver for validation alone: every Service exists and has no endpoints.
+pub struct NoServices;
+
+impl ResolveService for NoServices {
+    fn resolve(&self, _: &str, _: &str, _: u16) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// The result of lowering one Route.
+pub struct Lowered {
+    pub gateways: Vec<String>,
+    pub hosts: Vec<String>,
+    /// Rules with `rank` 0 everywhere; ranks are assigned per gateway later.
+    pub rules: Vec<snap::Rule>,
+    /// Problems that make the Route invalid (Accepted=False).
+    pub invalid: Diagnostics,
+    /// References that did not resolve (ResolvedRefs=False); the Route still serves, and the
+    /// affected backends answer 503.
+    pub unresolved: Diagnostics,
+}
+
+pub fn lower_route(
+    namespace: &str,
+    name: &str,
+    spec: &RouteSpec,
+    services: &dyn ResolveService,
+) -> Lowered {
+    let mut out = Lowered {
+        gateways: Vec::new(),
+        hosts: Vec::new(),
+        rules: Vec::new(),
+        invalid: Diagnostics::default(),
+        unresolved: Diagnostics::default(),
+    };
+    let d = &mut out.invalid;
+
+    out.gateways = if spec.gateways.is_empty() {
+        vec!["default".to_string()]
+    } else {
+        spec.gateways.clone()
+    };
+    for (i, g) in spec.gateways.iter().enumerate() {
+        d.check(format!("spec.gateways[{i}]"), check_dns_label(g));
+    }
+    out.gateways.sort();
+    out.gateways.dedup();
+
+    for (i, h) in spec.hosts.iter().enumerate() {
+        if let Some(h) = d.check(format!("spec.hosts[{i}]"), normalize_host(h, true)) {
+            out.hosts.push(h);
+        }
+    }
+    out.hosts.sort();
+    out.hosts.dedup();
+
+    if spec.rules.is_empty() {
+        d.push("spec.rules", "a Route needs at least one rule");
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (ri, rule) in spec.rules.iter().enumerate() {
+        let p = format!("spec.rules[{ri}]");
+        let rule_name = rule.name.clone().unwrap_or_else(|| format!("rule-{ri}"));
+        if rule.name.is_some() {
+            d.check(format!("{p}.name"), check_dns_label(&rule_name));
+        }
+        if names.contains(&rule_name) {
+            d.push(
+                format!("{p}.name"),
+                format!("rule name {rule_name:?} is used twice in this Route"),
+            );
+        }
+        names.push(rule_name.clone());
+        let id = format!("{namespace}/{name}/{rule_name}");
+        if let Some(r) = lower_rule(&p, id, namespace, rule, services, d, &mut out.unresolved) {
+            out.rules.push(r);
+        }
+    }
+    out
+}
+
+fn lower_rule(
+    p: &str,
+    id: String,
+    namespace: &str,
+    rule: &RouteRule,
+    services: &dyn ResolveService,
+    d: &mut Diagnostics,
+    unresolved: &mut Diagnostics,
+) -> Option<snap::Rule> {
+    let default_match = [RouteMatch::default()];
+    let matches: &[RouteMatch] = if rule.matches.is_empty() {
+        &default_match
+    } else {
+        &rule.matches
+    };
+    let matches: Vec<snap::Match> = matches
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| lower_match(&format!("{p}.matches[{i}]"), m, d))
+        .collect();
+
+    let timeout = match &rule.timeout {
+        None => Some(DEFAULT_TIMEOUT),
+        Some(t) => d.check(format!("{p}.timeout"), parse_timeout(t)),
+    };
+
+    let request_headers = lower_header_ops(
+        &format!("{p}.requestHeaders"),
+        rule.request_headers.as_ref(),
+        true,
+        d,
+    );
+    let response_headers = lower_header_ops(
+        &format!("{p}.responseHeaders"),
+        rule.response_headers.as_ref(),
+        false,
+        d,
+    );
+
+    let rewrite = rule.rewrite.as_ref().map(|rw| snap::Rewrite {
+        path: lower_path_rewrite(
+            &format!("{p}.rewrite"),
+            rw.path.as_deref(),
+            rw.path_prefix.as_deref(),
+            &matches,
+            d,
+        ),
+        host: rw
+            .host
+            .as_ref()
+            .and_then(|h| d.check(format!("{p}.rewrite.host"), normalize_host(h, false))),
+    });
+
+    let actions = usize::from(!rule.backends.is_empty())
+        + usize::from(rule.redirect.is_some())
+        + usize::from(rule.direct_response.is_some());
+    let action = if actions != 1 {
+        d.push(
+            p.to_string(),
+            "set exactly one of backends, redirect and directResponse",
+        );
+        None
+    } else if let Some(r) = &rule.redirect {
+        lower_redirect(&format!("{p}.redirect"), r, &matches, d)
+    } else if let Some(r) = &rule.direct_response {
+        lower_direct_response(&format!("{p}.directResponse"), r, d)
+    } else {
+        lower_backends(
+            &format!("{p}.backends"),
+            namespace,
+            &rule.backends,
+            services,
+            d,
+            unresolved,
+        )
+    };
+
+    Some(snap::Rule {
+        id,
+        matches,
+        timeout_ms: u64::try_from(timeout?.as_millis()).ok()?,
+        rewrite,
+        request_headers: request_headers?,
+        response_headers: response_headers?,
+        action: action?,
+    })
+}
+
+fn lower_match(p: &str, m: &RouteMatch, d: &mut Diagnostics) -> Option<snap::Match> {
+    let path = match &m.path {
+        None => Some(snap::PathMatch::Prefix {
+            value: String::new(),
+        }),
+        Some(pm) => {
+            let field = format!("{p}.path.value");
+            let v = pm.value.clone();
+            match pm.kind {
+                PathMatchType::Exact => d
+                    .check(field, check_path(&v))
+                    .map(|()| snap::PathMatch::Exact { value: v }),
+                PathMatchType::PathPrefix => {
+                    d.check(field, check_path(&v))
+                        .map(|()| snap::PathMatch::Prefix {
+                            value: v.trim_end_matches('/').to_string(),
+                        })
+                }
+                PathMatchType::Template => d
+                    .check(field, template::parse_match_template(&v))
+                    .map(|segments| snap::PathMatch::Template { value: v, segments }),
+                PathMatchType::RegularExpression => d
+                    .check(field, check_regex(&v))
+                    .map(|()| snap::PathMatch::RegularExpression { value: v }),
+            }
+        }
+    };
+    let mut methods = Vec::new();
+    for (i, method) in m.methods.iter().enumerate() {
+        let upper = method.to_ascii_uppercase();
+        if d.check(
+            format!("{p}.methods[{i}]"),
+            check_token(&upper, "HTTP method"),
+        )
+        .is_some()
+        {
+            methods.push(upper);
+        }
+    }
+    methods.sort();
+    methods.dedup();
+    let headers = lower_value_matches(&format!("{p}.headers"), &m.headers, true, d);
+    let query = lower_value_matches(&format!("{p}.query"), &m.query, false, d);
+    Some(snap::Match {
+        rank: 0,
+        path: path?,
+        methods,
+        headers: headers?,
+        query: query?,
+    })
+}
+
+fn lower_value_matches(
+    p: &str,
+    list: &[ValueMatch],
+    is_header: bool,
+    d: &mut Diagnostics,
+) -> Option<Vec<snap::ValueMatch>> {
+    let before = d.0.len();
+    let mut out = Vec::new();
+    for (i, vm) in list.iter().enumerate() {
+        let name = if is_header {
+            d.check(
+                format!("{p}[{i}].name"),
+                check_token(&vm.name.to_ascii_lowercase(), "header name"),
+            )
+            .map(|()| vm.name.to_ascii_lowercase())
+        } else if vm.name.is_empty() {
+            d.push(format!("{p}[{i}].name"), "must not be empty");
+            None
+        } else {
+            Some(vm.name.clone())
+        };
+        let field = format!("{p}[{i}].value");
+        let kind = match (vm.kind, &vm.value) {
+            (ValueMatchType::Present, None) => Some(snap::ValueMatchKind::Present),
+            (ValueMatchType::Present, Some(_)) => {
+                d.push(field, "a Present match takes no value");
+                None
+            }
+            (_, None) => {
+                d.push(field, "required unless type is Present");
+                None
+            }
+            (ValueMatchType::Exact, Some(v)) => {
+                let checked = if is_header {
+                    check_header_value(v)
+                } else {
+                    Ok(())
+                };
+                d.check(field, checked)
+                    .map(|()| snap::ValueMatchKind::Exact { value: v.clone() })
+            }
+            (ValueMatchType::RegularExpression, Some(v)) => d
+                .check(field, check_regex(v))
+                .map(|()| snap::ValueMatchKind::RegularExpression { value: v.clone() }),
+        };
+        if let (Some(name), Some(kind)) = (name, kind) {
+            out.push(snap::ValueMatch { name, kind });
+        }
+    }
+    (d.0.len() == before).then_some(out)
+}
+
+fn lower_header_ops(
+    p: &str,
+    ops: Option<&HeaderModifier>,
+    is_request: bool,
+    d: &mut Diagnostics,
+) -> Option<snap::HeaderOps> {
+    let Some(ops) = ops else {
+        return Some(snap::HeaderOps::default());
+    };
+    let before = d.0.len();
+    let check_name = |field: String, name: &str, d: &mut Diagnostics| -> String {
+        let lower = name.to_ascii_lowercase();
+        if d.check(field.clone(), check_token(&lower, "header name"))
+            .is_some()
+        {
+            if is_request && lower == "host" {
+                d.push(field, "use rewrite.host to change the Host header");
+            } else if is_hop_by_hop(&lower) {
+                d.push(
+                    field,
+                    format!("{lower} is a hop-by-hop header and cannot be edited"),
+                );
+            }
+        }
+        lower
+    };
+    let pairs =
+        |kind: &str, map: &std::collections::BTreeMap<String, String>, d: &mut Diagnostics| {
+            map.iter()
+                .map(|(k, v)| {
+                    let name = check_name(format!("{p}.{kind}.{k}"), k, d);
+                    d.check(format!("{p}.{kind}.{k}"), check_header_value(v));
+                    snap::Header {
+                        name,
+                        value: v.clone(),
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+    let set = pairs("set", &ops.set, d);
+    let add = pairs("add", &ops.add, d);
+    let remove = ops
+        .remove
+        .iter()
+        .enumerate()
+        .map(|(i, n)| check_name(format!("{p}.remove[{i}]"), n, d))
+        .collect::<Vec<_>>();
+    (d.0.len() == before).then_some(snap::HeaderOps { set, add, remove })
+}
+
+fn lower_path_rewrite(
+    p: &str,
+    path: Option<&str>,
+    prefix: Option<&str>,
+    matches: &[snap::Match],
+    d: &mut Diagnostics,
+) -> Option<snap::PathRewrite> {
+    match (path, prefix) {
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            d.push(
+                format!("{p}.pathPrefix"),
+                "set either path or pathPrefix, not both",
+            );
+            None
+        }
+        (None, Some(prefix)) => {
+            let field = format!("{p}.pathPrefix");
+            d.check(field.clone(), check_path(prefix))?;
+            if !matches
+                .iter()
+                .all(|m| matches!(m.path, snap::PathMatch::Prefix { .. }))
+            {
+                d.push(
+                    field,
+                    "pathPrefix needs every match of the rule to be a PathPrefix",
+                );
+                return None;
+            }
+            Some(snap::PathRewrite::Prefix {
+                value: prefix.trim_end_matches('/').to_string(),
+            })
+        }
+        (Some(path), None) => {
+            let field = format!("{p}.path");
+            d.check(field.clone(), check_path(path))?;
+            let parts = d.check(field.clone(), template::parse_substitution(path))?;
+            for capture in template::captures(&parts) {
+                let everywhere = matches.iter().all(|m| match &m.path {
+                    snap::PathMatch::Template { segments, .. } => segments
+                        .iter()
+                        .any(|s| matches!(s, snap::Segment::Capture(c) if c == capture)),
+                    _ => false,
+                });
+                if !everywhere {
+                    d.push(
+                        field.clone(),
+                        format!(
+                            "{{{capture}}} is not a capture of every match (Template) of this rule"
+                        ),
+                    );
+                }
+            }
+            Some(snap::PathRewrite::Full { parts })
+        }
+    }
+}
+
+fn lower_redirect(
+    p: &str,
+    r: &RedirectAction,
+    matches: &[snap::Match],
+    d: &mut Diagnostics,
+) -> Option<snap::Action> {
+    let before = d.0.len();
+    let status = r.status_code.unwrap_or(302);
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        d.push(
+            format!("{p}.statusCode"),
+            "must be 301, 302, 303, 307 or 308",
+        );
+    }
+    let scheme = r.scheme.as_ref().map(|s| s.to_ascii_lowercase());
+    if let Some(s) = &scheme
+        && s != "http"
+        && s != "https"
+    {
+        d.push(format!("{p}.scheme"), "must be http or https");
+    }
+    let host = r
+        .host
+        .as_ref()
+        .and_then(|h| d.check(format!("{p}.host"), normalize_host(h, false)));
+    if r.port == Some(0) {
+        d.push(format!("{p}.port"), "must be between 1 and 65535");
+    }
+    let path = lower_path_rewrite(p, r.path.as_deref(), r.path_prefix.as_deref(), matches, d);
+    (d.0.len() == before).then_some(snap::Action::Redirect(snap::Redirect {
+        scheme,
+        host,
+        port: r.port,
+        path,
+        status,
+    }))
+}
+
+fn lower_direct_response(
+    p: &str,
+    r: &DirectResponseAction,
+    d: &mut Diagnostics,
+) -> Option<snap::Action> {
+    let before = d.0.len();
+    if !(200..=599).contains(&r.status) {
+        d.push(format!("{p}.status"), "must be between 200 and 599");
+    }
+    let body = r.body.clone().unwrap_or_default();
+    if body.len() > MAX_DIRECT_BODY {
+        d.push(
+            format!("{p}.body"),
+            format!(
+                "is {} bytes; at most {MAX_DIRECT_BODY} are allowed",
+                body.len()
+            ),
+        );
+    }
+    if let Some(ct) = &r.content_type {
+        d.check(format!("{p}.contentType"), check_header_value(ct));
+    }
+    let content_type = r
+        .content_type
+        .clone()
+        .or_else(|| (!body.is_empty()).then(|| "text/plain; charset=utf-8".to_string()));
+    (d.0.len() == before).then_some(snap::Action::DirectResponse(snap::DirectResponse {
+        status: r.status,
+        body,
+        content_type,
+    }))
+}
+
+fn lower_backends(
+    p: &str,
+    namespace: &str,
+    refs: &[BackendRef],
+    services: &dyn ResolveService,
+    d: &mut Diagnostics,
+    unresolved: &mut Diagnostics,
+) -> Option<snap::Action> {
+    let before = d.0.len();
+    let mut backends = Vec::new();
+    for (i, b) in refs.iter().enumerate() {
+        let bp = format!("{p}[{i}]");
+        let weight = b.weight.unwrap_or(1);
+        match (&b.service, &b.url) {
+            (Some(_), Some(_)) | (None, None) => d.push(bp, "set exactly one of service and url"),
+            (Some(service), None) => {
+                d.check(format!("{bp}.service"), check_dns_label(service));
+                let Some(port) = b.port.filter(|p| *p > 0) else {
+                    d.push(
+                        format!("{bp}.port"),
+                        "a Service backend needs its port (1-65535)",
+                    );
+                    continue;
+                };
+                let endpoints =
+                    services
+                        .resolve(namespace, service, port)
+                        .unwrap_or_else(|reason| {
+                            unresolved.push(format!("{bp}.service"), reason);
+                            Vec::new()
+                        });
+                backends.push(snap::Backend {
+                    name: format!("service/{namespace}/{service}:{port}"),
+                    weight,
+                    endpoints,
+                });
+            }
+            (None, Some(url)) => {
+                if b.port.is_some() {
+                    d.push(
+                        format!("{bp}.port"),
+                        "port goes in the url for a url backend",
+                    );
+                }
+                if let Some(authority) = d.check(format!("{bp}.url"), parse_backend_url(url)) {
+                    backends.push(snap::Backend {
+                        name: url.clone(),
+                        weight,
+                        endpoints: vec![authority],
+                    });
+                }
+            }
+        }
+    }
+    if d.0.len() == before && backends.iter().map(|b| u64::from(b.weight)).sum::<u64>() == 0 {
+        d.push(
+            p.to_string(),
+            "the weights add up to 0: no backend would get any request",
+        );
+    }
+    (d.0.len() == before).then_some(snap::Action::Forward { backends })
+}
+
+// === checks shared by the lowering above ===
+
+fn parse_timeout(t: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("{t:?} is not a duration like 500ms or 10s: {e}"))?;
+    if d.is_zero() || d > MAX_TIMEOUT {
+        return Err(format!(
+            "must be more than 0 and at most {}",
+            humantime::format_duration(MAX_TIMEOUT)
+        ));
+    }
+    Ok(d)
+}
+
+/// `http://host[:port][/]` → `host:port`.
+fn parse_backend_url(url: &str) -> Result<String, String> {
+    let rest = if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if url.starts_with("https://") {
+        return Err("https backends are not supported yet; use http://".into());
+    } else {
+        return Err(format!("{url:?} must start with http://"));
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "{url:?} must be http://host[:port], without path, query or credentials"
+        ));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            let port: u16 = p
+                .parse()
+                .map_err(|_| format!("{url:?} has an invalid port"))?;
+            if port == 0 {
+                return Err(format!("{url:?} has an invalid port"));
+            }
+            (h, port)
+        }
+        _ => (authority, 80),
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(format!("{}:{port}", host.to_ascii_lowercase()))
+}
+
+fn check_path(p: &str) -> Result<(), String> {
+    if !p.starts_with('/') {
+        return Err(format!("{p:?} must start with '/'"));
+    }
+    if p.bytes()
+        .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
+    {
+        return Err(format!(
+            "{p:?} must not contain spaces, control characters, '?' or '#'"
+        ));
+    }
+    Ok(())
+}
+
+fn check_regex(r: &str) -> Result<(), String> {
+    RegexBuilder::new(&format!("^(?:{r})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "invalid regular expression: {}",
+                e.to_string().lines().last().unwrap_or_default()
+            )
+        })
+}
+
+fn check_token(v: &str, what: &str) -> Result<(), String> {
+    let ok = !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{v:?} is not a valid {what}"))
+    }
+}
+
+fn check_header_value(v: &str) -> Result<(), String> {
+    if v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        Err("must not contain control characters (CR, LF, NUL...)".into())
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+fn check_dns_label(v: &str) -> Result<(), String> {
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !v.starts_with('-')
+        && !v.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v:?} must be a DNS label: lower-case letters, digits and '-'"
+        ))
+    }
+}
+
+/// Lower-cases a host name and checks it; `*.` is allowed in front when `wildcard`.
+fn normalize_host(h: &str, wildcard: bool) -> Result<String, String> {
+    let lower = h.to_ascii_lowercase();
+    let name = match lower.strip_prefix("*.") {
+        Some(rest) if wildcard => rest,
+        Some(_) => return Err(format!("{h:?}: a wildcard is not allowed here")),
+        None => &lower,
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "{h:?} is not a host name (a wildcard is only allowed as a leading \"*.\")"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_urls() {
+        assert_eq!(
+            parse_backend_url("http://Orders.shop:8080").unwrap(),
+            "orders.shop:8080"
+        );
+        assert_eq!(parse_backend_url("http://orders/").unwrap(), "orders:80");
+        assert_eq!(
+            parse_backend_url("http://[::1]:9000").unwrap(),
+            "[::1]:9000"
+        );
+        assert!(parse_backend_url("http://a/b").is_err());
+        assert!(parse_backend_url("http://u:p@a").is_err());
+        assert!(
+            parse_backend_url("https://a")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(parse_backend_url("ftp://a").is_err());
+        assert!(parse_backend_url("http://a:0").is_err());
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            normalize_host("API.example.com", false).unwrap(),
+            "api.example.com"
+        );
+        assert_eq!(
+            normalize_host("*.example.com", true).unwrap(),
+            "*.example.com"
+        );
+        assert!(normalize_host("*.example.com", false).is_err());
+        assert!(normalize_host("a.*.com", true).is_err());
+        assert!(normalize_host("a..com", true).is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("2h").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
+}

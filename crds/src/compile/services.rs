@@ -1,0 +1,96 @@
+//! Service ports → endpoint addresses, from Services and their EndpointSlices.
+//!
+//! Proxies balance across pods directly, so a `{service, port}` backend is resolved here to the
+//! ready addresses behind it. The slice port is found by the Service port's name (the same rule
+//! kube-proxy uses), so named target ports work.
+
+use std::collections::{BTreeSet, HashMap};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use super::lower::ResolveService;
+
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Services and EndpointSlices indexed by namespace and Service name.
+#[derive(Default)]
+pub struct ServiceIndex<'a> {
+    services: HashMap<(&'a str, &'a str), &'a Service>,
+    slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+}
+
+impl<'a> ServiceIndex<'a> {
+    pub fn new(services: &'a [Service], slices: &'a [EndpointSlice]) -> Self {
+        let mut index = ServiceIndex::default();
+        for s in services {
+            if let (Some(ns), Some(name)) =
+                (s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
+            {
+                index.services.insert((ns, name), s);
+            }
+        }
+        for slice in slices {
+            let ns = slice.metadata.namespace.as_deref();
+            let svc = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL));
+            if let (Some(ns), Some(svc)) = (ns, svc) {
+                index
+                    .slices
+                    .entry((ns, svc.as_str()))
+                    .or_default()
+                    .push(slice);
+            }
+        }
+        index
+    }
+}
+
+impl ResolveService for ServiceIndex<'_> {
+    fn resolve(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
+        let svc = self
+            .services
+            .get(&(namespace, service))
+            .ok_or_else(|| format!("Service {namespace}/{service} not found"))?;
+        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
+        let svc_port = ports
+            .and_then(|ports| ports.iter().find(|p| p.port == i32::from(port)))
+            .ok_or_else(|| format!("Service {namespace}/{service} has no port {port}"))?;
+        let port_name = svc_port.name.as_deref().unwrap_or("");
+
+        let mut endpoints = BTreeSet::new();
+        for slice in self.slices.get(&(namespace, service)).into_iter().flatten() {
+            let ipv6 = match slice.address_type.as_str() {
+                "IPv4" => false,
+                "IPv6" => true,
+                _ => continue, // FQDN slices are not produced for Services with selectors
+            };
+            let slice_port = slice
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+                .and_then(|p| p.port)
+                .and_then(|p| u16::try_from(p).ok());
+            let Some(target) = slice_port else { continue };
+            for ep in slice.endpoints.iter().flatten() {
+                // Kubernetes treats an unknown readiness as ready.
+                let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+                if !ready {
+                    continue;
+                }
+                for addr in &ep.addresses {
+                    endpoints.insert(if ipv6 {
+                        format!("[{addr}]:{target}")
+                    } else {
+                        format!("{addr}:{target}")
+                    });
+                }
+            }
+        }
+        Ok(endpoints.into_iter().collect())
+    }
+}

@@ -1,0 +1,257 @@
+//! YAML manifests → typed objects, with errors that say where.
+//!
+//! Files are parsed as text handed in by the caller (the standalone proxy, the controller's
+//! file mode, tests): reading them is the caller's business. Each document is read as generic
+//! YAML first and then as its kind, so a type error names its field path
+//! (`spec.rules[0].matches[0].path.type`), not only a line.
+
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::compile::Resources;
+use crate::route::Route;
+
+/// A typed object from a manifest.
+#[derive(Clone, Debug)]
+pub enum Object {
+    Route(Box<Route>),
+    Service(Box<Service>),
+    EndpointSlice(Box<EndpointSlice>),
+}
+
+impl Object {
+    /// `(kind, namespace, name)`: what identifies the object, as in Kubernetes.
+    pub fn key(&self) -> ObjectKey {
+        let (kind, meta) = match self {
+            Object::Route(o) => ("Route", &o.metadata),
+            Object::Service(o) => ("Service", &o.metadata),
+            Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
+        };
+        ObjectKey {
+            kind,
+            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// Where an object came from: a file and the 1-based index of the YAML document in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub document: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (document {})", self.file, self.document)
+    }
+}
+
+/// Why (part of) a file could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestError {
+    pub file: String,
+    /// The document, when the YAML could be split into documents.
+    pub document: Option<usize>,
+    /// The field path, when the error concerns one field.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(d) = self.document {
+            write!(f, " (document {d})")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The outcome of reading one file.
+#[derive(Clone, Debug, Default)]
+pub struct ParsedFile {
+    pub objects: Vec<(Object, Origin)>,
+    pub errors: Vec<ManifestError>,
+    /// Documents that were skipped on purpose (kinds frontdesk does not read).
+    pub skipped: Vec<String>,
+}
+
+/// Reads every YAML document of a file.
+pub fn parse_file(file: &str, text: &str) -> ParsedFile {
+    let mut out = ParsedFile::default();
+    let docs: Vec<Value> = match serde_saphyr::from_multiple(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            out.errors.push(ManifestError {
+                file: file.into(),
+                document: None,
+                field: None,
+                message: format!("not valid YAML: {e}"),
+            });
+            return out;
+        }
+    };
+    for (i, doc) in docs.into_iter().enumerate() {
+        let origin = Origin {
+            file: file.into(),
+            document: i + 1,
+        };
+        let error = |field: Option<String>, message: String| ManifestError {
+            file: file.into(),
+            document: Some(i + 1),
+            field,
+            message,
+        };
+        if doc.is_null() {
+            continue;
+        }
+        let api_version = doc
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let kind = doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let parsed = match (api_version.as_str(), kind.as_str()) {
+            (_, "") | ("", _) => {
+                out.errors.push(error(
+                    None,
+                    "every document needs apiVersion and kind".into(),
+                ));
+                continue;
+            }
+            ("frontdesk.dev/v1alpha1", "Route") => typed(doc).map(|o| Object::Route(Box::new(o))),
+            ("v1", "Service") => typed(doc).map(|o| Object::Service(Box::new(o))),
+            ("discovery.k8s.io/v1", "EndpointSlice") => {
+                typed(doc).map(|o| Object::EndpointSlice(Box::new(o)))
+            }
+            (group, kind) if group.starts_with("frontdesk.dev/") => {
+                out.errors.push(error(
+                    None,
+                    format!("{group} {kind} is not a kind this version of frontdesk knows"),
+                ));
+                continue;
+            }
+            (group, kind) => {
+                out.skipped
+                    .push(format!("{origin}: {group} {kind} is not read by frontdesk"));
+                continue;
+            }
+        };
+        match parsed {
+            Ok(object) => {
+                if object.key().name.is_empty() {
+                    out.errors
+                        .push(error(Some("metadata.name".into()), "is required".into()));
+                } else {
+                    out.objects.push((object, origin));
+                }
+            }
+            Err((field, message)) => out.errors.push(error(Some(field), message)),
+        }
+    }
+    out
+}
+
+/// Deserializes one document, keeping the path of the field that failed.
+fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "(document)".to_string()
+        } else {
+            path
+        };
+        (field, e.into_inner().to_string())
+    })
+}
+
+/// Gathers objects into the compiler's input.
+pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources {
+    let mut r = Resources::default();
+    for o in objects {
+        match o {
+            Object::Route(x) => r.routes.push((**x).clone()),
+            Object::Service(x) => r.services.push((**x).clone()),
+            Object::EndpointSlice(x) => r.endpoint_slices.push((**x).clone()),
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_several_documents_and_skips_other_kinds() {
+        let text = "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: a}\nspec: {rules: []}\n---\n\
+                    apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\n";
+        let parsed = parse_file("x.yaml", text);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.objects.len(), 1);
+        assert_eq!(parsed.objects[0].0.key().to_string(), "Route default/a");
+        assert_eq!(parsed.skipped.len(), 1);
+    }
+
+    #[test]
+    fn a_type_error_names_the_document_and_field() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\n\
+                    apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: a}\n\
+                    spec:\n  rules:\n    - matches:\n        - path: {type: Prefixx, value: /}\n";
+        let parsed = parse_file("x.yaml", text);
+        assert_eq!(parsed.errors.len(), 1);
+        let e = &parsed.errors[0];
+        assert_eq!(e.document, Some(2));
+        assert_eq!(
+            e.field.as_deref(),
+            Some("spec.rules[0].matches[0].path.type")
+        );
+        assert!(e.message.contains("Prefixx"), "{}", e.message);
+        assert_eq!(parsed.objects.len(), 1, "the valid document is still read");
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_not_silently_dropped() {
+        let text = "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: a}\n\
+                    spec:\n  rules:\n    - backend: {url: 'http://x'}\n";
+        let e = &parse_file("x.yaml", text).errors[0];
+        assert_eq!(e.field.as_deref(), Some("spec.rules[0].backend"));
+    }
+
+    #[test]
+    fn broken_yaml_is_one_error_for_the_file() {
+        let parsed = parse_file("bad.yaml", "a: [1, 2\n");
+        assert_eq!(parsed.errors.len(), 1);
+        assert!(
+            parsed.errors[0]
+                .to_string()
+                .starts_with("bad.yaml: not valid YAML")
+        );
+    }
+}

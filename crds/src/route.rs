@@ -1,0 +1,309 @@
+//! The Route custom resource: where a request goes.
+//!
+//! Every field carries a doc comment because it becomes the `description` in the CRD schema and
+//! is what `kubectl explain route.spec.rules` prints.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Route sends requests that match its rules to backends, or answers them with a redirect or a
+/// fixed response.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "frontdesk.dev",
+    version = "v1alpha1",
+    kind = "Route",
+    namespaced,
+    status = "RouteStatus",
+    shortname = "rt",
+    category = "frontdesk",
+    doc = "Route sends requests that match its rules to backends, or answers them with a redirect or a fixed response.",
+    printcolumn(name = "Hosts", type_ = "string", json_path = ".spec.hosts"),
+    printcolumn(
+        name = "Accepted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+    ),
+    printcolumn(
+        name = "Programmed",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Programmed\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Gateway groups (sets of proxy pods) that serve this Route, e.g. `public`, `mobile`,
+    /// `partner`. Defaults to `[default]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<String>,
+
+    /// Host names this Route answers for: exact (`api.example.com`) or a wildcard covering one
+    /// or more leading labels (`*.example.com` matches `a.example.com` and `a.b.example.com`, not
+    /// `example.com`). Compared case-insensitively, without the port. Empty means every host.
+    /// A request is matched against the Routes of its exact host first, then the longest
+    /// wildcard, then the Routes without hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+
+    /// Rules, each with conditions and an action. When several rules of any Routes match a
+    /// request, the most specific wins: an Exact path beats a PathPrefix or Template, the longer
+    /// of those beats the shorter, and any of them beats a RegularExpression; then the match
+    /// with more method, header and query conditions; then the older Route; then the Route's
+    /// namespace/name.
+    pub rules: Vec<RouteRule>,
+}
+
+/// One rule: conditions and an action (`backends`, `redirect` or `directResponse`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteRule {
+    /// Name of the rule, unique within the Route; shows in metrics and logs. Defaults to
+    /// `rule-<index>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+
+    /// The request matches the rule when any of these matches it. Empty means every request
+    /// (a PathPrefix of `/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<RouteMatch>,
+
+    /// Rewrites of the path and Host header before the request goes to a backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
+
+    /// Edits of the request headers before the request goes to a backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifier>,
+
+    /// Edits of the response headers before the response goes to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifier>,
+
+    /// How long to wait for a backend's response headers, as a duration (`500ms`, `10s`,
+    /// `1m`). Past it the client gets 504. Defaults to 15s. A streamed response body is not cut
+    /// off by this timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+
+    /// Weighted backends the request is sent to. Exactly one of `backends`, `redirect` and
+    /// `directResponse` must be set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendRef>,
+
+    /// Answer with an HTTP redirect instead of calling a backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectAction>,
+
+    /// Answer with a fixed response instead of calling a backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_response: Option<DirectResponseAction>,
+}
+
+/// Conditions on the request; all that are given must hold.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Condition on the path. Defaults to a PathPrefix of `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatch>,
+
+    /// HTTP methods accepted (`GET`, `POST`, ...). Empty means any method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+
+    /// Conditions on request headers; header names are case-insensitive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatch>,
+
+    /// Conditions on query parameters; names are case-sensitive. A parameter given several
+    /// times matches when any of its values does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<ValueMatch>,
+}
+
+/// A condition on the request path.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathMatch {
+    /// How `value` is compared with the path. Defaults to PathPrefix.
+    #[serde(default, rename = "type")]
+    pub kind: PathMatchType,
+
+    /// The path, prefix, template or regular expression. Starts with `/` except for a
+    /// RegularExpression.
+    pub value: String,
+}
+
+/// How a path is compared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PathMatchType {
+    /// The whole path, byte for byte (the query string is not part of the path).
+    Exact,
+    /// Leading whole segments: `/api/orders` matches `/api/orders` and `/api/orders/7`, not
+    /// `/api/ordersX`. A trailing `/` in the value is ignored.
+    #[default]
+    PathPrefix,
+    /// Segments with captures: `/orders/{id}` matches `/orders/7` (one non-empty segment per
+    /// capture). Captures can be used in `rewrite.path` and `redirect.path`.
+    Template,
+    /// A regular expression (RE2 syntax) that must match the whole path.
+    RegularExpression,
+}
+
+/// A condition on one header or query parameter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValueMatch {
+    /// Name of the header or query parameter.
+    pub name: String,
+
+    /// How `value` is compared. Defaults to Exact.
+    #[serde(default, rename = "type")]
+    pub kind: ValueMatchType,
+
+    /// The value or regular expression; not used with Present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// How a header or query value is compared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ValueMatchType {
+    /// The whole value, byte for byte.
+    #[default]
+    Exact,
+    /// A regular expression (RE2 syntax) that must match the whole value.
+    RegularExpression,
+    /// The header or parameter is present, whatever its value.
+    Present,
+}
+
+/// Rewrites applied before the request goes to a backend.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rewrite {
+    /// Replace the whole path. May use the captures of Template matches: `/v2/orders/{id}`.
+    /// The query string is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+
+    /// Replace the matched PathPrefix, keeping the rest of the path: with a match on
+    /// `/api/orders` and `pathPrefix: /orders`, `/api/orders/7` goes upstream as `/orders/7`.
+    /// Only with PathPrefix matches; exclusive with `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+
+    /// Replace the Host header sent to the backend. By default the client's Host is kept (and
+    /// also sent as X-Forwarded-Host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// Header edits, applied in the order remove, set, add.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderModifier {
+    /// Headers to set, replacing any values already present.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+
+    /// Headers to append, keeping values already present.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+
+    /// Names of headers to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// A backend: a Kubernetes Service port, or a URL.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendRef {
+    /// Name of a Service in the Route's namespace. Requests go straight to its ready endpoints
+    /// (from its EndpointSlices), balanced round robin. Exclusive with `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+
+    /// The Service port (its `port`, not the target port). Required with `service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+
+    /// A plain `http://host:port` address, for backends outside the cluster or in standalone
+    /// mode. No path, query or credentials. Exclusive with `service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+
+    /// Relative share of the requests this backend gets. Defaults to 1; 0 sends it nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+/// An HTTP redirect. Parts not given keep the request's value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedirectAction {
+    /// `http` or `https`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+
+    /// Host name of the Location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+
+    /// Port of the Location; omitted from it when it is the scheme's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+
+    /// Path of the Location; may use Template captures like `rewrite.path`. The query string
+    /// is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+
+    /// Replace the matched PathPrefix, as `rewrite.pathPrefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+
+    /// 301, 302 (default), 303, 307 or 308.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+}
+
+/// A fixed response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DirectResponseAction {
+    /// HTTP status, 200 to 599.
+    pub status: u16,
+
+    /// Response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+
+    /// Content-Type of the body. Defaults to `text/plain; charset=utf-8` when there is a body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// Observed state of a Route, written by the controller.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteStatus {
+    /// The `metadata.generation` these conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Accepted` (the Route is valid), `ResolvedRefs` (every Service it names was found) and
+    /// `Programmed` (the proxies of its gateways serve this generation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

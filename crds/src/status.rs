@@ -1,0 +1,67 @@
+//! Status computed by the compiler, apart from writing it (that is the controller's job).
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Diagnostic;
+
+/// The computed status of one user object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStatus {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+    pub conditions: Vec<Condition>,
+    /// Every problem found, with the field it concerns (the conditions' messages summarise them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ObjectStatus {
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// Accepted=True: the object is valid and compiled into its gateways' snapshots.
+    pub fn accepted(&self) -> bool {
+        self.condition(ACCEPTED).is_some_and(|c| c.status)
+    }
+}
+
+/// A status condition without its transition time, which only the writer knows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+pub const ACCEPTED: &str = "Accepted";
+pub const RESOLVED_REFS: &str = "ResolvedRefs";
+
+pub(crate) fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message,
+    }
+}
+
+/// Joins diagnostics into a condition message: the first few in full, then a count.
+pub(crate) fn summarize(diagnostics: &[Diagnostic]) -> String {
+    const SHOWN: usize = 5;
+    let mut msg = diagnostics
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if diagnostics.len() > SHOWN {
+        msg.push_str(&format!("; and {} more", diagnostics.len() - SHOWN));
+    }
+    msg
+}

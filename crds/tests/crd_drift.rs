@@ -1,0 +1,47 @@
+//! The committed CRD YAML must be what the types generate: run `make crds` after changing them.
+use std::path::Path;
+
+#[test]
+fn committed_crds_match_the_types() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/frontdesk/crds");
+    for (name, yaml) in frontdesk_crds::crd_manifests() {
+        let committed = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| {
+            panic!("{name} is missing ({e}): run `make crds` and commit the result")
+        });
+        assert!(
+            committed == yaml,
+            "{name} differs from the types in crds/src: run `make crds` and commit the result"
+        );
+    }
+}
+
+#[test]
+fn every_field_is_documented_for_kubectl_explain() {
+    // Walk the schema: every property must have a description.
+    fn walk(path: &str, v: &serde_json::Value, missing: &mut Vec<String>) {
+        if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
+            for (k, p) in props {
+                let here = format!("{path}.{k}");
+                let is_meta = path == "" && (k == "metadata" || k == "apiVersion" || k == "kind");
+                if !is_meta && p.get("description").is_none() {
+                    missing.push(here.clone());
+                }
+                walk(&here, p, missing);
+            }
+        }
+        if let Some(items) = v.get("items") {
+            walk(&format!("{path}[]"), items, missing);
+        }
+    }
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_value(frontdesk_crds::Route::crd()).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let mut missing = Vec::new();
+    walk("", schema, &mut missing);
+    // Conditions come from Kubernetes' own documented type.
+    missing.retain(|m| !m.starts_with(".status.conditions[]"));
+    assert!(
+        missing.is_empty(),
+        "fields without a description: {missing:?}"
+    );
+}

@@ -1,0 +1,63 @@
+//! The contract between frontdesk's planes: one compiled, versioned [`Snapshot`] per gateway.
+//!
+//! The compiler (`frontdesk-crds`) produces snapshots from what users write; the proxy builds its
+//! runtime from them. Everything here is plain serde data that has already been resolved and
+//! checked: regexes are valid, path templates are parsed into segments, backends are resolved to
+//! endpoint addresses, and the rules are ranked by precedence. The proxy trusts none of that
+//! blindly: [`Snapshot::validate`] re-checks the invariants it relies on, so a snapshot from a
+//! buggy or hostile source is rejected whole instead of half-applied.
+//!
+//! No kube, no hyper: this crate must stay cheap to depend on.
+#![forbid(unsafe_code)]
+
+mod route;
+mod validate;
+
+pub use route::*;
+pub use validate::ValidationError;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything one gateway (one group of proxy pods) serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Snapshot {
+    /// The gateway group this snapshot is for (a Route's `spec.gateways` entry).
+    pub gateway: String,
+    /// Monotonic version, assigned by whoever publishes the snapshot; 0 straight out of the
+    /// compiler. It only changes when the content does.
+    #[serde(default)]
+    pub version: u64,
+    /// The routes, in no particular order: precedence is carried by each match's `rank`.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// The user objects this snapshot was built from, with their generations, so the control
+    /// plane can tell which generation a proxy acknowledged.
+    #[serde(default)]
+    pub sources: Vec<SourceRef>,
+}
+
+/// A reference to one user object that contributed to a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub generation: i64,
+}
+
+impl Snapshot {
+    /// Same content, ignoring the version: used to drop no-op updates.
+    pub fn same_content(&self, other: &Snapshot) -> bool {
+        self.gateway == other.gateway
+            && self.routes == other.routes
+            && self.sources == other.sources
+    }
+
+    /// Total number of rules, for logs and metrics.
+    pub fn rule_count(&self) -> usize {
+        self.routes.iter().map(|r| r.rules.len()).sum()
+    }
+}

@@ -1,0 +1,194 @@
+//! Compiled routes: what the proxy matches requests against and what it does with them.
+
+use serde::{Deserialize, Serialize};
+
+/// One compiled Route object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    pub namespace: String,
+    pub name: String,
+    /// Lower-case host names, exact (`api.example.com`) or wildcard (`*.example.com`, one or more
+    /// labels). Empty means every host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    pub rules: Vec<Rule>,
+}
+
+/// One rule: conditions (any of `matches`) and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    /// `namespace/route/rule`; shows in metrics and logs.
+    pub id: String,
+    pub matches: Vec<Match>,
+    /// Deadline for the upstream response headers, in milliseconds.
+    pub timeout_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
+    #[serde(default, skip_serializing_if = "HeaderOps::is_empty")]
+    pub request_headers: HeaderOps,
+    #[serde(default, skip_serializing_if = "HeaderOps::is_empty")]
+    pub response_headers: HeaderOps,
+    pub action: Action,
+}
+
+/// One set of conditions; all must hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Match {
+    /// Position in the gateway-wide precedence order: when several matches accept a request,
+    /// the lowest rank wins. Unique within a snapshot.
+    pub rank: u32,
+    pub path: PathMatch,
+    /// Upper-case method names; empty means any method.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<ValueMatch>,
+}
+
+/// How the request path is matched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum PathMatch {
+    /// The whole path, byte for byte.
+    Exact { value: String },
+    /// Whole leading segments: `/api` matches `/api` and `/api/x`, not `/apix`. Stored without a
+    /// trailing slash (`/` is the empty prefix).
+    Prefix { value: String },
+    /// Segment by segment; a capture matches exactly one non-empty segment.
+    Template {
+        value: String,
+        segments: Vec<Segment>,
+    },
+    /// A regular expression that must match the whole path (implicitly anchored).
+    RegularExpression { value: String },
+}
+
+/// A piece of a path template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Segment {
+    Literal(String),
+    Capture(String),
+}
+
+/// A condition on a header or a query parameter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValueMatch {
+    /// Header names are lower-case; query parameter names are case-sensitive.
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: ValueMatchKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ValueMatchKind {
+    Exact {
+        value: String,
+    },
+    /// Implicitly anchored: the whole value must match.
+    RegularExpression {
+        value: String,
+    },
+    Present,
+}
+
+/// Rewrites applied to the request before it goes upstream.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rewrite {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+    /// Replaces the Host header (and `:authority`) sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum PathRewrite {
+    /// Replace the whole path; captures of a Template match are substituted.
+    Full { parts: Vec<Segment> },
+    /// Replace the matched PathPrefix with `value`, keeping the rest of the path.
+    Prefix { value: String },
+}
+
+/// Header edits, applied in the order remove, set, add.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderOps {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<Header>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<Header>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl HeaderOps {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// Lower-case.
+    pub name: String,
+    pub value: String,
+}
+
+/// What a matched rule does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Action {
+    /// Proxy to one of the weighted backends.
+    Forward {
+        backends: Vec<Backend>,
+    },
+    Redirect(Redirect),
+    DirectResponse(DirectResponse),
+}
+
+/// A weighted group of endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backend {
+    /// `service/<namespace>/<name>:<port>` or the URL; for logs and metrics.
+    pub name: String,
+    pub weight: u32,
+    /// `host:port` authorities to balance over, round robin. Empty when nothing is ready; the
+    /// proxy then answers 503.
+    pub endpoints: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redirect {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DirectResponse {
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}

@@ -1,0 +1,382 @@
+//! Invariants a proxy relies on, checked before a snapshot is applied.
+//!
+//! The compiler already guarantees all of this; checking again at the boundary means a snapshot
+//! that was corrupted, hand-written or produced by a mismatched controller is rejected whole with
+//! a reason, and the proxy keeps serving the previous one.
+
+use std::collections::HashSet;
+
+use crate::{Action, PathMatch, PathRewrite, Rule, Segment, Snapshot, ValueMatchKind};
+
+/// Why a snapshot cannot be applied. `path` names the offending element.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ValidationError {
+    pub path: String,
+    pub reason: String,
+}
+
+fn err(path: String, reason: impl Into<String>) -> ValidationError {
+    ValidationError {
+        path,
+        reason: reason.into(),
+    }
+}
+
+impl Snapshot {
+    /// Checks every invariant the proxy's runtime depends on.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.gateway.is_empty() {
+            return Err(err("gateway".into(), "must not be empty"));
+        }
+        let mut ranks = HashSet::new();
+        for (ri, route) in self.routes.iter().enumerate() {
+            let rp = format!("routes[{ri}]");
+            for (hi, host) in route.hosts.iter().enumerate() {
+                check_host(host).map_err(|r| err(format!("{rp}.hosts[{hi}]"), r))?;
+            }
+            for (ui, rule) in route.rules.iter().enumerate() {
+                check_rule(rule, &format!("{rp}.rules[{ui}]"), &mut ranks)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), ValidationError> {
+    if rule.matches.is_empty() {
+        return Err(err(
+            format!("{p}.matches"),
+            "a rule needs at least one match",
+        ));
+    }
+    if rule.timeout_ms == 0 {
+        return Err(err(format!("{p}.timeoutMs"), "must be greater than 0"));
+    }
+    for (mi, m) in rule.matches.iter().enumerate() {
+        let mp = format!("{p}.matches[{mi}]");
+        if !ranks.insert(m.rank) {
+            return Err(err(
+                format!("{mp}.rank"),
+                format!("rank {} is used twice", m.rank),
+            ));
+        }
+        check_path(&m.path).map_err(|r| err(format!("{mp}.path"), r))?;
+        for (i, h) in m.headers.iter().enumerate() {
+            check_header_name(&h.name).map_err(|r| err(format!("{mp}.headers[{i}].name"), r))?;
+            if let ValueMatchKind::Exact { value } = &h.kind {
+                check_header_value(value)
+                    .map_err(|r| err(format!("{mp}.headers[{i}].value"), r))?;
+            }
+        }
+        for (i, m) in m.methods.iter().enumerate() {
+            if m.is_empty() || !m.bytes().all(is_token_byte) {
+                return Err(err(format!("{mp}.methods[{i}]"), "not a valid HTTP method"));
+            }
+        }
+    }
+    for (name, ops) in [
+        ("requestHeaders", &rule.request_headers),
+        ("responseHeaders", &rule.response_headers),
+    ] {
+        for (i, h) in ops.set.iter().chain(&ops.add).enumerate() {
+            let hp = format!("{p}.{name}[{i}]");
+            check_header_name(&h.name).map_err(|r| err(hp.clone(), r))?;
+            check_header_value(&h.value).map_err(|r| err(hp, r))?;
+        }
+        for (i, h) in ops.remove.iter().enumerate() {
+            check_header_name(h).map_err(|r| err(format!("{p}.{name}.remove[{i}]"), r))?;
+        }
+    }
+    if let Some(rw) = &rule.rewrite {
+        if let Some(host) = &rw.host {
+            check_host(host).map_err(|r| err(format!("{p}.rewrite.host"), r))?;
+        }
+        if let Some(path) = &rw.path {
+            check_path_rewrite(path, rule).map_err(|r| err(format!("{p}.rewrite.path"), r))?;
+        }
+    }
+    match &rule.action {
+        Action::Forward { backends } => {
+            if backends.is_empty() {
+                return Err(err(
+                    format!("{p}.action.backends"),
+                    "at least one backend is required",
+                ));
+            }
+            if backends.iter().map(|b| u64::from(b.weight)).sum::<u64>() == 0 {
+                return Err(err(
+                    format!("{p}.action.backends"),
+                    "weights must not all be 0",
+                ));
+            }
+            for (bi, b) in backends.iter().enumerate() {
+                for (ei, e) in b.endpoints.iter().enumerate() {
+                    check_authority(e).map_err(|r| {
+                        err(format!("{p}.action.backends[{bi}].endpoints[{ei}]"), r)
+                    })?;
+                }
+            }
+        }
+        Action::Redirect(r) => {
+            if !matches!(r.status, 301 | 302 | 303 | 307 | 308) {
+                return Err(err(
+                    format!("{p}.action.status"),
+                    "a redirect status is 301, 302, 303, 307 or 308",
+                ));
+            }
+            if let Some(path) = &r.path {
+                check_path_rewrite(path, rule).map_err(|r| err(format!("{p}.action.path"), r))?;
+            }
+        }
+        Action::DirectResponse(d) => {
+            if !(200..=599).contains(&d.status) {
+                return Err(err(
+                    format!("{p}.action.status"),
+                    "must be between 200 and 599",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_path(path: &PathMatch) -> Result<(), String> {
+    match path {
+        PathMatch::Exact { value } | PathMatch::Prefix { value } => {
+            if !value.is_empty() && !value.starts_with('/') {
+                return Err("must start with '/'".into());
+            }
+            if matches!(path, PathMatch::Prefix { .. }) && value.ends_with('/') {
+                return Err("a prefix is stored without a trailing '/'".into());
+            }
+            Ok(())
+        }
+        PathMatch::Template { segments, .. } => {
+            let mut seen = HashSet::new();
+            for s in segments {
+                match s {
+                    Segment::Literal(l) if l.is_empty() || l.contains('/') => {
+                        return Err("a literal segment must be non-empty and contain no '/'".into());
+                    }
+                    Segment::Capture(c) if !seen.insert(c.as_str()) => {
+                        return Err(format!("capture {{{c}}} appears twice"));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        PathMatch::RegularExpression { value } => {
+            if value.is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn check_path_rewrite(rw: &PathRewrite, rule: &Rule) -> Result<(), String> {
+    match rw {
+        PathRewrite::Prefix { .. } => {
+            if rule
+                .matches
+                .iter()
+                .all(|m| matches!(m.path, PathMatch::Prefix { .. }))
+            {
+                Ok(())
+            } else {
+                Err("a prefix rewrite needs every match of the rule to be a PathPrefix".into())
+            }
+        }
+        PathRewrite::Full { parts } => {
+            for part in parts {
+                if let Segment::Capture(c) = part {
+                    let everywhere = rule.matches.iter().all(|m| match &m.path {
+                        PathMatch::Template { segments, .. } => {
+                            segments.contains(&Segment::Capture(c.clone()))
+                        }
+                        _ => false,
+                    });
+                    if !everywhere {
+                        return Err(format!(
+                            "capture {{{c}}} is not defined by every match of the rule"
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn check_header_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(format!("{name:?} is not a valid header name"));
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!("{name:?} must be lower-case"));
+    }
+    Ok(())
+}
+
+fn check_header_value(value: &str) -> Result<(), String> {
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err("header values must not contain control characters".into());
+    }
+    Ok(())
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let ok = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{host:?} is not a lower-case DNS name"))
+    }
+}
+
+fn check_authority(a: &str) -> Result<(), String> {
+    let (host, port) = a
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{a:?} is not host:port"))?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("{a:?} is not host:port"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Backend, Match, Route};
+
+    fn snapshot(rule: Rule) -> Snapshot {
+        Snapshot {
+            gateway: "default".into(),
+            routes: vec![Route {
+                namespace: "ns".into(),
+                name: "r".into(),
+                hosts: vec![],
+                rules: vec![rule],
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn rule() -> Rule {
+        Rule {
+            id: "ns/r/0".into(),
+            matches: vec![Match {
+                rank: 0,
+                path: PathMatch::Prefix {
+                    value: String::new(),
+                },
+                methods: vec![],
+                headers: vec![],
+                query: vec![],
+            }],
+            timeout_ms: 1000,
+            rewrite: None,
+            request_headers: Default::default(),
+            response_headers: Default::default(),
+            action: Action::Forward {
+                backends: vec![Backend {
+                    name: "b".into(),
+                    weight: 1,
+                    endpoints: vec!["127.0.0.1:80".into()],
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn a_valid_snapshot_passes() {
+        snapshot(rule()).validate().unwrap();
+    }
+
+    #[test]
+    fn duplicate_ranks_are_rejected() {
+        let mut r = rule();
+        r.matches.push(r.matches[0].clone());
+        let e = snapshot(r).validate().unwrap_err();
+        assert_eq!(e.path, "routes[0].rules[0].matches[1].rank");
+    }
+
+    #[test]
+    fn zero_weights_and_bad_endpoints_are_rejected() {
+        let mut r = rule();
+        r.action = Action::Forward {
+            backends: vec![Backend {
+                name: "b".into(),
+                weight: 0,
+                endpoints: vec![],
+            }],
+        };
+        assert!(
+            snapshot(r)
+                .validate()
+                .unwrap_err()
+                .reason
+                .contains("weights")
+        );
+        let mut r = rule();
+        r.action = Action::Forward {
+            backends: vec![Backend {
+                name: "b".into(),
+                weight: 1,
+                endpoints: vec!["nope".into()],
+            }],
+        };
+        assert_eq!(
+            snapshot(r).validate().unwrap_err().path,
+            "routes[0].rules[0].action.backends[0].endpoints[0]"
+        );
+    }
+
+    #[test]
+    fn header_injection_is_rejected() {
+        let mut r = rule();
+        r.request_headers.set.push(crate::Header {
+            name: "x-a".into(),
+            value: "a\r\nx-b: 1".into(),
+        });
+        assert!(
+            snapshot(r)
+                .validate()
+                .unwrap_err()
+                .reason
+                .contains("control characters")
+        );
+    }
+
+    #[test]
+    fn prefix_rewrite_needs_prefix_matches() {
+        let mut r = rule();
+        r.matches[0].path = PathMatch::Exact { value: "/a".into() };
+        r.rewrite = Some(crate::Rewrite {
+            path: Some(PathRewrite::Prefix { value: "/b".into() }),
+            host: None,
+        });
+        assert!(
+            snapshot(r)
+                .validate()
+                .unwrap_err()
+                .reason
+                .contains("PathPrefix")
+        );
+    }
+}
