@@ -13,8 +13,8 @@
 #     from /proc/stat, so a noisy run can be recognised and repeated.
 #
 # Usage: source this file, call bench_init, start contenders with start_nginx_backend,
-# start_nginx_proxy and start_frontdesk, wait_ready on each, then measure_wrk / measure_hey, which
-# append "round contender metric value" lines to $BENCH_RESULTS for bench/report.py.
+# start_nginx_proxy and start_frontdesk, wait_ready on each, then measure_wrk / measure_latency,
+# which append "round contender metric value" lines to $BENCH_RESULTS for bench/report.py.
 #
 # Functions that return a value set a global (CPU_TICKS, BENCH_PID[name], ...) instead of
 # printing it: a $(...) would fork a subshell whose CPU time would blur the accounting.
@@ -49,7 +49,7 @@ bench_init() {
 }
 
 # bench_cleanup: stop the load generator and every server we started, then remove the temp dir
-# (kept when BENCH_KEEP_TMP=1, or when something failed, for the logs).
+# (kept when BENCH_KEEP_TMP=1, or when something failed, for the logs; not after Ctrl-C/TERM).
 bench_cleanup() {
   local rc=$? name pid i
   trap - EXIT INT TERM
@@ -67,7 +67,7 @@ bench_cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   if [[ -n $BENCH_DIR && -d $BENCH_DIR ]]; then
-    if [[ ${BENCH_KEEP_TMP:-0} == 1 || $rc -ne 0 ]]; then
+    if [[ ${BENCH_KEEP_TMP:-0} == 1 ]] || ((rc != 0 && rc != 130 && rc != 143)); then
       log "kept $BENCH_DIR (logs, configs)"
     else
       rm -rf "$BENCH_DIR"
@@ -192,9 +192,10 @@ bench_dump_logs() {
 cpu_ticks() {
   local pid=$1 p stat rest total=0 kids=""
   local -a f
-  [[ -r /proc/$pid/task/$pid/children ]] && kids=$(</proc/"$pid"/task/"$pid"/children)
+  # `read <file` rather than $(<file): under set -e a missing file in $(<...) ends the script.
+  read -r kids 2>/dev/null <"/proc/$pid/task/$pid/children" || true
   for p in "$pid" $kids; do
-    stat=$(</proc/"$p"/stat) || continue
+    read -r stat 2>/dev/null <"/proc/$p/stat" || continue
     rest=${stat##*) }        # skip "pid (comm) ": comm may contain spaces
     read -ra f <<<"$rest"    # f[0] is field 3 (state): utime is field 14, stime field 15
     total=$((total + f[11] + f[12]))
@@ -203,11 +204,13 @@ cpu_ticks() {
 }
 
 # busy_ticks: sets BUSY_TICKS to the machine's non-idle CPU ticks so far (all cores, /proc/stat:
-# user+nice+system+irq+softirq+steal; guest time is already inside user).
+# user+nice+system+irq+softirq+steal; guest time is already inside user), and STEAL_TICKS to the
+# time the hypervisor gave our vCPUs to someone else (a noisy neighbour on a VM).
 busy_ticks() {
   local cpu user nice system idle iowait irq softirq steal rest
   read -r cpu user nice system idle iowait irq softirq steal rest </proc/stat
   BUSY_TICKS=$((user + nice + system + irq + softirq + steal))
+  STEAL_TICKS=$steal
 }
 
 # children_ticks: sets CHILD_TICKS to the CPU ticks of this shell's finished children (the load
@@ -229,7 +232,7 @@ _times_ms() {
 }
 
 # cpu_snapshot before|after PROXY_PID BACKEND_PID: sets SNAP_before / SNAP_after to
-# "busy proxy backend loadgen time_us" (ticks; PROXY_PID is "-" for the direct contender).
+# "busy proxy backend loadgen time_us steal" (ticks; PROXY_PID is "-" for the direct contender).
 # Pure bash, no fork, so the snapshots themselves cost nothing measurable.
 cpu_snapshot() {
   local when=$1 proxy=$2 backend=$3 proxy_t=0 backend_t
@@ -237,8 +240,8 @@ cpu_snapshot() {
   if [[ $proxy != - ]]; then cpu_ticks "$proxy"; proxy_t=$CPU_TICKS; fi
   cpu_ticks "$backend"; backend_t=$CPU_TICKS
   busy_ticks
-  printf -v "SNAP_${when}" '%s %s %s %s %s' \
-    "$BUSY_TICKS" "$proxy_t" "$backend_t" "$CHILD_TICKS" "${EPOCHREALTIME/[.,]/}"
+  printf -v "SNAP_${when}" '%s %s %s %s %s %s' \
+    "$BUSY_TICKS" "$proxy_t" "$backend_t" "$CHILD_TICKS" "${EPOCHREALTIME/[.,]/}" "$STEAL_TICKS"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -266,6 +269,15 @@ run_wrk() {
 # run_hey URL DURATION_S WORKERS QPS_PER_WORKER OUT: rate-limited (open-ish loop) latency run.
 run_hey() {
   _run_loadgen "$5" hey -z "${2}s" -c "$3" -q "$4" "$1"
+}
+
+# run_wrk_paced URL DURATION_S CONNS QPS_PER_CONN OUT: the same pacing with wrk: each connection
+# waits 1000/QPS ms (wrk's Lua delay(), whole ms) before each request. Like hey's -q, a paced
+# closed loop, but wrk reports percentiles with microsecond resolution (hey prints 0.1 ms).
+run_wrk_paced() {
+  local script="$BENCH_DIR/paced-$4.lua"
+  printf 'function delay()\n  return %d\nend\n' $((1000 / $4)) >"$script"
+  _run_loadgen "$5" wrk -t1 -c"$3" -d"${2}s" --latency -s "$script" "$1"
 }
 
 # parse_wrk OUT: sets WRK_RPS, WRK_REQS, WRK_NON2XX, WRK_SOCKERR, WRK_P50_MS, WRK_P99_MS.
@@ -320,27 +332,30 @@ measure_wrk() {
   run_wrk "$url" "$dur" "$out"
   cpu_snapshot after "$proxy" "$backend"
   parse_wrk "$out"
-  local b0 p0 k0 l0 t0 b1 p1 k1 l1 t1 vals
-  read -r b0 p0 k0 l0 t0 <<<"$SNAP_before"
-  read -r b1 p1 k1 l1 t1 <<<"$SNAP_after"
+  local b0 p0 k0 l0 t0 s0 b1 p1 k1 l1 t1 s1 vals
+  read -r b0 p0 k0 l0 t0 s0 <<<"$SNAP_before"
+  read -r b1 p1 k1 l1 t1 s1 <<<"$SNAP_after"
   # other = every busy tick on the machine minus those of proxy, backend and load generator
   vals=$(python3 -c '
 import sys
-tck, reqs, busy, proxy, backend, loadgen, us = (int(x) for x in sys.argv[1:8])
+tck, reqs, busy, proxy, backend, loadgen, us, steal = (int(x) for x in sys.argv[1:9])
 secs = us / 1e6
 per_req = lambda ticks: ticks * 1e6 / tck / reqs
 other = busy - proxy - backend - loadgen
-print("%.2f %.2f %.1f %.1f" % (per_req(proxy), per_req(backend), loadgen * 100.0 / tck / secs,
-                               other * 100.0 / tck / secs))' \
-    "$CLK_TCK" "$WRK_REQS" $((b1 - b0)) $((p1 - p0)) $((k1 - k0)) $((l1 - l0)) $((t1 - t0)))
-  local proxy_us backend_us loadgen_pct other_pct
-  read -r proxy_us backend_us loadgen_pct other_pct <<<"$vals"
+pct = lambda ticks: ticks * 100.0 / tck / secs
+print("%.2f %.2f %.1f %.1f %.1f" % (per_req(proxy), per_req(backend), pct(loadgen), pct(other),
+                                    pct(steal)))' \
+    "$CLK_TCK" "$WRK_REQS" $((b1 - b0)) $((p1 - p0)) $((k1 - k0)) $((l1 - l0)) $((t1 - t0)) \
+    $((s1 - s0)))
+  local proxy_us backend_us loadgen_pct other_pct steal_pct
+  read -r proxy_us backend_us loadgen_pct other_pct steal_pct <<<"$vals"
   result "$round" "$who" rps "$WRK_RPS"
   result "$round" "$who" requests "$WRK_REQS"
   if [[ $proxy != - ]]; then result "$round" "$who" proxy_cpu_us "$proxy_us"; fi
   result "$round" "$who" backend_cpu_us "$backend_us"
   result "$round" "$who" loadgen_cpu_pct "$loadgen_pct"
   result "$round" "$who" other_cpu_pct "$other_pct"
+  result "$round" "$who" steal_cpu_pct "$steal_pct"
   result "$round" "$who" wrk_p50_ms "$WRK_P50_MS"
   result "$round" "$who" wrk_p99_ms "$WRK_P99_MS"
   result "$round" "$who" wrk_errors $((WRK_NON2XX + WRK_SOCKERR))
@@ -350,19 +365,30 @@ print("%.2f %.2f %.1f %.1f" % (per_req(proxy), per_req(backend), loadgen * 100.0
   fi
 }
 
-# measure_hey ROUND CONTENDER URL DURATION_S WORKERS QPS_PER_WORKER: one latency run below
-# saturation. Records p50/p99 in ms, achieved req/s and errors.
-measure_hey() {
-  local round=$1 who=$2 url=$3 dur=$4 workers=$5 qps=$6 out
-  out="$BENCH_DIR/hey-$who-$round.txt"
-  run_hey "$url" "$dur" "$workers" "$qps" "$out"
-  parse_hey "$out"
-  result "$round" "$who" lat_p50_ms "$HEY_P50_MS"
-  result "$round" "$who" lat_p99_ms "$HEY_P99_MS"
-  result "$round" "$who" lat_rps "$HEY_RPS"
-  result "$round" "$who" lat_errors "$HEY_ERRORS"
-  log "round $round $who: p50 ${HEY_P50_MS} ms, p99 ${HEY_P99_MS} ms at ${HEY_RPS} req/s"
-  if ((HEY_ERRORS > 0)); then log "WARNING: $who had $HEY_ERRORS errors in the latency run"; fi
+# measure_latency ROUND CONTENDER URL DURATION_S WORKERS QPS_PER_WORKER: one latency run below
+# saturation with $BENCH_LAT_TOOL (hey, the default, or wrk: see run_wrk_paced). Records p50/p99
+# in ms, achieved req/s and errors.
+measure_latency() {
+  local round=$1 who=$2 url=$3 dur=$4 workers=$5 qps=$6 tool=${BENCH_LAT_TOOL:-hey} out
+  out="$BENCH_DIR/lat-$tool-$who-$round.txt"
+  local p50 p99 rps errors
+  case $tool in
+    hey)
+      run_hey "$url" "$dur" "$workers" "$qps" "$out"
+      parse_hey "$out"
+      p50=$HEY_P50_MS p99=$HEY_P99_MS rps=$HEY_RPS errors=$HEY_ERRORS ;;
+    wrk)
+      run_wrk_paced "$url" "$dur" "$workers" "$qps" "$out"
+      parse_wrk "$out"
+      p50=$WRK_P50_MS p99=$WRK_P99_MS rps=$WRK_RPS errors=$((WRK_NON2XX + WRK_SOCKERR)) ;;
+    *) die "BENCH_LAT_TOOL must be hey or wrk, not '$tool'" ;;
+  esac
+  result "$round" "$who" lat_p50_ms "$p50"
+  result "$round" "$who" lat_p99_ms "$p99"
+  result "$round" "$who" lat_rps "$rps"
+  result "$round" "$who" lat_errors "$errors"
+  log "round $round $who: p50 $p50 ms, p99 $p99 ms at $rps req/s ($tool)"
+  if ((errors > 0)); then log "WARNING: $who had $errors errors in the latency run"; fi
 }
 
 # rotate N WORDS...: sets ROTATED to WORDS rotated left by N (the contender order of round N).

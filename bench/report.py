@@ -74,7 +74,7 @@ def main():
             f"{fmt(med(data, w, 'other_cpu_pct'), '.1f'):>11}")
     nrounds = max((len(values(data, w, "rps")) for w in who_all), default=0)
     nlat = max((len(values(data, w, "lat_p50_ms")) for w in who_all), default=0)
-    out.append(f"(req/s and CPU: {nrounds} wrk rounds; latency: {nlat} rate-limited hey rounds; "
+    out.append(f"(req/s and CPU: {nrounds} wrk rounds; latency: {nlat} rate-limited rounds; "
                "CPU-us per request from /proc/<pid>/stat; other CPU = % of one core used by "
                "processes outside the benchmark)")
 
@@ -108,6 +108,14 @@ def main():
             worst = max(data[w]["other_cpu_pct"][r] for r in noisy)
             notes.append(f"  noise: {w} rounds {noisy} had other processes using up to "
                          f"{worst:.0f}% of a core: consider repeating the run")
+        steal = values(data, w, "steal_cpu_pct")
+        if steal and max(steal) > NOISE_WARN_PCT:
+            notes.append(f"  noise: {w} had up to {max(steal):.0f}% of a core stolen by the "
+                         "hypervisor (included in other CPU)")
+        loadgen = values(data, w, "loadgen_cpu_pct")
+        if loadgen and statistics.median(loadgen) > 90:
+            notes.append(f"  {w}: wrk used {statistics.median(loadgen):.0f}% of its core: its req/s "
+                         "is bounded by the load generator, not the server")
         for metric in ("wrk_errors", "lat_errors"):
             bad = {r: int(v) for r, v in sorted(data[w].get(metric, {}).items()) if v}
             if bad:

@@ -12,7 +12,8 @@
 #   - throughput: closed loop `wrk -t1 -c64` after a 2 s warm-up, BENCH_ROUNDS rounds with the
 #     contenders' order rotated each round; median and min-max req/s, and CPU-us per request of
 #     the proxy and of the backend from /proc/<pid>/stat (the most stable figure);
-#   - latency: open-ish loop below saturation, `hey -c 10 -q 200` (2000 req/s), p50 and p99;
+#   - latency: open-ish loop below saturation, `hey -c 10 -q 200` (2000 req/s), p50 and p99,
+#     BENCH_ROUNDS rounds rotated likewise (never from the saturated wrk runs);
 #   - noise: CPU used by other processes during each throughput run (from /proc/stat).
 # Servers are pinned to core 0, the load generator to core 1.
 #
@@ -22,6 +23,8 @@
 #   BENCH_DURATION      seconds per throughput run (default 10)
 #   BENCH_LAT_DURATION  seconds per latency run (default 8)
 #   BENCH_LAT_WORKERS / BENCH_LAT_QPS   hey workers and req/s per worker (default 10 x 200)
+#   BENCH_LAT_TOOL      hey (default) or wrk (paced with a Lua delay; microsecond percentiles,
+#                       where hey prints latencies in 0.1 ms steps)
 #   BENCH_SKIP_BUILD=1  don't run cargo; use an existing binary (FRONTDESK_BIN or target/release)
 #   BENCH_KEEP_TMP=1    keep the temp dir (configs, logs, raw wrk/hey output)
 # Output: the table on stdout, and bench/out/results-<time>.txt (raw "round contender metric
@@ -98,7 +101,7 @@ fi
   echo "# commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
   echo "# $("$NGINX_BIN" -v 2>&1), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), hey"
   echo "# contenders: ${contenders[*]}; rounds $ROUNDS; wrk -t1 -c$BENCH_WRK_CONNS -d${DURATION}s;" \
-    "hey -z ${LAT_DURATION}s -c $LAT_WORKERS -q $LAT_QPS"
+    "latency: ${BENCH_LAT_TOOL:-hey}, ${LAT_DURATION}s, $LAT_WORKERS workers x $LAT_QPS req/s"
   echo "# servers on core $BENCH_CORE_SERVERS, load generator on core $BENCH_CORE_LOADGEN"
   echo "# columns: round contender metric value"
 } >"$BENCH_RESULTS"
@@ -115,7 +118,7 @@ done
 for ((r = 1; r <= ROUNDS; r++)); do
   rotate $((r - 1)) "${contenders[@]}"
   for c in "${ROTATED[@]}"; do
-    measure_hey "$r" "$c" "${url[$c]}" "$LAT_DURATION" "$LAT_WORKERS" "$LAT_QPS"
+    measure_latency "$r" "$c" "${url[$c]}" "$LAT_DURATION" "$LAT_WORKERS" "$LAT_QPS"
   done
 done
 

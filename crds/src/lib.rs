@@ -10,6 +10,7 @@
 //! objects in.
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod compile;
 pub mod diagnostic;
 pub mod manifests;

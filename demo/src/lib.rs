@@ -1,1 +1,234 @@
+//! Demo and test backends: small HTTP servers that serve product, review and inventory JSON for
+//! `make demo`, plus endpoints that the proxy's tests drive (echo, status, delay, large and slow
+//! bodies). Every response carries `x-backend: <name>` so a test can tell who answered.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/products`, `/products/{id}` | product JSON |
+//! | `/reviews?productId={id}` | reviews JSON |
+//! | `/inventory/{id}` | stock JSON |
+//! | `/status/{code}` | that status, JSON body |
+//! | `/delay/{ms}` | 200 after `ms` milliseconds |
+//! | `/bytes/{n}` | `n` bytes, streamed in 64 KiB chunks |
+//! | `/stream/{chunks}/{ms}` | `chunks` lines, one every `ms` milliseconds (chunked) |
+//! | `/upload` | reads the body, answers `{"bytes": n}` |
+//! | anything else | echo: backend, method, path, query, headers, body size |
+#![forbid(unsafe_code)]
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// Serves forever on `listener` as backend `name`.
+pub async fn serve(listener: TcpListener, name: String) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let name = name.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let name = name.clone();
+                async move { Ok::<_, Infallible>(handle(req, &name).await) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Starts a backend on a free 127.0.0.1 port, for tests.
+pub async fn spawn(name: &str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a test backend");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, name.to_string()));
+    addr
+}
+
+fn json_response(status: StatusCode, v: &Value, backend: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut().insert(
+        "x-backend",
+        backend
+            .parse()
+            .unwrap_or_else(|_| "backend".parse().unwrap()),
+    );
+    r
+}
+
+fn products() -> Vec<Value> {
+    vec![
+        json!({"id": "1", "name": "Espresso machine", "price": 249.0, "trackingId": "TRK-1001"}),
+        json!({"id": "2", "name": "Burr grinder", "price": 129.5, "trackingId": "TRK-1002"}),
+        json!({"id": "3", "name": "Milk jug", "price": 19.9, "trackingId": "TRK-1003"}),
+    ]
+}
+
+async fn handle(req: Request<Incoming>, name: &str) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let ok = |v: Value| json_response(StatusCode::OK, &v, name);
+    match segs.as_slice() {
+        ["products"] => ok(json!({"items": products()})),
+        ["products", id] => match products().into_iter().find(|p| p["id"] == *id) {
+            Some(p) => ok(p),
+            None => json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "no such product"}),
+                name,
+            ),
+        },
+        ["reviews"] => {
+            let id = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("productId="))
+                .unwrap_or("");
+            ok(json!({"productId": id, "average": 4.5, "items": [
+                {"author": "ana", "stars": 5, "text": "Great"},
+                {"author": "bo", "stars": 4, "text": "Good value"}
+            ]}))
+        }
+        ["inventory", id] => {
+            ok(json!({"productId": id, "quantity": id.len() * 7, "warehouse": "north"}))
+        }
+        ["status", code] => {
+            let status = code
+                .parse()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::OK);
+            json_response(status, &json!({"status": status.as_u16()}), name)
+        }
+        ["delay", ms] => {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+            ok(json!({"delayedMs": ms}))
+        }
+        ["bytes", n] => stream_bytes(n.parse().unwrap_or(0), name),
+        ["stream", chunks, ms] => {
+            stream_lines(chunks.parse().unwrap_or(1), ms.parse().unwrap_or(0), name)
+        }
+        ["upload"] => {
+            let mut body = req.into_body();
+            let mut n = 0u64;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) => n += f.data_ref().map_or(0, |d| d.len() as u64),
+                    Err(_) => break,
+                }
+            }
+            ok(json!({"bytes": n}))
+        }
+        _ => {
+            let headers: serde_json::Map<String, Value> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        Value::String(String::from_utf8_lossy(v.as_bytes()).into()),
+                    )
+                })
+                .collect();
+            let method = req.method().to_string();
+            let version = format!("{:?}", req.version());
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes().len())
+                .unwrap_or(0);
+            ok(
+                json!({"backend": name, "method": method, "path": path, "query": query,
+                      "headers": headers, "bodyBytes": body, "version": version}),
+            )
+        }
+    }
+}
+
+fn streaming(
+    body: impl futures_core::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + Sync + 'static,
+    name: &str,
+) -> Response<Body> {
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    r.headers_mut()
+        .insert("content-type", "application/octet-stream".parse().unwrap());
+    r.headers_mut().insert(
+        "x-backend",
+        name.parse().unwrap_or_else(|_| "backend".parse().unwrap()),
+    );
+    r
+}
+
+fn stream_bytes(total: u64, name: &str) -> Response<Body> {
+    const CHUNK: u64 = 64 * 1024;
+    let chunk = Bytes::from(vec![b'x'; CHUNK as usize]);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    tokio::spawn(async move {
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(CHUNK);
+            if tx
+                .send(Ok(Frame::data(chunk.slice(..n as usize))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            left -= n;
+        }
+    });
+    let mut r = streaming(ReceiverStream(rx), name);
+    r.headers_mut().insert("content-length", total.into());
+    r
+}
+
+fn stream_lines(chunks: u32, ms: u64, name: &str) -> Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
+    tokio::spawn(async move {
+        for i in 0..chunks {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if tx
+                .send(Ok(Frame::data(Bytes::from(format!("chunk {i}\n")))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    streaming(ReceiverStream(rx), name)
+}
+
+/// A stream over an mpsc receiver (tokio-stream's, without the dependency).
+struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
+
+impl<T> futures_core::Stream for ReceiverStream<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
+    }
+}

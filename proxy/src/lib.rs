@@ -1,1 +1,99 @@
+//! frontdesk's data plane: snapshots in, traffic out.
+//!
+//! The request path ([`pipeline`]) runs one stage per module: [`route_table`] (route match),
+//! [`transforms`] (header edits, rewrites, redirects), [`balancer`] and [`upstream`] (the call to
+//! a backend), [`access_log`] and [`metrics`]. Configuration arrives as a
+//! [`frontdesk_snapshot::Snapshot`], is built into one immutable [`runtime::Runtime`] and swapped
+//! in atomically; [`standalone`] is the file source.
+#![forbid(unsafe_code)]
 
+pub mod access_log;
+pub mod admin;
+pub mod balancer;
+pub mod body;
+pub mod cli;
+pub mod forwarding;
+pub mod metrics;
+pub mod path_normalize;
+pub mod pipeline;
+pub mod problem;
+pub mod route_table;
+pub mod runtime;
+pub mod server;
+pub mod standalone;
+pub mod transforms;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::access_log::AccessLog;
+use crate::admin::Admin;
+use crate::cli::{Cli, Toggle};
+use crate::metrics::Metrics;
+use crate::pipeline::Proxy;
+use crate::runtime::{Runtime, RuntimeHandle};
+use crate::server::ServerLimits;
+use crate::standalone::Standalone;
+use crate::upstream::{Upstream, UpstreamConfig};
+
+/// Runs the proxy until SIGTERM or Ctrl-C.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway));
+    let admin = Arc::new(Admin::new(runtime.clone(), metrics.clone()));
+
+    let admin_listener = tokio::net::TcpListener::bind(cli.admin)
+        .await
+        .with_context(|| format!("binding the admin listener on {}", cli.admin))?;
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
+
+    let mut source = Standalone::new(
+        cli.manifests.clone(),
+        cli.gateway.clone(),
+        runtime.clone(),
+        metrics.clone(),
+        admin.clone(),
+    );
+    source.load();
+    tokio::spawn(source.watch(cli.reload_interval));
+    tokio::spawn(admin::serve(admin_listener, admin));
+
+    let access_log = match cli.access_log {
+        Toggle::On => AccessLog::stdout(),
+        Toggle::Off => AccessLog::disabled(),
+    };
+    let proxy = Arc::new(Proxy::new(
+        runtime,
+        Upstream::new(&UpstreamConfig::default()),
+        metrics,
+        access_log,
+    ));
+    let limits = ServerLimits {
+        header_read_timeout: cli.header_read_timeout,
+        max_connections: cli.max_connections,
+        drain_timeout: cli.drain_timeout,
+        ..ServerLimits::default()
+    };
+    tracing::info!(listen = %cli.listen, admin = %cli.admin, gateway = %cli.gateway, "frontdesk-proxy serving");
+    server::serve(listener, proxy, limits, shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down: no new connections, draining open ones");
+}

@@ -1,0 +1,263 @@
+//! A set of manifest files that keeps its last good state.
+//!
+//! File sources (the standalone proxy, the controller's file mode) re-read every file on each
+//! change. A bad edit must not take anything down, so:
+//! - a file that cannot be read as YAML or as its kinds keeps the objects it had before;
+//! - an object that is read but invalid (Accepted=False) keeps its last accepted version, when
+//!   it had one; a new invalid object is simply not served.
+//!
+//! Everything is reported with file, document, field and reason. No I/O here: the caller hands
+//! in `(file name, text)` pairs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::compile::{Output, compile};
+use crate::manifests::{Object, ObjectKey, Origin, parse_file, resources};
+
+/// One problem found in an update, located as precisely as possible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub document: Option<usize>,
+    /// The object, when known.
+    pub object: Option<String>,
+    pub field: Option<String>,
+    pub reason: String,
+    /// What is served instead ("previous version kept", "not served").
+    pub outcome: &'static str,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(d) = self.document {
+            write!(f, " document {d}")?;
+        }
+        if let Some(o) = &self.object {
+            write!(f, " ({o})")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, " {field}")?;
+        }
+        write!(f, ": {} [{}]", self.reason, self.outcome)
+    }
+}
+
+/// The result of one update.
+pub struct Update {
+    pub output: Output,
+    pub problems: Vec<Problem>,
+    /// Documents skipped on purpose (kinds frontdesk does not read), for debug logs.
+    pub skipped: Vec<String>,
+}
+
+/// The last good objects of every file.
+#[derive(Default)]
+pub struct Catalog {
+    files: HashMap<String, Vec<(Object, Origin)>>,
+    accepted: HashMap<ObjectKey, (Object, Origin)>,
+}
+
+const KEPT: &str = "previous version kept";
+const DROPPED: &str = "not served";
+
+impl Catalog {
+    /// Replaces the file set with `files` and compiles it.
+    pub fn update(&mut self, files: &[(String, String)]) -> Update {
+        let mut problems = Vec::new();
+        let mut skipped = Vec::new();
+        let mut new_files = HashMap::new();
+        for (name, text) in files {
+            let parsed = parse_file(name, text);
+            skipped.extend(parsed.skipped);
+            if parsed.errors.is_empty() {
+                new_files.insert(name.clone(), parsed.objects);
+                continue;
+            }
+            let previous = self.files.get(name);
+            let outcome = if previous.is_some() { KEPT } else { DROPPED };
+            for e in parsed.errors {
+                problems.push(Problem {
+                    file: e.file,
+                    document: e.document,
+                    object: None,
+                    field: e.field,
+                    reason: e.message,
+                    outcome,
+                });
+            }
+            if let Some(previous) = previous {
+                new_files.insert(name.clone(), previous.clone());
+            }
+        }
+        self.files = new_files;
+
+        // One object per key; the first file in name order wins.
+        let mut objects: BTreeMap<ObjectKey, (Object, Origin)> = BTreeMap::new();
+        let mut names: Vec<&String> = self.files.keys().collect();
+        names.sort();
+        for name in names {
+            for (object, origin) in &self.files[name] {
+                let key = object.key();
+                if let Some((_, first)) = objects.get(&key) {
+                    problems.push(Problem {
+                        file: origin.file.clone(),
+                        document: Some(origin.document),
+                        object: Some(key.to_string()),
+                        field: None,
+                        reason: format!("also defined in {first}; that one is used"),
+                        outcome: DROPPED,
+                    });
+                } else {
+                    objects.insert(key, (object.clone(), origin.clone()));
+                }
+            }
+        }
+
+        let mut output = compile(&resources(objects.values().map(|(o, _)| o)));
+        let mut substituted = false;
+        for status in output.statuses.iter().filter(|s| !s.accepted()) {
+            let key = ObjectKey {
+                kind: "Route",
+                namespace: status.namespace.clone(),
+                name: status.name.clone(),
+            };
+            let origin = objects.get(&key).map(|(_, o)| o.clone());
+            let outcome = match self.accepted.get(&key) {
+                Some(previous) => {
+                    objects.insert(key.clone(), previous.clone());
+                    substituted = true;
+                    KEPT
+                }
+                None => DROPPED,
+            };
+            for d in &status.diagnostics {
+                problems.push(Problem {
+                    file: origin.as_ref().map(|o| o.file.clone()).unwrap_or_default(),
+                    document: origin.as_ref().map(|o| o.document),
+                    object: Some(key.to_string()),
+                    field: Some(d.field.clone()),
+                    reason: d.message.clone(),
+                    outcome,
+                });
+            }
+        }
+        if substituted {
+            // Statuses still describe what the user wrote; the snapshots serve the last good.
+            let statuses = std::mem::take(&mut output.statuses);
+            output = compile(&resources(objects.values().map(|(o, _)| o)));
+            output.statuses = statuses;
+        }
+        for (key, value) in objects {
+            let accepted = output
+                .status(key.kind, &key.namespace, &key.name)
+                .is_none_or(|s| s.accepted());
+            if accepted {
+                self.accepted.insert(key, value);
+            }
+        }
+        // Objects deleted from the files are forgotten.
+        let present: Vec<ObjectKey> = self
+            .files
+            .values()
+            .flatten()
+            .map(|(o, _)| o.key())
+            .collect();
+        self.accepted.retain(|k, _| present.contains(k));
+        Update {
+            output,
+            problems,
+            skipped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(name: &str, path: &str) -> String {
+        format!(
+            "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: {name}}}\nspec:\n  rules:\n    \
+             - matches: [{{path: {{value: \"{path}\"}}}}]\n      backends: [{{url: 'http://127.0.0.1:1'}}]\n"
+        )
+    }
+
+    fn paths(u: &Update) -> Vec<String> {
+        let s = u.output.snapshot("default");
+        s.routes
+            .iter()
+            .flat_map(|r| r.rules.iter())
+            .flat_map(|r| r.matches.iter())
+            .map(|m| format!("{:?}", m.path))
+            .collect()
+    }
+
+    #[test]
+    fn a_broken_file_keeps_its_previous_objects() {
+        let mut c = Catalog::default();
+        let u = c.update(&[
+            ("a.yaml".into(), route("a", "/a")),
+            ("b.yaml".into(), route("b", "/b")),
+        ]);
+        assert!(u.problems.is_empty());
+        assert_eq!(paths(&u).len(), 2);
+        let u = c.update(&[
+            ("a.yaml".into(), "rules: [unclosed".into()),
+            ("b.yaml".into(), route("b", "/b2")),
+        ]);
+        assert_eq!(u.problems.len(), 1);
+        assert_eq!(u.problems[0].file, "a.yaml");
+        assert_eq!(u.problems[0].outcome, KEPT);
+        let p = paths(&u);
+        assert!(
+            p.iter().any(|p| p.contains("\"/a\"")) && p.iter().any(|p| p.contains("/b2")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_edit_keeps_the_last_accepted_version_and_says_where() {
+        let mut c = Catalog::default();
+        c.update(&[("a.yaml".into(), route("a", "/a"))]);
+        let u = c.update(&[("a.yaml".into(), route("a", "no-slash"))]);
+        assert_eq!(u.problems.len(), 1);
+        let p = &u.problems[0];
+        assert_eq!(
+            (p.document, p.field.as_deref()),
+            (Some(1), Some("spec.rules[0].matches[0].path.value"))
+        );
+        assert_eq!(p.outcome, KEPT);
+        assert!(paths(&u)[0].contains("\"/a\""));
+        assert!(
+            !u.output.statuses[0].accepted(),
+            "the status reports the rejected edit"
+        );
+    }
+
+    #[test]
+    fn a_new_invalid_object_is_not_served_and_others_are() {
+        let mut c = Catalog::default();
+        let u = c.update(&[
+            ("a.yaml".into(), route("a", "/a")),
+            ("b.yaml".into(), route("b", "bad")),
+        ]);
+        assert_eq!(u.problems[0].outcome, DROPPED);
+        assert_eq!(paths(&u).len(), 1);
+    }
+
+    #[test]
+    fn deleted_objects_disappear_and_duplicates_are_reported() {
+        let mut c = Catalog::default();
+        c.update(&[("a.yaml".into(), route("a", "/a"))]);
+        let u = c.update(&[
+            ("b.yaml".into(), route("b", "/b")),
+            ("c.yaml".into(), route("b", "/c")),
+        ]);
+        assert_eq!(paths(&u).len(), 1);
+        assert!(u.problems[0].reason.contains("also defined in b.yaml"));
+        // `a` is gone; an invalid `a` later has nothing to fall back to.
+        let u = c.update(&[("a.yaml".into(), route("a", "bad"))]);
+        assert_eq!(u.problems[0].outcome, DROPPED);
+    }
+}

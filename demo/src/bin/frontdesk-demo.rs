@@ -1,0 +1,34 @@
+//! `frontdesk-demo`: the demo backends of `make demo`.
+//! `frontdesk-demo [NAME=ADDR ...]`, by default products, reviews and inventory on
+//! 127.0.0.1:9101-9103.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let mut specs: Vec<String> = std::env::args().skip(1).collect();
+    if specs.is_empty() {
+        specs = [
+            "products=127.0.0.1:9101",
+            "reviews=127.0.0.1:9102",
+            "inventory=127.0.0.1:9103",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    let mut tasks = Vec::new();
+    for spec in specs {
+        let (name, addr) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("expected NAME=ADDR, got {spec}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        eprintln!("demo backend {name} on http://{addr}");
+        tasks.push(tokio::spawn(frontdesk_demo::serve(
+            listener,
+            name.to_string(),
+        )));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(())
+}

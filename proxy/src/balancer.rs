@@ -1,0 +1,149 @@
+//! Backend choice: weighted between backends, round robin over each backend's endpoints.
+//!
+//! The weighted schedule is computed once per snapshot with the smooth weighted round robin of
+//! nginx, so 90/10 gives `a a a a b a a a a a`-like interleaving and exact shares over every
+//! cycle, then walked with one atomic counter: no lock and no allocation per request.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Longest schedule kept; weights are scaled down past it (shares then approximate).
+const MAX_SCHEDULE: u64 = 10_000;
+
+/// One backend's endpoints.
+pub struct EndpointSet {
+    pub name: String,
+    pub endpoints: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl EndpointSet {
+    pub fn new(name: String, endpoints: Vec<String>) -> Self {
+        // Start at a random endpoint so restarting proxies don't all hit the first pod.
+        let start = if endpoints.is_empty() {
+            0
+        } else {
+            fastrand::usize(..endpoints.len())
+        };
+        EndpointSet {
+            name,
+            endpoints,
+            next: AtomicUsize::new(start),
+        }
+    }
+
+    /// The next endpoint, or `None` when there is none.
+    pub fn next(&self) -> Option<&str> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
+        Some(&self.endpoints[i])
+    }
+}
+
+/// Weighted choice among backends.
+pub struct Balancer {
+    pub backends: Vec<EndpointSet>,
+    schedule: Vec<u32>,
+    next: AtomicUsize,
+}
+
+impl Balancer {
+    pub fn new(backends: Vec<(EndpointSet, u32)>) -> Self {
+        let weights: Vec<u64> = backends.iter().map(|(_, w)| u64::from(*w)).collect();
+        let schedule = smooth_schedule(&weights);
+        let start = if schedule.is_empty() {
+            0
+        } else {
+            fastrand::usize(..schedule.len())
+        };
+        Balancer {
+            backends: backends.into_iter().map(|(b, _)| b).collect(),
+            schedule,
+            next: AtomicUsize::new(start),
+        }
+    }
+
+    /// The backend for the next request.
+    pub fn pick(&self) -> Option<&EndpointSet> {
+        if self.schedule.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
+        self.backends.get(self.schedule[i] as usize)
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// One cycle of smooth weighted round robin over `weights` (reduced by their gcd).
+pub fn smooth_schedule(weights: &[u64]) -> Vec<u32> {
+    let g = weights.iter().copied().filter(|w| *w > 0).fold(0, gcd);
+    if g == 0 {
+        return Vec::new();
+    }
+    let mut w: Vec<u64> = weights.iter().map(|x| x / g).collect();
+    let total: u64 = w.iter().sum();
+    if total > MAX_SCHEDULE {
+        // Keep every non-zero weight at least 1.
+        w = w
+            .iter()
+            .map(|x| {
+                if *x == 0 {
+                    0
+                } else {
+                    (x * MAX_SCHEDULE / total).max(1)
+                }
+            })
+            .collect();
+    }
+    let total: i64 = w.iter().sum::<u64>() as i64;
+    let mut current = vec![0i64; w.len()];
+    let mut out = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        let mut best = 0;
+        for (i, weight) in w.iter().enumerate() {
+            current[i] += *weight as i64;
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        out.push(best as u32);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_give_exact_shares_interleaved() {
+        let s = smooth_schedule(&[90, 10]);
+        assert_eq!(s.len(), 10);
+        assert_eq!(s.iter().filter(|b| **b == 1).count(), 1);
+        let s = smooth_schedule(&[5, 1, 1]);
+        assert_eq!(s, vec![0, 0, 1, 0, 2, 0, 0]);
+        assert!(smooth_schedule(&[0, 0]).is_empty());
+        assert_eq!(smooth_schedule(&[0, 3]), vec![1]);
+    }
+
+    #[test]
+    fn huge_weights_are_scaled_down() {
+        let s = smooth_schedule(&[1_000_000, 999_999, 1]);
+        assert!(s.len() as u64 <= MAX_SCHEDULE + 3);
+        assert!(s.contains(&2), "a tiny non-zero weight still gets requests");
+    }
+
+    #[test]
+    fn endpoints_rotate() {
+        let e = EndpointSet::new("b".into(), vec!["a:1".into(), "b:1".into()]);
+        let picks: Vec<_> = (0..4).map(|_| e.next().unwrap().to_string()).collect();
+        assert_ne!(picks[0], picks[1]);
+        assert_eq!(picks[0], picks[2]);
+        assert!(EndpointSet::new("e".into(), vec![]).next().is_none());
+    }
+}

@@ -1,0 +1,115 @@
+//! Body types: what the proxy sends to clients and backends, streamed, never buffered whole.
+//!
+//! [`Observed`] wraps a body to count its bytes and to run a completion hook exactly once, when
+//! the body ends or is dropped (client gone): that is where the access-log line and the
+//! request-duration metric are recorded, so they cover the whole streamed response.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The response body type of the proxy.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn empty() -> ProxyBody {
+    full(Bytes::new())
+}
+
+/// Called once when an observed body is finished or dropped, with the bytes that went through.
+pub trait OnComplete: Send + Sync + 'static {
+    fn complete(&self, bytes: u64, finished: bool);
+}
+
+pin_project_lite::pin_project! {
+    /// Counts the bytes of `inner`, optionally into a shared counter, and calls `hook` at the end.
+    pub struct Observed<B> {
+        #[pin]
+        inner: B,
+        bytes: u64,
+        counter: Option<Arc<AtomicU64>>,
+        hook: Option<Box<dyn OnComplete>>,
+    }
+
+    impl<B> PinnedDrop for Observed<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(hook) = this.hook.take() {
+                hook.complete(*this.bytes, false);
+            }
+        }
+    }
+}
+
+impl<B> Observed<B> {
+    pub fn new(
+        inner: B,
+        counter: Option<Arc<AtomicU64>>,
+        hook: Option<Box<dyn OnComplete>>,
+    ) -> Self {
+        Observed {
+            inner,
+            bytes: 0,
+            counter,
+            hook,
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for Observed<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    *this.bytes += n;
+                    if let Some(c) = this.counter {
+                        c.fetch_add(n, Ordering::Relaxed);
+                    }
+                }
+                // hyper stops polling once a body says it has ended (e.g. Content-Length
+                // reached), so the end is noticed here rather than by a final `None`.
+                if this.inner.is_end_stream()
+                    && let Some(hook) = this.hook.take()
+                {
+                    hook.complete(*this.bytes, true);
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(hook) = this.hook.take() {
+                    hook.complete(*this.bytes, true);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,63 @@
+//! Command-line flags of `frontdesk-proxy`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// frontdesk's data plane: routes HTTP traffic as its configuration says.
+#[derive(Debug, Parser)]
+#[command(name = "frontdesk-proxy", version)]
+pub struct Cli {
+    /// Standalone mode: read Route (and Service/EndpointSlice) manifests from this file or
+    /// directory, and reload them when they change.
+    #[arg(long, value_name = "PATH")]
+    pub manifests: PathBuf,
+
+    /// The gateway group this proxy serves: Routes whose `spec.gateways` name it.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub gateway: String,
+
+    /// Address for client traffic (HTTP/1.1 and HTTP/2 cleartext).
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Address for /metrics, /healthz, /ready, /config and /status. Keep it private.
+    #[arg(long, default_value = "127.0.0.1:9901", value_name = "ADDR")]
+    pub admin: SocketAddr,
+
+    /// Worker threads; defaults to the number of CPUs.
+    #[arg(long, env = "FRONTDESK_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// One JSON line per request on stdout.
+    #[arg(long, value_enum, default_value_t = Toggle::On)]
+    pub access_log: Toggle,
+
+    /// How often the manifests are checked for changes (SIGHUP forces a reload).
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub reload_interval: Duration,
+
+    /// Time a client has to send its request headers.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: Duration,
+
+    /// Open client connections at most; more wait to be accepted.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// On SIGTERM, how long open connections may finish their requests.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub drain_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Toggle {
+    On,
+    Off,
+}

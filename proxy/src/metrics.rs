@@ -1,0 +1,121 @@
+//! Prometheus metrics of the data plane, served on the admin listener's `/metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// A rule id as a label value, shared with the runtime without copying.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct RouteId(pub Arc<str>);
+
+impl EncodeLabelValue for RouteId {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: RouteId,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: RouteId,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to ~33 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 17,
+    ))
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub active_connections: Gauge,
+    pub config_version: Gauge,
+    pub config_reloads: Counter,
+    pub config_reload_failures: Counter,
+    pub access_log_dropped: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("frontdesk");
+        let m = Metrics {
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            upstream_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            active_connections: Gauge::default(),
+            config_version: Gauge::default(),
+            config_reloads: Counter::default(),
+            config_reload_failures: Counter::default(),
+            access_log_dropped: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests answered, by rule (`none` when no rule matched) and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request received to response body sent, by rule",
+            m.request_duration.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from sending a request upstream to its response headers, by rule",
+            m.upstream_duration.clone(),
+        );
+        registry.register(
+            "active_connections",
+            "Client connections open",
+            m.active_connections.clone(),
+        );
+        registry.register(
+            "config_version",
+            "Version of the configuration serving",
+            m.config_version.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration updates applied",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "config_reload_failures",
+            "Configuration updates with problems (bad files or objects; the last good version of each kept)",
+            m.config_reload_failures.clone(),
+        );
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because stdout was too slow",
+            m.access_log_dropped.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,126 @@
+//! Errors answered to clients, as RFC 9457 `application/problem+json`.
+//!
+//! Every cause has a stable `type` URI, its HTTP status, and whether retrying the request could
+//! help (used by retries later). The body never echoes request content beyond the method and
+//! path, so it cannot reflect credentials back.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+
+use crate::body::{ProxyBody, full};
+
+/// Why the proxy answered instead of a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    BadRequest,
+    NoRoute,
+    NoEndpoints,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    Internal,
+}
+
+impl ProblemKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
+            ProblemKind::NoRoute => StatusCode::NOT_FOUND,
+            ProblemKind::NoEndpoints => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            ProblemKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The last part of the `type` URI; stable, documented in docs/errors.md.
+    pub fn slug(self) -> &'static str {
+        match self {
+            ProblemKind::BadRequest => "bad-request",
+            ProblemKind::NoRoute => "no-route",
+            ProblemKind::NoEndpoints => "no-endpoints",
+            ProblemKind::UpstreamUnavailable => "upstream-unavailable",
+            ProblemKind::UpstreamTimeout => "upstream-timeout",
+            ProblemKind::Internal => "internal",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemKind::BadRequest => "Bad request",
+            ProblemKind::NoRoute => "No route matches the request",
+            ProblemKind::NoEndpoints => "No backend endpoint is available",
+            ProblemKind::UpstreamUnavailable => "The backend could not be reached",
+            ProblemKind::UpstreamTimeout => "The backend did not answer in time",
+            ProblemKind::Internal => "Internal gateway error",
+        }
+    }
+
+    /// Whether the same request may succeed on another attempt or endpoint.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ProblemKind::NoEndpoints
+                | ProblemKind::UpstreamUnavailable
+                | ProblemKind::UpstreamTimeout
+        )
+    }
+}
+
+/// A problem to answer, with a human-readable detail.
+#[derive(Debug)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Problem {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response<ProxyBody> {
+        let status = self.kind.status();
+        let body = json!({
+            "type": format!("https://frontdesk.dev/problems/{}", self.kind.slug()),
+            "title": self.kind.title(),
+            "status": status.as_u16(),
+            "detail": self.detail,
+            "requestId": request_id,
+        });
+        let mut resp = Response::new(full(Bytes::from(body.to_string())));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn problems_are_rfc9457_json() {
+        let resp =
+            Problem::new(ProblemKind::UpstreamTimeout, "no answer in 2s").into_response("abc");
+        assert_eq!(resp.status(), 504);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["type"], "https://frontdesk.dev/problems/upstream-timeout");
+        assert_eq!(v["status"], 504);
+        assert_eq!(v["requestId"], "abc");
+    }
+}

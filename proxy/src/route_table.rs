@@ -1,0 +1,468 @@
+//! Route match: the first pipeline stage after accept. Finds the rule for a request.
+//!
+//! Built once per snapshot, read by every request. No request scans all rules:
+//! - hosts: a hash map of exact hosts, a hash map of wildcard suffixes tried from the longest
+//!   suffix of the request host, then the Routes without hosts. The first host bucket with a
+//!   matching rule wins.
+//! - in a bucket: Exact paths in a hash map; PathPrefix and Template paths in one segment tree
+//!   walked along the request's segments; RegularExpressions in one `RegexSet` (a single pass).
+//! - among the candidates, the lowest precedence rank (decided by the compiler) whose method,
+//!   header and query conditions hold wins. Exact ranks are always below prefix ranks, which are
+//!   below regex ranks, so the lookup stops at the first class with a winner.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use frontdesk_snapshot::{self as snap, PathMatch, Segment, Snapshot, ValueMatchKind};
+use http::{HeaderMap, HeaderName, Method};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+/// Bounds compiled regexes, as the compiler does.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// A request as the matcher sees it.
+pub struct RequestView<'a> {
+    // All borrowed from the request for the duration of the lookup.
+    /// Lower-case, without port.
+    pub host: &'a str,
+    /// Normalised path, without query.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+}
+
+/// The winning match.
+pub struct Matched<'t, 'p, R> {
+    pub target: &'t R,
+    /// Template captures `(name, raw segment)`, in template order.
+    pub captures: Vec<(&'t str, &'p str)>,
+    /// The PathPrefix that matched (for prefix rewrites).
+    pub prefix: Option<&'t str>,
+    pub rank: u32,
+}
+
+/// Route lookup over targets of type `R` (the proxy's per-rule runtime).
+pub struct RouteTable<R> {
+    targets: Vec<R>,
+    exact_hosts: HashMap<String, Bucket>,
+    /// Keyed by the suffix after `*`, e.g. `.example.com`.
+    wildcard_hosts: HashMap<String, Bucket>,
+    any_host: Bucket,
+}
+
+#[derive(Default)]
+struct Bucket {
+    exact: HashMap<String, Vec<Entry>>,
+    tree: Node,
+    regex: Option<RegexBucket>,
+    regex_pending: Vec<(String, Entry)>,
+}
+
+struct RegexBucket {
+    set: RegexSet,
+    entries: Vec<Entry>,
+}
+
+#[derive(Default)]
+struct Node {
+    literal: HashMap<Box<str>, Node>,
+    capture: Option<Box<Node>>,
+    prefixes: Vec<Entry>,
+    templates: Vec<Entry>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    rank: u32,
+    target: usize,
+    conditions: Arc<Conditions>,
+    /// For templates: the capture names by segment position.
+    captures: Arc<[Option<Box<str>>]>,
+    /// For prefixes: the prefix.
+    prefix: Option<Arc<str>>,
+}
+
+/// Method, header and query conditions of one match.
+#[derive(Default)]
+struct Conditions {
+    methods: Vec<Method>,
+    headers: Vec<(HeaderName, ValueTest)>,
+    query: Vec<(String, ValueTest)>,
+}
+
+enum ValueTest {
+    Exact(String),
+    Regex(Regex),
+    Present,
+}
+
+/// Why a snapshot could not be turned into a table (the snapshot is then rejected).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(String);
+
+impl<R> RouteTable<R> {
+    /// Builds the table; `make_target` turns each rule into the proxy's runtime for it.
+    pub fn build(
+        snapshot: &Snapshot,
+        mut make_target: impl FnMut(&snap::Route, &snap::Rule) -> Result<R, String>,
+    ) -> Result<Self, BuildError> {
+        let mut table = RouteTable {
+            targets: Vec::new(),
+            exact_hosts: HashMap::new(),
+            wildcard_hosts: HashMap::new(),
+            any_host: Bucket::default(),
+        };
+        for route in &snapshot.routes {
+            for rule in &route.rules {
+                let target = table.targets.len();
+                table.targets.push(
+                    make_target(route, rule)
+                        .map_err(|e| BuildError(format!("{}: {e}", rule.id)))?,
+                );
+                for m in &rule.matches {
+                    let entry = Entry::new(m, target)
+                        .map_err(|e| BuildError(format!("{}: {e}", rule.id)))?;
+                    if route.hosts.is_empty() {
+                        table.any_host.insert(&m.path, entry);
+                    } else {
+                        for host in &route.hosts {
+                            let bucket = match host.strip_prefix('*') {
+                                Some(suffix) => {
+                                    table.wildcard_hosts.entry(suffix.to_string()).or_default()
+                                }
+                                None => table.exact_hosts.entry(host.clone()).or_default(),
+                            };
+                            bucket.insert(&m.path, entry.clone());
+                        }
+                    }
+                }
+            }
+        }
+        for bucket in table
+            .exact_hosts
+            .values_mut()
+            .chain(table.wildcard_hosts.values_mut())
+            .chain([&mut table.any_host])
+        {
+            bucket.finish()?;
+        }
+        Ok(table)
+    }
+
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    pub fn targets(&self) -> &[R] {
+        &self.targets
+    }
+
+    /// Finds the rule for a request.
+    pub fn lookup<'t, 'p>(&'t self, req: &RequestView<'p>) -> Option<Matched<'t, 'p, R>> {
+        let mut query_cache = None;
+        if let Some(b) = self.exact_hosts.get(req.host)
+            && let Some(m) = b.lookup(req, &mut query_cache)
+        {
+            return Some(self.resolve(m, req));
+        }
+        if !self.wildcard_hosts.is_empty() {
+            // Longest suffix first: for a.b.example.com try .b.example.com, .example.com, .com.
+            for (i, _) in req.host.match_indices('.') {
+                if let Some(b) = self.wildcard_hosts.get(&req.host[i..])
+                    && i > 0
+                    && let Some(m) = b.lookup(req, &mut query_cache)
+                {
+                    return Some(self.resolve(m, req));
+                }
+            }
+        }
+        self.any_host
+            .lookup(req, &mut query_cache)
+            .map(|m| self.resolve(m, req))
+    }
+
+    fn resolve<'t, 'p>(&'t self, entry: &'t Entry, req: &RequestView<'p>) -> Matched<'t, 'p, R> {
+        let captures = if entry.captures.is_empty() {
+            Vec::new()
+        } else {
+            entry
+                .captures
+                .iter()
+                .zip(segments(req.path))
+                .filter_map(|(name, value)| name.as_deref().map(|n| (n, value)))
+                .collect()
+        };
+        Matched {
+            target: &self.targets[entry.target],
+            captures,
+            prefix: entry.prefix.as_deref(),
+            rank: entry.rank,
+        }
+    }
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let empty = rest.is_empty();
+    rest.split('/').filter(move |_| !empty)
+}
+
+impl Entry {
+    fn new(m: &snap::Match, target: usize) -> Result<Self, String> {
+        let mut conditions = Conditions::default();
+        for method in &m.methods {
+            conditions
+                .methods
+                .push(Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?);
+        }
+        for h in &m.headers {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| e.to_string())?;
+            conditions.headers.push((name, ValueTest::new(&h.kind)?));
+        }
+        for q in &m.query {
+            conditions
+                .query
+                .push((q.name.clone(), ValueTest::new(&q.kind)?));
+        }
+        let (captures, prefix): (Arc<[Option<Box<str>>]>, _) = match &m.path {
+            PathMatch::Template { segments, .. } => (
+                segments
+                    .iter()
+                    .map(|s| match s {
+                        Segment::Capture(c) => Some(c.as_str().into()),
+                        Segment::Literal(_) => None,
+                    })
+                    .collect(),
+                None,
+            ),
+            PathMatch::Prefix { value } => (Arc::new([]), Some(Arc::from(value.as_str()))),
+            _ => (Arc::new([]), None),
+        };
+        Ok(Entry {
+            rank: m.rank,
+            target,
+            conditions: Arc::new(conditions),
+            captures,
+            prefix,
+        })
+    }
+}
+
+impl ValueTest {
+    fn new(kind: &ValueMatchKind) -> Result<Self, String> {
+        Ok(match kind {
+            ValueMatchKind::Exact { value } => ValueTest::Exact(value.clone()),
+            ValueMatchKind::RegularExpression { value } => ValueTest::Regex(
+                RegexBuilder::new(&format!("^(?:{value})$"))
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ),
+            ValueMatchKind::Present => ValueTest::Present,
+        })
+    }
+
+    fn test(&self, value: &[u8]) -> bool {
+        match self {
+            ValueTest::Exact(v) => v.as_bytes() == value,
+            ValueTest::Regex(r) => std::str::from_utf8(value).is_ok_and(|s| r.is_match(s)),
+            ValueTest::Present => true,
+        }
+    }
+}
+
+impl Conditions {
+    fn hold(&self, req: &RequestView<'_>, query_cache: &mut Option<Vec<(String, String)>>) -> bool {
+        if !self.methods.is_empty() && !self.methods.contains(req.method) {
+            return false;
+        }
+        for (name, test) in &self.headers {
+            if !req
+                .headers
+                .get_all(name)
+                .iter()
+                .any(|v| test.test(v.as_bytes()))
+            {
+                return false;
+            }
+        }
+        if !self.query.is_empty() {
+            let params = query_cache.get_or_insert_with(|| parse_query(req.query.unwrap_or("")));
+            for (name, test) in &self.query {
+                if !params
+                    .iter()
+                    .any(|(k, v)| k == name && test.test(v.as_bytes()))
+                {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Splits and percent-decodes a query string (`+` is a space, as in forms).
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+impl Bucket {
+    fn insert(&mut self, path: &PathMatch, entry: Entry) {
+        match path {
+            PathMatch::Exact { value } => self.exact.entry(value.clone()).or_default().push(entry),
+            PathMatch::Prefix { value } => {
+                let mut node = &mut self.tree;
+                for seg in segments(value) {
+                    node = node.literal.entry(seg.into()).or_default();
+                }
+                node.prefixes.push(entry);
+            }
+            PathMatch::Template { segments, .. } => {
+                let mut node = &mut self.tree;
+                for seg in segments {
+                    node = match seg {
+                        Segment::Literal(l) => node.literal.entry(l.as_str().into()).or_default(),
+                        Segment::Capture(_) => node.capture.get_or_insert_with(Default::default),
+                    };
+                }
+                node.templates.push(entry);
+            }
+            PathMatch::RegularExpression { value } => {
+                self.regex_pending.push((value.clone(), entry))
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), BuildError> {
+        for list in self.exact.values_mut() {
+            list.sort_by_key(|e| e.rank);
+        }
+        self.tree.sort();
+        if !self.regex_pending.is_empty() {
+            let pending = std::mem::take(&mut self.regex_pending);
+            let set = RegexSetBuilder::new(pending.iter().map(|(r, _)| format!("^(?:{r})$")))
+                .size_limit(REGEX_SIZE_LIMIT * pending.len().max(1))
+                .build()
+                .map_err(|e| BuildError(format!("regular expressions: {e}")))?;
+            self.regex = Some(RegexBucket {
+                set,
+                entries: pending.into_iter().map(|(_, e)| e).collect(),
+            });
+        }
+        Ok(())
+    }
+
+    fn lookup<'b>(
+        &'b self,
+        req: &RequestView<'_>,
+        query_cache: &mut Option<Vec<(String, String)>>,
+    ) -> Option<&'b Entry> {
+        if let Some(list) = self.exact.get(req.path)
+            && let Some(e) = list.iter().find(|e| e.conditions.hold(req, query_cache))
+        {
+            return Some(e);
+        }
+        let segs: Vec<&str> = segments(req.path).collect();
+        let mut candidates: Vec<&Entry> = Vec::new();
+        self.tree.collect(&segs, 0, &mut candidates);
+        candidates.sort_unstable_by_key(|e| e.rank);
+        if let Some(e) = candidates
+            .into_iter()
+            .find(|e| e.conditions.hold(req, query_cache))
+        {
+            return Some(e);
+        }
+        let regex = self.regex.as_ref()?;
+        let mut hits: Vec<&Entry> = regex
+            .set
+            .matches(req.path)
+            .iter()
+            .map(|i| &regex.entries[i])
+            .collect();
+        hits.sort_unstable_by_key(|e| e.rank);
+        hits.into_iter()
+            .find(|e| e.conditions.hold(req, query_cache))
+    }
+}
+
+impl Node {
+    fn sort(&mut self) {
+        self.prefixes.sort_by_key(|e| e.rank);
+        self.templates.sort_by_key(|e| e.rank);
+        for child in self.literal.values_mut() {
+            child.sort();
+        }
+        if let Some(c) = &mut self.capture {
+            c.sort();
+        }
+    }
+
+    fn collect<'n>(&'n self, segs: &[&str], depth: usize, out: &mut Vec<&'n Entry>) {
+        out.extend(self.prefixes.iter());
+        let Some(seg) = segs.get(depth) else {
+            out.extend(self.templates.iter());
+            return;
+        };
+        if let Some(child) = self.literal.get(*seg) {
+            child.collect(segs, depth + 1, out);
+        }
+        if let Some(child) = &self.capture
+            && !seg.is_empty()
+        {
+            child.collect_templates_only(segs, depth + 1, out);
+        }
+    }
+
+    /// Below a capture there are only template entries (prefixes have no captures).
+    fn collect_templates_only<'n>(&'n self, segs: &[&str], depth: usize, out: &mut Vec<&'n Entry>) {
+        let Some(seg) = segs.get(depth) else {
+            out.extend(self.templates.iter());
+            return;
+        };
+        if let Some(child) = self.literal.get(*seg) {
+            child.collect_templates_only(segs, depth + 1, out);
+        }
+        if let Some(child) = &self.capture
+            && !seg.is_empty()
+        {
+            child.collect_templates_only(segs, depth + 1, out);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! One immutable runtime per snapshot, swapped atomically.
+//!
+//! Everything a request needs is precompiled here (route table, header edits, balancers), so
+//! the request path does no parsing. Requests hold an `Arc` of the runtime they started on and
+//! finish on it even when a new one is swapped in; connections, the upstream connection pool
+//! and metrics live outside the runtime and survive swaps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use frontdesk_snapshot::{self as snap, Action, Snapshot};
+use http::{HeaderValue, StatusCode};
+
+use crate::balancer::{Balancer, EndpointSet};
+use crate::route_table::RouteTable;
+use crate::transforms::HeaderEdits;
+
+pub struct Runtime {
+    pub snapshot: Arc<Snapshot>,
+    pub table: RouteTable<RuleRuntime>,
+}
+
+/// The runtime of one rule.
+pub struct RuleRuntime {
+    pub id: Arc<str>,
+    pub timeout: Duration,
+    pub rewrite_path: Option<snap::PathRewrite>,
+    pub rewrite_host: Option<HeaderValue>,
+    pub request_headers: HeaderEdits,
+    pub response_headers: HeaderEdits,
+    pub action: ActionRuntime,
+}
+
+pub enum ActionRuntime {
+    Forward(Balancer),
+    Redirect {
+        redirect: snap::Redirect,
+        status: StatusCode,
+    },
+    Direct {
+        status: StatusCode,
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+    },
+}
+
+impl Runtime {
+    /// An empty runtime that answers 404 to everything, before any configuration arrives.
+    pub fn empty(gateway: &str) -> Self {
+        let snapshot = Snapshot {
+            gateway: gateway.to_string(),
+            ..Default::default()
+        };
+        Runtime::build(snapshot).expect("an empty snapshot is valid")
+    }
+
+    /// Validates the snapshot and builds everything the request path needs.
+    pub fn build(snapshot: Snapshot) -> Result<Self, String> {
+        snapshot.validate().map_err(|e| e.to_string())?;
+        let table = RouteTable::build(&snapshot, |_, rule| RuleRuntime::build(rule))
+            .map_err(|e| e.to_string())?;
+        Ok(Runtime {
+            snapshot: Arc::new(snapshot),
+            table,
+        })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.snapshot.version
+    }
+}
+
+impl RuleRuntime {
+    fn build(rule: &snap::Rule) -> Result<Self, String> {
+        let action = match &rule.action {
+            Action::Forward { backends } => ActionRuntime::Forward(Balancer::new(
+                backends
+                    .iter()
+                    .map(|b| {
+                        (
+                            EndpointSet::new(b.name.clone(), b.endpoints.clone()),
+                            b.weight,
+                        )
+                    })
+                    .collect(),
+            )),
+            Action::Redirect(r) => ActionRuntime::Redirect {
+                status: StatusCode::from_u16(r.status).map_err(|e| e.to_string())?,
+                redirect: r.clone(),
+            },
+            Action::DirectResponse(d) => ActionRuntime::Direct {
+                status: StatusCode::from_u16(d.status).map_err(|e| e.to_string())?,
+                body: Bytes::from(d.body.clone()),
+                content_type: d
+                    .content_type
+                    .as_deref()
+                    .map(HeaderValue::from_str)
+                    .transpose()
+                    .map_err(|e| e.to_string())?,
+            },
+        };
+        let rewrite = rule.rewrite.as_ref();
+        Ok(RuleRuntime {
+            id: Arc::from(rule.id.as_str()),
+            timeout: Duration::from_millis(rule.timeout_ms),
+            rewrite_path: rewrite.and_then(|r| r.path.clone()),
+            rewrite_host: rewrite
+                .and_then(|r| r.host.as_deref())
+                .map(HeaderValue::from_str)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            request_headers: HeaderEdits::new(&rule.request_headers)?,
+            response_headers: HeaderEdits::new(&rule.response_headers)?,
+            action,
+        })
+    }
+}
+
+/// The single swap point between configuration sources and the request path.
+#[derive(Clone)]
+pub struct RuntimeHandle(Arc<ArcSwap<Runtime>>);
+
+impl RuntimeHandle {
+    pub fn new(runtime: Runtime) -> Self {
+        RuntimeHandle(Arc::new(ArcSwap::from_pointee(runtime)))
+    }
+
+    pub fn load(&self) -> Arc<Runtime> {
+        self.0.load_full()
+    }
+
+    /// Builds and installs `snapshot` unless its content equals the running one. Returns the
+    /// version now serving, or why the snapshot was rejected (the old one keeps serving).
+    pub fn apply(&self, mut snapshot: Snapshot) -> Result<Applied, String> {
+        let current = self.load();
+        if current.snapshot.same_content(&snapshot) && current.version() > 0 {
+            return Ok(Applied::Unchanged(current.version()));
+        }
+        if snapshot.version <= current.version() {
+            snapshot.version = current.version() + 1;
+        }
+        let runtime = Runtime::build(snapshot)?;
+        let version = runtime.version();
+        self.0.store(Arc::new(runtime));
+        Ok(Applied::Swapped(version))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    Swapped(u64),
+    Unchanged(u64),
+}

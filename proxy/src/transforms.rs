@@ -1,0 +1,209 @@
+//! Request and response transforms: header edits, path rewrites and redirect locations.
+//! Precompiled per rule at snapshot time; applying them allocates only the new path.
+
+use frontdesk_snapshot::{self as snap, PathRewrite, Segment};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Header edits ready to apply: remove, then set, then add.
+#[derive(Default)]
+pub struct HeaderEdits {
+    remove: Vec<HeaderName>,
+    set: Vec<(HeaderName, HeaderValue)>,
+    add: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl HeaderEdits {
+    pub fn new(ops: &snap::HeaderOps) -> Result<Self, String> {
+        let pair = |h: &snap::Header| -> Result<(HeaderName, HeaderValue), String> {
+            Ok((
+                HeaderName::from_bytes(h.name.as_bytes())
+                    .map_err(|e| format!("{}: {e}", h.name))?,
+                HeaderValue::from_str(&h.value).map_err(|e| format!("{}: {e}", h.name))?,
+            ))
+        };
+        Ok(HeaderEdits {
+            remove: ops
+                .remove
+                .iter()
+                .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|e| format!("{n}: {e}")))
+                .collect::<Result<_, _>>()?,
+            set: ops.set.iter().map(pair).collect::<Result<_, _>>()?,
+            add: ops.add.iter().map(pair).collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
+    }
+
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// The new path for a request. `captures` are the Template captures of the match, `prefix` the
+/// PathPrefix that matched. Captured segments are inserted as they arrived (still
+/// percent-encoded, and never containing '/'), so a capture cannot add path segments.
+pub fn rewrite_path(
+    rw: &PathRewrite,
+    path: &str,
+    captures: &[(&str, &str)],
+    prefix: Option<&str>,
+) -> String {
+    match rw {
+        PathRewrite::Full { parts } => {
+            let mut out = String::with_capacity(path.len() + 16);
+            for part in parts {
+                match part {
+                    Segment::Literal(l) => out.push_str(l),
+                    Segment::Capture(c) => {
+                        out.push_str(captures.iter().find(|(n, _)| n == c).map_or("", |(_, v)| v));
+                    }
+                }
+            }
+            out
+        }
+        PathRewrite::Prefix { value } => {
+            let rest = prefix.and_then(|p| path.strip_prefix(p)).unwrap_or(path);
+            match (value.is_empty(), rest.is_empty()) {
+                (true, true) => "/".to_string(),
+                (true, false) => rest.to_string(),
+                (false, _) => format!("{value}{rest}"),
+            }
+        }
+    }
+}
+
+/// The Location of a redirect. Parts the redirect does not set keep the request's values; a
+/// changed scheme without an explicit port drops the request's port.
+pub fn redirect_location(
+    r: &snap::Redirect,
+    req_host: &str,
+    req_port: Option<u16>,
+    path: &str,
+    query: Option<&str>,
+    captures: &[(&str, &str)],
+    prefix: Option<&str>,
+) -> String {
+    let scheme = r.scheme.as_deref().unwrap_or("http");
+    let host = r.host.as_deref().unwrap_or(req_host);
+    let port = match r.port {
+        Some(p) => Some(p),
+        None if r.scheme.is_some() && scheme != "http" => None,
+        None => req_port,
+    };
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let path = r.path.as_ref().map_or_else(
+        || path.to_string(),
+        |rw| rewrite_path(rw, path, captures, prefix),
+    );
+    let mut loc = format!("{scheme}://{host}");
+    if let Some(p) = port.filter(|p| *p != default_port) {
+        loc.push_str(&format!(":{p}"));
+    }
+    loc.push_str(&path);
+    if let Some(q) = query {
+        loc.push('?');
+        loc.push_str(q);
+    }
+    loc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(parts: &[Segment]) -> PathRewrite {
+        PathRewrite::Full {
+            parts: parts.to_vec(),
+        }
+    }
+
+    #[test]
+    fn full_rewrites_substitute_captures() {
+        let rw = full(&[
+            Segment::Literal("/v2/orders/".into()),
+            Segment::Capture("id".into()),
+        ]);
+        assert_eq!(
+            rewrite_path(&rw, "/api/orders/7", &[("id", "7")], None),
+            "/v2/orders/7"
+        );
+    }
+
+    #[test]
+    fn prefix_rewrites_keep_the_rest() {
+        let rw = PathRewrite::Prefix {
+            value: "/orders".into(),
+        };
+        assert_eq!(
+            rewrite_path(&rw, "/api/orders/7", &[], Some("/api/orders")),
+            "/orders/7"
+        );
+        assert_eq!(
+            rewrite_path(&rw, "/api/orders", &[], Some("/api/orders")),
+            "/orders"
+        );
+        let to_root = PathRewrite::Prefix {
+            value: String::new(),
+        };
+        assert_eq!(rewrite_path(&to_root, "/api", &[], Some("/api")), "/");
+        assert_eq!(rewrite_path(&to_root, "/api/x", &[], Some("/api")), "/x");
+    }
+
+    #[test]
+    fn redirects_keep_what_they_do_not_set() {
+        let r = snap::Redirect {
+            scheme: Some("https".into()),
+            host: None,
+            port: None,
+            path: None,
+            status: 301,
+        };
+        assert_eq!(
+            redirect_location(&r, "a.com", Some(8080), "/x", Some("q=1"), &[], None),
+            "https://a.com/x?q=1"
+        );
+        let r = snap::Redirect {
+            scheme: None,
+            host: Some("b.com".into()),
+            port: None,
+            path: None,
+            status: 302,
+        };
+        assert_eq!(
+            redirect_location(&r, "a.com", Some(8080), "/x", None, &[], None),
+            "http://b.com:8080/x"
+        );
+    }
+
+    #[test]
+    fn header_edits_apply_in_order() {
+        let ops = snap::HeaderOps {
+            set: vec![snap::Header {
+                name: "x-a".into(),
+                value: "set".into(),
+            }],
+            add: vec![snap::Header {
+                name: "x-a".into(),
+                value: "added".into(),
+            }],
+            remove: vec!["cookie".into()],
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-a", "old".parse().unwrap());
+        h.insert("cookie", "c".parse().unwrap());
+        HeaderEdits::new(&ops).unwrap().apply(&mut h);
+        let values: Vec<_> = h.get_all("x-a").iter().collect();
+        assert_eq!(values, ["set", "added"]);
+        assert!(!h.contains_key("cookie"));
+    }
+}
