@@ -1,0 +1,198 @@
+//! Standalone mode reloads: atomic swaps under traffic, open connections kept, and bad edits
+//! rejected with their location while the previous configuration keeps serving.
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::BodyExt;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use support::*;
+
+fn routes(a: std::net::SocketAddr, b: std::net::SocketAddr, n: u32) -> String {
+    // Alternate the backend and a response header so each version is observable.
+    let target = if n % 2 == 0 { a } else { b };
+    route(
+        "live",
+        &format!(
+            "  rules:\n    - responseHeaders: {{set: {{x-config: '{n}'}}}}\n      backends: [{{url: 'http://{target}'}}]"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_reloads_under_traffic_fail_no_request_and_keep_connections() {
+    let a = frontdesk_demo::spawn("a").await;
+    let b = frontdesk_demo::spawn("b").await;
+    let p = ProxyProcess::with_files(&[("live.yaml", &routes(a, b, 0))], &["--access-log", "off"])
+        .await;
+
+    // Continuous load from two clients: a pooled keep-alive one and one opening new connections.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut loaders = Vec::new();
+    for fresh_connections in [false, true] {
+        let (stop, ok, failed, url) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            p.url("/status/200"),
+        );
+        loaders.push(tokio::spawn(async move {
+            let pooled = client();
+            while !stop.load(Ordering::Relaxed) {
+                let c = if fresh_connections {
+                    client()
+                } else {
+                    pooled.clone()
+                };
+                match send(&c, Request::get(&url).body(body("")).unwrap()).await {
+                    Ok((status, _, _)) if status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        eprintln!("failed request: {other:?}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+
+    // One raw keep-alive connection that must survive every reload.
+    let stream = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (mut sender, conn) = http1::handshake::<_, TestBody>(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+
+    let mut version = p.config_version().await;
+    for n in 1..=30 {
+        p.write("live.yaml", &routes(a, b, n));
+        version = p.wait_version_above(version).await;
+        let resp = sender
+            .send_request(
+                Request::get("/status/200")
+                    .header("host", "x")
+                    .body(body(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .expect("the open connection survives the reload");
+        assert_eq!(
+            resp.headers()["x-config"],
+            n.to_string().as_str(),
+            "the new configuration serves at once"
+        );
+        resp.into_body().collect().await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loaders {
+        l.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("{ok} requests succeeded during 30 reloads, {failed} failed");
+    assert!(ok > 100, "the load was too light to mean anything: {ok}");
+    assert_eq!(failed, 0);
+    assert!(
+        p.metrics()
+            .await
+            .contains("frontdesk_config_reloads_total 31")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_edits_are_reported_and_the_previous_configuration_keeps_serving() {
+    let a = frontdesk_demo::spawn("a").await;
+    let good = route(
+        "shop",
+        &format!(
+            "  rules:\n    - matches: [{{path: {{value: /shop}}}}]\n      backends: [{{url: 'http://{a}'}}]"
+        ),
+    );
+    let other = route(
+        "other",
+        &format!(
+            "  rules:\n    - matches: [{{path: {{value: /other}}}}]\n      backends: [{{url: 'http://{a}'}}]"
+        ),
+    );
+    let p = ProxyProcess::with_files(&[("shop.yaml", &good), ("other.yaml", &other)], &[]).await;
+    let c = client();
+    assert_eq!(get_with(&c, &p.url("/shop"), &[]).await.0, 200);
+
+    // 1. Broken YAML: the file keeps its previous objects.
+    p.write(
+        "shop.yaml",
+        "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: shop\n",
+    );
+    let log = p.wait_log("shop.yaml: not valid YAML").await;
+    assert!(log.contains("previous version kept"), "{log}");
+    assert_eq!(get_with(&c, &p.url("/shop"), &[]).await.0, 200);
+
+    // 2. A field of the wrong type: reported with document and field path.
+    let wrong_type = format!(
+        "{}---\n{}",
+        route("extra", "  rules: []"),
+        good.replace("PathPrefix", "Prefixx")
+            .replace("{value: /shop}", "{type: Prefixx, value: /shop}")
+    );
+    p.write("shop.yaml", &wrong_type);
+    let log = p.wait_log("spec.rules[0].matches[0].path.type").await;
+    assert!(log.contains(r#""document":2"#), "{log}");
+    assert!(log.contains("Prefixx"), "{log}");
+    assert_eq!(get_with(&c, &p.url("/shop"), &[]).await.0, 200);
+
+    // 3. A valid document with an invalid value: the Route keeps its last accepted version, the
+    //    other file's edit is applied, and /status says why.
+    let version = p.config_version().await;
+    p.write(
+        "shop.yaml",
+        &good.replace("{value: /shop}", "{value: shop-no-slash}"),
+    );
+    p.write("other.yaml", &other.replace("/other", "/other2"));
+    p.wait_version_above(version).await;
+    let log = p.wait_log("spec.rules[0].matches[0].path.value").await;
+    assert!(log.contains("must start with '/'"), "{log}");
+    assert_eq!(
+        get_with(&c, &p.url("/shop"), &[]).await.0,
+        200,
+        "the last good shop Route serves"
+    );
+    assert_eq!(
+        get_with(&c, &p.url("/other2"), &[]).await.0,
+        200,
+        "an unrelated good edit is applied"
+    );
+    let status = p.status().await;
+    let shop = status["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "shop")
+        .unwrap()
+        .clone();
+    assert_eq!(shop["conditions"][0]["type"], "Accepted");
+    assert_eq!(shop["conditions"][0]["status"], false);
+    assert!(
+        shop["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must start with '/'")
+    );
+
+    // 4. Fixing the file serves the fix.
+    let version = p.config_version().await;
+    p.write("shop.yaml", &good.replace("/shop", "/shop2"));
+    p.wait_version_above(version).await;
+    assert_eq!(get_with(&c, &p.url("/shop2"), &[]).await.0, 200);
+    let metrics = p.metrics().await;
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("frontdesk_config_reload_failures_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failures >= 3, "{metrics}");
+}

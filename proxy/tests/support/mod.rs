@@ -1,0 +1,259 @@
+//! Test support: a real `frontdesk-proxy` process on 127.0.0.1, real backends, and a small
+//! HTTP client. Shared by the integration tests; each test file uses part of it.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+pub fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A running proxy process; killed on drop.
+pub struct ProxyProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    stderr: PathBuf,
+    stdout: PathBuf,
+}
+
+impl ProxyProcess {
+    /// Starts a proxy on the manifests in a new temporary directory holding `files`.
+    pub async fn with_files(files: &[(&str, &str)], extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("manifests");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let mut p = Self::start(&dir, extra, tmp.path()).await;
+        p._tmp = Some(tmp);
+        p
+    }
+
+    pub async fn start(manifests: &Path, extra: &[&str], logs: &Path) -> Self {
+        let addr = free_port();
+        let admin = free_port();
+        let stderr = logs.join("proxy.stderr");
+        let stdout = logs.join("proxy.stdout");
+        let child = Command::new(env!("CARGO_BIN_EXE_frontdesk-proxy"))
+            .arg("--manifests")
+            .arg(manifests)
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--admin",
+                &admin.to_string(),
+                "--reload-interval",
+                "100ms",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(std::fs::File::create(&stdout).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
+            .spawn()
+            .expect("starting frontdesk-proxy");
+        let p = ProxyProcess {
+            child,
+            addr,
+            admin,
+            dir: manifests.to_path_buf(),
+            _tmp: None,
+            stderr,
+            stdout,
+        };
+        p.wait_ready().await;
+        p
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((StatusCode::OK, _, _)) = get(&format!("http://{}/ready", self.admin)).await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the proxy did not become ready:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of /proc/<pid>/status in KiB (VmRSS, VmHWM).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    pub async fn config_version(&self) -> u64 {
+        let (_, _, body) = get(&format!("http://{}/config", self.admin)).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["version"].as_u64().unwrap()
+    }
+
+    pub async fn status(&self) -> serde_json::Value {
+        let (_, _, body) = get(&format!("http://{}/status", self.admin)).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (_, _, body) = get(&format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    /// Writes a manifest atomically (write + rename), as a deploy tool would.
+    pub fn write(&self, name: &str, text: &str) {
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.dir.join(name)).unwrap();
+    }
+
+    /// Waits until the configuration version is above `version`.
+    pub async fn wait_version_above(&self, version: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.config_version().await;
+            if v > version {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reload past version {version}:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until stderr contains `needle`.
+    pub async fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {needle:?}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+pub fn h2_client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new())
+}
+
+pub fn body(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+pub type Answer = (StatusCode, HeaderMap, Bytes);
+
+pub async fn send(
+    client: &Client<HttpConnector, TestBody>,
+    req: Request<TestBody>,
+) -> Result<Answer, String> {
+    let resp = client.request(req).await.map_err(|e| format!("{e:?}"))?;
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((parts.status, parts.headers, bytes))
+}
+
+pub async fn get(url: &str) -> Result<Answer, String> {
+    send(
+        &client(),
+        Request::get(url).body(body(Bytes::new())).unwrap(),
+    )
+    .await
+}
+
+/// GET with headers, through a shared client.
+pub async fn get_with(
+    client: &Client<HttpConnector, TestBody>,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(client, req.body(body(Bytes::new())).unwrap())
+        .await
+        .unwrap()
+}
+
+pub fn json(b: &Bytes) -> serde_json::Value {
+    serde_json::from_slice(b)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(b)))
+}
+
+/// Which demo backend answered.
+pub fn backend(a: &Answer) -> String {
+    a.1.get("x-backend")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// A Route manifest.
+pub fn route(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: {name}, namespace: test}}\nspec:\n{spec}\n"
+    )
+}
