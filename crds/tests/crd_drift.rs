@@ -22,7 +22,8 @@ fn every_field_is_documented_for_kubectl_explain() {
         if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
             for (k, p) in props {
                 let here = format!("{path}.{k}");
-                let is_meta = path == "" && (k == "metadata" || k == "apiVersion" || k == "kind");
+                let is_meta =
+                    path.is_empty() && (k == "metadata" || k == "apiVersion" || k == "kind");
                 if !is_meta && p.get("description").is_none() {
                     missing.push(here.clone());
                 }

@@ -142,7 +142,6 @@ impl Proxy {
             .collect();
         let captures: Vec<(&str, &str)> = captures.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let prefix = matched.prefix;
-        drop(view);
         match &rule.action {
             ActionRuntime::Direct {
                 status,

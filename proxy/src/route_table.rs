@@ -466,3 +466,301 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frontdesk_snapshot::{Action, Backend, Match, Route, Rule, ValueMatch};
+
+    fn m(rank: u32, path: PathMatch) -> Match {
+        Match {
+            rank,
+            path,
+            methods: vec![],
+            headers: vec![],
+            query: vec![],
+        }
+    }
+
+    fn rule(id: &str, matches: Vec<Match>) -> Rule {
+        Rule {
+            id: id.into(),
+            matches,
+            timeout_ms: 1000,
+            rewrite: None,
+            request_headers: Default::default(),
+            response_headers: Default::default(),
+            action: Action::Forward {
+                backends: vec![Backend {
+                    name: "b".into(),
+                    weight: 1,
+                    endpoints: vec!["127.0.0.1:1".into()],
+                }],
+            },
+        }
+    }
+
+    fn table(routes: Vec<(Vec<&str>, Vec<Rule>)>) -> RouteTable<String> {
+        let snapshot = Snapshot {
+            gateway: "g".into(),
+            routes: routes
+                .into_iter()
+                .enumerate()
+                .map(|(i, (hosts, rules))| Route {
+                    namespace: "ns".into(),
+                    name: format!("r{i}"),
+                    hosts: hosts.into_iter().map(String::from).collect(),
+                    rules,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        RouteTable::build(&snapshot, |_, rule| Ok(rule.id.clone())).unwrap()
+    }
+
+    fn find(t: &RouteTable<String>, host: &str, path: &str) -> Option<String> {
+        find_with(t, host, path, None, &Method::GET, &HeaderMap::new())
+    }
+
+    fn find_with(
+        t: &RouteTable<String>,
+        host: &str,
+        path: &str,
+        query: Option<&str>,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<String> {
+        let view = RequestView {
+            host,
+            path,
+            query,
+            method,
+            headers,
+        };
+        t.lookup(&view).map(|m| m.target.clone())
+    }
+
+    fn prefix(v: &str) -> PathMatch {
+        PathMatch::Prefix { value: v.into() }
+    }
+
+    #[test]
+    fn hosts_fall_back_from_exact_to_wildcard_to_any() {
+        let t = table(vec![
+            (
+                vec!["api.example.com"],
+                vec![rule("exact", vec![m(0, prefix("/api"))])],
+            ),
+            (
+                vec!["*.example.com"],
+                vec![rule("wild", vec![m(1, prefix(""))])],
+            ),
+            (
+                vec!["*.b.example.com"],
+                vec![rule("wild-longer", vec![m(2, prefix(""))])],
+            ),
+            (vec![], vec![rule("any", vec![m(3, prefix(""))])]),
+        ]);
+        assert_eq!(find(&t, "api.example.com", "/api/x").unwrap(), "exact");
+        assert_eq!(
+            find(&t, "api.example.com", "/other").unwrap(),
+            "wild",
+            "falls back when the exact host has no match"
+        );
+        assert_eq!(find(&t, "a.b.example.com", "/").unwrap(), "wild-longer");
+        assert_eq!(find(&t, "b.example.com", "/").unwrap(), "wild");
+        assert_eq!(find(&t, "example.com", "/").unwrap(), "any");
+    }
+
+    #[test]
+    fn prefixes_match_whole_segments_and_templates_capture() {
+        let segs = vec![
+            Segment::Literal("users".into()),
+            Segment::Capture("id".into()),
+            Segment::Literal("orders".into()),
+        ];
+        let t = table(vec![(
+            vec![],
+            vec![
+                rule("root", vec![m(3, prefix(""))]),
+                rule("api", vec![m(2, prefix("/api"))]),
+                rule(
+                    "tpl",
+                    vec![m(
+                        1,
+                        PathMatch::Template {
+                            value: "/users/{id}/orders".into(),
+                            segments: segs,
+                        },
+                    )],
+                ),
+            ],
+        )]);
+        assert_eq!(find(&t, "h", "/api").unwrap(), "api");
+        assert_eq!(find(&t, "h", "/api/").unwrap(), "api");
+        assert_eq!(find(&t, "h", "/api/x").unwrap(), "api");
+        assert_eq!(find(&t, "h", "/apix").unwrap(), "root");
+        let view = RequestView {
+            host: "h",
+            path: "/users/42/orders",
+            query: None,
+            method: &Method::GET,
+            headers: &HeaderMap::new(),
+        };
+        let hit = t.lookup(&view).unwrap();
+        assert_eq!(hit.target, "tpl");
+        assert_eq!(hit.captures, vec![("id", "42")]);
+        assert_eq!(
+            find(&t, "h", "/users//orders").unwrap(),
+            "root",
+            "a capture needs a non-empty segment"
+        );
+        assert_eq!(find(&t, "h", "/users/42/orders/x").unwrap(), "root");
+    }
+
+    #[test]
+    fn exact_beats_tree_beats_regex_and_conditions_filter() {
+        let mut canary = m(0, prefix("/h"));
+        canary.headers = vec![ValueMatch {
+            name: "x-canary".into(),
+            kind: ValueMatchKind::Present,
+        }];
+        let mut v2 = m(1, prefix("/h"));
+        v2.query = vec![ValueMatch {
+            name: "v".into(),
+            kind: ValueMatchKind::Exact {
+                value: "2 x".into(),
+            },
+        }];
+        let mut post = m(2, prefix("/h"));
+        post.methods = vec!["POST".into()];
+        let t = table(vec![(
+            vec![],
+            vec![
+                rule(
+                    "exact",
+                    vec![m(
+                        4,
+                        PathMatch::Exact {
+                            value: "/r/x".into(),
+                        },
+                    )],
+                ),
+                rule(
+                    "regex",
+                    vec![m(
+                        9,
+                        PathMatch::RegularExpression {
+                            value: "/r/.*".into(),
+                        },
+                    )],
+                ),
+                rule("prefix", vec![m(5, prefix("/r"))]),
+                rule("canary", vec![canary]),
+                rule("v2", vec![v2]),
+                rule("post", vec![post]),
+                rule("h", vec![m(3, prefix("/h"))]),
+            ],
+        )]);
+        assert_eq!(find(&t, "h", "/r/x").unwrap(), "exact");
+        assert_eq!(find(&t, "h", "/r/y").unwrap(), "prefix");
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            find_with(&t, "h", "/h", Some("v=2+x"), &Method::GET, &headers).unwrap(),
+            "v2"
+        );
+        assert_eq!(
+            find_with(&t, "h", "/h", Some("v=2%20x"), &Method::GET, &headers).unwrap(),
+            "v2"
+        );
+        assert_eq!(
+            find_with(&t, "h", "/h", None, &Method::POST, &headers).unwrap(),
+            "post"
+        );
+        headers.insert("x-canary", "".parse().unwrap());
+        assert_eq!(
+            find_with(&t, "h", "/h", Some("v=2+x"), &Method::POST, &headers).unwrap(),
+            "canary"
+        );
+        assert_eq!(find(&t, "h", "/h").unwrap(), "h");
+    }
+
+    #[test]
+    fn ten_thousand_routes_resolve_to_the_right_rule() {
+        // 10,000 routes across 100 hosts, each with an exact path, a template and a prefix.
+        let hosts: Vec<String> = (0..10_000)
+            .map(|i| format!("h{}.example.com", i % 100))
+            .collect();
+        let mut rank = 0;
+        let mut next = || {
+            rank += 1;
+            rank
+        };
+        let routes = (0..10_000)
+            .map(|i| {
+                let tpl = vec![
+                    Segment::Literal(format!("svc{i}")),
+                    Segment::Capture("id".into()),
+                    Segment::Literal("items".into()),
+                ];
+                let rules = vec![
+                    rule(
+                        &format!("exact{i}"),
+                        vec![m(
+                            next(),
+                            PathMatch::Exact {
+                                value: format!("/svc{i}/health"),
+                            },
+                        )],
+                    ),
+                    rule(
+                        &format!("tpl{i}"),
+                        vec![m(
+                            next(),
+                            PathMatch::Template {
+                                value: String::new(),
+                                segments: tpl,
+                            },
+                        )],
+                    ),
+                    rule(
+                        &format!("prefix{i}"),
+                        vec![m(next(), prefix(&format!("/svc{i}")))],
+                    ),
+                ];
+                (vec![hosts[i].as_str()], rules)
+            })
+            .collect();
+        let t = table(routes);
+        assert_eq!(t.len(), 30_000);
+        for i in (0..10_000).step_by(97) {
+            let host = &hosts[i];
+            assert_eq!(
+                find(&t, host, &format!("/svc{i}/health")).unwrap(),
+                format!("exact{i}")
+            );
+            assert_eq!(
+                find(&t, host, &format!("/svc{i}/7/items")).unwrap(),
+                format!("tpl{i}")
+            );
+            assert_eq!(
+                find(&t, host, &format!("/svc{i}/7")).unwrap(),
+                format!("prefix{i}")
+            );
+            assert!(find(&t, "other.example.com", &format!("/svc{i}")).is_none());
+        }
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            parse_query("a=1&b=x+y&c=%41%zz&d"),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("c".into(), "A%zz".into()),
+                ("d".into(), "".into())
+            ]
+        );
+    }
+}

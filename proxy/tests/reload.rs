@@ -14,7 +14,7 @@ use support::*;
 
 fn routes(a: std::net::SocketAddr, b: std::net::SocketAddr, n: u32) -> String {
     // Alternate the backend and a response header so each version is observable.
-    let target = if n % 2 == 0 { a } else { b };
+    let target = if n.is_multiple_of(2) { a } else { b };
     route(
         "live",
         &format!(

@@ -57,16 +57,18 @@ impl Output {
     }
 }
 
+/// What a gateway's snapshot is assembled from: its routes, the precedence keys of their
+/// matches (in route/rule/match order) and the objects they came from.
+type GatewayParts = (Vec<SnapRoute>, Vec<MatchKey>, Vec<SourceRef>);
+
 /// Compiles every object. Never fails: problems end up in the statuses.
 pub fn compile(resources: &Resources) -> Output {
     let index = ServiceIndex::new(&resources.services, &resources.endpoint_slices);
     let mut routes: Vec<&Route> = resources.routes.iter().collect();
-    routes.sort_by(|a, b| object_id(&a.metadata).cmp(&object_id(&b.metadata)));
+    routes.sort_by_key(|r| object_id(&r.metadata));
 
     let mut out = Output::default();
-    // Per gateway: routes plus the precedence keys of their matches, in route/rule/match order.
-    let mut per_gateway: BTreeMap<String, (Vec<SnapRoute>, Vec<MatchKey>, Vec<SourceRef>)> =
-        BTreeMap::new();
+    let mut per_gateway: BTreeMap<String, GatewayParts> = BTreeMap::new();
 
     for route in routes {
         let (namespace, name) = object_id(&route.metadata);

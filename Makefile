@@ -1,0 +1,39 @@
+# frontdesk — the front door. `make demo` runs the gateway on the embedded demo,
+# `make test` runs every test. See README.md.
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
+.PHONY: demo test lint fmt crds bench build clean
+
+## demo: build, start the demo backends and a standalone proxy on examples/demo
+demo:
+	$(CARGO) build -p frontdesk-proxy -p frontdesk-demo
+	scripts/demo.sh "$(TARGET_DIR)/debug"
+
+## test: every test (unit, golden, CRD drift, real proxy processes on 127.0.0.1)
+test:
+	scripts/install-deps.sh test
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+## lint: formatting and clippy with warnings as errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## crds: regenerate charts/frontdesk/crds from the Rust types (commit the result)
+crds:
+	$(CARGO) run -q -p frontdesk-crds --bin crdgen -- charts/frontdesk/crds
+
+## bench: frontdesk vs direct vs nginx, side by side (installs wrk, hey, nginx)
+bench:
+	bench/run.sh
+
+build:
+	$(CARGO) build --workspace --release
+
+clean:
+	$(CARGO) clean

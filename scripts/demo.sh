@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Starts the demo backends and a standalone proxy on examples/demo; Ctrl-C stops both.
+set -euo pipefail
+bin="${1:-target/debug}"
+cd "$(dirname "$0")/.."
+"$bin/frontdesk-demo" &
+backends=$!
+trap 'kill $backends 2>/dev/null || true' EXIT INT TERM
+sleep 0.5
+cat <<'MSG'
+
+frontdesk is serving examples/demo on http://127.0.0.1:8080 (admin on 127.0.0.1:9901).
+Try:
+  curl -i http://127.0.0.1:8080/api/products/1                 # PathPrefix + prefix rewrite
+  curl -i http://127.0.0.1:8080/api/v2/products/2              # Template capture -> rewrite
+  curl -i 'http://127.0.0.1:8080/api/reviews?productId=1'
+  curl -i http://127.0.0.1:8080/api/inventory/3
+  curl -i -H 'x-canary: true' http://127.0.0.1:8080/api/products/1   # header match, 50/50 split
+  curl -i http://127.0.0.1:8080/v1/products                   # redirect
+  curl -i http://127.0.0.1:8080/healthz                       # direct response
+  curl -i http://127.0.0.1:8080/nope                          # 404 problem+json
+  curl --http2-prior-knowledge http://127.0.0.1:8080/api/products
+  curl http://127.0.0.1:9901/config                           # the snapshot serving
+  curl http://127.0.0.1:9901/metrics
+Edit examples/demo/routes.yaml while it runs: it reloads within a second.
+Access log (JSON) follows; Ctrl-C to stop.
+
+MSG
+"$bin/frontdesk-proxy" --manifests examples/demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9901
