@@ -31,6 +31,7 @@ crds:
 ## bench: frontdesk vs direct vs nginx, side by side (installs wrk, hey, nginx)
 bench:
 	bench/run.sh
+	$(CARGO) bench -q -p frontdesk-proxy --bench route_lookup
 
 build:
 	$(CARGO) build --workspace --release
