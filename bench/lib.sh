@@ -366,10 +366,10 @@ print("%.2f %.2f %.1f %.1f %.1f" % (per_req(proxy), per_req(backend), pct(loadge
 }
 
 # measure_latency ROUND CONTENDER URL DURATION_S WORKERS QPS_PER_WORKER: one latency run below
-# saturation with $BENCH_LAT_TOOL (hey, the default, or wrk: see run_wrk_paced). Records p50/p99
+# saturation with $BENCH_LAT_TOOL (wrk paced, the default, or hey: see run_wrk_paced). Records p50/p99
 # in ms, achieved req/s and errors.
 measure_latency() {
-  local round=$1 who=$2 url=$3 dur=$4 workers=$5 qps=$6 tool=${BENCH_LAT_TOOL:-hey} out
+  local round=$1 who=$2 url=$3 dur=$4 workers=$5 qps=$6 tool=${BENCH_LAT_TOOL:-wrk} out
   out="$BENCH_DIR/lat-$tool-$who-$round.txt"
   local p50 p99 rps errors
   case $tool in

@@ -23,7 +23,7 @@
 #   BENCH_DURATION      seconds per throughput run (default 10)
 #   BENCH_LAT_DURATION  seconds per latency run (default 8)
 #   BENCH_LAT_WORKERS / BENCH_LAT_QPS   hey workers and req/s per worker (default 10 x 200)
-#   BENCH_LAT_TOOL      hey (default) or wrk (paced with a Lua delay; microsecond percentiles,
+#   BENCH_LAT_TOOL      wrk (default: paced with a Lua delay, microsecond percentiles) or hey
 #                       where hey prints latencies in 0.1 ms steps)
 #   BENCH_SKIP_BUILD=1  don't run cargo; use an existing binary (FRONTDESK_BIN or target/release)
 #   BENCH_KEEP_TMP=1    keep the temp dir (configs, logs, raw wrk/hey output)
@@ -101,7 +101,7 @@ fi
   echo "# commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
   echo "# $("$NGINX_BIN" -v 2>&1), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), hey"
   echo "# contenders: ${contenders[*]}; rounds $ROUNDS; wrk -t1 -c$BENCH_WRK_CONNS -d${DURATION}s;" \
-    "latency: ${BENCH_LAT_TOOL:-hey}, ${LAT_DURATION}s, $LAT_WORKERS workers x $LAT_QPS req/s"
+    "latency: ${BENCH_LAT_TOOL:-wrk}, ${LAT_DURATION}s, $LAT_WORKERS workers x $LAT_QPS req/s"
   echo "# servers on core $BENCH_CORE_SERVERS, load generator on core $BENCH_CORE_LOADGEN"
   echo "# columns: round contender metric value"
 } >"$BENCH_RESULTS"

@@ -12,7 +12,13 @@ fn snapshot(n: usize) -> Snapshot {
     let mut rank = 0;
     let mut m = |path: PathMatch| {
         rank += 1;
-        Match { rank, path, methods: vec![], headers: vec![], query: vec![] }
+        Match {
+            rank,
+            path,
+            methods: vec![],
+            headers: vec![],
+            query: vec![],
+        }
     };
     let rule = |id: String, matches: Vec<Match>| Rule {
         id,
@@ -21,35 +27,75 @@ fn snapshot(n: usize) -> Snapshot {
         rewrite: None,
         request_headers: Default::default(),
         response_headers: Default::default(),
-        action: Action::Forward { backends: vec![Backend { name: "b".into(), weight: 1, endpoints: vec!["127.0.0.1:1".into()] }] },
+        action: Action::Forward {
+            backends: vec![Backend {
+                name: "b".into(),
+                weight: 1,
+                endpoints: vec!["127.0.0.1:1".into()],
+            }],
+        },
     };
     let routes = (0..n)
         .map(|i| {
-            let tpl = vec![Segment::Literal(format!("svc{i}")), Segment::Capture("id".into()), Segment::Literal("items".into())];
+            let tpl = vec![
+                Segment::Literal(format!("svc{i}")),
+                Segment::Capture("id".into()),
+                Segment::Literal("items".into()),
+            ];
             Route {
                 namespace: "bench".into(),
                 name: format!("r{i}"),
                 hosts: vec![format!("h{}.example.com", i % 100)],
                 rules: vec![
-                    rule(format!("e{i}"), vec![m(PathMatch::Exact { value: format!("/svc{i}/health") })]),
-                    rule(format!("t{i}"), vec![m(PathMatch::Template { value: String::new(), segments: tpl })]),
-                    rule(format!("p{i}"), vec![m(PathMatch::Prefix { value: format!("/svc{i}") })]),
+                    rule(
+                        format!("e{i}"),
+                        vec![m(PathMatch::Exact {
+                            value: format!("/svc{i}/health"),
+                        })],
+                    ),
+                    rule(
+                        format!("t{i}"),
+                        vec![m(PathMatch::Template {
+                            value: String::new(),
+                            segments: tpl,
+                        })],
+                    ),
+                    rule(
+                        format!("p{i}"),
+                        vec![m(PathMatch::Prefix {
+                            value: format!("/svc{i}"),
+                        })],
+                    ),
                 ],
             }
         })
         .collect();
-    Snapshot { gateway: "bench".into(), routes, ..Default::default() }
+    Snapshot {
+        gateway: "bench".into(),
+        routes,
+        ..Default::default()
+    }
 }
 
 fn main() {
     let headers = HeaderMap::new();
-    println!("{:>8} {:>12} {:>12} {:>12}", "routes", "exact ns", "template ns", "prefix ns");
+    println!(
+        "{:>8} {:>12} {:>12} {:>12}",
+        "routes", "exact ns", "template ns", "prefix ns"
+    );
     for n in [10, 1_000, 10_000] {
         let table = RouteTable::build(&snapshot(n), |_, r| Ok::<_, String>(r.id.clone())).unwrap();
         let requests: Vec<(String, [String; 3])> = (0..n)
             .step_by((n / 10).max(1))
             .map(|i| {
-                (format!("h{}.example.com", i % 100), [format!("/svc{i}/health"), format!("/svc{i}/42/items"), format!("/svc{i}/x/y")])
+                (
+                    format!("h{}.example.com", i % 100),
+                    [
+                        format!("/svc{i}/health"),
+                        format!("/svc{i}/42/items"),
+                        format!("/svc{i}/x/y"),
+                    ],
+                )
             })
             .collect();
         let mut times = [0f64; 3];
@@ -58,11 +104,20 @@ fn main() {
             let started = Instant::now();
             for i in 0..iterations {
                 let (host, paths) = &requests[i % requests.len()];
-                let view = RequestView { host, path: &paths[kind], query: None, method: &Method::GET, headers: &headers };
+                let view = RequestView {
+                    host,
+                    path: &paths[kind],
+                    query: None,
+                    method: &Method::GET,
+                    headers: &headers,
+                };
                 black_box(table.lookup(&view).map(|m| m.rank));
             }
             *time = started.elapsed().as_nanos() as f64 / iterations as f64;
         }
-        println!("{n:>8} {:>12.0} {:>12.0} {:>12.0}", times[0], times[1], times[2]);
+        println!(
+            "{n:>8} {:>12.0} {:>12.0} {:>12.0}",
+            times[0], times[1], times[2]
+        );
     }
 }

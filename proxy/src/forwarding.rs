@@ -1,6 +1,7 @@
 //! Headers a proxy owes the next hop: hop-by-hop headers removed (RFC 9110 §7.6.1), the
 //! X-Forwarded-* trio, and a request id generated when absent and propagated both ways.
 
+use std::fmt::Write;
 use std::net::IpAddr;
 
 use http::header::{CONNECTION, HeaderMap, HeaderName, HeaderValue};
@@ -10,30 +11,33 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Pre-parsed so removing them costs a hash lookup each, not a parse.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("proxy-authenticate"),
+    HeaderName::from_static("te"),
+    HeaderName::from_static("trailer"),
+    HeaderName::from_static("transfer-encoding"),
+    HeaderName::from_static("upgrade"),
 ];
 
 /// Removes hop-by-hop headers, including those the Connection header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -45,7 +49,9 @@ pub fn add_forwarded(
     proto: &'static str,
     host: Option<&str>,
 ) {
-    let client = client.to_string();
+    let mut client_text = String::with_capacity(48);
+    let _ = write!(client_text, "{client}");
+    let client = client_text;
     let previous: Vec<&str> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
@@ -86,8 +92,13 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 
 /// 128 random bits as 32 hex digits.
 pub fn new_request_id() -> HeaderValue {
-    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    HeaderValue::from_str(&id).expect("hex is a valid header value")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bits = fastrand::u128(..);
+    let mut id = [0u8; 32];
+    for (i, c) in id.iter_mut().enumerate() {
+        *c = HEX[((bits >> (4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&id).expect("hex is a valid header value")
 }
 
 #[cfg(test)]

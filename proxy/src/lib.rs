@@ -41,7 +41,7 @@ use crate::upstream::{Upstream, UpstreamConfig};
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway));
+    let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway), metrics.clone());
     let admin = Arc::new(Admin::new(runtime.clone(), metrics.clone()));
 
     let admin_listener = tokio::net::TcpListener::bind(cli.admin)

@@ -20,6 +20,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::access_log::{self, AccessLog};
 use crate::body::{Observed, OnComplete, ProxyBody, full};
@@ -57,6 +58,8 @@ struct Exchange {
     route: RouteId,
     upstream: Option<String>,
     bytes_in: Arc<AtomicU64>,
+    /// The matched rule's latency histogram.
+    duration: Option<Histogram>,
 }
 
 impl Proxy {
@@ -95,6 +98,7 @@ impl Proxy {
             route: self.no_route.clone(),
             upstream: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
+            duration: None,
         };
         let resp = match self.route(req, host_header, &mut ex).await {
             Ok(resp) => resp,
@@ -134,6 +138,7 @@ impl Proxy {
         };
         let rule = matched.target;
         ex.route = RouteId(rule.id.clone());
+        ex.duration = Some(rule.request_duration.clone());
         // Own the few captured segments so the request can be taken apart below.
         let captures: Vec<(&str, String)> = matched
             .captures

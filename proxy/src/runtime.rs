@@ -13,7 +13,10 @@ use bytes::Bytes;
 use frontdesk_snapshot::{self as snap, Action, Snapshot};
 use http::{HeaderValue, StatusCode};
 
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::balancer::{Balancer, EndpointSet};
+use crate::metrics::{Metrics, RouteId, RouteLabels};
 use crate::route_table::RouteTable;
 use crate::transforms::HeaderEdits;
 
@@ -25,6 +28,9 @@ pub struct Runtime {
 /// The runtime of one rule.
 pub struct RuleRuntime {
     pub id: Arc<str>,
+    /// This rule's latency histograms, looked up once per snapshot instead of per request.
+    pub request_duration: Histogram,
+    pub upstream_duration: Histogram,
     pub timeout: Duration,
     pub rewrite_path: Option<snap::PathRewrite>,
     pub rewrite_host: Option<HeaderValue>,
@@ -53,13 +59,13 @@ impl Runtime {
             gateway: gateway.to_string(),
             ..Default::default()
         };
-        Runtime::build(snapshot).expect("an empty snapshot is valid")
+        Runtime::build(snapshot, &Metrics::new()).expect("an empty snapshot is valid")
     }
 
     /// Validates the snapshot and builds everything the request path needs.
-    pub fn build(snapshot: Snapshot) -> Result<Self, String> {
+    pub fn build(snapshot: Snapshot, metrics: &Metrics) -> Result<Self, String> {
         snapshot.validate().map_err(|e| e.to_string())?;
-        let table = RouteTable::build(&snapshot, |_, rule| RuleRuntime::build(rule))
+        let table = RouteTable::build(&snapshot, |_, rule| RuleRuntime::build(rule, metrics))
             .map_err(|e| e.to_string())?;
         Ok(Runtime {
             snapshot: Arc::new(snapshot),
@@ -73,7 +79,11 @@ impl Runtime {
 }
 
 impl RuleRuntime {
-    fn build(rule: &snap::Rule) -> Result<Self, String> {
+    fn build(rule: &snap::Rule, metrics: &Metrics) -> Result<Self, String> {
+        let id: Arc<str> = Arc::from(rule.id.as_str());
+        let labels = RouteLabels {
+            route: RouteId(id.clone()),
+        };
         let action = match &rule.action {
             Action::Forward { backends } => ActionRuntime::Forward(Balancer::new(
                 backends
@@ -103,7 +113,9 @@ impl RuleRuntime {
         };
         let rewrite = rule.rewrite.as_ref();
         Ok(RuleRuntime {
-            id: Arc::from(rule.id.as_str()),
+            request_duration: metrics.request_duration.get_or_create(&labels).clone(),
+            upstream_duration: metrics.upstream_duration.get_or_create(&labels).clone(),
+            id,
             timeout: Duration::from_millis(rule.timeout_ms),
             rewrite_path: rewrite.and_then(|r| r.path.clone()),
             rewrite_host: rewrite
@@ -120,15 +132,21 @@ impl RuleRuntime {
 
 /// The single swap point between configuration sources and the request path.
 #[derive(Clone)]
-pub struct RuntimeHandle(Arc<ArcSwap<Runtime>>);
+pub struct RuntimeHandle {
+    current: Arc<ArcSwap<Runtime>>,
+    metrics: Arc<Metrics>,
+}
 
 impl RuntimeHandle {
-    pub fn new(runtime: Runtime) -> Self {
-        RuntimeHandle(Arc::new(ArcSwap::from_pointee(runtime)))
+    pub fn new(runtime: Runtime, metrics: Arc<Metrics>) -> Self {
+        RuntimeHandle {
+            current: Arc::new(ArcSwap::from_pointee(runtime)),
+            metrics,
+        }
     }
 
     pub fn load(&self) -> Arc<Runtime> {
-        self.0.load_full()
+        self.current.load_full()
     }
 
     /// Builds and installs `snapshot` unless its content equals the running one. Returns the
@@ -141,9 +159,12 @@ impl RuntimeHandle {
         if snapshot.version <= current.version() {
             snapshot.version = current.version() + 1;
         }
-        let runtime = Runtime::build(snapshot)?;
+        let runtime = Runtime::build(snapshot, &self.metrics)?;
         let version = runtime.version();
-        self.0.store(Arc::new(runtime));
+        self.current.store(Arc::new(runtime));
+        self.metrics
+            .config_version
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
         Ok(Applied::Swapped(version))
     }
 }

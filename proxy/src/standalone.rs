@@ -90,7 +90,6 @@ impl Standalone {
         match self.runtime.apply(snapshot) {
             Ok(Applied::Swapped(version)) => {
                 self.metrics.config_reloads.inc();
-                self.metrics.config_version.set(version as i64);
                 tracing::info!(version, rules, files = files.len(), "configuration applied");
             }
             Ok(Applied::Unchanged(version)) => tracing::debug!(version, "configuration unchanged"),
