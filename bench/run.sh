@@ -24,7 +24,7 @@
 #   BENCH_LAT_DURATION  seconds per latency run (default 8)
 #   BENCH_LAT_WORKERS / BENCH_LAT_QPS   hey workers and req/s per worker (default 10 x 200)
 #   BENCH_LAT_TOOL      wrk (default: paced with a Lua delay, microsecond percentiles) or hey
-#                       where hey prints latencies in 0.1 ms steps)
+#                       (hey prints latencies in 0.1 ms steps: too coarse for sub-ms differences)
 #   BENCH_SKIP_BUILD=1  don't run cargo; use an existing binary (FRONTDESK_BIN or target/release)
 #   BENCH_KEEP_TMP=1    keep the temp dir (configs, logs, raw wrk/hey output)
 # Output: the table on stdout, and bench/out/results-<time>.txt (raw "round contender metric
