@@ -12,11 +12,14 @@
 //! | `/bytes/{n}` | `n` bytes, streamed in 64 KiB chunks |
 //! | `/stream/{chunks}/{ms}` | `chunks` lines, one every `ms` milliseconds (chunked) |
 //! | `/upload` | reads the body, answers `{"bytes": n}` |
+//! | `/connections` | how many TCP connections this backend has accepted so far |
 //! | anything else | echo: backend, method, path, query, headers, body size |
 #![forbid(unsafe_code)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,15 +36,19 @@ type Body = BoxBody<Bytes, Infallible>;
 
 /// Serves forever on `listener` as backend `name`.
 pub async fn serve(listener: TcpListener, name: String) {
+    let accepted = Arc::new(AtomicU64::new(0));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        accepted.fetch_add(1, Ordering::Relaxed);
         let name = name.clone();
+        let accepted = accepted.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let name = name.clone();
-                async move { Ok::<_, Infallible>(handle(req, &name).await) }
+                let accepted = accepted.load(Ordering::Relaxed);
+                async move { Ok::<_, Infallible>(handle(req, &name, accepted).await) }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -82,12 +89,13 @@ fn products() -> Vec<Value> {
     ]
 }
 
-async fn handle(req: Request<Incoming>, name: &str) -> Response<Body> {
+async fn handle(req: Request<Incoming>, name: &str, accepted: u64) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let query = req.uri().query().unwrap_or("").to_string();
     let ok = |v: Value| json_response(StatusCode::OK, &v, name);
     match segs.as_slice() {
+        ["connections"] => ok(json!({"accepted": accepted})),
         ["products"] => ok(json!({"items": products()})),
         ["products", id] => match products().into_iter().find(|p| p["id"] == *id) {
             Some(p) => ok(p),

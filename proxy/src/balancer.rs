@@ -6,33 +6,44 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use http::uri::Authority;
+
 /// Longest schedule kept; weights are scaled down past it (shares then approximate).
 const MAX_SCHEDULE: u64 = 10_000;
 
 /// One backend's endpoints.
 pub struct EndpointSet {
     pub name: String,
-    pub endpoints: Vec<String>,
+    /// Parsed once per snapshot; a clone is a reference-count bump.
+    pub endpoints: Vec<Authority>,
     next: AtomicUsize,
 }
 
 impl EndpointSet {
-    pub fn new(name: String, endpoints: Vec<String>) -> Self {
+    /// Fails when an endpoint is not a valid `host:port` authority.
+    pub fn new(name: String, endpoints: &[String]) -> Result<Self, String> {
+        let endpoints = endpoints
+            .iter()
+            .map(|e| {
+                e.parse::<Authority>()
+                    .map_err(|_| format!("endpoint {e:?} is not host:port"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         // Start at a random endpoint so restarting proxies don't all hit the first pod.
         let start = if endpoints.is_empty() {
             0
         } else {
             fastrand::usize(..endpoints.len())
         };
-        EndpointSet {
+        Ok(EndpointSet {
             name,
             endpoints,
             next: AtomicUsize::new(start),
-        }
+        })
     }
 
     /// The next endpoint, or `None` when there is none.
-    pub fn next(&self) -> Option<&str> {
+    pub fn next(&self) -> Option<&Authority> {
         if self.endpoints.is_empty() {
             return None;
         }
@@ -140,10 +151,11 @@ mod tests {
 
     #[test]
     fn endpoints_rotate() {
-        let e = EndpointSet::new("b".into(), vec!["a:1".into(), "b:1".into()]);
+        let e = EndpointSet::new("b".into(), &["a:1".into(), "b:1".into()]).unwrap();
         let picks: Vec<_> = (0..4).map(|_| e.next().unwrap().to_string()).collect();
         assert_ne!(picks[0], picks[1]);
         assert_eq!(picks[0], picks[2]);
-        assert!(EndpointSet::new("e".into(), vec![]).next().is_none());
+        assert!(EndpointSet::new("e".into(), &[]).unwrap().next().is_none());
+        assert!(EndpointSet::new("bad".into(), &["a b:1".into()]).is_err());
     }
 }

@@ -12,11 +12,13 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Pre-parsed so removing them costs a hash lookup each, not a parse.
-static HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("proxy-authenticate"),
+    // Credentials for this proxy, never for the backend.
+    HeaderName::from_static("proxy-authorization"),
     HeaderName::from_static("te"),
     HeaderName::from_static("trailer"),
     HeaderName::from_static("transfer-encoding"),

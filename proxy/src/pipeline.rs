@@ -1,7 +1,7 @@
 //! The request path, stage by stage:
 //!
 //! ```text
-//! request id → normalise path → route match → [auth, rate limit, cache: later issues]
+//! request id → request target (Host) → normalise path → route match → [auth, rate limit, cache: later issues]
 //!   → action: directResponse | redirect | forward (request transforms → upstream
 //!   → response transforms) → access log + metrics (when the response body ends)
 //! ```
@@ -15,23 +15,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
-use http::header::{CONTENT_TYPE, HOST, LOCATION};
+use std::sync::Mutex;
+
+use http::header::{CONTENT_TYPE, COOKIE, HOST, LOCATION};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use prometheus_client::metrics::histogram::Histogram;
+use tokio::sync::oneshot;
 
 use crate::access_log::{self, AccessLog};
+use crate::balancer::Balancer;
 use crate::body::{Observed, OnComplete, ProxyBody, full};
 use crate::forwarding::{X_REQUEST_ID, add_forwarded, ensure_request_id, remove_hop_by_hop};
 use crate::metrics::{Metrics, RequestLabels, RouteId, RouteLabels};
-use crate::path_normalize::normalize;
 use crate::problem::{Problem, ProblemKind};
+use crate::request_target::{self, Target};
 use crate::route_table::RequestView;
 use crate::runtime::{ActionRuntime, RuleRuntime, RuntimeHandle};
 use crate::transforms::{redirect_location, rewrite_path};
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamBody};
 
 /// The label used for requests no rule matched.
 const NO_ROUTE: &str = "none";
@@ -56,7 +60,7 @@ struct Exchange {
     version: Version,
     client: SocketAddr,
     route: RouteId,
-    upstream: Option<String>,
+    upstream: Option<Authority>,
     bytes_in: Arc<AtomicU64>,
     /// The matched rule's latency histogram.
     duration: Option<Histogram>,
@@ -85,13 +89,18 @@ impl Proxy {
         client: SocketAddr,
     ) -> Response<ProxyBody> {
         let request_id = ensure_request_id(req.headers_mut());
-        let host_header = request_host(&req);
+        let target = request_target::target(&req);
         let mut ex = Exchange {
             started: Instant::now(),
             started_at: SystemTime::now(),
             request_id,
             method: req.method().clone(),
-            host: host_header.clone().unwrap_or_default(),
+            host: match &target {
+                Ok(Target {
+                    authority: Some(a), ..
+                }) => a.as_str().to_string(),
+                _ => String::new(),
+            },
             path: req.uri().path().to_string(),
             version: req.version(),
             client,
@@ -100,53 +109,51 @@ impl Proxy {
             bytes_in: Arc::new(AtomicU64::new(0)),
             duration: None,
         };
-        let resp = match self.route(req, host_header, &mut ex).await {
-            Ok(resp) => resp,
-            Err(problem) => problem.into_response(ex.request_id.to_str().unwrap_or_default()),
+        let answer = match target {
+            Ok(target) => self.route(req, target, &mut ex).await,
+            Err(reason) => Err(Problem::new(ProblemKind::BadRequest, reason)),
         };
+        let resp =
+            answer.unwrap_or_else(|p| p.into_response(ex.request_id.to_str().unwrap_or_default()));
         self.finish(resp, ex)
     }
 
+    /// Route match, then the rule's action.
     async fn route(
         &self,
         req: Request<Incoming>,
-        host_header: Option<String>,
+        target: Target,
         ex: &mut Exchange,
     ) -> Result<Response<ProxyBody>, Problem> {
-        let (host, port) = split_host_port(host_header.as_deref().unwrap_or(""));
-        let path = normalize(req.uri().path())
-            .ok_or_else(|| {
-                Problem::new(
-                    ProblemKind::BadRequest,
-                    "the request target must be an absolute path",
-                )
-            })?
+        let path = frontdesk_snapshot::path::normalize(req.uri().path())
+            .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?
             .into_owned();
         let runtime = self.runtime.load();
         let view = RequestView {
-            host: &host,
+            host: &target.host,
             path: &path,
             query: req.uri().query(),
             method: req.method(),
             headers: req.headers(),
         };
         let Some(matched) = runtime.table.lookup(&view) else {
-            return Err(Problem::new(
-                ProblemKind::NoRoute,
-                format!("no route matches {} {host}{path}", req.method()),
-            ));
+            let what = format!("no route matches {} {}{path}", req.method(), target.host);
+            return Err(Problem::new(ProblemKind::NoRoute, what));
         };
         let rule = matched.target;
         ex.route = RouteId(rule.id.clone());
         ex.duration = Some(rule.request_duration.clone());
         // Own the few captured segments so the request can be taken apart below.
-        let captures: Vec<(&str, String)> = matched
+        let owned: Vec<(&str, String)> = matched
             .captures
             .iter()
             .map(|(n, v)| (*n, v.to_string()))
             .collect();
-        let captures: Vec<(&str, &str)> = captures.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let prefix = matched.prefix;
+        let m = Match {
+            captures: owned.iter().map(|(n, v)| (*n, v.as_str())).collect(),
+            prefix: matched.prefix,
+            path: &path,
+        };
         match &rule.action {
             ActionRuntime::Direct {
                 status,
@@ -162,119 +169,67 @@ impl Proxy {
                 Ok(resp)
             }
             ActionRuntime::Redirect { redirect, status } => {
+                let host = target.authority.as_ref().map(|_| target.host.as_str());
                 let location = redirect_location(
                     redirect,
-                    &host,
-                    port,
-                    &path,
+                    host,
+                    target.port,
+                    m.path,
                     req.uri().query(),
-                    &captures,
-                    prefix,
+                    &m.captures,
+                    m.prefix,
                 );
-                let mut resp = Response::new(full(bytes::Bytes::new()));
-                *resp.status_mut() = *status;
                 let location = HeaderValue::from_str(&location).map_err(|_| {
                     Problem::new(
                         ProblemKind::BadRequest,
-                        "the redirect location is not a valid header",
+                        "the redirect location is not a valid header value",
                     )
                 })?;
+                let mut resp = Response::new(full(bytes::Bytes::new()));
+                *resp.status_mut() = *status;
                 resp.headers_mut().insert(LOCATION, location);
                 rule.response_headers.apply(resp.headers_mut());
                 Ok(resp)
             }
             ActionRuntime::Forward(balancer) => {
-                let backend = balancer.pick().ok_or_else(|| {
-                    Problem::new(
-                        ProblemKind::NoEndpoints,
-                        "every backend of this route has weight 0",
-                    )
-                })?;
-                let endpoint = backend.next().ok_or_else(|| {
-                    Problem::new(
-                        ProblemKind::NoEndpoints,
-                        format!("backend {} has no ready endpoint", backend.name),
-                    )
-                })?;
-                ex.upstream = Some(endpoint.to_string());
-                let upstream_req = self.upstream_request(
-                    req,
-                    rule,
-                    &captures,
-                    prefix,
-                    &path,
-                    host_header,
-                    endpoint,
-                    ex,
-                )?;
-                let sent = Instant::now();
-                let mut resp = self.upstream.send(upstream_req, rule.timeout).await?;
-                self.metrics
-                    .upstream_duration
-                    .get_or_create(&RouteLabels {
-                        route: ex.route.clone(),
-                    })
-                    .observe(sent.elapsed().as_secs_f64());
-                remove_hop_by_hop(resp.headers_mut());
-                rule.response_headers.apply(resp.headers_mut());
-                Ok(resp.map(|b| b.map_err(Into::into).boxed()))
+                self.forward(req, rule, balancer, &m, target, ex).await
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn upstream_request(
+    /// Request transforms → balance → upstream → response transforms.
+    async fn forward(
         &self,
         req: Request<Incoming>,
         rule: &RuleRuntime,
-        captures: &[(&str, &str)],
-        prefix: Option<&str>,
-        path: &str,
-        host_header: Option<String>,
-        endpoint: &str,
-        ex: &Exchange,
-    ) -> Result<Request<crate::upstream::UpstreamBody>, Problem> {
-        let (mut parts, body) = req.into_parts();
-        let new_path = match &rule.rewrite_path {
-            Some(rw) => rewrite_path(rw, path, captures, prefix),
-            None => path.to_string(),
-        };
-        let path_and_query = match parts.uri.query() {
-            Some(q) => format!("{new_path}?{q}"),
-            None => new_path,
-        };
-        let bad = |what: &str| {
+        balancer: &Balancer,
+        m: &Match<'_>,
+        target: Target,
+        ex: &mut Exchange,
+    ) -> Result<Response<ProxyBody>, Problem> {
+        let backend = balancer.pick().ok_or_else(|| {
             Problem::new(
-                ProblemKind::BadRequest,
-                format!("invalid {what} after rewriting"),
+                ProblemKind::NoEndpoints,
+                "every backend of this route has weight 0",
             )
-        };
-        parts.uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(Authority::try_from(endpoint).map_err(|_| bad("backend address"))?)
-            .path_and_query(PathAndQuery::try_from(path_and_query).map_err(|_| bad("path"))?)
-            .build()
-            .map_err(|_| bad("URI"))?;
-        parts.version = Version::HTTP_11;
-
-        let headers = &mut parts.headers;
-        remove_hop_by_hop(headers);
-        add_forwarded(headers, ex.client.ip(), "http", host_header.as_deref());
-        rule.request_headers.apply(headers);
-        match (&rule.rewrite_host, host_header) {
-            (Some(h), _) => {
-                headers.insert(HOST, h.clone());
-            }
-            (None, Some(h)) => {
-                // HTTP/2 clients send :authority instead of Host; HTTP/1.1 backends need Host.
-                if let Ok(v) = HeaderValue::from_str(&h) {
-                    headers.insert(HOST, v);
-                }
-            }
-            (None, None) => {}
-        }
-        let body = Observed::new(body, Some(ex.bytes_in.clone()), None);
-        Ok(Request::from_parts(parts, body))
+        })?;
+        let endpoint = backend.next().ok_or_else(|| {
+            Problem::new(
+                ProblemKind::NoEndpoints,
+                format!("backend {} has no ready endpoint", backend.name),
+            )
+        })?;
+        ex.upstream = Some(endpoint.clone());
+        let (upstream_req, body_sent) = upstream_request(req, rule, m, target, endpoint, ex)?;
+        let sent = Instant::now();
+        let mut resp = self
+            .upstream
+            .send(upstream_req, rule.timeout, body_sent)
+            .await?;
+        rule.upstream_duration.observe(sent.elapsed().as_secs_f64());
+        remove_hop_by_hop(resp.headers_mut());
+        rule.response_headers.apply(resp.headers_mut());
+        Ok(resp.map(|b| b.map_err(Into::into).boxed()))
     }
 
     /// Adds the request id and hooks metrics and the access log to the end of the body.
@@ -290,6 +245,108 @@ impl Proxy {
         };
         let body = Observed::new(body, None, Some(Box::new(hook))).boxed();
         Response::from_parts(parts, body)
+    }
+}
+
+/// What the route match found, for the action.
+struct Match<'a> {
+    captures: Vec<(&'a str, &'a str)>,
+    prefix: Option<&'a str>,
+    /// The normalised request path.
+    path: &'a str,
+}
+
+/// The request for the backend: rewritten URI, forwarding headers, header edits, Host. Also
+/// returns a signal that fires when the client's body has been sent in full (`None` when there
+/// is no body), from which the rule's timeout runs.
+fn upstream_request(
+    req: Request<Incoming>,
+    rule: &RuleRuntime,
+    m: &Match<'_>,
+    target: Target,
+    endpoint: &Authority,
+    ex: &Exchange,
+) -> Result<(Request<UpstreamBody>, Option<oneshot::Receiver<()>>), Problem> {
+    let (mut parts, body) = req.into_parts();
+    let new_path = match &rule.rewrite_path {
+        Some(rw) => rewrite_path(rw, m.path, &m.captures, m.prefix),
+        None => m.path.to_string(),
+    };
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
+    let path_and_query = PathAndQuery::try_from(path_and_query).map_err(|_| {
+        Problem::new(
+            ProblemKind::BadRequest,
+            "the rewritten path is not a valid request target",
+        )
+    })?;
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(endpoint.clone());
+    uri.path_and_query = Some(path_and_query);
+    parts.uri = Uri::from_parts(uri)
+        .map_err(|_| Problem::new(ProblemKind::Internal, "invalid upstream URI"))?;
+
+    let headers = &mut parts.headers;
+    if parts.version == Version::HTTP_2 {
+        join_cookies(headers);
+    }
+    parts.version = Version::HTTP_11;
+    remove_hop_by_hop(headers);
+    add_forwarded(
+        headers,
+        ex.client.ip(),
+        "http",
+        target.authority.as_ref().map(Authority::as_str),
+    );
+    rule.request_headers.apply(headers);
+    match (&rule.rewrite_host, &target.authority) {
+        (Some(h), _) => {
+            headers.insert(HOST, h.clone());
+        }
+        // HTTP/2 clients send :authority instead of Host; HTTP/1.1 backends need Host.
+        (None, Some(a)) => {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                headers.insert(HOST, v);
+            }
+        }
+        (None, None) => {}
+    }
+    let (hook, sent): (Option<Box<dyn OnComplete>>, _) = if http_body::Body::is_end_stream(&body) {
+        (None, None)
+    } else {
+        let (tx, rx) = oneshot::channel();
+        (Some(Box::new(BodySent(Mutex::new(Some(tx))))), Some(rx))
+    };
+    let body = Observed::new(body, Some(ex.bytes_in.clone()), hook);
+    Ok((Request::from_parts(parts, body), sent))
+}
+
+/// HTTP/2 clients may split Cookie into several fields; HTTP/1.1 allows one (RFC 9113 §8.2.3).
+fn join_cookies(headers: &mut http::HeaderMap) {
+    if headers.get_all(COOKIE).iter().nth(1).is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(COOKIE, v);
+    }
+}
+
+/// Fires once when the request body has been sent (or dropped).
+struct BodySent(Mutex<Option<oneshot::Sender<()>>>);
+
+impl OnComplete for BodySent {
+    fn complete(&self, _bytes: u64, _finished: bool) {
+        if let Some(tx) = self.0.lock().ok().and_then(|mut s| s.take()) {
+            let _ = tx.send(());
+        }
     }
 }
 
@@ -310,11 +367,15 @@ impl OnComplete for Completion {
                 status: self.status,
             })
             .inc();
-        m.request_duration
-            .get_or_create(&RouteLabels {
-                route: ex.route.clone(),
-            })
-            .observe(elapsed.as_secs_f64());
+        match &ex.duration {
+            Some(histogram) => histogram.observe(elapsed.as_secs_f64()),
+            None => m
+                .request_duration
+                .get_or_create(&RouteLabels {
+                    route: ex.route.clone(),
+                })
+                .observe(elapsed.as_secs_f64()),
+        }
         let log = &self.proxy.access_log;
         if !log.enabled() {
             return;
@@ -333,7 +394,7 @@ impl OnComplete for Completion {
             },
             status: self.status,
             duration_ms: (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
-            upstream: ex.upstream.clone(),
+            upstream: ex.upstream.as_ref().map(ToString::to_string),
             bytes_in: ex.bytes_in.load(Ordering::Relaxed),
             bytes_out,
             client: ex.client.ip().to_string(),
@@ -342,44 +403,5 @@ impl OnComplete for Completion {
         if !log.log(entry) {
             m.access_log_dropped.inc();
         }
-    }
-}
-
-/// The host the client asked for: the Host header, or the authority of an absolute or HTTP/2
-/// request target.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    req.headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
-}
-
-/// `Example.COM:8080` → (`example.com`, Some(8080)); IPv6 literals keep their brackets.
-fn split_host_port(h: &str) -> (String, Option<u16>) {
-    let (host, port) = match h.rfind(':') {
-        Some(i) if !h[i..].contains(']') => (&h[..i], h[i + 1..].parse().ok()),
-        _ => (h, None),
-    };
-    let host = host.trim_end_matches('.');
-    (host.to_ascii_lowercase(), port)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_host_port;
-
-    #[test]
-    fn hosts_lose_port_and_case() {
-        assert_eq!(
-            split_host_port("Example.COM:8080"),
-            ("example.com".into(), Some(8080))
-        );
-        assert_eq!(
-            split_host_port("example.com."),
-            ("example.com".into(), None)
-        );
-        assert_eq!(split_host_port("[::1]:80"), ("[::1]".into(), Some(80)));
-        assert_eq!(split_host_port("[::1]"), ("[::1]".into(), None));
     }
 }

@@ -88,13 +88,8 @@ impl RuleRuntime {
             Action::Forward { backends } => ActionRuntime::Forward(Balancer::new(
                 backends
                     .iter()
-                    .map(|b| {
-                        (
-                            EndpointSet::new(b.name.clone(), b.endpoints.clone()),
-                            b.weight,
-                        )
-                    })
-                    .collect(),
+                    .map(|b| Ok((EndpointSet::new(b.name.clone(), &b.endpoints)?, b.weight)))
+                    .collect::<Result<_, String>>()?,
             )),
             Action::Redirect(r) => ActionRuntime::Redirect {
                 status: StatusCode::from_u16(r.status).map_err(|e| e.to_string())?,

@@ -83,10 +83,11 @@ pub fn rewrite_path(
 }
 
 /// The Location of a redirect. Parts the redirect does not set keep the request's values; a
-/// changed scheme without an explicit port drops the request's port.
+/// changed scheme without an explicit port drops the request's port. Without any host (an
+/// HTTP/1.0 request without Host, and no `redirect.host`) the Location is relative.
 pub fn redirect_location(
     r: &snap::Redirect,
-    req_host: &str,
+    req_host: Option<&str>,
     req_port: Option<u16>,
     path: &str,
     query: Option<&str>,
@@ -94,27 +95,24 @@ pub fn redirect_location(
     prefix: Option<&str>,
 ) -> String {
     let scheme = r.scheme.as_deref().unwrap_or("http");
-    let host = r.host.as_deref().unwrap_or(req_host);
+    let path = r.path.as_ref().map_or_else(
+        || path.to_string(),
+        |rw| rewrite_path(rw, path, captures, prefix),
+    );
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    let Some(host) = r.host.as_deref().or(req_host) else {
+        return format!("{path}{query}");
+    };
     let port = match r.port {
         Some(p) => Some(p),
         None if r.scheme.is_some() && scheme != "http" => None,
         None => req_port,
     };
     let default_port = if scheme == "https" { 443 } else { 80 };
-    let path = r.path.as_ref().map_or_else(
-        || path.to_string(),
-        |rw| rewrite_path(rw, path, captures, prefix),
-    );
-    let mut loc = format!("{scheme}://{host}");
-    if let Some(p) = port.filter(|p| *p != default_port) {
-        loc.push_str(&format!(":{p}"));
+    match port.filter(|p| *p != default_port) {
+        Some(p) => format!("{scheme}://{host}:{p}{path}{query}"),
+        None => format!("{scheme}://{host}{path}{query}"),
     }
-    loc.push_str(&path);
-    if let Some(q) = query {
-        loc.push('?');
-        loc.push_str(q);
-    }
-    loc
 }
 
 #[cfg(test)]
@@ -169,7 +167,7 @@ mod tests {
             status: 301,
         };
         assert_eq!(
-            redirect_location(&r, "a.com", Some(8080), "/x", Some("q=1"), &[], None),
+            redirect_location(&r, Some("a.com"), Some(8080), "/x", Some("q=1"), &[], None),
             "https://a.com/x?q=1"
         );
         let r = snap::Redirect {
@@ -180,8 +178,23 @@ mod tests {
             status: 302,
         };
         assert_eq!(
-            redirect_location(&r, "a.com", Some(8080), "/x", None, &[], None),
+            redirect_location(&r, Some("a.com"), Some(8080), "/x", None, &[], None),
             "http://b.com:8080/x"
+        );
+    }
+
+    #[test]
+    fn redirects_without_any_host_are_relative() {
+        let r = snap::Redirect {
+            scheme: None,
+            host: None,
+            port: None,
+            path: None,
+            status: 302,
+        };
+        assert_eq!(
+            redirect_location(&r, None, None, "/x", Some("a=1"), &[], None),
+            "/x?a=1"
         );
     }
 

@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::oneshot;
 
 use crate::body::Observed;
 use crate::problem::{Problem, ProblemKind};
@@ -54,18 +55,26 @@ impl Upstream {
         Upstream { client }
     }
 
-    /// Sends `req` (absolute URI) and waits at most `timeout` for the response headers.
+    /// Sends `req` (absolute URI). `timeout` bounds the wait for the response headers and
+    /// starts once the request body has been sent (`body_sent`; `None` when there is no body),
+    /// so a slow upload is not cut off by it, as with Envoy's route timeout.
     pub async fn send(
         &self,
         req: http::Request<UpstreamBody>,
         timeout: Duration,
+        body_sent: Option<oneshot::Receiver<()>>,
     ) -> Result<http::Response<Incoming>, Problem> {
-        let endpoint = req
-            .uri()
-            .authority()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+        let endpoint = req.uri().authority().cloned();
+        let response = self.client.request(req);
+        tokio::pin!(response);
+        if let Some(sent) = body_sent {
+            tokio::select! {
+                // The backend may answer (e.g. 413) before reading the whole body.
+                answered = &mut response => return answered.map_err(|e| failure(&e, endpoint.as_ref())),
+                _ = sent => {}
+            }
+        }
+        match tokio::time::timeout(timeout, response).await {
             Err(_) => Err(Problem::new(
                 ProblemKind::UpstreamTimeout,
                 format!(
@@ -73,15 +82,25 @@ impl Upstream {
                     humantime::format_duration(timeout)
                 ),
             )),
-            Ok(Err(e)) if e.is_connect() => Err(Problem::new(
-                ProblemKind::UpstreamUnavailable,
-                format!("could not connect to {endpoint}"),
-            )),
-            Ok(Err(_)) => Err(Problem::new(
-                ProblemKind::UpstreamUnavailable,
-                format!("the connection to {endpoint} failed before a response"),
-            )),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(answered) => answered.map_err(|e| failure(&e, endpoint.as_ref())),
         }
+    }
+}
+
+fn failure(
+    e: &hyper_util::client::legacy::Error,
+    endpoint: Option<&http::uri::Authority>,
+) -> Problem {
+    let endpoint = endpoint.map_or("the backend", http::uri::Authority::as_str);
+    if e.is_connect() {
+        Problem::new(
+            ProblemKind::UpstreamUnavailable,
+            format!("could not connect to {endpoint}"),
+        )
+    } else {
+        Problem::new(
+            ProblemKind::UpstreamUnavailable,
+            format!("the connection to {endpoint} failed before a response"),
+        )
     }
 }

@@ -196,3 +196,35 @@ async fn bad_edits_are_reported_and_the_previous_configuration_keeps_serving() {
         .unwrap();
     assert!(failures >= 3, "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused_across_reloads() {
+    let a = frontdesk_demo::spawn("a").await;
+    let b = frontdesk_demo::spawn("b").await;
+    // Both versions route /connections to the same backend `a`; only a header changes.
+    let config = |n: u32| {
+        route(
+            "pool",
+            &format!(
+                "  rules:\n    - responseHeaders: {{set: {{x-config: '{n}'}}}}\n      backends: [{{url: 'http://{a}'}}]\n    - matches: [{{path: {{value: /other}}}}]\n      backends: [{{url: 'http://{b}'}}]"
+            ),
+        )
+    };
+    let p = ProxyProcess::with_files(&[("pool.yaml", &config(0))], &["--access-log", "off"]).await;
+    let c = client();
+    let first = json(&get_with(&c, &p.url("/connections"), &[]).await.2)["accepted"]
+        .as_u64()
+        .unwrap();
+    let mut version = p.config_version().await;
+    for n in 1..=5 {
+        p.write("pool.yaml", &config(n));
+        version = p.wait_version_above(version).await;
+        let r = get_with(&c, &p.url("/connections"), &[]).await;
+        assert_eq!(r.1["x-config"], n.to_string().as_str());
+        assert_eq!(
+            json(&r.2)["accepted"].as_u64().unwrap(),
+            first,
+            "the backend saw a new connection after reload {n}: the upstream pool was not kept"
+        );
+    }
+}

@@ -10,6 +10,7 @@
 //! No kube, no hyper: this crate must stay cheap to depend on.
 #![forbid(unsafe_code)]
 
+pub mod path;
 mod route;
 mod validate;
 

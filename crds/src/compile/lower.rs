@@ -218,7 +218,10 @@ fn lower_match(p: &str, m: &RouteMatch, d: &mut Diagnostics) -> Option<snap::Mat
                         })
                 }
                 PathMatchType::Template => d
-                    .check(field, template::parse_match_template(&v))
+                    .check(
+                        field,
+                        check_path(&v).and_then(|()| template::parse_match_template(&v)),
+                    )
                     .map(|segments| snap::PathMatch::Template { value: v, segments }),
                 PathMatchType::RegularExpression => d
                     .check(field, check_regex(&v))
@@ -603,7 +606,15 @@ fn check_path(p: &str) -> Result<(), String> {
             "{p:?} must not contain spaces, control characters, '?' or '#'"
         ));
     }
-    Ok(())
+    // The proxy matches normalised request paths; a value outside that form could never match.
+    match frontdesk_snapshot::path::normalize(p) {
+        Err(e) => Err(format!("{p:?}: {e}")),
+        Ok(n) if n != p => Err(format!(
+            "{p:?} is not in normal form and would never match; write {n:?} \
+             (no '//', '.' or '..' segments, no percent-encoded letters, digits or '-._~')"
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 fn check_regex(r: &str) -> Result<(), String> {
@@ -644,6 +655,8 @@ pub(crate) fn is_hop_by_hop(name: &str) -> bool {
         "connection"
             | "keep-alive"
             | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
             | "te"
             | "trailer"
             | "transfer-encoding"

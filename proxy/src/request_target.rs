@@ -1,0 +1,105 @@
+//! The host a request is for, checked before anything else reads it.
+//!
+//! RFC 9112 §3.2 and RFC 9113 §8.3.1: the authority of an absolute-form target or HTTP/2's
+//! `:authority` wins over Host; an HTTP/1.1 request needs exactly one Host; a Host that is not a
+//! valid authority (`evil.com/x?`, `user@host`) is refused, so it can never reach a redirect's
+//! Location or a backend's Host header.
+
+use http::header::HOST;
+use http::uri::Authority;
+use http::{Request, Version};
+
+/// Where the client sent the request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    /// As the client wrote it (forwarded as Host and X-Forwarded-Host).
+    pub authority: Option<Authority>,
+    /// Lower-case, without port or trailing dot: what routes are matched against.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+pub fn target<B>(req: &Request<B>) -> Result<Target, String> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err("the request has more than one Host header".into());
+    }
+    let header = header
+        .map(|h| {
+            h.to_str()
+                .ok()
+                .and_then(|s| s.parse::<Authority>().ok())
+                .filter(|a| !a.as_str().contains('@'))
+                .ok_or_else(|| "the Host header is not a valid host[:port]".to_string())
+        })
+        .transpose()?;
+    let authority = match (req.uri().authority(), header) {
+        (Some(uri), Some(h)) if !uri.as_str().eq_ignore_ascii_case(h.as_str()) => {
+            return Err("the Host header differs from the request target's authority".into());
+        }
+        (Some(uri), _) => {
+            if uri.as_str().contains('@') {
+                return Err("the request target's authority must not contain credentials".into());
+            }
+            Some(uri.clone())
+        }
+        (None, Some(h)) => Some(h),
+        (None, None) if req.version() == Version::HTTP_11 => {
+            return Err("an HTTP/1.1 request needs a Host header".into());
+        }
+        (None, None) => None,
+    };
+    let (host, port) = match &authority {
+        Some(a) => (
+            a.host().trim_end_matches('.').to_ascii_lowercase(),
+            a.port_u16(),
+        ),
+        None => (String::new(), None),
+    };
+    Ok(Target {
+        authority,
+        host,
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(version: Version, uri: &str, hosts: &[&str]) -> Request<()> {
+        let mut r = Request::builder().uri(uri).version(version);
+        for h in hosts {
+            r = r.header(HOST, *h);
+        }
+        r.body(()).unwrap()
+    }
+
+    #[test]
+    fn host_headers_are_parsed_and_normalised() {
+        let t = target(&req(Version::HTTP_11, "/x", &["Example.COM.:8080"])).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("example.com", Some(8080)));
+        assert_eq!(t.authority.unwrap().as_str(), "Example.COM.:8080");
+        let t = target(&req(Version::HTTP_11, "/x", &["[::1]:80"])).unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("[::1]", Some(80)));
+    }
+
+    #[test]
+    fn the_target_authority_wins_and_must_agree() {
+        let t = target(&req(Version::HTTP_2, "http://api.example.com/x", &[])).unwrap();
+        assert_eq!(t.host, "api.example.com");
+        assert!(target(&req(Version::HTTP_11, "http://a.com/x", &["b.com"])).is_err());
+        assert!(target(&req(Version::HTTP_11, "http://a.com/x", &["A.com"])).is_ok());
+    }
+
+    #[test]
+    fn bad_missing_and_duplicate_hosts_are_refused() {
+        assert!(target(&req(Version::HTTP_11, "/x", &["evil.com/x?"])).is_err());
+        assert!(target(&req(Version::HTTP_11, "/x", &["user@host"])).is_err());
+        assert!(target(&req(Version::HTTP_11, "/x", &["a", "b"])).is_err());
+        assert!(target(&req(Version::HTTP_11, "/x", &[])).is_err());
+        let t = target(&req(Version::HTTP_10, "/x", &[])).unwrap();
+        assert_eq!(t, Target::default());
+    }
+}
