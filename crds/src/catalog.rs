@@ -2,14 +2,16 @@
 //!
 //! File sources (the standalone proxy, the controller's file mode) re-read every file on each
 //! change. A bad edit must not take anything down, so:
-//! - a file that cannot be read as YAML or as its kinds keeps the objects it had before;
+//! - a file that cannot be read, or has a document that is not valid YAML or not a valid
+//!   object, keeps the objects it had at the last good load (on the first load, its valid
+//!   documents are served);
 //! - an object that is read but invalid (Accepted=False) keeps its last accepted version, when
 //!   it had one; a new invalid object is simply not served.
 //!
 //! Everything is reported with file, document, field and reason. No I/O here: the caller hands
-//! in `(file name, text)` pairs.
+//! in `(file name, text or read error)` pairs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::compile::{Output, compile};
 use crate::manifests::{Object, ObjectKey, Origin, parse_file, resources};
@@ -19,6 +21,8 @@ use crate::manifests::{Object, ObjectKey, Origin, parse_file, resources};
 pub struct Problem {
     pub file: String,
     pub document: Option<usize>,
+    /// The line the document starts on.
+    pub line: Option<usize>,
     /// The object, when known.
     pub object: Option<String>,
     pub field: Option<String>,
@@ -32,6 +36,9 @@ impl std::fmt::Display for Problem {
         write!(f, "{}", self.file)?;
         if let Some(d) = self.document {
             write!(f, " document {d}")?;
+        }
+        if let Some(l) = self.line {
+            write!(f, " (line {l})")?;
         }
         if let Some(o) = &self.object {
             write!(f, " ({o})")?;
@@ -62,13 +69,26 @@ const KEPT: &str = "previous version kept";
 const DROPPED: &str = "not served";
 
 impl Catalog {
-    /// Replaces the file set with `files` and compiles it.
-    pub fn update(&mut self, files: &[(String, String)]) -> Update {
+    /// Replaces the file set with `files` (each file's text, or why it could not be read) and
+    /// compiles it.
+    pub fn update(&mut self, files: &[(String, Result<String, String>)]) -> Update {
         let mut problems = Vec::new();
         let mut skipped = Vec::new();
         let mut new_files = HashMap::new();
         for (name, text) in files {
-            let parsed = parse_file(name, text);
+            let parsed = match text {
+                Ok(text) => parse_file(name, text),
+                Err(reason) => crate::manifests::ParsedFile {
+                    errors: vec![crate::manifests::ManifestError {
+                        file: name.clone(),
+                        document: None,
+                        line: None,
+                        field: None,
+                        message: format!("cannot read the file: {reason}"),
+                    }],
+                    ..Default::default()
+                },
+            };
             skipped.extend(parsed.skipped);
             if parsed.errors.is_empty() {
                 new_files.insert(name.clone(), parsed.objects);
@@ -80,15 +100,19 @@ impl Catalog {
                 problems.push(Problem {
                     file: e.file,
                     document: e.document,
+                    line: e.line,
                     object: None,
                     field: e.field,
                     reason: e.message,
                     outcome,
                 });
             }
-            if let Some(previous) = previous {
-                new_files.insert(name.clone(), previous.clone());
-            }
+            // Documents move when a file is edited, so a broken file falls back as a whole.
+            // With nothing to fall back to, its valid documents are better than nothing.
+            match previous {
+                Some(previous) => new_files.insert(name.clone(), previous.clone()),
+                None => new_files.insert(name.clone(), parsed.objects),
+            };
         }
         self.files = new_files;
 
@@ -103,6 +127,7 @@ impl Catalog {
                     problems.push(Problem {
                         file: origin.file.clone(),
                         document: Some(origin.document),
+                        line: Some(origin.line),
                         object: Some(key.to_string()),
                         field: None,
                         reason: format!("also defined in {first}; that one is used"),
@@ -135,6 +160,7 @@ impl Catalog {
                 problems.push(Problem {
                     file: origin.as_ref().map(|o| o.file.clone()).unwrap_or_default(),
                     document: origin.as_ref().map(|o| o.document),
+                    line: origin.as_ref().map(|o| o.line),
                     object: Some(key.to_string()),
                     field: Some(d.field.clone()),
                     reason: d.message.clone(),
@@ -157,7 +183,7 @@ impl Catalog {
             }
         }
         // Objects deleted from the files are forgotten.
-        let present: Vec<ObjectKey> = self
+        let present: HashSet<ObjectKey> = self
             .files
             .values()
             .flatten()
@@ -176,11 +202,11 @@ impl Catalog {
 mod tests {
     use super::*;
 
-    fn route(name: &str, path: &str) -> String {
-        format!(
+    fn route(name: &str, path: &str) -> Result<String, String> {
+        Ok(format!(
             "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: {name}}}\nspec:\n  rules:\n    \
              - matches: [{{path: {{value: \"{path}\"}}}}]\n      backends: [{{url: 'http://127.0.0.1:1'}}]\n"
-        )
+        ))
     }
 
     fn paths(u: &Update) -> Vec<String> {
@@ -203,7 +229,7 @@ mod tests {
         assert!(u.problems.is_empty());
         assert_eq!(paths(&u).len(), 2);
         let u = c.update(&[
-            ("a.yaml".into(), "rules: [unclosed".into()),
+            ("a.yaml".into(), Ok("rules: [unclosed".into())),
             ("b.yaml".into(), route("b", "/b2")),
         ]);
         assert_eq!(u.problems.len(), 1);
@@ -232,6 +258,29 @@ mod tests {
         assert!(
             !u.output.statuses[0].accepted(),
             "the status reports the rejected edit"
+        );
+    }
+
+    #[test]
+    fn unreadable_files_keep_their_objects_and_first_loads_serve_what_is_valid() {
+        let mut c = Catalog::default();
+        c.update(&[("a.yaml".into(), route("a", "/a"))]);
+        let u = c.update(&[("a.yaml".into(), Err("permission denied".into()))]);
+        assert_eq!(u.problems[0].outcome, KEPT);
+        assert!(u.problems[0].reason.contains("permission denied"));
+        assert_eq!(paths(&u).len(), 1);
+
+        let mut fresh = Catalog::default();
+        let mixed = format!("{}---\nkind: [broken\n", route("b", "/b").unwrap());
+        let u = fresh.update(&[("b.yaml".into(), Ok(mixed))]);
+        assert_eq!(
+            (u.problems[0].document, u.problems[0].outcome),
+            (Some(2), DROPPED)
+        );
+        assert_eq!(
+            paths(&u).len(),
+            1,
+            "the valid document of a new file is served"
         );
     }
 

@@ -52,16 +52,22 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-/// Where an object came from: a file and the 1-based index of the YAML document in it.
+/// Where an object came from: a file, the 1-based number of the YAML document in it (empty
+/// documents are not counted, as kubectl does not count them) and the line it starts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
     pub file: String,
     pub document: usize,
+    pub line: usize,
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (document {})", self.file, self.document)
+        write!(
+            f,
+            "{} (document {}, line {})",
+            self.file, self.document, self.line
+        )
     }
 }
 
@@ -69,8 +75,9 @@ impl fmt::Display for Origin {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestError {
     pub file: String,
-    /// The document, when the YAML could be split into documents.
+    /// The document and the line it starts on, unless the error concerns the whole file.
     pub document: Option<usize>,
+    pub line: Option<usize>,
     /// The field path, when the error concerns one field.
     pub field: Option<String>,
     pub message: String,
@@ -79,8 +86,10 @@ pub struct ManifestError {
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
-        if let Some(d) = self.document {
-            write!(f, " (document {d})")?;
+        match (self.document, self.line) {
+            (Some(d), Some(l)) => write!(f, " (document {d}, line {l})")?,
+            (Some(d), None) => write!(f, " (document {d})")?,
+            _ => {}
         }
         if let Some(field) = &self.field {
             write!(f, ": {field}")?;
@@ -101,28 +110,44 @@ pub struct ParsedFile {
 /// Reads every YAML document of a file.
 pub fn parse_file(file: &str, text: &str) -> ParsedFile {
     let mut out = ParsedFile::default();
-    let docs: Vec<Value> = match serde_saphyr::from_multiple(text) {
-        Ok(docs) => docs,
-        Err(e) => {
-            out.errors.push(ManifestError {
-                file: file.into(),
-                document: None,
-                field: None,
-                message: format!("not valid YAML: {e}"),
-            });
-            return out;
-        }
-    };
-    for (i, doc) in docs.into_iter().enumerate() {
+    for (
+        i,
+        Document {
+            line,
+            body_line,
+            body,
+        },
+    ) in documents(text).into_iter().enumerate()
+    {
         let origin = Origin {
             file: file.into(),
             document: i + 1,
+            line,
         };
         let error = |field: Option<String>, message: String| ManifestError {
             file: file.into(),
             document: Some(i + 1),
+            line: Some(line),
             field,
             message,
+        };
+        // Each document is parsed alone, so one broken document does not hide the others.
+        // Padded with the lines before it, so the parser's line numbers are the file's.
+        let source = format!("{}{body}", "\n".repeat(body_line - 1));
+        let doc: Value = match serde_saphyr::from_str(&source) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let first = e
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                out.errors
+                    .push(error(None, format!("not valid YAML: {first}")));
+                continue;
+            }
         };
         if doc.is_null() {
             continue;
@@ -176,6 +201,59 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
         }
     }
     out
+}
+
+/// One YAML document of a file.
+struct Document<'a> {
+    /// 1-based line of its first content.
+    line: usize,
+    /// 1-based line where `body` begins.
+    body_line: usize,
+    body: &'a str,
+}
+
+/// Splits a YAML stream at its document markers (`---` lines, `...` ends), keeping only
+/// documents with content.
+fn documents(text: &str) -> Vec<Document<'_>> {
+    let mut docs = Vec::new();
+    let mut start: Option<(usize, usize)> = None; // (line, byte offset)
+    let mut offset = 0;
+    fn push<'a>(
+        text: &'a str,
+        from: Option<(usize, usize)>,
+        to: usize,
+        docs: &mut Vec<Document<'a>>,
+    ) {
+        let Some((line, begin)) = from else { return };
+        let body = &text[begin..to];
+        let first = body.lines().position(|l| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#')
+        });
+        if let Some(k) = first {
+            docs.push(Document {
+                line: line + k,
+                body_line: line,
+                body,
+            });
+        }
+    }
+    for (n, raw) in text.split_inclusive('\n').enumerate() {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if marker || line == "..." {
+            push(text, start.take(), offset, &mut docs);
+            if marker {
+                // Content may follow the marker on the same line (`--- {a: 1}`).
+                start = Some((n + 1, offset + 3));
+            }
+        } else if start.is_none() {
+            start = Some((n + 1, offset));
+        }
+        offset += raw.len();
+    }
+    push(text, start, text.len(), &mut docs);
+    docs
 }
 
 /// Deserializes one document, keeping the path of the field that failed.
@@ -245,13 +323,28 @@ mod tests {
     }
 
     #[test]
-    fn broken_yaml_is_one_error_for_the_file() {
-        let parsed = parse_file("bad.yaml", "a: [1, 2\n");
+    fn broken_yaml_is_reported_with_its_document_and_line_and_spares_the_others() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\na: [1, 2\n";
+        let parsed = parse_file("bad.yaml", text);
         assert_eq!(parsed.errors.len(), 1);
+        let e = parsed.errors[0].to_string();
         assert!(
-            parsed.errors[0]
-                .to_string()
-                .starts_with("bad.yaml: not valid YAML")
+            e.starts_with("bad.yaml (document 2, line 5): not valid YAML"),
+            "{e}"
+        );
+        assert_eq!(parsed.objects.len(), 1);
+    }
+
+    #[test]
+    fn documents_are_numbered_like_kubectl_with_their_lines() {
+        let text = "---\n---\n# only a comment\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n...\n\
+                    --- {apiVersion: v1, kind: Service, metadata: {name: b}}\n";
+        let parsed = parse_file("x.yaml", text);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let origins: Vec<String> = parsed.objects.iter().map(|(_, o)| o.to_string()).collect();
+        assert_eq!(
+            origins,
+            ["x.yaml (document 1, line 5)", "x.yaml (document 2, line 9)"]
         );
     }
 }

@@ -1,8 +1,9 @@
 //! Standalone mode: configuration from YAML files (`--manifests PATH`), reloaded on change.
 //!
 //! PATH is a file or a directory read recursively (`*.yaml`, `*.yml`; hidden entries skipped).
-//! The files are polled (size, mtime, and on a change their content) every `--reload-interval`,
-//! and SIGHUP forces a reload. Each load goes through [`frontdesk_crds::catalog::Catalog`], so
+//! The files are polled (names, sizes and modification times) every `--reload-interval`, read
+//! once they have held still for 50 ms, and SIGHUP forces a reload. Loading runs on a blocking
+//! thread, never on the threads serving traffic. Each load goes through [`frontdesk_crds::catalog::Catalog`], so
 //! a bad edit is logged with file, document, field and reason while the last good version of
 //! what it touched keeps serving; the new runtime is then swapped in atomically.
 
@@ -17,6 +18,9 @@ use serde_json::json;
 use crate::admin::Admin;
 use crate::metrics::Metrics;
 use crate::runtime::{Applied, RuntimeHandle};
+
+/// How long files must hold still after a change before they are read.
+const SETTLE: Duration = Duration::from_millis(50);
 
 pub struct Standalone {
     root: PathBuf,
@@ -49,6 +53,8 @@ impl Standalone {
 
     /// Loads the files now and applies the result.
     pub fn load(&mut self) {
+        // Taken before reading, so an edit made while reading is seen at the next poll.
+        self.fingerprint = fingerprint(&self.root);
         let files = match read_manifests(&self.root) {
             Ok(files) => files,
             Err(e) => {
@@ -57,7 +63,6 @@ impl Standalone {
                 return;
             }
         };
-        self.fingerprint = fingerprint(&self.root);
         let update = self.catalog.update(&files);
         for skipped in &update.skipped {
             tracing::debug!("{skipped}");
@@ -131,9 +136,31 @@ impl Standalone {
             let now = tokio::task::spawn_blocking(move || fingerprint(&root))
                 .await
                 .unwrap_or_default();
-            if forced || now != self.fingerprint {
-                self.load();
+            if !forced && now == self.fingerprint {
+                continue;
             }
+            // Let an editor or deploy tool finish writing: load once the files hold still.
+            tokio::time::sleep(SETTLE).await;
+            let root = self.root.clone();
+            let settled = tokio::task::spawn_blocking(move || fingerprint(&root))
+                .await
+                .unwrap_or_default();
+            if !forced && settled != now {
+                continue;
+            }
+            // Reading and compiling is blocking work; keep it off the threads serving traffic.
+            self = match tokio::task::spawn_blocking(move || {
+                self.load();
+                self
+            })
+            .await
+            {
+                Ok(this) => this,
+                Err(e) => {
+                    tracing::error!(error = %e, "the configuration loader panicked; reloads stop");
+                    return;
+                }
+            };
         }
     }
 }
@@ -148,14 +175,19 @@ fn is_hidden(p: &Path) -> bool {
         .is_some_and(|n| n.starts_with('.'))
 }
 
-/// Every manifest file under `root` (or `root` itself), sorted.
+/// Every manifest file under `root` (or `root` itself), sorted. Symlinks are followed (a
+/// ConfigMap volume is made of them), each directory visited once, so a loop cannot hang us.
 fn list(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     if root.is_file() {
         return Ok(vec![root.to_path_buf()]);
     }
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
+        if !seen.insert(std::fs::canonicalize(&dir)?) {
+            continue;
+        }
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
             if is_hidden(&path) {
@@ -172,20 +204,21 @@ fn list(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// `(file name, text)` for every manifest; file names are relative to `root` when possible.
-pub fn read_manifests(root: &Path) -> std::io::Result<Vec<(String, String)>> {
-    list(root)?
+/// `(file name, text or why it could not be read)` for every manifest; names are relative to
+/// `root` when possible. Only an unreadable `root` fails the whole read.
+pub fn read_manifests(root: &Path) -> std::io::Result<Vec<(String, Result<String, String>)>> {
+    Ok(list(root)?
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p)?;
+            let text = std::fs::read_to_string(&p).map_err(|e| e.to_string());
             let name = p
                 .strip_prefix(root)
                 .ok()
                 .filter(|r| !r.as_os_str().is_empty())
                 .unwrap_or(&p);
-            Ok((name.display().to_string(), text))
+            (name.display().to_string(), text)
         })
-        .collect()
+        .collect())
 }
 
 fn fingerprint(root: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {

@@ -127,7 +127,9 @@ async fn bad_edits_are_reported_and_the_previous_configuration_keeps_serving() {
         "shop.yaml",
         "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: shop\n",
     );
-    let log = p.wait_log("shop.yaml: not valid YAML").await;
+    let log = p
+        .wait_log("shop.yaml document 1 (line 1): not valid YAML: line 3 column 11")
+        .await;
     assert!(log.contains("previous version kept"), "{log}");
     assert_eq!(get_with(&c, &p.url("/shop"), &[]).await.0, 200);
 
