@@ -12,7 +12,6 @@ demo:
 
 ## test: every test (unit, golden, CRD drift, real proxy processes on 127.0.0.1)
 test:
-	scripts/install-deps.sh test
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 

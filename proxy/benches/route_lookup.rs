@@ -1,5 +1,5 @@
 //! Route lookup cost as the table grows: 10, 1,000 and 10,000 Routes (each with an exact path,
-//! a template and a prefix, spread over 100 hosts). A lookup walks a hash map and a segment
+//! a template and a prefix), spread over 100 hosts and all on one host. A lookup walks a hash map and a segment
 //! tree, so the time per lookup should stay flat. Run with `cargo bench --bench route_lookup`.
 use std::hint::black_box;
 use std::time::Instant;
@@ -8,7 +8,7 @@ use frontdesk_proxy::route_table::{RequestView, RouteTable};
 use frontdesk_snapshot::{Action, Backend, Match, PathMatch, Route, Rule, Segment, Snapshot};
 use http::{HeaderMap, Method};
 
-fn snapshot(n: usize) -> Snapshot {
+fn snapshot(n: usize, hosts: usize) -> Snapshot {
     let mut rank = 0;
     let mut m = |path: PathMatch| {
         rank += 1;
@@ -45,7 +45,7 @@ fn snapshot(n: usize) -> Snapshot {
             Route {
                 namespace: "bench".into(),
                 name: format!("r{i}"),
-                hosts: vec![format!("h{}.example.com", i % 100)],
+                hosts: vec![format!("h{}.example.com", i % hosts)],
                 rules: vec![
                     rule(
                         format!("e{i}"),
@@ -79,45 +79,31 @@ fn snapshot(n: usize) -> Snapshot {
 
 fn main() {
     let headers = HeaderMap::new();
-    println!(
-        "{:>8} {:>12} {:>12} {:>12}",
-        "routes", "exact ns", "template ns", "prefix ns"
-    );
-    for n in [10, 1_000, 10_000] {
-        let table = RouteTable::build(&snapshot(n), |_, r| Ok::<_, String>(r.id.clone())).unwrap();
-        let requests: Vec<(String, [String; 3])> = (0..n)
-            .step_by((n / 10).max(1))
-            .map(|i| {
-                (
-                    format!("h{}.example.com", i % 100),
-                    [
-                        format!("/svc{i}/health"),
-                        format!("/svc{i}/42/items"),
-                        format!("/svc{i}/x/y"),
-                    ],
-                )
-            })
-            .collect();
-        let mut times = [0f64; 3];
-        for (kind, time) in times.iter_mut().enumerate() {
-            let iterations = 200_000;
-            let started = Instant::now();
-            for i in 0..iterations {
-                let (host, paths) = &requests[i % requests.len()];
-                let view = RequestView {
-                    host,
-                    path: &paths[kind],
-                    query: None,
-                    method: &Method::GET,
-                    headers: &headers,
-                };
-                black_box(table.lookup(&view).map(|m| m.rank));
+    for hosts in [100, 1] {
+        println!("routes over {hosts} host(s)");
+        println!("{:>8} {:>12} {:>12} {:>12}", "routes", "exact ns", "template ns", "prefix ns");
+        for n in [10, 1_000, 10_000] {
+            let table = RouteTable::build(&snapshot(n, hosts), |_, r| Ok::<_, String>(r.id.clone())).unwrap();
+            let requests: Vec<(String, [String; 3])> = (0..n)
+                .step_by((n / 10).max(1))
+                .map(|i| {
+                    let host = format!("h{}.example.com", i % hosts);
+                    (host, [format!("/svc{i}/health"), format!("/svc{i}/42/items"), format!("/svc{i}/x/y")])
+                })
+                .collect();
+            let mut times = [0f64; 3];
+            for (kind, time) in times.iter_mut().enumerate() {
+                let iterations = 200_000;
+                let started = Instant::now();
+                for i in 0..iterations {
+                    let (host, paths) = &requests[i % requests.len()];
+                    let view =
+                        RequestView { host, path: &paths[kind], query: None, method: &Method::GET, headers: &headers };
+                    black_box(table.lookup(&view).map(|m| m.rank));
+                }
+                *time = started.elapsed().as_nanos() as f64 / iterations as f64;
             }
-            *time = started.elapsed().as_nanos() as f64 / iterations as f64;
+            println!("{n:>8} {:>12.0} {:>12.0} {:>12.0}", times[0], times[1], times[2]);
         }
-        println!(
-            "{n:>8} {:>12.0} {:>12.0} {:>12.0}",
-            times[0], times[1], times[2]
-        );
     }
 }

@@ -207,7 +207,7 @@ impl<R> RouteTable<R> {
     }
 }
 
-fn segments(path: &str) -> impl Iterator<Item = &str> {
+fn segments(path: &str) -> impl Iterator<Item = &str> + Clone {
     let rest = path.strip_prefix('/').unwrap_or(path);
     let empty = rest.is_empty();
     rest.split('/').filter(move |_| !empty)
@@ -399,26 +399,39 @@ impl Bucket {
         {
             return Some(e);
         }
-        let segs: Vec<&str> = segments(req.path).collect();
-        let mut candidates: Vec<&Entry> = Vec::new();
-        self.tree.collect(&segs, 0, &mut candidates);
-        candidates.sort_unstable_by_key(|e| e.rank);
-        if let Some(e) = candidates
-            .into_iter()
-            .find(|e| e.conditions.hold(req, query_cache))
-        {
-            return Some(e);
+        // Walk the tree keeping the best (lowest-rank) entry whose conditions hold: no
+        // allocation, and each rank-sorted list stops at the first entry that cannot win.
+        let mut best = None;
+        self.tree.best(segments(req.path), true, req, query_cache, &mut best);
+        if best.is_some() {
+            return best;
         }
         let regex = self.regex.as_ref()?;
-        let mut hits: Vec<&Entry> = regex
-            .set
-            .matches(req.path)
-            .iter()
-            .map(|i| &regex.entries[i])
-            .collect();
-        hits.sort_unstable_by_key(|e| e.rank);
-        hits.into_iter()
-            .find(|e| e.conditions.hold(req, query_cache))
+        for i in regex.set.matches(req.path).iter() {
+            let e = &regex.entries[i];
+            if best.is_none_or(|b: &Entry| e.rank < b.rank) && e.conditions.hold(req, query_cache) {
+                best = Some(e);
+            }
+        }
+        best
+    }
+}
+
+/// Considers a rank-sorted list: the first entry that beats `best` and whose conditions hold.
+fn consider<'n>(
+    list: &'n [Entry],
+    req: &RequestView<'_>,
+    query_cache: &mut Option<Vec<(String, String)>>,
+    best: &mut Option<&'n Entry>,
+) {
+    for e in list {
+        if best.is_some_and(|b| b.rank <= e.rank) {
+            return;
+        }
+        if e.conditions.hold(req, query_cache) {
+            *best = Some(e);
+            return;
+        }
     }
 }
 
@@ -434,35 +447,30 @@ impl Node {
         }
     }
 
-    fn collect<'n>(&'n self, segs: &[&str], depth: usize, out: &mut Vec<&'n Entry>) {
-        out.extend(self.prefixes.iter());
-        let Some(seg) = segs.get(depth) else {
-            out.extend(self.templates.iter());
+    /// Descends along the request's segments. Prefixes count only on a literal path from the
+    /// root (they have no captures); templates count where the segments run out.
+    fn best<'n, 's>(
+        &'n self,
+        mut rest: impl Iterator<Item = &'s str> + Clone,
+        literal_path: bool,
+        req: &RequestView<'_>,
+        query_cache: &mut Option<Vec<(String, String)>>,
+        best: &mut Option<&'n Entry>,
+    ) {
+        if literal_path {
+            consider(&self.prefixes, req, query_cache, best);
+        }
+        let Some(seg) = rest.next() else {
+            consider(&self.templates, req, query_cache, best);
             return;
         };
-        if let Some(child) = self.literal.get(*seg) {
-            child.collect(segs, depth + 1, out);
+        if let Some(child) = self.literal.get(seg) {
+            child.best(rest.clone(), literal_path, req, query_cache, best);
         }
         if let Some(child) = &self.capture
             && !seg.is_empty()
         {
-            child.collect_templates_only(segs, depth + 1, out);
-        }
-    }
-
-    /// Below a capture there are only template entries (prefixes have no captures).
-    fn collect_templates_only<'n>(&'n self, segs: &[&str], depth: usize, out: &mut Vec<&'n Entry>) {
-        let Some(seg) = segs.get(depth) else {
-            out.extend(self.templates.iter());
-            return;
-        };
-        if let Some(child) = self.literal.get(*seg) {
-            child.collect_templates_only(segs, depth + 1, out);
-        }
-        if let Some(child) = &self.capture
-            && !seg.is_empty()
-        {
-            child.collect_templates_only(segs, depth + 1, out);
+            child.best(rest, false, req, query_cache, best);
         }
     }
 }
