@@ -228,8 +228,9 @@ fn stream_lines(chunks: u32, ms: u64, name: &str) -> Response<Body> {
     streaming(ReceiverStream(rx), name)
 }
 
-/// A stream over an mpsc receiver (tokio-stream's, without the dependency).
-struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
+/// A stream over an mpsc receiver (tokio-stream's, without the dependency); tests use it to
+/// build slow request bodies.
+pub struct ReceiverStream<T>(pub tokio::sync::mpsc::Receiver<T>);
 
 impl<T> futures_core::Stream for ReceiverStream<T> {
     type Item = T;

@@ -81,14 +81,26 @@ fn main() {
     let headers = HeaderMap::new();
     for hosts in [100, 1] {
         println!("routes over {hosts} host(s)");
-        println!("{:>8} {:>12} {:>12} {:>12}", "routes", "exact ns", "template ns", "prefix ns");
+        println!(
+            "{:>8} {:>12} {:>12} {:>12}",
+            "routes", "exact ns", "template ns", "prefix ns"
+        );
         for n in [10, 1_000, 10_000] {
-            let table = RouteTable::build(&snapshot(n, hosts), |_, r| Ok::<_, String>(r.id.clone())).unwrap();
+            let table =
+                RouteTable::build(&snapshot(n, hosts), |_, r| Ok::<_, String>(r.id.clone()))
+                    .unwrap();
             let requests: Vec<(String, [String; 3])> = (0..n)
                 .step_by((n / 10).max(1))
                 .map(|i| {
                     let host = format!("h{}.example.com", i % hosts);
-                    (host, [format!("/svc{i}/health"), format!("/svc{i}/42/items"), format!("/svc{i}/x/y")])
+                    (
+                        host,
+                        [
+                            format!("/svc{i}/health"),
+                            format!("/svc{i}/42/items"),
+                            format!("/svc{i}/x/y"),
+                        ],
+                    )
                 })
                 .collect();
             let mut times = [0f64; 3];
@@ -97,13 +109,21 @@ fn main() {
                 let started = Instant::now();
                 for i in 0..iterations {
                     let (host, paths) = &requests[i % requests.len()];
-                    let view =
-                        RequestView { host, path: &paths[kind], query: None, method: &Method::GET, headers: &headers };
+                    let view = RequestView {
+                        host,
+                        path: &paths[kind],
+                        query: None,
+                        method: &Method::GET,
+                        headers: &headers,
+                    };
                     black_box(table.lookup(&view).map(|m| m.rank));
                 }
                 *time = started.elapsed().as_nanos() as f64 / iterations as f64;
             }
-            println!("{n:>8} {:>12.0} {:>12.0} {:>12.0}", times[0], times[1], times[2]);
+            println!(
+                "{n:>8} {:>12.0} {:>12.0} {:>12.0}",
+                times[0], times[1], times[2]
+            );
         }
     }
 }

@@ -402,7 +402,8 @@ impl Bucket {
         // Walk the tree keeping the best (lowest-rank) entry whose conditions hold: no
         // allocation, and each rank-sorted list stops at the first entry that cannot win.
         let mut best = None;
-        self.tree.best(segments(req.path), true, req, query_cache, &mut best);
+        self.tree
+            .best(segments(req.path), true, req, query_cache, &mut best);
         if best.is_some() {
             return best;
         }

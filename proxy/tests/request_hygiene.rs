@@ -230,19 +230,7 @@ fn slow_body(chunks: u32, every: Duration) -> TestBody {
             }
         }
     });
-    StreamBody::new(Receiver(rx)).boxed()
-}
-
-struct Receiver<T>(tokio::sync::mpsc::Receiver<T>);
-
-impl<T> futures_core::Stream for Receiver<T> {
-    type Item = T;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<T>> {
-        self.0.poll_recv(cx)
-    }
+    StreamBody::new(frontdesk_demo::ReceiverStream(rx)).boxed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
