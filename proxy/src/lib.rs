@@ -51,15 +51,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.listen))?;
 
-    let mut source = Standalone::new(
-        cli.manifests.clone(),
+    Standalone::new(
         cli.gateway.clone(),
         runtime.clone(),
         metrics.clone(),
         admin.clone(),
-    );
-    source.load();
-    tokio::spawn(source.watch(cli.reload_interval));
+    )
+    .start(cli.manifests.clone(), cli.reload_interval);
     tokio::spawn(admin::serve(admin_listener, admin));
 
     let access_log = match cli.access_log {
