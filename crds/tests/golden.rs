@@ -14,6 +14,14 @@ fn render(name: &str, text: &str) -> String {
         snapshot
             .validate()
             .unwrap_or_else(|e| panic!("{name}: the compiler produced an invalid snapshot: {e}"));
+        // What the controller sends is what the proxy reads back.
+        let json = serde_json::to_string(snapshot).unwrap();
+        let back: frontdesk_snapshot::Snapshot = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("{name}: a snapshot does not read back: {e}"));
+        assert_eq!(
+            &back, snapshot,
+            "{name}: the snapshot changed in a JSON round trip"
+        );
     }
     let value = json!({
         "parseErrors": parsed.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),

@@ -48,10 +48,11 @@ impl FileSource {
         Ok(update)
     }
 
-    /// Polls forever; `apply` receives each load's result, on a blocking thread.
+    /// Polls forever; `apply` receives each load's result and how long reading and compiling
+    /// took, on a blocking thread.
     pub async fn watch<F>(mut self, interval: Duration, mut apply: F)
     where
-        F: FnMut(std::io::Result<Update>) + Send + 'static,
+        F: FnMut(std::io::Result<Update>, Duration) + Send + 'static,
     {
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -82,8 +83,9 @@ impl FileSource {
                 continue;
             }
             let joined = tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
                 let result = self.load();
-                apply(result);
+                apply(result, started.elapsed());
                 (self, apply)
             })
             .await;

@@ -16,8 +16,49 @@ fn duration(s: &str) -> Result<Duration, String> {
 pub struct Cli {
     /// Standalone mode: read Route (and Service/EndpointSlice) manifests from this file or
     /// directory, and reload them when they change.
-    #[arg(long, value_name = "PATH")]
-    pub manifests: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "controller",
+        conflicts_with = "controller"
+    )]
+    pub manifests: Option<PathBuf>,
+
+    /// Cluster mode: subscribe to the controller's snapshot stream at this URL
+    /// (`https://frontdesk-controller:7070`; `http://` needs --insecure).
+    #[arg(long, value_name = "URL")]
+    pub controller: Option<String>,
+
+    /// Where the last good snapshot is kept, to serve it after a restart while the controller
+    /// is unreachable. Without it, a restarted proxy waits for the controller.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Connect to the controller in plaintext without certificates: local development only.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// PEM CA that issued the controller's certificate.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate this proxy presents to the controller.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// This proxy's name in the controller's status (defaults to $POD_NAME, $HOSTNAME, or a
+    /// random name).
+    #[arg(long, value_name = "NAME")]
+    pub proxy_id: Option<String>,
+
+    /// Largest snapshot this proxy accepts; larger ones are refused (NACK) and the current one
+    /// keeps serving.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub max_snapshot_bytes: usize,
 
     /// The gateway group this proxy serves: Routes whose `spec.gateways` name it.
     #[arg(long, default_value = "default", value_name = "NAME")]

@@ -21,6 +21,7 @@ pub mod route_table;
 pub mod runtime;
 pub mod server;
 pub mod standalone;
+pub mod subscriber;
 pub mod transforms;
 pub mod upstream;
 
@@ -36,6 +37,7 @@ use crate::pipeline::Proxy;
 use crate::runtime::{Runtime, RuntimeHandle};
 use crate::server::ServerLimits;
 use crate::standalone::Standalone;
+use crate::subscriber::{Endpoint, Subscriber};
 use crate::upstream::{Upstream, UpstreamConfig};
 
 /// Runs the proxy until SIGTERM or Ctrl-C.
@@ -51,13 +53,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.listen))?;
 
-    Standalone::new(
-        cli.gateway.clone(),
-        runtime.clone(),
-        metrics.clone(),
-        admin.clone(),
-    )
-    .start(cli.manifests.clone(), cli.reload_interval);
+    match (&cli.manifests, &cli.controller) {
+        (Some(manifests), _) => Standalone::new(
+            cli.gateway.clone(),
+            runtime.clone(),
+            metrics.clone(),
+            admin.clone(),
+        )
+        .start(manifests.clone(), cli.reload_interval),
+        (None, Some(url)) => {
+            let endpoint = Endpoint::new(
+                url,
+                cli.insecure,
+                (
+                    cli.tls_ca.as_ref(),
+                    cli.tls_cert.as_ref(),
+                    cli.tls_key.as_ref(),
+                ),
+            )
+            .map_err(anyhow::Error::msg)?;
+            if cli.insecure {
+                tracing::warn!(
+                    "--insecure: the snapshot stream is plaintext and unauthenticated; for local development only"
+                );
+            }
+            Subscriber {
+                endpoint,
+                gateway: cli.gateway.clone(),
+                proxy_id: proxy_id(cli.proxy_id.as_deref()),
+                state_dir: cli.state_dir.clone(),
+                max_snapshot_bytes: cli.max_snapshot_bytes,
+                runtime: runtime.clone(),
+                metrics: metrics.clone(),
+                admin: admin.clone(),
+            }
+            .start();
+        }
+        (None, None) => anyhow::bail!("give --manifests PATH or --controller URL"),
+    }
     tokio::spawn(admin::serve(admin_listener, admin));
 
     let access_log = match cli.access_log {
@@ -94,4 +127,18 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down: no new connections, draining open ones");
+}
+
+/// The name this proxy reports to the controller.
+fn proxy_id(flag: Option<&str>) -> String {
+    let valid = |s: &String| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    };
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(valid)
+        .unwrap_or_else(|| format!("proxy-{:08x}", fastrand::u32(..)))
 }

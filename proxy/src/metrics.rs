@@ -47,6 +47,7 @@ pub struct Metrics {
     pub config_reloads: Counter,
     pub config_reload_failures: Counter,
     pub access_log_dropped: Counter,
+    pub controller_connected: Gauge,
 }
 
 impl Metrics {
@@ -61,6 +62,7 @@ impl Metrics {
             config_reloads: Counter::default(),
             config_reload_failures: Counter::default(),
             access_log_dropped: Counter::default(),
+            controller_connected: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -102,6 +104,11 @@ impl Metrics {
             "access_log_dropped",
             "Access log lines dropped because stdout was too slow",
             m.access_log_dropped.clone(),
+        );
+        registry.register(
+            "controller_connected",
+            "1 while subscribed to the controller's snapshot stream (cluster mode)",
+            m.controller_connected.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -164,6 +164,24 @@ impl RuntimeHandle {
     }
 }
 
+impl RuntimeHandle {
+    /// Installs a snapshot whose version was assigned by the controller, keeping that version
+    /// even when it is lower than the running one (a restarted controller counts from 1 again).
+    pub fn apply_exact(&self, snapshot: Snapshot) -> Result<Applied, String> {
+        let current = self.load();
+        if current.version() == snapshot.version && current.snapshot.same_content(&snapshot) {
+            return Ok(Applied::Unchanged(snapshot.version));
+        }
+        let runtime = Runtime::build(snapshot, &self.metrics)?;
+        let version = runtime.version();
+        self.current.store(Arc::new(runtime));
+        self.metrics
+            .config_version
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+        Ok(Applied::Swapped(version))
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
     Swapped(u64),

@@ -46,7 +46,7 @@ impl Standalone {
     pub fn start(self, root: PathBuf, interval: Duration) {
         let mut source = FileSource::new(root);
         self.apply(source.load());
-        tokio::spawn(source.watch(interval, move |result| self.apply(result)));
+        tokio::spawn(source.watch(interval, move |result, _| self.apply(result)));
     }
 
     fn apply(&self, result: std::io::Result<Update>) {

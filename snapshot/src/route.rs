@@ -1,4 +1,8 @@
 //! Compiled routes: what the proxy matches requests against and what it does with them.
+//!
+//! Plain structs refuse unknown fields, so a proxy older than its controller says so instead
+//! of silently ignoring configuration. serde cannot combine that with internally tagged enums
+//! or `flatten`, so those (and `ValueMatch`) accept them; `validate()` is the backstop.
 
 use serde::{Deserialize, Serialize};
 
@@ -52,7 +56,7 @@ pub struct Match {
 
 /// How the request path is matched.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum PathMatch {
     /// The whole path, byte for byte.
     Exact { value: String },
@@ -78,7 +82,7 @@ pub enum Segment {
 
 /// A condition on a header or a query parameter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ValueMatch {
     /// Header names are lower-case; query parameter names are case-sensitive.
     pub name: String,
@@ -111,7 +115,7 @@ pub struct Rewrite {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum PathRewrite {
     /// Replace the whole path; captures of a Template match are substituted.
     Full { parts: Vec<Segment> },
@@ -147,7 +151,7 @@ pub struct Header {
 
 /// What a matched rule does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum Action {
     /// Proxy to one of the weighted backends.
     Forward {

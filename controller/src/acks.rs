@@ -1,0 +1,107 @@
+//! What each connected proxy acknowledged: the basis of `Programmed` and of the ack/nack
+//! metrics. Pure bookkeeping, shared by the push connections.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+/// One proxy's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyState {
+    /// The last version it serves.
+    pub acked: Option<u64>,
+    /// The last version it refused, with the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nacked: Option<(u64, String)>,
+}
+
+/// Connected proxies by gateway and proxy id.
+#[derive(Clone, Default)]
+pub struct AckTracker {
+    inner: Arc<Mutex<BTreeMap<String, BTreeMap<String, ProxyState>>>>,
+}
+
+impl AckTracker {
+    pub fn connected(&self, gateway: &str, proxy: &str) {
+        let mut inner = self.inner.lock().expect("ack tracker lock");
+        inner
+            .entry(gateway.into())
+            .or_default()
+            .insert(proxy.into(), ProxyState::default());
+    }
+
+    pub fn disconnected(&self, gateway: &str, proxy: &str) {
+        let mut inner = self.inner.lock().expect("ack tracker lock");
+        if let Some(g) = inner.get_mut(gateway) {
+            g.remove(proxy);
+            if g.is_empty() {
+                inner.remove(gateway);
+            }
+        }
+    }
+
+    pub fn ack(&self, gateway: &str, proxy: &str, version: u64) {
+        let mut inner = self.inner.lock().expect("ack tracker lock");
+        let state = inner
+            .entry(gateway.into())
+            .or_default()
+            .entry(proxy.into())
+            .or_default();
+        state.acked = Some(state.acked.map_or(version, |v| v.max(version)));
+    }
+
+    pub fn nack(&self, gateway: &str, proxy: &str, version: u64, reason: String) {
+        let mut inner = self.inner.lock().expect("ack tracker lock");
+        inner
+            .entry(gateway.into())
+            .or_default()
+            .entry(proxy.into())
+            .or_default()
+            .nacked = Some((version, reason));
+    }
+
+    /// How many proxies of `gateway` serve at least `version`, out of how many are connected:
+    /// the numbers behind "2/2 proxies of gateway public at version 17".
+    pub fn programmed(&self, gateway: &str, version: u64) -> (usize, usize) {
+        let inner = self.inner.lock().expect("ack tracker lock");
+        inner.get(gateway).map_or((0, 0), |proxies| {
+            (
+                proxies
+                    .values()
+                    .filter(|p| p.acked.is_some_and(|v| v >= version))
+                    .count(),
+                proxies.len(),
+            )
+        })
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, ProxyState>> {
+        self.inner.lock().expect("ack tracker lock").clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programmed_counts_proxies_at_or_past_a_version() {
+        let t = AckTracker::default();
+        t.connected("public", "a");
+        t.connected("public", "b");
+        t.ack("public", "a", 3);
+        t.ack("public", "b", 2);
+        assert_eq!(t.programmed("public", 2), (2, 2));
+        assert_eq!(t.programmed("public", 3), (1, 2));
+        t.nack("public", "b", 3, "too big".into());
+        assert_eq!(
+            t.snapshot()["public"]["b"].nacked,
+            Some((3, "too big".into()))
+        );
+        t.disconnected("public", "a");
+        assert_eq!(t.programmed("public", 3), (0, 1));
+        assert_eq!(t.programmed("mobile", 1), (0, 0));
+    }
+}

@@ -1,0 +1,50 @@
+//! Command-line flags of `frontdesk-controller`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// frontdesk's control plane: compiles Routes into snapshots and pushes them to proxies.
+#[derive(Debug, Parser)]
+#[command(name = "frontdesk-controller", version)]
+pub struct Cli {
+    /// Read manifests from this file or directory instead of the Kubernetes API (local runs,
+    /// tests); reloaded on change.
+    #[arg(long, value_name = "PATH")]
+    pub manifests: Option<PathBuf>,
+
+    /// Address of the snapshot stream proxies subscribe to.
+    #[arg(long, default_value = "0.0.0.0:7070", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Address for /metrics, /healthz, /ready and /status.
+    #[arg(long, default_value = "127.0.0.1:9902", value_name = "ADDR")]
+    pub admin: SocketAddr,
+
+    /// Serve the snapshot stream in plaintext, without authenticating proxies. Snapshots carry
+    /// secrets: for local development only.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// PEM certificate the controller presents to proxies.
+    #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA that issued the proxies' client certificates; others are refused.
+    #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// How often manifest files are checked for changes (file mode).
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub reload_interval: Duration,
+}

@@ -1,0 +1,122 @@
+//! frontdesk's control plane: user objects in, snapshots out.
+//!
+//! - [`store`]: one versioned snapshot per gateway, published on real changes only;
+//! - [`push`]: the snapshot stream proxies subscribe to, with ACK/NACK ([`acks`]);
+//! - [`admin`] and [`metrics`]: operations.
+//!
+//! Sources: `--manifests PATH` (file mode, through `frontdesk-files` and the same compiler as
+//! the standalone proxy). Watching the Kubernetes API, status writing and leader election are
+//! being built (see the README's status section).
+#![forbid(unsafe_code)]
+
+pub mod acks;
+pub mod admin;
+pub mod cli;
+pub mod metrics;
+pub mod push;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use frontdesk_files::FileSource;
+
+use crate::acks::AckTracker;
+use crate::cli::Cli;
+use crate::metrics::Metrics;
+use crate::push::PushServer;
+use crate::store::SnapshotStore;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let tls = if cli.insecure {
+        tracing::warn!(
+            "--insecure: the snapshot stream is plaintext and unauthenticated; for local development only"
+        );
+        None
+    } else {
+        let (Some(cert), Some(key), Some(ca)) = (&cli.tls_cert, &cli.tls_key, &cli.tls_client_ca)
+        else {
+            bail!("--tls-cert, --tls-key and --tls-client-ca are required unless --insecure");
+        };
+        let config =
+            frontdesk_wire::tls::server_config(cert, key, ca).context("loading TLS credentials")?;
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    };
+    let Some(manifests) = cli.manifests.clone() else {
+        bail!(
+            "watching the Kubernetes API is not available in this build yet; run with --manifests PATH"
+        );
+    };
+
+    let metrics = Arc::new(Metrics::new());
+    let push = Arc::new(PushServer {
+        store: SnapshotStore::default(),
+        acks: AckTracker::default(),
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
+    let admin = tokio::net::TcpListener::bind(cli.admin)
+        .await
+        .with_context(|| format!("binding {}", cli.admin))?;
+
+    let mut source = FileSource::new(manifests);
+    let started = std::time::Instant::now();
+    let first = source.load();
+    publish(&push, first, started.elapsed());
+    let publisher = push.clone();
+    tokio::spawn(source.watch(cli.reload_interval, move |result, took| {
+        publish(&publisher, result, took)
+    }));
+    tokio::spawn(admin::serve(admin, push.clone()));
+    tracing::info!(listen = %cli.listen, admin = %cli.admin, tls = !cli.insecure, "frontdesk-controller serving snapshots");
+    tokio::select! {
+        _ = push::serve(listener, tls, push) => {},
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate() => {},
+    }
+    Ok(())
+}
+
+async fn terminate() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        term.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await
+}
+
+/// Publishes a compile result and records it in the metrics.
+fn publish(
+    push: &PushServer,
+    result: std::io::Result<frontdesk_crds::catalog::Update>,
+    took: std::time::Duration,
+) {
+    let update = match result {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the manifests; the published snapshots stay as they are");
+            return;
+        }
+    };
+    push.metrics.reconciles.inc();
+    push.metrics.compile_duration.observe(took.as_secs_f64());
+    let changed = push.store.publish(update.output);
+    for (gateway, version) in &changed {
+        tracing::info!(%gateway, version, "published a new snapshot");
+    }
+    for (gateway, version, bytes) in push.store.versions() {
+        let labels = Metrics::gateway(&gateway);
+        push.metrics
+            .snapshot_version
+            .get_or_create(&labels)
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+        push.metrics
+            .snapshot_bytes
+            .get_or_create(&labels)
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+}

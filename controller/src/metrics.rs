@@ -1,0 +1,107 @@
+//! Prometheus metrics of the control plane, on the admin listener's `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayLabels {
+    pub gateway: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Counter,
+    pub compile_duration: Histogram,
+    pub snapshot_version: Family<GatewayLabels, Gauge>,
+    pub snapshot_bytes: Family<GatewayLabels, Gauge>,
+    pub connected_proxies: Family<GatewayLabels, Gauge>,
+    pub acks: Family<GatewayLabels, Counter>,
+    pub nacks: Family<GatewayLabels, Counter>,
+    pub push_latency: Family<GatewayLabels, Histogram, fn() -> Histogram>,
+}
+
+fn latency() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("frontdesk_controller");
+        let m = Metrics {
+            registry: Registry::default(),
+            reconciles: Counter::default(),
+            compile_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            snapshot_version: Family::default(),
+            snapshot_bytes: Family::default(),
+            connected_proxies: Family::default(),
+            acks: Family::default(),
+            nacks: Family::default(),
+            push_latency: Family::new_with_constructor(latency as fn() -> Histogram),
+        };
+        registry.register(
+            "reconciles",
+            "Compiles of the whole configuration",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "compile_duration_seconds",
+            "Time to read and compile the configuration",
+            m.compile_duration.clone(),
+        );
+        registry.register(
+            "snapshot_version",
+            "Version of each gateway's snapshot",
+            m.snapshot_version.clone(),
+        );
+        registry.register(
+            "snapshot_bytes",
+            "Encoded size of each gateway's snapshot",
+            m.snapshot_bytes.clone(),
+        );
+        registry.register(
+            "connected_proxies",
+            "Proxies subscribed, by gateway",
+            m.connected_proxies.clone(),
+        );
+        registry.register(
+            "acks",
+            "Snapshot versions proxies acknowledged",
+            m.acks.clone(),
+        );
+        registry.register(
+            "nacks",
+            "Snapshot versions proxies rejected",
+            m.nacks.clone(),
+        );
+        registry.register(
+            "push_latency_seconds",
+            "Time from publishing a snapshot version to a proxy acknowledging it",
+            m.push_latency.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn gateway(name: &str) -> GatewayLabels {
+        GatewayLabels {
+            gateway: name.to_string(),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

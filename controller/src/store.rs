@@ -1,0 +1,177 @@
+//! The published snapshots: one versioned snapshot per gateway, watched by its subscribers.
+//!
+//! Each compile result is turned into one snapshot per gateway; a gateway's version goes up
+//! only when its content changed (no-op updates are dropped), so proxies are only bothered
+//! with real changes. Gateways that proxies subscribe to but no Route names get an empty
+//! snapshot, so their proxies still start and report ready.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use frontdesk_crds::Output;
+use frontdesk_snapshot::Snapshot;
+use frontdesk_wire::ToProxy;
+use tokio::sync::watch;
+
+/// A published version, encoded once for every subscriber, and when it was published (for
+/// push latency).
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub snapshot: Arc<Snapshot>,
+    pub encoded: Bytes,
+    pub at: Instant,
+}
+
+impl Published {
+    fn new(snapshot: Snapshot) -> Self {
+        let encoded = frontdesk_wire::encode(&ToProxy::Snapshot {
+            snapshot: snapshot.clone(),
+        });
+        Published {
+            snapshot: Arc::new(snapshot),
+            encoded,
+            at: Instant::now(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    output: Option<Output>,
+    gateways: HashMap<String, watch::Sender<Published>>,
+}
+
+/// Shared between the configuration source and the push server.
+#[derive(Clone, Default)]
+pub struct SnapshotStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl SnapshotStore {
+    /// Publishes a compile result; returns the gateways whose version changed.
+    pub fn publish(&self, output: Output) -> Vec<(String, u64)> {
+        let mut inner = self.inner.lock().expect("snapshot store lock");
+        let mut names: Vec<String> = output.snapshots.keys().cloned().collect();
+        names.extend(inner.gateways.keys().cloned());
+        names.sort();
+        names.dedup();
+        let mut changed = Vec::new();
+        for name in names {
+            let next = output.snapshot(&name);
+            let tx = inner
+                .gateways
+                .entry(name.clone())
+                .or_insert_with(|| watch::channel(Published::new(Snapshot::default())).0);
+            let published = tx.send_if_modified(|current| {
+                if current.snapshot.version > 0 && current.snapshot.same_content(&next) {
+                    return false;
+                }
+                let version = current.snapshot.version + 1;
+                *current = Published::new(Snapshot { version, ..next });
+                true
+            });
+            if published {
+                changed.push((name, tx.borrow().snapshot.version));
+            }
+        }
+        inner.output = Some(output);
+        changed
+    }
+
+    /// Whether a first compile result was published.
+    pub fn ready(&self) -> bool {
+        self.inner
+            .lock()
+            .expect("snapshot store lock")
+            .output
+            .is_some()
+    }
+
+    /// Subscribes to a gateway; `None` until the first compile result is published.
+    pub fn subscribe(&self, gateway: &str) -> Option<watch::Receiver<Published>> {
+        let mut inner = self.inner.lock().expect("snapshot store lock");
+        let output = inner.output.as_ref()?;
+        if let Some(tx) = inner.gateways.get(gateway) {
+            return Some(tx.subscribe());
+        }
+        let snapshot = Snapshot {
+            version: 1,
+            ..output.snapshot(gateway)
+        };
+        let (tx, rx) = watch::channel(Published::new(snapshot));
+        inner.gateways.insert(gateway.to_string(), tx);
+        Some(rx)
+    }
+
+    /// The latest compile result (statuses for /status and status writing).
+    pub fn output(&self) -> Option<Output> {
+        self.inner
+            .lock()
+            .expect("snapshot store lock")
+            .output
+            .clone()
+    }
+
+    /// Current version and size in bytes of every gateway's snapshot.
+    pub fn versions(&self) -> Vec<(String, u64, usize)> {
+        let inner = self.inner.lock().expect("snapshot store lock");
+        let mut out: Vec<_> = inner
+            .gateways
+            .iter()
+            .map(|(g, tx)| {
+                let p = tx.borrow();
+                (g.clone(), p.snapshot.version, p.encoded.len())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frontdesk_crds::manifests::{parse_file, resources};
+
+    fn output(path: &str) -> Output {
+        let yaml = format!(
+            "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r}}\nspec:\n  gateways: [public]\n  \
+             rules:\n    - matches: [{{path: {{value: {path}}}}}]\n      backends: [{{url: 'http://127.0.0.1:1'}}]\n"
+        );
+        let parsed = parse_file("r.yaml", &yaml);
+        frontdesk_crds::compile(&resources(parsed.objects.iter().map(|(o, _)| o)))
+    }
+
+    #[test]
+    fn versions_move_only_on_real_changes() {
+        let store = SnapshotStore::default();
+        assert!(
+            store.subscribe("public").is_none(),
+            "nothing before the first compile"
+        );
+        assert_eq!(store.publish(output("/a")), vec![("public".to_string(), 1)]);
+        let rx = store.subscribe("public").unwrap();
+        assert_eq!(rx.borrow().snapshot.version, 1);
+        assert!(
+            store.publish(output("/a")).is_empty(),
+            "same content: no new version"
+        );
+        assert_eq!(store.publish(output("/b")), vec![("public".to_string(), 2)]);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(rx.borrow().snapshot.rule_count(), 1);
+    }
+
+    #[test]
+    fn unnamed_gateways_get_an_empty_snapshot() {
+        let store = SnapshotStore::default();
+        store.publish(output("/a"));
+        let rx = store.subscribe("mobile").unwrap();
+        let s = rx.borrow().snapshot.clone();
+        assert_eq!(
+            (s.gateway.as_str(), s.version, s.routes.len()),
+            ("mobile", 1, 0)
+        );
+    }
+}

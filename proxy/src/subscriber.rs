@@ -1,0 +1,351 @@
+//! Cluster mode: snapshots from the controller (`--controller URL --gateway NAME`).
+//!
+//! One long-lived HTTP/2 stream (wire format in docs/wire.md), over mutual TLS unless
+//! `--insecure`. Every version received is applied (built and swapped in atomically) and
+//! answered with an ACK, or refused with a NACK and its reason while the current version keeps
+//! serving. When the stream breaks, the proxy keeps serving what it has and reconnects with
+//! exponential backoff and full jitter. Each applied snapshot is written to `--state-dir`, and
+//! a restarted proxy serves it at once, before (or without) reaching the controller.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use frontdesk_snapshot::Snapshot;
+use frontdesk_wire::{
+    ChannelBody, LineDecoder, MAX_MESSAGE_BYTES, STREAM_PATH, ToController, ToProxy,
+};
+use http::{Request, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::admin::Admin;
+use crate::metrics::Metrics;
+use crate::runtime::{Applied, RuntimeHandle};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where and how to reach the controller.
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+}
+
+impl Endpoint {
+    /// `https://` needs the TLS files; `http://` needs `insecure`.
+    pub fn new(
+        url: &str,
+        insecure: bool,
+        tls_files: (Option<&PathBuf>, Option<&PathBuf>, Option<&PathBuf>),
+    ) -> Result<Self, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("--controller {url:?}: {e}"))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| format!("--controller {url:?} has no host"))?
+            .to_string();
+        let tls = match (uri.scheme_str(), insecure) {
+            (Some("http"), true) => None,
+            (Some("http"), false) => {
+                return Err(
+                    "a plaintext controller URL needs --insecure (snapshots carry secrets)".into(),
+                );
+            }
+            (Some("https"), _) => {
+                let (Some(ca), Some(cert), Some(key)) = tls_files else {
+                    return Err("https:// needs --tls-ca, --tls-cert and --tls-key".into());
+                };
+                let config =
+                    frontdesk_wire::tls::client_config(ca, cert, key).map_err(|e| e.to_string())?;
+                let name = ServerName::try_from(
+                    host.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string(),
+                )
+                .map_err(|e| format!("--controller host {host:?}: {e}"))?;
+                Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+            }
+            _ => {
+                return Err(format!(
+                    "--controller {url:?} must start with https:// or http://"
+                ));
+            }
+        };
+        let default_port = if tls.is_some() { 443 } else { 80 };
+        Ok(Endpoint {
+            port: uri.port_u16().unwrap_or(default_port),
+            host,
+            tls,
+        })
+    }
+}
+
+pub struct Subscriber {
+    pub endpoint: Endpoint,
+    pub gateway: String,
+    pub proxy_id: String,
+    pub state_dir: Option<PathBuf>,
+    pub max_snapshot_bytes: usize,
+    pub runtime: RuntimeHandle,
+    pub metrics: Arc<Metrics>,
+    pub admin: Arc<Admin>,
+}
+
+impl Subscriber {
+    /// Serves the persisted snapshot, if any, then subscribes in the background.
+    pub fn start(self) {
+        self.restore();
+        tokio::spawn(self.run());
+    }
+
+    fn state_file(&self) -> Option<PathBuf> {
+        self.state_dir
+            .as_ref()
+            .map(|d| d.join(format!("{}.snapshot.json", self.gateway)))
+    }
+
+    fn restore(&self) {
+        let Some(path) = self.state_file() else {
+            return;
+        };
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the persisted snapshot");
+                return;
+            }
+        };
+        let restored = serde_json::from_slice::<Snapshot>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                if s.gateway == self.gateway {
+                    Ok(s)
+                } else {
+                    Err("it is for another gateway".into())
+                }
+            })
+            .and_then(|s| self.runtime.apply_exact(s));
+        match restored {
+            Ok(applied) => {
+                tracing::info!(path = %path.display(), ?applied, "serving the persisted snapshot until the controller answers");
+                self.admin.ready.store(true, Ordering::Release);
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring the persisted snapshot")
+            }
+        }
+    }
+
+    fn persist(&self, snapshot: &Snapshot) {
+        let Some(path) = self.state_file() else {
+            return;
+        };
+        let tmp = path.with_extension("json.tmp");
+        let written = serde_json::to_vec(snapshot)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&tmp, bytes)
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "cannot persist the snapshot");
+        }
+    }
+
+    async fn run(self) {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.session(&mut backoff).await {
+                Ok(()) => tracing::warn!("the controller closed the snapshot stream"),
+                Err(e) => {
+                    tracing::warn!(controller = %self.endpoint.host, error = %e, "snapshot stream failed")
+                }
+            }
+            self.metrics.controller_connected.set(0);
+            let wait = backoff.next();
+            tracing::info!(
+                wait_ms = wait.as_millis() as u64,
+                "reconnecting to the controller; serving the current snapshot meanwhile"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One connection; returns when it ends.
+    async fn session(&self, backoff: &mut Backoff) -> Result<(), String> {
+        let addr = format!(
+            "{}:{}",
+            self.endpoint
+                .host
+                .trim_start_matches('[')
+                .trim_end_matches(']'),
+            self.endpoint.port
+        );
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
+            .await
+            .map_err(|_| format!("connecting to {addr} timed out"))?
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.endpoint.tls {
+            None => self.stream(tcp, backoff).await,
+            Some((connector, name)) => {
+                let tls =
+                    tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name.clone(), tcp))
+                        .await
+                        .map_err(|_| "the TLS handshake timed out".to_string())?
+                        .map_err(|e| format!("TLS handshake: {e}"))?;
+                self.stream(tls, backoff).await
+            }
+        }
+    }
+
+    async fn stream<S>(&self, io: S, backoff: &mut Backoff) -> Result<(), String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_timeout(Duration::from_secs(10));
+        let (mut sender, conn) = builder
+            .handshake::<_, ChannelBody>(TokioIo::new(io))
+            .await
+            .map_err(|e| format!("HTTP/2: {e}"))?;
+        tokio::spawn(conn);
+        let (acks, body) = ChannelBody::new(8);
+        let uri = format!(
+            "http://{}{STREAM_PATH}?{}",
+            self.endpoint.host,
+            frontdesk_wire::stream_query(&self.gateway, &self.proxy_id)
+        );
+        let req = Request::post(uri).body(body).map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("subscribing: {e}"))?;
+        if resp.status() != StatusCode::OK {
+            return Err(format!("the controller answered {}", resp.status()));
+        }
+        self.metrics.controller_connected.set(1);
+        *backoff = Backoff::default();
+        tracing::info!(gateway = %self.gateway, proxy = %self.proxy_id, "subscribed to the controller");
+        let mut body = resp.into_body();
+        let mut decoder = LineDecoder::new(MAX_MESSAGE_BYTES);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("reading the stream: {e}"))?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            for (message, size) in decoder.push::<ToProxy>(data).map_err(|e| e.to_string())? {
+                let ToProxy::Snapshot { snapshot } = message;
+                self.receive(snapshot, size, &acks).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn receive(&self, snapshot: Snapshot, size: usize, acks: &mpsc::Sender<Bytes>) {
+        let version = snapshot.version;
+        let outcome = if size > self.max_snapshot_bytes {
+            Err(format!(
+                "the snapshot is {size} bytes; this proxy accepts at most {} (--max-snapshot-bytes)",
+                self.max_snapshot_bytes
+            ))
+        } else if snapshot.gateway != self.gateway {
+            Err(format!(
+                "the snapshot is for gateway {:?}, this proxy serves {:?}",
+                snapshot.gateway, self.gateway
+            ))
+        } else {
+            let kept = snapshot.clone();
+            self.runtime
+                .apply_exact(snapshot)
+                .map(|applied| (applied, kept))
+        };
+        let reply = match outcome {
+            Ok((applied, snapshot)) => {
+                if let Applied::Swapped(_) = applied {
+                    self.metrics.config_reloads.inc();
+                    self.persist(&snapshot);
+                }
+                tracing::info!(
+                    version,
+                    rules = snapshot.rule_count(),
+                    "serving snapshot from the controller"
+                );
+                self.admin.ready.store(true, Ordering::Release);
+                ToController::Ack { version }
+            }
+            Err(reason) => {
+                self.metrics.config_reload_failures.inc();
+                tracing::error!(version, %reason, "refused a snapshot; the current one keeps serving");
+                ToController::Nack { version, reason }
+            }
+        };
+        let _ = acks.send(frontdesk_wire::encode(&reply)).await;
+    }
+}
+
+/// Exponential backoff with full jitter: 100 ms doubling up to 5 s.
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let cap = Duration::from_millis(100)
+            .saturating_mul(1 << self.attempt.min(6))
+            .min(Duration::from_secs(5));
+        self.attempt += 1;
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_a_cap_with_jitter() {
+        let mut b = Backoff::default();
+        let waits: Vec<Duration> = (0..20).map(|_| b.next()).collect();
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(5)));
+        assert!(waits[0] <= Duration::from_millis(100));
+        assert!(waits.windows(2).any(|w| w[0] != w[1]), "jittered");
+    }
+
+    #[test]
+    fn endpoints_demand_tls_or_an_explicit_insecure() {
+        assert!(
+            Endpoint::new("http://c:7070", false, (None, None, None))
+                .err()
+                .unwrap()
+                .contains("--insecure")
+        );
+        let e = Endpoint::new("http://c:7070", true, (None, None, None)).unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls.is_none()),
+            ("c", 7070, true)
+        );
+        assert!(
+            Endpoint::new("https://c", false, (None, None, None))
+                .err()
+                .unwrap()
+                .contains("--tls-ca")
+        );
+        assert!(Endpoint::new("ftp://c", true, (None, None, None)).is_err());
+    }
+}
