@@ -44,6 +44,23 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Namespaces to watch (repeat the flag); all namespaces when absent.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespace: Vec<String>,
+
+    /// Namespace of the Lease that elects the replica writing status.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "default",
+        value_name = "NS"
+    )]
+    pub lease_namespace: String,
+
+    /// This replica's name in the Lease and Events (defaults to $POD_NAME or $HOSTNAME).
+    #[arg(long, value_name = "NAME")]
+    pub identity: Option<String>,
+
     /// How often manifest files are checked for changes (file mode).
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub reload_interval: Duration,

@@ -4,16 +4,18 @@
 //! - [`push`]: the snapshot stream proxies subscribe to, with ACK/NACK ([`acks`]);
 //! - [`admin`] and [`metrics`]: operations.
 //!
-//! Sources: `--manifests PATH` (file mode, through `frontdesk-files` and the same compiler as
-//! the standalone proxy). Watching the Kubernetes API, status writing and leader election are
-//! being built (see the README's status section).
+//! Sources: the Kubernetes API ([`cluster`]: reflectors, debounced compile, leader-written
+//! status and Events), or `--manifests PATH` (file mode, through `frontdesk-files` and the same
+//! compiler as the standalone proxy). [`status`] computes statuses apart from writing them.
 #![forbid(unsafe_code)]
 
 pub mod acks;
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod metrics;
 pub mod push;
+pub mod status;
 pub mod store;
 
 use std::sync::Arc;
@@ -42,11 +44,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             frontdesk_wire::tls::server_config(cert, key, ca).context("loading TLS credentials")?;
         Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     };
-    let Some(manifests) = cli.manifests.clone() else {
-        bail!(
-            "watching the Kubernetes API is not available in this build yet; run with --manifests PATH"
-        );
-    };
 
     let metrics = Arc::new(Metrics::new());
     let push = Arc::new(PushServer {
@@ -61,14 +58,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.admin))?;
 
-    let mut source = FileSource::new(manifests);
-    let started = std::time::Instant::now();
-    let first = source.load();
-    publish(&push, first, started.elapsed());
-    let publisher = push.clone();
-    tokio::spawn(source.watch(cli.reload_interval, move |result, took| {
-        publish(&publisher, result, took)
-    }));
+    match cli.manifests.clone() {
+        Some(manifests) => {
+            let mut source = FileSource::new(manifests);
+            let started = std::time::Instant::now();
+            let first = source.load();
+            publish(&push, first, started.elapsed());
+            let publisher = push.clone();
+            tokio::spawn(source.watch(cli.reload_interval, move |result, took| {
+                publish(&publisher, result, took)
+            }));
+        }
+        None => {
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API")?;
+            let options = cluster::ClusterOptions {
+                namespaces: cli.namespace.clone(),
+                lease_namespace: cli.lease_namespace.clone(),
+                identity: cli.identity.clone().unwrap_or_else(identity),
+            };
+            let push = push.clone();
+            tokio::spawn(async move {
+                if let Err(e) = cluster::run(client, options, push).await {
+                    tracing::error!(error = %e, "the Kubernetes source stopped");
+                    std::process::exit(1);
+                }
+            });
+        }
+    }
     tokio::spawn(admin::serve(admin, push.clone()));
     tracing::info!(listen = %cli.listen, admin = %cli.admin, tls = !cli.insecure, "frontdesk-controller serving snapshots");
     tokio::select! {
@@ -89,22 +107,29 @@ async fn terminate() {
     std::future::pending::<()>().await
 }
 
-/// Publishes a compile result and records it in the metrics.
+/// Publishes what a file load compiled.
 fn publish(
     push: &PushServer,
     result: std::io::Result<frontdesk_crds::catalog::Update>,
     took: std::time::Duration,
 ) {
-    let update = match result {
-        Ok(u) => u,
+    match result {
+        Ok(update) => record_compile(push, update.output, took),
         Err(e) => {
-            tracing::error!(error = %e, "cannot read the manifests; the published snapshots stay as they are");
-            return;
+            tracing::error!(error = %e, "cannot read the manifests; the published snapshots stay as they are")
         }
-    };
+    }
+}
+
+/// Publishes a compile result and records it in the metrics.
+pub(crate) fn record_compile(
+    push: &PushServer,
+    output: frontdesk_crds::Output,
+    took: std::time::Duration,
+) {
     push.metrics.reconciles.inc();
     push.metrics.compile_duration.observe(took.as_secs_f64());
-    let changed = push.store.publish(update.output);
+    let changed = push.store.publish(output);
     for (gateway, version) in &changed {
         tracing::info!(%gateway, version, "published a new snapshot");
     }
@@ -119,4 +144,11 @@ fn publish(
             .get_or_create(&labels)
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
+}
+
+/// This replica's name for the Lease and Events: the pod name, else the host name.
+fn identity() -> String {
+    std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "frontdesk-controller".to_string())
 }

@@ -37,10 +37,24 @@ impl Published {
     }
 }
 
+/// (kind, namespace, name)
+type ObjectId = (String, String, String);
+
 #[derive(Default)]
 struct Inner {
     output: Option<Output>,
     gateways: HashMap<String, watch::Sender<Published>>,
+    /// Per gateway and object: the generation in the snapshot, and the first version that
+    /// carried it. `Programmed` asks whether proxies acknowledged that version.
+    carried: HashMap<String, HashMap<ObjectId, (i64, u64)>>,
+}
+
+/// Where one object stands in one gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Carried {
+    pub gateway: String,
+    pub generation: i64,
+    pub since_version: u64,
 }
 
 /// Shared between the configuration source and the push server.
@@ -73,7 +87,19 @@ impl SnapshotStore {
                 true
             });
             if published {
-                changed.push((name, tx.borrow().snapshot.version));
+                let snapshot = tx.borrow().snapshot.clone();
+                let carried = inner.carried.entry(name.clone()).or_default();
+                let mut next = HashMap::new();
+                for src in &snapshot.sources {
+                    let key = (src.kind.clone(), src.namespace.clone(), src.name.clone());
+                    let since = match carried.get(&key) {
+                        Some((generation, since)) if *generation == src.generation => *since,
+                        _ => snapshot.version,
+                    };
+                    next.insert(key, (src.generation, since));
+                }
+                *carried = next;
+                changed.push((name, snapshot.version));
             }
         }
         inner.output = Some(output);
@@ -112,6 +138,25 @@ impl SnapshotStore {
             .expect("snapshot store lock")
             .output
             .clone()
+    }
+
+    /// The gateways serving an object, with the version since which they carry its generation.
+    pub fn carried(&self, kind: &str, namespace: &str, name: &str) -> Vec<Carried> {
+        let inner = self.inner.lock().expect("snapshot store lock");
+        let key = (kind.to_string(), namespace.to_string(), name.to_string());
+        let mut out: Vec<Carried> = inner
+            .carried
+            .iter()
+            .filter_map(|(gateway, objects)| {
+                objects.get(&key).map(|(generation, since)| Carried {
+                    gateway: gateway.clone(),
+                    generation: *generation,
+                    since_version: *since,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.gateway.cmp(&b.gateway));
+        out
     }
 
     /// Current version and size in bytes of every gateway's snapshot.
@@ -161,6 +206,16 @@ mod tests {
         assert_eq!(store.publish(output("/b")), vec![("public".to_string(), 2)]);
         assert!(rx.has_changed().unwrap());
         assert_eq!(rx.borrow().snapshot.rule_count(), 1);
+    }
+
+    #[test]
+    fn objects_are_carried_since_the_version_that_brought_their_generation() {
+        let store = SnapshotStore::default();
+        store.publish(output("/a"));
+        assert_eq!(store.carried("Route", "default", "r")[0].since_version, 1);
+        store.publish(output("/b")); // same generation (0) in these files: still since 1
+        assert_eq!(store.carried("Route", "default", "r")[0].since_version, 1);
+        assert!(store.carried("Route", "default", "nope").is_empty());
     }
 
     #[test]

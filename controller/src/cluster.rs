@@ -1,0 +1,397 @@
+//! Cluster mode: the Kubernetes API as the source, status written back.
+//!
+//! - Reflectors on Route, Service and EndpointSlice (all namespaces, or the `--namespace` list).
+//!   Nothing is compiled before every reflector finished its initial list, so proxies never
+//!   get a half-known cluster. Changes are debounced: a burst of applies compiles once it has
+//!   been quiet for [`QUIET`] (or at least every [`MAX_DELAY`]), not once per object.
+//!   Secrets join when Policies reference them (no Route field references a Secret yet).
+//! - Every replica compiles and serves snapshots; only the holder of the `frontdesk-controller`
+//!   Lease writes status (server-side apply, field manager `frontdesk-controller`) and Events.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use frontdesk_crds::route::{Route, RouteStatus};
+use frontdesk_crds::{Resources, compile};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, watch};
+
+use crate::push::PushServer;
+use crate::status::{GatewayProgress, Observed, Reconciler, StatusSink};
+
+/// Quiet time that ends a burst of changes.
+pub const QUIET: Duration = Duration::from_millis(100);
+/// Longest a compile waits while changes keep coming.
+pub const MAX_DELAY: Duration = Duration::from_secs(1);
+pub const FIELD_MANAGER: &str = "frontdesk-controller";
+const LEASE_NAME: &str = "frontdesk-controller";
+
+pub struct ClusterOptions {
+    /// Empty: every namespace.
+    pub namespaces: Vec<String>,
+    pub lease_namespace: String,
+    pub identity: String,
+}
+
+/// Runs the cluster source until the process ends.
+pub async fn run(
+    client: Client,
+    options: ClusterOptions,
+    push: Arc<PushServer>,
+) -> anyhow::Result<()> {
+    let changed = Arc::new(Notify::new());
+    let routes = watch_kind::<Route>(&client, &options.namespaces, &changed);
+    let services = watch_kind::<Service>(&client, &options.namespaces, &changed);
+    let slices = watch_kind::<EndpointSlice>(&client, &options.namespaces, &changed);
+    let published = Arc::new(Notify::new());
+
+    let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+        .with_namespace(&options.lease_namespace)
+        .with_identity(&options.identity)
+        .build()
+        .await?;
+    let (leader, _lease_task) = lease.watch().await;
+    let sink = KubeSink {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: Some(options.identity.clone()),
+            },
+        ),
+    };
+    tokio::spawn(status_loop(
+        sink,
+        routes.clone(),
+        push.clone(),
+        leader,
+        published.clone(),
+    ));
+    compile_loop(routes, services, slices, push, changed, published).await;
+    Ok(())
+}
+
+/// One reflector per namespace (or one for all); every event wakes the compile loop.
+fn watch_kind<K>(client: &Client, namespaces: &[String], changed: &Arc<Notify>) -> Vec<Store<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    let apis: Vec<Api<K>> = if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    };
+    apis.into_iter()
+        .map(|api| {
+            let (reader, writer) = reflector::store();
+            let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+            let changed = changed.clone();
+            tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(_) => changed.notify_one(),
+                        Err(e) => tracing::warn!(kind = %K::kind(&Default::default()), error = %e, "watch error; retrying with backoff"),
+                    }
+                }
+            });
+            reader
+        })
+        .collect()
+}
+
+fn all<K: Resource + Clone>(stores: &[Store<K>]) -> Vec<K>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    stores
+        .iter()
+        .flat_map(|s| s.state())
+        .map(|o| (*o).clone())
+        .collect()
+}
+
+async fn compile_loop(
+    routes: Vec<Store<Route>>,
+    services: Vec<Store<Service>>,
+    slices: Vec<Store<EndpointSlice>>,
+    push: Arc<PushServer>,
+    changed: Arc<Notify>,
+    published: Arc<Notify>,
+) {
+    for s in &routes {
+        let _ = s.wait_until_ready().await;
+    }
+    for s in &services {
+        let _ = s.wait_until_ready().await;
+    }
+    for s in &slices {
+        let _ = s.wait_until_ready().await;
+    }
+    tracing::info!("initial lists complete; compiling");
+    changed.notify_one();
+    loop {
+        changed.notified().await;
+        debounce(&changed).await;
+        let started = Instant::now();
+        let resources = Resources {
+            routes: all(&routes),
+            services: all(&services),
+            endpoint_slices: all(&slices),
+        };
+        let output = compile(&resources);
+        crate::record_compile(&push, output, started.elapsed());
+        published.notify_one();
+    }
+}
+
+/// Returns once changes have been quiet for [`QUIET`], or after [`MAX_DELAY`].
+async fn debounce(changed: &Notify) {
+    let deadline = tokio::time::Instant::now() + MAX_DELAY;
+    loop {
+        tokio::select! {
+            _ = changed.notified() => {
+                if tokio::time::Instant::now() >= deadline {
+                    // Keep the permit for the next round: something changed after we looked.
+                    changed.notify_one();
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(QUIET) => return,
+            _ = tokio::time::sleep_until(deadline) => return,
+        }
+    }
+}
+
+async fn status_loop(
+    sink: KubeSink,
+    routes: Vec<Store<Route>>,
+    push: Arc<PushServer>,
+    mut leader: watch::Receiver<bool>,
+    published: Arc<Notify>,
+) {
+    let mut reconciler = Reconciler::default();
+    loop {
+        // ACKs arrive without a publish, so look again every second too.
+        tokio::select! {
+            _ = published.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = leader.changed() => {
+                // Another replica may have written in between: forget what we wrote.
+                reconciler = Reconciler::default();
+            }
+        }
+        if !*leader.borrow() {
+            continue;
+        }
+        let Some(output) = push.store.output() else {
+            continue;
+        };
+        let current = all(&routes);
+        let objects: Vec<Observed<'_>> = output
+            .statuses
+            .iter()
+            .filter(|s| s.kind == "Route")
+            .map(|s| Observed {
+                computed: s,
+                progress: progress(&push, &s.namespace, &s.name),
+                current: current
+                    .iter()
+                    .find(|r| {
+                        r.metadata.namespace.as_deref() == Some(&s.namespace)
+                            && r.metadata.name.as_deref() == Some(&s.name)
+                    })
+                    .and_then(|r| r.status.as_ref()),
+            })
+            .collect();
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let writes = reconciler.reconcile(&sink, &objects, &now).await;
+        if writes > 0 {
+            tracing::debug!(writes, "statuses written");
+        }
+    }
+}
+
+fn progress(push: &PushServer, namespace: &str, name: &str) -> Vec<GatewayProgress> {
+    push.store
+        .carried("Route", namespace, name)
+        .into_iter()
+        .map(|carried| {
+            let (acked, connected) = push
+                .acks
+                .programmed(&carried.gateway, carried.since_version);
+            GatewayProgress {
+                carried,
+                acked,
+                connected,
+            }
+        })
+        .collect()
+}
+
+/// Status by server-side apply on the status subresource; Events through the events API.
+pub struct KubeSink {
+    pub client: Client,
+    pub recorder: Recorder,
+}
+
+impl StatusSink for KubeSink {
+    async fn apply_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: &RouteStatus,
+    ) -> Result<(), String> {
+        let api: Api<Route> = Api::namespaced(self.client.clone(), namespace);
+        let patch = serde_json::json!({
+            "apiVersion": "frontdesk.dev/v1alpha1",
+            "kind": "Route",
+            "status": status,
+        });
+        api.patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
+    async fn warn(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        note: &str,
+    ) -> Result<(), String> {
+        let reference = ObjectReference {
+            api_version: Some("frontdesk.dev/v1alpha1".into()),
+            kind: Some("Route".into()),
+            namespace: Some(namespace.into()),
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note.chars().take(1024).collect()),
+            action: "Compile".into(),
+            secondary: None,
+        };
+        self.recorder
+            .publish(&event, &reference)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_a_thousand_changes_compiles_a_handful_of_times() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let changed = Arc::new(Notify::new());
+        let compiles = Arc::new(AtomicUsize::new(0));
+        let (c, n) = (changed.clone(), compiles.clone());
+        tokio::spawn(async move {
+            loop {
+                c.notified().await;
+                debounce(&c).await;
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // 1,000 applies over 3 s, then quiet.
+        for _ in 0..1000 {
+            changed.notify_one();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let count = compiles.load(Ordering::SeqCst);
+        assert!(
+            (2..=5).contains(&count),
+            "{count} compiles for 1,000 changes"
+        );
+        // A lone change after the burst still compiles, within the quiet time.
+        changed.notify_one();
+        tokio::time::sleep(QUIET * 2).await;
+        assert_eq!(compiles.load(Ordering::SeqCst), count + 1);
+    }
+
+    #[tokio::test]
+    async fn statuses_are_written_by_server_side_apply_on_the_status_subresource() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let sink = KubeSink {
+            client: client.clone(),
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: FIELD_MANAGER.into(),
+                    instance: None,
+                },
+            ),
+        };
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a request");
+            assert_eq!(request.method(), http::Method::PATCH);
+            assert_eq!(
+                request.uri().path(),
+                "/apis/frontdesk.dev/v1alpha1/namespaces/shop/routes/orders/status"
+            );
+            let query = request.uri().query().unwrap_or_default().to_string();
+            assert!(
+                query.contains("fieldManager=frontdesk-controller") && query.contains("force=true"),
+                "{query}"
+            );
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/apply-patch+yaml"
+            );
+            let body = request.into_body().collect_bytes().await.unwrap();
+            let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(sent["status"]["observedGeneration"], 4);
+            assert_eq!(sent["kind"], "Route");
+            let route = serde_json::json!({
+                "apiVersion": "frontdesk.dev/v1alpha1", "kind": "Route",
+                "metadata": {"name": "orders", "namespace": "shop"},
+                "spec": {"rules": []}, "status": sent["status"],
+            });
+            send.send_response(Response::new(Body::from(
+                serde_json::to_vec(&route).unwrap(),
+            )));
+        });
+        let status = RouteStatus {
+            observed_generation: Some(4),
+            conditions: vec![],
+        };
+        sink.apply_status("shop", "orders", &status).await.unwrap();
+        server.await.unwrap();
+    }
+}

@@ -1,0 +1,378 @@
+//! Status: computed apart from writing it (only the leader writes).
+//!
+//! [`desired`] turns the compiler's verdict (Accepted, ResolvedRefs) and the proxies'
+//! acknowledgements into the status a Route should carry, with `Programmed` saying how many
+//! proxies of each gateway serve a snapshot containing this generation ("2/2 proxies of gateway
+//! public at version 17"). [`Reconciler`] writes only what changed through a [`StatusSink`]
+//! (server-side apply and Events in a cluster, a recording fake in tests) and raises one
+//! Warning Event per rejected generation.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use frontdesk_crds::ObjectStatus;
+use frontdesk_crds::route::RouteStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::store::Carried;
+
+pub const PROGRAMMED: &str = "Programmed";
+
+/// How far the proxies of each gateway serving an object have got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayProgress {
+    pub carried: Carried,
+    /// Proxies acknowledging `carried.since_version` or later, and proxies connected.
+    pub acked: usize,
+    pub connected: usize,
+}
+
+/// The status an object should have. `current` supplies transition times of conditions whose
+/// status did not change, so rewriting the same verdict does not look like a transition.
+pub fn desired(
+    computed: &ObjectStatus,
+    progress: &[GatewayProgress],
+    current: Option<&RouteStatus>,
+    now: &Time,
+) -> RouteStatus {
+    let generation = computed.generation;
+    let mut conditions: Vec<Condition> = computed
+        .conditions
+        .iter()
+        .map(|c| {
+            condition(
+                &c.type_, c.status, &c.reason, &c.message, generation, current, now,
+            )
+        })
+        .collect();
+    let (status, reason, message) = programmed(computed, progress);
+    conditions.push(condition(
+        PROGRAMMED, status, reason, &message, generation, current, now,
+    ));
+    RouteStatus {
+        observed_generation: Some(generation),
+        conditions,
+    }
+}
+
+fn programmed(
+    computed: &ObjectStatus,
+    progress: &[GatewayProgress],
+) -> (bool, &'static str, String) {
+    if !computed.accepted() {
+        return (
+            false,
+            "Invalid",
+            "the Route is not accepted, so no proxy serves it".into(),
+        );
+    }
+    if progress.is_empty() {
+        return (
+            false,
+            "Pending",
+            "no snapshot carries this generation yet".into(),
+        );
+    }
+    let message = progress
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{} proxies of gateway {} at version {}",
+                p.acked, p.connected, p.carried.gateway, p.carried.since_version
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if progress.iter().any(|p| p.connected == 0) {
+        (false, "NoProxies", message)
+    } else if progress.iter().all(|p| p.acked == p.connected) {
+        (true, "Programmed", message)
+    } else {
+        (false, "Pending", message)
+    }
+}
+
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: i64,
+    current: Option<&RouteStatus>,
+    now: &Time,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let since = current
+        .and_then(|c| c.conditions.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: Some(generation),
+        last_transition_time: since,
+    }
+}
+
+/// Equal but for transition times: nothing worth writing.
+fn same(a: &RouteStatus, b: &RouteStatus) -> bool {
+    let strip = |s: &RouteStatus| {
+        let mut s = s.clone();
+        for c in &mut s.conditions {
+            c.last_transition_time = Time(Default::default());
+        }
+        s
+    };
+    strip(a) == strip(b)
+}
+
+/// Where statuses and Events go.
+pub trait StatusSink {
+    fn apply_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: &RouteStatus,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    fn warn(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        note: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Writes statuses that changed and Events for rejected generations.
+#[derive(Default)]
+pub struct Reconciler {
+    written: HashMap<(String, String), RouteStatus>,
+    evented: HashMap<(String, String), i64>,
+}
+
+/// One object to reconcile: what the compiler said, how far its gateways got, and the status it
+/// has in the cluster now.
+pub struct Observed<'a> {
+    pub computed: &'a ObjectStatus,
+    pub progress: Vec<GatewayProgress>,
+    pub current: Option<&'a RouteStatus>,
+}
+
+impl Reconciler {
+    /// Returns how many statuses were written.
+    pub async fn reconcile<S: StatusSink>(
+        &mut self,
+        sink: &S,
+        objects: &[Observed<'_>],
+        now: &Time,
+    ) -> usize {
+        let mut writes = 0;
+        for o in objects {
+            let key = (o.computed.namespace.clone(), o.computed.name.clone());
+            let want = desired(o.computed, &o.progress, o.current, now);
+            let already = o.current.is_some_and(|c| same(c, &want))
+                || self.written.get(&key).is_some_and(|w| same(w, &want));
+            if !already {
+                match sink.apply_status(&key.0, &key.1, &want).await {
+                    Ok(()) => {
+                        writes += 1;
+                        self.written.insert(key.clone(), want);
+                    }
+                    Err(e) => {
+                        tracing::warn!(namespace = %key.0, name = %key.1, error = %e, "writing status failed; retried at the next change")
+                    }
+                }
+            }
+            if !o.computed.accepted() && self.evented.get(&key) != Some(&o.computed.generation) {
+                let note = o
+                    .computed
+                    .diagnostics
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if sink.warn(&key.0, &key.1, "Invalid", &note).await.is_ok() {
+                    self.evented.insert(key, o.computed.generation);
+                }
+            }
+        }
+        writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use frontdesk_crds::manifests::{parse_file, resources};
+
+    #[derive(Default)]
+    struct Recorder {
+        statuses: Mutex<Vec<(String, RouteStatus)>>,
+        events: Mutex<Vec<(String, String, String)>>,
+    }
+
+    impl StatusSink for Recorder {
+        async fn apply_status(
+            &self,
+            _: &str,
+            name: &str,
+            status: &RouteStatus,
+        ) -> Result<(), String> {
+            self.statuses
+                .lock()
+                .unwrap()
+                .push((name.to_string(), status.clone()));
+            Ok(())
+        }
+        async fn warn(&self, _: &str, name: &str, reason: &str, note: &str) -> Result<(), String> {
+            self.events.lock().unwrap().push((
+                name.to_string(),
+                reason.to_string(),
+                note.to_string(),
+            ));
+            Ok(())
+        }
+    }
+
+    fn compiled() -> Vec<ObjectStatus> {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: svc, namespace: shop}\nspec: {ports: [{port: 80}]}\n---\n\
+            apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: good, namespace: shop, generation: 3}\n\
+            spec: {gateways: [public], rules: [{backends: [{service: svc, port: 80}]}]}\n---\n\
+            apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: bad, namespace: shop, generation: 2}\n\
+            spec: {rules: [{matches: [{path: {value: no-slash}}], backends: [{service: svc, port: 80}]}]}\n---\n\
+            apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: dangling, namespace: shop, generation: 1}\n\
+            spec: {gateways: [public], rules: [{backends: [{service: missing, port: 80}]}]}\n";
+        let parsed = parse_file("t.yaml", text);
+        frontdesk_crds::compile(&resources(parsed.objects.iter().map(|(o, _)| o))).statuses
+    }
+
+    fn progress(acked: usize, connected: usize) -> Vec<GatewayProgress> {
+        vec![GatewayProgress {
+            carried: Carried {
+                gateway: "public".into(),
+                generation: 3,
+                since_version: 17,
+            },
+            acked,
+            connected,
+        }]
+    }
+
+    fn find<'a>(s: &'a RouteStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn now(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    #[tokio::test]
+    async fn accepted_rejected_and_unresolved_routes_get_the_right_status_and_events() {
+        let statuses = compiled();
+        let by = |n: &str| statuses.iter().find(|s| s.name == n).unwrap();
+        let sink = Recorder::default();
+        let mut r = Reconciler::default();
+        let objects = vec![
+            Observed {
+                computed: by("good"),
+                progress: progress(2, 2),
+                current: None,
+            },
+            Observed {
+                computed: by("bad"),
+                progress: vec![],
+                current: None,
+            },
+            Observed {
+                computed: by("dangling"),
+                progress: progress(1, 2),
+                current: None,
+            },
+        ];
+        assert_eq!(r.reconcile(&sink, &objects, &now(100)).await, 3);
+
+        let written = sink.statuses.lock().unwrap().clone();
+        let good = &written.iter().find(|(n, _)| n == "good").unwrap().1;
+        assert_eq!(good.observed_generation, Some(3));
+        assert_eq!(find(good, "Accepted").status, "True");
+        assert_eq!(find(good, "ResolvedRefs").status, "True");
+        let p = find(good, PROGRAMMED);
+        assert_eq!(
+            (p.status.as_str(), p.message.as_str()),
+            ("True", "2/2 proxies of gateway public at version 17")
+        );
+
+        let bad = &written.iter().find(|(n, _)| n == "bad").unwrap().1;
+        assert_eq!(
+            (
+                find(bad, "Accepted").status.as_str(),
+                find(bad, "Accepted").reason.as_str()
+            ),
+            ("False", "Invalid")
+        );
+        assert!(
+            find(bad, "Accepted")
+                .message
+                .contains("spec.rules[0].matches[0].path.value")
+        );
+        assert_eq!(find(bad, PROGRAMMED).status, "False");
+
+        let dangling = &written.iter().find(|(n, _)| n == "dangling").unwrap().1;
+        assert_eq!(find(dangling, "ResolvedRefs").reason, "BackendNotFound");
+        assert!(
+            find(dangling, "ResolvedRefs")
+                .message
+                .contains("Service shop/missing not found")
+        );
+        assert_eq!(find(dangling, PROGRAMMED).reason, "Pending");
+
+        let events = sink.events.lock().unwrap().clone();
+        assert_eq!(
+            events.len(),
+            1,
+            "one Warning Event, for the rejected Route only"
+        );
+        assert_eq!(
+            (events[0].0.as_str(), events[0].1.as_str()),
+            ("bad", "Invalid")
+        );
+        assert!(events[0].2.contains("must start with '/'"));
+    }
+
+    #[tokio::test]
+    async fn unchanged_verdicts_are_not_rewritten_and_transition_times_survive() {
+        let statuses = compiled();
+        let good = statuses.iter().find(|s| s.name == "good").unwrap();
+        let sink = Recorder::default();
+        let mut r = Reconciler::default();
+        let pending = [Observed {
+            computed: good,
+            progress: progress(1, 2),
+            current: None,
+        }];
+        r.reconcile(&sink, &pending, &now(100)).await;
+        let first = sink.statuses.lock().unwrap()[0].1.clone();
+        // The same verdict later: no write, no Event.
+        let again = [Observed {
+            computed: good,
+            progress: progress(1, 2),
+            current: Some(&first),
+        }];
+        assert_eq!(r.reconcile(&sink, &again, &now(200)).await, 0);
+        // Programmed flips: one write; Accepted keeps its transition time.
+        let done = [Observed {
+            computed: good,
+            progress: progress(2, 2),
+            current: Some(&first),
+        }];
+        assert_eq!(r.reconcile(&sink, &done, &now(300)).await, 1);
+        let second = sink.statuses.lock().unwrap()[1].1.clone();
+        assert_eq!(find(&second, "Accepted").last_transition_time, now(100));
+        assert_eq!(find(&second, PROGRAMMED).last_transition_time, now(300));
+        assert!(sink.events.lock().unwrap().is_empty());
+    }
+}
