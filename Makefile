@@ -3,7 +3,7 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test lint fmt crds bench build clean
+.PHONY: demo test lint fmt crds bench bench-controller build clean
 
 ## demo: build, start the demo backends and a standalone proxy on examples/demo
 demo:
@@ -12,7 +12,7 @@ demo:
 
 ## test: every test (unit, golden, CRD drift, real proxy processes on 127.0.0.1)
 test:
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --lib --bins --tests
 	$(CARGO) test --workspace --doc
 
 ## lint: formatting and clippy with warnings as errors
@@ -31,6 +31,11 @@ crds:
 bench:
 	bench/run.sh
 	$(CARGO) bench -q -p frontdesk-proxy --bench route_lookup
+
+## bench-controller: compile time for 10,000 Routes, propagation to proxies for 1,000
+bench-controller:
+	$(CARGO) build --release -p frontdesk-controller -p frontdesk-proxy
+	$(CARGO) bench -q -p frontdesk-e2e --bench controller
 
 build:
 	$(CARGO) build --workspace --release

@@ -2,8 +2,10 @@
 //!
 //! - Reflectors on Route, Service and EndpointSlice (all namespaces, or the `--namespace` list).
 //!   Nothing is compiled before every reflector finished its initial list, so proxies never
-//!   get a half-known cluster. Changes are debounced: a burst of applies compiles once it has
-//!   been quiet for [`QUIET`] (or at least every [`MAX_DELAY`]), not once per object.
+//!   get a half-known cluster. Changes are throttled on the leading edge: a change after a
+//!   quiet spell compiles at once (no added latency), and while changes keep coming they are
+//!   gathered into one compile per [`MIN_INTERVAL`]: a burst of 1,000 applies compiles a
+//!   handful of times, not 1,000.
 //!   Secrets join when Policies reference them (no Route field references a Secret yet).
 //! - Every replica compiles and serves snapshots; only the holder of the `frontdesk-controller`
 //!   Lease writes status (server-side apply, field manager `frontdesk-controller`) and Events.
@@ -30,10 +32,8 @@ use tokio::sync::{Notify, watch};
 use crate::push::PushServer;
 use crate::status::{GatewayProgress, Observed, Reconciler, StatusSink};
 
-/// Quiet time that ends a burst of changes.
-pub const QUIET: Duration = Duration::from_millis(100);
-/// Longest a compile waits while changes keep coming.
-pub const MAX_DELAY: Duration = Duration::from_secs(1);
+/// Shortest time between two compiles; changes meanwhile are gathered into the next one.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
 pub const FIELD_MANAGER: &str = "frontdesk-controller";
 const LEASE_NAME: &str = "frontdesk-controller";
 
@@ -152,9 +152,10 @@ async fn compile_loop(
     }
     tracing::info!("initial lists complete; compiling");
     changed.notify_one();
+    let mut last: Option<tokio::time::Instant> = None;
     loop {
         changed.notified().await;
-        debounce(&changed).await;
+        throttle(&mut last).await;
         let started = Instant::now();
         let resources = Resources {
             routes: all(&routes),
@@ -167,22 +168,14 @@ async fn compile_loop(
     }
 }
 
-/// Returns once changes have been quiet for [`QUIET`], or after [`MAX_DELAY`].
-async fn debounce(changed: &Notify) {
-    let deadline = tokio::time::Instant::now() + MAX_DELAY;
-    loop {
-        tokio::select! {
-            _ = changed.notified() => {
-                if tokio::time::Instant::now() >= deadline {
-                    // Keep the permit for the next round: something changed after we looked.
-                    changed.notify_one();
-                    return;
-                }
-            }
-            _ = tokio::time::sleep(QUIET) => return,
-            _ = tokio::time::sleep_until(deadline) => return,
-        }
+/// Waits until [`MIN_INTERVAL`] has passed since the last compile (not at all after a quiet
+/// spell). Changes arriving meanwhile leave a permit on the `Notify`, which triggers the next
+/// compile: nothing is lost, and a burst costs one compile per interval.
+async fn throttle(last: &mut Option<tokio::time::Instant>) {
+    if let Some(at) = *last {
+        tokio::time::sleep_until(at + MIN_INTERVAL).await;
     }
+    *last = Some(tokio::time::Instant::now());
 }
 
 async fn status_loop(
@@ -315,16 +308,16 @@ mod tests {
     use kube::client::Body;
 
     #[tokio::test(start_paused = true)]
-    async fn a_burst_of_a_thousand_changes_compiles_a_handful_of_times() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+    async fn a_burst_of_a_thousand_changes_compiles_a_handful_of_times_and_a_lone_change_at_once() {
         let changed = Arc::new(Notify::new());
-        let compiles = Arc::new(AtomicUsize::new(0));
+        let compiles = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (c, n) = (changed.clone(), compiles.clone());
         tokio::spawn(async move {
+            let mut last = None;
             loop {
                 c.notified().await;
-                debounce(&c).await;
-                n.fetch_add(1, Ordering::SeqCst);
+                throttle(&mut last).await;
+                n.lock().unwrap().push(tokio::time::Instant::now());
             }
         });
         // 1,000 applies over 3 s, then quiet.
@@ -333,15 +326,21 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let count = compiles.load(Ordering::SeqCst);
+        let count = compiles.lock().unwrap().len();
         assert!(
-            (2..=5).contains(&count),
+            (4..=9).contains(&count),
             "{count} compiles for 1,000 changes"
         );
-        // A lone change after the burst still compiles, within the quiet time.
+        // After a quiet spell, one change compiles without waiting.
+        let before = tokio::time::Instant::now();
         changed.notify_one();
-        tokio::time::sleep(QUIET * 2).await;
-        assert_eq!(compiles.load(Ordering::SeqCst), count + 1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let all = compiles.lock().unwrap().clone();
+        assert_eq!(all.len(), count + 1);
+        assert!(
+            all[count] - before < Duration::from_millis(1),
+            "a lone change waited"
+        );
     }
 
     #[tokio::test]

@@ -132,13 +132,18 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
             message,
         };
         // Each document is parsed alone, so one broken document does not hide the others.
-        // Padded with the lines before it, so the parser's line numbers are the file's.
-        let source = format!("{}{body}", "\n".repeat(body_line - 1));
-        let doc: Value = match serde_saphyr::from_str(&source) {
+        let doc: Value = match serde_saphyr::from_str(body) {
             Ok(doc) => doc,
-            Err(e) => {
+            Err(_) => {
+                // Parse again padded with the lines before the document, so the parser's line
+                // numbers are the file's. Only on failure: padding every document would make
+                // reading a large file quadratic.
+                let padded = format!("{}{body}", "\n".repeat(body_line - 1));
+                let e = serde_saphyr::from_str::<Value>(&padded)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
                 let first = e
-                    .to_string()
                     .lines()
                     .next()
                     .unwrap_or_default()

@@ -1,0 +1,220 @@
+//! `make bench-controller`: the control plane's two goals, measured.
+//!
+//! 1. Compile time for 10,000 Routes (parse the YAML, compile; median of 5 runs).
+//! 2. Propagation for a 1,000-Route configuration: a controller (file mode) and two proxies as
+//!    real processes over mutual TLS; 50 changes; for each, the time from the controller
+//!    publishing the new version to the last of the two proxies serving it, read from their
+//!    own JSON logs (same clock). The file-mode poll and settle before publishing are not part
+//!    of it: in a cluster the watch event arrives instead. The end-to-end time from file write
+//!    to both proxies serving is reported too.
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use frontdesk_e2e::*;
+
+fn routes_yaml(count: usize, backend: SocketAddr, marker: u32) -> String {
+    let mut out = String::new();
+    for i in 0..count {
+        // Route 0 answers any host and carries the marker the bench waits for.
+        let (hosts, marker_header) = if i == 0 {
+            (
+                String::new(),
+                format!("\n      responseHeaders: {{set: {{x-config: '{marker}'}}}}"),
+            )
+        } else {
+            (
+                format!("\n  hosts: [h{}.example.com]", i % 50),
+                String::new(),
+            )
+        };
+        out.push_str(&format!(
+            "---\napiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r{i}, namespace: bench}}\nspec:\n  \
+             gateways: [public]{hosts}\n  rules:\n    - name: api\n      \
+             matches: [{{path: {{type: PathPrefix, value: /svc{i}}}}}, {{path: {{type: Template, value: '/items/{i}/{{id}}'}}}}]{marker_header}\n      \
+             backends: [{{url: 'http://{backend}'}}]\n"
+        ));
+    }
+    out
+}
+
+fn compile_bench() {
+    let yaml = routes_yaml(10_000, "127.0.0.1:9".parse().unwrap(), 0);
+    let mut parse_times = Vec::new();
+    let mut compile_times = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let parsed = frontdesk_crds::manifests::parse_file("routes.yaml", &yaml);
+        parse_times.push(started.elapsed());
+        assert!(parsed.errors.is_empty(), "{:?}", &parsed.errors[..1]);
+        let resources = frontdesk_crds::manifests::resources(parsed.objects.iter().map(|(o, _)| o));
+        let started = Instant::now();
+        let output = frontdesk_crds::compile(&resources);
+        compile_times.push(started.elapsed());
+        assert_eq!(output.snapshot("public").routes.len(), 10_000);
+    }
+    parse_times.sort();
+    compile_times.sort();
+    println!(
+        "compile 10,000 Routes: compile median {:?} (min {:?}, max {:?}); YAML parse median {:?}",
+        compile_times[2], compile_times[0], compile_times[4], parse_times[2]
+    );
+}
+
+/// `timestamp` of the first JSON log line containing all of `needles`.
+fn log_time(log: &str, needles: &[&str]) -> Option<f64> {
+    let line = log
+        .lines()
+        .find(|l| needles.iter().all(|n| l.contains(n)))?;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let ts = v["timestamp"].as_str()?;
+    // 2026-11-23T06:27:05.682096Z → seconds of the day, enough for differences.
+    let time = ts.split('T').nth(1)?.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let (h, m, s): (f64, f64, f64) = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+fn proxy(dir: &Path, pki: &Pki, controller: SocketAddr, id: &str) -> (Process, SocketAddr) {
+    let addr = free_port();
+    let args: Vec<String> = [
+        "--controller",
+        &format!("https://localhost:{}", controller.port()),
+        "--gateway",
+        "public",
+        "--proxy-id",
+        id,
+        "--listen",
+        &addr.to_string(),
+        "--admin",
+        &free_port().to_string(),
+        "--access-log",
+        "off",
+        "--tls-ca",
+        &pki.ca.display().to_string(),
+        "--tls-cert",
+        &pki.client_cert.display().to_string(),
+        "--tls-key",
+        &pki.client_key.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    (
+        Process::spawn("frontdesk-proxy", &args, dir.join(format!("{id}.log"))),
+        addr,
+    )
+}
+
+async fn serves(addr: SocketAddr, marker: u32) -> bool {
+    let url = format!("http://{addr}/svc0");
+    matches!(get(&client(), &url).await, Ok((_, h, _)) if h.get("x-config").is_some_and(|v| v == marker.to_string().as_str()))
+}
+
+async fn propagation_bench() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    let pki = Pki::generate(dir, "bench");
+    let backend = frontdesk_demo::spawn("backend").await;
+    let file = dir.join("manifests/routes.yaml");
+    write_atomic(&file, &routes_yaml(1_000, backend, 0));
+    let (listen, admin) = (free_port(), free_port());
+    let args: Vec<String> = [
+        "--manifests",
+        &dir.join("manifests").display().to_string(),
+        "--listen",
+        &listen.to_string(),
+        "--admin",
+        &admin.to_string(),
+        "--reload-interval",
+        "10ms",
+        "--tls-cert",
+        &pki.server_cert.display().to_string(),
+        "--tls-key",
+        &pki.server_key.display().to_string(),
+        "--tls-client-ca",
+        &pki.ca.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let controller = Process::spawn("frontdesk-controller", &args, dir.join("controller.log"));
+    let (p1, a1) = proxy(dir, &pki, listen, "p1");
+    let (p2, a2) = proxy(dir, &pki, listen, "p2");
+    for a in [a1, a2] {
+        eventually(Duration::from_secs(30), "a proxy serving", || async move {
+            serves(a, 0).await.then_some(())
+        })
+        .await;
+    }
+    let mut push = Vec::new();
+    let mut end_to_end = Vec::new();
+    for n in 1..=50u32 {
+        let started = Instant::now();
+        write_atomic(&file, &routes_yaml(1_000, backend, n));
+        for a in [a1, a2] {
+            eventually(
+                Duration::from_secs(30),
+                "the change on a proxy",
+                || async move { serves(a, n).await.then_some(()) },
+            )
+            .await;
+        }
+        end_to_end.push(started.elapsed());
+        // The version the controller published last carries this change.
+        let log = controller.log();
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("published a new snapshot"))
+            .expect("a publish line");
+        let v: serde_json::Value = serde_json::from_str(last).unwrap();
+        let version = v["fields"]["version"].as_u64().unwrap();
+        let published = log_time(last, &[]).expect("a timestamp");
+        // A proxy that fell behind skips to the newest version: take its first at or past it.
+        let served = [&p1, &p2]
+            .iter()
+            .map(|p| {
+                p.log()
+                    .lines()
+                    .filter(|l| l.contains("serving snapshot from the controller"))
+                    .find(|l| {
+                        serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                            v["fields"]["version"]
+                                .as_u64()
+                                .is_some_and(|x| x >= version)
+                        })
+                    })
+                    .and_then(|l| log_time(l, &[]))
+                    .unwrap_or_else(|| {
+                        panic!("no proxy log line for version {version}:\n{}", p.log())
+                    })
+            })
+            .fold(f64::MIN, f64::max);
+        push.push(Duration::from_secs_f64((served - published).max(0.0)));
+    }
+    push.sort();
+    end_to_end.sort();
+    println!(
+        "propagation, 1,000 Routes, 2 proxies, 50 changes: controller publish -> every proxy serving \
+         p50 {:?}, p99 {:?}; file write -> every proxy serving p50 {:?}, p99 {:?}",
+        percentile(&push, 50.0),
+        percentile(&push, 99.0),
+        percentile(&end_to_end, 50.0),
+        percentile(&end_to_end, 99.0)
+    );
+}
+
+fn main() {
+    compile_bench();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(propagation_bench());
+}
