@@ -177,9 +177,10 @@ async fn propagation_bench() {
         let version = v["fields"]["version"].as_u64().unwrap();
         let published = log_time(last, &[]).expect("a timestamp");
         // A proxy that fell behind skips to the newest version: take its first at or past it.
-        let served = [&p1, &p2]
-            .iter()
-            .map(|p| {
+        // The log line follows the swap by a moment, so wait for it.
+        let mut served = f64::MIN;
+        for p in [&p1, &p2] {
+            let at = eventually(Duration::from_secs(5), "the proxy's log line", || async {
                 p.log()
                     .lines()
                     .filter(|l| l.contains("serving snapshot from the controller"))
@@ -191,11 +192,10 @@ async fn propagation_bench() {
                         })
                     })
                     .and_then(|l| log_time(l, &[]))
-                    .unwrap_or_else(|| {
-                        panic!("no proxy log line for version {version}:\n{}", p.log())
-                    })
             })
-            .fold(f64::MIN, f64::max);
+            .await;
+            served = served.max(at);
+        }
         push.push(Duration::from_secs_f64((served - published).max(0.0)));
     }
     push.sort();
