@@ -15,6 +15,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use frontdesk_crds::ObjectStatus;
 use frontdesk_crds::route::{Route, RouteStatus};
 use frontdesk_crds::{Resources, compile};
 use futures::StreamExt;
@@ -22,6 +23,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -51,9 +53,20 @@ pub async fn run(
     push: Arc<PushServer>,
 ) -> anyhow::Result<()> {
     let changed = Arc::new(Notify::new());
-    let routes = watch_kind::<Route>(&client, &options.namespaces, &changed);
-    let services = watch_kind::<Service>(&client, &options.namespaces, &changed);
-    let slices = watch_kind::<EndpointSlice>(&client, &options.namespaces, &changed);
+    // Routes are watched untyped and read one by one (see `read_routes`): one Route this
+    // version cannot read must not stall the watch of all the others.
+    let ns = &options.namespaces;
+    let route_type = ApiResource::erase::<Route>(&());
+    let route_apis: Vec<Api<DynamicObject>> = if ns.is_empty() {
+        vec![Api::all_with(client.clone(), &route_type)]
+    } else {
+        ns.iter()
+            .map(|n| Api::namespaced_with(client.clone(), n, &route_type))
+            .collect()
+    };
+    let routes = watch_kind(route_apis, &changed, route_type);
+    let services = watch_kind(typed_apis::<Service>(&client, ns), &changed, ());
+    let slices = watch_kind(typed_apis::<EndpointSlice>(&client, ns), &changed, ());
     let published = Arc::new(Notify::new());
 
     let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
@@ -83,37 +96,43 @@ pub async fn run(
     Ok(())
 }
 
-/// One reflector per namespace (or one for all); every event wakes the compile loop.
-fn watch_kind<K>(client: &Client, namespaces: &[String], changed: &Arc<Notify>) -> Vec<Store<K>>
+/// One API handle per watched namespace, or one for all namespaces.
+fn typed_apis<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
 {
-    let apis: Vec<Api<K>> = if namespaces.is_empty() {
+    if namespaces.is_empty() {
         vec![Api::all(client.clone())]
     } else {
         namespaces
             .iter()
             .map(|ns| Api::namespaced(client.clone(), ns))
             .collect()
-    };
+    }
+}
+
+/// One reflector per API handle; every event wakes the compile loop.
+fn watch_kind<K>(apis: Vec<Api<K>>, changed: &Arc<Notify>, dt: K::DynamicType) -> Vec<Store<K>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
     apis.into_iter()
         .map(|api| {
-            let (reader, writer) = reflector::store();
-            let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+            let writer = reflector::store::Writer::new(dt.clone());
+            let reader = writer.as_reader();
+            let kind = K::kind(&dt).to_string();
+            let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+                .default_backoff();
             let changed = changed.clone();
             tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
                 while let Some(event) = stream.next().await {
                     match event {
                         Ok(_) => changed.notify_one(),
-                        Err(e) => tracing::warn!(kind = %K::kind(&Default::default()), error = %e, "watch error; retrying with backoff"),
+                        Err(e) => {
+                            tracing::warn!(%kind, error = %e, "watch error; retrying with backoff")
+                        }
                     }
                 }
             });
@@ -133,8 +152,31 @@ where
         .collect()
 }
 
+/// Reads each Route on its own; those that cannot be read become statuses saying why.
+fn read_routes(stores: &[Store<DynamicObject>]) -> (Vec<Route>, Vec<ObjectStatus>) {
+    let mut routes = Vec::new();
+    let mut unreadable = Vec::new();
+    for object in stores.iter().flat_map(|s| s.state()) {
+        let value = serde_json::to_value(&*object).unwrap_or_default();
+        match frontdesk_crds::manifests::typed::<Route>(value) {
+            Ok(route) => routes.push(route),
+            Err((field, reason)) => {
+                let meta = &object.metadata;
+                let namespace = meta.namespace.clone().unwrap_or_default();
+                let name = meta.name.clone().unwrap_or_default();
+                tracing::warn!(%namespace, %name, %field, %reason, "a Route cannot be read; the others are compiled");
+                let generation = meta.generation.unwrap_or(0);
+                unreadable.push(ObjectStatus::unreadable(
+                    "Route", &namespace, &name, generation, &field, &reason,
+                ));
+            }
+        }
+    }
+    (routes, unreadable)
+}
+
 async fn compile_loop(
-    routes: Vec<Store<Route>>,
+    routes: Vec<Store<DynamicObject>>,
     services: Vec<Store<Service>>,
     slices: Vec<Store<EndpointSlice>>,
     push: Arc<PushServer>,
@@ -157,12 +199,17 @@ async fn compile_loop(
         changed.notified().await;
         throttle(&mut last).await;
         let started = Instant::now();
+        let (readable, unreadable) = read_routes(&routes);
         let resources = Resources {
-            routes: all(&routes),
+            routes: readable,
             services: all(&services),
             endpoint_slices: all(&slices),
         };
-        let output = compile(&resources);
+        let mut output = compile(&resources);
+        output.statuses.extend(unreadable);
+        output
+            .statuses
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         crate::record_compile(&push, output, started.elapsed());
         published.notify_one();
     }
@@ -180,7 +227,7 @@ async fn throttle(last: &mut Option<tokio::time::Instant>) {
 
 async fn status_loop(
     sink: KubeSink,
-    routes: Vec<Store<Route>>,
+    routes: Vec<Store<DynamicObject>>,
     push: Arc<PushServer>,
     mut leader: watch::Receiver<bool>,
     published: Arc<Notify>,
@@ -202,7 +249,18 @@ async fn status_loop(
         let Some(output) = push.store.output() else {
             continue;
         };
-        let current = all(&routes);
+        // Current statuses, read leniently: a status we cannot parse is simply rewritten.
+        let current: Vec<((String, String), RouteStatus)> = all(&routes)
+            .into_iter()
+            .filter_map(|o| {
+                let status =
+                    serde_json::from_value::<RouteStatus>(o.data.get("status")?.clone()).ok()?;
+                Some((
+                    (o.metadata.namespace.clone()?, o.metadata.name.clone()?),
+                    status,
+                ))
+            })
+            .collect();
         let objects: Vec<Observed<'_>> = output
             .statuses
             .iter()
@@ -212,11 +270,8 @@ async fn status_loop(
                 progress: progress(&push, &s.namespace, &s.name),
                 current: current
                     .iter()
-                    .find(|r| {
-                        r.metadata.namespace.as_deref() == Some(&s.namespace)
-                            && r.metadata.name.as_deref() == Some(&s.name)
-                    })
-                    .and_then(|r| r.status.as_ref()),
+                    .find(|((ns, n), _)| *ns == s.namespace && *n == s.name)
+                    .map(|(_, st)| st),
             })
             .collect();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -341,6 +396,38 @@ mod tests {
             all[count] - before < Duration::from_millis(1),
             "a lone change waited"
         );
+    }
+
+    #[test]
+    fn an_unreadable_route_is_reported_and_the_others_still_compile() {
+        let ar = ApiResource::erase::<Route>(&());
+        let mut writer = reflector::store::Writer::new(ar.clone());
+        let object = |name: &str, spec: serde_json::Value| {
+            let mut o = DynamicObject::new(name, &ar).within("shop");
+            o.metadata.generation = Some(2);
+            o.data = serde_json::json!({"spec": spec});
+            o
+        };
+        let good = object(
+            "good",
+            serde_json::json!({"rules": [{"backends": [{"url": "http://127.0.0.1:1"}]}]}),
+        );
+        let newer = object(
+            "newer",
+            serde_json::json!({"rules": [{"backends": [{"url": "http://127.0.0.1:1"}], "mirror": {}}]}),
+        );
+        writer.apply_watcher_event(&watcher::Event::InitApply(good));
+        writer.apply_watcher_event(&watcher::Event::InitApply(newer));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let (routes, unreadable) = read_routes(&[writer.as_reader()]);
+        assert_eq!(routes.len(), 1);
+        assert_eq!(unreadable.len(), 1);
+        let u = &unreadable[0];
+        assert_eq!(
+            (u.name.as_str(), u.generation, u.accepted()),
+            ("newer", 2, false)
+        );
+        assert_eq!(u.diagnostics[0].field, "spec.rules[0].mirror");
     }
 
     #[tokio::test]

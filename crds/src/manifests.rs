@@ -261,8 +261,10 @@ fn documents(text: &str) -> Vec<Document<'_>> {
     docs
 }
 
-/// Deserializes one document, keeping the path of the field that failed.
-fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, (String, String)> {
+/// Deserializes one document, keeping the path of the field that failed: `(field, reason)`.
+/// The controller reads objects from the Kubernetes API through it too, one by one, so one
+/// unreadable object cannot stall the others.
+pub fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." {

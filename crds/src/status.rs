@@ -42,6 +42,33 @@ pub struct Condition {
 pub const ACCEPTED: &str = "Accepted";
 pub const RESOLVED_REFS: &str = "ResolvedRefs";
 
+impl ObjectStatus {
+    /// The status of an object that could not even be read as its kind.
+    pub fn unreadable(
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        generation: i64,
+        field: &str,
+        reason: &str,
+    ) -> Self {
+        let diagnostic = Diagnostic::new(field, reason);
+        ObjectStatus {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            generation,
+            conditions: vec![condition(
+                ACCEPTED,
+                false,
+                "Invalid",
+                diagnostic.to_string(),
+            )],
+            diagnostics: vec![diagnostic],
+        }
+    }
+}
+
 pub(crate) fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condition {
     Condition {
         type_: type_.to_string(),
