@@ -12,6 +12,7 @@ demo:
 
 ## test: every test (unit, golden, CRD drift, real proxy processes on 127.0.0.1)
 test:
+	$(CARGO) build --workspace --bins   # the e2e tests run these binaries as real processes
 	$(CARGO) test --workspace --lib --bins --tests
 	$(CARGO) test --workspace --doc
 

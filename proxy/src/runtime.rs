@@ -154,17 +154,9 @@ impl RuntimeHandle {
         if snapshot.version <= current.version() {
             snapshot.version = current.version() + 1;
         }
-        let runtime = Runtime::build(snapshot, &self.metrics)?;
-        let version = runtime.version();
-        self.current.store(Arc::new(runtime));
-        self.metrics
-            .config_version
-            .set(i64::try_from(version).unwrap_or(i64::MAX));
-        Ok(Applied::Swapped(version))
+        self.install(snapshot)
     }
-}
 
-impl RuntimeHandle {
     /// Installs a snapshot whose version was assigned by the controller, keeping that version
     /// even when it is lower than the running one (a restarted controller counts from 1 again).
     pub fn apply_exact(&self, snapshot: Snapshot) -> Result<Applied, String> {
@@ -172,6 +164,11 @@ impl RuntimeHandle {
         if current.version() == snapshot.version && current.snapshot.same_content(&snapshot) {
             return Ok(Applied::Unchanged(snapshot.version));
         }
+        self.install(snapshot)
+    }
+
+    /// Builds the runtime and swaps it in: the single swap point.
+    fn install(&self, snapshot: Snapshot) -> Result<Applied, String> {
         let runtime = Runtime::build(snapshot, &self.metrics)?;
         let version = runtime.version();
         self.current.store(Arc::new(runtime));
