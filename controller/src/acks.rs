@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// One proxy's state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -15,6 +17,10 @@ pub struct ProxyState {
     /// The last version it refused, with the reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nacked: Option<(u64, String)>,
+    /// Which connection this state belongs to: a proxy that reconnects before its old
+    /// connection is noticed dead must not lose its state when the old one closes.
+    #[serde(skip)]
+    pub connection: u64,
 }
 
 /// Connected proxies by gateway and proxy id.
@@ -24,18 +30,27 @@ pub struct AckTracker {
 }
 
 impl AckTracker {
-    pub fn connected(&self, gateway: &str, proxy: &str) {
+    /// Registers a new connection of `proxy`; returns its token for `disconnected`.
+    pub fn connected(&self, gateway: &str, proxy: &str) -> u64 {
+        let token = NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut inner = self.inner.lock().expect("ack tracker lock");
-        inner
-            .entry(gateway.into())
-            .or_default()
-            .insert(proxy.into(), ProxyState::default());
+        inner.entry(gateway.into()).or_default().insert(
+            proxy.into(),
+            ProxyState {
+                connection: token,
+                ..ProxyState::default()
+            },
+        );
+        token
     }
 
-    pub fn disconnected(&self, gateway: &str, proxy: &str) {
+    /// Forgets `proxy`, unless a newer connection of the same proxy replaced `token`'s.
+    pub fn disconnected(&self, gateway: &str, proxy: &str, token: u64) {
         let mut inner = self.inner.lock().expect("ack tracker lock");
         if let Some(g) = inner.get_mut(gateway) {
-            g.remove(proxy);
+            if g.get(proxy).is_some_and(|s| s.connection == token) {
+                g.remove(proxy);
+            }
             if g.is_empty() {
                 inner.remove(gateway);
             }
@@ -89,7 +104,7 @@ mod tests {
     #[test]
     fn programmed_counts_proxies_at_or_past_a_version() {
         let t = AckTracker::default();
-        t.connected("public", "a");
+        let a = t.connected("public", "a");
         t.connected("public", "b");
         t.ack("public", "a", 3);
         t.ack("public", "b", 2);
@@ -100,8 +115,24 @@ mod tests {
             t.snapshot()["public"]["b"].nacked,
             Some((3, "too big".into()))
         );
-        t.disconnected("public", "a");
+        t.disconnected("public", "a", a);
         assert_eq!(t.programmed("public", 3), (0, 1));
         assert_eq!(t.programmed("mobile", 1), (0, 0));
+    }
+
+    #[test]
+    fn a_stale_disconnect_does_not_erase_a_reconnected_proxy() {
+        let t = AckTracker::default();
+        let old = t.connected("public", "p");
+        let new = t.connected("public", "p");
+        t.ack("public", "p", 4);
+        t.disconnected("public", "p", old);
+        assert_eq!(
+            t.programmed("public", 4),
+            (1, 1),
+            "the new connection's state survives"
+        );
+        t.disconnected("public", "p", new);
+        assert_eq!(t.programmed("public", 4), (0, 0));
     }
 }

@@ -26,6 +26,11 @@ use crate::store::SnapshotStore;
 
 type Body = Either<ChannelBody, Full<Bytes>>;
 
+/// A client that has not completed its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Open connections at most (proxies plus clients still in their handshake).
+const MAX_CONNECTIONS: usize = 4096;
+
 pub struct PushServer {
     pub store: SnapshotStore,
     pub acks: AckTracker,
@@ -34,7 +39,13 @@ pub struct PushServer {
 
 /// Accepts proxies forever.
 pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, server: Arc<PushServer>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let (stream, peer) = match listener.accept().await {
             Ok(a) => a,
             Err(e) => {
@@ -47,15 +58,21 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, server: Arc<
         let server = server.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             match tls {
                 None => serve_connection(stream, peer, server).await,
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => serve_connection(stream, peer, server).await,
-                    // No certificate from our CA: nothing is sent, not even an HTTP error.
-                    Err(e) => {
-                        tracing::warn!(%peer, error = %e, "refused a snapshot client: TLS handshake failed")
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, server).await,
+                        // No certificate from our CA: nothing is sent, not even an HTTP error.
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "refused a snapshot client: TLS handshake failed")
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "refused a snapshot client: no TLS handshake within 10 s")
+                        }
                     }
-                },
+                }
             }
         });
     }
@@ -117,17 +134,21 @@ impl PushServer {
         let mut incoming = req.into_body();
         tokio::spawn(async move {
             let labels = Metrics::gateway(&gateway);
-            self.acks.connected(&gateway, &proxy);
+            let token = self.acks.connected(&gateway, &proxy);
             self.metrics.connected_proxies.get_or_create(&labels).inc();
             tracing::info!(%gateway, %proxy, %peer, "proxy subscribed");
             let mut decoder = LineDecoder::new(MAX_MESSAGE_BYTES);
             let mut current = snapshots.borrow_and_update().clone();
             let mut send = Some(current.encoded.clone());
+            // When this stream sent its latest version: push latency is measured from here, so
+            // the first snapshot after a reconnect does not count the time it sat published.
+            let mut sent_at = std::time::Instant::now();
             loop {
-                if let Some(line) = send.take()
-                    && tx.send(line).await.is_err()
-                {
-                    break;
+                if let Some(line) = send.take() {
+                    if tx.send(line).await.is_err() {
+                        break;
+                    }
+                    sent_at = std::time::Instant::now();
                 }
                 tokio::select! {
                     changed = snapshots.changed() => {
@@ -140,20 +161,17 @@ impl PushServer {
                     frame = incoming.frame() => {
                         let Some(Ok(frame)) = frame else { break };
                         let Some(data) = frame.data_ref() else { continue };
-                        let messages = match decoder.push::<ToController>(data) {
-                            Ok(m) => m,
-                            Err(e) => {
-                                tracing::warn!(%gateway, %proxy, error = %e, "closing a snapshot stream");
-                                break;
-                            }
-                        };
+                        let messages = decoder.push::<ToController>(data);
                         for (m, _) in messages {
-                            self.record(&gateway, &proxy, m, &current);
+                            match m {
+                                Ok(m) => self.record(&gateway, &proxy, m, current.snapshot.version, sent_at),
+                                Err(e) => tracing::warn!(%gateway, %proxy, error = %e, "ignoring a bad message from a proxy"),
+                            }
                         }
                     }
                 }
             }
-            self.acks.disconnected(&gateway, &proxy);
+            self.acks.disconnected(&gateway, &proxy, token);
             self.metrics.connected_proxies.get_or_create(&labels).dec();
             tracing::info!(%gateway, %proxy, "proxy unsubscribed");
         });
@@ -165,23 +183,25 @@ impl PushServer {
         resp
     }
 
+    /// Records an ACK or NACK; `sent_version` went out on this stream at `sent_at`.
     fn record(
         &self,
         gateway: &str,
         proxy: &str,
         message: ToController,
-        current: &crate::store::Published,
+        sent_version: u64,
+        sent_at: std::time::Instant,
     ) {
         let labels = Metrics::gateway(gateway);
         match message {
             ToController::Ack { version } => {
                 self.acks.ack(gateway, proxy, version);
                 self.metrics.acks.get_or_create(&labels).inc();
-                if version == current.snapshot.version {
+                if version == sent_version {
                     self.metrics
                         .push_latency
                         .get_or_create(&labels)
-                        .observe(current.at.elapsed().as_secs_f64());
+                        .observe(sent_at.elapsed().as_secs_f64());
                 }
                 tracing::debug!(%gateway, %proxy, version, "ack");
             }

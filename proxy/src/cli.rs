@@ -6,6 +6,38 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+/// A gateway name as Routes write it: a DNS label.
+fn gateway_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a gateway name (lower-case letters, digits, '-')"
+        ))
+    }
+}
+
+/// A proxy name for the controller's status: letters, digits, '.', '_', '-'.
+fn proxy_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a proxy name (letters, digits, '.', '_', '-')"
+        ))
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }
@@ -52,7 +84,7 @@ pub struct Cli {
 
     /// This proxy's name in the controller's status (defaults to $POD_NAME, $HOSTNAME, or a
     /// random name).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = proxy_name)]
     pub proxy_id: Option<String>,
 
     /// Largest snapshot this proxy accepts; larger ones are refused (NACK) and the current one
@@ -61,7 +93,7 @@ pub struct Cli {
     pub max_snapshot_bytes: usize,
 
     /// The gateway group this proxy serves: Routes whose `spec.gateways` name it.
-    #[arg(long, default_value = "default", value_name = "NAME")]
+    #[arg(long, default_value = "default", value_name = "NAME", value_parser = gateway_name)]
     pub gateway: String,
 
     /// Address for client traffic (HTTP/1.1 and HTTP/2 cleartext).

@@ -144,21 +144,30 @@ impl Subscriber {
         }
     }
 
+    /// Writes the snapshot durably and privately (it will carry secrets): a temporary file
+    /// readable by this user only, synced, renamed over the old one, directory synced.
     fn persist(&self, snapshot: &Snapshot) {
         let Some(path) = self.state_file() else {
             return;
         };
-        let tmp = path.with_extension("json.tmp");
-        let written = serde_json::to_vec(snapshot)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                std::fs::write(&tmp, bytes)
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path));
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        let written = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let bytes = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
+            let dir = path.parent().unwrap_or(std::path::Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })();
         if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
             tracing::warn!(path = %path.display(), error = %e, "cannot persist the snapshot");
         }
     }
@@ -239,7 +248,7 @@ impl Subscriber {
             return Err(format!("the controller answered {}", resp.status()));
         }
         self.metrics.controller_connected.set(1);
-        *backoff = Backoff::default();
+        let mut handled_any = false;
         tracing::info!(gateway = %self.gateway, proxy = %self.proxy_id, "subscribed to the controller");
         let mut body = resp.into_body();
         let mut decoder = LineDecoder::new(MAX_MESSAGE_BYTES);
@@ -248,12 +257,32 @@ impl Subscriber {
             let Some(data) = frame.data_ref() else {
                 continue;
             };
-            for (message, size) in decoder.push::<ToProxy>(data).map_err(|e| e.to_string())? {
-                let ToProxy::Snapshot { snapshot } = message;
-                self.receive(snapshot, size, &acks).await;
+            for (line, size) in decoder.push::<serde_json::Value>(data) {
+                match line.map_err(|e| (0, e.to_string())).and_then(read_message) {
+                    Ok(snapshot) => self.receive(snapshot, size, &acks).await,
+                    // Refused, but the stream goes on: reconnecting would fetch the same again.
+                    Err((version, reason)) => self.refuse(version, reason, &acks).await,
+                }
+                // Reset only once something went through, so a controller that accepts the
+                // stream and then fails is not hammered.
+                if !handled_any {
+                    handled_any = true;
+                    *backoff = Backoff::default();
+                }
             }
         }
         Ok(())
+    }
+
+    async fn refuse(&self, version: u64, reason: String, acks: &mpsc::Sender<Bytes>) {
+        self.metrics.config_reload_failures.inc();
+        tracing::error!(version, %reason, "refused a message from the controller; the current snapshot keeps serving");
+        let _ = acks
+            .send(frontdesk_wire::encode(&ToController::Nack {
+                version,
+                reason,
+            }))
+            .await;
     }
 
     async fn receive(&self, snapshot: Snapshot, size: usize, acks: &mpsc::Sender<Bytes>) {
@@ -314,9 +343,32 @@ impl Backoff {
     }
 }
 
+/// Reads one message; when it cannot, says which version (0 if unknown) and why, for the NACK.
+fn read_message(value: serde_json::Value) -> Result<Snapshot, (u64, String)> {
+    let version = value["snapshot"]["version"].as_u64().unwrap_or(0);
+    match serde_json::from_value::<ToProxy>(value) {
+        Ok(ToProxy::Snapshot { snapshot }) => Ok(snapshot),
+        Err(e) => Err((
+            version,
+            format!("this proxy cannot read the message (is the controller newer?): {e}"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreadable_messages_are_refused_with_their_version() {
+        let v = serde_json::json!({"type": "snapshot", "snapshot": {"gateway": "g", "version": 12, "mirrors": []}});
+        let (version, reason) = read_message(v).unwrap_err();
+        assert_eq!(version, 12);
+        assert!(reason.contains("mirrors"), "{reason}");
+        let ok =
+            serde_json::json!({"type": "snapshot", "snapshot": {"gateway": "g", "version": 3}});
+        assert_eq!(read_message(ok).unwrap().version, 3);
+    }
 
     #[test]
     fn backoff_grows_to_a_cap_with_jitter() {

@@ -18,10 +18,13 @@ pub fn encode<T: Serialize>(message: &T) -> bytes::Bytes {
     line.into()
 }
 
-/// Reassembles lines from arbitrary chunks of a byte stream.
+/// Reassembles lines from arbitrary chunks of a byte stream. A bad line (too long, not
+/// valid) is reported on its own and skipped: the stream stays usable.
 pub struct LineDecoder {
     buf: Vec<u8>,
     max: usize,
+    /// Inside a line that is already too long: dropping bytes until its end.
+    discarding: bool,
 }
 
 impl LineDecoder {
@@ -29,38 +32,44 @@ impl LineDecoder {
         LineDecoder {
             buf: Vec::new(),
             max,
+            discarding: false,
         }
     }
 
-    /// Adds a chunk and returns the complete messages it finished, with their sizes in bytes.
+    /// Adds a chunk and returns each line it finished, decoded or not, with its size in bytes.
     pub fn push<T: DeserializeOwned>(
         &mut self,
         chunk: &[u8],
-    ) -> Result<Vec<(T, usize)>, FrameError> {
+    ) -> Vec<(Result<T, FrameError>, usize)> {
         let mut out = Vec::new();
         let mut rest = chunk;
         while let Some(i) = rest.iter().position(|b| *b == b'\n') {
             let (line, after) = rest.split_at(i);
             rest = &after[1..];
-            if self.buf.len() + line.len() > self.max {
-                return Err(FrameError::TooLong(self.max));
-            }
             let size = self.buf.len() + line.len();
+            if self.discarding || size > self.max {
+                self.discarding = false;
+                self.buf.clear();
+                out.push((Err(FrameError::TooLong(self.max)), size));
+                continue;
+            }
             let message = if self.buf.is_empty() {
-                serde_json::from_slice(line)?
+                serde_json::from_slice(line)
             } else {
                 self.buf.extend_from_slice(line);
-                let m = serde_json::from_slice(&self.buf)?;
+                let m = serde_json::from_slice(&self.buf);
                 self.buf.clear();
                 m
             };
-            out.push((message, size));
+            out.push((message.map_err(FrameError::from), size));
         }
-        if self.buf.len() + rest.len() > self.max {
-            return Err(FrameError::TooLong(self.max));
+        if self.discarding || self.buf.len() + rest.len() > self.max {
+            self.discarding = true;
+            self.buf.clear();
+        } else {
+            self.buf.extend_from_slice(rest);
         }
-        self.buf.extend_from_slice(rest);
-        Ok(out)
+        out
     }
 }
 
@@ -76,28 +85,32 @@ mod tests {
         let b = encode(&ToController::Ack { version: 2 });
         let all = [a.as_ref(), b.as_ref()].concat();
         let (first, second) = all.split_at(5);
-        assert!(d.push::<ToController>(first).unwrap().is_empty());
-        let got: Vec<(ToController, usize)> = d.push(second).unwrap();
+        assert!(d.push::<ToController>(first).is_empty());
+        let got: Vec<ToController> = d
+            .push(second)
+            .into_iter()
+            .map(|(m, _)| m.unwrap())
+            .collect();
         assert_eq!(
             got,
             vec![
-                (ToController::Ack { version: 1 }, a.len() - 1),
-                (ToController::Ack { version: 2 }, b.len() - 1)
+                ToController::Ack { version: 1 },
+                ToController::Ack { version: 2 }
             ]
         );
     }
 
     #[test]
-    fn oversized_and_invalid_messages_are_errors() {
-        let mut d = LineDecoder::new(8);
-        assert!(matches!(
-            d.push::<ToController>(b"0123456789"),
-            Err(FrameError::TooLong(8))
-        ));
-        let mut d = LineDecoder::new(1024);
-        assert!(matches!(
-            d.push::<ToController>(b"{\"type\":\"hello\"}\n"),
-            Err(FrameError::Invalid(_))
-        ));
+    fn bad_lines_are_reported_alone_and_the_stream_goes_on() {
+        let mut d = LineDecoder::new(32);
+        let mut got = d.push::<ToController>(&[b'x'; 40]);
+        got.extend(d.push::<ToController>(b"yyy\n{\"type\":\"hello\"}\n"));
+        got.extend(d.push::<ToController>(&encode(&ToController::Ack { version: 9 })));
+        assert!(matches!(got[0].0, Err(FrameError::TooLong(32))));
+        assert!(matches!(got[1].0, Err(FrameError::Invalid(_))));
+        assert_eq!(
+            got[2].0.as_ref().unwrap(),
+            &ToController::Ack { version: 9 }
+        );
     }
 }
