@@ -140,6 +140,13 @@ pub fn client() -> Client<HttpConnector, Empty<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
+/// An HTTP/2 prior-knowledge client, as proxies speak to an `--insecure` controller.
+pub fn h2_client() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new())
+}
+
 /// GET through `client`; any failure is an `Err` with the reason.
 pub async fn get(
     client: &Client<HttpConnector, Empty<Bytes>>,
