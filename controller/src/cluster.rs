@@ -19,7 +19,7 @@ use frontdesk_crds::ObjectStatus;
 use frontdesk_crds::route::{Route, RouteStatus};
 use frontdesk_crds::{Resources, compile};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
@@ -31,8 +31,9 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 
+use crate::progress::{ReplicaProgress, combine, object_key};
 use crate::push::PushServer;
-use crate::status::{GatewayProgress, Observed, Reconciler, StatusSink};
+use crate::status::{Observed, Reconciler, StatusSink};
 
 /// Shortest time between two compiles; changes meanwhile are gathered into the next one.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
@@ -64,9 +65,20 @@ pub async fn run(
             .map(|n| Api::namespaced_with(client.clone(), n, &route_type))
             .collect()
     };
-    let routes = watch_kind(route_apis, &changed, route_type);
-    let services = watch_kind(typed_apis::<Service>(&client, ns), &changed, ());
-    let slices = watch_kind(typed_apis::<EndpointSlice>(&client, ns), &changed, ());
+    let all_objects = watcher::Config::default();
+    let routes = watch_kind(route_apis, &changed, route_type, all_objects.clone());
+    let services = watch_kind(
+        typed_apis::<Service>(&client, ns),
+        &changed,
+        (),
+        all_objects.clone(),
+    );
+    let slices = watch_kind(
+        typed_apis::<EndpointSlice>(&client, ns),
+        &changed,
+        (),
+        all_objects,
+    );
     let published = Arc::new(Notify::new());
 
     let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
@@ -85,9 +97,24 @@ pub async fn run(
             },
         ),
     };
+    // Each replica shares its proxies' progress in a ConfigMap; the leader adds them up.
+    let progress_api: Api<ConfigMap> = Api::namespaced(client.clone(), &options.lease_namespace);
+    let progress_only = watcher::Config::default().labels(PROGRESS_LABEL);
+    let shared = watch_kind(
+        vec![progress_api.clone()],
+        &Arc::new(Notify::new()),
+        (),
+        progress_only,
+    );
+    tokio::spawn(share_progress(
+        progress_api,
+        options.identity.clone(),
+        push.clone(),
+    ));
     tokio::spawn(status_loop(
         sink,
         routes.clone(),
+        shared,
         push.clone(),
         leader,
         published.clone(),
@@ -112,7 +139,12 @@ where
 }
 
 /// One reflector per API handle; every event wakes the compile loop.
-fn watch_kind<K>(apis: Vec<Api<K>>, changed: &Arc<Notify>, dt: K::DynamicType) -> Vec<Store<K>>
+fn watch_kind<K>(
+    apis: Vec<Api<K>>,
+    changed: &Arc<Notify>,
+    dt: K::DynamicType,
+    config: watcher::Config,
+) -> Vec<Store<K>>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
@@ -122,8 +154,8 @@ where
             let writer = reflector::store::Writer::new(dt.clone());
             let reader = writer.as_reader();
             let kind = K::kind(&dt).to_string();
-            let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-                .default_backoff();
+            let stream =
+                reflector::reflector(writer, watcher(api, config.clone())).default_backoff();
             let changed = changed.clone();
             tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
@@ -228,6 +260,7 @@ async fn throttle(last: &mut Option<tokio::time::Instant>) {
 async fn status_loop(
     sink: KubeSink,
     routes: Vec<Store<DynamicObject>>,
+    shared: Vec<Store<ConfigMap>>,
     push: Arc<PushServer>,
     mut leader: watch::Receiver<bool>,
     published: Arc<Notify>,
@@ -261,13 +294,23 @@ async fn status_loop(
                 ))
             })
             .collect();
+        let now_unix = k8s_openapi::jiff::Timestamp::now().as_second();
+        let local = ReplicaProgress::local(&push.store, &push.acks, now_unix);
+        let summaries = shared_progress(&shared);
+        let fresh_after = now_unix - PROGRESS_STALE.as_secs() as i64;
         let objects: Vec<Observed<'_>> = output
             .statuses
             .iter()
             .filter(|s| s.kind == "Route")
             .map(|s| Observed {
                 computed: s,
-                progress: progress(&push, &s.namespace, &s.name),
+                progress: combine(
+                    &summaries,
+                    &local,
+                    &object_key(&s.kind, &s.namespace, &s.name),
+                    s.generation,
+                    fresh_after,
+                ),
                 current: current
                     .iter()
                     .find(|((ns, n), _)| *ns == s.namespace && *n == s.name)
@@ -282,21 +325,57 @@ async fn status_loop(
     }
 }
 
-fn progress(push: &PushServer, namespace: &str, name: &str) -> Vec<GatewayProgress> {
-    push.store
-        .carried("Route", namespace, name)
+/// Label of the replicas' progress ConfigMaps.
+const PROGRESS_LABEL: &str = "frontdesk.dev/controller-progress=true";
+/// A replica that has not refreshed its progress for this long is taken for gone.
+const PROGRESS_STALE: Duration = Duration::from_secs(30);
+
+/// The progress summaries in the replicas' ConfigMaps.
+fn shared_progress(stores: &[Store<ConfigMap>]) -> Vec<ReplicaProgress> {
+    all(stores)
         .into_iter()
-        .map(|carried| {
-            let (acked, connected) = push
-                .acks
-                .programmed(&carried.gateway, carried.since_version);
-            GatewayProgress {
-                carried,
-                acked,
-                connected,
-            }
-        })
+        .filter_map(|cm| serde_json::from_str(cm.data?.get("progress.json")?).ok())
         .collect()
+}
+
+/// Writes this replica's progress to its ConfigMap when it changes (at least every 10 s, so
+/// the others can tell it is alive).
+async fn share_progress(api: Api<ConfigMap>, identity: String, push: Arc<PushServer>) {
+    let name = format!(
+        "frontdesk-progress-{}",
+        identity
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-")
+    );
+    let mut last: Option<ReplicaProgress> = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let progress = ReplicaProgress::local(&push.store, &push.acks, now);
+        let due = last
+            .as_ref()
+            .is_none_or(|l| !l.same(&progress) || now - l.updated >= 10);
+        if !due {
+            continue;
+        }
+        let cm = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"frontdesk.dev/controller-progress": "true"}},
+            "data": {"progress.json": serde_json::to_string(&progress).unwrap_or_default()},
+        });
+        match api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&cm),
+            )
+            .await
+        {
+            Ok(_) => last = Some(progress),
+            Err(e) => tracing::warn!(error = %e, "cannot share this replica's proxy progress"),
+        }
+    }
 }
 
 /// Status by server-side apply on the status subresource; Events through the events API.
@@ -428,6 +507,46 @@ mod tests {
             ("newer", 2, false)
         );
         assert_eq!(u.diagnostics[0].field, "spec.rules[0].mirror");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_replica_shares_its_progress_in_a_labelled_configmap() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "frontdesk");
+        let push = Arc::new(PushServer {
+            store: crate::store::SnapshotStore::default(),
+            acks: crate::acks::AckTracker::default(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+        });
+        let task = tokio::spawn(share_progress(
+            Api::namespaced(client, "frontdesk"),
+            "Ctl_0".into(),
+            push,
+        ));
+        let (request, send) = handle.next_request().await.expect("a request");
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(
+            request.uri().path(),
+            "/api/v1/namespaces/frontdesk/configmaps/frontdesk-progress-ctl-0"
+        );
+        let query = request.uri().query().unwrap_or_default().to_string();
+        assert!(
+            query.contains("fieldManager=frontdesk-controller"),
+            "{query}"
+        );
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            sent["metadata"]["labels"]["frontdesk.dev/controller-progress"],
+            "true"
+        );
+        let progress: ReplicaProgress =
+            serde_json::from_str(sent["data"]["progress.json"].as_str().unwrap()).unwrap();
+        assert!(progress.gateways.is_empty());
+        send.send_response(Response::new(Body::from(
+            serde_json::to_vec(&sent).unwrap(),
+        )));
+        task.abort();
     }
 
     #[tokio::test]

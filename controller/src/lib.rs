@@ -14,6 +14,7 @@ pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod metrics;
+pub mod progress;
 pub mod push;
 pub mod status;
 pub mod store;

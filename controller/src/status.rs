@@ -14,18 +14,9 @@ use frontdesk_crds::ObjectStatus;
 use frontdesk_crds::route::RouteStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::store::Carried;
+pub use crate::progress::GatewayProgress;
 
 pub const PROGRAMMED: &str = "Programmed";
-
-/// How far the proxies of each gateway serving an object have got.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GatewayProgress {
-    pub carried: Carried,
-    /// Proxies acknowledging `carried.since_version` or later, and proxies connected.
-    pub acked: usize,
-    pub connected: usize,
-}
 
 /// The status an object should have. `current` supplies transition times of conditions whose
 /// status did not change, so rewriting the same verdict does not look like a transition.
@@ -75,11 +66,15 @@ fn programmed(
     }
     let message = progress
         .iter()
-        .map(|p| {
-            format!(
-                "{}/{} proxies of gateway {} at version {}",
-                p.acked, p.connected, p.carried.gateway, p.carried.since_version
-            )
+        .map(|p| match p.version {
+            Some(v) => format!(
+                "{}/{} proxies of gateway {} at version {v}",
+                p.acked, p.connected, p.gateway
+            ),
+            None => format!(
+                "{}/{} proxies of gateway {}",
+                p.acked, p.connected, p.gateway
+            ),
         })
         .collect::<Vec<_>>()
         .join("; ");
@@ -252,13 +247,10 @@ mod tests {
 
     fn progress(acked: usize, connected: usize) -> Vec<GatewayProgress> {
         vec![GatewayProgress {
-            carried: Carried {
-                gateway: "public".into(),
-                generation: 3,
-                since_version: 17,
-            },
+            gateway: "public".into(),
             acked,
             connected,
+            version: Some(17),
         }]
     }
 

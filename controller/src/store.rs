@@ -38,7 +38,9 @@ impl Published {
 }
 
 /// (kind, namespace, name)
-type ObjectId = (String, String, String);
+pub type ObjectId = (String, String, String);
+/// An object and (the generation carried, the version since which it is carried).
+pub type CarriedEntry = (ObjectId, (i64, u64));
 
 #[derive(Default)]
 struct Inner {
@@ -157,6 +159,21 @@ impl SnapshotStore {
             .collect();
         out.sort_by(|a, b| a.gateway.cmp(&b.gateway));
         out
+    }
+
+    /// Every gateway's carried objects: `(kind, namespace, name) -> (generation, since version)`.
+    pub fn carried_all(&self) -> Vec<(String, Vec<CarriedEntry>)> {
+        let inner = self.inner.lock().expect("snapshot store lock");
+        inner
+            .carried
+            .iter()
+            .map(|(gateway, objects)| {
+                (
+                    gateway.clone(),
+                    objects.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                )
+            })
+            .collect()
     }
 
     /// Current version and size in bytes of every gateway's snapshot.
