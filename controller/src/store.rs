@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use bytes::Bytes;
 use frontdesk_crds::Output;
@@ -15,13 +14,11 @@ use frontdesk_snapshot::Snapshot;
 use frontdesk_wire::ToProxy;
 use tokio::sync::watch;
 
-/// A published version, encoded once for every subscriber, and when it was published (for
-/// push latency).
+/// A published version, encoded once for every subscriber.
 #[derive(Clone, Debug)]
 pub struct Published {
     pub snapshot: Arc<Snapshot>,
     pub encoded: Bytes,
-    pub at: Instant,
 }
 
 impl Published {
@@ -32,7 +29,6 @@ impl Published {
         Published {
             snapshot: Arc::new(snapshot),
             encoded,
-            at: Instant::now(),
         }
     }
 }
@@ -49,14 +45,6 @@ struct Inner {
     /// Per gateway and object: the generation in the snapshot, and the first version that
     /// carried it. `Programmed` asks whether proxies acknowledged that version.
     carried: HashMap<String, HashMap<ObjectId, (i64, u64)>>,
-}
-
-/// Where one object stands in one gateway.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Carried {
-    pub gateway: String,
-    pub generation: i64,
-    pub since_version: u64,
 }
 
 /// Shared between the configuration source and the push server.
@@ -142,25 +130,6 @@ impl SnapshotStore {
             .clone()
     }
 
-    /// The gateways serving an object, with the version since which they carry its generation.
-    pub fn carried(&self, kind: &str, namespace: &str, name: &str) -> Vec<Carried> {
-        let inner = self.inner.lock().expect("snapshot store lock");
-        let key = (kind.to_string(), namespace.to_string(), name.to_string());
-        let mut out: Vec<Carried> = inner
-            .carried
-            .iter()
-            .filter_map(|(gateway, objects)| {
-                objects.get(&key).map(|(generation, since)| Carried {
-                    gateway: gateway.clone(),
-                    generation: *generation,
-                    since_version: *since,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| a.gateway.cmp(&b.gateway));
-        out
-    }
-
     /// Every gateway's carried objects: `(kind, namespace, name) -> (generation, since version)`.
     pub fn carried_all(&self) -> Vec<(String, Vec<CarriedEntry>)> {
         let inner = self.inner.lock().expect("snapshot store lock");
@@ -198,8 +167,12 @@ mod tests {
     use frontdesk_crds::manifests::{parse_file, resources};
 
     fn output(path: &str) -> Output {
+        output_at(path, 0)
+    }
+
+    fn output_at(path: &str, generation: i64) -> Output {
         let yaml = format!(
-            "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r}}\nspec:\n  gateways: [public]\n  \
+            "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r, generation: {generation}}}\nspec:\n  gateways: [public]\n  \
              rules:\n    - matches: [{{path: {{value: {path}}}}}]\n      backends: [{{url: 'http://127.0.0.1:1'}}]\n"
         );
         let parsed = parse_file("r.yaml", &yaml);
@@ -228,11 +201,22 @@ mod tests {
     #[test]
     fn objects_are_carried_since_the_version_that_brought_their_generation() {
         let store = SnapshotStore::default();
-        store.publish(output("/a"));
-        assert_eq!(store.carried("Route", "default", "r")[0].since_version, 1);
-        store.publish(output("/b")); // same generation (0) in these files: still since 1
-        assert_eq!(store.carried("Route", "default", "r")[0].since_version, 1);
-        assert!(store.carried("Route", "default", "nope").is_empty());
+        let since = |store: &SnapshotStore| {
+            let all = store.carried_all();
+            let (_, objects) = all.iter().find(|(g, _)| g == "public").unwrap();
+            let key = ("Route".to_string(), "default".to_string(), "r".to_string());
+            objects
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| *v)
+                .unwrap()
+        };
+        store.publish(output_at("/a", 1));
+        assert_eq!(since(&store), (1, 1));
+        store.publish(output_at("/b", 1)); // new content, same generation: still since version 1
+        assert_eq!(since(&store), (1, 1));
+        store.publish(output_at("/c", 2)); // a new generation is carried from this version on
+        assert_eq!(since(&store), (2, 3));
     }
 
     #[test]

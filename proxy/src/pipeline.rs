@@ -95,13 +95,21 @@ impl Proxy {
             started_at: SystemTime::now(),
             request_id,
             method: req.method().clone(),
-            host: match &target {
-                Ok(Target {
-                    authority: Some(a), ..
-                }) => a.as_str().to_string(),
+            // Only the access log reads these; skip the copies when it is off.
+            host: match (&target, self.access_log.enabled()) {
+                (
+                    Ok(Target {
+                        authority: Some(a), ..
+                    }),
+                    true,
+                ) => a.as_str().to_string(),
                 _ => String::new(),
             },
-            path: req.uri().path().to_string(),
+            path: if self.access_log.enabled() {
+                req.uri().path().to_string()
+            } else {
+                String::new()
+            },
             version: req.version(),
             client,
             route: self.no_route.clone(),
@@ -268,20 +276,27 @@ fn upstream_request(
     ex: &Exchange,
 ) -> Result<(Request<UpstreamBody>, Option<oneshot::Receiver<()>>), Problem> {
     let (mut parts, body) = req.into_parts();
-    let new_path = match &rule.rewrite_path {
-        Some(rw) => rewrite_path(rw, m.path, &m.captures, m.prefix),
-        None => m.path.to_string(),
+    let unchanged = rule.rewrite_path.is_none() && m.path == parts.uri.path();
+    let path_and_query = match parts.uri.path_and_query() {
+        // The common case: forward the client's target as parsed, no copy or re-parse.
+        Some(pq) if unchanged => pq.clone(),
+        _ => {
+            let new_path = match &rule.rewrite_path {
+                Some(rw) => rewrite_path(rw, m.path, &m.captures, m.prefix),
+                None => m.path.to_string(),
+            };
+            let path_and_query = match parts.uri.query() {
+                Some(q) => format!("{new_path}?{q}"),
+                None => new_path,
+            };
+            PathAndQuery::try_from(path_and_query).map_err(|_| {
+                Problem::new(
+                    ProblemKind::BadRequest,
+                    "the rewritten path is not a valid request target",
+                )
+            })?
+        }
     };
-    let path_and_query = match parts.uri.query() {
-        Some(q) => format!("{new_path}?{q}"),
-        None => new_path,
-    };
-    let path_and_query = PathAndQuery::try_from(path_and_query).map_err(|_| {
-        Problem::new(
-            ProblemKind::BadRequest,
-            "the rewritten path is not a valid request target",
-        )
-    })?;
     let mut uri = http::uri::Parts::default();
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(endpoint.clone());
