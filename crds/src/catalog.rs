@@ -143,7 +143,11 @@ impl Catalog {
         let mut substituted = false;
         for status in output.statuses.iter().filter(|s| !s.accepted()) {
             let key = ObjectKey {
-                kind: "Route",
+                kind: if status.kind == "Policy" {
+                    "Policy"
+                } else {
+                    "Route"
+                },
                 namespace: status.namespace.clone(),
                 name: status.name.clone(),
             };

@@ -7,20 +7,25 @@
 
 use std::fmt;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::compile::Resources;
+use crate::policy::Policy;
 use crate::route::Route;
 
 /// A typed object from a manifest.
 #[derive(Clone, Debug)]
 pub enum Object {
     Route(Box<Route>),
+    Policy(Box<Policy>),
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
+    /// Secrets are read for Policies (API keys, htpasswd, JWT keys). `Secret`'s `Debug` from
+    /// k8s-openapi prints data as bytes; nothing here logs objects.
+    Secret(Box<Secret>),
 }
 
 impl Object {
@@ -28,6 +33,8 @@ impl Object {
     pub fn key(&self) -> ObjectKey {
         let (kind, meta) = match self {
             Object::Route(o) => ("Route", &o.metadata),
+            Object::Policy(o) => ("Policy", &o.metadata),
+            Object::Secret(o) => ("Secret", &o.metadata),
             Object::Service(o) => ("Service", &o.metadata),
             Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
         };
@@ -176,6 +183,8 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
                 continue;
             }
             ("frontdesk.dev/v1alpha1", "Route") => typed(doc).map(|o| Object::Route(Box::new(o))),
+            ("frontdesk.dev/v1alpha1", "Policy") => typed(doc).map(|o| Object::Policy(Box::new(o))),
+            ("v1", "Secret") => typed(doc).map(|o| Object::Secret(Box::new(o))),
             ("v1", "Service") => typed(doc).map(|o| Object::Service(Box::new(o))),
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 typed(doc).map(|o| Object::EndpointSlice(Box::new(o)))
@@ -282,6 +291,8 @@ pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources
     for o in objects {
         match o {
             Object::Route(x) => r.routes.push((**x).clone()),
+            Object::Policy(x) => r.policies.push((**x).clone()),
+            Object::Secret(x) => r.secrets.push((**x).clone()),
             Object::Service(x) => r.services.push((**x).clone()),
             Object::EndpointSlice(x) => r.endpoint_slices.push((**x).clone()),
         }

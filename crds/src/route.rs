@@ -42,6 +42,14 @@ pub struct RouteSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
 
+    /// Policies (in this Route's namespace) applied to every rule, in order; a rule's own
+    /// `policies` come after them. For each section (authentication, authorization), the last
+    /// Policy in the list that has it wins, and the override is reported in the Route's
+    /// `Conflicted` condition. A Policy that is missing or invalid makes the Route
+    /// ResolvedRefs=False and its rules answer 503: traffic is never let through unchecked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+
     /// Rules, each with conditions and an action. When several rules of any Routes match a
     /// request, the most specific wins: an Exact path beats a PathPrefix or Template, the longer
     /// of those beats the shorter, and any of them beats a RegularExpression; then the match
@@ -63,6 +71,10 @@ pub struct RouteRule {
     /// (a PathPrefix of `/`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<RouteMatch>,
+
+    /// Policies for this rule alone, applied after the Route's `policies`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
 
     /// Rewrites of the path and Host header before the request goes to a backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]

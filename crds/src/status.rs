@@ -41,6 +41,8 @@ pub struct Condition {
 
 pub const ACCEPTED: &str = "Accepted";
 pub const RESOLVED_REFS: &str = "ResolvedRefs";
+/// True when a policy section of a rule is overridden by a later Policy in its list.
+pub const CONFLICTED: &str = "Conflicted";
 
 impl ObjectStatus {
     /// The status of an object that could not even be read as its kind.

@@ -27,6 +27,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
         rewrite: None,
         request_headers: Default::default(),
         response_headers: Default::default(),
+        policy: None,
         action: Action::Forward {
             backends: vec![Backend {
                 name: "b".into(),

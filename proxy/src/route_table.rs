@@ -499,6 +499,7 @@ mod tests {
             rewrite: None,
             request_headers: Default::default(),
             response_headers: Default::default(),
+            policy: None,
             action: Action::Forward {
                 backends: vec![Backend {
                     name: "b".into(),

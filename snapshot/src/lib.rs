@@ -11,10 +11,14 @@
 #![forbid(unsafe_code)]
 
 pub mod path;
+mod policy;
 mod route;
+pub mod secret;
 mod validate;
 
+pub use policy::*;
 pub use route::*;
+pub use secret::Secret;
 pub use validate::ValidationError;
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +40,9 @@ pub struct Snapshot {
     /// plane can tell which generation a proxy acknowledged.
     #[serde(default)]
     pub sources: Vec<SourceRef>,
+    /// Effective policies by key (`Rule::policy`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub policies: std::collections::BTreeMap<String, Policy>,
 }
 
 /// A reference to one user object that contributed to a snapshot.
@@ -55,6 +62,7 @@ impl Snapshot {
         self.gateway == other.gateway
             && self.routes == other.routes
             && self.sources == other.sources
+            && self.policies == other.policies
     }
 
     /// Total number of rules, for logs and metrics.

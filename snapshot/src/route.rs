@@ -34,6 +34,9 @@ pub struct Rule {
     pub request_headers: HeaderOps,
     #[serde(default, skip_serializing_if = "HeaderOps::is_empty")]
     pub response_headers: HeaderOps,
+    /// Key of the effective policy in `Snapshot::policies`, if the rule has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     pub action: Action,
 }
 

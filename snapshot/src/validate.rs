@@ -36,8 +36,21 @@ impl Snapshot {
                 check_host(host).map_err(|r| err(format!("{rp}.hosts[{hi}]"), r))?;
             }
             for (ui, rule) in route.rules.iter().enumerate() {
-                check_rule(rule, &format!("{rp}.rules[{ui}]"), &mut ranks)?;
+                let up = format!("{rp}.rules[{ui}]");
+                check_rule(rule, &up, &mut ranks)?;
+                if let Some(key) = &rule.policy
+                    && !self.policies.contains_key(key)
+                {
+                    return Err(err(
+                        format!("{up}.policy"),
+                        format!("policy {key:?} is not in the snapshot"),
+                    ));
+                }
             }
+        }
+        for (key, policy) in &self.policies {
+            crate::policy::check(policy)
+                .map_err(|(field, r)| err(format!("policies[{key:?}].{field}"), r))?;
         }
         Ok(())
     }
@@ -216,7 +229,7 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn check_header_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_header_name(name: &str) -> Result<(), String> {
     if name.is_empty() || !name.bytes().all(is_token_byte) {
         return Err(format!("{name:?} is not a valid header name"));
     }
@@ -293,6 +306,7 @@ mod tests {
             rewrite: None,
             request_headers: Default::default(),
             response_headers: Default::default(),
+            policy: None,
             action: Action::Forward {
                 backends: vec![Backend {
                     name: "b".into(),

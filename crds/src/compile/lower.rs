@@ -86,6 +86,9 @@ pub fn lower_route(
     out.hosts.sort();
     out.hosts.dedup();
 
+    for (i, p) in spec.policies.iter().enumerate() {
+        d.check(format!("spec.policies[{i}]"), check_object_name(p));
+    }
     if spec.rules.is_empty() {
         d.push("spec.rules", "a Route needs at least one rule");
     }
@@ -103,6 +106,12 @@ pub fn lower_route(
             );
         }
         names.push(rule_name.clone());
+        for (i, p) in rule.policies.iter().enumerate() {
+            d.check(
+                format!("{p_}.policies[{i}]", p_ = p_field(ri)),
+                check_object_name(p),
+            );
+        }
         let id = format!("{namespace}/{name}/{rule_name}");
         if let Some(r) = lower_rule(&p, id, namespace, rule, services, d, &mut out.unresolved) {
             out.rules.push(r);
@@ -195,6 +204,7 @@ fn lower_rule(
         rewrite,
         request_headers: request_headers?,
         response_headers: response_headers?,
+        policy: None,
         action: action?,
     })
 }
@@ -550,7 +560,7 @@ fn lower_backends(
 
 // === checks shared by the lowering above ===
 
-fn parse_timeout(t: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(t: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(t)
         .map_err(|e| format!("{t:?} is not a duration like 500ms or 10s: {e}"))?;
     if d.is_zero() || d > MAX_TIMEOUT {
@@ -563,7 +573,7 @@ fn parse_timeout(t: &str) -> Result<Duration, String> {
 }
 
 /// `http://host[:port][/]` → `host:port`.
-fn parse_backend_url(url: &str) -> Result<String, String> {
+pub(crate) fn parse_backend_url(url: &str) -> Result<String, String> {
     let rest = if let Some(rest) = url.strip_prefix("http://") {
         rest
     } else if url.starts_with("https://") {
@@ -630,7 +640,7 @@ fn check_regex(r: &str) -> Result<(), String> {
         })
 }
 
-fn check_token(v: &str, what: &str) -> Result<(), String> {
+pub(crate) fn check_token(v: &str, what: &str) -> Result<(), String> {
     let ok = !v.is_empty()
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
@@ -641,7 +651,7 @@ fn check_token(v: &str, what: &str) -> Result<(), String> {
     }
 }
 
-fn check_header_value(v: &str) -> Result<(), String> {
+pub(crate) fn check_header_value(v: &str) -> Result<(), String> {
     if v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         Err("must not contain control characters (CR, LF, NUL...)".into())
     } else {
@@ -664,7 +674,21 @@ pub(crate) fn is_hop_by_hop(name: &str) -> bool {
     )
 }
 
-fn check_dns_label(v: &str) -> Result<(), String> {
+fn p_field(ri: usize) -> String {
+    format!("spec.rules[{ri}]")
+}
+
+/// A Kubernetes object name (DNS subdomain): what a Route may name a Policy by.
+fn check_object_name(v: &str) -> Result<(), String> {
+    let ok = !v.is_empty() && v.len() <= 253 && v.split('.').all(|l| check_dns_label(l).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{v:?} is not a valid object name"))
+    }
+}
+
+pub(crate) fn check_dns_label(v: &str) -> Result<(), String> {
     let ok = !v.is_empty()
         && v.len() <= 63
         && v.bytes()
@@ -681,7 +705,7 @@ fn check_dns_label(v: &str) -> Result<(), String> {
 }
 
 /// Lower-cases a host name and checks it; `*.` is allowed in front when `wildcard`.
-fn normalize_host(h: &str, wildcard: bool) -> Result<String, String> {
+pub(crate) fn normalize_host(h: &str, wildcard: bool) -> Result<String, String> {
     let lower = h.to_ascii_lowercase();
     let name = match lower.strip_prefix("*.") {
         Some(rest) if wildcard => rest,

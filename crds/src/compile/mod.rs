@@ -5,28 +5,34 @@
 //! Route is rejected alone (Accepted=False) and the others compile.
 
 mod lower;
+pub mod policy;
 mod precedence;
 mod services;
 
 use std::collections::BTreeMap;
 
-use frontdesk_snapshot::{Route as SnapRoute, Snapshot, SourceRef};
-use k8s_openapi::api::core::v1::Service;
+use frontdesk_snapshot::{Policy as SnapPolicy, Route as SnapRoute, Snapshot, SourceRef};
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 pub use lower::{DEFAULT_TIMEOUT, NoServices, ResolveService, lower_route};
 pub use precedence::MatchKey;
 pub use services::ServiceIndex;
 
+use crate::policy::Policy;
 use crate::route::Route;
-use crate::status::{self, ACCEPTED, ObjectStatus, RESOLVED_REFS, condition};
+use crate::status::{self, ACCEPTED, CONFLICTED, ObjectStatus, RESOLVED_REFS, condition};
+use policy::{Compiled, SecretIndex, lower_policy, merge};
 
 /// Everything the compiler reads.
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
     pub routes: Vec<Route>,
+    pub policies: Vec<Policy>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
+    /// Secrets that Policies may read (by name or label); others are ignored.
+    pub secrets: Vec<Secret>,
 }
 
 /// What the compiler produces.
@@ -34,7 +40,7 @@ pub struct Resources {
 pub struct Output {
     /// One snapshot per gateway named by any valid Route, with version 0.
     pub snapshots: BTreeMap<String, Snapshot>,
-    /// One status per Route, sorted by namespace/name.
+    /// One status per Route and Policy, sorted by kind, namespace and name.
     pub statuses: Vec<ObjectStatus>,
 }
 
@@ -59,7 +65,13 @@ impl Output {
 
 /// What a gateway's snapshot is assembled from: its routes, the precedence keys of their
 /// matches (in route/rule/match order) and the objects they came from.
-type GatewayParts = (Vec<SnapRoute>, Vec<MatchKey>, Vec<SourceRef>);
+#[derive(Default)]
+struct GatewayParts {
+    routes: Vec<SnapRoute>,
+    keys: Vec<MatchKey>,
+    sources: Vec<SourceRef>,
+    policies: BTreeMap<String, SnapPolicy>,
+}
 
 /// Compiles every object. Never fails: problems end up in the statuses.
 pub fn compile(resources: &Resources) -> Output {
@@ -68,12 +80,13 @@ pub fn compile(resources: &Resources) -> Output {
     routes.sort_by_key(|r| object_id(&r.metadata));
 
     let mut out = Output::default();
+    let (compiled, policy_generations) = compile_policies(resources, &mut out);
     let mut per_gateway: BTreeMap<String, GatewayParts> = BTreeMap::new();
 
     for route in routes {
         let (namespace, name) = object_id(&route.metadata);
         let generation = route.metadata.generation.unwrap_or(0);
-        let lowered = lower_route(&namespace, &name, &route.spec, &index);
+        let mut lowered = lower_route(&namespace, &name, &route.spec, &index);
         let mut st = ObjectStatus {
             kind: "Route".into(),
             namespace: namespace.clone(),
@@ -96,6 +109,50 @@ pub fn compile(resources: &Resources) -> Output {
             "Accepted",
             "the Route is valid".into(),
         ));
+        // Each rule's effective policy: the Route's list, then the rule's own.
+        let mut rule_policies: Vec<(String, SnapPolicy)> = Vec::new();
+        let mut conflicts = Vec::new();
+        let mut policy_unresolved = false;
+        for (ri, rule) in lowered.rules.iter_mut().enumerate() {
+            let names: Vec<String> = route
+                .spec
+                .policies
+                .iter()
+                .chain(
+                    route
+                        .spec
+                        .rules
+                        .get(ri)
+                        .map(|r| &r.policies)
+                        .into_iter()
+                        .flatten(),
+                )
+                .cloned()
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let (effective, overrides) = merge(&namespace, &names, &compiled);
+            if let Some(why) = &effective.unavailable {
+                policy_unresolved = true;
+                lowered.unresolved.push(
+                    format!("spec.rules[{ri}].policies"),
+                    format!("{why}; the rule answers 503 until it is fixed"),
+                );
+            }
+            for o in overrides {
+                let o = format!(
+                    "rule {}: {o}",
+                    rule.id.rsplit('/').next().unwrap_or_default()
+                );
+                if !conflicts.contains(&o) {
+                    conflicts.push(o);
+                }
+            }
+            let key = effective.sources.join(",");
+            rule.policy = Some(key.clone());
+            rule_policies.push((key, effective));
+        }
         st.conditions.push(if lowered.unresolved.is_empty() {
             condition(
                 RESOLVED_REFS,
@@ -107,10 +164,26 @@ pub fn compile(resources: &Resources) -> Output {
             condition(
                 RESOLVED_REFS,
                 false,
-                "BackendNotFound",
+                if policy_unresolved {
+                    "PolicyNotResolved"
+                } else {
+                    "BackendNotFound"
+                },
                 status::summarize(&lowered.unresolved.0),
             )
         });
+        if !rule_policies.is_empty() {
+            st.conditions.push(if conflicts.is_empty() {
+                condition(
+                    CONFLICTED,
+                    false,
+                    "NoConflicts",
+                    "no policy section is overridden".into(),
+                )
+            } else {
+                condition(CONFLICTED, true, "PolicyOverridden", conflicts.join("; "))
+            });
+        }
         st.diagnostics = lowered.unresolved.0;
         out.statuses.push(st);
 
@@ -120,7 +193,23 @@ pub fn compile(resources: &Resources) -> Output {
             .as_ref()
             .map(|t| t.0.to_string());
         for gateway in &lowered.gateways {
-            let (snap_routes, keys, sources) = per_gateway.entry(gateway.clone()).or_default();
+            let parts = per_gateway.entry(gateway.clone()).or_default();
+            let (snap_routes, keys, sources) =
+                (&mut parts.routes, &mut parts.keys, &mut parts.sources);
+            for (key, effective) in &rule_policies {
+                for source in &effective.sources {
+                    if let Some(generation) = policy_generations.get(source) {
+                        let (ns, n) = source.split_once('/').unwrap_or_default();
+                        sources.push(SourceRef {
+                            kind: "Policy".into(),
+                            namespace: ns.into(),
+                            name: n.into(),
+                            generation: *generation,
+                        });
+                    }
+                }
+                parts.policies.insert(key.clone(), effective.clone());
+            }
             for (ri, rule) in lowered.rules.iter().enumerate() {
                 for (mi, m) in rule.matches.iter().enumerate() {
                     keys.push(MatchKey::new(
@@ -148,7 +237,15 @@ pub fn compile(resources: &Resources) -> Output {
         }
     }
 
-    for (gateway, (mut routes, keys, sources)) in per_gateway {
+    for (gateway, parts) in per_gateway {
+        let GatewayParts {
+            mut routes,
+            keys,
+            mut sources,
+            policies,
+        } = parts;
+        sources.sort();
+        sources.dedup();
         let ranks = precedence::ranks(&keys);
         let mut next = ranks.into_iter();
         for m in routes
@@ -165,10 +262,80 @@ pub fn compile(resources: &Resources) -> Output {
                 version: 0,
                 routes,
                 sources,
+                policies,
             },
         );
     }
+    out.statuses
+        .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     out
+}
+
+/// Lowers every Policy: its status, and what the merge of each rule reads. Also returns the
+/// generation of each usable Policy, by `namespace/name`, for the snapshots' sources.
+fn compile_policies(
+    resources: &Resources,
+    out: &mut Output,
+) -> (BTreeMap<(String, String), Compiled>, BTreeMap<String, i64>) {
+    let secrets = SecretIndex::new(&resources.secrets);
+    let mut compiled = BTreeMap::new();
+    let mut generations = BTreeMap::new();
+    for p in &resources.policies {
+        let (namespace, name) = object_id(&p.metadata);
+        let generation = p.metadata.generation.unwrap_or(0);
+        let lowered = lower_policy(&namespace, &name, &p.spec, &secrets);
+        let mut st = ObjectStatus {
+            kind: "Policy".into(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            generation,
+            conditions: Vec::new(),
+            diagnostics: Vec::new(),
+        };
+        if !lowered.invalid.is_empty() {
+            st.conditions.push(condition(
+                ACCEPTED,
+                false,
+                "Invalid",
+                status::summarize(&lowered.invalid.0),
+            ));
+            st.diagnostics = lowered.invalid.0;
+            compiled.insert((namespace, name), Compiled::Invalid);
+            out.statuses.push(st);
+            continue;
+        }
+        st.conditions.push(condition(
+            ACCEPTED,
+            true,
+            "Accepted",
+            "the Policy is valid".into(),
+        ));
+        st.conditions.push(if lowered.unresolved.is_empty() {
+            condition(
+                RESOLVED_REFS,
+                true,
+                "ResolvedRefs",
+                "every reference was found".into(),
+            )
+        } else {
+            let reason = if lowered.policy.unavailable.is_some() {
+                "SecretNotFound"
+            } else {
+                "SecretEntriesSkipped"
+            };
+            condition(
+                RESOLVED_REFS,
+                false,
+                reason,
+                status::summarize(&lowered.unresolved.0),
+            )
+        });
+        st.diagnostics = lowered.unresolved.0;
+        out.statuses.push(st);
+        generations.insert(format!("{namespace}/{name}"), generation);
+        compiled.insert((namespace, name), Compiled::Usable(lowered.policy));
+    }
+    (compiled, generations)
 }
 
 /// Checks one Route on its own (no Services known), as an admission webhook or a linter would.

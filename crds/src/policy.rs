@@ -1,0 +1,251 @@
+//! The Policy custom resource: what happens to a request on the way to its backend.
+//!
+//! A Policy is a reusable bundle of sections (`authentication`, `authorization`, ...), attached
+//! by name from Routes (`spec.policies`, `spec.rules[].policies`). When a rule lists several,
+//! each section comes from the last Policy in the list that has it. Every field carries a doc
+//! comment: it becomes the CRD's `description`, which `kubectl explain policy.spec` prints.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::route::RouteStatus;
+
+/// Policy bundles authentication and authorization for the Routes that list it.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "frontdesk.dev",
+    version = "v1alpha1",
+    kind = "Policy",
+    namespaced,
+    status = "RouteStatus",
+    shortname = "pol",
+    category = "frontdesk",
+    doc = "Policy bundles authentication and authorization for the Routes that list it.",
+    printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name":"ResolvedRefs","type":"string","jsonPath":".status.conditions[?(@.type==\"ResolvedRefs\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Who the client is. The local methods (`jwt`, `apiKeys`, `basic`) are alternatives: the
+    /// first of them, in that order, whose credential the request carries decides, and a
+    /// credential that is present but wrong is refused (401) without trying the others. A
+    /// request with none of them gets 401. `external`, when set, is asked after a local method
+    /// succeeded (or alone, when it is the only method) and must allow too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationSpec>,
+
+    /// Who may do what, once authenticated. The request is allowed when any rule holds; a rule
+    /// holds when all its conditions do. Otherwise the answer is 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthorizationSpec>,
+}
+
+/// Authentication methods.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthenticationSpec {
+    /// JSON Web Tokens (RFC 7519) signed with RS/PS/ES/EdDSA or HS algorithms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtSpec>,
+    /// API keys held in Secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<ApiKeysSpec>,
+    /// HTTP Basic authentication (RFC 7617) against an htpasswd file in a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicSpec>,
+    /// An HTTP call to an authorization service that decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSpec>,
+}
+
+/// JWT validation. Exactly one key source among `jwksUri`, `jwks` and `secretRef` is usually
+/// enough; `jwks`/`secretRef` and `jwksUri` may be combined (keys are looked up in both).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtSpec {
+    /// Required `iss` claim. When unset any issuer is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Accepted audiences: the token's `aud` must contain one of them. When empty the
+    /// audience is not checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    /// Accepted signature algorithms: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384,
+    /// PS512, ES256, ES384, EdDSA. Defaults to every asymmetric one, plus the HS ones when the
+    /// keys come from `secretRef`. `none` is never accepted, and a key is only used with the
+    /// algorithms of its own type (an RSA key never verifies an HS256 token).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub algorithms: Vec<String>,
+    /// URL (`https://` or `http://`) of a JSON Web Key Set the proxies fetch, keep fresh in the
+    /// background (honouring Cache-Control max-age), refetch when a token names an unknown
+    /// `kid`, and keep using when the server is unreachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// How long a fetched key set stays fresh when the server sends no max-age. Defaults to 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_cache_duration: Option<String>,
+    /// Shortest time between two fetches caused by tokens with an unknown `kid`, so a flood of
+    /// forged tokens cannot hammer the key server. Defaults to 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_refetch_interval: Option<String>,
+    /// An inline JSON Web Key Set, as JSON text (public keys only; put shared secrets in a
+    /// Secret and use `secretRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
+    /// A Secret in the Policy's namespace holding the keys: under `key` (default: `jwks` when
+    /// present, else `secret`) either a JSON Web Key Set or, for HS algorithms, the raw shared
+    /// secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// Tolerance on `exp` and `nbf` for clocks that disagree. Defaults to 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew: Option<String>,
+    /// Where the token is looked for, in order. Defaults to the Authorization header with the
+    /// `Bearer ` prefix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<CredentialSourceSpec>,
+    /// Claims copied to request headers for the backend. A header of the same name sent by the
+    /// client is always removed first, so it cannot be forged. String claims are copied as
+    /// they are; other values as JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims_to_headers: Vec<ClaimToHeaderSpec>,
+}
+
+/// One place a credential can be read from; set exactly one of `header`, `cookie`, `query`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialSourceSpec {
+    /// A request header name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// With `header`: a prefix the value must start with, removed before use (compared
+    /// case-insensitively), e.g. `Bearer `.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// A cookie name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// A query parameter name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+/// A claim to copy to a request header.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimToHeaderSpec {
+    /// Claim name; a dot path (`realm_access.roles`) reaches into nested objects.
+    pub claim: String,
+    /// Header name set on the request to the backend.
+    pub header: String,
+}
+
+/// A key of a Secret in the Policy's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key in the Secret's data; each use documents its default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// API keys: each Secret selected holds one key (data `key`) and names its consumer (data
+/// `consumer`, defaulting to the Secret's name). The proxies compare SHA-256 digests in
+/// constant time and never log a key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeysSpec {
+    /// Where the key is read from (one of `header`, `query`). Defaults to the `x-api-key`
+    /// header.
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub location: Option<CredentialSourceSpec>,
+    /// Labels that select the Secrets, in the Policy's namespace, holding the keys.
+    pub secret_selector: LabelSelector,
+}
+
+/// Selects objects by their labels.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelector {
+    /// Every label listed must be present with this value.
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// Basic authentication.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicSpec {
+    /// Secret holding an htpasswd file under `key` (default `htpasswd`). Hashes made by
+    /// `htpasswd -B` (bcrypt), `-2`/`-5` (SHA-256/512 crypt) and `-s` ({SHA}) are accepted;
+    /// MD5 (`$apr1$`, htpasswd's old default) and plain text are refused.
+    pub secret_ref: SecretKeyRef,
+    /// Realm announced in `WWW-Authenticate`. Defaults to `frontdesk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+}
+
+/// External authorization: the proxy sends `GET url` with the listed request headers plus
+/// `x-forwarded-method`, `x-forwarded-uri`, `x-forwarded-host` and `x-request-id`. A 2xx
+/// answer allows the request (and may copy headers to it); any other status is returned to the
+/// client as it is (status, body, `WWW-Authenticate`, `Location`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalSpec {
+    /// `http://` URL of the authorization service.
+    pub url: String,
+    /// Request headers sent to the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_headers: Vec<String>,
+    /// Headers of an allowing answer copied to the request for the backend; a client's header
+    /// of the same name is removed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_headers: Vec<String>,
+    /// Deadline of the call. Defaults to 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// When the service cannot be reached, fails or times out: `Deny` (default, 503) or
+    /// `Allow` (the request goes on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_mode: Option<FailureModeSpec>,
+}
+
+/// What to do when an external dependency fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum FailureModeSpec {
+    /// Refuse the request.
+    #[default]
+    Deny,
+    /// Let the request through.
+    Allow,
+}
+
+/// Authorization rules.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizationSpec {
+    /// The request is allowed when any of these holds.
+    pub rules: Vec<AuthorizationRuleSpec>,
+}
+
+/// Conditions that must all hold.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizationRuleSpec {
+    /// JWT claims (dot paths) and accepted values: the claim must contain one of the values,
+    /// whether it is a string, an array, or a space-separated string such as `scope`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Vec<String>>,
+    /// HTTP methods allowed. Empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Consumers allowed: API key consumers, basic-auth user names, or the JWT `sub`. Empty
+    /// means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<String>,
+}

@@ -1,0 +1,255 @@
+//! Compiled policies: what the proxy checks before a request reaches a backend.
+//!
+//! A rule refers to one effective policy by key (`Rule::policy`). The compiler merges the
+//! Policies a rule lists (Route-level, then rule-level; a later policy's section replaces an
+//! earlier one's) into one [`Policy`] and resolves every Secret it reads, so the proxy never
+//! sees a reference it would have to look up.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// One effective policy: the merge of the Policies a rule lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    /// `namespace/name` of the Policies merged, in order; for status, metrics and logs.
+    pub sources: Vec<String>,
+    /// Set when a listed Policy or a Secret it reads is missing or invalid: the rule then
+    /// answers 503 instead of serving traffic unchecked. Says what is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+}
+
+/// Who the client is. The local methods (jwt, apiKeys, basic) are alternatives: the first whose
+/// credential the request carries decides. `external`, when set, is asked afterwards (or alone)
+/// and must allow too.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Authentication {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<Jwt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<ApiKeys>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<Basic>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<External>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Jwt {
+    /// Accepted `iss` values; empty accepts any issuer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<String>,
+    /// Accepted `aud` values (one must be in the token's `aud`); empty accepts any audience.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    /// Accepted `alg` values (`RS256`, `ES256`, `EdDSA`, ...). Never empty, never `none`.
+    pub algorithms: Vec<String>,
+    /// Tolerance on `exp` and `nbf`, in seconds.
+    pub clock_skew_secs: u64,
+    /// Keys known in advance (inline or from a Secret), as a JWKS document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Secret>,
+    /// Keys the proxy fetches and keeps fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_jwks: Option<RemoteJwks>,
+    /// Where the token is looked for, in order.
+    pub from: Vec<CredentialSource>,
+    /// Claims copied to request headers; the client's headers of those names are removed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims_to_headers: Vec<ClaimToHeader>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoteJwks {
+    /// `http://` or `https://` URL of the JWKS document.
+    pub uri: String,
+    /// How long a fetched key set is fresh when the server sends no `Cache-Control: max-age`.
+    pub cache_secs: u64,
+    /// Shortest time between two fetches caused by tokens with an unknown `kid`.
+    pub refetch_interval_ms: u64,
+    /// Deadline of one fetch.
+    pub timeout_ms: u64,
+}
+
+/// Where a credential is read from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum CredentialSource {
+    /// A request header (lower-case name); `prefix` (e.g. `Bearer `) is stripped and required,
+    /// compared case-insensitively.
+    Header {
+        name: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        prefix: String,
+    },
+    Cookie {
+        name: String,
+    },
+    Query {
+        name: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimToHeader {
+    /// Claim name; a dot path (`realm.roles`) reaches into nested objects.
+    pub claim: String,
+    /// Lower-case header name.
+    pub header: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeys {
+    pub from: Vec<CredentialSource>,
+    /// The keys, as digests: the proxy compares the SHA-256 of what it receives.
+    pub keys: Vec<ApiKey>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKey {
+    /// Lower-case hex SHA-256 of the key.
+    pub sha256: Secret,
+    pub consumer: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Basic {
+    pub realm: String,
+    pub users: Vec<BasicUser>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicUser {
+    pub user: String,
+    /// The htpasswd hash: bcrypt (`$2y$`), SHA-256/512-crypt (`$5$`, `$6$`) or `{SHA}`.
+    pub hash: Secret,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct External {
+    /// `http://` URL the proxy calls (GET) for each request.
+    pub url: String,
+    /// Lower-case request headers sent along.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_headers: Vec<String>,
+    /// Lower-case headers of an allowing answer copied to the upstream request (replacing the
+    /// client's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_headers: Vec<String>,
+    pub timeout_ms: u64,
+    /// What happens when the service cannot be reached or times out.
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureMode {
+    /// Refuse the request (503).
+    #[default]
+    Deny,
+    /// Let the request through, unauthenticated by this method.
+    Allow,
+}
+
+/// Who may do what: the request is allowed when any rule holds (a rule holds when all its
+/// conditions do).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Authorization {
+    pub rules: Vec<AuthorizationRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizationRule {
+    /// Claim (dot path) → accepted values: the claim must contain one of them. A claim that is
+    /// a space-separated string (`scope`) counts as the list of its words.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Vec<String>>,
+    /// Upper-case methods; empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Consumer names (API key consumers, basic-auth users, JWT `sub`); empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<String>,
+}
+
+/// Algorithms a JWT may be signed with. `none` is not one of them.
+pub const JWT_ALGORITHMS: &[&str] = &[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "EdDSA",
+];
+
+/// Invariants of one policy: `Err((field, reason))`.
+pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
+    use crate::validate::check_header_name;
+    let e = |f: &str, r: String| (f.to_string(), r);
+    let Some(authn) = &p.authentication else {
+        return Ok(());
+    };
+    if let Some(jwt) = &authn.jwt {
+        if jwt.algorithms.is_empty() {
+            return Err(e(
+                "authentication.jwt.algorithms",
+                "must not be empty".into(),
+            ));
+        }
+        for a in &jwt.algorithms {
+            if !JWT_ALGORITHMS.contains(&a.as_str()) {
+                return Err(e(
+                    "authentication.jwt.algorithms",
+                    format!("{a:?} is not a supported algorithm"),
+                ));
+            }
+        }
+        if jwt.jwks.is_none() && jwt.remote_jwks.is_none() && p.unavailable.is_none() {
+            return Err(e("authentication.jwt", "needs jwks or remoteJwks".into()));
+        }
+        if jwt.from.is_empty() {
+            return Err(e("authentication.jwt.from", "must not be empty".into()));
+        }
+        for c in &jwt.claims_to_headers {
+            check_header_name(&c.header).map_err(|r| e("authentication.jwt.claimsToHeaders", r))?;
+        }
+    }
+    if let Some(k) = &authn.api_keys
+        && k.from.is_empty()
+    {
+        return Err(e("authentication.apiKeys.from", "must not be empty".into()));
+    }
+    if let Some(x) = &authn.external {
+        if !x.url.starts_with("http://") {
+            return Err(e(
+                "authentication.external.url",
+                "must be an http:// URL".into(),
+            ));
+        }
+        if x.timeout_ms == 0 {
+            return Err(e(
+                "authentication.external.timeoutMs",
+                "must be greater than 0".into(),
+            ));
+        }
+        for h in x.forward_headers.iter().chain(&x.copy_headers) {
+            check_header_name(h).map_err(|r| e("authentication.external", r))?;
+        }
+    }
+    Ok(())
+}
