@@ -1,12 +1,13 @@
 //! Cluster mode: the Kubernetes API as the source, status written back.
 //!
-//! - Reflectors on Route, Service and EndpointSlice (all namespaces, or the `--namespace` list).
+//! - Reflectors on Route, Policy, Service, EndpointSlice and Secret (all namespaces, or the `--namespace` list).
 //!   Nothing is compiled before every reflector finished its initial list, so proxies never
 //!   get a half-known cluster. Changes are throttled on the leading edge: a change after a
 //!   quiet spell compiles at once (no added latency), and while changes keep coming they are
 //!   gathered into one compile per [`MIN_INTERVAL`]: a burst of 1,000 applies compiles a
 //!   handful of times, not 1,000.
-//!   Secrets join when Policies reference them (no Route field references a Secret yet).
+//!   Policies are watched like Routes; Secrets of the watched namespaces are watched for the
+//!   Policies that read them (API keys by label, htpasswd and JWT keys by name).
 //! - Every replica compiles and serves snapshots; only the holder of the `frontdesk-controller`
 //!   Lease writes status (server-side apply, field manager `frontdesk-controller`) and Events.
 
@@ -16,10 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use frontdesk_crds::ObjectStatus;
+use frontdesk_crds::Policy;
 use frontdesk_crds::route::{Route, RouteStatus};
 use frontdesk_crds::{Resources, compile};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
@@ -54,19 +56,33 @@ pub async fn run(
     push: Arc<PushServer>,
 ) -> anyhow::Result<()> {
     let changed = Arc::new(Notify::new());
-    // Routes are watched untyped and read one by one (see `read_routes`): one Route this
+    // Our kinds are watched untyped and read one by one (see `read_objects`): one object this
     // version cannot read must not stall the watch of all the others.
     let ns = &options.namespaces;
-    let route_type = ApiResource::erase::<Route>(&());
-    let route_apis: Vec<Api<DynamicObject>> = if ns.is_empty() {
-        vec![Api::all_with(client.clone(), &route_type)]
-    } else {
-        ns.iter()
-            .map(|n| Api::namespaced_with(client.clone(), n, &route_type))
-            .collect()
+    let dynamic_apis = |kind: &str| -> (Vec<Api<DynamicObject>>, ApiResource) {
+        let ar = api_resource(kind);
+        let apis = if ns.is_empty() {
+            vec![Api::all_with(client.clone(), &ar)]
+        } else {
+            ns.iter()
+                .map(|n| Api::namespaced_with(client.clone(), n, &ar))
+                .collect()
+        };
+        (apis, ar)
     };
     let all_objects = watcher::Config::default();
+    let (route_apis, route_type) = dynamic_apis("Route");
     let routes = watch_kind(route_apis, &changed, route_type, all_objects.clone());
+    let (policy_apis, policy_type) = dynamic_apis("Policy");
+    let policies = watch_kind(policy_apis, &changed, policy_type, all_objects.clone());
+    // Policies read Secrets by name and by label, so every Secret of the watched namespaces
+    // is known; only those a Policy references end up (digested) in snapshots.
+    let secrets = watch_kind(
+        typed_apis::<Secret>(&client, ns),
+        &changed,
+        (),
+        all_objects.clone(),
+    );
     let services = watch_kind(
         typed_apis::<Service>(&client, ns),
         &changed,
@@ -111,15 +127,23 @@ pub async fn run(
         options.identity.clone(),
         push.clone(),
     ));
+    let sources = Sources {
+        routes,
+        policies,
+        services,
+        slices,
+        secrets,
+    };
     tokio::spawn(status_loop(
         sink,
-        routes.clone(),
+        sources.routes.clone(),
+        sources.policies.clone(),
         shared,
         push.clone(),
         leader,
         published.clone(),
     ));
-    compile_loop(routes, services, slices, push, changed, published).await;
+    compile_loop(sources, push, changed, published).await;
     Ok(())
 }
 
@@ -184,46 +208,89 @@ where
         .collect()
 }
 
-/// Reads each Route on its own; those that cannot be read become statuses saying why.
-fn read_routes(stores: &[Store<DynamicObject>]) -> (Vec<Route>, Vec<ObjectStatus>) {
-    let mut routes = Vec::new();
+/// The API of one of our kinds, for untyped access.
+fn api_resource(kind: &str) -> ApiResource {
+    match kind {
+        "Policy" => ApiResource::erase::<Policy>(&()),
+        _ => ApiResource::erase::<Route>(&()),
+    }
+}
+
+/// Reads each object of one of our kinds on its own; those that cannot be read become statuses
+/// saying why.
+fn read_objects<T: DeserializeOwned>(
+    kind: &str,
+    stores: &[Store<DynamicObject>],
+) -> (Vec<T>, Vec<ObjectStatus>) {
+    let mut objects = Vec::new();
     let mut unreadable = Vec::new();
     for object in stores.iter().flat_map(|s| s.state()) {
         let value = serde_json::to_value(&*object).unwrap_or_default();
-        match frontdesk_crds::manifests::typed::<Route>(value) {
-            Ok(route) => routes.push(route),
+        match frontdesk_crds::manifests::typed::<T>(value) {
+            Ok(typed) => objects.push(typed),
             Err((field, reason)) => {
                 let meta = &object.metadata;
                 let namespace = meta.namespace.clone().unwrap_or_default();
                 let name = meta.name.clone().unwrap_or_default();
-                tracing::warn!(%namespace, %name, %field, %reason, "a Route cannot be read; the others are compiled");
+                tracing::warn!(%kind, %namespace, %name, %field, %reason, "an object cannot be read; the others are compiled");
                 let generation = meta.generation.unwrap_or(0);
                 unreadable.push(ObjectStatus::unreadable(
-                    "Route", &namespace, &name, generation, &field, &reason,
+                    kind, &namespace, &name, generation, &field, &reason,
                 ));
             }
         }
     }
-    (routes, unreadable)
+    (objects, unreadable)
+}
+
+/// The reflectors' stores the compiler reads.
+struct Sources {
+    routes: Vec<Store<DynamicObject>>,
+    policies: Vec<Store<DynamicObject>>,
+    services: Vec<Store<Service>>,
+    slices: Vec<Store<EndpointSlice>>,
+    secrets: Vec<Store<Secret>>,
+}
+
+impl Sources {
+    async fn wait_until_ready(&self) {
+        for s in self.routes.iter().chain(&self.policies) {
+            let _ = s.wait_until_ready().await;
+        }
+        for s in &self.services {
+            let _ = s.wait_until_ready().await;
+        }
+        for s in &self.slices {
+            let _ = s.wait_until_ready().await;
+        }
+        for s in &self.secrets {
+            let _ = s.wait_until_ready().await;
+        }
+    }
+
+    /// Everything, with a status for each object that could not be read.
+    fn read(&self) -> (Resources, Vec<ObjectStatus>) {
+        let (routes, mut unreadable) = read_objects::<Route>("Route", &self.routes);
+        let (policies, bad_policies) = read_objects::<Policy>("Policy", &self.policies);
+        unreadable.extend(bad_policies);
+        let resources = Resources {
+            routes,
+            policies,
+            services: all(&self.services),
+            endpoint_slices: all(&self.slices),
+            secrets: all(&self.secrets),
+        };
+        (resources, unreadable)
+    }
 }
 
 async fn compile_loop(
-    routes: Vec<Store<DynamicObject>>,
-    services: Vec<Store<Service>>,
-    slices: Vec<Store<EndpointSlice>>,
+    sources: Sources,
     push: Arc<PushServer>,
     changed: Arc<Notify>,
     published: Arc<Notify>,
 ) {
-    for s in &routes {
-        let _ = s.wait_until_ready().await;
-    }
-    for s in &services {
-        let _ = s.wait_until_ready().await;
-    }
-    for s in &slices {
-        let _ = s.wait_until_ready().await;
-    }
+    sources.wait_until_ready().await;
     tracing::info!("initial lists complete; compiling");
     changed.notify_one();
     let mut last: Option<tokio::time::Instant> = None;
@@ -231,17 +298,12 @@ async fn compile_loop(
         changed.notified().await;
         throttle(&mut last).await;
         let started = Instant::now();
-        let (readable, unreadable) = read_routes(&routes);
-        let resources = Resources {
-            routes: readable,
-            services: all(&services),
-            endpoint_slices: all(&slices),
-        };
+        let (resources, unreadable) = sources.read();
         let mut output = compile(&resources);
         output.statuses.extend(unreadable);
-        output
-            .statuses
-            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        output.statuses.sort_by(|a, b| {
+            (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
+        });
         crate::record_compile(&push, output, started.elapsed());
         published.notify_one();
     }
@@ -260,6 +322,7 @@ async fn throttle(last: &mut Option<tokio::time::Instant>) {
 async fn status_loop(
     sink: KubeSink,
     routes: Vec<Store<DynamicObject>>,
+    policies: Vec<Store<DynamicObject>>,
     shared: Vec<Store<ConfigMap>>,
     push: Arc<PushServer>,
     mut leader: watch::Receiver<bool>,
@@ -283,16 +346,22 @@ async fn status_loop(
             continue;
         };
         // Current statuses, read leniently: a status we cannot parse is simply rewritten.
-        let current: Vec<((String, String), RouteStatus)> = all(&routes)
-            .into_iter()
-            .filter_map(|o| {
+        let read_current = |kind: &'static str, stores: &[Store<DynamicObject>]| {
+            all(stores).into_iter().filter_map(move |o| {
                 let status =
                     serde_json::from_value::<RouteStatus>(o.data.get("status")?.clone()).ok()?;
                 Some((
-                    (o.metadata.namespace.clone()?, o.metadata.name.clone()?),
+                    (
+                        kind,
+                        o.metadata.namespace.clone()?,
+                        o.metadata.name.clone()?,
+                    ),
                     status,
                 ))
             })
+        };
+        let current: Vec<((&str, String, String), RouteStatus)> = read_current("Route", &routes)
+            .chain(read_current("Policy", &policies))
             .collect();
         let now_unix = k8s_openapi::jiff::Timestamp::now().as_second();
         let local = ReplicaProgress::local(&push.store, &push.acks, now_unix);
@@ -301,7 +370,7 @@ async fn status_loop(
         let objects: Vec<Observed<'_>> = output
             .statuses
             .iter()
-            .filter(|s| s.kind == "Route")
+            .filter(|s| s.kind == "Route" || s.kind == "Policy")
             .map(|s| Observed {
                 computed: s,
                 progress: combine(
@@ -313,7 +382,7 @@ async fn status_loop(
                 ),
                 current: current
                     .iter()
-                    .find(|((ns, n), _)| *ns == s.namespace && *n == s.name)
+                    .find(|((k, ns, n), _)| *k == s.kind && *ns == s.namespace && *n == s.name)
                     .map(|(_, st)| st),
             })
             .collect();
@@ -387,14 +456,16 @@ pub struct KubeSink {
 impl StatusSink for KubeSink {
     async fn apply_status(
         &self,
+        kind: &str,
         namespace: &str,
         name: &str,
         status: &RouteStatus,
     ) -> Result<(), String> {
-        let api: Api<Route> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &api_resource(kind));
         let patch = serde_json::json!({
             "apiVersion": "frontdesk.dev/v1alpha1",
-            "kind": "Route",
+            "kind": kind,
             "status": status,
         });
         api.patch_status(
@@ -409,6 +480,7 @@ impl StatusSink for KubeSink {
 
     async fn warn(
         &self,
+        kind: &str,
         namespace: &str,
         name: &str,
         reason: &str,
@@ -416,7 +488,7 @@ impl StatusSink for KubeSink {
     ) -> Result<(), String> {
         let reference = ObjectReference {
             api_version: Some("frontdesk.dev/v1alpha1".into()),
-            kind: Some("Route".into()),
+            kind: Some(kind.into()),
             namespace: Some(namespace.into()),
             name: Some(name.into()),
             ..Default::default()
@@ -498,7 +570,7 @@ mod tests {
         writer.apply_watcher_event(&watcher::Event::InitApply(good));
         writer.apply_watcher_event(&watcher::Event::InitApply(newer));
         writer.apply_watcher_event(&watcher::Event::InitDone);
-        let (routes, unreadable) = read_routes(&[writer.as_reader()]);
+        let (routes, unreadable) = read_objects::<Route>("Route", &[writer.as_reader()]);
         assert_eq!(routes.len(), 1);
         assert_eq!(unreadable.len(), 1);
         let u = &unreadable[0];
@@ -596,7 +668,9 @@ mod tests {
             observed_generation: Some(4),
             conditions: vec![],
         };
-        sink.apply_status("shop", "orders", &status).await.unwrap();
+        sink.apply_status("Route", "shop", "orders", &status)
+            .await
+            .unwrap();
         server.await.unwrap();
     }
 }

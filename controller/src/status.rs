@@ -127,12 +127,14 @@ fn same(a: &RouteStatus, b: &RouteStatus) -> bool {
 pub trait StatusSink {
     fn apply_status(
         &self,
+        kind: &str,
         namespace: &str,
         name: &str,
         status: &RouteStatus,
     ) -> impl Future<Output = Result<(), String>> + Send;
     fn warn(
         &self,
+        kind: &str,
         namespace: &str,
         name: &str,
         reason: &str,
@@ -143,8 +145,8 @@ pub trait StatusSink {
 /// Writes statuses that changed and Events for rejected generations.
 #[derive(Default)]
 pub struct Reconciler {
-    written: HashMap<(String, String), RouteStatus>,
-    evented: HashMap<(String, String), i64>,
+    written: HashMap<(String, String, String), RouteStatus>,
+    evented: HashMap<(String, String, String), i64>,
 }
 
 /// One object to reconcile: what the compiler said, how far its gateways got, and the status it
@@ -165,18 +167,22 @@ impl Reconciler {
     ) -> usize {
         let mut writes = 0;
         for o in objects {
-            let key = (o.computed.namespace.clone(), o.computed.name.clone());
+            let key = (
+                o.computed.kind.clone(),
+                o.computed.namespace.clone(),
+                o.computed.name.clone(),
+            );
             let want = desired(o.computed, &o.progress, o.current, now);
             let already = o.current.is_some_and(|c| same(c, &want))
                 || self.written.get(&key).is_some_and(|w| same(w, &want));
             if !already {
-                match sink.apply_status(&key.0, &key.1, &want).await {
+                match sink.apply_status(&key.0, &key.1, &key.2, &want).await {
                     Ok(()) => {
                         writes += 1;
                         self.written.insert(key.clone(), want);
                     }
                     Err(e) => {
-                        tracing::warn!(namespace = %key.0, name = %key.1, error = %e, "writing status failed; retried at the next change")
+                        tracing::warn!(kind = %key.0, namespace = %key.1, name = %key.2, error = %e, "writing status failed; retried at the next change")
                     }
                 }
             }
@@ -188,7 +194,11 @@ impl Reconciler {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; ");
-                if sink.warn(&key.0, &key.1, "Invalid", &note).await.is_ok() {
+                if sink
+                    .warn(&key.0, &key.1, &key.2, "Invalid", &note)
+                    .await
+                    .is_ok()
+                {
                     self.evented.insert(key, o.computed.generation);
                 }
             }
@@ -214,6 +224,7 @@ mod tests {
         async fn apply_status(
             &self,
             _: &str,
+            _: &str,
             name: &str,
             status: &RouteStatus,
         ) -> Result<(), String> {
@@ -223,7 +234,14 @@ mod tests {
                 .push((name.to_string(), status.clone()));
             Ok(())
         }
-        async fn warn(&self, _: &str, name: &str, reason: &str, note: &str) -> Result<(), String> {
+        async fn warn(
+            &self,
+            _: &str,
+            _: &str,
+            name: &str,
+            reason: &str,
+            note: &str,
+        ) -> Result<(), String> {
             self.events.lock().unwrap().push((
                 name.to_string(),
                 reason.to_string(),

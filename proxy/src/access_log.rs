@@ -25,6 +25,9 @@ pub struct Entry {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub client: String,
+    /// Who the route's policy authenticated (API key consumer, basic-auth user, JWT `sub`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
     /// Set when the client went away before the response body was sent in full.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,

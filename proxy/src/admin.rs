@@ -1,6 +1,6 @@
 //! The admin listener (default 127.0.0.1:9901; keep it off public interfaces):
 //! `/metrics` (Prometheus text), `/healthz` (the process is up), `/ready` (a configuration is
-//! loaded), `/config` (the snapshot serving, as JSON), `/status` (what the last load said about
+//! loaded), `/config` (the snapshot serving, as JSON, secrets redacted), `/status` (what the last load said about
 //! each object and file).
 
 use std::sync::Arc;
@@ -64,7 +64,11 @@ impl Admin {
                 r
             }
             "/config" => {
-                json(serde_json::to_vec_pretty(&*self.runtime.load().snapshot).unwrap_or_default())
+                // Secrets (keys, hashes) print as "<redacted>".
+                let snapshot = self.runtime.load().snapshot.clone();
+                json(frontdesk_snapshot::secret::redacted(|| {
+                    serde_json::to_vec_pretty(&*snapshot).unwrap_or_default()
+                }))
             }
             "/status" => json(serde_json::to_vec_pretty(&**self.status.load()).unwrap_or_default()),
             _ => text(

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod auth;
 pub mod balancer;
 pub mod body;
 pub mod cli;
@@ -43,7 +44,11 @@ use crate::upstream::{Upstream, UpstreamConfig};
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway), metrics.clone());
+    let runtime = RuntimeHandle::new(
+        Runtime::empty(&cli.gateway),
+        metrics.clone(),
+        Arc::new(auth::AuthShared::new()),
+    );
     let admin = Arc::new(Admin::new(runtime.clone(), metrics.clone()));
 
     let admin_listener = tokio::net::TcpListener::bind(cli.admin)

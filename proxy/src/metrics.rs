@@ -30,6 +30,22 @@ pub struct RouteLabels {
     pub route: RouteId,
 }
 
+/// How an authentication/authorization check ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum AuthOutcome {
+    allowed,
+    unauthenticated,
+    forbidden,
+    error,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    pub policy: RouteId,
+    pub outcome: AuthOutcome,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms to ~33 s.
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -48,6 +64,7 @@ pub struct Metrics {
     pub config_reload_failures: Counter,
     pub access_log_dropped: Counter,
     pub controller_connected: Gauge,
+    pub auth_decisions: Family<AuthLabels, Counter>,
 }
 
 impl Metrics {
@@ -63,8 +80,14 @@ impl Metrics {
             config_reload_failures: Counter::default(),
             access_log_dropped: Counter::default(),
             controller_connected: Gauge::default(),
+            auth_decisions: Family::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "auth_decisions",
+            "Policy checks, by effective policy (its Policies, comma-separated) and outcome: allowed, unauthenticated (401), forbidden (403), error (503: policy unavailable, keys or external service unreachable)",
+            m.auth_decisions.clone(),
+        );
         registry.register(
             "requests",
             "Requests answered, by rule (`none` when no rule matched) and status",

@@ -1,8 +1,8 @@
 //! The request path, stage by stage:
 //!
 //! ```text
-//! request id → request target (Host) → normalise path → route match → [auth, rate limit, cache: later issues]
-//!   → action: directResponse | redirect | forward (request transforms → upstream
+//! request id → request target (Host) → normalise path → route match → authenticate + authorize
+//!   ([`crate::auth`]) → [rate limit, cache: later issues] → action: directResponse | redirect | forward (request transforms → upstream
 //!   → response transforms) → access log + metrics (when the response body ends)
 //! ```
 //!
@@ -26,6 +26,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::oneshot;
 
 use crate::access_log::{self, AccessLog};
+use crate::auth::Denied;
 use crate::balancer::Balancer;
 use crate::body::{Observed, OnComplete, ProxyBody, full};
 use crate::forwarding::{X_REQUEST_ID, add_forwarded, ensure_request_id, remove_hop_by_hop};
@@ -64,6 +65,8 @@ struct Exchange {
     bytes_in: Arc<AtomicU64>,
     /// The matched rule's latency histogram.
     duration: Option<Histogram>,
+    /// Who the policy authenticated: API key consumer, basic-auth user or JWT subject.
+    consumer: Option<Arc<str>>,
 }
 
 impl Proxy {
@@ -116,6 +119,7 @@ impl Proxy {
             upstream: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
             duration: None,
+            consumer: None,
         };
         let answer = match target {
             Ok(target) => self.route(req, target, &mut ex).await,
@@ -129,7 +133,7 @@ impl Proxy {
     /// Route match, then the rule's action.
     async fn route(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         target: Target,
         ex: &mut Exchange,
     ) -> Result<Response<ProxyBody>, Problem> {
@@ -162,6 +166,24 @@ impl Proxy {
             prefix: matched.prefix,
             path: &path,
         };
+        if let Some(policy) = &rule.policy {
+            let (mut parts, body) = req.into_parts();
+            let asked = crate::auth::Request {
+                method: &parts.method,
+                uri: &parts.uri,
+                host: &target.host,
+                request_id: &ex.request_id,
+            };
+            match policy.check(asked, &mut parts.headers).await {
+                Ok(identity) => ex.consumer = identity.and_then(|i| i.consumer),
+                Err(Denied::Problem(p)) => return Err(p),
+                Err(Denied::Response(mut resp)) => {
+                    rule.response_headers.apply(resp.headers_mut());
+                    return Ok(resp);
+                }
+            }
+            req = Request::from_parts(parts, body);
+        }
         match &rule.action {
             ActionRuntime::Direct {
                 status,
@@ -413,6 +435,7 @@ impl OnComplete for Completion {
             bytes_in: ex.bytes_in.load(Ordering::Relaxed),
             bytes_out,
             client: ex.client.ip().to_string(),
+            consumer: ex.consumer.as_deref().map(str::to_string),
             incomplete: !finished && bytes_out > 0,
         };
         if !log.log(entry) {

@@ -14,6 +14,14 @@ use crate::body::{ProxyBody, full};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProblemKind {
     BadRequest,
+    /// Missing or invalid credentials (401, with `WWW-Authenticate`).
+    Unauthorized,
+    /// Authenticated, but not allowed (403).
+    Forbidden,
+    /// The rule's policy is missing or invalid: refused rather than served unchecked (503).
+    PolicyUnavailable,
+    /// Keys or the authorization service could not be reached (503).
+    AuthUnavailable,
     NoRoute,
     NoEndpoints,
     UpstreamUnavailable,
@@ -25,6 +33,11 @@ impl ProblemKind {
     pub fn status(self) -> StatusCode {
         match self {
             ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
+            ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ProblemKind::Forbidden => StatusCode::FORBIDDEN,
+            ProblemKind::PolicyUnavailable | ProblemKind::AuthUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProblemKind::NoRoute => StatusCode::NOT_FOUND,
             ProblemKind::NoEndpoints => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -37,6 +50,10 @@ impl ProblemKind {
     pub fn slug(self) -> &'static str {
         match self {
             ProblemKind::BadRequest => "bad-request",
+            ProblemKind::Unauthorized => "unauthorized",
+            ProblemKind::Forbidden => "forbidden",
+            ProblemKind::PolicyUnavailable => "policy-unavailable",
+            ProblemKind::AuthUnavailable => "auth-unavailable",
             ProblemKind::NoRoute => "no-route",
             ProblemKind::NoEndpoints => "no-endpoints",
             ProblemKind::UpstreamUnavailable => "upstream-unavailable",
@@ -48,6 +65,10 @@ impl ProblemKind {
     pub fn title(self) -> &'static str {
         match self {
             ProblemKind::BadRequest => "Bad request",
+            ProblemKind::Unauthorized => "Authentication required",
+            ProblemKind::Forbidden => "Not allowed",
+            ProblemKind::PolicyUnavailable => "The route's policy is not available",
+            ProblemKind::AuthUnavailable => "Credentials cannot be checked right now",
             ProblemKind::NoRoute => "No route matches the request",
             ProblemKind::NoEndpoints => "No backend endpoint is available",
             ProblemKind::UpstreamUnavailable => "The backend could not be reached",
@@ -72,6 +93,8 @@ impl ProblemKind {
 pub struct Problem {
     pub kind: ProblemKind,
     pub detail: String,
+    /// `WWW-Authenticate` challenges of a 401.
+    pub challenges: Vec<HeaderValue>,
 }
 
 impl Problem {
@@ -79,6 +102,7 @@ impl Problem {
         Problem {
             kind,
             detail: detail.into(),
+            challenges: Vec::new(),
         }
     }
 
@@ -99,6 +123,9 @@ impl Problem {
         );
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        for c in self.challenges {
+            resp.headers_mut().append(header::WWW_AUTHENTICATE, c);
+        }
         resp
     }
 }

@@ -15,6 +15,7 @@ use http::{HeaderValue, StatusCode};
 
 use prometheus_client::metrics::histogram::Histogram;
 
+use crate::auth::{AuthShared, PolicyRuntime};
 use crate::balancer::{Balancer, EndpointSet};
 use crate::metrics::{Metrics, RouteId, RouteLabels};
 use crate::route_table::RouteTable;
@@ -36,6 +37,8 @@ pub struct RuleRuntime {
     pub rewrite_host: Option<HeaderValue>,
     pub request_headers: HeaderEdits,
     pub response_headers: HeaderEdits,
+    /// Authentication and authorization, shared by the rules with the same effective policy.
+    pub policy: Option<Arc<PolicyRuntime>>,
     pub action: ActionRuntime,
 }
 
@@ -59,14 +62,27 @@ impl Runtime {
             gateway: gateway.to_string(),
             ..Default::default()
         };
-        Runtime::build(snapshot, &Metrics::new()).expect("an empty snapshot is valid")
+        Runtime::build(snapshot, &Metrics::new(), &AuthShared::new())
+            .expect("an empty snapshot is valid")
     }
 
     /// Validates the snapshot and builds everything the request path needs.
-    pub fn build(snapshot: Snapshot, metrics: &Metrics) -> Result<Self, String> {
+    pub fn build(snapshot: Snapshot, metrics: &Metrics, auth: &AuthShared) -> Result<Self, String> {
         snapshot.validate().map_err(|e| e.to_string())?;
-        let table = RouteTable::build(&snapshot, |_, rule| RuleRuntime::build(rule, metrics))
-            .map_err(|e| e.to_string())?;
+        let mut policies = std::collections::HashMap::new();
+        for (key, p) in &snapshot.policies {
+            let runtime = PolicyRuntime::build(key, p, auth, metrics)
+                .map_err(|e| format!("policies[{key:?}]: {e}"))?;
+            policies.insert(key.as_str(), Arc::new(runtime));
+        }
+        let table = RouteTable::build(&snapshot, |_, rule| {
+            let policy = rule
+                .policy
+                .as_deref()
+                .and_then(|k| policies.get(k).cloned());
+            RuleRuntime::build(rule, metrics, policy)
+        })
+        .map_err(|e| e.to_string())?;
         Ok(Runtime {
             snapshot: Arc::new(snapshot),
             table,
@@ -79,7 +95,11 @@ impl Runtime {
 }
 
 impl RuleRuntime {
-    fn build(rule: &snap::Rule, metrics: &Metrics) -> Result<Self, String> {
+    fn build(
+        rule: &snap::Rule,
+        metrics: &Metrics,
+        policy: Option<Arc<PolicyRuntime>>,
+    ) -> Result<Self, String> {
         let id: Arc<str> = Arc::from(rule.id.as_str());
         let labels = RouteLabels {
             route: RouteId(id.clone()),
@@ -120,6 +140,7 @@ impl RuleRuntime {
                 .map_err(|e| e.to_string())?,
             request_headers: HeaderEdits::new(&rule.request_headers)?,
             response_headers: HeaderEdits::new(&rule.response_headers)?,
+            policy,
             action,
         })
     }
@@ -130,13 +151,15 @@ impl RuleRuntime {
 pub struct RuntimeHandle {
     current: Arc<ArcSwap<Runtime>>,
     metrics: Arc<Metrics>,
+    auth: Arc<AuthShared>,
 }
 
 impl RuntimeHandle {
-    pub fn new(runtime: Runtime, metrics: Arc<Metrics>) -> Self {
+    pub fn new(runtime: Runtime, metrics: Arc<Metrics>, auth: Arc<AuthShared>) -> Self {
         RuntimeHandle {
             current: Arc::new(ArcSwap::from_pointee(runtime)),
             metrics,
+            auth,
         }
     }
 
@@ -169,7 +192,7 @@ impl RuntimeHandle {
 
     /// Builds the runtime and swaps it in: the single swap point.
     fn install(&self, snapshot: Snapshot) -> Result<Applied, String> {
-        let runtime = Runtime::build(snapshot, &self.metrics)?;
+        let runtime = Runtime::build(snapshot, &self.metrics, &self.auth)?;
         let version = runtime.version();
         self.current.store(Arc::new(runtime));
         self.metrics

@@ -333,7 +333,10 @@ fn compile_policies(
         st.diagnostics = lowered.unresolved.0;
         out.statuses.push(st);
         generations.insert(format!("{namespace}/{name}"), generation);
-        compiled.insert((namespace, name), Compiled::Usable(lowered.policy));
+        compiled.insert(
+            (namespace, name),
+            Compiled::Usable(Box::new(lowered.policy)),
+        );
     }
     (compiled, generations)
 }

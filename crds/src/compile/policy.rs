@@ -205,8 +205,10 @@ impl<'b> Ctx<'_, 'b> {
         algorithms.dedup();
 
         let mut keys: Vec<serde_json::Value> = Vec::new();
-        if let Some(text) = &j.jwks {
-            if let Some(set) = self.d.check(format!("{p}.jwks"), parse_jwks(text)) {
+        if let Some(text) = &j.jwks
+            && let Some(set) = self.d.check(format!("{p}.jwks"), parse_jwks(text))
+        {
+            {
                 if set
                     .keys
                     .iter()
@@ -674,7 +676,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// One compiled Policy, as the merge sees it.
 pub enum Compiled {
-    Usable(snap::Policy),
+    Usable(Box<snap::Policy>),
     Invalid,
 }
 
@@ -699,6 +701,7 @@ pub fn merge(
                 unavailable.push(format!("Policy {id} is invalid (see its status)"))
             }
             Some(Compiled::Usable(p)) => {
+                let p = &**p;
                 if let Some(why) = &p.unavailable {
                     unavailable.push(format!("Policy {id}: {why}"));
                 }

@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub type TestClient = Client<HttpConnector, TestBody>;
 
 pub fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -168,9 +169,18 @@ impl ProxyProcess {
 
     /// Waits until stderr contains `needle`.
     pub async fn wait_log(&self, needle: &str) -> String {
+        self.wait_output(needle, Self::stderr).await
+    }
+
+    /// Waits until stdout (the access log) contains `needle`.
+    pub async fn wait_log_stdout(&self, needle: &str) -> String {
+        self.wait_output(needle, Self::stdout).await
+    }
+
+    async fn wait_output(&self, needle: &str, read: fn(&Self) -> String) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let log = self.stderr();
+            let log = read(self);
             if log.contains(needle) {
                 return log;
             }

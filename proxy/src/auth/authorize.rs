@@ -1,0 +1,134 @@
+//! Authorization: does an authenticated (or anonymous) request satisfy one of the rules?
+//! Pure logic over the identity and the method.
+
+use frontdesk_snapshot::AuthorizationRule;
+use http::Method;
+use serde_json::Value;
+
+use super::Identity;
+
+/// True when any rule holds; a rule holds when each of its conditions does.
+pub fn allows(rules: &[AuthorizationRule], method: &Method, who: &Identity) -> bool {
+    rules.iter().any(|r| {
+        (r.methods.is_empty() || r.methods.iter().any(|m| m == method.as_str()))
+            && (r.consumers.is_empty()
+                || who
+                    .consumer
+                    .as_deref()
+                    .is_some_and(|c| r.consumers.iter().any(|x| x == c)))
+            && r.claims.iter().all(|(claim, accepted)| {
+                who.claims
+                    .as_deref()
+                    .and_then(|claims| lookup(claims, claim))
+                    .is_some_and(|v| contains_any(v, accepted))
+            })
+    })
+}
+
+/// A claim by dot path (`realm_access.roles`); a claim whose name contains dots is found too.
+pub fn lookup<'a>(claims: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut v = claims.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
+}
+
+/// Whether a claim value holds one of `accepted`: equal as a string, an element of an array,
+/// or a word of a space-separated string (OAuth `scope`). Numbers and booleans compare by their
+/// JSON text.
+fn contains_any(v: &Value, accepted: &[String]) -> bool {
+    let one = |v: &Value| match v {
+        Value::String(s) => accepted
+            .iter()
+            .any(|a| a == s || s.split(' ').any(|w| w == a)),
+        Value::Number(_) | Value::Bool(_) => {
+            let text = v.to_string();
+            accepted.contains(&text)
+        }
+        _ => false,
+    };
+    match v {
+        Value::Array(items) => items.iter().any(one),
+        _ => one(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn who(claims: Value, consumer: Option<&str>) -> Identity {
+        Identity {
+            method: "jwt",
+            consumer: consumer.map(Arc::from),
+            claims: claims.as_object().cloned().map(Arc::new),
+        }
+    }
+
+    fn rule(claims: &[(&str, &[&str])], methods: &[&str], consumers: &[&str]) -> AuthorizationRule {
+        AuthorizationRule {
+            claims: claims
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect::<BTreeMap<_, _>>(),
+            methods: methods.iter().map(|s| s.to_string()).collect(),
+            consumers: consumers.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn scopes_arrays_nested_claims_and_methods() {
+        let rules = [rule(&[("scope", &["orders:read"])], &["GET"], &[])];
+        let get = Method::GET;
+        assert!(allows(
+            &rules,
+            &get,
+            &who(json!({"scope": "profile orders:read"}), None)
+        ));
+        assert!(!allows(
+            &rules,
+            &get,
+            &who(json!({"scope": "orders:readx"}), None)
+        ));
+        assert!(!allows(
+            &rules,
+            &Method::POST,
+            &who(json!({"scope": "orders:read"}), None)
+        ));
+        assert!(!allows(&rules, &get, &who(json!({}), None)));
+
+        let rules = [rule(&[("realm.roles", &["admin"])], &[], &[])];
+        assert!(allows(
+            &rules,
+            &get,
+            &who(json!({"realm": {"roles": ["user", "admin"]}}), None)
+        ));
+        assert!(!allows(
+            &rules,
+            &get,
+            &who(json!({"realm": {"roles": ["user"]}}), None)
+        ));
+
+        let rules = [
+            rule(&[], &[], &["alice"]),
+            rule(&[("admin", &["true"])], &[], &[]),
+        ];
+        assert!(allows(&rules, &get, &who(json!({}), Some("alice"))));
+        assert!(!allows(&rules, &get, &who(json!({}), Some("bob"))));
+        assert!(allows(
+            &rules,
+            &get,
+            &who(json!({"admin": true}), Some("bob"))
+        ));
+    }
+}

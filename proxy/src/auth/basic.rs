@@ -1,0 +1,139 @@
+//! HTTP Basic authentication against htpasswd entries: bcrypt, SHA-256/512-crypt and {SHA}.
+//!
+//! bcrypt and SHA-crypt are slow on purpose (milliseconds), so they run on the blocking pool,
+//! and a successful check is remembered for a while under a digest of the credentials, so a
+//! client sending the same header does not pay for it on every request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use frontdesk_snapshot as snap;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// How long a verified user:password pair is remembered.
+pub const REMEMBER: Duration = Duration::from_secs(300);
+const REMEMBERED: usize = 10_000;
+
+pub struct BasicRuntime {
+    pub realm: String,
+    users: HashMap<String, Arc<str>>,
+    verified: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl BasicRuntime {
+    pub fn build(cfg: &snap::Basic) -> Self {
+        BasicRuntime {
+            realm: cfg.realm.clone(),
+            users: cfg
+                .users
+                .iter()
+                .map(|u| (u.user.clone(), Arc::from(u.hash.expose())))
+                .collect(),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks an `Authorization: Basic ...` credential (after the scheme). `Ok(user)` when it
+    /// matches an entry.
+    pub async fn check(&self, credential: &str) -> Result<String, &'static str> {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credential.trim())
+            .map_err(|_| "the Basic credential is not base64")?;
+        let text = String::from_utf8(decoded).map_err(|_| "the Basic credential is not UTF-8")?;
+        let (user, password) = text
+            .split_once(':')
+            .ok_or("the Basic credential is not user:password")?;
+        let hash = self
+            .users
+            .get(user)
+            .ok_or("unknown user or wrong password")?;
+        let key: [u8; 32] = {
+            let mut h = Sha256::new();
+            h.update(user.as_bytes());
+            h.update([0]);
+            h.update(password.as_bytes());
+            h.update([0]);
+            h.update(hash.as_bytes());
+            h.finalize().into()
+        };
+        if self.remembered(&key) {
+            return Ok(user.to_string());
+        }
+        let ok = if hash.starts_with("{SHA}") {
+            verify(password, hash)
+        } else {
+            let (password, hash) = (password.to_string(), hash.clone());
+            tokio::task::spawn_blocking(move || verify(&password, &hash))
+                .await
+                .unwrap_or(false)
+        };
+        if !ok {
+            return Err("unknown user or wrong password");
+        }
+        let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() >= REMEMBERED {
+            v.retain(|_, at| at.elapsed() < REMEMBER);
+            if v.len() >= REMEMBERED {
+                v.clear();
+            }
+        }
+        v.insert(key, Instant::now());
+        Ok(user.to_string())
+    }
+
+    fn remembered(&self, key: &[u8; 32]) -> bool {
+        let v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        v.get(key).is_some_and(|at| at.elapsed() < REMEMBER)
+    }
+}
+
+/// One password against one htpasswd hash.
+pub fn verify(password: &str, hash: &str) -> bool {
+    if let Some(b64) = hash.strip_prefix("{SHA}") {
+        let ours =
+            base64::engine::general_purpose::STANDARD.encode(Sha1::digest(password.as_bytes()));
+        return bool::from(ours.as_bytes().ct_eq(b64.as_bytes()));
+    }
+    if hash.starts_with("$2") {
+        return bcrypt::verify(password, hash).unwrap_or(false);
+    }
+    if hash.starts_with("$5$") {
+        return sha_crypt::sha256_check(password, hash).is_ok();
+    }
+    if hash.starts_with("$6$") {
+        return sha_crypt::sha512_check(password, hash).is_ok();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn htpasswd_hash_formats() {
+        // `openssl passwd -6 -salt saltsalt s3cret` and `-5`.
+        let sha512 = "$6$saltsalt$As4wrv0kZlfch1du9WeH7qhskyLriQWySXrZzynnvi46nFnNxjdpl6ksRegrrKexvhIa/Iny8S8uF3fVWTMuC1";
+        assert!(verify("s3cret", sha512));
+        assert!(!verify("s3cret!", sha512));
+        let sha256 = "$5$saltsalt$i1q2ZQzc.tl/BQ6CHiENAcVDvEY6nJ1OWlWXKh94b1.";
+        assert!(verify("s3cret", sha256));
+        assert!(!verify("nope", sha256));
+        // `htpasswd -s`: base64(sha1("s3cret")).
+        let sha1 = format!(
+            "{{SHA}}{}",
+            base64::engine::general_purpose::STANDARD.encode(Sha1::digest(b"s3cret"))
+        );
+        assert!(verify("s3cret", &sha1));
+        assert!(!verify("s3cre", &sha1));
+        let bcrypt = bcrypt::hash("s3cret", 4).unwrap();
+        assert!(verify("s3cret", &bcrypt));
+        assert!(!verify("wrong", &bcrypt));
+        assert!(!verify("s3cret", "$apr1$abc$xyz"));
+        assert!(!verify("s3cret", "s3cret"));
+    }
+}

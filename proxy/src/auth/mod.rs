@@ -1,0 +1,374 @@
+//! The authenticate and authorize stages: one [`PolicyRuntime`] per effective policy of a
+//! snapshot, asked by the pipeline after the route match and before anything reaches a backend.
+//!
+//! - [`credentials`]: where a credential is read from (header, cookie, query).
+//! - [`jwt`], [`keys`], [`jwks`]: JWT verification, key sets, remote key sets.
+//! - [`api_key`], [`basic`], [`external`]: the other methods.
+//! - [`authorize`]: rules on claims, methods and consumers.
+//!
+//! Answers: 401 with `WWW-Authenticate` for missing or bad credentials, 403 when authenticated
+//! but not allowed, 503 when the policy cannot be enforced (a missing Policy or Secret, keys
+//! that cannot be fetched, an external service down with failureMode Deny). Problem bodies
+//! never contain the credential.
+
+pub mod api_key;
+pub mod authorize;
+pub mod basic;
+pub mod credentials;
+pub mod external;
+pub mod jwks;
+pub mod jwt;
+pub mod keys;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use frontdesk_snapshot as snap;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, Uri};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::body::ProxyBody;
+use crate::metrics::{AuthLabels, AuthOutcome, Metrics, RouteId};
+use crate::problem::{Problem, ProblemKind};
+
+pub use jwt::Claims;
+
+/// The client for key sets (http and https) and external authorization services.
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// What outlives snapshots: the HTTP client and the remote key sets.
+pub struct AuthShared {
+    pub http: HttpClient,
+    pub jwks: jwks::Registry,
+}
+
+impl AuthShared {
+    pub fn new() -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build(connector);
+        AuthShared {
+            jwks: jwks::Registry::new(client.clone()),
+            http: client,
+        }
+    }
+}
+
+impl Default for AuthShared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Who made the request, once authenticated.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// `jwt`, `apiKey`, `basic` or `external`.
+    pub method: &'static str,
+    /// The API key's consumer, the basic-auth user, or the JWT's `sub`.
+    pub consumer: Option<Arc<str>>,
+    pub claims: Option<Arc<Claims>>,
+}
+
+/// A refused request: a problem, or the external service's own answer.
+pub enum Denied {
+    Problem(Problem),
+    Response(Response<ProxyBody>),
+}
+
+struct Outcomes {
+    allowed: Counter,
+    unauthenticated: Counter,
+    forbidden: Counter,
+    error: Counter,
+}
+
+pub struct PolicyRuntime {
+    pub key: Arc<str>,
+    unavailable: Option<String>,
+    jwt: Option<jwt::JwtRuntime>,
+    api_keys: Option<api_key::ApiKeyRuntime>,
+    basic: Option<basic::BasicRuntime>,
+    external: Option<external::ExternalRuntime>,
+    authorization: Option<Vec<snap::AuthorizationRule>>,
+    /// Headers the policy sets for the backend; a client's copies are always removed.
+    strip: Vec<HeaderName>,
+    outcomes: Outcomes,
+}
+
+/// The request as the checks see it.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub host: &'a str,
+    pub request_id: &'a HeaderValue,
+}
+
+impl PolicyRuntime {
+    pub fn build(
+        key: &str,
+        p: &snap::Policy,
+        shared: &AuthShared,
+        metrics: &Metrics,
+    ) -> Result<Self, String> {
+        let authn = p.authentication.as_ref();
+        let jwt = authn
+            .and_then(|a| a.jwt.as_ref())
+            .map(|j| jwt::JwtRuntime::build(j, &shared.jwks))
+            .transpose()?;
+        let external = authn
+            .and_then(|a| a.external.as_ref())
+            .map(|x| external::ExternalRuntime::build(x, shared.http.clone()))
+            .transpose()?;
+        let mut strip: Vec<HeaderName> = Vec::new();
+        if let Some(j) = &jwt {
+            strip.extend(j.claims_to_headers.iter().map(|(_, h)| h.clone()));
+        }
+        if let Some(x) = &external {
+            strip.extend(x.copy.iter().cloned());
+        }
+        let key: Arc<str> = Arc::from(key);
+        let counter = |outcome| {
+            metrics
+                .auth_decisions
+                .get_or_create(&AuthLabels {
+                    policy: RouteId(key.clone()),
+                    outcome,
+                })
+                .clone()
+        };
+        Ok(PolicyRuntime {
+            outcomes: Outcomes {
+                allowed: counter(AuthOutcome::allowed),
+                unauthenticated: counter(AuthOutcome::unauthenticated),
+                forbidden: counter(AuthOutcome::forbidden),
+                error: counter(AuthOutcome::error),
+            },
+            key,
+            unavailable: p.unavailable.clone(),
+            jwt,
+            api_keys: authn
+                .and_then(|a| a.api_keys.as_ref())
+                .map(api_key::ApiKeyRuntime::build)
+                .transpose()?,
+            basic: authn
+                .and_then(|a| a.basic.as_ref())
+                .map(basic::BasicRuntime::build),
+            external,
+            authorization: p.authorization.as_ref().map(|z| z.rules.clone()),
+            strip,
+        })
+    }
+
+    /// Authenticates and authorizes. On success the request headers carry what the policy
+    /// hands to the backend (claims, external headers) and the identity is returned (`None`
+    /// when the policy has no authentication).
+    pub async fn check(
+        &self,
+        req: Request<'_>,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<Identity>, Denied> {
+        let result = self.decide(&req, headers).await;
+        let counter = match &result {
+            Ok(_) => &self.outcomes.allowed,
+            Err(Denied::Problem(p)) => match p.kind {
+                ProblemKind::Unauthorized => &self.outcomes.unauthenticated,
+                ProblemKind::Forbidden => &self.outcomes.forbidden,
+                _ => &self.outcomes.error,
+            },
+            Err(Denied::Response(r)) if r.status() == http::StatusCode::UNAUTHORIZED => {
+                &self.outcomes.unauthenticated
+            }
+            Err(Denied::Response(_)) => &self.outcomes.forbidden,
+        };
+        counter.inc();
+        result
+    }
+
+    async fn decide(
+        &self,
+        req: &Request<'_>,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<Identity>, Denied> {
+        if let Some(why) = &self.unavailable {
+            return Err(problem(ProblemKind::PolicyUnavailable, why.clone()));
+        }
+        for h in &self.strip {
+            headers.remove(h);
+        }
+        let mut identity = self.authenticate_locally(req, headers).await?;
+        if let Some(x) = &self.external {
+            let asked = external::Asked {
+                method: req.method,
+                uri: req.uri,
+                host: req.host,
+                headers,
+                request_id: req.request_id,
+            };
+            match x.ask(asked).await {
+                external::Decision::Allow(copied) => {
+                    for (name, value) in copied {
+                        headers.insert(name, value);
+                    }
+                    identity.get_or_insert(Identity {
+                        method: "external",
+                        consumer: None,
+                        claims: None,
+                    });
+                }
+                external::Decision::Deny(resp) => return Err(Denied::Response(resp)),
+                external::Decision::Failed(why) if x.allow_on_failure => {
+                    tracing::warn!(policy = %self.key, %why, "external authorization failed; failureMode Allow lets the request through");
+                }
+                external::Decision::Failed(why) => {
+                    tracing::warn!(policy = %self.key, %why, "external authorization failed; the request is refused");
+                    return Err(problem(
+                        ProblemKind::AuthUnavailable,
+                        "the authorization service could not be asked",
+                    ));
+                }
+            }
+        }
+        if let Some(rules) = &self.authorization {
+            let anonymous = Identity {
+                method: "anonymous",
+                consumer: None,
+                claims: None,
+            };
+            if !authorize::allows(rules, req.method, identity.as_ref().unwrap_or(&anonymous)) {
+                return Err(problem(
+                    ProblemKind::Forbidden,
+                    "the credentials do not allow this request",
+                ));
+            }
+        }
+        Ok(identity)
+    }
+
+    /// jwt, apiKeys and basic: the first whose credential is present decides.
+    async fn authenticate_locally(
+        &self,
+        req: &Request<'_>,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<Identity>, Denied> {
+        if self.jwt.is_none() && self.api_keys.is_none() && self.basic.is_none() {
+            return Ok(None);
+        }
+        let query = req.uri.query();
+        if let Some(j) = &self.jwt
+            && let Some(token) = credentials::find(&j.from, headers, query)
+        {
+            return match j.verify(&token).await {
+                Ok(claims) => {
+                    for (claim, header) in &j.claims_to_headers {
+                        if let Some(v) =
+                            authorize::lookup(&claims, claim).and_then(jwt::claim_header_value)
+                        {
+                            headers.insert(header.clone(), v);
+                        }
+                    }
+                    let consumer = claims.get("sub").and_then(|s| s.as_str()).map(Arc::from);
+                    Ok(Some(Identity {
+                        method: "jwt",
+                        consumer,
+                        claims: Some(claims),
+                    }))
+                }
+                Err(jwt::Rejected::Invalid(why)) => Err(self.unauthenticated(&why, Some(&why))),
+                Err(jwt::Rejected::NoKeys(why)) => {
+                    tracing::warn!(policy = %self.key, %why, "no JWT keys to check a token with");
+                    Err(problem(
+                        ProblemKind::AuthUnavailable,
+                        "the keys to check the token could not be obtained",
+                    ))
+                }
+            };
+        }
+        if let Some(k) = &self.api_keys
+            && let Some(key) = credentials::find(&k.from, headers, query)
+        {
+            return match k.consumer(&key) {
+                Some(consumer) => Ok(Some(Identity {
+                    method: "apiKey",
+                    consumer: Some(consumer),
+                    claims: None,
+                })),
+                None => Err(self.unauthenticated("the API key is not valid", None)),
+            };
+        }
+        if let Some(b) = &self.basic
+            && let Some(credential) = credentials::find(&basic_source(), headers, None)
+        {
+            return match b.check(&credential).await {
+                Ok(user) => Ok(Some(Identity {
+                    method: "basic",
+                    consumer: Some(Arc::from(user)),
+                    claims: None,
+                })),
+                Err(why) => Err(self.unauthenticated(why, None)),
+            };
+        }
+        Err(self.unauthenticated("credentials are required", None))
+    }
+
+    /// A 401 with a challenge per configured method; `token_error` describes a bad bearer token.
+    fn unauthenticated(&self, detail: &str, token_error: Option<&str>) -> Denied {
+        let mut p = Problem::new(ProblemKind::Unauthorized, detail);
+        let quoted = |s: &str| s.replace(['"', '\\'], "'");
+        if self.jwt.is_some() {
+            let challenge = match token_error {
+                Some(e) => format!(
+                    "Bearer realm=\"frontdesk\", error=\"invalid_token\", error_description=\"{}\"",
+                    quoted(e)
+                ),
+                None => "Bearer realm=\"frontdesk\"".to_string(),
+            };
+            p.challenges.extend(HeaderValue::from_str(&challenge).ok());
+        }
+        if let Some(k) = &self.api_keys {
+            let where_ = match k.from.first() {
+                Some(snap::CredentialSource::Header { name, .. }) => format!("header=\"{name}\""),
+                Some(snap::CredentialSource::Query { name }) => {
+                    format!("query=\"{}\"", quoted(name))
+                }
+                _ => String::new(),
+            };
+            p.challenges.extend(
+                HeaderValue::from_str(&format!("ApiKey realm=\"frontdesk\", {where_}")).ok(),
+            );
+        }
+        if let Some(b) = &self.basic {
+            p.challenges.extend(
+                HeaderValue::from_str(&format!("Basic realm=\"{}\", charset=\"UTF-8\"", b.realm))
+                    .ok(),
+            );
+        }
+        Denied::Problem(p)
+    }
+}
+
+fn basic_source() -> [snap::CredentialSource; 1] {
+    [snap::CredentialSource::Header {
+        name: "authorization".into(),
+        prefix: "Basic ".into(),
+    }]
+}
+
+fn problem(kind: ProblemKind, detail: impl Into<String>) -> Denied {
+    Denied::Problem(Problem::new(kind, detail))
+}
