@@ -127,9 +127,11 @@ start_nginx_proxy() {
   start_nginx "$name" "$conf"
 }
 
-# write_route_manifest DIR BACKEND_PORT: a single catch-all Route to the backend, in DIR/route.yaml.
+# write_route_manifest DIR BACKEND_PORT [JWKS_FILE]: a catch-all Route to the backend, in
+# DIR/route.yaml; with a JWKS, also /jwt behind an RS256 JWT Policy (issuer, audience, a scope
+# rule and a claim copied to a header: the work a real policy does).
 write_route_manifest() {
-  local dir=$1 backend_port=$2
+  local dir=$1 backend_port=$2 jwks=${3:-}
   mkdir -p "$dir"
   cat >"$dir/route.yaml" <<EOF
 apiVersion: frontdesk.dev/v1alpha1
@@ -140,6 +142,27 @@ spec:
     - name: all
       matches: [{path: {type: PathPrefix, value: /}}]
       backends: [{url: "http://127.0.0.1:$backend_port"}]
+EOF
+  [[ -n $jwks ]] || return 0
+  cat >>"$dir/route.yaml" <<EOF
+    - name: jwt
+      matches: [{path: {type: PathPrefix, value: /jwt}}]
+      policies: [bench-jwt]
+      backends: [{url: "http://127.0.0.1:$backend_port"}]
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: bench-jwt, namespace: default}
+spec:
+  authentication:
+    jwt:
+      issuer: https://bench/
+      audiences: [bench]
+      algorithms: [RS256]
+      jwks: '$(cat "$jwks")'
+      claimsToHeaders: [{claim: sub, header: x-user-id}]
+  authorization:
+    rules: [{claims: {scope: [bench:read]}}]
 EOF
 }
 
@@ -262,13 +285,20 @@ _run_loadgen() {
 }
 
 # run_wrk URL DURATION_S OUT: closed loop, 1 thread, $BENCH_WRK_CONNS connections.
+# Every contender gets the same request: when BENCH_HEADER is set (the JWT benchmark's
+# Authorization header) it is sent to all of them, so request sizes stay equal.
+BENCH_HEADER=${BENCH_HEADER:-}
+_header_args() { if [[ -n $BENCH_HEADER ]]; then HEADER_ARGS=(-H "$BENCH_HEADER"); else HEADER_ARGS=(); fi; }
+
 run_wrk() {
-  _run_loadgen "$3" wrk -t1 -c"$BENCH_WRK_CONNS" -d"${2}s" --latency "$1"
+  _header_args
+  _run_loadgen "$3" wrk -t1 -c"$BENCH_WRK_CONNS" -d"${2}s" --latency "${HEADER_ARGS[@]}" "$1"
 }
 
 # run_hey URL DURATION_S WORKERS QPS_PER_WORKER OUT: rate-limited (open-ish loop) latency run.
 run_hey() {
-  _run_loadgen "$5" hey -z "${2}s" -c "$3" -q "$4" "$1"
+  _header_args
+  _run_loadgen "$5" hey -z "${2}s" -c "$3" -q "$4" "${HEADER_ARGS[@]}" "$1"
 }
 
 # run_wrk_paced URL DURATION_S CONNS QPS_PER_CONN OUT: the same pacing with wrk: each connection
@@ -277,7 +307,8 @@ run_hey() {
 run_wrk_paced() {
   local script="$BENCH_DIR/paced-$4.lua"
   printf 'function delay()\n  return %d\nend\n' $((1000 / $4)) >"$script"
-  _run_loadgen "$5" wrk -t1 -c"$3" -d"${2}s" --latency -s "$script" "$1"
+  _header_args
+  _run_loadgen "$5" wrk -t1 -c"$3" -d"${2}s" --latency -s "$script" "${HEADER_ARGS[@]}" "$1"
 }
 
 # parse_wrk OUT: sets WRK_RPS, WRK_REQS, WRK_NON2XX, WRK_SOCKERR, WRK_P50_MS, WRK_P99_MS.

@@ -5,6 +5,8 @@
 # Contenders, all against the same static nginx backend (`return 200` + a small JSON body):
 #   direct     wrk/hey -> backend
 #   frontdesk  wrk/hey -> frontdesk-proxy (1 worker, access log off) -> backend
+#   frontdesk-jwt  the same proxy, on a route behind an RS256 JWT Policy (every contender is
+#              sent the same Authorization header, so requests are the same size)
 #   nginx      wrk/hey -> nginx reverse proxy (1 worker, upstream keep-alive) -> backend
 #
 # Measured (method in shared BENCH.md: the machine has 2 cores and is shared, so only comparisons
@@ -18,7 +20,7 @@
 # Servers are pinned to core 0, the load generator to core 1.
 #
 # Environment:
-#   BENCH_CONTENDERS    contenders to run (default "direct frontdesk nginx")
+#   BENCH_CONTENDERS    contenders to run (default "direct frontdesk frontdesk-jwt nginx")
 #   BENCH_ROUNDS        rounds of each kind (default 5)
 #   BENCH_DURATION      seconds per throughput run (default 10)
 #   BENCH_LAT_DURATION  seconds per latency run (default 8)
@@ -35,7 +37,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 
-CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk nginx}
+CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk frontdesk-jwt nginx}
 ROUNDS=${BENCH_ROUNDS:-5}
 DURATION=${BENCH_DURATION:-10}
 LAT_DURATION=${BENCH_LAT_DURATION:-8}
@@ -44,13 +46,14 @@ LAT_QPS=${BENCH_LAT_QPS:-200}
 
 read -ra contenders <<<"$CONTENDERS"
 for c in "${contenders[@]}"; do
-  case $c in direct | frontdesk | nginx) ;; *) die "unknown contender '$c' (direct frontdesk nginx)" ;; esac
+  case $c in direct | frontdesk | frontdesk-jwt | nginx) ;; *) die "unknown contender '$c' (direct frontdesk frontdesk-jwt nginx)" ;; esac
 done
 wants() { [[ " $CONTENDERS " == *" $1 "* ]]; }
+wants_proxy() { wants frontdesk || wants frontdesk-jwt; }
 
 "$REPO/scripts/install-deps.sh" bench
 
-if wants frontdesk; then
+if wants_proxy; then
   if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "building frontdesk-proxy (release)"
     (cd "$REPO" && cargo build --release -p frontdesk-proxy)
@@ -84,15 +87,28 @@ if wants nginx; then
   wait_ready "${url[nginx]}" "${proxy_pid[nginx]}"
 fi
 
-if wants frontdesk; then
+if wants_proxy; then
   free_port; port=$FREE_PORT
   free_port; admin_port=$FREE_PORT
-  write_route_manifest "$BENCH_DIR/manifests" "$backend_port"
+  jwks=""
+  if wants frontdesk-jwt; then
+    BENCH_HEADER="Authorization: Bearer $(python3 "$REPO/bench/jwt.py" "$BENCH_DIR")"
+    jwks="$BENCH_DIR/jwks.json"
+  fi
+  write_route_manifest "$BENCH_DIR/manifests" "$backend_port" "$jwks"
   start_frontdesk frontdesk "$port" "$admin_port" "$BENCH_DIR/manifests"
   url[frontdesk]="http://127.0.0.1:$port/"
+  url[frontdesk-jwt]="http://127.0.0.1:$port/jwt"
   proxy_pid[frontdesk]=${BENCH_PID[frontdesk]}
+  proxy_pid[frontdesk-jwt]=${BENCH_PID[frontdesk]}
   wait_ready "http://127.0.0.1:$admin_port/ready" "${proxy_pid[frontdesk]}"
   wait_ready "${url[frontdesk]}" "${proxy_pid[frontdesk]}"
+  if wants frontdesk-jwt; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "$BENCH_HEADER" "${url[frontdesk-jwt]}")
+    [[ $code == 200 ]] || { bench_dump_logs; die "the JWT route answered $code to the bench token"; }
+    code=$(curl -s -o /dev/null -w '%{http_code}' "${url[frontdesk-jwt]}")
+    [[ $code == 401 ]] || die "the JWT route answered $code without a token (want 401)"
+  fi
 fi
 
 {

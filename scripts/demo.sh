@@ -19,6 +19,9 @@ Try:
   curl -i http://127.0.0.1:8080/v1/products                   # redirect
   curl -i http://127.0.0.1:8080/healthz                       # direct response
   curl -i http://127.0.0.1:8080/nope                          # 404 problem+json
+  curl -i http://127.0.0.1:8080/partner/products              # 401: API key required
+  curl -i -H 'x-api-key: demo-key-acme' http://127.0.0.1:8080/partner/products   # consumer acme
+  curl -i -X POST -H 'x-api-key: demo-key-acme' http://127.0.0.1:8080/partner/products   # 403
   curl --http2-prior-knowledge http://127.0.0.1:8080/api/products
   curl http://127.0.0.1:9901/config                           # the snapshot serving
   curl http://127.0.0.1:9901/metrics

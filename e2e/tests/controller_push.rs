@@ -403,3 +403,50 @@ async fn clients_without_the_proxies_credentials_get_nothing() {
         "a plaintext client got an answer: {answered:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_and_secrets_travel_through_the_controller_and_are_enforced() {
+    let s = setup().await;
+    let policy = "apiVersion: frontdesk.dev/v1alpha1\nkind: Policy\nmetadata: {name: keys, namespace: e2e}\nspec:\n  \
+                  authentication:\n    apiKeys: {secretSelector: {matchLabels: {frontdesk.dev/api-keys: e2e}}}\n---\n\
+                  apiVersion: v1\nkind: Secret\nmetadata: {name: key-a, namespace: e2e, labels: {frontdesk.dev/api-keys: e2e}}\n\
+                  stringData: {key: e2e-key-aaaa, consumer: team-a}\n---\n";
+    let guarded = format!(
+        "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: guarded, namespace: e2e}}\nspec:\n  \
+         gateways: [public]\n  policies: [keys]\n  rules:\n    - matches: [{{path: {{value: /guarded}}}}]\n      \
+         backends: [{{url: 'http://{}'}}]\n",
+        s.backend
+    );
+    write_atomic(
+        &s.dir().join("manifests/policy.yaml"),
+        &format!("{policy}{guarded}"),
+    );
+    let c = start_controller(s.dir(), &s.pki, free_port(), "controller.log");
+    let p = start_proxy(s.dir(), &s.pki, c.listen, "p1", &[]);
+    let client = client();
+    let with_key = |key: Option<&'static str>| {
+        let mut req = http::Request::get(p.url("/guarded/x"));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        let req = req.body(http_body_util::Empty::new()).unwrap();
+        let client = client.clone();
+        async move { client.request(req).await.ok().map(|r| r.status().as_u16()) }
+    };
+    eventually(
+        Duration::from_secs(15),
+        "the guarded route to ask for a key",
+        || async { (with_key(None).await == Some(401)).then_some(()) },
+    )
+    .await;
+    assert_eq!(with_key(Some("e2e-key-aaaa")).await, Some(200));
+    assert_eq!(with_key(Some("e2e-key-bbbb")).await, Some(401));
+    // The Policy has a status of its own, and the key is nowhere in the controller's answers.
+    let status = eventually(Duration::from_secs(10), "the Policy's status", || async {
+        let st = controller_status(&c).await?;
+        let text = st.to_string();
+        text.contains("\"kind\":\"Policy\"").then_some(text)
+    })
+    .await;
+    assert!(!status.contains("e2e-key-aaaa"), "{status}");
+}

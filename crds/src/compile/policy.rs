@@ -322,7 +322,7 @@ impl<'b> Ctx<'_, 'b> {
             audiences: j.audiences.clone(),
             algorithms,
             clock_skew_secs: skew? / 1000,
-            jwks: (!keys.is_empty() || j.jwks_uri.is_none())
+            jwks: (!keys.is_empty())
                 .then(|| snap::Secret::new(serde_json::json!({ "keys": keys }).to_string())),
             remote_jwks,
             from: from?,
@@ -593,6 +593,16 @@ fn parse_jwks(text: &str) -> Result<JwkSet, String> {
     for (i, k) in set.keys.iter().enumerate() {
         jsonwebtoken::DecodingKey::from_jwk(k)
             .map_err(|e| format!("key {i} cannot be used: {e}"))?;
+    }
+    // The proxy skips encryption keys; a set of nothing else would verify nothing.
+    let signing = set.keys.iter().any(|k| {
+        !matches!(
+            k.common.public_key_use,
+            Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+        )
+    });
+    if !signing {
+        return Err("the key set has only encryption keys (use: enc)".into());
     }
     Ok(set)
 }
