@@ -32,6 +32,7 @@ crds:
 bench:
 	bench/run.sh
 	$(CARGO) bench -q -p frontdesk-proxy --bench route_lookup
+	$(CARGO) bench -q -p frontdesk-proxy --bench jwt_verify
 
 ## bench-controller: compile time for 10,000 Routes, propagation to proxies for 1,000
 bench-controller:

@@ -313,4 +313,57 @@ mod tests {
         let u = c.update(&[("a.yaml".into(), route("a", "bad"))]);
         assert_eq!(u.problems[0].outcome, DROPPED);
     }
+
+    #[test]
+    fn an_invalid_policy_keeps_its_last_valid_version() {
+        let policy = |alg: &str| {
+            format!(
+                "apiVersion: frontdesk.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\nspec:\n  \
+                 authentication:\n    jwt: {{jwksUri: 'http://127.0.0.1:1/jwks', algorithms: [{alg}]}}\n---\n\
+                 apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r}}\nspec:\n  policies: [p]\n  \
+                 rules:\n    - backends: [{{url: 'http://127.0.0.1:1'}}]\n"
+            )
+        };
+        let mut c = Catalog::default();
+        let first = c.update(&[("a.yaml".into(), Ok(policy("RS256")))]);
+        assert!(first.problems.is_empty(), "{:?}", first.problems);
+        let algorithms = |u: &Update| {
+            let s = u.output.snapshot("default");
+            s.policies["default/p"]
+                .authentication
+                .as_ref()
+                .unwrap()
+                .jwt
+                .as_ref()
+                .unwrap()
+                .algorithms
+                .clone()
+        };
+        assert_eq!(algorithms(&first), ["RS256"]);
+        // `none` is refused: reported, and the previous Policy keeps serving.
+        let second = c.update(&[("a.yaml".into(), Ok(policy("none")))]);
+        assert_eq!(second.problems.len(), 1, "{:?}", second.problems);
+        assert_eq!(second.problems[0].outcome, KEPT);
+        assert!(second.problems[0].to_string().contains("Policy default/p"));
+        assert_eq!(algorithms(&second), ["RS256"]);
+        assert!(
+            second.output.snapshot("default").policies["default/p"]
+                .unavailable
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_bad_secret_is_reported_without_its_values() {
+        let text =
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {key: [\"hunter2\"]}\n";
+        let u = Catalog::default().update(&[("s.yaml".into(), Ok(text.into()))]);
+        let shown = u
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<String>();
+        assert!(shown.contains("stringData"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
 }

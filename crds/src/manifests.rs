@@ -184,7 +184,13 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
             }
             ("frontdesk.dev/v1alpha1", "Route") => typed(doc).map(|o| Object::Route(Box::new(o))),
             ("frontdesk.dev/v1alpha1", "Policy") => typed(doc).map(|o| Object::Policy(Box::new(o))),
-            ("v1", "Secret") => typed(doc).map(|o| Object::Secret(Box::new(o))),
+            // serde's messages quote the offending value: for a Secret, only the field is said.
+            ("v1", "Secret") => typed(doc)
+                .map(|o| Object::Secret(Box::new(o)))
+                .map_err(|(field, _)| {
+                    let why = "is not valid here (Secret values are never shown; stringData values must be strings)";
+                    (field, why.to_string())
+                }),
             ("v1", "Service") => typed(doc).map(|o| Object::Service(Box::new(o))),
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 typed(doc).map(|o| Object::EndpointSlice(Box::new(o)))

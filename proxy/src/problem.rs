@@ -46,7 +46,7 @@ impl ProblemKind {
         }
     }
 
-    /// The last part of the `type` URI; stable, documented in docs/errors.md.
+    /// The last part of the `type` URI; stable, documented in docs/proxy.md and docs/policies.md.
     pub fn slug(self) -> &'static str {
         match self {
             ProblemKind::BadRequest => "bad-request",

@@ -593,6 +593,31 @@ fn parse_jwks(text: &str) -> Result<JwkSet, String> {
     for (i, k) in set.keys.iter().enumerate() {
         jsonwebtoken::DecodingKey::from_jwk(k)
             .map_err(|e| format!("key {i} cannot be used: {e}"))?;
+        // What the proxies' verifier (ring) accepts.
+        match &k.algorithm {
+            AlgorithmParameters::RSA(r) => {
+                let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(r.n.trim_end_matches('='))
+                    .map_err(|_| format!("key {i}: n is not base64url"))?;
+                let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+                if bits < 2048 {
+                    return Err(format!(
+                        "key {i}: an RSA key of {bits} bits; at least 2048 are required"
+                    ));
+                }
+            }
+            AlgorithmParameters::EllipticCurve(ec)
+                if !matches!(
+                    ec.curve,
+                    jsonwebtoken::jwk::EllipticCurve::P256 | jsonwebtoken::jwk::EllipticCurve::P384
+                ) =>
+            {
+                return Err(format!(
+                    "key {i}: only the P-256 and P-384 curves are supported"
+                ));
+            }
+            _ => {}
+        }
     }
     // The proxy skips encryption keys; a set of nothing else would verify nothing.
     let signing = set.keys.iter().any(|k| {
