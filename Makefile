@@ -10,8 +10,9 @@ demo:
 	$(CARGO) build -p frontdesk-proxy -p frontdesk-demo
 	scripts/demo.sh "$(TARGET_DIR)/debug"
 
-## test: every test (unit, golden, CRD drift, real proxy processes on 127.0.0.1)
+## test: every test (unit, golden, CRD drift, real proxy processes and redis-server on 127.0.0.1)
 test:
+	scripts/install-deps.sh test   # redis-server (rate limit tests), nginx, curl, python3
 	$(CARGO) build --workspace --bins   # the e2e tests run these binaries as real processes
 	$(CARGO) test --workspace --lib --bins --tests
 	$(CARGO) test --workspace --doc

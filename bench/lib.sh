@@ -111,6 +111,16 @@ start_nginx() {
   log "started $name (nginx, pid ${BENCH_PID[$name]})"
 }
 
+# start_redis NAME PORT: redis-server without persistence, on the load generator's core (in a
+# cluster Redis runs on other machines; on this 2-core box it must not take the proxy's core).
+start_redis() {
+  local name=$1 port=$2
+  taskset -c "$BENCH_CORE_LOADGEN" redis-server --port "$port" --bind 127.0.0.1 --save "" \
+    --appendonly no >"$BENCH_DIR/$name.log" 2>&1 &
+  BENCH_PID[$name]=$!
+  log "started $name (redis-server, pid ${BENCH_PID[$name]})"
+}
+
 # start_nginx_backend NAME PORT: the static JSON backend (bench/nginx-backend.conf.tmpl).
 start_nginx_backend() {
   local name=$1 port=$2 conf="$BENCH_DIR/$1.conf"
@@ -143,8 +153,40 @@ spec:
       matches: [{path: {type: PathPrefix, value: /}}]
       backends: [{url: "http://127.0.0.1:$backend_port"}]
 EOF
+  # Rate-limited routes, with limits far above what the benchmark sends: what is measured is the
+  # cost of deciding, not of refusing.
+  cat >>"$dir/route.yaml" <<EOF
+    - name: local
+      matches: [{path: {type: PathPrefix, value: /local}}]
+      policies: [bench-local]
+      backends: [{url: "http://127.0.0.1:$backend_port"}]
+    - name: global
+      matches: [{path: {type: PathPrefix, value: /global}}]
+      policies: [bench-global]
+      backends: [{url: "http://127.0.0.1:$backend_port"}]
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: bench-local, namespace: default}
+spec:
+  rateLimit:
+    limits: [{requests: 100000000, period: 1h, key: ClientIP}]
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: bench-global, namespace: default}
+spec:
+  rateLimit:
+    limits: [{requests: 100000000, period: 1h, key: ClientIP, scope: Global}]
+EOF
   [[ -n $jwks ]] || return 0
   cat >>"$dir/route.yaml" <<EOF
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Route
+metadata: {name: bench-jwt, namespace: default}
+spec:
+  rules:
     - name: jwt
       matches: [{path: {type: PathPrefix, value: /jwt}}]
       policies: [bench-jwt]

@@ -13,7 +13,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-ORDER = ["direct", "frontdesk", "frontdesk-jwt", "nginx"]
+ORDER = ["direct", "frontdesk", "frontdesk-jwt", "frontdesk-local", "frontdesk-global", "nginx"]
 NOISE_WARN_PCT = 10.0  # other processes using more than this % of one core during a run
 
 
@@ -59,7 +59,7 @@ def main():
     out.extend(meta[:-1] if meta and meta[-1].startswith("# columns") else meta)
     out.append("")
 
-    head = (f"{'contender':<14} {'req/s median':>12} {'(min-max)':>17} {'proxy us/req':>12} "
+    head = (f"{'contender':<16} {'req/s median':>12} {'(min-max)':>17} {'proxy us/req':>12} "
             f"{'backend us/req':>14} {'p50 ms':>7} {'p99 ms':>7} {'other CPU %':>11}")
     out.append(head)
     out.append("-" * len(head))
@@ -67,7 +67,7 @@ def main():
         rps = values(data, w, "rps")
         rng = f"({min(rps):.0f}-{max(rps):.0f})" if rps else ""
         out.append(
-            f"{w:<14} {fmt(med(data, w, 'rps'), '.0f'):>12} {rng:>17} "
+            f"{w:<16} {fmt(med(data, w, 'rps'), '.0f'):>12} {rng:>17} "
             f"{fmt(med(data, w, 'proxy_cpu_us'), '.2f'):>12} "
             f"{fmt(med(data, w, 'backend_cpu_us'), '.2f'):>14} "
             f"{fmt(med(data, w, 'lat_p50_ms'), '.3f'):>7} {fmt(med(data, w, 'lat_p99_ms'), '.3f'):>7} "
@@ -79,7 +79,9 @@ def main():
                "processes outside the benchmark)")
 
     pairs = (("frontdesk", "direct"), ("frontdesk", "nginx"), ("nginx", "direct"),
-             ("frontdesk-jwt", "frontdesk"))  # the JWT policy's cost; goal >= 0.9
+             ("frontdesk-jwt", "frontdesk"),  # the JWT policy's cost; goal >= 0.9
+             ("frontdesk-local", "frontdesk"),  # a local rate limit; goal >= 0.95
+             ("frontdesk-global", "frontdesk"))  # a global (Redis) rate limit; goal >= 0.7
     ratios = [(a, b) for a, b in pairs if a in data and b in data]
     if ratios:
         out.append("")
@@ -88,7 +90,7 @@ def main():
             ma, mb = med(data, a, "rps"), med(data, b, "rps")
             pr = per_round_ratios(data, a, b, "rps")
             rng = f"({min(pr):.2f}-{max(pr):.2f})" if pr else ""
-            out.append(f"  {a + ' / ' + b:<28} {ma / mb:6.2f}  {rng}")
+            out.append(f"  {a + ' / ' + b:<30} {ma / mb:6.2f}  {rng}")
 
     if "direct" in data:
         added = [w for w in who_all if w != "direct"]
@@ -100,7 +102,7 @@ def main():
                 p50, p99 = med(data, w, "lat_p50_ms"), med(data, w, "lat_p99_ms")
                 if None in (p50, p99, d50, d99):
                     continue
-                out.append(f"  {w:<14} p50 {p50 - d50:+.3f}   p99 {p99 - d99:+.3f}")
+                out.append(f"  {w:<16} p50 {p50 - d50:+.3f}   p99 {p99 - d99:+.3f}")
 
     notes = []
     for w in who_all:

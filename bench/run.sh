@@ -7,6 +7,8 @@
 #   frontdesk  wrk/hey -> frontdesk-proxy (1 worker, access log off) -> backend
 #   frontdesk-jwt  the same proxy, on a route behind an RS256 JWT Policy (every contender is
 #              sent the same Authorization header, so requests are the same size)
+#   frontdesk-local / frontdesk-global  the same proxy, on routes with a rate limit that never
+#              triggers, counted in the proxy's memory / in Redis (redis-server on core 1)
 #   nginx      wrk/hey -> nginx reverse proxy (1 worker, upstream keep-alive) -> backend
 #
 # Measured (method in shared BENCH.md: the machine has 2 cores and is shared, so only comparisons
@@ -20,7 +22,8 @@
 # Servers are pinned to core 0, the load generator to core 1.
 #
 # Environment:
-#   BENCH_CONTENDERS    contenders to run (default "direct frontdesk frontdesk-jwt nginx")
+#   BENCH_CONTENDERS    contenders to run (default "direct frontdesk frontdesk-jwt frontdesk-local
+#                       frontdesk-global nginx")
 #   BENCH_ROUNDS        rounds of each kind (default 5)
 #   BENCH_DURATION      seconds per throughput run (default 10)
 #   BENCH_LAT_DURATION  seconds per latency run (default 8)
@@ -37,7 +40,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 
-CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk frontdesk-jwt nginx}
+CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global nginx}
 ROUNDS=${BENCH_ROUNDS:-5}
 DURATION=${BENCH_DURATION:-10}
 LAT_DURATION=${BENCH_LAT_DURATION:-8}
@@ -46,10 +49,12 @@ LAT_QPS=${BENCH_LAT_QPS:-200}
 
 read -ra contenders <<<"$CONTENDERS"
 for c in "${contenders[@]}"; do
-  case $c in direct | frontdesk | frontdesk-jwt | nginx) ;; *) die "unknown contender '$c' (direct frontdesk frontdesk-jwt nginx)" ;; esac
+  case $c in direct | frontdesk | frontdesk-jwt | frontdesk-local | frontdesk-global | nginx) ;;
+    *) die "unknown contender '$c' (direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global nginx)" ;;
+  esac
 done
 wants() { [[ " $CONTENDERS " == *" $1 "* ]]; }
-wants_proxy() { wants frontdesk || wants frontdesk-jwt; }
+wants_proxy() { wants frontdesk || wants frontdesk-jwt || wants frontdesk-local || wants frontdesk-global; }
 
 "$REPO/scripts/install-deps.sh" bench
 
@@ -96,13 +101,22 @@ if wants_proxy; then
     jwks="$BENCH_DIR/jwks.json"
   fi
   write_route_manifest "$BENCH_DIR/manifests" "$backend_port" "$jwks"
-  start_frontdesk frontdesk "$port" "$admin_port" "$BENCH_DIR/manifests"
-  url[frontdesk]="http://127.0.0.1:$port/"
-  url[frontdesk-jwt]="http://127.0.0.1:$port/jwt"
-  proxy_pid[frontdesk]=${BENCH_PID[frontdesk]}
-  proxy_pid[frontdesk-jwt]=${BENCH_PID[frontdesk]}
+  free_port; redis_port=$FREE_PORT
+  start_redis redis "$redis_port"
+  start_frontdesk frontdesk "$port" "$admin_port" "$BENCH_DIR/manifests" \
+    --redis-url "redis://127.0.0.1:$redis_port"
+  for path in "" jwt local global; do
+    who=frontdesk${path:+-$path}
+    url[$who]="http://127.0.0.1:$port/$path"
+    proxy_pid[$who]=${BENCH_PID[frontdesk]}
+  done
   wait_ready "http://127.0.0.1:$admin_port/ready" "${proxy_pid[frontdesk]}"
   wait_ready "${url[frontdesk]}" "${proxy_pid[frontdesk]}"
+  for who in frontdesk-local frontdesk-global; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "${url[$who]}")
+    [[ $code == 200 ]] || { bench_dump_logs; die "$who answered $code"; }
+    curl -s -D - -o /dev/null "${url[$who]}" | grep -qi '^ratelimit:' || die "$who sent no RateLimit header"
+  done
   if wants frontdesk-jwt; then
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "$BENCH_HEADER" "${url[frontdesk-jwt]}")
     [[ $code == 200 ]] || { bench_dump_logs; die "the JWT route answered $code to the bench token"; }

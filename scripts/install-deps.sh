@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Install the system packages that frontdesk's tests and benchmarks need, only when missing.
 #
-#   scripts/install-deps.sh test    nginx, curl, python3   (integration tests)
-#   scripts/install-deps.sh bench   the above + wrk, hey   (bench/run.sh)
+#   scripts/install-deps.sh test    nginx, curl, python3, redis-server   (integration tests)
+#   scripts/install-deps.sh bench   the above + wrk, hey                 (bench/run.sh)
 #
 # Idempotent: does nothing when every tool is present; runs `apt-get update` at most once and only
 # when something must be installed. Works as root, or through sudo when not root.
 # nginx is used only as a contender/backend started by our own scripts with their own config
 # (bench/*.conf.tmpl); the Debian package starts a system nginx on port 80, so we stop and disable
-# it right after installing. Nothing relies on that system service.
+# it right after installing. Nothing relies on that system service. The same goes for redis-server:
+# tests start their own on free ports; the Debian service is stopped and disabled.
 set -euo pipefail
 
 mode="${1:-test}"
 case "$mode" in
-  test)  wanted=(nginx curl python3) ;;
-  bench) wanted=(nginx curl python3 wrk hey) ;;
+  test)  wanted=(nginx curl python3 redis-server) ;;
+  bench) wanted=(nginx curl python3 redis-server wrk hey) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 
@@ -80,6 +81,15 @@ if [[ " ${missing[*]} " == *" nginx "* ]]; then
   fi
   if [[ -f /run/nginx.pid ]]; then
     "${SUDO[@]}" kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+  fi
+fi
+
+if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+  if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    "${SUDO[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+  else
+    "${SUDO[@]}" service redis-server stop >/dev/null 2>&1 || true
+    command -v update-rc.d >/dev/null 2>&1 && { "${SUDO[@]}" update-rc.d redis-server disable >/dev/null 2>&1 || true; }
   fi
 fi
 

@@ -42,6 +42,64 @@ pub struct PolicySpec {
     /// holds when all its conditions do. Otherwise the answer is 403.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<AuthorizationSpec>,
+
+    /// Request rate limits, checked after authentication and authorization (so a limit can
+    /// count by consumer or claim). A refused request gets 429 with Retry-After; every response
+    /// of a limited route carries RateLimit-Policy and RateLimit headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+}
+
+/// Rate limits.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// Limits that must all allow a request (e.g. 10 per second and 1000 per hour). A request
+    /// refused by one of them counts against none.
+    pub limits: Vec<LimitSpec>,
+    /// When Redis cannot decide for a Global limit (unreachable, too slow): `Allow` (default:
+    /// the request goes on, logged and counted) or `Deny` (503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_store_failure: Option<FailureModeSpec>,
+}
+
+/// One limit: `requests` per `period`, with bursts of up to `burst` requests at once. Counted
+/// with GCRA (a continuous token bucket): exact, and no double burst at window boundaries.
+/// Buckets are kept per Route and per value of `key`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitSpec {
+    /// Name shown in the RateLimit headers and metrics (letters, digits, `-`, `_`, `.`).
+    /// Defaults to `limit-<index>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Requests allowed per period, on average.
+    pub requests: u64,
+    /// The period, as a duration (`1s`, `1m`, `1h`; at most 24h).
+    pub period: String,
+    /// Requests allowed at once, after a quiet spell. Defaults to `requests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+    /// What is counted: `ClientIP` (default; X-Forwarded-For is believed only from the proxy's
+    /// `--trusted-proxies`), `Consumer`, `Header:<name>`, `Claim:<name>` (a JWT claim, dot
+    /// path) or `Route` (one bucket for the route). Requests without a value share one bucket
+    /// per limit: they are limited together, never let through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `Local` (default): counters in each proxy's memory, so N proxies allow up to N times the
+    /// limit. `Global`: counters in Redis, shared by every proxy of the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<LimitScopeSpec>,
+}
+
+/// Where a limit's counters live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum LimitScopeSpec {
+    /// In each proxy.
+    #[default]
+    Local,
+    /// In Redis, shared by the gateway's proxies.
+    Global,
 }
 
 /// Authentication methods.

@@ -127,6 +127,29 @@ pub struct Cli {
     /// On SIGTERM, how long open connections may finish their requests.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub drain_timeout: Duration,
+
+    /// Redis for Global rate limits, e.g. `redis://redis.frontdesk.svc:6379` (`rediss://` for
+    /// TLS). Without it, Global limits apply their policy's onStoreFailure.
+    #[arg(long, env = "FRONTDESK_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Deadline of one rate limit decision in Redis; past it, onStoreFailure applies.
+    #[arg(long, default_value = "100ms", value_parser = duration)]
+    pub redis_timeout: Duration,
+
+    /// Multiplexed connections to Redis, used in turn.
+    #[arg(long, default_value_t = 2)]
+    pub redis_connections: usize,
+
+    /// Address ranges (comma-separated CIDRs) of proxies in front of frontdesk whose
+    /// X-Forwarded-For is believed for ClientIP rate limits, e.g. the load balancer's subnet.
+    #[arg(
+        long,
+        env = "FRONTDESK_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDRS"
+    )]
+    pub trusted_proxies: Vec<crate::ratelimit::client_ip::Cidr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -17,6 +17,7 @@ pub mod forwarding;
 pub mod metrics;
 pub mod pipeline;
 pub mod problem;
+pub mod ratelimit;
 pub mod request_target;
 pub mod route_table;
 pub mod runtime;
@@ -44,10 +45,26 @@ use crate::upstream::{Upstream, UpstreamConfig};
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
+    let limits = ratelimit::RateLimitShared {
+        redis: match &cli.redis_url {
+            Some(url) => Some(Arc::new(
+                ratelimit::redis::RedisStore::new(url, cli.redis_timeout, cli.redis_connections)
+                    .map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        },
+        trusted: ratelimit::client_ip::TrustedProxies(cli.trusted_proxies.clone()),
+        gateway: cli.gateway.clone(),
+        ..Default::default()
+    };
+    let shared = runtime::Shared {
+        auth: auth::AuthShared::new(),
+        limits,
+    };
     let runtime = RuntimeHandle::new(
         Runtime::empty(&cli.gateway),
         metrics.clone(),
-        Arc::new(auth::AuthShared::new()),
+        Arc::new(shared),
     );
     let admin = Arc::new(Admin::new(runtime.clone(), metrics.clone()));
 

@@ -46,6 +46,24 @@ pub struct AuthLabels {
     pub outcome: AuthOutcome,
 }
 
+/// How a rate limit check ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum LimitDecision {
+    allowed,
+    limited,
+    /// Redis could not decide; onStoreFailure Allow let the request through.
+    store_failed_open,
+    /// Redis could not decide; onStoreFailure Deny refused the request.
+    store_failed_closed,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub policy: RouteId,
+    pub decision: LimitDecision,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms to ~33 s.
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -65,6 +83,8 @@ pub struct Metrics {
     pub access_log_dropped: Counter,
     pub controller_connected: Gauge,
     pub auth_decisions: Family<AuthLabels, Counter>,
+    pub limit_decisions: Family<LimitLabels, Counter>,
+    pub redis_duration: Histogram,
 }
 
 impl Metrics {
@@ -81,8 +101,23 @@ impl Metrics {
             access_log_dropped: Counter::default(),
             controller_connected: Gauge::default(),
             auth_decisions: Family::default(),
+            limit_decisions: Family::default(),
+            // 50 µs to ~0.8 s.
+            redis_duration: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 15),
+            ),
             registry: Registry::default(),
         };
+        registry.register(
+            "ratelimit_decisions",
+            "Rate limit checks, by effective policy and decision: allowed, limited (429), store_failed_open / store_failed_closed (Redis could not decide; onStoreFailure applied)",
+            m.limit_decisions.clone(),
+        );
+        registry.register(
+            "ratelimit_redis_duration_seconds",
+            "Round trip of one global rate limit decision to Redis, failures included",
+            m.redis_duration.clone(),
+        );
         registry.register(
             "auth_decisions",
             "Policy checks, by effective policy (its Policies, comma-separated) and outcome: allowed, unauthenticated (401), forbidden (403), error (503: policy unavailable, keys or external service unreachable)",

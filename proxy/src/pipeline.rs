@@ -166,6 +166,7 @@ impl Proxy {
             prefix: matched.prefix,
             path: &path,
         };
+        let mut limit_headers = Vec::new();
         if let Some(policy) = &rule.policy {
             let (mut parts, body) = req.into_parts();
             let asked = crate::auth::Request {
@@ -174,16 +175,42 @@ impl Proxy {
                 host: &target.host,
                 request_id: &ex.request_id,
             };
-            match policy.check(asked, &mut parts.headers).await {
-                Ok(identity) => ex.consumer = identity.and_then(|i| i.consumer),
+            let identity = match policy.check(asked, &mut parts.headers).await {
+                Ok(identity) => identity,
                 Err(Denied::Problem(p)) => return Err(p),
                 Err(Denied::Response(mut resp)) => {
                     rule.response_headers.apply(resp.headers_mut());
                     return Ok(resp);
                 }
+            };
+            if let Some(limits) = &policy.rate_limit {
+                let asked = crate::ratelimit::Request {
+                    route: rule.route(),
+                    peer: ex.client.ip(),
+                    headers: &parts.headers,
+                    identity: identity.as_ref(),
+                };
+                limit_headers = limits.check(asked).await?;
             }
+            ex.consumer = identity.and_then(|i| i.consumer);
             req = Request::from_parts(parts, body);
         }
+        let mut resp = self.act(req, rule, &m, target, ex).await?;
+        for (name, value) in limit_headers {
+            resp.headers_mut().append(name, value);
+        }
+        Ok(resp)
+    }
+
+    /// The rule's action: a fixed response, a redirect, or a backend.
+    async fn act(
+        &self,
+        req: Request<Incoming>,
+        rule: &RuleRuntime,
+        m: &Match<'_>,
+        target: Target,
+        ex: &mut Exchange,
+    ) -> Result<Response<ProxyBody>, Problem> {
         match &rule.action {
             ActionRuntime::Direct {
                 status,
@@ -222,7 +249,7 @@ impl Proxy {
                 Ok(resp)
             }
             ActionRuntime::Forward(balancer) => {
-                self.forward(req, rule, balancer, &m, target, ex).await
+                self.forward(req, rule, balancer, m, target, ex).await
             }
         }
     }

@@ -22,6 +22,10 @@ pub enum ProblemKind {
     PolicyUnavailable,
     /// Keys or the authorization service could not be reached (503).
     AuthUnavailable,
+    /// Over a rate limit (429, with Retry-After).
+    RateLimited,
+    /// A global rate limit could not be checked and its policy says Deny (503).
+    RateLimitUnavailable,
     NoRoute,
     NoEndpoints,
     UpstreamUnavailable,
@@ -35,9 +39,10 @@ impl ProblemKind {
             ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
             ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ProblemKind::Forbidden => StatusCode::FORBIDDEN,
-            ProblemKind::PolicyUnavailable | ProblemKind::AuthUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProblemKind::PolicyUnavailable
+            | ProblemKind::AuthUnavailable
+            | ProblemKind::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ProblemKind::NoRoute => StatusCode::NOT_FOUND,
             ProblemKind::NoEndpoints => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -54,6 +59,8 @@ impl ProblemKind {
             ProblemKind::Forbidden => "forbidden",
             ProblemKind::PolicyUnavailable => "policy-unavailable",
             ProblemKind::AuthUnavailable => "auth-unavailable",
+            ProblemKind::RateLimited => "rate-limited",
+            ProblemKind::RateLimitUnavailable => "rate-limit-unavailable",
             ProblemKind::NoRoute => "no-route",
             ProblemKind::NoEndpoints => "no-endpoints",
             ProblemKind::UpstreamUnavailable => "upstream-unavailable",
@@ -69,6 +76,8 @@ impl ProblemKind {
             ProblemKind::Forbidden => "Not allowed",
             ProblemKind::PolicyUnavailable => "The route's policy is not available",
             ProblemKind::AuthUnavailable => "Credentials cannot be checked right now",
+            ProblemKind::RateLimited => "Too many requests",
+            ProblemKind::RateLimitUnavailable => "The rate limit cannot be checked right now",
             ProblemKind::NoRoute => "No route matches the request",
             ProblemKind::NoEndpoints => "No backend endpoint is available",
             ProblemKind::UpstreamUnavailable => "The backend could not be reached",
@@ -95,6 +104,8 @@ pub struct Problem {
     pub detail: String,
     /// `WWW-Authenticate` challenges of a 401.
     pub challenges: Vec<HeaderValue>,
+    /// Other headers of the answer (Retry-After, RateLimit...).
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
 impl Problem {
@@ -103,6 +114,7 @@ impl Problem {
             kind,
             detail: detail.into(),
             challenges: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -125,6 +137,9 @@ impl Problem {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         for c in self.challenges {
             resp.headers_mut().append(header::WWW_AUTHENTICATE, c);
+        }
+        for (name, value) in self.headers {
+            resp.headers_mut().append(name, value);
         }
         resp
     }

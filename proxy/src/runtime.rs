@@ -18,8 +18,16 @@ use prometheus_client::metrics::histogram::Histogram;
 use crate::auth::{AuthShared, PolicyRuntime};
 use crate::balancer::{Balancer, EndpointSet};
 use crate::metrics::{Metrics, RouteId, RouteLabels};
+use crate::ratelimit::RateLimitShared;
 use crate::route_table::RouteTable;
 use crate::transforms::HeaderEdits;
+
+/// State that outlives snapshots: JWKS fetchers and HTTP client, rate limit counters and Redis.
+#[derive(Default)]
+pub struct Shared {
+    pub auth: AuthShared,
+    pub limits: RateLimitShared,
+}
 
 pub struct Runtime {
     pub snapshot: Arc<Snapshot>,
@@ -62,16 +70,16 @@ impl Runtime {
             gateway: gateway.to_string(),
             ..Default::default()
         };
-        Runtime::build(snapshot, &Metrics::new(), &AuthShared::new())
+        Runtime::build(snapshot, &Metrics::new(), &Shared::default())
             .expect("an empty snapshot is valid")
     }
 
     /// Validates the snapshot and builds everything the request path needs.
-    pub fn build(snapshot: Snapshot, metrics: &Metrics, auth: &AuthShared) -> Result<Self, String> {
+    pub fn build(snapshot: Snapshot, metrics: &Metrics, shared: &Shared) -> Result<Self, String> {
         snapshot.validate().map_err(|e| e.to_string())?;
         let mut policies = std::collections::HashMap::new();
         for (key, p) in &snapshot.policies {
-            let runtime = PolicyRuntime::build(key, p, auth, metrics)
+            let runtime = PolicyRuntime::build(key, p, shared, metrics)
                 .map_err(|e| format!("policies[{key:?}]: {e}"))?;
             policies.insert(key.as_str(), Arc::new(runtime));
         }
@@ -95,6 +103,13 @@ impl Runtime {
 }
 
 impl RuleRuntime {
+    /// `namespace/route` of the rule's Route (its id is `namespace/route/rule`).
+    pub fn route(&self) -> &str {
+        self.id
+            .rsplit_once('/')
+            .map_or(&self.id, |(route, _)| route)
+    }
+
     fn build(
         rule: &snap::Rule,
         metrics: &Metrics,
@@ -151,15 +166,15 @@ impl RuleRuntime {
 pub struct RuntimeHandle {
     current: Arc<ArcSwap<Runtime>>,
     metrics: Arc<Metrics>,
-    auth: Arc<AuthShared>,
+    shared: Arc<Shared>,
 }
 
 impl RuntimeHandle {
-    pub fn new(runtime: Runtime, metrics: Arc<Metrics>, auth: Arc<AuthShared>) -> Self {
+    pub fn new(runtime: Runtime, metrics: Arc<Metrics>, shared: Arc<Shared>) -> Self {
         RuntimeHandle {
             current: Arc::new(ArcSwap::from_pointee(runtime)),
             metrics,
-            auth,
+            shared,
         }
     }
 
@@ -192,7 +207,7 @@ impl RuntimeHandle {
 
     /// Builds the runtime and swaps it in: the single swap point.
     fn install(&self, snapshot: Snapshot) -> Result<Applied, String> {
-        let runtime = Runtime::build(snapshot, &self.metrics, &self.auth)?;
+        let runtime = Runtime::build(snapshot, &self.metrics, &self.shared)?;
         let version = runtime.version();
         self.current.store(Arc::new(runtime));
         self.metrics

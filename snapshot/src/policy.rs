@@ -25,6 +25,63 @@ pub struct Policy {
     pub authentication: Option<Authentication>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Authorization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Request rate limits, checked after authentication (so keys can be consumers and claims).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    /// Every limit must allow a request; a refused request counts against none of them.
+    pub limits: Vec<Limit>,
+    /// What happens when the shared store (Redis) cannot decide for a Global limit.
+    #[serde(default = "allow")]
+    pub on_store_failure: FailureMode,
+}
+
+fn allow() -> FailureMode {
+    FailureMode::Allow
+}
+
+/// `requests` per `period_ms`, with up to `burst` at once (GCRA: exact, no window boundaries).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limit {
+    /// `namespace/policy/name`: two Policies never share counters, even with equal limits.
+    pub id: String,
+    /// Shown in the RateLimit-Policy / RateLimit headers.
+    pub name: String,
+    pub requests: u64,
+    pub period_ms: u64,
+    pub burst: u64,
+    pub key: LimitKey,
+    pub scope: LimitScope,
+}
+
+/// What a limit counts by. Requests without a value for the key share one bucket per limit
+/// (they never bypass it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum LimitKey {
+    /// The client address (X-Forwarded-For only from the proxy's trusted ranges).
+    ClientIp,
+    /// The authenticated consumer (API key consumer, basic-auth user, JWT `sub`).
+    Consumer,
+    /// A request header (lower-case name).
+    Header { name: String },
+    /// A JWT claim (dot path).
+    Claim { name: String },
+    /// The route as a whole: one bucket.
+    Route,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LimitScope {
+    /// Counters in each proxy's memory.
+    Local,
+    /// Counters shared by every proxy of the gateway, in Redis.
+    Global,
 }
 
 /// Who the client is. The local methods (jwt, apiKeys, basic) are alternatives: the first whose
@@ -201,6 +258,20 @@ pub const JWT_ALGORITHMS: &[&str] = &[
 pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
     use crate::validate::check_header_name;
     let e = |f: &str, r: String| (f.to_string(), r);
+    if let Some(rl) = &p.rate_limit {
+        for (i, l) in rl.limits.iter().enumerate() {
+            let f = format!("rateLimit.limits[{i}]");
+            if l.requests == 0 || l.burst == 0 || l.period_ms == 0 {
+                return Err(e(
+                    &f,
+                    "requests, burst and periodMs must be greater than 0".into(),
+                ));
+            }
+            if let LimitKey::Header { name } = &l.key {
+                check_header_name(name).map_err(|r| e(&f, r))?;
+            }
+        }
+    }
     let Some(authn) = &p.authentication else {
         return Ok(());
     };
