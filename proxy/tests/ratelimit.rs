@@ -202,7 +202,6 @@ async fn keys_by_consumer_and_by_claim() {
         status(&c, &p.url("/t"), &[("authorization", &other)]).await,
         200
     );
-    let _ = base64::engine::general_purpose::STANDARD.encode("");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
