@@ -22,6 +22,7 @@ Try:
   curl -i http://127.0.0.1:8080/partner/products              # 401: API key required
   curl -i -H 'x-api-key: demo-key-acme' http://127.0.0.1:8080/partner/products   # consumer acme
   curl -i -X POST -H 'x-api-key: demo-key-acme' http://127.0.0.1:8080/partner/products   # 403
+  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' -H 'x-api-key: demo-key-acme' http://127.0.0.1:8080/partner/products; done   # 200s, then 429 (burst 5 per partner)
   curl --http2-prior-knowledge http://127.0.0.1:8080/api/products
   curl http://127.0.0.1:9901/config                           # the snapshot serving
   curl http://127.0.0.1:9901/metrics

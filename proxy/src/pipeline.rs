@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! request id → request target (Host) → normalise path → route match → authenticate + authorize
-//!   ([`crate::auth`]) → [rate limit, cache: later issues] → action: directResponse | redirect | forward (request transforms → upstream
+//!   ([`crate::auth`]) → rate limit ([`crate::ratelimit`]) → [cache: later issue] → action: directResponse | redirect | forward (request transforms → upstream
 //!   → response transforms) → access log + metrics (when the response body ends)
 //! ```
 //!

@@ -72,6 +72,8 @@ struct Decisions {
 
 pub struct RateLimitRuntime {
     limits: Vec<LimitRuntime>,
+    /// Indexes of the Global limits.
+    globals: Vec<usize>,
     redis: Option<Arc<RedisStore>>,
     allow_on_store_failure: bool,
     trusted: TrustedProxies,
@@ -79,6 +81,9 @@ pub struct RateLimitRuntime {
     decisions: Decisions,
     redis_duration: Histogram,
     policy: Arc<str>,
+    /// When a store failure was last logged (ms on `logged_base`): at most one line a second.
+    last_logged: std::sync::atomic::AtomicU64,
+    logged_base: Instant,
 }
 
 /// What the stage needs to know of the request.
@@ -142,7 +147,11 @@ impl RateLimitRuntime {
                 })
                 .clone()
         };
+        let globals = (0..limits.len())
+            .filter(|i| limits[*i].spec.scope == LimitScope::Global)
+            .collect();
         Ok(RateLimitRuntime {
+            globals,
             decisions: Decisions {
                 allowed: counter(LimitDecision::allowed),
                 limited: counter(LimitDecision::limited),
@@ -156,6 +165,8 @@ impl RateLimitRuntime {
             policy_header: HeaderValue::from_str(&policy_header).map_err(|e| e.to_string())?,
             redis_duration: metrics.redis_duration.clone(),
             policy: key,
+            last_logged: std::sync::atomic::AtomicU64::new(0),
+            logged_base: Instant::now(),
         })
     }
 
@@ -181,11 +192,9 @@ impl RateLimitRuntime {
                 break;
             }
         }
-        let globals: Vec<usize> = (0..self.limits.len())
-            .filter(|i| self.limits[*i].spec.scope == LimitScope::Global)
-            .collect();
+        let globals = &self.globals;
         if refused.is_none() && !globals.is_empty() {
-            match self.decide_globally(&globals, &keys).await {
+            match self.decide_globally(globals, &keys).await {
                 Ok(outcome) => {
                     for (j, &i) in globals.iter().enumerate() {
                         let (remaining, reset_us) = outcome.limits[j];
@@ -197,12 +206,16 @@ impl RateLimitRuntime {
                 }
                 Err(why) if self.allow_on_store_failure => {
                     self.decisions.failed_open.inc();
-                    tracing::warn!(policy = %self.policy, %why, "global rate limit undecided; onStoreFailure Allow lets the request through");
-                    return Ok(self.headers(&state, &globals));
+                    if self.log_now() {
+                        tracing::warn!(policy = %self.policy, %why, "global rate limit undecided; onStoreFailure Allow lets requests through (logged at most once a second; see frontdesk_ratelimit_decisions_total)");
+                    }
+                    return Ok(self.headers(&state, globals));
                 }
                 Err(why) => {
                     self.decisions.failed_closed.inc();
-                    tracing::warn!(policy = %self.policy, %why, "global rate limit undecided; onStoreFailure Deny refuses the request");
+                    if self.log_now() {
+                        tracing::warn!(policy = %self.policy, %why, "global rate limit undecided; onStoreFailure Deny refuses requests (logged at most once a second; see frontdesk_ratelimit_decisions_total)");
+                    }
                     refund(&taken);
                     return Err(Problem::new(
                         ProblemKind::RateLimitUnavailable,
@@ -231,6 +244,18 @@ impl RateLimitRuntime {
                 Err(p)
             }
         }
+    }
+
+    /// True at most once a second: store failures come with every request while Redis is down.
+    fn log_now(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(self.logged_base.elapsed().as_millis()).unwrap_or(u64::MAX) + 1000;
+        let last = self.last_logged.load(Ordering::Relaxed);
+        now - last >= 1000
+            && self
+                .last_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     async fn decide_globally(
@@ -267,21 +292,23 @@ impl RateLimitRuntime {
     /// RateLimit-Policy and RateLimit; limits listed in `unknown` (undecided) are left out of
     /// RateLimit.
     fn headers(&self, state: &[(u64, u64)], unknown: &[usize]) -> Headers {
-        let now = self
-            .limits
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !unknown.contains(i))
-            .map(|(i, l)| {
-                format!(
-                    "\"{}\";r={};t={}",
-                    l.spec.name,
-                    state[i].0,
-                    state[i].1.div_ceil(NS)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        use std::fmt::Write;
+        let mut now = String::with_capacity(32 * self.limits.len());
+        for (i, l) in self.limits.iter().enumerate() {
+            if unknown.contains(&i) {
+                continue;
+            }
+            if !now.is_empty() {
+                now.push_str(", ");
+            }
+            let (remaining, reset) = state[i];
+            let _ = write!(
+                now,
+                "\"{}\";r={remaining};t={}",
+                l.spec.name,
+                reset.div_ceil(NS)
+            );
+        }
         let mut h = vec![(RATELIMIT_POLICY, self.policy_header.clone())];
         if let Ok(v) = HeaderValue::from_str(&now)
             && !now.is_empty()
@@ -305,12 +332,10 @@ fn bucket_key(key: &LimitKey, req: &Request<'_>, trusted: &TrustedProxies) -> Ve
     out.push(0);
     let value: Option<Vec<u8>> = match key {
         LimitKey::Route => Some(Vec::new()),
-        LimitKey::ClientIp => Some(
-            trusted
-                .client(req.peer, req.headers)
-                .to_string()
-                .into_bytes(),
-        ),
+        LimitKey::ClientIp => Some(match trusted.client(req.peer, req.headers) {
+            IpAddr::V4(ip) => ip.octets().to_vec(),
+            IpAddr::V6(ip) => ip.octets().to_vec(),
+        }),
         LimitKey::Consumer => req
             .identity
             .and_then(|i| i.consumer.as_deref())
