@@ -128,8 +128,8 @@ pub struct Cli {
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub drain_timeout: Duration,
 
-    /// Redis for Global rate limits, e.g. `redis://redis.frontdesk.svc:6379` (`rediss://` for
-    /// TLS). Without it, Global limits apply their policy's onStoreFailure.
+    /// Redis for Global rate limits, e.g. `redis://:password@redis.frontdesk.svc:6379` (plain
+    /// TCP; no TLS yet). Without it, Global limits apply their policy's onStoreFailure.
     #[arg(long, env = "FRONTDESK_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
 
