@@ -34,6 +34,8 @@ bench:
 	bench/run.sh
 	$(CARGO) bench -q -p frontdesk-proxy --bench route_lookup
 	$(CARGO) bench -q -p frontdesk-proxy --bench jwt_verify
+	$(CARGO) build -q --release -p frontdesk-proxy
+	$(CARGO) bench -q -p frontdesk-e2e --bench aggregate
 
 ## bench-controller: compile time for 10,000 Routes, propagation to proxies for 1,000
 bench-controller:

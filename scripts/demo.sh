@@ -18,6 +18,7 @@ Try:
   curl -i -H 'x-canary: true' http://127.0.0.1:8080/api/products/1   # header match, 50/50 split
   curl -i http://127.0.0.1:8080/v1/products                   # redirect
   curl -i http://127.0.0.1:8080/healthz                       # direct response
+  curl -s http://127.0.0.1:8080/api/product-details/1         # Aggregate: 3 backends + a dependent call, one JSON
   curl -i http://127.0.0.1:8080/nope                          # 404 problem+json
   curl -i http://127.0.0.1:8080/partner/products              # 401: API key required
   curl -i -H 'x-api-key: demo-key-acme' http://127.0.0.1:8080/partner/products   # consumer acme

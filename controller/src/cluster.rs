@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use frontdesk_crds::ObjectStatus;
-use frontdesk_crds::Policy;
 use frontdesk_crds::route::{Route, RouteStatus};
+use frontdesk_crds::{Aggregate, Policy};
 use frontdesk_crds::{Resources, compile};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
@@ -75,6 +75,13 @@ pub async fn run(
     let routes = watch_kind(route_apis, &changed, route_type, all_objects.clone());
     let (policy_apis, policy_type) = dynamic_apis("Policy");
     let policies = watch_kind(policy_apis, &changed, policy_type, all_objects.clone());
+    let (aggregate_apis, aggregate_type) = dynamic_apis("Aggregate");
+    let aggregates = watch_kind(
+        aggregate_apis,
+        &changed,
+        aggregate_type,
+        all_objects.clone(),
+    );
     // Policies read Secrets by name and by label, so every Secret of the watched namespaces
     // is known; only those a Policy references end up (digested) in snapshots.
     let secrets = watch_kind(
@@ -129,6 +136,7 @@ pub async fn run(
     ));
     let sources = Sources {
         routes,
+        aggregates,
         policies,
         services,
         slices,
@@ -136,8 +144,11 @@ pub async fn run(
     };
     tokio::spawn(status_loop(
         sink,
-        sources.routes.clone(),
-        sources.policies.clone(),
+        vec![
+            ("Route", sources.routes.clone()),
+            ("Aggregate", sources.aggregates.clone()),
+            ("Policy", sources.policies.clone()),
+        ],
         shared,
         push.clone(),
         leader,
@@ -212,6 +223,7 @@ where
 fn api_resource(kind: &str) -> ApiResource {
     match kind {
         "Policy" => ApiResource::erase::<Policy>(&()),
+        "Aggregate" => ApiResource::erase::<Aggregate>(&()),
         _ => ApiResource::erase::<Route>(&()),
     }
 }
@@ -246,6 +258,7 @@ fn read_objects<T: DeserializeOwned>(
 /// The reflectors' stores the compiler reads.
 struct Sources {
     routes: Vec<Store<DynamicObject>>,
+    aggregates: Vec<Store<DynamicObject>>,
     policies: Vec<Store<DynamicObject>>,
     services: Vec<Store<Service>>,
     slices: Vec<Store<EndpointSlice>>,
@@ -254,7 +267,12 @@ struct Sources {
 
 impl Sources {
     async fn wait_until_ready(&self) {
-        for s in self.routes.iter().chain(&self.policies) {
+        for s in self
+            .routes
+            .iter()
+            .chain(&self.policies)
+            .chain(&self.aggregates)
+        {
             let _ = s.wait_until_ready().await;
         }
         for s in &self.services {
@@ -273,8 +291,11 @@ impl Sources {
         let (routes, mut unreadable) = read_objects::<Route>("Route", &self.routes);
         let (policies, bad_policies) = read_objects::<Policy>("Policy", &self.policies);
         unreadable.extend(bad_policies);
+        let (aggregates, bad_aggregates) = read_objects::<Aggregate>("Aggregate", &self.aggregates);
+        unreadable.extend(bad_aggregates);
         let resources = Resources {
             routes,
+            aggregates,
             policies,
             services: all(&self.services),
             endpoint_slices: all(&self.slices),
@@ -321,8 +342,7 @@ async fn throttle(last: &mut Option<tokio::time::Instant>) {
 
 async fn status_loop(
     sink: KubeSink,
-    routes: Vec<Store<DynamicObject>>,
-    policies: Vec<Store<DynamicObject>>,
+    objects: Vec<(&'static str, Vec<Store<DynamicObject>>)>,
     shared: Vec<Store<ConfigMap>>,
     push: Arc<PushServer>,
     mut leader: watch::Receiver<bool>,
@@ -360,8 +380,9 @@ async fn status_loop(
                 ))
             })
         };
-        let current: Vec<((&str, String, String), RouteStatus)> = read_current("Route", &routes)
-            .chain(read_current("Policy", &policies))
+        let current: Vec<((&str, String, String), RouteStatus)> = objects
+            .iter()
+            .flat_map(|(kind, stores)| read_current(kind, stores))
             .collect();
         let now_unix = k8s_openapi::jiff::Timestamp::now().as_second();
         let local = ReplicaProgress::local(&push.store, &push.acks, now_unix);
@@ -370,7 +391,7 @@ async fn status_loop(
         let objects: Vec<Observed<'_>> = output
             .statuses
             .iter()
-            .filter(|s| s.kind == "Route" || s.kind == "Policy")
+            .filter(|s| matches!(s.kind.as_str(), "Route" | "Policy" | "Aggregate"))
             .map(|s| Observed {
                 computed: s,
                 progress: combine(

@@ -143,10 +143,10 @@ impl Catalog {
         let mut substituted = false;
         for status in output.statuses.iter().filter(|s| !s.accepted()) {
             let key = ObjectKey {
-                kind: if status.kind == "Policy" {
-                    "Policy"
-                } else {
-                    "Route"
+                kind: match status.kind.as_str() {
+                    "Policy" => "Policy",
+                    "Aggregate" => "Aggregate",
+                    _ => "Route",
                 },
                 namespace: status.namespace.clone(),
                 name: status.name.clone(),

@@ -12,6 +12,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::aggregate::Aggregate;
 use crate::compile::Resources;
 use crate::policy::Policy;
 use crate::route::Route;
@@ -21,6 +22,7 @@ use crate::route::Route;
 pub enum Object {
     Route(Box<Route>),
     Policy(Box<Policy>),
+    Aggregate(Box<Aggregate>),
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
     /// Secrets are read for Policies (API keys, htpasswd, JWT keys). `Secret`'s `Debug` from
@@ -34,6 +36,7 @@ impl Object {
         let (kind, meta) = match self {
             Object::Route(o) => ("Route", &o.metadata),
             Object::Policy(o) => ("Policy", &o.metadata),
+            Object::Aggregate(o) => ("Aggregate", &o.metadata),
             Object::Secret(o) => ("Secret", &o.metadata),
             Object::Service(o) => ("Service", &o.metadata),
             Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
@@ -184,6 +187,9 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
             }
             ("frontdesk.dev/v1alpha1", "Route") => typed(doc).map(|o| Object::Route(Box::new(o))),
             ("frontdesk.dev/v1alpha1", "Policy") => typed(doc).map(|o| Object::Policy(Box::new(o))),
+            ("frontdesk.dev/v1alpha1", "Aggregate") => {
+                typed(doc).map(|o| Object::Aggregate(Box::new(o)))
+            }
             // serde's messages quote the offending value: for a Secret, only the field is said.
             ("v1", "Secret") => typed(doc)
                 .map(|o| Object::Secret(Box::new(o)))
@@ -298,6 +304,7 @@ pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources
         match o {
             Object::Route(x) => r.routes.push((**x).clone()),
             Object::Policy(x) => r.policies.push((**x).clone()),
+            Object::Aggregate(x) => r.aggregates.push((**x).clone()),
             Object::Secret(x) => r.secrets.push((**x).clone()),
             Object::Service(x) => r.services.push((**x).clone()),
             Object::EndpointSlice(x) => r.endpoint_slices.push((**x).clone()),

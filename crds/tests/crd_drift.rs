@@ -39,6 +39,7 @@ fn every_field_is_documented_for_kubectl_explain() {
     for crd in [
         serde_json::to_value(frontdesk_crds::Route::crd()).unwrap(),
         serde_json::to_value(frontdesk_crds::Policy::crd()).unwrap(),
+        serde_json::to_value(frontdesk_crds::Aggregate::crd()).unwrap(),
     ] {
         let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
         let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_string();

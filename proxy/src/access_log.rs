@@ -28,6 +28,9 @@ pub struct Entry {
     /// Who the route's policy authenticated (API key consumer, basic-auth user, JWT `sub`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer: Option<String>,
+    /// For an Aggregate: each backend call's status, time and error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Vec<crate::aggregate::CallLog>>,
     /// Set when the client went away before the response body was sent in full.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod aggregate;
 pub mod auth;
 pub mod balancer;
 pub mod body;

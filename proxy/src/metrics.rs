@@ -64,6 +64,26 @@ pub struct LimitLabels {
     pub decision: LimitDecision,
 }
 
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum CallOutcome {
+    ok,
+    failed,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub aggregate: RouteId,
+    pub call: RouteId,
+    pub outcome: CallOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AggregateCallLabels {
+    pub aggregate: RouteId,
+    pub call: RouteId,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms to ~33 s.
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -85,6 +105,8 @@ pub struct Metrics {
     pub auth_decisions: Family<AuthLabels, Counter>,
     pub limit_decisions: Family<LimitLabels, Counter>,
     pub redis_duration: Histogram,
+    pub aggregate_calls: Family<CallLabels, Counter>,
+    pub aggregate_call_duration: Family<AggregateCallLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Metrics {
@@ -102,12 +124,26 @@ impl Metrics {
             controller_connected: Gauge::default(),
             auth_decisions: Family::default(),
             limit_decisions: Family::default(),
+            aggregate_calls: Family::default(),
+            aggregate_call_duration: Family::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            ),
             // 50 µs to ~0.8 s.
             redis_duration: Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 15),
             ),
             registry: Registry::default(),
         };
+        registry.register(
+            "aggregate_calls",
+            "Backend calls of Aggregates, by aggregate rule, call and outcome (ok, failed)",
+            m.aggregate_calls.clone(),
+        );
+        registry.register(
+            "aggregate_call_duration_seconds",
+            "Duration of Aggregate backend calls, by aggregate rule and call",
+            m.aggregate_call_duration.clone(),
+        );
         registry.register(
             "ratelimit_decisions",
             "Rate limit checks, by effective policy and decision: allowed, limited (429), store_failed_open / store_failed_closed (Redis could not decide; onStoreFailure applied)",

@@ -67,6 +67,8 @@ struct Exchange {
     duration: Option<Histogram>,
     /// Who the policy authenticated: API key consumer, basic-auth user or JWT subject.
     consumer: Option<Arc<str>>,
+    /// An Aggregate's calls.
+    calls: Option<Vec<crate::aggregate::CallLog>>,
 }
 
 impl Proxy {
@@ -120,6 +122,7 @@ impl Proxy {
             bytes_in: Arc::new(AtomicU64::new(0)),
             duration: None,
             consumer: None,
+            calls: None,
         };
         let answer = match target {
             Ok(target) => self.route(req, target, &mut ex).await,
@@ -250,6 +253,23 @@ impl Proxy {
             }
             ActionRuntime::Forward(balancer) => {
                 self.forward(req, rule, balancer, m, target, ex).await
+            }
+            ActionRuntime::Aggregate(aggregate) => {
+                let mut log = Vec::new();
+                let answer = aggregate
+                    .answer(
+                        &self.upstream,
+                        &m.captures,
+                        req.headers(),
+                        &ex.request_id,
+                        rule.timeout,
+                        &mut log,
+                    )
+                    .await;
+                ex.calls = Some(log);
+                let mut resp = answer?;
+                rule.response_headers.apply(resp.headers_mut());
+                Ok(resp)
             }
         }
     }
@@ -463,6 +483,7 @@ impl OnComplete for Completion {
             bytes_out,
             client: ex.client.ip().to_string(),
             consumer: ex.consumer.as_deref().map(str::to_string),
+            calls: ex.calls.clone(),
             incomplete: !finished && bytes_out > 0,
         };
         if !log.log(entry) {

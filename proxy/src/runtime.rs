@@ -61,6 +61,7 @@ pub enum ActionRuntime {
         body: Bytes,
         content_type: Option<HeaderValue>,
     },
+    Aggregate(crate::aggregate::AggregateRuntime),
 }
 
 impl Runtime {
@@ -130,6 +131,9 @@ impl RuleRuntime {
                 status: StatusCode::from_u16(r.status).map_err(|e| e.to_string())?,
                 redirect: r.clone(),
             },
+            Action::Aggregate(a) => ActionRuntime::Aggregate(
+                crate::aggregate::AggregateRuntime::build(&id, a, metrics)?,
+            ),
             Action::DirectResponse(d) => ActionRuntime::Direct {
                 status: StatusCode::from_u16(d.status).map_err(|e| e.to_string())?,
                 body: Bytes::from(d.body.clone()),

@@ -21,6 +21,9 @@ pub type UpstreamBody = Observed<Incoming>;
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<HttpConnector, UpstreamBody>,
+    /// Bodiless requests (aggregate calls): the same settings, a pool of its own (a pool is
+    /// tied to one body type).
+    pub calls: Client<HttpConnector, http_body_util::Empty<bytes::Bytes>>,
 }
 
 #[derive(Clone, Debug)]
@@ -46,13 +49,16 @@ impl Upstream {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(cfg.connect_timeout));
         connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(cfg.idle_timeout)
-            .pool_max_idle_per_host(cfg.max_idle_per_endpoint)
-            .build(connector);
-        Upstream { client }
+            .pool_max_idle_per_host(cfg.max_idle_per_endpoint);
+        Upstream {
+            client: builder.build(connector.clone()),
+            calls: builder.build(connector),
+        }
     }
 
     /// Sends `req` (absolute URI). `timeout` bounds the wait for the response headers and

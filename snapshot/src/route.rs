@@ -162,6 +162,63 @@ pub enum Action {
     },
     Redirect(Redirect),
     DirectResponse(DirectResponse),
+    /// Call several backends and answer with their merged JSON.
+    Aggregate(Aggregate),
+}
+
+/// One request, many backends, one answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Aggregate {
+    /// Lower-case request headers sent to every call (x-request-id always is).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_headers: Vec<String>,
+    /// Largest body accepted from one call.
+    pub max_call_bytes: u64,
+    pub merge: Merge,
+    /// In declaration order; `depends_on` orders them into stages.
+    pub calls: Vec<Call>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Merge {
+    /// `{"<key>": <answer>, ...}`.
+    Nested,
+    /// The answers' members side by side; on a collision the earlier call keeps the member.
+    Flat,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Call {
+    pub name: String,
+    /// The member of the answer holding this call's result (`rename`, or the name).
+    pub key: String,
+    pub backend: Backend,
+    /// Path and query, with placeholders; every value put in is percent-encoded.
+    pub target: Vec<UrlPart>,
+    pub required: bool,
+    pub timeout_ms: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Dot paths kept (into objects; applied to each element of arrays).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select: Vec<String>,
+    /// A dot path whose value is the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract: Option<String>,
+}
+
+/// A piece of a call's target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UrlPart {
+    /// Copied as it is (checked at compile time).
+    Literal(String),
+    /// A capture of the request path.
+    Capture(String),
+    /// A field of an earlier call's (shaped) result: `{call.path}`.
+    Field { call: String, path: String },
 }
 
 /// A weighted group of endpoints.

@@ -142,6 +142,43 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
                 check_path_rewrite(path, rule).map_err(|r| err(format!("{p}.action.path"), r))?;
             }
         }
+        Action::Aggregate(a) => {
+            if a.calls.is_empty() {
+                return Err(err(
+                    format!("{p}.action.calls"),
+                    "at least one call is required",
+                ));
+            }
+            let names: HashSet<&str> = a.calls.iter().map(|c| c.name.as_str()).collect();
+            if names.len() != a.calls.len() {
+                return Err(err(
+                    format!("{p}.action.calls"),
+                    "call names must be unique",
+                ));
+            }
+            for (ci, c) in a.calls.iter().enumerate() {
+                let cp = format!("{p}.action.calls[{ci}]");
+                if c.depends_on
+                    .iter()
+                    .any(|d| !names.contains(d.as_str()) || *d == c.name)
+                {
+                    return Err(err(
+                        format!("{cp}.dependsOn"),
+                        "names an unknown call or itself",
+                    ));
+                }
+                if c.timeout_ms == 0 {
+                    return Err(err(format!("{cp}.timeoutMs"), "must be greater than 0"));
+                }
+                for (ei, e) in c.backend.endpoints.iter().enumerate() {
+                    check_authority(e)
+                        .map_err(|r| err(format!("{cp}.backend.endpoints[{ei}]"), r))?;
+                }
+            }
+            for h in &a.forward_headers {
+                check_header_name(h).map_err(|r| err(format!("{p}.action.forwardHeaders"), r))?;
+            }
+        }
         Action::DirectResponse(d) => {
             if !(200..=599).contains(&d.status) {
                 return Err(err(

@@ -495,7 +495,7 @@ fn lower_direct_response(
     }))
 }
 
-fn lower_backends(
+pub(crate) fn lower_backends(
     p: &str,
     namespace: &str,
     refs: &[BackendRef],
@@ -605,7 +605,7 @@ pub(crate) fn parse_backend_url(url: &str) -> Result<String, String> {
     Ok(format!("{}:{port}", host.to_ascii_lowercase()))
 }
 
-fn check_path(p: &str) -> Result<(), String> {
+pub(crate) fn check_path(p: &str) -> Result<(), String> {
     if !p.starts_with('/') {
         return Err(format!("{p:?} must start with '/'"));
     }

@@ -4,6 +4,7 @@
 //! proxy get the same answer from the same objects, and golden tests pin it down. An invalid
 //! Route is rejected alone (Accepted=False) and the others compile.
 
+pub mod aggregate;
 mod lower;
 pub mod policy;
 mod precedence;
@@ -19,6 +20,7 @@ pub use lower::{DEFAULT_TIMEOUT, NoServices, ResolveService, lower_route};
 pub use precedence::MatchKey;
 pub use services::ServiceIndex;
 
+use crate::aggregate::Aggregate;
 use crate::policy::Policy;
 use crate::route::Route;
 use crate::status::{self, ACCEPTED, CONFLICTED, ObjectStatus, RESOLVED_REFS, condition};
@@ -28,6 +30,7 @@ use policy::{Compiled, SecretIndex, lower_policy, merge};
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
     pub routes: Vec<Route>,
+    pub aggregates: Vec<Aggregate>,
     pub policies: Vec<Policy>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
@@ -76,19 +79,59 @@ struct GatewayParts {
 /// Compiles every object. Never fails: problems end up in the statuses.
 pub fn compile(resources: &Resources) -> Output {
     let index = ServiceIndex::new(&resources.services, &resources.endpoint_slices);
-    let mut routes: Vec<&Route> = resources.routes.iter().collect();
-    routes.sort_by_key(|r| object_id(&r.metadata));
+    // Routes and Aggregates both lower to rules; each rule lists its Policies.
+    struct Item<'a> {
+        kind: &'static str,
+        meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        lowered: lower::Lowered,
+        policy_lists: Vec<Vec<String>>,
+    }
+    let mut items: Vec<Item<'_>> = Vec::new();
+    for route in &resources.routes {
+        let (namespace, name) = object_id(&route.metadata);
+        let lists = route
+            .spec
+            .rules
+            .iter()
+            .map(|r| {
+                route
+                    .spec
+                    .policies
+                    .iter()
+                    .chain(&r.policies)
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        items.push(Item {
+            kind: "Route",
+            meta: &route.metadata,
+            lowered: lower_route(&namespace, &name, &route.spec, &index),
+            policy_lists: lists,
+        });
+    }
+    for agg in &resources.aggregates {
+        let (namespace, name) = object_id(&agg.metadata);
+        items.push(Item {
+            kind: "Aggregate",
+            meta: &agg.metadata,
+            lowered: aggregate::lower_aggregate(&namespace, &name, &agg.spec, &index),
+            policy_lists: vec![agg.spec.policies.clone()],
+        });
+    }
+    items.sort_by_key(|i| (object_id(i.meta), i.kind));
 
     let mut out = Output::default();
     let (compiled, policy_generations) = compile_policies(resources, &mut out);
     let mut per_gateway: BTreeMap<String, GatewayParts> = BTreeMap::new();
 
-    for route in routes {
-        let (namespace, name) = object_id(&route.metadata);
-        let generation = route.metadata.generation.unwrap_or(0);
-        let mut lowered = lower_route(&namespace, &name, &route.spec, &index);
+    for item in items {
+        let route = item.meta;
+        let (namespace, name) = object_id(route);
+        let generation = route.generation.unwrap_or(0);
+        let mut lowered = item.lowered;
         let mut st = ObjectStatus {
-            kind: "Route".into(),
+            kind: item.kind.into(),
             namespace: namespace.clone(),
             name: name.clone(),
             generation,
@@ -107,28 +150,14 @@ pub fn compile(resources: &Resources) -> Output {
             ACCEPTED,
             true,
             "Accepted",
-            "the Route is valid".into(),
+            format!("the {} is valid", item.kind),
         ));
         // Each rule's effective policy: the Route's list, then the rule's own.
         let mut rule_policies: Vec<(String, SnapPolicy)> = Vec::new();
         let mut conflicts = Vec::new();
         let mut policy_unresolved = false;
         for (ri, rule) in lowered.rules.iter_mut().enumerate() {
-            let names: Vec<String> = route
-                .spec
-                .policies
-                .iter()
-                .chain(
-                    route
-                        .spec
-                        .rules
-                        .get(ri)
-                        .map(|r| &r.policies)
-                        .into_iter()
-                        .flatten(),
-                )
-                .cloned()
-                .collect();
+            let names: Vec<String> = item.policy_lists.get(ri).cloned().unwrap_or_default();
             if names.is_empty() {
                 continue;
             }
@@ -136,7 +165,11 @@ pub fn compile(resources: &Resources) -> Output {
             if let Some(why) = &effective.unavailable {
                 policy_unresolved = true;
                 lowered.unresolved.push(
-                    format!("spec.rules[{ri}].policies"),
+                    if item.kind == "Route" {
+                        format!("spec.rules[{ri}].policies")
+                    } else {
+                        "spec.policies".to_string()
+                    },
                     format!("{why}; the rule answers 503 until it is fixed"),
                 );
             }
@@ -187,11 +220,7 @@ pub fn compile(resources: &Resources) -> Output {
         st.diagnostics = lowered.unresolved.0;
         out.statuses.push(st);
 
-        let created = route
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string());
+        let created = route.creation_timestamp.as_ref().map(|t| t.0.to_string());
         for gateway in &lowered.gateways {
             let parts = per_gateway.entry(gateway.clone()).or_default();
             let (snap_routes, keys, sources) =
@@ -229,7 +258,7 @@ pub fn compile(resources: &Resources) -> Output {
                 rules: lowered.rules.clone(),
             });
             sources.push(SourceRef {
-                kind: "Route".into(),
+                kind: item.kind.into(),
                 namespace: namespace.clone(),
                 name: name.clone(),
                 generation,
