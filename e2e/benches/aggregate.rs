@@ -24,7 +24,11 @@ type Client = hyper_util::client::legacy::Client<
 fn report(name: &str, mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
     let (p50, p99) = (percentile(&v, 0.50), percentile(&v, 0.99));
-    println!("{name:<34} p50 {:>7.2} ms   p99 {:>7.2} ms", ms(p50), ms(p99));
+    println!(
+        "{name:<34} p50 {:>7.2} ms   p99 {:>7.2} ms",
+        ms(p50),
+        ms(p99)
+    );
     (p50, p99)
 }
 
@@ -54,8 +58,16 @@ async fn main() {
     .unwrap();
     let (addr, admin) = (free_port(), free_port());
     let args: Vec<String> = [
-        "--manifests", &manifests.display().to_string(), "--listen", &addr.to_string(),
-        "--admin", &admin.to_string(), "--access-log", "off", "--workers", "1",
+        "--manifests",
+        &manifests.display().to_string(),
+        "--listen",
+        &addr.to_string(),
+        "--admin",
+        &admin.to_string(),
+        "--access-log",
+        "off",
+        "--workers",
+        "1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -63,11 +75,22 @@ async fn main() {
     let _proxy = Process::spawn("frontdesk-proxy", &args, dir.path().join("proxy.log"));
     let c = client();
     let aggregate = format!("http://{addr}/agg");
-    eventually(Duration::from_secs(20), "the proxy to serve the aggregate", || async {
-        get(&c, &aggregate).await.ok().filter(|a| a.0 == 200).map(|_| ())
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the proxy to serve the aggregate",
+        || async {
+            get(&c, &aggregate)
+                .await
+                .ok()
+                .filter(|a| a.0 == 200)
+                .map(|_| ())
+        },
+    )
     .await;
-    let direct: Vec<String> = backends.iter().map(|b| format!("http://{b}/delay/20")).collect();
+    let direct: Vec<String> = backends
+        .iter()
+        .map(|b| format!("http://{b}/delay/20"))
+        .collect();
 
     println!("aggregate over 3 backends of 20 ms each, {ROUNDS} requests each, one at a time");
     let (mut seq, mut par, mut agg) = (Vec::new(), Vec::new(), Vec::new());
@@ -78,7 +101,11 @@ async fn main() {
         }
         seq.push(started.elapsed());
         let started = Instant::now();
-        tokio::join!(timed(&c, &direct[0]), timed(&c, &direct[1]), timed(&c, &direct[2]));
+        tokio::join!(
+            timed(&c, &direct[0]),
+            timed(&c, &direct[1]),
+            timed(&c, &direct[2])
+        );
         par.push(started.elapsed());
         agg.push(timed(&c, &aggregate).await);
     }
