@@ -172,9 +172,12 @@ impl Proxy {
         let mut limit_headers = Vec::new();
         if let Some(policy) = &rule.policy {
             let (mut parts, body) = req.into_parts();
+            // Before the policy sets headers: `Connection: x-user-id` must not remove them.
+            remove_hop_by_hop(&mut parts.headers);
             let asked = crate::auth::Request {
                 method: &parts.method,
                 uri: &parts.uri,
+                path: &path,
                 host: &target.host,
                 request_id: &ex.request_id,
             };

@@ -204,8 +204,27 @@ async fn a_failed_required_call_fails_the_answer_and_cancels_the_others() {
              \x20   - {{name: slow, backend: {{url: 'http://{slow}'}}, path: '/slow'}}\n"
         ),
     );
+    // Declared before what it waits for: a fails because b failed because c failed.
+    let files = files
+        + &aggregate(
+            "chain",
+            &format!(
+                "  path: /chain\n  calls:\n\
+                 \x20   - {{name: a, dependsOn: [b], required: true, backend: {{url: 'http://{demo}'}}, path: '/products/1'}}\n\
+                 \x20   - {{name: b, dependsOn: [c], backend: {{url: 'http://{demo}'}}, path: '/products/1'}}\n\
+                 \x20   - {{name: c, backend: {{url: 'http://{demo}'}}, path: '/status/500'}}\n"
+            ),
+        );
     let p = ProxyProcess::with_files(&[("agg.yaml", &files)], &[]).await;
     let c = client();
+    let a = get_with(&c, &p.url("/chain"), &[]).await;
+    assert_eq!(a.0, 502, "{}", String::from_utf8_lossy(&a.2));
+    assert!(
+        json(&a.2)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("required call a failed: dependency b failed")
+    );
     let started = Instant::now();
     let a = get_with(&c, &p.url("/strict"), &[]).await;
     assert_eq!(a.0, 504, "{}", String::from_utf8_lossy(&a.2));

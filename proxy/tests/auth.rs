@@ -285,6 +285,22 @@ async fn jwt_every_algorithm_and_every_way_a_token_is_wrong() {
     let echo = json(&a.2);
     assert_eq!(echo["headers"]["x-user-id"], "user-7");
     assert_eq!(echo["headers"]["x-tenant"], "t-42");
+    // Naming them in Connection (hop-by-hop) must not strip the headers the policy set.
+    let a = call(
+        &c,
+        &p.url("/remote"),
+        &[
+            ("authorization", &bearer(&t)),
+            ("connection", "x-user-id, x-tenant"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        json(&a.2)["headers"]["x-user-id"],
+        "user-7",
+        "{}",
+        String::from_utf8_lossy(&a.2)
+    );
     let t = sign(
         Algorithm::RS256,
         RSA1,
@@ -748,6 +764,15 @@ async fn external_authorization_allow_deny_timeout_and_failure_mode() {
         asked.get("x-user-id").is_none(),
         "only the listed headers are forwarded"
     );
+    // The service judges the path routing and the backend see, not the raw target.
+    assert_eq!(
+        call(&c, &p.url("/z/../e?x=2"), &[("authorization", "allow")])
+            .await
+            .0,
+        200
+    );
+    let asked = authz.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(asked["x-forwarded-uri"], "/e?x=2");
 
     let a = call(&c, &p.url("/e"), &[("authorization", "deny")]).await;
     assert_eq!(a.0, 403);

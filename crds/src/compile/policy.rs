@@ -553,6 +553,10 @@ impl<'b> Ctx<'_, 'b> {
             if l.burst == Some(0) {
                 self.d.push(format!("{f}.burst"), "must be greater than 0");
             }
+            if burst > 1_000_000_000 || l.requests > 1_000_000_000 {
+                self.d
+                    .push(f.clone(), "requests and burst are at most 1,000,000,000");
+            }
             let period = self.d.check(format!("{f}.period"), parse_period(&l.period));
             if let Some(ms) = period
                 && l.requests > 0

@@ -166,39 +166,45 @@ impl AggregateRuntime {
         let mut started = vec![false; n];
         let mut running = FuturesUnordered::new();
         loop {
-            // Start every call whose dependencies are done.
-            for i in 0..n {
-                if started[i] || self.calls[i].deps.iter().any(|d| results[*d].is_none()) {
-                    continue;
-                }
-                started[i] = true;
-                let c = &self.calls[i];
-                if let Some(d) = c.deps.iter().find(|d| matches!(results[**d], Some(Err(_)))) {
-                    let why = format!("dependency {} failed", self.calls[*d].spec.name);
-                    self.record(
-                        i,
-                        Err(Failure::Other(why)),
-                        None,
-                        Duration::ZERO,
-                        &mut results,
-                        log,
-                    )?;
-                    continue;
-                }
-                let target = target::render(&c.spec.target, captures, |call| {
-                    let j = self.calls.iter().position(|x| x.spec.name == call)?;
-                    results[j].as_ref()?.as_ref().ok()
-                });
-                match target {
-                    Ok(t) => running.push(self.call(upstream, i, t, headers, request_id)),
-                    Err(why) => self.record(
-                        i,
-                        Err(Failure::Other(why)),
-                        None,
-                        Duration::ZERO,
-                        &mut results,
-                        log,
-                    )?,
+            // Start every call whose dependencies are done, again until nothing changes: a
+            // call failing here (its dependency failed) can unblock a call declared before it.
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for i in 0..n {
+                    if started[i] || self.calls[i].deps.iter().any(|d| results[*d].is_none()) {
+                        continue;
+                    }
+                    started[i] = true;
+                    progressed = true;
+                    let c = &self.calls[i];
+                    if let Some(d) = c.deps.iter().find(|d| matches!(results[**d], Some(Err(_)))) {
+                        let why = format!("dependency {} failed", self.calls[*d].spec.name);
+                        self.record(
+                            i,
+                            Err(Failure::Other(why)),
+                            None,
+                            Duration::ZERO,
+                            &mut results,
+                            log,
+                        )?;
+                        continue;
+                    }
+                    let target = target::render(&c.spec.target, captures, |call| {
+                        let j = self.calls.iter().position(|x| x.spec.name == call)?;
+                        results[j].as_ref()?.as_ref().ok()
+                    });
+                    match target {
+                        Ok(t) => running.push(self.call(upstream, i, t, headers, request_id)),
+                        Err(why) => self.record(
+                            i,
+                            Err(Failure::Other(why)),
+                            None,
+                            Duration::ZERO,
+                            &mut results,
+                            log,
+                        )?,
+                    }
                 }
             }
             if running.is_empty() {
@@ -223,6 +229,11 @@ impl AggregateRuntime {
                     break;
                 }
             }
+        }
+        let never: Vec<usize> = (0..n).filter(|i| results[*i].is_none()).collect();
+        for i in never {
+            let why = Failure::Other("never started: a dependency did not finish".into());
+            self.record(i, Err(why), None, Duration::ZERO, &mut results, log)?;
         }
         Ok(self.build_answer(results))
     }

@@ -20,9 +20,15 @@ pub fn allows(rules: &[AuthorizationRule], method: &Method, who: &Identity) -> b
                 who.claims
                     .as_deref()
                     .and_then(|claims| lookup(claims, claim))
-                    .is_some_and(|v| contains_any(v, accepted))
+                    .is_some_and(|v| contains_any(v, accepted, is_scope(claim)))
             })
     })
+}
+
+/// OAuth scopes (`scope`, `scp`) are space-separated lists (RFC 8693 §4.2); no other string
+/// claim is split, so `"name": "x admin"` never counts as `admin`.
+fn is_scope(claim: &str) -> bool {
+    matches!(claim.rsplit('.').next(), Some("scope" | "scp"))
 }
 
 /// A claim by dot path (`realm_access.roles`); a claim whose name contains dots is found too.
@@ -41,11 +47,11 @@ pub fn lookup<'a>(claims: &'a serde_json::Map<String, Value>, path: &str) -> Opt
 /// Whether a claim value holds one of `accepted`: equal as a string, an element of an array,
 /// or a word of a space-separated string (OAuth `scope`). Numbers and booleans compare by their
 /// JSON text.
-fn contains_any(v: &Value, accepted: &[String]) -> bool {
+fn contains_any(v: &Value, accepted: &[String], words: bool) -> bool {
     let one = |v: &Value| match v {
         Value::String(s) => accepted
             .iter()
-            .any(|a| a == s || s.split(' ').any(|w| w == a)),
+            .any(|a| a == s || (words && s.split(' ').any(|w| w == a))),
         Value::Number(_) | Value::Bool(_) => {
             let text = v.to_string();
             accepted.contains(&text)

@@ -43,6 +43,8 @@ pub enum Decision {
 pub struct Asked<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
+    /// The normalised path: what routing matched and what the backend gets.
+    pub path: &'a str,
     pub host: &'a str,
     pub headers: &'a HeaderMap,
     pub request_id: &'a HeaderValue,
@@ -77,9 +79,11 @@ impl ExternalRuntime {
             "x-forwarded-method",
             HeaderValue::from_str(r.method.as_str()).unwrap_or(HeaderValue::from_static("GET")),
         );
-        if let Some(pq) = r.uri.path_and_query()
-            && let Ok(v) = HeaderValue::from_str(pq.as_str())
-        {
+        let forwarded_uri = match r.uri.query() {
+            Some(q) => format!("{}?{q}", r.path),
+            None => r.path.to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&forwarded_uri) {
             h.insert("x-forwarded-uri", v);
         }
         if let Ok(v) = HeaderValue::from_str(r.host) {

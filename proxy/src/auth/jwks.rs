@@ -141,7 +141,7 @@ impl RemoteJwks {
         let (ttl, body) = tokio::time::timeout(timeout, fetch)
             .await
             .map_err(|_| format!("no answer within {timeout:?}"))??;
-        let (set, skipped) = KeySet::parse(&body)?;
+        let (set, skipped) = KeySet::parse_remote(&body)?;
         if !skipped.is_empty() {
             tracing::debug!(uri = %self.cfg.uri, ?skipped, "JWKS keys skipped");
         }

@@ -102,6 +102,16 @@ impl KeySet {
     /// RSA under 2048 bits, P-521) are skipped and named in the second value; a set with no
     /// usable key is an error.
     pub fn parse(text: &[u8]) -> Result<(KeySet, Vec<String>), String> {
+        Self::parse_with(text, true)
+    }
+
+    /// A key set fetched from a URL: a shared secret (`kty: oct`) in a document anyone may
+    /// read would let anyone sign tokens, so those keys are skipped.
+    pub fn parse_remote(text: &[u8]) -> Result<(KeySet, Vec<String>), String> {
+        Self::parse_with(text, false)
+    }
+
+    fn parse_with(text: &[u8], shared_secrets: bool) -> Result<(KeySet, Vec<String>), String> {
         let set: JwkSet =
             serde_json::from_slice(text).map_err(|e| format!("not a JSON Web Key Set: {e}"))?;
         let mut keys = Vec::new();
@@ -126,6 +136,11 @@ impl KeySet {
                 }
             };
             match material(&jwk.algorithm) {
+                Ok(Material::Hmac(_)) if !shared_secrets => {
+                    skipped.push(format!(
+                        "{name}: a shared secret (kty oct) in a fetched key set"
+                    ));
+                }
                 Ok(material) => keys.push(Key { kid, alg, material }),
                 Err(e) => skipped.push(format!("{name}: {e}")),
             }

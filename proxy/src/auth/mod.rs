@@ -117,6 +117,8 @@ pub struct PolicyRuntime {
 pub struct Request<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
+    /// The normalised path (routing and the backend see this one, not the raw target).
+    pub path: &'a str,
     pub host: &'a str,
     pub request_id: &'a HeaderValue,
 }
@@ -234,6 +236,7 @@ impl PolicyRuntime {
             let asked = external::Asked {
                 method: req.method,
                 uri: req.uri,
+                path: req.path,
                 host: req.host,
                 headers,
                 request_id: req.request_id,

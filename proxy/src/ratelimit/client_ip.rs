@@ -78,10 +78,11 @@ impl TrustedProxies {
         }
         let mut client = peer;
         // Right to left over every X-Forwarded-For field and element.
+        // A field that is not text is garbage like any other: the walk stops there.
         let fields: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.to_str().unwrap_or("\u{0}"))
             .collect();
         for element in fields.iter().rev().flat_map(|f| f.rsplit(',')) {
             let Some(ip) = parse_element(element.trim()) else {

@@ -55,7 +55,8 @@ impl Gcra {
         Outcome {
             allowed: true,
             tat: new_tat,
-            remaining: (now + window - new_tat) / self.interval,
+            // window - (new_tat - now) >= 0 on this branch; no sum that could overflow.
+            remaining: window.saturating_sub(new_tat - now) / self.interval,
             reset: new_tat - now,
             retry_after: 0,
         }

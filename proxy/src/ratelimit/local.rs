@@ -24,8 +24,15 @@ const SHARDS: usize = 16;
 pub const MAX_KEYS: usize = 1_000_000;
 /// Shortest time between two sweeps of a full shard.
 const SWEEP_EVERY: u64 = 100_000_000;
-/// The bucket of requests whose key could not be given one of its own.
-const OVERFLOW: u64 = 0;
+/// The overflow bucket of shard `i`: the shard's index in the high bits (where [`shard`]
+/// looks), the low bit clear (real buckets have it set).
+fn overflow(i: usize) -> u64 {
+    (i as u64) << 58
+}
+
+fn shard_index(bucket: u64) -> usize {
+    (bucket >> 58) as usize % SHARDS
+}
 
 pub struct LocalLimiter {
     pub gcra: Gcra,
@@ -72,7 +79,7 @@ impl LocalLimiter {
                 shard.tats.retain(|_, tat| *tat > now);
             }
             if shard.tats.len() >= self.per_shard {
-                bucket = OVERFLOW;
+                bucket = overflow(shard_index(bucket));
             }
         }
         let outcome = self.gcra.decide(shard.tats.get(&bucket).copied(), now);
@@ -113,9 +120,9 @@ impl LocalLimiter {
     }
 
     fn shard(&self, bucket: u64) -> std::sync::MutexGuard<'_, Shard> {
-        // The low bit is always set for real keys; use the high bits.
-        let i = (bucket >> 58) as usize % SHARDS;
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[shard_index(bucket)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -192,7 +199,7 @@ mod tests {
         // Keys past the bound share the overflow bucket: limited together, never let through.
         let b = l.bucket(b"one more");
         let (used, _) = l.acquire(b, now);
-        assert_eq!(used, OVERFLOW);
+        assert_eq!(used, overflow(shard_index(b)));
         let mut refused = 0;
         for _ in 0..20 {
             if !l.acquire(l.bucket(b"yet another"), now).1.allowed {
@@ -207,7 +214,8 @@ mod tests {
         }
         assert_eq!(l.len(), 0);
         // And new keys get buckets of their own again.
-        assert_ne!(l.acquire(l.bucket(b"fresh"), later).0, OVERFLOW);
+        let fresh = l.bucket(b"fresh");
+        assert_eq!(l.acquire(fresh, later).0, fresh);
     }
 
     #[test]
@@ -219,7 +227,7 @@ mod tests {
         // Much later, every old bucket is full: inserting sweeps instead of overflowing.
         let (bucket, o) = l.acquire(l.bucket(b"late"), 10 * S);
         assert!(o.allowed);
-        assert_ne!(bucket, OVERFLOW);
+        assert_eq!(bucket & 1, 1, "a bucket of its own");
     }
 
     #[test]

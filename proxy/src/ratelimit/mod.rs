@@ -251,7 +251,7 @@ impl RateLimitRuntime {
         use std::sync::atomic::Ordering;
         let now = u64::try_from(self.logged_base.elapsed().as_millis()).unwrap_or(u64::MAX) + 1000;
         let last = self.last_logged.load(Ordering::Relaxed);
-        now - last >= 1000
+        now.saturating_sub(last) >= 1000
             && self
                 .last_logged
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
