@@ -14,6 +14,27 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// Slow hash checks (bcrypt, SHA-crypt) running at once in the whole proxy; more wait up to
+/// [`BUSY_WAIT`], then the request gets 503: a flood of wrong passwords cannot take every CPU
+/// or the blocking pool.
+fn slow_checks() -> &'static tokio::sync::Semaphore {
+    static SLOW: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOW.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        tokio::sync::Semaphore::new(cpus * 2)
+    })
+}
+const BUSY_WAIT: Duration = Duration::from_secs(1);
+
+/// Why a Basic credential was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Bad credential: 401, with the reason.
+    Invalid(&'static str),
+    /// Too many password checks in progress: 503.
+    Busy,
+}
+
 /// How long a verified user:password pair is remembered.
 pub const REMEMBER: Duration = Duration::from_secs(300);
 const REMEMBERED: usize = 10_000;
@@ -39,18 +60,26 @@ impl BasicRuntime {
 
     /// Checks an `Authorization: Basic ...` credential (after the scheme). `Ok(user)` when it
     /// matches an entry.
-    pub async fn check(&self, credential: &str) -> Result<String, &'static str> {
+    pub async fn check(&self, credential: &str) -> Result<String, Refusal> {
+        use Refusal::Invalid;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(credential.trim())
-            .map_err(|_| "the Basic credential is not base64")?;
-        let text = String::from_utf8(decoded).map_err(|_| "the Basic credential is not UTF-8")?;
+            .map_err(|_| Invalid("the Basic credential is not base64"))?;
+        let text =
+            String::from_utf8(decoded).map_err(|_| Invalid("the Basic credential is not UTF-8"))?;
         let (user, password) = text
             .split_once(':')
-            .ok_or("the Basic credential is not user:password")?;
-        let hash = self
-            .users
-            .get(user)
-            .ok_or("unknown user or wrong password")?;
+            .ok_or(Invalid("the Basic credential is not user:password"))?;
+        // An unknown user costs the same hash check as a known one (against another user's
+        // hash), so user names cannot be told apart by timing.
+        let (known, hash) = match self.users.get(user) {
+            Some(h) => (true, h.clone()),
+            None => match self.users.values().next() {
+                Some(h) => (false, h.clone()),
+                None => return Err(Invalid("unknown user or wrong password")),
+            },
+        };
+        let hash = &hash;
         let key: [u8; 32] = {
             let mut h = Sha256::new();
             h.update(user.as_bytes());
@@ -60,19 +89,23 @@ impl BasicRuntime {
             h.update(hash.as_bytes());
             h.finalize().into()
         };
-        if self.remembered(&key) {
+        if known && self.remembered(&key) {
             return Ok(user.to_string());
         }
         let ok = if hash.starts_with("{SHA}") {
             verify(password, hash)
         } else {
+            let _permit = tokio::time::timeout(BUSY_WAIT, slow_checks().acquire())
+                .await
+                .map_err(|_| Refusal::Busy)?
+                .map_err(|_| Refusal::Busy)?;
             let (password, hash) = (password.to_string(), hash.clone());
             tokio::task::spawn_blocking(move || verify(&password, &hash))
                 .await
                 .unwrap_or(false)
         };
-        if !ok {
-            return Err("unknown user or wrong password");
+        if !ok || !known {
+            return Err(Invalid("unknown user or wrong password"));
         }
         let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() >= REMEMBERED {
@@ -135,5 +168,28 @@ mod tests {
         assert!(!verify("wrong", &bcrypt));
         assert!(!verify("s3cret", "$apr1$abc$xyz"));
         assert!(!verify("s3cret", "s3cret"));
+    }
+
+    #[tokio::test]
+    async fn unknown_users_and_wrong_passwords_are_refused_alike() {
+        let hash = bcrypt::hash("right", 4).unwrap();
+        let rt = BasicRuntime::build(&snap::Basic {
+            realm: "r".into(),
+            users: vec![snap::BasicUser {
+                user: "ann".into(),
+                hash: snap::Secret::new(hash),
+            }],
+        });
+        let cred =
+            |u: &str, p: &str| base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        assert_eq!(rt.check(&cred("ann", "right")).await, Ok("ann".into()));
+        let wrong = rt.check(&cred("ann", "wrong")).await;
+        // Another user's password never works for a name that does not exist.
+        let unknown = rt.check(&cred("bob", "right")).await;
+        assert_eq!(wrong, unknown);
+        assert_eq!(
+            wrong,
+            Err(Refusal::Invalid("unknown user or wrong password"))
+        );
     }
 }

@@ -341,7 +341,11 @@ impl PolicyRuntime {
                     consumer: Some(Arc::from(user)),
                     claims: None,
                 })),
-                Err(why) => Err(self.unauthenticated(why, None)),
+                Err(basic::Refusal::Invalid(why)) => Err(self.unauthenticated(why, None)),
+                Err(basic::Refusal::Busy) => Err(problem(
+                    ProblemKind::AuthUnavailable,
+                    "too many password checks in progress; retry shortly",
+                )),
             };
         }
         Err(self.unauthenticated("credentials are required", None))
