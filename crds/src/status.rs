@@ -45,6 +45,47 @@ pub const RESOLVED_REFS: &str = "ResolvedRefs";
 pub const CONFLICTED: &str = "Conflicted";
 
 impl ObjectStatus {
+    /// A status with no condition yet.
+    pub(crate) fn new(kind: &str, namespace: &str, name: &str, generation: i64) -> Self {
+        ObjectStatus {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            generation,
+            conditions: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// Accepted=False (reason `Invalid`), listing the problems.
+    pub(crate) fn reject(&mut self, invalid: Vec<Diagnostic>) {
+        self.conditions
+            .push(condition(ACCEPTED, false, "Invalid", summarize(&invalid)));
+        self.diagnostics = invalid;
+    }
+
+    /// Accepted=True, then ResolvedRefs: True, or False with `reason` and the references that
+    /// did not resolve.
+    pub(crate) fn accept(&mut self, unresolved: Vec<Diagnostic>, reason: &str) {
+        self.conditions.push(condition(
+            ACCEPTED,
+            true,
+            "Accepted",
+            format!("the {} is valid", self.kind),
+        ));
+        self.conditions.push(if unresolved.is_empty() {
+            condition(
+                RESOLVED_REFS,
+                true,
+                "ResolvedRefs",
+                "every reference was found".into(),
+            )
+        } else {
+            condition(RESOLVED_REFS, false, reason, summarize(&unresolved))
+        });
+        self.diagnostics = unresolved;
+    }
+
     /// The status of an object that could not even be read as its kind.
     pub fn unreadable(
         kind: &str,

@@ -102,9 +102,7 @@ impl ProblemKind {
 pub struct Problem {
     pub kind: ProblemKind,
     pub detail: String,
-    /// `WWW-Authenticate` challenges of a 401.
-    pub challenges: Vec<HeaderValue>,
-    /// Other headers of the answer (Retry-After, RateLimit...).
+    /// Headers of the answer (WWW-Authenticate, Retry-After, RateLimit...).
     pub headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
@@ -113,7 +111,6 @@ impl Problem {
         Problem {
             kind,
             detail: detail.into(),
-            challenges: Vec::new(),
             headers: Vec::new(),
         }
     }
@@ -135,9 +132,6 @@ impl Problem {
         );
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        for c in self.challenges {
-            resp.headers_mut().append(header::WWW_AUTHENTICATE, c);
-        }
         for (name, value) in self.headers {
             resp.headers_mut().append(name, value);
         }

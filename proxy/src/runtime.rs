@@ -37,6 +37,8 @@ pub struct Runtime {
 /// The runtime of one rule.
 pub struct RuleRuntime {
     pub id: Arc<str>,
+    /// `namespace/route` (the id without the rule): rate limit buckets are per Route.
+    route: Box<str>,
     /// This rule's latency histograms, looked up once per snapshot instead of per request.
     pub request_duration: Histogram,
     pub upstream_duration: Histogram,
@@ -106,9 +108,7 @@ impl Runtime {
 impl RuleRuntime {
     /// `namespace/route` of the rule's Route (its id is `namespace/route/rule`).
     pub fn route(&self) -> &str {
-        self.id
-            .rsplit_once('/')
-            .map_or(&self.id, |(route, _)| route)
+        &self.route
     }
 
     fn build(
@@ -147,6 +147,7 @@ impl RuleRuntime {
         };
         let rewrite = rule.rewrite.as_ref();
         Ok(RuleRuntime {
+            route: id.rsplit_once('/').map_or(&*id, |(route, _)| route).into(),
             request_duration: metrics.request_duration.get_or_create(&labels).clone(),
             upstream_duration: metrics.upstream_duration.get_or_create(&labels).clone(),
             id,

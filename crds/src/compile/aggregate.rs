@@ -12,7 +12,7 @@ use frontdesk_snapshot as snap;
 
 use super::lower::{
     Lowered, ResolveService, check_dns_label, check_path, check_token, is_hop_by_hop,
-    lower_backends, normalize_host, parse_timeout,
+    lower_backends, parse_timeout,
 };
 use crate::aggregate::{AggregateSpec, CallSpec, MergeSpec};
 use crate::diagnostic::Diagnostics;
@@ -28,31 +28,8 @@ pub fn lower_aggregate(
     spec: &AggregateSpec,
     services: &dyn ResolveService,
 ) -> Lowered {
-    let mut out = Lowered {
-        gateways: Vec::new(),
-        hosts: Vec::new(),
-        rules: Vec::new(),
-        invalid: Diagnostics::default(),
-        unresolved: Diagnostics::default(),
-    };
+    let mut out = Lowered::placed(&spec.gateways, &spec.hosts);
     let d = &mut out.invalid;
-    out.gateways = if spec.gateways.is_empty() {
-        vec!["default".to_string()]
-    } else {
-        spec.gateways.clone()
-    };
-    for (i, g) in spec.gateways.iter().enumerate() {
-        d.check(format!("spec.gateways[{i}]"), check_dns_label(g));
-    }
-    out.gateways.sort();
-    out.gateways.dedup();
-    for (i, h) in spec.hosts.iter().enumerate() {
-        if let Some(h) = d.check(format!("spec.hosts[{i}]"), normalize_host(h, true)) {
-            out.hosts.push(h);
-        }
-    }
-    out.hosts.sort();
-    out.hosts.dedup();
 
     let segments = d.check(
         "spec.path",

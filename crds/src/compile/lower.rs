@@ -52,40 +52,46 @@ pub struct Lowered {
     pub unresolved: Diagnostics,
 }
 
+impl Lowered {
+    /// Starts the lowering of an object served by `gateways` (default `[default]`) for
+    /// `hosts`: both checked, sorted and deduplicated. Routes and Aggregates share it.
+    pub fn placed(gateways: &[String], hosts: &[String]) -> Self {
+        let mut d = Diagnostics::default();
+        for (i, g) in gateways.iter().enumerate() {
+            d.check(format!("spec.gateways[{i}]"), check_dns_label(g));
+        }
+        let mut gateways = if gateways.is_empty() {
+            vec!["default".to_string()]
+        } else {
+            gateways.to_vec()
+        };
+        gateways.sort();
+        gateways.dedup();
+        let mut out_hosts: Vec<String> = hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| d.check(format!("spec.hosts[{i}]"), normalize_host(h, true)))
+            .collect();
+        out_hosts.sort();
+        out_hosts.dedup();
+        Lowered {
+            gateways,
+            hosts: out_hosts,
+            rules: Vec::new(),
+            invalid: d,
+            unresolved: Diagnostics::default(),
+        }
+    }
+}
+
 pub fn lower_route(
     namespace: &str,
     name: &str,
     spec: &RouteSpec,
     services: &dyn ResolveService,
 ) -> Lowered {
-    let mut out = Lowered {
-        gateways: Vec::new(),
-        hosts: Vec::new(),
-        rules: Vec::new(),
-        invalid: Diagnostics::default(),
-        unresolved: Diagnostics::default(),
-    };
+    let mut out = Lowered::placed(&spec.gateways, &spec.hosts);
     let d = &mut out.invalid;
-
-    out.gateways = if spec.gateways.is_empty() {
-        vec!["default".to_string()]
-    } else {
-        spec.gateways.clone()
-    };
-    for (i, g) in spec.gateways.iter().enumerate() {
-        d.check(format!("spec.gateways[{i}]"), check_dns_label(g));
-    }
-    out.gateways.sort();
-    out.gateways.dedup();
-
-    for (i, h) in spec.hosts.iter().enumerate() {
-        if let Some(h) = d.check(format!("spec.hosts[{i}]"), normalize_host(h, true)) {
-            out.hosts.push(h);
-        }
-    }
-    out.hosts.sort();
-    out.hosts.dedup();
-
     for (i, p) in spec.policies.iter().enumerate() {
         d.check(format!("spec.policies[{i}]"), check_object_name(p));
     }
@@ -106,11 +112,8 @@ pub fn lower_route(
             );
         }
         names.push(rule_name.clone());
-        for (i, p) in rule.policies.iter().enumerate() {
-            d.check(
-                format!("{p_}.policies[{i}]", p_ = p_field(ri)),
-                check_object_name(p),
-            );
+        for (i, policy) in rule.policies.iter().enumerate() {
+            d.check(format!("{p}.policies[{i}]"), check_object_name(policy));
         }
         let id = format!("{namespace}/{name}/{rule_name}");
         if let Some(r) = lower_rule(&p, id, namespace, rule, services, d, &mut out.unresolved) {
@@ -672,10 +675,6 @@ pub(crate) fn is_hop_by_hop(name: &str) -> bool {
             | "transfer-encoding"
             | "upgrade"
     )
-}
-
-fn p_field(ri: usize) -> String {
-    format!("spec.rules[{ri}]")
 }
 
 /// A Kubernetes object name (DNS subdomain): what a Route may name a Policy by.

@@ -23,7 +23,7 @@ pub use services::ServiceIndex;
 use crate::aggregate::Aggregate;
 use crate::policy::Policy;
 use crate::route::Route;
-use crate::status::{self, ACCEPTED, CONFLICTED, ObjectStatus, RESOLVED_REFS, condition};
+use crate::status::{CONFLICTED, ObjectStatus, condition};
 use policy::{Compiled, SecretIndex, lower_policy, merge};
 
 /// Everything the compiler reads.
@@ -130,28 +130,12 @@ pub fn compile(resources: &Resources) -> Output {
         let (namespace, name) = object_id(route);
         let generation = route.generation.unwrap_or(0);
         let mut lowered = item.lowered;
-        let mut st = ObjectStatus {
-            kind: item.kind.into(),
-            namespace: namespace.clone(),
-            name: name.clone(),
-            generation,
-            conditions: Vec::new(),
-            diagnostics: Vec::new(),
-        };
+        let mut st = ObjectStatus::new(item.kind, &namespace, &name, generation);
         if !lowered.invalid.is_empty() {
-            let msg = status::summarize(&lowered.invalid.0);
-            st.conditions
-                .push(condition(ACCEPTED, false, "Invalid", msg));
-            st.diagnostics = lowered.invalid.0;
+            st.reject(lowered.invalid.0);
             out.statuses.push(st);
             continue;
         }
-        st.conditions.push(condition(
-            ACCEPTED,
-            true,
-            "Accepted",
-            format!("the {} is valid", item.kind),
-        ));
         // Each rule's effective policy: the Route's list, then the rule's own.
         let mut rule_policies: Vec<(String, SnapPolicy)> = Vec::new();
         let mut conflicts = Vec::new();
@@ -186,25 +170,12 @@ pub fn compile(resources: &Resources) -> Output {
             rule.policy = Some(key.clone());
             rule_policies.push((key, effective));
         }
-        st.conditions.push(if lowered.unresolved.is_empty() {
-            condition(
-                RESOLVED_REFS,
-                true,
-                "ResolvedRefs",
-                "every reference was found".into(),
-            )
+        let reason = if policy_unresolved {
+            "PolicyNotResolved"
         } else {
-            condition(
-                RESOLVED_REFS,
-                false,
-                if policy_unresolved {
-                    "PolicyNotResolved"
-                } else {
-                    "BackendNotFound"
-                },
-                status::summarize(&lowered.unresolved.0),
-            )
-        });
+            "BackendNotFound"
+        };
+        st.accept(std::mem::take(&mut lowered.unresolved.0), reason);
         if !rule_policies.is_empty() {
             st.conditions.push(if conflicts.is_empty() {
                 condition(
@@ -217,7 +188,6 @@ pub fn compile(resources: &Resources) -> Output {
                 condition(CONFLICTED, true, "PolicyOverridden", conflicts.join("; "))
             });
         }
-        st.diagnostics = lowered.unresolved.0;
         out.statuses.push(st);
 
         let created = route.creation_timestamp.as_ref().map(|t| t.0.to_string());
@@ -313,53 +283,19 @@ fn compile_policies(
         let (namespace, name) = object_id(&p.metadata);
         let generation = p.metadata.generation.unwrap_or(0);
         let lowered = lower_policy(&namespace, &name, &p.spec, &secrets);
-        let mut st = ObjectStatus {
-            kind: "Policy".into(),
-            namespace: namespace.clone(),
-            name: name.clone(),
-            generation,
-            conditions: Vec::new(),
-            diagnostics: Vec::new(),
-        };
+        let mut st = ObjectStatus::new("Policy", &namespace, &name, generation);
         if !lowered.invalid.is_empty() {
-            st.conditions.push(condition(
-                ACCEPTED,
-                false,
-                "Invalid",
-                status::summarize(&lowered.invalid.0),
-            ));
-            st.diagnostics = lowered.invalid.0;
+            st.reject(lowered.invalid.0);
             compiled.insert((namespace, name), Compiled::Invalid);
             out.statuses.push(st);
             continue;
         }
-        st.conditions.push(condition(
-            ACCEPTED,
-            true,
-            "Accepted",
-            "the Policy is valid".into(),
-        ));
-        st.conditions.push(if lowered.unresolved.is_empty() {
-            condition(
-                RESOLVED_REFS,
-                true,
-                "ResolvedRefs",
-                "every reference was found".into(),
-            )
+        let reason = if lowered.policy.unavailable.is_some() {
+            "SecretNotFound"
         } else {
-            let reason = if lowered.policy.unavailable.is_some() {
-                "SecretNotFound"
-            } else {
-                "SecretEntriesSkipped"
-            };
-            condition(
-                RESOLVED_REFS,
-                false,
-                reason,
-                status::summarize(&lowered.unresolved.0),
-            )
-        });
-        st.diagnostics = lowered.unresolved.0;
+            "SecretEntriesSkipped"
+        };
+        st.accept(lowered.unresolved.0, reason);
         out.statuses.push(st);
         generations.insert(format!("{namespace}/{name}"), generation);
         compiled.insert(

@@ -384,7 +384,7 @@ impl<'b> Ctx<'_, 'b> {
                 .map(|c| c.trim().to_string())
                 .filter(|c| !c.is_empty())
                 .unwrap_or_else(|| name.clone());
-            let digest = hex(&Sha256::digest(&key));
+            let digest = sha256_hex(&key);
             if let Some(first) = seen.get(&digest) {
                 self.unresolved.push(
                     format!("{p}.secretSelector"),

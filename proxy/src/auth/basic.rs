@@ -40,6 +40,8 @@ pub const REMEMBER: Duration = Duration::from_secs(300);
 const REMEMBERED: usize = 10_000;
 
 pub struct BasicRuntime {
+    /// Where the credential is: `Authorization: Basic ...`.
+    pub from: Vec<snap::CredentialSource>,
     pub realm: String,
     users: HashMap<String, Arc<str>>,
     verified: Mutex<HashMap<[u8; 32], Instant>>,
@@ -48,6 +50,10 @@ pub struct BasicRuntime {
 impl BasicRuntime {
     pub fn build(cfg: &snap::Basic) -> Self {
         BasicRuntime {
+            from: vec![snap::CredentialSource::Header {
+                name: "authorization".into(),
+                prefix: "Basic ".into(),
+            }],
             realm: cfg.realm.clone(),
             users: cfg
                 .users

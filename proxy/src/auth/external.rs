@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use frontdesk_snapshot as snap;
 use http::header::{CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::HttpClient;
@@ -39,17 +39,6 @@ pub enum Decision {
     Failed(String),
 }
 
-/// What of the client's request the service sees.
-pub struct Asked<'a> {
-    pub method: &'a Method,
-    pub uri: &'a Uri,
-    /// The normalised path: what routing matched and what the backend gets.
-    pub path: &'a str,
-    pub host: &'a str,
-    pub headers: &'a HeaderMap,
-    pub request_id: &'a HeaderValue,
-}
-
 impl ExternalRuntime {
     pub fn build(cfg: &snap::External, http: HttpClient) -> Result<Self, String> {
         let names = |list: &[String]| {
@@ -67,11 +56,12 @@ impl ExternalRuntime {
         })
     }
 
-    pub async fn ask(&self, r: Asked<'_>) -> Decision {
+    /// Asks about the client's request `r` (its headers as the policy left them).
+    pub async fn ask(&self, r: &super::Request<'_>, headers: &HeaderMap) -> Decision {
         let mut req = Request::get(self.uri.clone());
         let h = req.headers_mut().expect("a fresh builder has headers");
         for name in &self.forward {
-            for v in r.headers.get_all(name) {
+            for v in headers.get_all(name) {
                 h.append(name.clone(), v.clone());
             }
         }

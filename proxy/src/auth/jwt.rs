@@ -334,4 +334,42 @@ mod tests {
         let bad_exp = claims(json!({"exp": "soon"}));
         assert!(check_claims(&bad_exp, &[], &[], 0, 0).is_err());
     }
+
+    #[tokio::test]
+    async fn verified_tokens_are_cached_until_they_expire() {
+        use jsonwebtoken::jwk::Jwk;
+        let pem = include_bytes!("../../tests/keys/ec256.pem");
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(pem).unwrap();
+        let mut jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap()).unwrap();
+        jwk["kid"] = json!("k");
+        let cfg = snap::Jwt {
+            issuers: vec![],
+            audiences: vec![],
+            algorithms: vec!["ES256".into()],
+            clock_skew_secs: 10,
+            jwks: Some(snap::Secret::new(json!({"keys": [jwk]}).to_string())),
+            remote_jwks: None,
+            from: vec![],
+            claims_to_headers: vec![],
+        };
+        let shared = crate::auth::AuthShared::new();
+        let rt = JwtRuntime::build(&cfg, &shared.jwks).unwrap();
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.kid = Some("k".into());
+        let token =
+            jsonwebtoken::encode(&header, &json!({"sub": "u", "exp": 1_000}), &key).unwrap();
+        assert_eq!(rt.verify_at(&token, 900).await.unwrap()["sub"], "u");
+        assert_eq!(rt.cached_tokens(), 1);
+        // A hit is checked against the clock again: within the skew, then expired.
+        assert!(rt.verify_at(&token, 1_010).await.is_ok());
+        assert_eq!(
+            rt.verify_at(&token, 1_011).await.unwrap_err(),
+            Rejected::Invalid("the token has expired".into())
+        );
+        // A tampered copy is a different token: verified, and refused.
+        let tampered = format!("{}x", token);
+        assert!(rt.verify_at(&tampered, 900).await.is_err());
+        assert_eq!(rt.cached_tokens(), 1);
+    }
 }

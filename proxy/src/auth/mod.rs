@@ -31,6 +31,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 
+use http::header::WWW_AUTHENTICATE;
+
 use crate::body::ProxyBody;
 use crate::metrics::{AuthLabels, AuthOutcome, Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
@@ -110,6 +112,10 @@ pub struct PolicyRuntime {
     pub rate_limit: Option<crate::ratelimit::RateLimitRuntime>,
     /// Headers the policy sets for the backend; a client's copies are always removed.
     strip: Vec<HeaderName>,
+    /// WWW-Authenticate values of a 401, one per method.
+    challenges: Vec<HeaderValue>,
+    /// False for a policy with no authentication or authorization (only rate limits, say).
+    enforces: bool,
     outcomes: Outcomes,
 }
 
@@ -162,7 +168,23 @@ impl PolicyRuntime {
             .as_ref()
             .map(|r| crate::ratelimit::RateLimitRuntime::build(&key, r, &all.limits, metrics))
             .transpose()?;
+        let api_keys = authn
+            .and_then(|a| a.api_keys.as_ref())
+            .map(api_key::ApiKeyRuntime::build)
+            .transpose()?;
+        let basic = authn
+            .and_then(|a| a.basic.as_ref())
+            .map(basic::BasicRuntime::build);
+        let authorization = p.authorization.as_ref().map(|z| z.rules.clone());
+        let enforces = p.unavailable.is_some()
+            || jwt.is_some()
+            || api_keys.is_some()
+            || basic.is_some()
+            || external.is_some()
+            || authorization.is_some();
         Ok(PolicyRuntime {
+            challenges: challenges(jwt.is_some(), api_keys.as_ref(), basic.as_ref()),
+            enforces,
             outcomes: Outcomes {
                 allowed: counter(AuthOutcome::allowed),
                 unauthenticated: counter(AuthOutcome::unauthenticated),
@@ -172,15 +194,10 @@ impl PolicyRuntime {
             key,
             unavailable: p.unavailable.clone(),
             jwt,
-            api_keys: authn
-                .and_then(|a| a.api_keys.as_ref())
-                .map(api_key::ApiKeyRuntime::build)
-                .transpose()?,
-            basic: authn
-                .and_then(|a| a.basic.as_ref())
-                .map(basic::BasicRuntime::build),
+            api_keys,
+            basic,
             external,
-            authorization: p.authorization.as_ref().map(|z| z.rules.clone()),
+            authorization,
             rate_limit,
             strip,
         })
@@ -194,14 +211,8 @@ impl PolicyRuntime {
         req: Request<'_>,
         headers: &mut HeaderMap,
     ) -> Result<Option<Identity>, Denied> {
-        let checks = self.unavailable.is_some()
-            || self.jwt.is_some()
-            || self.api_keys.is_some()
-            || self.basic.is_some()
-            || self.external.is_some()
-            || self.authorization.is_some();
-        if !checks {
-            return Ok(None); // a policy with only other sections (rate limits)
+        if !self.enforces {
+            return Ok(None);
         }
         let result = self.decide(&req, headers).await;
         let counter = match &result {
@@ -233,15 +244,7 @@ impl PolicyRuntime {
         }
         let mut identity = self.authenticate_locally(req, headers).await?;
         if let Some(x) = &self.external {
-            let asked = external::Asked {
-                method: req.method,
-                uri: req.uri,
-                path: req.path,
-                host: req.host,
-                headers,
-                request_id: req.request_id,
-            };
-            match x.ask(asked).await {
+            match x.ask(req, headers).await {
                 external::Decision::Allow(copied) => {
                     for (name, value) in copied {
                         headers.insert(name, value);
@@ -333,7 +336,7 @@ impl PolicyRuntime {
             };
         }
         if let Some(b) = &self.basic
-            && let Some(credential) = credentials::find(&basic_source(), headers, None)
+            && let Some(credential) = credentials::find(&b.from, headers, None)
         {
             return match b.check(&credential).await {
                 Ok(user) => Ok(Some(Identity {
@@ -354,44 +357,47 @@ impl PolicyRuntime {
     /// A 401 with a challenge per configured method; `token_error` describes a bad bearer token.
     fn unauthenticated(&self, detail: &str, token_error: Option<&str>) -> Denied {
         let mut p = Problem::new(ProblemKind::Unauthorized, detail);
-        let quoted = |s: &str| s.replace(['"', '\\'], "'");
-        if self.jwt.is_some() {
-            let challenge = match token_error {
-                Some(e) => format!(
+        for (i, challenge) in self.challenges.iter().enumerate() {
+            // The bearer challenge comes first; a bad token says why (RFC 6750).
+            let value = match token_error {
+                Some(e) if i == 0 && self.jwt.is_some() => HeaderValue::from_str(&format!(
                     "Bearer realm=\"frontdesk\", error=\"invalid_token\", error_description=\"{}\"",
-                    quoted(e)
-                ),
-                None => "Bearer realm=\"frontdesk\"".to_string(),
+                    e.replace(['"', '\\'], "'")
+                ))
+                .unwrap_or_else(|_| challenge.clone()),
+                _ => challenge.clone(),
             };
-            p.challenges.extend(HeaderValue::from_str(&challenge).ok());
-        }
-        if let Some(k) = &self.api_keys {
-            let where_ = match k.from.first() {
-                Some(snap::CredentialSource::Header { name, .. }) => format!("header=\"{name}\""),
-                Some(snap::CredentialSource::Query { name }) => {
-                    format!("query=\"{}\"", quoted(name))
-                }
-                _ => String::new(),
-            };
-            p.challenges.extend(
-                HeaderValue::from_str(&format!("ApiKey realm=\"frontdesk\", {where_}")).ok(),
-            );
-        }
-        if let Some(b) = &self.basic {
-            p.challenges.extend(
-                HeaderValue::from_str(&format!("Basic realm=\"{}\", charset=\"UTF-8\"", b.realm))
-                    .ok(),
-            );
+            p.headers.push((WWW_AUTHENTICATE, value));
         }
         Denied::Problem(p)
     }
 }
 
-fn basic_source() -> [snap::CredentialSource; 1] {
-    [snap::CredentialSource::Header {
-        name: "authorization".into(),
-        prefix: "Basic ".into(),
-    }]
+/// The `WWW-Authenticate` challenges of a policy's methods, built once per snapshot.
+fn challenges(
+    jwt: bool,
+    api_keys: Option<&api_key::ApiKeyRuntime>,
+    basic: Option<&basic::BasicRuntime>,
+) -> Vec<HeaderValue> {
+    let quoted = |s: &str| s.replace(['"', '\\'], "'");
+    let mut out = Vec::new();
+    if jwt {
+        out.push("Bearer realm=\"frontdesk\"".to_string());
+    }
+    if let Some(k) = api_keys {
+        let where_ = match k.from.first() {
+            Some(snap::CredentialSource::Header { name, .. }) => format!("header=\"{name}\""),
+            Some(snap::CredentialSource::Query { name }) => format!("query=\"{}\"", quoted(name)),
+            _ => String::new(),
+        };
+        out.push(format!("ApiKey realm=\"frontdesk\", {where_}"));
+    }
+    if let Some(b) = basic {
+        out.push(format!("Basic realm=\"{}\", charset=\"UTF-8\"", b.realm));
+    }
+    out.into_iter()
+        .filter_map(|c| HeaderValue::from_str(&c).ok())
+        .collect()
 }
 
 fn problem(kind: ProblemKind, detail: impl Into<String>) -> Denied {
