@@ -2,7 +2,9 @@
 //!
 //! - [`store`]: one versioned snapshot per gateway, published on real changes only;
 //! - [`push`]: the snapshot stream proxies subscribe to, with ACK/NACK ([`acks`]);
-//! - [`admin`] and [`metrics`]: operations.
+//! - [`admin`] and [`metrics`]: operations;
+//! - [`certs`] and [`certs_store`]: the channel's credentials and their rotation
+//!   (`frontdesk-certs`).
 //!
 //! Sources: the Kubernetes API ([`cluster`]: reflectors, debounced compile, leader-written
 //! status and Events), or `--manifests PATH` (file mode, through `frontdesk-files` and the same
@@ -11,6 +13,8 @@
 
 pub mod acks;
 pub mod admin;
+pub mod certs;
+pub mod certs_store;
 pub mod cli;
 pub mod cluster;
 pub mod metrics;
@@ -41,9 +45,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         else {
             bail!("--tls-cert, --tls-key and --tls-client-ca are required unless --insecure");
         };
-        let config =
-            frontdesk_wire::tls::server_config(cert, key, ca).context("loading TLS credentials")?;
-        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+        let tls = frontdesk_wire::tls::Reloading::server(cert, key, ca)
+            .context("loading TLS credentials")?;
+        Some(Arc::new(tls))
     };
 
     let metrics = Arc::new(Metrics::new());

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use frontdesk_snapshot::Snapshot;
+use frontdesk_wire::tls::Reload;
 use frontdesk_wire::{
     ChannelBody, LineDecoder, MAX_MESSAGE_BYTES, STREAM_PATH, ToController, ToProxy,
 };
@@ -28,13 +29,17 @@ use crate::admin::Admin;
 use crate::metrics::Metrics;
 use crate::runtime::{Applied, RuntimeHandle};
 
+/// The proxy's side of the snapshot stream's mutual TLS.
+pub type ClientTls = frontdesk_wire::tls::Reloading<tokio_rustls::rustls::ClientConfig>;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where and how to reach the controller.
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
-    pub tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    /// The proxy's credentials (reloaded when the files are rotated) and the controller's name.
+    pub tls: Option<(Arc<ClientTls>, ServerName<'static>)>,
 }
 
 impl Endpoint {
@@ -62,15 +67,14 @@ impl Endpoint {
                 let (Some(ca), Some(cert), Some(key)) = tls_files else {
                     return Err("https:// needs --tls-ca, --tls-cert and --tls-key".into());
                 };
-                let config =
-                    frontdesk_wire::tls::client_config(ca, cert, key).map_err(|e| e.to_string())?;
+                let config = ClientTls::client(ca, cert, key).map_err(|e| e.to_string())?;
                 let name = ServerName::try_from(
                     host.trim_start_matches('[')
                         .trim_end_matches(']')
                         .to_string(),
                 )
                 .map_err(|e| format!("--controller host {host:?}: {e}"))?;
-                Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+                Some((Arc::new(config), name))
             }
             _ => {
                 return Err(format!(
@@ -208,7 +212,19 @@ impl Subscriber {
         let _ = tcp.set_nodelay(true);
         match &self.endpoint.tls {
             None => self.stream(tcp, backoff).await,
-            Some((connector, name)) => {
+            Some((credentials, name)) => {
+                let (config, outcome) = credentials.current();
+                match outcome {
+                    Reload::Unchanged => {}
+                    Reload::Reloaded => {
+                        tracing::info!("TLS credentials changed on disk; using them")
+                    }
+                    Reload::Failed(e) => tracing::warn!(
+                        error = %e,
+                        "the TLS files changed but do not load; keeping the previous credentials"
+                    ),
+                }
+                let connector = tokio_rustls::TlsConnector::from(config);
                 let tls =
                     tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name.clone(), tcp))
                         .await

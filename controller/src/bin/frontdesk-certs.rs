@@ -1,0 +1,123 @@
+//! `frontdesk-certs`: generates and rotates the credentials of the proxy <-> controller
+//! channel. The chart runs it as a Job on install and upgrade (rotate) and as a CronJob
+//! (`--if-due`); locally it writes a directory. See `frontdesk_controller::certs`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use frontdesk_controller::certs::{self, Policy};
+use frontdesk_controller::certs_store::Store;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Generates or rotates the channel's CA and certificates.
+#[derive(Debug, Parser)]
+#[command(name = "frontdesk-certs", version)]
+struct Cli {
+    /// Keep everything in this directory (ca-state.json, controller/, proxy/).
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "secret_prefix",
+        required_unless_present = "secret_prefix"
+    )]
+    out_dir: Option<PathBuf>,
+
+    /// Keep everything in the Secrets PREFIX-ca, PREFIX-controller-tls and PREFIX-proxy-tls.
+    #[arg(long, value_name = "PREFIX")]
+    secret_prefix: Option<String>,
+
+    /// Namespace of the Secrets.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "default",
+        value_name = "NS"
+    )]
+    namespace: String,
+
+    /// A DNS name proxies use for the controller (repeat): its Service's names.
+    #[arg(long = "dns-name", value_name = "NAME", required = true)]
+    dns_names: Vec<String>,
+
+    /// Rotate only when the certificates or CAs near their end (the renewal CronJob).
+    #[arg(long)]
+    if_due: bool,
+
+    /// Lifetime of the certificates.
+    #[arg(long, default_value = "2160h", value_parser = duration)]
+    validity: Duration,
+
+    /// With --if-due: rotate when less than this is left.
+    #[arg(long, default_value = "720h", value_parser = duration)]
+    renew_before: Duration,
+
+    /// The signing CA signs at least this long before the next one takes over.
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    min_promotion_interval: Duration,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        tracing::error!("{e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let policy = Policy {
+        validity: secs(cli.validity),
+        renew_before: secs(cli.renew_before),
+        min_promotion_interval: secs(cli.min_promotion_interval),
+    };
+    policy.check().map_err(anyhow::Error::msg)?;
+    let store = match (cli.out_dir, cli.secret_prefix) {
+        (Some(dir), _) => {
+            std::fs::create_dir_all(&dir)?;
+            Store::Files(dir)
+        }
+        (None, Some(prefix)) => {
+            let client = kube::Client::try_default().await?;
+            Store::Secrets {
+                api: kube::Api::namespaced(client, &cli.namespace),
+                prefix,
+            }
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let loaded = store.load().await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    if cli.if_due {
+        if let Some(state) = loaded.state.as_ref().filter(|s| !s.due(now, &policy)) {
+            tracing::info!(
+                expires_in_days = (state.expires_at - now) / 86400,
+                "the channel credentials are not due for renewal"
+            );
+            return Ok(());
+        }
+    }
+    let (state, issued, change) =
+        certs::rotate(loaded.state.as_ref(), now, &policy, &cli.dns_names)
+            .map_err(anyhow::Error::msg)?;
+    store.save(&loaded, &state, &issued).await?;
+    tracing::info!(
+        ?change,
+        signing_ca = %state.signing.name,
+        next_ca = %state.next.name,
+        expires_in_days = (state.expires_at - now) / 86400,
+        "channel credentials written"
+    );
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Where `frontdesk-certs` keeps the channel credentials: Kubernetes Secrets (in a cluster) or
+//! a directory (local runs and tests), in the same layout the pods mount.
+//!
+//! | Secret | file | holds | mounted by |
+//! |---|---|---|---|
+//! | `<prefix>-ca` (`state.json`) | `ca-state.json` | the CAs and their keys | nobody; only the job reads it |
+//! | `<prefix>-controller-tls` | `controller/{tls.crt,tls.key,ca.crt}` | the controller's certificate | controller pods |
+//! | `<prefix>-proxy-tls` | `proxy/{tls.crt,tls.key,ca.crt}` | the proxies' client certificate | proxy pods |
+//!
+//! The state is written first and with optimistic concurrency (two jobs at once: one fails and
+//! its retry sees the other's state), then the two mounted sets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+
+use crate::certs::{Issued, Pair, State};
+
+pub enum Store {
+    Files(PathBuf),
+    Secrets { api: Api<Secret>, prefix: String },
+}
+
+/// The stored state and the version it was read at (Secrets only).
+pub struct Loaded {
+    pub state: Option<State>,
+    version: Option<String>,
+}
+
+const STATE_KEY: &str = "state.json";
+
+impl Store {
+    pub async fn load(&self) -> anyhow::Result<Loaded> {
+        match self {
+            Store::Files(dir) => {
+                let path = dir.join("ca-state.json");
+                let state = match std::fs::read(&path) {
+                    Ok(bytes) => Some(State::parse(&bytes).map_err(anyhow::Error::msg)?),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e).with_context(|| path.display().to_string()),
+                };
+                Ok(Loaded {
+                    state,
+                    version: None,
+                })
+            }
+            Store::Secrets { api, prefix } => {
+                let name = format!("{prefix}-ca");
+                let Some(secret) = api
+                    .get_opt(&name)
+                    .await
+                    .with_context(|| format!("reading Secret {name}"))?
+                else {
+                    return Ok(Loaded {
+                        state: None,
+                        version: None,
+                    });
+                };
+                let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(STATE_KEY)) else {
+                    bail!(
+                        "Secret {name} has no {STATE_KEY}; delete it to start over with new credentials"
+                    );
+                };
+                let state = State::parse(&bytes.0).map_err(|e| {
+                    anyhow::anyhow!(
+                        "Secret {name}: {e}; delete it to start over with new credentials"
+                    )
+                })?;
+                Ok(Loaded {
+                    state: Some(state),
+                    version: secret.metadata.resource_version,
+                })
+            }
+        }
+    }
+
+    pub async fn save(
+        &self,
+        loaded: &Loaded,
+        state: &State,
+        issued: &Issued,
+    ) -> anyhow::Result<()> {
+        match self {
+            Store::Files(dir) => {
+                write_private(&dir.join("ca-state.json"), &state.to_json())?;
+                for (side, pair) in [("controller", &issued.controller), ("proxy", &issued.proxy)] {
+                    let side_dir = dir.join(side);
+                    std::fs::create_dir_all(&side_dir)
+                        .with_context(|| side_dir.display().to_string())?;
+                    for (file, bytes) in files(issued, pair) {
+                        write_private(&side_dir.join(file), bytes.as_bytes())?;
+                    }
+                }
+                Ok(())
+            }
+            Store::Secrets { api, prefix } => {
+                let ca = secret(
+                    format!("{prefix}-ca"),
+                    "Opaque",
+                    [(STATE_KEY, state.to_json())],
+                    loaded.version.clone(),
+                );
+                put(api, ca, loaded.version.is_some()).await?;
+                for (side, pair) in [("controller", &issued.controller), ("proxy", &issued.proxy)] {
+                    let name = format!("{prefix}-{side}-tls");
+                    let existing = api
+                        .get_opt(&name)
+                        .await
+                        .with_context(|| format!("reading Secret {name}"))?;
+                    let version = existing.and_then(|s| s.metadata.resource_version);
+                    let data = files(issued, pair).map(|(k, v)| (k, v.into_bytes()));
+                    let exists = version.is_some();
+                    put(
+                        api,
+                        secret(name, "kubernetes.io/tls", data, version),
+                        exists,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The three files of one side, as a Secret of type kubernetes.io/tls names them.
+fn files(issued: &Issued, pair: &Pair) -> [(&'static str, String); 3] {
+    [
+        ("tls.crt", pair.cert.clone()),
+        ("tls.key", pair.key.clone()),
+        ("ca.crt", issued.ca_bundle.clone()),
+    ]
+}
+
+fn secret<const N: usize>(
+    name: String,
+    kind: &str,
+    data: [(&str, Vec<u8>); N],
+    resource_version: Option<String>,
+) -> Secret {
+    let labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/part-of".to_string(),
+            "frontdesk".to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "frontdesk-certs".to_string(),
+        ),
+    ]);
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name),
+            labels: Some(labels),
+            resource_version,
+            ..ObjectMeta::default()
+        },
+        type_: Some(kind.to_string()),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v)))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// Creates, or replaces at the version read (a concurrent writer makes this fail).
+async fn put(api: &Api<Secret>, secret: Secret, exists: bool) -> anyhow::Result<()> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let result = if exists {
+        api.replace(&name, &PostParams::default(), &secret).await
+    } else {
+        api.create(&PostParams::default(), &secret).await
+    };
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => bail!(
+            "Secret {name} changed while rotating (another rotation ran at the same time); run again"
+        ),
+        Err(e) => Err(e).with_context(|| format!("writing Secret {name}")),
+    }
+}
+
+/// Writes a file readable by its owner only, replacing it atomically (a reader sees the old
+/// file or the new one, never half of one).
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| tmp.display().to_string())?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| tmp.display().to_string())?;
+    std::fs::rename(&tmp, path).with_context(|| path.display().to_string())
+}
