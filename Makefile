@@ -3,19 +3,40 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test lint fmt crds bench bench-controller build clean
+.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-controller build clean
 
 ## demo: build, start the demo backends and a standalone proxy on examples/demo
 demo:
 	$(CARGO) build -p frontdesk-proxy -p frontdesk-demo
 	scripts/demo.sh "$(TARGET_DIR)/debug"
 
-## test: every test (unit, golden, CRD drift, real proxy processes and redis-server on 127.0.0.1)
+## test: every test (unit, golden, CRD drift, real proxy processes and redis-server on 127.0.0.1,
+## the e2e scenarios against local processes, the offline chart and manifest checks)
 test:
-	scripts/install-deps.sh test   # redis-server (rate limit tests), nginx, curl, python3
+	scripts/install-deps.sh test   # redis-server (rate limit tests), nginx, curl, python3 + venv
+	$(MAKE) check-packaging
 	$(CARGO) build --workspace --bins   # the e2e tests run these binaries as real processes
 	$(CARGO) test --workspace --lib --bins --tests
 	$(CARGO) test --workspace --doc
+
+## check-packaging: render and lint the chart with Helm's engine, validate every rendered object,
+## deploy/install.yaml and examples/ + e2e/ manifests against the Kubernetes and CRD schemas
+check-packaging:
+	scripts/venv.sh
+	.venv/bin/python scripts/packaging-checks.py check
+
+## deploy: regenerate deploy/install.yaml from the chart (commit the result)
+deploy:
+	scripts/venv.sh
+	.venv/bin/python scripts/packaging-checks.py render-install
+
+## images: the controller, proxy and demo container images (needs a Docker engine)
+images:
+	scripts/build-images.sh
+
+## e2e-kind: the e2e scenarios on a kind cluster (needs Docker, kind, kubectl, helm)
+e2e-kind:
+	scripts/e2e-kind.sh
 
 ## lint: formatting and clippy with warnings as errors
 lint:

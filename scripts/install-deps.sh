@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages that frontdesk's tests and benchmarks need, only when missing.
 #
-#   scripts/install-deps.sh test    nginx, curl, python3, redis-server   (integration tests)
-#   scripts/install-deps.sh bench   the above + wrk, hey                 (bench/run.sh)
+#   scripts/install-deps.sh test    nginx, curl, python3 (with venv), redis-server   (tests)
+#   scripts/install-deps.sh bench   the above + wrk, hey                              (bench/run.sh)
 #
 # Idempotent: does nothing when every tool is present; runs `apt-get update` at most once and only
 # when something must be installed. Works as root, or through sudo when not root.
@@ -14,8 +14,8 @@ set -euo pipefail
 
 mode="${1:-test}"
 case "$mode" in
-  test)  wanted=(nginx curl python3 redis-server) ;;
-  bench) wanted=(nginx curl python3 redis-server wrk hey) ;;
+  test)  wanted=(nginx curl python3 python3-venv redis-server) ;;
+  bench) wanted=(nginx curl python3 python3-venv redis-server wrk hey) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 
@@ -32,6 +32,8 @@ pkg_for() { echo "$1"; }   # every tool's Debian package has the tool's name
 have() {
   case "$1" in
     nginx) [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 ;;
+    # scripts/venv.sh needs `python3 -m venv` with pip (Debian splits it out of python3).
+    python3-venv) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
