@@ -318,7 +318,6 @@ mod tests {
     use rustls::client::danger::ServerCertVerifier;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-    use rustls::server::danger::ClientCertVerifier;
 
     const POLICY: Policy = Policy {
         validity: 90 * 86400,

@@ -23,7 +23,10 @@ use crate::certs::{Issued, Pair, State};
 
 pub enum Store {
     Files(PathBuf),
-    Secrets { api: Api<Secret>, prefix: String },
+    Secrets {
+        api: Box<Api<Secret>>,
+        prefix: String,
+    },
 }
 
 /// The stored state and the version it was read at (Secrets only).

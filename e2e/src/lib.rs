@@ -5,6 +5,8 @@
 //! builds every binary first); a missing one fails the test with a message, never skips it.
 #![forbid(unsafe_code)]
 
+pub mod target;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

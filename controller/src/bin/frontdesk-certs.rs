@@ -89,7 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (None, Some(prefix)) => {
             let client = kube::Client::try_default().await?;
             Store::Secrets {
-                api: kube::Api::namespaced(client, &cli.namespace),
+                api: Box::new(kube::Api::namespaced(client, &cli.namespace)),
                 prefix,
             }
         }
@@ -99,14 +99,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
-    if cli.if_due {
-        if let Some(state) = loaded.state.as_ref().filter(|s| !s.due(now, &policy)) {
-            tracing::info!(
-                expires_in_days = (state.expires_at - now) / 86400,
-                "the channel credentials are not due for renewal"
-            );
-            return Ok(());
-        }
+    let not_due = loaded
+        .state
+        .as_ref()
+        .filter(|s| cli.if_due && !s.due(now, &policy));
+    if let Some(state) = not_due {
+        tracing::info!(
+            expires_in_days = (state.expires_at - now) / 86400,
+            "the channel credentials are not due for renewal"
+        );
+        return Ok(());
     }
     let (state, issued, change) =
         certs::rotate(loaded.state.as_ref(), now, &policy, &cli.dns_names)

@@ -1,0 +1,524 @@
+//! Where the e2e scenarios run, chosen by `FRONTDESK_E2E_TARGET`:
+//!
+//! - `local` (the default, in `make test`): processes shaped like the chart's install. The
+//!   credentials come from `frontdesk-certs` (as the chart's Job makes them), a controller in
+//!   file mode serves them over mutual TLS, and proxies for two gateways (`default` with two
+//!   replicas, `partner` with one) subscribe to it. `apply` writes manifest files the
+//!   controller reloads; the demo backends are Services with EndpointSlices on 127.0.0.1.
+//! - `kind` (`make e2e-kind`): the chart installed in a kind cluster by scripts/e2e-kind.sh.
+//!   `apply` is `kubectl apply`, status is read from the objects, and gateways are reached
+//!   through NodePorts (`FRONTDESK_E2E_GATEWAYS=default=http://127.0.0.1:18080,...`).
+//!
+//! Scenarios see only [`Target`]: the same code runs against both.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{Process, bin, client, free_port, get};
+
+/// The namespace manifests in e2e/scenarios are written for; replaced by the scenario's own.
+const MANIFEST_NAMESPACE: &str = "namespace: e2e";
+/// The demo backends the local target runs, each behind a Service of the same name.
+const BACKENDS: [&str; 3] = ["products", "reviews", "inventory"];
+
+pub enum Target {
+    Local(Box<Local>),
+    Kind(Kind),
+}
+
+impl Target {
+    /// A fresh place for one scenario: its own processes (local) or namespace (kind).
+    pub fn start(scenario: &str) -> Target {
+        match std::env::var("FRONTDESK_E2E_TARGET").as_deref() {
+            Ok("kind") => Target::Kind(Kind::start(scenario)),
+            Ok("local") | Err(_) => Target::Local(Box::new(Local::start(scenario))),
+            Ok(other) => panic!("FRONTDESK_E2E_TARGET={other:?}: use local or kind"),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Target::Local(_) => "local",
+            Target::Kind(_) => "kind",
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        match self {
+            Target::Local(l) => &l.namespace,
+            Target::Kind(k) => &k.namespace,
+        }
+    }
+
+    /// A scenario manifest from e2e/scenarios, in this scenario's namespace.
+    pub fn manifest(&self, file: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(file);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.replace(
+            MANIFEST_NAMESPACE,
+            &format!("namespace: {}", self.namespace()),
+        )
+    }
+
+    /// The demo backends (products, reviews, inventory) as Services in the namespace.
+    pub fn apply_backends(&self) {
+        match self {
+            Target::Local(l) => l.apply("backends", &l.backends_manifest()),
+            Target::Kind(k) => {
+                let mut text = self.manifest("backends-kind.yaml");
+                if let Ok(image) = std::env::var("FRONTDESK_E2E_DEMO_IMAGE") {
+                    text = text.replace("image: frontdesk-demo:e2e", &format!("image: {image}"));
+                }
+                k.apply("backends", &text);
+                k.kubectl(&[
+                    "rollout",
+                    "status",
+                    "deploy/demo-backends",
+                    "--timeout=180s",
+                ]);
+            }
+        }
+    }
+
+    /// Creates or updates the objects of `yaml` as one named set (`delete` takes it back).
+    pub fn apply(&self, set: &str, yaml: &str) {
+        match self {
+            Target::Local(l) => l.apply(set, yaml),
+            Target::Kind(k) => k.apply(set, yaml),
+        }
+    }
+
+    pub fn delete(&self, set: &str) {
+        match self {
+            Target::Local(l) => l.delete(set),
+            Target::Kind(k) => k.delete(set),
+        }
+    }
+
+    /// The base URL of a gateway (its Service).
+    pub fn gateway(&self, gateway: &str) -> String {
+        match self {
+            Target::Local(l) => l.replicas(gateway)[0].clone(),
+            Target::Kind(k) => k
+                .gateways
+                .get(gateway)
+                .unwrap_or_else(|| panic!("no URL for gateway {gateway} in FRONTDESK_E2E_GATEWAYS"))
+                .clone(),
+        }
+    }
+
+    /// Every replica of a gateway where they can be told apart (local); else the Service.
+    pub fn replicas(&self, gateway: &str) -> Vec<String> {
+        match self {
+            Target::Local(l) => l.replicas(gateway),
+            Target::Kind(_) => vec![self.gateway(gateway)],
+        }
+    }
+
+    /// An object's status conditions by type: `(status "True"/"False", reason, message)`.
+    pub async fn conditions(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Option<BTreeMap<String, (String, String, String)>> {
+        let conditions = match self {
+            Target::Local(l) => l.conditions(kind, name).await?,
+            Target::Kind(k) => k.conditions(kind, name)?,
+        };
+        let text = |c: &Value, key: &str| match &c[key] {
+            Value::Bool(true) => "True".to_string(),
+            Value::Bool(false) => "False".to_string(),
+            Value::String(s) => s.clone(),
+            _ => String::new(),
+        };
+        Some(
+            conditions
+                .iter()
+                .map(|c| {
+                    (
+                        text(c, "type"),
+                        (text(c, "status"), text(c, "reason"), text(c, "message")),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Issues new channel credentials, as an upgrade does: `frontdesk-certs` on the local
+    /// directory, `helm upgrade --reuse-values` in kind. Pods keep running and reload them.
+    pub fn rotate_credentials(&self) {
+        match self {
+            Target::Local(l) => l.run_certs(&["--min-promotion-interval", "0s"]),
+            Target::Kind(k) => k.helm_upgrade(),
+        }
+    }
+
+    /// Waits until every pod can see the rotated files (kind: the kubelet refreshes Secret
+    /// volumes within its sync period).
+    pub async fn settle_rotation(&self) {
+        let wait = match self {
+            Target::Local(_) => frontdesk_wire::tls::RELOAD_CHECK + Duration::from_millis(500),
+            Target::Kind(_) => Duration::from_secs(90),
+        };
+        tokio::time::sleep(wait).await;
+    }
+
+    /// Restarts the controller(s), so every proxy reconnects and shakes hands anew.
+    pub fn restart_controller(&mut self) {
+        match self {
+            Target::Local(l) => l.restart_controller(),
+            Target::Kind(k) => {
+                let deploy = format!("deploy/{}-controller", k.release);
+                k.kubectl_in(&k.release_namespace, &["rollout", "restart", &deploy]);
+                k.kubectl_in(
+                    &k.release_namespace,
+                    &["rollout", "status", &deploy, "--timeout=180s"],
+                );
+            }
+        }
+    }
+
+    /// Each local proxy's log (none in kind, whose logs the script dumps).
+    pub fn proxy_logs(&self) -> Vec<(String, String)> {
+        match self {
+            Target::Local(l) => l
+                .proxies
+                .iter()
+                .map(|p| (p.id.clone(), p.process.log()))
+                .collect(),
+            Target::Kind(_) => Vec::new(),
+        }
+    }
+
+    /// Log lines of the controller(s) (local only; kind's logs are dumped by the script).
+    pub fn controller_log(&self) -> String {
+        match self {
+            Target::Local(l) => l.controller.as_ref().map(Process::log).unwrap_or_default(),
+            Target::Kind(_) => String::new(),
+        }
+    }
+}
+
+// -- local ------------------------------------------------------------------------------------
+
+pub struct Local {
+    dir: tempfile::TempDir,
+    namespace: String,
+    _backends: Process,
+    backend_ports: Vec<(String, u16)>,
+    controller: Option<Process>,
+    controller_args: Vec<String>,
+    controller_admin: SocketAddr,
+    proxies: Vec<LocalProxy>,
+}
+
+struct LocalProxy {
+    id: String,
+    gateway: String,
+    process: Process,
+    addr: SocketAddr,
+}
+
+impl Local {
+    fn start(scenario: &str) -> Local {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().to_path_buf();
+        std::fs::create_dir_all(path.join("manifests")).unwrap();
+
+        let backend_ports: Vec<(String, u16)> = BACKENDS
+            .iter()
+            .map(|b| (b.to_string(), free_port().port()))
+            .collect();
+        let specs = backend_ports
+            .iter()
+            .map(|(b, p)| format!("{b}=127.0.0.1:{p}"))
+            .collect::<Vec<_>>();
+        let backends = Process::spawn("frontdesk-demo", &specs, path.join("backends.log"));
+
+        let listen = free_port();
+        let controller_admin = free_port();
+        let mut local = Local {
+            namespace: format!("e2e-{scenario}"),
+            _backends: backends,
+            backend_ports,
+            controller: None,
+            controller_args: Vec::new(),
+            controller_admin,
+            proxies: Vec::new(),
+            dir,
+        };
+        // The credentials as the chart's Job makes them, for the names proxies dial.
+        local.run_certs(&[]);
+        let certs = path.join("certs");
+        let file = |side: &str, name: &str| certs.join(side).join(name).display().to_string();
+        local.controller_args = vec![
+            format!("--manifests={}", path.join("manifests").display()),
+            format!("--listen={listen}"),
+            format!("--admin={controller_admin}"),
+            "--reload-interval=50ms".into(),
+            format!("--tls-cert={}", file("controller", "tls.crt")),
+            format!("--tls-key={}", file("controller", "tls.key")),
+            format!("--tls-client-ca={}", file("controller", "ca.crt")),
+        ];
+        local.restart_controller();
+        for (gateway, replica) in [("default", 0), ("default", 1), ("partner", 0)] {
+            let (addr, admin) = (free_port(), free_port());
+            let id = format!("{gateway}-{replica}");
+            let args = vec![
+                format!("--controller=https://127.0.0.1:{}", listen.port()),
+                format!("--gateway={gateway}"),
+                format!("--proxy-id={id}"),
+                format!("--state-dir={}", path.join(format!("state-{id}")).display()),
+                format!("--tls-ca={}", file("proxy", "ca.crt")),
+                format!("--tls-cert={}", file("proxy", "tls.crt")),
+                format!("--tls-key={}", file("proxy", "tls.key")),
+                format!("--listen={addr}"),
+                format!("--admin={admin}"),
+                "--drain-timeout=1s".into(),
+            ];
+            local.proxies.push(LocalProxy {
+                gateway: gateway.to_string(),
+                process: Process::spawn("frontdesk-proxy", &args, path.join(format!("{id}.log"))),
+                addr,
+                id,
+            });
+        }
+        local
+    }
+
+    fn run_certs(&self, extra: &[&str]) {
+        let out = Command::new(bin("frontdesk-certs"))
+            .arg(format!(
+                "--out-dir={}",
+                self.dir.path().join("certs").display()
+            ))
+            .args(["--dns-name=127.0.0.1", "--dns-name=localhost"])
+            .args(extra)
+            .output()
+            .expect("running frontdesk-certs");
+        assert!(
+            out.status.success(),
+            "frontdesk-certs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn restart_controller(&mut self) {
+        if let Some(mut old) = self.controller.take() {
+            old.kill();
+        }
+        self.controller = Some(Process::spawn(
+            "frontdesk-controller",
+            &self.controller_args,
+            self.dir.path().join("controller.log"),
+        ));
+    }
+
+    fn backends_manifest(&self) -> String {
+        let ns = &self.namespace;
+        self.backend_ports
+            .iter()
+            .map(|(name, port)| {
+                format!(
+                    "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+                     spec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
+                     apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+                     metadata: {{name: {name}-local, namespace: {ns}, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+                     addressType: IPv4\nports: [{{name: http, port: {port}}}]\n\
+                     endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n")
+    }
+
+    fn set_path(&self, set: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("manifests")
+            .join(format!("{set}.yaml"))
+    }
+
+    fn apply(&self, set: &str, yaml: &str) {
+        crate::write_atomic(&self.set_path(set), yaml);
+    }
+
+    fn delete(&self, set: &str) {
+        let _ = std::fs::remove_file(self.set_path(set));
+    }
+
+    fn replicas(&self, gateway: &str) -> Vec<String> {
+        let urls: Vec<String> = self
+            .proxies
+            .iter()
+            .filter(|p| p.gateway == gateway)
+            .map(|p| format!("http://{}", p.addr))
+            .collect();
+        assert!(!urls.is_empty(), "no local proxy for gateway {gateway}");
+        urls
+    }
+
+    async fn conditions(&self, kind: &str, name: &str) -> Option<Vec<Value>> {
+        let (_, _, body) = get(
+            &client(),
+            &format!("http://{}/status", self.controller_admin),
+        )
+        .await
+        .ok()?;
+        let status: Value = serde_json::from_slice(&body).ok()?;
+        let object = status["objects"].as_array()?.iter().find(|o| {
+            o["kind"] == kind && o["name"] == name && o["namespace"] == self.namespace.as_str()
+        })?;
+        object["conditions"].as_array().cloned()
+    }
+}
+
+// -- kind -------------------------------------------------------------------------------------
+
+pub struct Kind {
+    namespace: String,
+    release: String,
+    release_namespace: String,
+    chart: PathBuf,
+    gateways: BTreeMap<String, String>,
+    applied: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+impl Kind {
+    fn start(scenario: &str) -> Kind {
+        let gateways = std::env::var("FRONTDESK_E2E_GATEWAYS")
+            .expect("FRONTDESK_E2E_GATEWAYS=default=http://...,partner=http://... (scripts/e2e-kind.sh sets it)")
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_end_matches('/').to_string()))
+            .collect();
+        let kind = Kind {
+            namespace: format!("e2e-{scenario}"),
+            release: std::env::var("FRONTDESK_E2E_RELEASE").unwrap_or_else(|_| "frontdesk".into()),
+            release_namespace: std::env::var("FRONTDESK_E2E_RELEASE_NAMESPACE")
+                .unwrap_or_else(|_| "frontdesk-system".into()),
+            chart: Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/frontdesk"),
+            gateways,
+            applied: Default::default(),
+        };
+        // A clean namespace per scenario.
+        kind.kubectl(&[
+            "delete",
+            "namespace",
+            &kind.namespace,
+            "--ignore-not-found",
+            "--wait=true",
+        ]);
+        kind.kubectl(&["create", "namespace", &kind.namespace]);
+        kind
+    }
+
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> String {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {program}: {e}"));
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        self.run("kubectl", args, None)
+    }
+
+    fn kubectl_in(&self, namespace: &str, args: &[&str]) -> String {
+        let mut all = vec!["-n", namespace];
+        all.extend_from_slice(args);
+        self.run("kubectl", &all, None)
+    }
+
+    fn apply(&self, set: &str, yaml: &str) {
+        // Server-side, strict: a field the CRD does not know is an error, as for users.
+        self.run(
+            "kubectl",
+            &["apply", "--server-side", "--field-manager=e2e", "-f", "-"],
+            Some(yaml),
+        );
+        self.applied
+            .lock()
+            .unwrap()
+            .insert(set.to_string(), yaml.to_string());
+    }
+
+    fn delete(&self, set: &str) {
+        if let Some(yaml) = self.applied.lock().unwrap().remove(set) {
+            self.run(
+                "kubectl",
+                &["delete", "--ignore-not-found", "-f", "-"],
+                Some(&yaml),
+            );
+        }
+    }
+
+    fn conditions(&self, kind: &str, name: &str) -> Option<Vec<Value>> {
+        let resource = format!("{}.frontdesk.dev", kind.to_ascii_lowercase() + "s");
+        let out = Command::new("kubectl")
+            .args(["-n", &self.namespace, "get", &resource, name, "-o", "json"])
+            .output()
+            .ok()?;
+        let object: Value = serde_json::from_slice(&out.stdout).ok()?;
+        object["status"]["conditions"].as_array().cloned()
+    }
+
+    fn helm_upgrade(&self) {
+        self.run(
+            "helm",
+            &[
+                "upgrade",
+                &self.release,
+                &self.chart.display().to_string(),
+                "-n",
+                &self.release_namespace,
+                "--reuse-values",
+                "--wait",
+                "--timeout=5m",
+            ],
+            None,
+        );
+    }
+}
+
+impl Drop for Kind {
+    fn drop(&mut self) {
+        if std::env::var("KEEP_CLUSTER").is_err() {
+            let _ = Command::new("kubectl")
+                .args(["delete", "namespace", &self.namespace, "--wait=false"])
+                .output();
+        }
+    }
+}

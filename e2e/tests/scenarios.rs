@@ -1,0 +1,305 @@
+//! The end-to-end scenarios: what a platform team does after installing frontdesk, checked from
+//! outside (HTTP through the gateways, the objects' status). The same code runs against local
+//! processes in `make test` and against the chart in a kind cluster in `make e2e-kind`; see
+//! `frontdesk_e2e::target`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use frontdesk_e2e::target::Target;
+use frontdesk_e2e::{client, eventually};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+
+/// How long a change may take to show: local processes reload in milliseconds; a cluster
+/// schedules pods and watches through the API server.
+fn patience(t: &Target) -> Duration {
+    match t.name() {
+        "kind" => Duration::from_secs(180),
+        _ => Duration::from_secs(30),
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn send(method: Method, url: &str, headers: &[(&str, &str)]) -> Option<Answer> {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Empty::<Bytes>::new()).ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(5), client().request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.ok()?.to_bytes();
+    Some(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+async fn get(url: &str) -> Option<Answer> {
+    send(Method::GET, url, &[]).await
+}
+
+/// Waits until `url` answers `status`, and returns that answer.
+async fn until(t: &Target, url: &str, headers: &[(&str, &str)], status: u16) -> Answer {
+    eventually(
+        patience(t),
+        &format!("{url} to answer {status}"),
+        || async {
+            send(Method::GET, url, headers)
+                .await
+                .filter(|a| a.status.as_u16() == status)
+        },
+    )
+    .await
+}
+
+/// Waits until `url` answers 200 with exactly `body`.
+async fn until_body(t: &Target, url: &str, body: &str) {
+    eventually(
+        patience(t),
+        &format!("{url} to answer {body:?}"),
+        || async {
+            get(url)
+                .await
+                .filter(|a| a.status == StatusCode::OK && a.body == body)
+        },
+    )
+    .await;
+}
+
+/// Waits until the object's condition has `status`, and returns (reason, message).
+async fn until_condition(
+    t: &Target,
+    kind: &str,
+    name: &str,
+    condition: &str,
+    status: &str,
+) -> (String, String) {
+    eventually(
+        patience(t),
+        &format!("{kind} {name}: {condition}={status}"),
+        || async {
+            let conditions = t.conditions(kind, name).await?;
+            let (s, reason, message) = conditions.get(condition)?.clone();
+            (s == status).then_some((reason, message))
+        },
+    )
+    .await
+}
+
+fn problem(a: &Answer) -> serde_json::Value {
+    assert_eq!(
+        a.headers["content-type"], "application/problem+json",
+        "errors are RFC 9457 problems: {}",
+        a.body
+    );
+    serde_json::from_str(&a.body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_reach_service_backends_on_every_replica() {
+    let t = Target::start("routes");
+    t.apply_backends();
+    t.apply("shop", &t.manifest("shop.yaml"));
+
+    for replica in t.replicas("default") {
+        let a = until(&t, &format!("{replica}/api/products/1"), &[], 200).await;
+        assert!(a.body.contains("Espresso machine"), "{}", a.body);
+        assert_eq!(a.headers["x-backend"], "products");
+        assert_eq!(a.headers["x-served-by"], "frontdesk");
+    }
+    let gw = t.gateway("default");
+    let a = get(&format!("{gw}/api/v2/products/2")).await.unwrap();
+    assert!(
+        a.body.contains("Burr grinder"),
+        "template rewrite: {}",
+        a.body
+    );
+    let a = get(&format!("{gw}/api/reviews?productId=1")).await.unwrap();
+    assert_eq!(a.headers["x-backend"], "reviews");
+    let a = get(&format!("{gw}/nope")).await.unwrap();
+    assert_eq!(a.status, 404);
+    assert_eq!(problem(&a)["status"], 404);
+
+    until_condition(&t, "Route", "shop", "Accepted", "True").await;
+    until_condition(&t, "Route", "shop", "ResolvedRefs", "True").await;
+    // Another gateway does not serve it.
+    let a = get(&format!("{}/api/products/1", t.gateway("partner"))).await;
+    assert!(
+        a.is_none_or(|a| a.status == 404),
+        "the partner gateway serves no shop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_guard_the_partner_gateway() {
+    let t = Target::start("policies");
+    t.apply_backends();
+    t.apply("partner", &t.manifest("partner.yaml"));
+    let url = format!("{}/partner/products", t.gateway("partner"));
+
+    let a = until(&t, &url, &[("x-api-key", "e2e-key-acme")], 200).await;
+    assert!(a.body.contains("Espresso machine"), "{}", a.body);
+
+    let a = send(Method::GET, &url, &[]).await.unwrap();
+    assert_eq!(a.status, 401);
+    assert_eq!(problem(&a)["status"], 401);
+    assert!(a.headers.contains_key("www-authenticate"));
+    let a = send(Method::GET, &url, &[("x-api-key", "e2e-key-wrong")])
+        .await
+        .unwrap();
+    assert_eq!(a.status, 401);
+    assert!(!a.body.contains("e2e-key-wrong"), "the key is never echoed");
+    let a = send(Method::POST, &url, &[("x-api-key", "e2e-key-acme")])
+        .await
+        .unwrap();
+    assert_eq!(a.status, 403, "GET-only authorization");
+
+    until_condition(&t, "Policy", "partner-keys", "Accepted", "True").await;
+    until_condition(&t, "Route", "partner", "ResolvedRefs", "True").await;
+    let a = get(&format!("{}/partner/products", t.gateway("default"))).await;
+    assert!(
+        a.is_none_or(|a| a.status == 404),
+        "only the partner gateway serves it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_compose_backends() {
+    let t = Target::start("aggregate");
+    t.apply_backends();
+    t.apply("aggregate", &t.manifest("aggregate.yaml"));
+    let url = format!("{}/api/product-details/1", t.gateway("default"));
+    let a = until(&t, &url, &[], 200).await;
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(v["product"]["name"], "Espresso machine", "{v}");
+    assert_eq!(v["reviews"]["average"], 4.5, "{v}");
+    assert_eq!(v["stock"], 7, "{v}");
+    until_condition(&t, "Aggregate", "product-details", "Accepted", "True").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_objects_are_rejected_alone_and_the_rest_serves() {
+    let t = Target::start("broken");
+    t.apply("broken", &t.manifest("broken.yaml"));
+    let gw = t.gateway("default");
+    until_body(&t, &format!("{gw}/healthy"), "healthy").await;
+
+    let (reason, message) = until_condition(&t, "Route", "broken", "Accepted", "False").await;
+    assert_eq!(reason, "Invalid");
+    assert!(
+        message.contains("matches[0].path.value") && message.contains("regular expression"),
+        "names the field and the problem: {message}"
+    );
+    let (reason, message) = until_condition(&t, "Route", "orphan", "ResolvedRefs", "False").await;
+    assert_eq!(reason, "BackendNotFound");
+    assert!(message.contains("no-such-service"), "{message}");
+    until_condition(&t, "Route", "healthy", "Accepted", "True").await;
+
+    let a = until(&t, &format!("{gw}/orphan"), &[], 503).await;
+    assert_eq!(problem(&a)["status"], 503);
+    let a = get(&format!("{gw}/broken/x")).await.unwrap();
+    assert_eq!(a.status, 404, "the rejected Route serves nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_and_deletions_reach_every_replica() {
+    let t = Target::start("changes");
+    t.apply_backends();
+    let v1 = t.manifest("shop.yaml");
+    t.apply("shop", &v1);
+    for replica in t.replicas("default") {
+        until_body(&t, &format!("{replica}/version"), "v1").await;
+    }
+    t.apply("shop", &v1.replace(r#"body: "v1""#, r#"body: "v2""#));
+    for replica in t.replicas("default") {
+        until_body(&t, &format!("{replica}/version"), "v2").await;
+    }
+    t.delete("shop");
+    for replica in t.replicas("default") {
+        until(&t, &format!("{replica}/version"), &[], 404).await;
+    }
+}
+
+/// An upgrade rotates the channel's credentials; proxies keep serving throughout, reconnect to
+/// restarted controllers with the rotated files, and take changes as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_rotate_without_downtime() {
+    let mut t = Target::start("rotation");
+    let v1 = t.manifest("shop.yaml");
+    t.apply("shop", &v1);
+    let replicas = t.replicas("default");
+    for replica in &replicas {
+        until_body(&t, &format!("{replica}/version"), "v1").await;
+    }
+
+    // Traffic on every replica for the whole rotation.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let traffic = {
+        let (stop, served, failed) = (stop.clone(), served.clone(), failed.clone());
+        let replicas = replicas.clone();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                for replica in &replicas {
+                    match get(&format!("{replica}/version")).await {
+                        Some(a) if a.status == 200 => served.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    t.rotate_credentials();
+    t.settle_rotation().await;
+    t.restart_controller();
+    // Only a proxy that reconnected with credentials the new controller accepts sees v2.
+    t.apply("shop", &v1.replace(r#"body: "v1""#, r#"body: "v2""#));
+    for replica in &replicas {
+        until_body(&t, &format!("{replica}/version"), "v2").await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    traffic.await.unwrap();
+    let (served, failed) = (
+        served.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    assert!(
+        served > 20,
+        "traffic ran during the rotation ({served} served)"
+    );
+    assert_eq!(
+        failed, 0,
+        "no request failed during the rotation ({served} served)"
+    );
+    let log = t.controller_log();
+    assert!(
+        !log.contains("TLS handshake failed"),
+        "a proxy was refused after the rotation:\n{log}"
+    );
+    // The replicas that took v2 reconnected, with the files they had just reloaded.
+    for (proxy, log) in t
+        .proxy_logs()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("default"))
+    {
+        assert!(
+            log.contains("TLS credentials changed on disk"),
+            "{proxy} reconnected with the rotated files:\n{log}"
+        );
+    }
+}
