@@ -71,7 +71,8 @@ def chart() -> helm_python.Chart:
 
 
 def values_files() -> list[Path]:
-    return sorted((CHART / "ci").glob("*.yaml"))
+    """Values files to check besides the defaults: the chart's ci/ sets and the kind e2e's."""
+    return sorted((CHART / "ci").glob("*.yaml")) + [ROOT / "e2e" / "kind" / "values.yaml"]
 
 
 def render(values: dict) -> list[dict]:
@@ -311,7 +312,7 @@ def check_values_schema() -> str:
                 raise AssertionError(f"{what}: the message does not name {must_name!r}: {e}")
         else:
             raise AssertionError(f"{what} was accepted: {values}")
-    return f"defaults and {len(values_files())} ci values accepted; {len(wrong)} wrong values refused, naming the key"
+    return f"defaults and {len(values_files())} values files accepted; {len(wrong)} wrong values refused, naming the key"
 
 
 def check_install_drift() -> str:
@@ -401,7 +402,7 @@ def main() -> int:
         return 2
     helm_python.disable_logging() if hasattr(helm_python, "disable_logging") else None
     checks = Checks()
-    sets = {"defaults": {}} | {f"ci/{f.name}": yaml.safe_load(f.read_text()) for f in values_files()}
+    sets = {"defaults": {}} | {str(f.relative_to(ROOT)): yaml.safe_load(f.read_text()) for f in values_files()}
     for label, values in sets.items():
         checks.run(f"render [{label}]", check_render, values)
         checks.run(f"helm lint --strict [{label}]", check_lint, values)

@@ -486,7 +486,13 @@ impl Kind {
     }
 
     fn conditions(&self, kind: &str, name: &str) -> Option<Vec<Value>> {
-        let resource = format!("{}.frontdesk.dev", kind.to_ascii_lowercase() + "s");
+        let plural = match kind {
+            "Route" => "routes",
+            "Policy" => "policies",
+            "Aggregate" => "aggregates",
+            other => panic!("not a frontdesk kind: {other}"),
+        };
+        let resource = format!("{plural}.frontdesk.dev");
         let out = Command::new("kubectl")
             .args(["-n", &self.namespace, "get", &resource, name, "-o", "json"])
             .output()
