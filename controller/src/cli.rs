@@ -57,6 +57,11 @@ pub struct Cli {
     )]
     pub lease_namespace: String,
 
+    /// Name of the Lease; also the prefix of the replicas' progress ConfigMaps
+    /// (`<NAME>-progress-<replica>`). Installs sharing a namespace need different names.
+    #[arg(long, default_value = "frontdesk-controller", value_name = "NAME")]
+    pub lease_name: String,
+
     /// This replica's name in the Lease and Events (defaults to $POD_NAME or $HOSTNAME).
     #[arg(long, value_name = "NAME")]
     pub identity: Option<String>,

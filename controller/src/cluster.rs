@@ -40,13 +40,17 @@ use crate::status::{Observed, Reconciler, StatusSink};
 /// Shortest time between two compiles; changes meanwhile are gathered into the next one.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
 pub const FIELD_MANAGER: &str = "frontdesk-controller";
-const LEASE_NAME: &str = "frontdesk-controller";
-
 pub struct ClusterOptions {
     /// Empty: every namespace.
     pub namespaces: Vec<String>,
     pub lease_namespace: String,
+    /// The Lease's name; also names and labels the replicas' progress ConfigMaps, so two
+    /// installs in one namespace keep apart.
+    pub lease_name: String,
     pub identity: String,
+    /// This replica's Pod (name, uid): its progress ConfigMap is owned by it, and deleted
+    /// with it by the garbage collector.
+    pub pod: Option<(String, String)>,
 }
 
 /// Runs the cluster source until the process ends.
@@ -104,7 +108,7 @@ pub async fn run(
     );
     let published = Arc::new(Notify::new());
 
-    let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+    let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &options.lease_name)
         .with_namespace(&options.lease_namespace)
         .with_identity(&options.identity)
         .build()
@@ -122,18 +126,20 @@ pub async fn run(
     };
     // Each replica shares its proxies' progress in a ConfigMap; the leader adds them up.
     let progress_api: Api<ConfigMap> = Api::namespaced(client.clone(), &options.lease_namespace);
-    let progress_only = watcher::Config::default().labels(PROGRESS_LABEL);
+    let progress = ProgressShare {
+        name: progress_name(&options.lease_name, &options.identity),
+        group: options.lease_name.clone(),
+        pod: options.pod.clone(),
+    };
+    let progress_only =
+        watcher::Config::default().labels(&format!("{PROGRESS_LABEL}={}", options.lease_name));
     let shared = watch_kind(
         vec![progress_api.clone()],
         &Arc::new(Notify::new()),
         (),
         progress_only,
     );
-    tokio::spawn(share_progress(
-        progress_api,
-        options.identity.clone(),
-        push.clone(),
-    ));
+    tokio::spawn(share_progress(progress_api, progress, push.clone()));
     let sources = Sources {
         routes,
         aggregates,
@@ -415,8 +421,8 @@ async fn status_loop(
     }
 }
 
-/// Label of the replicas' progress ConfigMaps.
-const PROGRESS_LABEL: &str = "frontdesk.dev/controller-progress=true";
+/// Label of the replicas' progress ConfigMaps; its value is the Lease's name.
+const PROGRESS_LABEL: &str = "frontdesk.dev/controller-progress";
 /// A replica that has not refreshed its progress for this long is taken for gone.
 const PROGRESS_STALE: Duration = Duration::from_secs(30);
 
@@ -428,15 +434,33 @@ fn shared_progress(stores: &[Store<ConfigMap>]) -> Vec<ReplicaProgress> {
         .collect()
 }
 
-/// Writes this replica's progress to its ConfigMap when it changes (at least every 10 s, so
-/// the others can tell it is alive).
-async fn share_progress(api: Api<ConfigMap>, identity: String, push: Arc<PushServer>) {
-    let name = format!(
-        "frontdesk-progress-{}",
+/// Where a replica shares its progress.
+struct ProgressShare {
+    name: String,
+    /// The label value the leader selects: the Lease's name.
+    group: String,
+    pod: Option<(String, String)>,
+}
+
+/// `<lease>-progress-<replica>`, as a DNS name.
+fn progress_name(lease: &str, identity: &str) -> String {
+    format!(
+        "{lease}-progress-{}",
         identity
             .to_ascii_lowercase()
             .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-")
-    );
+    )
+}
+
+/// Writes this replica's progress to its ConfigMap when it changes (at least every 10 s, so
+/// the others can tell it is alive).
+async fn share_progress(api: Api<ConfigMap>, share: ProgressShare, push: Arc<PushServer>) {
+    let name = &share.name;
+    let mut metadata = serde_json::json!({"name": name, "labels": {PROGRESS_LABEL: share.group}});
+    if let Some((pod, uid)) = &share.pod {
+        metadata["ownerReferences"] =
+            serde_json::json!([{"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}]);
+    }
     let mut last: Option<ReplicaProgress> = None;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -451,12 +475,12 @@ async fn share_progress(api: Api<ConfigMap>, identity: String, push: Arc<PushSer
         let cm = serde_json::json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": name, "labels": {"frontdesk.dev/controller-progress": "true"}},
+            "metadata": metadata,
             "data": {"progress.json": serde_json::to_string(&progress).unwrap_or_default()},
         });
         match api
             .patch(
-                &name,
+                name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&cm),
             )
@@ -611,16 +635,21 @@ mod tests {
             acks: crate::acks::AckTracker::default(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         });
+        let share = ProgressShare {
+            name: progress_name("fd-controller", "Ctl_0"),
+            group: "fd-controller".into(),
+            pod: Some(("ctl_0".into(), "uid-1".into())),
+        };
         let task = tokio::spawn(share_progress(
             Api::namespaced(client, "frontdesk"),
-            "Ctl_0".into(),
+            share,
             push,
         ));
         let (request, send) = handle.next_request().await.expect("a request");
         assert_eq!(request.method(), http::Method::PATCH);
         assert_eq!(
             request.uri().path(),
-            "/api/v1/namespaces/frontdesk/configmaps/frontdesk-progress-ctl-0"
+            "/api/v1/namespaces/frontdesk/configmaps/fd-controller-progress-ctl-0"
         );
         let query = request.uri().query().unwrap_or_default().to_string();
         assert!(
@@ -631,8 +660,9 @@ mod tests {
         let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             sent["metadata"]["labels"]["frontdesk.dev/controller-progress"],
-            "true"
+            "fd-controller"
         );
+        assert_eq!(sent["metadata"]["ownerReferences"][0]["uid"], "uid-1");
         let progress: ReplicaProgress =
             serde_json::from_str(sent["data"]["progress.json"].as_str().unwrap()).unwrap();
         assert!(progress.gateways.is_empty());

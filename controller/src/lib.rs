@@ -81,7 +81,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = cluster::ClusterOptions {
                 namespaces: cli.namespace.clone(),
                 lease_namespace: cli.lease_namespace.clone(),
+                lease_name: cli.lease_name.clone(),
                 identity: cli.identity.clone().unwrap_or_else(identity),
+                // Set by the chart from the downward API.
+                pod: std::env::var("POD_NAME")
+                    .ok()
+                    .zip(std::env::var("POD_UID").ok()),
             };
             let push = push.clone();
             tokio::spawn(async move {
