@@ -391,6 +391,19 @@ def check_gateways(values: dict) -> str:
     return f"gateways {', '.join(names)}"
 
 
+def check_dashboard() -> str:
+    """metrics.dashboard.enabled ships the dashboard JSON whole, and its queries name metrics."""
+    objects = render({"metrics": {"dashboard": {"enabled": True}}})
+    cm = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard"))
+    dashboard = json.loads(cm["data"]["frontdesk.json"])
+    if dashboard != json.loads((CHART / "dashboards" / "frontdesk.json").read_text()):
+        raise AssertionError("the ConfigMap's dashboard differs from dashboards/frontdesk.json")
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    if not exprs or not all("frontdesk_" in e for e in exprs):
+        raise AssertionError("a panel query names no frontdesk metric")
+    return f"uid {dashboard['uid']}, {len(dashboard['panels'])} panels, {len(exprs)} queries"
+
+
 def main() -> int:
     if sys.argv[1:] == ["render-install"]:
         INSTALL.parent.mkdir(exist_ok=True)
@@ -411,6 +424,7 @@ def main() -> int:
         checks.run(f"pod and RBAC hardening [{label}]", check_hardening, values)
         checks.run(f"one proxy set per gateway [{label}]", check_gateways, values)
     checks.run("values.schema.json", check_values_schema)
+    checks.run("Grafana dashboard ConfigMap", check_dashboard)
     checks.run("deploy/install.yaml up to date", check_install_drift)
     checks.run("kubernetes schemas [deploy/install.yaml]", lambda: validate_kubernetes(
         [("deploy/install.yaml", o) for o in yaml.safe_load_all(INSTALL.read_text()) if o]))
