@@ -179,7 +179,9 @@ if [[ -z "$minor" || "$minor" -lt "$min_kubernetes_minor" ]]; then
 fi
 
 say "building images"
-IMAGE_REGISTRY="$image_registry" IMAGE_TAG="$image_tag" scripts/build-images.sh
+# No provenance attestations: with the containerd image store they break `kind load`.
+IMAGE_REGISTRY="$image_registry" IMAGE_TAG="$image_tag" \
+  DOCKER_BUILD_ARGS="${DOCKER_BUILD_ARGS:-} --provenance=false" scripts/build-images.sh
 say "loading images into $cluster"
 kind load docker-image --name "$cluster" "${images[@]}"
 

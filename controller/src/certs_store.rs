@@ -33,7 +33,11 @@ pub enum Store {
 pub struct Loaded {
     pub state: Option<State>,
     version: Option<String>,
+    /// Both mounted sets (controller, proxy) exist; when one is missing, `--if-due` rotates.
+    pub complete: bool,
 }
+
+const SIDES: [&str; 2] = ["controller", "proxy"];
 
 const STATE_KEY: &str = "state.json";
 
@@ -47,9 +51,15 @@ impl Store {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                     Err(e) => return Err(e).with_context(|| path.display().to_string()),
                 };
+                let complete = SIDES.iter().all(|side| {
+                    ["tls.crt", "tls.key", "ca.crt"]
+                        .iter()
+                        .all(|f| dir.join(side).join(f).is_file())
+                });
                 Ok(Loaded {
                     state,
                     version: None,
+                    complete,
                 })
             }
             Store::Secrets { api, prefix } => {
@@ -62,6 +72,7 @@ impl Store {
                     return Ok(Loaded {
                         state: None,
                         version: None,
+                        complete: false,
                     });
                 };
                 let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(STATE_KEY)) else {
@@ -74,9 +85,22 @@ impl Store {
                         "Secret {name}: {e}; delete it to start over with new credentials"
                     )
                 })?;
+                let mut complete = true;
+                for side in SIDES {
+                    let name = format!("{prefix}-{side}-tls");
+                    let mounted = api
+                        .get_opt(&name)
+                        .await
+                        .with_context(|| format!("reading Secret {name}"))?;
+                    let data = mounted.and_then(|s| s.data).unwrap_or_default();
+                    complete &= ["tls.crt", "tls.key", "ca.crt"]
+                        .iter()
+                        .all(|k| data.contains_key(*k));
+                }
                 Ok(Loaded {
                     state: Some(state),
                     version: secret.metadata.resource_version,
+                    complete,
                 })
             }
         }
@@ -91,7 +115,7 @@ impl Store {
         match self {
             Store::Files(dir) => {
                 write_private(&dir.join("ca-state.json"), &state.to_json())?;
-                for (side, pair) in [("controller", &issued.controller), ("proxy", &issued.proxy)] {
+                for (side, pair) in SIDES.into_iter().zip([&issued.controller, &issued.proxy]) {
                     let side_dir = dir.join(side);
                     std::fs::create_dir_all(&side_dir)
                         .with_context(|| side_dir.display().to_string())?;
@@ -109,7 +133,7 @@ impl Store {
                     loaded.version.clone(),
                 );
                 put(api, ca, loaded.version.is_some()).await?;
-                for (side, pair) in [("controller", &issued.controller), ("proxy", &issued.proxy)] {
+                for (side, pair) in SIDES.into_iter().zip([&issued.controller, &issued.proxy]) {
                     let name = format!("{prefix}-{side}-tls");
                     let existing = api
                         .get_opt(&name)
@@ -208,4 +232,44 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .and_then(|()| file.sync_all())
         .with_context(|| tmp.display().to_string())?;
     std::fs::rename(&tmp, path).with_context(|| path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{Policy, rotate};
+
+    const POLICY: Policy = Policy {
+        validity: 90 * 86400,
+        renew_before: 30 * 86400,
+        min_promotion_interval: 3600,
+    };
+
+    #[tokio::test]
+    async fn files_round_trip_privately_and_a_missing_set_is_incomplete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Files(dir.path().to_path_buf());
+        let empty = store.load().await.unwrap();
+        assert!(empty.state.is_none() && !empty.complete);
+
+        let (state, issued, _) = rotate(None, 1_800_000_000, &POLICY, &["x".into()]).unwrap();
+        store.save(&empty, &state, &issued).await.unwrap();
+        let loaded = store.load().await.unwrap();
+        assert!(loaded.complete);
+        assert_eq!(loaded.state.unwrap().signing.name, state.signing.name);
+        let key = dir.path().join("proxy/tls.key");
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), issued.proxy.key);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "keys are private");
+        }
+
+        std::fs::remove_file(dir.path().join("controller/ca.crt")).unwrap();
+        assert!(!store.load().await.unwrap().complete);
+        std::fs::write(dir.path().join("ca-state.json"), "{").unwrap();
+        let err = store.load().await.err().unwrap().to_string();
+        assert!(err.contains("does not parse"), "{err}");
+    }
 }

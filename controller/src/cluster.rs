@@ -86,13 +86,17 @@ pub async fn run(
         aggregate_type,
         all_objects.clone(),
     );
-    // Policies read Secrets by name and by label, so every Secret of the watched namespaces
-    // is known; only those a Policy references end up (digested) in snapshots.
+    // Policies read Secrets by name and by label, so the Secrets of the watched namespaces are
+    // known; only those a Policy references end up (digested) in snapshots. Not cached: Helm's
+    // release records (large, many) and the channel credentials frontdesk-certs makes (the CA
+    // keys are for nobody else).
     let secrets = watch_kind(
         typed_apis::<Secret>(&client, ns),
         &changed,
         (),
-        all_objects.clone(),
+        watcher::Config::default()
+            .fields(SECRETS_FIELDS)
+            .labels(SECRETS_LABELS),
     );
     let services = watch_kind(
         typed_apis::<Service>(&client, ns),
@@ -420,6 +424,10 @@ async fn status_loop(
         }
     }
 }
+
+/// The Secrets the controller does not watch: Helm release records, our own credentials.
+const SECRETS_FIELDS: &str = "type!=helm.sh/release.v1";
+const SECRETS_LABELS: &str = "app.kubernetes.io/managed-by!=frontdesk-certs";
 
 /// Label of the replicas' progress ConfigMaps; its value is the Lease's name.
 const PROGRESS_LABEL: &str = "frontdesk.dev/controller-progress";

@@ -79,12 +79,15 @@ impl Target {
                     text = text.replace("image: frontdesk-demo:e2e", &format!("image: {image}"));
                 }
                 k.apply("backends", &text);
-                k.kubectl(&[
-                    "rollout",
-                    "status",
-                    "deploy/demo-backends",
-                    "--timeout=180s",
-                ]);
+                k.kubectl_in(
+                    &k.namespace,
+                    &[
+                        "rollout",
+                        "status",
+                        "deploy/demo-backends",
+                        "--timeout=180s",
+                    ],
+                );
             }
         }
     }
@@ -154,7 +157,8 @@ impl Target {
     }
 
     /// Issues new channel credentials, as an upgrade does: `frontdesk-certs` on the local
-    /// directory, `helm upgrade --reuse-values` in kind. Pods keep running and reload them.
+    /// directory, `helm upgrade --reset-then-reuse-values` in kind. Pods keep running and
+    /// reload them.
     pub fn rotate_credentials(&self) {
         match self {
             Target::Local(l) => l.run_certs(&["--min-promotion-interval", "0s"]),
@@ -187,23 +191,30 @@ impl Target {
         }
     }
 
-    /// Each local proxy's log (none in kind, whose logs the script dumps).
-    pub fn proxy_logs(&self) -> Vec<(String, String)> {
+    /// The log of each proxy of a gateway, by proxy (pod) name.
+    pub fn proxy_logs(&self, gateway: &str) -> Vec<(String, String)> {
         match self {
             Target::Local(l) => l
                 .proxies
                 .iter()
+                .filter(|p| p.gateway == gateway)
                 .map(|p| (p.id.clone(), p.process.log()))
                 .collect(),
-            Target::Kind(_) => Vec::new(),
+            Target::Kind(k) => k.logs(&format!(
+                "app.kubernetes.io/component=proxy,frontdesk.dev/gateway={gateway}"
+            )),
         }
     }
 
-    /// Log lines of the controller(s) (local only; kind's logs are dumped by the script).
+    /// The log of the controller (every replica's, in kind).
     pub fn controller_log(&self) -> String {
         match self {
             Target::Local(l) => l.controller.as_ref().map(Process::log).unwrap_or_default(),
-            Target::Kind(_) => String::new(),
+            Target::Kind(k) => k
+                .logs("app.kubernetes.io/component=controller")
+                .into_iter()
+                .map(|(_, log)| log)
+                .collect(),
         }
     }
 }
@@ -501,6 +512,20 @@ impl Kind {
         object["status"]["conditions"].as_array().cloned()
     }
 
+    /// The logs of the release's pods matching `selector`, by pod.
+    fn logs(&self, selector: &str) -> Vec<(String, String)> {
+        let pods = self.kubectl_in(
+            &self.release_namespace,
+            &["get", "pods", "-l", selector, "-o", "name"],
+        );
+        pods.lines()
+            .map(|pod| {
+                let log = self.kubectl_in(&self.release_namespace, &["logs", pod, "--tail=-1"]);
+                (pod.to_string(), log)
+            })
+            .collect()
+    }
+
     fn helm_upgrade(&self) {
         self.run(
             "helm",
@@ -510,7 +535,7 @@ impl Kind {
                 &self.chart.display().to_string(),
                 "-n",
                 &self.release_namespace,
-                "--reuse-values",
+                "--reset-then-reuse-values",
                 "--wait",
                 "--timeout=5m",
             ],

@@ -292,11 +292,7 @@ async fn credentials_rotate_without_downtime() {
         "a proxy was refused after the rotation:\n{log}"
     );
     // The replicas that took v2 reconnected, with the files they had just reloaded.
-    for (proxy, log) in t
-        .proxy_logs()
-        .into_iter()
-        .filter(|(p, _)| p.starts_with("default"))
-    {
+    for (proxy, log) in t.proxy_logs("default") {
         assert!(
             log.contains("TLS credentials changed on disk"),
             "{proxy} reconnected with the rotated files:\n{log}"

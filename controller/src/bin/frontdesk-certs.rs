@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let not_due = loaded
         .state
         .as_ref()
-        .filter(|s| cli.if_due && !s.due(now, &policy));
+        .filter(|s| cli.if_due && loaded.complete && !s.due(now, &policy));
     if let Some(state) = not_due {
         tracing::info!(
             expires_in_days = (state.expires_at - now) / 86400,
