@@ -54,7 +54,7 @@ fn programmed(
         return (
             false,
             "Invalid",
-            "the Route is not accepted, so no proxy serves it".into(),
+            "not accepted, so no proxy serves it".into(),
         );
     }
     if progress.is_empty() {

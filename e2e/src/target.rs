@@ -69,6 +69,20 @@ impl Target {
         )
     }
 
+    /// A manifest users copy from examples/ (written for namespace `default`), in this
+    /// scenario's namespace.
+    pub fn example(&self, file: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(file);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.replace(
+            "namespace: default",
+            &format!("namespace: {}", self.namespace()),
+        )
+    }
+
     /// The demo backends (products, reviews, inventory) as Services in the namespace.
     pub fn apply_backends(&self) {
         match self {

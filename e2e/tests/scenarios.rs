@@ -108,6 +108,20 @@ fn problem(a: &Answer) -> serde_json::Value {
     serde_json::from_str(&a.body).unwrap()
 }
 
+/// The first Route the chart's notes suggest (examples/kubernetes/hello-route.yaml).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_route_of_the_install_notes_serves() {
+    let t = Target::start("hello");
+    t.apply("hello", &t.example("kubernetes/hello-route.yaml"));
+    until_body(
+        &t,
+        &format!("{}/hello", t.gateway("default")),
+        "hello from frontdesk\n",
+    )
+    .await;
+    until_condition(&t, "Route", "hello", "Accepted", "True").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_reach_service_backends_on_every_replica() {
     let t = Target::start("routes");
@@ -135,6 +149,12 @@ async fn routes_reach_service_backends_on_every_replica() {
 
     until_condition(&t, "Route", "shop", "Accepted", "True").await;
     until_condition(&t, "Route", "shop", "ResolvedRefs", "True").await;
+    if t.name() == "kind" {
+        // Written by the leader once every proxy of the gateway, whichever controller replica
+        // it streams from, acknowledged the snapshot (progress ConfigMaps, the Lease).
+        let (_, message) = until_condition(&t, "Route", "shop", "Programmed", "True").await;
+        assert!(message.contains("proxies of gateway default"), "{message}");
+    }
     // Another gateway does not serve it.
     let a = get(&format!("{}/api/products/1", t.gateway("partner"))).await;
     assert!(
