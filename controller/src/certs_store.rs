@@ -272,4 +272,120 @@ mod tests {
         let err = store.load().await.err().unwrap().to_string();
         assert!(err.contains("does not parse"), "{err}");
     }
+
+    /// The Kubernetes side, against kube's mock service: the calls it makes are exactly those
+    /// the chart's Role grants (get, create; update is a PUT at the version read), and a
+    /// concurrent writer is reported, not overwritten.
+    #[tokio::test]
+    async fn secrets_are_read_then_created_or_replaced_at_the_version_read() {
+        use http::{Method, Request, Response, StatusCode};
+        use kube::client::Body;
+
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "fd");
+        let store = Store::Secrets {
+            api: Box::new(Api::namespaced(client, "fd")),
+            prefix: "frontdesk".into(),
+        };
+        let not_found = || {
+            let status = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "NotFound", "code": 404, "message": "not found"});
+            let mut r = Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r
+        };
+        let echo = |body: Vec<u8>, version: &str| {
+            let mut secret: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            secret["metadata"]["resourceVersion"] = version.into();
+            Response::new(Body::from(serde_json::to_vec(&secret).unwrap()))
+        };
+
+        // First run: nothing there; three creates, the CA first.
+        let (state, issued, _) =
+            crate::certs::rotate(None, 1_800_000_000, &POLICY, &["x".into()]).unwrap();
+        let run = tokio::spawn(async move {
+            let loaded = store.load().await.unwrap();
+            assert!(loaded.state.is_none());
+            store.save(&loaded, &state, &issued).await.unwrap();
+            store
+        });
+        let mut calls = Vec::new();
+        for _ in 0..6 {
+            let (req, send) = handle.next_request().await.expect("a request");
+            let (method, path) = (req.method().clone(), req.uri().path().to_string());
+            calls.push(format!(
+                "{method} {}",
+                path.trim_start_matches("/api/v1/namespaces/fd/")
+            ));
+            if method == Method::GET {
+                send.send_response(not_found());
+            } else {
+                let body = req.into_body().collect_bytes().await.unwrap().to_vec();
+                let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                if path.ends_with("secrets") && sent["metadata"]["name"] != "frontdesk-ca" {
+                    assert_eq!(sent["type"], "kubernetes.io/tls");
+                    let data = sent["data"].as_object().unwrap();
+                    assert!(
+                        ["tls.crt", "tls.key", "ca.crt"]
+                            .iter()
+                            .all(|k| data.contains_key(*k))
+                    );
+                }
+                send.send_response(echo(body, "1"));
+            }
+        }
+        let store = run.await.unwrap();
+        assert_eq!(
+            calls,
+            [
+                "GET secrets/frontdesk-ca",
+                "POST secrets",
+                "GET secrets/frontdesk-controller-tls",
+                "POST secrets",
+                "GET secrets/frontdesk-proxy-tls",
+                "POST secrets",
+            ]
+        );
+
+        // Next run: the CA Secret is there at version 7, but changes before the write.
+        let (state, issued, _) =
+            crate::certs::rotate(None, 1_800_000_000, &POLICY, &["x".into()]).unwrap();
+        let stored = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "frontdesk-ca", "namespace": "fd", "resourceVersion": "7"},
+            "data": {"state.json": base64_of(&state.to_json())}});
+        let run = tokio::spawn(async move {
+            let loaded = store.load().await.unwrap();
+            assert!(loaded.state.is_some() && !loaded.complete);
+            store.save(&loaded, &state, &issued).await
+        });
+        let (req, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            req.uri().path(),
+            "/api/v1/namespaces/fd/secrets/frontdesk-ca"
+        );
+        send.send_response(Response::new(Body::from(
+            serde_json::to_vec(&stored).unwrap(),
+        )));
+        for _ in 0..2 {
+            let (_, send) = handle.next_request().await.unwrap();
+            send.send_response(not_found());
+        }
+        let (req, send) = handle.next_request().await.unwrap();
+        assert_eq!(req.method(), Method::PUT, "a replace, at the version read");
+        let body = req.into_body().collect_bytes().await.unwrap();
+        let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent["metadata"]["resourceVersion"], "7");
+        let conflict = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": "Conflict", "code": 409, "message": "the object has been modified"});
+        let mut r = Response::new(Body::from(serde_json::to_vec(&conflict).unwrap()));
+        *r.status_mut() = StatusCode::CONFLICT;
+        send.send_response(r);
+        let err = run.await.unwrap().unwrap_err().to_string();
+        assert!(err.contains("another rotation ran"), "{err}");
+    }
+
+    fn base64_of(bytes: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
 }
