@@ -78,17 +78,8 @@ def values_files() -> list[Path]:
 def render(values: dict) -> list[dict]:
     """The chart's objects (templates, not CRDs), as `helm install` would create them."""
     out = chart().render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
-    docs = []
-    for path, text in sorted(out.items()):
-        if not path.endswith(".yaml"):
-            continue
-        for doc in yaml.safe_load_all(text):
-            if doc:
-                doc.setdefault("metadata", {}).setdefault("annotations", {})
-                if not doc["metadata"]["annotations"]:
-                    del doc["metadata"]["annotations"]
-                docs.append((path, doc))
-    return [d for _, d in docs]
+    return [doc for path, text in sorted(out.items()) if path.endswith(".yaml")
+            for doc in yaml.safe_load_all(text) if doc]
 
 
 def crds() -> list[dict]:
@@ -244,6 +235,13 @@ def split_manifests(files: list[Path]) -> tuple[dict[str, list[tuple[str, dict]]
     return custom, builtin
 
 
+def check_jsonschema(schema_file: Path, instances: list[str]) -> subprocess.CompletedProcess:
+    """The check-jsonschema command of the venv, on instance files."""
+    cli = Path(sys.executable).parent / "check-jsonschema"
+    return subprocess.run([str(cli), "--schemafile", str(schema_file), *instances],
+                          capture_output=True, text=True)
+
+
 def check_custom_resources() -> str:
     """Every Route, Policy and Aggregate in examples/ and e2e/, with check-jsonschema."""
     custom, _ = split_manifests(manifest_files())
@@ -263,10 +261,7 @@ def check_custom_resources() -> str:
                 path.parent.mkdir(exist_ok=True)
                 path.write_text(json.dumps(doc))
                 instances.append(str(path))
-            result = subprocess.run(
-                [str(Path(sys.executable).parent / "check-jsonschema"), "--schemafile", str(schema_file), *instances],
-                capture_output=True, text=True,
-            )
+            result = check_jsonschema(schema_file, instances)
             if result.returncode != 0:
                 raise AssertionError(f"{kind}:\n{result.stdout}{result.stderr}")
             count += len(docs)
@@ -278,10 +273,7 @@ def check_custom_resources() -> str:
         schema_file.write_text(json.dumps(schemas["Route"]))
         instance = Path(tmp) / "bad-route.json"
         instance.write_text(json.dumps(bad))
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "check-jsonschema"), "--schemafile", str(schema_file), str(instance)],
-            capture_output=True, text=True,
-        )
+        result = check_jsonschema(schema_file, [str(instance)])
         if result.returncode == 0 or "matchs" not in result.stdout + result.stderr:
             raise AssertionError(f"a Route with 'matchs' passed the CRD schema: {result.stdout}")
     return f"{count} custom resources ({', '.join(f'{k}: {len(v)}' for k, v in sorted(custom.items()))}); a misspelled field is refused"

@@ -310,7 +310,7 @@ fn issue(state: &State, now: i64, controller_names: &[String]) -> Result<Issued,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use std::sync::Arc;
@@ -319,7 +319,8 @@ mod tests {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-    const POLICY: Policy = Policy {
+    /// 90-day certificates renewed 30 days ahead, promotion at most hourly.
+    pub(crate) const POLICY: Policy = Policy {
         validity: 90 * 86400,
         renew_before: 30 * 86400,
         min_promotion_interval: 3600,

@@ -237,13 +237,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::{Policy, rotate};
-
-    const POLICY: Policy = Policy {
-        validity: 90 * 86400,
-        renew_before: 30 * 86400,
-        min_promotion_interval: 3600,
-    };
+    use crate::certs::rotate;
+    use crate::certs::tests::POLICY;
 
     #[tokio::test]
     async fn files_round_trip_privately_and_a_missing_set_is_incomplete() {

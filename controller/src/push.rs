@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use frontdesk_wire::tls::Reload;
 use frontdesk_wire::{ChannelBody, LineDecoder, MAX_MESSAGE_BYTES, STREAM_PATH, ToController};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either, Full};
@@ -41,21 +40,6 @@ pub struct PushServer {
 /// The controller's TLS credentials, reloaded when the mounted files are rotated.
 pub type ServerTls = frontdesk_wire::tls::Reloading<rustls::ServerConfig>;
 
-/// The acceptor for one new connection, with the current credentials.
-fn acceptor(tls: &ServerTls) -> TlsAcceptor {
-    let (config, outcome) = tls.current();
-    match outcome {
-        Reload::Unchanged => {}
-        Reload::Reloaded => {
-            tracing::info!("TLS credentials changed on disk; new connections use them")
-        }
-        Reload::Failed(e) => {
-            tracing::warn!(error = %e, "the TLS files changed but do not load; keeping the previous credentials")
-        }
-    }
-    TlsAcceptor::from(config)
-}
-
 /// Accepts proxies forever.
 pub async fn serve(listener: TcpListener, tls: Option<Arc<ServerTls>>, server: Arc<PushServer>) {
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -75,7 +59,7 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<ServerTls>>, server: A
         };
         let _ = stream.set_nodelay(true);
         let server = server.clone();
-        let tls = tls.as_ref().map(|t| acceptor(t));
+        let tls = tls.as_ref().map(|t| TlsAcceptor::from(t.for_connection()));
         tokio::spawn(async move {
             let _permit = permit;
             match tls {

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -154,9 +154,21 @@ pub async fn get(
     client: &Client<HttpConnector, Empty<Bytes>>,
     url: &str,
 ) -> Result<Answer, String> {
-    let req = Request::get(url)
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
+    send(client, Method::GET, url, &[]).await
+}
+
+/// A request without a body, with `headers`, answered within 5 s; any failure is an `Err`.
+pub async fn send(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<Answer, String> {
+    let mut req = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
     let resp = tokio::time::timeout(Duration::from_secs(5), client.request(req))
         .await
         .map_err(|_| "timed out".to_string())?

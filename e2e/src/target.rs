@@ -58,29 +58,21 @@ impl Target {
 
     /// A scenario manifest from e2e/scenarios, in this scenario's namespace.
     pub fn manifest(&self, file: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("scenarios")
-            .join(file);
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        text.replace(
-            MANIFEST_NAMESPACE,
-            &format!("namespace: {}", self.namespace()),
-        )
+        self.read_into_namespace(&format!("scenarios/{file}"), MANIFEST_NAMESPACE)
     }
 
     /// A manifest users copy from examples/ (written for namespace `default`), in this
     /// scenario's namespace.
     pub fn example(&self, file: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples")
-            .join(file);
+        self.read_into_namespace(&format!("../examples/{file}"), "namespace: default")
+    }
+
+    /// A file (relative to e2e/) with `namespace` lines moved to this scenario's namespace.
+    fn read_into_namespace(&self, file: &str, namespace_line: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        text.replace(
-            "namespace: default",
-            &format!("namespace: {}", self.namespace()),
-        )
+        text.replace(namespace_line, &format!("namespace: {}", self.namespace()))
     }
 
     /// The demo backends (products, reviews, inventory) as Services in the namespace.
@@ -249,12 +241,14 @@ pub struct Local {
 struct LocalProxy {
     id: String,
     gateway: String,
+    args: Vec<String>,
     process: Process,
     addr: SocketAddr,
 }
 
 impl Local {
-    fn start(scenario: &str) -> Local {
+    /// The local target without `FRONTDESK_E2E_TARGET`, for checks only processes allow.
+    pub fn start(scenario: &str) -> Local {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().to_path_buf();
         std::fs::create_dir_all(path.join("manifests")).unwrap();
@@ -313,6 +307,7 @@ impl Local {
             local.proxies.push(LocalProxy {
                 gateway: gateway.to_string(),
                 process: Process::spawn("frontdesk-proxy", &args, path.join(format!("{id}.log"))),
+                args,
                 addr,
                 id,
             });
@@ -335,6 +330,15 @@ impl Local {
             "frontdesk-certs failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Restarts every proxy (same ports, state dir and files), as a new pod would start.
+    pub fn restart_proxies(&mut self) {
+        for p in &mut self.proxies {
+            p.process.kill();
+            let log = self.dir.path().join(format!("{}.log", p.id));
+            p.process = Process::spawn("frontdesk-proxy", &p.args, log);
+        }
     }
 
     fn restart_controller(&mut self) {

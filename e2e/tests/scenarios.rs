@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use frontdesk_e2e::target::Target;
 use frontdesk_e2e::{client, eventually};
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::{HeaderMap, Method, StatusCode};
 
 /// How long a change may take to show: local processes reload in milliseconds; a cluster
 /// schedules pods and watches through the API server.
@@ -29,20 +27,12 @@ struct Answer {
 }
 
 async fn send(method: Method, url: &str, headers: &[(&str, &str)]) -> Option<Answer> {
-    let mut req = Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req.body(Empty::<Bytes>::new()).ok()?;
-    let resp = tokio::time::timeout(Duration::from_secs(5), client().request(req))
+    let (status, headers, body) = frontdesk_e2e::send(&client(), method, url, headers)
         .await
-        .ok()?
         .ok()?;
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await.ok()?.to_bytes();
     Some(Answer {
-        status: parts.status,
-        headers: parts.headers,
+        status,
+        headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use frontdesk_snapshot::Snapshot;
-use frontdesk_wire::tls::Reload;
 use frontdesk_wire::{
     ChannelBody, LineDecoder, MAX_MESSAGE_BYTES, STREAM_PATH, ToController, ToProxy,
 };
@@ -213,18 +212,7 @@ impl Subscriber {
         match &self.endpoint.tls {
             None => self.stream(tcp, backoff).await,
             Some((credentials, name)) => {
-                let (config, outcome) = credentials.current();
-                match outcome {
-                    Reload::Unchanged => {}
-                    Reload::Reloaded => {
-                        tracing::info!("TLS credentials changed on disk; using them")
-                    }
-                    Reload::Failed(e) => tracing::warn!(
-                        error = %e,
-                        "the TLS files changed but do not load; keeping the previous credentials"
-                    ),
-                }
-                let connector = tokio_rustls::TlsConnector::from(config);
+                let connector = tokio_rustls::TlsConnector::from(credentials.for_connection());
                 let tls =
                     tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name.clone(), tcp))
                         .await

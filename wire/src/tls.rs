@@ -143,6 +143,22 @@ impl<T> Reloading<T> {
         (state.config.clone(), outcome)
     }
 
+    /// [`Reloading::current`] for a connection being made or accepted: what changed is logged.
+    pub fn for_connection(&self) -> Arc<T> {
+        let (config, outcome) = self.current();
+        match outcome {
+            Reload::Unchanged => {}
+            Reload::Reloaded => {
+                tracing::info!("TLS credentials changed on disk; new connections use them")
+            }
+            Reload::Failed(e) => tracing::warn!(
+                error = %e,
+                "the TLS files changed but do not load; keeping the previous credentials"
+            ),
+        }
+        config
+    }
+
     /// Looks at the files now, whenever they were last read.
     pub fn check_now(&self) -> Reload {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -95,11 +95,73 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* The gateways to run: `gateways`, or one named default when it is empty. */}}
+{{/*
+The gateways to run, each with its effective settings (its entry merged over `proxy`), as
+YAML: `gateways`, or one named default when it is empty.
+*/}}
 {{- define "frontdesk.gateways" -}}
-{{- if .Values.gateways -}}
-{{- toYaml .Values.gateways -}}
-{{- else -}}
-default: {}
+{{- $gateways := dict -}}
+{{- range $name, $override := (.Values.gateways | default (dict "default" dict)) -}}
+{{- $_ := set $gateways $name (mergeOverwrite (deepCopy $.Values.proxy) (deepCopy ($override | default dict))) -}}
 {{- end -}}
+{{- toYaml $gateways -}}
+{{- end -}}
+
+{{/* The pod of the certs Job and CronJob: (list $ ifDue) */}}
+{{- define "frontdesk.certsPod" -}}
+{{- $root := index . 0 -}}
+{{- $fullname := include "frontdesk.fullname" $root -}}
+{{- $service := include "frontdesk.controllerService" $root -}}
+metadata:
+  labels:
+    {{- include "frontdesk.selector" (list $root "certs") | nindent 4 }}
+spec:
+  serviceAccountName: {{ $fullname }}-certs
+  restartPolicy: OnFailure
+  {{- include "frontdesk.imagePullSecrets" $root | nindent 2 }}
+  securityContext:
+    {{- include "frontdesk.podSecurityContext" $root | nindent 4 }}
+  containers:
+    - name: certs
+      image: {{ include "frontdesk.image" (list $root $root.Values.controller.image.repository) }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      command: [/usr/local/bin/frontdesk-certs]
+      args:
+        - --secret-prefix={{ $fullname }}
+        - --dns-name={{ $service }}
+        - --dns-name={{ $service }}.{{ $root.Release.Namespace }}
+        - --dns-name={{ $service }}.{{ $root.Release.Namespace }}.svc
+        - --dns-name={{ $service }}.{{ $root.Release.Namespace }}.svc.cluster.local
+        - --validity={{ $root.Values.channel.certificateValidity }}
+        - --renew-before={{ $root.Values.channel.renewBefore }}
+        - --min-promotion-interval={{ $root.Values.channel.minPromotionInterval }}
+        {{- if index . 1 }}
+        - --if-due
+        {{- end }}
+      env:
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+      resources:
+        {{- toYaml $root.Values.channel.resources | nindent 8 }}
+      securityContext:
+        {{- include "frontdesk.containerSecurityContext" $root | nindent 8 }}
+{{- end -}}
+
+{{/* What the controller reads in the namespaces it watches (controller-rbac.yaml). */}}
+{{- define "frontdesk.controllerWatchRules" -}}
+- apiGroups: [frontdesk.dev]
+  resources: [routes, policies, aggregates]
+  verbs: [get, list, watch]
+- apiGroups: [frontdesk.dev]
+  resources: [routes/status, policies/status, aggregates/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [services, secrets]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
 {{- end -}}
