@@ -5,9 +5,11 @@
 //! builds every binary first); a missing one fails the test with a message, never skips it.
 #![forbid(unsafe_code)]
 
+pub mod ports;
 pub mod target;
 
-use std::net::{SocketAddr, TcpListener};
+pub use ports::free_port;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,13 +35,6 @@ pub fn bin(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// A child process, killed on drop, its stderr kept in a file.

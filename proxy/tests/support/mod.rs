@@ -2,7 +2,7 @@
 //! HTTP client. Shared by the integration tests; each test file uses part of it.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,12 +17,9 @@ use hyper_util::rt::TokioExecutor;
 pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 pub type TestClient = Client<HttpConnector, TestBody>;
 
-pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+#[path = "../../../e2e/src/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// A running proxy process; killed on drop.
 pub struct ProxyProcess {
