@@ -94,9 +94,7 @@ pub async fn run(
         typed_apis::<Secret>(&client, ns),
         &changed,
         (),
-        watcher::Config::default()
-            .fields(SECRETS_FIELDS)
-            .labels(SECRETS_LABELS),
+        secrets_watch(),
     );
     let services = watch_kind(
         typed_apis::<Service>(&client, ns),
@@ -429,6 +427,13 @@ async fn status_loop(
 const SECRETS_FIELDS: &str = "type!=helm.sh/release.v1";
 const SECRETS_LABELS: &str = "app.kubernetes.io/managed-by!=frontdesk-certs";
 
+/// The Secret watch leaves out, on the server's side, what it must not cache.
+fn secrets_watch() -> watcher::Config {
+    watcher::Config::default()
+        .fields(SECRETS_FIELDS)
+        .labels(SECRETS_LABELS)
+}
+
 /// Label of the replicas' progress ConfigMaps; its value is the Lease's name.
 const PROGRESS_LABEL: &str = "frontdesk.dev/controller-progress";
 /// A replica that has not refreshed its progress for this long is taken for gone.
@@ -678,6 +683,33 @@ mod tests {
             serde_json::to_vec(&sent).unwrap(),
         )));
         task.abort();
+    }
+
+    #[tokio::test]
+    async fn the_secret_watch_asks_the_server_to_leave_out_release_records_and_channel_credentials()
+    {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let namespaces = ["team-a".to_string()];
+        let stores = watch_kind(
+            typed_apis::<Secret>(&client, &namespaces),
+            &Arc::new(Notify::new()),
+            (),
+            secrets_watch(),
+        );
+        assert_eq!(stores.len(), 1);
+        let (request, _send) = handle.next_request().await.expect("a list request");
+        assert_eq!(request.method(), http::Method::GET);
+        assert_eq!(request.uri().path(), "/api/v1/namespaces/team-a/secrets");
+        let query: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(query["fieldSelector"], "type!=helm.sh/release.v1");
+        assert_eq!(
+            query["labelSelector"],
+            "app.kubernetes.io/managed-by!=frontdesk-certs"
+        );
     }
 
     #[tokio::test]
