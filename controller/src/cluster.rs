@@ -11,15 +11,17 @@
 //! - Every replica compiles and serves snapshots; only the holder of the `frontdesk-controller`
 //!   Lease writes status (server-side apply, field manager `frontdesk-controller`) and Events.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use frontdesk_crds::ObjectStatus;
+use frontdesk_crds::last_accepted::LastAccepted;
+use frontdesk_crds::manifests::{Object, ObjectKey};
 use frontdesk_crds::route::{Route, RouteStatus};
 use frontdesk_crds::{Aggregate, Policy};
-use frontdesk_crds::{Resources, compile};
+use frontdesk_crds::{ObjectStatus, Output};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -236,12 +238,20 @@ fn api_resource(kind: &str) -> ApiResource {
     }
 }
 
-/// Reads each object of one of our kinds on its own; those that cannot be read become statuses
-/// saying why.
+/// An object of one of our kinds that cannot be read: its status saying why, and what the
+/// last accepted version needs to stand in for it.
+struct Unreadable {
+    status: ObjectStatus,
+    key: ObjectKey,
+    uid: Option<String>,
+}
+
+/// Reads each object of one of our kinds on its own; those that cannot be read are reported
+/// with why.
 fn read_objects<T: DeserializeOwned>(
-    kind: &str,
+    kind: &'static str,
     stores: &[Store<DynamicObject>],
-) -> (Vec<T>, Vec<ObjectStatus>) {
+) -> (Vec<T>, Vec<Unreadable>) {
     let mut objects = Vec::new();
     let mut unreadable = Vec::new();
     for object in stores.iter().flat_map(|s| s.state()) {
@@ -254,9 +264,17 @@ fn read_objects<T: DeserializeOwned>(
                 let name = meta.name.clone().unwrap_or_default();
                 tracing::warn!(%kind, %namespace, %name, %field, %reason, "an object cannot be read; the others are compiled");
                 let generation = meta.generation.unwrap_or(0);
-                unreadable.push(ObjectStatus::unreadable(
-                    kind, &namespace, &name, generation, &field, &reason,
-                ));
+                unreadable.push(Unreadable {
+                    status: ObjectStatus::unreadable(
+                        kind, &namespace, &name, generation, &field, &reason,
+                    ),
+                    key: ObjectKey {
+                        kind,
+                        namespace,
+                        name,
+                    },
+                    uid: meta.uid.clone(),
+                });
             }
         }
     }
@@ -294,22 +312,39 @@ impl Sources {
         }
     }
 
-    /// Everything, with a status for each object that could not be read.
-    fn read(&self) -> (Resources, Vec<ObjectStatus>) {
+    /// Every object by key, and those of our kinds that could not be read.
+    fn read(&self) -> (BTreeMap<ObjectKey, (Object, ())>, Vec<Unreadable>) {
         let (routes, mut unreadable) = read_objects::<Route>("Route", &self.routes);
         let (policies, bad_policies) = read_objects::<Policy>("Policy", &self.policies);
         unreadable.extend(bad_policies);
         let (aggregates, bad_aggregates) = read_objects::<Aggregate>("Aggregate", &self.aggregates);
         unreadable.extend(bad_aggregates);
-        let resources = Resources {
-            routes,
-            aggregates,
-            policies,
-            services: all(&self.services),
-            endpoint_slices: all(&self.slices),
-            secrets: all(&self.secrets),
-        };
-        (resources, unreadable)
+        let boxed = |o: Object| (o.key(), (o, ()));
+        let objects = (routes.into_iter().map(|o| Object::Route(Box::new(o))))
+            .chain(policies.into_iter().map(|o| Object::Policy(Box::new(o))))
+            .chain(
+                aggregates
+                    .into_iter()
+                    .map(|o| Object::Aggregate(Box::new(o))),
+            )
+            .chain(
+                all(&self.services)
+                    .into_iter()
+                    .map(|o| Object::Service(Box::new(o))),
+            )
+            .chain(
+                all(&self.slices)
+                    .into_iter()
+                    .map(|o| Object::EndpointSlice(Box::new(o))),
+            )
+            .chain(
+                all(&self.secrets)
+                    .into_iter()
+                    .map(|o| Object::Secret(Box::new(o))),
+            )
+            .map(boxed)
+            .collect();
+        (objects, unreadable)
     }
 }
 
@@ -323,19 +358,37 @@ async fn compile_loop(
     tracing::info!("initial lists complete; compiling");
     changed.notify_one();
     let mut last: Option<tokio::time::Instant> = None;
+    // A rejected or unreadable generation leaves the last accepted one serving.
+    let mut accepted = LastAccepted::default();
     loop {
         changed.notified().await;
         throttle(&mut last).await;
         let started = Instant::now();
-        let (resources, unreadable) = sources.read();
-        let mut output = compile(&resources);
-        output.statuses.extend(unreadable);
-        output.statuses.sort_by(|a, b| {
-            (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
-        });
+        let output = compile_sources(&sources, &mut accepted);
         crate::record_compile(&push, output, started.elapsed());
         published.notify_one();
     }
+}
+
+/// Compiles what the stores hold, a status for every object, the unreadable ones included.
+fn compile_sources(sources: &Sources, accepted: &mut LastAccepted<()>) -> Output {
+    let (objects, unreadable) = sources.read();
+    let keys: Vec<(ObjectKey, Option<String>)> = unreadable
+        .iter()
+        .map(|u| (u.key.clone(), u.uid.clone()))
+        .collect();
+    let (mut output, fallbacks) = accepted.compile(objects, &keys);
+    for mut u in unreadable {
+        u.status.served_generation = fallbacks
+            .iter()
+            .find(|f| f.key == u.key)
+            .and_then(|f| f.served);
+        output.statuses.push(u.status);
+    }
+    output
+        .statuses
+        .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    output
 }
 
 /// Waits until [`MIN_INTERVAL`] has passed since the last compile (not at all after a quiet
@@ -406,7 +459,8 @@ async fn status_loop(
                     &summaries,
                     &local,
                     &object_key(&s.kind, &s.namespace, &s.name),
-                    s.generation,
+                    // A rejected generation: how far the one served in its place got.
+                    s.served_generation.unwrap_or(s.generation),
                     fresh_after,
                 ),
                 current: current
@@ -631,12 +685,81 @@ mod tests {
         let (routes, unreadable) = read_objects::<Route>("Route", &[writer.as_reader()]);
         assert_eq!(routes.len(), 1);
         assert_eq!(unreadable.len(), 1);
-        let u = &unreadable[0];
+        assert_eq!(unreadable[0].key.to_string(), "Route shop/newer");
+        let u = &unreadable[0].status;
         assert_eq!(
             (u.name.as_str(), u.generation, u.accepted()),
             ("newer", 2, false)
         );
         assert_eq!(u.diagnostics[0].field, "spec.rules[0].mirror");
+    }
+
+    #[test]
+    fn a_rejected_or_unreadable_generation_leaves_the_accepted_one_serving() {
+        let ar = ApiResource::erase::<Route>(&());
+        let mut writer = reflector::store::Writer::new(ar.clone());
+        let sources = Sources {
+            routes: vec![writer.as_reader()],
+            aggregates: vec![],
+            policies: vec![],
+            services: vec![],
+            slices: vec![],
+            secrets: vec![],
+        };
+        let route = |generation: i64, rules: serde_json::Value| {
+            let mut o = DynamicObject::new("r", &ar).within("shop");
+            o.metadata.uid = Some("u1".into());
+            o.metadata.generation = Some(generation);
+            o.data = serde_json::json!({"spec": {"rules": rules}});
+            watcher::Event::Apply(o)
+        };
+        let path = |p: &str| {
+            serde_json::json!([{"matches": [{"path": {"value": p}}],
+                                "backends": [{"url": "http://127.0.0.1:1"}]}])
+        };
+        let served = |out: &Output| {
+            let routes = out.snapshot("default").routes;
+            routes
+                .iter()
+                .flat_map(|r| &r.rules)
+                .flat_map(|r| &r.matches)
+                .map(|m| format!("{:?}", m.path))
+                .collect::<String>()
+        };
+        let mut accepted = LastAccepted::default();
+
+        writer.apply_watcher_event(&route(1, path("/v1")));
+        let out = compile_sources(&sources, &mut accepted);
+        assert!(served(&out).contains("\"/v1\""), "{}", served(&out));
+
+        // Generation 2 is invalid: reported, and generation 1 keeps serving.
+        writer.apply_watcher_event(&route(2, path("no-slash")));
+        let out = compile_sources(&sources, &mut accepted);
+        let status = out.status("Route", "shop", "r").unwrap();
+        assert_eq!(
+            (
+                status.generation,
+                status.accepted(),
+                status.served_generation
+            ),
+            (2, false, Some(1))
+        );
+        assert!(served(&out).contains("\"/v1\""), "{}", served(&out));
+
+        // Generation 3 cannot even be read: the same.
+        let unknown =
+            serde_json::json!([{"backends": [{"url": "http://127.0.0.1:1"}], "mirror": {}}]);
+        writer.apply_watcher_event(&route(3, unknown));
+        let out = compile_sources(&sources, &mut accepted);
+        let status = out.status("Route", "shop", "r").unwrap();
+        assert_eq!((status.generation, status.served_generation), (3, Some(1)));
+        assert!(served(&out).contains("\"/v1\""), "{}", served(&out));
+
+        // Fixed: generation 4 serves.
+        writer.apply_watcher_event(&route(4, path("/v4")));
+        let out = compile_sources(&sources, &mut accepted);
+        assert!(out.status("Route", "shop", "r").unwrap().accepted());
+        assert!(served(&out).contains("/v4") && !served(&out).contains("/v1"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -51,11 +51,18 @@ fn programmed(
     progress: &[GatewayProgress],
 ) -> (bool, &'static str, String) {
     if !computed.accepted() {
-        return (
-            false,
-            "Invalid",
-            "not accepted, so no proxy serves it".into(),
-        );
+        // `progress` then concerns the generation served in its place, if any.
+        let message = match computed.served_generation {
+            Some(served) if progress.is_empty() => {
+                format!("not accepted; proxies keep serving generation {served}")
+            }
+            Some(served) => format!(
+                "not accepted; proxies keep serving generation {served}: {}",
+                progress_message(progress)
+            ),
+            None => "not accepted, so no proxy serves it".into(),
+        };
+        return (false, "Invalid", message);
     }
     if progress.is_empty() {
         return (
@@ -64,7 +71,19 @@ fn programmed(
             "no snapshot carries this generation yet".into(),
         );
     }
-    let message = progress
+    let message = progress_message(progress);
+    if progress.iter().any(|p| p.connected == 0) {
+        (false, "NoProxies", message)
+    } else if progress.iter().all(|p| p.acked == p.connected) {
+        (true, "Programmed", message)
+    } else {
+        (false, "Pending", message)
+    }
+}
+
+/// "2/2 proxies of gateway public at version 17; 1/1 proxies of gateway partner".
+fn progress_message(progress: &[GatewayProgress]) -> String {
+    progress
         .iter()
         .map(|p| match p.version {
             Some(v) => format!(
@@ -77,14 +96,7 @@ fn programmed(
             ),
         })
         .collect::<Vec<_>>()
-        .join("; ");
-    if progress.iter().any(|p| p.connected == 0) {
-        (false, "NoProxies", message)
-    } else if progress.iter().all(|p| p.acked == p.connected) {
-        (true, "Programmed", message)
-    } else {
-        (false, "Pending", message)
-    }
+        .join("; ")
 }
 
 fn condition(
@@ -187,13 +199,16 @@ impl Reconciler {
                 }
             }
             if !o.computed.accepted() && self.evented.get(&key) != Some(&o.computed.generation) {
-                let note = o
+                let mut note = o
                     .computed
                     .diagnostics
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; ");
+                if let Some(served) = o.computed.served_generation {
+                    note.push_str(&format!(" (generation {served} keeps serving)"));
+                }
                 if sink
                     .warn(&key.0, &key.1, &key.2, "Invalid", &note)
                     .await
@@ -384,5 +399,39 @@ mod tests {
         assert_eq!(find(&second, "Accepted").last_transition_time, now(100));
         assert_eq!(find(&second, PROGRAMMED).last_transition_time, now(300));
         assert!(sink.events.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rejected_generation_says_which_one_keeps_serving_and_how_far() {
+        let statuses = compiled();
+        let mut bad = statuses.iter().find(|s| s.name == "bad").unwrap().clone();
+        bad.served_generation = Some(1);
+        let sink = Recorder::default();
+        let mut r = Reconciler::default();
+        let objects = [Observed {
+            computed: &bad,
+            progress: progress(2, 2),
+            current: None,
+        }];
+        r.reconcile(&sink, &objects, &now(100)).await;
+        let written = sink.statuses.lock().unwrap()[0].1.clone();
+        assert_eq!(written.observed_generation, Some(2));
+        assert_eq!(find(&written, "Accepted").status, "False");
+        let p = find(&written, PROGRAMMED);
+        assert_eq!(
+            (p.status.as_str(), p.reason.as_str(), p.message.as_str()),
+            (
+                "False",
+                "Invalid",
+                "not accepted; proxies keep serving generation 1: \
+                 2/2 proxies of gateway public at version 17"
+            )
+        );
+        let events = sink.events.lock().unwrap().clone();
+        assert!(
+            events[0].2.ends_with("(generation 1 keeps serving)"),
+            "{}",
+            events[0].2
+        );
     }
 }

@@ -6,15 +6,16 @@
 //!   object, keeps the objects it had at the last good load (on the first load, its valid
 //!   documents are served);
 //! - an object that is read but invalid (Accepted=False) keeps its last accepted version, when
-//!   it had one; a new invalid object is simply not served.
+//!   it had one ([`LastAccepted`]); a new invalid object is simply not served.
 //!
 //! Everything is reported with file, document, field and reason. No I/O here: the caller hands
 //! in `(file name, text or read error)` pairs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use crate::compile::{Output, compile};
-use crate::manifests::{Object, ObjectKey, Origin, parse_file, resources};
+use crate::compile::Output;
+use crate::last_accepted::LastAccepted;
+use crate::manifests::{Object, ObjectKey, Origin, parse_file};
 
 /// One problem found in an update, located as precisely as possible.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub struct Update {
 #[derive(Default)]
 pub struct Catalog {
     files: HashMap<String, Vec<(Object, Origin)>>,
-    accepted: HashMap<ObjectKey, (Object, Origin)>,
+    accepted: LastAccepted<Origin>,
 }
 
 const KEPT: &str = "previous version kept";
@@ -139,32 +140,27 @@ impl Catalog {
             }
         }
 
-        let mut output = compile(&resources(objects.values().map(|(o, _)| o)));
-        let mut substituted = false;
-        for status in output.statuses.iter().filter(|s| !s.accepted()) {
-            let key = ObjectKey {
-                kind: match status.kind.as_str() {
-                    "Policy" => "Policy",
-                    "Aggregate" => "Aggregate",
-                    _ => "Route",
-                },
-                namespace: status.namespace.clone(),
-                name: status.name.clone(),
+        let origins: HashMap<ObjectKey, Origin> = objects
+            .iter()
+            .map(|(k, (_, origin))| (k.clone(), origin.clone()))
+            .collect();
+        let (output, fallbacks) = self.accepted.compile(objects, &[]);
+        for fallback in fallbacks {
+            let key = &fallback.key;
+            let origin = origins.get(key);
+            let outcome = if fallback.served.is_some() {
+                KEPT
+            } else {
+                DROPPED
             };
-            let origin = objects.get(&key).map(|(_, o)| o.clone());
-            let outcome = match self.accepted.get(&key) {
-                Some(previous) => {
-                    objects.insert(key.clone(), previous.clone());
-                    substituted = true;
-                    KEPT
-                }
-                None => DROPPED,
+            let Some(status) = output.status(key.kind, &key.namespace, &key.name) else {
+                continue;
             };
             for d in &status.diagnostics {
                 problems.push(Problem {
-                    file: origin.as_ref().map(|o| o.file.clone()).unwrap_or_default(),
-                    document: origin.as_ref().map(|o| o.document),
-                    line: origin.as_ref().map(|o| o.line),
+                    file: origin.map(|o| o.file.clone()).unwrap_or_default(),
+                    document: origin.map(|o| o.document),
+                    line: origin.map(|o| o.line),
                     object: Some(key.to_string()),
                     field: Some(d.field.clone()),
                     reason: d.message.clone(),
@@ -172,28 +168,6 @@ impl Catalog {
                 });
             }
         }
-        if substituted {
-            // Statuses still describe what the user wrote; the snapshots serve the last good.
-            let statuses = std::mem::take(&mut output.statuses);
-            output = compile(&resources(objects.values().map(|(o, _)| o)));
-            output.statuses = statuses;
-        }
-        for (key, value) in objects {
-            let accepted = output
-                .status(key.kind, &key.namespace, &key.name)
-                .is_none_or(|s| s.accepted());
-            if accepted {
-                self.accepted.insert(key, value);
-            }
-        }
-        // Objects deleted from the files are forgotten.
-        let present: HashSet<ObjectKey> = self
-            .files
-            .values()
-            .flatten()
-            .map(|(o, _)| o.key())
-            .collect();
-        self.accepted.retain(|k, _| present.contains(k));
         Update {
             output,
             problems,

@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod catalog;
 pub mod compile;
 pub mod diagnostic;
+pub mod last_accepted;
 pub mod manifests;
 pub mod policy;
 pub mod route;

@@ -16,6 +16,10 @@ pub struct ObjectStatus {
     /// Every problem found, with the field it concerns (the conditions' messages summarise them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
+    /// When this generation is rejected or unreadable: the earlier accepted generation the
+    /// proxies keep serving in its place (see [`crate::last_accepted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_generation: Option<i64>,
 }
 
 impl ObjectStatus {
@@ -54,6 +58,7 @@ impl ObjectStatus {
             generation,
             conditions: Vec::new(),
             diagnostics: Vec::new(),
+            served_generation: None,
         }
     }
 
@@ -108,6 +113,7 @@ impl ObjectStatus {
                 diagnostic.to_string(),
             )],
             diagnostics: vec![diagnostic],
+            served_generation: None,
         }
     }
 }

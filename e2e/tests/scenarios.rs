@@ -222,6 +222,25 @@ async fn bad_objects_are_rejected_alone_and_the_rest_serves() {
     assert_eq!(problem(&a)["status"], 503);
     let a = get(&format!("{gw}/broken/x")).await.unwrap();
     assert_eq!(a.status, 404, "the rejected Route serves nothing");
+
+    // A bad edit of a serving Route is reported and takes nothing down: the generation
+    // accepted before keeps serving until the Route is fixed.
+    let manifest = t.manifest("broken.yaml");
+    let bad_edit = manifest.replace("value: /healthy}", "value: healthy}");
+    assert_ne!(bad_edit, manifest);
+    t.apply("broken", &bad_edit);
+    let (_, message) = until_condition(&t, "Route", "healthy", "Accepted", "False").await;
+    assert!(message.contains("must start with '/'"), "{message}");
+    if t.name() == "kind" {
+        let (_, message) = until_condition(&t, "Route", "healthy", "Programmed", "False").await;
+        assert!(message.contains("keep serving generation 1"), "{message}");
+    }
+    for _ in 0..10 {
+        let a = get(&format!("{gw}/healthy")).await.unwrap();
+        assert_eq!((a.status.as_u16(), a.body.as_str()), (200, "healthy"));
+    }
+    t.apply("broken", &manifest);
+    until_condition(&t, "Route", "healthy", "Accepted", "True").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
