@@ -80,7 +80,7 @@ impl Metrics {
         );
         registry.register(
             "push_latency_seconds",
-            "Time from publishing a snapshot version to a proxy acknowledging it",
+            "Time from sending a snapshot version on a proxy's stream to that proxy acknowledging it",
             m.push_latency.clone(),
         );
         Metrics { registry, ..m }

@@ -136,6 +136,16 @@ async fn config_of(proxy: &Proxy) -> Option<u32> {
     headers.get("x-config")?.to_str().ok()?.parse().ok()
 }
 
+/// A proxy's /status (in cluster mode: the snapshot stream's state).
+async fn proxy_channel(proxy: &Proxy) -> serde_json::Value {
+    let (_, _, body) = get(&client(), &format!("http://{}/status", proxy.admin))
+        .await
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status["mode"], "cluster", "{status}");
+    status["channel"].clone()
+}
+
 /// The controller's /status, once it answers.
 async fn controller_status(c: &Controller) -> Option<serde_json::Value> {
     let (_, _, body) = get(&client(), &format!("http://{}/status", c.admin))
@@ -265,6 +275,19 @@ async fn a_snapshot_refused_by_one_proxy_is_nacked_and_the_other_serves_it() {
         "the other proxy is not affected"
     );
     assert!(small.process.log().contains("refused a snapshot"));
+    let channel = proxy_channel(&small).await;
+    assert_eq!(channel["connected"], true, "{channel}");
+    assert_eq!(channel["source"], "controller", "{channel}");
+    assert!(
+        channel["lastRefused"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("--max-snapshot-bytes")),
+        "{channel}"
+    );
+    assert_eq!(
+        channel["version"], st["proxies"]["public"]["small"]["acked"],
+        "/status names the version it serves, the one the controller saw acknowledged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,6 +354,18 @@ async fn proxies_ride_out_controller_restarts_and_restart_from_their_persisted_s
         .unwrap();
     assert_eq!(status, 200, "ready on the persisted snapshot");
     assert!(p1.process.log().contains("serving the persisted snapshot"));
+    let channel = eventually(
+        Duration::from_secs(10),
+        "a failed connection in the proxy's /status",
+        || async {
+            let channel = proxy_channel(&p1).await;
+            channel["lastError"].is_string().then_some(channel)
+        },
+    )
+    .await;
+    assert_eq!(channel["connected"], false, "{channel}");
+    assert_eq!(channel["source"], "persisted", "{channel}");
+    assert_eq!(channel["controller"], format!("localhost:{}", listen.port()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod auth;
 pub mod balancer;
 pub mod body;
+pub mod channel_status;
 pub mod cli;
 pub mod forwarding;
 pub mod metrics;
@@ -109,6 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 runtime: runtime.clone(),
                 metrics: metrics.clone(),
                 admin: admin.clone(),
+                channel: Default::default(),
             }
             .start();
         }

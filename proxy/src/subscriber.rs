@@ -8,8 +8,8 @@
 //! a restarted proxy serves it at once, before (or without) reaching the controller.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::admin::Admin;
+use crate::channel_status::{ChannelStatus, Source};
 use crate::metrics::Metrics;
 use crate::runtime::{Applied, RuntimeHandle};
 
@@ -99,13 +100,24 @@ pub struct Subscriber {
     pub runtime: RuntimeHandle,
     pub metrics: Arc<Metrics>,
     pub admin: Arc<Admin>,
+    /// What `/status` shows; [`Subscriber::start`] fills in the gateway and controller.
+    pub channel: Mutex<ChannelStatus>,
 }
 
 impl Subscriber {
     /// Serves the persisted snapshot, if any, then subscribes in the background.
     pub fn start(self) {
+        let controller = format!("{}:{}", self.endpoint.host, self.endpoint.port);
+        self.report(|c| *c = ChannelStatus::new(&self.gateway, &controller));
         self.restore();
         tokio::spawn(self.run());
+    }
+
+    /// Records a change of the stream's state and publishes it on `/status`.
+    fn report(&self, change: impl FnOnce(&mut ChannelStatus)) {
+        let mut channel = self.channel.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut channel);
+        self.admin.status.store(Arc::new(channel.to_json()));
     }
 
     fn state_file(&self) -> Option<PathBuf> {
@@ -139,6 +151,8 @@ impl Subscriber {
         match restored {
             Ok(applied) => {
                 tracing::info!(path = %path.display(), ?applied, "serving the persisted snapshot until the controller answers");
+                let version = self.runtime.load().version();
+                self.report(|c| c.serving(version, Source::Persisted));
                 self.admin.ready.store(true, Ordering::Release);
             }
             Err(e) => {
@@ -178,13 +192,18 @@ impl Subscriber {
     async fn run(self) {
         let mut backoff = Backoff::default();
         loop {
-            match self.session(&mut backoff).await {
-                Ok(()) => tracing::warn!("the controller closed the snapshot stream"),
-                Err(e) => {
-                    tracing::warn!(controller = %self.endpoint.host, error = %e, "snapshot stream failed")
+            let error = match self.session(&mut backoff).await {
+                Ok(()) => {
+                    tracing::warn!("the controller closed the snapshot stream");
+                    None
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(controller = %self.endpoint.host, error = %e, "snapshot stream failed");
+                    Some(e)
+                }
+            };
             self.metrics.controller_connected.set(0);
+            self.report(|c| c.disconnected(error, unix_now()));
             let wait = backoff.next();
             tracing::info!(
                 wait_ms = wait.as_millis() as u64,
@@ -252,6 +271,7 @@ impl Subscriber {
             return Err(format!("the controller answered {}", resp.status()));
         }
         self.metrics.controller_connected.set(1);
+        self.report(|c| c.connected(unix_now()));
         let mut handled_any = false;
         tracing::info!(gateway = %self.gateway, proxy = %self.proxy_id, "subscribed to the controller");
         let mut body = resp.into_body();
@@ -281,6 +301,7 @@ impl Subscriber {
     async fn refuse(&self, version: u64, reason: String, acks: &mpsc::Sender<Bytes>) {
         self.metrics.config_reload_failures.inc();
         tracing::error!(version, %reason, "refused a message from the controller; the current snapshot keeps serving");
+        self.report(|c| c.refused(version, &reason, unix_now()));
         let _ = acks
             .send(frontdesk_wire::encode(&ToController::Nack {
                 version,
@@ -319,16 +340,24 @@ impl Subscriber {
                     "serving snapshot from the controller"
                 );
                 self.admin.ready.store(true, Ordering::Release);
+                self.report(|c| c.serving(version, Source::Controller));
                 ToController::Ack { version }
             }
             Err(reason) => {
                 self.metrics.config_reload_failures.inc();
                 tracing::error!(version, %reason, "refused a snapshot; the current one keeps serving");
+                self.report(|c| c.refused(version, &reason, unix_now()));
                 ToController::Nack { version, reason }
             }
         };
         let _ = acks.send(frontdesk_wire::encode(&reply)).await;
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Exponential backoff with full jitter: 100 ms doubling up to 5 s.
