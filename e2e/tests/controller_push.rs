@@ -365,7 +365,10 @@ async fn proxies_ride_out_controller_restarts_and_restart_from_their_persisted_s
     .await;
     assert_eq!(channel["connected"], false, "{channel}");
     assert_eq!(channel["source"], "persisted", "{channel}");
-    assert_eq!(channel["controller"], format!("localhost:{}", listen.port()));
+    assert_eq!(
+        channel["controller"],
+        format!("localhost:{}", listen.port())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
