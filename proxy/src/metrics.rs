@@ -30,6 +30,13 @@ pub struct RouteLabels {
     pub route: RouteId,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LocalReplyLabels {
+    pub route: RouteId,
+    /// The problem's `type` slug (`no-endpoints`, `upstream-timeout`...).
+    pub r#type: &'static str,
+}
+
 /// How an authentication/authorization check ended.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -94,6 +101,7 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     pub registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
+    pub local_replies: Family<LocalReplyLabels, Counter>,
     pub request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub active_connections: Gauge,
@@ -114,6 +122,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("frontdesk");
         let m = Metrics {
             requests: Family::default(),
+            local_replies: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             upstream_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             active_connections: Gauge::default(),
@@ -163,6 +172,11 @@ impl Metrics {
             "requests",
             "Requests answered, by rule (`none` when no rule matched) and status",
             m.requests.clone(),
+        );
+        registry.register(
+            "local_replies",
+            "Answers the proxy made itself (problem+json), by rule and problem type; the rest of `requests` came from backends",
+            m.local_replies.clone(),
         );
         registry.register(
             "request_duration_seconds",

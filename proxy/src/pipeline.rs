@@ -30,7 +30,7 @@ use crate::auth::Denied;
 use crate::balancer::Balancer;
 use crate::body::{Observed, OnComplete, ProxyBody, full};
 use crate::forwarding::{X_REQUEST_ID, add_forwarded, ensure_request_id, remove_hop_by_hop};
-use crate::metrics::{Metrics, RequestLabels, RouteId, RouteLabels};
+use crate::metrics::{LocalReplyLabels, Metrics, RequestLabels, RouteId, RouteLabels};
 use crate::problem::{Problem, ProblemKind};
 use crate::request_target::{self, Target};
 use crate::route_table::RequestView;
@@ -128,8 +128,16 @@ impl Proxy {
             Ok(target) => self.route(req, target, &mut ex).await,
             Err(reason) => Err(Problem::new(ProblemKind::BadRequest, reason)),
         };
-        let resp =
-            answer.unwrap_or_else(|p| p.into_response(ex.request_id.to_str().unwrap_or_default()));
+        let resp = answer.unwrap_or_else(|p| {
+            self.metrics
+                .local_replies
+                .get_or_create(&LocalReplyLabels {
+                    route: ex.route.clone(),
+                    r#type: p.kind.slug(),
+                })
+                .inc();
+            p.into_response(ex.request_id.to_str().unwrap_or_default())
+        });
         self.finish(resp, ex)
     }
 

@@ -99,6 +99,23 @@ async fn upstream_failures_are_problem_json() {
         metrics.contains(r#"frontdesk_requests_total{route="none",status="404"} 1"#),
         "{metrics}"
     );
+    // The proxy's own answers are told apart from the backends' by type.
+    for line in [
+        r#"frontdesk_local_replies_total{route="test/errors/slow",type="upstream-timeout"} 1"#,
+        r#"frontdesk_local_replies_total{route="test/errors/dead",type="upstream-unavailable"} 1"#,
+        r#"frontdesk_local_replies_total{route="test/errors/empty-service",type="no-endpoints"} 1"#,
+        r#"frontdesk_local_replies_total{route="none",type="no-route"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains(r#"frontdesk_requests_total{route="test/errors/ok",status="503"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"frontdesk_local_replies_total{route="test/errors/ok""#),
+        "a backend's own 503 is not a local reply: {metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
