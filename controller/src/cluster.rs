@@ -319,31 +319,28 @@ impl Sources {
         unreadable.extend(bad_policies);
         let (aggregates, bad_aggregates) = read_objects::<Aggregate>("Aggregate", &self.aggregates);
         unreadable.extend(bad_aggregates);
-        let boxed = |o: Object| (o.key(), (o, ()));
-        let objects = (routes.into_iter().map(|o| Object::Route(Box::new(o))))
-            .chain(policies.into_iter().map(|o| Object::Policy(Box::new(o))))
-            .chain(
-                aggregates
-                    .into_iter()
-                    .map(|o| Object::Aggregate(Box::new(o))),
-            )
-            .chain(
-                all(&self.services)
-                    .into_iter()
-                    .map(|o| Object::Service(Box::new(o))),
-            )
-            .chain(
-                all(&self.slices)
-                    .into_iter()
-                    .map(|o| Object::EndpointSlice(Box::new(o))),
-            )
-            .chain(
-                all(&self.secrets)
-                    .into_iter()
-                    .map(|o| Object::Secret(Box::new(o))),
-            )
-            .map(boxed)
-            .collect();
+        let mut objects = BTreeMap::new();
+        let mut add = |o: Object| {
+            objects.insert(o.key(), (o, ()));
+        };
+        routes
+            .into_iter()
+            .for_each(|o| add(Object::Route(Box::new(o))));
+        policies
+            .into_iter()
+            .for_each(|o| add(Object::Policy(Box::new(o))));
+        aggregates
+            .into_iter()
+            .for_each(|o| add(Object::Aggregate(Box::new(o))));
+        all(&self.services)
+            .into_iter()
+            .for_each(|o| add(Object::Service(Box::new(o))));
+        all(&self.slices)
+            .into_iter()
+            .for_each(|o| add(Object::EndpointSlice(Box::new(o))));
+        all(&self.secrets)
+            .into_iter()
+            .for_each(|o| add(Object::Secret(Box::new(o))));
         (objects, unreadable)
     }
 }

@@ -188,13 +188,7 @@ mod tests {
     }
 
     fn paths(u: &Update) -> Vec<String> {
-        let s = u.output.snapshot("default");
-        s.routes
-            .iter()
-            .flat_map(|r| r.rules.iter())
-            .flat_map(|r| r.matches.iter())
-            .map(|m| format!("{:?}", m.path))
-            .collect()
+        crate::last_accepted::tests::served(&u.output)
     }
 
     #[test]

@@ -156,7 +156,7 @@ fn generation(o: &Object) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::manifests::parse_file;
 
@@ -174,7 +174,8 @@ mod tests {
         (object.key(), (object, ()))
     }
 
-    fn served(output: &Output) -> Vec<String> {
+    /// The paths the default gateway serves (also used by the catalog's tests).
+    pub(crate) fn served(output: &Output) -> Vec<String> {
         output
             .snapshot("default")
             .routes
