@@ -17,7 +17,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use frontdesk_crds::last_accepted::LastAccepted;
+use frontdesk_crds::last_accepted::{LastAccepted, Unreadable};
 use frontdesk_crds::manifests::{Object, ObjectKey};
 use frontdesk_crds::route::{Route, RouteStatus};
 use frontdesk_crds::{Aggregate, Policy};
@@ -238,18 +238,10 @@ fn api_resource(kind: &str) -> ApiResource {
     }
 }
 
-/// An object of one of our kinds that cannot be read: its status saying why, and what the
-/// last accepted version needs to stand in for it.
-struct Unreadable {
-    status: ObjectStatus,
-    key: ObjectKey,
-    uid: Option<String>,
-}
-
 /// Reads each object of one of our kinds on its own; those that cannot be read are reported
 /// with why.
 fn read_objects<T: DeserializeOwned>(
-    kind: &'static str,
+    kind: &str,
     stores: &[Store<DynamicObject>],
 ) -> (Vec<T>, Vec<Unreadable>) {
     let mut objects = Vec::new();
@@ -268,11 +260,6 @@ fn read_objects<T: DeserializeOwned>(
                     status: ObjectStatus::unreadable(
                         kind, &namespace, &name, generation, &field, &reason,
                     ),
-                    key: ObjectKey {
-                        kind,
-                        namespace,
-                        name,
-                    },
                     uid: meta.uid.clone(),
                 });
             }
@@ -313,7 +300,7 @@ impl Sources {
     }
 
     /// Every object by key, and those of our kinds that could not be read.
-    fn read(&self) -> (BTreeMap<ObjectKey, (Object, ())>, Vec<Unreadable>) {
+    fn read(&self) -> (BTreeMap<ObjectKey, Object>, Vec<Unreadable>) {
         let (routes, mut unreadable) = read_objects::<Route>("Route", &self.routes);
         let (policies, bad_policies) = read_objects::<Policy>("Policy", &self.policies);
         unreadable.extend(bad_policies);
@@ -321,7 +308,7 @@ impl Sources {
         unreadable.extend(bad_aggregates);
         let mut objects = BTreeMap::new();
         let mut add = |o: Object| {
-            objects.insert(o.key(), (o, ()));
+            objects.insert(o.key(), o);
         };
         routes
             .into_iter()
@@ -368,24 +355,9 @@ async fn compile_loop(
 }
 
 /// Compiles what the stores hold, a status for every object, the unreadable ones included.
-fn compile_sources(sources: &Sources, accepted: &mut LastAccepted<()>) -> Output {
+fn compile_sources(sources: &Sources, accepted: &mut LastAccepted) -> Output {
     let (objects, unreadable) = sources.read();
-    let keys: Vec<(ObjectKey, Option<String>)> = unreadable
-        .iter()
-        .map(|u| (u.key.clone(), u.uid.clone()))
-        .collect();
-    let (mut output, fallbacks) = accepted.compile(objects, &keys);
-    for mut u in unreadable {
-        u.status.served_generation = fallbacks
-            .iter()
-            .find(|f| f.key == u.key)
-            .and_then(|f| f.served);
-        output.statuses.push(u.status);
-    }
-    output
-        .statuses
-        .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
-    output
+    accepted.compile(objects, unreadable).0
 }
 
 /// Waits until [`MIN_INTERVAL`] has passed since the last compile (not at all after a quiet
@@ -682,8 +654,8 @@ mod tests {
         let (routes, unreadable) = read_objects::<Route>("Route", &[writer.as_reader()]);
         assert_eq!(routes.len(), 1);
         assert_eq!(unreadable.len(), 1);
-        assert_eq!(unreadable[0].key.to_string(), "Route shop/newer");
         let u = &unreadable[0].status;
+        assert_eq!((u.kind.as_str(), u.namespace.as_str()), ("Route", "shop"));
         assert_eq!(
             (u.name.as_str(), u.generation, u.accepted()),
             ("newer", 2, false)

@@ -63,7 +63,7 @@ pub struct Update {
 #[derive(Default)]
 pub struct Catalog {
     files: HashMap<String, Vec<(Object, Origin)>>,
-    accepted: LastAccepted<Origin>,
+    accepted: LastAccepted,
 }
 
 const KEPT: &str = "previous version kept";
@@ -140,11 +140,15 @@ impl Catalog {
             }
         }
 
-        let origins: HashMap<ObjectKey, Origin> = objects
-            .iter()
-            .map(|(k, (_, origin))| (k.clone(), origin.clone()))
+        let mut origins: HashMap<ObjectKey, Origin> = HashMap::new();
+        let objects = objects
+            .into_iter()
+            .map(|(key, (object, origin))| {
+                origins.insert(key.clone(), origin);
+                (key, object)
+            })
             .collect();
-        let (output, fallbacks) = self.accepted.compile(objects, &[]);
+        let (output, fallbacks) = self.accepted.compile(objects, Vec::new());
         for fallback in fallbacks {
             let key = &fallback.key;
             let origin = origins.get(key);

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::compile::{Output, compile};
 use crate::manifests::{Object, ObjectKey, resources};
+use crate::status::ObjectStatus;
 
 /// What happened to an object whose newest version could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,133 +27,105 @@ pub struct Fallback {
     pub served: Option<i64>,
 }
 
-/// The last accepted version of every user object, with whatever the caller keeps beside it
-/// (`M`: the file and document it came from, or nothing).
-pub struct LastAccepted<M> {
-    accepted: HashMap<ObjectKey, (Object, M)>,
+/// An object of ours that could not be read at all: its status saying why (Accepted=False),
+/// and its `uid` when known.
+pub struct Unreadable {
+    pub status: ObjectStatus,
+    pub uid: Option<String>,
 }
 
-impl<M> Default for LastAccepted<M> {
-    fn default() -> Self {
-        LastAccepted {
-            accepted: HashMap::new(),
-        }
-    }
+/// The last accepted version of every Route, Policy and Aggregate.
+#[derive(Default)]
+pub struct LastAccepted {
+    accepted: HashMap<ObjectKey, Object>,
 }
 
 /// The kinds whose versions are kept; Services, EndpointSlices and Secrets are facts about the
 /// cluster, taken as they are.
-fn kept_kind(kind: &str) -> bool {
-    matches!(kind, "Route" | "Policy" | "Aggregate")
+const KEPT_KINDS: [&str; 3] = ["Route", "Policy", "Aggregate"];
+
+/// The key of the object a status is about, when it is of a kept kind.
+fn kept_key(status: &ObjectStatus) -> Option<ObjectKey> {
+    Some(ObjectKey {
+        kind: KEPT_KINDS.into_iter().find(|k| *k == status.kind)?,
+        namespace: status.namespace.clone(),
+        name: status.name.clone(),
+    })
 }
 
-impl<M: Clone> LastAccepted<M> {
+impl LastAccepted {
     /// Compiles `objects` (one per key, as read) with the last accepted version standing in for
-    /// each rejected one and for each of `unreadable` (objects present but not readable, with
-    /// their `uid` when known; their statuses are the caller's). Remembers what was accepted
-    /// and forgets objects that are gone.
+    /// each rejected one and for each of `unreadable`, whose statuses join the output's.
+    /// Remembers what was accepted and forgets objects that are gone.
     pub fn compile(
         &mut self,
-        mut objects: BTreeMap<ObjectKey, (Object, M)>,
-        unreadable: &[(ObjectKey, Option<String>)],
+        mut objects: BTreeMap<ObjectKey, Object>,
+        unreadable: Vec<Unreadable>,
     ) -> (Output, Vec<Fallback>) {
-        let mut output = compile(&resources(objects.values().map(|(o, _)| o)));
-        let rejected: Vec<(ObjectKey, Option<String>)> = output
-            .statuses
-            .iter()
-            .filter(|s| !s.accepted())
+        let mut output = compile(&resources(objects.values()));
+        let rejected = output.statuses.iter().filter(|s| !s.accepted());
+        let unusable: Vec<(ObjectKey, Option<String>)> = rejected
             .filter_map(|s| {
-                let key = ObjectKey {
-                    kind: ["Route", "Policy", "Aggregate"]
-                        .into_iter()
-                        .find(|k| *k == s.kind)?,
-                    namespace: s.namespace.clone(),
-                    name: s.name.clone(),
-                };
-                let uid = uid(&objects.get(&key)?.0);
+                let key = kept_key(s)?;
+                let uid = objects.get(&key)?.metadata().uid.clone();
                 Some((key, uid))
             })
+            .chain(
+                unreadable
+                    .iter()
+                    .filter_map(|u| Some((kept_key(&u.status)?, u.uid.clone()))),
+            )
             .collect();
         let mut fallbacks = Vec::new();
-        for (key, uid) in rejected.iter().chain(unreadable) {
-            let previous = self
-                .accepted
-                .get(key)
-                .filter(|(o, _)| same_object(uid.as_deref(), self::uid(o).as_deref()));
-            let served = previous.map(|(o, _)| generation(o));
+        for (key, uid) in unusable {
+            // A namesake with another uid was deleted and created again: it starts afresh.
+            let previous = self.accepted.get(&key).filter(|o| {
+                let then = o.metadata().uid.as_deref();
+                uid.as_deref()
+                    .zip(then)
+                    .is_none_or(|(now, then)| now == then)
+            });
+            let served = previous.map(|o| o.metadata().generation.unwrap_or(0));
             if let Some(previous) = previous {
                 objects.insert(key.clone(), previous.clone());
             }
-            fallbacks.push(Fallback {
-                key: key.clone(),
-                served,
-            });
+            fallbacks.push(Fallback { key, served });
         }
         if fallbacks.iter().any(|f| f.served.is_some()) {
             // Statuses still describe what the user wrote; the snapshots serve the last good.
             let statuses = std::mem::take(&mut output.statuses);
-            output = compile(&resources(objects.values().map(|(o, _)| o)));
+            output = compile(&resources(objects.values()));
             output.statuses = statuses;
-            for f in &fallbacks {
-                if let Some(status) = output.statuses.iter_mut().find(|s| {
-                    s.kind == f.key.kind && s.namespace == f.key.namespace && s.name == f.key.name
-                }) {
-                    status.served_generation = f.served;
-                }
-            }
         }
-        self.remember(objects, &output, unreadable);
+        output
+            .statuses
+            .extend(unreadable.into_iter().map(|u| u.status));
+        for status in &mut output.statuses {
+            status.served_generation = fallbacks
+                .iter()
+                .find(|f| kept_key(status).is_some_and(|k| k == f.key))
+                .and_then(|f| f.served);
+        }
+        output.statuses.sort_by(|a, b| {
+            (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name))
+        });
+        self.remember(objects, &output);
         (output, fallbacks)
     }
 
-    fn remember(
-        &mut self,
-        objects: BTreeMap<ObjectKey, (Object, M)>,
-        output: &Output,
-        unreadable: &[(ObjectKey, Option<String>)],
-    ) {
-        // Gone from the source: forgotten. Unreadable: still there, keep what we had.
-        self.accepted
-            .retain(|key, _| objects.contains_key(key) || unreadable.iter().any(|(k, _)| k == key));
-        for (key, value) in objects {
-            if !kept_kind(key.kind) {
-                continue;
-            }
+    /// Objects gone from the source are forgotten; accepted ones (or ones without a status)
+    /// replace what was kept. A stood-in object is still present, so its version stays.
+    fn remember(&mut self, objects: BTreeMap<ObjectKey, Object>, output: &Output) {
+        self.accepted.retain(|key, _| objects.contains_key(key));
+        for (key, object) in objects {
             let accepted = output
                 .status(key.kind, &key.namespace, &key.name)
                 .is_none_or(|s| s.accepted());
-            if accepted {
-                self.accepted.insert(key, value);
+            if KEPT_KINDS.contains(&key.kind) && accepted {
+                self.accepted.insert(key, object);
             }
         }
     }
-}
-
-/// Same object unless both sides have a `uid` and they differ (files have none).
-fn same_object(now: Option<&str>, then: Option<&str>) -> bool {
-    match (now, then) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    }
-}
-
-fn metadata(o: &Object) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-    match o {
-        Object::Route(o) => &o.metadata,
-        Object::Policy(o) => &o.metadata,
-        Object::Aggregate(o) => &o.metadata,
-        Object::Secret(o) => &o.metadata,
-        Object::Service(o) => &o.metadata,
-        Object::EndpointSlice(o) => &o.metadata,
-    }
-}
-
-fn uid(o: &Object) -> Option<String> {
-    metadata(o).uid.clone()
-}
-
-fn generation(o: &Object) -> i64 {
-    metadata(o).generation.unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -161,7 +134,7 @@ pub(crate) mod tests {
     use crate::manifests::parse_file;
 
     /// Route `name` (uid `uid`, generation `generation`) matching `path`.
-    fn route(name: &str, uid: &str, generation: i64, path: &str) -> (ObjectKey, (Object, ())) {
+    fn route(name: &str, uid: &str, generation: i64, path: &str) -> (ObjectKey, Object) {
         let text = format!(
             "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\n\
              metadata: {{name: {name}, namespace: shop, uid: {uid}, generation: {generation}}}\n\
@@ -171,7 +144,7 @@ pub(crate) mod tests {
         let parsed = parse_file("r.yaml", &text);
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         let object = parsed.objects.into_iter().next().unwrap().0;
-        (object.key(), (object, ()))
+        (object.key(), object)
     }
 
     /// The paths the default gateway serves (also used by the catalog's tests).
@@ -189,13 +162,13 @@ pub(crate) mod tests {
     #[test]
     fn a_rejected_generation_is_reported_while_the_accepted_one_serves() {
         let mut last = LastAccepted::default();
-        let (out, fallbacks) = last.compile([route("a", "u1", 1, "/a")].into(), &[]);
+        let (out, fallbacks) = last.compile([route("a", "u1", 1, "/a")].into(), vec![]);
         assert!(fallbacks.is_empty());
         assert!(served(&out)[0].contains("\"/a\""));
 
         let (out, fallbacks) = last.compile(
             [route("a", "u1", 2, "no-slash"), route("b", "u2", 1, "/b")].into(),
-            &[],
+            vec![],
         );
         assert_eq!(fallbacks.len(), 1);
         assert_eq!(fallbacks[0].served, Some(1));
@@ -207,7 +180,7 @@ pub(crate) mod tests {
         assert!(paths.iter().any(|p| p.contains("\"/a\"")), "{paths:?}");
 
         // Fixed: generation 3 serves, and nothing stands in any more.
-        let (out, fallbacks) = last.compile([route("a", "u1", 3, "/a3")].into(), &[]);
+        let (out, fallbacks) = last.compile([route("a", "u1", 3, "/a3")].into(), vec![]);
         assert!(fallbacks.is_empty());
         assert!(served(&out)[0].contains("/a3"));
         assert_eq!(
@@ -218,10 +191,14 @@ pub(crate) mod tests {
 
     #[test]
     fn an_unreadable_object_keeps_its_accepted_version() {
+        let unreadable = |uid: Option<&str>| Unreadable {
+            status: ObjectStatus::unreadable("Route", "shop", "a", 2, "spec.x", "unknown field"),
+            uid: uid.map(Into::into),
+        };
         let mut last = LastAccepted::default();
         let (key, value) = route("a", "u1", 1, "/a");
-        last.compile([(key.clone(), value)].into(), &[]);
-        let (out, fallbacks) = last.compile(BTreeMap::new(), &[(key.clone(), Some("u1".into()))]);
+        last.compile([(key.clone(), value)].into(), vec![]);
+        let (out, fallbacks) = last.compile(BTreeMap::new(), vec![unreadable(Some("u1"))]);
         assert_eq!(
             fallbacks,
             [Fallback {
@@ -230,17 +207,22 @@ pub(crate) mod tests {
             }]
         );
         assert_eq!(served(&out).len(), 1);
+        let status = out.status("Route", "shop", "a").unwrap();
+        assert_eq!(
+            (status.accepted(), status.served_generation),
+            (false, Some(1))
+        );
         // Still unreadable later: still served.
-        let (out, _) = last.compile(BTreeMap::new(), &[(key, None)]);
+        let (out, _) = last.compile(BTreeMap::new(), vec![unreadable(None)]);
         assert_eq!(served(&out).len(), 1);
     }
 
     #[test]
     fn a_recreated_or_deleted_object_does_not_bring_back_the_old_one() {
         let mut last = LastAccepted::default();
-        last.compile([route("a", "u1", 1, "/a")].into(), &[]);
+        last.compile([route("a", "u1", 1, "/a")].into(), vec![]);
         // Deleted and created again (new uid), invalid: not served.
-        let (out, fallbacks) = last.compile([route("a", "u9", 1, "bad")].into(), &[]);
+        let (out, fallbacks) = last.compile([route("a", "u9", 1, "bad")].into(), vec![]);
         assert_eq!(fallbacks[0].served, None);
         assert!(served(&out).is_empty());
         assert_eq!(
@@ -249,9 +231,9 @@ pub(crate) mod tests {
         );
 
         let mut last = LastAccepted::default();
-        last.compile([route("a", "u1", 1, "/a")].into(), &[]);
-        last.compile(BTreeMap::new(), &[]); // deleted
-        let (out, fallbacks) = last.compile([route("a", "u1", 2, "bad")].into(), &[]);
+        last.compile([route("a", "u1", 1, "/a")].into(), vec![]);
+        last.compile(BTreeMap::new(), vec![]); // deleted
+        let (out, fallbacks) = last.compile([route("a", "u1", 2, "bad")].into(), vec![]);
         assert_eq!(fallbacks[0].served, None, "a deleted object is forgotten");
         assert!(served(&out).is_empty());
     }

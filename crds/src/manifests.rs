@@ -9,6 +9,7 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -33,18 +34,26 @@ pub enum Object {
 impl Object {
     /// `(kind, namespace, name)`: what identifies the object, as in Kubernetes.
     pub fn key(&self) -> ObjectKey {
-        let (kind, meta) = match self {
+        let (kind, meta) = self.kind_and_metadata();
+        ObjectKey {
+            kind,
+            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        self.kind_and_metadata().1
+    }
+
+    fn kind_and_metadata(&self) -> (&'static str, &ObjectMeta) {
+        match self {
             Object::Route(o) => ("Route", &o.metadata),
             Object::Policy(o) => ("Policy", &o.metadata),
             Object::Aggregate(o) => ("Aggregate", &o.metadata),
             Object::Secret(o) => ("Secret", &o.metadata),
             Object::Service(o) => ("Service", &o.metadata),
             Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
-        };
-        ObjectKey {
-            kind,
-            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
-            name: meta.name.clone().unwrap_or_default(),
         }
     }
 }
