@@ -89,6 +89,12 @@ async fn until_condition(
     .await
 }
 
+/// `url` is on a gateway that must not serve it: 404, or no answer at all.
+async fn assert_not_served(url: &str, why: &str) {
+    let a = get(url).await;
+    assert!(a.is_none_or(|a| a.status == 404), "{why}");
+}
+
 fn problem(a: &Answer) -> serde_json::Value {
     assert_eq!(
         a.headers["content-type"], "application/problem+json",
@@ -146,11 +152,8 @@ async fn routes_reach_service_backends_on_every_replica() {
         assert!(message.contains("proxies of gateway default"), "{message}");
     }
     // Another gateway does not serve it.
-    let a = get(&format!("{}/api/products/1", t.gateway("partner"))).await;
-    assert!(
-        a.is_none_or(|a| a.status == 404),
-        "the partner gateway serves no shop"
-    );
+    let other = format!("{}/api/products/1", t.gateway("partner"));
+    assert_not_served(&other, "the partner gateway serves no shop").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,11 +182,8 @@ async fn policies_guard_the_partner_gateway() {
 
     until_condition(&t, "Policy", "partner-keys", "Accepted", "True").await;
     until_condition(&t, "Route", "partner", "ResolvedRefs", "True").await;
-    let a = get(&format!("{}/partner/products", t.gateway("default"))).await;
-    assert!(
-        a.is_none_or(|a| a.status == 404),
-        "only the partner gateway serves it"
-    );
+    let other = format!("{}/partner/products", t.gateway("default"));
+    assert_not_served(&other, "only the partner gateway serves it").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
