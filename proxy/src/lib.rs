@@ -101,6 +101,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     "--insecure: the snapshot stream is plaintext and unauthenticated; for local development only"
                 );
             }
+            let channel = subscriber::ChannelStatus::new(
+                &cli.gateway,
+                &format!("{}:{}", endpoint.host, endpoint.port),
+            );
             Subscriber {
                 endpoint,
                 gateway: cli.gateway.clone(),
@@ -110,7 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 runtime: runtime.clone(),
                 metrics: metrics.clone(),
                 admin: admin.clone(),
-                channel: Default::default(),
+                channel: std::sync::Mutex::new(channel),
             }
             .start();
         }

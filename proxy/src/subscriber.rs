@@ -25,7 +25,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::admin::Admin;
-use crate::channel_status::{ChannelStatus, Source};
+pub use crate::channel_status::ChannelStatus;
+use crate::channel_status::Source;
 use crate::metrics::Metrics;
 use crate::runtime::{Applied, RuntimeHandle};
 
@@ -100,15 +101,14 @@ pub struct Subscriber {
     pub runtime: RuntimeHandle,
     pub metrics: Arc<Metrics>,
     pub admin: Arc<Admin>,
-    /// What `/status` shows; [`Subscriber::start`] fills in the gateway and controller.
+    /// What `/status` shows.
     pub channel: Mutex<ChannelStatus>,
 }
 
 impl Subscriber {
     /// Serves the persisted snapshot, if any, then subscribes in the background.
     pub fn start(self) {
-        let controller = format!("{}:{}", self.endpoint.host, self.endpoint.port);
-        self.report(|c| *c = ChannelStatus::new(&self.gateway, &controller));
+        self.report(|_| {}); // `/status` shows the channel from the start
         self.restore();
         tokio::spawn(self.run());
     }
@@ -300,7 +300,7 @@ impl Subscriber {
 
     async fn refuse(&self, version: u64, reason: String, acks: &mpsc::Sender<Bytes>) {
         self.metrics.config_reload_failures.inc();
-        tracing::error!(version, %reason, "refused a message from the controller; the current snapshot keeps serving");
+        tracing::error!(version, %reason, "refused a snapshot from the controller; the current one keeps serving");
         self.report(|c| c.refused(version, &reason, unix_now()));
         let _ = acks
             .send(frontdesk_wire::encode(&ToController::Nack {
@@ -343,21 +343,14 @@ impl Subscriber {
                 self.report(|c| c.serving(version, Source::Controller));
                 ToController::Ack { version }
             }
-            Err(reason) => {
-                self.metrics.config_reload_failures.inc();
-                tracing::error!(version, %reason, "refused a snapshot; the current one keeps serving");
-                self.report(|c| c.refused(version, &reason, unix_now()));
-                ToController::Nack { version, reason }
-            }
+            Err(reason) => return self.refuse(version, reason, acks).await,
         };
         let _ = acks.send(frontdesk_wire::encode(&reply)).await;
     }
 }
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    i64::try_from(crate::auth::jwt::now()).unwrap_or(i64::MAX)
 }
 
 /// Exponential backoff with full jitter: 100 ms doubling up to 5 s.

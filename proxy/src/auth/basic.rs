@@ -197,5 +197,10 @@ mod tests {
             wrong,
             Err(Refusal::Invalid("unknown user or wrong password"))
         );
+        // The unknown user really waits for a slow hash check: with every slot taken, it is
+        // refused as busy, as a known one would be, instead of at once.
+        let all = slow_checks().available_permits() as u32;
+        let _taken = slow_checks().acquire_many(all).await.unwrap();
+        assert_eq!(rt.check(&cred("bob", "right")).await, Err(Refusal::Busy));
     }
 }

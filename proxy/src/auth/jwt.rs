@@ -361,6 +361,20 @@ mod tests {
             jsonwebtoken::encode(&header, &json!({"sub": "u", "exp": 1_000}), &key).unwrap();
         assert_eq!(rt.verify_at(&token, 900).await.unwrap()["sub"], "u");
         assert_eq!(rt.cached_tokens(), 1);
+        // The cache is read: its entry, filed under a string that is no JWT at all, answers.
+        {
+            let mut cache = rt.cache.lock().unwrap();
+            let c = &cache[token.as_str()];
+            let copy = Cached {
+                claims: c.claims.clone(),
+                until: c.until,
+                nbf: c.nbf,
+                generation: c.generation,
+            };
+            cache.insert("not-a-jwt".into(), copy);
+        }
+        assert_eq!(rt.verify_at("not-a-jwt", 900).await.unwrap()["sub"], "u");
+        rt.cache.lock().unwrap().remove("not-a-jwt");
         // A hit is checked against the clock again: within the skew, then expired.
         assert!(rt.verify_at(&token, 1_010).await.is_ok());
         assert_eq!(
