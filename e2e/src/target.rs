@@ -172,6 +172,16 @@ impl Target {
         }
     }
 
+    /// Locally: one `default` replica is restarted on a copy of the current proxy files, which
+    /// rotations leave alone, as a pod whose mounted Secret the kubelet has not refreshed yet.
+    /// Returns its name. In kind the kubelet's lag is real and no pod is singled out.
+    pub fn hold_back_credentials(&mut self) -> Option<String> {
+        match self {
+            Target::Local(l) => Some(l.hold_back_credentials()),
+            Target::Kind(_) => None,
+        }
+    }
+
     /// Waits until every pod can see the rotated files (kind: the kubelet refreshes Secret
     /// volumes within its sync period).
     pub async fn settle_rotation(&self) {
@@ -330,6 +340,31 @@ impl Local {
             "frontdesk-certs failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    fn hold_back_credentials(&mut self) -> String {
+        let held = self.dir.path().join("certs-held");
+        std::fs::create_dir_all(&held).unwrap();
+        let current = self.dir.path().join("certs").join("proxy");
+        for name in ["ca.crt", "tls.crt", "tls.key"] {
+            std::fs::copy(current.join(name), held.join(name)).unwrap();
+        }
+        let current = current.display().to_string();
+        let held = held.display().to_string();
+        let log = self.dir.path().join("held.log");
+        let p = self
+            .proxies
+            .iter_mut()
+            .rfind(|p| p.gateway == "default")
+            .expect("a default replica");
+        for arg in &mut p.args {
+            if arg.starts_with("--tls-") {
+                *arg = arg.replace(&current, &held);
+            }
+        }
+        p.process.kill();
+        p.process = Process::spawn("frontdesk-proxy", &p.args, log);
+        p.id.clone()
     }
 
     /// Restarts every proxy (same ports, state dir and files), as a new pod would start.

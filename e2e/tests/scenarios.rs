@@ -273,6 +273,12 @@ async fn credentials_rotate_without_downtime() {
     for replica in &replicas {
         until_body(&t, &format!("{replica}/version"), "v1").await;
     }
+    // One replica keeps the files from before the rotation: pods with old and new files must
+    // accept each other (both CAs trusted), or it never sees v2.
+    let held = t.hold_back_credentials();
+    for replica in &replicas {
+        until_body(&t, &format!("{replica}/version"), "v1").await;
+    }
 
     // Traffic on every replica for the whole rotation.
     let stop = Arc::new(AtomicBool::new(false));
@@ -320,11 +326,17 @@ async fn credentials_rotate_without_downtime() {
         !log.contains("TLS handshake failed"),
         "a proxy was refused after the rotation:\n{log}"
     );
-    // The replicas that took v2 reconnected, with the files they had just reloaded.
+    // The replicas that took v2 reconnected, with the files they had just reloaded; the one
+    // held back, with the files from before.
     for (proxy, log) in t.proxy_logs("default") {
-        assert!(
-            log.contains("TLS credentials changed on disk"),
-            "{proxy} reconnected with the rotated files:\n{log}"
-        );
+        let reloaded = log.contains("TLS credentials changed on disk");
+        if held.as_deref() == Some(proxy.as_str()) {
+            assert!(!reloaded, "{proxy} kept its old files:\n{log}");
+        } else {
+            assert!(
+                reloaded,
+                "{proxy} reconnected with the rotated files:\n{log}"
+            );
+        }
     }
 }
