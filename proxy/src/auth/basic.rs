@@ -44,22 +44,29 @@ pub struct BasicRuntime {
     pub from: Vec<snap::CredentialSource>,
     pub realm: String,
     users: HashMap<String, Arc<str>>,
+    /// The hash an unknown user is checked against, so user names cannot be told apart by
+    /// timing: a slow one when there is any, chosen once here, not per request.
+    decoy: Option<Arc<str>>,
     verified: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
 impl BasicRuntime {
     pub fn build(cfg: &snap::Basic) -> Self {
+        let users: HashMap<String, Arc<str>> = cfg
+            .users
+            .iter()
+            .map(|u| (u.user.clone(), Arc::from(u.hash.expose())))
+            .collect();
+        let mut hashes: Vec<&Arc<str>> = users.values().collect();
+        hashes.sort_by_key(|h| (h.starts_with("{SHA}"), h.to_string()));
         BasicRuntime {
             from: vec![snap::CredentialSource::Header {
                 name: "authorization".into(),
                 prefix: "Basic ".into(),
             }],
             realm: cfg.realm.clone(),
-            users: cfg
-                .users
-                .iter()
-                .map(|u| (u.user.clone(), Arc::from(u.hash.expose())))
-                .collect(),
+            decoy: hashes.first().map(|h| Arc::clone(h)),
+            users,
             verified: Mutex::new(HashMap::new()),
         }
     }
@@ -76,26 +83,16 @@ impl BasicRuntime {
         let (user, password) = text
             .split_once(':')
             .ok_or(Invalid("the Basic credential is not user:password"))?;
-        // An unknown user costs the same hash check as a known one (against another user's
-        // hash), so user names cannot be told apart by timing.
-        let (known, hash) = match self.users.get(user) {
-            Some(h) => (true, h.clone()),
-            None => match self.users.values().next() {
-                Some(h) => (false, h.clone()),
-                None => return Err(Invalid("unknown user or wrong password")),
-            },
+        // An unknown user costs the same hash check as a known one (against the decoy).
+        let (known, hash) = match (self.users.get(user), &self.decoy) {
+            (Some(h), _) => (true, h.clone()),
+            (None, Some(decoy)) => (false, decoy.clone()),
+            (None, None) => return Err(Invalid("unknown user or wrong password")),
         };
         let hash = &hash;
-        let key: [u8; 32] = {
-            let mut h = Sha256::new();
-            h.update(user.as_bytes());
-            h.update([0]);
-            h.update(password.as_bytes());
-            h.update([0]);
-            h.update(hash.as_bytes());
-            h.finalize().into()
-        };
-        if known && self.remembered(&key) {
+        // Only a known user's check is remembered, so only it needs the key.
+        let key = known.then(|| remembered_key(user, password, hash));
+        if key.is_some_and(|k| self.remembered(&k)) {
             return Ok(user.to_string());
         }
         let ok = if hash.starts_with("{SHA}") {
@@ -110,9 +107,9 @@ impl BasicRuntime {
                 .await
                 .unwrap_or(false)
         };
-        if !ok || !known {
+        let (true, Some(key)) = (ok, key) else {
             return Err(Invalid("unknown user or wrong password"));
-        }
+        };
         let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() >= REMEMBERED {
             v.retain(|_, at| at.elapsed() < REMEMBER);
@@ -128,6 +125,17 @@ impl BasicRuntime {
         let v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         v.get(key).is_some_and(|at| at.elapsed() < REMEMBER)
     }
+}
+
+/// What a successful check is remembered by: user, password and the hash they matched.
+fn remembered_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(user.as_bytes());
+    h.update([0]);
+    h.update(password.as_bytes());
+    h.update([0]);
+    h.update(hash.as_bytes());
+    h.finalize().into()
 }
 
 /// One password against one htpasswd hash.
@@ -202,5 +210,21 @@ mod tests {
         let all = slow_checks().available_permits() as u32;
         let _taken = slow_checks().acquire_many(all).await.unwrap();
         assert_eq!(rt.check(&cred("bob", "right")).await, Err(Refusal::Busy));
+        // With fast and slow hashes side by side, the decoy is a slow one.
+        let mixed = BasicRuntime::build(&snap::Basic {
+            realm: "r".into(),
+            users: ["a", "b", "c"]
+                .into_iter()
+                .map(|user| snap::BasicUser {
+                    user: user.into(),
+                    hash: snap::Secret::new(String::from("{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=")),
+                })
+                .chain([snap::BasicUser {
+                    user: "ann".into(),
+                    hash: snap::Secret::new(bcrypt::hash("right", 4).unwrap()),
+                }])
+                .collect(),
+        });
+        assert_eq!(mixed.check(&cred("bob", "x")).await, Err(Refusal::Busy));
     }
 }
