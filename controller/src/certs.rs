@@ -268,11 +268,9 @@ fn ca_params(name: &str) -> CertificateParams {
 
 /// A short, stable tag of a key, so each CA has its own name.
 fn fingerprint(key: &KeyPair) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key_raw());
-    digest.as_ref()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hex = frontdesk_crds::compile::policy::sha256_hex(key.public_key_raw());
+    hex.truncate(12);
+    hex
 }
 
 fn time(unix: i64) -> Result<time::OffsetDateTime, String> {

@@ -38,6 +38,8 @@ pub struct Loaded {
 }
 
 const SIDES: [&str; 2] = ["controller", "proxy"];
+/// What each side's set holds, as files or as Secret keys: the names of [`files`].
+const TLS_KEYS: [&str; 3] = ["tls.crt", "tls.key", "ca.crt"];
 
 const STATE_KEY: &str = "state.json";
 
@@ -51,11 +53,9 @@ impl Store {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                     Err(e) => return Err(e).with_context(|| path.display().to_string()),
                 };
-                let complete = SIDES.iter().all(|side| {
-                    ["tls.crt", "tls.key", "ca.crt"]
-                        .iter()
-                        .all(|f| dir.join(side).join(f).is_file())
-                });
+                let complete = SIDES
+                    .iter()
+                    .all(|side| TLS_KEYS.iter().all(|f| dir.join(side).join(f).is_file()));
                 Ok(Loaded {
                     state,
                     version: None,
@@ -93,9 +93,7 @@ impl Store {
                         .await
                         .with_context(|| format!("reading Secret {name}"))?;
                     let data = mounted.and_then(|s| s.data).unwrap_or_default();
-                    complete &= ["tls.crt", "tls.key", "ca.crt"]
-                        .iter()
-                        .all(|k| data.contains_key(*k));
+                    complete &= TLS_KEYS.iter().all(|k| data.contains_key(*k));
                 }
                 Ok(Loaded {
                     state: Some(state),
@@ -157,10 +155,11 @@ impl Store {
 
 /// The three files of one side, as a Secret of type kubernetes.io/tls names them.
 fn files(issued: &Issued, pair: &Pair) -> [(&'static str, String); 3] {
+    let [cert, key, ca] = TLS_KEYS;
     [
-        ("tls.crt", pair.cert.clone()),
-        ("tls.key", pair.key.clone()),
-        ("ca.crt", issued.ca_bundle.clone()),
+        (cert, pair.cert.clone()),
+        (key, pair.key.clone()),
+        (ca, issued.ca_bundle.clone()),
     ]
 }
 
@@ -320,11 +319,7 @@ mod tests {
                 if path.ends_with("secrets") && sent["metadata"]["name"] != "frontdesk-ca" {
                     assert_eq!(sent["type"], "kubernetes.io/tls");
                     let data = sent["data"].as_object().unwrap();
-                    assert!(
-                        ["tls.crt", "tls.key", "ca.crt"]
-                            .iter()
-                            .all(|k| data.contains_key(*k))
-                    );
+                    assert!(TLS_KEYS.iter().all(|k| data.contains_key(*k)));
                 }
                 send.send_response(echo(body, "1"));
             }

@@ -160,7 +160,8 @@ impl<T> Reloading<T> {
     }
 
     /// Looks at the files now, whenever they were last read.
-    pub fn check_now(&self) -> Reload {
+    #[cfg(test)]
+    fn check_now(&self) -> Reload {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.refresh(&mut state)
     }
