@@ -1,10 +1,13 @@
 //! Route lookup cost as the table grows: 10, 1,000 and 10,000 Routes (each with an exact path,
 //! a template and a prefix), spread over 100 hosts and all on one host. A lookup walks a hash map and a segment
 //! tree, so the time per lookup should stay flat. Run with `cargo bench --bench route_lookup`.
+// Real processes and sockets, timed by the wall clock: the paused-time ban (clippy.toml)
+// is for the proxy's own code.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 use std::hint::black_box;
 use std::time::Instant;
 
-use frontdesk_proxy::route_table::{RequestView, RouteTable};
+use frontdesk_proxy::stages::route::{RequestView, RouteTable};
 use frontdesk_snapshot::{Action, Backend, Match, PathMatch, Route, Rule, Segment, Snapshot};
 use http::{HeaderMap, Method};
 

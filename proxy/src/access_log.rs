@@ -30,10 +30,21 @@ pub struct Entry {
     pub consumer: Option<String>,
     /// For an Aggregate: each backend call's status, time and error.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub calls: Option<Vec<crate::aggregate::CallLog>>,
+    pub calls: Option<Vec<CallLog>>,
     /// Set when the client went away before the response body was sent in full.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,
+}
+
+/// How one call went, for the access log.
+#[derive(Clone, Debug, Serialize)]
+pub struct CallLog {
+    pub call: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Clone)]

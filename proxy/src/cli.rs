@@ -149,7 +149,7 @@ pub struct Cli {
         value_delimiter = ',',
         value_name = "CIDRS"
     )]
-    pub trusted_proxies: Vec<crate::ratelimit::client_ip::Cidr>,
+    pub trusted_proxies: Vec<crate::client_ip::Cidr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,29 +1,29 @@
 //! frontdesk's data plane: snapshots in, traffic out.
 //!
-//! The request path ([`pipeline`]) runs one stage per module: [`route_table`] (route match),
-//! [`transforms`] (header edits, rewrites, redirects), [`balancer`] and [`upstream`] (the call to
-//! a backend), [`access_log`] and [`metrics`]. Configuration arrives as a
-//! [`frontdesk_snapshot::Snapshot`], is built into one immutable [`runtime::Runtime`] and swapped
-//! in atomically; [`standalone`] is the file source.
+//! The request path ([`pipeline`]) sequences one stage per module of [`stages`], in request
+//! order; [`upstream`] is the one machinery for calls to backends (pools, balancing,
+//! timeouts); [`exchange`] is what the stages of one request hand each other. Configuration
+//! arrives as a [`frontdesk_snapshot::Snapshot`], is built into one immutable
+//! [`runtime::Runtime`] (the request path of that snapshot) and swapped in atomically;
+//! [`standalone`] is the file source and [`subscriber`] the controller's stream. [`server`]
+//! accepts connections; [`access_log`] and [`metrics`] observe.
 #![forbid(unsafe_code)]
 
 pub mod access_log;
 pub mod admin;
-pub mod aggregate;
-pub mod auth;
-pub mod balancer;
 pub mod body;
 pub mod channel_status;
 pub mod cli;
+pub mod client_ip;
+pub mod exchange;
 pub mod forwarding;
+pub mod identity;
 pub mod metrics;
 pub mod pipeline;
 pub mod problem;
-pub mod ratelimit;
-pub mod request_target;
-pub mod route_table;
 pub mod runtime;
 pub mod server;
+pub mod stages;
 pub mod standalone;
 pub mod subscriber;
 pub mod transforms;
@@ -37,37 +37,39 @@ use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::cli::{Cli, Toggle};
 use crate::metrics::Metrics;
-use crate::pipeline::Proxy;
-use crate::runtime::{Runtime, RuntimeHandle};
+use crate::runtime::{Env, Runtime, RuntimeHandle};
 use crate::server::ServerLimits;
+use crate::stages::rate_limit;
 use crate::standalone::Standalone;
 use crate::subscriber::{Endpoint, Subscriber};
-use crate::upstream::{Upstream, UpstreamConfig};
+use crate::upstream::pool::PoolConfig;
 
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let limits = ratelimit::RateLimitShared {
+    let limits = rate_limit::RateLimitShared {
         redis: match &cli.redis_url {
             Some(url) => Some(Arc::new(
-                ratelimit::redis::RedisStore::new(url, cli.redis_timeout, cli.redis_connections)
+                rate_limit::redis::RedisStore::new(url, cli.redis_timeout, cli.redis_connections)
                     .map_err(anyhow::Error::msg)?,
             )),
             None => None,
         },
-        trusted: ratelimit::client_ip::TrustedProxies(cli.trusted_proxies.clone()),
+        trusted: client_ip::TrustedProxies(cli.trusted_proxies.clone()),
         gateway: cli.gateway.clone(),
         ..Default::default()
     };
-    let shared = runtime::Shared {
-        auth: auth::AuthShared::new(),
-        limits,
+    let access_log = match cli.access_log {
+        Toggle::On => AccessLog::stdout(),
+        Toggle::Off => AccessLog::disabled(),
     };
-    let runtime = RuntimeHandle::new(
-        Runtime::empty(&cli.gateway),
+    let env = Arc::new(Env::new(
         metrics.clone(),
-        Arc::new(shared),
-    );
+        access_log,
+        limits,
+        PoolConfig::default(),
+    ));
+    let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway, env));
     let admin = Arc::new(Admin::new(runtime.clone(), metrics.clone()));
 
     let admin_listener = tokio::net::TcpListener::bind(cli.admin)
@@ -114,7 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 runtime: runtime.clone(),
                 metrics: metrics.clone(),
                 admin: admin.clone(),
-                channel: std::sync::Mutex::new(channel),
+                channel: parking_lot::Mutex::new(channel),
             }
             .start();
         }
@@ -122,16 +124,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tokio::spawn(admin::serve(admin_listener, admin));
 
-    let access_log = match cli.access_log {
-        Toggle::On => AccessLog::stdout(),
-        Toggle::Off => AccessLog::disabled(),
-    };
-    let proxy = Arc::new(Proxy::new(
-        runtime,
-        Upstream::new(&UpstreamConfig::default()),
-        metrics,
-        access_log,
-    ));
     let limits = ServerLimits {
         header_read_timeout: cli.header_read_timeout,
         max_connections: cli.max_connections,
@@ -139,7 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         ..ServerLimits::default()
     };
     tracing::info!(listen = %cli.listen, admin = %cli.admin, gateway = %cli.gateway, "frontdesk-proxy serving");
-    server::serve(listener, proxy, limits, shutdown_signal()).await;
+    server::serve(listener, runtime, metrics, limits, shutdown_signal()).await;
     Ok(())
 }
 

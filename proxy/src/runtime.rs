@@ -1,102 +1,138 @@
-//! One immutable runtime per snapshot, swapped atomically.
+//! One immutable runtime per snapshot, swapped atomically: the request path, built.
 //!
-//! Everything a request needs is precompiled here (route table, header edits, balancers), so
-//! the request path does no parsing. Requests hold an `Arc` of the runtime they started on and
-//! finish on it even when a new one is swapped in; connections, the upstream connection pool
-//! and metrics live outside the runtime and survive swaps.
+//! Everything a request needs is precompiled here (route table, each rule's stage runtimes,
+//! balancers with their endpoints' pools), so the request path does no parsing. Requests hold
+//! an `Arc` of the runtime they started on and finish on it even when a new one is swapped in;
+//! what outlives snapshots ([`Env`]: connection pools, rate-limit counters, key sets, metrics)
+//! is shared by every runtime.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use frontdesk_snapshot::{self as snap, Action, Snapshot};
-use http::{HeaderValue, StatusCode};
-
+use frontdesk_snapshot::{self as snap, Snapshot};
 use prometheus_client::metrics::histogram::Histogram;
 
-use crate::auth::{AuthShared, PolicyRuntime};
-use crate::balancer::{Balancer, EndpointSet};
+use crate::access_log::AccessLog;
 use crate::metrics::{Metrics, RouteId, RouteLabels};
-use crate::ratelimit::RateLimitShared;
-use crate::route_table::RouteTable;
-use crate::transforms::HeaderEdits;
+use crate::stages::action::Action;
+use crate::stages::authenticate::{AuthShared, Authenticate};
+use crate::stages::authorize::Authorize;
+use crate::stages::rate_limit::{RateLimitRuntime, RateLimitShared};
+use crate::stages::request_transforms::RequestTransforms;
+use crate::stages::respond::Respond;
+use crate::stages::response_transforms::ResponseTransforms;
+use crate::stages::route::RouteTable;
+use crate::upstream::Upstream;
+use crate::upstream::pool::PoolConfig;
 
-/// State that outlives snapshots: JWKS fetchers and HTTP client, rate limit counters and Redis.
-#[derive(Default)]
-pub struct Shared {
+/// The label used for requests no rule matched.
+const NO_ROUTE: &str = "none";
+
+/// What outlives snapshots, shared by every runtime of the process.
+pub struct Env {
+    pub upstream: Upstream,
     pub auth: AuthShared,
     pub limits: RateLimitShared,
+    pub metrics: Arc<Metrics>,
+    pub respond: Arc<Respond>,
+    pub no_route: RouteId,
 }
 
+impl Env {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        access_log: AccessLog,
+        limits: RateLimitShared,
+        pools: PoolConfig,
+    ) -> Self {
+        Env {
+            upstream: Upstream::new(pools),
+            auth: AuthShared::new(),
+            limits,
+            respond: Arc::new(Respond::new(metrics.clone(), access_log)),
+            metrics,
+            no_route: RouteId(Arc::from(NO_ROUTE)),
+        }
+    }
+
+    /// Metrics of its own, no access log, no Redis: for tests and tools.
+    pub fn standalone() -> Self {
+        Env::new(
+            Arc::new(Metrics::new()),
+            AccessLog::disabled(),
+            RateLimitShared::default(),
+            PoolConfig::default(),
+        )
+    }
+}
+
+/// The request path of one snapshot.
 pub struct Runtime {
     pub snapshot: Arc<Snapshot>,
-    pub table: RouteTable<RuleRuntime>,
+    pub routes: RouteTable<RuleRuntime>,
+    pub env: Arc<Env>,
 }
 
-/// The runtime of one rule.
+/// One rule's stages, in request order.
 pub struct RuleRuntime {
     pub id: Arc<str>,
     /// `namespace/route` (the id without the rule): rate limit buckets are per Route.
-    route: Box<str>,
+    pub route: Box<str>,
     /// This rule's latency histograms, looked up once per snapshot instead of per request.
     pub request_duration: Histogram,
     pub upstream_duration: Histogram,
     pub timeout: Duration,
-    pub rewrite_path: Option<snap::PathRewrite>,
-    pub rewrite_host: Option<HeaderValue>,
-    pub request_headers: HeaderEdits,
-    pub response_headers: HeaderEdits,
-    /// Authentication and authorization, shared by the rules with the same effective policy.
-    pub policy: Option<Arc<PolicyRuntime>>,
-    pub action: ActionRuntime,
+    /// Policy stages, shared by the rules with the same effective policy.
+    pub authenticate: Option<Arc<Authenticate>>,
+    pub authorize: Option<Arc<Authorize>>,
+    pub rate_limit: Option<Arc<RateLimitRuntime>>,
+    pub request_transforms: RequestTransforms,
+    pub action: Action,
+    pub response_transforms: ResponseTransforms,
 }
 
-pub enum ActionRuntime {
-    Forward(Balancer),
-    Redirect {
-        redirect: snap::Redirect,
-        status: StatusCode,
-    },
-    Direct {
-        status: StatusCode,
-        body: Bytes,
-        content_type: Option<HeaderValue>,
-    },
-    Aggregate(crate::aggregate::AggregateRuntime),
+/// A policy's stages, built once per snapshot however many rules share it.
+#[derive(Clone, Default)]
+struct PolicyStages {
+    authenticate: Option<Arc<Authenticate>>,
+    authorize: Option<Arc<Authorize>>,
+    rate_limit: Option<Arc<RateLimitRuntime>>,
 }
 
 impl Runtime {
     /// An empty runtime that answers 404 to everything, before any configuration arrives.
-    pub fn empty(gateway: &str) -> Self {
+    pub fn empty(gateway: &str, env: Arc<Env>) -> Self {
         let snapshot = Snapshot {
             gateway: gateway.to_string(),
             ..Default::default()
         };
-        Runtime::build(snapshot, &Metrics::new(), &Shared::default())
-            .expect("an empty snapshot is valid")
+        Runtime::build(snapshot, env).expect("an empty snapshot is valid")
     }
 
     /// Validates the snapshot and builds everything the request path needs.
-    pub fn build(snapshot: Snapshot, metrics: &Metrics, shared: &Shared) -> Result<Self, String> {
+    pub fn build(snapshot: Snapshot, env: Arc<Env>) -> Result<Self, String> {
         snapshot.validate().map_err(|e| e.to_string())?;
-        let mut policies = std::collections::HashMap::new();
+        let mut policies = HashMap::new();
         for (key, p) in &snapshot.policies {
-            let runtime = PolicyRuntime::build(key, p, shared, metrics)
-                .map_err(|e| format!("policies[{key:?}]: {e}"))?;
-            policies.insert(key.as_str(), Arc::new(runtime));
+            let stages =
+                policy_stages(key, p, &env).map_err(|e| format!("policies[{key:?}]: {e}"))?;
+            policies.insert(key.as_str(), stages);
         }
-        let table = RouteTable::build(&snapshot, |_, rule| {
+        let routes = RouteTable::build(&snapshot, |_, rule| {
             let policy = rule
                 .policy
                 .as_deref()
-                .and_then(|k| policies.get(k).cloned());
-            RuleRuntime::build(rule, metrics, policy)
+                .and_then(|k| policies.get(k).cloned())
+                .unwrap_or_default();
+            RuleRuntime::build(rule, &env, policy)
         })
         .map_err(|e| e.to_string())?;
         Ok(Runtime {
             snapshot: Arc::new(snapshot),
-            table,
+            routes,
+            env,
         })
     }
 
@@ -105,63 +141,38 @@ impl Runtime {
     }
 }
 
-impl RuleRuntime {
-    /// `namespace/route` of the rule's Route (its id is `namespace/route/rule`).
-    pub fn route(&self) -> &str {
-        &self.route
-    }
+fn policy_stages(key: &str, p: &snap::Policy, env: &Env) -> Result<PolicyStages, String> {
+    Ok(PolicyStages {
+        authenticate: Authenticate::build(key, p, &env.auth, &env.metrics)?.map(Arc::new),
+        authorize: Authorize::build(key, p, &env.metrics).map(Arc::new),
+        rate_limit: p
+            .rate_limit
+            .as_ref()
+            .map(|r| RateLimitRuntime::build(key, r, &env.limits, &env.metrics))
+            .transpose()?
+            .map(Arc::new),
+    })
+}
 
-    fn build(
-        rule: &snap::Rule,
-        metrics: &Metrics,
-        policy: Option<Arc<PolicyRuntime>>,
-    ) -> Result<Self, String> {
+impl RuleRuntime {
+    fn build(rule: &snap::Rule, env: &Env, policy: PolicyStages) -> Result<Self, String> {
         let id: Arc<str> = Arc::from(rule.id.as_str());
         let labels = RouteLabels {
             route: RouteId(id.clone()),
         };
-        let action = match &rule.action {
-            Action::Forward { backends } => ActionRuntime::Forward(Balancer::new(
-                backends
-                    .iter()
-                    .map(|b| Ok((EndpointSet::new(b.name.clone(), &b.endpoints)?, b.weight)))
-                    .collect::<Result<_, String>>()?,
-            )),
-            Action::Redirect(r) => ActionRuntime::Redirect {
-                status: StatusCode::from_u16(r.status).map_err(|e| e.to_string())?,
-                redirect: r.clone(),
-            },
-            Action::Aggregate(a) => ActionRuntime::Aggregate(
-                crate::aggregate::AggregateRuntime::build(&id, a, metrics)?,
-            ),
-            Action::DirectResponse(d) => ActionRuntime::Direct {
-                status: StatusCode::from_u16(d.status).map_err(|e| e.to_string())?,
-                body: Bytes::from(d.body.clone()),
-                content_type: d
-                    .content_type
-                    .as_deref()
-                    .map(HeaderValue::from_str)
-                    .transpose()
-                    .map_err(|e| e.to_string())?,
-            },
-        };
-        let rewrite = rule.rewrite.as_ref();
+        let metrics = &env.metrics;
         Ok(RuleRuntime {
             route: id.rsplit_once('/').map_or(&*id, |(route, _)| route).into(),
             request_duration: metrics.request_duration.get_or_create(&labels).clone(),
             upstream_duration: metrics.upstream_duration.get_or_create(&labels).clone(),
-            id,
             timeout: Duration::from_millis(rule.timeout_ms),
-            rewrite_path: rewrite.and_then(|r| r.path.clone()),
-            rewrite_host: rewrite
-                .and_then(|r| r.host.as_deref())
-                .map(HeaderValue::from_str)
-                .transpose()
-                .map_err(|e| e.to_string())?,
-            request_headers: HeaderEdits::new(&rule.request_headers)?,
-            response_headers: HeaderEdits::new(&rule.response_headers)?,
-            policy,
-            action,
+            authenticate: policy.authenticate,
+            authorize: policy.authorize,
+            rate_limit: policy.rate_limit,
+            request_transforms: RequestTransforms::build(rule)?,
+            action: Action::build(&id, &rule.action, metrics, &env.upstream)?,
+            response_transforms: ResponseTransforms::build(rule)?,
+            id,
         })
     }
 }
@@ -170,16 +181,14 @@ impl RuleRuntime {
 #[derive(Clone)]
 pub struct RuntimeHandle {
     current: Arc<ArcSwap<Runtime>>,
-    metrics: Arc<Metrics>,
-    shared: Arc<Shared>,
+    env: Arc<Env>,
 }
 
 impl RuntimeHandle {
-    pub fn new(runtime: Runtime, metrics: Arc<Metrics>, shared: Arc<Shared>) -> Self {
+    pub fn new(runtime: Runtime) -> Self {
         RuntimeHandle {
+            env: runtime.env.clone(),
             current: Arc::new(ArcSwap::from_pointee(runtime)),
-            metrics,
-            shared,
         }
     }
 
@@ -212,10 +221,11 @@ impl RuntimeHandle {
 
     /// Builds the runtime and swaps it in: the single swap point.
     fn install(&self, snapshot: Snapshot) -> Result<Applied, String> {
-        let runtime = Runtime::build(snapshot, &self.metrics, &self.shared)?;
+        let runtime = Runtime::build(snapshot, self.env.clone())?;
         let version = runtime.version();
         self.current.store(Arc::new(runtime));
-        self.metrics
+        self.env
+            .metrics
             .config_version
             .set(i64::try_from(version).unwrap_or(i64::MAX));
         Ok(Applied::Swapped(version))

@@ -15,7 +15,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::pipeline::Proxy;
+use crate::metrics::Metrics;
+use crate::runtime::RuntimeHandle;
 
 #[derive(Clone, Debug)]
 pub struct ServerLimits {
@@ -65,7 +66,8 @@ fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
 /// their requests for up to `drain_timeout`.
 pub async fn serve(
     listener: TcpListener,
-    proxy: Arc<Proxy>,
+    runtime: RuntimeHandle,
+    metrics: Arc<Metrics>,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -91,11 +93,12 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let metrics = proxy.metrics.clone();
+        let runtime = runtime.clone();
+        let metrics = metrics.clone();
+        // Each request runs on the runtime current when it arrives, to its end.
         let service = service_fn(move |req| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, peer).await) }
+            let current = runtime.load();
+            async move { Ok::<_, std::convert::Infallible>(current.handle(req, peer).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)

@@ -8,8 +8,10 @@
 //! a restarted proxy serves it at once, before (or without) reaching the controller.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -115,7 +117,7 @@ impl Subscriber {
 
     /// Records a change of the stream's state and publishes it on `/status`.
     fn report(&self, change: impl FnOnce(&mut ChannelStatus)) {
-        let mut channel = self.channel.lock().unwrap_or_else(|e| e.into_inner());
+        let mut channel = self.channel.lock();
         change(&mut channel);
         self.admin.status.store(Arc::new(channel.to_json()));
     }
@@ -350,7 +352,7 @@ impl Subscriber {
 }
 
 fn unix_now() -> i64 {
-    i64::try_from(crate::auth::jwt::now()).unwrap_or(i64::MAX)
+    i64::try_from(crate::stages::authenticate::jwt::now()).unwrap_or(i64::MAX)
 }
 
 /// Exponential backoff with full jitter: 100 ms doubling up to 5 s.

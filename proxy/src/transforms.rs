@@ -1,8 +1,20 @@
-//! Request and response transforms: header edits, path rewrites and redirect locations.
-//! Precompiled per rule at snapshot time; applying them allocates only the new path.
+//! Header edits and path rewrites, precompiled per rule at snapshot time: the pure pieces the
+//! request transforms, response transforms and redirect stages are made of. Applying them
+//! allocates only the new path.
 
 use frontdesk_snapshot::{self as snap, PathRewrite, Segment};
 use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// What the route match found, as path rewrites read it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatchedPath<'a> {
+    /// The canonical request path.
+    pub path: &'a str,
+    /// Template captures `(name, raw segment)`.
+    pub captures: &'a [(&'a str, &'a str)],
+    /// The PathPrefix that matched.
+    pub prefix: Option<&'a str>,
+}
 
 /// Header edits ready to apply: remove, then set, then add.
 #[derive(Default)]
@@ -82,39 +94,6 @@ pub fn rewrite_path(
     }
 }
 
-/// The Location of a redirect. Parts the redirect does not set keep the request's values; a
-/// changed scheme without an explicit port drops the request's port. Without any host (an
-/// HTTP/1.0 request without Host, and no `redirect.host`) the Location is relative.
-pub fn redirect_location(
-    r: &snap::Redirect,
-    req_host: Option<&str>,
-    req_port: Option<u16>,
-    path: &str,
-    query: Option<&str>,
-    captures: &[(&str, &str)],
-    prefix: Option<&str>,
-) -> String {
-    let scheme = r.scheme.as_deref().unwrap_or("http");
-    let path = r.path.as_ref().map_or_else(
-        || path.to_string(),
-        |rw| rewrite_path(rw, path, captures, prefix),
-    );
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    let Some(host) = r.host.as_deref().or(req_host) else {
-        return format!("{path}{query}");
-    };
-    let port = match r.port {
-        Some(p) => Some(p),
-        None if r.scheme.is_some() && scheme != "http" => None,
-        None => req_port,
-    };
-    let default_port = if scheme == "https" { 443 } else { 80 };
-    match port.filter(|p| *p != default_port) {
-        Some(p) => format!("{scheme}://{host}:{p}{path}{query}"),
-        None => format!("{scheme}://{host}{path}{query}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,47 +134,6 @@ mod tests {
         };
         assert_eq!(rewrite_path(&to_root, "/api", &[], Some("/api")), "/");
         assert_eq!(rewrite_path(&to_root, "/api/x", &[], Some("/api")), "/x");
-    }
-
-    #[test]
-    fn redirects_keep_what_they_do_not_set() {
-        let r = snap::Redirect {
-            scheme: Some("https".into()),
-            host: None,
-            port: None,
-            path: None,
-            status: 301,
-        };
-        assert_eq!(
-            redirect_location(&r, Some("a.com"), Some(8080), "/x", Some("q=1"), &[], None),
-            "https://a.com/x?q=1"
-        );
-        let r = snap::Redirect {
-            scheme: None,
-            host: Some("b.com".into()),
-            port: None,
-            path: None,
-            status: 302,
-        };
-        assert_eq!(
-            redirect_location(&r, Some("a.com"), Some(8080), "/x", None, &[], None),
-            "http://b.com:8080/x"
-        );
-    }
-
-    #[test]
-    fn redirects_without_any_host_are_relative() {
-        let r = snap::Redirect {
-            scheme: None,
-            host: None,
-            port: None,
-            path: None,
-            status: 302,
-        };
-        assert_eq!(
-            redirect_location(&r, None, None, "/x", Some("a=1"), &[], None),
-            "/x?a=1"
-        );
     }
 
     #[test]

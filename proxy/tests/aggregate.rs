@@ -1,6 +1,9 @@
 //! Aggregates against real backends: merges and shaping, dependsOn, optional and required
 //! failures (with the cancelled calls seen by the backend), the deadline, URL injection, and a
 //! policy that refuses before any backend is called.
+// Real processes and sockets, timed by the wall clock: the paused-time ban (clippy.toml)
+// is for the proxy's own code.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 mod support;
 
 use std::net::SocketAddr;

@@ -1,5 +1,8 @@
 //! Authentication and authorization against real processes: a proxy on manifests, the demo
 //! backend, a JWKS server and an external authorization service on 127.0.0.1.
+// Real processes and sockets, timed by the wall clock: the paused-time ban (clippy.toml)
+// is for the proxy's own code.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 mod support;
 
 use std::net::SocketAddr;

@@ -1,5 +1,8 @@
 //! Rate limits against real processes: exactness, refill, keys, trusted proxies, reloads, and
 //! global limits shared by two proxies through a real redis-server, including an outage.
+// Real processes and sockets, timed by the wall clock: the paused-time ban (clippy.toml)
+// is for the proxy's own code.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 mod support;
 
 use std::net::SocketAddr;

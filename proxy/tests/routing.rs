@@ -1,5 +1,8 @@
 //! Routing through a real proxy process to real backends: hosts, path types, methods,
 //! headers, query, precedence, weights, transforms, forwarding headers and HTTP/2.
+// Real processes and sockets, timed by the wall clock: the paused-time ban (clippy.toml)
+// is for the proxy's own code.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 mod support;
 
 use http::Request;

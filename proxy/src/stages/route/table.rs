@@ -1,6 +1,4 @@
-//! Route match: the first pipeline stage after accept. Finds the rule for a request.
-//!
-//! Built once per snapshot, read by every request. No request scans all rules:
+//! The route table: built once per snapshot, read by every request. No request scans all rules:
 //! - hosts: a hash map of exact hosts, a hash map of wildcard suffixes tried from the longest
 //!   suffix of the request host, then the Routes without hosts. The first host bucket with a
 //!   matching rule wins.
@@ -21,12 +19,13 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// A request as the matcher sees it.
-pub struct RequestView<'a> {
-    // All borrowed from the request for the duration of the lookup.
+pub struct RequestView<'a, 'p> {
+    // All borrowed from the request for the duration of the lookup; the path for longer, as
+    // the match's captures point into it.
     /// Lower-case, without port.
     pub host: &'a str,
     /// Normalised path, without query.
-    pub path: &'a str,
+    pub path: &'p str,
     pub query: Option<&'a str>,
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
@@ -164,7 +163,7 @@ impl<R> RouteTable<R> {
     }
 
     /// Finds the rule for a request.
-    pub fn lookup<'t, 'p>(&'t self, req: &RequestView<'p>) -> Option<Matched<'t, 'p, R>> {
+    pub fn lookup<'t, 'p>(&'t self, req: &RequestView<'_, 'p>) -> Option<Matched<'t, 'p, R>> {
         let mut query_cache = None;
         if let Some(b) = self.exact_hosts.get(req.host)
             && let Some(m) = b.lookup(req, &mut query_cache)
@@ -187,7 +186,11 @@ impl<R> RouteTable<R> {
             .map(|m| self.resolve(m, req))
     }
 
-    fn resolve<'t, 'p>(&'t self, entry: &'t Entry, req: &RequestView<'p>) -> Matched<'t, 'p, R> {
+    fn resolve<'t, 'p>(
+        &'t self,
+        entry: &'t Entry,
+        req: &RequestView<'_, 'p>,
+    ) -> Matched<'t, 'p, R> {
         let captures = if entry.captures.is_empty() {
             Vec::new()
         } else {
@@ -278,7 +281,11 @@ impl ValueTest {
 }
 
 impl Conditions {
-    fn hold(&self, req: &RequestView<'_>, query_cache: &mut Option<Vec<(String, String)>>) -> bool {
+    fn hold(
+        &self,
+        req: &RequestView<'_, '_>,
+        query_cache: &mut Option<Vec<(String, String)>>,
+    ) -> bool {
         if !self.methods.is_empty() && !self.methods.contains(req.method) {
             return false;
         }
@@ -391,7 +398,7 @@ impl Bucket {
 
     fn lookup<'b>(
         &'b self,
-        req: &RequestView<'_>,
+        req: &RequestView<'_, '_>,
         query_cache: &mut Option<Vec<(String, String)>>,
     ) -> Option<&'b Entry> {
         if let Some(list) = self.exact.get(req.path)
@@ -421,7 +428,7 @@ impl Bucket {
 /// Considers a rank-sorted list: the first entry that beats `best` and whose conditions hold.
 fn consider<'n>(
     list: &'n [Entry],
-    req: &RequestView<'_>,
+    req: &RequestView<'_, '_>,
     query_cache: &mut Option<Vec<(String, String)>>,
     best: &mut Option<&'n Entry>,
 ) {
@@ -454,7 +461,7 @@ impl Node {
         &'n self,
         mut rest: impl Iterator<Item = &'s str> + Clone,
         literal_path: bool,
-        req: &RequestView<'_>,
+        req: &RequestView<'_, '_>,
         query_cache: &mut Option<Vec<(String, String)>>,
         best: &mut Option<&'n Entry>,
     ) {

@@ -1,18 +1,20 @@
-//! The authenticate and authorize stages: one [`PolicyRuntime`] per effective policy of a
-//! snapshot, asked by the pipeline after the route match and before anything reaches a backend.
+//! Authenticate: runs after the route match (and CORS), before authorize. One
+//! [`Authenticate`] per effective policy of a snapshot that names an authentication method.
+//! By default (a rule without such a policy) the stage is skipped and the request is
+//! anonymous.
 //!
 //! - [`credentials`]: where a credential is read from (header, cookie, query).
 //! - [`jwt`], [`keys`], [`jwks`]: JWT verification, key sets, remote key sets.
 //! - [`api_key`], [`basic`], [`external`]: the other methods.
-//! - [`authorize`]: rules on claims, methods and consumers.
 //!
-//! Answers: 401 with `WWW-Authenticate` for missing or bad credentials, 403 when authenticated
-//! but not allowed, 503 when the policy cannot be enforced (a missing Policy or Secret, keys
-//! that cannot be fetched, an external service down with failureMode Deny). Problem bodies
-//! never contain the credential.
+//! Answers: 401 with `WWW-Authenticate` for missing or bad credentials, the external service's
+//! own refusal, 503 when the policy cannot be enforced (a missing Policy or Secret, keys that
+//! cannot be fetched, an external service down with failureMode Deny). Problem bodies never
+//! contain the credential. On success the request carries what the policy hands the backend
+//! (claims as headers, the external service's headers) and the [`Identity`] goes on to the
+//! later stages.
 
 pub mod api_key;
-pub mod authorize;
 pub mod basic;
 pub mod credentials;
 pub mod external;
@@ -34,10 +36,9 @@ use prometheus_client::metrics::counter::Counter;
 use http::header::WWW_AUTHENTICATE;
 
 use crate::body::ProxyBody;
+use crate::identity::{Identity, lookup};
 use crate::metrics::{AuthLabels, AuthOutcome, Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
-
-pub use jwt::Claims;
 
 /// The client for key sets (http and https) and external authorization services.
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -77,45 +78,32 @@ impl Default for AuthShared {
     }
 }
 
-/// Who made the request, once authenticated.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    /// `jwt`, `apiKey`, `basic` or `external`.
-    pub method: &'static str,
-    /// The API key's consumer, the basic-auth user, or the JWT's `sub`.
-    pub consumer: Option<Arc<str>>,
-    pub claims: Option<Arc<Claims>>,
-}
-
 /// A refused request: a problem, or the external service's own answer.
 pub enum Denied {
     Problem(Problem),
     Response(Response<ProxyBody>),
 }
 
+/// Refusals counted in `frontdesk_auth_decisions_total`; the authorize stage counts the
+/// requests that pass.
 struct Outcomes {
-    allowed: Counter,
     unauthenticated: Counter,
     forbidden: Counter,
     error: Counter,
 }
 
-pub struct PolicyRuntime {
+/// The authenticate stage of one policy.
+pub struct Authenticate {
     pub key: Arc<str>,
     unavailable: Option<String>,
     jwt: Option<jwt::JwtRuntime>,
     api_keys: Option<api_key::ApiKeyRuntime>,
     basic: Option<basic::BasicRuntime>,
     external: Option<external::ExternalRuntime>,
-    authorization: Option<Vec<snap::AuthorizationRule>>,
-    /// The rate limit stage of this policy ([`crate::ratelimit`]).
-    pub rate_limit: Option<crate::ratelimit::RateLimitRuntime>,
     /// Headers the policy sets for the backend; a client's copies are always removed.
     strip: Vec<HeaderName>,
     /// WWW-Authenticate values of a 401, one per method.
     challenges: Vec<HeaderValue>,
-    /// False for a policy with no authentication or authorization (only rate limits, say).
-    enforces: bool,
     outcomes: Outcomes,
 }
 
@@ -129,14 +117,14 @@ pub struct Request<'a> {
     pub request_id: &'a HeaderValue,
 }
 
-impl PolicyRuntime {
+impl Authenticate {
+    /// `None` when the policy names no authentication method (and is not unavailable).
     pub fn build(
         key: &str,
         p: &snap::Policy,
-        all: &crate::runtime::Shared,
+        shared: &AuthShared,
         metrics: &Metrics,
-    ) -> Result<Self, String> {
-        let shared = &all.auth;
+    ) -> Result<Option<Self>, String> {
         let authn = p.authentication.as_ref();
         let jwt = authn
             .and_then(|a| a.jwt.as_ref())
@@ -163,11 +151,6 @@ impl PolicyRuntime {
                 })
                 .clone()
         };
-        let rate_limit = p
-            .rate_limit
-            .as_ref()
-            .map(|r| crate::ratelimit::RateLimitRuntime::build(&key, r, &all.limits, metrics))
-            .transpose()?;
         let api_keys = authn
             .and_then(|a| a.api_keys.as_ref())
             .map(api_key::ApiKeyRuntime::build)
@@ -175,18 +158,17 @@ impl PolicyRuntime {
         let basic = authn
             .and_then(|a| a.basic.as_ref())
             .map(basic::BasicRuntime::build);
-        let authorization = p.authorization.as_ref().map(|z| z.rules.clone());
-        let enforces = p.unavailable.is_some()
+        let authenticates = p.unavailable.is_some()
             || jwt.is_some()
             || api_keys.is_some()
             || basic.is_some()
-            || external.is_some()
-            || authorization.is_some();
-        Ok(PolicyRuntime {
+            || external.is_some();
+        if !authenticates {
+            return Ok(None);
+        }
+        Ok(Some(Authenticate {
             challenges: challenges(jwt.is_some(), api_keys.as_ref(), basic.as_ref()),
-            enforces,
             outcomes: Outcomes {
-                allowed: counter(AuthOutcome::allowed),
                 unauthenticated: counter(AuthOutcome::unauthenticated),
                 forbidden: counter(AuthOutcome::forbidden),
                 error: counter(AuthOutcome::error),
@@ -197,37 +179,34 @@ impl PolicyRuntime {
             api_keys,
             basic,
             external,
-            authorization,
-            rate_limit,
             strip,
-        })
+        }))
     }
 
-    /// Authenticates and authorizes. On success the request headers carry what the policy
-    /// hands to the backend (claims, external headers) and the identity is returned (`None`
-    /// when the policy has no authentication).
+    /// Authenticates. On success the request headers carry what the policy hands to the
+    /// backend (claims, external headers) and the identity is returned (`None` when only an
+    /// external service with failureMode Allow was asked and could not answer).
     pub async fn check(
         &self,
         req: Request<'_>,
         headers: &mut HeaderMap,
     ) -> Result<Option<Identity>, Denied> {
-        if !self.enforces {
-            return Ok(None);
-        }
         let result = self.decide(&req, headers).await;
         let counter = match &result {
-            Ok(_) => &self.outcomes.allowed,
-            Err(Denied::Problem(p)) => match p.kind {
+            Ok(_) => None,
+            Err(Denied::Problem(p)) => Some(match p.kind {
                 ProblemKind::Unauthorized => &self.outcomes.unauthenticated,
                 ProblemKind::Forbidden => &self.outcomes.forbidden,
                 _ => &self.outcomes.error,
-            },
+            }),
             Err(Denied::Response(r)) if r.status() == http::StatusCode::UNAUTHORIZED => {
-                &self.outcomes.unauthenticated
+                Some(&self.outcomes.unauthenticated)
             }
-            Err(Denied::Response(_)) => &self.outcomes.forbidden,
+            Err(Denied::Response(_)) => Some(&self.outcomes.forbidden),
         };
-        counter.inc();
+        if let Some(c) = counter {
+            c.inc();
+        }
         result
     }
 
@@ -268,19 +247,6 @@ impl PolicyRuntime {
                 }
             }
         }
-        if let Some(rules) = &self.authorization {
-            let anonymous = Identity {
-                method: "anonymous",
-                consumer: None,
-                claims: None,
-            };
-            if !authorize::allows(rules, req.method, identity.as_ref().unwrap_or(&anonymous)) {
-                return Err(problem(
-                    ProblemKind::Forbidden,
-                    "the credentials do not allow this request",
-                ));
-            }
-        }
         Ok(identity)
     }
 
@@ -300,9 +266,7 @@ impl PolicyRuntime {
             return match j.verify(&token).await {
                 Ok(claims) => {
                     for (claim, header) in &j.claims_to_headers {
-                        if let Some(v) =
-                            authorize::lookup(&claims, claim).and_then(jwt::claim_header_value)
-                        {
+                        if let Some(v) = lookup(&claims, claim).and_then(jwt::claim_header_value) {
                             headers.insert(header.clone(), v);
                         }
                     }

@@ -1,33 +1,32 @@
-//! The rate limit stage: after authentication, before the action.
+//! Rate limit: runs after authorize, before the cache and the action, for rules whose policy
+//! has a `rateLimit` section (other rules skip it).
 //!
 //! - [`gcra`]: the algorithm (pure).
 //! - [`local`]: counters in this proxy's memory, bounded, kept across reloads.
 //! - [`redis`]: counters shared by the gateway's proxies, in Redis.
-//! - [`client_ip`]: the client address, believing X-Forwarded-For only from trusted proxies.
 //!
 //! Buckets are per Route and per value of the limit's key. Every response of a limited route
 //! carries `RateLimit-Policy` and `RateLimit` (IETF httpapi draft, structured fields); a refused
 //! request gets 429 problem+json with `Retry-After`.
 
-pub mod client_ip;
 pub mod gcra;
 pub mod local;
 pub mod redis;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use frontdesk_snapshot::{self as snap, LimitKey, LimitScope};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
-use crate::auth::{Identity, authorize};
+use crate::client_ip::TrustedProxies;
+use crate::identity::{Identity, lookup};
 use crate::metrics::{LimitDecision, LimitLabels, Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
-use client_ip::TrustedProxies;
 use local::LocalLimiter;
 use redis::{Bucket, RedisStore};
 
@@ -347,7 +346,7 @@ fn bucket_key(key: &LimitKey, req: &Request<'_>, trusted: &TrustedProxies) -> Ve
         LimitKey::Claim { name } => req
             .identity
             .and_then(|i| i.claims.as_deref())
-            .and_then(|c| authorize::lookup(c, name))
+            .and_then(|c| lookup(c, name))
             .map(|v| match v {
                 serde_json::Value::String(s) => s.as_bytes().to_vec(),
                 other => other.to_string().into_bytes(),

@@ -1,11 +1,67 @@
-//! Authorization: does an authenticated (or anonymous) request satisfy one of the rules?
-//! Pure logic over the identity and the method.
+//! Authorize: runs after authenticate, before the rate limit. Decides whether the identity the
+//! policy authenticated (or an anonymous client, for a policy with rules but no
+//! authentication) may make this request: rules on claims, methods and consumers, any one of
+//! which allows it. A policy without rules allows every authenticated request. Counts the
+//! policy's final decision (`allowed` or `forbidden`) in `frontdesk_auth_decisions_total`.
+//! Refusal: 403 problem+json.
 
-use frontdesk_snapshot::AuthorizationRule;
+use frontdesk_snapshot::{self as snap, AuthorizationRule};
 use http::Method;
+use prometheus_client::metrics::counter::Counter;
 use serde_json::Value;
 
-use super::Identity;
+use crate::identity::{Identity, lookup};
+use crate::metrics::{AuthLabels, AuthOutcome, Metrics, RouteId};
+use crate::problem::{Problem, ProblemKind};
+
+/// The authorize stage of one policy.
+pub struct Authorize {
+    rules: Option<Vec<AuthorizationRule>>,
+    allowed: Counter,
+    forbidden: Counter,
+}
+
+impl Authorize {
+    /// `None` when the policy neither authenticates nor authorizes: nothing to decide.
+    pub fn build(key: &str, p: &snap::Policy, metrics: &Metrics) -> Option<Self> {
+        let authenticates = p.unavailable.is_some()
+            || p.authentication.as_ref().is_some_and(|a| {
+                a.jwt.is_some() || a.api_keys.is_some() || a.basic.is_some() || a.external.is_some()
+            });
+        if !authenticates && p.authorization.is_none() {
+            return None;
+        }
+        let counter = |outcome| {
+            metrics
+                .auth_decisions
+                .get_or_create(&AuthLabels {
+                    policy: RouteId(key.into()),
+                    outcome,
+                })
+                .clone()
+        };
+        Some(Authorize {
+            rules: p.authorization.as_ref().map(|z| z.rules.clone()),
+            allowed: counter(AuthOutcome::allowed),
+            forbidden: counter(AuthOutcome::forbidden),
+        })
+    }
+
+    /// Allows or refuses (403) the request of `who` (`None`: not authenticated).
+    pub fn check(&self, method: &Method, who: Option<&Identity>) -> Result<(), Problem> {
+        if let Some(rules) = &self.rules
+            && !allows(rules, method, who.unwrap_or(&Identity::ANONYMOUS))
+        {
+            self.forbidden.inc();
+            return Err(Problem::new(
+                ProblemKind::Forbidden,
+                "the credentials do not allow this request",
+            ));
+        }
+        self.allowed.inc();
+        Ok(())
+    }
+}
 
 /// True when any rule holds; a rule holds when each of its conditions does.
 pub fn allows(rules: &[AuthorizationRule], method: &Method, who: &Identity) -> bool {
@@ -29,19 +85,6 @@ pub fn allows(rules: &[AuthorizationRule], method: &Method, who: &Identity) -> b
 /// claim is split, so `"name": "x admin"` never counts as `admin`.
 fn is_scope(claim: &str) -> bool {
     matches!(claim.rsplit('.').next(), Some("scope" | "scp"))
-}
-
-/// A claim by dot path (`realm_access.roles`); a claim whose name contains dots is found too.
-pub fn lookup<'a>(claims: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if let Some(v) = claims.get(path) {
-        return Some(v);
-    }
-    let mut parts = path.split('.');
-    let mut v = claims.get(parts.next()?)?;
-    for p in parts {
-        v = v.as_object()?.get(p)?;
-    }
-    Some(v)
 }
 
 /// Whether a claim value holds one of `accepted`: equal as a string, an element of an array,

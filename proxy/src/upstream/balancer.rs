@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use http::uri::Authority;
+use super::{Endpoint, Upstream};
 
 /// Longest schedule kept; weights are scaled down past it (shares then approximate).
 const MAX_SCHEDULE: u64 = 10_000;
@@ -14,20 +14,17 @@ const MAX_SCHEDULE: u64 = 10_000;
 /// One backend's endpoints.
 pub struct EndpointSet {
     pub name: String,
-    /// Parsed once per snapshot; a clone is a reference-count bump.
-    pub endpoints: Vec<Authority>,
+    /// Parsed once per snapshot, each with its connection pool.
+    pub endpoints: Vec<Endpoint>,
     next: AtomicUsize,
 }
 
 impl EndpointSet {
     /// Fails when an endpoint is not a valid `host:port` authority.
-    pub fn new(name: String, endpoints: &[String]) -> Result<Self, String> {
+    pub fn new(name: String, endpoints: &[String], upstream: &Upstream) -> Result<Self, String> {
         let endpoints = endpoints
             .iter()
-            .map(|e| {
-                e.parse::<Authority>()
-                    .map_err(|_| format!("endpoint {e:?} is not host:port"))
-            })
+            .map(|e| upstream.endpoint(e))
             .collect::<Result<Vec<_>, _>>()?;
         // Start at a random endpoint so restarting proxies don't all hit the first pod.
         let start = if endpoints.is_empty() {
@@ -43,7 +40,7 @@ impl EndpointSet {
     }
 
     /// The next endpoint, or `None` when there is none.
-    pub fn next(&self) -> Option<&Authority> {
+    pub fn next(&self) -> Option<&Endpoint> {
         if self.endpoints.is_empty() {
             return None;
         }
@@ -151,11 +148,30 @@ mod tests {
 
     #[test]
     fn endpoints_rotate() {
-        let e = EndpointSet::new("b".into(), &["a:1".into(), "b:1".into()]).unwrap();
-        let picks: Vec<_> = (0..4).map(|_| e.next().unwrap().to_string()).collect();
+        let up = Upstream::new(Default::default());
+        let e = EndpointSet::new("b".into(), &["a:1".into(), "b:1".into()], &up).unwrap();
+        let picks: Vec<_> = (0..4)
+            .map(|_| e.next().unwrap().authority.to_string())
+            .collect();
         assert_ne!(picks[0], picks[1]);
         assert_eq!(picks[0], picks[2]);
-        assert!(EndpointSet::new("e".into(), &[]).unwrap().next().is_none());
-        assert!(EndpointSet::new("bad".into(), &["a b:1".into()]).is_err());
+        assert!(
+            EndpointSet::new("e".into(), &[], &up)
+                .unwrap()
+                .next()
+                .is_none()
+        );
+        assert!(EndpointSet::new("bad".into(), &["a b:1".into()], &up).is_err());
+    }
+
+    #[test]
+    fn snapshots_naming_the_same_endpoint_share_its_pool() {
+        let up = Upstream::new(Default::default());
+        let a = EndpointSet::new("a".into(), &["10.0.0.1:80".into()], &up).unwrap();
+        let b = EndpointSet::new("b".into(), &["10.0.0.1:80".into()], &up).unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            &a.next().unwrap().pool,
+            &b.next().unwrap().pool
+        ));
     }
 }

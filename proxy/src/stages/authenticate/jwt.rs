@@ -6,18 +6,20 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use frontdesk_snapshot as snap;
 use jsonwebtoken::Algorithm;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::jwks::{Registry, RemoteJwks};
 use super::keys::KeySet;
 
-pub type Claims = Map<String, Value>;
+pub use crate::identity::Claims;
 
 /// Most verified tokens remembered per policy.
 pub const CACHE_ENTRIES: usize = 10_000;
@@ -168,7 +170,7 @@ impl JwtRuntime {
     }
 
     fn cached(&self, token: &str, now: u64, generation: u64) -> Option<Arc<Claims>> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = self.cache.lock();
         let c = cache.get(token)?;
         let fresh = c.generation == generation
             && now <= c.until
@@ -177,7 +179,7 @@ impl JwtRuntime {
     }
 
     fn remember(&self, token: &str, claims: &Arc<Claims>, t: Times, now: u64, generation: u64) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.cache.lock();
         if cache.len() >= CACHE_ENTRIES {
             cache.retain(|_, c| c.until >= now);
             if cache.len() >= CACHE_ENTRIES {
@@ -201,7 +203,7 @@ impl JwtRuntime {
 
     /// How many tokens are remembered (for tests).
     pub fn cached_tokens(&self) -> usize {
-        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+        self.cache.lock().len()
     }
 }
 
@@ -338,7 +340,7 @@ mod tests {
     #[tokio::test]
     async fn verified_tokens_are_cached_until_they_expire() {
         use jsonwebtoken::jwk::Jwk;
-        let pem = include_bytes!("../../tests/keys/ec256.pem");
+        let pem = include_bytes!("../../../tests/keys/ec256.pem");
         let key = jsonwebtoken::EncodingKey::from_ec_pem(pem).unwrap();
         let mut jwk =
             serde_json::to_value(Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap()).unwrap();
@@ -353,7 +355,7 @@ mod tests {
             from: vec![],
             claims_to_headers: vec![],
         };
-        let shared = crate::auth::AuthShared::new();
+        let shared = crate::stages::authenticate::AuthShared::new();
         let rt = JwtRuntime::build(&cfg, &shared.jwks).unwrap();
         let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
         header.kid = Some("k".into());
@@ -363,7 +365,7 @@ mod tests {
         assert_eq!(rt.cached_tokens(), 1);
         // The cache is read: its entry, filed under a string that is no JWT at all, answers.
         {
-            let mut cache = rt.cache.lock().unwrap();
+            let mut cache = rt.cache.lock();
             let c = &cache[token.as_str()];
             let copy = Cached {
                 claims: c.claims.clone(),
@@ -374,7 +376,7 @@ mod tests {
             cache.insert("not-a-jwt".into(), copy);
         }
         assert_eq!(rt.verify_at("not-a-jwt", 900).await.unwrap()["sub"], "u");
-        rt.cache.lock().unwrap().remove("not-a-jwt");
+        rt.cache.lock().remove("not-a-jwt");
         // A hit is checked against the clock again: within the skew, then expired.
         assert!(rt.verify_at(&token, 1_010).await.is_ok());
         assert_eq!(

@@ -5,8 +5,12 @@
 //! client sending the same header does not pay for it on every request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use base64::Engine;
 use frontdesk_snapshot as snap;
@@ -110,7 +114,7 @@ impl BasicRuntime {
         let (true, Some(key)) = (ok, key) else {
             return Err(Invalid("unknown user or wrong password"));
         };
-        let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = self.verified.lock();
         if v.len() >= REMEMBERED {
             v.retain(|_, at| at.elapsed() < REMEMBER);
             if v.len() >= REMEMBERED {
@@ -122,7 +126,7 @@ impl BasicRuntime {
     }
 
     fn remembered(&self, key: &[u8; 32]) -> bool {
-        let v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let v = self.verified.lock();
         v.get(key).is_some_and(|at| at.elapsed() < REMEMBER)
     }
 }

@@ -1,6 +1,10 @@
-//! The host a request is for, checked before anything else reads it.
+//! Request target: the first stage, for every request. Reads the host the request is for and
+//! the canonical form of its path (what routes, policies and the backend see), and removes
+//! hop-by-hop headers (RFC 9110 §7.6.1) before any later stage adds headers of its own, so a
+//! client's `Connection: x-user-id` cannot remove what a policy sets. A request whose target
+//! cannot be read is answered 400.
 //!
-//! RFC 9112 §3.2 and RFC 9113 §8.3.1: the authority of an absolute-form target or HTTP/2's
+//! The host: RFC 9112 §3.2 and RFC 9113 §8.3.1: the authority of an absolute-form target or HTTP/2's
 //! `:authority` wins over Host; an HTTP/1.1 request needs exactly one Host; a Host that is not a
 //! valid authority (`evil.com/x?`, `user@host`) is refused, so it can never reach a redirect's
 //! Location or a backend's Host header.
@@ -8,6 +12,9 @@
 use http::header::HOST;
 use http::uri::Authority;
 use http::{Request, Version};
+
+use crate::forwarding::remove_hop_by_hop;
+use crate::problem::{Problem, ProblemKind};
 
 /// Where the client sent the request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,6 +24,18 @@ pub struct Target {
     /// Lower-case, without port or trailing dot: what routes are matched against.
     pub host: String,
     pub port: Option<u16>,
+    /// The canonical path ([`frontdesk_snapshot::path::normalize`]).
+    pub path: String,
+}
+
+/// The stage: the request's target, and its hop-by-hop headers gone.
+pub fn read<B>(req: &mut Request<B>) -> Result<Target, Problem> {
+    let mut t = target(req).map_err(|why| Problem::new(ProblemKind::BadRequest, why))?;
+    t.path = frontdesk_snapshot::path::normalize(req.uri().path())
+        .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?
+        .into_owned();
+    remove_hop_by_hop(req.headers_mut());
+    Ok(t)
 }
 
 pub fn target<B>(req: &Request<B>) -> Result<Target, String> {
@@ -61,6 +80,7 @@ pub fn target<B>(req: &Request<B>) -> Result<Target, String> {
         authority,
         host,
         port,
+        path: String::new(),
     })
 }
 
@@ -101,5 +121,23 @@ mod tests {
         assert!(target(&req(Version::HTTP_11, "/x", &[])).is_err());
         let t = target(&req(Version::HTTP_10, "/x", &[])).unwrap();
         assert_eq!(t, Target::default());
+    }
+
+    #[test]
+    fn the_stage_canonicalises_the_path_and_drops_hop_by_hop_headers() {
+        let mut r = req(Version::HTTP_11, "/a//b/../c?q=1", &["h"]);
+        r.headers_mut()
+            .insert("connection", "x-user-id".parse().unwrap());
+        r.headers_mut()
+            .insert("x-user-id", "forged".parse().unwrap());
+        let t = read(&mut r).unwrap();
+        assert_eq!(
+            t.path,
+            frontdesk_snapshot::path::normalize("/a//b/../c").unwrap()
+        );
+        assert!(r.headers().get("x-user-id").is_none());
+        assert!(r.headers().get("connection").is_none());
+        let mut bad = req(Version::HTTP_11, "/x", &["a", "b"]);
+        assert_eq!(read(&mut bad).unwrap_err().kind, ProblemKind::BadRequest);
     }
 }

@@ -8,8 +8,8 @@
 //!   closes their connections: the backends see the cancellation. A failed optional call is
 //!   `null` in the answer, listed in `_errors` and in the `frontdesk-aggregate-errors` header.
 //!
-//! Calls go through the same machinery as Routes: each backend's endpoints are balanced
-//! round robin and connections are pooled (`Upstream::calls`).
+//! Calls go through the same machinery as Routes' forwards ([`crate::upstream`]): each
+//! backend's endpoints are balanced round robin over the same per-endpoint connection pools.
 
 pub mod shape;
 pub mod target;
@@ -22,19 +22,19 @@ use frontdesk_snapshot as snap;
 use futures::stream::{FuturesUnordered, StreamExt};
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Limited};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::balancer::EndpointSet;
+use crate::access_log::CallLog;
 use crate::body::{ProxyBody, full};
 use crate::forwarding::X_REQUEST_ID;
 use crate::metrics::{CallLabels, CallOutcome, Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
-use crate::upstream::Upstream;
+use crate::upstream::balancer::EndpointSet;
+use crate::upstream::{Upstream, UpstreamBody};
 
 /// The header naming the optional calls that failed.
 pub const ERRORS_HEADER: HeaderName = HeaderName::from_static("frontdesk-aggregate-errors");
@@ -54,17 +54,6 @@ pub struct AggregateRuntime {
     forward: Vec<HeaderName>,
     max_bytes: usize,
     flat: bool,
-}
-
-/// How one call went, for the access log.
-#[derive(Clone, Debug, Serialize)]
-pub struct CallLog {
-    pub call: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    pub ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 enum Failure {
@@ -92,6 +81,7 @@ impl AggregateRuntime {
         rule_id: &Arc<str>,
         a: &snap::Aggregate,
         metrics: &Metrics,
+        upstream: &Upstream,
     ) -> Result<Self, String> {
         let calls = a
             .calls
@@ -117,7 +107,11 @@ impl AggregateRuntime {
                     })
                     .clone();
                 Ok(CallRuntime {
-                    endpoints: EndpointSet::new(c.backend.name.clone(), &c.backend.endpoints)?,
+                    endpoints: EndpointSet::new(
+                        c.backend.name.clone(),
+                        &c.backend.endpoints,
+                        upstream,
+                    )?,
                     deps: c
                         .depends_on
                         .iter()
@@ -339,7 +333,7 @@ impl AggregateRuntime {
                     c.endpoints.name
                 ))
             })?;
-            let uri = Uri::try_from(format!("http://{endpoint}{target}"))
+            let uri = Uri::try_from(target)
                 .map_err(|_| Failure::Other("the call's URL is not valid".into()))?;
             let mut req = Request::get(uri);
             let h = req
@@ -351,7 +345,7 @@ impl AggregateRuntime {
                 }
             }
             h.insert(X_REQUEST_ID.clone(), request_id.clone());
-            if let Ok(v) = HeaderValue::from_str(endpoint.as_str()) {
+            if let Ok(v) = HeaderValue::from_str(endpoint.authority.as_str()) {
                 h.insert(HOST, v);
             }
             h.insert(
@@ -359,12 +353,18 @@ impl AggregateRuntime {
                 HeaderValue::from_static("application/json"),
             );
             let req = req
-                .body(Empty::new())
+                .body(UpstreamBody::Empty)
                 .map_err(|e| Failure::Other(e.to_string()))?;
             let exchange = async {
-                let resp = upstream.calls.request(req).await.map_err(|e| {
-                    Failure::Other(format!("cannot reach {endpoint}: {}", root_cause(&e)))
-                })?;
+                let resp = upstream
+                    .send(endpoint, req, c.timeout, None)
+                    .await
+                    .map_err(|p| match p.kind {
+                        ProblemKind::UpstreamTimeout => {
+                            Failure::Timeout(format!("no answer within {:?}", c.timeout))
+                        }
+                        _ => Failure::Other(format!("cannot reach the backend: {}", p.detail)),
+                    })?;
                 status = Some(resp.status().as_u16());
                 if !resp.status().is_success() {
                     return Err(Failure::Other(format!("status {}", resp.status().as_u16())));
@@ -418,12 +418,4 @@ impl AggregateRuntime {
             elapsed,
         }
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut e = e;
-    while let Some(s) = e.source() {
-        e = s;
-    }
-    e.to_string()
 }

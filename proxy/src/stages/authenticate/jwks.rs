@@ -6,8 +6,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
@@ -43,7 +47,7 @@ impl Registry {
     /// The fetcher for `cfg`, shared with earlier runtimes when one is still alive; a new one
     /// starts fetching at once in the background (when a Tokio runtime is around).
     pub fn get(&self, cfg: &Config) -> Arc<RemoteJwks> {
-        let mut map = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.fetchers.lock();
         if let Some(existing) = map.get(cfg).and_then(Weak::upgrade) {
             return existing;
         }
@@ -101,7 +105,6 @@ impl RemoteJwks {
         let recent = self
             .last_attempt
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .is_some_and(|at| at.elapsed() < interval);
         if recent {
             return;
@@ -114,7 +117,7 @@ impl RemoteJwks {
     /// One fetch; on success the new set replaces the old and its freshness lifetime is
     /// returned. On failure the old set stays.
     async fn fetch(&self) -> Result<Duration, String> {
-        *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        *self.last_attempt.lock() = Some(Instant::now());
         let req = Request::get(&self.cfg.uri)
             .header(header::ACCEPT, "application/json, application/jwk-set+json")
             .header(header::USER_AGENT, "frontdesk-proxy")

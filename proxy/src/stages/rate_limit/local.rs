@@ -12,8 +12,12 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use frontdesk_snapshot::Limit;
 
@@ -101,7 +105,7 @@ impl LocalLimiter {
     pub fn sweep(&self) {
         let now = self.now();
         for s in self.shards.iter() {
-            let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = s.lock();
             s.tats.retain(|_, tat| *tat > now);
             s.last_sweep = now;
         }
@@ -109,20 +113,15 @@ impl LocalLimiter {
 
     /// Buckets held.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map(|s| s.tats.len()).unwrap_or(0))
-            .sum()
+        self.shards.iter().map(|s| s.lock().tats.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn shard(&self, bucket: u64) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[shard_index(bucket)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn shard(&self, bucket: u64) -> parking_lot::MutexGuard<'_, Shard> {
+        self.shards[shard_index(bucket)].lock()
     }
 }
 
@@ -142,7 +141,7 @@ impl Registry {
 
     /// The limiter of `limit`: the running one when the configuration did not change.
     pub fn get(&self, limit: &Limit) -> Arc<LocalLimiter> {
-        let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.limiters.lock();
         if let Some(l) = map.get(limit).and_then(Weak::upgrade) {
             return l;
         }
@@ -210,7 +209,7 @@ mod tests {
         // After a quiet second every bucket is full again: a sweep frees them all.
         let later = now + 2 * S;
         for s in l.shards.iter() {
-            s.lock().unwrap().tats.retain(|_, tat| *tat > later);
+            s.lock().tats.retain(|_, tat| *tat > later);
         }
         assert_eq!(l.len(), 0);
         // And new keys get buckets of their own again.

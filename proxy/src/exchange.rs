@@ -1,0 +1,102 @@
+//! What the stages of one request hand each other and the respond path: the request id, the
+//! client, what matched, who was authenticated, headers every answer must carry, and what the
+//! access log will say. Created when the request arrives, consumed when its response ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use http::uri::Authority;
+use http::{HeaderName, HeaderValue, Method, Request, Version};
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::time::Instant;
+
+use crate::access_log::CallLog;
+use crate::forwarding::ensure_request_id;
+use crate::metrics::RouteId;
+
+pub struct Exchange {
+    pub started: Instant,
+    pub request_id: HeaderValue,
+    pub client: SocketAddr,
+    pub method: Method,
+    pub version: Version,
+    /// The route's id once one matched (metrics label), else the no-route label.
+    pub route: RouteId,
+    /// The matched rule's latency histogram.
+    pub duration: Option<Histogram>,
+    /// Headers every answer to this request carries, whoever makes it (RateLimit, later CORS).
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Who the policy authenticated: API key consumer, basic-auth user or JWT subject.
+    pub consumer: Option<Arc<str>>,
+    /// Only what the access log needs; `None` when it is off, so nothing is copied for it.
+    pub log: Option<LogFields>,
+}
+
+/// What only the access log reads.
+#[derive(Default)]
+pub struct LogFields {
+    pub host: String,
+    pub path: String,
+    pub upstream: Option<Authority>,
+    /// Request body bytes sent on, counted as they stream.
+    pub bytes_in: Arc<AtomicU64>,
+    /// An Aggregate's calls.
+    pub calls: Option<Vec<CallLog>>,
+}
+
+impl Exchange {
+    /// Starts the exchange: the request id is the client's when sane, else a new one, set on
+    /// the request so the backend sees it.
+    pub fn start<B>(
+        req: &mut Request<B>,
+        client: SocketAddr,
+        no_route: &RouteId,
+        logged: bool,
+    ) -> Self {
+        let request_id = ensure_request_id(req.headers_mut());
+        Exchange {
+            started: Instant::now(),
+            request_id,
+            client,
+            method: req.method().clone(),
+            version: req.version(),
+            route: no_route.clone(),
+            duration: None,
+            response_headers: Vec::new(),
+            consumer: None,
+            log: logged.then(|| LogFields {
+                path: req.uri().path().to_string(),
+                ..LogFields::default()
+            }),
+        }
+    }
+
+    /// Notes the backend endpoint for the log.
+    pub fn upstream(&mut self, endpoint: &Authority) {
+        if let Some(log) = &mut self.log {
+            log.upstream = Some(endpoint.clone());
+        }
+    }
+
+    /// The request body counter for the log, when it is on.
+    pub fn bytes_in(&self) -> Option<Arc<AtomicU64>> {
+        self.log.as_ref().map(|l| l.bytes_in.clone())
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// An exchange for stage tests, with the access log fields on.
+    pub fn exchange() -> Exchange {
+        let mut req = Request::new(());
+        Exchange::start(
+            &mut req,
+            "192.0.2.1:40000".parse().unwrap(),
+            &RouteId("none".into()),
+            true,
+        )
+    }
+}

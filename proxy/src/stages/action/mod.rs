@@ -1,0 +1,108 @@
+//! The action: runs after the request transforms, for every request that got this far. What a
+//! rule does with the request:
+//!
+//! - [`forward`]: send it to one of the rule's weighted backends and stream the answer back;
+//! - [`aggregate`]: call several backends and answer with their merged JSON;
+//! - [`redirect`]: answer with a Location;
+//! - [`direct`]: answer with a fixed status and body.
+//!
+//! Failures are problems (502, 503, 504...) answered by the respond path like every answer.
+
+pub mod aggregate;
+pub mod direct;
+pub mod forward;
+pub mod redirect;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use frontdesk_snapshot::{self as snap};
+use http::Request;
+use http_body::Body;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::body::{BoxError, ProxyBody};
+use crate::exchange::Exchange;
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+use crate::transforms::MatchedPath;
+use crate::upstream::Upstream;
+
+/// The action of one rule.
+pub enum Action {
+    Forward(forward::Forward),
+    Aggregate(aggregate::AggregateRuntime),
+    Redirect(redirect::Redirect),
+    Direct(direct::Direct),
+}
+
+/// What the action needs besides the request.
+pub struct Input<'a> {
+    pub matched: MatchedPath<'a>,
+    /// The host the client addressed (`None` for an HTTP/1.0 request without one) and port.
+    pub host: Option<&'a str>,
+    pub port: Option<u16>,
+    /// The rule's deadline for the backend's response headers (or the Aggregate's answer).
+    pub timeout: Duration,
+    pub upstream: &'a Upstream,
+    pub upstream_duration: &'a Histogram,
+}
+
+impl Action {
+    pub fn build(
+        rule_id: &std::sync::Arc<str>,
+        action: &snap::Action,
+        metrics: &Metrics,
+        upstream: &Upstream,
+    ) -> Result<Self, String> {
+        Ok(match action {
+            snap::Action::Forward { backends } => {
+                Action::Forward(forward::Forward::build(backends, upstream)?)
+            }
+            snap::Action::Aggregate(a) => Action::Aggregate(aggregate::AggregateRuntime::build(
+                rule_id, a, metrics, upstream,
+            )?),
+            snap::Action::Redirect(r) => Action::Redirect(redirect::Redirect::build(r)?),
+            snap::Action::DirectResponse(d) => Action::Direct(direct::Direct::build(d)?),
+        })
+    }
+
+    /// Whether the request itself goes to a backend (and so through the request transforms).
+    pub fn forwards(&self) -> bool {
+        matches!(self, Action::Forward(_))
+    }
+
+    pub async fn run<B>(
+        &self,
+        req: Request<B>,
+        input: Input<'_>,
+        ex: &mut Exchange,
+    ) -> Result<http::Response<ProxyBody>, Problem>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        match self {
+            Action::Forward(f) => f.run(req, &input, ex).await,
+            Action::Aggregate(a) => {
+                let mut log = Vec::new();
+                let answer = a
+                    .answer(
+                        input.upstream,
+                        input.matched.captures,
+                        req.headers(),
+                        &ex.request_id,
+                        input.timeout,
+                        &mut log,
+                    )
+                    .await;
+                if let Some(l) = &mut ex.log {
+                    l.calls = Some(log);
+                }
+                answer
+            }
+            Action::Redirect(r) => r.answer(&input, req.uri().query()),
+            Action::Direct(d) => Ok(d.answer()),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Respond: the one path every answer takes, whoever made it — a backend, a redirect, a direct
+//! response, an Aggregate, or the proxy itself (a problem from any stage). In two steps around
+//! the matched rule's response transforms:
+//!
+//! 1. [`Respond::render`]: a problem becomes its RFC 9457 problem+json answer (counted in
+//!    `frontdesk_local_replies_total`);
+//! 2. [`Respond::finish`]: the headers the stages asked every answer to carry
+//!    ([`Exchange::response_headers`]: RateLimit, later CORS) and `x-request-id` are added, and
+//!    the request's metrics and access-log line are recorded when the body has been sent (or
+//!    the client went away).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use http::{Response, Version};
+use http_body_util::BodyExt;
+
+use crate::access_log::{self, AccessLog};
+use crate::body::{Observed, OnComplete, ProxyBody};
+use crate::exchange::Exchange;
+use crate::forwarding::X_REQUEST_ID;
+use crate::metrics::{LocalReplyLabels, Metrics, RequestLabels, RouteLabels};
+use crate::problem::Problem;
+
+/// Where answers are counted and logged; process-wide.
+pub struct Respond {
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
+}
+
+impl Respond {
+    pub fn new(metrics: Arc<Metrics>, access_log: AccessLog) -> Self {
+        Respond {
+            metrics,
+            access_log,
+        }
+    }
+
+    /// The answer for an outcome: the response, or the problem's problem+json.
+    pub fn render(
+        &self,
+        outcome: Result<Response<ProxyBody>, Problem>,
+        ex: &Exchange,
+    ) -> Response<ProxyBody> {
+        outcome.unwrap_or_else(|p| {
+            self.metrics
+                .local_replies
+                .get_or_create(&LocalReplyLabels {
+                    route: ex.route.clone(),
+                    r#type: p.kind.slug(),
+                })
+                .inc();
+            p.into_response(ex.request_id.to_str().unwrap_or_default())
+        })
+    }
+
+    /// Adds what every answer carries and hooks metrics and the access log to the end of the
+    /// body.
+    pub fn finish(
+        self: &Arc<Self>,
+        resp: Response<ProxyBody>,
+        mut ex: Exchange,
+    ) -> Response<ProxyBody> {
+        let (mut head, body) = resp.into_parts();
+        for (name, value) in ex.response_headers.drain(..) {
+            head.headers.append(name, value);
+        }
+        head.headers
+            .insert(X_REQUEST_ID.clone(), ex.request_id.clone());
+        let hook = Completion {
+            respond: self.clone(),
+            status: head.status.as_u16(),
+            ex,
+        };
+        let body = Observed::new(body, None, Some(Box::new(hook))).boxed();
+        Response::from_parts(head, body)
+    }
+}
+
+struct Completion {
+    respond: Arc<Respond>,
+    status: u16,
+    ex: Exchange,
+}
+
+impl OnComplete for Completion {
+    fn complete(&self, bytes_out: u64, finished: bool) {
+        let ex = &self.ex;
+        let elapsed = ex.started.elapsed();
+        let m = &self.respond.metrics;
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: ex.route.clone(),
+                status: self.status,
+            })
+            .inc();
+        match &ex.duration {
+            Some(histogram) => histogram.observe(elapsed.as_secs_f64()),
+            None => m
+                .request_duration
+                .get_or_create(&RouteLabels {
+                    route: ex.route.clone(),
+                })
+                .observe(elapsed.as_secs_f64()),
+        }
+        let Some(fields) = &ex.log else { return };
+        let started_at = SystemTime::now()
+            .checked_sub(elapsed)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let entry = access_log::Entry {
+            time: humantime::format_rfc3339_millis(started_at).to_string(),
+            request_id: ex.request_id.to_str().unwrap_or_default().to_string(),
+            route: ex.route.0.to_string(),
+            method: ex.method.to_string(),
+            host: fields.host.clone(),
+            path: fields.path.clone(),
+            protocol: match ex.version {
+                Version::HTTP_2 => "HTTP/2",
+                Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            status: self.status,
+            duration_ms: (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            upstream: fields.upstream.as_ref().map(ToString::to_string),
+            bytes_in: fields.bytes_in.load(Ordering::Relaxed),
+            bytes_out,
+            client: ex.client.ip().to_string(),
+            consumer: ex.consumer.as_deref().map(str::to_string),
+            calls: fields.calls.clone(),
+            incomplete: !finished && bytes_out > 0,
+        };
+        if !self.respond.access_log.log(entry) {
+            m.access_log_dropped.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::body::full;
+    use crate::exchange::tests::exchange;
+    use crate::problem::ProblemKind;
+
+    #[tokio::test]
+    async fn problems_and_responses_alike_get_the_exchange_headers_and_the_request_id() {
+        let respond = Arc::new(Respond::new(
+            Arc::new(Metrics::new()),
+            AccessLog::disabled(),
+        ));
+        for outcome in [
+            Ok(Response::new(full("ok"))),
+            Err(Problem::new(ProblemKind::UpstreamTimeout, "slow")),
+        ] {
+            let mut ex = exchange();
+            ex.response_headers.push((
+                "ratelimit".parse().unwrap(),
+                HeaderValue::from_static("r=1"),
+            ));
+            let id = ex.request_id.clone();
+            let resp = respond.render(outcome, &ex);
+            let resp = respond.finish(resp, ex);
+            assert_eq!(resp.headers()["ratelimit"], "r=1");
+            assert_eq!(resp.headers()["x-request-id"], id);
+        }
+        let text = respond.metrics.encode();
+        assert!(
+            text.contains(
+                "frontdesk_local_replies_total{route=\"none\",type=\"upstream-timeout\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}

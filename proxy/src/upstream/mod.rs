@@ -1,0 +1,186 @@
+//! Upstream: the one machinery every call to a backend goes through, Routes' forwards and
+//! Aggregate calls alike.
+//!
+//! - [`balancer`]: weighted choice between backends, round robin over a backend's endpoints.
+//! - [`pool`]: per-endpoint pools of HTTP/1.1 connections, kept across snapshots.
+//! - this module: one exchange with one endpoint, bounded by timeouts, its failures mapped to
+//!   problems.
+//!
+//! The seam for retries, circuit breaking and health checks (a later issue) is
+//! [`Upstream::send`]: it receives the backend's endpoint and a request whose body has not been
+//! read yet, and answers with the response or a problem that says whether another try may
+//! help ([`crate::problem::ProblemKind::retryable`]).
+
+pub mod balancer;
+pub mod pool;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::oneshot;
+
+use crate::body::BoxError;
+use crate::problem::{Problem, ProblemKind};
+use pool::{ConnectError, EndpointPool, PoolConfig, PooledBody, Pools};
+
+/// A request body on its way to a backend: nothing, or the client's body as it streams.
+pub enum UpstreamBody {
+    Empty,
+    Streaming(Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>),
+}
+
+impl UpstreamBody {
+    /// The client's body; no allocation when it is already known to be empty.
+    pub fn from_body<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if body.is_end_stream() {
+            return UpstreamBody::Empty;
+        }
+        UpstreamBody::Streaming(Box::pin(http_body_util::BodyExt::map_err(body, Into::into)))
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Empty => Poll::Ready(None),
+            UpstreamBody::Streaming(b) => b.as_mut().poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Empty => true,
+            UpstreamBody::Streaming(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Empty => SizeHint::with_exact(0),
+            UpstreamBody::Streaming(b) => b.size_hint(),
+        }
+    }
+}
+
+/// One endpoint of a backend, as a snapshot names it, with its (process-wide) pool.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub authority: Authority,
+    pub pool: Arc<EndpointPool>,
+}
+
+/// Process-wide: the connection pools. Snapshots come and go, warm connections stay.
+pub struct Upstream {
+    pools: Pools,
+}
+
+impl Upstream {
+    pub fn new(config: PoolConfig) -> Self {
+        Upstream {
+            pools: Pools::new(config),
+        }
+    }
+
+    /// The endpoint `host:port`, with its pool; called when a snapshot is built.
+    pub fn endpoint(&self, endpoint: &str) -> Result<Endpoint, String> {
+        let authority = endpoint
+            .parse::<Authority>()
+            .map_err(|_| format!("endpoint {endpoint:?} is not host:port"))?;
+        Ok(Endpoint {
+            pool: self.pools.get(&authority),
+            authority,
+        })
+    }
+
+    /// Sends `req` (origin-form URI, with Host) to `endpoint`. `timeout` bounds the wait for
+    /// the response headers and starts once the request body has been sent (`body_sent`;
+    /// `None` when there is no body), so a slow upload is not cut off by it, as with Envoy's
+    /// route timeout. A request that never left because a pooled connection turned out to be
+    /// closed is sent again on a new connection.
+    pub async fn send(
+        &self,
+        endpoint: &Endpoint,
+        req: http::Request<UpstreamBody>,
+        timeout: Duration,
+        body_sent: Option<oneshot::Receiver<()>>,
+    ) -> Result<http::Response<PooledBody>, Problem> {
+        let exchange = exchange(&endpoint.pool, req);
+        tokio::pin!(exchange);
+        if let Some(sent) = body_sent {
+            tokio::select! {
+                // The backend may answer (e.g. 413) before reading the whole body.
+                answered = &mut exchange => return answered,
+                _ = sent => {}
+            }
+        }
+        match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => Err(Problem::new(
+                ProblemKind::UpstreamTimeout,
+                format!(
+                    "the backend did not answer within {}",
+                    humantime::format_duration(timeout)
+                ),
+            )),
+            Ok(answered) => answered,
+        }
+    }
+}
+
+async fn exchange(
+    pool: &Arc<EndpointPool>,
+    req: http::Request<UpstreamBody>,
+) -> Result<http::Response<PooledBody>, Problem> {
+    let mut conn = pool
+        .connection()
+        .await
+        .map_err(|e| connect_failure(&e, &pool.authority))?;
+    let answered = match conn.sender.try_send_request(req).await {
+        Err(mut e) if conn.reused => match e.take_message() {
+            // Never written: the backend closed the idle connection. One more try on a new one.
+            Some(req) => {
+                conn.sender = pool
+                    .dial()
+                    .await
+                    .map_err(|e| connect_failure(&e, &pool.authority))?;
+                conn.sender.try_send_request(req).await
+            }
+            None => Err(e),
+        },
+        other => other,
+    };
+    match answered {
+        Ok(resp) => Ok(resp.map(|body| PooledBody::new(body, pool.clone(), conn.sender))),
+        Err(e) => Err(exchange_failure(e.error(), &pool.authority)),
+    }
+}
+
+fn connect_failure(e: &ConnectError, endpoint: &Authority) -> Problem {
+    tracing::debug!(%endpoint, error = %e, "connecting to a backend failed");
+    Problem::new(
+        ProblemKind::UpstreamUnavailable,
+        format!("could not connect to {endpoint}"),
+    )
+}
+
+fn exchange_failure(e: &hyper::Error, endpoint: &Authority) -> Problem {
+    tracing::debug!(%endpoint, error = %e, "a backend exchange failed");
+    Problem::new(
+        ProblemKind::UpstreamUnavailable,
+        format!("the connection to {endpoint} failed before a response"),
+    )
+}
