@@ -124,7 +124,9 @@ impl Runtime {
                     host: &target.host,
                     request_id: &ex.request_id,
                 };
-                match stage.check(asked, &mut head.headers).await {
+                // Boxed: the authentication futures (key fetches, external calls) are large and
+                // would otherwise be moved with every request's future, policy or not.
+                match Box::pin(stage.check(asked, &mut head.headers)).await {
                     Ok(identity) => identity,
                     Err(Denied::Problem(p)) => return Err(p),
                     Err(Denied::Response(resp)) => return Ok(resp),
@@ -141,7 +143,7 @@ impl Runtime {
                 headers: &head.headers,
                 identity: identity.as_ref(),
             };
-            let headers = stage.check(asked).await?;
+            let headers = Box::pin(stage.check(asked)).await?;
             ex.response_headers.extend(headers);
         }
         ex.consumer = identity.and_then(|i| i.consumer);

@@ -153,8 +153,7 @@ async fn exchange(
         Err(mut e) if conn.reused => match e.take_message() {
             // Never written: the backend closed the idle connection. One more try on a new one.
             Some(req) => {
-                conn.sender = pool
-                    .dial()
+                conn.sender = Box::pin(pool.dial())
                     .await
                     .map_err(|e| connect_failure(&e, &pool.authority))?;
                 conn.sender.try_send_request(req).await

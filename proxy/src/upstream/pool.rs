@@ -137,7 +137,8 @@ impl EndpointPool {
             });
         }
         Ok(Connection {
-            sender: self.dial().await?,
+            // Boxed: dialing (name resolution, handshake) is rare and its future large.
+            sender: Box::pin(self.dial()).await?,
             reused: false,
         })
     }

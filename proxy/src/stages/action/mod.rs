@@ -86,16 +86,16 @@ impl Action {
             Action::Forward(f) => f.run(req, &input, ex).await,
             Action::Aggregate(a) => {
                 let mut log = Vec::new();
-                let answer = a
-                    .answer(
-                        input.upstream,
-                        input.matched.captures,
-                        req.headers(),
-                        &ex.request_id,
-                        input.timeout,
-                        &mut log,
-                    )
-                    .await;
+                // Boxed: an Aggregate's future is large and only its requests should carry it.
+                let answer = Box::pin(a.answer(
+                    input.upstream,
+                    input.matched.captures,
+                    req.headers(),
+                    &ex.request_id,
+                    input.timeout,
+                    &mut log,
+                ))
+                .await;
                 if let Some(l) = &mut ex.log {
                     l.calls = Some(log);
                 }

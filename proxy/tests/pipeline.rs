@@ -1,0 +1,286 @@
+//! The whole request path in process: a runtime built from manifests, called with requests,
+//! no proxy process and, where no backend is involved, no socket. Time is tokio's, paused where
+//! a test needs to move it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use frontdesk_files::FileSource;
+use frontdesk_proxy::body::ProxyBody;
+use frontdesk_proxy::runtime::{Applied, Env, Runtime, RuntimeHandle};
+use frontdesk_snapshot::{Action, Snapshot};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+
+const CLIENT: &str = "192.0.2.10:50000";
+
+fn snapshot(yaml: &str) -> Snapshot {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.yaml"), yaml).unwrap();
+    let update = FileSource::new(dir.path().to_path_buf()).load().unwrap();
+    assert!(update.problems.is_empty(), "{:?}", update.problems);
+    update.output.snapshot("default")
+}
+
+fn runtime(yaml: &str) -> Arc<Runtime> {
+    Arc::new(Runtime::build(snapshot(yaml), Arc::new(Env::standalone())).unwrap())
+}
+
+fn manifest(kind: &str, name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: frontdesk.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}, namespace: test}}\nspec:\n{spec}\n---\n"
+    )
+}
+
+async fn call(rt: &Arc<Runtime>, method: &str, path: &str) -> Response<ProxyBody> {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "shop.example.com")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    rt.clone().handle(req, CLIENT.parse().unwrap()).await
+}
+
+async fn text(resp: Response<ProxyBody>) -> String {
+    String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+fn problem_type(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v["type"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn direct_answers_redirects_and_no_route_without_a_socket() {
+    let rt = runtime(&manifest(
+        "Route",
+        "site",
+        "  rules:\n\
+         \x20   - matches: [{path: {type: Exact, value: /hello}}]\n\
+         \x20     responseHeaders: {set: {x-served-by: frontdesk}}\n\
+         \x20     directResponse: {status: 200, body: hi, contentType: text/plain}\n\
+         \x20   - matches: [{path: {value: /old}}]\n\
+         \x20     redirect: {scheme: https, statusCode: 301}\n",
+    ));
+    let resp = call(&rt, "GET", "/hello").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-served-by"], "frontdesk");
+    assert_eq!(resp.headers()["x-request-id"].len(), 32);
+    assert_eq!(text(resp).await, "hi");
+
+    let resp = call(&rt, "GET", "/old/x?a=1").await;
+    assert_eq!(resp.status(), 301);
+    assert_eq!(
+        resp.headers()["location"],
+        "https://shop.example.com/old/x?a=1"
+    );
+
+    let resp = call(&rt, "GET", "/nothing/here").await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    assert!(
+        resp.headers().get("x-served-by").is_none(),
+        "no rule, no edits"
+    );
+    assert_eq!(
+        problem_type(&text(resp).await),
+        "https://frontdesk.dev/problems/no-route"
+    );
+
+    // A path spelled differently matches what its canonical form matches.
+    let resp = call(&rt, "GET", "/./hello").await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn authorization_and_local_limits_refuse_with_the_rules_edits_and_refill_on_the_clock() {
+    let yaml = manifest(
+        "Policy",
+        "reads",
+        "  authorization:\n    rules: [{methods: [GET]}]\n\
+         \x20 rateLimit:\n    limits: [{name: tight, requests: 1, period: 10s, burst: 1, key: ClientIP}]",
+    ) + &manifest(
+        "Route",
+        "api",
+        "  rules:\n\
+         \x20   - matches: [{path: {value: /api}}]\n\
+         \x20     policies: [reads]\n\
+         \x20     responseHeaders: {set: {x-edge: frontdesk}}\n\
+         \x20     directResponse: {status: 200, body: ok}\n",
+    );
+    let rt = runtime(&yaml);
+
+    let refused = call(&rt, "POST", "/api").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers()["x-edge"], "frontdesk");
+    assert_eq!(
+        problem_type(&text(refused).await),
+        "https://frontdesk.dev/problems/forbidden"
+    );
+
+    let ok = call(&rt, "GET", "/api").await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["ratelimit"], "\"tight\";r=0;t=10");
+    let limited = call(&rt, "GET", "/api").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["x-edge"], "frontdesk");
+    assert_eq!(limited.headers()["retry-after"], "10");
+
+    // The limiter reads tokio's clock: ten paused seconds later the bucket is full again.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(call(&rt, "GET", "/api").await.status(), 200);
+}
+
+/// A port that accepts connections and never answers.
+async fn silent_backend() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    (addr, task)
+}
+
+/// A port nobody listens on.
+fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn the_proxys_own_502_503_504_carry_ratelimit_headers_and_response_edits() {
+    let (silent, _task) = silent_backend().await;
+    let refused = closed_port();
+    let yaml = manifest(
+        "Policy",
+        "limited",
+        "  rateLimit:\n    limits: [{name: generous, requests: 1000, period: 1m, key: ClientIP}]",
+    ) + &manifest(
+        "Route",
+        "fragile",
+        &format!(
+            "  policies: [limited]\n  rules:\n\
+             \x20   - matches: [{{path: {{value: /refused}}}}]\n\
+             \x20     responseHeaders: {{set: {{x-edge: frontdesk}}}}\n\
+             \x20     backends: [{{url: 'http://{refused}'}}]\n\
+             \x20   - matches: [{{path: {{value: /empty}}}}]\n\
+             \x20     responseHeaders: {{set: {{x-edge: frontdesk}}}}\n\
+             \x20     backends: [{{url: 'http://{refused}'}}]\n\
+             \x20   - matches: [{{path: {{value: /silent}}}}]\n\
+             \x20     timeout: 200ms\n\
+             \x20     responseHeaders: {{set: {{x-edge: frontdesk}}}}\n\
+             \x20     backends: [{{url: 'http://{silent}'}}]\n"
+        ),
+    );
+    let mut snap = snapshot(&yaml);
+    // The /empty rule's backend has no ready endpoint (an EndpointSlice with nothing ready).
+    for route in &mut snap.routes {
+        for rule in &mut route.rules {
+            let empty = rule
+                .matches
+                .iter()
+                .any(|m| format!("{:?}", m.path).contains("/empty"));
+            if empty && let Action::Forward { backends } = &mut rule.action {
+                backends[0].endpoints.clear();
+            }
+        }
+    }
+    let rt = Arc::new(Runtime::build(snap, Arc::new(Env::standalone())).unwrap());
+    for (path, status, slug) in [
+        ("/refused", 502, "upstream-unavailable"),
+        ("/empty", 503, "no-endpoints"),
+        ("/silent", 504, "upstream-timeout"),
+    ] {
+        let resp = call(&rt, "GET", path).await;
+        assert_eq!(resp.status(), status, "{path}");
+        assert_eq!(resp.headers()["x-edge"], "frontdesk", "{path}");
+        assert_eq!(
+            resp.headers()["ratelimit-policy"],
+            "\"generous\";q=1000;w=60",
+            "{path}"
+        );
+        assert!(resp.headers().contains_key("ratelimit"), "{path}");
+        assert_eq!(
+            problem_type(&text(resp).await),
+            format!("https://frontdesk.dev/problems/{slug}")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_in_flight_across_a_swap_finishes_on_the_old_configuration() {
+    let backend = frontdesk_demo::spawn("old").await;
+    let v1 = manifest(
+        "Route",
+        "r",
+        &format!("  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n"),
+    );
+    let v2 = manifest(
+        "Route",
+        "r",
+        "  rules:\n    - directResponse: {status: 200, body: v2}\n",
+    );
+    let handle =
+        RuntimeHandle::new(Runtime::build(snapshot(&v1), Arc::new(Env::standalone())).unwrap());
+
+    // 10 lines, one every 50 ms: half a second in flight.
+    let slow = call(&handle.load(), "GET", "/stream/10/50").await;
+    assert_eq!(slow.status(), 200);
+    assert_eq!(slow.headers()["x-backend"], "old");
+    let mut body = slow.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(!first.is_empty());
+
+    assert!(matches!(
+        handle.apply(snapshot(&v2)),
+        Ok(Applied::Swapped(_))
+    ));
+    let new = call(&handle.load(), "GET", "/stream/10/50").await;
+    assert_eq!(
+        text(new).await,
+        "v2",
+        "new requests use the new configuration"
+    );
+
+    let rest = body.collect().await.unwrap().to_bytes();
+    let lines = first
+        .iter()
+        .chain(rest.iter())
+        .filter(|b| **b == b'\n')
+        .count();
+    assert_eq!(lines, 10, "the old request streamed to its end");
+}
+
+#[tokio::test]
+async fn request_bodies_stream_to_the_backend_in_process() {
+    let backend = frontdesk_demo::spawn("b").await;
+    let rt = runtime(&manifest(
+        "Route",
+        "up",
+        &format!("  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n"),
+    ));
+    let req = Request::builder()
+        .method("POST")
+        .uri("/upload")
+        .header("host", "shop.example.com")
+        .body(Full::new(Bytes::from(vec![b'x'; 100_000])))
+        .unwrap();
+    let resp = rt.clone().handle(req, CLIENT.parse().unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = serde_json::from_str(&text(resp).await).unwrap();
+    assert_eq!(v["bytes"], 100_000);
+}
