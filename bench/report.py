@@ -13,7 +13,8 @@ import statistics
 import sys
 from collections import defaultdict
 
-ORDER = ["direct", "frontdesk", "frontdesk-jwt", "frontdesk-local", "frontdesk-global", "nginx"]
+ORDER = ["direct", "frontdesk", "frontdesk-jwt", "frontdesk-local", "frontdesk-global", "nginx",
+         "hyper-floor"]
 NOISE_WARN_PCT = 10.0  # other processes using more than this % of one core during a run
 
 
@@ -91,6 +92,31 @@ def main():
             pr = per_round_ratios(data, a, b, "rps")
             rng = f"({min(pr):.2f}-{max(pr):.2f})" if pr else ""
             out.append(f"  {a + ' / ' + b:<30} {ma / mb:6.2f}  {rng}")
+
+    cpu_pairs = [(a, b) for a, b in (("frontdesk", "nginx"), ("hyper-floor", "nginx"),
+                                      ("frontdesk", "hyper-floor"))
+                 if med(data, a, "proxy_cpu_us") and med(data, b, "proxy_cpu_us")]
+    if cpu_pairs:
+        out.append("")
+        out.append("proxy CPU-us per request ratios (ratio of medians; per-round min-max)")
+        for a, b in cpu_pairs:
+            pr = per_round_ratios(data, a, b, "proxy_cpu_us")
+            rng = f"({min(pr):.2f}-{max(pr):.2f})" if pr else ""
+            ratio = med(data, a, "proxy_cpu_us") / med(data, b, "proxy_cpu_us")
+            out.append(f"  {a + ' / ' + b:<30} {ratio:6.2f}  {rng}")
+
+    mem_who = [w for w in who_all if any(values(data, w, m) for m in
+                                         ("mem_process_kb", "mem_idle_kb_per_conn",
+                                          "mem_upload_kb_per_conn"))]
+    if mem_who:
+        out.append("")
+        out.append("memory (RSS): idle process MB; KB per idle keep-alive connection; KB per "
+                   "stalled upload")
+        for w in mem_who:
+            proc = med(data, w, "mem_process_kb")
+            out.append(f"  {w:<16} process {fmt(proc and proc / 1024, '.1f'):>6} MB   "
+                       f"idle {fmt(med(data, w, 'mem_idle_kb_per_conn'), '.2f'):>7} KB/conn   "
+                       f"upload {fmt(med(data, w, 'mem_upload_kb_per_conn'), '.2f'):>7} KB/conn")
 
     if "direct" in data:
         added = [w for w in who_all if w != "direct"]

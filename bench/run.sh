@@ -10,6 +10,9 @@
 #   frontdesk-local / frontdesk-global  the same proxy, on routes with a rate limit that never
 #              triggers, counted in the proxy's memory / in Redis (redis-server on core 1)
 #   nginx      wrk/hey -> nginx reverse proxy (1 worker, upstream keep-alive) -> backend
+#   hyper-floor  wrk/hey -> proxy/examples/hyper_floor.rs (hyper's HTTP/1.1 server in front of
+#              hyper's HTTP/1.1 client connections, nothing else) -> backend: what any proxy on
+#              hyper's HTTP/1 machinery pays before doing anything of its own
 #
 # Measured (method in shared BENCH.md: the machine has 2 cores and is shared, so only comparisons
 # inside one run mean something):
@@ -18,7 +21,10 @@
 #     the proxy and of the backend from /proc/<pid>/stat (the most stable figure);
 #   - latency: open-ish loop below saturation, `hey -c 10 -q 200` (2000 req/s), p50 and p99,
 #     BENCH_ROUNDS rounds rotated likewise (never from the saturated wrk runs);
-#   - noise: CPU used by other processes during each throughput run (from /proc/stat).
+#   - noise: CPU used by other processes during each throughput run (from /proc/stat);
+#   - memory per client connection (bench/conn_memory.py), frontdesk and nginx: RSS growth with
+#     BENCH_MEM_IDLE idle keep-alive connections and with BENCH_MEM_UPLOADS stalled uploads,
+#     divided by the connections; and each proxy's RSS when idle.
 # Servers are pinned to core 0, the load generator to core 1.
 #
 # Environment:
@@ -30,6 +36,7 @@
 #   BENCH_LAT_WORKERS / BENCH_LAT_QPS   hey workers and req/s per worker (default 10 x 200)
 #   BENCH_LAT_TOOL      wrk (default: paced with a Lua delay, microsecond percentiles) or hey
 #                       (hey prints latencies in 0.1 ms steps: too coarse for sub-ms differences)
+#   BENCH_MEM_IDLE / BENCH_MEM_UPLOADS  connections of the memory runs (default 2000 / 500; 0 skips)
 #   BENCH_SKIP_BUILD=1  don't run cargo; use an existing binary (FRONTDESK_BIN or target/release)
 #   BENCH_KEEP_TMP=1    keep the temp dir (configs, logs, raw wrk/hey output)
 # Output: the table on stdout, and bench/out/results-<time>.txt (raw "round contender metric
@@ -40,17 +47,19 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 
-CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global nginx}
+CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global nginx hyper-floor}
 ROUNDS=${BENCH_ROUNDS:-5}
 DURATION=${BENCH_DURATION:-10}
 LAT_DURATION=${BENCH_LAT_DURATION:-8}
 LAT_WORKERS=${BENCH_LAT_WORKERS:-10}
 LAT_QPS=${BENCH_LAT_QPS:-200}
+MEM_IDLE=${BENCH_MEM_IDLE:-2000}
+MEM_UPLOADS=${BENCH_MEM_UPLOADS:-500}
 
 read -ra contenders <<<"$CONTENDERS"
 for c in "${contenders[@]}"; do
-  case $c in direct | frontdesk | frontdesk-jwt | frontdesk-local | frontdesk-global | nginx) ;;
-    *) die "unknown contender '$c' (direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global nginx)" ;;
+  case $c in direct | frontdesk | frontdesk-jwt | frontdesk-local | frontdesk-global | nginx | hyper-floor) ;;
+    *) die "unknown contender '$c' (direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global nginx hyper-floor)" ;;
   esac
 done
 wants() { [[ " $CONTENDERS " == *" $1 "* ]]; }
@@ -58,15 +67,17 @@ wants_proxy() { wants frontdesk || wants frontdesk-jwt || wants frontdesk-local 
 
 "$REPO/scripts/install-deps.sh" bench
 
-if wants_proxy; then
+target_dir=${CARGO_TARGET_DIR:-$REPO/target}
+[[ $target_dir == /* ]] || target_dir=$REPO/$target_dir
+if wants_proxy || wants hyper-floor; then
   if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    log "building frontdesk-proxy (release)"
-    (cd "$REPO" && cargo build --release -p frontdesk-proxy)
+    log "building frontdesk-proxy and the hyper floor (release)"
+    (cd "$REPO" && cargo build --release -p frontdesk-proxy --bin frontdesk-proxy --example hyper_floor)
   fi
-  target_dir=${CARGO_TARGET_DIR:-$REPO/target}
-  [[ $target_dir == /* ]] || target_dir=$REPO/$target_dir
   FRONTDESK_BIN=${FRONTDESK_BIN:-$target_dir/release/frontdesk-proxy}
-  [[ -x $FRONTDESK_BIN ]] || die "no frontdesk-proxy binary at $FRONTDESK_BIN"
+  HYPER_FLOOR_BIN=${HYPER_FLOOR_BIN:-$target_dir/release/examples/hyper_floor}
+  if wants_proxy; then [[ -x $FRONTDESK_BIN ]] || die "no frontdesk-proxy binary at $FRONTDESK_BIN"; fi
+  if wants hyper-floor; then [[ -x $HYPER_FLOOR_BIN ]] || die "no hyper_floor binary at $HYPER_FLOOR_BIN"; fi
 fi
 
 mkdir -p "$REPO/bench/out"
@@ -90,6 +101,16 @@ if wants nginx; then
   url[nginx]="http://127.0.0.1:$port/"
   proxy_pid[nginx]=${BENCH_PID[nginx]}
   wait_ready "${url[nginx]}" "${proxy_pid[nginx]}"
+fi
+
+if wants hyper-floor; then
+  free_port; port=$FREE_PORT
+  taskset -c "$BENCH_CORE_SERVERS" "$HYPER_FLOOR_BIN" "127.0.0.1:$port" "127.0.0.1:$backend_port" \
+    >"$BENCH_DIR/hyper-floor.log" 2>&1 &
+  BENCH_PID[hyper-floor]=$!
+  url[hyper-floor]="http://127.0.0.1:$port/"
+  proxy_pid[hyper-floor]=${BENCH_PID[hyper-floor]}
+  wait_ready "${url[hyper-floor]}" "${proxy_pid[hyper-floor]}"
 fi
 
 if wants_proxy; then
@@ -150,6 +171,40 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for c in "${ROTATED[@]}"; do
     measure_latency "$r" "$c" "${url[$c]}" "$LAT_DURATION" "$LAT_WORKERS" "$LAT_QPS"
   done
+done
+
+# --- memory per connection ----------------------------------------------------------------------
+# frontdesk and nginx, each mode on a fresh process of its own (memory an allocator kept from an
+# earlier run would hide the next one's growth). nginx's memory is its worker's: the master holds
+# no connections.
+mem_run() {  # mem_run WHO MODE CONNS
+  local who=$1 mode=$2 n=$3 name="mem-$1-$2" port pid line kb
+  free_port; port=$FREE_PORT
+  if [[ $who == nginx ]]; then
+    start_nginx_proxy "$name" "$port" "$backend_port"
+    wait_ready "http://127.0.0.1:$port/" "${BENCH_PID[$name]}"
+    pid=$(pgrep -P "${BENCH_PID[$name]}" | head -n 1)
+  else
+    free_port
+    start_frontdesk "$name" "$port" "$FREE_PORT" "$BENCH_DIR/manifests"
+    wait_ready "http://127.0.0.1:$port/" "${BENCH_PID[$name]}"
+    pid=${BENCH_PID[$name]}
+  fi
+  if [[ $mode == idle ]]; then
+    echo "1 $who mem_process_kb $(awk '/^VmRSS:/{print $2}' "/proc/$pid/status")" >>"$BENCH_RESULTS"
+  fi
+  line=$(python3 "$REPO/bench/conn_memory.py" --port "$port" --pid "$pid" --conns "$n" \
+    --mode "$mode") || die "memory run $who $mode failed"
+  log "memory $who $mode x$n: $line"
+  read -r _ kb _ <<<"$line"
+  echo "1 $who mem_${mode}_kb_per_conn $kb" >>"$BENCH_RESULTS"
+  kill "${BENCH_PID[$name]}" 2>/dev/null || true
+  wait "${BENCH_PID[$name]}" 2>/dev/null || true
+}
+for who in frontdesk nginx; do
+  wants "$who" || continue
+  if ((MEM_IDLE > 0)); then mem_run "$who" idle "$MEM_IDLE"; fi
+  if ((MEM_UPLOADS > 0)); then mem_run "$who" upload "$MEM_UPLOADS"; fi
 done
 
 # --- report -------------------------------------------------------------------------------------

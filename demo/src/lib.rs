@@ -7,7 +7,7 @@
 //! | `/products`, `/products/{id}` | product JSON |
 //! | `/reviews?productId={id}` | reviews JSON |
 //! | `/inventory/{id}` | stock JSON |
-//! | `/status/{code}` | that status, JSON body |
+//! | `/status/{code}[?delay={ms}]` | that status, JSON body (after `ms` milliseconds) |
 //! | `/delay/{ms}` | 200 after `ms` milliseconds |
 //! | `/bytes/{n}` | `n` bytes, streamed in 64 KiB chunks |
 //! | `/stream/{chunks}/{ms}` | `chunks` lines, one every `ms` milliseconds (chunked) |
@@ -119,6 +119,9 @@ async fn handle(req: Request<Incoming>, name: &str, accepted: u64) -> Response<B
             ok(json!({"productId": id, "quantity": id.len() * 7, "warehouse": "north"}))
         }
         ["status", code] => {
+            if let Some(ms) = query.split('&').find_map(|kv| kv.strip_prefix("delay=")) {
+                tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+            }
             let status = code
                 .parse()
                 .ok()

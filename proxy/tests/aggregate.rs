@@ -200,10 +200,12 @@ async fn a_failed_required_call_fails_the_answer_and_cancels_the_others() {
              \x20   - {{name: slow, backend: {{url: 'http://{slow}'}}, path: '/slow'}}\n"
         ),
     ) + &aggregate(
+        // The required call fails 100 ms in, so the slow call has surely been sent by then
+        // and its cancellation is what the backend sees.
         "bad",
         &format!(
             "  path: /bad\n  calls:\n\
-             \x20   - {{name: broken, backend: {{url: 'http://{demo}'}}, path: '/status/503', required: true}}\n\
+             \x20   - {{name: broken, backend: {{url: 'http://{demo}'}}, path: '/status/503?delay=100', required: true}}\n\
              \x20   - {{name: slow, backend: {{url: 'http://{slow}'}}, path: '/slow'}}\n"
         ),
     );

@@ -180,4 +180,43 @@ mod tests {
             &who(json!({"admin": true}), Some("bob"))
         ));
     }
+
+    fn policy(yaml: serde_json::Value) -> snap::Policy {
+        serde_json::from_value(yaml).unwrap()
+    }
+
+    #[test]
+    fn the_stage_counts_decisions_and_refuses_with_403() {
+        let metrics = Metrics::new();
+        let p = policy(json!({"sources": [], "authorization": {"rules": [{"methods": ["GET"]}]}}));
+        let stage = Authorize::build("ns/reads", &p, &metrics).unwrap();
+        assert!(
+            stage.check(&Method::GET, None).is_ok(),
+            "anonymous GET allowed"
+        );
+        let refused = stage.check(&Method::DELETE, None).unwrap_err();
+        assert_eq!(refused.kind, ProblemKind::Forbidden);
+        let text = metrics.encode();
+        assert!(
+            text.contains("policy=\"ns/reads\",outcome=\"allowed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("policy=\"ns/reads\",outcome=\"forbidden\"} 1"),
+            "{text}"
+        );
+
+        // Nothing to decide: no stage at all.
+        assert!(Authorize::build("ns/limits", &policy(json!({"sources": []})), &metrics).is_none());
+        // Authentication alone: every authenticated request is allowed (and counted).
+        let basic = policy(
+            json!({"sources": [], "authentication": {"basic": {"realm": "r", "users": []}}}),
+        );
+        let stage = Authorize::build("ns/basic", &basic, &metrics).unwrap();
+        assert!(
+            stage
+                .check(&Method::POST, Some(&who(json!({}), Some("bob"))))
+                .is_ok()
+        );
+    }
 }

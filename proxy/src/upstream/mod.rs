@@ -3,6 +3,7 @@
 //!
 //! - [`balancer`]: weighted choice between backends, round robin over a backend's endpoints.
 //! - [`pool`]: per-endpoint pools of HTTP/1.1 connections, kept across snapshots.
+//! - [`h1`]: one HTTP/1.1 exchange on a connection, inline in the request's task.
 //! - this module: one exchange with one endpoint, bounded by timeouts, its failures mapped to
 //!   problems.
 //!
@@ -12,6 +13,7 @@
 //! help ([`crate::problem::ProblemKind::retryable`]).
 
 pub mod balancer;
+pub mod h1;
 pub mod pool;
 
 use std::pin::Pin;
@@ -26,7 +28,8 @@ use tokio::sync::oneshot;
 
 use crate::body::BoxError;
 use crate::problem::{Problem, ProblemKind};
-use pool::{ConnectError, EndpointPool, PoolConfig, PooledBody, Pools};
+use h1::{ExchangeError, ResponseBody, encode_head};
+use pool::{ConnectError, EndpointPool, PoolConfig, Pools};
 
 /// A request body on its way to a backend: nothing, or the client's body as it streams.
 pub enum UpstreamBody {
@@ -118,7 +121,7 @@ impl Upstream {
         req: http::Request<UpstreamBody>,
         timeout: Duration,
         body_sent: Option<oneshot::Receiver<()>>,
-    ) -> Result<http::Response<PooledBody>, Problem> {
+    ) -> Result<http::Response<ResponseBody>, Problem> {
         let exchange = exchange(&endpoint.pool, req);
         tokio::pin!(exchange);
         if let Some(sent) = body_sent {
@@ -144,27 +147,32 @@ impl Upstream {
 async fn exchange(
     pool: &Arc<EndpointPool>,
     req: http::Request<UpstreamBody>,
-) -> Result<http::Response<PooledBody>, Problem> {
-    let mut conn = pool
+) -> Result<http::Response<ResponseBody>, Problem> {
+    let (head, chunked) = encode_head(&req);
+    let (parts, body) = req.into_parts();
+    let bodiless = matches!(body, UpstreamBody::Empty);
+    let checkout = pool
         .connection()
         .await
         .map_err(|e| connect_failure(&e, &pool.authority))?;
-    let answered = match conn.sender.try_send_request(req).await {
-        Err(mut e) if conn.reused => match e.take_message() {
-            // Never written: the backend closed the idle connection. One more try on a new one.
-            Some(req) => {
-                conn.sender = Box::pin(pool.dial())
-                    .await
-                    .map_err(|e| connect_failure(&e, &pool.authority))?;
-                conn.sender.try_send_request(req).await
-            }
-            None => Err(e),
-        },
-        other => other,
-    };
+    let answered = checkout
+        .conn
+        .exchange(&head, body, chunked, &parts.method, pool)
+        .await;
     match answered {
-        Ok(resp) => Ok(resp.map(|body| PooledBody::new(body, pool.clone(), conn.sender))),
-        Err(e) => Err(exchange_failure(e.error(), &pool.authority)),
+        // The backend closed the idle connection as the request was written: it never saw the
+        // request, which had no body to replay. Once more, on a new connection.
+        Err(e) if checkout.reused && bodiless && e.before_any_answer() => {
+            tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
+            let conn = Box::pin(pool.dial())
+                .await
+                .map_err(|e| connect_failure(&e, &pool.authority))?;
+            conn.exchange(&head, UpstreamBody::Empty, false, &parts.method, pool)
+                .await
+                .map_err(|e| exchange_failure(&e, &pool.authority))
+        }
+        Err(e) => Err(exchange_failure(&e, &pool.authority)),
+        Ok(resp) => Ok(resp),
     }
 }
 
@@ -176,10 +184,17 @@ fn connect_failure(e: &ConnectError, endpoint: &Authority) -> Problem {
     )
 }
 
-fn exchange_failure(e: &hyper::Error, endpoint: &Authority) -> Problem {
+fn exchange_failure(e: &ExchangeError, endpoint: &Authority) -> Problem {
     tracing::debug!(%endpoint, error = %e, "a backend exchange failed");
-    Problem::new(
-        ProblemKind::UpstreamUnavailable,
-        format!("the connection to {endpoint} failed before a response"),
-    )
+    match e {
+        // The client's body broke off (a malformed chunk, a reset): not the backend's fault.
+        ExchangeError::RequestBody(_) => Problem::new(
+            ProblemKind::BadRequest,
+            "the request body could not be read",
+        ),
+        _ => Problem::new(
+            ProblemKind::UpstreamUnavailable,
+            format!("the connection to {endpoint} failed before a response"),
+        ),
+    }
 }
