@@ -17,6 +17,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod exchange;
 pub mod forwarding;
+pub mod http1;
 pub mod identity;
 pub mod metrics;
 pub mod pipeline;

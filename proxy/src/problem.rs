@@ -14,6 +14,8 @@ use crate::body::{ProxyBody, full};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProblemKind {
     BadRequest,
+    /// The request head is larger than the gateway accepts (431).
+    HeadersTooLarge,
     /// Missing or invalid credentials (401, with `WWW-Authenticate`).
     Unauthorized,
     /// Authenticated, but not allowed (403).
@@ -37,6 +39,7 @@ impl ProblemKind {
     pub fn status(self) -> StatusCode {
         match self {
             ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
+            ProblemKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ProblemKind::Forbidden => StatusCode::FORBIDDEN,
             ProblemKind::PolicyUnavailable
@@ -55,6 +58,7 @@ impl ProblemKind {
     pub fn slug(self) -> &'static str {
         match self {
             ProblemKind::BadRequest => "bad-request",
+            ProblemKind::HeadersTooLarge => "headers-too-large",
             ProblemKind::Unauthorized => "unauthorized",
             ProblemKind::Forbidden => "forbidden",
             ProblemKind::PolicyUnavailable => "policy-unavailable",
@@ -72,6 +76,7 @@ impl ProblemKind {
     pub fn title(self) -> &'static str {
         match self {
             ProblemKind::BadRequest => "Bad request",
+            ProblemKind::HeadersTooLarge => "Request headers too large",
             ProblemKind::Unauthorized => "Authentication required",
             ProblemKind::Forbidden => "Not allowed",
             ProblemKind::PolicyUnavailable => "The route's policy is not available",

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::CONTENT_LENGTH;
 use http::response::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -28,14 +28,13 @@ use tokio::net::TcpStream;
 use super::UpstreamBody;
 use super::pool::EndpointPool;
 use crate::body::BoxError;
+use crate::http1::{self, decode::Decoder, decode::Step};
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// Room made in the read buffer before each read.
 const READ_ROOM: usize = 16 * 1024;
-/// Longest chunk-size line (with extensions) accepted.
-const MAX_CHUNK_LINE: usize = 4096;
 
 /// One connection to a backend endpoint.
 pub struct Connection {
@@ -116,11 +115,11 @@ impl Connection {
         let framing = framing(&parts, method)?;
         let reusable = sent_all
             && parts.version == Version::HTTP_11
-            && !wants_close(&parts.headers)
+            && !http1::connection_has(&parts.headers, b"close")
             && framing.reusable();
         let mut body = ResponseBody {
             conn: Some(self),
-            framing: framing.state,
+            decoder: framing.decoder,
             reusable,
             pool: pool.clone(),
         };
@@ -280,119 +279,62 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, ExchangeError> {
     }
 }
 
-fn wants_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| has_token(v.as_bytes(), b"close"))
-}
-
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
 /// How the answer's body is delimited, and whether that allows reusing the connection.
 struct BodyFraming {
-    state: Framing,
+    decoder: Decoder,
     /// A Transfer-Encoding with a Content-Length, or a coding other than chunked.
     suspicious: bool,
 }
 
 impl BodyFraming {
     fn reusable(&self) -> bool {
-        !self.suspicious && !matches!(self.state, Framing::UntilClose)
+        !self.suspicious && !self.decoder.ends_at_close()
     }
 }
 
 fn framing(parts: &Parts, method: &Method) -> Result<BodyFraming, ExchangeError> {
-    let plain = |state| BodyFraming {
-        state,
+    let plain = |decoder| BodyFraming {
+        decoder,
         suspicious: false,
     };
     if *method == Method::HEAD
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED
     {
-        return Ok(plain(Framing::Length(0)));
+        return Ok(plain(Decoder::length(0)));
     }
     let h = &parts.headers;
-    if h.contains_key(TRANSFER_ENCODING) {
-        let last = h
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .map(<[u8]>::trim_ascii)
-            .rfind(|t| !t.is_empty());
-        let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+    if let Some(last) = http1::last_transfer_coding(h) {
+        let chunked = last.eq_ignore_ascii_case(b"chunked");
         return Ok(BodyFraming {
-            state: if chunked {
-                Framing::Chunked(Chunked::Size)
+            decoder: if chunked {
+                Decoder::chunked()
             } else {
-                Framing::UntilClose
+                Decoder::until_close()
             },
             suspicious: !chunked || h.contains_key(CONTENT_LENGTH),
         });
     }
-    let mut length = None;
-    for v in h.get_all(CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|b| *b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) || part.len() > 18 {
-                return Err(ExchangeError::Invalid("bad Content-Length"));
-            }
-            let n: u64 = std::str::from_utf8(part)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(ExchangeError::Invalid("bad Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(ExchangeError::Invalid("conflicting Content-Length values"));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(plain(match length {
-        Some(n) => Framing::Length(n),
-        None => Framing::UntilClose,
-    }))
-}
-
-enum Framing {
-    /// Bytes still to come.
-    Length(u64),
-    Chunked(Chunked),
-    /// Until the backend closes the connection.
-    UntilClose,
-    Done,
-}
-
-enum Chunked {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Bytes of the current chunk still to come.
-    Data(u64),
-    /// The CRLF after a chunk's data.
-    DataEnd,
-    /// Trailer lines after the last chunk, up to an empty line.
-    Trailers,
+    Ok(plain(
+        match http1::content_length(h).map_err(ExchangeError::Invalid)? {
+            Some(n) => Decoder::length(n),
+            None => Decoder::until_close(),
+        },
+    ))
 }
 
 /// A backend's answer body, read from its connection as the client takes it. The connection
 /// goes back to its pool when the body ended cleanly; dropped earlier, it is closed.
 pub struct ResponseBody {
     conn: Option<Box<Connection>>,
-    framing: Framing,
+    decoder: Decoder,
     reusable: bool,
     pool: Arc<EndpointPool>,
 }
 
 impl ResponseBody {
     fn release_if_done(&mut self) {
-        if matches!(self.framing, Framing::Length(0)) {
-            self.framing = Framing::Done;
-        }
-        if matches!(self.framing, Framing::Done)
+        if self.decoder.is_end()
             && let Some(conn) = self.conn.take()
             && self.reusable
             && conn.buf.is_empty()
@@ -402,11 +344,7 @@ impl ResponseBody {
     }
 
     /// Reads more from the connection into its buffer; `Ok(0)` at EOF.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let conn = self
-            .conn
-            .as_mut()
-            .expect("a body being read has its connection");
+    fn poll_fill(conn: &mut Connection, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
             ready!(conn.io.poll_read_ready(cx))?;
             conn.buf.reserve(READ_ROOM);
@@ -417,93 +355,11 @@ impl ResponseBody {
         }
     }
 
-    fn buffered(&mut self) -> &mut BytesMut {
-        &mut self
-            .conn
-            .as_mut()
-            .expect("a body being read has its connection")
-            .buf
+    fn fail(&mut self, e: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.conn = None;
+        self.decoder = Decoder::length(0);
+        Poll::Ready(Some(Err(e.into())))
     }
-
-    /// Decodes what the buffer holds of a chunked body: `Some(data)`, or `None` when more
-    /// bytes are needed (or the body is done: see `self.framing`).
-    fn decode_chunked(&mut self) -> Result<Option<Bytes>, BoxError> {
-        loop {
-            let Framing::Chunked(state) = &mut self.framing else {
-                return Ok(None);
-            };
-            let buf = &mut self
-                .conn
-                .as_mut()
-                .expect("a body being read has its connection")
-                .buf;
-            match state {
-                Chunked::Size => {
-                    let Some(end) = find_crlf(buf) else {
-                        if buf.len() > MAX_CHUNK_LINE {
-                            return Err("a chunk-size line is too long".into());
-                        }
-                        return Ok(None);
-                    };
-                    let line = &buf[..end];
-                    let digits = line.split(|b| *b == b';').next().unwrap_or_default();
-                    let digits = digits.trim_ascii();
-                    if digits.is_empty()
-                        || digits.len() > 15
-                        || !digits.iter().all(u8::is_ascii_hexdigit)
-                    {
-                        return Err("a chunk size is not valid hex".into());
-                    }
-                    let size = u64::from_str_radix(std::str::from_utf8(digits)?, 16)?;
-                    buf.advance(end + 2);
-                    *state = if size == 0 {
-                        Chunked::Trailers
-                    } else {
-                        Chunked::Data(size)
-                    };
-                }
-                Chunked::Data(rest) => {
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    let n = (*rest).min(buf.len() as u64) as usize;
-                    let data = buf.split_to(n).freeze();
-                    *rest -= n as u64;
-                    if *rest == 0 {
-                        *state = Chunked::DataEnd;
-                    }
-                    return Ok(Some(data));
-                }
-                Chunked::DataEnd => {
-                    if buf.len() < 2 {
-                        return Ok(None);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err("chunk data is not followed by CRLF".into());
-                    }
-                    buf.advance(2);
-                    *state = Chunked::Size;
-                }
-                Chunked::Trailers => {
-                    let Some(end) = find_crlf(buf) else {
-                        if buf.len() > MAX_HEAD {
-                            return Err("the trailers are too large".into());
-                        }
-                        return Ok(None);
-                    };
-                    buf.advance(end + 2);
-                    if end == 0 {
-                        self.framing = Framing::Done;
-                        return Ok(None);
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn find_crlf(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\r\n")
 }
 
 impl Body for ResponseBody {
@@ -516,76 +372,44 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         loop {
-            match &mut this.framing {
-                Framing::Done => {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.decoder.decode(&mut conn.buf) {
+                Ok(Step::Data(data)) => {
                     this.release_if_done();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Step::End) => {
+                    this.release_if_done();
+                    this.conn = None;
                     return Poll::Ready(None);
                 }
-                Framing::Length(0) => {
-                    this.release_if_done();
-                    return Poll::Ready(None);
-                }
-                Framing::Length(rest) => {
-                    let rest = *rest;
-                    let buf = this.buffered();
-                    if !buf.is_empty() {
-                        let n = rest.min(buf.len() as u64) as usize;
-                        let data = buf.split_to(n).freeze();
-                        this.framing = Framing::Length(rest - n as u64);
-                        this.release_if_done();
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
-                Framing::UntilClose => {
-                    let buf = this.buffered();
-                    if !buf.is_empty() {
-                        let data = buf.split().freeze();
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
-                Framing::Chunked(_) => match this.decode_chunked() {
-                    Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                    Ok(None) if matches!(this.framing, Framing::Done) => continue,
-                    Ok(None) => {}
-                    Err(e) => {
-                        this.conn = None;
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                },
+                Ok(Step::NeedMore) => {}
+                Err(e) => return this.fail(e),
             }
-            // The buffer holds nothing usable: read.
-            match ready!(this.poll_fill(cx)) {
-                Ok(0) if matches!(this.framing, Framing::UntilClose) => {
-                    this.conn = None;
-                    this.framing = Framing::Done;
-                    return Poll::Ready(None);
-                }
-                Ok(0) => {
-                    this.conn = None;
-                    this.framing = Framing::Done;
-                    return Poll::Ready(Some(Err(
-                        "the backend closed the connection before the body ended".into(),
-                    )));
-                }
+            match ready!(Self::poll_fill(conn, cx)) {
+                Ok(0) => match this.decoder.at_eof() {
+                    Ok(_) => {
+                        this.conn = None;
+                        return Poll::Ready(None);
+                    }
+                    Err(e) => return this.fail(e),
+                },
                 Ok(_) => {}
-                Err(e) => {
-                    this.conn = None;
-                    this.framing = Framing::Done;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
+                Err(e) => return this.fail(e),
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.framing, Framing::Done | Framing::Length(0))
+        self.decoder.is_end()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.framing {
-            Framing::Length(n) => SizeHint::with_exact(n),
-            Framing::Done => SizeHint::with_exact(0),
-            _ => SizeHint::default(),
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
         }
     }
 }
@@ -643,58 +467,46 @@ mod tests {
     #[test]
     fn framing_follows_rfc_9112() {
         let f = framing_of("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", Method::GET).unwrap();
-        assert!(matches!(f.state, Framing::Length(5)) && f.reusable());
+        assert!(f.decoder == Decoder::length(5) && f.reusable());
         let f = framing_of("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", Method::HEAD).unwrap();
-        assert!(matches!(f.state, Framing::Length(0)));
+        assert!(f.decoder.is_end());
         let f = framing_of(
             "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
             Method::GET,
         )
         .unwrap();
-        assert!(matches!(f.state, Framing::Length(0)));
+        assert!(f.decoder.is_end());
         let f = framing_of(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             Method::GET,
         )
         .unwrap();
-        assert!(matches!(f.state, Framing::Chunked(_)) && f.reusable());
+        assert!(f.decoder == Decoder::chunked() && f.reusable());
         // Transfer-Encoding wins over Content-Length, and the connection is not reused.
         let f = framing_of(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
             Method::GET,
         )
         .unwrap();
-        assert!(matches!(f.state, Framing::Chunked(_)) && !f.reusable());
+        assert!(f.decoder == Decoder::chunked() && !f.reusable());
         let f = framing_of(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
             Method::GET,
         )
         .unwrap();
-        assert!(matches!(f.state, Framing::UntilClose) && !f.reusable());
+        assert!(f.decoder.ends_at_close() && !f.reusable());
         let f = framing_of("HTTP/1.1 200 OK\r\n\r\n", Method::GET).unwrap();
-        assert!(matches!(f.state, Framing::UntilClose));
+        assert!(f.decoder.ends_at_close());
         let f = framing_of(
             "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n",
             Method::GET,
         )
         .unwrap();
-        assert!(matches!(f.state, Framing::Length(4)));
+        assert!(f.decoder == Decoder::length(4));
         for bad in ["4, 5", "+4", "0x4", "", "4 4", "99999999999999999999"] {
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
             assert!(framing_of(&head, Method::GET).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn connection_close_is_a_token_of_the_connection_header() {
-        let p = parts("HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert!(wants_close(&p.headers));
-        let p = parts("HTTP/1.1 200 OK\r\nConnection: closed\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert!(!wants_close(&p.headers));
     }
 
     #[test]

@@ -1,0 +1,111 @@
+//! HTTP/1.1 pieces shared by both ends of the proxy: the client-facing server
+//! ([`crate::server`]) and the backend connections ([`crate::upstream::h1`]).
+//!
+//! - [`decode`]: message bodies off a connection (Content-Length, chunked, until close).
+//! - this module: the header rules both ends apply (Content-Length values, connection tokens).
+
+pub mod decode;
+
+use http::HeaderMap;
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+
+/// The message's Content-Length: `Ok(None)` without one; an error when a value is not plain
+/// digits or values disagree (RFC 9112 §6.3: a recipient must treat that as unrecoverable).
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
+    let mut length = None;
+    for v in headers.get_all(CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|b| *b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || part.len() > 18 || !part.iter().all(u8::is_ascii_digit) {
+                return Err("the Content-Length is not a number");
+            }
+            let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if length.is_some_and(|l| l != n) {
+                return Err("the Content-Length values disagree");
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
+/// The last transfer coding named (`None` without Transfer-Encoding; `Some("")` for a header
+/// that names none).
+pub fn last_transfer_coding(headers: &HeaderMap) -> Option<&[u8]> {
+    if !headers.contains_key(TRANSFER_ENCODING) {
+        return None;
+    }
+    Some(
+        headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+            .rfind(|t| !t.is_empty())
+            .unwrap_or_default(),
+    )
+}
+
+/// Whether a Connection header of the message names `token` (`close`, `keep-alive`).
+pub fn connection_has(headers: &HeaderMap, token: &[u8]) -> bool {
+    headers.get_all(CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn content_lengths_must_be_plain_and_agree() {
+        assert_eq!(content_length(&headers(&[])), Ok(None));
+        assert_eq!(
+            content_length(&headers(&[("content-length", "42")])),
+            Ok(Some(42))
+        );
+        let same = headers(&[("content-length", "4"), ("content-length", "4, 4")]);
+        assert_eq!(content_length(&same), Ok(Some(4)));
+        for bad in ["4, 5", "+4", "0x4", "", "4 4", "-1", "1234567890123456789"] {
+            assert!(
+                content_length(&headers(&[("content-length", bad)])).is_err(),
+                "{bad:?}"
+            );
+        }
+        let split = headers(&[("content-length", "4"), ("content-length", "5")]);
+        assert!(content_length(&split).is_err());
+    }
+
+    #[test]
+    fn codings_and_connection_tokens() {
+        let h = headers(&[
+            ("transfer-encoding", "gzip"),
+            ("transfer-encoding", "Chunked "),
+        ]);
+        assert_eq!(last_transfer_coding(&h), Some(&b"Chunked"[..]));
+        assert_eq!(last_transfer_coding(&headers(&[])), None);
+        assert_eq!(
+            last_transfer_coding(&headers(&[("transfer-encoding", ",")])),
+            Some(&b""[..])
+        );
+        let h = headers(&[("connection", "keep-alive, Close")]);
+        assert!(connection_has(&h, b"close") && connection_has(&h, b"keep-alive"));
+        assert!(!connection_has(
+            &headers(&[("connection", "closed")]),
+            b"close"
+        ));
+    }
+}

@@ -1,0 +1,442 @@
+//! HTTP/1.1 client connections: read a request head, hand the request to the runtime current
+//! at that moment, write its answer, and again while the connection is kept alive.
+//!
+//! What is accepted (RFC 9112): a request head of at most `max_header_bytes` and `max_headers`
+//! fields (else 431), well-formed (else 400: a space before a colon, obs-fold, a bad method,
+//! target, version, name or value); a body framed by Transfer-Encoding whose only coding is
+//! chunked, or by one Content-Length (repeated values must agree); both together, another
+//! coding, or a bad length are refused with 400 and the connection closes, so nothing after
+//! them can be read as a second request.
+//!
+//! Resources: a connection holds no buffer while idle between requests (a few hundred bytes of
+//! state); the first request head must be complete within the header read timeout of the
+//! accept, later ones within it of their first byte, and an idle keep-alive connection closes
+//! after the idle timeout. Answers are framed by their Content-Length, else their known size,
+//! else chunked (HTTP/1.0 clients: until close). `Expect: 100-continue` is answered at once.
+//! While the proxy drains, each answer says `Connection: close`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::request_body::{ReadSide, RequestBody};
+use crate::body::ProxyBody;
+use crate::forwarding::new_request_id;
+use crate::http1::{self, decode::Decoder};
+use crate::problem::{Problem, ProblemKind};
+use crate::runtime::RuntimeHandle;
+
+/// The limits of the HTTP/1.1 server.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+/// Bytes read at a time while waiting for a head.
+const HEAD_ROOM: usize = 4096;
+/// Frames at most this large are copied behind the head and sent with it in one write.
+const COALESCE: usize = 16 * 1024;
+
+/// Why a connection stops reading requests.
+enum Stop {
+    /// The client closed, went silent past a timeout, or the proxy drains: close quietly.
+    Quiet,
+    /// A malformed or oversized head: answer this, then close.
+    Refuse(Problem),
+}
+
+/// A request head, read and checked.
+struct Head {
+    request: http::request::Parts,
+    decoder: Decoder,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// Serves one connection until it closes. `buf` holds what detection already read.
+pub async fn serve(
+    stream: TcpStream,
+    buf: BytesMut,
+    peer: SocketAddr,
+    runtime: RuntimeHandle,
+    settings: &Settings,
+    mut draining: watch::Receiver<bool>,
+) {
+    let (rd, mut wr) = stream.into_split();
+    // The read side is lent to a request's body while the request is in flight.
+    let mut side = Some(ReadSide { io: rd, buf });
+    let mut first = true;
+    while let Some(reader) = side.as_mut() {
+        let head = match read_head(reader, settings, first, &mut draining).await {
+            Ok(head) => head,
+            Err(Stop::Quiet) => return,
+            Err(Stop::Refuse(problem)) => {
+                let resp = problem.into_response(new_request_id().to_str().unwrap_or_default());
+                let _ = write_response(&mut wr, resp, false, Version::HTTP_11, true).await;
+                let _ = wr.shutdown().await;
+                return;
+            }
+        };
+        first = false;
+        let head_request = head.request.method == Method::HEAD;
+        let version = head.request.version;
+        let (body, returned) = match side.take() {
+            Some(reader) if !head.decoder.is_end() => {
+                if head.expect_continue
+                    && wr
+                        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                let (body, rx) = RequestBody::streaming(reader, head.decoder);
+                (body, Some(rx))
+            }
+            reader => {
+                side = reader;
+                (RequestBody::empty(), None)
+            }
+        };
+        let req = Request::from_parts(head.request, body);
+        let answer = Box::pin(runtime.load().handle(req, peer)).await;
+        // The request path is done with the request: its body (if any) is back, read to its
+        // end or not. A body left unread means the next request cannot be found: close.
+        let mut reusable = head.keep_alive && !*draining.borrow();
+        if let Some(mut rx) = returned {
+            match rx.try_recv() {
+                Ok(back) => {
+                    reusable &= back.complete;
+                    side = Some(back.side);
+                }
+                Err(_) => reusable = false,
+            }
+        }
+        if write_response(&mut wr, answer, head_request, version, !reusable)
+            .await
+            .is_err()
+            || !reusable
+        {
+            let _ = wr.shutdown().await;
+            return;
+        }
+        // Nothing kept while idle: the buffer goes unless a pipelined request is in it.
+        if let Some(reader) = side.as_mut()
+            && reader.buf.is_empty()
+        {
+            reader.buf = BytesMut::new();
+        }
+    }
+}
+
+/// Reads and checks the next request head.
+async fn read_head(
+    side: &mut ReadSide,
+    settings: &Settings,
+    first: bool,
+    draining: &mut watch::Receiver<bool>,
+) -> Result<Head, Stop> {
+    // The first request's head is due within the header timeout of the accept; later ones
+    // within the idle timeout to start and the header timeout from their first byte.
+    let mut deadline = Instant::now()
+        + if first {
+            settings.header_read_timeout
+        } else {
+            settings.idle_timeout
+        };
+    let mut started = first || !side.buf.is_empty();
+    loop {
+        if !side.buf.is_empty() {
+            if !started {
+                started = true;
+                deadline = Instant::now() + settings.header_read_timeout;
+            }
+            if let Some(head) = parse_head(&mut side.buf, settings)? {
+                return Ok(head);
+            }
+            if side.buf.len() >= settings.max_header_bytes {
+                return Err(Stop::Refuse(too_large()));
+            }
+        }
+        side.buf.reserve(HEAD_ROOM);
+        let read = tokio::select! {
+            r = side.io.as_ref().readable() => r,
+            () = tokio::time::sleep_until(deadline) => return Err(Stop::Quiet),
+            // Draining: an idle connection stays until the client sends one more request
+            // (answered with Connection: close) or the drain timeout ends the process.
+            _ = draining.changed(), if !*draining.borrow() => continue,
+        };
+        if read.is_err() {
+            return Err(Stop::Quiet);
+        }
+        match side.io.try_read_buf(&mut side.buf) {
+            Ok(0) => return Err(Stop::Quiet),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err(Stop::Quiet),
+        }
+    }
+}
+
+fn too_large() -> Problem {
+    Problem::new(
+        ProblemKind::HeadersTooLarge,
+        "the request head is larger than this gateway accepts",
+    )
+}
+
+fn bad(why: &'static str) -> Stop {
+    Stop::Refuse(Problem::new(ProblemKind::BadRequest, why))
+}
+
+/// Parses a complete head off the front of `buf`; `Ok(None)` when more is needed.
+fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, Stop> {
+    // Empty lines before a request are allowed (RFC 9112 §2.2).
+    while buf.starts_with(b"\r\n") {
+        let _ = buf.split_to(2);
+    }
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let mut slots = vec![httparse::EMPTY_HEADER; settings.max_headers];
+    let mut req = httparse::Request::new(&mut slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Stop::Refuse(too_large())),
+        Err(_) => return Err(bad("the request head is malformed")),
+    };
+    if len > settings.max_header_bytes {
+        return Err(Stop::Refuse(too_large()));
+    }
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| bad("the request method is not valid"))?;
+    let version = match req.version {
+        Some(1) => Version::HTTP_11,
+        Some(0) => Version::HTTP_10,
+        _ => return Err(bad("the HTTP version is not supported")),
+    };
+    let base = buf.as_ptr() as usize;
+    let path = req.path.unwrap_or_default();
+    let path_span = (path.as_ptr() as usize - base, path.len());
+    let mut spans = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| bad("a header name is not valid"))?;
+        spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
+    }
+    let bytes = buf.split_to(len).freeze();
+    let uri = Uri::from_maybe_shared(bytes.slice(path_span.0..path_span.0 + path_span.1))
+        .map_err(|_| bad("the request target is not valid"))?;
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, start, len) in spans {
+        let value = HeaderValue::from_maybe_shared(bytes.slice(start..start + len))
+            .map_err(|_| bad("a header value is not valid"))?;
+        headers.append(name, value);
+    }
+    let decoder = match http1::last_transfer_coding(&headers) {
+        Some(coding) => {
+            if headers.contains_key(CONTENT_LENGTH) {
+                return Err(bad(
+                    "Transfer-Encoding and Content-Length together are refused",
+                ));
+            }
+            let only_chunked = coding.eq_ignore_ascii_case(b"chunked")
+                && headers.get_all(TRANSFER_ENCODING).iter().count() == 1
+                && headers[TRANSFER_ENCODING]
+                    .as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"chunked");
+            if !only_chunked || version == Version::HTTP_10 {
+                return Err(bad("only Transfer-Encoding: chunked is accepted"));
+            }
+            Decoder::chunked()
+        }
+        None => Decoder::length(http1::content_length(&headers).map_err(bad)?.unwrap_or(0)),
+    };
+    let keep_alive = match version {
+        Version::HTTP_11 => !http1::connection_has(&headers, b"close"),
+        _ => http1::connection_has(&headers, b"keep-alive"),
+    };
+    let expect_continue = version == Version::HTTP_11
+        && headers
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut request = Request::new(()).into_parts().0;
+    request.method = method;
+    request.uri = uri;
+    request.version = version;
+    request.headers = headers;
+    Ok(Some(Head {
+        request,
+        decoder,
+        keep_alive,
+        expect_continue,
+    }))
+}
+
+/// Writes an answer: the head (with the framing this connection needs), then the body.
+/// `closing`: the connection closes after it.
+async fn write_response(
+    wr: &mut OwnedWriteHalf,
+    resp: Response<ProxyBody>,
+    head_request: bool,
+    version: Version,
+    closing: bool,
+) -> std::io::Result<()> {
+    let (parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    let bodiless = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let declared = http1::content_length(&parts.headers).ok().flatten();
+    let exact = body.size_hint().exact();
+    // How the body is delimited on this connection.
+    let length = declared.or(exact);
+    let chunked = !bodiless && length.is_none() && version == Version::HTTP_11;
+    let closing = closing || (!bodiless && length.is_none() && !chunked);
+
+    let mut out = BytesMut::with_capacity(512);
+    out.put_slice(if version == Version::HTTP_10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.put_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == TRANSFER_ENCODING || name == CONNECTION {
+            continue;
+        }
+        if name == CONTENT_LENGTH && (declared.is_none() || status == StatusCode::NO_CONTENT) {
+            continue;
+        }
+        put_header(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !parts.headers.contains_key(DATE) {
+        put_header(&mut out, b"date", &date());
+    }
+    if declared.is_none()
+        && status != StatusCode::NO_CONTENT
+        && !status.is_informational()
+        && let Some(n) = exact.filter(|_| !bodiless || head_request)
+    {
+        put_header(&mut out, b"content-length", n.to_string().as_bytes());
+    }
+    if chunked {
+        put_header(&mut out, b"transfer-encoding", b"chunked");
+    }
+    if closing {
+        put_header(&mut out, b"connection", b"close");
+    } else if version == Version::HTTP_10 {
+        put_header(&mut out, b"connection", b"keep-alive");
+    }
+    out.put_slice(b"\r\n");
+    if bodiless {
+        return wr.write_all(&out).await;
+    }
+
+    // The body: the first small frame rides with the head.
+    let mut sent: u64 = 0;
+    let limit = length.unwrap_or(u64::MAX);
+    let mut pending = Some(out);
+    loop {
+        let frame = match body.frame().await {
+            None => break,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "the answer's body broke off");
+                // The client cannot be told in-band: closing makes the truncation visible.
+                if let Some(out) = pending.take() {
+                    wr.write_all(&out).await?;
+                }
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            Some(Ok(frame)) => frame,
+        };
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if sent + data.len() as u64 > limit {
+            data.truncate((limit - sent) as usize);
+        }
+        sent += data.len() as u64;
+        let mut out = pending.take().unwrap_or_default();
+        if chunked {
+            out.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        }
+        if out.len() + data.len() <= COALESCE + 512 {
+            out.put_slice(&data);
+            if chunked {
+                out.put_slice(b"\r\n");
+            }
+            wr.write_all(&out).await?;
+        } else {
+            wr.write_all(&out).await?;
+            wr.write_all(&data).await?;
+            if chunked {
+                wr.write_all(b"\r\n").await?;
+            }
+        }
+        if sent == limit {
+            break;
+        }
+    }
+    let mut out = pending.take().unwrap_or_default();
+    if chunked {
+        out.put_slice(b"0\r\n\r\n");
+    }
+    if !out.is_empty() {
+        wr.write_all(&out).await?;
+    }
+    if length.is_some_and(|l| sent < l) {
+        // Shorter than announced: only closing tells the client.
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// The Date header value, formatted once a second.
+fn date() -> Bytes {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(u64, Bytes)> = const { std::cell::RefCell::new((0, Bytes::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs || c.1.is_empty() {
+            *c = (secs, Bytes::from(httpdate::fmt_http_date(now)));
+        }
+        c.1.clone()
+    })
+}

@@ -1,0 +1,264 @@
+//! Accept: the client-facing listener. HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on one
+//! port, told apart by the first bytes, with the limits an edge proxy needs set explicitly (see
+//! docs/hardening.md): header read timeout, header count and size, HTTP/2 streams, windows and
+//! reset-flood bounds, and a cap on open connections.
+//!
+//! - [`http1`]: frontdesk's own HTTP/1.1 server (the request's future runs in the connection's
+//!   task; nothing is buffered while a connection is idle).
+//! - HTTP/2 is served by hyper's server.
+//! - [`request_body`]: a client's request body over HTTP/1.1.
+
+pub mod http1;
+pub mod request_body;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+use crate::runtime::RuntimeHandle;
+
+/// What every HTTP/2 connection starts with (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    pub header_read_timeout: Duration,
+    /// An idle HTTP/1.1 keep-alive connection closes after this.
+    pub idle_timeout: Duration,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub h2_max_concurrent_streams: u32,
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
+            max_connections: 10_000,
+            h2_max_concurrent_streams: 100,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn h2_builder(limits: &ServerLimits) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .initial_stream_window_size(64 * 1024)
+        .initial_connection_window_size(1024 * 1024)
+        .max_header_list_size(16 * 1024)
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    b
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets open connections finish
+/// their requests for up to `drain_timeout`: HTTP/2 connections get GOAWAY, HTTP/1.1 answers
+/// say `Connection: close`.
+pub async fn serve(
+    listener: TcpListener,
+    runtime: RuntimeHandle,
+    metrics: Arc<Metrics>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let h2 = Arc::new(h2_builder(&limits));
+    let h1 = Arc::new(http1::Settings {
+        header_read_timeout: limits.header_read_timeout,
+        idle_timeout: limits.idle_timeout,
+        max_header_bytes: limits.max_header_bytes.max(8192),
+        max_headers: limits.max_headers,
+    });
+    let graceful = GracefulShutdown::new();
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+        };
+        let (stream, peer): (_, SocketAddr) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Connection {
+            runtime: runtime.clone(),
+            h1: h1.clone(),
+            h2: h2.clone(),
+            graceful: graceful.watcher(),
+            draining: drain_rx.clone(),
+            peer,
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            metrics.active_connections.inc();
+            conn.serve(stream).await;
+            metrics.active_connections.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = drain_tx.send(true);
+    let all_closed = async {
+        // Every connection holds a permit until it ends.
+        let n = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+        let _ = permits.acquire_many(n).await;
+    };
+    tokio::select! {
+        _ = async { graceful.shutdown().await; all_closed.await } => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(limits.drain_timeout) => tracing::warn!("drain timeout reached; closing the remaining connections"),
+    }
+}
+
+/// One accepted connection.
+struct Connection {
+    runtime: RuntimeHandle,
+    h1: Arc<http1::Settings>,
+    h2: Arc<hyper::server::conn::http2::Builder<TokioExecutor>>,
+    graceful: Watcher,
+    draining: watch::Receiver<bool>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream) {
+        let deadline = Instant::now() + self.h1.header_read_timeout;
+        let Some((buf, is_h2)) = detect(&stream, deadline).await else {
+            return;
+        };
+        if !is_h2 {
+            return http1::serve(
+                stream,
+                buf,
+                self.peer,
+                self.runtime,
+                &self.h1,
+                self.draining,
+            )
+            .await;
+        }
+        let (runtime, peer) = (self.runtime, self.peer);
+        // Each request runs on the runtime current when it arrives, to its end. The request's
+        // future is boxed once here: hyper moves the service future into place, and moving a
+        // pointer is cheaper than moving the whole pipeline's state.
+        let service = service_fn(move |req| {
+            let current = runtime.load();
+            let answer = Box::pin(current.handle(req, peer));
+            async move { Ok::<_, std::convert::Infallible>(answer.await) }
+        });
+        let io = TokioIo::new(Prefixed {
+            prefix: buf,
+            io: stream,
+        });
+        let conn = self.h2.serve_connection(io, service);
+        let _ = self.graceful.watch(conn).await;
+    }
+}
+
+/// Reads the first bytes, enough to tell the HTTP/2 preface from an HTTP/1.1 request. `None`
+/// when the client closed or sent nothing in time.
+async fn detect(stream: &TcpStream, deadline: Instant) -> Option<(BytesMut, bool)> {
+    let mut buf = BytesMut::new();
+    loop {
+        if buf.len() >= H2_PREFACE.len() || !H2_PREFACE.starts_with(&buf) {
+            let is_h2 = buf.starts_with(H2_PREFACE);
+            return Some((buf, is_h2));
+        }
+        tokio::select! {
+            r = stream.readable() => r.ok()?,
+            () = tokio::time::sleep_until(deadline) => return None,
+        }
+        buf.reserve(4096);
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A stream that first yields bytes already read from it.
+struct Prefixed {
+    prefix: BytesMut,
+    io: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
