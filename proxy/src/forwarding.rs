@@ -27,6 +27,11 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 
 /// Removes hop-by-hop headers, including those the Connection header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names present is cheaper than a hash lookup
+    // for each of the nine.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if headers.contains_key(CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
@@ -49,31 +54,28 @@ pub fn add_forwarded(
     headers: &mut HeaderMap,
     client: IpAddr,
     proto: &'static str,
-    host: Option<&str>,
+    host: Option<&HeaderValue>,
 ) {
-    let mut client_text = String::with_capacity(48);
-    let _ = write!(client_text, "{client}");
-    let client = client_text;
-    let previous: Vec<&str> = headers
+    let mut xff = String::with_capacity(48);
+    for previous in headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .collect();
-    let xff = if previous.is_empty() {
-        client
-    } else {
-        format!("{}, {client}", previous.join(", "))
-    };
+    {
+        xff.push_str(previous);
+        xff.push_str(", ");
+    }
+    let _ = write!(xff, "{client}");
     // Only the last value matters to the next hop; several header lines are folded into one.
-    headers.remove(&X_FORWARDED_FOR);
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    match host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h),
+    match host {
+        Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
     };
 }
@@ -130,7 +132,7 @@ mod tests {
             &mut h,
             "10.0.0.1".parse().unwrap(),
             "http",
-            Some("api.example.com"),
+            Some(&HeaderValue::from_static("api.example.com")),
         );
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");

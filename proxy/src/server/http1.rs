@@ -49,6 +49,8 @@ pub struct Settings {
 
 /// Bytes read at a time while waiting for a head.
 const HEAD_ROOM: usize = 4096;
+/// Most header fields a request head may have (`max_headers` can only lower it).
+pub const MAX_HEADERS: usize = 100;
 /// Frames at most this large are copied behind the head and sent with it in one write.
 const COALESCE: usize = 16 * 1024;
 
@@ -160,11 +162,14 @@ async fn read_head(
             settings.idle_timeout
         };
     let mut started = first || !side.buf.is_empty();
+    let timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(timer);
     loop {
         if !side.buf.is_empty() {
             if !started {
                 started = true;
                 deadline = Instant::now() + settings.header_read_timeout;
+                timer.as_mut().reset(deadline);
             }
             if let Some(head) = parse_head(&mut side.buf, settings)? {
                 return Ok(head);
@@ -176,7 +181,7 @@ async fn read_head(
         side.buf.reserve(HEAD_ROOM);
         let read = tokio::select! {
             r = side.io.as_ref().readable() => r,
-            () = tokio::time::sleep_until(deadline) => return Err(Stop::Quiet),
+            () = &mut timer => return Err(Stop::Quiet),
             // Draining: an idle connection stays until the client sends one more request
             // (answered with Connection: close) or the drain timeout ends the process.
             _ = draining.changed(), if !*draining.borrow() => continue,
@@ -213,9 +218,11 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
     if buf.is_empty() {
         return Ok(None);
     }
-    let mut slots = vec![httparse::EMPTY_HEADER; settings.max_headers];
-    let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(buf) {
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let limit = settings.max_headers.min(MAX_HEADERS);
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots[..limit]) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Stop::Refuse(too_large())),

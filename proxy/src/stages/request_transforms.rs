@@ -76,17 +76,20 @@ impl RequestTransforms {
             join_cookies(headers);
         }
         head.version = Version::HTTP_11;
-        add_forwarded(headers, client, "http", authority.map(Authority::as_str));
+        // What the client addressed, as a header value: its Host line when it has one (HTTP/2
+        // clients send :authority instead).
+        let addressed = authority.and_then(|a| match headers.get(HOST) {
+            Some(v) if v.as_bytes() == a.as_str().as_bytes() => Some(v.clone()),
+            _ => HeaderValue::from_str(a.as_str()).ok(),
+        });
+        add_forwarded(headers, client, "http", addressed.as_ref());
         self.headers.apply(headers);
-        match (&self.rewrite_host, authority) {
+        match (&self.rewrite_host, addressed) {
             (Some(h), _) => {
                 headers.insert(HOST, h.clone());
             }
-            // HTTP/2 clients send :authority instead of Host; HTTP/1.1 backends need Host.
-            (None, Some(a)) => {
-                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                    headers.insert(HOST, v);
-                }
+            (None, Some(v)) => {
+                headers.insert(HOST, v);
             }
             (None, None) => {}
         }

@@ -110,7 +110,9 @@ impl Connection {
                     .map_err(ExchangeError::Write)?;
                 (self.read_head().await?, true)
             }
-            streaming => self.send_streaming(head, streaming, chunked).await?,
+            // Boxed: the upload path's future is large, and every request's future would
+            // otherwise carry (and move) it.
+            streaming => Box::pin(self.send_streaming(head, streaming, chunked)).await?,
         };
         let framing = framing(&parts, method)?;
         let reusable = sent_all
@@ -227,9 +229,12 @@ where
 /// `None`: incomplete. Header values share the head's bytes instead of copying them.
 fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, ExchangeError> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut r = httparse::Response::new(&mut slots);
-        let len = match r.parse(buf) {
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut r = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut r, buf, &mut slots)
+        {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => {
