@@ -284,3 +284,44 @@ async fn request_bodies_stream_to_the_backend_in_process() {
     let v: serde_json::Value = serde_json::from_str(&text(resp).await).unwrap();
     assert_eq!(v["bytes"], 100_000);
 }
+
+#[tokio::test]
+async fn authentication_refuses_without_a_key_and_names_the_consumer_to_later_stages() {
+    let yaml = manifest(
+        "Policy",
+        "keys",
+        "  authentication:\n    apiKeys: {secretSelector: {matchLabels: {frontdesk.dev/api-keys: shop}}}\n\
+         \x20 authorization:\n    rules: [{consumers: [alice]}]",
+    ) + "apiVersion: v1\nkind: Secret\nmetadata: {name: alice, namespace: test, labels: {frontdesk.dev/api-keys: shop}}\nstringData: {key: 'alice-key-0001', consumer: alice}\n---\n"
+        + "apiVersion: v1\nkind: Secret\nmetadata: {name: bob, namespace: test, labels: {frontdesk.dev/api-keys: shop}}\nstringData: {key: 'bob-key-0002', consumer: bob}\n---\n"
+        + &manifest(
+            "Route",
+            "private",
+            "  policies: [keys]\n  rules:\n    - responseHeaders: {set: {x-edge: frontdesk}}\n      directResponse: {status: 200, body: secret}\n",
+        );
+    let rt = runtime(&yaml);
+    let with_key = |key: Option<&str>| {
+        let mut b = Request::builder()
+            .uri("/x")
+            .header("host", "shop.example.com");
+        if let Some(k) = key {
+            b = b.header("x-api-key", k);
+        }
+        b.body(Empty::<Bytes>::new()).unwrap()
+    };
+    let anonymous = rt.clone().handle(with_key(None), CLIENT.parse().unwrap()).await;
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    assert_eq!(anonymous.headers()["x-edge"], "frontdesk");
+    let body = text(anonymous).await;
+    assert_eq!(problem_type(&body), "https://frontdesk.dev/problems/unauthorized");
+
+    let wrong = rt.clone().handle(with_key(Some("nope")), CLIENT.parse().unwrap()).await;
+    assert_eq!(wrong.status(), 401);
+    // Authenticated, but the authorize stage allows alice only.
+    let bob = rt.clone().handle(with_key(Some("bob-key-0002")), CLIENT.parse().unwrap()).await;
+    assert_eq!(bob.status(), 403);
+    let alice = rt.clone().handle(with_key(Some("alice-key-0001")), CLIENT.parse().unwrap()).await;
+    assert_eq!(alice.status(), 200);
+    assert_eq!(text(alice).await, "secret");
+}
