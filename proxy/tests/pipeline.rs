@@ -1,37 +1,27 @@
 //! The whole request path in process: a runtime built from manifests, called with requests,
 //! no proxy process and, where no backend is involved, no socket. Time is tokio's, paused where
 //! a test needs to move it.
+// The shared process-test support times real processes with the wall clock.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use frontdesk_files::FileSource;
 use frontdesk_proxy::body::ProxyBody;
 use frontdesk_proxy::runtime::{Applied, Env, Runtime, RuntimeHandle};
-use frontdesk_snapshot::{Action, Snapshot};
+use frontdesk_snapshot::Action;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
+use support::{manifest, snapshot};
 
 const CLIENT: &str = "192.0.2.10:50000";
 
-fn snapshot(yaml: &str) -> Snapshot {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("m.yaml"), yaml).unwrap();
-    let update = FileSource::new(dir.path().to_path_buf()).load().unwrap();
-    assert!(update.problems.is_empty(), "{:?}", update.problems);
-    update.output.snapshot("default")
-}
-
 fn runtime(yaml: &str) -> Arc<Runtime> {
     Arc::new(Runtime::build(snapshot(yaml), Arc::new(Env::standalone())).unwrap())
-}
-
-fn manifest(kind: &str, name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: frontdesk.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}, namespace: test}}\nspec:\n{spec}\n---\n"
-    )
 }
 
 async fn call(rt: &Arc<Runtime>, method: &str, path: &str) -> Response<ProxyBody> {
@@ -309,19 +299,34 @@ async fn authentication_refuses_without_a_key_and_names_the_consumer_to_later_st
         }
         b.body(Empty::<Bytes>::new()).unwrap()
     };
-    let anonymous = rt.clone().handle(with_key(None), CLIENT.parse().unwrap()).await;
+    let anonymous = rt
+        .clone()
+        .handle(with_key(None), CLIENT.parse().unwrap())
+        .await;
     assert_eq!(anonymous.status(), 401);
     assert!(anonymous.headers().contains_key("www-authenticate"));
     assert_eq!(anonymous.headers()["x-edge"], "frontdesk");
     let body = text(anonymous).await;
-    assert_eq!(problem_type(&body), "https://frontdesk.dev/problems/unauthorized");
+    assert_eq!(
+        problem_type(&body),
+        "https://frontdesk.dev/problems/unauthorized"
+    );
 
-    let wrong = rt.clone().handle(with_key(Some("nope")), CLIENT.parse().unwrap()).await;
+    let wrong = rt
+        .clone()
+        .handle(with_key(Some("nope")), CLIENT.parse().unwrap())
+        .await;
     assert_eq!(wrong.status(), 401);
     // Authenticated, but the authorize stage allows alice only.
-    let bob = rt.clone().handle(with_key(Some("bob-key-0002")), CLIENT.parse().unwrap()).await;
+    let bob = rt
+        .clone()
+        .handle(with_key(Some("bob-key-0002")), CLIENT.parse().unwrap())
+        .await;
     assert_eq!(bob.status(), 403);
-    let alice = rt.clone().handle(with_key(Some("alice-key-0001")), CLIENT.parse().unwrap()).await;
+    let alice = rt
+        .clone()
+        .handle(with_key(Some("alice-key-0001")), CLIENT.parse().unwrap())
+        .await;
     assert_eq!(alice.status(), 200);
     assert_eq!(text(alice).await, "secret");
 }

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::FutureExt;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING};
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
@@ -89,8 +90,15 @@ pub async fn serve(
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(problem)) => {
                 let resp = problem.into_response(new_request_id().to_str().unwrap_or_default());
-                let _ = write_response(&mut wr, resp, false, Version::HTTP_11, true).await;
-                let _ = wr.shutdown().await;
+                if write_response(&mut wr, resp, false, Version::HTTP_11, true)
+                    .await
+                    .is_ok()
+                {
+                    let _ = wr.shutdown().await;
+                    if let Some(reader) = side.as_mut() {
+                        linger(reader).await;
+                    }
+                }
                 return;
             }
         };
@@ -129,13 +137,18 @@ pub async fn serve(
                 Err(_) => reusable = false,
             }
         }
-        if write_response(&mut wr, answer, head_request, version, !reusable)
-            .await
-            .is_err()
-            || !reusable
-        {
-            let _ = wr.shutdown().await;
-            return;
+        match write_response(&mut wr, answer, head_request, version, !reusable).await {
+            Ok(false) => {}
+            Ok(true) => {
+                // A body the request path left unread may still be arriving: closing with
+                // unread data would reset the connection and could lose the answer just sent.
+                let _ = wr.shutdown().await;
+                if let Some(reader) = side.as_mut() {
+                    linger(reader).await;
+                }
+                return;
+            }
+            Err(_) => return,
         }
         // Nothing kept while idle: the buffer goes unless a pipelined request is in it.
         if let Some(reader) = side.as_mut()
@@ -155,13 +168,14 @@ async fn read_head(
 ) -> Result<Head, Stop> {
     // The first request's head is due within the header timeout of the accept; later ones
     // within the idle timeout to start and the header timeout from their first byte.
+    // A head already begun (pipelined behind the last request) is due like a first one.
+    let mut started = first || !side.buf.is_empty();
     let mut deadline = Instant::now()
-        + if first {
+        + if started {
             settings.header_read_timeout
         } else {
             settings.idle_timeout
         };
-    let mut started = first || !side.buf.is_empty();
     let timer = tokio::time::sleep_until(deadline);
     tokio::pin!(timer);
     loop {
@@ -182,9 +196,14 @@ async fn read_head(
         let read = tokio::select! {
             r = side.io.as_ref().readable() => r,
             () = &mut timer => return Err(Stop::Quiet),
-            // Draining: an idle connection stays until the client sends one more request
-            // (answered with Connection: close) or the drain timeout ends the process.
-            _ = draining.changed(), if !*draining.borrow() => continue,
+            // Draining: an idle connection closes (as nginx and hyper do); one in the middle
+            // of a head is answered, with Connection: close.
+            _ = draining.changed(), if !*draining.borrow() => {
+                if side.buf.is_empty() {
+                    return Err(Stop::Quiet);
+                }
+                continue;
+            }
         };
         if read.is_err() {
             return Err(Stop::Quiet);
@@ -297,15 +316,43 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
     }))
 }
 
+/// After an answer that closes the connection: read and drop what the client still sends, for
+/// a short while, so its unread bytes do not make the kernel reset the connection before the
+/// client read the answer (nginx's lingering close).
+async fn linger(side: &mut ReadSide) {
+    const LINGER: Duration = Duration::from_secs(2);
+    const MAX_DRAINED: usize = 1 << 20;
+    let deadline = Instant::now() + LINGER;
+    let mut drained = 0;
+    while drained < MAX_DRAINED {
+        side.buf.clear();
+        side.buf.reserve(HEAD_ROOM);
+        let read = tokio::select! {
+            r = side.io.as_ref().readable() => r,
+            () = tokio::time::sleep_until(deadline) => return,
+        };
+        if read.is_err() {
+            return;
+        }
+        match side.io.try_read_buf(&mut side.buf) {
+            Ok(0) => return,
+            Ok(n) => drained += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// Writes an answer: the head (with the framing this connection needs), then the body.
-/// `closing`: the connection closes after it.
+/// `closing`: the connection closes after it. Returns whether it must close (asked to, or
+/// the body's end can only be told by closing).
 async fn write_response(
     wr: &mut OwnedWriteHalf,
     resp: Response<ProxyBody>,
     head_request: bool,
     version: Version,
     closing: bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
     let status = parts.status;
     let bodiless = head_request
@@ -344,7 +391,7 @@ async fn write_response(
     if declared.is_none()
         && status != StatusCode::NO_CONTENT
         && !status.is_informational()
-        && let Some(n) = exact.filter(|_| !bodiless || head_request)
+        && let Some(n) = exact.filter(|n| !bodiless || (head_request && *n > 0))
     {
         put_header(&mut out, b"content-length", n.to_string().as_bytes());
     }
@@ -358,15 +405,29 @@ async fn write_response(
     }
     out.put_slice(b"\r\n");
     if bodiless {
-        return wr.write_all(&out).await;
+        wr.write_all(&out).await?;
+        return Ok(closing);
     }
 
-    // The body: the first small frame rides with the head.
+    // The body: a first frame that is ready now rides with the head; otherwise the head goes
+    // at once (a client of a slow or event-stream backend sees the head when the backend
+    // sends it).
     let mut sent: u64 = 0;
     let limit = length.unwrap_or(u64::MAX);
     let mut pending = Some(out);
+    let mut first = Some(body.frame().now_or_never());
     loop {
-        let frame = match body.frame().await {
+        let polled = match first.take() {
+            Some(Some(ready)) => ready,
+            Some(None) => {
+                if let Some(out) = pending.take() {
+                    wr.write_all(&out).await?;
+                }
+                body.frame().await
+            }
+            None => body.frame().await,
+        };
+        let frame = match polled {
             None => break,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "the answer's body broke off");
@@ -420,7 +481,7 @@ async fn write_response(
         // Shorter than announced: only closing tells the client.
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    Ok(())
+    Ok(closing)
 }
 
 fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::response::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -64,6 +64,11 @@ impl ExchangeError {
     pub fn before_any_answer(&self) -> bool {
         matches!(self, ExchangeError::Write(_) | ExchangeError::Closed)
     }
+
+    /// Writing the request failed: the backend cannot have acted on it.
+    pub fn never_written(&self) -> bool {
+        matches!(self, ExchangeError::Write(_))
+    }
 }
 
 impl Connection {
@@ -98,7 +103,7 @@ impl Connection {
         mut self: Box<Self>,
         head: &[u8],
         body: UpstreamBody,
-        chunked: bool,
+        sending: RequestFraming,
         method: &Method,
         pool: &Arc<EndpointPool>,
     ) -> Result<Response<ResponseBody>, ExchangeError> {
@@ -112,9 +117,15 @@ impl Connection {
             }
             // Boxed: the upload path's future is large, and every request's future would
             // otherwise carry (and move) it.
-            streaming => Box::pin(self.send_streaming(head, streaming, chunked)).await?,
+            streaming => Box::pin(self.send_streaming(head, streaming, sending)).await?,
         };
-        let framing = framing(&parts, method)?;
+        let mut parts = parts;
+        let framing = response_framing(&parts, method)?;
+        if framing.suspicious && parts.headers.contains_key(TRANSFER_ENCODING) {
+            // Transfer-Encoding wins (RFC 9112 §6.3): a Content-Length beside it must not
+            // frame the answer to the client.
+            parts.headers.remove(CONTENT_LENGTH);
+        }
         let reusable = sent_all
             && parts.version == Version::HTTP_11
             && !http1::connection_has(&parts.headers, b"close")
@@ -136,12 +147,18 @@ impl Connection {
         &mut self,
         head: &[u8],
         mut body: UpstreamBody,
-        chunked: bool,
+        framing: RequestFraming,
     ) -> Result<(Parts, bool), ExchangeError> {
+        let chunked = framing == RequestFraming::Chunked;
+        let declared = match framing {
+            RequestFraming::Length(n) => Some(n),
+            _ => None,
+        };
         let Connection { io, buf } = self;
         let (mut rd, mut wr) = io.split();
         wr.write_all(head).await.map_err(ExchangeError::Write)?;
         let write = async {
+            let mut written: u64 = 0;
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(ExchangeError::RequestBody)?;
                 let Ok(data) = frame.into_data() else {
@@ -149,6 +166,12 @@ impl Connection {
                 };
                 if data.is_empty() {
                     continue;
+                }
+                written += data.len() as u64;
+                if declared.is_some_and(|n| written > n) {
+                    return Err(ExchangeError::RequestBody(
+                        "the request body is longer than its Content-Length".into(),
+                    ));
                 }
                 if chunked {
                     let size = format!("{:x}\r\n", data.len());
@@ -297,7 +320,7 @@ impl BodyFraming {
     }
 }
 
-fn framing(parts: &Parts, method: &Method) -> Result<BodyFraming, ExchangeError> {
+fn response_framing(parts: &Parts, method: &Method) -> Result<BodyFraming, ExchangeError> {
     let plain = |decoder| BodyFraming {
         decoder,
         suspicious: false,
@@ -419,10 +442,29 @@ impl Body for ResponseBody {
     }
 }
 
-/// The request head on the wire, and whether its body must be sent chunked (a body of
-/// unknown length: the client's was chunked, or came over HTTP/2 without Content-Length).
-pub fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, bool) {
-    let chunked = !req.body().is_end_stream() && !req.headers().contains_key(CONTENT_LENGTH);
+/// How a request body is delimited on the wire to the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFraming {
+    /// No body.
+    None,
+    /// Exactly this many bytes: the writer fails the exchange on any other count.
+    Length(u64),
+    Chunked,
+}
+
+/// The request head on the wire, with framing derived from the body itself: whatever
+/// Content-Length or Transfer-Encoding the head carries (a client's, or set by a header
+/// edit) is never sent, so what the backend reads as the body is always what is written.
+pub fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, RequestFraming) {
+    let body = req.body();
+    let framing = if body.is_end_stream() {
+        RequestFraming::None
+    } else {
+        match body.size_hint().exact() {
+            Some(n) => RequestFraming::Length(n),
+            None => RequestFraming::Chunked,
+        }
+    };
     let mut out = BytesMut::with_capacity(256);
     out.put_slice(req.method().as_str().as_bytes());
     out.put_u8(b' ');
@@ -430,16 +472,37 @@ pub fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, bool) {
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
     for (name, value) in req.headers() {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
         out.put_slice(name.as_str().as_bytes());
         out.put_slice(b": ");
         out.put_slice(value.as_bytes());
         out.put_slice(b"\r\n");
     }
-    if chunked {
-        out.put_slice(b"transfer-encoding: chunked\r\n");
+    match framing {
+        RequestFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
+        RequestFraming::Length(n) => {
+            out.put_slice(format!("content-length: {n}\r\n").as_bytes());
+        }
+        // A method whose request usually has a body says it has none.
+        RequestFraming::None
+            if !matches!(
+                *req.method(),
+                Method::GET
+                    | Method::HEAD
+                    | Method::OPTIONS
+                    | Method::DELETE
+                    | Method::TRACE
+                    | Method::CONNECT
+            ) =>
+        {
+            out.put_slice(b"content-length: 0\r\n");
+        }
+        RequestFraming::None => {}
     }
     out.put_slice(b"\r\n");
-    (out.freeze(), chunked)
+    (out.freeze(), framing)
 }
 
 #[cfg(test)]
@@ -466,7 +529,7 @@ mod tests {
     }
 
     fn framing_of(head: &str, method: Method) -> Result<BodyFraming, ExchangeError> {
-        framing(&parts(head).unwrap().unwrap(), &method)
+        response_framing(&parts(head).unwrap().unwrap(), &method)
     }
 
     #[test]
@@ -522,9 +585,30 @@ mod tests {
             .header("host", "backend")
             .body(UpstreamBody::Empty)
             .unwrap();
-        let (head, chunked) = encode_head(&req);
+        let (head, framing) = encode_head(&req);
         assert_eq!(&head[..], b"GET /a?b=1 HTTP/1.1\r\nhost: backend\r\n\r\n");
-        assert!(!chunked);
+        assert_eq!(framing, RequestFraming::None);
+        // A Content-Length in the head (a header edit, say) is never what frames the body.
+        let req = Request::builder()
+            .method("POST")
+            .uri("/a")
+            .header("content-length", "0")
+            .header("transfer-encoding", "chunked")
+            .body(UpstreamBody::from_body(http_body_util::Full::new(
+                Bytes::from("abc"),
+            )))
+            .unwrap();
+        let (head, framing) = encode_head(&req);
+        assert_eq!(&head[..], b"POST /a HTTP/1.1\r\ncontent-length: 3\r\n\r\n");
+        assert_eq!(framing, RequestFraming::Length(3));
+        let req = Request::builder()
+            .method("POST")
+            .uri("/a")
+            .header("content-length", "10")
+            .body(UpstreamBody::Empty)
+            .unwrap();
+        let (head, _) = encode_head(&req);
+        assert_eq!(&head[..], b"POST /a HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
         let body = http_body_util::StreamBody::new(futures::stream::iter([Ok::<_, BoxError>(
             Frame::data(Bytes::from("x")),
         )]));
@@ -533,8 +617,8 @@ mod tests {
             .uri("/up")
             .body(UpstreamBody::from_body(body))
             .unwrap();
-        let (head, chunked) = encode_head(&req);
-        assert!(chunked);
+        let (head, framing) = encode_head(&req);
+        assert_eq!(framing, RequestFraming::Chunked);
         assert!(head.ends_with(b"transfer-encoding: chunked\r\n\r\n"));
     }
 }

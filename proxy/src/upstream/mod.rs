@@ -148,7 +148,7 @@ async fn exchange(
     pool: &Arc<EndpointPool>,
     req: http::Request<UpstreamBody>,
 ) -> Result<http::Response<ResponseBody>, Problem> {
-    let (head, chunked) = encode_head(&req);
+    let (head, framing) = encode_head(&req);
     let (parts, body) = req.into_parts();
     let bodiless = matches!(body, UpstreamBody::Empty);
     let checkout = pool
@@ -157,17 +157,24 @@ async fn exchange(
         .map_err(|e| connect_failure(&e, &pool.authority))?;
     let answered = checkout
         .conn
-        .exchange(&head, body, chunked, &parts.method, pool)
+        .exchange(&head, body, framing, &parts.method, pool)
         .await;
     match answered {
-        // The backend closed the idle connection as the request was written: it never saw the
-        // request, which had no body to replay. Once more, on a new connection.
-        Err(e) if checkout.reused && bodiless && e.before_any_answer() => {
+        // A pooled connection the backend had closed while idle: the request never left
+        // (the write failed), or it left and the backend closed without a byte of answer,
+        // which for an idempotent method may be tried again (RFC 9110 §9.2.2). Bodiless
+        // requests only: there is nothing to replay. Once more, on a new connection.
+        Err(e)
+            if checkout.reused
+                && bodiless
+                && (e.never_written()
+                    || (e.before_any_answer() && parts.method.is_idempotent())) =>
+        {
             tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
             let conn = Box::pin(pool.dial())
                 .await
                 .map_err(|e| connect_failure(&e, &pool.authority))?;
-            conn.exchange(&head, UpstreamBody::Empty, false, &parts.method, pool)
+            conn.exchange(&head, UpstreamBody::Empty, framing, &parts.method, pool)
                 .await
                 .map_err(|e| exchange_failure(&e, &pool.authority))
         }

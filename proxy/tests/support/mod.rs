@@ -344,3 +344,21 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// The snapshot of gateway `default` compiled from manifests, as the standalone proxy does.
+pub fn snapshot(yaml: &str) -> frontdesk_snapshot::Snapshot {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.yaml"), yaml).unwrap();
+    let update = frontdesk_files::FileSource::new(dir.path().to_path_buf())
+        .load()
+        .unwrap();
+    assert!(update.problems.is_empty(), "{:?}", update.problems);
+    update.output.snapshot("default")
+}
+
+/// A frontdesk manifest of `kind` in namespace `test`, ending with a document separator.
+pub fn manifest(kind: &str, name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: frontdesk.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}, namespace: test}}\nspec:\n{spec}\n---\n"
+    )
+}

@@ -1,0 +1,329 @@
+//! frontdesk's HTTP/1.1 server and backend client, in process on real sockets: raw client
+//! bytes in, raw backend bytes out, asserting exactly what crosses each wire.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use frontdesk_proxy::metrics::Metrics;
+use frontdesk_proxy::runtime::{Env, Runtime, RuntimeHandle};
+use frontdesk_proxy::server::{self, ServerLimits};
+use support::{manifest, snapshot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, oneshot};
+
+/// The proxy's server in this process, on a free port, serving `yaml`. Stops when the sender
+/// is dropped or fired.
+async fn proxy(yaml: &str) -> (SocketAddr, oneshot::Sender<()>) {
+    let env = Arc::new(Env::standalone());
+    let runtime = RuntimeHandle::new(Runtime::build(snapshot(yaml), env).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let limits = ServerLimits {
+        drain_timeout: Duration::from_secs(5),
+        ..ServerLimits::default()
+    };
+    tokio::spawn(server::serve(
+        listener,
+        runtime,
+        Arc::new(Metrics::new()),
+        limits,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop)
+}
+
+fn route_to(backend: SocketAddr, extra: &str) -> String {
+    manifest(
+        "Route",
+        "r",
+        &format!("  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n{extra}"),
+    )
+}
+
+/// A backend that answers each request on a connection with the next of `answers` (raw
+/// bytes), recording every request head and body it read; `None` closes the connection
+/// without answering.
+struct ScriptedBackend {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+async fn scripted(answers: Vec<Option<&'static str>>) -> ScriptedBackend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let answers = Arc::new(Mutex::new(answers.into_iter()));
+    let (s, c) = (seen.clone(), connections.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            let (seen, answers) = (s.clone(), answers.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(request) = read_request(&mut stream, &mut buf).await else {
+                        return;
+                    };
+                    seen.lock().await.push(request);
+                    let next = answers.lock().await.next().flatten();
+                    match next {
+                        Some(answer) => {
+                            if stream.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    }
+                }
+            });
+        }
+    });
+    ScriptedBackend {
+        addr,
+        seen,
+        connections,
+    }
+}
+
+/// Reads one request (head and a Content-Length or chunked body) as text.
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let chunked = head.contains("transfer-encoding: chunked");
+    let body_end = loop {
+        let have = &buf[head_end..];
+        if let Some(n) = length {
+            if have.len() >= n {
+                break head_end + n;
+            }
+        } else if chunked {
+            if let Some(i) = have.windows(5).position(|w| w == b"0\r\n\r\n") {
+                break head_end + i + 5;
+            }
+        } else {
+            break head_end;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let text = String::from_utf8_lossy(&buf[..body_end]).into_owned();
+    buf.drain(..body_end);
+    Some(text)
+}
+
+/// Sends raw bytes on a new connection; returns everything read until the proxy closes (or
+/// `wait` passes), and how long that took.
+async fn exchange(proxy: SocketAddr, raw: &str, wait: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    let head = &answer[..answer.find("\r\n\r\n").unwrap_or(answer.len())];
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[tokio::test]
+async fn an_http10_keep_alive_client_is_closed_when_the_length_is_unknown() {
+    let backend = scripted(vec![Some(
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )])
+    .await;
+    let (proxy, _stop) = proxy(&route_to(backend.addr, "")).await;
+    let (answer, took) = exchange(
+        proxy,
+        "GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert_eq!(header(&answer, "connection"), Some("close"));
+    assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+    assert!(took < Duration::from_secs(3), "the client waited {took:?}");
+    // The backend got a Host it can use, though the client sent none.
+    let seen = backend.seen.lock().await;
+    assert!(
+        seen[0].contains(&format!("host: {}", backend.addr)),
+        "{}",
+        seen[0]
+    );
+}
+
+#[tokio::test]
+async fn head_answers_keep_their_framing_and_transfer_encoding_wins_over_content_length() {
+    let backend = scripted(vec![
+        // HEAD: the backend would have answered chunked; the proxy must not claim 0 bytes.
+        Some("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"),
+        // A 5-byte chunked body with a lying Content-Length of 3.
+        Some("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    ])
+    .await;
+    let (proxy, _stop) = proxy(&route_to(backend.addr, "")).await;
+    let (answer, _) = exchange(
+        proxy,
+        "HEAD /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(header(&answer, "content-length"), None, "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "no body on HEAD: {answer}");
+
+    let (answer, _) = exchange(
+        proxy,
+        "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(header(&answer, "content-length"), None, "{answer}");
+    assert_eq!(header(&answer, "transfer-encoding"), Some("chunked"));
+    assert!(answer.contains("\r\n5\r\nhello\r\n0\r\n\r\n"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_content_length_set_by_a_header_edit_never_frames_the_body() {
+    let backend = scripted(vec![
+        Some("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+        Some("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+    ])
+    .await;
+    let edit = "      requestHeaders: {set: {content-length: '0'}}\n";
+    let (proxy, _stop) = proxy(&route_to(backend.addr, edit)).await;
+    let (answer, _) = exchange(
+        proxy,
+        "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello\
+         GET /y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+    let seen = backend.seen.lock().await;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].starts_with("POST /x "), "{}", seen[0]);
+    assert!(seen[0].contains("content-length: 5\r\n"), "{}", seen[0]);
+    assert!(seen[0].ends_with("\r\n\r\nhello"), "{}", seen[0]);
+    assert!(seen[1].starts_with("GET /y "), "{}", seen[1]);
+}
+
+#[tokio::test]
+async fn a_closed_pooled_connection_replays_idempotent_requests_only() {
+    let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    // Requests in arrival order: answered; read and the connection closed without a word;
+    // answered (on a new connection); read and closed again.
+    let backend = scripted(vec![Some(ok), None, Some(ok), None, Some(ok)]).await;
+    let (proxy, _stop) = proxy(&route_to(backend.addr, "")).await;
+    let get = "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let (answer, _) = exchange(proxy, get, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The pooled connection is closed under this GET: it is sent again on a new connection.
+    let (answer, _) = exchange(proxy, get, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(backend.seen.lock().await.len(), 3);
+    assert_eq!(backend.connections.load(Ordering::SeqCst), 2);
+    // A POST that meets the same fate is not replayed: the backend may have acted on it.
+    let post = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let (answer, _) = exchange(proxy, post, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    let seen = backend.seen.lock().await;
+    assert_eq!(seen.iter().filter(|r| r.starts_with("POST")).count(), 1);
+}
+
+#[tokio::test]
+async fn the_head_reaches_the_client_before_a_slow_body() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        read_request(&mut s, &mut buf).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = s.write_all(b"5\r\nhello\r\n0\r\n\r\n").await;
+    });
+    let (proxy, _stop) = proxy(&route_to(backend, "")).await;
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(b"GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf))
+        .await
+        .expect("the head arrives before the body")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+}
+
+#[tokio::test]
+async fn draining_closes_idle_connections_and_answers_busy_ones_with_close() {
+    let backend = frontdesk_demo::spawn("b").await;
+    let (proxy, stop) = proxy(&route_to(backend, "")).await;
+    // An idle keep-alive connection, and one whose request is in flight during the drain.
+    let mut idle = TcpStream::connect(proxy).await.unwrap();
+    idle.write_all(b"GET /status/200 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut busy = TcpStream::connect(proxy).await.unwrap();
+    busy.write_all(b"GET /delay/300 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle connection was not closed");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), busy.read_to_end(&mut answer))
+        .await
+        .expect("the busy connection is answered, then closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(header(&answer, "connection"), Some("close"));
+}
