@@ -36,7 +36,7 @@ impl Runtime {
         client: SocketAddr,
     ) -> Response<ProxyBody>
     where
-        B: Body<Data = Bytes> + Send + 'static,
+        B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
         let env = &self.env;
@@ -61,7 +61,7 @@ impl Runtime {
         ex: &mut Exchange,
     ) -> (Option<&RuleRuntime>, Result<Response<ProxyBody>, Problem>)
     where
-        B: Body<Data = Bytes> + Send + 'static,
+        B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
         let target = match request_target::read(&mut req) {
@@ -110,7 +110,7 @@ impl Runtime {
         ex: &mut Exchange,
     ) -> Result<Response<ProxyBody>, Problem>
     where
-        B: Body<Data = Bytes> + Send + 'static,
+        B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
         let (mut head, body) = req.into_parts();

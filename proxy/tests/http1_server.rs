@@ -327,3 +327,77 @@ async fn draining_closes_idle_connections_and_answers_busy_ones_with_close() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(header(&answer, "connection"), Some("close"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_goes_on_while_the_backend_streams_its_answer() {
+    // The backend answers as soon as it has the head, then echoes the body as it reads it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body: Vec<u8> = buf.split_off(head_end);
+        let mut echoed = 0;
+        let total = 1 << 20;
+        while echoed < total {
+            if body.is_empty() {
+                let mut chunk = vec![0u8; 65536];
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the upload stopped after {echoed} bytes");
+                body.extend_from_slice(&chunk[..n]);
+            }
+            let frame = format!("{:x}\r\n", body.len());
+            s.write_all(frame.as_bytes()).await.unwrap();
+            s.write_all(&body).await.unwrap();
+            s.write_all(b"\r\n").await.unwrap();
+            echoed += body.len();
+            body.clear();
+        }
+        s.write_all(b"0\r\n\r\n").await.unwrap();
+    });
+    let (proxy, _stop) = proxy(&route_to(backend, "")).await;
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    let total = 1 << 20;
+    s.write_all(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![b'x'; 16 * 1024];
+        for _ in 0..(total / chunk.len()) {
+            wr.write_all(&chunk).await.unwrap();
+        }
+        wr
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut answer))
+        .await
+        .expect("the echo completes")
+        .unwrap();
+    let _wr = writer.await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..100.min(text.len())]
+    );
+    let body_at = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let xs = answer[body_at..].iter().filter(|b| **b == b'x').count();
+    assert_eq!(xs, total, "every uploaded byte came back");
+}

@@ -12,7 +12,6 @@
 //! side asking to close, HTTP/1.1, and no Transfer-Encoding other than chunked.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
@@ -20,27 +19,28 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::response::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
+use http_body::Body;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::UpstreamBody;
 use super::pool::EndpointPool;
+use super::response_body::ResponseBody;
+use super::upload::Upload;
 use crate::body::BoxError;
-use crate::http1::{self, decode::Decoder, decode::Step};
+use crate::http1::{self, decode::Decoder};
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// Room made in the read buffer before each read.
-const READ_ROOM: usize = 16 * 1024;
+pub(super) const READ_ROOM: usize = 16 * 1024;
 
 /// One connection to a backend endpoint.
 pub struct Connection {
-    io: TcpStream,
+    pub(super) io: TcpStream,
     /// Read but not yet used: the rest of a head, or body bytes that came with it.
-    buf: BytesMut,
+    pub(super) buf: BytesMut,
 }
 
 /// Why an exchange failed.
@@ -107,13 +107,13 @@ impl Connection {
         method: &Method,
         pool: &Arc<EndpointPool>,
     ) -> Result<Response<ResponseBody>, ExchangeError> {
-        let (parts, sent_all) = match body {
+        let (parts, upload) = match body {
             UpstreamBody::Empty => {
                 self.io
                     .write_all(head)
                     .await
                     .map_err(ExchangeError::Write)?;
-                (self.read_head().await?, true)
+                (self.read_head().await?, UploadState::Done)
             }
             // Boxed: the upload path's future is large, and every request's future would
             // otherwise carry (and move) it.
@@ -126,91 +126,91 @@ impl Connection {
             // frame the answer to the client.
             parts.headers.remove(CONTENT_LENGTH);
         }
-        let reusable = sent_all
+        let reusable = !matches!(upload, UploadState::Failed)
             && parts.version == Version::HTTP_11
             && !http1::connection_has(&parts.headers, b"close")
             && framing.reusable();
-        let mut body = ResponseBody {
-            conn: Some(self),
-            decoder: framing.decoder,
-            reusable,
-            pool: pool.clone(),
+        let upload = match upload {
+            UploadState::Writing(u) => Some(u),
+            _ => None,
         };
-        body.release_if_done();
+        let body = ResponseBody::new(self, framing.decoder, reusable, upload, pool.clone());
         Ok(Response::from_parts(parts, body))
     }
 
     /// A request with a body: the body is written while the answer's head is awaited, since a
-    /// backend may answer (413, 401...) before reading all of it. Returns whether the body was
-    /// sent in full.
+    /// backend may answer (413, 401...) before reading all of it, or stream its answer while it
+    /// reads (an echo): then the rest of the upload is written as the answer is read.
     async fn send_streaming(
         &mut self,
         head: &[u8],
-        mut body: UpstreamBody,
+        body: UpstreamBody,
         framing: RequestFraming,
-    ) -> Result<(Parts, bool), ExchangeError> {
-        let chunked = framing == RequestFraming::Chunked;
-        let declared = match framing {
-            RequestFraming::Length(n) => Some(n),
-            _ => None,
-        };
-        let Connection { io, buf } = self;
-        let (mut rd, mut wr) = io.split();
-        wr.write_all(head).await.map_err(ExchangeError::Write)?;
-        let write = async {
-            let mut written: u64 = 0;
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(ExchangeError::RequestBody)?;
-                let Ok(data) = frame.into_data() else {
-                    continue; // trailers are not forwarded to HTTP/1.1 backends
-                };
-                if data.is_empty() {
-                    continue;
-                }
-                written += data.len() as u64;
-                if declared.is_some_and(|n| written > n) {
-                    return Err(ExchangeError::RequestBody(
-                        "the request body is longer than its Content-Length".into(),
-                    ));
-                }
-                if chunked {
-                    let size = format!("{:x}\r\n", data.len());
-                    wr.write_all(size.as_bytes())
-                        .await
-                        .map_err(ExchangeError::Write)?;
-                    wr.write_all(&data).await.map_err(ExchangeError::Write)?;
-                    wr.write_all(b"\r\n").await.map_err(ExchangeError::Write)?;
-                } else {
-                    wr.write_all(&data).await.map_err(ExchangeError::Write)?;
-                }
-            }
-            if chunked {
-                wr.write_all(b"0\r\n\r\n")
-                    .await
-                    .map_err(ExchangeError::Write)?;
-            }
-            Ok::<_, ExchangeError>(())
-        };
-        let read = read_head(&mut rd, buf);
-        tokio::pin!(write, read);
-        let mut written: Option<Result<(), ExchangeError>> = None;
-        loop {
-            tokio::select! {
-                done = &mut write, if written.is_none() => {
-                    if let Err(ExchangeError::RequestBody(e)) = done {
-                        // The client's fault, not the backend's: give up on this exchange.
-                        return Err(ExchangeError::RequestBody(e));
+    ) -> Result<(Parts, UploadState), ExchangeError> {
+        self.io
+            .write_all(head)
+            .await
+            .map_err(ExchangeError::Write)?;
+        let mut upload = Some(Upload::new(body, framing));
+        let mut failed: Option<ExchangeError> = None;
+        std::future::poll_fn(|cx| {
+            if let Some(u) = upload.as_mut() {
+                match u.poll_write(&mut self.io, cx) {
+                    Poll::Ready(Ok(())) => upload = None,
+                    // The client's fault, not the backend's: give up on this exchange.
+                    Poll::Ready(Err(e @ ExchangeError::RequestBody(_))) => {
+                        return Poll::Ready(Err(e));
                     }
-                    written = Some(done);
+                    // The backend stopped reading; it may still answer (413...).
+                    Poll::Ready(Err(e)) => {
+                        upload = None;
+                        failed = Some(e);
+                    }
+                    Poll::Pending => {}
                 }
-                answered = &mut read => {
-                    return match (answered, written) {
-                        (Ok(parts), w) => Ok((parts, matches!(w, Some(Ok(()))))),
-                        // The backend stopped reading and closed: say why the write failed.
-                        (Err(_), Some(Err(w))) => Err(w),
-                        (Err(r), _) => Err(r),
+            }
+            match ready!(self.poll_read_head(cx)) {
+                Ok(parts) => {
+                    let state = match (upload.take(), &failed) {
+                        (Some(u), _) => UploadState::Writing(u),
+                        (None, Some(_)) => UploadState::Failed,
+                        (None, None) => UploadState::Done,
                     };
+                    Poll::Ready(Ok((parts, state)))
                 }
+                // The backend closed: say why the write failed, if it did.
+                Err(e) => Poll::Ready(Err(failed.take().unwrap_or(e))),
+            }
+        })
+        .await
+    }
+
+    /// Reads until a final response head is complete (the poll form of [`read_head`]).
+    fn poll_read_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Parts, ExchangeError>> {
+        loop {
+            if !self.buf.is_empty()
+                && let Some(parts) = parse_head(&mut self.buf)?
+            {
+                return Poll::Ready(Ok(parts));
+            }
+            if self.buf.len() >= MAX_HEAD {
+                return Poll::Ready(Err(ExchangeError::Invalid(
+                    "the response head is too large",
+                )));
+            }
+            ready!(self.io.poll_read_ready(cx)).map_err(ExchangeError::Read)?;
+            self.buf.reserve(READ_ROOM);
+            match self.io.try_read_buf(&mut self.buf) {
+                Ok(0) => {
+                    return Poll::Ready(Err(if self.buf.is_empty() {
+                        ExchangeError::Closed
+                    } else {
+                        ExchangeError::Invalid("the connection closed in the middle of the head")
+                    }));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(ExchangeError::Read(e))),
             }
         }
     }
@@ -219,6 +219,15 @@ impl Connection {
         let Connection { io, buf } = self;
         read_head(io, buf).await
     }
+}
+
+/// Where the request body stands when the answer's head arrives.
+enum UploadState {
+    Done,
+    /// The backend stopped reading it: the connection is not reused.
+    Failed,
+    /// Still being written, now from the answer's body.
+    Writing(Upload),
 }
 
 /// Reads until a final (non-1xx) response head is complete; leaves what follows it in `buf`.
@@ -351,97 +360,6 @@ fn response_framing(parts: &Parts, method: &Method) -> Result<BodyFraming, Excha
     ))
 }
 
-/// A backend's answer body, read from its connection as the client takes it. The connection
-/// goes back to its pool when the body ended cleanly; dropped earlier, it is closed.
-pub struct ResponseBody {
-    conn: Option<Box<Connection>>,
-    decoder: Decoder,
-    reusable: bool,
-    pool: Arc<EndpointPool>,
-}
-
-impl ResponseBody {
-    fn release_if_done(&mut self) {
-        if self.decoder.is_end()
-            && let Some(conn) = self.conn.take()
-            && self.reusable
-            && conn.buf.is_empty()
-        {
-            self.pool.put_back(conn);
-        }
-    }
-
-    /// Reads more from the connection into its buffer; `Ok(0)` at EOF.
-    fn poll_fill(conn: &mut Connection, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(conn.io.poll_read_ready(cx))?;
-            conn.buf.reserve(READ_ROOM);
-            match conn.io.try_read_buf(&mut conn.buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
-    }
-
-    fn fail(&mut self, e: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.conn = None;
-        self.decoder = Decoder::length(0);
-        Poll::Ready(Some(Err(e.into())))
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        loop {
-            let Some(conn) = this.conn.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match this.decoder.decode(&mut conn.buf) {
-                Ok(Step::Data(data)) => {
-                    this.release_if_done();
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Ok(Step::End) => {
-                    this.release_if_done();
-                    this.conn = None;
-                    return Poll::Ready(None);
-                }
-                Ok(Step::NeedMore) => {}
-                Err(e) => return this.fail(e),
-            }
-            match ready!(Self::poll_fill(conn, cx)) {
-                Ok(0) => match this.decoder.at_eof() {
-                    Ok(_) => {
-                        this.conn = None;
-                        return Poll::Ready(None);
-                    }
-                    Err(e) => return this.fail(e),
-                },
-                Ok(_) => {}
-                Err(e) => return this.fail(e),
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.decoder.is_end()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.decoder.remaining() {
-            Some(n) => SizeHint::with_exact(n),
-            None => SizeHint::default(),
-        }
-    }
-}
-
 /// How a request body is delimited on the wire to the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestFraming {
@@ -507,6 +425,8 @@ pub fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, RequestFraming) {
 
 #[cfg(test)]
 mod tests {
+    use http_body::Frame;
+
     use super::*;
 
     fn parts(head: &str) -> Result<Option<Parts>, ExchangeError> {

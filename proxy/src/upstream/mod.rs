@@ -4,6 +4,8 @@
 //! - [`balancer`]: weighted choice between backends, round robin over a backend's endpoints.
 //! - [`pool`]: per-endpoint pools of HTTP/1.1 connections, kept across snapshots.
 //! - [`h1`]: one HTTP/1.1 exchange on a connection, inline in the request's task.
+//! - [`upload`]: a request body written to a backend as the client sends it.
+//! - [`response_body`]: a backend's answer body, read as the client takes it.
 //! - this module: one exchange with one endpoint, bounded by timeouts, its failures mapped to
 //!   problems.
 //!
@@ -15,6 +17,8 @@
 pub mod balancer;
 pub mod h1;
 pub mod pool;
+pub mod response_body;
+pub mod upload;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,20 +32,21 @@ use tokio::sync::oneshot;
 
 use crate::body::BoxError;
 use crate::problem::{Problem, ProblemKind};
-use h1::{ExchangeError, ResponseBody, encode_head};
+use h1::{ExchangeError, encode_head};
 use pool::{ConnectError, EndpointPool, PoolConfig, Pools};
+use response_body::ResponseBody;
 
 /// A request body on its way to a backend: nothing, or the client's body as it streams.
 pub enum UpstreamBody {
     Empty,
-    Streaming(Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>),
+    Streaming(Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send + Sync>>),
 }
 
 impl UpstreamBody {
     /// The client's body; no allocation when it is already known to be empty.
     pub fn from_body<B>(body: B) -> Self
     where
-        B: Body<Data = Bytes> + Send + 'static,
+        B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
         if body.is_end_stream() {

@@ -52,7 +52,7 @@ impl Forward {
         ex: &mut Exchange,
     ) -> Result<Response<ProxyBody>, Problem>
     where
-        B: Body<Data = Bytes> + Send + 'static,
+        B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
         let backend = self.balancer.pick().ok_or_else(|| {
@@ -98,7 +98,7 @@ fn upstream_body<B>(
     bytes_in: Option<Arc<AtomicU64>>,
 ) -> (Request<UpstreamBody>, Option<oneshot::Receiver<()>>)
 where
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
     let (head, body) = req.into_parts();

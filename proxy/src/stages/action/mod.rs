@@ -79,7 +79,7 @@ impl Action {
         ex: &mut Exchange,
     ) -> Result<http::Response<ProxyBody>, Problem>
     where
-        B: Body<Data = Bytes> + Send + 'static,
+        B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
         match self {

@@ -1,0 +1,147 @@
+//! A backend's answer body ([`super::h1`]), decoded off its connection as the client takes it,
+//! with the rest of an upload written meanwhile when the backend answered before reading all
+//! of it. The connection goes back to its pool only when both ended cleanly.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use super::h1::{Connection, READ_ROOM};
+use super::pool::EndpointPool;
+use super::upload::Upload;
+use crate::body::BoxError;
+use crate::http1::decode::{Decoder, Step};
+
+/// A backend's answer body, read from its connection as the client takes it. The connection
+/// goes back to its pool when the body ended cleanly; dropped earlier, it is closed.
+pub struct ResponseBody {
+    conn: Option<Box<Connection>>,
+    decoder: Decoder,
+    reusable: bool,
+    /// The rest of the request body, when the backend answered before reading all of it.
+    upload: Option<Upload>,
+    pool: Arc<EndpointPool>,
+}
+
+impl ResponseBody {
+    pub(super) fn new(
+        conn: Box<Connection>,
+        decoder: Decoder,
+        reusable: bool,
+        upload: Option<Upload>,
+        pool: Arc<EndpointPool>,
+    ) -> Self {
+        let mut body = ResponseBody {
+            conn: Some(conn),
+            decoder,
+            reusable,
+            upload,
+            pool,
+        };
+        // A bodiless answer (HEAD, 204, 304, Content-Length: 0) is complete already.
+        body.release_if_done();
+        body
+    }
+
+    fn release_if_done(&mut self) {
+        if self.decoder.is_end()
+            && let Some(conn) = self.conn.take()
+            && self.reusable
+            && self.upload.is_none()
+            && conn.buf.is_empty()
+        {
+            self.pool.put_back(conn);
+        }
+    }
+
+    /// Writes more of an upload still in progress; a failed one stops, and the connection
+    /// is then not reused.
+    fn drive_upload(&mut self, cx: &mut Context<'_>) {
+        if let (Some(upload), Some(conn)) = (self.upload.as_mut(), self.conn.as_mut()) {
+            match upload.poll_write(&mut conn.io, cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => self.upload = None,
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "the rest of an upload could not be sent");
+                    self.upload = None;
+                    self.reusable = false;
+                }
+            }
+        }
+    }
+
+    /// Reads more from the connection into its buffer; `Ok(0)` at EOF.
+    fn poll_fill(conn: &mut Connection, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(conn.io.poll_read_ready(cx))?;
+            conn.buf.reserve(READ_ROOM);
+            match conn.io.try_read_buf(&mut conn.buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn fail(&mut self, e: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.conn = None;
+        self.decoder = Decoder::length(0);
+        Poll::Ready(Some(Err(e.into())))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            this.drive_upload(cx);
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.decoder.decode(&mut conn.buf) {
+                Ok(Step::Data(data)) => {
+                    this.release_if_done();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Step::End) => {
+                    this.release_if_done();
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(Step::NeedMore) => {}
+                Err(e) => return this.fail(e),
+            }
+            match ready!(Self::poll_fill(conn, cx)) {
+                Ok(0) => match this.decoder.at_eof() {
+                    Ok(_) => {
+                        this.conn = None;
+                        return Poll::Ready(None);
+                    }
+                    Err(e) => return this.fail(e),
+                },
+                Ok(_) => {}
+                Err(e) => return this.fail(e),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.decoder.is_end()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! A request body on its way to a backend, written as the client sends it. Driven by polling
+//! from whoever holds the connection: first while the answer's head is awaited, then, when a
+//! backend answers before it has read the whole body (an echo, a streaming API), from the
+//! answer's body, so the upload goes on while the answer streams back.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes};
+use http_body::Body;
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+
+use super::UpstreamBody;
+use super::h1::{ExchangeError, RequestFraming};
+
+pub struct Upload {
+    body: UpstreamBody,
+    chunked: bool,
+    declared: Option<u64>,
+    read: u64,
+    /// Bytes taken from the body (with chunk framing) not yet written.
+    pending: Bytes,
+    /// The body ended and its last bytes are in `pending`.
+    ended: bool,
+}
+
+impl Upload {
+    pub fn new(body: UpstreamBody, framing: RequestFraming) -> Self {
+        Upload {
+            body,
+            chunked: framing == RequestFraming::Chunked,
+            declared: match framing {
+                RequestFraming::Length(n) => Some(n),
+                _ => None,
+            },
+            read: 0,
+            pending: Bytes::new(),
+            ended: false,
+        }
+    }
+
+    /// Writes what the body has; `Ready(Ok)` once all of it is written.
+    pub fn poll_write(
+        &mut self,
+        io: &mut TcpStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), ExchangeError>> {
+        loop {
+            while !self.pending.is_empty() {
+                let n = ready!(Pin::new(&mut *io).poll_write(cx, &self.pending))
+                    .map_err(ExchangeError::Write)?;
+                if n == 0 {
+                    return Poll::Ready(Err(ExchangeError::Write(io::ErrorKind::WriteZero.into())));
+                }
+                self.pending.advance(n);
+            }
+            if self.ended {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    // Trailers are not forwarded to HTTP/1.1 backends.
+                    if let Ok(data) = frame.into_data() {
+                        self.take(data)?;
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Err(ExchangeError::RequestBody(e))),
+                None => {
+                    if self.declared.is_some_and(|n| self.read != n) {
+                        return Poll::Ready(Err(ExchangeError::RequestBody(
+                            "the request body ended before its Content-Length".into(),
+                        )));
+                    }
+                    self.ended = true;
+                    if self.chunked {
+                        self.pending = Bytes::from_static(b"0\r\n\r\n");
+                    }
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, data: Bytes) -> Result<(), ExchangeError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.read += data.len() as u64;
+        if self.declared.is_some_and(|n| self.read > n) {
+            return Err(ExchangeError::RequestBody(
+                "the request body is longer than its Content-Length".into(),
+            ));
+        }
+        self.pending = if self.chunked {
+            let mut framed = Vec::with_capacity(data.len() + 20);
+            framed.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            framed.extend_from_slice(&data);
+            framed.extend_from_slice(b"\r\n");
+            Bytes::from(framed)
+        } else {
+            data
+        };
+        Ok(())
+    }
+}
