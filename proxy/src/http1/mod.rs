@@ -6,8 +6,31 @@
 
 pub mod decode;
 
+use std::io;
+use std::task::{Context, Poll, ready};
+
+use bytes::BytesMut;
 use http::HeaderMap;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use tokio::net::TcpStream;
+
+/// Reads what the socket has into `buf`, making `room` first; `Ok(0)` at EOF. The poll form
+/// both ends' bodies read with.
+pub fn poll_fill(
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    room: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(io.poll_read_ready(cx))?;
+        buf.reserve(room);
+        match io.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return Poll::Ready(other),
+        }
+    }
+}
 
 /// The message's Content-Length: `Ok(None)` without one; an error when a value is not plain
 /// digits or values disagree (RFC 9112 §6.3: a recipient must treat that as unrecoverable).

@@ -29,14 +29,7 @@ pub struct ReadSide {
 impl ReadSide {
     /// Reads more into the buffer; `Ok(0)` at EOF.
     pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.io.as_ref().poll_read_ready(cx))?;
-            self.buf.reserve(READ_ROOM);
-            match self.io.try_read_buf(&mut self.buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
+        crate::http1::poll_fill(self.io.as_ref(), &mut self.buf, READ_ROOM, cx)
     }
 }
 

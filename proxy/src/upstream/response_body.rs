@@ -76,14 +76,7 @@ impl ResponseBody {
 
     /// Reads more from the connection into its buffer; `Ok(0)` at EOF.
     fn poll_fill(conn: &mut Connection, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(conn.io.poll_read_ready(cx))?;
-            conn.buf.reserve(READ_ROOM);
-            match conn.io.try_read_buf(&mut conn.buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
+        crate::http1::poll_fill(&conn.io, &mut conn.buf, READ_ROOM, cx)
     }
 
     fn fail(&mut self, e: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
