@@ -90,13 +90,13 @@ pub async fn serve(
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(problem)) => {
                 let resp = problem.into_response(new_request_id().to_str().unwrap_or_default());
-                if write_response(&mut wr, resp, false, Version::HTTP_11, true)
+                if Box::pin(write_response(&mut wr, resp, false, Version::HTTP_11, true))
                     .await
                     .is_ok()
                 {
                     let _ = wr.shutdown().await;
                     if let Some(reader) = side.as_mut() {
-                        linger(reader).await;
+                        Box::pin(linger(reader)).await;
                     }
                 }
                 return;
@@ -144,7 +144,7 @@ pub async fn serve(
                 // unread data would reset the connection and could lose the answer just sent.
                 let _ = wr.shutdown().await;
                 if let Some(reader) = side.as_mut() {
-                    linger(reader).await;
+                    Box::pin(linger(reader)).await;
                 }
                 return;
             }

@@ -169,6 +169,12 @@ impl Connection {
             )
             .await;
         }
+        // Boxed: every connection's task is as large as its largest branch, and HTTP/2's state
+        // is the larger by far; HTTP/1.1 connections, idle ones included, need not carry it.
+        Box::pin(self.serve_h2(stream, buf)).await;
+    }
+
+    async fn serve_h2(self, stream: TcpStream, buf: BytesMut) {
         let (runtime, peer) = (self.runtime, self.peer);
         // Each request runs on the runtime current when it arrives, to its end. The request's
         // future is boxed once here: hyper moves the service future into place, and moving a
