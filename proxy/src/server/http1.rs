@@ -192,7 +192,8 @@ async fn read_head(
                 return Err(Stop::Refuse(too_large()));
             }
         }
-        side.buf.reserve(HEAD_ROOM);
+        // Room is made only once there is something to read: a connection waiting for its
+        // next request holds no buffer.
         let read = tokio::select! {
             r = side.io.as_ref().readable() => r,
             () = &mut timer => return Err(Stop::Quiet),
@@ -208,10 +209,16 @@ async fn read_head(
         if read.is_err() {
             return Err(Stop::Quiet);
         }
+        side.buf.reserve(HEAD_ROOM);
         match side.io.try_read_buf(&mut side.buf) {
             Ok(0) => return Err(Stop::Quiet),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // The readiness was stale (already read): give the room back while waiting.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if side.buf.is_empty() {
+                    side.buf = BytesMut::new();
+                }
+            }
             Err(_) => return Err(Stop::Quiet),
         }
     }

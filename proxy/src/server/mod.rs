@@ -210,7 +210,12 @@ async fn detect(stream: &TcpStream, deadline: Instant) -> Option<(BytesMut, bool
         match stream.try_read_buf(&mut buf) {
             Ok(0) => return None,
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // A readiness with nothing behind it: no buffer kept while waiting.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if buf.is_empty() {
+                    buf = BytesMut::new();
+                }
+            }
             Err(_) => return None,
         }
     }
