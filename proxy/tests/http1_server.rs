@@ -328,9 +328,9 @@ async fn draining_closes_idle_connections_and_answers_busy_ones_with_close() {
     assert_eq!(header(&answer, "connection"), Some("close"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_goes_on_while_the_backend_streams_its_answer() {
-    // The backend answers as soon as it has the head, then echoes the body as it reads it.
+/// A backend that answers as soon as it has the head, then echoes the body as it reads it,
+/// `total` bytes in all; it stops quietly if the proxy goes away.
+async fn echo_backend(total: usize) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let backend = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -342,6 +342,9 @@ async fn an_upload_goes_on_while_the_backend_streams_its_answer() {
             }
             let mut chunk = [0u8; 4096];
             let n = s.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                return;
+            }
             buf.extend_from_slice(&chunk[..n]);
         };
         s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -349,35 +352,54 @@ async fn an_upload_goes_on_while_the_backend_streams_its_answer() {
             .unwrap();
         let mut body: Vec<u8> = buf.split_off(head_end);
         let mut echoed = 0;
-        let total = 1 << 20;
         while echoed < total {
             if body.is_empty() {
                 let mut chunk = vec![0u8; 65536];
-                let n = s.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "the upload stopped after {echoed} bytes");
-                body.extend_from_slice(&chunk[..n]);
+                match s.read(&mut chunk).await {
+                    Ok(n) if n > 0 => body.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
             }
             let frame = format!("{:x}\r\n", body.len());
-            s.write_all(frame.as_bytes()).await.unwrap();
-            s.write_all(&body).await.unwrap();
-            s.write_all(b"\r\n").await.unwrap();
+            if s.write_all(frame.as_bytes()).await.is_err()
+                || s.write_all(&body).await.is_err()
+                || s.write_all(b"\r\n").await.is_err()
+            {
+                return;
+            }
             echoed += body.len();
             body.clear();
         }
-        s.write_all(b"0\r\n\r\n").await.unwrap();
+        let _ = s.write_all(b"0\r\n\r\n").await;
     });
-    let (proxy, _stop) = proxy(&route_to(backend, "")).await;
-    let mut s = TcpStream::connect(proxy).await.unwrap();
+    backend
+}
+
+fn echo_routes(backend: SocketAddr) -> String {
+    manifest(
+        "Route",
+        "r",
+        &format!(
+            "  rules:\n\
+             \x20   - matches: [{{path: {{value: /echo}}}}]\n\
+             \x20     backends: [{{url: 'http://{backend}'}}]\n\
+             \x20   - matches: [{{path: {{value: /ping}}}}]\n\
+             \x20     directResponse: {{status: 200, body: pong}}\n"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_goes_on_while_the_backend_streams_its_answer() {
     let total = 1 << 20;
-    s.write_all(
-        format!(
-            "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
+    let (proxy, _stop) = proxy(&echo_routes(echo_backend(total).await)).await;
+    let s = TcpStream::connect(proxy).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    wr.write_all(
+        format!("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {total}\r\n\r\n").as_bytes(),
     )
     .await
     .unwrap();
-    let (mut rd, mut wr) = s.into_split();
     let writer = tokio::spawn(async move {
         let chunk = vec![b'x'; 16 * 1024];
         for _ in 0..(total / chunk.len()) {
@@ -385,19 +407,73 @@ async fn an_upload_goes_on_while_the_backend_streams_its_answer() {
         }
         wr
     });
+    // Read the chunked answer to its last chunk.
     let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut answer))
+    let read = async {
+        let mut chunk = vec![0u8; 65536];
+        while !answer.ends_with(b"\r\n0\r\n\r\n") {
+            let n = rd.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the proxy closed the connection");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
         .await
-        .expect("the echo completes")
-        .unwrap();
-    let _wr = writer.await.unwrap();
-    let text = String::from_utf8_lossy(&answer);
-    assert!(
-        text.starts_with("HTTP/1.1 200"),
-        "{}",
-        &text[..100.min(text.len())]
-    );
+        .expect("the echo completes");
+    let mut wr = writer.await.unwrap();
     let body_at = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&answer[..body_at]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header(&head, "connection"), None, "kept alive: {head}");
     let xs = answer[body_at..].iter().filter(|b| **b == b'x').count();
     assert_eq!(xs, total, "every uploaded byte came back");
+    // The upload ended cleanly, so the connection serves the next request.
+    wr.write_all(b"GET /ping HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut next = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), rd.read_to_end(&mut next))
+        .await
+        .unwrap()
+        .unwrap();
+    let next = String::from_utf8_lossy(&next);
+    assert!(
+        next.starts_with("HTTP/1.1 200") && next.ends_with("pong"),
+        "{next}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_abandons_its_upload_mid_answer_is_closed_promptly() {
+    let (proxy, _stop) = proxy(&echo_routes(echo_backend(1 << 20).await)).await;
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&vec![b'x'; 100 * 1024]).await.unwrap();
+    // The client stops sending: its body can never be complete.
+    s.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .expect("the proxy does not wait on a body that cannot end")
+        .unwrap_or_default();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let text = String::from_utf8_lossy(&answer);
+    // Depending on which the proxy notices first: the backend's head (then the answer is cut
+    // off, never made to look complete), or the client's broken body (then it is a 400).
+    if text.starts_with("HTTP/1.1 200") {
+        assert!(
+            !text.ends_with("\r\n0\r\n\r\n"),
+            "a cut answer looks complete"
+        );
+    } else {
+        assert!(
+            text.starts_with("HTTP/1.1 400"),
+            "{}",
+            &text[..80.min(text.len())]
+        );
+        assert!(text.contains("bad-request"), "{text}");
+    }
 }

@@ -29,7 +29,7 @@ use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::request_body::{ReadSide, RequestBody};
@@ -125,30 +125,45 @@ pub async fn serve(
         };
         let req = Request::from_parts(head.request, body);
         let answer = Box::pin(runtime.load().handle(req, peer)).await;
-        // The request path is done with the request: its body (if any) is back, read to its
-        // end or not. A body left unread means the next request cannot be found: close.
+        // The request path is usually done with the request: its body (if any) is back, read
+        // to its end or not. A body left unread means the next request cannot be found: close.
+        // A body still being uploaded (the backend answered while it reads) comes back once
+        // the answer is written.
         let mut reusable = head.keep_alive && !*draining.borrow();
+        let mut still_uploading = None;
         if let Some(mut rx) = returned {
             match rx.try_recv() {
                 Ok(back) => {
                     reusable &= back.complete;
                     side = Some(back.side);
                 }
-                Err(_) => reusable = false,
+                Err(oneshot::error::TryRecvError::Empty) => still_uploading = Some(rx),
+                Err(oneshot::error::TryRecvError::Closed) => reusable = false,
             }
         }
-        match write_response(&mut wr, answer, head_request, version, !reusable).await {
-            Ok(false) => {}
-            Ok(true) => {
-                // A body the request path left unread may still be arriving: closing with
-                // unread data would reset the connection and could lose the answer just sent.
-                let _ = wr.shutdown().await;
-                if let Some(reader) = side.as_mut() {
-                    Box::pin(linger(reader)).await;
-                }
-                return;
-            }
+        let written = write_response(&mut wr, answer, head_request, version, !reusable).await;
+        let mut closing = match written {
+            Ok(closing) => closing,
             Err(_) => return,
+        };
+        if let Some(mut rx) = still_uploading {
+            // The answer, and the upload inside it, are gone by now.
+            match rx.try_recv() {
+                Ok(back) => {
+                    closing |= !back.complete;
+                    side = Some(back.side);
+                }
+                Err(_) => closing = true,
+            }
+        }
+        if closing {
+            // A body the request path left unread may still be arriving: closing with unread
+            // data would reset the connection and could lose the answer just sent.
+            let _ = wr.shutdown().await;
+            if let Some(reader) = side.as_mut() {
+                Box::pin(linger(reader)).await;
+            }
+            return;
         }
         // Nothing kept while idle: the buffer goes unless a pipelined request is in it.
         if let Some(reader) = side.as_mut()
@@ -426,13 +441,13 @@ async fn write_response(
     loop {
         let polled = match first.take() {
             Some(Some(ready)) => ready,
-            Some(None) => {
+            // Before waiting for the body, the head goes out.
+            _ => {
                 if let Some(out) = pending.take() {
                     wr.write_all(&out).await?;
                 }
                 body.frame().await
             }
-            None => body.frame().await,
         };
         let frame = match polled {
             None => break,

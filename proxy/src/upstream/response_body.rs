@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::h1::{Connection, READ_ROOM};
+use super::h1::{Connection, ExchangeError, READ_ROOM};
 use super::pool::EndpointPool;
 use super::upload::Upload;
 use crate::body::BoxError;
@@ -58,13 +58,18 @@ impl ResponseBody {
         }
     }
 
-    /// Writes more of an upload still in progress; a failed one stops, and the connection
-    /// is then not reused.
-    fn drive_upload(&mut self, cx: &mut Context<'_>) {
+    /// Writes more of an upload still in progress. The backend stopping to read ends the
+    /// upload (the connection is then not reused); the client's body failing is returned:
+    /// the backend would wait for the rest forever.
+    fn drive_upload(&mut self, cx: &mut Context<'_>) -> Result<(), ExchangeError> {
         if let (Some(upload), Some(conn)) = (self.upload.as_mut(), self.conn.as_mut()) {
             match upload.poll_write(&mut conn.io, cx) {
                 Poll::Pending => {}
                 Poll::Ready(Ok(())) => self.upload = None,
+                Poll::Ready(Err(e @ ExchangeError::RequestBody(_))) => {
+                    self.upload = None;
+                    return Err(e);
+                }
                 Poll::Ready(Err(e)) => {
                     tracing::debug!(error = %e, "the rest of an upload could not be sent");
                     self.upload = None;
@@ -72,6 +77,7 @@ impl ResponseBody {
                 }
             }
         }
+        Ok(())
     }
 
     /// Reads more from the connection into its buffer; `Ok(0)` at EOF.
@@ -96,7 +102,9 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         loop {
-            this.drive_upload(cx);
+            if let Err(e) = this.drive_upload(cx) {
+                return this.fail(e);
+            }
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
             };

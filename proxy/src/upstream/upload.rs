@@ -92,6 +92,11 @@ impl Upload {
                 "the request body is longer than its Content-Length".into(),
             ));
         }
+        // All the declared bytes are in: done, without waiting for the body to say so (an
+        // HTTP/2 client's end of stream may come later).
+        if self.declared == Some(self.read) {
+            self.ended = true;
+        }
         self.pending = if self.chunked {
             let mut framed = Vec::with_capacity(data.len() + 20);
             framed.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
