@@ -212,23 +212,40 @@ impl RuntimeHandle {
     /// Installs a snapshot whose version was assigned by the controller, keeping that version
     /// even when it is lower than the running one (a restarted controller counts from 1 again).
     pub fn apply_exact(&self, snapshot: Snapshot) -> Result<Applied, String> {
+        self.apply_exact_then(snapshot, |_| {})
+    }
+
+    /// [`Self::apply_exact`], running `before_swap` on a snapshot that built, before it
+    /// serves: what it does (persisting the snapshot, say) is done by the time anyone can see
+    /// the new version served.
+    pub fn apply_exact_then(
+        &self,
+        snapshot: Snapshot,
+        before_swap: impl FnOnce(&Snapshot),
+    ) -> Result<Applied, String> {
         let current = self.load();
         if current.version() == snapshot.version && current.snapshot.same_content(&snapshot) {
             return Ok(Applied::Unchanged(snapshot.version));
         }
-        self.install(snapshot)
+        let runtime = Runtime::build(snapshot, self.env.clone())?;
+        before_swap(&runtime.snapshot);
+        Ok(self.swap(runtime))
     }
 
     /// Builds the runtime and swaps it in: the single swap point.
     fn install(&self, snapshot: Snapshot) -> Result<Applied, String> {
         let runtime = Runtime::build(snapshot, self.env.clone())?;
+        Ok(self.swap(runtime))
+    }
+
+    fn swap(&self, runtime: Runtime) -> Applied {
         let version = runtime.version();
         self.current.store(Arc::new(runtime));
         self.env
             .metrics
             .config_version
             .set(i64::try_from(version).unwrap_or(i64::MAX));
-        Ok(Applied::Swapped(version))
+        Applied::Swapped(version)
     }
 }
 

@@ -326,15 +326,15 @@ impl Subscriber {
             ))
         } else {
             let kept = snapshot.clone();
+            // Persisted before it serves: a proxy seen serving a version restarts from it.
             self.runtime
-                .apply_exact(snapshot)
+                .apply_exact_then(snapshot, |s| self.persist(s))
                 .map(|applied| (applied, kept))
         };
         let reply = match outcome {
             Ok((applied, snapshot)) => {
                 if let Applied::Swapped(_) = applied {
                     self.metrics.config_reloads.inc();
-                    self.persist(&snapshot);
                 }
                 tracing::info!(
                     version,
