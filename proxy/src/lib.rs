@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod problem;
 pub mod runtime;
 pub mod server;
+pub mod shared_by_key;
 pub mod stages;
 pub mod standalone;
 pub mod subscriber;

@@ -14,6 +14,24 @@ use http::HeaderMap;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use tokio::net::TcpStream;
 
+/// Once the socket was seen readable: reads what it has into `buf`, making `room` first.
+/// `Ok(Some(0))` at EOF; `Ok(None)` when the readiness was stale and nothing came, in which
+/// case the room is given back if `buf` holds nothing, so a connection waiting to read keeps
+/// no buffer.
+pub fn try_fill(io: &TcpStream, buf: &mut BytesMut, room: usize) -> io::Result<Option<usize>> {
+    buf.reserve(room);
+    match io.try_read_buf(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            if buf.is_empty() {
+                *buf = BytesMut::new();
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads what the socket has into `buf`, making `room` first; `Ok(0)` at EOF. The poll form
 /// both ends' bodies read with.
 pub fn poll_fill(

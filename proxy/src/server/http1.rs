@@ -224,17 +224,9 @@ async fn read_head(
         if read.is_err() {
             return Err(Stop::Quiet);
         }
-        side.buf.reserve(HEAD_ROOM);
-        match side.io.try_read_buf(&mut side.buf) {
-            Ok(0) => return Err(Stop::Quiet),
+        match http1::try_fill(side.io.as_ref(), &mut side.buf, HEAD_ROOM) {
+            Ok(Some(0)) | Err(_) => return Err(Stop::Quiet),
             Ok(_) => {}
-            // The readiness was stale (already read): give the room back while waiting.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if side.buf.is_empty() {
-                    side.buf = BytesMut::new();
-                }
-            }
-            Err(_) => return Err(Stop::Quiet),
         }
     }
 }
@@ -348,7 +340,6 @@ async fn linger(side: &mut ReadSide) {
     let mut drained = 0;
     while drained < MAX_DRAINED {
         side.buf.clear();
-        side.buf.reserve(HEAD_ROOM);
         let read = tokio::select! {
             r = side.io.as_ref().readable() => r,
             () = tokio::time::sleep_until(deadline) => return,
@@ -356,11 +347,10 @@ async fn linger(side: &mut ReadSide) {
         if read.is_err() {
             return;
         }
-        match side.io.try_read_buf(&mut side.buf) {
-            Ok(0) => return,
-            Ok(n) => drained += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
+        match http1::try_fill(side.io.as_ref(), &mut side.buf, HEAD_ROOM) {
+            Ok(Some(0)) | Err(_) => return,
+            Ok(Some(n)) => drained += n,
+            Ok(None) => {}
         }
     }
 }

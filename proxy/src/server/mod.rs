@@ -206,17 +206,9 @@ async fn detect(stream: &TcpStream, deadline: Instant) -> Option<(BytesMut, bool
             r = stream.readable() => r.ok()?,
             () = tokio::time::sleep_until(deadline) => return None,
         }
-        buf.reserve(4096);
-        match stream.try_read_buf(&mut buf) {
-            Ok(0) => return None,
+        match crate::http1::try_fill(stream, &mut buf, 4096) {
+            Ok(Some(0)) | Err(_) => return None,
             Ok(_) => {}
-            // A readiness with nothing behind it: no buffer kept while waiting.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if buf.is_empty() {
-                    buf = BytesMut::new();
-                }
-            }
-            Err(_) => return None,
         }
     }
 }

@@ -113,7 +113,8 @@ impl Connection {
                     .write_all(head)
                     .await
                     .map_err(ExchangeError::Write)?;
-                (self.read_head().await?, UploadState::Done)
+                let parts = std::future::poll_fn(|cx| self.poll_read_head(cx)).await?;
+                (parts, UploadState::Done)
             }
             // Boxed: the upload path's future is large, and every request's future would
             // otherwise carry (and move) it.
@@ -185,7 +186,8 @@ impl Connection {
         .await
     }
 
-    /// Reads until a final response head is complete (the poll form of [`read_head`]).
+    /// Reads until a final (non-1xx) response head is complete; leaves what follows it in the
+    /// buffer.
     fn poll_read_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Parts, ExchangeError>> {
         loop {
             if !self.buf.is_empty()
@@ -214,11 +216,6 @@ impl Connection {
             }
         }
     }
-
-    async fn read_head(&mut self) -> Result<Parts, ExchangeError> {
-        let Connection { io, buf } = self;
-        read_head(io, buf).await
-    }
 }
 
 /// Where the request body stands when the answer's head arrives.
@@ -228,33 +225,6 @@ enum UploadState {
     Failed,
     /// Still being written, now from the answer's body.
     Writing(Upload),
-}
-
-/// Reads until a final (non-1xx) response head is complete; leaves what follows it in `buf`.
-async fn read_head<R>(io: &mut R, buf: &mut BytesMut) -> Result<Parts, ExchangeError>
-where
-    R: tokio::io::AsyncRead + Unpin,
-{
-    use tokio::io::AsyncReadExt;
-    loop {
-        if !buf.is_empty()
-            && let Some(parts) = parse_head(buf)?
-        {
-            return Ok(parts);
-        }
-        if buf.len() >= MAX_HEAD {
-            return Err(ExchangeError::Invalid("the response head is too large"));
-        }
-        buf.reserve(READ_ROOM);
-        let n = io.read_buf(buf).await.map_err(ExchangeError::Read)?;
-        if n == 0 {
-            return Err(if buf.is_empty() {
-                ExchangeError::Closed
-            } else {
-                ExchangeError::Invalid("the connection closed in the middle of the head")
-            });
-        }
-    }
 }
 
 /// Parses one final response head off the front of `buf`, skipping 1xx interim answers.

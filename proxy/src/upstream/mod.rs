@@ -89,6 +89,8 @@ impl Body for UpstreamBody {
 #[derive(Clone)]
 pub struct Endpoint {
     pub authority: Authority,
+    /// The authority as a Host header value, for requests that have none of their own.
+    pub host: http::HeaderValue,
     pub pool: Arc<EndpointPool>,
 }
 
@@ -111,6 +113,8 @@ impl Upstream {
             .map_err(|_| format!("endpoint {endpoint:?} is not host:port"))?;
         Ok(Endpoint {
             pool: self.pools.get(&authority),
+            host: http::HeaderValue::from_str(authority.as_str())
+                .map_err(|_| format!("endpoint {endpoint:?} is not a valid Host"))?,
             authority,
         })
     }

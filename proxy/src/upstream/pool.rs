@@ -10,9 +10,8 @@
 //! keeps an endpoint keeps its warm connections; a pool no snapshot refers to any more is
 //! freed with its connections.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -21,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::h1::Connection;
+use crate::shared_by_key::SharedByKey;
 
 /// How connections to backends are made and kept.
 #[derive(Clone, Debug)]
@@ -55,35 +55,28 @@ pub enum ConnectError {
 /// The process-wide pools, by endpoint.
 pub struct Pools {
     config: PoolConfig,
-    by_endpoint: Mutex<HashMap<Authority, Weak<EndpointPool>>>,
+    by_endpoint: SharedByKey<Authority, EndpointPool>,
 }
 
 impl Pools {
     pub fn new(config: PoolConfig) -> Self {
         Pools {
             config,
-            by_endpoint: Mutex::new(HashMap::new()),
+            by_endpoint: SharedByKey::default(),
         }
     }
 
     /// The pool of `endpoint`, shared with every snapshot that names it. Called when a
     /// snapshot is built, never per request.
     pub fn get(&self, endpoint: &Authority) -> Arc<EndpointPool> {
-        let mut map = self.by_endpoint.lock();
-        if let Some(pool) = map.get(endpoint).and_then(Weak::upgrade) {
-            return pool;
-        }
-        // Drop the entries of pools that are gone, so the map stays as small as the
-        // endpoints in use.
-        map.retain(|_, w| w.strong_count() > 0);
-        let pool = Arc::new(EndpointPool {
-            authority: endpoint.clone(),
-            address: endpoint_address(endpoint),
-            config: self.config.clone(),
-            idle: Mutex::new(Vec::new()),
-        });
-        map.insert(endpoint.clone(), Arc::downgrade(&pool));
-        pool
+        self.by_endpoint.get_or_make(endpoint, || {
+            Arc::new(EndpointPool {
+                authority: endpoint.clone(),
+                address: endpoint_address(endpoint),
+                config: self.config.clone(),
+                idle: Mutex::new(Vec::new()),
+            })
+        })
     }
 }
 
@@ -188,10 +181,5 @@ impl EndpointPool {
             conn,
             since: Instant::now(),
         });
-    }
-
-    /// Idle connections kept now (for tests and the admin view).
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().len()
     }
 }

@@ -69,13 +69,10 @@ impl Forward {
         })?;
         ex.upstream(&endpoint.authority);
         let mut req = req;
-        if !req.headers().contains_key(http::header::HOST) {
-            // An HTTP/1.0 client without Host, on a route without hosts: HTTP/1.1 backends
-            // need one.
-            if let Ok(v) = http::HeaderValue::from_str(endpoint.authority.as_str()) {
-                req.headers_mut().insert(http::header::HOST, v);
-            }
-        }
+        // An HTTP/1.0 client without Host, on a route without hosts: HTTP/1.1 backends need one.
+        req.headers_mut()
+            .entry(http::header::HOST)
+            .or_insert_with(|| endpoint.host.clone());
         let (req, body_sent) = upstream_body(req, ex.bytes_in());
         let sent = Instant::now();
         let resp = input

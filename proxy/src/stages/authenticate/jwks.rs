@@ -4,7 +4,6 @@
 //! One fetcher per distinct configuration lives in a [`Registry`] that outlives snapshots, so a
 //! configuration reload does not refetch, and the fetcher's task ends once no runtime uses it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -21,6 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use super::HttpClient;
 use super::keys::KeySet;
+use crate::shared_by_key::SharedByKey;
 
 /// Bounds on how long a fetched set is used before refreshing, whatever the server says.
 pub const MIN_TTL: Duration = Duration::from_secs(10);
@@ -33,38 +33,34 @@ const REFRESH_AT: f64 = 0.8;
 /// Fetchers by configuration.
 pub struct Registry {
     http: HttpClient,
-    fetchers: Mutex<HashMap<Config, Weak<RemoteJwks>>>,
+    fetchers: SharedByKey<Config, RemoteJwks>,
 }
 
 impl Registry {
     pub fn new(http: HttpClient) -> Self {
         Registry {
             http,
-            fetchers: Mutex::new(HashMap::new()),
+            fetchers: SharedByKey::default(),
         }
     }
 
     /// The fetcher for `cfg`, shared with earlier runtimes when one is still alive; a new one
     /// starts fetching at once in the background (when a Tokio runtime is around).
     pub fn get(&self, cfg: &Config) -> Arc<RemoteJwks> {
-        let mut map = self.fetchers.lock();
-        if let Some(existing) = map.get(cfg).and_then(Weak::upgrade) {
-            return existing;
-        }
-        map.retain(|_, w| w.strong_count() > 0);
-        let fetcher = Arc::new(RemoteJwks {
-            cfg: cfg.clone(),
-            http: self.http.clone(),
-            keys: ArcSwapOption::empty(),
-            generation: AtomicU64::new(0),
-            last_attempt: Mutex::new(None),
-            fetching: tokio::sync::Mutex::new(()),
-        });
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(refresh(Arc::downgrade(&fetcher)));
-        }
-        map.insert(cfg.clone(), Arc::downgrade(&fetcher));
-        fetcher
+        self.fetchers.get_or_make(cfg, || {
+            let fetcher = Arc::new(RemoteJwks {
+                cfg: cfg.clone(),
+                http: self.http.clone(),
+                keys: ArcSwapOption::empty(),
+                generation: AtomicU64::new(0),
+                last_attempt: Mutex::new(None),
+                fetching: tokio::sync::Mutex::new(()),
+            });
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(refresh(Arc::downgrade(&fetcher)));
+            }
+            fetcher
+        })
     }
 }
 

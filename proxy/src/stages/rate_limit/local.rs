@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use frontdesk_snapshot::Limit;
 
 use super::gcra::{Gcra, Outcome};
+use crate::shared_by_key::SharedByKey;
 
 const SHARDS: usize = 16;
 /// Default bound on buckets per limiter (about 40 MB at most).
@@ -127,36 +128,32 @@ impl LocalLimiter {
 
 /// Limiters by configuration, shared by successive runtimes.
 pub struct Registry {
-    limiters: Mutex<HashMap<Limit, Weak<LocalLimiter>>>,
+    limiters: SharedByKey<Limit, LocalLimiter>,
     max_keys: usize,
 }
 
 impl Registry {
     pub fn new(max_keys: usize) -> Self {
         Registry {
-            limiters: Mutex::new(HashMap::new()),
+            limiters: SharedByKey::default(),
             max_keys,
         }
     }
 
     /// The limiter of `limit`: the running one when the configuration did not change.
     pub fn get(&self, limit: &Limit) -> Arc<LocalLimiter> {
-        let mut map = self.limiters.lock();
-        if let Some(l) = map.get(limit).and_then(Weak::upgrade) {
-            return l;
-        }
-        map.retain(|_, w| w.strong_count() > 0);
-        let gcra = Gcra::new(
-            limit.requests,
-            limit.period_ms.saturating_mul(1_000_000),
-            limit.burst,
-        );
-        let limiter = Arc::new(LocalLimiter::new(gcra, self.max_keys));
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(sweep_forever(Arc::downgrade(&limiter)));
-        }
-        map.insert(limit.clone(), Arc::downgrade(&limiter));
-        limiter
+        self.limiters.get_or_make(limit, || {
+            let gcra = Gcra::new(
+                limit.requests,
+                limit.period_ms.saturating_mul(1_000_000),
+                limit.burst,
+            );
+            let limiter = Arc::new(LocalLimiter::new(gcra, self.max_keys));
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(sweep_forever(Arc::downgrade(&limiter)));
+            }
+            limiter
+        })
     }
 }
 

@@ -345,9 +345,7 @@ impl AggregateRuntime {
                 }
             }
             h.insert(X_REQUEST_ID.clone(), request_id.clone());
-            if let Ok(v) = HeaderValue::from_str(endpoint.authority.as_str()) {
-                h.insert(HOST, v);
-            }
+            h.insert(HOST, endpoint.host.clone());
             h.insert(
                 http::header::ACCEPT,
                 HeaderValue::from_static("application/json"),
