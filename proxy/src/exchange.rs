@@ -8,12 +8,11 @@ use std::sync::atomic::AtomicU64;
 
 use http::uri::Authority;
 use http::{HeaderName, HeaderValue, Method, Request, Version};
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::Instant;
 
 use crate::access_log::CallLog;
 use crate::forwarding::ensure_request_id;
-use crate::metrics::RouteId;
+use crate::metrics::{RouteId, RouteMetrics};
 
 pub struct Exchange {
     pub started: Instant,
@@ -23,8 +22,8 @@ pub struct Exchange {
     pub version: Version,
     /// The route's id once one matched (metrics label), else the no-route label.
     pub route: RouteId,
-    /// The matched rule's latency histogram.
-    pub duration: Option<Histogram>,
+    /// The matched rule's request metrics.
+    pub metrics: Option<Arc<RouteMetrics>>,
     /// Headers every answer to this request carries, whoever makes it (RateLimit, later CORS).
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
     /// Who the policy authenticated: API key consumer, basic-auth user or JWT subject.
@@ -62,7 +61,7 @@ impl Exchange {
             method: req.method().clone(),
             version: req.version(),
             route: no_route.clone(),
-            duration: None,
+            metrics: None,
             response_headers: Vec::new(),
             consumer: None,
             log: logged.then(|| LogFields {

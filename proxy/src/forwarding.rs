@@ -27,24 +27,53 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 
 /// Removes hop-by-hop headers, including those the Connection header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names present is cheaper than a hash lookup
-    // for each of the nine.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // One pass over the names present finds the few to remove (most messages carry none, or
+    // only `Connection: keep-alive`); a hash lookup for each of the nine would cost more.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in headers.keys() {
+        // Matching the text is cheaper than comparing with each of the nine names.
+        let i = match name.as_str() {
+            "connection" => 0,
+            "keep-alive" => 1,
+            "proxy-connection" => 2,
+            "proxy-authenticate" => 3,
+            "proxy-authorization" => 4,
+            "te" => 5,
+            "trailer" => 6,
+            "transfer-encoding" => 7,
+            "upgrade" => 8,
+            _ => continue,
+        };
+        debug_assert_eq!(HOP_BY_HOP[i], name);
+        present[i] = true;
+        any = true;
+    }
+    if !any {
         return;
     }
-    if headers.contains_key(CONNECTION) {
-        let named: Vec<HeaderName> = headers
+    if present[0] {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for token in headers
             .get_all(CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+        {
+            // The usual tokens name nothing else to remove.
+            if token.eq_ignore_ascii_case(b"keep-alive") {
+                present[1] = true;
+            } else if !token.eq_ignore_ascii_case(b"close")
+                && let Ok(name) = HeaderName::from_bytes(token)
+            {
+                named.push(name);
+            }
+        }
         for name in named {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
     }
 }
@@ -56,21 +85,27 @@ pub fn add_forwarded(
     proto: &'static str,
     host: Option<&HeaderValue>,
 ) {
-    let mut xff = String::with_capacity(48);
-    for previous in headers
+    let mut previous = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|v| !v.is_empty())
-    {
-        xff.push_str(previous);
-        xff.push_str(", ");
-    }
-    let _ = write!(xff, "{client}");
+        .peekable();
+    let value = if previous.peek().is_none() {
+        client_value(client)
+    } else {
+        let mut xff = String::with_capacity(48);
+        for hop in previous {
+            xff.push_str(hop);
+            xff.push_str(", ");
+        }
+        let _ = write!(xff, "{client}");
+        HeaderValue::from_str(&xff).ok()
+    };
     // Only the last value matters to the next hop; several header lines are folded into one.
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = value {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
@@ -78,6 +113,26 @@ pub fn add_forwarded(
         Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
     };
+}
+
+/// The client's address as a header value. Consecutive requests mostly come from the same
+/// client (a keep-alive connection's): the last one is kept per thread, not formatted again.
+fn client_value(client: IpAddr) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((ip, v)) = last.as_ref()
+            && *ip == client
+        {
+            return Some(v.clone());
+        }
+        let v = HeaderValue::from_str(&client.to_string()).ok()?;
+        *last = Some((client, v.clone()));
+        Some(v)
+    })
 }
 
 /// The request's id: the client's when it is sane, else a new random one, set in `headers`.
@@ -120,6 +175,20 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+
+        // The usual case: a close or keep-alive token names nothing else.
+        let mut h = HeaderMap::new();
+        h.insert("connection", "Keep-Alive".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("close", "kept".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        let mut h = HeaderMap::new();
+        h.insert("te", "trailers".parse().unwrap());
+        h.insert("proxy-authorization", "Basic eDp5".parse().unwrap());
+        remove_hop_by_hop(&mut h);
+        assert!(h.is_empty());
     }
 
     #[test]
@@ -137,6 +206,13 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example.com");
+        // The first hop, for one client and then another (its text is cached per thread).
+        for client in ["10.0.0.1", "10.0.0.1", "2001:db8::7"] {
+            let mut h = HeaderMap::new();
+            add_forwarded(&mut h, client.parse().unwrap(), "http", None);
+            assert_eq!(h["x-forwarded-for"], client);
+            assert!(!h.contains_key("x-forwarded-host"));
+        }
     }
 
     #[test]

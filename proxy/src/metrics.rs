@@ -25,6 +25,50 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// One rule's request metrics, found once per snapshot: its latency histogram, and its
+/// counters by status, kept as they are first used so that counting an answer hashes no
+/// labels (most rules see a handful of statuses).
+pub struct RouteMetrics {
+    route: RouteId,
+    pub duration: Histogram,
+    statuses: parking_lot::RwLock<Vec<(u16, Counter)>>,
+}
+
+impl RouteMetrics {
+    /// Statuses kept per rule; more are counted through the family.
+    const KEPT: usize = 16;
+
+    pub fn new(route: RouteId, metrics: &Metrics) -> Self {
+        let labels = RouteLabels {
+            route: route.clone(),
+        };
+        RouteMetrics {
+            duration: metrics.request_duration.get_or_create(&labels).clone(),
+            route,
+            statuses: parking_lot::RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Counts one answer in `requests{route, status}`.
+    pub fn count(&self, requests: &Family<RequestLabels, Counter>, status: u16) {
+        if let Some((_, c)) = self.statuses.read().iter().find(|(s, _)| *s == status) {
+            c.inc();
+            return;
+        }
+        let counter = requests
+            .get_or_create(&RequestLabels {
+                route: self.route.clone(),
+                status,
+            })
+            .clone();
+        counter.inc();
+        let mut kept = self.statuses.write();
+        if kept.len() < Self::KEPT && !kept.iter().any(|(s, _)| *s == status) {
+            kept.push((status, counter));
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: RouteId,
@@ -232,5 +276,32 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rules_answers_are_counted_by_status_through_its_kept_counters() {
+        let metrics = Metrics::new();
+        let rule = RouteMetrics::new(RouteId("default/orders/0".into()), &metrics);
+        for status in [200, 200, 404, 200] {
+            rule.count(&metrics.requests, status);
+        }
+        // More statuses than are kept still count.
+        for status in 500..520 {
+            rule.count(&metrics.requests, status);
+        }
+        rule.count(&metrics.requests, 519);
+        let text = metrics.encode();
+        for line in [
+            "frontdesk_requests_total{route=\"default/orders/0\",status=\"200\"} 3",
+            "frontdesk_requests_total{route=\"default/orders/0\",status=\"404\"} 1",
+            "frontdesk_requests_total{route=\"default/orders/0\",status=\"519\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -89,7 +89,7 @@ impl Runtime {
         };
         let rule = matched.target;
         ex.route = RouteId(rule.id.clone());
-        ex.duration = Some(rule.request_duration.clone());
+        ex.metrics = Some(rule.metrics.clone());
         let path = MatchedPath {
             path: &target.path,
             captures: &matched.captures,

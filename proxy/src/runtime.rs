@@ -15,7 +15,7 @@ use frontdesk_snapshot::{self as snap, Snapshot};
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::access_log::AccessLog;
-use crate::metrics::{Metrics, RouteId, RouteLabels};
+use crate::metrics::{Metrics, RouteId, RouteLabels, RouteMetrics};
 use crate::stages::action::Action;
 use crate::stages::authenticate::{AuthShared, Authenticate};
 use crate::stages::authorize::Authorize;
@@ -80,8 +80,9 @@ pub struct RuleRuntime {
     pub id: Arc<str>,
     /// `namespace/route` (the id without the rule): rate limit buckets are per Route.
     pub route: Box<str>,
-    /// This rule's latency histograms, looked up once per snapshot instead of per request.
-    pub request_duration: Histogram,
+    /// This rule's request metrics and upstream latency histogram, looked up once per
+    /// snapshot instead of per request.
+    pub metrics: Arc<RouteMetrics>,
     pub upstream_duration: Histogram,
     pub timeout: Duration,
     /// Policy stages, shared by the rules with the same effective policy.
@@ -163,7 +164,7 @@ impl RuleRuntime {
         let metrics = &env.metrics;
         Ok(RuleRuntime {
             route: id.rsplit_once('/').map_or(&*id, |(route, _)| route).into(),
-            request_duration: metrics.request_duration.get_or_create(&labels).clone(),
+            metrics: Arc::new(RouteMetrics::new(labels.route.clone(), metrics)),
             upstream_duration: metrics.upstream_duration.get_or_create(&labels).clone(),
             timeout: Duration::from_millis(rule.timeout_ms),
             authenticate: policy.authenticate,

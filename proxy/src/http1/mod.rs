@@ -12,6 +12,7 @@ use std::task::{Context, Poll, ready};
 use bytes::BytesMut;
 use http::HeaderMap;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Once the socket was seen readable: reads what it has into `buf`, making `room` first.
@@ -20,7 +21,7 @@ use tokio::net::TcpStream;
 /// no buffer.
 pub fn try_fill(io: &TcpStream, buf: &mut BytesMut, room: usize) -> io::Result<Option<usize>> {
     buf.reserve(room);
-    match io.try_read_buf(buf) {
+    match read_draining(io, buf) {
         Ok(n) => Ok(Some(n)),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             if buf.is_empty() {
@@ -43,10 +44,33 @@ pub fn poll_fill(
     loop {
         ready!(io.poll_read_ready(cx))?;
         buf.reserve(room);
-        match io.try_read_buf(buf) {
+        match read_draining(io, buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             other => return Poll::Ready(other),
         }
+    }
+}
+
+/// One read into the spare room of `buf`. A read that did not fill the room emptied the
+/// socket: its readiness is cleared then, so the next wait goes to the reactor at once
+/// instead of finding out with a read that fails (`EAGAIN`), one system call per message
+/// saved. Edge-triggered readiness makes this safe: bytes that arrive later raise a new
+/// event; a seen end of stream or error stays readable.
+pub fn read_draining(io: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    let offered = buf.capacity() - buf.len();
+    let mut read = None;
+    let outcome = io.try_io(Interest::READABLE, || {
+        let n = io.try_read_buf(buf)?;
+        read = Some(n);
+        if n > 0 && n < offered {
+            // Tells tokio the socket is drained; the count travels in `read`.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match read {
+        Some(n) => Ok(n),
+        None => outcome,
     }
 }
 

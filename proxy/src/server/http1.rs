@@ -283,7 +283,9 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
     let bytes = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(bytes.slice(path_span.0..path_span.0 + path_span.1))
         .map_err(|_| bad("the request target is not valid"))?;
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for what the request path adds (request id, X-Forwarded-*, policy edits), so
+    // adding them never re-hashes the map.
+    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
     for (name, start, len) in spans {
         let value = HeaderValue::from_maybe_shared(bytes.slice(start..start + len))
             .map_err(|_| bad("a header value is not valid"))?;

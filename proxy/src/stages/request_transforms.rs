@@ -88,10 +88,11 @@ impl RequestTransforms {
             (Some(h), _) => {
                 headers.insert(HOST, h.clone());
             }
-            (None, Some(v)) => {
+            // Usually the client's own Host line, already in place.
+            (None, Some(v)) if headers.get(HOST) != Some(&v) => {
                 headers.insert(HOST, v);
             }
-            (None, None) => {}
+            _ => {}
         }
         Ok(())
     }

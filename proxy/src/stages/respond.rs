@@ -89,20 +89,24 @@ impl OnComplete for Completion {
         let ex = &self.ex;
         let elapsed = ex.started.elapsed();
         let m = &self.respond.metrics;
-        m.requests
-            .get_or_create(&RequestLabels {
-                route: ex.route.clone(),
-                status: self.status,
-            })
-            .inc();
-        match &ex.duration {
-            Some(histogram) => histogram.observe(elapsed.as_secs_f64()),
-            None => m
-                .request_duration
-                .get_or_create(&RouteLabels {
-                    route: ex.route.clone(),
-                })
-                .observe(elapsed.as_secs_f64()),
+        match &ex.metrics {
+            Some(rule) => {
+                rule.count(&m.requests, self.status);
+                rule.duration.observe(elapsed.as_secs_f64());
+            }
+            None => {
+                m.requests
+                    .get_or_create(&RequestLabels {
+                        route: ex.route.clone(),
+                        status: self.status,
+                    })
+                    .inc();
+                m.request_duration
+                    .get_or_create(&RouteLabels {
+                        route: ex.route.clone(),
+                    })
+                    .observe(elapsed.as_secs_f64());
+            }
         }
         let Some(fields) = &ex.log else { return };
         let started_at = SystemTime::now()

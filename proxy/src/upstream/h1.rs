@@ -202,7 +202,7 @@ impl Connection {
             }
             ready!(self.io.poll_read_ready(cx)).map_err(ExchangeError::Read)?;
             self.buf.reserve(READ_ROOM);
-            match self.io.try_read_buf(&mut self.buf) {
+            match http1::read_draining(&self.io, &mut self.buf) {
                 Ok(0) => {
                     return Poll::Ready(Err(if self.buf.is_empty() {
                         ExchangeError::Closed
@@ -272,7 +272,8 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, ExchangeError> {
             })
             .collect::<Result<_, ExchangeError>>()?;
         let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len());
+        // Room for what the respond path adds (request id, RateLimit, edits).
+        let mut headers = HeaderMap::with_capacity(spans.len() + 6);
         for (name, start, end) in spans {
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| ExchangeError::Invalid("bad header value"))?;
