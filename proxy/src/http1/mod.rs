@@ -9,9 +9,10 @@ pub mod decode;
 use std::io;
 use std::task::{Context, Poll, ready};
 
-use bytes::BytesMut;
-use http::HeaderMap;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use smallvec::SmallVec;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -72,6 +73,49 @@ pub fn read_draining(io: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
         Some(n) => Ok(n),
         None => outcome,
     }
+}
+
+/// Where the header fields of a head httparse parsed at the front of a buffer are, as
+/// offsets (name start and length, value start and length), so that once the head is split off
+/// the buffer its values can share its bytes. Kept in the caller's frame: no allocation for up
+/// to 24 fields, and nothing large moved.
+pub type FieldSpans = SmallVec<[[u32; 4]; 24]>;
+
+/// A header field name or value that is not valid.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BadField {
+    Name,
+    Value,
+}
+
+/// Notes where `fields` (parsed from `buf`) are.
+pub fn field_spans(buf: &[u8], fields: &[httparse::Header<'_>], spans: &mut FieldSpans) {
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+    spans.extend(fields.iter().map(|f| {
+        [
+            at(f.name.as_bytes()),
+            f.name.len() as u32,
+            at(f.value),
+            f.value.len() as u32,
+        ]
+    }));
+}
+
+/// The fields of `head` (the parsed bytes, split off) as a map whose values share its bytes,
+/// with room for `room` more fields.
+pub fn field_map(head: &Bytes, spans: &FieldSpans, room: usize) -> Result<HeaderMap, BadField> {
+    let mut map = HeaderMap::with_capacity(spans.len() + room);
+    for &[name_at, name_len, value_at, value_len] in spans {
+        let (name_at, value_at) = (name_at as usize, value_at as usize);
+        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len as usize])
+            .map_err(|_| BadField::Name)?;
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len as usize))
+                .map_err(|_| BadField::Value)?;
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 /// The message's Content-Length: `Ok(None)` without one; an error when a value is not plain

@@ -21,9 +21,7 @@ use std::time::{Duration, SystemTime};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::FutureExt;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING};
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
-};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
@@ -35,7 +33,7 @@ use tokio::time::Instant;
 use super::request_body::{ReadSide, RequestBody};
 use crate::body::ProxyBody;
 use crate::forwarding::new_request_id;
-use crate::http1::{self, decode::Decoder};
+use crate::http1::{self, BadField, FieldSpans, decode::Decoder};
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::RuntimeHandle;
 
@@ -274,23 +272,18 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
     let base = buf.as_ptr() as usize;
     let path = req.path.unwrap_or_default();
     let path_span = (path.as_ptr() as usize - base, path.len());
-    let mut spans = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| bad("a header name is not valid"))?;
-        spans.push((name, h.value.as_ptr() as usize - base, h.value.len()));
-    }
+    let bad_field = |e| match e {
+        BadField::Name => bad("a header name is not valid"),
+        BadField::Value => bad("a header value is not valid"),
+    };
+    let mut spans = FieldSpans::new();
+    http1::field_spans(buf, req.headers, &mut spans);
     let bytes = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(bytes.slice(path_span.0..path_span.0 + path_span.1))
         .map_err(|_| bad("the request target is not valid"))?;
     // Room for what the request path adds (request id, X-Forwarded-*, policy edits), so
     // adding them never re-hashes the map.
-    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
-    for (name, start, len) in spans {
-        let value = HeaderValue::from_maybe_shared(bytes.slice(start..start + len))
-            .map_err(|_| bad("a header value is not valid"))?;
-        headers.append(name, value);
-    }
+    let headers = http1::field_map(&bytes, &spans, 8).map_err(bad_field)?;
     let decoder = match http1::last_transfer_coding(&headers) {
         Some(coding) => {
             if headers.contains_key(CONTENT_LENGTH) {
@@ -368,14 +361,139 @@ async fn write_response(
     closing: bool,
 ) -> std::io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
+    let exact = body.size_hint().exact();
+    // The head is encoded out of line: the parts never live in this future, whose size every
+    // connection's task carries.
+    let (
+        out,
+        Framing {
+            bodiless,
+            length,
+            chunked,
+            closing,
+        },
+    ) = encode_head(parts, exact, head_request, version, closing);
+    if bodiless {
+        wr.write_all(&out).await?;
+        return Ok(closing);
+    }
+
+    // The body: a first frame that is ready now rides with the head; otherwise the head goes
+    // at once (a client of a slow or event-stream backend sees the head when the backend
+    // sends it).
+    let mut sent: u64 = 0;
+    let limit = length.unwrap_or(u64::MAX);
+    let mut pending = Some(out);
+    let mut first = body.frame().now_or_never().map(next_data);
+    loop {
+        let next = match first.take() {
+            Some(next) => next,
+            // Before waiting for the body, the head goes out.
+            None => {
+                if let Some(out) = pending.take() {
+                    wr.write_all(&out).await?;
+                }
+                next_data(body.frame().await)
+            }
+        };
+        let mut data = match next {
+            Next::End => break,
+            Next::Skip => continue,
+            Next::Failed => {
+                // The client cannot be told in-band: closing makes the truncation visible.
+                if let Some(out) = pending.take() {
+                    wr.write_all(&out).await?;
+                }
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            Next::Data(data) => data,
+        };
+        if sent + data.len() as u64 > limit {
+            data.truncate((limit - sent) as usize);
+        }
+        sent += data.len() as u64;
+        let mut out = pending.take().unwrap_or_default();
+        if chunked {
+            out.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        }
+        if out.len() + data.len() <= COALESCE + 512 {
+            out.put_slice(&data);
+            if chunked {
+                out.put_slice(b"\r\n");
+            }
+            wr.write_all(&out).await?;
+        } else {
+            wr.write_all(&out).await?;
+            wr.write_all(&data).await?;
+            if chunked {
+                wr.write_all(b"\r\n").await?;
+            }
+        }
+        if sent == limit {
+            break;
+        }
+    }
+    let mut out = pending.take().unwrap_or_default();
+    if chunked {
+        out.put_slice(b"0\r\n\r\n");
+    }
+    if !out.is_empty() {
+        wr.write_all(&out).await?;
+    }
+    if length.is_some_and(|l| sent < l) {
+        // Shorter than announced: only closing tells the client.
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(closing)
+}
+
+/// What the answer's body gave next, kept small: it is held across writes.
+enum Next {
+    Data(Bytes),
+    /// Trailers or an empty frame: nothing to write.
+    Skip,
+    End,
+    Failed,
+}
+
+fn next_data(frame: Option<Result<http_body::Frame<Bytes>, crate::body::BoxError>>) -> Next {
+    match frame {
+        None => Next::End,
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "the answer's body broke off");
+            Next::Failed
+        }
+        Some(Ok(frame)) => match frame.into_data() {
+            Ok(data) if !data.is_empty() => Next::Data(data),
+            _ => Next::Skip,
+        },
+    }
+}
+
+/// How an answer's body is delimited on this connection.
+struct Framing {
+    bodiless: bool,
+    /// The body's length, declared or known.
+    length: Option<u64>,
+    chunked: bool,
+    /// The connection closes after the answer.
+    closing: bool,
+}
+
+/// The status line and header section of an answer, with the framing this connection needs.
+fn encode_head(
+    parts: http::response::Parts,
+    exact: Option<u64>,
+    head_request: bool,
+    version: Version,
+    closing: bool,
+) -> (BytesMut, Framing) {
     let status = parts.status;
     let bodiless = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     let declared = http1::content_length(&parts.headers).ok().flatten();
-    let exact = body.size_hint().exact();
-    // How the body is delimited on this connection.
     let length = declared.or(exact);
     let chunked = !bodiless && length.is_none() && version == Version::HTTP_11;
     let closing = closing || (!bodiless && length.is_none() && !chunked);
@@ -418,84 +536,13 @@ async fn write_response(
         put_header(&mut out, b"connection", b"keep-alive");
     }
     out.put_slice(b"\r\n");
-    if bodiless {
-        wr.write_all(&out).await?;
-        return Ok(closing);
-    }
-
-    // The body: a first frame that is ready now rides with the head; otherwise the head goes
-    // at once (a client of a slow or event-stream backend sees the head when the backend
-    // sends it).
-    let mut sent: u64 = 0;
-    let limit = length.unwrap_or(u64::MAX);
-    let mut pending = Some(out);
-    let mut first = Some(body.frame().now_or_never());
-    loop {
-        let polled = match first.take() {
-            Some(Some(ready)) => ready,
-            // Before waiting for the body, the head goes out.
-            _ => {
-                if let Some(out) = pending.take() {
-                    wr.write_all(&out).await?;
-                }
-                body.frame().await
-            }
-        };
-        let frame = match polled {
-            None => break,
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "the answer's body broke off");
-                // The client cannot be told in-band: closing makes the truncation visible.
-                if let Some(out) = pending.take() {
-                    wr.write_all(&out).await?;
-                }
-                return Err(std::io::ErrorKind::BrokenPipe.into());
-            }
-            Some(Ok(frame)) => frame,
-        };
-        let Ok(mut data) = frame.into_data() else {
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if sent + data.len() as u64 > limit {
-            data.truncate((limit - sent) as usize);
-        }
-        sent += data.len() as u64;
-        let mut out = pending.take().unwrap_or_default();
-        if chunked {
-            out.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
-        }
-        if out.len() + data.len() <= COALESCE + 512 {
-            out.put_slice(&data);
-            if chunked {
-                out.put_slice(b"\r\n");
-            }
-            wr.write_all(&out).await?;
-        } else {
-            wr.write_all(&out).await?;
-            wr.write_all(&data).await?;
-            if chunked {
-                wr.write_all(b"\r\n").await?;
-            }
-        }
-        if sent == limit {
-            break;
-        }
-    }
-    let mut out = pending.take().unwrap_or_default();
-    if chunked {
-        out.put_slice(b"0\r\n\r\n");
-    }
-    if !out.is_empty() {
-        wr.write_all(&out).await?;
-    }
-    if length.is_some_and(|l| sent < l) {
-        // Shorter than announced: only closing tells the client.
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(closing)
+    let framing = Framing {
+        bodiless,
+        length,
+        chunked,
+        closing,
+    };
+    (out, framing)
 }
 
 fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {

@@ -18,7 +18,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::response::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -28,7 +28,7 @@ use super::pool::EndpointPool;
 use super::response_body::ResponseBody;
 use super::upload::Upload;
 use crate::body::BoxError;
-use crate::http1::{self, decode::Decoder};
+use crate::http1::{self, BadField, FieldSpans, decode::Decoder};
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -260,25 +260,17 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, ExchangeError> {
         }
         let status =
             StatusCode::from_u16(code).map_err(|_| ExchangeError::Invalid("bad status code"))?;
-        let base = buf.as_ptr() as usize;
-        let spans: Vec<(HeaderName, usize, usize)> = r
-            .headers
-            .iter()
-            .map(|h| {
-                let name = HeaderName::from_bytes(h.name.as_bytes())
-                    .map_err(|_| ExchangeError::Invalid("bad header name"))?;
-                let start = h.value.as_ptr() as usize - base;
-                Ok((name, start, start + h.value.len()))
+        let bad = |e| {
+            ExchangeError::Invalid(match e {
+                BadField::Name => "bad header name",
+                BadField::Value => "bad header value",
             })
-            .collect::<Result<_, ExchangeError>>()?;
+        };
+        let mut spans = FieldSpans::new();
+        http1::field_spans(buf, r.headers, &mut spans);
         let head = buf.split_to(len).freeze();
         // Room for what the respond path adds (request id, RateLimit, edits).
-        let mut headers = HeaderMap::with_capacity(spans.len() + 6);
-        for (name, start, end) in spans {
-            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-                .map_err(|_| ExchangeError::Invalid("bad header value"))?;
-            headers.append(name, value);
-        }
+        let headers = http1::field_map(&head, &spans, 6).map_err(bad)?;
         let mut parts = Response::new(()).into_parts().0;
         parts.status = status;
         parts.version = version;
