@@ -139,8 +139,16 @@ pub struct PathMatch {
     pub kind: PathMatchType,
 
     /// The path, prefix, template or regular expression. Starts with `/` except for a
-    /// RegularExpression.
+    /// RegularExpression. Written naturally: it is put in the canonical form request paths
+    /// are matched in (percent-escapes decoded where that keeps the path's structure, dot
+    /// segments resolved, repeated slashes merged; see docs/routes.md).
     pub value: String,
+
+    /// Compare letter case-insensitively, for a case-insensitive backend (IIS, some
+    /// frameworks) that serves `/Admin` as `/admin`: a Policy on this match then covers every
+    /// spelling. Defaults to false (paths are case-sensitive).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_case: bool,
 }
 
 /// How a path is compared.

@@ -18,6 +18,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
         Match {
             rank,
             path,
+            ignore_case: false,
             methods: vec![],
             headers: vec![],
             query: vec![],

@@ -84,7 +84,15 @@ pub fn rewrite_path(
             out
         }
         PathRewrite::Prefix { value } => {
-            let rest = prefix.and_then(|p| path.strip_prefix(p)).unwrap_or(path);
+            // The prefix matched, perhaps ignoring case: strip as many bytes (canonical paths
+            // are ASCII, so case never changes a length).
+            let rest = prefix
+                .and_then(|p| {
+                    path.get(..p.len())
+                        .filter(|head| head.eq_ignore_ascii_case(p))
+                        .map(|_| &path[p.len()..])
+                })
+                .unwrap_or(path);
             match (value.is_empty(), rest.is_empty()) {
                 (true, true) => "/".to_string(),
                 (true, false) => rest.to_string(),

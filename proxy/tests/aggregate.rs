@@ -315,7 +315,6 @@ async fn captures_cannot_alter_the_upstream_url() {
     for (raw, encoded) in [
         ("a%3Fadmin%3Dtrue", "a%3Fadmin%3Dtrue"),
         ("x%23frag", "x%23frag"),
-        ("l1%0D%0AHost:%20evil", "l1%0D%0AHost%3A%20evil"),
         ("%2E%2E.x", "%2E%2E%2Ex"),
         ("a&b=c", "a%26b%3Dc"),
     ] {
@@ -326,9 +325,15 @@ async fn captures_cannot_alter_the_upstream_url() {
         assert_eq!(v["query"], format!("q={encoded}"), "{raw}");
         assert_eq!(v["headers"]["host"], echo.to_string());
     }
-    // An encoded slash never reaches the aggregate (the proxy refuses it), and a dot segment is
-    // resolved before matching.
+    // An encoded slash or line break never reaches the aggregate (the canonical path refuses
+    // them), and a dot segment is resolved before matching.
     assert_eq!(get_with(&c, &p.url("/inject/..%2Fadmin"), &[]).await.0, 400);
+    assert_eq!(
+        get_with(&c, &p.url("/inject/l1%0D%0AHost:%20evil"), &[])
+            .await
+            .0,
+        400
+    );
     assert_eq!(get_with(&c, &p.url("/inject/%2E%2E"), &[]).await.0, 404);
 }
 

@@ -48,6 +48,9 @@ pub struct Match {
     /// the lowest rank wins. Unique within a snapshot.
     pub rank: u32,
     pub path: PathMatch,
+    /// The path is compared without regard to ASCII letter case.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_case: bool,
     /// Upper-case method names; empty means any method.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,

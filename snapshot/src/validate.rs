@@ -200,9 +200,10 @@ fn check_path(path: &PathMatch) -> Result<(), String> {
             if matches!(path, PathMatch::Prefix { .. }) && value.ends_with('/') {
                 return Err("a prefix is stored without a trailing '/'".into());
             }
-            Ok(())
+            canonical(value)
         }
-        PathMatch::Template { segments, .. } => {
+        PathMatch::Template { value, segments } => {
+            canonical(value)?;
             let mut seen = HashSet::new();
             for s in segments {
                 match s {
@@ -224,6 +225,20 @@ fn check_path(path: &PathMatch) -> Result<(), String> {
                 Ok(())
             }
         }
+    }
+}
+
+/// Request paths are matched in canonical form: a path outside it could never match.
+fn canonical(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    match crate::path::normalize(value) {
+        Ok(n) if n == value => Ok(()),
+        Ok(n) => Err(format!(
+            "{value:?} is not in canonical form (it would be {n:?}) and could never match"
+        )),
+        Err(e) => Err(format!("{value:?}: {e}")),
     }
 }
 
@@ -335,6 +350,7 @@ mod tests {
                 path: PathMatch::Prefix {
                     value: String::new(),
                 },
+                ignore_case: false,
                 methods: vec![],
                 headers: vec![],
                 query: vec![],

@@ -31,10 +31,10 @@ pub fn lower_aggregate(
     let mut out = Lowered::placed(&spec.gateways, &spec.hosts);
     let d = &mut out.invalid;
 
-    let segments = d.check(
-        "spec.path",
-        check_path(&spec.path).and_then(|()| template::parse_match_template(&spec.path)),
-    );
+    let path = d.check("spec.path", check_path(&spec.path));
+    let segments = path
+        .as_deref()
+        .and_then(|path| d.check("spec.path", template::parse_match_template(path)));
     let captures: BTreeSet<String> = segments
         .iter()
         .flatten()
@@ -102,9 +102,10 @@ pub fn lower_aggregate(
         out.rules.push(snap::Rule {
             id: format!("{namespace}/{name}/aggregate"),
             matches: vec![snap::Match {
+                ignore_case: false,
                 rank: 0,
                 path: snap::PathMatch::Template {
-                    value: spec.path.clone(),
+                    value: path.clone().unwrap_or_default(),
                     segments,
                 },
                 methods,

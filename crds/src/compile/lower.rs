@@ -223,19 +223,21 @@ fn lower_match(p: &str, m: &RouteMatch, d: &mut Diagnostics) -> Option<snap::Mat
             match pm.kind {
                 PathMatchType::Exact => d
                     .check(field, check_path(&v))
-                    .map(|()| snap::PathMatch::Exact { value: v }),
+                    .map(|value| snap::PathMatch::Exact { value }),
                 PathMatchType::PathPrefix => {
                     d.check(field, check_path(&v))
-                        .map(|()| snap::PathMatch::Prefix {
-                            value: v.trim_end_matches('/').to_string(),
+                        .map(|value| snap::PathMatch::Prefix {
+                            value: value.trim_end_matches('/').to_string(),
                         })
                 }
                 PathMatchType::Template => d
                     .check(
                         field,
-                        check_path(&v).and_then(|()| template::parse_match_template(&v)),
+                        check_path(&v).and_then(|value| {
+                            template::parse_match_template(&value).map(|s| (value, s))
+                        }),
                     )
-                    .map(|segments| snap::PathMatch::Template { value: v, segments }),
+                    .map(|(value, segments)| snap::PathMatch::Template { value, segments }),
                 PathMatchType::RegularExpression => d
                     .check(field, check_regex(&v))
                     .map(|()| snap::PathMatch::RegularExpression { value: v }),
@@ -261,6 +263,7 @@ fn lower_match(p: &str, m: &RouteMatch, d: &mut Diagnostics) -> Option<snap::Mat
     Some(snap::Match {
         rank: 0,
         path: path?,
+        ignore_case: m.path.as_ref().is_some_and(|p| p.ignore_case),
         methods,
         headers: headers?,
         query: query?,
@@ -387,7 +390,7 @@ fn lower_path_rewrite(
         }
         (None, Some(prefix)) => {
             let field = format!("{p}.pathPrefix");
-            d.check(field.clone(), check_path(prefix))?;
+            let prefix = d.check(field.clone(), check_path(prefix))?;
             if !matches
                 .iter()
                 .all(|m| matches!(m.path, snap::PathMatch::Prefix { .. }))
@@ -404,8 +407,8 @@ fn lower_path_rewrite(
         }
         (Some(path), None) => {
             let field = format!("{p}.path");
-            d.check(field.clone(), check_path(path))?;
-            let parts = d.check(field.clone(), template::parse_substitution(path))?;
+            let path = d.check(field.clone(), check_path(path))?;
+            let parts = d.check(field.clone(), template::parse_substitution(&path))?;
             for capture in template::captures(&parts) {
                 let everywhere = matches.iter().all(|m| match &m.path {
                     snap::PathMatch::Template { segments, .. } => segments
@@ -608,7 +611,10 @@ pub(crate) fn parse_backend_url(url: &str) -> Result<String, String> {
     Ok(format!("{}:{port}", host.to_ascii_lowercase()))
 }
 
-pub(crate) fn check_path(p: &str) -> Result<(), String> {
+/// A configured path, checked and put in the canonical form request paths are matched in
+/// (`frontdesk_snapshot::path`), so it can be written naturally (`/v1/orders%3Acancel`,
+/// `/a//b`) and still match.
+pub(crate) fn check_path(p: &str) -> Result<String, String> {
     if !p.starts_with('/') {
         return Err(format!("{p:?} must start with '/'"));
     }
@@ -619,15 +625,9 @@ pub(crate) fn check_path(p: &str) -> Result<(), String> {
             "{p:?} must not contain spaces, control characters, '?' or '#'"
         ));
     }
-    // The proxy matches normalised request paths; a value outside that form could never match.
-    match frontdesk_snapshot::path::normalize(p) {
-        Err(e) => Err(format!("{p:?}: {e}")),
-        Ok(n) if n != p => Err(format!(
-            "{p:?} is not in normal form and would never match; write {n:?} \
-             (no '//', '.' or '..' segments, no percent-encoded letters, digits or '-._~')"
-        )),
-        Ok(_) => Ok(()),
-    }
+    frontdesk_snapshot::path::normalize(p)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| format!("{p:?}: {e}"))
 }
 
 fn check_regex(r: &str) -> Result<(), String> {

@@ -54,8 +54,17 @@ pub struct RouteTable<R> {
 struct Bucket {
     exact: HashMap<String, Vec<Entry>>,
     tree: Node,
+    /// Matches that ignore letter case, keyed and walked in lower case; `None` without any,
+    /// so the common table never lower-cases a path.
+    folded: Option<Box<Folded>>,
     regex: Option<RegexBucket>,
     regex_pending: Vec<(String, Entry)>,
+}
+
+#[derive(Default)]
+struct Folded {
+    exact: HashMap<String, Vec<Entry>>,
+    tree: Node,
 }
 
 struct RegexBucket {
@@ -124,7 +133,7 @@ impl<R> RouteTable<R> {
                     let entry = Entry::new(m, target)
                         .map_err(|e| BuildError(format!("{}: {e}", rule.id)))?;
                     if route.hosts.is_empty() {
-                        table.any_host.insert(&m.path, entry);
+                        table.any_host.insert(m, entry);
                     } else {
                         for host in &route.hosts {
                             let bucket = match host.strip_prefix('*') {
@@ -133,7 +142,7 @@ impl<R> RouteTable<R> {
                                 }
                                 None => table.exact_hosts.entry(host.clone()).or_default(),
                             };
-                            bucket.insert(&m.path, entry.clone());
+                            bucket.insert(m, entry.clone());
                         }
                     }
                 }
@@ -351,37 +360,63 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 impl Bucket {
-    fn insert(&mut self, path: &PathMatch, entry: Entry) {
-        match path {
-            PathMatch::Exact { value } => self.exact.entry(value.clone()).or_default().push(entry),
+    fn insert(&mut self, m: &snap::Match, entry: Entry) {
+        // Literal text as the table keeps it: lower case for matches that ignore case.
+        let key = |s: &str| {
+            if m.ignore_case {
+                s.to_ascii_lowercase()
+            } else {
+                s.to_string()
+            }
+        };
+        let (exact, tree) = if m.ignore_case {
+            let folded = self.folded.get_or_insert_with(Default::default);
+            (&mut folded.exact, &mut folded.tree)
+        } else {
+            (&mut self.exact, &mut self.tree)
+        };
+        match &m.path {
+            PathMatch::Exact { value } => exact.entry(key(value)).or_default().push(entry),
             PathMatch::Prefix { value } => {
-                let mut node = &mut self.tree;
+                let mut node = tree;
                 for seg in segments(value) {
-                    node = node.literal.entry(seg.into()).or_default();
+                    node = node.literal.entry(key(seg).into()).or_default();
                 }
                 node.prefixes.push(entry);
             }
             PathMatch::Template { segments, .. } => {
-                let mut node = &mut self.tree;
+                let mut node = tree;
                 for seg in segments {
                     node = match seg {
-                        Segment::Literal(l) => node.literal.entry(l.as_str().into()).or_default(),
+                        Segment::Literal(l) => node.literal.entry(key(l).into()).or_default(),
                         Segment::Capture(_) => node.capture.get_or_insert_with(Default::default),
                     };
                 }
                 node.templates.push(entry);
             }
+            PathMatch::RegularExpression { value } if m.ignore_case => {
+                self.regex_pending.push((format!("(?i:{value})"), entry));
+            }
             PathMatch::RegularExpression { value } => {
-                self.regex_pending.push((value.clone(), entry))
+                self.regex_pending.push((value.clone(), entry));
             }
         }
     }
 
     fn finish(&mut self) -> Result<(), BuildError> {
-        for list in self.exact.values_mut() {
-            list.sort_by_key(|e| e.rank);
+        let folded = self
+            .folded
+            .as_deref_mut()
+            .map(|f| (&mut f.exact, &mut f.tree));
+        for (exact, tree) in [(&mut self.exact, &mut self.tree)]
+            .into_iter()
+            .chain(folded)
+        {
+            for list in exact.values_mut() {
+                list.sort_by_key(|e| e.rank);
+            }
+            tree.sort();
         }
-        self.tree.sort();
         if !self.regex_pending.is_empty() {
             let pending = std::mem::take(&mut self.regex_pending);
             let set = RegexSetBuilder::new(pending.iter().map(|(r, _)| format!("^(?:{r})$")))
@@ -401,16 +436,30 @@ impl Bucket {
         req: &RequestView<'_, '_>,
         query_cache: &mut Option<Vec<(String, String)>>,
     ) -> Option<&'b Entry> {
-        if let Some(list) = self.exact.get(req.path)
-            && let Some(e) = list.iter().find(|e| e.conditions.hold(req, query_cache))
+        let mut best = None;
+        if let Some(list) = self.exact.get(req.path) {
+            consider(list, req, query_cache, &mut best);
+        }
+        let folded = self
+            .folded
+            .as_deref()
+            .map(|f| (f, req.path.to_ascii_lowercase()));
+        if let Some((f, lower)) = &folded
+            && let Some(list) = f.exact.get(lower)
         {
-            return Some(e);
+            consider(list, req, query_cache, &mut best);
+        }
+        if best.is_some() {
+            return best;
         }
         // Walk the tree keeping the best (lowest-rank) entry whose conditions hold: no
         // allocation, and each rank-sorted list stops at the first entry that cannot win.
-        let mut best = None;
         self.tree
             .best(segments(req.path), true, req, query_cache, &mut best);
+        if let Some((f, lower)) = &folded {
+            f.tree
+                .best(segments(lower), true, req, query_cache, &mut best);
+        }
         if best.is_some() {
             return best;
         }
@@ -492,6 +541,7 @@ mod tests {
         Match {
             rank,
             path,
+            ignore_case: false,
             methods: vec![],
             headers: vec![],
             query: vec![],
@@ -559,6 +609,79 @@ mod tests {
 
     fn prefix(v: &str) -> PathMatch {
         PathMatch::Prefix { value: v.into() }
+    }
+
+    fn exact(v: &str) -> PathMatch {
+        PathMatch::Exact { value: v.into() }
+    }
+
+    fn folded(mut m: Match) -> Match {
+        m.ignore_case = true;
+        m
+    }
+
+    #[test]
+    fn matches_that_ignore_case_take_every_spelling_and_ranks_still_decide() {
+        let t = table(vec![(
+            vec![],
+            vec![
+                rule("admin", vec![folded(m(1, prefix("/Admin")))]),
+                rule("login", vec![folded(m(0, exact("/admin/LOGIN")))]),
+                rule(
+                    "user",
+                    vec![folded(m(
+                        2,
+                        PathMatch::Template {
+                            value: "/Users/{id}".into(),
+                            segments: vec![
+                                Segment::Literal("Users".into()),
+                                Segment::Capture("id".into()),
+                            ],
+                        },
+                    ))],
+                ),
+                rule("exact-case", vec![m(4, prefix("/Public"))]),
+                rule("any", vec![m(5, prefix(""))]),
+            ],
+        )]);
+        for path in ["/admin", "/ADMIN/x", "/aDmIn/"] {
+            assert_eq!(find(&t, "h", path).unwrap(), "admin", "{path}");
+        }
+        assert_eq!(find(&t, "h", "/Admin/Login").unwrap(), "login");
+        assert_eq!(find(&t, "h", "/users/Ab7").unwrap(), "user");
+        assert_eq!(
+            find(&t, "h", "/public").unwrap(),
+            "any",
+            "case counts by default"
+        );
+        assert_eq!(find(&t, "h", "/Public").unwrap(), "exact-case");
+        assert_eq!(find(&t, "h", "/administrator").unwrap(), "any");
+        let view = RequestView {
+            host: "h",
+            path: "/USERS/Ab7",
+            query: None,
+            method: &Method::GET,
+            headers: &HeaderMap::new(),
+        };
+        let found = t.lookup(&view).unwrap();
+        assert_eq!(
+            found.captures,
+            vec![("id", "Ab7")],
+            "captures keep the request's case"
+        );
+
+        // Regular expressions come last (the compiler ranks them after every prefix).
+        let regex = |v: &str| PathMatch::RegularExpression { value: v.into() };
+        let t = table(vec![(
+            vec![],
+            vec![
+                rule("report", vec![folded(m(0, regex("/reports/[0-9]+")))]),
+                rule("strict", vec![m(1, regex("/Strict"))]),
+            ],
+        )]);
+        assert_eq!(find(&t, "h", "/REPORTS/12").unwrap(), "report");
+        assert_eq!(find(&t, "h", "/Strict").unwrap(), "strict");
+        assert!(find(&t, "h", "/strict").is_none());
     }
 
     #[test]
