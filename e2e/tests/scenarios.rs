@@ -90,9 +90,18 @@ async fn until_condition(
 }
 
 /// `url` is on a gateway that must not serve it: 404, or no answer at all.
+/// The gateway answers, and answers that no route matches: a refused connection or a timeout
+/// would prove nothing.
 async fn assert_not_served(url: &str, why: &str) {
-    let a = get(url).await;
-    assert!(a.is_none_or(|a| a.status == 404), "{why}");
+    let a = get(url)
+        .await
+        .unwrap_or_else(|| panic!("{why}: {url} did not answer at all"));
+    assert_eq!(a.status, 404, "{why}: {}", a.body);
+    assert_eq!(
+        problem(&a)["type"],
+        "https://frontdesk.dev/problems/no-route",
+        "{why}"
+    );
 }
 
 fn problem(a: &Answer) -> serde_json::Value {

@@ -92,6 +92,32 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
         ("requestHeaders", &rule.request_headers),
         ("responseHeaders", &rule.response_headers),
     ] {
+        // Framing and connection headers are the proxy's: an edit could desynchronise it
+        // from the next hop (a smuggling vector) or redirect the request.
+        let edited = ops.set.iter().chain(&ops.add).map(|h| h.name.as_str());
+        for (i, n) in edited
+            .chain(ops.remove.iter().map(String::as_str))
+            .enumerate()
+        {
+            let n = n.to_ascii_lowercase();
+            let reserved = matches!(
+                n.as_str(),
+                "content-length"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "keep-alive"
+                    | "te"
+                    | "trailer"
+                    | "upgrade"
+                    | "proxy-connection"
+            ) || (name == "requestHeaders" && n == "host");
+            if reserved {
+                return Err(err(
+                    format!("{p}.{name}"),
+                    format!("header edit {i} names {n}, which only the proxy may set"),
+                ));
+            }
+        }
         for (i, h) in ops.set.iter().chain(&ops.add).enumerate() {
             let hp = format!("{p}.{name}[{i}]");
             check_header_name(&h.name).map_err(|r| err(hp.clone(), r))?;
@@ -428,6 +454,51 @@ mod tests {
                 .reason
                 .contains("control characters")
         );
+    }
+
+    #[test]
+    fn framing_and_connection_headers_cannot_be_edited() {
+        for (name, request) in [
+            ("Content-Length", true),
+            ("transfer-encoding", false),
+            ("connection", true),
+            ("host", true),
+        ] {
+            let mut r = rule();
+            let ops = if request {
+                &mut r.request_headers
+            } else {
+                &mut r.response_headers
+            };
+            ops.set.push(crate::Header {
+                name: name.into(),
+                value: "1".into(),
+            });
+            let e = snapshot(r).validate().unwrap_err();
+            assert!(e.reason.contains("only the proxy may set"), "{name}: {e}");
+        }
+        // Host in an answer is not the request's Host: allowed.
+        let mut r = rule();
+        r.response_headers.set.push(crate::Header {
+            name: "host".into(),
+            value: "x".into(),
+        });
+        snapshot(r).validate().unwrap();
+    }
+
+    #[test]
+    fn paths_must_be_canonical() {
+        let mut r = rule();
+        r.matches[0].path = PathMatch::Exact {
+            value: "/a/../b".into(),
+        };
+        let e = snapshot(r).validate().unwrap_err();
+        assert!(e.reason.contains("canonical"), "{e}");
+        let mut r = rule();
+        r.matches[0].path = PathMatch::Prefix {
+            value: "/admin;x".into(),
+        };
+        assert!(snapshot(r).validate().is_err());
     }
 
     #[test]

@@ -339,6 +339,11 @@ fn lower_header_ops(
         {
             if is_request && lower == "host" {
                 d.push(field, "use rewrite.host to change the Host header");
+            } else if lower == "content-length" {
+                d.push(
+                    field,
+                    "content-length frames the body and is set by the proxy; it cannot be edited",
+                );
             } else if is_hop_by_hop(&lower) {
                 d.push(
                     field,

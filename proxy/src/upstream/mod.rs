@@ -196,7 +196,8 @@ fn connect_failure(e: &ConnectError, endpoint: &Authority) -> Problem {
     tracing::debug!(%endpoint, error = %e, "connecting to a backend failed");
     Problem::new(
         ProblemKind::UpstreamUnavailable,
-        format!("could not connect to {endpoint}"),
+        // Never the address: answers do not reveal the inside (the log and access log do).
+        "the backend could not be reached",
     )
 }
 
@@ -210,7 +211,7 @@ fn exchange_failure(e: &ExchangeError, endpoint: &Authority) -> Problem {
         ),
         _ => Problem::new(
             ProblemKind::UpstreamUnavailable,
-            format!("the connection to {endpoint} failed before a response"),
+            "the backend's connection failed before a response",
         ),
     }
 }

@@ -62,9 +62,10 @@ impl Forward {
             )
         })?;
         let endpoint = backend.next().ok_or_else(|| {
+            tracing::debug!(backend = %backend.name, "no ready endpoint");
             Problem::new(
                 ProblemKind::NoEndpoints,
-                format!("backend {} has no ready endpoint", backend.name),
+                "the backend has no ready endpoint",
             )
         })?;
         ex.upstream(&endpoint.authority);
