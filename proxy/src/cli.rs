@@ -141,8 +141,10 @@ pub struct Cli {
     #[arg(long, default_value_t = 2)]
     pub redis_connections: usize,
 
-    /// Address ranges (comma-separated CIDRs) of proxies in front of frontdesk whose
-    /// X-Forwarded-For is believed for ClientIP rate limits, e.g. the load balancer's subnet.
+    /// Address ranges (comma-separated CIDRs) of proxies in front of frontdesk, e.g. the load
+    /// balancer's subnet, whose forwarding headers are believed: their X-Forwarded-For decides
+    /// ClientIP rate limits, and their Forwarded, X-Forwarded-*, X-Real-IP... go to backends
+    /// extended. From any other peer those headers are replaced (docs/proxy.md).
     #[arg(
         long,
         env = "FRONTDESK_TRUSTED_PROXIES",

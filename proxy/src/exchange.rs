@@ -11,13 +11,16 @@ use http::{HeaderName, HeaderValue, Method, Request, Version};
 use tokio::time::Instant;
 
 use crate::access_log::CallLog;
-use crate::forwarding::ensure_request_id;
+use crate::client_ip::TrustedProxies;
+use crate::forwarding::{Peer, ensure_request_id};
 use crate::metrics::{RouteId, RouteMetrics};
 
 pub struct Exchange {
     pub started: Instant,
     pub request_id: HeaderValue,
     pub client: SocketAddr,
+    /// The client connection's peer as forwarding headers see it (a trusted proxy or not).
+    pub peer: Peer,
     pub method: Method,
     pub version: Version,
     /// The route's id once one matched (metrics label), else the no-route label.
@@ -50,6 +53,7 @@ impl Exchange {
     pub fn start<B>(
         req: &mut Request<B>,
         client: SocketAddr,
+        trusted: &TrustedProxies,
         no_route: &RouteId,
         logged: bool,
     ) -> Self {
@@ -58,6 +62,10 @@ impl Exchange {
             started: Instant::now(),
             request_id,
             client,
+            peer: Peer {
+                ip: client.ip(),
+                trusted: trusted.trusts(client.ip()),
+            },
             method: req.method().clone(),
             version: req.version(),
             route: no_route.clone(),
@@ -94,6 +102,7 @@ pub mod tests {
         Exchange::start(
             &mut req,
             "192.0.2.1:40000".parse().unwrap(),
+            &TrustedProxies::default(),
             &RouteId("none".into()),
             true,
         )

@@ -1,10 +1,16 @@
 //! Headers a proxy owes the next hop: hop-by-hop headers removed (RFC 9110 §7.6.1), the
 //! X-Forwarded-* trio, and a request id generated when absent and propagated both ways.
+//!
+//! Forwarding headers follow one trust model (`--trusted-proxies`): from a peer that is not a
+//! trusted proxy, whatever the client says about who it is or what it asked for (`Forwarded`,
+//! `X-Forwarded-*`, `X-Real-IP`, `True-Client-IP`, `X-Client-IP`, and the URL overrides
+//! `X-Original-URL` and `X-Rewrite-URL`) is removed on arrival, so no stage and no backend can
+//! believe it; the proxy then says it itself. From a trusted proxy they are kept and extended.
 
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONNECTION, FORWARDED, HeaderMap, HeaderName, HeaderValue};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -78,13 +84,67 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Adds the client to X-Forwarded-For, and sets X-Forwarded-Proto and X-Forwarded-Host.
+/// The other end of the connection, and whether it is a trusted proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub ip: IpAddr,
+    pub trusted: bool,
+}
+
+/// Removes what only a trusted proxy may say about the client (see the module doc). One pass
+/// over the names present.
+pub fn remove_untrusted_forwarding(headers: &mut HeaderMap) {
+    let mut found: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        let untrusted = matches!(
+            name.as_str(),
+            "forwarded"
+                | "x-forwarded-for"
+                | "x-forwarded-proto"
+                | "x-forwarded-host"
+                | "x-forwarded-port"
+                | "x-forwarded-prefix"
+                | "x-forwarded-server"
+                | "x-real-ip"
+                | "true-client-ip"
+                | "x-client-ip"
+                | "x-cluster-client-ip"
+                | "x-original-url"
+                | "x-rewrite-url"
+        );
+        if untrusted {
+            found.push(name.clone());
+        }
+    }
+    for name in found {
+        headers.remove(name);
+    }
+}
+
+/// Adds the peer to X-Forwarded-For (and to `Forwarded` when a trusted proxy sent one), and
+/// sets X-Forwarded-Proto and X-Forwarded-Host unless a trusted proxy already did.
 pub fn add_forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    peer: Peer,
     proto: &'static str,
     host: Option<&HeaderValue>,
 ) {
+    let client = peer.ip;
+    if peer.trusted
+        && let Some(forwarded) = headers.get(FORWARDED)
+    {
+        // RFC 7239 §6: IPv6 addresses are quoted and bracketed.
+        let node = match client {
+            IpAddr::V4(v4) => format!("for={v4}"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+        };
+        let mut value = forwarded.as_bytes().to_vec();
+        value.extend_from_slice(b", ");
+        value.extend_from_slice(node.as_bytes());
+        if let Ok(v) = HeaderValue::from_bytes(&value) {
+            headers.insert(FORWARDED, v);
+        }
+    }
     let mut previous = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
@@ -108,11 +168,16 @@ pub fn add_forwarded(
     if let Some(v) = value {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    match host {
-        Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
-        None => headers.remove(&X_FORWARDED_HOST),
-    };
+    // A trusted proxy's word on the scheme and host stands (it terminated TLS, say).
+    if !(peer.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !(peer.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+    }
 }
 
 /// The client's address as a header value. Consecutive requests mostly come from the same
@@ -199,20 +264,79 @@ mod tests {
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         add_forwarded(
             &mut h,
-            "10.0.0.1".parse().unwrap(),
+            Peer {
+                ip: "10.0.0.1".parse().unwrap(),
+                trusted: true,
+            },
             "http",
             Some(&HeaderValue::from_static("api.example.com")),
         );
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.0.0.1");
-        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(
+            h["x-forwarded-proto"], "https",
+            "a trusted proxy's scheme stands"
+        );
         assert_eq!(h["x-forwarded-host"], "api.example.com");
         // The first hop, for one client and then another (its text is cached per thread).
         for client in ["10.0.0.1", "10.0.0.1", "2001:db8::7"] {
             let mut h = HeaderMap::new();
-            add_forwarded(&mut h, client.parse().unwrap(), "http", None);
+            let peer = Peer {
+                ip: client.parse().unwrap(),
+                trusted: false,
+            };
+            add_forwarded(&mut h, peer, "http", None);
             assert_eq!(h["x-forwarded-for"], client);
             assert!(!h.contains_key("x-forwarded-host"));
         }
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_speak_for_the_client_and_trusted_ones_are_extended() {
+        let forged = [
+            ("forwarded", "for=1.2.3.4;proto=https"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "admin.internal"),
+            ("x-real-ip", "1.2.3.4"),
+            ("true-client-ip", "1.2.3.4"),
+            ("x-client-ip", "1.2.3.4"),
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+        ];
+        let with_forged = || {
+            let mut h = HeaderMap::new();
+            for (n, v) in forged {
+                h.insert(n, v.parse().unwrap());
+            }
+            h.insert("x-kept", "1".parse().unwrap());
+            h
+        };
+        let mut h = with_forged();
+        remove_untrusted_forwarding(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        let peer = Peer {
+            ip: "192.0.2.9".parse().unwrap(),
+            trusted: false,
+        };
+        add_forwarded(&mut h, peer, "http", None);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert!(!h.contains_key("forwarded"));
+
+        let mut h = with_forged();
+        let peer = Peer {
+            ip: "2001:db8::1".parse().unwrap(),
+            trusted: true,
+        };
+        add_forwarded(&mut h, peer, "http", None);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 2001:db8::1");
+        assert_eq!(
+            h["forwarded"],
+            "for=1.2.3.4;proto=https, for=\"[2001:db8::1]\""
+        );
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "admin.internal");
+        assert_eq!(h["x-real-ip"], "1.2.3.4");
     }
 
     #[test]

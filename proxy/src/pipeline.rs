@@ -43,6 +43,7 @@ impl Runtime {
         let mut ex = Exchange::start(
             &mut req,
             client,
+            &env.trusted,
             &env.no_route,
             env.respond.access_log.enabled(),
         );
@@ -64,7 +65,7 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let target = match request_target::read(&mut req) {
+        let target = match request_target::read(&mut req, ex.peer.trusted) {
             Ok(t) => t,
             Err(p) => return (None, Err(p)),
         };
@@ -149,12 +150,8 @@ impl Runtime {
         ex.consumer = identity.and_then(|i| i.consumer);
         // cache: the slot for lookups (see crate::stages::cache).
         if rule.action.forwards() {
-            rule.request_transforms.apply(
-                &mut head,
-                &path,
-                ex.client.ip(),
-                target.authority.as_ref(),
-            )?;
+            rule.request_transforms
+                .apply(&mut head, &path, ex.peer, target.authority.as_ref())?;
         }
         let input = Input {
             matched: path,

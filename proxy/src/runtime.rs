@@ -15,6 +15,7 @@ use frontdesk_snapshot::{self as snap, Snapshot};
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::access_log::AccessLog;
+use crate::client_ip::TrustedProxies;
 use crate::metrics::{Metrics, RouteId, RouteLabels, RouteMetrics};
 use crate::stages::action::Action;
 use crate::stages::authenticate::{AuthShared, Authenticate};
@@ -38,6 +39,8 @@ pub struct Env {
     pub metrics: Arc<Metrics>,
     pub respond: Arc<Respond>,
     pub no_route: RouteId,
+    /// Peers whose forwarding headers are believed (`--trusted-proxies`).
+    pub trusted: TrustedProxies,
 }
 
 impl Env {
@@ -50,6 +53,7 @@ impl Env {
         Env {
             upstream: Upstream::new(pools),
             auth: AuthShared::new(),
+            trusted: limits.trusted.clone(),
             limits,
             respond: Arc::new(Respond::new(metrics.clone(), access_log)),
             metrics,

@@ -275,15 +275,34 @@ async fn forwarding_headers_request_ids_and_hop_by_hop() {
             ("connection", "x-hop"),
             ("x-hop", "1"),
             ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "admin.internal"),
+            ("forwarded", "for=203.0.113.9;proto=https"),
+            ("x-real-ip", "203.0.113.9"),
+            ("true-client-ip", "203.0.113.9"),
+            ("x-client-ip", "203.0.113.9"),
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
         ],
     )
     .await;
     let h = &json(&r.2)["headers"];
-    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    // The peer (127.0.0.1) is no trusted proxy: what the client says about itself is replaced.
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(
         h["x-forwarded-proto"], "http",
         "a client cannot claim https to the backend"
     );
+    assert_eq!(h["x-forwarded-host"], s.proxy.addr.to_string());
+    for forged in [
+        "forwarded",
+        "x-real-ip",
+        "true-client-ip",
+        "x-client-ip",
+        "x-original-url",
+        "x-rewrite-url",
+    ] {
+        assert!(h.get(forged).is_none(), "{forged} reached the backend: {h}");
+    }
     assert!(
         h.get("x-hop").is_none(),
         "headers named by Connection are hop-by-hop"
@@ -353,4 +372,39 @@ async fn http2_clients_are_served() {
     .unwrap();
     assert_eq!(r.0, 404);
     assert_eq!(r.1["content-type"], "application/problem+json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxys_forwarding_headers_are_extended() {
+    let echo = frontdesk_demo::spawn("echo").await;
+    let r = route(
+        "trusted",
+        &format!("  rules:\n    - backends: [{{url: 'http://{echo}'}}]"),
+    );
+    let p = ProxyProcess::with_files(
+        &[("r.yaml", &r)],
+        &["--trusted-proxies", "10.0.0.0/8,127.0.0.1/32"],
+    )
+    .await;
+    let a = get_with(
+        &client(),
+        &p.url("/x"),
+        &[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "shop.example.com"),
+            ("forwarded", "for=203.0.113.9;proto=https"),
+            ("x-real-ip", "203.0.113.9"),
+        ],
+    )
+    .await;
+    let h = &json(&a.2)["headers"];
+    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(
+        h["x-forwarded-proto"], "https",
+        "believed from a trusted proxy"
+    );
+    assert_eq!(h["x-forwarded-host"], "shop.example.com");
+    assert_eq!(h["forwarded"], "for=203.0.113.9;proto=https, for=127.0.0.1");
+    assert_eq!(h["x-real-ip"], "203.0.113.9");
 }

@@ -13,7 +13,7 @@ use http::header::HOST;
 use http::uri::Authority;
 use http::{Request, Version};
 
-use crate::forwarding::remove_hop_by_hop;
+use crate::forwarding::{remove_hop_by_hop, remove_untrusted_forwarding};
 use crate::problem::{Problem, ProblemKind};
 
 /// Where the client sent the request.
@@ -28,13 +28,18 @@ pub struct Target {
     pub path: String,
 }
 
-/// The stage: the request's target, and its hop-by-hop headers gone.
-pub fn read<B>(req: &mut Request<B>) -> Result<Target, Problem> {
+/// The stage: the request's target, its hop-by-hop headers gone, and, from a peer that is not
+/// a trusted proxy, what only such a proxy may say about the client
+/// ([`crate::forwarding::remove_untrusted_forwarding`]).
+pub fn read<B>(req: &mut Request<B>, trusted_peer: bool) -> Result<Target, Problem> {
     let mut t = target(req).map_err(|why| Problem::new(ProblemKind::BadRequest, why))?;
     t.path = frontdesk_snapshot::path::normalize(req.uri().path())
         .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?
         .into_owned();
     remove_hop_by_hop(req.headers_mut());
+    if !trusted_peer {
+        remove_untrusted_forwarding(req.headers_mut());
+    }
     Ok(t)
 }
 
@@ -130,11 +135,14 @@ mod tests {
             .insert("connection", "x-user-id".parse().unwrap());
         r.headers_mut()
             .insert("x-user-id", "forged".parse().unwrap());
-        let t = read(&mut r).unwrap();
+        let t = read(&mut r, false).unwrap();
         assert_eq!(t.path, "/a/c");
         assert!(r.headers().get("x-user-id").is_none());
         assert!(r.headers().get("connection").is_none());
         let mut bad = req(Version::HTTP_11, "/x", &["a", "b"]);
-        assert_eq!(read(&mut bad).unwrap_err().kind, ProblemKind::BadRequest);
+        assert_eq!(
+            read(&mut bad, false).unwrap_err().kind,
+            ProblemKind::BadRequest
+        );
     }
 }

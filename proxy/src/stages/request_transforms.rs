@@ -6,15 +6,13 @@
 //! (the rewrite's, else the client's authority). By default (no rewrite, no edits) only the
 //! forwarding headers and Host change.
 
-use std::net::IpAddr;
-
 use frontdesk_snapshot::{self as snap, PathRewrite};
 use http::header::{COOKIE, HOST};
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Uri, Version};
 
-use crate::forwarding::add_forwarded;
+use crate::forwarding::{Peer, add_forwarded};
 use crate::problem::{Problem, ProblemKind};
 use crate::transforms::{HeaderEdits, MatchedPath, rewrite_path};
 
@@ -46,7 +44,7 @@ impl RequestTransforms {
         &self,
         head: &mut Parts,
         matched: &MatchedPath<'_>,
-        client: IpAddr,
+        peer: Peer,
         authority: Option<&Authority>,
     ) -> Result<(), Problem> {
         let unchanged = self.rewrite_path.is_none() && matched.path == head.uri.path();
@@ -82,7 +80,7 @@ impl RequestTransforms {
             Some(v) if v.as_bytes() == a.as_str().as_bytes() => Some(v.clone()),
             _ => HeaderValue::from_str(a.as_str()).ok(),
         });
-        add_forwarded(headers, client, "http", addressed.as_ref());
+        add_forwarded(headers, peer, "http", addressed.as_ref());
         self.headers.apply(headers);
         match (&self.rewrite_host, addressed) {
             (Some(h), _) => {
@@ -147,7 +145,10 @@ mod tests {
         r
     }
 
-    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+    const CLIENT: Peer = Peer {
+        ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7)),
+        trusted: false,
+    };
 
     #[test]
     fn by_default_the_target_is_kept_and_forwarding_headers_and_host_are_set() {
