@@ -48,6 +48,21 @@ pub struct PolicySpec {
     /// of a limited route carries RateLimit-Policy and RateLimit headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
+
+    /// Bounds on requests. Without them, the proxy's defaults apply
+    /// (`--max-request-body-bytes`, 32 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+}
+
+/// Bounds on requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Largest request body in bytes: a larger declared body is refused with 413 before the
+    /// backend is called, a longer streamed one is cut off with 413. 0 lifts the bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<u64>,
 }
 
 /// Rate limits.

@@ -124,6 +124,25 @@ pub struct Cli {
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Open connections at most from one client address; more are closed at once (0: no
+    /// bound). Keeps one host from taking every connection.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections_per_client: usize,
+
+    /// Time a client may leave between two reads of its request body (HTTP/1.1); then 408.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub body_read_timeout: Duration,
+
+    /// Time a client may take to accept more of an answer; then the connection closes. Each
+    /// write that has to wait gets this long.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub send_timeout: Duration,
+
+    /// Largest request body, in bytes, unless the route's Policy says otherwise
+    /// (`limits.maxRequestBodyBytes`); larger ones are answered 413. 0: no bound.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    pub max_request_body_bytes: u64,
+
     /// On SIGTERM, how long open connections may finish their requests.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub drain_timeout: Duration,

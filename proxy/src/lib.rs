@@ -14,6 +14,7 @@ pub mod admin;
 pub mod body;
 pub mod channel_status;
 pub mod cli;
+pub mod client_body;
 pub mod client_ip;
 pub mod exchange;
 pub mod forwarding;
@@ -65,12 +66,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Toggle::On => AccessLog::stdout(),
         Toggle::Off => AccessLog::disabled(),
     };
-    let env = Arc::new(Env::new(
-        metrics.clone(),
-        access_log,
-        limits,
-        PoolConfig::default(),
-    ));
+    let mut env = Env::new(metrics.clone(), access_log, limits, PoolConfig::default());
+    env.max_request_body = match cli.max_request_body_bytes {
+        0 => u64::MAX,
+        n => n,
+    };
+    let env = Arc::new(env);
     let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway, env));
     let admin = Arc::new(Admin::new(runtime.clone(), metrics.clone()));
 
@@ -129,6 +130,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let limits = ServerLimits {
         header_read_timeout: cli.header_read_timeout,
         max_connections: cli.max_connections,
+        max_connections_per_client: cli.max_connections_per_client,
+        body_read_timeout: cli.body_read_timeout,
+        send_timeout: cli.send_timeout,
         drain_timeout: cli.drain_timeout,
         ..ServerLimits::default()
     };

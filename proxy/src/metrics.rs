@@ -70,6 +70,11 @@ impl RouteMetrics {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLimitLabels {
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: RouteId,
 }
@@ -149,6 +154,10 @@ pub struct Metrics {
     pub request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub active_connections: Gauge,
+    /// A client connection let go by a bound: `connections-per-client`,
+    /// `header-read-timeout`, `send-timeout`, `body-read-timeout` (body-too-large and
+    /// body-timeout answers are also local replies).
+    pub connection_limits: Family<ConnectionLimitLabels, Counter>,
     pub config_version: Gauge,
     pub config_reloads: Counter,
     pub config_reload_failures: Counter,
@@ -162,6 +171,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts a client connection let go by `limit`.
+    pub fn connection_limit(&self, limit: &'static str) {
+        self.connection_limits
+            .get_or_create(&ConnectionLimitLabels { limit })
+            .inc();
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("frontdesk");
         let m = Metrics {
@@ -170,6 +186,7 @@ impl Metrics {
             request_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             upstream_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             active_connections: Gauge::default(),
+            connection_limits: Family::default(),
             config_version: Gauge::default(),
             config_reloads: Counter::default(),
             config_reload_failures: Counter::default(),
@@ -236,6 +253,11 @@ impl Metrics {
             "active_connections",
             "Client connections open",
             m.active_connections.clone(),
+        );
+        registry.register(
+            "connection_limits",
+            "Client connections let go by a bound, by limit (connections-per-client, header-read-timeout, send-timeout)",
+            m.connection_limits.clone(),
         );
         registry.register(
             "config_version",

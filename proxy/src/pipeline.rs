@@ -153,6 +153,19 @@ impl Runtime {
             rule.request_transforms
                 .apply(&mut head, &path, ex.peer, target.authority.as_ref())?;
         }
+        // The body's bound: refused now when its declared length is over it, else counted as it
+        // streams (only forwards send it anywhere).
+        let limit = rule.max_request_body.unwrap_or(self.env.max_request_body);
+        if rule.action.forwards()
+            && let Ok(Some(declared)) = crate::http1::content_length(&head.headers)
+            && declared > limit
+        {
+            return Err(Problem::new(
+                ProblemKind::BodyTooLarge,
+                crate::client_body::ClientBodyError::TooLarge { limit }.to_string(),
+            ));
+        }
+        let body = crate::client_body::Limited::new(body, limit);
         let input = Input {
             matched: path,
             host: target.authority.as_ref().map(|_| target.host.as_str()),

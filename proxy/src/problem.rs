@@ -16,6 +16,10 @@ pub enum ProblemKind {
     BadRequest,
     /// The request head is larger than the gateway accepts (431).
     HeadersTooLarge,
+    /// The request body is larger than the route accepts (413).
+    BodyTooLarge,
+    /// The client stopped sending its request body (408).
+    BodyTimeout,
     /// Missing or invalid credentials (401, with `WWW-Authenticate`).
     Unauthorized,
     /// Authenticated, but not allowed (403).
@@ -40,6 +44,8 @@ impl ProblemKind {
         match self {
             ProblemKind::BadRequest => StatusCode::BAD_REQUEST,
             ProblemKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProblemKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProblemKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ProblemKind::Forbidden => StatusCode::FORBIDDEN,
             ProblemKind::PolicyUnavailable
@@ -59,6 +65,8 @@ impl ProblemKind {
         match self {
             ProblemKind::BadRequest => "bad-request",
             ProblemKind::HeadersTooLarge => "headers-too-large",
+            ProblemKind::BodyTooLarge => "body-too-large",
+            ProblemKind::BodyTimeout => "body-timeout",
             ProblemKind::Unauthorized => "unauthorized",
             ProblemKind::Forbidden => "forbidden",
             ProblemKind::PolicyUnavailable => "policy-unavailable",
@@ -77,6 +85,8 @@ impl ProblemKind {
         match self {
             ProblemKind::BadRequest => "Bad request",
             ProblemKind::HeadersTooLarge => "Request headers too large",
+            ProblemKind::BodyTooLarge => "Request body too large",
+            ProblemKind::BodyTimeout => "The request body stopped arriving",
             ProblemKind::Unauthorized => "Authentication required",
             ProblemKind::Forbidden => "Not allowed",
             ProblemKind::PolicyUnavailable => "The route's policy is not available",

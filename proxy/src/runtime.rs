@@ -41,6 +41,8 @@ pub struct Env {
     pub no_route: RouteId,
     /// Peers whose forwarding headers are believed (`--trusted-proxies`).
     pub trusted: TrustedProxies,
+    /// The largest request body a route without its own limit accepts (`u64::MAX`: none).
+    pub max_request_body: u64,
 }
 
 impl Env {
@@ -58,6 +60,7 @@ impl Env {
             respond: Arc::new(Respond::new(metrics.clone(), access_log)),
             metrics,
             no_route: RouteId(Arc::from(NO_ROUTE)),
+            max_request_body: u64::MAX,
         }
     }
 
@@ -93,6 +96,8 @@ pub struct RuleRuntime {
     pub authenticate: Option<Arc<Authenticate>>,
     pub authorize: Option<Arc<Authorize>>,
     pub rate_limit: Option<Arc<RateLimitRuntime>>,
+    /// The Policy's request body bound, when it sets one (`u64::MAX`: none).
+    pub max_request_body: Option<u64>,
     pub request_transforms: RequestTransforms,
     pub action: Action,
     pub response_transforms: ResponseTransforms,
@@ -104,6 +109,7 @@ struct PolicyStages {
     authenticate: Option<Arc<Authenticate>>,
     authorize: Option<Arc<Authorize>>,
     rate_limit: Option<Arc<RateLimitRuntime>>,
+    max_request_body: Option<u64>,
 }
 
 impl Runtime {
@@ -156,6 +162,11 @@ fn policy_stages(key: &str, p: &snap::Policy, env: &Env) -> Result<PolicyStages,
             .map(|r| RateLimitRuntime::build(key, r, &env.limits, &env.metrics))
             .transpose()?
             .map(Arc::new),
+        max_request_body: p
+            .limits
+            .as_ref()
+            .and_then(|l| l.max_request_body_bytes)
+            .map(|n| if n == 0 { u64::MAX } else { n }),
     })
 }
 
@@ -174,6 +185,7 @@ impl RuleRuntime {
             authenticate: policy.authenticate,
             authorize: policy.authorize,
             rate_limit: policy.rate_limit,
+            max_request_body: policy.max_request_body,
             request_transforms: RequestTransforms::build(rule)?,
             action: Action::build(&id, &rule.action, metrics, &env.upstream)?,
             response_transforms: ResponseTransforms::build(rule)?,

@@ -24,7 +24,12 @@ async fn start() -> ProxyProcess {
         "stream",
         &format!("  rules:\n    - backends: [{{url: 'http://{a}'}}]"),
     );
-    ProxyProcess::with_files(&[("r.yaml", &r)], &["--access-log", "off"]).await
+    // Bodies of any size: the default bound (32 MiB) is lifted, as for a file-upload route.
+    ProxyProcess::with_files(
+        &[("r.yaml", &r)],
+        &["--access-log", "off", "--max-request-body-bytes", "0"],
+    )
+    .await
 }
 
 /// A body of `total` bytes produced in 64 KiB chunks, never held whole.

@@ -144,6 +144,11 @@ pub fn lower_policy(
     if let Some(r) = &spec.rate_limit {
         out.policy.rate_limit = ctx.rate_limit("spec.rateLimit", r);
     }
+    if let Some(l) = &spec.limits {
+        out.policy.limits = Some(snap::Limits {
+            max_request_body_bytes: l.max_request_body_bytes,
+        });
+    }
     if !missing.is_empty() {
         out.policy.unavailable = Some(missing.join("; "));
     }
@@ -839,6 +844,7 @@ pub fn merge(
     let mut authn_from: Option<String> = None;
     let mut authz_from: Option<String> = None;
     let mut limits_from: Option<String> = None;
+    let mut bounds_from: Option<String> = None;
     for name in names {
         let id = format!("{namespace}/{name}");
         out.sources.push(id.clone());
@@ -874,6 +880,14 @@ pub fn merge(
                     p.rate_limit.as_ref(),
                     &mut out.rate_limit,
                     &mut limits_from,
+                    &mut conflicts,
+                );
+                take(
+                    "limits",
+                    &id,
+                    p.limits.as_ref(),
+                    &mut out.limits,
+                    &mut bounds_from,
                     &mut conflicts,
                 );
             }

@@ -16,6 +16,7 @@
 //! While the proxy drains, each answer says `Connection: close`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -34,16 +35,21 @@ use super::request_body::{ReadSide, RequestBody};
 use crate::body::ProxyBody;
 use crate::forwarding::new_request_id;
 use crate::http1::{self, BadField, FieldSpans, decode::Decoder};
+use crate::metrics::Metrics;
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::RuntimeHandle;
 
 /// The limits of the HTTP/1.1 server.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    pub body_read_timeout: Duration,
+    pub send_timeout: Duration,
+    /// Where the bounds that let a connection go are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Bytes read at a time while waiting for a head.
@@ -88,9 +94,16 @@ pub async fn serve(
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(problem)) => {
                 let resp = problem.into_response(new_request_id().to_str().unwrap_or_default());
-                if Box::pin(write_response(&mut wr, resp, false, Version::HTTP_11, true))
-                    .await
-                    .is_ok()
+                if Box::pin(write_response(
+                    &mut wr,
+                    resp,
+                    false,
+                    Version::HTTP_11,
+                    true,
+                    settings,
+                ))
+                .await
+                .is_ok()
                 {
                     let _ = wr.shutdown().await;
                     if let Some(reader) = side.as_mut() {
@@ -106,14 +119,14 @@ pub async fn serve(
         let (body, returned) = match side.take() {
             Some(reader) if !head.decoder.is_end() => {
                 if head.expect_continue
-                    && wr
-                        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    && send(&mut wr, b"HTTP/1.1 100 Continue\r\n\r\n", settings)
                         .await
                         .is_err()
                 {
                     return;
                 }
-                let (body, rx) = RequestBody::streaming(reader, head.decoder);
+                let (body, rx) =
+                    RequestBody::streaming(reader, head.decoder, settings.body_read_timeout);
                 (body, Some(rx))
             }
             reader => {
@@ -139,7 +152,8 @@ pub async fn serve(
                 Err(oneshot::error::TryRecvError::Closed) => reusable = false,
             }
         }
-        let written = write_response(&mut wr, answer, head_request, version, !reusable).await;
+        let written =
+            write_response(&mut wr, answer, head_request, version, !reusable, settings).await;
         let mut closing = match written {
             Ok(closing) => closing,
             Err(_) => return,
@@ -209,7 +223,12 @@ async fn read_head(
         // next request holds no buffer.
         let read = tokio::select! {
             r = side.io.as_ref().readable() => r,
-            () = &mut timer => return Err(Stop::Quiet),
+            () = &mut timer => {
+                if started {
+                    settings.metrics.connection_limit("header-read-timeout");
+                }
+                return Err(Stop::Quiet);
+            }
             // Draining: an idle connection closes (as nginx and hyper do); one in the middle
             // of a head is answered, with Connection: close.
             _ = draining.changed(), if !*draining.borrow() => {
@@ -359,6 +378,7 @@ async fn write_response(
     head_request: bool,
     version: Version,
     closing: bool,
+    settings: &Settings,
 ) -> std::io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
     let exact = body.size_hint().exact();
@@ -374,7 +394,7 @@ async fn write_response(
         },
     ) = encode_head(parts, exact, head_request, version, closing);
     if bodiless {
-        wr.write_all(&out).await?;
+        send(wr, &out, settings).await?;
         return Ok(closing);
     }
 
@@ -391,7 +411,7 @@ async fn write_response(
             // Before waiting for the body, the head goes out.
             None => {
                 if let Some(out) = pending.take() {
-                    wr.write_all(&out).await?;
+                    send(wr, &out, settings).await?;
                 }
                 next_data(body.frame().await)
             }
@@ -402,7 +422,7 @@ async fn write_response(
             Next::Failed => {
                 // The client cannot be told in-band: closing makes the truncation visible.
                 if let Some(out) = pending.take() {
-                    wr.write_all(&out).await?;
+                    send(wr, &out, settings).await?;
                 }
                 return Err(std::io::ErrorKind::BrokenPipe.into());
             }
@@ -421,12 +441,12 @@ async fn write_response(
             if chunked {
                 out.put_slice(b"\r\n");
             }
-            wr.write_all(&out).await?;
+            send(wr, &out, settings).await?;
         } else {
-            wr.write_all(&out).await?;
-            wr.write_all(&data).await?;
+            send(wr, &out, settings).await?;
+            send(wr, &data, settings).await?;
             if chunked {
-                wr.write_all(b"\r\n").await?;
+                send(wr, b"\r\n", settings).await?;
             }
         }
         if sent == limit {
@@ -438,7 +458,7 @@ async fn write_response(
         out.put_slice(b"0\r\n\r\n");
     }
     if !out.is_empty() {
-        wr.write_all(&out).await?;
+        send(wr, &out, settings).await?;
     }
     if length.is_some_and(|l| sent < l) {
         // Shorter than announced: only closing tells the client.
@@ -543,6 +563,36 @@ fn encode_head(
         closing,
     };
     (out, framing)
+}
+
+/// Writes `buf` to the client, giving up when the write has waited `timeout`: a client that
+/// stops reading is let go (its socket buffers are the kernel's, and the connection holds at
+/// most one frame of the answer meanwhile). The usual write, taken at once by the socket, arms
+/// no timer.
+async fn send(wr: &mut OwnedWriteHalf, buf: &[u8], settings: &Settings) -> std::io::Result<()> {
+    let rest = match wr.try_write(buf) {
+        Ok(n) => &buf[n..],
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf,
+        Err(e) => return Err(e),
+    };
+    if rest.is_empty() {
+        return Ok(());
+    }
+    // Boxed: only a client that does not keep up pays for the timer, and the connection's
+    // future does not carry it.
+    match Box::pin(tokio::time::timeout(
+        settings.send_timeout,
+        wr.write_all(rest),
+    ))
+    .await
+    {
+        Ok(written) => written,
+        Err(_) => {
+            tracing::debug!("a client stopped reading its answer; closing");
+            settings.metrics.connection_limit("send-timeout");
+            Err(std::io::ErrorKind::TimedOut.into())
+        }
+    }
 }
 
 fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {

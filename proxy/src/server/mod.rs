@@ -11,9 +11,10 @@
 pub mod http1;
 pub mod request_body;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -42,6 +43,12 @@ pub struct ServerLimits {
     pub max_headers: usize,
     pub max_header_bytes: usize,
     pub max_connections: usize,
+    /// Open connections from one address at most (0: no bound).
+    pub max_connections_per_client: usize,
+    /// Between two reads of an HTTP/1.1 request body.
+    pub body_read_timeout: Duration,
+    /// For a write to a client that does not take it at once.
+    pub send_timeout: Duration,
     pub h2_max_concurrent_streams: u32,
     pub drain_timeout: Duration,
 }
@@ -54,6 +61,9 @@ impl Default for ServerLimits {
             max_headers: 100,
             max_header_bytes: 64 * 1024,
             max_connections: 10_000,
+            max_connections_per_client: 512,
+            body_read_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             h2_max_concurrent_streams: 100,
             drain_timeout: Duration::from_secs(30),
         }
@@ -90,10 +100,14 @@ pub async fn serve(
         idle_timeout: limits.idle_timeout,
         max_header_bytes: limits.max_header_bytes.max(8192),
         max_headers: limits.max_headers,
+        body_read_timeout: limits.body_read_timeout,
+        send_timeout: limits.send_timeout,
+        metrics: metrics.clone(),
     });
     let graceful = GracefulShutdown::new();
     let (drain_tx, drain_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = Arc::new(PerClient::new(limits.max_connections_per_client));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -112,6 +126,12 @@ pub async fn serve(
                 }
             },
         };
+        let Some(slot) = per_client.admit(peer.ip()) else {
+            // Closed at once: one address may not hold every connection.
+            metrics.connection_limit("connections-per-client");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let conn = Connection {
             runtime: runtime.clone(),
@@ -126,6 +146,7 @@ pub async fn serve(
             metrics.active_connections.inc();
             conn.serve(stream).await;
             metrics.active_connections.dec();
+            drop(slot);
             drop(permit);
         });
     }
@@ -142,6 +163,53 @@ pub async fn serve(
     }
 }
 
+/// Open connections by client address, bounded.
+struct PerClient {
+    max: usize,
+    open: parking_lot::Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One admitted connection's place in [`PerClient`], given back when dropped.
+struct ClientSlot {
+    table: Arc<PerClient>,
+    ip: IpAddr,
+}
+
+impl PerClient {
+    fn new(max: usize) -> Self {
+        PerClient {
+            max: if max == 0 { usize::MAX } else { max },
+            open: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for one more connection from `ip`, unless it has `max` open.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+        let mut open = self.open.lock();
+        let n = open.entry(ip).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// One accepted connection.
 struct Connection {
     runtime: RuntimeHandle,
@@ -155,7 +223,7 @@ struct Connection {
 impl Connection {
     async fn serve(self, stream: TcpStream) {
         let deadline = Instant::now() + self.h1.header_read_timeout;
-        let Some((buf, is_h2)) = detect(&stream, deadline).await else {
+        let Some((buf, is_h2)) = detect(&stream, deadline, &self.h1.metrics).await else {
             return;
         };
         if !is_h2 {
@@ -195,7 +263,11 @@ impl Connection {
 
 /// Reads the first bytes, enough to tell the HTTP/2 preface from an HTTP/1.1 request. `None`
 /// when the client closed or sent nothing in time.
-async fn detect(stream: &TcpStream, deadline: Instant) -> Option<(BytesMut, bool)> {
+async fn detect(
+    stream: &TcpStream,
+    deadline: Instant,
+    metrics: &Metrics,
+) -> Option<(BytesMut, bool)> {
     let mut buf = BytesMut::new();
     loop {
         if buf.len() >= H2_PREFACE.len() || !H2_PREFACE.starts_with(&buf) {
@@ -204,7 +276,11 @@ async fn detect(stream: &TcpStream, deadline: Instant) -> Option<(BytesMut, bool
         }
         tokio::select! {
             r = stream.readable() => r.ok()?,
-            () = tokio::time::sleep_until(deadline) => return None,
+            () = tokio::time::sleep_until(deadline) => {
+                // Silent, or a partial HTTP/2 preface: let go like a slow head.
+                metrics.connection_limit("header-read-timeout");
+                return None;
+            }
         }
         match crate::http1::try_fill(stream, &mut buf, 4096) {
             Ok(Some(0)) | Err(_) => return None,
@@ -285,6 +361,9 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             max_header_bytes: 1024,
             max_headers: 10,
+            body_read_timeout: Duration::from_secs(1),
+            send_timeout: Duration::from_secs(1),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         };
         let (_drain, draining) = tokio::sync::watch::channel(false);
         let runtime = RuntimeHandle::new(Runtime::empty("test", Arc::new(Env::standalone())));
@@ -298,7 +377,7 @@ mod tests {
         );
         let size = std::mem::size_of_val(&serve);
         assert!(
-            size <= 1400,
+            size <= 1408,
             "the HTTP/1.1 connection future grew to {size} bytes"
         );
     }

@@ -4,7 +4,12 @@
 //! to the connection when it is dropped, saying whether it was read to its end: only then can
 //! the next request on the connection be read (otherwise the connection closes after the
 //! answer).
+//!
+//! A client that stops sending its body is let go after the body read timeout without a
+//! byte ([`ClientBodyError::TimedOut`], answered 408); the timer is armed only while the body
+//! waits for the client.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -13,8 +18,10 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::oneshot;
+use tokio::time::{Duration, Instant, Sleep};
 
 use crate::body::BoxError;
+use crate::client_body::ClientBodyError;
 use crate::http1::decode::{Decoder, Step};
 
 /// Room made in the read buffer before each read.
@@ -58,6 +65,10 @@ struct Streaming {
     decoder: Decoder,
     back: oneshot::Sender<Returned>,
     failed: bool,
+    idle: Duration,
+    /// Armed the first time the body waits for the client; pushed back after progress.
+    timer: Option<Pin<Box<Sleep>>>,
+    progressed: bool,
 }
 
 impl RequestBody {
@@ -67,7 +78,11 @@ impl RequestBody {
 
     /// A body read from `side` as `decoder` frames it; the side comes back through the
     /// returned receiver when the body is dropped.
-    pub fn streaming(side: ReadSide, decoder: Decoder) -> (Self, oneshot::Receiver<Returned>) {
+    pub fn streaming(
+        side: ReadSide,
+        decoder: Decoder,
+        idle: Duration,
+    ) -> (Self, oneshot::Receiver<Returned>) {
         let (back, rx) = oneshot::channel();
         let body = RequestBody {
             inner: Some(Streaming {
@@ -75,6 +90,9 @@ impl RequestBody {
                 decoder,
                 back,
                 failed: false,
+                idle,
+                timer: None,
+                progressed: false,
             }),
         };
         (body, rx)
@@ -117,7 +135,23 @@ impl Body for RequestBody {
                     return Poll::Ready(Some(Err(BodyError::from(e).into())));
                 }
             }
-            match ready!(s.side.poll_fill(cx)) {
+            let filled = match s.side.poll_fill(cx) {
+                Poll::Ready(filled) => filled,
+                Poll::Pending => {
+                    // Waiting for the client: no more than `idle` since its last bytes.
+                    let idle = s.idle;
+                    let timer = s
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    if std::mem::take(&mut s.progressed) {
+                        timer.as_mut().reset(Instant::now() + idle);
+                    }
+                    ready!(timer.as_mut().poll(cx));
+                    s.failed = true;
+                    return Poll::Ready(Some(Err(ClientBodyError::TimedOut.into())));
+                }
+            };
+            match filled {
                 Ok(0) => {
                     s.failed = true;
                     let e = s.decoder.at_eof().err().map_or_else(
@@ -126,7 +160,7 @@ impl Body for RequestBody {
                     );
                     return Poll::Ready(Some(Err(e.into())));
                 }
-                Ok(_) => {}
+                Ok(_) => s.progressed = true,
                 Err(e) => {
                     s.failed = true;
                     return Poll::Ready(Some(Err(BodyError::from(e).into())));

@@ -204,11 +204,15 @@ fn connect_failure(e: &ConnectError, endpoint: &Authority) -> Problem {
 fn exchange_failure(e: &ExchangeError, endpoint: &Authority) -> Problem {
     tracing::debug!(%endpoint, error = %e, "a backend exchange failed");
     match e {
-        // The client's body broke off (a malformed chunk, a reset): not the backend's fault.
-        ExchangeError::RequestBody(_) => Problem::new(
-            ProblemKind::BadRequest,
-            "the request body could not be read",
-        ),
+        // The client's body broke off (a malformed chunk, a reset), stopped arriving or passed
+        // the route's limit: not the backend's fault.
+        ExchangeError::RequestBody(e) => match crate::client_body::problem_kind(e) {
+            ProblemKind::BadRequest => Problem::new(
+                ProblemKind::BadRequest,
+                "the request body could not be read",
+            ),
+            kind => Problem::new(kind, e.to_string()),
+        },
         _ => Problem::new(
             ProblemKind::UpstreamUnavailable,
             "the backend's connection failed before a response",

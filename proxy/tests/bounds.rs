@@ -1,0 +1,259 @@
+//! Resources per client are bounded, tried from outside with raw sockets: a client that stops
+//! sending its body, one that stops reading its answer, a partial HTTP/2 preface, too many
+//! connections from one address, and bodies over the route's limit. Each gets its exact
+//! answer, and the proxy keeps serving everyone else.
+// Real processes and sockets, timed by the wall clock: the paused-time ban (clippy.toml)
+// is for the proxy's own code.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use support::*;
+
+async fn start(extra: &[&str]) -> ProxyProcess {
+    let demo = frontdesk_demo::spawn("demo").await;
+    let files = manifest(
+        "Policy",
+        "big-uploads",
+        "  limits: {maxRequestBodyBytes: 5000}",
+    ) + &manifest(
+        "Route",
+        "bounds",
+        &format!(
+            "  rules:
+    - name: big
+      matches: [{{path: {{value: /big}}}}]
+      policies: [big-uploads]
+      rewrite: {{pathPrefix: /upload}}
+      backends: [{{url: 'http://{demo}'}}]
+    - name: rest
+      backends: [{{url: 'http://{demo}'}}]"
+        ),
+    );
+    ProxyProcess::with_files(&[("m.yaml", &files)], extra).await
+}
+
+/// Reads until the peer closes (or `limit` passes); returns what came and when it ended.
+async fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (String, Option<Duration>) {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, s.read(&mut chunk)).await {
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), None),
+            Ok(Ok(0) | Err(_)) => {
+                return (
+                    String::from_utf8_lossy(&out).into_owned(),
+                    Some(started.elapsed()),
+                );
+            }
+            Ok(Ok(n)) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn status_line(answer: &str) -> &str {
+    answer.lines().next().unwrap_or_default()
+}
+
+async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_sending_its_body_gets_408() {
+    let p = start(&["--body-read-timeout", "500ms"]).await;
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten..")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 408 Request Timeout",
+        "{answer}"
+    );
+    assert!(answer.contains("/problems/body-timeout"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    let closed = closed.expect("the connection closes");
+    assert!(closed < Duration::from_secs(5), "held for {closed:?}");
+    // Everyone else is served meanwhile.
+    assert_eq!(get(&p.url("/status/200")).await.unwrap().0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_get_413_and_a_policy_can_raise_it() {
+    let p = start(&["--max-request-body-bytes", "1000"]).await;
+    let big = "x".repeat(2000);
+    // Declared too large: refused before the backend is called.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        format!("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n{big}").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 413 Payload Too Large",
+        "{answer}"
+    );
+    assert!(answer.contains("/problems/body-too-large"), "{answer}");
+    assert!(answer.contains("larger than the 1000 bytes"), "{answer}");
+    // Streamed without a length: cut off once past the limit.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        format!("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n{big}\r\n0\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 413 Payload Too Large",
+        "{answer}"
+    );
+    // Within the limit: served.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{}",
+            &big[..1000]
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    assert!(answer.ends_with("{\"bytes\":1000}"), "{answer}");
+    // The /big route's Policy allows 5000 bytes.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        format!("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n{big}")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    assert!(answer.ends_with("{\"bytes\":2000}"), "{answer}");
+    let metrics = p.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"frontdesk_local_replies_total{route="test/bounds/rest",type="body-too-large"} 2"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_are_let_go_and_cost_little_memory() {
+    let p = start(&["--send-timeout", "1s"]).await;
+    // Warm up, then measure the proxy while 200 clients ask for 4 MiB each and read nothing.
+    assert_eq!(get(&p.url("/bytes/10")).await.unwrap().0, 200);
+    let before = p.memory_kib("VmRSS");
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        // A small receive window, and an answer larger than the proxy's socket send buffer can
+        // grow to (4 MiB): the proxy's writes must wait.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(p.addr).await.unwrap();
+        s.write_all(b"GET /bytes/8388608 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let during = p.memory_kib("VmRSS");
+    let per_client = (during.saturating_sub(before)) / 200;
+    assert!(
+        per_client <= 100,
+        "{per_client} KiB of proxy memory per client that stopped reading ({before} -> {during} KiB)"
+    );
+    // Each is let go once its write has waited the send timeout (reading nothing meanwhile:
+    // reading would let the writes go on).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut metrics = String::new();
+    while Instant::now() < deadline {
+        metrics = p.metrics().await;
+        if metrics.contains(r#"frontdesk_connection_limits_total{limit="send-timeout"} 200"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains(r#"frontdesk_connection_limits_total{limit="send-timeout"} 200"#),
+        "{metrics}"
+    );
+    // What the kernel had buffered can still be read, then the connection ends.
+    let (_, closed) = read_until_closed(&mut stalled[0], Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "a client that stopped reading was held");
+    assert_eq!(get(&p.url("/status/200")).await.unwrap().0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_connection() {
+    let p = start(&["--max-connections-per-client", "3"]).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from("127.0.0.1", p.addr).await);
+    }
+    // Let the proxy accept them before the fourth comes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fourth = connect_from("127.0.0.1", p.addr).await;
+    let _ = fourth
+        .write_all(b"GET /status/200 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let (answer, closed) = read_until_closed(&mut fourth, Duration::from_secs(5)).await;
+    assert_eq!(answer, "", "the fourth connection was served");
+    assert!(closed.is_some(), "the fourth connection was held");
+    // Another address is served meanwhile, and the held ones still work.
+    let mut other = connect_from("127.0.0.2", p.addr).await;
+    other
+        .write_all(b"GET /status/200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut other, Duration::from_secs(5)).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    held[0]
+        .write_all(b"GET /status/200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut held[0], Duration::from_secs(5)).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    assert!(
+        p.metrics()
+            .await
+            .contains(r#"frontdesk_connection_limits_total{limit="connections-per-client"} 1"#)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_and_partial_http2_prefaces_are_closed() {
+    let p = start(&["--header-read-timeout", "500ms"]).await;
+    let mut silent = TcpStream::connect(p.addr).await.unwrap();
+    let mut partial = TcpStream::connect(p.addr).await.unwrap();
+    partial.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    for s in [&mut silent, &mut partial] {
+        let (answer, closed) = read_until_closed(s, Duration::from_secs(5)).await;
+        assert_eq!(answer, "");
+        let closed = closed.expect("closed");
+        assert!(closed < Duration::from_secs(3), "held for {closed:?}");
+    }
+    assert!(
+        p.metrics()
+            .await
+            .contains(r#"frontdesk_connection_limits_total{limit="header-read-timeout"} 2"#)
+    );
+}
