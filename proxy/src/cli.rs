@@ -120,6 +120,11 @@ pub struct Cli {
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub header_read_timeout: Duration,
 
+    /// A client connection with no request in flight closes after this (HTTP/1.1 keep-alive;
+    /// HTTP/2 with GOAWAY, however often the client pings).
+    #[arg(long, default_value = "75s", value_parser = duration)]
+    pub idle_timeout: Duration,
+
     /// Open client connections at most; more wait to be accepted.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,

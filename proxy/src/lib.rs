@@ -129,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let limits = ServerLimits {
         header_read_timeout: cli.header_read_timeout,
+        idle_timeout: cli.idle_timeout,
         max_connections: cli.max_connections,
         max_connections_per_client: cli.max_connections_per_client,
         body_read_timeout: cli.body_read_timeout,

@@ -257,3 +257,46 @@ async fn silent_connections_and_partial_http2_prefaces_are_closed() {
             .contains(r#"frontdesk_connection_limits_total{limit="header-read-timeout"} 2"#)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_get_goaway_even_when_they_ping() {
+    let p = start(&["--idle-timeout", "1s"]).await;
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let (h2, mut conn) = h2::client::handshake(tcp).await.unwrap();
+    let mut pings = conn.ping_pong().expect("ping_pong");
+    let started = Instant::now();
+    let conn = tokio::spawn(conn);
+    let mut h2 = h2.ready().await.unwrap();
+    // A stream open longer than the idle timeout is not cut: 4 lines, one every 400 ms.
+    let req = http::Request::get(format!("http://{}/stream/4/400", p.addr))
+        .body(())
+        .unwrap();
+    let (resp, _) = h2.send_request(req, true).unwrap();
+    let mut body = resp.await.unwrap().into_body();
+    let mut got = 0;
+    while let Some(chunk) = body.data().await {
+        got += chunk.unwrap().len();
+    }
+    assert!(got > 0 && started.elapsed() > Duration::from_millis(1200));
+    // Then idle, answering pings all the while: GOAWAY within the idle timeout.
+    let pinging = tokio::spawn(async move {
+        loop {
+            if pings.ping(h2::Ping::opaque()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let idle_from = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the idle connection was not closed");
+    assert!(closed.is_ok(), "{closed:?}");
+    assert!(idle_from.elapsed() >= Duration::from_millis(900));
+    pinging.abort();
+    assert!(
+        p.metrics()
+            .await
+            .contains(r#"frontdesk_connection_limits_total{limit="http2-idle-timeout"} 1"#)
+    );
+}

@@ -9,6 +9,7 @@
 //! - [`request_body`]: a client's request body over HTTP/1.1.
 
 pub mod http1;
+pub mod http2;
 pub mod request_body;
 
 use std::collections::HashMap;
@@ -21,9 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -38,7 +37,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #[derive(Clone, Debug)]
 pub struct ServerLimits {
     pub header_read_timeout: Duration,
-    /// An idle HTTP/1.1 keep-alive connection closes after this.
+    /// A connection with no request in flight closes after this: an idle HTTP/1.1
+    /// keep-alive connection, or an HTTP/2 connection without open streams (GOAWAY).
     pub idle_timeout: Duration,
     pub max_headers: usize,
     pub max_header_bytes: usize,
@@ -94,7 +94,11 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let h2 = Arc::new(h2_builder(&limits));
+    let h2 = Arc::new(http2::Settings {
+        builder: h2_builder(&limits),
+        idle_timeout: limits.idle_timeout,
+        metrics: metrics.clone(),
+    });
     let h1 = Arc::new(http1::Settings {
         header_read_timeout: limits.header_read_timeout,
         idle_timeout: limits.idle_timeout,
@@ -104,7 +108,6 @@ pub async fn serve(
         send_timeout: limits.send_timeout,
         metrics: metrics.clone(),
     });
-    let graceful = GracefulShutdown::new();
     let (drain_tx, drain_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let per_client = Arc::new(PerClient::new(limits.max_connections_per_client));
@@ -137,7 +140,6 @@ pub async fn serve(
             runtime: runtime.clone(),
             h1: h1.clone(),
             h2: h2.clone(),
-            graceful: graceful.watcher(),
             draining: drain_rx.clone(),
             peer,
         };
@@ -158,7 +160,7 @@ pub async fn serve(
         let _ = permits.acquire_many(n).await;
     };
     tokio::select! {
-        _ = async { graceful.shutdown().await; all_closed.await } => tracing::info!("all connections drained"),
+        _ = all_closed => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(limits.drain_timeout) => tracing::warn!("drain timeout reached; closing the remaining connections"),
     }
 }
@@ -214,8 +216,7 @@ impl Drop for ClientSlot {
 struct Connection {
     runtime: RuntimeHandle,
     h1: Arc<http1::Settings>,
-    h2: Arc<hyper::server::conn::http2::Builder<TokioExecutor>>,
-    graceful: Watcher,
+    h2: Arc<http2::Settings>,
     draining: watch::Receiver<bool>,
     peer: SocketAddr,
 }
@@ -243,21 +244,11 @@ impl Connection {
     }
 
     async fn serve_h2(self, stream: TcpStream, buf: BytesMut) {
-        let (runtime, peer) = (self.runtime, self.peer);
-        // Each request runs on the runtime current when it arrives, to its end. The request's
-        // future is boxed once here: hyper moves the service future into place, and moving a
-        // pointer is cheaper than moving the whole pipeline's state.
-        let service = service_fn(move |req| {
-            let current = runtime.load();
-            let answer = Box::pin(current.handle(req, peer));
-            async move { Ok::<_, std::convert::Infallible>(answer.await) }
-        });
-        let io = TokioIo::new(Prefixed {
+        let io = Prefixed {
             prefix: buf,
             io: stream,
-        });
-        let conn = self.h2.serve_connection(io, service);
-        let _ = self.graceful.watch(conn).await;
+        };
+        http2::serve(io, self.peer, self.runtime, &self.h2, self.draining).await;
     }
 }
 
