@@ -3,7 +3,7 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-controller build clean
+.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-controller fuzz build clean
 
 ## demo: build, start the demo backends and a standalone proxy on examples/demo
 demo:
@@ -57,6 +57,17 @@ bench:
 	$(CARGO) bench -q -p frontdesk-proxy --bench jwt_verify
 	$(CARGO) build -q --release -p frontdesk-proxy
 	$(CARGO) bench -q -p frontdesk-e2e --bench aggregate
+
+## fuzz: each fuzz target under libFuzzer for FUZZ_SECONDS (default 300) from the committed
+## corpus (new inputs go to fuzz/corpus/, not committed); needs
+## a nightly toolchain (cargo-fuzz is installed if missing). A crash lands in fuzz/artifacts/:
+## fix it and add the input to fuzz-targets/corpus/<target>/ (make test runs the corpus).
+FUZZ_SECONDS ?= 300
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	for t in path manifests snapshot wire; do \
+	  mkdir -p fuzz/corpus/$$t && (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t ../fuzz-targets/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
 
 ## bench-controller: compile time for 10,000 Routes, propagation to proxies for 1,000
 bench-controller:

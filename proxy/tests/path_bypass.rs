@@ -193,3 +193,25 @@ async fn no_spelling_of_a_protected_path_reaches_the_backend_over_http2() {
     }
     assert_eq!(admin_lines(&seen), Vec::<String>::new());
 }
+
+/// A credential given twice is refused: the proxy checks one, the backend might read the
+/// other (a valid key beside a forged one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_given_twice_is_refused() {
+    let (p, seen) = start().await;
+    let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        b"GET /admin HTTP/1.1\r\nHost: gw.test\r\nx-api-key: admin-key-0001\r\nx-api-key: forged\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request"), "{answer}");
+    assert!(
+        answer.contains("the request carries its credential (header x-api-key) more than once"),
+        "{answer}"
+    );
+    assert_eq!(admin_lines(&seen), Vec::<String>::new());
+}

@@ -194,6 +194,13 @@ fn decode(path: &str) -> Result<String, PathError> {
         i += c.len_utf8();
     }
     flush_high(&mut high, &mut out)?;
+    // Decoding can also make double encoding: `%25%61d` becomes `%25ad`.
+    let b = out.as_bytes();
+    let double = (0..b.len().saturating_sub(4))
+        .any(|i| &b[i..i + 3] == b"%25" && hex(b[i + 3]).is_some() && hex(b[i + 4]).is_some());
+    if double {
+        return Err(PathError::DoubleEncoding);
+    }
     Ok(out)
 }
 
@@ -328,6 +335,7 @@ mod tests {
             ("*", PathError::NotAbsolute),
             ("/%2561dmin", PathError::DoubleEncoding),
             ("/%252e%252e/admin", PathError::DoubleEncoding),
+            ("/%25%61dmin", PathError::DoubleEncoding),
             ("/admin;x", PathError::PathParameter),
             ("/..;/admin", PathError::PathParameter),
             ("/admin%3Bx", PathError::PathParameter),

@@ -25,6 +25,8 @@ pub struct LineDecoder {
     max: usize,
     /// Inside a line that is already too long: dropping bytes until its end.
     discarding: bool,
+    /// Bytes of that line dropped so far, so its size is reported whole.
+    dropped: usize,
 }
 
 impl LineDecoder {
@@ -33,6 +35,7 @@ impl LineDecoder {
             buf: Vec::new(),
             max,
             discarding: false,
+            dropped: 0,
         }
     }
 
@@ -46,9 +49,10 @@ impl LineDecoder {
         while let Some(i) = rest.iter().position(|b| *b == b'\n') {
             let (line, after) = rest.split_at(i);
             rest = &after[1..];
-            let size = self.buf.len() + line.len();
+            let size = self.dropped + self.buf.len() + line.len();
             if self.discarding || size > self.max {
                 self.discarding = false;
+                self.dropped = 0;
                 self.buf.clear();
                 out.push((Err(FrameError::TooLong(self.max)), size));
                 continue;
@@ -65,6 +69,7 @@ impl LineDecoder {
         }
         if self.discarding || self.buf.len() + rest.len() > self.max {
             self.discarding = true;
+            self.dropped += self.buf.len() + rest.len();
             self.buf.clear();
         } else {
             self.buf.extend_from_slice(rest);

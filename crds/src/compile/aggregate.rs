@@ -325,8 +325,12 @@ fn placeholder(
                 return None;
             }
             d.check(field.to_string(), check_field_path(path))?;
-            // The field must survive the other call's shaping.
-            let other = calls[call];
+            // The field must survive the other call's shaping. (dependsOn may name a call that
+            // does not exist: that is reported where dependsOn is checked.)
+            let Some(other) = calls.get(call) else {
+                d.push(field, format!("{{{inner}}}: no call is named {call:?}"));
+                return None;
+            };
             if other.extract.is_none()
                 && !other.select.is_empty()
                 && !other

@@ -28,6 +28,45 @@ pub fn find<'a>(
     })
 }
 
+/// The first of `sources` that the request carries more than once (two Authorization lines,
+/// a cookie or query parameter repeated): which one counts is up to each server, so the proxy
+/// and the backend could see different credentials. Named for the answer.
+pub fn duplicated(
+    sources: &[CredentialSource],
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Option<String> {
+    sources.iter().find_map(|s| {
+        let repeated = match s {
+            CredentialSource::Header { name, .. } => {
+                headers.get_all(name.as_str()).iter().nth(1).is_some()
+            }
+            CredentialSource::Cookie { name } => headers
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter(|pair| pair.trim().split_once('=').is_some_and(|(k, _)| k == name))
+                .nth(1)
+                .is_some(),
+            CredentialSource::Query { name } => query.is_some_and(|q| {
+                q.split('&')
+                    .filter(|pair| {
+                        let k = pair.split_once('=').map_or(*pair, |(k, _)| k);
+                        decode(k).as_deref() == Some(name)
+                    })
+                    .nth(1)
+                    .is_some()
+            }),
+        };
+        repeated.then(|| match s {
+            CredentialSource::Header { name, .. } => format!("header {name}"),
+            CredentialSource::Cookie { name } => format!("cookie {name}"),
+            CredentialSource::Query { name } => format!("query parameter {name}"),
+        })
+    })
+}
+
 fn strip_prefix_ci<'a>(v: &'a str, prefix: &str) -> Option<&'a str> {
     let head = v.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -130,5 +169,35 @@ mod tests {
         );
         assert_eq!(find(&src, &h, Some("access_token=")), None);
         assert_eq!(find(&src, &h, Some("other=1")), None);
+    }
+
+    #[test]
+    fn a_credential_given_twice_is_found_out() {
+        let src = [
+            CredentialSource::Header {
+                name: "x-api-key".into(),
+                prefix: String::new(),
+            },
+            CredentialSource::Cookie {
+                name: "token".into(),
+            },
+            CredentialSource::Query { name: "key".into() },
+        ];
+        let once = headers(&[("x-api-key", "a"), ("cookie", "token=1; other=2")]);
+        assert_eq!(duplicated(&src, &once, Some("key=1&x=2")), None);
+        let twice = headers(&[("x-api-key", "a"), ("x-api-key", "b")]);
+        assert_eq!(
+            duplicated(&src, &twice, None).as_deref(),
+            Some("header x-api-key")
+        );
+        let cookies = headers(&[("cookie", "token=1"), ("cookie", "x=1; token=2")]);
+        assert_eq!(
+            duplicated(&src, &cookies, None).as_deref(),
+            Some("cookie token")
+        );
+        assert_eq!(
+            duplicated(&src, &HeaderMap::new(), Some("key=1&k%65y=2")).as_deref(),
+            Some("query parameter key")
+        );
     }
 }

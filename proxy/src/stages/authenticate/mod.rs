@@ -260,6 +260,20 @@ impl Authenticate {
             return Ok(None);
         }
         let query = req.uri.query();
+        // A credential given twice is refused: the backend might read the other one.
+        let sources = [
+            self.jwt.as_ref().map(|j| &j.from[..]),
+            self.api_keys.as_ref().map(|k| &k.from[..]),
+            self.basic.as_ref().map(|b| &b.from[..]),
+        ];
+        for from in sources.into_iter().flatten() {
+            if let Some(what) = credentials::duplicated(from, headers, query) {
+                return Err(problem(
+                    ProblemKind::BadRequest,
+                    format!("the request carries its credential ({what}) more than once"),
+                ));
+            }
+        }
         if let Some(j) = &self.jwt
             && let Some(token) = credentials::find(&j.from, headers, query)
         {
