@@ -13,7 +13,9 @@
 //! accept, later ones within it of their first byte, and an idle keep-alive connection closes
 //! after the idle timeout. Answers are framed by their Content-Length, else their known size,
 //! else chunked (HTTP/1.0 clients: until close). `Expect: 100-continue` is answered at once.
-//! While the proxy drains, each answer says `Connection: close`.
+//! While the proxy drains, each answer says `Connection: close`, and a connection idle between
+//! requests is left open rather than closed under a client that may be sending: its next
+//! request is answered (with `Connection: close`), or the drain timeout ends it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,7 +63,7 @@ const COALESCE: usize = 16 * 1024;
 
 /// Why a connection stops reading requests.
 enum Stop {
-    /// The client closed, went silent past a timeout, or the proxy drains: close quietly.
+    /// The client closed or went silent past a timeout: close quietly.
     Quiet,
     /// A malformed or oversized head: answer this, then close.
     Refuse(Problem),
@@ -82,14 +84,14 @@ pub async fn serve(
     peer: SocketAddr,
     runtime: RuntimeHandle,
     settings: &Settings,
-    mut draining: watch::Receiver<bool>,
+    draining: watch::Receiver<bool>,
 ) {
     let (rd, mut wr) = stream.into_split();
     // The read side is lent to a request's body while the request is in flight.
     let mut side = Some(ReadSide { io: rd, buf });
     let mut first = true;
     while let Some(reader) = side.as_mut() {
-        let head = match read_head(reader, settings, first, &mut draining).await {
+        let head = match read_head(reader, settings, first).await {
             Ok(head) => head,
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(problem)) => {
@@ -187,12 +189,7 @@ pub async fn serve(
 }
 
 /// Reads and checks the next request head.
-async fn read_head(
-    side: &mut ReadSide,
-    settings: &Settings,
-    first: bool,
-    draining: &mut watch::Receiver<bool>,
-) -> Result<Head, Stop> {
+async fn read_head(side: &mut ReadSide, settings: &Settings, first: bool) -> Result<Head, Stop> {
     // The first request's head is due within the header timeout of the accept; later ones
     // within the idle timeout to start and the header timeout from their first byte.
     // A head already begun (pipelined behind the last request) is due like a first one.
@@ -228,14 +225,6 @@ async fn read_head(
                     settings.metrics.connection_limit("header-read-timeout");
                 }
                 return Err(Stop::Quiet);
-            }
-            // Draining: an idle connection closes (as nginx and hyper do); one in the middle
-            // of a head is answered, with Connection: close.
-            _ = draining.changed(), if !*draining.borrow() => {
-                if side.buf.is_empty() {
-                    return Err(Stop::Quiet);
-                }
-                continue;
             }
         };
         if read.is_err() {
