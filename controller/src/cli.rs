@@ -44,6 +44,12 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Let Routes and Aggregates of several namespaces serve one host. By default a host (per
+    /// gateway) belongs to the namespace of the oldest Route or Aggregate naming it, and
+    /// another namespace's claim is refused with Conflicted=True (reason HostConflict).
+    #[arg(long)]
+    pub allow_shared_hosts: bool,
+
     /// Namespaces to watch (repeat the flag); all namespaces when absent.
     #[arg(long = "namespace", value_name = "NS")]
     pub namespace: Vec<String>,

@@ -53,6 +53,8 @@ pub struct ClusterOptions {
     /// This replica's Pod (name, uid): its progress ConfigMap is owned by it, and deleted
     /// with it by the garbage collector.
     pub pod: Option<(String, String)>,
+    /// Let several namespaces serve one host (`--allow-shared-hosts`).
+    pub shared_hosts: bool,
 }
 
 /// Runs the cluster source until the process ends.
@@ -164,7 +166,7 @@ pub async fn run(
         leader,
         published.clone(),
     ));
-    compile_loop(sources, push, changed, published).await;
+    compile_loop(sources, push, changed, published, options.shared_hosts).await;
     Ok(())
 }
 
@@ -337,6 +339,7 @@ async fn compile_loop(
     push: Arc<PushServer>,
     changed: Arc<Notify>,
     published: Arc<Notify>,
+    shared_hosts: bool,
 ) {
     sources.wait_until_ready().await;
     tracing::info!("initial lists complete; compiling");
@@ -344,6 +347,7 @@ async fn compile_loop(
     let mut last: Option<tokio::time::Instant> = None;
     // A rejected or unreadable generation leaves the last accepted one serving.
     let mut accepted = LastAccepted::default();
+    accepted.shared_hosts = shared_hosts;
     loop {
         changed.notified().await;
         throttle(&mut last).await;

@@ -87,6 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 pod: std::env::var("POD_NAME")
                     .ok()
                     .zip(std::env::var("POD_UID").ok()),
+                shared_hosts: cli.allow_shared_hosts,
             };
             let push = push.clone();
             tokio::spawn(async move {

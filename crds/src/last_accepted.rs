@@ -38,6 +38,8 @@ pub struct Unreadable {
 #[derive(Default)]
 pub struct LastAccepted {
     accepted: HashMap<ObjectKey, Object>,
+    /// Compile with hosts shared across namespaces ([`crate::compile::Resources::shared_hosts`]).
+    pub shared_hosts: bool,
 }
 
 /// The kinds whose versions are kept; Services, EndpointSlices and Secrets are facts about the
@@ -62,7 +64,12 @@ impl LastAccepted {
         mut objects: BTreeMap<ObjectKey, Object>,
         unreadable: Vec<Unreadable>,
     ) -> (Output, Vec<Fallback>) {
-        let mut output = compile(&resources(objects.values()));
+        let read = |objects: &BTreeMap<ObjectKey, Object>| {
+            let mut r = resources(objects.values());
+            r.shared_hosts = self.shared_hosts;
+            r
+        };
+        let mut output = compile(&read(&objects));
         let rejected = output.statuses.iter().filter(|s| !s.accepted());
         let unusable: Vec<(ObjectKey, Option<String>)> = rejected
             .filter_map(|s| {
@@ -94,7 +101,7 @@ impl LastAccepted {
         if fallbacks.iter().any(|f| f.served.is_some()) {
             // Statuses still describe what the user wrote; the snapshots serve the last good.
             let statuses = std::mem::take(&mut output.statuses);
-            output = compile(&resources(objects.values()));
+            output = compile(&read(&objects));
             output.statuses = statuses;
         }
         output

@@ -36,6 +36,10 @@ pub struct Resources {
     pub endpoint_slices: Vec<EndpointSlice>,
     /// Secrets that Policies may read (by name or label); others are ignored.
     pub secrets: Vec<Secret>,
+    /// Let Routes of several namespaces serve one host (`--allow-shared-hosts`). By default a
+    /// host belongs to the namespace of the oldest Route or Aggregate that names it, per
+    /// gateway, and another namespace's claim is refused (Conflicted).
+    pub shared_hosts: bool,
 }
 
 /// What the compiler produces.
@@ -120,6 +124,11 @@ pub fn compile(resources: &Resources) -> Output {
         });
     }
     items.sort_by_key(|i| (object_id(i.meta), i.kind));
+    let owners = if resources.shared_hosts {
+        BTreeMap::new()
+    } else {
+        host_owners(items.iter().map(|i| (i.meta, &i.lowered)))
+    };
 
     let mut out = Output::default();
     let (compiled, policy_generations) = compile_policies(resources, &mut out);
@@ -133,6 +142,33 @@ pub fn compile(resources: &Resources) -> Output {
         let mut st = ObjectStatus::new(item.kind, &namespace, &name, generation);
         if !lowered.invalid.is_empty() {
             st.reject(lowered.invalid.0);
+            out.statuses.push(st);
+            continue;
+        }
+        let taken: Vec<String> = lowered
+            .gateways
+            .iter()
+            .flat_map(|g| lowered.hosts.iter().map(move |h| (g, h)))
+            .filter(|(g, h)| {
+                owners
+                    .get(&((*g).clone(), (*h).clone()))
+                    .is_some_and(|owner| *owner != namespace)
+            })
+            .map(|(_, h)| h.clone())
+            .collect();
+        if !taken.is_empty() {
+            let mut taken = taken;
+            taken.sort();
+            taken.dedup();
+            // The other namespace is not named: tenants do not learn of each other.
+            let why = format!(
+                "host {} is already served by an older Route or Aggregate of another namespace",
+                taken.join(", ")
+            );
+            st.reject(vec![crate::Diagnostic::new("spec.hosts", &why)]);
+            st.conditions[0].reason = "HostConflict".into();
+            st.conditions
+                .push(condition(CONFLICTED, true, "HostConflict", why));
             out.statuses.push(st);
             continue;
         }
@@ -268,6 +304,49 @@ pub fn compile(resources: &Resources) -> Output {
     out.statuses
         .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     out
+}
+
+/// Which namespace each `(gateway, host)` belongs to: the namespace of the oldest valid Route
+/// or Aggregate naming it (then by namespace and name, for objects without a creation time).
+fn host_owners<'a>(
+    items: impl Iterator<
+        Item = (
+            &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+            &'a lower::Lowered,
+        ),
+    >,
+) -> BTreeMap<(String, String), String> {
+    let mut claims: BTreeMap<(String, String), (Option<String>, String, String)> = BTreeMap::new();
+    for (meta, lowered) in items {
+        if !lowered.invalid.is_empty() {
+            continue;
+        }
+        let (namespace, name) = object_id(meta);
+        // RFC 3339 in UTC sorts as time; no timestamp sorts after any.
+        let created = meta.creation_timestamp.as_ref().map(|t| t.0.to_string());
+        let claim = (created, namespace, name);
+        for gateway in &lowered.gateways {
+            for host in &lowered.hosts {
+                let key = (gateway.clone(), host.clone());
+                let older = claims.get(&key).is_none_or(|held| {
+                    let (held_at, claim_at) = (held.0.as_deref(), claim.0.as_deref());
+                    match (claim_at, held_at) {
+                        (Some(c), Some(h)) => (c, &claim.1, &claim.2) < (h, &held.1, &held.2),
+                        (Some(_), None) => true,
+                        (None, Some(_)) => false,
+                        (None, None) => (&claim.1, &claim.2) < (&held.1, &held.2),
+                    }
+                });
+                if older {
+                    claims.insert(key, claim.clone());
+                }
+            }
+        }
+    }
+    claims
+        .into_iter()
+        .map(|(key, (_, namespace, _))| (key, namespace))
+        .collect()
 }
 
 /// Lowers every Policy: its status, and what the merge of each rule reads. Also returns the
