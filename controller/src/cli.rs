@@ -50,6 +50,17 @@ pub struct Cli {
     #[arg(long)]
     pub allow_shared_hosts: bool,
 
+    /// Let `url` backends, JWKS URIs and external authorization name loopback, link-local
+    /// (cloud metadata) and API server addresses. Refused by default in a cluster, so a Route
+    /// cannot make the gateway a way in to them.
+    #[arg(long)]
+    pub allow_internal_urls: bool,
+
+    /// When set, the only hosts those URLs may name (comma-separated): `host`,
+    /// `*.example.com`, or an address range `10.0.0.0/8`.
+    #[arg(long, value_delimiter = ',', value_name = "HOSTS")]
+    pub url_allow_list: Vec<frontdesk_crds::compile::urls::HostPattern>,
+
     /// Namespaces to watch (repeat the flag); all namespaces when absent.
     #[arg(long = "namespace", value_name = "NS")]
     pub namespace: Vec<String>,

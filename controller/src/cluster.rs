@@ -55,6 +55,8 @@ pub struct ClusterOptions {
     pub pod: Option<(String, String)>,
     /// Let several namespaces serve one host (`--allow-shared-hosts`).
     pub shared_hosts: bool,
+    /// The URL hosts manifests may name.
+    pub urls: frontdesk_crds::compile::urls::UrlPolicy,
 }
 
 /// Runs the cluster source until the process ends.
@@ -166,7 +168,10 @@ pub async fn run(
         leader,
         published.clone(),
     ));
-    compile_loop(sources, push, changed, published, options.shared_hosts).await;
+    let mut accepted = LastAccepted::default();
+    accepted.shared_hosts = options.shared_hosts;
+    accepted.urls = options.urls.clone();
+    compile_loop(sources, push, changed, published, accepted).await;
     Ok(())
 }
 
@@ -339,15 +344,13 @@ async fn compile_loop(
     push: Arc<PushServer>,
     changed: Arc<Notify>,
     published: Arc<Notify>,
-    shared_hosts: bool,
+    // A rejected or unreadable generation leaves the last accepted one serving.
+    mut accepted: LastAccepted,
 ) {
     sources.wait_until_ready().await;
     tracing::info!("initial lists complete; compiling");
     changed.notify_one();
     let mut last: Option<tokio::time::Instant> = None;
-    // A rejected or unreadable generation leaves the last accepted one serving.
-    let mut accepted = LastAccepted::default();
-    accepted.shared_hosts = shared_hosts;
     loop {
         changed.notified().await;
         throttle(&mut last).await;

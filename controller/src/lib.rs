@@ -88,6 +88,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .ok()
                     .zip(std::env::var("POD_UID").ok()),
                 shared_hosts: cli.allow_shared_hosts,
+                urls: frontdesk_crds::compile::urls::UrlPolicy {
+                    refuse_internal: !cli.allow_internal_urls,
+                    // The API server as Pods see it (its Service's address).
+                    api_server_hosts: std::env::var("KUBERNETES_SERVICE_HOST")
+                        .into_iter()
+                        .collect(),
+                    allow: cli.url_allow_list.clone(),
+                },
             };
             let push = push.clone();
             tokio::spawn(async move {

@@ -40,6 +40,8 @@ pub struct LastAccepted {
     accepted: HashMap<ObjectKey, Object>,
     /// Compile with hosts shared across namespaces ([`crate::compile::Resources::shared_hosts`]).
     pub shared_hosts: bool,
+    /// The URL hosts manifests may name ([`crate::compile::Resources::urls`]).
+    pub urls: crate::compile::urls::UrlPolicy,
 }
 
 /// The kinds whose versions are kept; Services, EndpointSlices and Secrets are facts about the
@@ -67,6 +69,7 @@ impl LastAccepted {
         let read = |objects: &BTreeMap<ObjectKey, Object>| {
             let mut r = resources(objects.values());
             r.shared_hosts = self.shared_hosts;
+            r.urls = self.urls.clone();
             r
         };
         let mut output = compile(&read(&objects));

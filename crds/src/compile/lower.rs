@@ -28,6 +28,11 @@ pub const MAX_DIRECT_BODY: usize = 64 * 1024;
 /// Finds the endpoints of a Service port. `Err` says why the reference does not resolve.
 pub trait ResolveService {
     fn resolve(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String>;
+
+    /// Whether a `url` backend may name `host` ([`super::urls::UrlPolicy`]); any by default.
+    fn check_url_host(&self, _host: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A resolver for validation alone: every Service exists and has no endpoints.
@@ -550,7 +555,12 @@ pub(crate) fn lower_backends(
                         "port goes in the url for a url backend",
                     );
                 }
-                if let Some(authority) = d.check(format!("{bp}.url"), parse_backend_url(url)) {
+                let checked = parse_backend_url(url).and_then(|authority| {
+                    services
+                        .check_url_host(super::urls::authority_host(&authority))
+                        .map(|()| authority)
+                });
+                if let Some(authority) = d.check(format!("{bp}.url"), checked) {
                     backends.push(snap::Backend {
                         name: url.clone(),
                         weight,

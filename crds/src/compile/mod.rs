@@ -9,6 +9,7 @@ mod lower;
 pub mod policy;
 mod precedence;
 mod services;
+pub mod urls;
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,9 @@ pub struct Resources {
     /// host belongs to the namespace of the oldest Route or Aggregate that names it, per
     /// gateway, and another namespace's claim is refused (Conflicted).
     pub shared_hosts: bool,
+    /// Which hosts `url` backends, JWKS URIs and external authorization may name (the
+    /// default allows any: standalone).
+    pub urls: urls::UrlPolicy,
 }
 
 /// What the compiler produces.
@@ -82,7 +86,8 @@ struct GatewayParts {
 
 /// Compiles every object. Never fails: problems end up in the statuses.
 pub fn compile(resources: &Resources) -> Output {
-    let index = ServiceIndex::new(&resources.services, &resources.endpoint_slices);
+    let index = ServiceIndex::new(&resources.services, &resources.endpoint_slices)
+        .with_urls(&resources.urls);
     // Routes and Aggregates both lower to rules; each rule lists its Policies.
     struct Item<'a> {
         kind: &'static str,
@@ -361,7 +366,7 @@ fn compile_policies(
     for p in &resources.policies {
         let (namespace, name) = object_id(&p.metadata);
         let generation = p.metadata.generation.unwrap_or(0);
-        let lowered = lower_policy(&namespace, &name, &p.spec, &secrets);
+        let lowered = lower_policy(&namespace, &name, &p.spec, &secrets, &resources.urls);
         let mut st = ObjectStatus::new("Policy", &namespace, &name, generation);
         if !lowered.invalid.is_empty() {
             st.reject(lowered.invalid.0);

@@ -97,6 +97,7 @@ pub fn lower_policy(
     name: &str,
     spec: &PolicySpec,
     secrets: &SecretIndex<'_>,
+    urls: &super::urls::UrlPolicy,
 ) -> LoweredPolicy {
     let mut out = LoweredPolicy {
         policy: snap::Policy {
@@ -111,6 +112,7 @@ pub fn lower_policy(
         namespace,
         name,
         secrets,
+        urls,
         d: &mut out.invalid,
         unresolved: &mut out.unresolved,
         missing: &mut missing,
@@ -160,6 +162,7 @@ struct Ctx<'a, 'b> {
     /// The Policy's name.
     name: &'a str,
     secrets: &'a SecretIndex<'b>,
+    urls: &'a super::urls::UrlPolicy,
     d: &'a mut Diagnostics,
     unresolved: &'a mut Diagnostics,
     /// References whose absence makes the policy unusable.
@@ -278,9 +281,10 @@ impl<'b> Ctx<'_, 'b> {
             }
         }
         let remote_jwks = j.jwks_uri.as_ref().and_then(|uri| {
-            let ok = self
-                .d
-                .check(format!("{p}.jwksUri"), check_fetch_url(uri, true));
+            let ok = self.d.check(
+                format!("{p}.jwksUri"),
+                check_fetch_url(uri, true, self.urls),
+            );
             let cache = self.duration(
                 &format!("{p}.jwksCacheDuration"),
                 j.jwks_cache_duration.as_deref(),
@@ -454,8 +458,10 @@ impl<'b> Ctx<'_, 'b> {
 
     fn external(&mut self, p: &str, x: &ExternalSpec) -> Option<snap::External> {
         let before = self.d.0.len();
-        self.d
-            .check(format!("{p}.url"), check_fetch_url(&x.url, false));
+        self.d.check(
+            format!("{p}.url"),
+            check_fetch_url(&x.url, false, self.urls),
+        );
         let timeout = self.duration(
             &format!("{p}.timeout"),
             x.timeout.as_deref(),
@@ -749,7 +755,7 @@ fn parse_jwks(text: &str) -> Result<JwkSet, String> {
 }
 
 /// `http://host[:port]/path` (or `https://` when `tls`).
-fn check_fetch_url(url: &str, tls: bool) -> Result<(), String> {
+fn check_fetch_url(url: &str, tls: bool, urls: &super::urls::UrlPolicy) -> Result<(), String> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://").filter(|_| tls))
@@ -766,7 +772,7 @@ fn check_fetch_url(url: &str, tls: bool) -> Result<(), String> {
             "{url:?} needs a host and no credentials, fragment or spaces"
         ));
     }
-    Ok(())
+    urls.check(super::urls::authority_host(authority))
 }
 
 /// htpasswd lines → users; lines that cannot be used are reported (without their hash) and

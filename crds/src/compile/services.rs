@@ -18,6 +18,7 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub struct ServiceIndex<'a> {
     services: HashMap<(&'a str, &'a str), &'a Service>,
     slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    urls: Option<&'a super::urls::UrlPolicy>,
 }
 
 impl<'a> ServiceIndex<'a> {
@@ -47,9 +48,19 @@ impl<'a> ServiceIndex<'a> {
         }
         index
     }
+
+    /// Checks `url` backends' hosts against `urls`.
+    pub fn with_urls(mut self, urls: &'a super::urls::UrlPolicy) -> Self {
+        self.urls = Some(urls);
+        self
+    }
 }
 
 impl ResolveService for ServiceIndex<'_> {
+    fn check_url_host(&self, host: &str) -> Result<(), String> {
+        self.urls.map_or(Ok(()), |u| u.check(host))
+    }
+
     fn resolve(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
         let svc = self
             .services
