@@ -19,16 +19,18 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub manifests: Option<PathBuf>,
 
-    /// Address of the snapshot stream proxies subscribe to.
-    #[arg(long, default_value = "0.0.0.0:7070", value_name = "ADDR")]
-    pub listen: SocketAddr,
+    /// Address of the snapshot stream proxies subscribe to. Default 0.0.0.0:7070, or
+    /// 127.0.0.1:7070 with --insecure (an unauthenticated stream of secrets is never open to
+    /// the network unless asked for by address).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
 
     /// Address for /metrics, /healthz, /ready and /status.
     #[arg(long, default_value = "127.0.0.1:9902", value_name = "ADDR")]
     pub admin: SocketAddr,
 
     /// Serve the snapshot stream in plaintext, without authenticating proxies. Snapshots carry
-    /// secrets: for local development only.
+    /// secrets: for local development only; binds to loopback unless --listen says otherwise.
     #[arg(long)]
     pub insecure: bool,
 
@@ -86,4 +88,39 @@ pub struct Cli {
     /// How often manifest files are checked for changes (file mode).
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub reload_interval: Duration,
+}
+
+impl Cli {
+    /// Where the snapshot stream listens: `--listen`, else loopback for a plaintext stream and
+    /// every address for a TLS one.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen.unwrap_or_else(|| {
+            let host = if self.insecure {
+                std::net::Ipv4Addr::LOCALHOST
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED
+            };
+            SocketAddr::from((host, 7070))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_insecure_stream_listens_on_loopback_unless_told_otherwise() {
+        let parse = |args: &[&str]| Cli::parse_from([&["frontdesk-controller"], args].concat());
+        assert_eq!(
+            parse(&["--insecure"]).listen(),
+            "127.0.0.1:7070".parse().unwrap()
+        );
+        assert_eq!(
+            parse(&["--insecure", "--listen", "0.0.0.0:7070"]).listen(),
+            "0.0.0.0:7070".parse().unwrap()
+        );
+        let tls = ["--tls-cert", "c", "--tls-key", "k", "--tls-client-ca", "ca"];
+        assert_eq!(parse(&tls).listen(), "0.0.0.0:7070".parse().unwrap());
+    }
 }

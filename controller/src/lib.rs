@@ -56,9 +56,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         acks: AckTracker::default(),
         metrics,
     });
-    let listener = tokio::net::TcpListener::bind(cli.listen)
+    let listen = cli.listen();
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("binding {}", cli.listen))?;
+        .with_context(|| format!("binding {listen}"))?;
     let admin = tokio::net::TcpListener::bind(cli.admin)
         .await
         .with_context(|| format!("binding {}", cli.admin))?;
@@ -107,7 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(admin::serve(admin, push.clone()));
-    tracing::info!(listen = %cli.listen, admin = %cli.admin, tls = !cli.insecure, "frontdesk-controller serving snapshots");
+    tracing::info!(%listen, admin = %cli.admin, tls = !cli.insecure, "frontdesk-controller serving snapshots");
     tokio::select! {
         _ = push::serve(listener, tls, push) => {},
         _ = tokio::signal::ctrl_c() => {},
