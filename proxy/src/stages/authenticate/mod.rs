@@ -166,6 +166,10 @@ impl Authenticate {
         if !authenticates {
             return Ok(None);
         }
+        if let Some(why) = &p.unavailable {
+            // Said here, once per configuration, and in /status; never to clients.
+            tracing::warn!(policy = %key, %why, "a policy cannot be applied; its rules answer 503");
+        }
         Ok(Some(Authenticate {
             challenges: challenges(jwt.is_some(), api_keys.as_ref(), basic.as_ref()),
             outcomes: Outcomes {
@@ -215,8 +219,12 @@ impl Authenticate {
         req: &Request<'_>,
         headers: &mut HeaderMap,
     ) -> Result<Option<Identity>, Denied> {
-        if let Some(why) = &self.unavailable {
-            return Err(problem(ProblemKind::PolicyUnavailable, why.clone()));
+        if self.unavailable.is_some() {
+            // Not the reason: it names namespaces and Secrets (the log and /status have it).
+            return Err(problem(
+                ProblemKind::PolicyUnavailable,
+                "the route's policy cannot be applied; the gateway's operators can see why",
+            ));
         }
         for h in &self.strip {
             headers.remove(h);
