@@ -186,7 +186,9 @@ mem_run() {  # mem_run WHO MODE CONNS
     pid=$(pgrep -P "${BENCH_PID[$name]}" | head -n 1)
   else
     free_port
-    start_frontdesk "$name" "$port" "$FREE_PORT" "$BENCH_DIR/manifests"
+    # Every connection comes from 127.0.0.1: no per-address bound, as nginx has none.
+    start_frontdesk "$name" "$port" "$FREE_PORT" "$BENCH_DIR/manifests" \
+      --max-connections-per-client 0
     wait_ready "http://127.0.0.1:$port/" "${BENCH_PID[$name]}"
     pid=${BENCH_PID[$name]}
   fi

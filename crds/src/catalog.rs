@@ -60,10 +60,22 @@ pub struct Update {
 }
 
 /// The last good objects of every file.
-#[derive(Default)]
 pub struct Catalog {
     files: HashMap<String, Vec<(Object, Origin)>>,
     accepted: LastAccepted,
+}
+
+impl Default for Catalog {
+    /// Files are the operator's own: namespaces share hosts, as nothing tells their owners
+    /// apart (no creation times), and URLs are free, as in [`crate::compile::urls`].
+    fn default() -> Self {
+        let mut accepted = LastAccepted::default();
+        accepted.shared_hosts = true;
+        Catalog {
+            files: HashMap::new(),
+            accepted,
+        }
+    }
 }
 
 const KEPT: &str = "previous version kept";

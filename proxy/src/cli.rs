@@ -138,8 +138,8 @@ pub struct Cli {
     #[arg(long, default_value = "60s", value_parser = duration)]
     pub body_read_timeout: Duration,
 
-    /// Time a client may take to accept more of an answer; then the connection closes. Each
-    /// write that has to wait gets this long.
+    /// Time an HTTP/1.1 client may take to accept more of an answer; then the connection
+    /// closes. Each write that has to wait gets this long.
     #[arg(long, default_value = "60s", value_parser = duration)]
     pub send_timeout: Duration,
 

@@ -5,7 +5,9 @@
 //! trusted proxy, whatever the client says about who it is or what it asked for (`Forwarded`,
 //! `X-Forwarded-*`, `X-Real-IP`, `True-Client-IP`, `X-Client-IP`, and the URL overrides
 //! `X-Original-URL` and `X-Rewrite-URL`) is removed on arrival, so no stage and no backend can
-//! believe it; the proxy then says it itself. From a trusted proxy they are kept and extended.
+//! believe it; the proxy then says it itself. From a trusted proxy they are kept and extended
+//! (X-Forwarded-Host excepted: it is always the host the request was routed on). The URL
+//! overrides are removed whoever sends them, and spellings with `_` are read as `-`.
 
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -91,13 +93,24 @@ pub struct Peer {
     pub trusted: bool,
 }
 
-/// Removes what only a trusted proxy may say about the client (see the module doc). One pass
-/// over the names present.
-pub fn remove_untrusted_forwarding(headers: &mut HeaderMap) {
+/// Removes what only a trusted proxy may say about the client (see the module doc), and from
+/// anyone the URL overrides, which no proxy in front has a reason to send. Names are compared
+/// with `_` read as `-`: CGI, WSGI, PHP-FPM and Rack give `X_Real_IP` and `X-Real-IP` the same
+/// variable. One pass over the names present.
+pub fn remove_forwarding_claims(headers: &mut HeaderMap, trusted_peer: bool) {
     let mut found: Vec<HeaderName> = Vec::new();
     for name in headers.keys() {
-        let untrusted = matches!(
-            name.as_str(),
+        let text = name.as_str();
+        let dashed;
+        let text = if text.contains('_') {
+            dashed = text.replace('_', "-");
+            dashed.as_str()
+        } else {
+            text
+        };
+        let url_override = matches!(text, "x-original-url" | "x-rewrite-url");
+        let about_the_client = matches!(
+            text,
             "forwarded"
                 | "x-forwarded-for"
                 | "x-forwarded-proto"
@@ -109,10 +122,10 @@ pub fn remove_untrusted_forwarding(headers: &mut HeaderMap) {
                 | "true-client-ip"
                 | "x-client-ip"
                 | "x-cluster-client-ip"
-                | "x-original-url"
-                | "x-rewrite-url"
         );
-        if untrusted {
+        // From a trusted proxy, only the dashed spellings it would send are kept.
+        let spoofed = name.as_str().contains('_');
+        if url_override || (about_the_client && (!trusted_peer || spoofed)) {
             found.push(name.clone());
         }
     }
@@ -121,8 +134,9 @@ pub fn remove_untrusted_forwarding(headers: &mut HeaderMap) {
     }
 }
 
-/// Adds the peer to X-Forwarded-For (and to `Forwarded` when a trusted proxy sent one), and
-/// sets X-Forwarded-Proto and X-Forwarded-Host unless a trusted proxy already did.
+/// Adds the peer to X-Forwarded-For (and to `Forwarded` when a trusted proxy sent one), sets
+/// X-Forwarded-Proto unless a trusted proxy already did, and X-Forwarded-Host to the host the
+/// request was routed on.
 pub fn add_forwarded(
     headers: &mut HeaderMap,
     peer: Peer,
@@ -172,12 +186,11 @@ pub fn add_forwarded(
     if !(peer.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
-    if !(peer.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        match host {
-            Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
-            None => headers.remove(&X_FORWARDED_HOST),
-        };
-    }
+    // The host is the one this request was routed on, whoever sent an X-Forwarded-Host.
+    match host {
+        Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
+        None => headers.remove(&X_FORWARDED_HOST),
+    };
 }
 
 /// The client's address as a header value. Consecutive requests mostly come from the same
@@ -312,7 +325,9 @@ mod tests {
             h
         };
         let mut h = with_forged();
-        remove_untrusted_forwarding(&mut h);
+        h.insert("x_real_ip", "1.2.3.4".parse().unwrap());
+        h.insert("x_original_url", "/admin".parse().unwrap());
+        remove_forwarding_claims(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         let peer = Peer {
             ip: "192.0.2.9".parse().unwrap(),
@@ -324,18 +339,25 @@ mod tests {
         assert!(!h.contains_key("forwarded"));
 
         let mut h = with_forged();
+        h.insert("x_real_ip", "6.6.6.6".parse().unwrap());
+        remove_forwarding_claims(&mut h, true);
+        // From a trusted proxy: the URL overrides and underscore spellings go, the rest stays.
+        for gone in ["x-original-url", "x-rewrite-url", "x_real_ip"] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
         let peer = Peer {
             ip: "2001:db8::1".parse().unwrap(),
             trusted: true,
         };
-        add_forwarded(&mut h, peer, "http", None);
+        let routed = HeaderValue::from_static("shop.example.com");
+        add_forwarded(&mut h, peer, "http", Some(&routed));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 2001:db8::1");
         assert_eq!(
             h["forwarded"],
             "for=1.2.3.4;proto=https, for=\"[2001:db8::1]\""
         );
         assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["x-forwarded-host"], "admin.internal");
+        assert_eq!(h["x-forwarded-host"], "shop.example.com");
         assert_eq!(h["x-real-ip"], "1.2.3.4");
     }
 

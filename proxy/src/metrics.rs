@@ -155,8 +155,8 @@ pub struct Metrics {
     pub upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub active_connections: Gauge,
     /// A client connection let go by a bound: `connections-per-client`,
-    /// `header-read-timeout`, `send-timeout`, `body-read-timeout` (body-too-large and
-    /// body-timeout answers are also local replies).
+    /// `header-read-timeout`, `send-timeout`, `http2-idle-timeout` (body-too-large and
+    /// body-timeout answers are local replies instead).
     pub connection_limits: Family<ConnectionLimitLabels, Counter>,
     pub config_version: Gauge,
     pub config_reloads: Counter,
@@ -256,7 +256,7 @@ impl Metrics {
         );
         registry.register(
             "connection_limits",
-            "Client connections let go by a bound, by limit (connections-per-client, header-read-timeout, send-timeout)",
+            "Client connections let go by a bound, by limit (connections-per-client, header-read-timeout, send-timeout, http2-idle-timeout)",
             m.connection_limits.clone(),
         );
         registry.register(

@@ -395,6 +395,8 @@ async fn a_trusted_proxys_forwarding_headers_are_extended() {
             ("x-forwarded-host", "shop.example.com"),
             ("forwarded", "for=203.0.113.9;proto=https"),
             ("x-real-ip", "203.0.113.9"),
+            ("x-original-url", "/admin"),
+            ("x_forwarded_for", "6.6.6.6"),
         ],
     )
     .await;
@@ -404,7 +406,10 @@ async fn a_trusted_proxys_forwarding_headers_are_extended() {
         h["x-forwarded-proto"], "https",
         "believed from a trusted proxy"
     );
-    assert_eq!(h["x-forwarded-host"], "shop.example.com");
+    // The host is the one routed on; URL overrides and underscore spellings never pass.
+    assert_eq!(h["x-forwarded-host"], p.addr.to_string());
+    assert!(h.get("x-original-url").is_none(), "{h}");
+    assert!(h.get("x_forwarded_for").is_none(), "{h}");
     assert_eq!(h["forwarded"], "for=203.0.113.9;proto=https, for=127.0.0.1");
     assert_eq!(h["x-real-ip"], "203.0.113.9");
 }

@@ -43,6 +43,10 @@ pub struct Snapshot {
     /// Effective policies by key (`Rule::policy`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub policies: std::collections::BTreeMap<String, Policy>,
+    /// Hosts belong to namespaces: a request for a host that Routes of one namespace list
+    /// falls through to wildcard and host-less Routes of that namespace only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclusive_hosts: bool,
 }
 
 /// A reference to one user object that contributed to a snapshot.

@@ -84,7 +84,8 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// Characters a path segment may hold raw without changing the path's structure (RFC 3986
-/// `pchar` less `;`): an escape of one of these is decoded.
+/// `pchar` less `;` and `+`, which form-decoding servers read as a space; plus `{` `}`, which
+/// templates use): an escape of one of these is decoded.
 fn decodes(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
@@ -99,12 +100,22 @@ fn decodes(b: u8) -> bool {
                 | b'('
                 | b')'
                 | b'*'
-                | b'+'
                 | b','
                 | b'='
                 | b':'
                 | b'@'
+                | b'{'
+                | b'}'
         )
+}
+
+/// Characters a client may send raw that are not path characters: kept escaped, so that each
+/// has one spelling.
+fn escaped_when_raw(b: u8) -> bool {
+    matches!(
+        b,
+        b'"' | b'[' | b']' | b'^' | b'|' | b'`' | b'<' | b'>' | b' '
+    )
 }
 
 fn is_control(b: u8) -> bool {
@@ -117,10 +128,9 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
         return Err(PathError::NotAbsolute);
     }
     let bytes = path.as_bytes();
-    let needs_work = bytes
-        .iter()
-        .any(|&b| matches!(b, b'%' | b';' | b'\\') || !b.is_ascii() || is_control(b))
-        || path.contains("//")
+    let needs_work = bytes.iter().any(|&b| {
+        matches!(b, b'%' | b';' | b'\\') || !b.is_ascii() || is_control(b) || escaped_when_raw(b)
+    }) || path.contains("//")
         || path.contains("/.")
         || path.contains("./")
         || path.ends_with('.');
@@ -179,6 +189,7 @@ fn decode(path: &str) -> Result<String, PathError> {
                 b'\\' => return Err(PathError::Backslash),
                 b';' => return Err(PathError::PathParameter),
                 b if is_control(b) => return Err(PathError::ControlCharacter),
+                b if escaped_when_raw(b) => push_escaped(&mut out, b),
                 b => out.push(char::from(b)),
             }
             i += 1;
@@ -194,10 +205,15 @@ fn decode(path: &str) -> Result<String, PathError> {
         i += c.len_utf8();
     }
     flush_high(&mut high, &mut out)?;
-    // Decoding can also make double encoding: `%25%61d` becomes `%25ad`.
+    // Decoding can also make double encoding: `%25%61d` becomes `%25ad`. IIS also reads
+    // `%uXXXX`, so `%25u0061` counts too.
     let b = out.as_bytes();
-    let double = (0..b.len().saturating_sub(4))
-        .any(|i| &b[i..i + 3] == b"%25" && hex(b[i + 3]).is_some() && hex(b[i + 4]).is_some());
+    let is_hex = |i: usize| b.get(i).copied().and_then(hex).is_some();
+    let double = (0..b.len()).any(|i| {
+        b[i..].starts_with(b"%25")
+            && ((is_hex(i + 3) && is_hex(i + 4))
+                || (matches!(b.get(i + 3), Some(b'u' | b'U')) && (4..8).all(|k| is_hex(i + k))))
+    });
     if double {
         return Err(PathError::DoubleEncoding);
     }
@@ -304,7 +320,12 @@ mod tests {
             normalize("/v1/orders%3Acancel").unwrap(),
             "/v1/orders:cancel"
         );
-        assert_eq!(normalize("/a%40b%2b%3d").unwrap(), "/a@b+=");
+        assert_eq!(normalize("/a%40b%2b%3d").unwrap(), "/a@b%2B=");
+        // One spelling for characters clients send either way.
+        assert_eq!(normalize("/a|b").unwrap(), "/a%7Cb");
+        assert_eq!(normalize("/a%7cb").unwrap(), "/a%7Cb");
+        assert_eq!(normalize("/a%7Bid%7D").unwrap(), "/a{id}");
+        assert_eq!(normalize("/a\"b[c]^`").unwrap(), "/a%22b%5Bc%5D%5E%60");
         assert_eq!(
             normalize("/a%20b/%c3%a9/%3f%23%25x").unwrap(),
             "/a%20b/%C3%A9/%3F%23%25x",
@@ -336,6 +357,7 @@ mod tests {
             ("/%2561dmin", PathError::DoubleEncoding),
             ("/%252e%252e/admin", PathError::DoubleEncoding),
             ("/%25%61dmin", PathError::DoubleEncoding),
+            ("/%25u0061dmin", PathError::DoubleEncoding),
             ("/admin;x", PathError::PathParameter),
             ("/..;/admin", PathError::PathParameter),
             ("/admin%3Bx", PathError::PathParameter),

@@ -303,6 +303,7 @@ pub fn compile(resources: &Resources) -> Output {
                 routes,
                 sources,
                 policies,
+                exclusive_hosts: !resources.shared_hosts,
             },
         );
     }

@@ -80,6 +80,14 @@ impl UrlPolicy {
             v4 => v4,
         });
         if self.refuse_internal {
+            // 2852039166, 169.254.43518, 127.1 and 0x7f.1 are addresses to the system
+            // resolver, though not to Rust's parser: an all-numeric host must be canonical.
+            if ip.is_none() && looks_numeric(&host) {
+                return Err(format!(
+                    "{host} is a numeric host that is not a dotted-quad address; write the \
+                     address in full"
+                ));
+            }
             let internal = match ip {
                 Some(ip) => ip.is_loopback() || ip.is_unspecified() || is_link_local(ip),
                 None => {
@@ -122,8 +130,23 @@ impl UrlPolicy {
 fn is_link_local(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        // fe80::/10, and AWS's IPv6 instance metadata address.
+        IpAddr::V6(v6) => {
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
     }
+}
+
+/// Every label decimal or `0x` hex: what inet_aton reads as an address.
+fn looks_numeric(host: &str) -> bool {
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            let hex = label
+                .strip_prefix("0x")
+                .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+            hex || (!label.is_empty() && label.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
@@ -168,6 +191,12 @@ mod tests {
             "169.254.169.254",
             "[fe80::1]",
             "[::ffff:169.254.169.254]",
+            "[fd00:ec2::254]",
+            "2852039166",
+            "169.254.43518",
+            "127.1",
+            "0x7f.0.0.1",
+            "0177.0.0.1",
             "localhost",
             "api.localhost",
             "metadata.google.internal",
@@ -181,6 +210,8 @@ mod tests {
             "10.0.3.7",
             "api.example.com",
             "[2001:db8::1]",
+            "cafe.be",
+            "7eleven.com",
         ] {
             assert_eq!(p.check(host), Ok(()), "{host}");
         }

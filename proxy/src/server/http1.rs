@@ -77,7 +77,8 @@ struct Head {
     expect_continue: bool,
 }
 
-/// Serves one connection until it closes. `buf` holds what detection already read.
+/// Serves one connection until it closes. `buf` holds what detection already read; the first
+/// request's head is due by `first_deadline` (the header timeout from the accept).
 pub async fn serve(
     stream: TcpStream,
     buf: BytesMut,
@@ -85,11 +86,12 @@ pub async fn serve(
     runtime: RuntimeHandle,
     settings: &Settings,
     draining: watch::Receiver<bool>,
+    first_deadline: Instant,
 ) {
     let (rd, mut wr) = stream.into_split();
     // The read side is lent to a request's body while the request is in flight.
     let mut side = Some(ReadSide { io: rd, buf });
-    let mut first = true;
+    let mut first = Some(first_deadline);
     while let Some(reader) = side.as_mut() {
         let head = match read_head(reader, settings, first).await {
             Ok(head) => head,
@@ -115,7 +117,7 @@ pub async fn serve(
                 return;
             }
         };
-        first = false;
+        first = None;
         let head_request = head.request.method == Method::HEAD;
         let version = head.request.version;
         let (body, returned) = match side.take() {
@@ -189,17 +191,20 @@ pub async fn serve(
 }
 
 /// Reads and checks the next request head.
-async fn read_head(side: &mut ReadSide, settings: &Settings, first: bool) -> Result<Head, Stop> {
-    // The first request's head is due within the header timeout of the accept; later ones
-    // within the idle timeout to start and the header timeout from their first byte.
+async fn read_head(
+    side: &mut ReadSide,
+    settings: &Settings,
+    first: Option<Instant>,
+) -> Result<Head, Stop> {
+    // The first request's head is due by `first` (the header timeout from the accept); later
+    // ones within the idle timeout to start and the header timeout from their first byte.
     // A head already begun (pipelined behind the last request) is due like a first one.
-    let mut started = first || !side.buf.is_empty();
-    let mut deadline = Instant::now()
-        + if started {
-            settings.header_read_timeout
-        } else {
-            settings.idle_timeout
-        };
+    let mut started = first.is_some() || !side.buf.is_empty();
+    let mut deadline = match first {
+        Some(deadline) => deadline,
+        None if started => Instant::now() + settings.header_read_timeout,
+        None => Instant::now() + settings.idle_timeout,
+    };
     let timer = tokio::time::sleep_until(deadline);
     tokio::pin!(timer);
     loop {

@@ -1,6 +1,6 @@
 //! Accept: the client-facing listener. HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on one
 //! port, told apart by the first bytes, with the limits an edge proxy needs set explicitly (see
-//! docs/hardening.md): header read timeout, header count and size, HTTP/2 streams, windows and
+//! docs/proxy.md, Limits): header read timeout, header count and size, HTTP/2 streams, windows and
 //! reset-flood bounds, and a cap on open connections.
 //!
 //! - [`http1`]: frontdesk's own HTTP/1.1 server (the request's future runs in the connection's
@@ -129,7 +129,9 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = per_client.admit(peer.ip()) else {
+        // A trusted proxy (a load balancer) carries many clients: not bounded as one.
+        let counted = !runtime.load().env.trusted.trusts(peer.ip());
+        let Some(slot) = per_client.admit(peer.ip(), counted) else {
             // Closed at once: one address may not hold every connection.
             metrics.connection_limit("connections-per-client");
             drop(stream);
@@ -185,18 +187,33 @@ impl PerClient {
         }
     }
 
-    /// A place for one more connection from `ip`, unless it has `max` open.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+    /// A place for one more connection from `ip`, unless it has `max` open; `None` inside
+    /// the slot when the address is not counted. IPv6 clients are counted by /64, which one
+    /// host can fill with addresses.
+    fn admit(self: &Arc<Self>, ip: IpAddr, counted: bool) -> Option<Option<ClientSlot>> {
+        if !counted || self.max == usize::MAX {
+            return Some(None);
+        }
+        let ip = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+            v4 => v4,
+        };
         let mut open = self.open.lock();
         let n = open.entry(ip).or_default();
         if *n >= self.max {
             return None;
         }
         *n += 1;
-        Some(ClientSlot {
+        Some(Some(ClientSlot {
             table: self.clone(),
             ip,
-        })
+        }))
     }
 }
 
@@ -235,6 +252,7 @@ impl Connection {
                 self.runtime,
                 &self.h1,
                 self.draining,
+                deadline,
             )
             .await;
         }
@@ -365,10 +383,11 @@ mod tests {
             runtime,
             &settings,
             draining,
+            tokio::time::Instant::now(),
         );
         let size = std::mem::size_of_val(&serve);
         assert!(
-            size <= 1408,
+            size <= 1424,
             "the HTTP/1.1 connection future grew to {size} bytes"
         );
     }

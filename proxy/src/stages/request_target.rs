@@ -13,7 +13,7 @@ use http::header::HOST;
 use http::uri::Authority;
 use http::{Request, Version};
 
-use crate::forwarding::{remove_hop_by_hop, remove_untrusted_forwarding};
+use crate::forwarding::{remove_forwarding_claims, remove_hop_by_hop};
 use crate::problem::{Problem, ProblemKind};
 
 /// Where the client sent the request.
@@ -28,18 +28,16 @@ pub struct Target {
     pub path: String,
 }
 
-/// The stage: the request's target, its hop-by-hop headers gone, and, from a peer that is not
-/// a trusted proxy, what only such a proxy may say about the client
-/// ([`crate::forwarding::remove_untrusted_forwarding`]).
+/// The stage: the request's target, its hop-by-hop headers gone, and what only a trusted proxy
+/// may say about the client gone unless the peer is one
+/// ([`crate::forwarding::remove_forwarding_claims`]).
 pub fn read<B>(req: &mut Request<B>, trusted_peer: bool) -> Result<Target, Problem> {
     let mut t = target(req).map_err(|why| Problem::new(ProblemKind::BadRequest, why))?;
     t.path = frontdesk_snapshot::path::normalize(req.uri().path())
         .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?
         .into_owned();
     remove_hop_by_hop(req.headers_mut());
-    if !trusted_peer {
-        remove_untrusted_forwarding(req.headers_mut());
-    }
+    remove_forwarding_claims(req.headers_mut(), trusted_peer);
     Ok(t)
 }
 

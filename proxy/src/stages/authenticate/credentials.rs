@@ -28,14 +28,30 @@ pub fn find<'a>(
     })
 }
 
-/// The first of `sources` that the request carries more than once (two Authorization lines,
-/// a cookie or query parameter repeated): which one counts is up to each server, so the proxy
-/// and the backend could see different credentials. Named for the answer.
+/// A credential the request gives more than once: one of `sources` repeated (two
+/// Authorization lines, a cookie or query parameter twice), or two of them present at once (a
+/// header and a query parameter). Which one counts is up to each server, so the proxy and the
+/// backend could see different credentials. Named for the answer.
 pub fn duplicated(
     sources: &[CredentialSource],
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Option<String> {
+    let name = |s: &CredentialSource| match s {
+        CredentialSource::Header { name, .. } => format!("header {name}"),
+        CredentialSource::Cookie { name } => format!("cookie {name}"),
+        CredentialSource::Query { name } => format!("query parameter {name}"),
+    };
+    // The same value in two places (a token in a cookie and the header) is one credential.
+    let present: Vec<(&CredentialSource, Cow<'_, str>)> = sources
+        .iter()
+        .filter_map(|s| Some((s, find(std::slice::from_ref(s), headers, query)?)))
+        .collect();
+    if let Some((a, first)) = present.first()
+        && let Some((b, _)) = present.iter().find(|(_, v)| v != first)
+    {
+        return Some(format!("{} and {}", name(a), name(b)));
+    }
     sources.iter().find_map(|s| {
         let repeated = match s {
             CredentialSource::Header { name, .. } => {
@@ -59,11 +75,7 @@ pub fn duplicated(
                     .is_some()
             }),
         };
-        repeated.then(|| match s {
-            CredentialSource::Header { name, .. } => format!("header {name}"),
-            CredentialSource::Cookie { name } => format!("cookie {name}"),
-            CredentialSource::Query { name } => format!("query parameter {name}"),
-        })
+        repeated.then(|| name(s))
     })
 }
 
@@ -183,8 +195,8 @@ mod tests {
             },
             CredentialSource::Query { name: "key".into() },
         ];
-        let once = headers(&[("x-api-key", "a"), ("cookie", "token=1; other=2")]);
-        assert_eq!(duplicated(&src, &once, Some("key=1&x=2")), None);
+        let once = headers(&[("x-api-key", "a"), ("cookie", "other=2")]);
+        assert_eq!(duplicated(&src, &once, Some("x=2")), None);
         let twice = headers(&[("x-api-key", "a"), ("x-api-key", "b")]);
         assert_eq!(
             duplicated(&src, &twice, None).as_deref(),
@@ -199,5 +211,12 @@ mod tests {
             duplicated(&src, &HeaderMap::new(), Some("key=1&k%65y=2")).as_deref(),
             Some("query parameter key")
         );
+        // One credential in the header and another in the query; the same one twice is fine.
+        let header = headers(&[("x-api-key", "a")]);
+        assert_eq!(
+            duplicated(&src, &header, Some("key=2")).as_deref(),
+            Some("header x-api-key and query parameter key")
+        );
+        assert_eq!(duplicated(&src, &header, Some("key=a")), None);
     }
 }

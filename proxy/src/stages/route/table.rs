@@ -44,6 +44,9 @@ pub struct Matched<'t, 'p, R> {
 /// Route lookup over targets of type `R` (the proxy's per-rule runtime).
 pub struct RouteTable<R> {
     targets: Vec<R>,
+    /// Requests for a host one namespace owns fall through to that namespace's rules only
+    /// (`Snapshot::exclusive_hosts`).
+    exclusive: bool,
     exact_hosts: HashMap<String, Bucket>,
     /// Keyed by the suffix after `*`, e.g. `.example.com`.
     wildcard_hosts: HashMap<String, Bucket>,
@@ -52,6 +55,10 @@ pub struct RouteTable<R> {
 
 #[derive(Default)]
 struct Bucket {
+    /// The namespace of every Route in the bucket, when they share one.
+    owner: Option<Arc<str>>,
+    /// Routes of more than one namespace are in the bucket (no owner).
+    mixed: bool,
     exact: HashMap<String, Vec<Entry>>,
     tree: Node,
     /// Matches that ignore letter case, keyed and walked in lower case; `None` without any,
@@ -84,6 +91,8 @@ struct Node {
 struct Entry {
     rank: u32,
     target: usize,
+    /// The namespace of the Route.
+    namespace: Arc<str>,
     conditions: Arc<Conditions>,
     /// For templates: the capture names by segment position.
     captures: Arc<[Option<Box<str>>]>,
@@ -118,11 +127,13 @@ impl<R> RouteTable<R> {
     ) -> Result<Self, BuildError> {
         let mut table = RouteTable {
             targets: Vec::new(),
+            exclusive: snapshot.exclusive_hosts,
             exact_hosts: HashMap::new(),
             wildcard_hosts: HashMap::new(),
             any_host: Bucket::default(),
         };
         for route in &snapshot.routes {
+            let namespace: Arc<str> = Arc::from(route.namespace.as_str());
             for rule in &route.rules {
                 let target = table.targets.len();
                 table.targets.push(
@@ -130,7 +141,7 @@ impl<R> RouteTable<R> {
                         .map_err(|e| BuildError(format!("{}: {e}", rule.id)))?,
                 );
                 for m in &rule.matches {
-                    let entry = Entry::new(m, target)
+                    let entry = Entry::new(m, target, namespace.clone())
                         .map_err(|e| BuildError(format!("{}: {e}", rule.id)))?;
                     if route.hosts.is_empty() {
                         table.any_host.insert(m, entry);
@@ -142,6 +153,7 @@ impl<R> RouteTable<R> {
                                 }
                                 None => table.exact_hosts.entry(host.clone()).or_default(),
                             };
+                            bucket.note_owner(&namespace);
                             bucket.insert(m, entry.clone());
                         }
                     }
@@ -174,25 +186,41 @@ impl<R> RouteTable<R> {
     /// Finds the rule for a request.
     pub fn lookup<'t, 'p>(&'t self, req: &RequestView<'_, 'p>) -> Option<Matched<'t, 'p, R>> {
         let mut query_cache = None;
-        if let Some(b) = self.exact_hosts.get(req.host)
-            && let Some(m) = b.lookup(req, &mut query_cache)
-        {
-            return Some(self.resolve(m, req));
+        // With exclusive hosts, the first bucket of the host decides whose rules the later
+        // ones may offer.
+        let mut owner: Option<&str> = None;
+        if let Some(b) = self.exact_hosts.get(req.host) {
+            if let Some(m) = b.lookup(req, &mut query_cache, None) {
+                return Some(self.resolve(m, req));
+            }
+            owner = self.owner_of(b);
         }
         if !self.wildcard_hosts.is_empty() {
             // Longest suffix first: for a.b.example.com try .b.example.com, .example.com, .com.
             for (i, _) in req.host.match_indices('.') {
-                if let Some(b) = self.wildcard_hosts.get(&req.host[i..])
-                    && i > 0
-                    && let Some(m) = b.lookup(req, &mut query_cache)
-                {
-                    return Some(self.resolve(m, req));
+                if i == 0 {
+                    continue;
+                }
+                if let Some(b) = self.wildcard_hosts.get(&req.host[i..]) {
+                    if let Some(m) = b.lookup(req, &mut query_cache, owner) {
+                        return Some(self.resolve(m, req));
+                    }
+                    owner = owner.or_else(|| self.owner_of(b));
                 }
             }
         }
         self.any_host
-            .lookup(req, &mut query_cache)
+            .lookup(req, &mut query_cache, owner)
             .map(|m| self.resolve(m, req))
+    }
+
+    /// Whose rules a request may fall through to from bucket `b`.
+    fn owner_of<'t>(&'t self, b: &'t Bucket) -> Option<&'t str> {
+        if self.exclusive && !b.mixed {
+            b.owner.as_deref()
+        } else {
+            None
+        }
     }
 
     fn resolve<'t, 'p>(
@@ -226,7 +254,12 @@ fn segments(path: &str) -> impl Iterator<Item = &str> + Clone {
 }
 
 impl Entry {
-    fn new(m: &snap::Match, target: usize) -> Result<Self, String> {
+    /// Whether the entry may answer a request that fell through from a host of `owner`.
+    fn may_answer(&self, owner: Option<&str>) -> bool {
+        owner.is_none_or(|o| *self.namespace == *o)
+    }
+
+    fn new(m: &snap::Match, target: usize, namespace: Arc<str>) -> Result<Self, String> {
         let mut conditions = Conditions::default();
         for method in &m.methods {
             conditions
@@ -259,6 +292,7 @@ impl Entry {
         Ok(Entry {
             rank: m.rank,
             target,
+            namespace,
             conditions: Arc::new(conditions),
             captures,
             prefix,
@@ -360,6 +394,17 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 impl Bucket {
+    fn note_owner(&mut self, namespace: &Arc<str>) {
+        match &self.owner {
+            None if !self.mixed => self.owner = Some(namespace.clone()),
+            Some(o) if o != namespace => {
+                self.owner = None;
+                self.mixed = true;
+            }
+            _ => {}
+        }
+    }
+
     fn insert(&mut self, m: &snap::Match, entry: Entry) {
         // Literal text as the table keeps it: lower case for matches that ignore case.
         let key = |s: &str| {
@@ -431,14 +476,16 @@ impl Bucket {
         Ok(())
     }
 
+    /// The best entry for the request; only entries of namespace `owner` when it is set.
     fn lookup<'b>(
         &'b self,
         req: &RequestView<'_, '_>,
         query_cache: &mut Option<Vec<(String, String)>>,
+        owner: Option<&str>,
     ) -> Option<&'b Entry> {
         let mut best = None;
         if let Some(list) = self.exact.get(req.path) {
-            consider(list, req, query_cache, &mut best);
+            consider(list, req, query_cache, &mut best, owner);
         }
         let folded = self
             .folded
@@ -447,7 +494,7 @@ impl Bucket {
         if let Some((f, lower)) = &folded
             && let Some(list) = f.exact.get(lower)
         {
-            consider(list, req, query_cache, &mut best);
+            consider(list, req, query_cache, &mut best, owner);
         }
         if best.is_some() {
             return best;
@@ -455,10 +502,10 @@ impl Bucket {
         // Walk the tree keeping the best (lowest-rank) entry whose conditions hold: no
         // allocation, and each rank-sorted list stops at the first entry that cannot win.
         self.tree
-            .best(segments(req.path), true, req, query_cache, &mut best);
+            .best(segments(req.path), true, req, query_cache, &mut best, owner);
         if let Some((f, lower)) = &folded {
             f.tree
-                .best(segments(lower), true, req, query_cache, &mut best);
+                .best(segments(lower), true, req, query_cache, &mut best, owner);
         }
         if best.is_some() {
             return best;
@@ -466,7 +513,10 @@ impl Bucket {
         let regex = self.regex.as_ref()?;
         for i in regex.set.matches(req.path).iter() {
             let e = &regex.entries[i];
-            if best.is_none_or(|b: &Entry| e.rank < b.rank) && e.conditions.hold(req, query_cache) {
+            if best.is_none_or(|b: &Entry| e.rank < b.rank)
+                && e.may_answer(owner)
+                && e.conditions.hold(req, query_cache)
+            {
                 best = Some(e);
             }
         }
@@ -480,12 +530,13 @@ fn consider<'n>(
     req: &RequestView<'_, '_>,
     query_cache: &mut Option<Vec<(String, String)>>,
     best: &mut Option<&'n Entry>,
+    owner: Option<&str>,
 ) {
     for e in list {
         if best.is_some_and(|b| b.rank <= e.rank) {
             return;
         }
-        if e.conditions.hold(req, query_cache) {
+        if e.may_answer(owner) && e.conditions.hold(req, query_cache) {
             *best = Some(e);
             return;
         }
@@ -513,21 +564,22 @@ impl Node {
         req: &RequestView<'_, '_>,
         query_cache: &mut Option<Vec<(String, String)>>,
         best: &mut Option<&'n Entry>,
+        owner: Option<&str>,
     ) {
         if literal_path {
-            consider(&self.prefixes, req, query_cache, best);
+            consider(&self.prefixes, req, query_cache, best, owner);
         }
         let Some(seg) = rest.next() else {
-            consider(&self.templates, req, query_cache, best);
+            consider(&self.templates, req, query_cache, best, owner);
             return;
         };
         if let Some(child) = self.literal.get(seg) {
-            child.best(rest.clone(), literal_path, req, query_cache, best);
+            child.best(rest.clone(), literal_path, req, query_cache, best, owner);
         }
         if let Some(child) = &self.capture
             && !seg.is_empty()
         {
-            child.best(rest, false, req, query_cache, best);
+            child.best(rest, false, req, query_cache, best, owner);
         }
     }
 }
@@ -682,6 +734,60 @@ mod tests {
         assert_eq!(find(&t, "h", "/REPORTS/12").unwrap(), "report");
         assert_eq!(find(&t, "h", "/Strict").unwrap(), "strict");
         assert!(find(&t, "h", "/strict").is_none());
+    }
+
+    #[test]
+    fn an_owned_host_falls_through_only_to_its_namespaces_rules() {
+        let route = |ns: &str, name: &str, hosts: &[&str], rules: Vec<Rule>| Route {
+            namespace: ns.into(),
+            name: name.into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            rules,
+        };
+        let snapshot = |exclusive_hosts| Snapshot {
+            gateway: "g".into(),
+            routes: vec![
+                route(
+                    "a",
+                    "api",
+                    &["api.example.com"],
+                    vec![rule("a-v1", vec![m(0, prefix("/v1"))])],
+                ),
+                route(
+                    "a",
+                    "a-any",
+                    &[],
+                    vec![rule("a-health", vec![m(1, prefix("/healthz"))])],
+                ),
+                route(
+                    "b",
+                    "wild",
+                    &["*.example.com"],
+                    vec![rule("b-wild", vec![m(2, prefix(""))])],
+                ),
+                route(
+                    "b",
+                    "b-any",
+                    &[],
+                    vec![rule("b-any", vec![m(3, prefix(""))])],
+                ),
+            ],
+            exclusive_hosts,
+            ..Default::default()
+        };
+        let t = RouteTable::build(&snapshot(true), |_, rule| Ok(rule.id.clone())).unwrap();
+        assert_eq!(find(&t, "api.example.com", "/v1/x").unwrap(), "a-v1");
+        assert_eq!(find(&t, "api.example.com", "/healthz").unwrap(), "a-health");
+        assert_eq!(
+            find(&t, "api.example.com", "/login"),
+            None,
+            "another namespace's wildcard or catch-all must not answer an owned host"
+        );
+        assert_eq!(find(&t, "www.example.com", "/x").unwrap(), "b-wild");
+        assert_eq!(find(&t, "other.org", "/x").unwrap(), "b-any");
+        // Shared hosts: the fall-through is open to all.
+        let t = RouteTable::build(&snapshot(false), |_, rule| Ok(rule.id.clone())).unwrap();
+        assert_eq!(find(&t, "api.example.com", "/login").unwrap(), "b-wild");
     }
 
     #[test]
