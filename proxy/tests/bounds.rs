@@ -58,6 +58,13 @@ async fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (String, Optio
     }
 }
 
+/// Sends `request` on a new connection; returns the whole answer and when it closed.
+async fn exchange(p: &ProxyProcess, request: &str) -> (String, Option<Duration>) {
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    read_until_closed(&mut s, Duration::from_secs(10)).await
+}
+
 fn status_line(answer: &str) -> &str {
     answer.lines().next().unwrap_or_default()
 }
@@ -71,11 +78,11 @@ async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_sending_its_body_gets_408() {
     let p = start(&["--body-read-timeout", "500ms"]).await;
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten..")
-        .await
-        .unwrap();
-    let (answer, closed) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let (answer, closed) = exchange(
+        &p,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten..",
+    )
+    .await;
     assert_eq!(
         status_line(&answer),
         "HTTP/1.1 408 Request Timeout",
@@ -94,13 +101,11 @@ async fn bodies_over_the_limit_get_413_and_a_policy_can_raise_it() {
     let p = start(&["--max-request-body-bytes", "1000"]).await;
     let big = "x".repeat(2000);
     // Declared too large: refused before the backend is called.
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    s.write_all(
-        format!("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n{big}").as_bytes(),
+    let (answer, _) = exchange(
+        &p,
+        &format!("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n{big}"),
     )
-    .await
-    .unwrap();
-    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    .await;
     assert_eq!(
         status_line(&answer),
         "HTTP/1.1 413 Payload Too Large",
@@ -109,42 +114,21 @@ async fn bodies_over_the_limit_get_413_and_a_policy_can_raise_it() {
     assert!(answer.contains("/problems/body-too-large"), "{answer}");
     assert!(answer.contains("larger than the 1000 bytes"), "{answer}");
     // Streamed without a length: cut off once past the limit.
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    s.write_all(
-        format!("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n{big}\r\n0\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let (answer, _) = exchange(&p, &format!("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n{big}\r\n0\r\n\r\n")).await;
     assert_eq!(
         status_line(&answer),
         "HTTP/1.1 413 Payload Too Large",
         "{answer}"
     );
     // Within the limit: served.
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    s.write_all(
-        format!(
+    let (answer, _) = exchange(&p, &format!(
             "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{}",
             &big[..1000]
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+        )).await;
     assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
     assert!(answer.ends_with("{\"bytes\":1000}"), "{answer}");
     // The /big route's Policy allows 5000 bytes.
-    let mut s = TcpStream::connect(p.addr).await.unwrap();
-    s.write_all(
-        format!("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n{big}")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let (answer, _) = exchange(&p, &format!("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n{big}")).await;
     assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
     assert!(answer.ends_with("{\"bytes\":2000}"), "{answer}");
     let metrics = p.metrics().await;
