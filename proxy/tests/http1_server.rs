@@ -538,3 +538,53 @@ async fn a_client_that_abandons_its_upload_mid_answer_is_closed_promptly() {
         assert!(text.contains("bad-request"), "{text}");
     }
 }
+
+/// `Expect: 100-continue` is answered when the request path reads the body: an upload to a
+/// backend gets `100 Continue` and then its answer; a request answered without its body (a
+/// direct response here, a 401 or 413 alike) gets its answer alone, and the connection closes
+/// since the body was never read.
+#[tokio::test]
+async fn continue_is_sent_only_when_the_body_is_wanted() {
+    let backend = frontdesk_demo::spawn("b").await;
+    let routes = manifest(
+        "Route",
+        "r",
+        &format!(
+            "  rules:
+    - matches: [{{path: {{value: /upload}}}}]
+      backends: [{{url: 'http://{backend}'}}]
+    - matches: [{{path: {{value: /refuse}}}}]
+      directResponse: {{status: 403, body: refused}}"
+        ),
+    );
+    let (proxy, _stop) = proxy(&routes).await;
+
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .expect("100 Continue comes before the body is sent")
+        .unwrap();
+    assert_eq!(&buf[..n], b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"hello").await.unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("{\"bytes\":5}"), "{answer}");
+
+    let (answer, _) = exchange(
+        proxy,
+        "POST /refuse HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert_eq!(header(&answer, "connection"), Some("close"));
+}

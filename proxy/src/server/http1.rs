@@ -12,7 +12,9 @@
 //! state); the first request head must be complete within the header read timeout of the
 //! accept, later ones within it of their first byte, and an idle keep-alive connection closes
 //! after the idle timeout. Answers are framed by their Content-Length, else their known size,
-//! else chunked (HTTP/1.0 clients: until close). `Expect: 100-continue` is answered at once.
+//! else chunked (HTTP/1.0 clients: until close). `Expect: 100-continue` is answered when the
+//! request path first reads the body, so a request refused without it never invites the
+//! upload.
 //! While the proxy drains, each answer says `Connection: close`, and a connection idle between
 //! requests is left open rather than closed under a client that may be sending: its next
 //! request is answered (with `Connection: close`), or the drain timeout ends it.
@@ -120,17 +122,20 @@ pub async fn serve(
         first = None;
         let head_request = head.request.method == Method::HEAD;
         let version = head.request.version;
+        let mut continue_asked = None;
         let (body, returned) = match side.take() {
             Some(reader) if !head.decoder.is_end() => {
-                if head.expect_continue
-                    && send(&mut wr, b"HTTP/1.1 100 Continue\r\n\r\n", settings)
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-                let (body, rx) =
-                    RequestBody::streaming(reader, head.decoder, settings.body_read_timeout);
+                let wants_continue = head.expect_continue.then(|| {
+                    let (tx, rx) = oneshot::channel();
+                    continue_asked = Some(rx);
+                    tx
+                });
+                let (body, rx) = RequestBody::streaming(
+                    reader,
+                    head.decoder,
+                    settings.body_read_timeout,
+                    wants_continue,
+                );
                 (body, Some(rx))
             }
             reader => {
@@ -139,7 +144,17 @@ pub async fn serve(
             }
         };
         let req = Request::from_parts(head.request, body);
-        let answer = Box::pin(runtime.load().handle(req, peer)).await;
+        let handling = Box::pin(runtime.load().handle(req, peer));
+        let answer = match continue_asked {
+            None => handling.await,
+            // Boxed: only requests that expect 100-continue carry this state.
+            Some(asked) => {
+                match Box::pin(answer_with_continue(handling, asked, &mut wr, settings)).await {
+                    Some(answer) => answer,
+                    None => return,
+                }
+            }
+        };
         // The request path is usually done with the request: its body (if any) is back, read
         // to its end or not. A body left unread means the next request cannot be found: close.
         // A body still being uploaded (the backend answered while it reads) comes back once
@@ -186,6 +201,27 @@ pub async fn serve(
             && reader.buf.is_empty()
         {
             reader.buf = BytesMut::new();
+        }
+    }
+}
+
+/// The answer to a request that expects `100 Continue`: sent once the request path reads the
+/// body, not before, so a request refused without its body (401, 413) does not invite the
+/// upload. `None` when the client cannot be written to.
+async fn answer_with_continue<F: std::future::Future<Output = Response<ProxyBody>>>(
+    mut handling: std::pin::Pin<Box<F>>,
+    mut asked: oneshot::Receiver<()>,
+    wr: &mut OwnedWriteHalf,
+    settings: &Settings,
+) -> Option<Response<ProxyBody>> {
+    tokio::select! {
+        biased;
+        answer = &mut handling => Some(answer),
+        read = &mut asked => {
+            if read.is_ok() {
+                send(wr, b"HTTP/1.1 100 Continue\r\n\r\n", settings).await.ok()?;
+            }
+            Some(handling.await)
         }
     }
 }

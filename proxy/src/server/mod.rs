@@ -387,7 +387,7 @@ mod tests {
         );
         let size = std::mem::size_of_val(&serve);
         assert!(
-            size <= 1424,
+            size <= 1440,
             "the HTTP/1.1 connection future grew to {size} bytes"
         );
     }

@@ -69,6 +69,10 @@ struct Streaming {
     /// Armed the first time the body waits for the client; pushed back after progress.
     timer: Option<Pin<Box<Sleep>>>,
     progressed: bool,
+    /// The client sent `Expect: 100-continue`: the first read of the body asks the connection
+    /// to send `100 Continue`, so a request refused without reading its body (401, 413) never
+    /// invites the upload.
+    wants_continue: Option<oneshot::Sender<()>>,
 }
 
 impl RequestBody {
@@ -82,6 +86,7 @@ impl RequestBody {
         side: ReadSide,
         decoder: Decoder,
         idle: Duration,
+        wants_continue: Option<oneshot::Sender<()>>,
     ) -> (Self, oneshot::Receiver<Returned>) {
         let (back, rx) = oneshot::channel();
         let body = RequestBody {
@@ -93,6 +98,7 @@ impl RequestBody {
                 idle,
                 timer: None,
                 progressed: false,
+                wants_continue,
             }),
         };
         (body, rx)
@@ -124,6 +130,9 @@ impl Body for RequestBody {
         };
         if s.failed {
             return Poll::Ready(None);
+        }
+        if let Some(tx) = s.wants_continue.take() {
+            let _ = tx.send(());
         }
         loop {
             match s.decoder.decode(&mut s.side.buf) {
