@@ -134,7 +134,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 512)]
     pub max_connections_per_client: usize,
 
-    /// Time a client may leave between two reads of its request body (HTTP/1.1); then 408.
+    /// Time a client may leave between two frames of its request body; then 408.
     #[arg(long, default_value = "60s", value_parser = duration)]
     pub body_read_timeout: Duration,
 

@@ -284,3 +284,27 @@ async fn idle_http2_connections_get_goaway_even_when_they_ping() {
             .contains(r#"frontdesk_connection_limits_total{limit="http2-idle-timeout"} 1"#)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_stops_sending_its_body_gets_408() {
+    let p = start(&["--body-read-timeout", "500ms"]).await;
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let (h2, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut h2 = h2.ready().await.unwrap();
+    let req = http::Request::post(format!("http://{}/upload", p.addr))
+        .body(())
+        .unwrap();
+    let (resp, mut upload) = h2.send_request(req, false).unwrap();
+    upload
+        .send_data(bytes::Bytes::from_static(b"only the start"), false)
+        .unwrap();
+    let started = Instant::now();
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(resp.status(), 408);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(upload);
+}

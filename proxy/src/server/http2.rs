@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::{Notify, watch};
 
 use crate::body::{BoxError, ProxyBody};
+use crate::client_body::IdleTimeout;
 use crate::metrics::Metrics;
 use crate::runtime::RuntimeHandle;
 
@@ -88,6 +89,8 @@ impl Body for Guarded {
 pub struct Settings {
     pub builder: hyper::server::conn::http2::Builder<TokioExecutor>,
     pub idle_timeout: Duration,
+    /// Between two frames of a request body.
+    pub body_read_timeout: Duration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -106,8 +109,10 @@ pub async fn serve<I>(
     // Each request runs on the runtime current when it arrives, to its end. The request's
     // future is boxed once here: hyper moves the service future into place, and moving a
     // pointer is cheaper than moving the whole pipeline's state.
-    let service = service_fn(move |req| {
+    let body_idle = settings.body_read_timeout;
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let guard = StreamGuard::open(&counted);
+        let req = req.map(|body| IdleTimeout::new(body, body_idle));
         let current = runtime.load();
         let answer = Box::pin(current.handle(req, peer));
         async move {

@@ -97,6 +97,7 @@ pub async fn serve(
     let h2 = Arc::new(http2::Settings {
         builder: h2_builder(&limits),
         idle_timeout: limits.idle_timeout,
+        body_read_timeout: limits.body_read_timeout,
         metrics: metrics.clone(),
     });
     let h1 = Arc::new(http1::Settings {
