@@ -261,3 +261,20 @@ async fn the_timeout_runs_after_the_upload_not_during_it() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     assert_eq!(json(&answer)["bytes"], 50);
 }
+
+/// A body on a GET (or DELETE) is forwarded with its framing, never silently dropped: the
+/// backend sees every byte, whether the client framed it by length or chunked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_on_a_get_reaches_the_backend() {
+    let p = start().await;
+    for request in [
+        "GET /public HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        "DELETE /public HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ] {
+        let answer = raw(&p, request).await;
+        assert_eq!(status_of(&answer), "HTTP/1.1 200 OK", "{answer}");
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let seen: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(seen["bodyBytes"], 5, "{request:?}: {seen}");
+    }
+}
