@@ -103,8 +103,20 @@ impl LastAccepted {
         }
         if fallbacks.iter().any(|f| f.served.is_some()) {
             // Statuses still describe what the user wrote; the snapshots serve the last good.
-            let statuses = std::mem::take(&mut output.statuses);
+            let mut statuses = std::mem::take(&mut output.statuses);
             output = compile(&read(&objects));
+            // A stand-in can hold a host its rejected successor gave up: whoever lost the host
+            // to it is not served, and its status says so rather than Accepted.
+            for st in statuses.iter_mut().filter(|s| s.accepted()) {
+                let lost = output.statuses.iter().find(|s| {
+                    (&s.kind, &s.namespace, &s.name) == (&st.kind, &st.namespace, &st.name)
+                        && s.condition(crate::status::CONFLICTED)
+                            .is_some_and(|c| c.reason == "HostConflict")
+                });
+                if let Some(lost) = lost {
+                    *st = lost.clone();
+                }
+            }
             output.statuses = statuses;
         }
         output
@@ -167,6 +179,42 @@ pub(crate) mod tests {
             .flat_map(|r| r.matches.iter())
             .map(|m| format!("{:?}", m.path))
             .collect()
+    }
+
+    #[test]
+    fn a_host_kept_by_a_stand_in_is_reported_as_taken() {
+        let route = |ns: &str,
+                     name: &str,
+                     uid: &str,
+                     generation: i64,
+                     created: &str,
+                     path: &str| {
+            let text = format!(
+                "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\n\
+                 metadata: {{name: {name}, namespace: {ns}, uid: {uid}, generation: {generation}, creationTimestamp: \"{created}\"}}\n\
+                 spec:\n  hosts: [h.example.com]\n  rules:\n    - matches: [{{path: {{value: \"{path}\"}}}}]\n      \
+                 backends: [{{url: 'http://127.0.0.1:1'}}]\n"
+            );
+            let parsed = parse_file("r.yaml", &text);
+            assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+            let object = parsed.objects.into_iter().next().unwrap().0;
+            (object.key(), object)
+        };
+        let mut last = LastAccepted::default();
+        let older = |g, path| route("a", "yard", "u1", g, "2026-01-01T00:00:00Z", path);
+        let newer = route("b", "xray", "u2", 1, "2026-02-01T00:00:00Z", "/x");
+        last.compile([older(1, "/y")].into(), vec![]);
+        // Y's next generation is invalid, so it claims nothing; its first one stands in and
+        // keeps the host: X, of another namespace, is not served and is told so.
+        let (out, _) = last.compile([older(2, "no-slash"), newer].into(), vec![]);
+        let x = out.status("Route", "b", "xray").unwrap();
+        assert!(!x.accepted(), "{x:?}");
+        assert_eq!(
+            x.condition(crate::status::CONFLICTED).unwrap().reason,
+            "HostConflict"
+        );
+        let paths = served(&out);
+        assert!(paths.iter().all(|p| !p.contains("/x")), "{paths:?}");
     }
 
     #[test]
