@@ -37,6 +37,7 @@ use tokio::time::Instant;
 
 use super::request_body::{ReadSide, RequestBody};
 use crate::body::ProxyBody;
+use crate::client_body::IdleTimeout;
 use crate::forwarding::new_request_id;
 use crate::http1::{self, BadField, FieldSpans, decode::Decoder};
 use crate::metrics::Metrics;
@@ -130,12 +131,7 @@ pub async fn serve(
                     continue_asked = Some(rx);
                     tx
                 });
-                let (body, rx) = RequestBody::streaming(
-                    reader,
-                    head.decoder,
-                    settings.body_read_timeout,
-                    wants_continue,
-                );
+                let (body, rx) = RequestBody::streaming(reader, head.decoder, wants_continue);
                 (body, Some(rx))
             }
             reader => {
@@ -143,6 +139,8 @@ pub async fn serve(
                 (RequestBody::empty(), None)
             }
         };
+        // A body that stops arriving is a 408 (and, not read to its end, closes the connection).
+        let body = IdleTimeout::new(body, settings.body_read_timeout);
         let req = Request::from_parts(head.request, body);
         let handling = Box::pin(runtime.load().handle(req, peer));
         let answer = match continue_asked {

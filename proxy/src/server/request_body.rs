@@ -5,11 +5,9 @@
 //! the next request on the connection be read (otherwise the connection closes after the
 //! answer).
 //!
-//! A client that stops sending its body is let go after the body read timeout without a
-//! byte ([`ClientBodyError::TimedOut`], answered 408); the timer is armed only while the body
-//! waits for the client.
+//! The body read timeout is the connection's to apply ([`crate::client_body::IdleTimeout`], as
+//! over HTTP/2): a body that times out was not read to its end, so the connection closes.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -18,10 +16,8 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::oneshot;
-use tokio::time::{Duration, Instant, Sleep};
 
 use crate::body::BoxError;
-use crate::client_body::ClientBodyError;
 use crate::http1::decode::{Decoder, Step};
 
 /// Room made in the read buffer before each read.
@@ -65,10 +61,6 @@ struct Streaming {
     decoder: Decoder,
     back: oneshot::Sender<Returned>,
     failed: bool,
-    idle: Duration,
-    /// Armed the first time the body waits for the client; pushed back after progress.
-    timer: Option<Pin<Box<Sleep>>>,
-    progressed: bool,
     /// The client sent `Expect: 100-continue`: the first read of the body asks the connection
     /// to send `100 Continue`, so a request refused without reading its body (401, 413) never
     /// invites the upload.
@@ -85,7 +77,6 @@ impl RequestBody {
     pub fn streaming(
         side: ReadSide,
         decoder: Decoder,
-        idle: Duration,
         wants_continue: Option<oneshot::Sender<()>>,
     ) -> (Self, oneshot::Receiver<Returned>) {
         let (back, rx) = oneshot::channel();
@@ -95,9 +86,6 @@ impl RequestBody {
                 decoder,
                 back,
                 failed: false,
-                idle,
-                timer: None,
-                progressed: false,
                 wants_continue,
             }),
         };
@@ -144,23 +132,7 @@ impl Body for RequestBody {
                     return Poll::Ready(Some(Err(BodyError::from(e).into())));
                 }
             }
-            let filled = match s.side.poll_fill(cx) {
-                Poll::Ready(filled) => filled,
-                Poll::Pending => {
-                    // Waiting for the client: no more than `idle` since its last bytes.
-                    let idle = s.idle;
-                    let timer = s
-                        .timer
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                    if std::mem::take(&mut s.progressed) {
-                        timer.as_mut().reset(Instant::now() + idle);
-                    }
-                    ready!(timer.as_mut().poll(cx));
-                    s.failed = true;
-                    return Poll::Ready(Some(Err(ClientBodyError::TimedOut.into())));
-                }
-            };
-            match filled {
+            match ready!(s.side.poll_fill(cx)) {
                 Ok(0) => {
                     s.failed = true;
                     let e = s.decoder.at_eof().err().map_or_else(
@@ -169,7 +141,7 @@ impl Body for RequestBody {
                     );
                     return Poll::Ready(Some(Err(e.into())));
                 }
-                Ok(_) => s.progressed = true,
+                Ok(_) => {}
                 Err(e) => {
                     s.failed = true;
                     return Poll::Ready(Some(Err(BodyError::from(e).into())));
