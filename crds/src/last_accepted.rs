@@ -135,6 +135,13 @@ impl LastAccepted {
         (output, fallbacks)
     }
 
+    /// The versions remembered, which may stand in for their objects at the next compile: a
+    /// source that fetches what objects reference (the controller's Secret watches) must
+    /// fetch for these too, or a stand-in would be compiled without its Secrets.
+    pub fn kept(&self) -> impl Iterator<Item = &Object> {
+        self.accepted.values()
+    }
+
     /// Objects gone from the source are forgotten; accepted ones (or ones without a status)
     /// replace what was kept. A stood-in object is still present, so its version stays.
     fn remember(&mut self, objects: BTreeMap<ObjectKey, Object>, output: &Output) {
