@@ -1,19 +1,20 @@
 //! Cluster mode: the Kubernetes API as the source, status written back.
 //!
-//! - Reflectors on Route, Policy, Service, EndpointSlice and Secret (all namespaces, or the `--namespace` list).
+//! - Reflectors ([`crate::watch`]) on Route, Policy, Aggregate, Service and EndpointSlice (all
+//!   namespaces, or the `--namespace` list), and on the Secrets the Policies reference, and no
+//!   other: one watch filtered on the server's side per Secret name and per label selector
+//!   (API keys by label, htpasswd and JWT keys by name; [`crate::secret_refs`]), started before
+//!   the compile that first needs it and stopped after the one that no longer does. Helm's
+//!   release records and the channel credentials are left out even when named.
 //!   Nothing is compiled before every reflector finished its initial list, so proxies never
 //!   get a half-known cluster. Changes are throttled on the leading edge: a change after a
 //!   quiet spell compiles at once (no added latency), and while changes keep coming they are
 //!   gathered into one compile per [`MIN_INTERVAL`]: a burst of 1,000 applies compiles a
 //!   handful of times, not 1,000.
-//!   Policies are watched like Routes; Secrets of the watched namespaces are watched for the
-//!   Policies that read them (API keys by label, htpasswd and JWT keys by name).
 //! - Every replica compiles and serves snapshots; only the holder of the `frontdesk-controller`
 //!   Lease writes status (server-side apply, field manager `frontdesk-controller`) and Events.
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
-use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,22 +23,23 @@ use frontdesk_crds::manifests::{Object, ObjectKey};
 use frontdesk_crds::route::{Route, RouteStatus};
 use frontdesk_crds::{Aggregate, Policy};
 use frontdesk_crds::{ObjectStatus, Output};
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 
 use crate::progress::{ReplicaProgress, combine, object_key};
 use crate::push::PushServer;
+use crate::secret_refs;
 use crate::status::{Observed, Reconciler, StatusSink};
+use crate::watch::{SecretWatches, all, typed_apis, watch_kind};
 
 /// Shortest time between two compiles; changes meanwhile are gathered into the next one.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
@@ -92,16 +94,8 @@ pub async fn run(
         aggregate_type,
         all_objects.clone(),
     );
-    // Policies read Secrets by name and by label, so the Secrets of the watched namespaces are
-    // known; only those a Policy references end up (digested) in snapshots. Not cached: Helm's
-    // release records (large, many) and the channel credentials frontdesk-certs makes (the CA
-    // keys are for nobody else).
-    let secrets = watch_kind(
-        typed_apis::<Secret>(&client, ns),
-        &changed,
-        (),
-        secrets_watch(),
-    );
+    // Secrets are watched one reference at a time, as the compile loop finds the Policies'.
+    let secrets = SecretWatches::new(client.clone(), changed.clone());
     let services = watch_kind(
         typed_apis::<Service>(&client, ns),
         &changed,
@@ -154,7 +148,6 @@ pub async fn run(
         policies,
         services,
         slices,
-        secrets,
     };
     tokio::spawn(status_loop(
         sink,
@@ -171,69 +164,8 @@ pub async fn run(
     let mut accepted = LastAccepted::default();
     accepted.shared_hosts = options.shared_hosts;
     accepted.urls = options.urls.clone();
-    compile_loop(sources, push, changed, published, accepted).await;
+    compile_loop(sources, secrets, push, changed, published, accepted).await;
     Ok(())
-}
-
-/// One API handle per watched namespace, or one for all namespaces.
-fn typed_apis<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    if namespaces.is_empty() {
-        vec![Api::all(client.clone())]
-    } else {
-        namespaces
-            .iter()
-            .map(|ns| Api::namespaced(client.clone(), ns))
-            .collect()
-    }
-}
-
-/// One reflector per API handle; every event wakes the compile loop.
-fn watch_kind<K>(
-    apis: Vec<Api<K>>,
-    changed: &Arc<Notify>,
-    dt: K::DynamicType,
-    config: watcher::Config,
-) -> Vec<Store<K>>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Send + Sync,
-{
-    apis.into_iter()
-        .map(|api| {
-            let writer = reflector::store::Writer::new(dt.clone());
-            let reader = writer.as_reader();
-            let kind = K::kind(&dt).to_string();
-            let stream =
-                reflector::reflector(writer, watcher(api, config.clone())).default_backoff();
-            let changed = changed.clone();
-            tokio::spawn(async move {
-                let mut stream = std::pin::pin!(stream);
-                while let Some(event) = stream.next().await {
-                    match event {
-                        Ok(_) => changed.notify_one(),
-                        Err(e) => {
-                            tracing::warn!(%kind, error = %e, "watch error; retrying with backoff")
-                        }
-                    }
-                }
-            });
-            reader
-        })
-        .collect()
-}
-
-fn all<K: Resource + Clone>(stores: &[Store<K>]) -> Vec<K>
-where
-    K::DynamicType: Eq + Hash + Clone,
-{
-    stores
-        .iter()
-        .flat_map(|s| s.state())
-        .map(|o| (*o).clone())
-        .collect()
 }
 
 /// The API of one of our kinds, for untyped access.
@@ -282,7 +214,6 @@ struct Sources {
     policies: Vec<Store<DynamicObject>>,
     services: Vec<Store<Service>>,
     slices: Vec<Store<EndpointSlice>>,
-    secrets: Vec<Store<Secret>>,
 }
 
 impl Sources {
@@ -301,12 +232,10 @@ impl Sources {
         for s in &self.slices {
             let _ = s.wait_until_ready().await;
         }
-        for s in &self.secrets {
-            let _ = s.wait_until_ready().await;
-        }
     }
 
-    /// Every object by key, and those of our kinds that could not be read.
+    /// Every object by key but Secrets (see [`SecretWatches`]), and those of our kinds that
+    /// could not be read.
     fn read(&self) -> (BTreeMap<ObjectKey, Object>, Vec<Unreadable>) {
         let (routes, mut unreadable) = read_objects::<Route>("Route", &self.routes);
         let (policies, bad_policies) = read_objects::<Policy>("Policy", &self.policies);
@@ -332,15 +261,13 @@ impl Sources {
         all(&self.slices)
             .into_iter()
             .for_each(|o| add(Object::EndpointSlice(Box::new(o))));
-        all(&self.secrets)
-            .into_iter()
-            .for_each(|o| add(Object::Secret(Box::new(o))));
         (objects, unreadable)
     }
 }
 
 async fn compile_loop(
     sources: Sources,
+    mut secrets: SecretWatches,
     push: Arc<PushServer>,
     changed: Arc<Notify>,
     published: Arc<Notify>,
@@ -351,20 +278,59 @@ async fn compile_loop(
     tracing::info!("initial lists complete; compiling");
     changed.notify_one();
     let mut last: Option<tokio::time::Instant> = None;
+    // The first compile waits for every Secret list, as for every other list: nothing is
+    // published half-known. Later ones wait a while, not for ever.
+    let mut wait = None;
     loop {
         changed.notified().await;
         throttle(&mut last).await;
-        let started = Instant::now();
-        let output = compile_sources(&sources, &mut accepted);
-        crate::record_compile(&push, output, started.elapsed());
+        let (output, took) = compile_once(&sources, &mut secrets, &mut accepted, wait).await;
+        wait = Some(SECRET_LIST_WAIT);
+        crate::record_compile(&push, output, took);
         published.notify_one();
     }
 }
 
-/// Compiles what the stores hold, a status for every object, the unreadable ones included.
-fn compile_sources(sources: &Sources, accepted: &mut LastAccepted) -> Output {
-    let (objects, unreadable) = sources.read();
-    accepted.compile(objects, unreadable).0
+/// Longest wait, after the first compile, for new Secret watches to list.
+const SECRET_LIST_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the Secret watches the Policies need, then compiles what the stores hold: a status for
+/// every object, the unreadable ones included. Returns how long the compile itself took.
+///
+/// The Policies last accepted may stand in for rejected or unreadable successors, so their
+/// references are watched too; after the compile, a watch that neither the Policies nor what
+/// is now kept for them reference is stopped.
+async fn compile_once(
+    sources: &Sources,
+    secrets: &mut SecretWatches,
+    accepted: &mut LastAccepted,
+    wait: Option<Duration>,
+) -> (Output, Duration) {
+    let (mut objects, unreadable) = sources.read();
+    let current = secret_refs::wanted(policies(objects.values()));
+    let with_kept = |accepted: &LastAccepted| {
+        let mut wanted = current.clone();
+        wanted.extend(secret_refs::wanted(policies(accepted.kept())));
+        wanted
+    };
+    secrets.follow(&with_kept(accepted), wait).await;
+    let started = Instant::now();
+    for secret in all(&secrets.stores()) {
+        let secret = Object::Secret(Box::new(secret));
+        objects.insert(secret.key(), secret);
+    }
+    let output = accepted.compile(objects, unreadable).0;
+    let took = started.elapsed();
+    secrets.follow(&with_kept(accepted), wait).await;
+    (output, took)
+}
+
+/// The Policies among `objects`.
+fn policies<'a>(objects: impl Iterator<Item = &'a Object>) -> impl Iterator<Item = &'a Policy> {
+    objects.filter_map(|o| match o {
+        Object::Policy(p) => Some(&**p),
+        _ => None,
+    })
 }
 
 /// Waits until [`MIN_INTERVAL`] has passed since the last compile (not at all after a quiet
@@ -451,17 +417,6 @@ async fn status_loop(
             tracing::debug!(writes, "statuses written");
         }
     }
-}
-
-/// The Secrets the controller does not watch: Helm release records, our own credentials.
-const SECRETS_FIELDS: &str = "type!=helm.sh/release.v1";
-const SECRETS_LABELS: &str = "app.kubernetes.io/managed-by!=frontdesk-certs";
-
-/// The Secret watch leaves out, on the server's side, what it must not cache.
-fn secrets_watch() -> watcher::Config {
-    watcher::Config::default()
-        .fields(SECRETS_FIELDS)
-        .labels(SECRETS_LABELS)
 }
 
 /// Label of the replicas' progress ConfigMaps; its value is the Lease's name.
@@ -600,6 +555,7 @@ mod tests {
     use super::*;
     use http::{Request, Response};
     use kube::client::Body;
+    use kube::runtime::reflector;
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_a_thousand_changes_compiles_a_handful_of_times_and_a_lone_change_at_once() {
@@ -680,7 +636,10 @@ mod tests {
             policies: vec![],
             services: vec![],
             slices: vec![],
-            secrets: vec![],
+        };
+        let compile_sources = |sources: &Sources, accepted: &mut LastAccepted| {
+            let (objects, unreadable) = sources.read();
+            accepted.compile(objects, unreadable).0
         };
         let route = |generation: i64, rules: serde_json::Value| {
             let mut o = DynamicObject::new("r", &ar).within("shop");
@@ -785,29 +744,85 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_secret_watch_asks_the_server_to_leave_out_release_records_and_channel_credentials()
-    {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let client = Client::new(service, "default");
-        let namespaces = ["team-a".to_string()];
-        let stores = watch_kind(
-            typed_apis::<Secret>(&client, &namespaces),
-            &Arc::new(Notify::new()),
-            (),
-            secrets_watch(),
-        );
-        assert_eq!(stores.len(), 1);
-        let (request, _send) = handle.next_request().await.expect("a list request");
-        assert_eq!(request.method(), http::Method::GET);
-        assert_eq!(request.uri().path(), "/api/v1/namespaces/team-a/secrets");
-        let query: std::collections::HashMap<String, String> =
-            form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
-                .into_owned()
-                .collect();
-        assert_eq!(query["fieldSelector"], "type!=helm.sh/release.v1");
+    async fn a_policy_compiles_with_the_secret_its_watch_lists_and_a_stand_in_keeps_its_own() {
+        use crate::secret_refs::WatchKey;
+        use crate::watch::tests::{fake_secrets_api, secret};
+        let mut users = secret("shop", "users", &[]);
+        let htpasswd = b"dave:{SHA}6ZvKOGrLWBzWMhX7BDvf9vZP2BM=\n".to_vec();
+        users.data = Some([("htpasswd".into(), k8s_openapi::ByteString(htpasswd))].into());
+        let (client, seen) = fake_secrets_api(vec![users]);
+        let mut secrets = SecretWatches::new(client, Arc::new(Notify::new()));
+        let (route_type, policy_type) = (api_resource("Route"), api_resource("Policy"));
+        let mut routes = reflector::store::Writer::new(route_type.clone());
+        let mut policies = reflector::store::Writer::new(policy_type.clone());
+        let sources = Sources {
+            routes: vec![routes.as_reader()],
+            aggregates: vec![],
+            policies: vec![policies.as_reader()],
+            services: vec![],
+            slices: vec![],
+        };
+        let mut route = DynamicObject::new("orders", &route_type).within("shop");
+        route.data = serde_json::json!({"spec": {"policies": ["auth"],
+            "rules": [{"backends": [{"url": "http://127.0.0.1:1"}]}]}});
+        routes.apply_watcher_event(&watcher::Event::Apply(route));
+        let policy = |generation: i64, basic: serde_json::Value| {
+            let mut o = DynamicObject::new("auth", &policy_type).within("shop");
+            o.metadata.uid = Some("p1".into());
+            o.metadata.generation = Some(generation);
+            o.data = serde_json::json!({"spec": {"authentication": {"basic": basic}}});
+            o
+        };
+        let users_served = |out: &Output| -> Vec<String> {
+            let snapshot = out.snapshot("default");
+            let basic = snapshot
+                .policies
+                .into_values()
+                .flat_map(|p| p.authentication?.basic);
+            basic.flat_map(|b| b.users).map(|u| u.user).collect()
+        };
+        let mut accepted = LastAccepted::default();
+
+        // A new Policy: its Secret is listed before the compile that reads it.
+        let first = policy(1, serde_json::json!({"secretRef": {"name": "users"}}));
+        policies.apply_watcher_event(&watcher::Event::Apply(first));
+        let (out, _) = compile_once(&sources, &mut secrets, &mut accepted, None).await;
+        let status = out.status("Policy", "shop", "auth").unwrap();
+        let resolved = status
+            .condition(frontdesk_crds::status::RESOLVED_REFS)
+            .unwrap();
+        assert!(status.accepted() && resolved.status, "{status:?}");
+        assert_eq!(users_served(&out), ["dave"]);
+
+        // Generation 2 is rejected: generation 1 stands in, its Secret still watched and read.
+        let rejected = serde_json::json!({"secretRef": {"name": "other"}, "realm": "\"x\""});
+        let second = policy(2, rejected);
+        policies.apply_watcher_event(&watcher::Event::Apply(second.clone()));
+        let (out, _) = compile_once(&sources, &mut secrets, &mut accepted, None).await;
+        let status = out.status("Policy", "shop", "auth").unwrap();
         assert_eq!(
-            query["labelSelector"],
-            "app.kubernetes.io/managed-by!=frontdesk-certs"
+            (status.accepted(), status.served_generation),
+            (false, Some(1))
+        );
+        assert_eq!(users_served(&out), ["dave"]);
+        assert_eq!(
+            secrets.running(),
+            [
+                WatchKey::name("shop", "other"),
+                WatchKey::name("shop", "users")
+            ]
+        );
+
+        // Deleted: nothing references a Secret any more, no watch is left.
+        policies.apply_watcher_event(&watcher::Event::Delete(second));
+        compile_once(&sources, &mut secrets, &mut accepted, None).await;
+        assert_eq!(secrets.running(), []);
+        let seen = seen.lock().unwrap();
+        assert!(!seen.is_empty());
+        assert!(
+            seen.iter()
+                .all(|r| r.query["fieldSelector"].starts_with("metadata.name=")),
+            "{seen:?}"
         );
     }
 

@@ -6,8 +6,9 @@
 //! - [`certs`] and [`certs_store`]: the channel's credentials and their rotation
 //!   (`frontdesk-certs`).
 //!
-//! Sources: the Kubernetes API ([`cluster`]: reflectors, debounced compile, leader-written
-//! status and Events), or `--manifests PATH` (file mode, through `frontdesk-files` and the same
+//! Sources: the Kubernetes API ([`cluster`]: reflectors ([`watch`]), the Secrets Policies
+//! reference and no others ([`secret_refs`]), debounced compile, leader-written status and
+//! Events), or `--manifests PATH` (file mode, through `frontdesk-files` and the same
 //! compiler as the standalone proxy). [`status`] computes statuses apart from writing them.
 #![forbid(unsafe_code)]
 
@@ -20,8 +21,10 @@ pub mod cluster;
 pub mod metrics;
 pub mod progress;
 pub mod push;
+pub mod secret_refs;
 pub mod status;
 pub mod store;
+pub mod watch;
 
 use std::sync::Arc;
 

@@ -1,0 +1,337 @@
+//! Which Secrets the controller watches: those Policies reference, and no others.
+//!
+//! Policies read Secrets of their own namespace by name (`authentication.jwt.secretRef`,
+//! `authentication.basic.secretRef`) and by labels (`authentication.apiKeys.secretSelector`);
+//! nothing else the compiler reads names a Secret. Each distinct reference becomes one
+//! [`WatchKey`], which the cluster source turns into one watch filtered on the server's side
+//! (a `metadata.name` field selector, or the label selector), so no namespace's Secrets are
+//! ever listed wholesale. The set follows the Policies: [`changes`] says which watches to
+//! start and which to stop.
+//!
+//! Pure: Policies in, keys and selectors out. The watches themselves are
+//! [`crate::watch::SecretWatches`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use frontdesk_crds::Policy;
+
+/// Left out of every Secret watch, on the server's side: Helm's release records (large, many,
+/// and holding every value of every release) and the channel credentials `frontdesk-certs`
+/// makes (the CA keys are for nobody else), even when a Policy names them.
+pub const EXCLUDED_FIELDS: &str = "type!=helm.sh/release.v1";
+pub const EXCLUDED_LABELS: &str = "app.kubernetes.io/managed-by!=frontdesk-certs";
+
+/// Which Secrets of a namespace one watch selects.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Select {
+    /// The Secret of this name.
+    Name(String),
+    /// The Secrets carrying all these labels with these values.
+    Labels(BTreeMap<String, String>),
+}
+
+/// One filtered Secret watch: a namespace and what it selects there.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WatchKey {
+    pub namespace: String,
+    pub select: Select,
+}
+
+impl WatchKey {
+    pub fn name(namespace: &str, name: &str) -> Self {
+        WatchKey {
+            namespace: namespace.into(),
+            select: Select::Name(name.into()),
+        }
+    }
+
+    pub fn labels(namespace: &str, labels: &BTreeMap<String, String>) -> Self {
+        WatchKey {
+            namespace: namespace.into(),
+            select: Select::Labels(labels.clone()),
+        }
+    }
+
+    /// The watch's `fieldSelector`.
+    pub fn field_selector(&self) -> String {
+        match &self.select {
+            Select::Name(name) => format!("metadata.name={name},{EXCLUDED_FIELDS}"),
+            Select::Labels(_) => EXCLUDED_FIELDS.to_string(),
+        }
+    }
+
+    /// The watch's `labelSelector`.
+    pub fn label_selector(&self) -> String {
+        match &self.select {
+            Select::Name(_) => EXCLUDED_LABELS.to_string(),
+            Select::Labels(labels) => {
+                let mut terms: Vec<String> =
+                    labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                terms.push(EXCLUDED_LABELS.to_string());
+                terms.join(",")
+            }
+        }
+    }
+}
+
+/// Every Secret watch the Policies need, one per distinct (namespace, name or selector).
+///
+/// A reference that is not a valid Secret name or label selector gets no watch: spliced into
+/// a selector it could widen it (a label key `team!` makes `team!=x`, every Secret without
+/// that label), and no Secret can match it anyway, so the compiler reports it not found as
+/// before. An empty `matchLabels` (which the compiler refuses) would select every Secret of
+/// the namespace: no watch either.
+pub fn wanted<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> BTreeSet<WatchKey> {
+    let mut keys = BTreeSet::new();
+    for policy in policies {
+        let namespace = policy.metadata.namespace.as_deref().unwrap_or("default");
+        let Some(authn) = &policy.spec.authentication else {
+            continue;
+        };
+        let names = authn
+            .jwt
+            .as_ref()
+            .and_then(|j| j.secret_ref.as_ref())
+            .into_iter()
+            .chain(authn.basic.as_ref().map(|b| &b.secret_ref))
+            .map(|r| r.name.as_str())
+            .filter(|name| is_secret_name(name));
+        keys.extend(names.map(|name| WatchKey::name(namespace, name)));
+        if let Some(k) = &authn.api_keys {
+            let labels = &k.secret_selector.match_labels;
+            let valid = labels
+                .iter()
+                .all(|(k, v)| is_label_key(k) && is_label_value(v));
+            if !labels.is_empty() && valid {
+                keys.insert(WatchKey::labels(namespace, labels));
+            }
+        }
+    }
+    keys
+}
+
+/// What to do to go from the watches running to those wanted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub start: Vec<WatchKey>,
+    pub stop: Vec<WatchKey>,
+}
+
+pub fn changes<'a>(
+    running: impl IntoIterator<Item = &'a WatchKey>,
+    wanted: &BTreeSet<WatchKey>,
+) -> Changes {
+    let running: BTreeSet<&WatchKey> = running.into_iter().collect();
+    Changes {
+        start: wanted
+            .iter()
+            .filter(|k| !running.contains(k))
+            .cloned()
+            .collect(),
+        stop: running
+            .into_iter()
+            .filter(|k| !wanted.contains(*k))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// A Secret's name as the API server accepts it (a DNS subdomain, RFC 1123).
+fn is_secret_name(name: &str) -> bool {
+    is_dns_subdomain(name)
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=253).contains(&s.len())
+        && s.starts_with(edge)
+        && s.ends_with(edge)
+        && s.chars().all(|c| edge(c) || c == '-' || c == '.')
+}
+
+/// `[prefix/]name`: a DNS subdomain prefix, a name of at most 63 characters.
+fn is_label_key(key: &str) -> bool {
+    let name = match key.split_once('/') {
+        Some((prefix, name)) => {
+            if !is_dns_subdomain(prefix) {
+                return false;
+            }
+            name
+        }
+        None => key,
+    };
+    !name.is_empty() && is_label_value(name)
+}
+
+/// Empty, or at most 63 alphanumerics, `-`, `_` and `.`, beginning and ending alphanumeric.
+fn is_label_value(value: &str) -> bool {
+    let edge = |c: char| c.is_ascii_alphanumeric();
+    value.is_empty()
+        || (value.len() <= 63
+            && value.starts_with(edge)
+            && value.ends_with(edge)
+            && value
+                .chars()
+                .all(|c| edge(c) || matches!(c, '-' | '_' | '.')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frontdesk_crds::manifests::{Object, parse_file};
+
+    fn policies(yaml: &str) -> Vec<Policy> {
+        let parsed = parse_file("p.yaml", yaml);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        parsed
+            .objects
+            .into_iter()
+            .filter_map(|(o, _)| match o {
+                Object::Policy(p) => Some(*p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn policy(namespace: &str, name: &str, authentication: &str) -> String {
+        format!(
+            "apiVersion: frontdesk.dev/v1alpha1\nkind: Policy\n\
+             metadata: {{name: {name}, namespace: {namespace}}}\n\
+             spec:\n  authentication: {authentication}\n---\n"
+        )
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_secret_a_policy_reads_is_watched_by_name_or_labels_in_its_namespace() {
+        let yaml = policy(
+            "shop",
+            "everything",
+            "{jwt: {secretRef: {name: hmac}}, basic: {secretRef: {name: users}}, \
+              apiKeys: {secretSelector: {matchLabels: {frontdesk.dev/api-keys: orders, tier: gold}}}}",
+        ) + &policy(
+            "partners",
+            "keys-only",
+            "{jwt: {jwksUri: 'https://idp.example/jwks'}}",
+        );
+        let want = wanted(&policies(&yaml));
+        let expected: BTreeSet<WatchKey> = [
+            WatchKey::name("shop", "hmac"),
+            WatchKey::name("shop", "users"),
+            WatchKey::labels(
+                "shop",
+                &labels(&[("frontdesk.dev/api-keys", "orders"), ("tier", "gold")]),
+            ),
+        ]
+        .into();
+        assert_eq!(want, expected);
+    }
+
+    #[test]
+    fn policies_sharing_a_secret_share_one_watch_and_namespaces_keep_apart() {
+        let htpasswd = "{basic: {secretRef: {name: users}}}";
+        let selector = "{apiKeys: {secretSelector: {matchLabels: {app: shop}}}}";
+        let yaml = policy("shop", "a", htpasswd)
+            + &policy("shop", "b", htpasswd)
+            + &policy("shop", "c", selector)
+            + &policy("shop", "d", selector)
+            + &policy("partners", "e", htpasswd);
+        let want = wanted(&policies(&yaml));
+        let expected: BTreeSet<WatchKey> = [
+            WatchKey::name("shop", "users"),
+            WatchKey::name("partners", "users"),
+            WatchKey::labels("shop", &labels(&[("app", "shop")])),
+        ]
+        .into();
+        assert_eq!(want, expected);
+    }
+
+    #[test]
+    fn a_reference_that_could_widen_a_selector_gets_no_watch() {
+        let yaml = policy(
+            "shop",
+            "empty",
+            "{apiKeys: {secretSelector: {matchLabels: {}}}}",
+        ) + &policy(
+            "shop",
+            "not-equal",
+            "{apiKeys: {secretSelector: {matchLabels: {'team!': x}}}}",
+        ) + &policy(
+            "shop",
+            "comma",
+            "{apiKeys: {secretSelector: {matchLabels: {team: 'x,other!=y'}}}}",
+        ) + &policy(
+            "shop",
+            "spliced-name",
+            "{basic: {secretRef: {name: 'users,metadata.name!=users'}}}",
+        ) + &policy("shop", "empty-name", "{basic: {secretRef: {name: ''}}}");
+        assert_eq!(wanted(&policies(&yaml)), BTreeSet::new());
+    }
+
+    #[test]
+    fn the_selectors_pick_the_reference_and_leave_out_release_records_and_channel_credentials() {
+        let by_name = WatchKey::name("shop", "users");
+        assert_eq!(
+            by_name.field_selector(),
+            "metadata.name=users,type!=helm.sh/release.v1"
+        );
+        assert_eq!(
+            by_name.label_selector(),
+            "app.kubernetes.io/managed-by!=frontdesk-certs"
+        );
+        let by_labels = WatchKey::labels(
+            "shop",
+            &labels(&[("tier", "gold"), ("frontdesk.dev/api-keys", "orders")]),
+        );
+        assert_eq!(by_labels.field_selector(), "type!=helm.sh/release.v1");
+        assert_eq!(
+            by_labels.label_selector(),
+            "frontdesk.dev/api-keys=orders,tier=gold,app.kubernetes.io/managed-by!=frontdesk-certs"
+        );
+    }
+
+    #[test]
+    fn new_references_start_watches_and_forgotten_ones_stop_theirs() {
+        let running: BTreeSet<WatchKey> = [
+            WatchKey::name("shop", "users"),
+            WatchKey::name("shop", "old-hmac"),
+        ]
+        .into();
+        let want: BTreeSet<WatchKey> = [
+            WatchKey::name("shop", "users"),
+            WatchKey::labels("shop", &labels(&[("app", "shop")])),
+        ]
+        .into();
+        assert_eq!(
+            changes(&running, &want),
+            Changes {
+                start: vec![WatchKey::labels("shop", &labels(&[("app", "shop")]))],
+                stop: vec![WatchKey::name("shop", "old-hmac")],
+            }
+        );
+        assert_eq!(changes(&want, &want), Changes::default());
+    }
+
+    #[test]
+    fn names_and_labels_are_checked_as_the_api_server_does() {
+        assert!(is_secret_name("api-keys.v2"));
+        assert!(!is_secret_name("Users"));
+        assert!(!is_secret_name("-users"));
+        assert!(!is_secret_name(&"a".repeat(254)));
+        assert!(is_label_key("frontdesk.dev/api-keys"));
+        assert!(is_label_key("Tier_1"));
+        assert!(!is_label_key("frontdesk.dev/"));
+        assert!(!is_label_key("a/b/c"));
+        assert!(!is_label_key(&"k".repeat(64)));
+        assert!(is_label_value(""));
+        assert!(is_label_value("gold.1"));
+        assert!(!is_label_value("gold "));
+        assert!(!is_label_value("in (a)"));
+    }
+}

@@ -1,0 +1,435 @@
+//! Reflectors: the caches of the Kubernetes objects the compiler reads.
+//!
+//! One reflector per API handle (per watched namespace, or one for all), every event waking the
+//! compile loop. Secrets are the exception: [`SecretWatches`] runs one filtered watch per
+//! Secret reference of the Policies ([`crate::secret_refs`]), started and stopped as the
+//! references come and go, so the controller never lists Secrets nobody references.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::secret_refs::{Changes, WatchKey, changes};
+
+/// One API handle per watched namespace, or one for all namespaces.
+pub(crate) fn typed_apis<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    }
+}
+
+/// One reflector per API handle; every event wakes the compile loop.
+pub(crate) fn watch_kind<K>(
+    apis: Vec<Api<K>>,
+    changed: &Arc<Notify>,
+    dt: K::DynamicType,
+    config: watcher::Config,
+) -> Vec<Store<K>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    apis.into_iter()
+        .map(|api| spawn_reflector(api, changed, dt.clone(), config.clone()).0)
+        .collect()
+}
+
+/// A reflector on one API handle, and the handle that stops it (its store then stays as it
+/// was, and never becomes ready if it was not).
+fn spawn_reflector<K>(
+    api: Api<K>,
+    changed: &Arc<Notify>,
+    dt: K::DynamicType,
+    config: watcher::Config,
+) -> (Store<K>, AbortHandle)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    let writer = reflector::store::Writer::new(dt.clone());
+    let reader = writer.as_reader();
+    let kind = K::kind(&dt).to_string();
+    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    let changed = changed.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => changed.notify_one(),
+                Err(e) => {
+                    tracing::warn!(%kind, error = %e, "watch error; retrying with backoff")
+                }
+            }
+        }
+    });
+    (reader, task.abort_handle())
+}
+
+/// Every object in the stores.
+pub(crate) fn all<K: Resource + Clone>(stores: &[Store<K>]) -> Vec<K>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    stores
+        .iter()
+        .flat_map(|s| s.state())
+        .map(|o| (*o).clone())
+        .collect()
+}
+
+/// The Secret watches, one per Secret reference of the Policies.
+pub(crate) struct SecretWatches {
+    client: Client,
+    changed: Arc<Notify>,
+    running: BTreeMap<WatchKey, RunningWatch>,
+}
+
+struct RunningWatch {
+    store: Store<Secret>,
+    task: AbortHandle,
+}
+
+impl Drop for RunningWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SecretWatches {
+    pub(crate) fn new(client: Client, changed: Arc<Notify>) -> Self {
+        SecretWatches {
+            client,
+            changed,
+            running: BTreeMap::new(),
+        }
+    }
+
+    /// Runs the watches `wanted` and no others. Waits until the new ones finished their initial
+    /// list, so the compile that follows sees the Secrets a new or edited Policy references
+    /// rather than reporting them missing; for at most `wait` when given (one watch that cannot
+    /// list must not hold every other change back: the compile goes ahead, and the watch's
+    /// list, when it comes, wakes the compile loop again).
+    pub(crate) async fn follow(&mut self, wanted: &BTreeSet<WatchKey>, wait: Option<Duration>) {
+        let Changes { start, stop } = changes(self.running.keys(), wanted);
+        for key in stop {
+            tracing::debug!(namespace = %key.namespace, select = ?key.select, "no Policy references these Secrets any more; stopping their watch");
+            self.running.remove(&key);
+        }
+        let mut lists = Vec::new();
+        for key in start {
+            tracing::debug!(namespace = %key.namespace, select = ?key.select, "watching the Secrets a Policy references");
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
+            let config = watcher::Config::default()
+                .fields(&key.field_selector())
+                .labels(&key.label_selector());
+            let (store, task) = spawn_reflector(api, &self.changed, (), config);
+            lists.push(store.clone());
+            self.running.insert(key, RunningWatch { store, task });
+        }
+        let listed = futures::future::join_all(lists.iter().map(|s| s.wait_until_ready()));
+        match wait {
+            None => {
+                listed.await;
+            }
+            Some(wait) => {
+                if tokio::time::timeout(wait, listed).await.is_err() {
+                    tracing::warn!(
+                        ?wait,
+                        "some Secret watches have not listed yet; compiling without their Secrets"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The watches' stores, for the compiler.
+    pub(crate) fn stores(&self) -> Vec<Store<Secret>> {
+        self.running.values().map(|w| w.store.clone()).collect()
+    }
+
+    /// The keys of the watches running.
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> Vec<WatchKey> {
+        self.running.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    use super::*;
+    use crate::secret_refs::{WatchKey, wanted};
+
+    /// A request the fake API server received.
+    #[derive(Clone, Debug)]
+    pub(crate) struct Seen {
+        pub path: String,
+        pub query: HashMap<String, String>,
+    }
+
+    impl Seen {
+        fn watching(&self) -> bool {
+            self.query.get("watch").is_some_and(|w| w == "true")
+        }
+    }
+
+    /// A fake API server for Secrets behind a mock client: it answers each list with those of
+    /// `secrets` its namespace and selectors match, as the API server would, keeps watches open
+    /// without events, and records every request.
+    pub(crate) fn fake_secrets_api(secrets: Vec<Secret>) -> (Client, Arc<Mutex<Vec<Seen>>>) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            let mut open_watches = Vec::new();
+            while let Some((request, send)) = handle.next_request().await {
+                let query = request.uri().query().unwrap_or_default().as_bytes();
+                let request = Seen {
+                    path: request.uri().path().to_string(),
+                    query: form_urlencoded::parse(query).into_owned().collect(),
+                };
+                if request.watching() {
+                    open_watches.push(send);
+                } else {
+                    let namespace = request
+                        .path
+                        .strip_prefix("/api/v1/namespaces/")
+                        .and_then(|p| p.strip_suffix("/secrets"));
+                    let items: Vec<&Secret> = secrets
+                        .iter()
+                        .filter(|s| s.metadata.namespace.as_deref() == namespace)
+                        .filter(|s| selects(&request.query, s))
+                        .collect();
+                    let list = serde_json::json!({
+                        "apiVersion": "v1", "kind": "SecretList",
+                        "metadata": {"resourceVersion": "1"}, "items": items,
+                    });
+                    send.send_response(Response::new(Body::from(
+                        serde_json::to_vec(&list).unwrap(),
+                    )));
+                }
+                record.lock().unwrap().push(request);
+            }
+        });
+        (Client::new(service, "default"), seen)
+    }
+
+    /// Whether the `fieldSelector` and `labelSelector` of a request select `secret`.
+    fn selects(query: &HashMap<String, String>, secret: &Secret) -> bool {
+        let labels = secret.metadata.labels.clone().unwrap_or_default();
+        let field = |f: &str| match f {
+            "metadata.name" => secret.metadata.name.clone(),
+            "type" => secret.type_.clone(),
+            _ => panic!("the API server refuses field {f} for Secrets"),
+        };
+        let holds = |term: &str, get: &dyn Fn(&str) -> Option<String>| match term.split_once("!=") {
+            Some((k, v)) => get(k).as_deref() != Some(v),
+            None => {
+                let (k, v) = term.split_once('=').expect("k=v or k!=v");
+                get(k).as_deref() == Some(v)
+            }
+        };
+        let terms = |key: &str| {
+            query
+                .get(key)
+                .map(|q| q.split(',').map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        terms("fieldSelector").iter().all(|t| holds(t, &field))
+            && terms("labelSelector")
+                .iter()
+                .all(|t| holds(t, &|k: &str| labels.get(k).cloned()))
+    }
+
+    pub(crate) fn secret(namespace: &str, name: &str, labels: &[(&str, &str)]) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.namespace = Some(namespace.into());
+        s.metadata.name = Some(name.into());
+        s.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        s.type_ = Some("Opaque".into());
+        s
+    }
+
+    fn policies(yaml: &str) -> Vec<frontdesk_crds::Policy> {
+        let parsed = frontdesk_crds::manifests::parse_file("p.yaml", yaml);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        parsed
+            .objects
+            .into_iter()
+            .filter_map(|(o, _)| match o {
+                frontdesk_crds::manifests::Object::Policy(p) => Some(*p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn names(watches: &SecretWatches) -> Vec<String> {
+        let mut names: Vec<String> = all(&watches.stores())
+            .into_iter()
+            .filter_map(|s| Some(format!("{}/{}", s.metadata.namespace?, s.metadata.name?)))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_secret_watch_that_cannot_list_holds_the_compile_back_for_a_while_only() {
+        // An API server that never answers.
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let silent = tokio::spawn(async move {
+            let mut pending = Vec::new();
+            while let Some(request) = handle.next_request().await {
+                pending.push(request);
+            }
+        });
+        let mut watches = SecretWatches::new(Client::new(service, "default"), Default::default());
+        let keys = [WatchKey::name("shop", "users")].into();
+        let started = tokio::time::Instant::now();
+        watches.follow(&keys, Some(Duration::from_secs(10))).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        assert_eq!(watches.running(), [WatchKey::name("shop", "users")]);
+        silent.abort();
+    }
+
+    #[tokio::test]
+    async fn secrets_are_asked_for_by_name_or_label_as_policies_reference_them_and_never_all() {
+        let yaml = "\
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: shop-auth, namespace: shop}
+spec:
+  authentication:
+    basic: {secretRef: {name: users}}
+    apiKeys: {secretSelector: {matchLabels: {frontdesk.dev/api-keys: orders}}}
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: partner-auth, namespace: partners}
+spec:
+  authentication:
+    jwt: {secretRef: {name: hmac}}
+";
+        let mut helm = secret(
+            "shop",
+            "sh.helm.release.v1.shop.v1",
+            &[("frontdesk.dev/api-keys", "orders")],
+        );
+        helm.type_ = Some("helm.sh/release.v1".into());
+        let (client, seen) = fake_secrets_api(vec![
+            secret("shop", "users", &[]),
+            secret("shop", "alice-key", &[("frontdesk.dev/api-keys", "orders")]),
+            secret("shop", "unrelated", &[]),
+            secret(
+                "shop",
+                "frontdesk-ca",
+                &[
+                    ("frontdesk.dev/api-keys", "orders"),
+                    ("app.kubernetes.io/managed-by", "frontdesk-certs"),
+                ],
+            ),
+            helm,
+            secret("partners", "hmac", &[]),
+            secret("partners", "users", &[]),
+        ]);
+        let mut watches = SecretWatches::new(client, Arc::new(Notify::new()));
+        let both = policies(yaml);
+        let keys = wanted(&both);
+        tokio::time::timeout(Duration::from_secs(10), watches.follow(&keys, None))
+            .await
+            .expect("the initial lists");
+        assert_eq!(
+            names(&watches),
+            ["partners/hmac", "shop/alice-key", "shop/users"]
+        );
+
+        // Each watch lists, then watches, with its selectors.
+        let requests = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let seen = seen.lock().unwrap().clone();
+                if seen.iter().filter(|r| r.watching()).count() == 3 {
+                    return seen;
+                }
+                drop(seen);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("three watch requests");
+        let mut asked: Vec<(bool, &str, &str, &str)> = requests
+            .iter()
+            .map(|r| {
+                (
+                    r.watching(),
+                    r.path.as_str(),
+                    r.query["fieldSelector"].as_str(),
+                    r.query["labelSelector"].as_str(),
+                )
+            })
+            .collect();
+        asked.sort();
+        let not_theirs = "app.kubernetes.io/managed-by!=frontdesk-certs";
+        let no_helm = "type!=helm.sh/release.v1";
+        let api_keys =
+            "frontdesk.dev/api-keys=orders,app.kubernetes.io/managed-by!=frontdesk-certs";
+        let partners = "/api/v1/namespaces/partners/secrets";
+        let shop = "/api/v1/namespaces/shop/secrets";
+        let by_name = |n| format!("metadata.name={n},type!=helm.sh/release.v1");
+        let (hmac, users) = (by_name("hmac"), by_name("users"));
+        let mut expected = Vec::new();
+        for watching in [false, true] {
+            expected.push((watching, partners, hmac.as_str(), not_theirs));
+            expected.push((watching, shop, users.as_str(), not_theirs));
+            expected.push((watching, shop, no_helm, api_keys));
+        }
+        expected.sort();
+        assert_eq!(asked, expected);
+        // No request could return a Secret nobody references.
+        for r in &requests {
+            let named = r.query["fieldSelector"].starts_with("metadata.name=");
+            let labelled = r.query["labelSelector"]
+                .split(',')
+                .any(|t| t.contains('=') && !t.contains("!="));
+            assert!(named || labelled, "an unfiltered Secret request: {r:?}");
+        }
+
+        // The partners' Policy is gone: its watch stops, its Secret leaves the compiler's view.
+        let shop_only = wanted(&both[..1]);
+        watches.follow(&shop_only, None).await;
+        assert_eq!(watches.running(), shop_only.into_iter().collect::<Vec<_>>());
+        assert_eq!(names(&watches), ["shop/alice-key", "shop/users"]);
+        assert!(
+            !watches
+                .running()
+                .contains(&WatchKey::name("partners", "hmac"))
+        );
+    }
+}
