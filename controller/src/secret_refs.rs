@@ -9,7 +9,7 @@
 //! start and which to stop.
 //!
 //! Pure: Policies in, keys and selectors out. The watches themselves are
-//! [`crate::watch::SecretWatches`].
+//! `SecretWatches` in [`crate::watch`].
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,7 +1,7 @@
 //! Reflectors: the caches of the Kubernetes objects the compiler reads.
 //!
 //! One reflector per API handle (per watched namespace, or one for all), every event waking the
-//! compile loop. Secrets are the exception: [`SecretWatches`] runs one filtered watch per
+//! compile loop. Secrets are the exception: `SecretWatches` runs one filtered watch per
 //! Secret reference of the Policies ([`crate::secret_refs`]), started and stopped as the
 //! references come and go, so the controller never lists Secrets nobody references.
 
