@@ -101,8 +101,13 @@ pub fn remove_forwarding_claims(headers: &mut HeaderMap, trusted_peer: bool) {
     let mut found: Vec<HeaderName> = Vec::new();
     for name in headers.keys() {
         let text = name.as_str();
+        // Every name below starts with one of these; most fields are passed over here.
+        if !matches!(text.as_bytes().first(), Some(b'f' | b't' | b'x')) {
+            continue;
+        }
+        let spoofed = text.contains('_');
         let dashed;
-        let text = if text.contains('_') {
+        let text = if spoofed {
             dashed = text.replace('_', "-");
             dashed.as_str()
         } else {
@@ -124,7 +129,6 @@ pub fn remove_forwarding_claims(headers: &mut HeaderMap, trusted_peer: bool) {
                 | "x-cluster-client-ip"
         );
         // From a trusted proxy, only the dashed spellings it would send are kept.
-        let spoofed = name.as_str().contains('_');
         if url_override || (about_the_client && (!trusted_peer || spoofed)) {
             found.push(name.clone());
         }
@@ -134,7 +138,8 @@ pub fn remove_forwarding_claims(headers: &mut HeaderMap, trusted_peer: bool) {
     }
 }
 
-/// Adds the peer to X-Forwarded-For (and to `Forwarded` when a trusted proxy sent one), sets
+/// Adds the peer to a trusted proxy's X-Forwarded-For (an untrusted peer's is replaced) and to its
+/// `Forwarded` when it sent one, sets
 /// X-Forwarded-Proto unless a trusted proxy already did, and X-Forwarded-Host to the host the
 /// request was routed on.
 pub fn add_forwarded(
@@ -159,9 +164,12 @@ pub fn add_forwarded(
             headers.insert(FORWARDED, v);
         }
     }
-    let mut previous = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
+    // From an untrusted peer the chain is replaced, whatever it says.
+    let mut previous = peer
+        .trusted
+        .then(|| headers.get_all(&X_FORWARDED_FOR).iter())
+        .into_iter()
+        .flatten()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)

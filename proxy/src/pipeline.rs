@@ -157,6 +157,7 @@ impl Runtime {
         // streams (only forwards send it anywhere).
         let limit = rule.max_request_body.unwrap_or(self.env.max_request_body);
         if rule.action.forwards()
+            && !body.is_end_stream()
             && let Ok(Some(declared)) = crate::http1::content_length(&head.headers)
             && declared > limit
         {

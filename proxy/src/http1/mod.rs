@@ -10,7 +10,7 @@ use std::io;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use smallvec::SmallVec;
 use tokio::io::Interest;
@@ -102,70 +102,144 @@ pub fn field_spans(buf: &[u8], fields: &[httparse::Header<'_>], spans: &mut Fiel
     }));
 }
 
+/// What a head's framing fields said. They are read in the one pass that builds the map, so
+/// nobody looks them up again; `Transfer-Encoding`, `Keep-Alive` and `Connection` are left out
+/// of the map, being this hop's business only (RFC 9110 §7.6.1), except a `Connection` that
+/// names other fields: it stays, so the hop-by-hop pass removes those too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Framing {
+    /// The Content-Length: `Ok(None)` without one; an error when a value is not plain digits
+    /// or values disagree (RFC 9112 §6.3: a recipient must treat that as unrecoverable). The
+    /// field itself stays in the map.
+    pub content_length: Result<Option<u64>, &'static str>,
+    /// Transfer-Encoding, when the head had any.
+    pub transfer_encoding: Option<TransferEncoding>,
+    /// `Connection` names `close` / `keep-alive`.
+    pub close: bool,
+    pub keep_alive: bool,
+}
+
+impl Default for Framing {
+    fn default() -> Self {
+        Framing {
+            content_length: Ok(None),
+            transfer_encoding: None,
+            close: false,
+            keep_alive: false,
+        }
+    }
+}
+
+/// What the Transfer-Encoding lines of a head say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferEncoding {
+    /// The last coding named is `chunked` (the message is chunked, RFC 9112 §6.3).
+    pub chunked: bool,
+    /// One line that says `chunked` and nothing else: the only form a request may use here.
+    pub only_chunked: bool,
+}
+
+/// The fields of a head: the map, and what its framing fields said.
+pub struct Fields {
+    pub map: HeaderMap,
+    pub framing: Framing,
+}
+
 /// The fields of `head` (the parsed bytes, split off) as a map whose values share its bytes,
-/// with room for `room` more fields.
-pub fn field_map(head: &Bytes, spans: &FieldSpans, room: usize) -> Result<HeaderMap, BadField> {
+/// with room for `room` more fields, and the framing they declare.
+pub fn field_map(head: &Bytes, spans: &FieldSpans, room: usize) -> Result<Fields, BadField> {
     let mut map = HeaderMap::with_capacity(spans.len() + room);
+    let mut framing = Framing::default();
+    let mut te_lines = 0u32;
+    let mut last_coding: &[u8] = b"";
     for &[name_at, name_len, value_at, value_len] in spans {
         let (name_at, value_at) = (name_at as usize, value_at as usize);
-        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len as usize])
-            .map_err(|_| BadField::Name)?;
+        let raw_name = &head[name_at..name_at + name_len as usize];
+        let raw_value = &head[value_at..value_at + value_len as usize];
+        // The framing trio, compared on the raw bytes before any parse or hash.
+        if raw_name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te_lines += 1;
+            if let Some(last) = raw_value
+                .split(|b| *b == b',')
+                .map(<[u8]>::trim_ascii)
+                .rfind(|t| !t.is_empty())
+            {
+                last_coding = last;
+            }
+            let chunked_line = raw_value.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            framing.transfer_encoding = Some(TransferEncoding {
+                chunked: false,
+                only_chunked: te_lines == 1 && chunked_line,
+            });
+            continue;
+        }
+        if raw_name.eq_ignore_ascii_case(b"keep-alive") {
+            continue;
+        }
+        let name = if raw_name.eq_ignore_ascii_case(b"connection") {
+            let mut others = false;
+            for token in raw_value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    framing.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    framing.keep_alive = true;
+                } else if !token.is_empty() {
+                    others = true;
+                }
+            }
+            if !others {
+                continue;
+            }
+            CONNECTION
+        } else {
+            HeaderName::from_bytes(raw_name).map_err(|_| BadField::Name)?
+        };
+        if name == CONTENT_LENGTH {
+            framing.content_length = framing
+                .content_length
+                .and_then(|known| content_length_value(known, raw_value));
+        }
         let value =
             HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len as usize))
                 .map_err(|_| BadField::Value)?;
         map.append(name, value);
     }
-    Ok(map)
+    if let Some(te) = &mut framing.transfer_encoding {
+        te.chunked = last_coding.eq_ignore_ascii_case(b"chunked");
+    }
+    Ok(Fields { map, framing })
 }
 
-/// The message's Content-Length: `Ok(None)` without one; an error when a value is not plain
-/// digits or values disagree (RFC 9112 §6.3: a recipient must treat that as unrecoverable).
-pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
-    let mut length = None;
-    for v in headers.get_all(CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|b| *b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || part.len() > 18 || !part.iter().all(u8::is_ascii_digit) {
-                return Err("the Content-Length is not a number");
-            }
-            let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-            if length.is_some_and(|l| l != n) {
-                return Err("the Content-Length values disagree");
-            }
-            length = Some(n);
+/// Folds one Content-Length field value into what the earlier ones said.
+fn content_length_value(known: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'static str> {
+    let mut length = known;
+    for part in value.split(|b| *b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || part.len() > 18 || !part.iter().all(u8::is_ascii_digit) {
+            return Err("the Content-Length is not a number");
         }
+        let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if length.is_some_and(|l| l != n) {
+            return Err("the Content-Length values disagree");
+        }
+        length = Some(n);
     }
     Ok(length)
 }
 
-/// The last transfer coding named (`None` without Transfer-Encoding; `Some("")` for a header
-/// that names none).
-pub fn last_transfer_coding(headers: &HeaderMap) -> Option<&[u8]> {
-    if !headers.contains_key(TRANSFER_ENCODING) {
-        return None;
+/// The message's Content-Length, for maps built by hand or edited (see [`Framing`]).
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
+    let mut length = None;
+    for v in headers.get_all(CONTENT_LENGTH) {
+        length = content_length_value(length, v.as_bytes())?;
     }
-    Some(
-        headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .map(<[u8]>::trim_ascii)
-            .rfind(|t| !t.is_empty())
-            .unwrap_or_default(),
-    )
-}
-
-/// Whether a Connection header of the message names `token` (`close`, `keep-alive`).
-pub fn connection_has(headers: &HeaderMap, token: &[u8]) -> bool {
-    headers.get_all(CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-    })
+    Ok(length)
 }
 
 #[cfg(test)]
 mod tests {
+    use http::header::TRANSFER_ENCODING;
+
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -198,23 +272,60 @@ mod tests {
         assert!(content_length(&split).is_err());
     }
 
+    /// The fields of a raw head, as the server and the client read them.
+    fn fields(raw: &str) -> Fields {
+        let raw = format!("HTTP/1.1 200 OK\r\n{raw}\r\n");
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut r = httparse::Response::new(&mut slots);
+        let len = match r.parse(raw.as_bytes()).unwrap() {
+            httparse::Status::Complete(len) => len,
+            httparse::Status::Partial => panic!("partial head"),
+        };
+        let mut spans = FieldSpans::new();
+        field_spans(raw.as_bytes(), r.headers, &mut spans);
+        field_map(&Bytes::copy_from_slice(&raw.as_bytes()[..len]), &spans, 0).unwrap()
+    }
+
     #[test]
-    fn codings_and_connection_tokens() {
-        let h = headers(&[
-            ("transfer-encoding", "gzip"),
-            ("transfer-encoding", "Chunked "),
-        ]);
-        assert_eq!(last_transfer_coding(&h), Some(&b"Chunked"[..]));
-        assert_eq!(last_transfer_coding(&headers(&[])), None);
-        assert_eq!(
-            last_transfer_coding(&headers(&[("transfer-encoding", ",")])),
-            Some(&b""[..])
+    fn framing_is_read_in_the_field_pass() {
+        let f = fields("Content-Length: 4\r\ncontent-length: 4, 4\r\nX-A: 1\r\n");
+        assert_eq!(f.framing.content_length, Ok(Some(4)));
+        assert_eq!(f.map.get_all(CONTENT_LENGTH).iter().count(), 2);
+        assert!(
+            fields("Content-Length: 4\r\nContent-Length: 5\r\n")
+                .framing
+                .content_length
+                .is_err()
         );
-        let h = headers(&[("connection", "keep-alive, Close")]);
-        assert!(connection_has(&h, b"close") && connection_has(&h, b"keep-alive"));
-        assert!(!connection_has(
-            &headers(&[("connection", "closed")]),
-            b"close"
-        ));
+        assert_eq!(fields("X-A: 1\r\n").framing, Framing::default());
+
+        let f = fields("Transfer-Encoding: gzip\r\nTransfer-Encoding: Chunked \r\n");
+        let te = f.framing.transfer_encoding.unwrap();
+        assert!(te.chunked && !te.only_chunked);
+        assert!(!f.map.contains_key(TRANSFER_ENCODING));
+        let te = fields("transfer-encoding: chunked\r\n")
+            .framing
+            .transfer_encoding
+            .unwrap();
+        assert!(te.chunked && te.only_chunked);
+        let te = fields("Transfer-Encoding: chunked, gzip\r\n")
+            .framing
+            .transfer_encoding
+            .unwrap();
+        assert!(!te.chunked && !te.only_chunked);
+        // A later line naming nothing leaves the last coding named as it was.
+        let te = fields("Transfer-Encoding: chunked\r\nTransfer-Encoding: ,\r\n")
+            .framing
+            .transfer_encoding;
+        assert!(te.unwrap().chunked);
+
+        let f = fields("Connection: keep-alive, Close\r\nKeep-Alive: timeout=5\r\n");
+        assert!(f.framing.close && f.framing.keep_alive);
+        assert!(f.map.is_empty(), "{:?}", f.map);
+        assert!(!fields("Connection: closed\r\n").framing.close);
+        // A Connection naming another field stays, for the hop-by-hop pass to act on.
+        let f = fields("Connection: close, X-Secret\r\nX-Secret: 1\r\n");
+        assert!(f.framing.close);
+        assert_eq!(f.map[CONNECTION], "close, X-Secret");
     }
 }

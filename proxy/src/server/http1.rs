@@ -39,7 +39,7 @@ use super::request_body::{ReadSide, RequestBody};
 use crate::body::ProxyBody;
 use crate::client_body::IdleTimeout;
 use crate::forwarding::new_request_id;
-use crate::http1::{self, BadField, FieldSpans, decode::Decoder};
+use crate::http1::{self, BadField, FieldSpans, Fields, decode::Decoder};
 use crate::metrics::Metrics;
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::RuntimeHandle;
@@ -330,30 +330,27 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
         .map_err(|_| bad("the request target is not valid"))?;
     // Room for what the request path adds (request id, X-Forwarded-*, policy edits), so
     // adding them never re-hashes the map.
-    let headers = http1::field_map(&bytes, &spans, 8).map_err(bad_field)?;
-    let decoder = match http1::last_transfer_coding(&headers) {
-        Some(coding) => {
+    let Fields {
+        map: headers,
+        framing,
+    } = http1::field_map(&bytes, &spans, 8).map_err(bad_field)?;
+    let decoder = match framing.transfer_encoding {
+        Some(te) => {
             if headers.contains_key(CONTENT_LENGTH) {
                 return Err(bad(
                     "Transfer-Encoding and Content-Length together are refused",
                 ));
             }
-            let only_chunked = coding.eq_ignore_ascii_case(b"chunked")
-                && headers.get_all(TRANSFER_ENCODING).iter().count() == 1
-                && headers[TRANSFER_ENCODING]
-                    .as_bytes()
-                    .trim_ascii()
-                    .eq_ignore_ascii_case(b"chunked");
-            if !only_chunked || version == Version::HTTP_10 {
+            if !te.only_chunked || version == Version::HTTP_10 {
                 return Err(bad("only Transfer-Encoding: chunked is accepted"));
             }
             Decoder::chunked()
         }
-        None => Decoder::length(http1::content_length(&headers).map_err(bad)?.unwrap_or(0)),
+        None => Decoder::length(framing.content_length.map_err(bad)?.unwrap_or(0)),
     };
     let keep_alive = match version {
-        Version::HTTP_11 => !http1::connection_has(&headers, b"close"),
-        _ => http1::connection_has(&headers, b"keep-alive"),
+        Version::HTTP_11 => !framing.close,
+        _ => framing.keep_alive,
     };
     let expect_continue = version == Version::HTTP_11
         && headers
@@ -556,6 +553,7 @@ fn encode_head(
     out.put_u8(b' ');
     out.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.put_slice(b"\r\n");
+    let mut dated = false;
     for (name, value) in &parts.headers {
         if name == TRANSFER_ENCODING || name == CONNECTION {
             continue;
@@ -563,9 +561,10 @@ fn encode_head(
         if name == CONTENT_LENGTH && (declared.is_none() || status == StatusCode::NO_CONTENT) {
             continue;
         }
+        dated |= name == DATE;
         put_header(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !parts.headers.contains_key(DATE) {
+    if !dated {
         put_header(&mut out, b"date", &date());
     }
     if declared.is_none()

@@ -107,29 +107,29 @@ impl Connection {
         method: &Method,
         pool: &Arc<EndpointPool>,
     ) -> Result<Response<ResponseBody>, ExchangeError> {
-        let (parts, upload) = match body {
+        let (head, upload) = match body {
             UpstreamBody::Empty => {
                 self.io
                     .write_all(head)
                     .await
                     .map_err(ExchangeError::Write)?;
-                let parts = std::future::poll_fn(|cx| self.poll_read_head(cx)).await?;
-                (parts, UploadState::Done)
+                let head = std::future::poll_fn(|cx| self.poll_read_head(cx)).await?;
+                (head, UploadState::Done)
             }
             // Boxed: the upload path's future is large, and every request's future would
             // otherwise carry (and move) it.
             streaming => Box::pin(self.send_streaming(head, streaming, sending)).await?,
         };
-        let mut parts = parts;
-        let framing = response_framing(&parts, method)?;
-        if framing.suspicious && parts.headers.contains_key(TRANSFER_ENCODING) {
+        let framing = response_framing(&head, method)?;
+        let mut parts = head.parts;
+        if framing.suspicious && head.framing.transfer_encoding.is_some() {
             // Transfer-Encoding wins (RFC 9112 §6.3): a Content-Length beside it must not
             // frame the answer to the client.
             parts.headers.remove(CONTENT_LENGTH);
         }
         let reusable = !matches!(upload, UploadState::Failed)
             && parts.version == Version::HTTP_11
-            && !http1::connection_has(&parts.headers, b"close")
+            && !head.framing.close
             && framing.reusable();
         let upload = match upload {
             UploadState::Writing(u) => Some(u),
@@ -147,7 +147,7 @@ impl Connection {
         head: &[u8],
         body: UpstreamBody,
         framing: RequestFraming,
-    ) -> Result<(Parts, UploadState), ExchangeError> {
+    ) -> Result<(Head, UploadState), ExchangeError> {
         self.io
             .write_all(head)
             .await
@@ -171,13 +171,13 @@ impl Connection {
                 }
             }
             match ready!(self.poll_read_head(cx)) {
-                Ok(parts) => {
+                Ok(head) => {
                     let state = match (upload.take(), &failed) {
                         (Some(u), _) => UploadState::Writing(u),
                         (None, Some(_)) => UploadState::Failed,
                         (None, None) => UploadState::Done,
                     };
-                    Poll::Ready(Ok((parts, state)))
+                    Poll::Ready(Ok((head, state)))
                 }
                 // The backend closed: say why the write failed, if it did.
                 Err(e) => Poll::Ready(Err(failed.take().unwrap_or(e))),
@@ -188,12 +188,12 @@ impl Connection {
 
     /// Reads until a final (non-1xx) response head is complete; leaves what follows it in the
     /// buffer.
-    fn poll_read_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Parts, ExchangeError>> {
+    fn poll_read_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Head, ExchangeError>> {
         loop {
             if !self.buf.is_empty()
-                && let Some(parts) = parse_head(&mut self.buf)?
+                && let Some(head) = parse_head(&mut self.buf)?
             {
-                return Poll::Ready(Ok(parts));
+                return Poll::Ready(Ok(head));
             }
             if self.buf.len() >= MAX_HEAD {
                 return Poll::Ready(Err(ExchangeError::Invalid(
@@ -227,9 +227,15 @@ enum UploadState {
     Writing(Upload),
 }
 
+/// A response head as read: the parts (without the framing fields) and what those said.
+struct Head {
+    parts: Parts,
+    framing: http1::Framing,
+}
+
 /// Parses one final response head off the front of `buf`, skipping 1xx interim answers.
 /// `None`: incomplete. Header values share the head's bytes instead of copying them.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, ExchangeError> {
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, ExchangeError> {
     loop {
         let mut slots =
             [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -270,12 +276,15 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, ExchangeError> {
         http1::field_spans(buf, r.headers, &mut spans);
         let head = buf.split_to(len).freeze();
         // Room for what the respond path adds (request id, RateLimit, edits).
-        let headers = http1::field_map(&head, &spans, 6).map_err(bad)?;
+        let fields = http1::field_map(&head, &spans, 6).map_err(bad)?;
         let mut parts = Response::new(()).into_parts().0;
         parts.status = status;
         parts.version = version;
-        parts.headers = headers;
-        return Ok(Some(parts));
+        parts.headers = fields.map;
+        return Ok(Some(Head {
+            parts,
+            framing: fields.framing,
+        }));
     }
 }
 
@@ -292,35 +301,33 @@ impl BodyFraming {
     }
 }
 
-fn response_framing(parts: &Parts, method: &Method) -> Result<BodyFraming, ExchangeError> {
+fn response_framing(head: &Head, method: &Method) -> Result<BodyFraming, ExchangeError> {
     let plain = |decoder| BodyFraming {
         decoder,
         suspicious: false,
     };
+    let status = head.parts.status;
     if *method == Method::HEAD
-        || parts.status == StatusCode::NO_CONTENT
-        || parts.status == StatusCode::NOT_MODIFIED
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
     {
         return Ok(plain(Decoder::length(0)));
     }
-    let h = &parts.headers;
-    if let Some(last) = http1::last_transfer_coding(h) {
-        let chunked = last.eq_ignore_ascii_case(b"chunked");
+    let declared = head.framing.content_length;
+    if let Some(te) = head.framing.transfer_encoding {
         return Ok(BodyFraming {
-            decoder: if chunked {
+            decoder: if te.chunked {
                 Decoder::chunked()
             } else {
                 Decoder::until_close()
             },
-            suspicious: !chunked || h.contains_key(CONTENT_LENGTH),
+            suspicious: !te.chunked || declared != Ok(None),
         });
     }
-    Ok(plain(
-        match http1::content_length(h).map_err(ExchangeError::Invalid)? {
-            Some(n) => Decoder::length(n),
-            None => Decoder::until_close(),
-        },
-    ))
+    Ok(plain(match declared.map_err(ExchangeError::Invalid)? {
+        Some(n) => Decoder::length(n),
+        None => Decoder::until_close(),
+    }))
 }
 
 /// How a request body is delimited on the wire to the backend.
@@ -392,7 +399,7 @@ mod tests {
 
     use super::*;
 
-    fn parts(head: &str) -> Result<Option<Parts>, ExchangeError> {
+    fn parts(head: &str) -> Result<Option<Head>, ExchangeError> {
         parse_head(&mut BytesMut::from(head))
     }
 
@@ -401,7 +408,7 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nhi",
         );
-        let p = parse_head(&mut buf).unwrap().unwrap();
+        let p = parse_head(&mut buf).unwrap().unwrap().parts;
         assert_eq!(p.status, 200);
         assert_eq!(p.headers["x-a"], "1");
         assert_eq!(&buf[..], b"hi");
