@@ -231,6 +231,13 @@ pub struct HeaderModifier {
     /// Names of headers to remove.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
+
+    /// Names among `set` and `add` whose values are credentials (an upstream token, say): sent
+    /// as written, shown as `<redacted>` in the proxy's `/config` and in logs. Authorization,
+    /// Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key and names containing `token`,
+    /// `secret`, `password`, `credential`, `session` or `api-key` are treated so unlisted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
 }
 
 /// A backend: a Kubernetes Service port, or a URL.

@@ -86,7 +86,7 @@ async fn setup() -> Setup {
     - name: transforms
       matches: [{{path: {{value: /t}}}}]
       rewrite: {{pathPrefix: /rewritten, host: internal.svc}}
-      requestHeaders: {{set: {{x-added: 'yes'}}, remove: [x-secret]}}
+      requestHeaders: {{set: {{x-added: 'yes', x-upstream-token: tok-123, x-signed: sig-456}}, sensitive: [x-signed], remove: [x-secret]}}
       responseHeaders: {{set: {{x-frame-options: DENY}}, remove: [x-backend]}}
       backends: [{{url: 'http://{a}'}}]
     - name: echo
@@ -240,6 +240,18 @@ async fn transforms_redirects_and_direct_responses() {
     assert_eq!(seen["headers"]["x-forwarded-host"], "front.example.org");
     assert_eq!(seen["headers"]["x-added"], "yes");
     assert!(seen["headers"].get("x-secret").is_none());
+    // Credentials for the backend arrive in full and are never shown in /config.
+    assert_eq!(seen["headers"]["x-upstream-token"], "tok-123");
+    assert_eq!(seen["headers"]["x-signed"], "sig-456");
+    let (_, _, config) = get(&format!("http://{}/config", s.proxy.admin))
+        .await
+        .unwrap();
+    let config = String::from_utf8_lossy(&config);
+    assert!(config.contains("\"x-added\""), "{config}");
+    assert!(
+        !config.contains("tok-123") && !config.contains("sig-456"),
+        "{config}"
+    );
     assert_eq!(t.1["x-frame-options"], "DENY");
     assert!(t.1.get("x-backend").is_none(), "response header removed");
 

@@ -147,12 +147,50 @@ impl HeaderOps {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A header to set or add. A `sensitive` value (a credential for the backend, a session
+/// cookie) travels to the proxy in full but is shown as `<redacted>` wherever a snapshot is
+/// shown to a person ([`crate::secret::redacted`], `Debug`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
     /// Lower-case.
     pub name: String,
     pub value: String,
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+impl Header {
+    /// The value as it may be shown: itself, or `<redacted>` when sensitive.
+    fn shown(&self, redacting: bool) -> &str {
+        if self.sensitive && redacting {
+            crate::secret::REDACTED
+        } else {
+            &self.value
+        }
+    }
+}
+
+impl Serialize for Header {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut h = s.serialize_struct("Header", 2 + usize::from(self.sensitive))?;
+        h.serialize_field("name", &self.name)?;
+        h.serialize_field("value", self.shown(crate::secret::redacting()))?;
+        if self.sensitive {
+            h.serialize_field("sensitive", &true)?;
+        }
+        h.end()
+    }
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Header")
+            .field("name", &self.name)
+            .field("value", &self.shown(true))
+            .finish()
+    }
 }
 
 /// What a matched rule does.

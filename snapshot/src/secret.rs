@@ -29,6 +29,11 @@ pub fn redacted<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether this thread is inside [`redacted`].
+pub fn redacting() -> bool {
+    REDACTING.with(Cell::get)
+}
+
 /// A string that must not be shown: key material, password hashes, API key digests.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Secret(String);
@@ -58,7 +63,7 @@ impl fmt::Display for Secret {
 
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if REDACTING.with(Cell::get) {
+        if redacting() {
             s.serialize_str(REDACTED)
         } else {
             s.serialize_str(&self.0)

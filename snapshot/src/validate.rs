@@ -446,6 +446,7 @@ mod tests {
         r.request_headers.set.push(crate::Header {
             name: "x-a".into(),
             value: "a\r\nx-b: 1".into(),
+            sensitive: false,
         });
         assert!(
             snapshot(r)
@@ -473,6 +474,7 @@ mod tests {
             ops.set.push(crate::Header {
                 name: name.into(),
                 value: "1".into(),
+                sensitive: false,
             });
             let e = snapshot(r).validate().unwrap_err();
             assert!(e.reason.contains("only the proxy may set"), "{name}: {e}");
@@ -482,6 +484,7 @@ mod tests {
         r.response_headers.set.push(crate::Header {
             name: "host".into(),
             value: "x".into(),
+            sensitive: false,
         });
         snapshot(r).validate().unwrap();
     }

@@ -365,6 +365,7 @@ fn lower_header_ops(
                     let name = check_name(format!("{p}.{kind}.{k}"), k, d);
                     d.check(format!("{p}.{kind}.{k}"), check_header_value(v));
                     snap::Header {
+                        sensitive: sensitive_header(&name, &ops.sensitive),
                         name,
                         value: v.clone(),
                     }
@@ -373,6 +374,17 @@ fn lower_header_ops(
         };
     let set = pairs("set", &ops.set, d);
     let add = pairs("add", &ops.add, d);
+    for (i, listed) in ops.sensitive.iter().enumerate() {
+        let edited = |m: &std::collections::BTreeMap<String, String>| {
+            m.keys().any(|k| k.eq_ignore_ascii_case(listed))
+        };
+        if !edited(&ops.set) && !edited(&ops.add) {
+            d.push(
+                format!("{p}.sensitive[{i}]"),
+                format!("{listed} is neither set nor added here"),
+            );
+        }
+    }
     let remove = ops
         .remove
         .iter()
@@ -380,6 +392,29 @@ fn lower_header_ops(
         .map(|(i, n)| check_name(format!("{p}.remove[{i}]"), n, d))
         .collect::<Vec<_>>();
     (d.0.len() == before).then_some(snap::HeaderOps { set, add, remove })
+}
+
+/// Whether a header value set by an edit is a credential, to be redacted wherever a snapshot
+/// is shown: listed in `sensitive`, or named as credentials usually are.
+fn sensitive_header(name: &str, listed: &[String]) -> bool {
+    const NAMED: [&str; 5] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+    ];
+    const PARTS: [&str; 6] = [
+        "token",
+        "secret",
+        "password",
+        "credential",
+        "session",
+        "api-key",
+    ];
+    listed.iter().any(|l| l.eq_ignore_ascii_case(name))
+        || NAMED.contains(&name)
+        || PARTS.iter().any(|p| name.contains(p))
 }
 
 fn lower_path_rewrite(
@@ -781,6 +816,65 @@ mod tests {
         assert!(normalize_host("*.example.com", false).is_err());
         assert!(normalize_host("a.*.com", true).is_err());
         assert!(normalize_host("a..com", true).is_err());
+    }
+
+    #[test]
+    fn credential_header_values_are_marked_sensitive() {
+        let ops = HeaderModifier {
+            set: [
+                ("Authorization", "Bearer t"),
+                ("x-upstream-token", "t"),
+                ("x-tenant", "blue"),
+                ("X-Signed", "s"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+            add: [("x-trace", "on")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            sensitive: vec!["x-signed".into()],
+            ..Default::default()
+        };
+        let mut d = Diagnostics::default();
+        let lowered = lower_header_ops("spec", Some(&ops), true, &mut d).unwrap();
+        let flags: Vec<(&str, bool)> = lowered
+            .set
+            .iter()
+            .chain(&lowered.add)
+            .map(|h| (h.name.as_str(), h.sensitive))
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                ("authorization", true),
+                ("x-signed", true),
+                ("x-tenant", false),
+                ("x-upstream-token", true),
+                ("x-trace", false),
+            ]
+        );
+        // Shown redacted, sent in full.
+        let shown =
+            frontdesk_snapshot::secret::redacted(|| serde_json::to_string(&lowered).unwrap());
+        assert!(
+            !shown.contains("Bearer t") && shown.contains("blue"),
+            "{shown}"
+        );
+        assert!(
+            serde_json::to_string(&lowered)
+                .unwrap()
+                .contains("Bearer t")
+        );
+        assert!(!format!("{lowered:?}").contains("Bearer t"));
+
+        // A name listed as sensitive that no edit sets is a mistake worth a word.
+        let typo = HeaderModifier {
+            sensitive: vec!["x-sigend".into()],
+            ..ops
+        };
+        let mut d = Diagnostics::default();
+        assert!(lower_header_ops("spec", Some(&typo), true, &mut d).is_none());
+        assert_eq!(d.0[0].field, "spec.sensitive[0]");
     }
 
     #[test]
