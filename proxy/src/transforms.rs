@@ -150,10 +150,12 @@ mod tests {
             set: vec![snap::Header {
                 name: "x-a".into(),
                 value: "set".into(),
+                sensitive: false,
             }],
             add: vec![snap::Header {
                 name: "x-a".into(),
                 value: "added".into(),
+                sensitive: false,
             }],
             remove: vec!["cookie".into()],
         };

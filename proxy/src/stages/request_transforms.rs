@@ -140,6 +140,7 @@ mod tests {
             .map(|(n, v)| snap::Header {
                 name: n.to_string(),
                 value: v.to_string(),
+                sensitive: false,
             })
             .collect();
         r

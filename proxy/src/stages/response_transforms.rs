@@ -38,6 +38,7 @@ mod tests {
             set: vec![snap::Header {
                 name: "x-served-by".into(),
                 value: "frontdesk".into(),
+                sensitive: false,
             }],
             add: vec![],
             remove: vec!["server".into()],
