@@ -231,6 +231,7 @@ fn a_snapshot_that_edits_content_length_is_refused() {
         .push(frontdesk_snapshot::Header {
             name: "content-length".into(),
             value: "0".into(),
+            sensitive: false,
         });
     let refused = Runtime::build(snap, Arc::new(Env::standalone()))
         .err()
