@@ -148,6 +148,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     pub max_request_body_bytes: u64,
 
+    /// Resident memory past which the proxy is overloaded: new connections are closed at
+    /// once and keep-alive ends, until memory is back under 90% of it. `auto`: 90% of the
+    /// container's memory limit (none without one); `off`; or a size like `768Mi`.
+    #[arg(long, default_value = "auto", value_parser = crate::overload::MemoryLimit::parse)]
+    pub max_memory: crate::overload::MemoryLimit,
+
     /// On SIGTERM, how long open connections may finish their requests.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub drain_timeout: Duration,

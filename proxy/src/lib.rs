@@ -21,6 +21,7 @@ pub mod forwarding;
 pub mod http1;
 pub mod identity;
 pub mod metrics;
+pub mod overload;
 pub mod pipeline;
 pub mod problem;
 pub mod runtime;
@@ -127,7 +128,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tokio::spawn(admin::serve(admin_listener, admin));
 
+    let overload = Arc::new(overload::Overload::new(
+        cli.max_memory.resolve(overload::container_limit()),
+    ));
+    if let Some(limit) = overload.limit() {
+        tracing::info!(
+            limit,
+            "new connections are turned away past this resident memory"
+        );
+    }
+    overload.clone().watch(metrics.clone());
     let limits = ServerLimits {
+        overload,
         header_read_timeout: cli.header_read_timeout,
         idle_timeout: cli.idle_timeout,
         max_connections: cli.max_connections,

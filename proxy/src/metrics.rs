@@ -154,10 +154,12 @@ pub struct Metrics {
     pub request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub active_connections: Gauge,
-    /// A client connection let go by a bound: `connections-per-client`,
+    /// A client connection let go by a bound: `connections-per-client`, `memory`,
     /// `header-read-timeout`, `send-timeout`, `http2-idle-timeout` (body-too-large and
     /// body-timeout answers are local replies instead).
     pub connection_limits: Family<ConnectionLimitLabels, Counter>,
+    /// 1 while memory is past `--max-memory` ([`crate::overload`]).
+    pub overloaded: Gauge,
     pub config_version: Gauge,
     pub config_reloads: Counter,
     pub config_reload_failures: Counter,
@@ -187,6 +189,7 @@ impl Metrics {
             upstream_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             active_connections: Gauge::default(),
             connection_limits: Family::default(),
+            overloaded: Gauge::default(),
             config_version: Gauge::default(),
             config_reloads: Counter::default(),
             config_reload_failures: Counter::default(),
@@ -256,8 +259,13 @@ impl Metrics {
         );
         registry.register(
             "connection_limits",
-            "Client connections let go by a bound, by limit (connections-per-client, header-read-timeout, send-timeout, http2-idle-timeout)",
+            "Client connections let go by a bound, by limit (connections-per-client, memory, header-read-timeout, send-timeout, http2-idle-timeout)",
             m.connection_limits.clone(),
+        );
+        registry.register(
+            "overloaded",
+            "1 while the process's memory is past --max-memory and new connections are turned away",
+            m.overloaded.clone(),
         );
         registry.register(
             "config_version",

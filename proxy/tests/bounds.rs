@@ -1,6 +1,6 @@
 //! Resources per client are bounded, tried from outside with raw sockets: a client that stops
 //! sending its body, one that stops reading its answer, a partial HTTP/2 preface, too many
-//! connections from one address, and bodies over the route's limit. Each gets its exact
+//! connections from one address, bodies over the route's limit, and memory past its bound. Each gets its exact
 //! answer, and the proxy keeps serving everyone else.
 // Real processes and sockets, timed by the wall clock: the paused-time ban (clippy.toml)
 // is for the proxy's own code.
@@ -184,6 +184,39 @@ async fn clients_that_stop_reading_are_let_go_and_cost_little_memory() {
     let (_, closed) = read_until_closed(&mut stalled[0], Duration::from_secs(5)).await;
     assert!(closed.is_some(), "a client that stopped reading was held");
     assert_eq!(get(&p.url("/status/200")).await.unwrap().0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_memory_bound_the_proxy_turns_new_connections_away() {
+    // Any process is past 1 MiB: overloaded from the first sample on.
+    let p = start(&["--max-memory", "1Mi"]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p.metrics().await.contains("frontdesk_overloaded 1") {
+        assert!(Instant::now() < deadline, "never overloaded:\n{}", p.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (answer, closed) = exchange(&p, "GET /status/200 HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(answer, "", "served while overloaded");
+    assert!(closed.is_some(), "held while overloaded");
+    // The admin listener still answers: probes and metrics say what is going on.
+    let (status, _, _) = get(&format!("http://{}/healthz", p.admin)).await.unwrap();
+    assert_eq!(status, 200);
+    let m = p.metrics().await;
+    assert!(
+        m.contains(r#"frontdesk_connection_limits_total{limit="memory"} 1"#),
+        "{m}"
+    );
+    p.wait_log("overloaded: memory is at its limit").await;
+
+    // With room, the same proxy serves.
+    let p = start(&["--max-memory", "1Gi"]).await;
+    let (answer, _) = exchange(
+        &p,
+        "GET /status/200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    assert!(p.metrics().await.contains("frontdesk_overloaded 0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

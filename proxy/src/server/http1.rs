@@ -55,6 +55,8 @@ pub struct Settings {
     pub send_timeout: Duration,
     /// Where the bounds that let a connection go are counted.
     pub metrics: Arc<Metrics>,
+    /// While overloaded, answers end their connection ([`crate::overload`]).
+    pub overload: Arc<crate::overload::Overload>,
 }
 
 /// Bytes read at a time while waiting for a head.
@@ -157,7 +159,8 @@ pub async fn serve(
         // to its end or not. A body left unread means the next request cannot be found: close.
         // A body still being uploaded (the backend answered while it reads) comes back once
         // the answer is written.
-        let mut reusable = head.keep_alive && !*draining.borrow();
+        let mut reusable =
+            head.keep_alive && !*draining.borrow() && !settings.overload.overloaded();
         let mut still_uploading = None;
         if let Some(mut rx) = returned {
             match rx.try_recv() {

@@ -29,6 +29,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
+use crate::overload::Overload;
 use crate::runtime::RuntimeHandle;
 
 /// What every HTTP/2 connection starts with (RFC 9113 §3.4).
@@ -51,6 +52,8 @@ pub struct ServerLimits {
     pub send_timeout: Duration,
     pub h2_max_concurrent_streams: u32,
     pub drain_timeout: Duration,
+    /// Past its memory bound, connections are turned away ([`crate::overload`]).
+    pub overload: Arc<Overload>,
 }
 
 impl Default for ServerLimits {
@@ -66,6 +69,7 @@ impl Default for ServerLimits {
             send_timeout: Duration::from_secs(60),
             h2_max_concurrent_streams: 100,
             drain_timeout: Duration::from_secs(30),
+            overload: Arc::new(Overload::new(None)),
         }
     }
 }
@@ -108,6 +112,7 @@ pub async fn serve(
         body_read_timeout: limits.body_read_timeout,
         send_timeout: limits.send_timeout,
         metrics: metrics.clone(),
+        overload: limits.overload.clone(),
     });
     let (drain_tx, drain_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -130,6 +135,12 @@ pub async fn serve(
                 }
             },
         };
+        if limits.overload.overloaded() {
+            // Closed before anything is read or buffered: memory is what is short.
+            metrics.connection_limit("memory");
+            drop(stream);
+            continue;
+        }
         // A trusted proxy (a load balancer) carries many clients: not bounded as one.
         let counted = !runtime.load().env.trusted.trusts(peer.ip());
         let Some(slot) = per_client.admit(peer.ip(), counted) else {
@@ -358,6 +369,83 @@ mod tests {
 
     use crate::runtime::{Env, Runtime, RuntimeHandle};
 
+    /// Past the memory bound, keep-alive ends with the answer in flight and new connections
+    /// are closed unanswered; below the resume mark they are served again.
+    #[tokio::test]
+    async fn overload_turns_new_connections_away_and_ends_keep_alive() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let overload = Arc::new(crate::overload::Overload::new(Some(1000)));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let limits = super::ServerLimits {
+            overload: overload.clone(),
+            ..Default::default()
+        };
+        let runtime = RuntimeHandle::new(Runtime::empty("test", Arc::new(Env::standalone())));
+        tokio::spawn(super::serve(
+            listener,
+            runtime,
+            metrics.clone(),
+            limits,
+            std::future::pending(),
+        ));
+        const ASK: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        // One answer off `s`: its head, and whether the connection closed after it.
+        async fn answer(s: &mut tokio::net::TcpStream) -> (String, bool) {
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+                    .await
+                    .expect("an answer or a close in time")
+                    .unwrap_or(0);
+                got.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&got).into_owned();
+                if n == 0 {
+                    return (text, true);
+                }
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length: usize = text[..end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |v| v.parse().unwrap());
+                    if got.len() >= end + 4 + length {
+                        return (text[..end].to_string(), false);
+                    }
+                }
+            }
+        }
+
+        let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+        kept.write_all(ASK).await.unwrap();
+        let (head, closed) = answer(&mut kept).await;
+        assert!(head.starts_with("HTTP/1.1 404") && !closed, "{head}");
+
+        overload.observe(1000);
+        kept.write_all(ASK).await.unwrap();
+        let (head, _) = answer(&mut kept).await;
+        assert!(head.contains("connection: close"), "{head}");
+        assert_eq!(answer(&mut kept).await, (String::new(), true));
+        let mut turned = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = turned.write_all(ASK).await;
+        assert_eq!(answer(&mut turned).await, (String::new(), true));
+        assert_eq!(
+            metrics
+                .connection_limits
+                .get_or_create(&crate::metrics::ConnectionLimitLabels { limit: "memory" })
+                .get(),
+            1
+        );
+
+        overload.observe(899);
+        let mut served = tokio::net::TcpStream::connect(addr).await.unwrap();
+        served.write_all(ASK).await.unwrap();
+        let (head, closed) = answer(&mut served).await;
+        assert!(head.starts_with("HTTP/1.1 404") && !closed, "{head}");
+    }
+
     /// Every HTTP/1.1 connection's task is as large as this future, idle or not (the request
     /// path's own state is boxed per request): the idle-memory figure of the benchmark rests
     /// on it. Raise the bound only knowingly.
@@ -374,6 +462,7 @@ mod tests {
             body_read_timeout: Duration::from_secs(1),
             send_timeout: Duration::from_secs(1),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            overload: Arc::new(crate::overload::Overload::new(None)),
         };
         let (_drain, draining) = tokio::sync::watch::channel(false);
         let runtime = RuntimeHandle::new(Runtime::empty("test", Arc::new(Env::standalone())));
