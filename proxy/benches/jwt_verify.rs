@@ -19,7 +19,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let shared = AuthShared::new();
+        let shared = AuthShared::default();
         println!("JWT verification (ns per request, release build)");
         println!("{:<8} {:>10} {:>12}", "alg", "cached", "uncached");
         for (alg, pem) in [

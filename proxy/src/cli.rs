@@ -154,6 +154,13 @@ pub struct Cli {
     #[arg(long, default_value = "auto", value_parser = crate::overload::MemoryLimit::parse)]
     pub max_memory: crate::overload::MemoryLimit,
 
+    /// Never connect to loopback, link-local (cloud metadata at 169.254.169.254) or unspecified
+    /// addresses: not for backends, Aggregate calls, key sets or external authorization,
+    /// whatever a name resolves to or an endpoint says. The chart sets it in a cluster
+    /// (unless `allowInternalUrls`); standalone, the files are the operator's own.
+    #[arg(long)]
+    pub refuse_internal_upstreams: bool,
+
     /// On SIGTERM, how long open connections may finish their requests.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub drain_timeout: Duration,

@@ -67,7 +67,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Toggle::On => AccessLog::stdout(),
         Toggle::Off => AccessLog::disabled(),
     };
-    let mut env = Env::new(metrics.clone(), access_log, limits, PoolConfig::default());
+    let pools = PoolConfig {
+        refuse_internal: cli.refuse_internal_upstreams,
+        ..PoolConfig::default()
+    };
+    let mut env = Env::new(metrics.clone(), access_log, limits, pools);
     env.max_request_body = match cli.max_request_body_bytes {
         0 => u64::MAX,
         n => n,

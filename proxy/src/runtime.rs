@@ -53,8 +53,8 @@ impl Env {
         pools: PoolConfig,
     ) -> Self {
         Env {
+            auth: AuthShared::new(pools.refuse_internal),
             upstream: Upstream::new(pools),
-            auth: AuthShared::new(),
             trusted: limits.trusted.clone(),
             limits,
             respond: Arc::new(Respond::new(metrics.clone(), access_log)),

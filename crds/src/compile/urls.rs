@@ -89,7 +89,7 @@ impl UrlPolicy {
                 ));
             }
             let internal = match ip {
-                Some(ip) => ip.is_loopback() || ip.is_unspecified() || is_link_local(ip),
+                Some(ip) => is_internal_address(ip),
                 None => {
                     host == "localhost"
                         || host.ends_with(".localhost")
@@ -125,6 +125,17 @@ impl UrlPolicy {
             ))
         }
     }
+}
+
+/// Loopback, unspecified or link-local (cloud metadata), IPv4-mapped forms included: what a
+/// gateway in a cluster must not be sent to. The proxy applies it again to the addresses it
+/// connects to (`--refuse-internal-upstreams`), since a name can resolve to one.
+pub fn is_internal_address(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    ip.is_loopback() || ip.is_unspecified() || is_link_local(ip)
 }
 
 fn is_link_local(ip: IpAddr) -> bool {

@@ -3,6 +3,7 @@
 //!
 //! - [`balancer`]: weighted choice between backends, round robin over a backend's endpoints.
 //! - [`pool`]: per-endpoint pools of HTTP/1.1 connections, kept across snapshots.
+//! - [`resolve`]: the resolver of the proxy's own HTTP client, with the same address policy.
 //! - [`h1`]: one HTTP/1.1 exchange on a connection, inline in the request's task.
 //! - [`upload`]: a request body written to a backend as the client sends it.
 //! - [`response_body`]: a backend's answer body, read as the client takes it.
@@ -17,6 +18,7 @@
 pub mod balancer;
 pub mod h1;
 pub mod pool;
+pub mod resolve;
 pub mod response_body;
 pub mod upload;
 

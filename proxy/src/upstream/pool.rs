@@ -29,6 +29,9 @@ pub struct PoolConfig {
     /// An idle connection older than this is closed instead of reused.
     pub idle_timeout: Duration,
     pub max_idle_per_endpoint: usize,
+    /// Never connect to loopback, link-local (cloud metadata) or unspecified addresses,
+    /// whatever a name resolves to or an endpoint says (`--refuse-internal-upstreams`).
+    pub refuse_internal: bool,
 }
 
 impl Default for PoolConfig {
@@ -37,6 +40,7 @@ impl Default for PoolConfig {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             max_idle_per_endpoint: 256,
+            refuse_internal: false,
         }
     }
 }
@@ -50,6 +54,10 @@ pub enum ConnectError {
     Timeout(Duration),
     #[error("connecting failed: {0}")]
     Io(std::io::Error),
+    #[error(
+        "{0} is an internal address; connections to it are refused (--refuse-internal-upstreams)"
+    )]
+    Internal(std::net::IpAddr),
 }
 
 /// The process-wide pools, by endpoint.
@@ -144,8 +152,12 @@ impl EndpointPool {
     /// Opens a new connection.
     pub async fn dial(&self) -> Result<Box<Connection>, ConnectError> {
         let timeout = self.config.connect_timeout;
+        let refused = |ip: std::net::IpAddr| {
+            self.config.refuse_internal && frontdesk_crds::compile::urls::is_internal_address(ip)
+        };
         let stream = tokio::time::timeout(timeout, async {
             match self.address {
+                Some(addr) if refused(addr.ip()) => Err(ConnectError::Internal(addr.ip())),
                 Some(addr) => TcpStream::connect(addr).await.map_err(ConnectError::Io),
                 None => {
                     let addrs = tokio::net::lookup_host(self.authority.as_str())
@@ -153,19 +165,31 @@ impl EndpointPool {
                         .map_err(ConnectError::Resolve)?;
                     let mut last = None;
                     for addr in addrs {
+                        if refused(addr.ip()) {
+                            last = Some(ConnectError::Internal(addr.ip()));
+                            continue;
+                        }
                         match TcpStream::connect(addr).await {
                             Ok(s) => return Ok(s),
-                            Err(e) => last = Some(e),
+                            Err(e) => last = Some(ConnectError::Io(e)),
                         }
                     }
-                    Err(ConnectError::Resolve(last.unwrap_or_else(|| {
-                        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
-                    })))
+                    Err(last.unwrap_or_else(|| {
+                        ConnectError::Resolve(std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "no address",
+                        ))
+                    }))
                 }
             }
         })
         .await
-        .map_err(|_| ConnectError::Timeout(timeout))??;
+        .map_err(|_| ConnectError::Timeout(timeout))?
+        .inspect_err(|e| {
+            if let ConnectError::Internal(_) = e {
+                tracing::warn!(endpoint = %self.authority, error = %e, "a backend connection was refused");
+            }
+        })?;
         let _ = stream.set_nodelay(true);
         Ok(Box::new(Connection::new(stream)))
     }

@@ -355,7 +355,7 @@ mod tests {
             from: vec![],
             claims_to_headers: vec![],
         };
-        let shared = crate::stages::authenticate::AuthShared::new();
+        let shared = crate::stages::authenticate::AuthShared::default();
         let rt = JwtRuntime::build(&cfg, &shared.jwks).unwrap();
         let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
         header.kid = Some("k".into());

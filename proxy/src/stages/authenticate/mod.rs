@@ -39,9 +39,10 @@ use crate::body::ProxyBody;
 use crate::identity::{Identity, lookup};
 use crate::metrics::{AuthLabels, AuthOutcome, Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
+use crate::upstream::resolve::Resolver;
 
 /// The client for key sets (http and https) and external authorization services.
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
 
 /// What outlives snapshots: the HTTP client and the remote key sets.
 pub struct AuthShared {
@@ -50,8 +51,9 @@ pub struct AuthShared {
 }
 
 impl AuthShared {
-    pub fn new() -> Self {
-        let mut http = HttpConnector::new();
+    /// `refuse_internal`: never connect to internal addresses ([`Resolver`]).
+    pub fn new(refuse_internal: bool) -> Self {
+        let mut http = HttpConnector::new_with_resolver(Resolver { refuse_internal });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
@@ -74,7 +76,7 @@ impl AuthShared {
 
 impl Default for AuthShared {
     fn default() -> Self {
-        Self::new()
+        Self::new(false)
     }
 }
 
