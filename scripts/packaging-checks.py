@@ -362,7 +362,8 @@ def check_hardening(values: dict) -> str:
 
 
 def check_gateways(values: dict) -> str:
-    """One Deployment, Service, metrics Service, PDB (and HPA when on) per gateway."""
+    """One Deployment, Service, metrics Service, PDB (and HPA when on) per gateway, and its own
+    client certificate: issued by the certs Job and CronJob, writable by their Role, mounted by it."""
     objects = render(values)
     merged = chart().merge_values(copy.deepcopy(values))
     names = sorted(merged["gateways"] or {"default": {}})
@@ -380,7 +381,28 @@ def check_gateways(values: dict) -> str:
         args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
         if f"--gateway={gw}" not in args:
             raise AssertionError(f"gateway {gw}: the proxy is not started with --gateway={gw}")
-    return f"gateways {', '.join(names)}"
+        # Its own client certificate, the one naming it: the controller serves it nothing else.
+        fullname = deploy["metadata"]["name"].removesuffix(f"-proxy-{gw}")
+        secret = f"{fullname}-proxy-{gw}-tls"
+        mounted = [v["secret"]["secretName"] for v in deploy["spec"]["template"]["spec"]["volumes"]
+                   if "secret" in v]
+        if mounted != [secret]:
+            raise AssertionError(f"gateway {gw}: the proxy mounts {mounted}, want [{secret!r}]")
+    # frontdesk-certs issues exactly these gateways' certificates, into Secrets its Role names.
+    for o in objects:
+        if o["kind"] in ("Job", "CronJob"):
+            pod = o["spec"]["template"] if o["kind"] == "Job" else o["spec"]["jobTemplate"]["spec"]["template"]
+            args = pod["spec"]["containers"][0]["args"]
+            issued = sorted(a.removeprefix("--gateway=") for a in args if a.startswith("--gateway="))
+            if issued != names:
+                raise AssertionError(f"{o['kind']}/{o['metadata']['name']}: certificates for {issued}, want {names}")
+        if o["kind"] == "Role" and o["metadata"]["name"].endswith("-certs"):
+            granted = {n for r in o["rules"] for n in r.get("resourceNames", [])}
+            fullname = o["metadata"]["name"].removesuffix("-certs")
+            missing = {f"{fullname}-proxy-{gw}-tls" for gw in names} - granted
+            if missing:
+                raise AssertionError(f"Role/{o['metadata']['name']}: cannot update {sorted(missing)}")
+    return f"gateways {', '.join(names)}, each with its own client certificate"
 
 
 def check_dashboard() -> str:

@@ -1,6 +1,6 @@
 //! Credentials of the snapshot stream (mutual TLS between proxies and controllers): a CA, the
-//! controller's server certificate and the proxies' client certificate, and their rotation
-//! without downtime. Pure logic: [`rotate`] takes the stored [`State`] and the time and returns
+//! controller's server certificate and one client certificate per gateway for its proxies
+//! (naming the gateway, [`crate::channel_identity`]), and their rotation without downtime. Pure logic: [`rotate`] takes the stored [`State`] and the time and returns
 //! the next state and the files to mount; `frontdesk-certs` stores them (Secrets or files).
 //!
 //! Pods pick up rotated files at different moments (a Kubernetes Secret volume is refreshed
@@ -13,23 +13,30 @@
 //! updates first. Promotion is skipped when the signing CA is younger than
 //! [`Policy::min_promotion_interval`], so two rotations in quick succession (a retried
 //! upgrade) never leave pods two generations apart; the certificates are reissued all the same.
+//! Every certificate of a rotation comes from the same signing CA, so what holds for one
+//! gateway's proxies holds for all.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, SanType,
 };
 use serde::{Deserialize, Serialize};
 
-/// Version of [`State`]'s stored form.
+use crate::channel_identity::{check_gateway_name, gateway_uri};
+
+/// Version of [`State`]'s stored form. Still 1 with per-gateway certificates: they only added
+/// the optional `gateways`, which the build before them ignores and this one reads as "none" (the
+/// rotation after an upgrade then issues every gateway's certificate). Bumping it would make a
+/// rolled-back release's job refuse the state; a change that older builds cannot read safely
+/// must bump it and migrate in [`State::parse`].
 const STATE_VERSION: u32 = 1;
 /// Lifetime of a CA: it is `next` for one rotation period, then signs for one more, then stays
 /// trusted until the certificates it signed expire, far inside this.
 const CA_VALIDITY: i64 = 5 * 365 * 24 * 3600;
 /// Certificates are valid from slightly before their issue, for clocks a little behind.
 const BACKDATE: i64 = 300;
-
-/// The proxies' client certificate name (SAN and CN).
-pub const PROXY_NAME: &str = "frontdesk-proxy";
 
 /// How long things live; seconds.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +77,10 @@ pub struct State {
     /// When the current certificates were issued, and when they expire (unix seconds).
     pub issued_at: i64,
     pub expires_at: i64,
+    /// The gateways whose proxies got a certificate at the last rotation. Empty in a state
+    /// written before proxy certificates named their gateway (one certificate for all).
+    #[serde(default)]
+    pub gateways: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for State {
@@ -80,6 +91,7 @@ impl std::fmt::Debug for State {
             .field("retired", &self.retired.as_ref().map(|r| r.trusted_until))
             .field("issued_at", &self.issued_at)
             .field("expires_at", &self.expires_at)
+            .field("gateways", &self.gateways)
             .finish_non_exhaustive()
     }
 }
@@ -127,7 +139,8 @@ impl std::fmt::Debug for Pair {
 pub struct Issued {
     pub ca_bundle: String,
     pub controller: Pair,
-    pub proxy: Pair,
+    /// The client certificate of each gateway's proxies, naming that gateway.
+    pub proxies: BTreeMap<String, Pair>,
 }
 
 /// What a rotation did, for the log.
@@ -158,9 +171,11 @@ impl State {
         serde_json::to_vec_pretty(self).expect("the state serializes")
     }
 
-    /// True when `--if-due` should rotate: the certificates or a CA are close to their end.
-    pub fn due(&self, now: i64, policy: &Policy) -> bool {
-        self.expires_at - now <= policy.renew_before
+    /// True when `--if-due` should rotate: the certificates or a CA are close to their end, or
+    /// the gateways to issue for are not those of the last rotation.
+    pub fn due(&self, now: i64, policy: &Policy, gateways: &BTreeSet<String>) -> bool {
+        self.gateways != *gateways
+            || self.expires_at - now <= policy.renew_before
             || self.signing.not_after - now <= policy.validity
             || self.next.not_after - now <= 2 * policy.validity
     }
@@ -181,23 +196,34 @@ impl State {
 /// signed long enough, and always issues new certificates.
 ///
 /// `controller_names` are the DNS names proxies use to reach the controller (the Service's
-/// names); they go into the controller's certificate.
+/// names); they go into the controller's certificate. Each of `gateways` gets a proxy
+/// certificate naming it.
 pub fn rotate(
     previous: Option<&State>,
     now: i64,
     policy: &Policy,
     controller_names: &[String],
+    gateways: &BTreeSet<String>,
 ) -> Result<(State, Issued, Change), String> {
     policy.check()?;
     if controller_names.is_empty() {
         return Err("the controller certificate needs at least one DNS name".into());
+    }
+    if gateways.is_empty() {
+        return Err("at least one gateway needs a proxy certificate".into());
+    }
+    for gateway in gateways {
+        check_gateway_name(gateway)?;
     }
     let (state, change) = match previous {
         None => {
             let mut signing = new_authority(now)?;
             signing.signing_since = Some(now);
             let next = new_authority(now)?;
-            (successor(signing, next, None, now, policy), Change::Created)
+            (
+                successor(signing, next, None, now, policy, gateways),
+                Change::Created,
+            )
         }
         Some(prev) => {
             let since = prev.signing.signing_since.unwrap_or(prev.issued_at);
@@ -210,12 +236,13 @@ pub fn rotate(
                     trusted_until: prev.expires_at,
                 };
                 let next = new_authority(now)?;
-                let state = successor(signing, next, Some(retired), now, policy);
+                let state = successor(signing, next, Some(retired), now, policy, gateways);
                 (state, Change::Promoted)
             } else {
                 let mut state = prev.clone();
                 state.issued_at = now;
                 state.expires_at = now + policy.validity;
+                state.gateways = gateways.clone();
                 (state, Change::Reissued)
             }
         }
@@ -230,6 +257,7 @@ fn successor(
     retired: Option<Retired>,
     now: i64,
     policy: &Policy,
+    gateways: &BTreeSet<String>,
 ) -> State {
     State {
         version: STATE_VERSION,
@@ -238,6 +266,7 @@ fn successor(
         retired,
         issued_at: now,
         expires_at: now + policy.validity,
+        gateways: gateways.clone(),
     }
 }
 
@@ -281,12 +310,12 @@ fn issue(state: &State, now: i64, controller_names: &[String]) -> Result<Issued,
     let key = KeyPair::from_pem(&state.signing.key)
         .map_err(|e| format!("the signing CA's key does not load: {e}"))?;
     let issuer = Issuer::new(ca_params(&state.signing.name), key);
-    let leaf = |names: &[String], usage: ExtendedKeyUsagePurpose| -> Result<Pair, String> {
+    let leaf = |mut params: CertificateParams,
+                name: &str,
+                usage: ExtendedKeyUsagePurpose|
+     -> Result<Pair, String> {
         let key = KeyPair::generate().map_err(|e| e.to_string())?;
-        let mut params = CertificateParams::new(names.to_vec()).map_err(|e| e.to_string())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, &names[0]);
+        params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![usage];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = time(now - BACKDATE)?;
@@ -297,13 +326,31 @@ fn issue(state: &State, now: i64, controller_names: &[String]) -> Result<Issued,
             key: key.serialize_pem(),
         })
     };
+    // DNS names, or addresses for a controller reached by IP (rcgen tells them apart).
+    let controller =
+        CertificateParams::new(controller_names.to_vec()).map_err(|e| e.to_string())?;
+    let mut proxies = BTreeMap::new();
+    for gateway in &state.gateways {
+        let uri = gateway_uri(gateway);
+        let mut params = CertificateParams::default();
+        let san = uri
+            .as_str()
+            .try_into()
+            .map_err(|e: rcgen::Error| e.to_string())?;
+        params.subject_alt_names = vec![SanType::URI(san)];
+        // The CN is for people reading the certificate (X.520 caps it at 64); the SAN decides.
+        let cn = &gateway[..gateway.len().min(64)];
+        let pair = leaf(params, cn, ExtendedKeyUsagePurpose::ClientAuth)?;
+        proxies.insert(gateway.clone(), pair);
+    }
     Ok(Issued {
         ca_bundle: state.bundle(now),
-        controller: leaf(controller_names, ExtendedKeyUsagePurpose::ServerAuth)?,
-        proxy: leaf(
-            &[PROXY_NAME.to_string()],
-            ExtendedKeyUsagePurpose::ClientAuth,
+        controller: leaf(
+            controller,
+            &controller_names[0],
+            ExtendedKeyUsagePurpose::ServerAuth,
         )?,
+        proxies,
     })
 }
 
@@ -324,6 +371,15 @@ pub(crate) mod tests {
         min_promotion_interval: 3600,
     };
     const T0: i64 = 1_800_000_000;
+
+    /// A set of gateway names.
+    pub(crate) fn gateway_set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn gateways() -> BTreeSet<String> {
+        gateway_set(&["default", "partner", "web"])
+    }
 
     fn names() -> Vec<String> {
         vec![
@@ -346,9 +402,24 @@ pub(crate) mod tests {
         Arc::new(roots)
     }
 
-    /// Does a proxy holding `proxy` accept a controller holding `controller`, and the other
-    /// way round, at `now`? Checked with rustls' own verifiers, as the handshake does.
+    /// Do the proxies of every gateway holding `proxy` accept a controller holding
+    /// `controller`, and the other way round, at `now`? Checked with rustls' own verifiers, as
+    /// the handshake does; each proxy certificate must also name its own gateway.
     fn accept_each_other(proxy: &Issued, controller: &Issued, now: i64) -> Result<(), String> {
+        assert!(!proxy.proxies.is_empty());
+        for gateway in proxy.proxies.keys() {
+            accept_each_other_for(gateway, proxy, controller, now)?;
+        }
+        Ok(())
+    }
+
+    fn accept_each_other_for(
+        gateway: &str,
+        proxy: &Issued,
+        controller: &Issued,
+        now: i64,
+    ) -> Result<(), String> {
+        let proxy_pair = &proxy.proxies[gateway];
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let when = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now as u64));
         let server = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -373,12 +444,16 @@ pub(crate) mod tests {
         )
         .build()
         .unwrap();
-        let chain = certs(&proxy.proxy.cert);
+        let chain = certs(&proxy_pair.cert);
         client
             .verify_client_cert(&chain[0], &[], when)
-            .map_err(|e| format!("the controller refuses the proxy: {e}"))?;
+            .map_err(|e| format!("the controller refuses the proxy of {gateway}: {e}"))?;
+        assert_eq!(
+            crate::channel_identity::Identity::of(Some(&chain)),
+            crate::channel_identity::Identity::Gateway(gateway.to_string())
+        );
         // The keys are the certificates' own.
-        for pair in [&proxy.proxy, &controller.controller] {
+        for pair in [proxy_pair, &controller.controller] {
             let key = PrivateKeyDer::from_pem_slice(pair.key.as_bytes()).unwrap();
             let signer = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
             let ck = rustls::sign::CertifiedKey::new(certs(&pair.cert), signer);
@@ -389,28 +464,47 @@ pub(crate) mod tests {
 
     #[test]
     fn a_first_rotation_creates_credentials_that_work_together() {
-        let (state, issued, change) = rotate(None, T0, &POLICY, &names()).unwrap();
+        let (state, issued, change) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
         assert_eq!(change, Change::Created);
         assert_eq!(certs(&issued.ca_bundle).len(), 2, "signing and next");
         accept_each_other(&issued, &issued, T0).unwrap();
         // Not valid for another name, nor after expiry.
         assert!(accept_each_other(&issued, &issued, state.expires_at + 1).is_err());
-        assert!(!state.due(T0, &POLICY));
-        assert!(state.due(state.expires_at - POLICY.renew_before, &POLICY));
+        assert!(!state.due(T0, &POLICY, &gateways()));
+        assert!(state.due(state.expires_at - POLICY.renew_before, &POLICY, &gateways()));
+    }
+
+    #[test]
+    fn each_gateway_gets_a_certificate_of_its_own_that_names_it() {
+        use crate::channel_identity::Identity;
+        let (state, issued, _) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
+        assert_eq!(state.gateways, gateways());
+        let names: Vec<&String> = issued.proxies.keys().collect();
+        assert_eq!(names, ["default", "partner", "web"]);
+        let keys: BTreeSet<&String> = issued.proxies.values().map(|p| &p.key).collect();
+        assert_eq!(keys.len(), 3, "no key is shared");
+        let web = Identity::of(Some(&certs(&issued.proxies["web"].cert)));
+        assert_eq!(web.refuses("web"), None);
+        assert!(web.refuses("partner").is_some(), "web's key opens only web");
+        // The controller's certificate names no gateway: it cannot subscribe as a proxy.
+        let controller = Identity::of(Some(&certs(&issued.controller.cert)));
+        assert!(controller.refuses("web").is_some());
     }
 
     #[test]
     fn old_and_new_files_accept_each_other_across_every_rotation() {
-        let (mut state, first, _) = rotate(None, T0, &POLICY, &names()).unwrap();
+        let (mut state, first, _) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
         let mut old = first.clone();
         let mut now = T0;
         for round in 0..5 {
             now += 7 * 86400;
-            let (next_state, new, change) = rotate(Some(&state), now, &POLICY, &names()).unwrap();
+            let (next_state, new, change) =
+                rotate(Some(&state), now, &POLICY, &names(), &gateways()).unwrap();
             assert_eq!(change, Change::Promoted, "round {round}");
             assert_ne!(next_state.signing.name, state.signing.name);
             assert_eq!(next_state.signing.name, state.next.name, "next is promoted");
-            // Any mix of old and new files, in either role, while pods catch up.
+            // Any mix of old and new files, in either role, for every gateway, while pods
+            // catch up.
             accept_each_other(&old, &new, now).unwrap();
             accept_each_other(&new, &old, now).unwrap();
             accept_each_other(&new, &new, now).unwrap();
@@ -423,50 +517,117 @@ pub(crate) mod tests {
             }
             // The state survives its stored form.
             state = State::parse(&next_state.to_json()).unwrap();
+            assert_eq!(state.gateways, gateways());
             old = new;
         }
     }
 
     #[test]
     fn quick_successive_rotations_reissue_without_promoting() {
-        let (state, first, _) = rotate(None, T0, &POLICY, &names()).unwrap();
+        let (state, first, _) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
         let (second_state, second, change) =
-            rotate(Some(&state), T0 + 60, &POLICY, &names()).unwrap();
+            rotate(Some(&state), T0 + 60, &POLICY, &names(), &gateways()).unwrap();
         assert_eq!(change, Change::Reissued);
         assert_eq!(second_state.signing.name, state.signing.name);
-        assert_ne!(
-            second.proxy.cert, first.proxy.cert,
-            "new certificates all the same"
-        );
-        let (_, third, change) = rotate(Some(&second_state), T0 + 120, &POLICY, &names()).unwrap();
+        for gateway in gateways() {
+            assert_ne!(
+                second.proxies[&gateway].cert, first.proxies[&gateway].cert,
+                "new certificates all the same"
+            );
+        }
+        let (_, third, change) = rotate(
+            Some(&second_state),
+            T0 + 120,
+            &POLICY,
+            &names(),
+            &gateways(),
+        )
+        .unwrap();
         assert_eq!(change, Change::Reissued);
         accept_each_other(&first, &third, T0 + 120).unwrap();
         accept_each_other(&third, &first, T0 + 120).unwrap();
     }
 
     #[test]
+    fn a_changed_gateway_list_is_due_and_the_next_rotation_issues_for_it() {
+        let (state, first, _) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
+        let added = gateway_set(&["default", "partner", "web", "mobile"]);
+        let removed = gateway_set(&["default", "web"]);
+        assert!(state.due(T0 + 60, &POLICY, &added));
+        assert!(state.due(T0 + 60, &POLICY, &removed));
+        let (next, issued, change) =
+            rotate(Some(&state), T0 + 60, &POLICY, &names(), &added).unwrap();
+        assert_eq!(change, Change::Reissued);
+        assert_eq!(next.gateways, added);
+        assert!(!next.due(T0 + 60, &POLICY, &added));
+        // The new gateway's proxies and the others' old files all work with either controller.
+        accept_each_other(&issued, &first, T0 + 60).unwrap();
+        accept_each_other(&first, &issued, T0 + 60).unwrap();
+        let (_, fewer, _) = rotate(Some(&next), T0 + 120, &POLICY, &names(), &removed).unwrap();
+        assert_eq!(fewer.proxies.keys().collect::<Vec<_>>(), ["default", "web"]);
+    }
+
+    /// The state as the build before per-gateway certificates wrote it (no `gateways`) is read
+    /// as issued for no gateway: `--if-due` rotates at once, keeping the CAs, so pods still on
+    /// the shared certificate and pods with their gateway's accept each other meanwhile.
+    #[test]
+    fn a_state_from_before_per_gateway_certificates_is_read_and_due_at_once() {
+        let (state, shared_era, _) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(&state.to_json()).unwrap();
+        assert_eq!(json["version"], 1, "the stored version did not change");
+        json.as_object_mut().unwrap().remove("gateways").unwrap();
+        let old = State::parse(json.to_string().as_bytes()).unwrap();
+        assert!(old.gateways.is_empty());
+        assert!(old.due(T0 + 60, &POLICY, &gateways()), "due although young");
+        let (next, issued, change) =
+            rotate(Some(&old), T0 + 60, &POLICY, &names(), &gateways()).unwrap();
+        assert_eq!(change, Change::Reissued, "the CAs are kept");
+        assert_eq!(next.signing.name, state.signing.name);
+        assert_eq!(next.gateways, gateways());
+        accept_each_other(&issued, &shared_era, T0 + 60).unwrap();
+        accept_each_other(&shared_era, &issued, T0 + 60).unwrap();
+        // And what this build writes, the previous one reads: only a field was added.
+        let written: serde_json::Value = serde_json::from_slice(&next.to_json()).unwrap();
+        let mut fields: Vec<&String> = written.as_object().unwrap().keys().collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "expiresAt",
+                "gateways",
+                "issuedAt",
+                "next",
+                "retired",
+                "signing",
+                "version"
+            ]
+        );
+    }
+
+    #[test]
     fn a_retired_ca_leaves_the_bundle_when_its_certificates_expire() {
-        let (s1, _, _) = rotate(None, T0, &POLICY, &names()).unwrap();
+        let (s1, _, _) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
         let later = T0 + 86400;
-        let (s2, issued, _) = rotate(Some(&s1), later, &POLICY, &names()).unwrap();
+        let (s2, issued, _) = rotate(Some(&s1), later, &POLICY, &names(), &gateways()).unwrap();
         assert_eq!(certs(&issued.ca_bundle).len(), 3, "retired, signing, next");
         assert_eq!(certs(&s2.bundle(s1.expires_at + 1)).len(), 2);
     }
 
     #[test]
     fn a_ca_near_its_end_is_due_and_replaced_even_when_young() {
-        let (mut state, _, _) = rotate(None, T0, &POLICY, &names()).unwrap();
+        let (mut state, _, _) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
         state.signing.not_after = T0 + POLICY.validity - 1;
-        assert!(state.due(T0 + 10, &POLICY));
-        let (next, _, change) = rotate(Some(&state), T0 + 10, &POLICY, &names()).unwrap();
+        assert!(state.due(T0 + 10, &POLICY, &gateways()));
+        let (next, _, change) =
+            rotate(Some(&state), T0 + 10, &POLICY, &names(), &gateways()).unwrap();
         assert_eq!(change, Change::Promoted);
-        assert!(!next.due(T0 + 10, &POLICY));
+        assert!(!next.due(T0 + 10, &POLICY, &gateways()));
     }
 
     #[test]
     fn bad_state_and_bad_policy_are_refused_with_reasons() {
         assert!(State::parse(b"{").unwrap_err().contains("does not parse"));
-        let (state, _, _) = rotate(None, T0, &POLICY, &names()).unwrap();
+        let (state, _, _) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
         let mut json: serde_json::Value = serde_json::from_slice(&state.to_json()).unwrap();
         json["version"] = 9.into();
         let err = State::parse(json.to_string().as_bytes()).unwrap_err();
@@ -475,16 +636,14 @@ pub(crate) mod tests {
             renew_before: POLICY.validity,
             ..POLICY
         };
-        assert!(
-            rotate(None, T0, &bad, &names())
-                .unwrap_err()
-                .contains("renew-before")
-        );
-        assert!(
-            rotate(None, T0, &POLICY, &[])
-                .unwrap_err()
-                .contains("DNS name")
-        );
+        let refused = |policy: &Policy, names: &[String], gateways: &[&str]| {
+            rotate(None, T0, policy, names, &gateway_set(gateways)).unwrap_err()
+        };
+        assert!(refused(&bad, &names(), &["web"]).contains("renew-before"));
+        assert!(refused(&POLICY, &[], &["web"]).contains("DNS name"));
+        assert!(refused(&POLICY, &names(), &[]).contains("at least one gateway"));
+        let err = refused(&POLICY, &names(), &["web", ".."]);
+        assert!(err.contains("\"..\""), "{err}");
         // The keys never show in Debug.
         assert!(!format!("{state:?}").contains("PRIVATE KEY"));
     }

@@ -4,7 +4,8 @@
 //! - [`push`]: the snapshot stream proxies subscribe to, with ACK/NACK ([`acks`]);
 //! - [`admin`] and [`metrics`]: operations;
 //! - [`certs`] and [`certs_store`]: the channel's credentials and their rotation
-//!   (`frontdesk-certs`).
+//!   (`frontdesk-certs`); [`channel_identity`]: the gateway a proxy's certificate names, the
+//!   only one [`push`] serves it.
 //!
 //! Sources: the Kubernetes API ([`cluster`]: reflectors ([`watch`]), the Secrets Policies
 //! reference and no others ([`secret_refs`]), debounced compile, leader-written status and
@@ -16,6 +17,7 @@ pub mod acks;
 pub mod admin;
 pub mod certs;
 pub mod certs_store;
+pub mod channel_identity;
 pub mod cli;
 pub mod cluster;
 pub mod metrics;

@@ -1,7 +1,8 @@
 //! Where the e2e scenarios run, chosen by `FRONTDESK_E2E_TARGET`:
 //!
 //! - `local` (the default, in `make test`): processes shaped like the chart's install. The
-//!   credentials come from `frontdesk-certs` (as the chart's Job makes them), a controller in
+//!   credentials come from `frontdesk-certs` (as the chart's Job makes them: each gateway's
+//!   proxies with a client certificate naming their gateway), a controller in
 //!   file mode serves them over mutual TLS, and proxies for two gateways (`default` with two
 //!   replicas, `partner` with one) subscribe to it. `apply` writes manifest files the
 //!   controller reloads; the demo backends are Services with EndpointSlices on 127.0.0.1.
@@ -24,6 +25,8 @@ use crate::{Process, bin, client, free_port, get};
 
 /// The namespace manifests in e2e/scenarios are written for; replaced by the scenario's own.
 const MANIFEST_NAMESPACE: &str = "namespace: e2e";
+/// The gateways the local target runs proxies for, each with its client certificate.
+const GATEWAYS: [&str; 2] = ["default", "partner"];
 /// The demo backends the local target runs, each behind a Service of the same name.
 const BACKENDS: [&str; 3] = ["products", "reviews", "inventory"];
 
@@ -302,14 +305,16 @@ impl Local {
         for (gateway, replica) in [("default", 0), ("default", 1), ("partner", 0)] {
             let (addr, admin) = (free_port(), free_port());
             let id = format!("{gateway}-{replica}");
+            // The gateway's own certificate: the controller serves it that gateway only.
+            let set = format!("proxy-{gateway}");
             let args = vec![
                 format!("--controller=https://127.0.0.1:{}", listen.port()),
                 format!("--gateway={gateway}"),
                 format!("--proxy-id={id}"),
                 format!("--state-dir={}", path.join(format!("state-{id}")).display()),
-                format!("--tls-ca={}", file("proxy", "ca.crt")),
-                format!("--tls-cert={}", file("proxy", "tls.crt")),
-                format!("--tls-key={}", file("proxy", "tls.key")),
+                format!("--tls-ca={}", file(&set, "ca.crt")),
+                format!("--tls-cert={}", file(&set, "tls.crt")),
+                format!("--tls-key={}", file(&set, "tls.key")),
                 format!("--listen={addr}"),
                 format!("--admin={admin}"),
                 "--drain-timeout=1s".into(),
@@ -332,6 +337,7 @@ impl Local {
                 self.dir.path().join("certs").display()
             ))
             .args(["--dns-name=127.0.0.1", "--dns-name=localhost"])
+            .args(GATEWAYS.map(|g| format!("--gateway={g}")))
             .args(extra)
             .output()
             .expect("running frontdesk-certs");
@@ -345,7 +351,7 @@ impl Local {
     fn hold_back_credentials(&mut self) -> String {
         let held = self.dir.path().join("certs-held");
         std::fs::create_dir_all(&held).unwrap();
-        let current = self.dir.path().join("certs").join("proxy");
+        let current = self.dir.path().join("certs").join("proxy-default");
         for name in ["ca.crt", "tls.crt", "tls.key"] {
             std::fs::copy(current.join(name), held.join(name)).unwrap();
         }

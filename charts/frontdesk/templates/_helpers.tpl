@@ -135,6 +135,10 @@ spec:
         - --validity={{ $root.Values.channel.certificateValidity }}
         - --renew-before={{ $root.Values.channel.renewBefore }}
         - --min-promotion-interval={{ $root.Values.channel.minPromotionInterval }}
+        {{- /* One client certificate per gateway, naming it: the controller serves a proxy only that gateway. */}}
+        {{- range $name, $_ := (include "frontdesk.gateways" $root | fromYaml) }}
+        - --gateway={{ $name }}
+        {{- end }}
         {{- if index . 1 }}
         - --if-due
         {{- end }}
