@@ -29,8 +29,10 @@ pub struct Cli {
     #[arg(long, default_value = "127.0.0.1:9902", value_name = "ADDR")]
     pub admin: SocketAddr,
 
-    /// Serve the snapshot stream in plaintext, without authenticating proxies. Snapshots carry
-    /// secrets: for local development only; binds to loopback unless --listen says otherwise.
+    /// Serve the snapshot stream in plaintext, without authenticating proxies: with no
+    /// certificate there is no gateway check either, any client gets any gateway's snapshot.
+    /// Snapshots carry secrets: for local development only; binds to loopback unless --listen
+    /// says otherwise.
     #[arg(long)]
     pub insecure: bool,
 
@@ -42,7 +44,9 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
     pub tls_key: Option<PathBuf>,
 
-    /// PEM CA that issued the proxies' client certificates; others are refused.
+    /// PEM CA that issued the proxies' client certificates; others are refused, and a proxy gets
+    /// only the gateway its certificate names (URI SAN spiffe://frontdesk/gateway/NAME, as
+    /// frontdesk-certs issues them); 403 for any other.
     #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
     pub tls_client_ca: Option<PathBuf>,
 

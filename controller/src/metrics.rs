@@ -12,6 +12,14 @@ pub struct GatewayLabels {
     pub gateway: String,
 }
 
+/// A subscription refused because the client certificate names another gateway (or none).
+/// Labelled by the gateway the certificate names ("" for none), a set the CA bounds; the
+/// gateway asked for is in the log only, since any name can be asked for.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    pub certificate_gateway: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub reconciles: Counter,
@@ -22,6 +30,7 @@ pub struct Metrics {
     pub acks: Family<GatewayLabels, Counter>,
     pub nacks: Family<GatewayLabels, Counter>,
     pub push_latency: Family<GatewayLabels, Histogram, fn() -> Histogram>,
+    pub refused_subscriptions: Family<RefusedLabels, Counter>,
 }
 
 fn latency() -> Histogram {
@@ -42,6 +51,7 @@ impl Metrics {
             acks: Family::default(),
             nacks: Family::default(),
             push_latency: Family::new_with_constructor(latency as fn() -> Histogram),
+            refused_subscriptions: Family::default(),
         };
         registry.register(
             "reconciles",
@@ -82,6 +92,11 @@ impl Metrics {
             "push_latency_seconds",
             "Time from sending a snapshot version on a proxy's stream to that proxy acknowledging it",
             m.push_latency.clone(),
+        );
+        registry.register(
+            "refused_subscriptions",
+            "Subscriptions refused with 403 because the client certificate is for another gateway, by the gateway it names",
+            m.refused_subscriptions.clone(),
         );
         Metrics { registry, ..m }
     }

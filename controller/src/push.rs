@@ -3,7 +3,10 @@
 //!
 //! A proxy gets its gateway's current snapshot at once, then every new version. Its ACKs and
 //! NACKs feed the [`AckTracker`] (for `Programmed`) and the metrics. A client that cannot
-//! complete the TLS handshake with a certificate from the proxies' CA gets nothing.
+//! complete the TLS handshake with a certificate from the proxies' CA gets nothing; one whose
+//! certificate names another gateway than it asks for gets 403 ([`Identity`]): a gateway's
+//! snapshot, secrets included, goes only to that gateway's proxies. `--insecure` has no
+//! certificates, hence no such check.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,7 +24,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::acks::AckTracker;
-use crate::metrics::Metrics;
+use crate::channel_identity::Identity;
+use crate::metrics::{Metrics, RefusedLabels};
 use crate::store::SnapshotStore;
 
 type Body = Either<ChannelBody, Full<Bytes>>;
@@ -63,10 +67,14 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<ServerTls>>, server: A
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
-                None => serve_connection(stream, peer, server).await,
+                None => serve_connection(stream, peer, Identity::Unchecked, server).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, server).await,
+                        Ok(Ok(stream)) => {
+                            // The chain rustls verified against the CA: who this client is.
+                            let identity = Identity::of(stream.get_ref().1.peer_certificates());
+                            serve_connection(stream, peer, identity, server).await
+                        }
                         // No certificate from our CA: nothing is sent, not even an HTTP error.
                         Ok(Err(e)) => {
                             tracing::warn!(%peer, error = %e, "refused a snapshot client: TLS handshake failed")
@@ -81,13 +89,19 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<ServerTls>>, server: A
     }
 }
 
-async fn serve_connection<S>(stream: S, peer: SocketAddr, server: Arc<PushServer>)
-where
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    identity: Identity,
+    server: Arc<PushServer>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let identity = Arc::new(identity);
     let service = service_fn(move |req| {
         let server = server.clone();
-        async move { Ok::<_, Infallible>(server.handle(req, peer)) }
+        let identity = identity.clone();
+        async move { Ok::<_, Infallible>(server.handle(req, peer, &identity)) }
     });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
@@ -101,16 +115,19 @@ where
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(
-        text.as_bytes(),
-    ))));
+fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(text.into())));
     *r.status_mut() = status;
     r
 }
 
 impl PushServer {
-    fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        identity: &Identity,
+    ) -> Response<Body> {
         if req.method() != Method::POST || req.uri().path() != STREAM_PATH {
             return plain(
                 StatusCode::NOT_FOUND,
@@ -127,6 +144,25 @@ impl PushServer {
                 "gateway and proxy must be names ([A-Za-z0-9._-])\n",
             );
         };
+        // Before subscribing: a refused client must not even make the gateway exist.
+        if let Some(reason) = identity.refuses(&gateway) {
+            let certificate_gateway = identity.certificate_gateway();
+            tracing::warn!(
+                %peer,
+                certificate_gateway,
+                requested_gateway = %gateway,
+                %proxy,
+                %reason,
+                "refused a snapshot subscription: the client certificate does not name the gateway asked for"
+            );
+            self.metrics
+                .refused_subscriptions
+                .get_or_create(&RefusedLabels {
+                    certificate_gateway: certificate_gateway.to_string(),
+                })
+                .inc();
+            return plain(StatusCode::FORBIDDEN, format!("{reason}\n"));
+        }
         let Some(mut snapshots) = self.store.subscribe(&gateway) else {
             return plain(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -214,5 +250,187 @@ impl PushServer {
                 self.acks.nack(gateway, proxy, version, reason);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::path::Path;
+
+    use frontdesk_wire::ToProxy;
+    use hyper_util::rt::TokioExecutor;
+
+    use crate::certs::tests::{POLICY, gateway_set};
+
+    /// A push server publishing gateways `a` and `b`, each with a Route of its own.
+    fn push_server() -> Arc<PushServer> {
+        use frontdesk_crds::manifests::{parse_file, resources};
+        let route = |gateway: &str| {
+            format!(
+                "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: route-{gateway}}}\nspec:\n  \
+                 gateways: [{gateway}]\n  rules:\n    - matches: [{{path: {{value: /{gateway}}}}}]\n      \
+                 backends: [{{url: 'http://127.0.0.1:1'}}]\n"
+            )
+        };
+        let yaml = format!("{}---\n{}", route("a"), route("b"));
+        let parsed = parse_file("routes.yaml", &yaml);
+        let output = frontdesk_crds::compile(&resources(parsed.objects.iter().map(|(o, _)| o)));
+        let server = Arc::new(PushServer {
+            store: SnapshotStore::default(),
+            acks: AckTracker::default(),
+            metrics: Arc::new(Metrics::new()),
+        });
+        server.store.publish(output);
+        server
+    }
+
+    /// The credentials `frontdesk-certs --out-dir` writes, for gateways `a` and `b`.
+    async fn credentials(dir: &Path) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let (state, issued, _) = crate::certs::rotate(
+            None,
+            now,
+            &POLICY,
+            &["localhost".into()],
+            &gateway_set(&["a", "b"]),
+        )
+        .unwrap();
+        let store = crate::certs_store::Store::Files(dir.to_path_buf());
+        let loaded = store.load(&state.gateways).await.unwrap();
+        store.save(&loaded, &state, &issued).await.unwrap();
+    }
+
+    /// An HTTP/2 connection to the push server, as a proxy opens it.
+    async fn connect<S>(io: S) -> hyper::client::conn::http2::SendRequest<ChannelBody>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        sender
+    }
+
+    /// Subscribes to `gateway`: the status, and the first line of the body (the snapshot) or
+    /// the whole body (a refusal). The request body stays open, as a proxy's does.
+    async fn subscribe(
+        sender: &mut hyper::client::conn::http2::SendRequest<ChannelBody>,
+        gateway: &str,
+    ) -> (StatusCode, String) {
+        let (acks, body) = ChannelBody::new(1);
+        let uri = format!(
+            "http://localhost{STREAM_PATH}?{}",
+            frontdesk_wire::stream_query(gateway, "p1")
+        );
+        let resp = sender
+            .send_request(Request::post(uri).body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let mut got = Vec::new();
+        while !got.contains(&b'\n') {
+            match body.frame().await {
+                Some(frame) => got.extend_from_slice(frame.unwrap().data_ref().unwrap()),
+                None => break,
+            }
+        }
+        drop(acks);
+        let line = got.split(|b| *b == b'\n').next().unwrap_or_default();
+        (status, String::from_utf8_lossy(line).into_owned())
+    }
+
+    fn snapshot_gateway(line: &str) -> String {
+        match serde_json::from_str::<ToProxy>(line).unwrap() {
+            ToProxy::Snapshot { snapshot } => snapshot.gateway,
+        }
+    }
+
+    /// Real TLS on 127.0.0.1, with the credentials `frontdesk-certs` makes: the proxy
+    /// certificate of gateway `a` gets `a`'s snapshot, and 403 with the reason for `b` (whose
+    /// snapshot carries b's secrets) or a gateway nobody published (which is not even created).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_proxy_certificate_opens_only_the_gateway_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        credentials(d).await;
+        let tls = frontdesk_wire::tls::Reloading::server(
+            &d.join("controller/tls.crt"),
+            &d.join("controller/tls.key"),
+            &d.join("controller/ca.crt"),
+        )
+        .unwrap();
+        let server = push_server();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Some(Arc::new(tls)), server.clone()));
+
+        let proxy_a = d.join("proxy-a");
+        let client = frontdesk_wire::tls::client_config(
+            &proxy_a.join("ca.crt"),
+            &proxy_a.join("tls.crt"),
+            &proxy_a.join("tls.key"),
+        )
+        .unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let mut sender = connect(tls).await;
+
+        let (status, line) = subscribe(&mut sender, "a").await;
+        assert_eq!(status, StatusCode::OK, "{line}");
+        assert_eq!(snapshot_gateway(&line), "a");
+
+        let (status, reason) = subscribe(&mut sender, "b").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(reason, "this client certificate is for gateway a, not b");
+        let (status, _) = subscribe(&mut sender, "c").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let published: Vec<String> = server.store.versions().into_iter().map(|v| v.0).collect();
+        assert_eq!(
+            published,
+            ["a", "b"],
+            "a refused subscribe creates no gateway"
+        );
+        let metrics = server.metrics.encode();
+        assert!(
+            metrics.contains(
+                "frontdesk_controller_refused_subscriptions_total{certificate_gateway=\"a\"} 2"
+            ),
+            "{metrics}"
+        );
+    }
+
+    /// `--insecure` (plaintext, loopback, local development) has no certificates, so it has no
+    /// gateway check either: any client gets any gateway.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_insecure_stream_serves_every_gateway_to_anyone() {
+        let server = push_server();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, None, server.clone()));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut sender = connect(tcp).await;
+        for gateway in ["a", "b"] {
+            let (status, line) = subscribe(&mut sender, gateway).await;
+            assert_eq!(status, StatusCode::OK, "{line}");
+            assert_eq!(snapshot_gateway(&line), gateway);
+        }
+        assert!(
+            !server
+                .metrics
+                .encode()
+                .contains("refused_subscriptions_total{")
+        );
     }
 }

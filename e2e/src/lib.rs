@@ -76,8 +76,12 @@ impl Drop for Process {
     }
 }
 
+/// The gateway whose proxies [`Pki`]'s client certificate is for: the controller serves a proxy
+/// only the gateway its certificate names (`spiffe://frontdesk/gateway/<name>`).
+pub const PKI_GATEWAY: &str = "public";
+
 /// A CA with a server certificate for the controller (localhost, 127.0.0.1) and a client
-/// certificate for proxies, as PEM files.
+/// certificate for the proxies of gateway [`PKI_GATEWAY`], as PEM files.
 pub struct Pki {
     pub ca: PathBuf,
     pub server_cert: PathBuf,
@@ -99,9 +103,8 @@ impl Pki {
             .push(rcgen::DnType::CommonName, format!("{name} CA"));
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::from_params(&ca_params, &ca_key);
-        let leaf = |sans: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let leaf = |mut params: CertificateParams, usage: ExtendedKeyUsagePurpose| {
             let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(sans).unwrap();
             params.extended_key_usages = vec![usage];
             (
                 params.signed_by(&key, &issuer).unwrap().pem(),
@@ -109,13 +112,13 @@ impl Pki {
             )
         };
         let (server_cert, server_key) = leaf(
-            vec!["localhost".into(), "127.0.0.1".into()],
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap(),
             ExtendedKeyUsagePurpose::ServerAuth,
         );
-        let (client_cert, client_key) = leaf(
-            vec!["frontdesk-proxy".into()],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        );
+        let mut client = CertificateParams::default();
+        let uri = format!("spiffe://frontdesk/gateway/{PKI_GATEWAY}");
+        client.subject_alt_names = vec![rcgen::SanType::URI(uri.as_str().try_into().unwrap())];
+        let (client_cert, client_key) = leaf(client, ExtendedKeyUsagePurpose::ClientAuth);
         let write = |file: &str, text: &str| {
             let path = dir.join(format!("{name}-{file}"));
             std::fs::write(&path, text).unwrap();
