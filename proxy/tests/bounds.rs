@@ -192,7 +192,11 @@ async fn past_its_memory_bound_the_proxy_turns_new_connections_away() {
     let p = start(&["--max-memory", "1Mi"]).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while !p.metrics().await.contains("frontdesk_overloaded 1") {
-        assert!(Instant::now() < deadline, "never overloaded:\n{}", p.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "never overloaded:\n{}",
+            p.stderr()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (answer, closed) = exchange(&p, "GET /status/200 HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -340,4 +344,55 @@ async fn an_http2_client_that_stops_sending_its_body_gets_408() {
     assert_eq!(resp.status(), 408);
     assert!(started.elapsed() < Duration::from_secs(3));
     drop(upload);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_stops_reading_is_let_go_and_a_slow_reader_is_not() {
+    let p = start(&["--send-timeout", "1s"]).await;
+    let connect = || async {
+        let tcp = TcpStream::connect(p.addr).await.unwrap();
+        let (h2, conn) = h2::client::handshake(tcp).await.unwrap();
+        (h2.ready().await.unwrap(), tokio::spawn(conn))
+    };
+    let ask = |size: usize| {
+        http::Request::get(format!("http://{}/bytes/{size}", p.addr))
+            .body(())
+            .unwrap()
+    };
+
+    // Takes the headers, then never makes room for more than the first window's worth.
+    let (mut stalled, stalled_conn) = connect().await;
+    let (resp, _) = stalled.send_request(ask(8 << 20), true).unwrap();
+    let resp = resp.await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), stalled_conn).await;
+    assert!(ended.is_ok(), "a client that stopped reading was held");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "let go too soon"
+    );
+    assert!(
+        p.metrics()
+            .await
+            .contains(r#"frontdesk_connection_limits_total{limit="send-timeout"} 1"#)
+    );
+
+    // Reads slowly, but every frame within the timeout: served to the end.
+    let (mut slow, _conn) = connect().await;
+    let (resp, _) = slow.send_request(ask(256 << 10), true).unwrap();
+    let mut body = resp.await.unwrap().into_body();
+    let mut got = 0;
+    let started = Instant::now();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        got += chunk.len();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    assert_eq!(got, 256 << 10);
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "not slow enough to tell"
+    );
 }

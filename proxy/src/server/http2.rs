@@ -1,14 +1,19 @@
 //! HTTP/2 client connections, served by hyper, with what hyper leaves to its user:
 //! - an idle timeout: a connection with no open stream for `idle_timeout` gets GOAWAY and
 //!   closes, however often the client answers (or sends) pings;
+//! - a send timeout: hyper asks an answer's body for its next frame only once the client's
+//!   flow-control window has room for it. A frame handed over and not followed by another
+//!   request for `send_timeout` means the client stopped reading: the connection closes (as
+//!   an HTTP/1.1 one would), releasing what its streams hold, the backend connections first;
 //! - the drain: when the proxy drains, GOAWAY, then the open streams finish.
 //!
 //! A stream counts as open from its request until its answer's body is done or dropped.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,17 +23,42 @@ use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use crate::body::{BoxError, ProxyBody};
 use crate::client_body::IdleTimeout;
 use crate::metrics::Metrics;
 use crate::runtime::RuntimeHandle;
 
-/// Open streams of one connection; notified when the count leaves or reaches zero.
+/// Open streams of one connection; notified when the count leaves or reaches zero, and when
+/// a first answer starts waiting for the client.
 #[derive(Default)]
 struct Streams {
     open: AtomicUsize,
     changed: Notify,
+    /// Answers whose last frame the client has not made room for yet, since when; by stream.
+    waiting: parking_lot::Mutex<HashMap<u64, Instant>>,
+    next_id: AtomicU64,
+}
+
+impl Streams {
+    fn wait_from(&self, id: u64, since: Instant) {
+        let mut waiting = self.waiting.lock();
+        let first = waiting.is_empty();
+        waiting.insert(id, since);
+        if first {
+            self.changed.notify_one();
+        }
+    }
+
+    fn done_waiting(&self, id: u64) {
+        self.waiting.lock().remove(&id);
+    }
+
+    /// When the answer that has waited longest for the client started waiting.
+    fn oldest_waiting(&self) -> Option<Instant> {
+        self.waiting.lock().values().min().copied()
+    }
 }
 
 /// One open stream; closes it when dropped.
@@ -52,11 +82,24 @@ impl Drop for StreamGuard {
 }
 
 pin_project_lite::pin_project! {
-    /// An answer's body that keeps its stream open until it is done.
+    /// An answer's body that keeps its stream open until it is done, and notes when the
+    /// client's window holds its frames back.
     struct Guarded {
         #[pin]
         inner: ProxyBody,
         guard: Option<StreamGuard>,
+        id: u64,
+        // A frame was handed to hyper and the body not asked again since.
+        handed: bool,
+    }
+
+    impl PinnedDrop for Guarded {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.handed && let Some(guard) = this.guard.as_ref() {
+                guard.0.done_waiting(*this.id);
+            }
+        }
     }
 }
 
@@ -69,9 +112,23 @@ impl Body for Guarded {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
+        if std::mem::take(this.handed)
+            && let Some(guard) = this.guard.as_ref()
+        {
+            guard.0.done_waiting(*this.id);
+        }
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(None | Some(Err(_))) = polled {
-            this.guard.take();
+        match &polled {
+            Poll::Ready(None | Some(Err(_))) => {
+                this.guard.take();
+            }
+            Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
+                if let Some(guard) = this.guard.as_ref() {
+                    *this.handed = true;
+                    guard.0.wait_from(*this.id, Instant::now());
+                }
+            }
+            _ => {}
         }
         polled
     }
@@ -91,6 +148,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Between two frames of a request body.
     pub body_read_timeout: Duration,
+    /// How long an answer's frame may wait for the client's window.
+    pub send_timeout: Duration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -119,7 +178,9 @@ pub async fn serve<I>(
             let resp = answer.await.map(|inner| {
                 Guarded {
                     inner,
+                    id: guard.0.next_id.fetch_add(1, Ordering::Relaxed),
                     guard: Some(guard),
+                    handed: false,
                 }
                 .boxed()
             });
@@ -134,6 +195,9 @@ pub async fn serve<I>(
     }
     loop {
         let idle = streams.open.load(Ordering::Acquire) == 0;
+        let stalled_at = streams
+            .oldest_waiting()
+            .map(|since| since + settings.send_timeout);
         tokio::select! {
             _ = conn.as_mut() => return,
             // Draining: GOAWAY, and the open streams finish.
@@ -144,6 +208,13 @@ pub async fn serve<I>(
                 }
             }
             () = streams.changed.notified() => {}
+            // The client stopped reading: everything its streams hold goes with it.
+            () = tokio::time::sleep_until(stalled_at.unwrap_or_else(Instant::now)), if stalled_at.is_some() => {
+                if streams.oldest_waiting().is_some_and(|since| since + settings.send_timeout <= Instant::now()) {
+                    settings.metrics.connection_limit("send-timeout");
+                    return;
+                }
+            }
             () = tokio::time::sleep(settings.idle_timeout), if idle && !closing => {
                 settings.metrics.connection_limit("http2-idle-timeout");
                 closing = true;

@@ -102,6 +102,7 @@ pub async fn serve(
         builder: h2_builder(&limits),
         idle_timeout: limits.idle_timeout,
         body_read_timeout: limits.body_read_timeout,
+        send_timeout: limits.send_timeout,
         metrics: metrics.clone(),
     });
     let h1 = Arc::new(http1::Settings {
