@@ -630,33 +630,34 @@ pub(crate) fn parse_timeout(t: &str) -> Result<Duration, String> {
 
 /// `http://host[:port][/]` → `host:port`.
 pub(crate) fn parse_backend_url(url: &str) -> Result<String, String> {
+    let shown = super::urls::redact_url(url);
     let rest = if let Some(rest) = url.strip_prefix("http://") {
         rest
     } else if url.starts_with("https://") {
         return Err("https backends are not supported yet; use http://".into());
     } else {
-        return Err(format!("{url:?} must start with http://"));
+        return Err(format!("{shown:?} must start with http://"));
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
         return Err(format!(
-            "{url:?} must be http://host[:port], without path, query or credentials"
+            "{shown:?} must be http://host[:port], without path, query or credentials"
         ));
     }
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
             let port: u16 = p
                 .parse()
-                .map_err(|_| format!("{url:?} has an invalid port"))?;
+                .map_err(|_| format!("{shown:?} has an invalid port"))?;
             if port == 0 {
-                return Err(format!("{url:?} has an invalid port"));
+                return Err(format!("{shown:?} has an invalid port"));
             }
             (h, port)
         }
         _ => (authority, 80),
     };
     if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
+        return Err(format!("{shown:?} has no host"));
     }
     Ok(format!("{}:{port}", host.to_ascii_lowercase()))
 }
@@ -793,7 +794,8 @@ mod tests {
             "[::1]:9000"
         );
         assert!(parse_backend_url("http://a/b").is_err());
-        assert!(parse_backend_url("http://u:p@a").is_err());
+        let refused = parse_backend_url("http://user:hunter2@a").unwrap_err();
+        assert!(!refused.contains("hunter2"), "{refused}");
         assert!(
             parse_backend_url("https://a")
                 .unwrap_err()

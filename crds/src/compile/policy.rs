@@ -756,20 +756,21 @@ fn parse_jwks(text: &str) -> Result<JwkSet, String> {
 
 /// `http://host[:port]/path` (or `https://` when `tls`).
 fn check_fetch_url(url: &str, tls: bool, urls: &super::urls::UrlPolicy) -> Result<(), String> {
+    let shown = super::urls::redact_url(url);
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://").filter(|_| tls))
         .ok_or_else(|| {
             if tls {
-                format!("{url:?} must start with https:// or http://")
+                format!("{shown:?} must start with https:// or http://")
             } else {
-                format!("{url:?} must start with http://")
+                format!("{shown:?} must start with http://")
             }
         })?;
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     if authority.is_empty() || authority.contains('@') || url.contains(['#', ' ']) {
         return Err(format!(
-            "{url:?} needs a host and no credentials, fragment or spaces"
+            "{shown:?} needs a host and no credentials, fragment or spaces"
         ));
     }
     urls.check(super::urls::authority_host(authority))

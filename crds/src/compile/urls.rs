@@ -171,6 +171,19 @@ fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     a[..full] == b[..full] && (rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0)
 }
 
+/// `url` with any credentials in it replaced by `<redacted>`: what a message about a URL may
+/// show (`/status`, logs, Events are read by more people than the manifest's author).
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}<redacted>{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
+}
+
 /// The host part of an `authority` (`host:port`, `[v6]:port` or `host`).
 pub fn authority_host(authority: &str) -> &str {
     if let Some(end) = authority.find(']') {
@@ -189,6 +202,19 @@ mod tests {
             api_server_hosts: vec!["10.96.0.1".into()],
             allow: vec![],
         }
+    }
+
+    #[test]
+    fn credentials_in_urls_are_never_shown() {
+        assert_eq!(redact_url("http://u:p@a:80/x"), "http://<redacted>@a:80/x");
+        assert_eq!(
+            redact_url("https://tok@a?b=@c"),
+            "https://<redacted>@a?b=@c"
+        );
+        assert_eq!(redact_url("http://a@b@c/"), "http://<redacted>@c/");
+        assert_eq!(redact_url("u:p@a"), "<redacted>@a");
+        assert_eq!(redact_url("http://a/x@y"), "http://a/x@y");
+        assert_eq!(redact_url("http://a"), "http://a");
     }
 
     #[test]
