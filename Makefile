@@ -3,7 +3,7 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-controller fuzz build clean
+.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-slowhttp bench-controller fuzz build clean
 
 ## demo: build, start the demo backends and a standalone proxy on examples/demo
 demo:
@@ -57,6 +57,11 @@ bench:
 	$(CARGO) bench -q -p frontdesk-proxy --bench jwt_verify
 	$(CARGO) build -q --release -p frontdesk-proxy
 	$(CARGO) bench -q -p frontdesk-e2e --bench aggregate
+
+## bench-slowhttp: how long slow-header, slow-body and slow-read clients (slowhttptest) hold a
+## connection on frontdesk and on nginx, both at default timeouts (~8 min; installs slowhttptest)
+bench-slowhttp:
+	bench/slowhttp.sh
 
 ## fuzz: each fuzz target under libFuzzer for FUZZ_SECONDS (default 300) from the committed
 ## corpus (new inputs go to fuzz/corpus/, not committed); needs

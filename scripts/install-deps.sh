@@ -2,7 +2,8 @@
 # Install the system packages that frontdesk's tests and benchmarks need, only when missing.
 #
 #   scripts/install-deps.sh test    nginx, curl, python3 (with venv), redis-server   (tests)
-#   scripts/install-deps.sh bench   the above + wrk, hey                              (bench/run.sh)
+#   scripts/install-deps.sh bench   the above + wrk, hey, slowhttptest                (bench/run.sh,
+#                                                                       bench/slowhttp.sh)
 #
 # Idempotent: does nothing when every tool is present; runs `apt-get update` at most once and only
 # when something must be installed. Works as root, or through sudo when not root.
@@ -15,7 +16,7 @@ set -euo pipefail
 mode="${1:-test}"
 case "$mode" in
   test)  wanted=(nginx curl python3 python3-venv redis-server) ;;
-  bench) wanted=(nginx curl python3 python3-venv redis-server wrk hey) ;;
+  bench) wanted=(nginx curl python3 python3-venv redis-server wrk hey slowhttptest) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 
