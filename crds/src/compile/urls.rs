@@ -131,11 +131,47 @@ impl UrlPolicy {
 /// gateway in a cluster must not be sent to. The proxy applies it again to the addresses it
 /// connects to (`--refuse-internal-upstreams`), since a name can resolve to one.
 pub fn is_internal_address(ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    ip.is_loopback() || ip.is_unspecified() || is_link_local(ip)
+    match ip {
+        IpAddr::V4(v4) => {
+            // 0.0.0.0/8 ("this network": 0.0.0.0 reaches the host itself), loopback,
+            // link-local, and the metadata services not on link-local addresses.
+            v4.octets()[0] == 0
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || OTHER_METADATA_V4.contains(&v4)
+        }
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Some(v4) => is_internal_address(IpAddr::V4(v4)),
+            None => v6.is_loopback() || v6.is_unspecified() || is_link_local(ip),
+        },
+    }
+}
+
+/// Metadata services outside 169.254.0.0/16: Alibaba Cloud's, Azure's wire server.
+const OTHER_METADATA_V4: [std::net::Ipv4Addr; 2] = [
+    std::net::Ipv4Addr::new(100, 100, 100, 200),
+    std::net::Ipv4Addr::new(168, 63, 129, 16),
+];
+
+/// The IPv4 address an IPv6 one carries, where something on the path may turn it back into
+/// IPv4: mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::/96` (and the
+/// local-use `64:ff9b:1::/48` with a /96 prefix), 6to4 `2002:aabb:ccdd::/48`.
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if let Some(mapped) = v6.to_ipv4_mapped() {
+        return Some(mapped);
+    }
+    if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+        return Some(v4(s[6], s[7]));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0; 4] || s[2] == 1) {
+        return Some(v4(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return Some(v4(s[1], s[2]));
+    }
+    None
 }
 
 fn is_link_local(ip: IpAddr) -> bool {
@@ -173,12 +209,12 @@ fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 
 /// `url` with any credentials in it replaced by `<redacted>`: what a message about a URL may
 /// show (`/status`, logs, Events are read by more people than the manifest's author).
+///
+/// Everything from the scheme to the last `@` goes, wherever that `@` is: a password may hold
+/// `/`, `?` or `#`, and hiding a little too much of a bad URL costs nothing.
 pub fn redact_url(url: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    match url[start..end].rfind('@') {
+    match url[start..].rfind('@') {
         Some(at) => format!("{}<redacted>{}", &url[..start], &url[start + at..]),
         None => url.to_string(),
     }
@@ -205,15 +241,52 @@ mod tests {
     }
 
     #[test]
+    fn addresses_that_carry_an_internal_one_are_internal() {
+        for inside in [
+            "0.0.0.0",
+            "0.1.2.3",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "168.63.129.16",
+            "::1",
+            "::",
+            "::ffff:127.0.0.1",
+            "::ffff:7f00:1",
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "64:ff9b::169.254.169.254",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe:1::1",
+            "fe80::1",
+            "fd00:ec2::254",
+        ] {
+            assert!(is_internal_address(inside.parse().unwrap()), "{inside}");
+        }
+        for outside in [
+            "10.1.2.3",
+            "8.8.8.8",
+            "100.64.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::808:808",
+            "2002:808:808::",
+            "2001:db8::1",
+            "fd00::1",
+        ] {
+            assert!(!is_internal_address(outside.parse().unwrap()), "{outside}");
+        }
+    }
+
+    #[test]
     fn credentials_in_urls_are_never_shown() {
         assert_eq!(redact_url("http://u:p@a:80/x"), "http://<redacted>@a:80/x");
-        assert_eq!(
-            redact_url("https://tok@a?b=@c"),
-            "https://<redacted>@a?b=@c"
-        );
         assert_eq!(redact_url("http://a@b@c/"), "http://<redacted>@c/");
         assert_eq!(redact_url("u:p@a"), "<redacted>@a");
-        assert_eq!(redact_url("http://a/x@y"), "http://a/x@y");
+        for tricky in ["http://u:pa#ss@a", "http://u:p/ss@a", "http://u:p?ss@a/x"] {
+            let shown = redact_url(tricky);
+            assert!(!shown.contains("ss"), "{tricky} -> {shown}");
+        }
         assert_eq!(redact_url("http://a"), "http://a");
     }
 
