@@ -19,6 +19,12 @@ async fn start(extra: &[&str]) -> ProxyProcess {
         &format!(
             "  authentication:\n    external: {{url: 'http://localhost:{port}/status/200', timeout: 300ms, failureMode: Deny}}"
         ),
+    ) + &manifest(
+        "Policy",
+        "literal-check",
+        &format!(
+            "  authentication:\n    external: {{url: 'http://{demo}/status/200', timeout: 300ms, failureMode: Deny}}"
+        ),
     ) + &route(
         "inside",
         &format!(
@@ -34,6 +40,10 @@ async fn start(extra: &[&str]) -> ProxyProcess {
     - name: checked
       matches: [{{path: {{value: /checked}}}}]
       policies: [outside-check]
+      directResponse: {{status: 200, body: checked}}
+    - name: checked-literal
+      matches: [{{path: {{value: /literal}}}}]
+      policies: [literal-check]
       directResponse: {{status: 200, body: checked}}"
         ),
     );
@@ -78,12 +88,18 @@ async fn internal_addresses_are_never_connected_to_when_refused() {
         503,
         "auth-unavailable",
     );
+    // An address written in the URL never reaches a resolver: checked all the same.
+    assert_problem(
+        &get_with(&c, &p.url("/literal"), &[]).await,
+        503,
+        "auth-unavailable",
+    );
     p.wait_log("a backend connection was refused").await;
     p.wait_log("resolved to internal addresses only").await;
 
     // Without the flag (standalone's default) the same routes are served.
     let open = start(&[]).await;
-    for path in ["/by-name", "/by-address", "/checked"] {
+    for path in ["/by-name", "/by-address", "/checked", "/literal"] {
         let a = get_with(&c, &open.url(path), &[]).await;
         assert_eq!(a.0, 200, "{path}: {}", String::from_utf8_lossy(&a.2));
     }

@@ -83,6 +83,7 @@ impl Pools {
                 address: endpoint_address(endpoint),
                 config: self.config.clone(),
                 idle: Mutex::new(Vec::new()),
+                refused_once: Default::default(),
             })
         })
     }
@@ -109,6 +110,8 @@ pub struct EndpointPool {
     address: Option<SocketAddr>,
     config: PoolConfig,
     idle: Mutex<Vec<Idle>>,
+    /// An internal address was refused already: said at warn once, then at debug.
+    refused_once: std::sync::atomic::AtomicBool,
 }
 
 /// A connection taken from a pool, ready to send one request.
@@ -187,7 +190,12 @@ impl EndpointPool {
         .map_err(|_| ConnectError::Timeout(timeout))?
         .inspect_err(|e| {
             if let ConnectError::Internal(_) = e {
-                tracing::warn!(endpoint = %self.authority, error = %e, "a backend connection was refused");
+                // Every request to the endpoint is refused: once at warn is enough.
+                if self.refused_once.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::debug!(endpoint = %self.authority, error = %e, "a backend connection was refused");
+                } else {
+                    tracing::warn!(endpoint = %self.authority, error = %e, "a backend connection was refused");
+                }
             }
         })?;
         let _ = stream.set_nodelay(true);

@@ -38,6 +38,46 @@ impl tower_service::Service<Name> for Resolver {
     }
 }
 
+/// The proxy's own HTTP connector: hyper's, which takes an address written in a URL as it is
+/// and asks the [`Resolver`] only for names, with that address checked first.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    pub inner: hyper_util::client::legacy::connect::HttpConnector<Resolver>,
+    pub refuse_internal: bool,
+}
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response =
+        <hyper_util::client::legacy::connect::HttpConnector<Resolver> as tower_service::Service<
+            http::Uri,
+        >>::Response;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let literal = uri
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok());
+        if self.refuse_internal
+            && let Some(ip) = literal.filter(|ip| is_internal_address(*ip))
+        {
+            tracing::warn!(%ip, "an internal address was refused (--refuse-internal-upstreams)");
+            return Box::pin(std::future::ready(Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{ip} is an internal address (--refuse-internal-upstreams)"),
+            )
+            .into())));
+        }
+        let connecting = self.inner.call(uri);
+        Box::pin(async move { connecting.await.map_err(Into::into) })
+    }
+}
+
 /// The addresses a name resolved to that may be connected to; an error naming the name when
 /// every one of them is refused.
 fn keep_allowed(
@@ -84,6 +124,25 @@ mod tests {
         let refused = keep_allowed("metadata.evil.test", inside, true).unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
         assert!(refused.to_string().contains("metadata.evil.test"));
+    }
+
+    #[tokio::test]
+    async fn addresses_written_in_urls_are_checked_before_connecting() {
+        use tower_service::Service;
+        let mut refusing = Connector {
+            inner: hyper_util::client::legacy::connect::HttpConnector::new_with_resolver(
+                Resolver::default(),
+            ),
+            refuse_internal: true,
+        };
+        for uri in [
+            "http://169.254.169.254/latest",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://127.0.0.1:1/",
+        ] {
+            let err = refusing.call(uri.parse().unwrap()).await.unwrap_err();
+            assert!(err.to_string().contains("internal address"), "{uri}: {err}");
+        }
     }
 
     #[tokio::test]

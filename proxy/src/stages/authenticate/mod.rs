@@ -39,10 +39,10 @@ use crate::body::ProxyBody;
 use crate::identity::{Identity, lookup};
 use crate::metrics::{AuthLabels, AuthOutcome, Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
-use crate::upstream::resolve::Resolver;
+use crate::upstream::resolve::{Connector, Resolver};
 
 /// The client for key sets (http and https) and external authorization services.
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<Connector>, Full<Bytes>>;
 
 /// What outlives snapshots: the HTTP client and the remote key sets.
 pub struct AuthShared {
@@ -51,7 +51,8 @@ pub struct AuthShared {
 }
 
 impl AuthShared {
-    /// `refuse_internal`: never connect to internal addresses ([`Resolver`]).
+    /// `refuse_internal`: never connect to internal addresses, written in a URL ([`Connector`])
+    /// or resolved from a name ([`Resolver`]).
     pub fn new(refuse_internal: bool) -> Self {
         let mut http = HttpConnector::new_with_resolver(Resolver { refuse_internal });
         http.enforce_http(false);
@@ -61,7 +62,10 @@ impl AuthShared {
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(Connector {
+                inner: http,
+                refuse_internal,
+            });
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
