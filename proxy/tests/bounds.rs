@@ -378,8 +378,19 @@ async fn an_http2_client_that_stops_reading_is_let_go_and_a_slow_reader_is_not()
             .contains(r#"frontdesk_connection_limits_total{limit="send-timeout"} 1"#)
     );
 
-    // Reads slowly, but every frame within the timeout: served to the end.
-    let (mut slow, _conn) = connect().await;
+    // Holds one stream back (a paused download) and reads another slowly, every frame within
+    // the timeout: the connection stays, and the read one is served to the end.
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let (h2, conn) = h2::client::Builder::new()
+        .initial_connection_window_size(4 << 20)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let mut slow = h2.ready().await.unwrap();
+    let (paused, _) = slow.send_request(ask(8 << 20), true).unwrap();
+    let _paused = paused.await.unwrap();
+    let mut slow = slow.ready().await.unwrap();
     let (resp, _) = slow.send_request(ask(256 << 10), true).unwrap();
     let mut body = resp.await.unwrap().into_body();
     let mut got = 0;
@@ -394,5 +405,14 @@ async fn an_http2_client_that_stops_reading_is_let_go_and_a_slow_reader_is_not()
     assert!(
         started.elapsed() > Duration::from_secs(1),
         "not slow enough to tell"
+    );
+    assert!(!conn.is_finished(), "a paused stream cost the connection");
+    // With nothing moving any more, the paused stream's connection goes too.
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn).await;
+    assert!(ended.is_ok(), "a connection with nothing moving was held");
+    assert!(
+        p.metrics()
+            .await
+            .contains(r#"frontdesk_connection_limits_total{limit="send-timeout"} 2"#)
     );
 }

@@ -2,9 +2,11 @@
 //! - an idle timeout: a connection with no open stream for `idle_timeout` gets GOAWAY and
 //!   closes, however often the client answers (or sends) pings;
 //! - a send timeout: hyper asks an answer's body for its next frame only once the client's
-//!   flow-control window has room for it. A frame handed over and not followed by another
-//!   request for `send_timeout` means the client stopped reading: the connection closes (as
-//!   an HTTP/1.1 one would), releasing what its streams hold, the backend connections first;
+//!   flow-control window has room for it. When a frame has waited `send_timeout` and no
+//!   stream of the connection has moved meanwhile, the client stopped reading: the connection
+//!   closes (as an HTTP/1.1 one would), releasing what its streams hold, the backend
+//!   connections first. A client that holds one stream back on purpose (a paused download)
+//!   while it reads others keeps its connection;
 //! - the drain: when the proxy drains, GOAWAY, then the open streams finish.
 //!
 //! A stream counts as open from its request until its answer's body is done or dropped.
@@ -13,7 +15,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,33 +33,58 @@ use crate::metrics::Metrics;
 use crate::runtime::RuntimeHandle;
 
 /// Open streams of one connection; notified when the count leaves or reaches zero, and when
-/// a first answer starts waiting for the client.
-#[derive(Default)]
+/// an answer starts waiting for the client while no send timer is armed.
 struct Streams {
     open: AtomicUsize,
     changed: Notify,
-    /// Answers whose last frame the client has not made room for yet, since when; by stream.
-    waiting: parking_lot::Mutex<HashMap<u64, Instant>>,
+    waiting: parking_lot::Mutex<Waiting>,
+    /// The connection's loop has a timer for the oldest wait: new waits need not wake it.
+    armed: AtomicBool,
     next_id: AtomicU64,
 }
 
+/// Answers whose last frame the client has not made room for yet, and when it last did.
+struct Waiting {
+    since: HashMap<u64, Instant>,
+    progress: Instant,
+}
+
 impl Streams {
+    fn new() -> Self {
+        Streams {
+            open: AtomicUsize::new(0),
+            changed: Notify::new(),
+            waiting: parking_lot::Mutex::new(Waiting {
+                since: HashMap::new(),
+                progress: Instant::now(),
+            }),
+            armed: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
     fn wait_from(&self, id: u64, since: Instant) {
-        let mut waiting = self.waiting.lock();
-        let first = waiting.is_empty();
-        waiting.insert(id, since);
-        if first {
+        self.waiting.lock().since.insert(id, since);
+        if !self.armed.swap(true, Ordering::AcqRel) {
             self.changed.notify_one();
         }
     }
 
-    fn done_waiting(&self, id: u64) {
-        self.waiting.lock().remove(&id);
+    /// The stream's frame is no longer waiting; `taken`: because the client made room.
+    fn done_waiting(&self, id: u64, taken: bool) {
+        let mut waiting = self.waiting.lock();
+        waiting.since.remove(&id);
+        if taken {
+            waiting.progress = Instant::now();
+        }
     }
 
-    /// When the answer that has waited longest for the client started waiting.
-    fn oldest_waiting(&self) -> Option<Instant> {
-        self.waiting.lock().values().min().copied()
+    /// When the connection counts as stalled, if a frame is waiting: `timeout` after both
+    /// the oldest wait began and the client last made room on any stream.
+    fn stalled_at(&self, timeout: Duration) -> Option<Instant> {
+        let waiting = self.waiting.lock();
+        let oldest = waiting.since.values().min().copied()?;
+        Some(oldest.max(waiting.progress) + timeout)
     }
 }
 
@@ -97,7 +124,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if *this.handed && let Some(guard) = this.guard.as_ref() {
-                guard.0.done_waiting(*this.id);
+                guard.0.done_waiting(*this.id, false);
             }
         }
     }
@@ -115,7 +142,7 @@ impl Body for Guarded {
         if std::mem::take(this.handed)
             && let Some(guard) = this.guard.as_ref()
         {
-            guard.0.done_waiting(*this.id);
+            guard.0.done_waiting(*this.id, true);
         }
         let polled = this.inner.poll_frame(cx);
         match &polled {
@@ -163,7 +190,7 @@ pub async fn serve<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let streams = Arc::new(Streams::default());
+    let streams = Arc::new(Streams::new());
     let counted = streams.clone();
     // Each request runs on the runtime current when it arrives, to its end. The request's
     // future is boxed once here: hyper moves the service future into place, and moving a
@@ -195,9 +222,11 @@ pub async fn serve<I>(
     }
     loop {
         let idle = streams.open.load(Ordering::Acquire) == 0;
-        let stalled_at = streams
-            .oldest_waiting()
-            .map(|since| since + settings.send_timeout);
+        let stalled_at = streams.stalled_at(settings.send_timeout);
+        if stalled_at.is_none() {
+            // A wait that begins from now on wakes the loop (its notification is kept).
+            streams.armed.store(false, Ordering::Release);
+        }
         tokio::select! {
             _ = conn.as_mut() => return,
             // Draining: GOAWAY, and the open streams finish.
@@ -210,7 +239,7 @@ pub async fn serve<I>(
             () = streams.changed.notified() => {}
             // The client stopped reading: everything its streams hold goes with it.
             () = tokio::time::sleep_until(stalled_at.unwrap_or_else(Instant::now)), if stalled_at.is_some() => {
-                if streams.oldest_waiting().is_some_and(|since| since + settings.send_timeout <= Instant::now()) {
+                if streams.stalled_at(settings.send_timeout).is_some_and(|at| at <= Instant::now()) {
                     settings.metrics.connection_limit("send-timeout");
                     return;
                 }
