@@ -1,6 +1,6 @@
 //! The admin listener (default 127.0.0.1:9901; keep it off public interfaces):
 //! `/metrics` (Prometheus text), `/healthz` (the process is up), `/ready` (a configuration is
-//! loaded), `/config` (the snapshot serving, as JSON, secrets redacted), `/status` (what the last load said about
+//! loaded and the proxy is not overloaded: [`crate::overload`]), `/config` (the snapshot serving, as JSON, secrets redacted), `/status` (what the last load said about
 //! each object and file).
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
+use crate::overload::Overload;
 use crate::runtime::RuntimeHandle;
 
 pub struct Admin {
@@ -25,13 +26,16 @@ pub struct Admin {
     pub status: ArcSwap<serde_json::Value>,
     /// True once a first configuration was applied.
     pub ready: std::sync::atomic::AtomicBool,
+    /// While overloaded the proxy is not ready: endpoints send new clients elsewhere.
+    pub overload: Arc<Overload>,
 }
 
 impl Admin {
-    pub fn new(runtime: RuntimeHandle, metrics: Arc<Metrics>) -> Self {
+    pub fn new(runtime: RuntimeHandle, metrics: Arc<Metrics>, overload: Arc<Overload>) -> Self {
         Admin {
             runtime,
             metrics,
+            overload,
             status: ArcSwap::from_pointee(serde_json::Value::Null),
             ready: std::sync::atomic::AtomicBool::new(false),
         }
@@ -44,13 +48,18 @@ impl Admin {
         match req.uri().path() {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/ready" => {
-                if self.ready.load(std::sync::atomic::Ordering::Acquire) {
-                    text(StatusCode::OK, "ready\n")
-                } else {
+                if !self.ready.load(std::sync::atomic::Ordering::Acquire) {
                     text(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "no configuration loaded yet\n",
                     )
+                } else if self.overload.overloaded() {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded: memory is past --max-memory\n",
+                    )
+                } else {
+                    text(StatusCode::OK, "ready\n")
                 }
             }
             "/metrics" => {

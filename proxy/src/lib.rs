@@ -78,7 +78,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let env = Arc::new(env);
     let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway, env));
-    let admin = Arc::new(Admin::new(runtime.clone(), metrics.clone()));
+    let overload = Arc::new(overload::Overload::configured(
+        cli.max_memory,
+        overload::Container::of_this_process(),
+    ));
+    let admin = Arc::new(Admin::new(
+        runtime.clone(),
+        metrics.clone(),
+        overload.clone(),
+    ));
 
     let admin_listener = tokio::net::TcpListener::bind(cli.admin)
         .await
@@ -132,9 +140,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tokio::spawn(admin::serve(admin_listener, admin));
 
-    let overload = Arc::new(overload::Overload::new(
-        cli.max_memory.resolve(overload::container_limit()),
-    ));
     if let Some(limit) = overload.limit() {
         tracing::info!(
             limit,

@@ -1,13 +1,18 @@
 //! Overload protection: the proxy stops taking on work before it runs out of memory.
 //!
-//! The process's resident memory is sampled every [`SAMPLE_EVERY`] (from `/proc/self/status`).
+//! Memory is sampled every [`SAMPLE_EVERY`]: against the container's limit, the container's
+//! working set (its cgroup's usage without inactive file pages: what the kubelet evicts on and
+//! what the OOM killer counts, socket buffers included); against a limit given in bytes, the
+//! process's resident memory (`/proc/self/status`).
 //! At or past the limit the proxy is overloaded until it falls below [`RESUME_AT`] of it
 //! (hysteresis, so it does not flap at the line). While overloaded:
 //! - a newly accepted connection is closed at once, before anything is read or buffered
 //!   (`frontdesk_connection_limits_total{limit="memory"}`): a load balancer or client retries
 //!   elsewhere, which is what a replica that is about to be OOM-killed owes them;
 //! - HTTP/1.1 answers say `Connection: close`, so keep-alive connections give back their
-//!   memory after the request in flight instead of holding it;
+//!   memory after the request in flight instead of holding it; HTTP/2 connections get GOAWAY,
+//!   their open streams finish;
+//! - `/ready` answers 503, so Kubernetes takes the pod out of its Services' endpoints;
 //! - `frontdesk_overloaded` is 1.
 //!
 //! Requests already in flight are served. The admin listener is not affected, so probes and
@@ -16,6 +21,7 @@
 //! process has no limit: like Envoy's overload manager, a watermark below the point where the
 //! kernel would kill the process.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,12 +36,15 @@ pub const RESUME_AT: f64 = 0.9;
 const SHARE_OF_CONTAINER: f64 = 0.9;
 
 /// The memory bound, and whether the process is past it now.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Overload {
     /// Bytes; 0 when there is no bound.
     limit: u64,
+    meter: Meter,
     resident: AtomicU64,
     overloaded: AtomicBool,
+    /// The same, for those who wait for it to change (HTTP/2 connections).
+    changes: tokio::sync::watch::Sender<bool>,
 }
 
 /// What a sample changed.
@@ -47,12 +56,37 @@ pub enum Change {
 }
 
 impl Overload {
-    /// A guard with `limit` bytes (`None`: never overloaded).
+    /// A guard with `limit` bytes of the process's resident memory (`None`: never
+    /// overloaded).
     pub fn new(limit: Option<u64>) -> Self {
+        Self::measured(limit, Meter::Process)
+    }
+
+    /// The guard `--max-memory` asks for, in `container` (if the process runs in one).
+    pub fn configured(limit: MemoryLimit, container: Option<Container>) -> Self {
+        match (limit, container) {
+            (MemoryLimit::Off, _) | (MemoryLimit::Auto, None) => Self::new(None),
+            (MemoryLimit::Bytes(n), _) => Self::new(Some(n)),
+            (MemoryLimit::Auto, Some(c)) => Self::measured(
+                Some((c.limit as f64 * SHARE_OF_CONTAINER) as u64),
+                Meter::Container(c),
+            ),
+        }
+    }
+
+    fn measured(limit: Option<u64>, meter: Meter) -> Self {
         Overload {
             limit: limit.unwrap_or(0),
-            ..Default::default()
+            meter,
+            resident: AtomicU64::new(0),
+            overloaded: AtomicBool::new(false),
+            changes: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Sees every change of [`Overload::overloaded`].
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.changes.subscribe()
     }
 
     pub fn limit(&self) -> Option<u64> {
@@ -77,6 +111,9 @@ impl Overload {
             resident >= self.limit
         };
         self.overloaded.store(now, Ordering::Relaxed);
+        if was != now {
+            self.changes.send_replace(now);
+        }
         match (was, now) {
             (false, true) => Change::Entered,
             (true, false) => Change::Left,
@@ -94,7 +131,7 @@ impl Overload {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(resident) = resident_bytes() else {
+                let Some(resident) = self.meter.sample() else {
                     continue;
                 };
                 match self.observe(resident) {
@@ -114,6 +151,22 @@ impl Overload {
                 }
             }
         });
+    }
+}
+
+/// What memory is measured.
+#[derive(Debug)]
+enum Meter {
+    Process,
+    Container(Container),
+}
+
+impl Meter {
+    fn sample(&self) -> Option<u64> {
+        match self {
+            Meter::Process => resident_bytes(),
+            Meter::Container(c) => c.working_set(),
+        }
     }
 }
 
@@ -159,29 +212,89 @@ impl MemoryLimit {
             .map(MemoryLimit::Bytes)
             .ok_or_else(|| format!("{s:?} is too large"))
     }
+}
 
-    /// The bound in bytes, given the container's limit (if any).
-    pub fn resolve(self, container: Option<u64>) -> Option<u64> {
-        match self {
-            MemoryLimit::Off => None,
-            MemoryLimit::Bytes(n) => Some(n),
-            MemoryLimit::Auto => container.map(|c| (c as f64 * SHARE_OF_CONTAINER) as u64),
+/// The memory cgroup this process runs in, when it has a limit.
+#[derive(Debug)]
+pub struct Container {
+    limit: u64,
+    /// Where its usage and its inactive file pages are read (v2, or v1).
+    usage: PathBuf,
+    stat: PathBuf,
+    inactive_file: &'static str,
+}
+
+impl Container {
+    /// This process's container, from `/proc/self/cgroup`; `None` without a memory limit.
+    pub fn of_this_process() -> Option<Self> {
+        let read = |p: &Path| std::fs::read_to_string(p).ok();
+        let own = read(Path::new("/proc/self/cgroup")).and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))
+        });
+        let v2_dirs = own
+            .map(|p| PathBuf::from(format!("/sys/fs/cgroup{p}")))
+            .into_iter()
+            .chain([PathBuf::from("/sys/fs/cgroup")]);
+        for dir in v2_dirs {
+            if let Some(limit) = read(&dir.join("memory.max")).and_then(|t| parse_cgroup_limit(&t))
+            {
+                return Some(Container {
+                    limit,
+                    usage: dir.join("memory.current"),
+                    stat: dir.join("memory.stat"),
+                    inactive_file: "inactive_file",
+                });
+            }
         }
+        // v1: the memory controller's own line, `N:memory:/path`.
+        let own = read(Path::new("/proc/self/cgroup")).and_then(|c| {
+            c.lines().find_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                controllers
+                    .split(',')
+                    .any(|c| c == "memory")
+                    .then(|| path.trim().to_string())
+            })
+        });
+        let v1_dirs = own
+            .map(|p| PathBuf::from(format!("/sys/fs/cgroup/memory{p}")))
+            .into_iter()
+            .chain([PathBuf::from("/sys/fs/cgroup/memory")]);
+        for dir in v1_dirs {
+            if let Some(limit) =
+                read(&dir.join("memory.limit_in_bytes")).and_then(|t| parse_cgroup_limit(&t))
+            {
+                return Some(Container {
+                    limit,
+                    usage: dir.join("memory.usage_in_bytes"),
+                    stat: dir.join("memory.stat"),
+                    inactive_file: "total_inactive_file",
+                });
+            }
+        }
+        None
+    }
+
+    /// Usage less inactive file pages (which the kernel reclaims before killing anything).
+    fn working_set(&self) -> Option<u64> {
+        let usage: u64 = std::fs::read_to_string(&self.usage)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let stat = std::fs::read_to_string(&self.stat).ok()?;
+        Some(usage.saturating_sub(stat_value(&stat, self.inactive_file).unwrap_or(0)))
     }
 }
 
-/// The memory limit of this process's cgroup, if it has one.
-pub fn container_limit() -> Option<u64> {
-    let read = |path: &str| std::fs::read_to_string(path).ok();
-    let v2 = read("/proc/self/cgroup")
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
-        })
-        .and_then(|path| read(&format!("/sys/fs/cgroup{}/memory.max", path.trim())))
-        .or_else(|| read("/sys/fs/cgroup/memory.max"));
-    let text = v2.or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
-    parse_cgroup_limit(&text)
+/// One `name value` line of a cgroup's `memory.stat`.
+fn stat_value(stat: &str, name: &str) -> Option<u64> {
+    stat.lines().find_map(|l| {
+        let (key, value) = l.split_once(' ')?;
+        (key == name).then(|| value.trim().parse().ok()).flatten()
+    })
 }
 
 /// `max` (or v1's huge number) is no limit.
@@ -235,13 +348,35 @@ mod tests {
         for bad in ["", "lots", "5T", "-1", "99999999999999999999Gi"] {
             assert!(MemoryLimit::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(MemoryLimit::Auto.resolve(Some(1000)), Some(900));
-        assert_eq!(MemoryLimit::Auto.resolve(None), None);
-        assert_eq!(MemoryLimit::Off.resolve(Some(1000)), None);
-        assert_eq!(MemoryLimit::Bytes(5).resolve(None), Some(5));
+        let container = || Container {
+            limit: 1000,
+            usage: "/nonexistent/memory.current".into(),
+            stat: "/nonexistent/memory.stat".into(),
+            inactive_file: "inactive_file",
+        };
+        let auto = Overload::configured(MemoryLimit::Auto, Some(container()));
+        assert!(auto.limit() == Some(900) && matches!(auto.meter, Meter::Container(_)));
+        assert_eq!(Overload::configured(MemoryLimit::Auto, None).limit(), None);
+        assert_eq!(
+            Overload::configured(MemoryLimit::Off, Some(container())).limit(),
+            None
+        );
+        let given = Overload::configured(MemoryLimit::Bytes(5), Some(container()));
+        assert!(given.limit() == Some(5) && matches!(given.meter, Meter::Process));
+        let stat = "anon 100\ninactive_file 4096\nactive_file 10\n";
+        assert_eq!(stat_value(stat, "inactive_file"), Some(4096));
+        assert_eq!(stat_value(stat, "inactive"), None);
         assert_eq!(parse_cgroup_limit("max\n"), None);
         assert_eq!(parse_cgroup_limit("536870912\n"), Some(512 << 20));
         assert_eq!(parse_cgroup_limit("9223372036854771712"), None);
+    }
+
+    #[test]
+    fn this_process_container_is_measured_when_it_has_a_limit() {
+        if let Some(c) = Container::of_this_process() {
+            let used = c.working_set().expect("the cgroup's usage and stat");
+            assert!(used > 0 && c.limit > 0, "{c:?}: {used}");
+        }
     }
 
     #[test]

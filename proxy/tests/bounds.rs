@@ -202,9 +202,13 @@ async fn past_its_memory_bound_the_proxy_turns_new_connections_away() {
     let (answer, closed) = exchange(&p, "GET /status/200 HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(answer, "", "served while overloaded");
     assert!(closed.is_some(), "held while overloaded");
-    // The admin listener still answers: probes and metrics say what is going on.
+    // The admin listener still answers: probes and metrics say what is going on, and the
+    // proxy is not ready, so endpoints send new clients elsewhere.
     let (status, _, _) = get(&format!("http://{}/healthz", p.admin)).await.unwrap();
     assert_eq!(status, 200);
+    let (status, _, body) = get(&format!("http://{}/ready", p.admin)).await.unwrap();
+    assert_eq!(status, 503);
+    assert!(String::from_utf8_lossy(&body).contains("overloaded"));
     let m = p.metrics().await;
     assert!(
         m.contains(r#"frontdesk_connection_limits_total{limit="memory"} 1"#),

@@ -178,6 +178,8 @@ pub struct Settings {
     /// How long an answer's frame may wait for the client's window.
     pub send_timeout: Duration,
     pub metrics: Arc<Metrics>,
+    /// Overloaded: GOAWAY, as when draining ([`crate::overload`]).
+    pub overload: Arc<crate::overload::Overload>,
 }
 
 /// Serves one HTTP/2 connection until it closes. `io` yields the preface already read first.
@@ -216,7 +218,9 @@ pub async fn serve<I>(
     });
     let conn = settings.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let mut closing = *draining.borrow();
+    let mut overloaded = settings.overload.subscribe();
+    let mut overload_watched = true;
+    let mut closing = *draining.borrow() || *overloaded.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();
     }
@@ -234,6 +238,16 @@ pub async fn serve<I>(
                 if changed.is_err() || *draining.borrow() {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
+                }
+            }
+            changed = overloaded.changed(), if !closing && overload_watched => {
+                match changed {
+                    Ok(()) if *overloaded.borrow() => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    Ok(()) => {}
+                    Err(_) => overload_watched = false,
                 }
             }
             () = streams.changed.notified() => {}

@@ -104,6 +104,7 @@ pub async fn serve(
         body_read_timeout: limits.body_read_timeout,
         send_timeout: limits.send_timeout,
         metrics: metrics.clone(),
+        overload: limits.overload.clone(),
     });
     let h1 = Arc::new(http1::Settings {
         header_read_timeout: limits.header_read_timeout,
@@ -370,8 +371,9 @@ mod tests {
 
     use crate::runtime::{Env, Runtime, RuntimeHandle};
 
-    /// Past the memory bound, keep-alive ends with the answer in flight and new connections
-    /// are closed unanswered; below the resume mark they are served again.
+    /// Past the memory bound, keep-alive ends with the answer in flight, HTTP/2 connections get
+    /// GOAWAY and new connections are closed unanswered; below the resume mark they are served
+    /// again.
     #[tokio::test]
     async fn overload_turns_new_connections_away_and_ends_keep_alive() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -423,8 +425,23 @@ mod tests {
         kept.write_all(ASK).await.unwrap();
         let (head, closed) = answer(&mut kept).await;
         assert!(head.starts_with("HTTP/1.1 404") && !closed, "{head}");
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (h2, h2_conn) = h2::client::handshake(tcp).await.unwrap();
+        let h2_conn = tokio::spawn(h2_conn);
+        let mut h2 = h2.ready().await.unwrap();
+        let ask = http::Request::get(format!("http://{addr}/"))
+            .body(())
+            .unwrap();
+        let (resp, _) = h2.send_request(ask, true).unwrap();
+        assert_eq!(resp.await.unwrap().status(), 404);
 
         overload.observe(1000);
+        // HTTP/2: GOAWAY, and with nothing in flight the connection ends.
+        tokio::time::timeout(Duration::from_secs(5), h2_conn)
+            .await
+            .expect("an HTTP/2 connection was kept while overloaded")
+            .unwrap()
+            .unwrap();
         kept.write_all(ASK).await.unwrap();
         let (head, _) = answer(&mut kept).await;
         assert!(head.contains("connection: close"), "{head}");
