@@ -235,7 +235,8 @@ pub struct HeaderModifier {
     /// Names among `set` and `add` whose values are credentials (an upstream token, say): sent
     /// as written, shown as `<redacted>` in the proxy's `/config` and in logs. Authorization,
     /// Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key and names containing `token`,
-    /// `secret`, `password`, `credential`, `session` or `api-key` are treated so unlisted.
+    /// `secret`, `password`, `credential`, `session`, `api-key`, `apikey`, `auth` or
+    /// `signature` are treated so unlisted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sensitive: Vec<String>,
 }

@@ -404,13 +404,16 @@ fn sensitive_header(name: &str, listed: &[String]) -> bool {
         "set-cookie",
         "x-api-key",
     ];
-    const PARTS: [&str; 6] = [
+    const PARTS: [&str; 9] = [
         "token",
         "secret",
         "password",
         "credential",
         "session",
         "api-key",
+        "apikey",
+        "auth",
+        "signature",
     ];
     listed.iter().any(|l| l.eq_ignore_ascii_case(name))
         || NAMED.contains(&name)
