@@ -7,7 +7,9 @@
 //! `X-Original-URL` and `X-Rewrite-URL`) is removed on arrival, so no stage and no backend can
 //! believe it; the proxy then says it itself. From a trusted proxy they are kept and extended
 //! (X-Forwarded-Host excepted: it is always the host the request was routed on). The URL
-//! overrides are removed whoever sends them, and spellings with `_` are read as `-`.
+//! overrides are removed whoever sends them, and spellings with `_` are read as `-`. So are
+//! `_` spellings of framing and hop-by-hop names (`Transfer_Encoding`, `Content_Length`,
+//! `Connection`...): a backend behind CGI-style translation would read them as the real ones.
 
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -101,11 +103,11 @@ pub fn remove_forwarding_claims(headers: &mut HeaderMap, trusted_peer: bool) {
     let mut found: Vec<HeaderName> = Vec::new();
     for name in headers.keys() {
         let text = name.as_str();
-        // Every name below starts with one of these; most fields are passed over here.
-        if !matches!(text.as_bytes().first(), Some(b'f' | b't' | b'x')) {
+        let spoofed = text.contains('_');
+        // The claims start with one of these; most fields are passed over here.
+        if !spoofed && !matches!(text.as_bytes().first(), Some(b'f' | b't' | b'x')) {
             continue;
         }
-        let spoofed = text.contains('_');
         let dashed;
         let text = if spoofed {
             dashed = text.replace('_', "-");
@@ -128,8 +130,23 @@ pub fn remove_forwarding_claims(headers: &mut HeaderMap, trusted_peer: bool) {
                 | "x-client-ip"
                 | "x-cluster-client-ip"
         );
+        // Ambiguous: only the real name may say how the message is framed or routed.
+        let framing_lookalike = spoofed
+            && matches!(
+                text,
+                "content-length"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "keep-alive"
+                    | "proxy-connection"
+                    | "te"
+                    | "trailer"
+                    | "upgrade"
+                    | "host"
+                    | "proxy-authorization"
+            );
         // From a trusted proxy, only the dashed spellings it would send are kept.
-        if url_override || (about_the_client && (!trusted_peer || spoofed)) {
+        if url_override || framing_lookalike || (about_the_client && (!trusted_peer || spoofed)) {
             found.push(name.clone());
         }
     }
@@ -348,11 +365,28 @@ mod tests {
 
         let mut h = with_forged();
         h.insert("x_real_ip", "6.6.6.6".parse().unwrap());
+        // Framing and hop-by-hop names spelled with `_` go whoever sends them; other `_`
+        // names are the client's business.
+        let lookalikes = [
+            "transfer_encoding",
+            "content_length",
+            "proxy_connection",
+            "keep_alive",
+        ];
+        for lookalike in lookalikes {
+            h.insert(lookalike, "1".parse().unwrap());
+        }
+        h.insert("x_tenant", "blue".parse().unwrap());
         remove_forwarding_claims(&mut h, true);
         // From a trusted proxy: the URL overrides and underscore spellings go, the rest stays.
-        for gone in ["x-original-url", "x-rewrite-url", "x_real_ip"] {
+        for gone in ["x-original-url", "x-rewrite-url", "x_real_ip"]
+            .into_iter()
+            .chain(lookalikes)
+        {
             assert!(!h.contains_key(gone), "{gone}");
         }
+        assert_eq!(h["x_tenant"], "blue");
+        h.remove("x_tenant");
         let peer = Peer {
             ip: "2001:db8::1".parse().unwrap(),
             trusted: true,

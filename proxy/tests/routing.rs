@@ -409,11 +409,18 @@ async fn a_trusted_proxys_forwarding_headers_are_extended() {
             ("x-real-ip", "203.0.113.9"),
             ("x-original-url", "/admin"),
             ("x_forwarded_for", "6.6.6.6"),
+            ("transfer_encoding", "chunked"),
+            ("content_length", "5"),
+            ("x_tenant", "blue"),
         ],
     )
     .await;
     let h = &json(&a.2)["headers"];
     assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    // Framing names spelled with `_` never pass; other `_` names do.
+    assert!(h.get("transfer_encoding").is_none(), "{h}");
+    assert!(h.get("content_length").is_none(), "{h}");
+    assert_eq!(h["x_tenant"], "blue");
     assert_eq!(
         h["x-forwarded-proto"], "https",
         "believed from a trusted proxy"
