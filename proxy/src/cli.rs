@@ -129,6 +129,10 @@ pub struct Cli {
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Streams one HTTP/2 connection may have open at once; more are refused (REFUSED_STREAM).
+    #[arg(long, default_value_t = 100)]
+    pub http2_max_concurrent_streams: u32,
+
     /// Open connections at most from one client address; more are closed at once (0: no
     /// bound). Keeps one host from taking every connection.
     #[arg(long, default_value_t = 512)]

@@ -153,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         idle_timeout: cli.idle_timeout,
         max_connections: cli.max_connections,
         max_connections_per_client: cli.max_connections_per_client,
+        h2_max_concurrent_streams: cli.http2_max_concurrent_streams,
         body_read_timeout: cli.body_read_timeout,
         send_timeout: cli.send_timeout,
         drain_timeout: cli.drain_timeout,

@@ -155,7 +155,7 @@ pub struct Metrics {
     pub upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub active_connections: Gauge,
     /// A client connection let go by a bound: `connections-per-client`, `memory`,
-    /// `header-read-timeout`, `send-timeout`, `http2-idle-timeout` (body-too-large and
+    /// `http2-reset-flood`, `header-read-timeout`, `send-timeout`, `http2-idle-timeout` (body-too-large and
     /// body-timeout answers are local replies instead).
     pub connection_limits: Family<ConnectionLimitLabels, Counter>,
     /// 1 while memory is past `--max-memory` ([`crate::overload`]).
@@ -259,7 +259,7 @@ impl Metrics {
         );
         registry.register(
             "connection_limits",
-            "Client connections let go by a bound, by limit (connections-per-client, memory, header-read-timeout, send-timeout, http2-idle-timeout)",
+            "Client connections let go by a bound, by limit (connections-per-client, memory, header-read-timeout, send-timeout, http2-idle-timeout, http2-reset-flood)",
             m.connection_limits.clone(),
         );
         registry.register(

@@ -66,4 +66,31 @@ async fn rapid_reset_is_cut_off_and_others_are_still_served() {
     );
     let (status, _, _) = get(&format!("http://{}/healthz", p.admin)).await.unwrap();
     assert_eq!(status, 200);
+    let m = p.metrics().await;
+    assert!(
+        m.contains(r#"frontdesk_connection_limits_total{limit="http2-reset-flood"} 1"#),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrent_stream_bound_is_the_flags() {
+    let a = frontdesk_demo::spawn("a").await;
+    let r = route(
+        "slow",
+        &format!("  rules:\n    - backends: [{{url: 'http://{a}'}}]"),
+    );
+    let p =
+        ProxyProcess::with_files(&[("r.yaml", &r)], &["--http2-max-concurrent-streams", "3"]).await;
+    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (h2, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut h2 = h2.ready().await.unwrap();
+    // One exchange, so the proxy's SETTINGS have arrived.
+    let req = http::Request::get(format!("http://{}/status/200", p.addr))
+        .body(())
+        .unwrap();
+    let (resp, _) = h2.send_request(req, true).unwrap();
+    assert_eq!(resp.await.unwrap().status(), 200);
+    assert_eq!(h2.current_max_send_streams(), 3);
 }

@@ -169,6 +169,19 @@ impl Body for Guarded {
     }
 }
 
+/// Whether hyper ended the connection with ENHANCE_YOUR_CALM: too many streams reset by the
+/// client before they were answered, or too many the proxy had to reset (Rapid Reset).
+fn calmed_down(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM);
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// What an HTTP/2 connection needs from the server.
 pub struct Settings {
     pub builder: hyper::server::conn::http2::Builder<TokioExecutor>,
@@ -232,7 +245,12 @@ pub async fn serve<I>(
             streams.armed.store(false, Ordering::Release);
         }
         tokio::select! {
-            _ = conn.as_mut() => return,
+            ended = conn.as_mut() => {
+                if ended.as_ref().is_err_and(calmed_down) {
+                    settings.metrics.connection_limit("http2-reset-flood");
+                }
+                return;
+            }
             // Draining: GOAWAY, and the open streams finish.
             changed = draining.changed(), if !closing => {
                 if changed.is_err() || *draining.borrow() {
