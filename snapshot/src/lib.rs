@@ -10,12 +10,14 @@
 //! No kube, no hyper: this crate must stay cheap to depend on.
 #![forbid(unsafe_code)]
 
+mod listener;
 pub mod path;
 mod policy;
 mod route;
 pub mod secret;
 mod validate;
 
+pub use listener::*;
 pub use policy::*;
 pub use route::*;
 pub use secret::Secret;
@@ -47,6 +49,10 @@ pub struct Snapshot {
     /// falls through to wildcard and host-less Routes of that namespace only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exclusive_hosts: bool,
+    /// The ports the gateway serves ([`Listener`]); empty: the proxy's own `--listen`, plain
+    /// HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Listener>,
 }
 
 /// A reference to one user object that contributed to a snapshot.

@@ -52,6 +52,30 @@ impl Snapshot {
             crate::policy::check(policy)
                 .map_err(|(field, r)| err(format!("policies[{key:?}].{field}"), r))?;
         }
+        let mut ports = HashSet::new();
+        for (li, l) in self.listeners.iter().enumerate() {
+            check_listener(l).map_err(|r| err(format!("listeners[{li}]"), r))?;
+            // Listeners sharing a port must share its protocol; hostnames tell them apart.
+            if !ports.insert((l.port, l.hostname.clone())) {
+                return Err(err(
+                    format!("listeners[{li}]"),
+                    format!(
+                        "port {} and hostname {:?} are already served",
+                        l.port, l.hostname
+                    ),
+                ));
+            }
+        }
+        if let Some(l) = self.listeners.iter().find(|l| {
+            self.listeners
+                .iter()
+                .any(|o| o.port == l.port && o.protocol != l.protocol)
+        }) {
+            return Err(err(
+                "listeners".into(),
+                format!("port {} is both HTTP and HTTPS", l.port),
+            ));
+        }
         Ok(())
     }
 }
@@ -337,6 +361,27 @@ fn check_host(host: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{host:?} is not a lower-case DNS name"))
+    }
+}
+
+fn check_listener(l: &crate::Listener) -> Result<(), String> {
+    if l.name.is_empty() {
+        return Err("a listener needs a name".into());
+    }
+    if l.port == 0 {
+        return Err(format!("{}: port 0", l.name));
+    }
+    if let Some(h) = &l.hostname {
+        check_host(h).map_err(|r| format!("{}: {r}", l.name))?;
+    }
+    match (l.protocol, l.certificates.is_empty()) {
+        (crate::ListenerProtocol::Https, true) => {
+            Err(format!("{}: an HTTPS listener needs a certificate", l.name))
+        }
+        (crate::ListenerProtocol::Http, false) => {
+            Err(format!("{}: an HTTP listener has no certificates", l.name))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -304,6 +304,8 @@ pub fn compile(resources: &Resources) -> Output {
                 sources,
                 policies,
                 exclusive_hosts: !resources.shared_hosts,
+                // Gateways' listeners: not compiled yet (issue 14); the proxy's --listen serves.
+                listeners: Vec::new(),
             },
         );
     }
