@@ -7,10 +7,12 @@
 //!   task; nothing is buffered while a connection is idle).
 //! - HTTP/2 is served by hyper's server.
 //! - [`request_body`]: a client's request body over HTTP/1.1.
+//! - [`tls`]: TLS termination with a listener's certificates (not wired to listeners yet).
 
 pub mod http1;
 pub mod http2;
 pub mod request_body;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,0 +1,148 @@
+//! TLS termination for a listener's certificates ([`frontdesk_snapshot::Listener`]): rustls
+//! (ring), TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`, session resumption by tickets and by a
+//! session cache, and the certificate chosen by the client's SNI: an exact name of a
+//! certificate first, then a wildcard one (`*.example.com` covers one label), then the
+//! listener's first certificate as the default (also for clients that send no SNI).
+//!
+//! Built once per snapshot: a certificate that does not parse, or whose key does not match it,
+//! is refused with its source and the reason, and the listener keeps what it had.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use frontdesk_snapshot::Certificate;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// What ALPN offers, in preference order.
+pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// A listener's certificates, by the names they are for.
+#[derive(Debug)]
+pub struct Certificates {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// By the suffix after `*` (`.example.com`), longest first.
+    wildcard: Vec<(String, Arc<CertifiedKey>)>,
+    default: Arc<CertifiedKey>,
+}
+
+impl Certificates {
+    /// Parses `certs`; the first is the default. Errors name the certificate's source.
+    pub fn new(certs: &[Certificate]) -> Result<Self, String> {
+        let mut exact = HashMap::new();
+        let mut wildcard = Vec::new();
+        let mut default = None;
+        for c in certs {
+            let (key, names) = certified_key(c).map_err(|e| format!("{}: {e}", c.source))?;
+            let key = Arc::new(key);
+            for name in names {
+                match name.strip_prefix('*') {
+                    Some(suffix) => wildcard.push((suffix.to_string(), key.clone())),
+                    None => {
+                        exact.entry(name).or_insert_with(|| key.clone());
+                    }
+                }
+            }
+            default.get_or_insert(key);
+        }
+        wildcard.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        Ok(Certificates {
+            exact,
+            wildcard,
+            default: default.ok_or("an HTTPS listener needs a certificate")?,
+        })
+    }
+
+    /// The certificate for a client that asked for `sni` (lower-cased here).
+    pub fn choose(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
+        let Some(sni) = sni.map(str::to_ascii_lowercase) else {
+            return self.default.clone();
+        };
+        if let Some(key) = self.exact.get(&sni) {
+            return key.clone();
+        }
+        // One label before the suffix, as a certificate's wildcard covers.
+        let wild = self.wildcard.iter().find(|(suffix, _)| {
+            sni.strip_suffix(suffix.as_str())
+                .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+        });
+        wild.map_or_else(|| self.default.clone(), |(_, key)| key.clone())
+    }
+
+    /// The rustls configuration that serves these certificates.
+    pub fn server_config(self) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .expect("ring supports TLS 1.2 and 1.3")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(self));
+        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        // Resumption: tickets (stateless, rotated by rustls) and a bounded session cache.
+        if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
+            config.ticketer = ticketer;
+        }
+        config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+        Arc::new(config)
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.choose(hello.server_name()))
+    }
+}
+
+/// The signing key and chain of `c`, with the DNS names its leaf is for (lower-case).
+fn certified_key(c: &Certificate) -> Result<(CertifiedKey, Vec<String>), String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(c.chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the certificate chain is not PEM: {e}"))?;
+    let leaf = chain.first().ok_or("the certificate chain is empty")?;
+    let key = PrivateKeyDer::from_pem_slice(c.key.expose().as_bytes())
+        .map_err(|e| format!("the private key is not PEM (PKCS#8, PKCS#1 or SEC1): {e}"))?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("the private key cannot sign: {e}"))?;
+    let names = leaf_names(leaf)?;
+    let key = CertifiedKey::new(chain, signer);
+    key.keys_match().map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => {
+            "the private key does not match the certificate".to_string()
+        }
+        other => format!("the certificate and key cannot be checked: {other}"),
+    })?;
+    Ok((key, names))
+}
+
+/// The DNS names of a leaf certificate's subject alternative names, checking its validity
+/// period on the way: an expired certificate is refused rather than served.
+fn leaf_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| format!("the certificate does not parse: {e}"))?;
+    if !cert.validity().is_valid() {
+        return Err(format!(
+            "the certificate is not valid now (valid from {} to {})",
+            cert.validity().not_before,
+            cert.validity().not_after
+        ));
+    }
+    let names = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(format!("the certificate's names do not parse: {e}")),
+    };
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,207 @@
+//! Real handshakes on 127.0.0.1 against a listener's certificates, made by a test CA.
+// The clock is the system's here: certificates are dated.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+use std::sync::Arc;
+
+use frontdesk_snapshot::{Certificate, Secret};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+/// A test CA, and certificates it signs.
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+impl Ca {
+    fn new() -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Ca {
+            issuer: Issuer::new(params, key),
+            pem,
+        }
+    }
+
+    /// A certificate for `names`, valid from `from` days ago for `days` days.
+    fn issue(&self, source: &str, names: &[&str], from: i64, days: i64) -> Certificate {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(from);
+        params.not_after = params.not_before + time::Duration::days(days);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Certificate {
+            source: source.into(),
+            chain: cert.pem(),
+            key: Secret::new(key.serialize_pem()),
+        }
+    }
+
+    fn client(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+}
+
+/// The three certificates a listener might hold: exact, wildcard, and the default first.
+fn three(ca: &Ca) -> Vec<Certificate> {
+    vec![
+        ca.issue("web/default", &["default.test"], 1, 30),
+        ca.issue("web/wild", &["*.example.com"], 1, 30),
+        ca.issue("web/api", &["api.example.com"], 1, 30),
+    ]
+}
+
+/// A server answering `hello` on each TLS connection; returns its address.
+async fn serve(certs: &[Certificate]) -> std::net::SocketAddr {
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(Certificates::new(certs).unwrap().server_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"hello").await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Connects with `sni`; returns the leaf certificate served, the ALPN protocol agreed and
+/// whether the session was resumed.
+async fn connect(
+    addr: std::net::SocketAddr,
+    client: Arc<rustls::ClientConfig>,
+    sni: &str,
+) -> (Vec<u8>, Option<Vec<u8>>, bool) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from(sni.to_string()).unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let mut hello = Vec::new();
+    tls.read_to_end(&mut hello).await.unwrap();
+    assert_eq!(hello, b"hello");
+    let (_, conn) = tls.get_ref();
+    (
+        conn.peer_certificates().unwrap()[0].to_vec(),
+        conn.alpn_protocol().map(<[u8]>::to_vec),
+        conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+    )
+}
+
+fn leaf(c: &Certificate) -> Vec<u8> {
+    CertificateDer::pem_slice_iter(c.chain.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn the_certificate_is_chosen_by_sni_exact_then_wildcard_then_default() {
+    let ca = Ca::new();
+    let certs = three(&ca);
+    let addr = serve(&certs).await;
+    let client = ca.client(&[b"h2", b"http/1.1"]);
+    let (served, _, _) = connect(addr, client.clone(), "api.example.com").await;
+    assert_eq!(served, leaf(&certs[2]), "exact");
+    let (served, _, _) = connect(addr, client.clone(), "shop.example.com").await;
+    assert_eq!(served, leaf(&certs[1]), "wildcard");
+    // A name nothing covers gets the default (here the client then refuses it: the default
+    // is not for that name).
+    let chosen = Certificates::new(&certs).unwrap();
+    for unknown in [Some("other.test"), Some("a.b.example.com"), None] {
+        let key = chosen.choose(unknown);
+        assert_eq!(key.cert[0].to_vec(), leaf(&certs[0]), "{unknown:?}");
+    }
+    assert_eq!(
+        chosen.choose(Some("API.Example.COM")).cert[0].to_vec(),
+        leaf(&certs[2]),
+        "SNI is compared without case"
+    );
+    let (served, _, _) = connect(addr, client, "default.test").await;
+    assert_eq!(served, leaf(&certs[0]));
+}
+
+#[tokio::test]
+async fn alpn_agrees_on_h2_or_http1_and_sessions_resume() {
+    let ca = Ca::new();
+    let addr = serve(&three(&ca)).await;
+    let (_, alpn, _) = connect(addr, ca.client(&[b"h2", b"http/1.1"]), "api.example.com").await;
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    let (_, alpn, _) = connect(addr, ca.client(&[b"http/1.1"]), "api.example.com").await;
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let (_, alpn, _) = connect(addr, ca.client(&[]), "api.example.com").await;
+    assert_eq!(alpn, None, "no ALPN: HTTP/1.1 by default");
+    // The same client config keeps the session: the second handshake is a resumption.
+    let client = ca.client(&[b"h2"]);
+    let (_, _, resumed) = connect(addr, client.clone(), "api.example.com").await;
+    assert!(!resumed);
+    let (_, _, resumed) = connect(addr, client, "api.example.com").await;
+    assert!(resumed, "the second handshake was a full one");
+}
+
+#[test]
+fn bad_certificates_are_refused_with_their_source_and_reason() {
+    let ca = Ca::new();
+    let good = ca.issue("web/good", &["a.test"], 1, 30);
+    let other = ca.issue("web/other", &["b.test"], 1, 30);
+    let mismatched = Certificate {
+        source: "web/mismatched".into(),
+        key: other.key.clone(),
+        ..good.clone()
+    };
+    let expired = ca.issue("web/expired", &["a.test"], 40, 30);
+    let garbage = Certificate {
+        source: "web/garbage".into(),
+        chain: "not a certificate".into(),
+        ..good.clone()
+    };
+    let no_key = Certificate {
+        source: "web/no-key".into(),
+        key: Secret::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+        ..good.clone()
+    };
+    for (cert, reason) in [
+        (mismatched, "does not match"),
+        (expired, "not valid now"),
+        (garbage, "chain is empty"),
+        (no_key, "private key"),
+    ] {
+        let err = Certificates::new(&[good.clone(), cert.clone()]).unwrap_err();
+        assert!(
+            err.starts_with(&cert.source) && err.contains(reason),
+            "{}: {err}",
+            cert.source
+        );
+    }
+    assert!(Certificates::new(&[]).is_err());
+    assert!(Certificates::new(&[good]).is_ok());
+}
