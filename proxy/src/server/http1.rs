@@ -30,12 +30,11 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::request_body::{ReadSide, RequestBody};
+use super::transport::{ClientRead, ClientWrite};
 use crate::body::ProxyBody;
 use crate::client_body::IdleTimeout;
 use crate::forwarding::new_request_id;
@@ -82,10 +81,13 @@ struct Head {
     expect_continue: bool,
 }
 
-/// Serves one connection until it closes. `buf` holds what detection already read; the first
-/// request's head is due by `first_deadline` (the header timeout from the accept).
-pub async fn serve(
-    stream: TcpStream,
+/// Serves one connection until it closes: `rd` and `wr` are its halves (a socket's, or a TLS
+/// stream's). `buf` holds what detection already read; the first request's head is due by
+/// `first_deadline` (the header timeout from the accept).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve<R: ClientRead, W: ClientWrite>(
+    rd: R,
+    mut wr: W,
     buf: BytesMut,
     peer: SocketAddr,
     runtime: RuntimeHandle,
@@ -93,7 +95,6 @@ pub async fn serve(
     draining: watch::Receiver<bool>,
     first_deadline: Instant,
 ) {
-    let (rd, mut wr) = stream.into_split();
     // The read side is lent to a request's body while the request is in flight.
     let mut side = Some(ReadSide { io: rd, buf });
     let mut first = Some(first_deadline);
@@ -209,10 +210,13 @@ pub async fn serve(
 /// The answer to a request that expects `100 Continue`: sent once the request path reads the
 /// body, not before, so a request refused without its body (401, 413) does not invite the
 /// upload. `None` when the client cannot be written to.
-async fn answer_with_continue<F: std::future::Future<Output = Response<ProxyBody>>>(
+async fn answer_with_continue<
+    F: std::future::Future<Output = Response<ProxyBody>>,
+    W: ClientWrite,
+>(
     mut handling: std::pin::Pin<Box<F>>,
     mut asked: oneshot::Receiver<()>,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut W,
     settings: &Settings,
 ) -> Option<Response<ProxyBody>> {
     tokio::select! {
@@ -228,8 +232,8 @@ async fn answer_with_continue<F: std::future::Future<Output = Response<ProxyBody
 }
 
 /// Reads and checks the next request head.
-async fn read_head(
-    side: &mut ReadSide,
+async fn read_head<R: ClientRead>(
+    side: &mut ReadSide<R>,
     settings: &Settings,
     first: Option<Instant>,
 ) -> Result<Head, Stop> {
@@ -261,7 +265,7 @@ async fn read_head(
         // Room is made only once there is something to read: a connection waiting for its
         // next request holds no buffer.
         let read = tokio::select! {
-            r = side.io.as_ref().readable() => r,
+            r = side.io.wait() => r,
             () = &mut timer => {
                 if started {
                     settings.metrics.connection_limit("header-read-timeout");
@@ -272,7 +276,7 @@ async fn read_head(
         if read.is_err() {
             return Err(Stop::Quiet);
         }
-        match http1::try_fill(side.io.as_ref(), &mut side.buf, HEAD_ROOM) {
+        match side.io.try_fill(&mut side.buf, HEAD_ROOM) {
             Ok(Some(0)) | Err(_) => return Err(Stop::Quiet),
             Ok(_) => {}
         }
@@ -375,7 +379,7 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
 /// After an answer that closes the connection: read and drop what the client still sends, for
 /// a short while, so its unread bytes do not make the kernel reset the connection before the
 /// client read the answer (nginx's lingering close).
-async fn linger(side: &mut ReadSide) {
+async fn linger<R: ClientRead>(side: &mut ReadSide<R>) {
     const LINGER: Duration = Duration::from_secs(2);
     const MAX_DRAINED: usize = 1 << 20;
     let deadline = Instant::now() + LINGER;
@@ -383,13 +387,13 @@ async fn linger(side: &mut ReadSide) {
     while drained < MAX_DRAINED {
         side.buf.clear();
         let read = tokio::select! {
-            r = side.io.as_ref().readable() => r,
+            r = side.io.wait() => r,
             () = tokio::time::sleep_until(deadline) => return,
         };
         if read.is_err() {
             return;
         }
-        match http1::try_fill(side.io.as_ref(), &mut side.buf, HEAD_ROOM) {
+        match side.io.try_fill(&mut side.buf, HEAD_ROOM) {
             Ok(Some(0)) | Err(_) => return,
             Ok(Some(n)) => drained += n,
             Ok(None) => {}
@@ -400,8 +404,8 @@ async fn linger(side: &mut ReadSide) {
 /// Writes an answer: the head (with the framing this connection needs), then the body.
 /// `closing`: the connection closes after it. Returns whether it must close (asked to, or
 /// the body's end can only be told by closing).
-async fn write_response(
-    wr: &mut OwnedWriteHalf,
+async fn write_response<W: ClientWrite>(
+    wr: &mut W,
     resp: Response<ProxyBody>,
     head_request: bool,
     version: Version,
@@ -599,7 +603,7 @@ fn encode_head(
 /// stops reading is let go (its socket buffers are the kernel's, and the connection holds at
 /// most one frame of the answer meanwhile). The usual write, taken at once by the socket, arms
 /// no timer.
-async fn send(wr: &mut OwnedWriteHalf, buf: &[u8], settings: &Settings) -> std::io::Result<()> {
+async fn send<W: ClientWrite>(wr: &mut W, buf: &[u8], settings: &Settings) -> std::io::Result<()> {
     let rest = match wr.try_write(buf) {
         Ok(n) => &buf[n..],
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf,

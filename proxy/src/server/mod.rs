@@ -13,6 +13,7 @@ pub mod http1;
 pub mod http2;
 pub mod request_body;
 pub mod tls;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -100,6 +101,20 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(listener, None, runtime, metrics, limits, shutdown).await;
+}
+
+/// [`serve`], terminating TLS with `tls` when given ([`tls::Certificates::server_config`]):
+/// the handshake is due within the header timeout, then ALPN says HTTP/2 or HTTP/1.1.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    runtime: RuntimeHandle,
+    metrics: Arc<Metrics>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let h2 = Arc::new(http2::Settings {
         builder: h2_builder(&limits),
         idle_timeout: limits.idle_timeout,
@@ -155,6 +170,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let conn = Connection {
+            tls: tls.clone(),
             runtime: runtime.clone(),
             h1: h1.clone(),
             h2: h2.clone(),
@@ -247,6 +263,7 @@ impl Drop for ClientSlot {
 
 /// One accepted connection.
 struct Connection {
+    tls: Option<tokio_rustls::TlsAcceptor>,
     runtime: RuntimeHandle,
     h1: Arc<http1::Settings>,
     h2: Arc<http2::Settings>,
@@ -257,12 +274,18 @@ struct Connection {
 impl Connection {
     async fn serve(self, stream: TcpStream) {
         let deadline = Instant::now() + self.h1.header_read_timeout;
+        if let Some(acceptor) = self.tls.clone() {
+            // Boxed: a TLS connection's state is large, and plain ones need not carry it.
+            return Box::pin(self.serve_tls(stream, acceptor, deadline)).await;
+        }
         let Some((buf, is_h2)) = detect(&stream, deadline, &self.h1.metrics).await else {
             return;
         };
         if !is_h2 {
+            let (rd, wr) = stream.into_split();
             return http1::serve(
-                stream,
+                rd,
+                wr,
                 buf,
                 self.peer,
                 self.runtime,
@@ -275,6 +298,43 @@ impl Connection {
         // Boxed: every connection's task is as large as its largest branch, and HTTP/2's state
         // is the larger by far; HTTP/1.1 connections, idle ones included, need not carry it.
         Box::pin(self.serve_h2(stream, buf)).await;
+    }
+
+    /// A TLS connection: the handshake within the header timeout, then HTTP/2 when ALPN
+    /// agreed on it and HTTP/1.1 otherwise (no prior-knowledge HTTP/2 over TLS).
+    async fn serve_tls(
+        self,
+        stream: TcpStream,
+        acceptor: tokio_rustls::TlsAcceptor,
+        deadline: Instant,
+    ) {
+        let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "a TLS handshake failed");
+                self.h1.metrics.connection_limit("tls-handshake-failed");
+                return;
+            }
+            Err(_) => {
+                self.h1.metrics.connection_limit("header-read-timeout");
+                return;
+            }
+        };
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            return http2::serve(tls, self.peer, self.runtime, &self.h2, self.draining).await;
+        }
+        let (rd, wr) = tokio::io::split(tls);
+        http1::serve(
+            transport::Buffered::new(rd),
+            transport::Polled(wr),
+            BytesMut::new(),
+            self.peer,
+            self.runtime,
+            &self.h1,
+            self.draining,
+            deadline,
+        )
+        .await;
     }
 
     async fn serve_h2(self, stream: TcpStream, buf: BytesMut) {
@@ -486,8 +546,10 @@ mod tests {
         };
         let (_drain, draining) = tokio::sync::watch::channel(false);
         let runtime = RuntimeHandle::new(Runtime::empty("test", Arc::new(Env::standalone())));
+        let (rd, wr) = stream.into_split();
         let serve = super::http1::serve(
-            stream,
+            rd,
+            wr,
             bytes::BytesMut::new(),
             addr,
             runtime,

@@ -17,28 +17,31 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::oneshot;
 
+use super::transport::ClientRead;
+
 use crate::body::BoxError;
 use crate::http1::decode::{Decoder, Step};
 
 /// Room made in the read buffer before each read.
 const READ_ROOM: usize = 8 * 1024;
 
-/// The read side of a client connection: the socket and what was read but not yet used.
-pub struct ReadSide {
-    pub io: OwnedReadHalf,
+/// The read side of a client connection: the socket (or TLS stream) and what was read but not
+/// yet used.
+pub struct ReadSide<R = OwnedReadHalf> {
+    pub io: R,
     pub buf: BytesMut,
 }
 
-impl ReadSide {
+impl<R: ClientRead> ReadSide<R> {
     /// Reads more into the buffer; `Ok(0)` at EOF.
     pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        crate::http1::poll_fill(self.io.as_ref(), &mut self.buf, READ_ROOM, cx)
+        self.io.poll_fill(&mut self.buf, READ_ROOM, cx)
     }
 }
 
 /// The read side coming back, and whether the body was read to its end.
-pub struct Returned {
-    pub side: ReadSide,
+pub struct Returned<R = OwnedReadHalf> {
+    pub side: ReadSide<R>,
     pub complete: bool,
 }
 
@@ -52,14 +55,14 @@ pub enum BodyError {
 }
 
 /// The request body type of the HTTP/1.1 server.
-pub struct RequestBody {
-    inner: Option<Streaming>,
+pub struct RequestBody<R: ClientRead = OwnedReadHalf> {
+    inner: Option<Streaming<R>>,
 }
 
-struct Streaming {
-    side: ReadSide,
+struct Streaming<R> {
+    side: ReadSide<R>,
     decoder: Decoder,
-    back: oneshot::Sender<Returned>,
+    back: oneshot::Sender<Returned<R>>,
     failed: bool,
     /// The client sent `Expect: 100-continue`: the first read of the body asks the connection
     /// to send `100 Continue`, so a request refused without reading its body (401, 413) never
@@ -67,7 +70,7 @@ struct Streaming {
     wants_continue: Option<oneshot::Sender<()>>,
 }
 
-impl RequestBody {
+impl<R: ClientRead> RequestBody<R> {
     pub fn empty() -> Self {
         RequestBody { inner: None }
     }
@@ -75,10 +78,10 @@ impl RequestBody {
     /// A body read from `side` as `decoder` frames it; the side comes back through the
     /// returned receiver when the body is dropped.
     pub fn streaming(
-        side: ReadSide,
+        side: ReadSide<R>,
         decoder: Decoder,
         wants_continue: Option<oneshot::Sender<()>>,
-    ) -> (Self, oneshot::Receiver<Returned>) {
+    ) -> (Self, oneshot::Receiver<Returned<R>>) {
         let (back, rx) = oneshot::channel();
         let body = RequestBody {
             inner: Some(Streaming {
@@ -93,7 +96,7 @@ impl RequestBody {
     }
 }
 
-impl Drop for RequestBody {
+impl<R: ClientRead> Drop for RequestBody<R> {
     fn drop(&mut self) {
         if let Some(s) = self.inner.take() {
             let complete = s.decoder.is_end() && !s.failed;
@@ -105,7 +108,7 @@ impl Drop for RequestBody {
     }
 }
 
-impl Body for RequestBody {
+impl<R: ClientRead> Body for RequestBody<R> {
     type Data = Bytes;
     type Error = BoxError;
 

@@ -205,3 +205,94 @@ fn bad_certificates_are_refused_with_their_source_and_reason() {
     assert!(Certificates::new(&[]).is_err());
     assert!(Certificates::new(&[good]).is_ok());
 }
+
+/// The server itself over TLS: HTTP/1.1 or HTTP/2 as ALPN agrees, the same request path
+/// (here with no routes: 404 problem answers) behind either.
+#[tokio::test]
+async fn the_server_speaks_http1_and_http2_over_tls() {
+    use crate::runtime::{Env, Runtime, RuntimeHandle};
+
+    let ca = Ca::new();
+    let config = Certificates::new(&three(&ca)).unwrap().server_config();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let runtime = RuntimeHandle::new(Runtime::empty("test", Arc::new(Env::standalone())));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let limits = crate::server::ServerLimits {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    tokio::spawn(crate::server::serve_with(
+        listener,
+        Some(config),
+        runtime,
+        metrics.clone(),
+        limits,
+        std::future::pending(),
+    ));
+    let name = || ServerName::try_from("api.example.com").unwrap();
+
+    // HTTP/1.1, twice on one connection.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(ca.client(&[b"http/1.1"]))
+        .connect(name(), tcp)
+        .await
+        .unwrap();
+    for close in ["", "Connection: close\r\n"] {
+        let ask = format!("GET /nothing HTTP/1.1\r\nHost: api.example.com\r\n{close}\r\n");
+        tls.write_all(ask.as_bytes()).await.unwrap();
+        let mut got = vec![0u8; 4096];
+        let n = tls.read(&mut got).await.unwrap();
+        let answer = String::from_utf8_lossy(&got[..n]);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+    }
+    let mut rest = Vec::new();
+    tls.read_to_end(&mut rest).await.unwrap();
+
+    // HTTP/2, by ALPN.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(ca.client(&[b"h2"]))
+        .connect(name(), tcp)
+        .await
+        .unwrap();
+    let (h2, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    let mut h2 = h2.ready().await.unwrap();
+    let ask = http::Request::get("https://api.example.com/nothing")
+        .body(())
+        .unwrap();
+    let (resp, _) = h2.send_request(ask, true).unwrap();
+    assert_eq!(resp.await.unwrap().status(), 404);
+
+    // Plain HTTP on the TLS port fails the handshake and gets no HTTP answer; a client that
+    // never starts its handshake is let go with the header timeout.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got).await;
+    assert!(
+        !String::from_utf8_lossy(&got).contains("HTTP/1.1"),
+        "{got:?}"
+    );
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        silent.read_to_end(&mut got),
+    )
+    .await
+    .expect("a silent TLS client was held");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    let count = |limit: &'static str| {
+        metrics
+            .connection_limits
+            .get_or_create(&crate::metrics::ConnectionLimitLabels { limit })
+            .get()
+    };
+    assert_eq!(count("tls-handshake-failed"), 1);
+    assert_eq!(count("header-read-timeout"), 1);
+}

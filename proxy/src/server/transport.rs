@@ -1,0 +1,161 @@
+//! What the HTTP/1.1 server reads from and writes to: a client connection's two halves, a
+//! plain TCP socket or a TLS stream.
+//!
+//! The server is written against these traits so one implementation serves both. A socket
+//! keeps its fast path: readiness first and room in the buffer only once bytes are there (an
+//! idle keep-alive connection holds no buffer), and writes tried at once without a timer. A TLS
+//! stream can only be asked for plaintext by reading it, so it reads into its own buffer.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// The read half of a client connection.
+pub trait ClientRead: Send + Sync + Unpin + 'static {
+    /// Waits until the connection has something for us: bytes, the end, or an error.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Once [`ClientRead::poll_wait`] said so: moves what is there into `buf`, making `room`
+    /// first. `Ok(Some(0))` at the end; `Ok(None)` when nothing was there after all, and then
+    /// `buf`, if empty, gives its memory back.
+    fn try_fill(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<Option<usize>>;
+
+    /// Reads more into `buf`, waiting for it; `Ok(0)` at the end.
+    fn poll_fill(
+        &mut self,
+        buf: &mut BytesMut,
+        room: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.poll_wait(cx))?;
+            if let Some(n) = self.try_fill(buf, room)? {
+                return Poll::Ready(Ok(n));
+            }
+        }
+    }
+
+    /// Waits for [`ClientRead::poll_wait`].
+    fn wait(&mut self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        std::future::poll_fn(move |cx| self.poll_wait(cx))
+    }
+}
+
+/// The write half of a client connection.
+pub trait ClientWrite: AsyncWrite + Send + Unpin + 'static {
+    /// Writes what the connection takes at once; `WouldBlock` when it takes nothing now.
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize>;
+}
+
+// === impl for TCP ===
+
+impl ClientRead for OwnedReadHalf {
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.as_ref().poll_read_ready(cx)
+    }
+
+    fn try_fill(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<Option<usize>> {
+        crate::http1::try_fill(self.as_ref(), buf, room)
+    }
+
+    fn poll_fill(
+        &mut self,
+        buf: &mut BytesMut,
+        room: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        crate::http1::poll_fill(self.as_ref(), buf, room, cx)
+    }
+}
+
+impl ClientWrite for OwnedWriteHalf {
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        OwnedWriteHalf::try_write(self, buf)
+    }
+}
+
+// === impl for streams read through a buffer of their own (TLS) ===
+
+/// The read half of a stream that yields bytes only when read (TLS: records are decrypted as
+/// they are read).
+pub struct Buffered<R> {
+    io: R,
+    /// Read ahead by [`ClientRead::poll_wait`], not yet taken.
+    pending: BytesMut,
+    ended: bool,
+}
+
+/// Read ahead at a time.
+const READ_AHEAD: usize = 16 * 1024;
+
+impl<R> Buffered<R> {
+    pub fn new(io: R) -> Self {
+        Buffered {
+            io,
+            pending: BytesMut::new(),
+            ended: false,
+        }
+    }
+}
+
+impl<R: AsyncRead + Send + Sync + Unpin + 'static> ClientRead for Buffered<R> {
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.pending.is_empty() || self.ended {
+            return Poll::Ready(Ok(()));
+        }
+        self.pending.reserve(READ_AHEAD);
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut self.pending
+        ))?;
+        self.ended = n == 0;
+        Poll::Ready(Ok(()))
+    }
+
+    fn try_fill(&mut self, buf: &mut BytesMut, _room: usize) -> io::Result<Option<usize>> {
+        if self.pending.is_empty() {
+            return Ok(if self.ended { Some(0) } else { None });
+        }
+        let n = self.pending.len();
+        if buf.is_empty() {
+            std::mem::swap(buf, &mut self.pending);
+        } else {
+            buf.extend_from_slice(&self.pending);
+            self.pending.clear();
+        }
+        Ok(Some(n))
+    }
+}
+
+/// The write half of a stream that takes bytes only when polled (TLS): the server's writes
+/// wait, under its send timeout.
+pub struct Polled<W>(pub W);
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Polled<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl<W: AsyncWrite + Send + Unpin + 'static> ClientWrite for Polled<W> {
+    fn try_write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
