@@ -1,6 +1,8 @@
 //! What users write and what it means.
 //!
 //! - [`route`]: the Route custom resource (types, schema, docs for `kubectl explain`).
+//! - [`gateway_api`]: the Gateway API kinds frontdesk reads (Gateway, GatewayClass,
+//!   ReferenceGrant), typed here with kube 5.
 //! - [`compile`]: the pure compiler from user objects to one [`frontdesk_snapshot::Snapshot`]
 //!   per gateway plus a status per object.
 //! - [`manifests`]: YAML documents to typed objects, with errors that name the file, the
@@ -14,6 +16,7 @@ pub mod aggregate;
 pub mod catalog;
 pub mod compile;
 pub mod diagnostic;
+pub mod gateway_api;
 pub mod last_accepted;
 pub mod manifests;
 pub mod policy;
