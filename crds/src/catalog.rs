@@ -67,10 +67,12 @@ pub struct Catalog {
 
 impl Default for Catalog {
     /// Files are the operator's own: namespaces share hosts, as nothing tells their owners
-    /// apart (no creation times), and URLs are free, as in [`crate::compile::urls`].
+    /// apart (no creation times), and URLs are free, as in [`crate::compile::urls`]. A Gateway
+    /// needs no GatewayClass written next to it: no other controller reads these files.
     fn default() -> Self {
         let mut accepted = LastAccepted::default();
         accepted.shared_hosts = true;
+        accepted.gateway_class_optional = true;
         Catalog {
             files: HashMap::new(),
             accepted,

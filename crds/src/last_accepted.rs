@@ -42,6 +42,9 @@ pub struct LastAccepted {
     pub shared_hosts: bool,
     /// The URL hosts manifests may name ([`crate::compile::Resources::urls`]).
     pub urls: crate::compile::urls::UrlPolicy,
+    /// Gateways whose class is not written are frontdesk's
+    /// ([`crate::compile::Resources::gateway_class_optional`]).
+    pub gateway_class_optional: bool,
 }
 
 /// The kinds whose versions are kept; Services, EndpointSlices and Secrets are facts about the
@@ -70,6 +73,7 @@ impl LastAccepted {
             let mut r = resources(objects.values());
             r.shared_hosts = self.shared_hosts;
             r.urls = self.urls.clone();
+            r.gateway_class_optional = self.gateway_class_optional;
             r
         };
         let mut output = compile(&read(&objects));

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::aggregate::Aggregate;
 use crate::compile::Resources;
+use crate::gateway_api::{Gateway, GatewayClass, ReferenceGrant};
 use crate::policy::Policy;
 use crate::route::Route;
 
@@ -26,18 +27,29 @@ pub enum Object {
     Aggregate(Box<Aggregate>),
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
-    /// Secrets are read for Policies (API keys, htpasswd, JWT keys). `Secret`'s `Debug` from
-    /// k8s-openapi prints data as bytes; nothing here logs objects.
+    /// Secrets are read for Policies (API keys, htpasswd, JWT keys) and for Gateway listeners
+    /// (`kubernetes.io/tls`). `Secret`'s `Debug` from k8s-openapi prints data as bytes;
+    /// nothing here logs objects.
     Secret(Box<Secret>),
+    /// Gateway API kinds: listeners, their classes, and grants to name Secrets across
+    /// namespaces.
+    Gateway(Box<Gateway>),
+    GatewayClass(Box<GatewayClass>),
+    ReferenceGrant(Box<ReferenceGrant>),
 }
 
 impl Object {
     /// `(kind, namespace, name)`: what identifies the object, as in Kubernetes.
     pub fn key(&self) -> ObjectKey {
         let (kind, meta) = self.kind_and_metadata();
+        let namespace = match self {
+            // Cluster-scoped: a namespace written on it means nothing.
+            Object::GatewayClass(_) => String::new(),
+            _ => meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        };
         ObjectKey {
             kind,
-            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            namespace,
             name: meta.name.clone().unwrap_or_default(),
         }
     }
@@ -54,6 +66,9 @@ impl Object {
             Object::Secret(o) => ("Secret", &o.metadata),
             Object::Service(o) => ("Service", &o.metadata),
             Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
+            Object::Gateway(o) => ("Gateway", &o.metadata),
+            Object::GatewayClass(o) => ("GatewayClass", &o.metadata),
+            Object::ReferenceGrant(o) => ("ReferenceGrant", &o.metadata),
         }
     }
 }
@@ -67,7 +82,11 @@ pub struct ObjectKey {
 
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
     }
 }
 
@@ -210,6 +229,24 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 typed(doc).map(|o| Object::EndpointSlice(Box::new(o)))
             }
+            // v1beta1 Gateways and classes are the same schema, still served upstream.
+            ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "Gateway") => {
+                typed(doc).map(|o| Object::Gateway(Box::new(o)))
+            }
+            (
+                "gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1",
+                "GatewayClass",
+            ) => typed(doc).map(|o| Object::GatewayClass(Box::new(o))),
+            ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant") => {
+                typed(doc).map(|o| Object::ReferenceGrant(Box::new(o)))
+            }
+            (group, kind) if group.starts_with("gateway.networking.k8s.io/") => {
+                out.skipped.push(format!(
+                    "{origin}: {group} {kind} is not read by this version of frontdesk \
+                     (it reads Gateway, GatewayClass and ReferenceGrant; routes are frontdesk.dev Routes)"
+                ));
+                continue;
+            }
             (group, kind) if group.starts_with("frontdesk.dev/") => {
                 out.errors.push(error(
                     None,
@@ -317,6 +354,9 @@ pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources
             Object::Secret(x) => r.secrets.push((**x).clone()),
             Object::Service(x) => r.services.push((**x).clone()),
             Object::EndpointSlice(x) => r.endpoint_slices.push((**x).clone()),
+            Object::Gateway(x) => r.gateways.push((**x).clone()),
+            Object::GatewayClass(x) => r.gateway_classes.push((**x).clone()),
+            Object::ReferenceGrant(x) => r.reference_grants.push((**x).clone()),
         }
     }
     r
@@ -335,6 +375,40 @@ mod tests {
         assert_eq!(parsed.objects.len(), 1);
         assert_eq!(parsed.objects[0].0.key().to_string(), "Route default/a");
         assert_eq!(parsed.skipped.len(), 1);
+    }
+
+    #[test]
+    fn gateway_api_kinds_are_read_and_the_others_of_their_group_are_named_when_skipped() {
+        let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
+                    metadata: {name: frontdesk}\nspec: {controllerName: frontdesk.dev/gateway-controller}\n---\n\
+                    apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: public}\n\
+                    spec: {gatewayClassName: frontdesk, listeners: [{name: http, port: 80, protocol: HTTP}]}\n---\n\
+                    apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\n\
+                    metadata: {name: g, namespace: certs}\nspec: {from: [], to: []}\n---\n\
+                    apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n---\n\
+                    apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: broken}\n\
+                    spec: {gatewayClassName: frontdesk, listeners: [{name: http, protocol: HTTP}]}\n";
+        let parsed = parse_file("g.yaml", text);
+        let keys: Vec<String> = parsed
+            .objects
+            .iter()
+            .map(|(o, _)| o.key().to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "GatewayClass frontdesk",
+                "Gateway default/public",
+                "ReferenceGrant certs/g"
+            ]
+        );
+        assert!(parsed.skipped[0].contains("HTTPRoute is not read by this version"));
+        assert_eq!(parsed.errors.len(), 1);
+        let e = parsed.errors[0].to_string();
+        assert!(
+            e.contains("document 5") && e.contains("spec.listeners[0]") && e.contains("port"),
+            "{e}"
+        );
     }
 
     #[test]

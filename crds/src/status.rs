@@ -20,6 +20,31 @@ pub struct ObjectStatus {
     /// proxies keep serving in its place (see [`crate::last_accepted`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_generation: Option<i64>,
+    /// A Gateway's listeners, each with its own conditions (Gateway API `status.listeners`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// The computed status of one listener of a Gateway: `Accepted`, `ResolvedRefs` and
+/// `Conflicted` with the Gateway API's reasons. `Programmed` comes from proxy ACKs, which only
+/// the controller knows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    pub name: String,
+    pub conditions: Vec<Condition>,
+    /// Every problem found, with the field of the Gateway it concerns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<Diagnostic>,
+    /// Whether the listener is in its gateway's snapshot. An HTTPS listener none of whose
+    /// certificates resolved is not: its port stays closed rather than serving plain HTTP.
+    pub served: bool,
+}
+
+impl ListenerStatus {
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
 }
 
 impl ObjectStatus {
@@ -59,6 +84,7 @@ impl ObjectStatus {
             conditions: Vec::new(),
             diagnostics: Vec::new(),
             served_generation: None,
+            listeners: Vec::new(),
         }
     }
 
@@ -114,6 +140,7 @@ impl ObjectStatus {
             )],
             diagnostics: vec![diagnostic],
             served_generation: None,
+            listeners: Vec::new(),
         }
     }
 }

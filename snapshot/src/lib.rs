@@ -53,6 +53,11 @@ pub struct Snapshot {
     /// HTTP.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<Listener>,
+    /// The listeners come from Gateway objects: the proxy serves exactly `listeners`, even
+    /// none (every listener of the Gateway invalid, e.g. its certificate Secret missing), and
+    /// never falls back to its plain `--listen`, so an HTTPS port never turns into HTTP.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listeners_declared: bool,
 }
 
 /// A reference to one user object that contributed to a snapshot.
@@ -73,6 +78,10 @@ impl Snapshot {
             && self.routes == other.routes
             && self.sources == other.sources
             && self.policies == other.policies
+            && self.exclusive_hosts == other.exclusive_hosts
+            // A rotated certificate changes a listener and nothing else.
+            && self.listeners == other.listeners
+            && self.listeners_declared == other.listeners_declared
     }
 
     /// Total number of rules, for logs and metrics.

@@ -5,6 +5,7 @@
 //! Route is rejected alone (Accepted=False) and the others compile.
 
 pub mod aggregate;
+pub mod gateways;
 mod lower;
 pub mod policy;
 mod precedence;
@@ -35,8 +36,18 @@ pub struct Resources {
     pub policies: Vec<Policy>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
-    /// Secrets that Policies may read (by name or label); others are ignored.
+    /// Secrets that Policies may read (by name or label) and that Gateway listeners name in
+    /// `certificateRefs` (type `kubernetes.io/tls`); others are ignored.
     pub secrets: Vec<Secret>,
+    /// Gateway API Gateways; those of frontdesk's classes become listeners ([`gateways`]).
+    pub gateways: Vec<crate::gateway_api::Gateway>,
+    pub gateway_classes: Vec<crate::gateway_api::GatewayClass>,
+    /// What lets a Gateway name a Secret of another namespace.
+    pub reference_grants: Vec<crate::gateway_api::ReferenceGrant>,
+    /// A Gateway whose GatewayClass is not among `gateway_classes` is frontdesk's (manifest
+    /// files, where no other controller runs); otherwise it is ignored, as it may be another
+    /// controller's whose class is not created yet.
+    pub gateway_class_optional: bool,
     /// Let Routes of several namespaces serve one host (`--allow-shared-hosts`). By default a
     /// host belongs to the namespace of the oldest Route or Aggregate that names it, per
     /// gateway, and another namespace's claim is refused (Conflicted).
@@ -49,7 +60,8 @@ pub struct Resources {
 /// What the compiler produces.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Output {
-    /// One snapshot per gateway named by any valid Route, with version 0.
+    /// One snapshot per gateway group named by any valid Route or any Gateway of frontdesk's
+    /// (by its name), with version 0.
     pub snapshots: BTreeMap<String, Snapshot>,
     /// One status per Route and Policy, sorted by kind, namespace and name.
     pub statuses: Vec<ObjectStatus>,
@@ -136,6 +148,8 @@ pub fn compile(resources: &Resources) -> Output {
     };
 
     let mut out = Output::default();
+    let gateways = gateways::compile_gateways(resources);
+    out.statuses.extend(gateways.statuses);
     let (compiled, policy_generations) = compile_policies(resources, &mut out);
     let mut per_gateway: BTreeMap<String, GatewayParts> = BTreeMap::new();
 
@@ -277,6 +291,10 @@ pub fn compile(resources: &Resources) -> Output {
         }
     }
 
+    // A gateway group with a Gateway but no Route still gets a snapshot: its listeners.
+    for group in gateways.sources.keys() {
+        per_gateway.entry(group.clone()).or_default();
+    }
     for (gateway, parts) in per_gateway {
         let GatewayParts {
             mut routes,
@@ -284,6 +302,13 @@ pub fn compile(resources: &Resources) -> Output {
             mut sources,
             policies,
         } = parts;
+        let from_gateways = gateways.sources.get(&gateway);
+        sources.extend(from_gateways.into_iter().flatten().cloned());
+        let listeners = gateways
+            .listeners
+            .get(&gateway)
+            .cloned()
+            .unwrap_or_default();
         sources.sort();
         sources.dedup();
         let ranks = precedence::ranks(&keys);
@@ -304,8 +329,8 @@ pub fn compile(resources: &Resources) -> Output {
                 sources,
                 policies,
                 exclusive_hosts: !resources.shared_hosts,
-                // Gateways' listeners: not compiled yet (issue 14); the proxy's --listen serves.
-                listeners: Vec::new(),
+                listeners,
+                listeners_declared: from_gateways.is_some(),
             },
         );
     }

@@ -48,7 +48,7 @@ impl<'a> SecretIndex<'a> {
         index
     }
 
-    fn get(&self, namespace: &str, name: &str) -> Option<&'a Secret> {
+    pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<&'a Secret> {
         self.by_name.get(&(namespace, name)).copied()
     }
 
@@ -71,7 +71,7 @@ impl<'a> SecretIndex<'a> {
 }
 
 /// A Secret's value under `key`, from `data` or (in manifests) `stringData`.
-fn secret_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
+pub(crate) fn secret_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
     if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
         return Some(v.0.clone());
     }
