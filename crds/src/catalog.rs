@@ -82,6 +82,8 @@ impl Default for Catalog {
 
 const KEPT: &str = "previous version kept";
 const DROPPED: &str = "not served";
+const LISTENER_DROPPED: &str = "listener not served";
+const LISTENER_PARTLY: &str = "listener served without it";
 
 impl Catalog {
     /// Replaces the file set with `files` (each file's text, or why it could not be read) and
@@ -186,6 +188,34 @@ impl Catalog {
                 });
             }
         }
+        // A listener left out (or served without one of its certificates) is said where the
+        // Gateway is written: the standalone proxy has no status subresource to show it.
+        for status in output.statuses.iter().filter(|s| s.kind == "Gateway") {
+            let key = ObjectKey {
+                kind: "Gateway",
+                namespace: status.namespace.clone(),
+                name: status.name.clone(),
+            };
+            let origin = origins.get(&key);
+            for listener in &status.listeners {
+                let outcome = if listener.served {
+                    LISTENER_PARTLY
+                } else {
+                    LISTENER_DROPPED
+                };
+                for d in &listener.diagnostics {
+                    problems.push(Problem {
+                        file: origin.map(|o| o.file.clone()).unwrap_or_default(),
+                        document: origin.map(|o| o.document),
+                        line: origin.map(|o| o.line),
+                        object: Some(key.to_string()),
+                        field: Some(d.field.clone()),
+                        reason: d.message.clone(),
+                        outcome,
+                    });
+                }
+            }
+        }
         Update {
             output,
             problems,
@@ -207,6 +237,35 @@ mod tests {
 
     fn paths(u: &Update) -> Vec<String> {
         crate::last_accepted::tests::served(&u.output)
+    }
+
+    #[test]
+    fn a_listener_without_its_secret_is_reported_where_the_gateway_is_written() {
+        let gateway = "# edge gateway\n\
+                       apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+                       metadata: {name: public, namespace: edge}\n\
+                       spec:\n  gatewayClassName: frontdesk\n  listeners:\n    \
+                       - {name: http, port: 8080, protocol: HTTP}\n    \
+                       - {name: https, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: tls}]}}\n";
+        let u = Catalog::default().update(&[("gw.yaml".into(), Ok(gateway.into()))]);
+        let shown: Vec<String> = u.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["gw.yaml document 1 (line 2) (Gateway edge/public) \
+              spec.listeners[1].tls.certificateRefs[0]: Secret edge/tls not found [listener not served]"]
+        );
+        let names: Vec<String> = u
+            .output
+            .snapshot("public")
+            .listeners
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["edge/public/http"],
+            "the HTTP listener still serves"
+        );
     }
 
     #[test]

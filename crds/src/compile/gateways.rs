@@ -173,7 +173,7 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
                 Ok(l) => claim(claims, l),
                 Err(_) => None,
             };
-            let status = listener_status(spec, &listener, &conflict);
+            let status = listener_status(spec, &ctx.field, &listener, &conflict);
             if status.served
                 && let Ok(mut l) = listener.accepted
             {
@@ -240,6 +240,7 @@ struct Checked {
 
 fn listener_status(
     spec: &Listener,
+    field: &str,
     checked: &Checked,
     conflict: &Option<(&'static str, String)>,
 ) -> ListenerStatus {
@@ -278,6 +279,7 @@ fn listener_status(
         )),
         Some((reason, message)) => {
             conditions.push(condition(CONFLICTED, true, reason, message.clone()));
+            diagnostics.push(Diagnostic::new(format!("{field}.port"), message.clone()));
         }
     }
     let served = conflict.is_none()
