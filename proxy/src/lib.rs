@@ -20,6 +20,7 @@ pub mod exchange;
 pub mod forwarding;
 pub mod http1;
 pub mod identity;
+pub mod listeners;
 pub mod metrics;
 pub mod overload;
 pub mod pipeline;
@@ -160,7 +161,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         ..ServerLimits::default()
     };
     tracing::info!(listen = %cli.listen, admin = %cli.admin, gateway = %cli.gateway, "frontdesk-proxy serving");
-    server::serve(listener, runtime, metrics, limits, shutdown_signal()).await;
+    listeners::Listeners::new(listener, runtime, metrics, limits)
+        .context("reading the --listen address")?
+        .serve(shutdown_signal())
+        .await;
     Ok(())
 }
 

@@ -259,7 +259,7 @@ impl Metrics {
         );
         registry.register(
             "connection_limits",
-            "Client connections let go by a bound, by limit (connections-per-client, memory, header-read-timeout, send-timeout, http2-idle-timeout, http2-reset-flood)",
+            "Client connections let go by a bound, by limit (connections-per-client, memory, header-read-timeout, send-timeout, http2-idle-timeout, http2-reset-flood, tls-handshake-failed)",
             m.connection_limits.clone(),
         );
         registry.register(

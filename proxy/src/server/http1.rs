@@ -104,7 +104,7 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(problem)) => {
                 let resp = problem.into_response(new_request_id().to_str().unwrap_or_default());
-                if Box::pin(write_response(
+                let written = Box::pin(write_response(
                     &mut wr,
                     resp,
                     false,
@@ -112,13 +112,12 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
                     true,
                     settings,
                 ))
-                .await
-                .is_ok()
+                .await;
+                if written.is_ok()
+                    && close_within(&mut wr, settings).await
+                    && let Some(reader) = side.as_mut()
                 {
-                    let _ = wr.shutdown().await;
-                    if let Some(reader) = side.as_mut() {
-                        Box::pin(linger(reader)).await;
-                    }
+                    Box::pin(linger(reader)).await;
                 }
                 return;
             }
@@ -192,8 +191,9 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
         if closing {
             // A body the request path left unread may still be arriving: closing with unread
             // data would reset the connection and could lose the answer just sent.
-            let _ = wr.shutdown().await;
-            if let Some(reader) = side.as_mut() {
+            if close_within(&mut wr, settings).await
+                && let Some(reader) = side.as_mut()
+            {
                 Box::pin(linger(reader)).await;
             }
             return;
@@ -614,10 +614,11 @@ async fn send<W: ClientWrite>(wr: &mut W, buf: &[u8], settings: &Settings) -> st
     }
     // Boxed: only a client that does not keep up pays for the timer, and the connection's
     // future does not carry it.
-    match Box::pin(tokio::time::timeout(
-        settings.send_timeout,
-        wr.write_all(rest),
-    ))
+    // Flushed too: a TLS stream keeps records back until flushed (a socket's flush is free).
+    match Box::pin(tokio::time::timeout(settings.send_timeout, async {
+        wr.write_all(rest).await?;
+        wr.flush().await
+    }))
     .await
     {
         Ok(written) => written,
@@ -627,6 +628,15 @@ async fn send<W: ClientWrite>(wr: &mut W, buf: &[u8], settings: &Settings) -> st
             Err(std::io::ErrorKind::TimedOut.into())
         }
     }
+}
+
+/// Ends the write side (for TLS: what is still buffered, then close_notify), within the send
+/// timeout; whether it ended in time.
+async fn close_within<W: ClientWrite>(wr: &mut W, settings: &Settings) -> bool {
+    matches!(
+        tokio::time::timeout(settings.send_timeout, wr.shutdown()).await,
+        Ok(Ok(()))
+    )
 }
 
 fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
@@ -321,7 +321,23 @@ impl Connection {
             }
         };
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-            return http2::serve(tls, self.peer, self.runtime, &self.h2, self.draining).await;
+            // The preface is due by the same deadline as over cleartext: hyper alone would
+            // wait for it forever.
+            let mut tls = tls;
+            let mut preface = [0u8; H2_PREFACE.len()];
+            match tokio::time::timeout_at(deadline, tls.read_exact(&mut preface)).await {
+                Ok(Ok(_)) if preface[..] == *H2_PREFACE => {}
+                Ok(_) => return,
+                Err(_) => {
+                    self.h1.metrics.connection_limit("header-read-timeout");
+                    return;
+                }
+            }
+            let io = Prefixed {
+                prefix: BytesMut::from(&preface[..]),
+                io: tls,
+            };
+            return http2::serve(io, self.peer, self.runtime, &self.h2, self.draining).await;
         }
         let (rd, wr) = tokio::io::split(tls);
         http1::serve(
@@ -375,12 +391,12 @@ async fn detect(
 }
 
 /// A stream that first yields bytes already read from it.
-struct Prefixed {
+struct Prefixed<I = TcpStream> {
     prefix: BytesMut,
-    io: TcpStream,
+    io: I,
 }
 
-impl AsyncRead for Prefixed {
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -397,7 +413,7 @@ impl AsyncRead for Prefixed {
     }
 }
 
-impl AsyncWrite for Prefixed {
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

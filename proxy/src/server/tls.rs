@@ -4,8 +4,9 @@
 //! certificate first, then a wildcard one (`*.example.com` covers one label), then the
 //! listener's first certificate as the default (also for clients that send no SNI).
 //!
-//! Built once per snapshot: a certificate that does not parse, or whose key does not match it,
-//! is refused with its source and the reason, and the listener keeps what it had.
+//! Built once per snapshot: a certificate that does not parse, whose key does not match it, or
+//! that is outside its validity is left out with its source and the reason, and the others
+//! serve; with none left the listener keeps what it had.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,17 +30,31 @@ pub struct Certificates {
 }
 
 impl Certificates {
-    /// Parses `certs`; the first is the default. Errors name the certificate's source.
-    pub fn new(certs: &[Certificate]) -> Result<Self, String> {
+    /// Parses `certs`; the first that loads is the default. Those that do not load are left
+    /// out and listed (their source and why); an error when none loads.
+    pub fn new(certs: &[Certificate]) -> Result<(Self, Vec<String>), String> {
         let mut exact = HashMap::new();
         let mut wildcard = Vec::new();
         let mut default = None;
+        let mut refused = Vec::new();
         for c in certs {
-            let (key, names) = certified_key(c).map_err(|e| format!("{}: {e}", c.source))?;
+            let (key, names) = match certified_key(c) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    refused.push(format!("{}: {e}", c.source));
+                    continue;
+                }
+            };
             let key = Arc::new(key);
             for name in names {
-                match name.strip_prefix('*') {
-                    Some(suffix) => wildcard.push((suffix.to_string(), key.clone())),
+                // `*.example.com` covers one label before `.example.com` (RFC 6125 §6.4.3);
+                // partial-label (`*foo.example.com`) and bare wildcards match nothing.
+                match name.strip_prefix("*.") {
+                    Some(rest) if rest.contains('.') && !rest.contains('*') => {
+                        wildcard.push((format!(".{rest}"), key.clone()));
+                    }
+                    Some(_) => {}
+                    None if name.contains('*') => {}
                     None => {
                         exact.entry(name).or_insert_with(|| key.clone());
                     }
@@ -48,11 +63,18 @@ impl Certificates {
             default.get_or_insert(key);
         }
         wildcard.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
-        Ok(Certificates {
+        let Some(default) = default else {
+            return Err(match refused.is_empty() {
+                true => "an HTTPS listener needs a certificate".to_string(),
+                false => refused.join("; "),
+            });
+        };
+        let certs = Certificates {
             exact,
             wildcard,
-            default: default.ok_or("an HTTPS listener needs a certificate")?,
-        })
+            default,
+        };
+        Ok((certs, refused))
     }
 
     /// The certificate for a client that asked for `sni` (lower-cased here).
@@ -72,21 +94,48 @@ impl Certificates {
     }
 
     /// The rustls configuration that serves these certificates.
-    pub fn server_config(self) -> Arc<rustls::ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .expect("ring supports TLS 1.2 and 1.3")
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(self));
-        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-        // Resumption: tickets (stateless, rotated by rustls) and a bounded session cache.
-        if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
-            config.ticketer = ticketer;
-        }
-        config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
-        Arc::new(config)
+    pub fn into_server_config(self) -> Arc<rustls::ServerConfig> {
+        server_config(Arc::new(self))
     }
+}
+
+/// A listener's certificates as they are now: replaced when a snapshot brings new ones, so
+/// new handshakes use them while open connections go on with theirs.
+#[derive(Debug)]
+pub struct Live(arc_swap::ArcSwap<Certificates>);
+
+impl Live {
+    pub fn new(certs: Certificates) -> Self {
+        Live(arc_swap::ArcSwap::from_pointee(certs))
+    }
+
+    pub fn replace(&self, certs: Certificates) {
+        self.0.store(Arc::new(certs));
+    }
+}
+
+impl ResolvesServerCert for Live {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load().choose(hello.server_name()))
+    }
+}
+
+/// The rustls configuration around a certificate resolver: TLS 1.3 and 1.2 with ring, ALPN
+/// `h2` then `http/1.1`, resumption by tickets and by a bounded session cache.
+pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // Resumption: tickets (stateless, rotated by rustls) and a bounded session cache.
+    if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
+        config.ticketer = ticketer;
+    }
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+    Arc::new(config)
 }
 
 impl ResolvesServerCert for Certificates {
@@ -119,9 +168,13 @@ fn certified_key(c: &Certificate) -> Result<(CertifiedKey, Vec<String>), String>
 /// The DNS names of a leaf certificate's subject alternative names, checking its validity
 /// period on the way: an expired certificate is refused rather than served.
 fn leaf_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
+    /// A certificate issued by a clock a little ahead of ours is taken already.
+    const SKEW: i64 = 300;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf)
         .map_err(|e| format!("the certificate does not parse: {e}"))?;
-    if !cert.validity().is_valid() {
+    let now = x509_parser::time::ASN1Time::now().timestamp();
+    let validity = cert.validity();
+    if validity.not_before.timestamp() > now + SKEW || validity.not_after.timestamp() < now {
         return Err(format!(
             "the certificate is not valid now (valid from {} to {})",
             cert.validity().not_before,

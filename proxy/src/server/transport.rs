@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// The read half of a client connection.
@@ -107,19 +107,25 @@ impl<R: AsyncRead + Send + Sync + Unpin + 'static> ClientRead for Buffered<R> {
         if !self.pending.is_empty() || self.ended {
             return Poll::Ready(Ok(()));
         }
-        self.pending.reserve(READ_AHEAD);
-        let n = ready!(tokio_util::io::poll_read_buf(
-            Pin::new(&mut self.io),
-            cx,
-            &mut self.pending
-        ))?;
-        self.ended = n == 0;
+        // Read on the stack: a connection waiting for its next request holds no buffer here.
+        let mut ahead = [0u8; READ_AHEAD];
+        let mut read = ReadBuf::new(&mut ahead);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+        let filled = read.filled();
+        self.ended = filled.is_empty();
+        self.pending.extend_from_slice(filled);
         Poll::Ready(Ok(()))
     }
 
     fn try_fill(&mut self, buf: &mut BytesMut, _room: usize) -> io::Result<Option<usize>> {
         if self.pending.is_empty() {
-            return Ok(if self.ended { Some(0) } else { None });
+            if self.ended {
+                return Ok(Some(0));
+            }
+            if buf.is_empty() {
+                *buf = BytesMut::new();
+            }
+            return Ok(None);
         }
         let n = self.pending.len();
         if buf.is_empty() {

@@ -31,12 +31,22 @@ impl Ca {
 
     /// A certificate for `names`, valid from `from` days ago for `days` days.
     fn issue(&self, source: &str, names: &[&str], from: i64, days: i64) -> Certificate {
+        let not_before = time::OffsetDateTime::now_utc() - time::Duration::days(from);
+        self.issue_from(source, names, not_before, days)
+    }
+
+    fn issue_from(
+        &self,
+        source: &str,
+        names: &[&str],
+        not_before: time::OffsetDateTime,
+        days: i64,
+    ) -> Certificate {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(from);
+        params.not_before = not_before;
         params.not_after = params.not_before + time::Duration::days(days);
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Certificate {
@@ -74,7 +84,7 @@ fn three(ca: &Ca) -> Vec<Certificate> {
 /// A server answering `hello` on each TLS connection; returns its address.
 async fn serve(certs: &[Certificate]) -> std::net::SocketAddr {
     let acceptor =
-        tokio_rustls::TlsAcceptor::from(Certificates::new(certs).unwrap().server_config());
+        tokio_rustls::TlsAcceptor::from(Certificates::new(certs).unwrap().0.into_server_config());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -136,7 +146,8 @@ async fn the_certificate_is_chosen_by_sni_exact_then_wildcard_then_default() {
     assert_eq!(served, leaf(&certs[1]), "wildcard");
     // A name nothing covers gets the default (here the client then refuses it: the default
     // is not for that name).
-    let chosen = Certificates::new(&certs).unwrap();
+    let (chosen, refused) = Certificates::new(&certs).unwrap();
+    assert!(refused.is_empty());
     for unknown in [Some("other.test"), Some("a.b.example.com"), None] {
         let key = chosen.choose(unknown);
         assert_eq!(key.cert[0].to_vec(), leaf(&certs[0]), "{unknown:?}");
@@ -195,15 +206,45 @@ fn bad_certificates_are_refused_with_their_source_and_reason() {
         (garbage, "chain is empty"),
         (no_key, "private key"),
     ] {
-        let err = Certificates::new(&[good.clone(), cert.clone()]).unwrap_err();
+        // Left out alone: the good one still serves, as the default.
+        let (certs, refused) = Certificates::new(&[cert.clone(), good.clone()]).unwrap();
+        assert_eq!(refused.len(), 1, "{refused:?}");
         assert!(
-            err.starts_with(&cert.source) && err.contains(reason),
-            "{}: {err}",
+            refused[0].starts_with(&cert.source) && refused[0].contains(reason),
+            "{}: {refused:?}",
             cert.source
         );
+        assert_eq!(certs.choose(None).cert[0].to_vec(), leaf(&good));
+        // Alone, it leaves nothing to serve: an error with the reason.
+        let err = Certificates::new(std::slice::from_ref(&cert)).unwrap_err();
+        assert!(err.contains(reason), "{err}");
     }
     assert!(Certificates::new(&[]).is_err());
-    assert!(Certificates::new(&[good]).is_ok());
+    // Issued by a clock a minute ahead: taken.
+    let ahead = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
+    let early = ca.issue_from("web/early", &["a.test"], ahead, 30);
+    assert!(Certificates::new(&[early]).is_ok());
+}
+
+#[test]
+fn wildcards_cover_one_whole_label() {
+    let ca = Ca::new();
+    let certs = [
+        ca.issue("web/default", &["default.test"], 1, 30),
+        ca.issue("web/partial", &["*foo.example.com"], 1, 30),
+        ca.issue("web/bare", &["*"], 1, 30),
+        ca.issue("web/wild", &["*.example.com"], 1, 30),
+    ];
+    let (chosen, _) = Certificates::new(&certs).unwrap();
+    let served = |sni: &str| chosen.choose(Some(sni)).cert[0].to_vec();
+    assert_eq!(served("shop.example.com"), leaf(&certs[3]));
+    assert_eq!(served("afoo.example.com"), leaf(&certs[3]));
+    assert_eq!(
+        served("localhost"),
+        leaf(&certs[0]),
+        "a bare * matches nothing"
+    );
+    assert_eq!(served("example.com"), leaf(&certs[0]));
 }
 
 /// The server itself over TLS: HTTP/1.1 or HTTP/2 as ALPN agrees, the same request path
@@ -213,7 +254,10 @@ async fn the_server_speaks_http1_and_http2_over_tls() {
     use crate::runtime::{Env, Runtime, RuntimeHandle};
 
     let ca = Ca::new();
-    let config = Certificates::new(&three(&ca)).unwrap().server_config();
+    let config = Certificates::new(&three(&ca))
+        .unwrap()
+        .0
+        .into_server_config();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let runtime = RuntimeHandle::new(Runtime::empty("test", Arc::new(Env::standalone())));
@@ -295,4 +339,18 @@ async fn the_server_speaks_http1_and_http2_over_tls() {
     };
     assert_eq!(count("tls-handshake-failed"), 1);
     assert_eq!(count("header-read-timeout"), 1);
+    // An HTTP/2 client that completes its handshake and never sends the preface is let go
+    // as over cleartext.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut quiet = tokio_rustls::TlsConnector::from(ca.client(&[b"h2"]))
+        .connect(name(), tcp)
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        quiet.read_to_end(&mut got),
+    )
+    .await
+    .expect("a TLS client without an HTTP/2 preface was held");
+    assert_eq!(count("header-read-timeout"), 2);
 }

@@ -1,0 +1,308 @@
+//! The ports the proxy serves, following the snapshot serving.
+//!
+//! Without Gateways (`Snapshot::listeners_declared` false) that is `--listen`, plain HTTP, as
+//! always. With them, exactly the snapshot's listeners, on `--listen`'s address with each
+//! listener's port, and never `--listen` itself: an HTTPS port never turns into plain HTTP,
+//! even when every listener lost its certificate.
+//!
+//! Listeners that share a port share its server; an HTTPS port chooses among the certificates
+//! of all of them by SNI. A port whose certificates change keeps its socket and its open
+//! connections: new handshakes use the new certificates. New certificates that do not load
+//! (expired, key mismatch) are refused with their Secret and the reason, and the port keeps
+//! the ones it had. A port no longer listed stops accepting and drains like a shutdown.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use frontdesk_snapshot::{Certificate, ListenerProtocol, Snapshot};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
+use crate::runtime::RuntimeHandle;
+use crate::server::tls::{Certificates, Live};
+use crate::server::{self, ServerLimits};
+
+/// How often the serving snapshot is looked at for listener changes.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+/// What one port should be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Wanted {
+    protocol: ListenerProtocol,
+    certificates: Vec<Certificate>,
+}
+
+/// One port being served.
+struct Running {
+    protocol: ListenerProtocol,
+    certificates: Vec<Certificate>,
+    live: Option<Arc<Live>>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// The ports served, and what serves them.
+pub struct Listeners {
+    base: SocketAddr,
+    runtime: RuntimeHandle,
+    metrics: Arc<Metrics>,
+    limits: ServerLimits,
+    running: BTreeMap<u16, Running>,
+    /// `--listen`'s socket, bound at start so a taken port fails the start; served until a
+    /// snapshot declares listeners.
+    base_socket: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    pub fn new(
+        base: tokio::net::TcpListener,
+        runtime: RuntimeHandle,
+        metrics: Arc<Metrics>,
+        limits: ServerLimits,
+    ) -> std::io::Result<Self> {
+        Ok(Listeners {
+            base: base.local_addr()?,
+            runtime,
+            metrics,
+            limits,
+            running: BTreeMap::new(),
+            base_socket: Some(base),
+        })
+    }
+
+    /// Serves what the snapshot in place says until `shutdown`, following its changes; then
+    /// every port stops accepting and drains.
+    pub async fn serve(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut seen = None;
+        loop {
+            let runtime = self.runtime.load();
+            if seen != Some(runtime.version()) {
+                seen = Some(runtime.version());
+                self.apply(&runtime.snapshot);
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(FOLLOW_EVERY) => {}
+            }
+        }
+        let tasks: Vec<_> = std::mem::take(&mut self.running)
+            .into_values()
+            .map(|r| {
+                let _ = r.stop.send(true);
+                r.task
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Brings the ports in line with `snapshot`.
+    fn apply(&mut self, snapshot: &Snapshot) {
+        let wanted = wanted(snapshot, self.base.port());
+        // `--listen`'s socket, bound but not served, would still complete handshakes.
+        if wanted
+            .get(&self.base.port())
+            .is_none_or(|w| w.protocol != ListenerProtocol::Http)
+        {
+            self.base_socket = None;
+        }
+        let gone: Vec<u16> = self
+            .running
+            .iter()
+            .filter(|(port, r)| wanted.get(port).is_none_or(|w| w.protocol != r.protocol))
+            .map(|(port, _)| *port)
+            .collect();
+        for port in gone {
+            if let Some(r) = self.running.remove(&port) {
+                tracing::info!(port, "a listener's port stops accepting and drains");
+                let _ = r.stop.send(true);
+            }
+        }
+        for (port, want) in wanted {
+            match self.running.get_mut(&port) {
+                Some(r) if r.certificates == want.certificates => {}
+                Some(r) => {
+                    // Same port and protocol, new certificates: swapped in place.
+                    let Some(live) = &r.live else { continue };
+                    match Certificates::new(&want.certificates) {
+                        Ok((certs, refused)) => {
+                            for why in refused {
+                                tracing::warn!(port, error = %why, "a certificate was left out");
+                            }
+                            live.replace(certs);
+                            r.certificates = want.certificates;
+                            tracing::info!(port, "a listener's certificates were replaced");
+                        }
+                        Err(e) => {
+                            tracing::warn!(port, error = %e, "new certificates refused; the listener keeps its current ones")
+                        }
+                    }
+                }
+                None => self.start(port, want),
+            }
+        }
+    }
+
+    fn start(&mut self, port: u16, want: Wanted) {
+        let live = match want.protocol {
+            ListenerProtocol::Http => None,
+            ListenerProtocol::Https => match Certificates::new(&want.certificates) {
+                Ok((certs, refused)) => {
+                    for why in refused {
+                        tracing::warn!(port, error = %why, "a certificate was left out");
+                    }
+                    Some(Arc::new(Live::new(certs)))
+                }
+                Err(e) => {
+                    tracing::warn!(port, error = %e, "an HTTPS listener's certificates do not load; the port is not opened");
+                    return;
+                }
+            },
+        };
+        let socket = match self.base_socket.take() {
+            Some(s) if port == self.base.port() && want.protocol == ListenerProtocol::Http => s,
+            other => {
+                self.base_socket = other;
+                match bind(SocketAddr::new(self.base.ip(), port)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(port, error = %e, "a listener's port cannot be opened");
+                        return;
+                    }
+                }
+            }
+        };
+        let (stop, mut stopped) = watch::channel(false);
+        let tls = live
+            .clone()
+            .map(|l| server::tls::server_config(l as Arc<dyn rustls::server::ResolvesServerCert>));
+        let task = tokio::spawn(server::serve_with(
+            socket,
+            tls,
+            self.runtime.clone(),
+            self.metrics.clone(),
+            self.limits.clone(),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
+        tracing::info!(port, protocol = ?want.protocol, "a listener serves");
+        self.running.insert(
+            port,
+            Running {
+                protocol: want.protocol,
+                certificates: want.certificates,
+                live,
+                stop,
+                task,
+            },
+        );
+    }
+}
+
+/// The ports `snapshot` asks for: its listeners by port, or `--listen`'s alone.
+fn wanted(snapshot: &Snapshot, base_port: u16) -> BTreeMap<u16, Wanted> {
+    let mut wanted = BTreeMap::new();
+    if !snapshot.listeners_declared {
+        wanted.insert(
+            base_port,
+            Wanted {
+                protocol: ListenerProtocol::Http,
+                certificates: Vec::new(),
+            },
+        );
+        return wanted;
+    }
+    for l in &snapshot.listeners {
+        let w = wanted.entry(l.port).or_insert_with(|| Wanted {
+            protocol: l.protocol,
+            certificates: Vec::new(),
+        });
+        for c in &l.certificates {
+            if !w.certificates.contains(c) {
+                w.certificates.push(c.clone());
+            }
+        }
+    }
+    wanted
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use frontdesk_snapshot::{Listener, Secret};
+
+    use super::*;
+
+    fn listener(port: u16, protocol: ListenerProtocol, cert: Option<&str>) -> Listener {
+        Listener {
+            name: format!("ns/gw/{port}"),
+            port,
+            protocol,
+            hostname: None,
+            certificates: cert
+                .map(|c| Certificate {
+                    source: c.into(),
+                    chain: c.into(),
+                    key: Secret::new(c),
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn ports_come_from_gateways_or_from_listen() {
+        let plain = Snapshot::default();
+        let w = wanted(&plain, 8080);
+        assert_eq!(w.keys().copied().collect::<Vec<_>>(), [8080]);
+
+        // Declared, even empty: --listen is not served.
+        let none = Snapshot {
+            listeners_declared: true,
+            ..Default::default()
+        };
+        assert!(wanted(&none, 8080).is_empty());
+
+        // Two HTTPS listeners on one port share it, with both certificates once each.
+        let gateways = Snapshot {
+            listeners_declared: true,
+            listeners: vec![
+                listener(80, ListenerProtocol::Http, None),
+                listener(443, ListenerProtocol::Https, Some("a")),
+                Listener {
+                    hostname: Some("b.test".into()),
+                    ..listener(443, ListenerProtocol::Https, Some("b"))
+                },
+                Listener {
+                    hostname: Some("c.test".into()),
+                    ..listener(443, ListenerProtocol::Https, Some("a"))
+                },
+            ],
+            ..Default::default()
+        };
+        let w = wanted(&gateways, 8080);
+        assert_eq!(w.keys().copied().collect::<Vec<_>>(), [80, 443]);
+        let sources: Vec<_> = w[&443]
+            .certificates
+            .iter()
+            .map(|c| c.source.as_str())
+            .collect();
+        assert_eq!(sources, ["a", "b"]);
+        assert_eq!(w[&80].protocol, ListenerProtocol::Http);
+    }
+}

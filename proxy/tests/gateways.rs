@@ -1,0 +1,221 @@
+//! A Gateway written next to the Routes opens its listeners: plain HTTP on one port, HTTPS
+//! with a certificate from a `kubernetes.io/tls` Secret on another, and `--listen` no more.
+//! Tried from outside with real TLS handshakes: the certificate served, a rotation that new
+//! handshakes see while an open connection goes on, and a bad certificate refused while the
+//! listener keeps its good one.
+// Real processes and sockets, timed by the wall clock: the paused-time ban (clippy.toml)
+// is for the proxy's own code.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::client::TlsStream;
+
+use support::*;
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+impl Ca {
+    fn new() -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Ca {
+            issuer: Issuer::new(params, key),
+            pem,
+        }
+    }
+
+    /// A chain and key for `api.example.com`, valid from `from` days ago for `days` days.
+    fn issue(&self, from: i64, days: i64) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["api.example.com".to_string()]).unwrap();
+        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(from);
+        params.not_after = params.not_before + time::Duration::days(days);
+        (
+            params.signed_by(&key, &self.issuer).unwrap().pem(),
+            key.serialize_pem(),
+        )
+    }
+
+    fn connector(&self) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
+
+fn indent(pem: &str) -> String {
+    pem.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+fn secret((chain, key): &(String, String)) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: site-tls, namespace: test}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}",
+        indent(chain),
+        indent(key)
+    )
+}
+
+/// One request on `tls`, answered in full; the status line.
+async fn ask(tls: &mut TlsStream<tokio::net::TcpStream>) -> String {
+    ask_for(tls, "/status/200").await
+}
+
+async fn ask_for(tls: &mut TlsStream<tokio::net::TcpStream>, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut chunk))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_string)
+                })
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if got.len() >= end + 4 + length {
+                return text.lines().next().unwrap().to_string();
+            }
+        }
+    }
+}
+
+/// A TLS connection to `port` for api.example.com, and the leaf certificate it was shown.
+async fn connect(ca: &Ca, port: u16) -> (TlsStream<tokio::net::TcpStream>, Vec<u8>) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let tls = ca
+        .connector()
+        .connect(ServerName::try_from("api.example.com").unwrap(), tcp)
+        .await
+        .unwrap();
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    (tls, leaf)
+}
+
+fn leaf_of(chain: &str) -> Vec<u8> {
+    CertificateDer::pem_slice_iter(chain.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_opens_its_listeners_and_its_certificates_rotate() {
+    let demo = frontdesk_demo::spawn("demo").await;
+    let (http, https) = (free_port().port(), free_port().port());
+    let ca = Ca::new();
+    let first = ca.issue(1, 30);
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: default, namespace: test}}
+spec:
+  gatewayClassName: frontdesk
+  listeners:
+    - {{name: http, port: {http}, protocol: HTTP}}
+    - name: https
+      port: {https}
+      protocol: HTTPS
+      tls: {{mode: Terminate, certificateRefs: [{{name: site-tls}}]}}
+"
+    );
+    let routes = route(
+        "site",
+        &format!("  rules:\n    - backends: [{{url: 'http://{demo}'}}]"),
+    );
+    let p = ProxyProcess::with_files(
+        &[
+            ("gateway.yaml", &gateway),
+            ("secret.yaml", &secret(&first)),
+            ("routes.yaml", &routes),
+        ],
+        &[],
+    )
+    .await;
+
+    // HTTP on its port; HTTPS on the other, with the Secret's certificate.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let plain = loop {
+        match get(&format!("http://127.0.0.1:{http}/status/200")).await {
+            Ok(a) => break a,
+            Err(e) => assert!(Instant::now() < deadline, "{e}\n{}", p.stderr()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(plain.0, 200);
+    let (mut open, shown) = connect(&ca, https).await;
+    assert_eq!(shown, leaf_of(&first.0));
+    assert_eq!(ask(&mut open).await, "HTTP/1.1 200 OK");
+    // A large answer arrives whole on a kept-alive connection (TLS records are flushed), and
+    // the connection serves the next request.
+    assert_eq!(ask_for(&mut open, "/bytes/600000").await, "HTTP/1.1 200 OK");
+    assert_eq!(ask(&mut open).await, "HTTP/1.1 200 OK");
+    // --listen is not served once Gateways say where traffic comes in.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(p.addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "--listen still accepts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Rotation: new handshakes get the new certificate; the open connection goes on.
+    let version = p.config_version().await;
+    let second = ca.issue(1, 30);
+    p.write("secret.yaml", &secret(&second));
+    p.wait_version_above(version).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (mut fresh, shown) = connect(&ca, https).await;
+        if shown == leaf_of(&second.0) {
+            assert_eq!(ask(&mut fresh).await, "HTTP/1.1 200 OK");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ask(&mut open).await, "HTTP/1.1 200 OK");
+
+    // An expired certificate is refused; the listener keeps serving the good one.
+    let version = p.config_version().await;
+    p.write("secret.yaml", &secret(&ca.issue(40, 30)));
+    p.wait_version_above(version).await;
+    p.wait_log("new certificates refused").await;
+    let (mut fresh, shown) = connect(&ca, https).await;
+    assert_eq!(shown, leaf_of(&second.0));
+    assert_eq!(ask(&mut fresh).await, "HTTP/1.1 200 OK");
+}
