@@ -14,7 +14,11 @@
 //! | `/upload` | reads the body, answers `{"bytes": n}` |
 //! | `/connections` | how many TCP connections this backend has accepted so far |
 //! | anything else | echo: backend, method, path, query, headers, body size |
+//!
+//! [`certs`]: a certificate authority for HTTPS listeners in demos and tests.
 #![forbid(unsafe_code)]
+
+pub mod certs;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -8,67 +8,20 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use frontdesk_demo::certs::{Authority, Issued};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::client::TlsStream;
 
 use support::*;
 
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new() -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let pem = params.self_signed(&key).unwrap().pem();
-        Ca {
-            issuer: Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    /// A chain and key for `api.example.com`, valid from `from` days ago for `days` days.
-    fn issue(&self, from: i64, days: i64) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["api.example.com".to_string()]).unwrap();
-        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(from);
-        params.not_after = params.not_before + time::Duration::days(days);
-        (
-            params.signed_by(&key, &self.issuer).unwrap().pem(),
-            key.serialize_pem(),
-        )
-    }
-
-    fn connector(&self) -> tokio_rustls::TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-    }
-}
-
 fn indent(pem: &str) -> String {
     pem.lines().map(|l| format!("    {l}\n")).collect()
 }
 
-fn secret((chain, key): &(String, String)) -> String {
+fn secret(Issued { chain, key }: &Issued) -> String {
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: site-tls, namespace: test}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}",
         indent(chain),
@@ -111,12 +64,11 @@ async fn ask_for(tls: &mut TlsStream<tokio::net::TcpStream>, path: &str) -> Stri
 }
 
 /// A TLS connection to `port` for api.example.com, and the leaf certificate it was shown.
-async fn connect(ca: &Ca, port: u16) -> (TlsStream<tokio::net::TcpStream>, Vec<u8>) {
+async fn connect(ca: &Authority, port: u16) -> (TlsStream<tokio::net::TcpStream>, Vec<u8>) {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let tls = ca
-        .connector()
+    let tls = tokio_rustls::TlsConnector::from(ca.client(&[b"http/1.1"]))
         .connect(ServerName::try_from("api.example.com").unwrap(), tcp)
         .await
         .unwrap();
@@ -124,20 +76,12 @@ async fn connect(ca: &Ca, port: u16) -> (TlsStream<tokio::net::TcpStream>, Vec<u
     (tls, leaf)
 }
 
-fn leaf_of(chain: &str) -> Vec<u8> {
-    CertificateDer::pem_slice_iter(chain.as_bytes())
-        .next()
-        .unwrap()
-        .unwrap()
-        .to_vec()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_opens_its_listeners_and_its_certificates_rotate() {
     let demo = frontdesk_demo::spawn("demo").await;
     let (http, https) = (free_port().port(), free_port().port());
-    let ca = Ca::new();
-    let first = ca.issue(1, 30);
+    let ca = Authority::new();
+    let first = ca.issue(&["api.example.com"], 1, 30);
     let gateway = format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -177,7 +121,7 @@ spec:
     };
     assert_eq!(plain.0, 200);
     let (mut open, shown) = connect(&ca, https).await;
-    assert_eq!(shown, leaf_of(&first.0));
+    assert_eq!(shown, first.leaf());
     assert_eq!(ask(&mut open).await, "HTTP/1.1 200 OK");
     // A large answer arrives whole on a kept-alive connection (TLS records are flushed), and
     // the connection serves the next request.
@@ -192,13 +136,13 @@ spec:
 
     // Rotation: new handshakes get the new certificate; the open connection goes on.
     let version = p.config_version().await;
-    let second = ca.issue(1, 30);
+    let second = ca.issue(&["api.example.com"], 1, 30);
     p.write("secret.yaml", &secret(&second));
     p.wait_version_above(version).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (mut fresh, shown) = connect(&ca, https).await;
-        if shown == leaf_of(&second.0) {
+        if shown == second.leaf() {
             assert_eq!(ask(&mut fresh).await, "HTTP/1.1 200 OK");
             break;
         }
@@ -212,10 +156,13 @@ spec:
 
     // An expired certificate is refused; the listener keeps serving the good one.
     let version = p.config_version().await;
-    p.write("secret.yaml", &secret(&ca.issue(40, 30)));
+    p.write(
+        "secret.yaml",
+        &secret(&ca.issue(&["api.example.com"], 40, 30)),
+    );
     p.wait_version_above(version).await;
     p.wait_log("new certificates refused").await;
     let (mut fresh, shown) = connect(&ca, https).await;
-    assert_eq!(shown, leaf_of(&second.0));
+    assert_eq!(shown, second.leaf());
     assert_eq!(ask(&mut fresh).await, "HTTP/1.1 200 OK");
 }

@@ -4,35 +4,32 @@
 
 use std::sync::Arc;
 
+use frontdesk_demo::certs::{Authority, Issued};
 use frontdesk_snapshot::{Certificate, Secret};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
-/// A test CA, and certificates it signs.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
+/// The test CA, issuing listener certificates.
+struct Ca(Authority);
 
 impl Ca {
     fn new() -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let pem = params.self_signed(&key).unwrap().pem();
-        Ca {
-            issuer: Issuer::new(params, key),
-            pem,
+        Ca(Authority::new())
+    }
+
+    fn cert(source: &str, issued: Issued) -> Certificate {
+        Certificate {
+            source: source.into(),
+            chain: issued.chain,
+            key: Secret::new(issued.key),
         }
     }
 
     /// A certificate for `names`, valid from `from` days ago for `days` days.
     fn issue(&self, source: &str, names: &[&str], from: i64, days: i64) -> Certificate {
-        let not_before = time::OffsetDateTime::now_utc() - time::Duration::days(from);
-        self.issue_from(source, names, not_before, days)
+        Self::cert(source, self.0.issue(names, from, days))
     }
 
     fn issue_from(
@@ -42,33 +39,11 @@ impl Ca {
         not_before: time::OffsetDateTime,
         days: i64,
     ) -> Certificate {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.not_before = not_before;
-        params.not_after = params.not_before + time::Duration::days(days);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Certificate {
-            source: source.into(),
-            chain: cert.pem(),
-            key: Secret::new(key.serialize_pem()),
-        }
+        Self::cert(source, self.0.issue_from(names, not_before, days))
     }
 
     fn client(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Arc::new(config)
+        self.0.client(alpn)
     }
 }
 
@@ -127,11 +102,11 @@ async fn connect(
 }
 
 fn leaf(c: &Certificate) -> Vec<u8> {
-    CertificateDer::pem_slice_iter(c.chain.as_bytes())
-        .next()
-        .unwrap()
-        .unwrap()
-        .to_vec()
+    Issued {
+        chain: c.chain.clone(),
+        key: String::new(),
+    }
+    .leaf()
 }
 
 #[tokio::test]
