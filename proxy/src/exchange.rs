@@ -47,12 +47,26 @@ pub struct LogFields {
     pub calls: Option<Vec<CallLog>>,
 }
 
+/// Who is at the other end of a client connection, and whether it speaks TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct Client {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+impl From<SocketAddr> for Client {
+    /// A plain (cleartext) connection's client.
+    fn from(addr: SocketAddr) -> Self {
+        Client { addr, tls: false }
+    }
+}
+
 impl Exchange {
     /// Starts the exchange: the request id is the client's when sane, else a new one, set on
     /// the request so the backend sees it.
     pub fn start<B>(
         req: &mut Request<B>,
-        client: SocketAddr,
+        client: Client,
         trusted: &TrustedProxies,
         no_route: &RouteId,
         logged: bool,
@@ -61,10 +75,11 @@ impl Exchange {
         Exchange {
             started: Instant::now(),
             request_id,
-            client,
+            client: client.addr,
             peer: Peer {
-                ip: client.ip(),
-                trusted: trusted.trusts(client.ip()),
+                ip: client.addr.ip(),
+                trusted: trusted.trusts(client.addr.ip()),
+                tls: client.tls,
             },
             method: req.method().clone(),
             version: req.version(),
@@ -101,7 +116,7 @@ pub mod tests {
         let mut req = Request::new(());
         Exchange::start(
             &mut req,
-            "192.0.2.1:40000".parse().unwrap(),
+            "192.0.2.1:40000".parse::<SocketAddr>().unwrap().into(),
             &TrustedProxies::default(),
             &RouteId("none".into()),
             true,

@@ -88,11 +88,13 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The other end of the connection, and whether it is a trusted proxy.
+/// The other end of the connection, whether it is a trusted proxy, and whether it came over
+/// TLS (the scheme X-Forwarded-Proto says).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
     pub ip: IpAddr,
     pub trusted: bool,
+    pub tls: bool,
 }
 
 /// Removes what only a trusted proxy may say about the client (see the module doc), and from
@@ -159,12 +161,8 @@ pub fn remove_forwarding_claims(headers: &mut HeaderMap, trusted_peer: bool) {
 /// `Forwarded` when it sent one, sets
 /// X-Forwarded-Proto unless a trusted proxy already did, and X-Forwarded-Host to the host the
 /// request was routed on.
-pub fn add_forwarded(
-    headers: &mut HeaderMap,
-    peer: Peer,
-    proto: &'static str,
-    host: Option<&HeaderValue>,
-) {
+pub fn add_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<&HeaderValue>) {
+    let proto = if peer.tls { "https" } else { "http" };
     let client = peer.ip;
     if peer.trusted
         && let Some(forwarded) = headers.get(FORWARDED)
@@ -305,8 +303,8 @@ mod tests {
             Peer {
                 ip: "10.0.0.1".parse().unwrap(),
                 trusted: true,
+                tls: false,
             },
-            "http",
             Some(&HeaderValue::from_static("api.example.com")),
         );
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.0.0.1");
@@ -321,11 +319,22 @@ mod tests {
             let peer = Peer {
                 ip: client.parse().unwrap(),
                 trusted: false,
+                tls: false,
             };
-            add_forwarded(&mut h, peer, "http", None);
+            add_forwarded(&mut h, peer, None);
             assert_eq!(h["x-forwarded-for"], client);
+            assert_eq!(h["x-forwarded-proto"], "http");
             assert!(!h.contains_key("x-forwarded-host"));
         }
+        // Over TLS the scheme is https.
+        let mut h = HeaderMap::new();
+        let peer = Peer {
+            ip: "10.0.0.1".parse().unwrap(),
+            trusted: false,
+            tls: true,
+        };
+        add_forwarded(&mut h, peer, None);
+        assert_eq!(h["x-forwarded-proto"], "https");
     }
 
     #[test]
@@ -357,8 +366,9 @@ mod tests {
         let peer = Peer {
             ip: "192.0.2.9".parse().unwrap(),
             trusted: false,
+            tls: false,
         };
-        add_forwarded(&mut h, peer, "http", None);
+        add_forwarded(&mut h, peer, None);
         assert_eq!(h["x-forwarded-for"], "192.0.2.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert!(!h.contains_key("forwarded"));
@@ -390,9 +400,10 @@ mod tests {
         let peer = Peer {
             ip: "2001:db8::1".parse().unwrap(),
             trusted: true,
+            tls: false,
         };
         let routed = HeaderValue::from_static("shop.example.com");
-        add_forwarded(&mut h, peer, "http", Some(&routed));
+        add_forwarded(&mut h, peer, Some(&routed));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 2001:db8::1");
         assert_eq!(
             h["forwarded"],

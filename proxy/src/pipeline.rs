@@ -10,7 +10,6 @@
 //! the RateLimit headers and the request id are on every answer, the proxy's own included.
 //! Generic over the request body, so the whole path runs in tests without sockets.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use http::{Request, Response};
 use http_body::Body;
 
 use crate::body::{BoxError, ProxyBody};
-use crate::exchange::Exchange;
+use crate::exchange::{Client, Exchange};
 use crate::metrics::RouteId;
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::{RuleRuntime, Runtime};
@@ -33,7 +32,7 @@ impl Runtime {
     pub async fn handle<B>(
         self: Arc<Self>,
         mut req: Request<B>,
-        client: SocketAddr,
+        client: impl Into<Client>,
     ) -> Response<ProxyBody>
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
@@ -42,7 +41,7 @@ impl Runtime {
         let env = &self.env;
         let mut ex = Exchange::start(
             &mut req,
-            client,
+            client.into(),
             &env.trusted,
             &env.no_route,
             env.respond.access_log.enabled(),

@@ -31,10 +31,11 @@ fn secret(Issued { chain, key }: &Issued) -> String {
 
 /// One request on `tls`, answered in full; the status line.
 async fn ask(tls: &mut TlsStream<tokio::net::TcpStream>) -> String {
-    ask_for(tls, "/status/200").await
+    ask_for(tls, "/status/200").await.0
 }
 
-async fn ask_for(tls: &mut TlsStream<tokio::net::TcpStream>, path: &str) -> String {
+/// A GET of `path` on `tls`, answered in full: the status line and the body.
+async fn ask_for(tls: &mut TlsStream<tokio::net::TcpStream>, path: &str) -> (String, String) {
     let request = format!("GET {path} HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut got = Vec::new();
@@ -57,7 +58,8 @@ async fn ask_for(tls: &mut TlsStream<tokio::net::TcpStream>, path: &str) -> Stri
                 })
                 .map_or(0, |v| v.trim().parse().unwrap());
             if got.len() >= end + 4 + length {
-                return text.lines().next().unwrap().to_string();
+                let status = text.lines().next().unwrap().to_string();
+                return (status, text[end + 4..].to_string());
             }
         }
     }
@@ -125,7 +127,16 @@ spec:
     assert_eq!(ask(&mut open).await, "HTTP/1.1 200 OK");
     // A large answer arrives whole on a kept-alive connection (TLS records are flushed), and
     // the connection serves the next request.
-    assert_eq!(ask_for(&mut open, "/bytes/600000").await, "HTTP/1.1 200 OK");
+    assert_eq!(
+        ask_for(&mut open, "/bytes/600000").await.0,
+        "HTTP/1.1 200 OK"
+    );
+    // The backend is told the scheme the client used.
+    let (_, echo) = ask_for(&mut open, "/echo").await;
+    let echo: serde_json::Value = serde_json::from_str(&echo).unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "https", "{echo}");
+    let plain_echo = get(&format!("http://127.0.0.1:{http}/echo")).await.unwrap();
+    assert_eq!(json(&plain_echo.2)["headers"]["x-forwarded-proto"], "http");
     assert_eq!(ask(&mut open).await, "HTTP/1.1 200 OK");
     // --listen is not served once Gateways say where traffic comes in.
     let deadline = Instant::now() + Duration::from_secs(5);

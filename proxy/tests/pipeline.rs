@@ -31,7 +31,9 @@ async fn call(rt: &Arc<Runtime>, method: &str, path: &str) -> Response<ProxyBody
         .header("host", "shop.example.com")
         .body(Empty::<Bytes>::new())
         .unwrap();
-    rt.clone().handle(req, CLIENT.parse().unwrap()).await
+    rt.clone()
+        .handle(req, CLIENT.parse::<std::net::SocketAddr>().unwrap())
+        .await
 }
 
 async fn text(resp: Response<ProxyBody>) -> String {
@@ -269,7 +271,10 @@ async fn request_bodies_stream_to_the_backend_in_process() {
         .header("host", "shop.example.com")
         .body(Full::new(Bytes::from(vec![b'x'; 100_000])))
         .unwrap();
-    let resp = rt.clone().handle(req, CLIENT.parse().unwrap()).await;
+    let resp = rt
+        .clone()
+        .handle(req, CLIENT.parse::<std::net::SocketAddr>().unwrap())
+        .await;
     assert_eq!(resp.status(), 200);
     let v: serde_json::Value = serde_json::from_str(&text(resp).await).unwrap();
     assert_eq!(v["bytes"], 100_000);
@@ -301,7 +306,10 @@ async fn authentication_refuses_without_a_key_and_names_the_consumer_to_later_st
     };
     let anonymous = rt
         .clone()
-        .handle(with_key(None), CLIENT.parse().unwrap())
+        .handle(
+            with_key(None),
+            CLIENT.parse::<std::net::SocketAddr>().unwrap(),
+        )
         .await;
     assert_eq!(anonymous.status(), 401);
     assert!(anonymous.headers().contains_key("www-authenticate"));
@@ -314,18 +322,27 @@ async fn authentication_refuses_without_a_key_and_names_the_consumer_to_later_st
 
     let wrong = rt
         .clone()
-        .handle(with_key(Some("nope")), CLIENT.parse().unwrap())
+        .handle(
+            with_key(Some("nope")),
+            CLIENT.parse::<std::net::SocketAddr>().unwrap(),
+        )
         .await;
     assert_eq!(wrong.status(), 401);
     // Authenticated, but the authorize stage allows alice only.
     let bob = rt
         .clone()
-        .handle(with_key(Some("bob-key-0002")), CLIENT.parse().unwrap())
+        .handle(
+            with_key(Some("bob-key-0002")),
+            CLIENT.parse::<std::net::SocketAddr>().unwrap(),
+        )
         .await;
     assert_eq!(bob.status(), 403);
     let alice = rt
         .clone()
-        .handle(with_key(Some("alice-key-0001")), CLIENT.parse().unwrap())
+        .handle(
+            with_key(Some("alice-key-0001")),
+            CLIENT.parse::<std::net::SocketAddr>().unwrap(),
+        )
         .await;
     assert_eq!(alice.status(), 200);
     assert_eq!(text(alice).await, "secret");

@@ -37,6 +37,7 @@ use super::request_body::{ReadSide, RequestBody};
 use super::transport::{ClientRead, ClientWrite};
 use crate::body::ProxyBody;
 use crate::client_body::IdleTimeout;
+use crate::exchange::Client;
 use crate::forwarding::new_request_id;
 use crate::http1::{self, BadField, FieldSpans, Fields, decode::Decoder};
 use crate::metrics::Metrics;
@@ -144,7 +145,11 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
         // A body that stops arriving is a 408 (and, not read to its end, closes the connection).
         let body = IdleTimeout::new(body, settings.body_read_timeout);
         let req = Request::from_parts(head.request, body);
-        let handling = Box::pin(runtime.load().handle(req, peer));
+        let client = Client {
+            addr: peer,
+            tls: R::TLS,
+        };
+        let handling = Box::pin(runtime.load().handle(req, client));
         let answer = match continue_asked {
             None => handling.await,
             // Boxed: only requests that expect 100-continue carry this state.

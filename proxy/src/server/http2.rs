@@ -12,7 +12,6 @@
 //! A stream counts as open from its request until its answer's body is done or dropped.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +28,7 @@ use tokio::time::Instant;
 
 use crate::body::{BoxError, ProxyBody};
 use crate::client_body::IdleTimeout;
+use crate::exchange::Client;
 use crate::metrics::Metrics;
 use crate::runtime::RuntimeHandle;
 
@@ -198,7 +198,7 @@ pub struct Settings {
 /// Serves one HTTP/2 connection until it closes. `io` yields the preface already read first.
 pub async fn serve<I>(
     io: I,
-    peer: SocketAddr,
+    peer: Client,
     runtime: RuntimeHandle,
     settings: &Settings,
     mut draining: watch::Receiver<bool>,

@@ -31,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
+use crate::exchange::Client;
 use crate::metrics::Metrics;
 use crate::overload::Overload;
 use crate::runtime::RuntimeHandle;
@@ -320,6 +321,10 @@ impl Connection {
                 return;
             }
         };
+        let secure = Client {
+            addr: self.peer,
+            tls: true,
+        };
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
             // The preface is due by the same deadline as over cleartext: hyper alone would
             // wait for it forever.
@@ -337,12 +342,12 @@ impl Connection {
                 prefix: BytesMut::from(&preface[..]),
                 io: tls,
             };
-            return http2::serve(io, self.peer, self.runtime, &self.h2, self.draining).await;
+            return http2::serve(io, secure, self.runtime, &self.h2, self.draining).await;
         }
         let (rd, wr) = tokio::io::split(tls);
         http1::serve(
-            transport::Buffered::new(rd),
-            transport::Polled(wr),
+            transport::TlsRead::new(rd),
+            transport::TlsWrite(wr),
             BytesMut::new(),
             self.peer,
             self.runtime,
@@ -358,7 +363,7 @@ impl Connection {
             prefix: buf,
             io: stream,
         };
-        http2::serve(io, self.peer, self.runtime, &self.h2, self.draining).await;
+        http2::serve(io, self.peer.into(), self.runtime, &self.h2, self.draining).await;
     }
 }
 

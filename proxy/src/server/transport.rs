@@ -16,6 +16,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// The read half of a client connection.
 pub trait ClientRead: Send + Sync + Unpin + 'static {
+    /// The connection is encrypted (X-Forwarded-Proto says `https`).
+    const TLS: bool;
+
     /// Waits until the connection has something for us: bytes, the end, or an error.
     fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
@@ -54,6 +57,8 @@ pub trait ClientWrite: AsyncWrite + Send + Unpin + 'static {
 // === impl for TCP ===
 
 impl ClientRead for OwnedReadHalf {
+    const TLS: bool = false;
+
     fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.as_ref().poll_read_ready(cx)
     }
@@ -78,11 +83,11 @@ impl ClientWrite for OwnedWriteHalf {
     }
 }
 
-// === impl for streams read through a buffer of their own (TLS) ===
+// === impl for TLS ===
 
-/// The read half of a stream that yields bytes only when read (TLS: records are decrypted as
-/// they are read).
-pub struct Buffered<R> {
+/// The read half of a TLS stream, which yields plaintext only when read (records are
+/// decrypted as they are read), so it is read into a buffer of its own.
+pub struct TlsRead<R> {
     io: R,
     /// Read ahead by [`ClientRead::poll_wait`], not yet taken.
     pending: BytesMut,
@@ -92,9 +97,9 @@ pub struct Buffered<R> {
 /// Read ahead at a time.
 const READ_AHEAD: usize = 16 * 1024;
 
-impl<R> Buffered<R> {
+impl<R> TlsRead<R> {
     pub fn new(io: R) -> Self {
-        Buffered {
+        TlsRead {
             io,
             pending: BytesMut::new(),
             ended: false,
@@ -102,7 +107,9 @@ impl<R> Buffered<R> {
     }
 }
 
-impl<R: AsyncRead + Send + Sync + Unpin + 'static> ClientRead for Buffered<R> {
+impl<R: AsyncRead + Send + Sync + Unpin + 'static> ClientRead for TlsRead<R> {
+    const TLS: bool = true;
+
     fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.pending.is_empty() || self.ended {
             return Poll::Ready(Ok(()));
@@ -138,11 +145,11 @@ impl<R: AsyncRead + Send + Sync + Unpin + 'static> ClientRead for Buffered<R> {
     }
 }
 
-/// The write half of a stream that takes bytes only when polled (TLS): the server's writes
-/// wait, under its send timeout.
-pub struct Polled<W>(pub W);
+/// The write half of a TLS stream, which takes bytes only when polled: the server's writes
+/// wait, under its send timeout, and are flushed.
+pub struct TlsWrite<W>(pub W);
 
-impl<W: AsyncWrite + Unpin> AsyncWrite for Polled<W> {
+impl<W: AsyncWrite + Unpin> AsyncWrite for TlsWrite<W> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -160,7 +167,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Polled<W> {
     }
 }
 
-impl<W: AsyncWrite + Send + Unpin + 'static> ClientWrite for Polled<W> {
+impl<W: AsyncWrite + Send + Unpin + 'static> ClientWrite for TlsWrite<W> {
     fn try_write(&mut self, _buf: &[u8]) -> io::Result<usize> {
         Err(io::ErrorKind::WouldBlock.into())
     }

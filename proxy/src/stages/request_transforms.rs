@@ -80,7 +80,7 @@ impl RequestTransforms {
             Some(v) if v.as_bytes() == a.as_str().as_bytes() => Some(v.clone()),
             _ => HeaderValue::from_str(a.as_str()).ok(),
         });
-        add_forwarded(headers, peer, "http", addressed.as_ref());
+        add_forwarded(headers, peer, addressed.as_ref());
         self.headers.apply(headers);
         match (&self.rewrite_host, addressed) {
             (Some(h), _) => {
@@ -149,6 +149,7 @@ mod tests {
     const CLIENT: Peer = Peer {
         ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7)),
         trusted: false,
+        tls: false,
     };
 
     #[test]
