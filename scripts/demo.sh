@@ -3,13 +3,19 @@
 set -euo pipefail
 bin="${1:-target/debug}"
 cd "$(dirname "$0")/.."
+# The manifests: examples/demo (linked, so edits reload) and the demo's Gateway with a
+# certificate made for this run (never kept in the repository).
+run=$(mktemp -d)
+ln -s "$PWD/examples/demo" "$run/examples"
+"$bin/frontdesk-demo" tls "$run/tls" 8080 8443
 "$bin/frontdesk-demo" &
 backends=$!
-trap 'kill $backends 2>/dev/null || true' EXIT INT TERM
+trap 'kill $backends 2>/dev/null || true; rm -rf "$run"' EXIT INT TERM
 sleep 0.5
-cat <<'MSG'
+cat <<MSG
 
-frontdesk is serving examples/demo on http://127.0.0.1:8080 (admin on 127.0.0.1:9901).
+frontdesk is serving examples/demo on http://127.0.0.1:8080 and https://localhost:8443
+(admin on 127.0.0.1:9901).
 Try:
   curl -i http://127.0.0.1:8080/api/products/1                 # PathPrefix + prefix rewrite
   curl -i http://127.0.0.1:8080/api/v2/products/2              # Template capture -> rewrite
@@ -25,10 +31,11 @@ Try:
   curl -i -X POST -H 'x-api-key: demo-key-acme' http://127.0.0.1:8080/partner/products   # 403
   for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' -H 'x-api-key: demo-key-acme' http://127.0.0.1:8080/partner/products; done   # 200s, then 429 (burst 5 per partner)
   curl --http2-prior-knowledge http://127.0.0.1:8080/api/products
+  curl --cacert "$run/tls/ca.crt" https://localhost:8443/api/products/1   # HTTPS (HTTP/2 by ALPN)
   curl http://127.0.0.1:9901/config                           # the snapshot serving
   curl http://127.0.0.1:9901/metrics
 Edit examples/demo/routes.yaml while it runs: it reloads within a second.
 Access log (JSON) follows; Ctrl-C to stop.
 
 MSG
-"$bin/frontdesk-proxy" --manifests examples/demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9901
+"$bin/frontdesk-proxy" --manifests "$run" --listen 127.0.0.1:8080 --admin 127.0.0.1:9901

@@ -3,9 +3,51 @@
 
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+
+/// Writes the demo's Gateway into `dir`: an HTTP listener on `http` and an HTTPS one on
+/// `https` with a certificate for `localhost` and 127.0.0.1, as a `kubernetes.io/tls`
+/// Secret, and `ca.crt`, the authority clients must trust (`curl --cacert`).
+pub fn write_demo_gateway(dir: &std::path::Path, http: u16, https: u16) -> anyhow::Result<()> {
+    let ca = Authority::new();
+    let site = ca.issue(&["localhost", "127.0.0.1"], 1, 30);
+    let indent = |pem: &str| -> String { pem.lines().map(|l| format!("    {l}\n")).collect() };
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("ca.crt"), ca.pem())?;
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        format!(
+            "# Written by `frontdesk-demo tls`: the demo's listeners.
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: default, namespace: default}}
+spec:
+  gatewayClassName: frontdesk
+  listeners:
+    - {{name: http, port: {http}, protocol: HTTP}}
+    - name: https
+      port: {https}
+      protocol: HTTPS
+      tls: {{mode: Terminate, certificateRefs: [{{name: demo-tls}}]}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: demo-tls, namespace: default}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+{}  tls.key: |
+{}",
+            indent(&site.chain),
+            indent(&site.key)
+        ),
+    )?;
+    Ok(())
+}
 
 /// A certificate and its private key, PEM.
 #[derive(Clone, Debug)]
@@ -41,6 +83,12 @@ impl Authority {
         let key = KeyPair::generate().expect("a key");
         let mut params = CertificateParams::default();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Names of their own: a leaf whose subject equals its issuer reads as self-signed to
+        // OpenSSL (curl), whatever signed it.
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "frontdesk demo CA");
         let pem = params.self_signed(&key).expect("a CA certificate").pem();
         Authority {
             issuer: Issuer::new(params, key),
@@ -64,6 +112,11 @@ impl Authority {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .expect("DNS names");
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("frontdesk"),
+        );
         params.not_before = not_before;
         params.not_after = not_before + time::Duration::days(days);
         Issued {

@@ -1,9 +1,22 @@
 //! `frontdesk-demo`: the demo backends of `make demo`.
 //! `frontdesk-demo [NAME=ADDR ...]`, by default products, reviews and inventory on
 //! 127.0.0.1:9101-9103.
+//! `frontdesk-demo tls DIR HTTP_PORT HTTPS_PORT`: writes the demo's Gateway (an HTTP and an
+//! HTTPS listener) and a certificate for `localhost` from a CA made on the spot (its
+//! `ca.crt` for clients to trust), then exits. Nothing of it is kept in the repository.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut specs: Vec<String> = std::env::args().skip(1).collect();
+    if specs.first().map(String::as_str) == Some("tls") {
+        let [_, dir, http, https] = specs.as_slice() else {
+            anyhow::bail!("usage: frontdesk-demo tls DIR HTTP_PORT HTTPS_PORT");
+        };
+        return frontdesk_demo::certs::write_demo_gateway(
+            std::path::Path::new(dir),
+            http.parse()?,
+            https.parse()?,
+        );
+    }
     if specs.is_empty() {
         specs = [
             "products=127.0.0.1:9101",
