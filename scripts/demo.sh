@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 # The manifests: examples/demo (linked, so edits reload) and the demo's Gateway with a
 # certificate made for this run (never kept in the repository).
 run=$(mktemp -d)
+backends=
+trap 'kill $backends 2>/dev/null || true; rm -rf "$run"' EXIT INT TERM
 ln -s "$PWD/examples/demo" "$run/examples"
 "$bin/frontdesk-demo" tls "$run/tls" 8080 8443
 "$bin/frontdesk-demo" &
 backends=$!
-trap 'kill $backends 2>/dev/null || true; rm -rf "$run"' EXIT INT TERM
 sleep 0.5
 cat <<MSG
 

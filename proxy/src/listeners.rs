@@ -9,7 +9,11 @@
 //! of all of them by SNI. A port whose certificates change keeps its socket and its open
 //! connections: new handshakes use the new certificates. New certificates that do not load
 //! (expired, key mismatch) are refused with their Secret and the reason, and the port keeps
-//! the ones it had. A port no longer listed stops accepting and drains like a shutdown.
+//! the ones it had. A port no longer listed stops accepting and drains like a shutdown; a port
+//! that changes protocol keeps its socket (the new server takes it over, so no client finds it
+//! closed). A port that cannot be opened (taken, privileged, no loadable certificate) is tried
+//! again every two seconds. `--max-connections` and `--max-connections-per-client` bound
+//! the process, all ports together.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,10 +27,12 @@ use tokio::task::JoinHandle;
 use crate::metrics::Metrics;
 use crate::runtime::RuntimeHandle;
 use crate::server::tls::{Certificates, Live};
-use crate::server::{self, ServerLimits};
+use crate::server::{self, Budget, ServerLimits};
 
 /// How often the serving snapshot is looked at for listener changes.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+/// How often ports that could not be opened are tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
 
 /// What one port should be.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +46,9 @@ struct Running {
     protocol: ListenerProtocol,
     certificates: Vec<Certificate>,
     live: Option<Arc<Live>>,
+    /// The listening socket, shared with its server: handed to the next server when the
+    /// port changes protocol.
+    socket: std::net::TcpListener,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -50,10 +59,15 @@ pub struct Listeners {
     runtime: RuntimeHandle,
     metrics: Arc<Metrics>,
     limits: ServerLimits,
+    budget: Arc<Budget>,
     running: BTreeMap<u16, Running>,
+    /// Servers stopped and still draining: awaited at shutdown.
+    draining: Vec<JoinHandle<()>>,
+    /// Some wanted port is not open: tried again.
+    missing: bool,
     /// `--listen`'s socket, bound at start so a taken port fails the start; served until a
     /// snapshot declares listeners.
-    base_socket: Option<tokio::net::TcpListener>,
+    base_socket: Option<std::net::TcpListener>,
 }
 
 impl Listeners {
@@ -67,9 +81,12 @@ impl Listeners {
             base: base.local_addr()?,
             runtime,
             metrics,
+            budget: Budget::new(&limits),
             limits,
             running: BTreeMap::new(),
-            base_socket: Some(base),
+            draining: Vec::new(),
+            missing: false,
+            base_socket: Some(base.into_std()?),
         })
     }
 
@@ -78,25 +95,26 @@ impl Listeners {
     pub async fn serve(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut seen = None;
+        let mut retry_at = tokio::time::Instant::now();
         loop {
             let runtime = self.runtime.load();
-            if seen != Some(runtime.version()) {
+            let now = tokio::time::Instant::now();
+            if seen != Some(runtime.version()) || (self.missing && now >= retry_at) {
                 seen = Some(runtime.version());
+                retry_at = now + RETRY_EVERY;
                 self.apply(&runtime.snapshot);
             }
+            self.draining.retain(|task| !task.is_finished());
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(FOLLOW_EVERY) => {}
             }
         }
-        let tasks: Vec<_> = std::mem::take(&mut self.running)
-            .into_values()
-            .map(|r| {
-                let _ = r.stop.send(true);
-                r.task
-            })
-            .collect();
-        for task in tasks {
+        for r in std::mem::take(&mut self.running).into_values() {
+            let _ = r.stop.send(true);
+            self.draining.push(r.task);
+        }
+        for task in std::mem::take(&mut self.draining) {
             let _ = task.await;
         }
     }
@@ -105,10 +123,7 @@ impl Listeners {
     fn apply(&mut self, snapshot: &Snapshot) {
         let wanted = wanted(snapshot, self.base.port());
         // `--listen`'s socket, bound but not served, would still complete handshakes.
-        if wanted
-            .get(&self.base.port())
-            .is_none_or(|w| w.protocol != ListenerProtocol::Http)
-        {
+        if !wanted.contains_key(&self.base.port()) {
             self.base_socket = None;
         }
         let gone: Vec<u16> = self
@@ -117,12 +132,20 @@ impl Listeners {
             .filter(|(port, r)| wanted.get(port).is_none_or(|w| w.protocol != r.protocol))
             .map(|(port, _)| *port)
             .collect();
+        // Sockets of ports that stay, under another protocol: the next server takes them.
+        let mut handed = BTreeMap::new();
         for port in gone {
             if let Some(r) = self.running.remove(&port) {
-                tracing::info!(port, "a listener's port stops accepting and drains");
                 let _ = r.stop.send(true);
+                self.draining.push(r.task);
+                if wanted.contains_key(&port) {
+                    handed.insert(port, r.socket);
+                } else {
+                    tracing::info!(port, "a listener's port stops accepting and drains");
+                }
             }
         }
+        self.missing = false;
         for (port, want) in wanted {
             match self.running.get_mut(&port) {
                 Some(r) if r.certificates == want.certificates => {}
@@ -143,12 +166,18 @@ impl Listeners {
                         }
                     }
                 }
-                None => self.start(port, want),
+                None => {
+                    let socket = handed.remove(&port);
+                    if !self.start(port, want, socket) {
+                        self.missing = true;
+                    }
+                }
             }
         }
     }
 
-    fn start(&mut self, port: u16, want: Wanted) {
+    /// Opens `port` (on `socket` when one is handed over); whether it serves.
+    fn start(&mut self, port: u16, want: Wanted, socket: Option<std::net::TcpListener>) -> bool {
         let live = match want.protocol {
             ListenerProtocol::Http => None,
             ListenerProtocol::Https => match Certificates::new(&want.certificates) {
@@ -160,21 +189,35 @@ impl Listeners {
                 }
                 Err(e) => {
                     tracing::warn!(port, error = %e, "an HTTPS listener's certificates do not load; the port is not opened");
-                    return;
+                    return false;
                 }
             },
         };
-        let socket = match self.base_socket.take() {
-            Some(s) if port == self.base.port() && want.protocol == ListenerProtocol::Http => s,
-            other => {
-                self.base_socket = other;
-                match bind(SocketAddr::new(self.base.ip(), port)) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(port, error = %e, "a listener's port cannot be opened");
-                        return;
+        let socket = match socket {
+            Some(handed) => handed,
+            None => match self.base_socket.take() {
+                Some(s) if port == self.base.port() => s,
+                base => {
+                    self.base_socket = base;
+                    match bind(SocketAddr::new(self.base.ip(), port)) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(port, error = %e, "a listener's port cannot be opened; trying again");
+                            return false;
+                        }
                     }
                 }
+            },
+        };
+        // The server gets its own handle on the socket; this one is kept to hand over.
+        let serving = match socket
+            .try_clone()
+            .and_then(tokio::net::TcpListener::from_std)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(port, error = %e, "a listener's socket cannot be served");
+                return false;
             }
         };
         let (stop, mut stopped) = watch::channel(false);
@@ -182,8 +225,9 @@ impl Listeners {
             .clone()
             .map(|l| server::tls::server_config(l as Arc<dyn rustls::server::ResolvesServerCert>));
         let task = tokio::spawn(server::serve_with(
-            socket,
+            serving,
             tls,
+            self.budget.clone(),
             self.runtime.clone(),
             self.metrics.clone(),
             self.limits.clone(),
@@ -198,10 +242,12 @@ impl Listeners {
                 protocol: want.protocol,
                 certificates: want.certificates,
                 live,
+                socket,
                 stop,
                 task,
             },
         );
+        true
     }
 }
 
@@ -232,14 +278,14 @@ fn wanted(snapshot: &Snapshot, base_port: u16) -> BTreeMap<u16, Wanted> {
     wanted
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(1024)
+    socket.listen(1024)?.into_std()
 }
 
 #[cfg(test)]

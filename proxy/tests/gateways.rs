@@ -165,6 +165,33 @@ spec:
     }
     assert_eq!(ask(&mut open).await, "HTTP/1.1 200 OK");
 
+    // A port that changes protocol keeps its socket: the HTTP port turns HTTPS at once.
+    let version = p.config_version().await;
+    p.write(
+        "gateway.yaml",
+        &gateway.replace(
+            &format!("{{name: http, port: {http}, protocol: HTTP}}"),
+            &format!(
+                "{{name: http, port: {http}, protocol: HTTPS, tls: {{certificateRefs: [{{name: site-tls}}]}}}}"
+            ),
+        ),
+    );
+    p.wait_version_above(version).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", http)).await;
+        let tcp = tcp.expect("the port closed while changing protocol");
+        let tls = tokio_rustls::TlsConnector::from(ca.client(&[b"http/1.1"]))
+            .connect(ServerName::try_from("api.example.com").unwrap(), tcp)
+            .await;
+        if let Ok(mut tls) = tls {
+            assert_eq!(ask(&mut tls).await, "HTTP/1.1 200 OK");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the port did not turn HTTPS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // An expired certificate is refused; the listener keeps serving the good one.
     let version = p.config_version().await;
     p.write(

@@ -7,7 +7,8 @@
 //!   task; nothing is buffered while a connection is idle).
 //! - HTTP/2 is served by hyper's server.
 //! - [`request_body`]: a client's request body over HTTP/1.1.
-//! - [`tls`]: TLS termination with a listener's certificates (not wired to listeners yet).
+//! - [`tls`]: TLS termination with a listener's certificates ([`crate::listeners`] opens the ports).
+//! - [`transport`]: what the HTTP/1.1 server reads and writes, a socket or a TLS stream.
 
 pub mod http1;
 pub mod http2;
@@ -102,14 +103,63 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_with(listener, None, runtime, metrics, limits, shutdown).await;
+    let budget = Budget::new(&limits);
+    serve_with(listener, None, budget, runtime, metrics, limits, shutdown).await;
 }
 
-/// [`serve`], terminating TLS with `tls` when given ([`tls::Certificates::server_config`]):
+/// The open-connection bounds every port of the process shares (`--max-connections`,
+/// `--max-connections-per-client`).
+pub struct Budget {
+    permits: Arc<Semaphore>,
+    per_client: Arc<PerClient>,
+}
+
+impl Budget {
+    pub fn new(limits: &ServerLimits) -> Arc<Self> {
+        Arc::new(Budget {
+            permits: Arc::new(Semaphore::new(limits.max_connections)),
+            per_client: Arc::new(PerClient::new(limits.max_connections_per_client)),
+        })
+    }
+}
+
+/// The connections one port has open, for its drain.
+#[derive(Default)]
+struct Open {
+    count: std::sync::atomic::AtomicUsize,
+    none: tokio::sync::Notify,
+}
+
+/// One of a port's open connections; counted out when dropped.
+struct OpenGuard(Arc<Open>);
+
+impl OpenGuard {
+    fn new(open: &Arc<Open>) -> Self {
+        open.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        OpenGuard(open.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.none.notify_waiters();
+        }
+    }
+}
+
+/// [`serve`] for one port of the process (sharing its `budget` with the others), terminating
+/// TLS with `tls` when given ([`tls::server_config`]):
 /// the handshake is due within the header timeout, then ALPN says HTTP/2 or HTTP/1.1.
 pub async fn serve_with(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    budget: Arc<Budget>,
     runtime: RuntimeHandle,
     metrics: Arc<Metrics>,
     limits: ServerLimits,
@@ -135,13 +185,12 @@ pub async fn serve_with(
         overload: limits.overload.clone(),
     });
     let (drain_tx, drain_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let per_client = Arc::new(PerClient::new(limits.max_connections_per_client));
+    let open = Arc::new(Open::default());
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            p = budget.permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
         };
         let (stream, peer): (_, SocketAddr) = tokio::select! {
             _ = &mut shutdown => break,
@@ -163,7 +212,7 @@ pub async fn serve_with(
         }
         // A trusted proxy (a load balancer) carries many clients: not bounded as one.
         let counted = !runtime.load().env.trusted.trusts(peer.ip());
-        let Some(slot) = per_client.admit(peer.ip(), counted) else {
+        let Some(slot) = budget.per_client.admit(peer.ip(), counted) else {
             // Closed at once: one address may not hold every connection.
             metrics.connection_limit("connections-per-client");
             drop(stream);
@@ -179,20 +228,30 @@ pub async fn serve_with(
             peer,
         };
         let metrics = metrics.clone();
+        let counted_open = OpenGuard::new(&open);
         tokio::spawn(async move {
             metrics.active_connections.inc();
             conn.serve(stream).await;
             metrics.active_connections.dec();
             drop(slot);
             drop(permit);
+            drop(counted_open);
         });
     }
     drop(listener);
     let _ = drain_tx.send(true);
     let all_closed = async {
-        // Every connection holds a permit until it ends.
-        let n = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-        let _ = permits.acquire_many(n).await;
+        loop {
+            // Registered before the count is read, so the last connection's notice is not
+            // missed between the two.
+            let none = open.none.notified();
+            tokio::pin!(none);
+            none.as_mut().enable();
+            if open.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            none.await;
+        }
     };
     tokio::select! {
         _ = all_closed => tracing::info!("all connections drained"),

@@ -241,9 +241,11 @@ async fn the_server_speaks_http1_and_http2_over_tls() {
         header_read_timeout: std::time::Duration::from_millis(300),
         ..Default::default()
     };
+    let budget = crate::server::Budget::new(&limits);
     tokio::spawn(crate::server::serve_with(
         listener,
         Some(config),
+        budget,
         runtime,
         metrics.clone(),
         limits,
