@@ -65,6 +65,8 @@ pub struct Listeners {
     draining: Vec<JoinHandle<()>>,
     /// Some wanted port is not open: tried again.
     missing: bool,
+    /// Why each port that is not open failed last: said at warn when it changes only.
+    failures: BTreeMap<u16, String>,
     /// `--listen`'s socket, bound at start so a taken port fails the start; served until a
     /// snapshot declares listeners.
     base_socket: Option<std::net::TcpListener>,
@@ -86,6 +88,7 @@ impl Listeners {
             running: BTreeMap::new(),
             draining: Vec::new(),
             missing: false,
+            failures: BTreeMap::new(),
             base_socket: Some(base.into_std()?),
         })
     }
@@ -188,7 +191,7 @@ impl Listeners {
                     Some(Arc::new(Live::new(certs)))
                 }
                 Err(e) => {
-                    tracing::warn!(port, error = %e, "an HTTPS listener's certificates do not load; the port is not opened");
+                    self.failed(port, format!("its certificates do not load: {e}"));
                     return false;
                 }
             },
@@ -202,7 +205,7 @@ impl Listeners {
                     match bind(SocketAddr::new(self.base.ip(), port)) {
                         Ok(s) => s,
                         Err(e) => {
-                            tracing::warn!(port, error = %e, "a listener's port cannot be opened; trying again");
+                            self.failed(port, format!("it cannot be bound: {e}"));
                             return false;
                         }
                     }
@@ -216,10 +219,11 @@ impl Listeners {
         {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(port, error = %e, "a listener's socket cannot be served");
+                self.failed(port, format!("its socket cannot be served: {e}"));
                 return false;
             }
         };
+        self.failures.remove(&port);
         let (stop, mut stopped) = watch::channel(false);
         let tls = live
             .clone()
@@ -248,6 +252,19 @@ impl Listeners {
             },
         );
         true
+    }
+}
+
+impl Listeners {
+    /// Notes why `port` did not open: at warn when the reason is new, then at debug on each
+    /// retry.
+    fn failed(&mut self, port: u16, why: String) {
+        if self.failures.get(&port) == Some(&why) {
+            tracing::debug!(port, reason = %why, "a listener's port is still not open");
+        } else {
+            tracing::warn!(port, reason = %why, "a listener's port is not open; trying again");
+            self.failures.insert(port, why);
+        }
     }
 }
 

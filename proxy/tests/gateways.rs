@@ -192,6 +192,14 @@ spec:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The Secret gone: the port keeps serving the certificate it has, never plain HTTP.
+    let version = p.config_version().await;
+    std::fs::remove_file(p.dir.join("secret.yaml")).unwrap();
+    p.wait_version_above(version).await;
+    let (mut fresh, shown) = connect(&ca, https).await;
+    assert_eq!(shown, second.leaf());
+    assert_eq!(ask(&mut fresh).await, "HTTP/1.1 200 OK");
+
     // An expired certificate is refused; the listener keeps serving the good one.
     let version = p.config_version().await;
     p.write(

@@ -21,7 +21,9 @@ pub struct Listener {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// HTTPS: the certificates to choose from by SNI (exact name, then wildcard, then the
-    /// first as the default). Empty for HTTP.
+    /// first as the default). Empty for HTTP; empty for HTTPS when none of its Secrets
+    /// resolves, and then a proxy keeps the certificates the port has (never plaintext, never
+    /// closed by a lost Secret) and opens nothing if it has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<Certificate>,
 }

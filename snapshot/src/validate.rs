@@ -374,10 +374,9 @@ fn check_listener(l: &crate::Listener) -> Result<(), String> {
     if let Some(h) = &l.hostname {
         check_host(h).map_err(|r| format!("{}: {r}", l.name))?;
     }
+    // An HTTPS listener without certificates is one whose Secrets were lost: the proxy keeps
+    // what its port has, and opens nothing otherwise.
     match (l.protocol, l.certificates.is_empty()) {
-        (crate::ListenerProtocol::Https, true) => {
-            Err(format!("{}: an HTTPS listener needs a certificate", l.name))
-        }
         (crate::ListenerProtocol::Http, false) => {
             Err(format!("{}: an HTTP listener has no certificates", l.name))
         }

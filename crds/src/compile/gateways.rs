@@ -174,7 +174,11 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
                 Err(_) => None,
             };
             let status = listener_status(spec, &ctx.field, &listener, &conflict);
-            if status.served
+            // An HTTPS listener none of whose certificates resolves still goes to the proxies,
+            // without certificates: a port that serves keeps the ones it has (item 5 of the
+            // Gateways issue: never plaintext, never closed by a lost Secret); status says it
+            // is not served with new ones.
+            if conflict.is_none()
                 && let Ok(mut l) = listener.accepted
             {
                 l.name = format!("{namespace}/{name}/{}", spec.name);

@@ -67,7 +67,10 @@ fn another_namespaces_secret_needs_a_reference_grant_from_the_gateways_namespace
         listener_reason(&refused, RESOLVED_REFS),
         (false, "RefNotPermitted".into())
     );
-    assert!(refused.snapshot("public").listeners.is_empty());
+    // Sent without certificates: a proxy keeps what the port has, never plain HTTP.
+    let listeners = refused.snapshot("public").listeners;
+    assert_eq!(listeners.len(), 1);
+    assert!(listeners[0].certificates.is_empty());
     assert!(
         refused.snapshot("public").listeners_declared,
         "no fallback to plain HTTP"
