@@ -1,5 +1,6 @@
 //! The controller's admin listener: `/metrics`, `/healthz`, `/ready` (a first configuration is
-//! compiled), `/status` (object statuses, gateway versions, connected proxies and their ACKs).
+//! compiled), `/status` (object statuses, gateway versions, connected proxies and their ACKs,
+//! whether the Gateway API CRDs are installed).
 
 use std::sync::Arc;
 
@@ -29,8 +30,8 @@ fn respond(
     r
 }
 
-fn answer(push: &PushServer, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    match req.uri().path() {
+pub(crate) fn answer(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
+    match path {
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
         "/ready" if push.store.ready() => respond(StatusCode::OK, "text/plain", "ready\n"),
         "/ready" => respond(
@@ -59,6 +60,7 @@ fn answer(push: &PushServer, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                 "objects": output.map(|o| o.statuses).unwrap_or_default(),
                 "gateways": gateways,
                 "proxies": push.acks.snapshot(),
+                "gatewayApi": push.gateway_api.describe(),
             });
             respond(
                 StatusCode::OK,
@@ -81,8 +83,8 @@ pub async fn serve(listener: TcpListener, push: Arc<PushServer>) {
         };
         let push = push.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let resp = answer(&push, &req);
+            let service = service_fn(move |req: Request<Incoming>| {
+                let resp = answer(&push, req.uri().path());
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
             let _ = auto::Builder::new(TokioExecutor::new())

@@ -1,20 +1,25 @@
 //! Cluster mode: the Kubernetes API as the source, status written back.
 //!
 //! - Reflectors ([`crate::watch`]) on Route, Policy, Aggregate, Service and EndpointSlice (all
-//!   namespaces, or the `--namespace` list), and on the Secrets the Policies reference, and no
-//!   other: one watch filtered on the server's side per Secret name and per label selector
-//!   (API keys by label, htpasswd and JWT keys by name; [`crate::secret_refs`]), started before
-//!   the compile that first needs it and stopped after the one that no longer does. Helm's
-//!   release records and the channel credentials are left out even when named.
+//!   namespaces, or the `--namespace` list), and on the Secrets Policies and Gateways
+//!   reference, and no other: one watch filtered on the server's side per Secret name and per
+//!   label selector (API keys by label; htpasswd, JWT keys and Gateways' certificates by name;
+//!   [`crate::secret_refs`]), started before the compile that first needs it and stopped after
+//!   the one that no longer does. Helm's release records and the channel credentials are left
+//!   out even when named.
 //!   Nothing is compiled before every reflector finished its initial list, so proxies never
 //!   get a half-known cluster. Changes are throttled on the leading edge: a change after a
 //!   quiet spell compiles at once (no added latency), and while changes keep coming they are
 //!   gathered into one compile per [`MIN_INTERVAL`]: a burst of 1,000 applies compiles a
 //!   handful of times, not 1,000.
+//! - GatewayClass, Gateway and ReferenceGrant when the Gateway API CRDs are installed, found by
+//!   API discovery at start and every minute until they are ([`crate::gateway_api`]).
 //! - Every replica compiles and serves snapshots; only the holder of the `frontdesk-controller`
-//!   Lease writes status (server-side apply, field manager `frontdesk-controller`) and Events.
+//!   Lease writes status (server-side apply, field manager `frontdesk-controller`) and Events:
+//!   Routes, Policies and Aggregates ([`crate::status`]), GatewayClasses and Gateways of
+//!   frontdesk's class ([`crate::gateway_status`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +40,8 @@ use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 
+use crate::gateway_api::GatewayApiStores;
+use crate::gateway_status::{GatewayStatusSink, GatewayStatusWriter, Wanted};
 use crate::progress::{ReplicaProgress, combine, object_key};
 use crate::push::PushServer;
 use crate::secret_refs;
@@ -68,6 +75,13 @@ pub async fn run(
     push: Arc<PushServer>,
 ) -> anyhow::Result<()> {
     let changed = Arc::new(Notify::new());
+    let gateway_api = crate::gateway_api::follow(
+        client.clone(),
+        options.namespaces.clone(),
+        changed.clone(),
+        push.gateway_api.clone(),
+    )
+    .await;
     // Our kinds are watched untyped and read one by one (see `read_objects`): one object this
     // version cannot read must not stall the watch of all the others.
     let ns = &options.namespaces;
@@ -148,6 +162,8 @@ pub async fn run(
         policies,
         services,
         slices,
+        gateway_api,
+        namespaces: options.namespaces.clone(),
     };
     tokio::spawn(status_loop(
         sink,
@@ -156,6 +172,7 @@ pub async fn run(
             ("Aggregate", sources.aggregates.clone()),
             ("Policy", sources.policies.clone()),
         ],
+        sources.gateway_api.clone(),
         shared,
         push.clone(),
         leader,
@@ -214,6 +231,10 @@ struct Sources {
     policies: Vec<Store<DynamicObject>>,
     services: Vec<Store<Service>>,
     slices: Vec<Store<EndpointSlice>>,
+    /// The Gateway API kinds, once their CRDs are found ([`crate::gateway_api::follow`]).
+    gateway_api: watch::Receiver<Option<GatewayApiStores>>,
+    /// The watched namespaces (`--namespace`; empty: all).
+    namespaces: Vec<String>,
 }
 
 impl Sources {
@@ -231,6 +252,10 @@ impl Sources {
         }
         for s in &self.slices {
             let _ = s.wait_until_ready().await;
+        }
+        let gateway_api = self.gateway_api.borrow().clone();
+        if let Some(stores) = gateway_api {
+            stores.wait_until_ready().await;
         }
     }
 
@@ -261,6 +286,8 @@ impl Sources {
         all(&self.slices)
             .into_iter()
             .for_each(|o| add(Object::EndpointSlice(Box::new(o))));
+        let gateway_api = self.gateway_api.borrow().clone();
+        gateway_api.iter().flat_map(|s| s.read()).for_each(add);
         (objects, unreadable)
     }
 }
@@ -307,7 +334,8 @@ async fn compile_once(
     wait: Option<Duration>,
 ) -> (Output, Duration) {
     let (mut objects, unreadable) = sources.read();
-    let current = secret_refs::wanted(policies(objects.values()));
+    let mut current = secret_refs::wanted(policies(objects.values()));
+    current.extend(gateway_certificates(objects.values(), &sources.namespaces));
     let with_kept = |accepted: &LastAccepted| {
         let mut wanted = current.clone();
         wanted.extend(secret_refs::wanted(policies(accepted.kept())));
@@ -323,6 +351,34 @@ async fn compile_once(
     let took = started.elapsed();
     secrets.follow(&with_kept(accepted), wait).await;
     (output, took)
+}
+
+/// The Secret watches the certificates of frontdesk's Gateways among `objects` need.
+fn gateway_certificates<'a>(
+    objects: impl Iterator<Item = &'a Object> + Clone,
+    namespaces: &[String],
+) -> std::collections::BTreeSet<secret_refs::WatchKey> {
+    let gateways: Vec<_> = objects
+        .clone()
+        .filter_map(|o| match o {
+            Object::Gateway(g) => Some(&**g),
+            _ => None,
+        })
+        .collect();
+    let classes: Vec<_> = objects
+        .clone()
+        .filter_map(|o| match o {
+            Object::GatewayClass(c) => Some((**c).clone()),
+            _ => None,
+        })
+        .collect();
+    let grants: Vec<_> = objects
+        .filter_map(|o| match o {
+            Object::ReferenceGrant(g) => Some(&**g),
+            _ => None,
+        })
+        .collect();
+    secret_refs::gateway_certificates(&gateways, &classes, &grants, namespaces)
 }
 
 /// The Policies among `objects`.
@@ -346,12 +402,14 @@ async fn throttle(last: &mut Option<tokio::time::Instant>) {
 async fn status_loop(
     sink: KubeSink,
     objects: Vec<(&'static str, Vec<Store<DynamicObject>>)>,
+    gateway_api: watch::Receiver<Option<GatewayApiStores>>,
     shared: Vec<Store<ConfigMap>>,
     push: Arc<PushServer>,
     mut leader: watch::Receiver<bool>,
     published: Arc<Notify>,
 ) {
     let mut reconciler = Reconciler::default();
+    let mut gateway_writer = GatewayStatusWriter::default();
     loop {
         // ACKs arrive without a publish, so look again every second too.
         tokio::select! {
@@ -360,6 +418,7 @@ async fn status_loop(
             _ = leader.changed() => {
                 // Another replica may have written in between: forget what we wrote.
                 reconciler = Reconciler::default();
+                gateway_writer = GatewayStatusWriter::default();
             }
         }
         if !*leader.borrow() {
@@ -412,11 +471,80 @@ async fn status_loop(
             })
             .collect();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let writes = reconciler.reconcile(&sink, &objects, &now).await;
+        let mut writes = reconciler.reconcile(&sink, &objects, &now).await;
+        let stores = gateway_api.borrow().clone();
+        if let Some(stores) = stores {
+            let progress = |s: &ObjectStatus| {
+                let key = object_key(&s.kind, &s.namespace, &s.name);
+                combine(&summaries, &local, &key, s.generation, fresh_after)
+            };
+            let wanted = gateway_api_statuses(&output, &stores, progress, &now);
+            writes += gateway_writer.reconcile(&sink, &wanted).await;
+        }
         if writes > 0 {
             tracing::debug!(writes, "statuses written");
         }
     }
+}
+
+/// The statuses of frontdesk's GatewayClasses and Gateways, with those they have now.
+fn gateway_api_statuses(
+    output: &Output,
+    stores: &GatewayApiStores,
+    progress: impl Fn(&ObjectStatus) -> Vec<crate::status::GatewayProgress>,
+    now: &Time,
+) -> Vec<Wanted> {
+    use frontdesk_crds::gateway_api::{GatewayClassStatus, GatewayStatus};
+    // The statuses they have now, by (namespace, name); a GatewayClass's namespace is "".
+    let statuses =
+        |stores: &[Store<DynamicObject>]| -> HashMap<(String, String), serde_json::Value> {
+            stores
+                .iter()
+                .flat_map(|s| s.state())
+                .filter_map(|o| {
+                    let namespace = o.metadata.namespace.clone().unwrap_or_default();
+                    let key = (namespace, o.metadata.name.clone()?);
+                    Some((key, o.data.get("status")?.clone()))
+                })
+                .collect()
+        };
+    let (classes, gateways) = (statuses(&stores.classes), statuses(&stores.gateways));
+    let current =
+        |map: &HashMap<(String, String), serde_json::Value>, namespace: &str, name: &str| {
+            map.get(&(namespace.to_string(), name.to_string())).cloned()
+        };
+    let mut wanted = Vec::new();
+    for s in &output.statuses {
+        let (status, current) = match s.kind.as_str() {
+            "GatewayClass" => {
+                let current = current(&classes, "", &s.name);
+                let typed = current
+                    .as_ref()
+                    .and_then(|c| serde_json::from_value::<GatewayClassStatus>(c.clone()).ok());
+                let status = crate::gateway_status::class_status(s, typed.as_ref(), now);
+                (serde_json::to_value(status), current)
+            }
+            "Gateway" => {
+                let current = current(&gateways, &s.namespace, &s.name);
+                let typed = current
+                    .as_ref()
+                    .and_then(|c| serde_json::from_value::<GatewayStatus>(c.clone()).ok());
+                let status =
+                    crate::gateway_status::gateway_status(s, &progress(s), typed.as_ref(), now);
+                (serde_json::to_value(status), current)
+            }
+            _ => continue,
+        };
+        let Ok(status) = status else { continue };
+        wanted.push(Wanted {
+            kind: s.kind.clone(),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            status,
+            current,
+        });
+    }
+    wanted
 }
 
 /// Label of the replicas' progress ConfigMaps; its value is the Lease's name.
@@ -550,6 +678,39 @@ impl StatusSink for KubeSink {
     }
 }
 
+impl GatewayStatusSink for KubeSink {
+    async fn apply_gateway_status(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        status: &serde_json::Value,
+    ) -> Result<(), String> {
+        use frontdesk_crds::gateway_api::{Gateway, GatewayClass};
+        let (api, ar) = if kind == "GatewayClass" {
+            let ar = ApiResource::erase::<GatewayClass>(&());
+            (Api::<DynamicObject>::all_with(self.client.clone(), &ar), ar)
+        } else {
+            let ar = ApiResource::erase::<Gateway>(&());
+            let api = Api::namespaced_with(self.client.clone(), namespace, &ar);
+            (api, ar)
+        };
+        let patch = serde_json::json!({
+            "apiVersion": ar.api_version,
+            "kind": kind,
+            "status": status,
+        });
+        api.patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,6 +797,8 @@ mod tests {
             policies: vec![],
             services: vec![],
             slices: vec![],
+            gateway_api: watch::channel(None).1,
+            namespaces: vec![],
         };
         let compile_sources = |sources: &Sources, accepted: &mut LastAccepted| {
             let (objects, unreadable) = sources.read();
@@ -705,6 +868,7 @@ mod tests {
             store: crate::store::SnapshotStore::default(),
             acks: crate::acks::AckTracker::default(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            gateway_api: Default::default(),
         });
         let share = ProgressShare {
             name: progress_name("fd-controller", "Ctl_0"),
@@ -761,6 +925,8 @@ mod tests {
             policies: vec![policies.as_reader()],
             services: vec![],
             slices: vec![],
+            gateway_api: watch::channel(None).1,
+            namespaces: vec![],
         };
         let mut route = DynamicObject::new("orders", &route_type).within("shop");
         route.data = serde_json::json!({"spec": {"policies": ["auth"],
@@ -823,6 +989,112 @@ mod tests {
             seen.iter()
                 .all(|r| r.query["fieldSelector"].starts_with("metadata.name=")),
             "{seen:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gateways_certificate_secrets_are_watched_by_name_and_compiled_into_its_listener() {
+        use crate::secret_refs::WatchKey;
+        use crate::watch::tests::{fake_secrets_api, secret};
+        use frontdesk_crds::gateway_api::{Gateway, GatewayClass, ReferenceGrant};
+        let pem =
+            |label: &str| format!("-----BEGIN {label}-----\nMIIBfake\n-----END {label}-----\n");
+        let tls = |namespace: &str, name: &str| {
+            let mut s = secret(namespace, name, &[]);
+            s.type_ = Some("kubernetes.io/tls".into());
+            s.data = Some(
+                [
+                    (
+                        "tls.crt".to_string(),
+                        k8s_openapi::ByteString(pem("CERTIFICATE").into_bytes()),
+                    ),
+                    (
+                        "tls.key".to_string(),
+                        k8s_openapi::ByteString(pem("PRIVATE KEY").into_bytes()),
+                    ),
+                ]
+                .into(),
+            );
+            s
+        };
+        let (client, seen) =
+            fake_secrets_api(vec![tls("edge", "own-tls"), tls("certs", "shared-tls")]);
+        let mut secrets = SecretWatches::new(client, Arc::new(Notify::new()));
+        let store = |ar: ApiResource, objects: Vec<serde_json::Value>| {
+            let mut writer = reflector::store::Writer::new(ar.clone());
+            for o in objects {
+                let mut d: DynamicObject = serde_json::from_value(o).unwrap();
+                d.types = Some(kube::core::TypeMeta {
+                    api_version: ar.api_version.clone(),
+                    kind: ar.kind.clone(),
+                });
+                writer.apply_watcher_event(&watcher::Event::Apply(d));
+            }
+            vec![writer.as_reader()]
+        };
+        let stores = GatewayApiStores {
+            classes: store(
+                ApiResource::erase::<GatewayClass>(&()),
+                vec![serde_json::json!({"metadata": {"name": "frontdesk"},
+                    "spec": {"controllerName": "frontdesk.dev/gateway-controller"}})],
+            ),
+            gateways: store(
+                ApiResource::erase::<Gateway>(&()),
+                vec![
+                    serde_json::json!({"metadata": {"name": "public", "namespace": "edge", "generation": 1},
+                    "spec": {"gatewayClassName": "frontdesk", "listeners": [{"name": "https", "port": 443,
+                        "protocol": "HTTPS", "tls": {"certificateRefs": [
+                            {"name": "own-tls"}, {"name": "shared-tls", "namespace": "certs"}]}}]}}),
+                ],
+            ),
+            grants: store(
+                ApiResource::erase::<ReferenceGrant>(&()),
+                vec![
+                    serde_json::json!({"metadata": {"name": "edge", "namespace": "certs"},
+                    "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "edge"}],
+                             "to": [{"group": "", "kind": "Secret"}]}}),
+                ],
+            ),
+        };
+        let sources = Sources {
+            routes: vec![],
+            aggregates: vec![],
+            policies: vec![],
+            services: vec![],
+            slices: vec![],
+            gateway_api: watch::channel(Some(stores)).1,
+            namespaces: vec![],
+        };
+        let (out, _) =
+            compile_once(&sources, &mut secrets, &mut LastAccepted::default(), None).await;
+        assert_eq!(
+            secrets.running(),
+            [
+                WatchKey::name("certs", "shared-tls"),
+                WatchKey::name("edge", "own-tls")
+            ]
+        );
+        let status = out.status("Gateway", "edge", "public").unwrap();
+        let listener = &status.listeners[0];
+        assert!(listener.served, "{status:?}");
+        assert!(
+            listener
+                .condition(frontdesk_crds::status::RESOLVED_REFS)
+                .unwrap()
+                .status
+        );
+        let served = out.snapshot("public").listeners;
+        let certificates: Vec<&str> = served[0]
+            .certificates
+            .iter()
+            .map(|c| c.source.as_str())
+            .collect();
+        assert_eq!(certificates, ["edge/own-tls", "certs/shared-tls"]);
+        assert!(
+            seen.lock()
+                .unwrap()
+                .iter()
+                .all(|r| r.query["fieldSelector"].starts_with("metadata.name=")),
         );
     }
 

@@ -8,9 +8,11 @@
 //!   only one [`push`] serves it.
 //!
 //! Sources: the Kubernetes API ([`cluster`]: reflectors ([`watch`]), the Secrets Policies
-//! reference and no others ([`secret_refs`]), debounced compile, leader-written status and
-//! Events), or `--manifests PATH` (file mode, through `frontdesk-files` and the same
-//! compiler as the standalone proxy). [`status`] computes statuses apart from writing them.
+//! reference and no others ([`secret_refs`]), the Gateway API kinds when their CRDs are
+//! installed ([`gateway_api`]), debounced compile, leader-written status and Events), or
+//! `--manifests PATH` (file mode, through `frontdesk-files` and the same compiler as the
+//! standalone proxy). [`status`] and [`gateway_status`] compute statuses apart
+//! from writing them.
 #![forbid(unsafe_code)]
 
 pub mod acks;
@@ -20,6 +22,8 @@ pub mod certs_store;
 pub mod channel_identity;
 pub mod cli;
 pub mod cluster;
+pub mod gateway_api;
+pub mod gateway_status;
 pub mod metrics;
 pub mod progress;
 pub mod push;
@@ -60,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         store: SnapshotStore::default(),
         acks: AckTracker::default(),
         metrics,
+        gateway_api: Default::default(),
     });
     let listen = cli.listen();
     let listener = tokio::net::TcpListener::bind(listen)

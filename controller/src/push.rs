@@ -39,6 +39,8 @@ pub struct PushServer {
     pub store: SnapshotStore,
     pub acks: AckTracker,
     pub metrics: Arc<Metrics>,
+    /// Whether the Gateway API CRDs are installed, for `/status` (cluster mode sets it).
+    pub gateway_api: Arc<crate::gateway_api::GatewayApiState>,
 }
 
 /// The controller's TLS credentials, reloaded when the mounted files are rotated.
@@ -281,6 +283,7 @@ mod tests {
             store: SnapshotStore::default(),
             acks: AckTracker::default(),
             metrics: Arc::new(Metrics::new()),
+            gateway_api: Default::default(),
         });
         server.store.publish(output);
         server

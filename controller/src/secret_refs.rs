@@ -1,19 +1,23 @@
-//! Which Secrets the controller watches: those Policies reference, and no others.
+//! Which Secrets the controller watches: those Policies and Gateways reference, and no others.
 //!
 //! Policies read Secrets of their own namespace by name (`authentication.jwt.secretRef`,
 //! `authentication.basic.secretRef`) and by labels (`authentication.apiKeys.secretSelector`);
-//! nothing else the compiler reads names a Secret. Each distinct reference becomes one
+//! Gateways of frontdesk's classes name their listeners' certificates in
+//! `tls.certificateRefs` ([`gateway_certificates`]); nothing else the compiler reads names a
+//! Secret. Each distinct reference becomes one
 //! [`WatchKey`], which the cluster source turns into one watch filtered on the server's side
 //! (a `metadata.name` field selector, or the label selector), so no namespace's Secrets are
 //! ever listed wholesale. The set follows the Policies: [`changes`] says which watches to
 //! start and which to stop.
 //!
-//! Pure: Policies in, keys and selectors out. The watches themselves are
+//! Pure: Policies and Gateways in, keys and selectors out. The watches themselves are
 //! `SecretWatches` in [`crate::watch`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use frontdesk_crds::Policy;
+use frontdesk_crds::compile::gateways::{certificate_secret_refs, is_ours};
+use frontdesk_crds::gateway_api::{GROUP, Gateway, GatewayClass, ReferenceGrant};
 
 /// Left out of every Secret watch, on the server's side: Helm's release records (large, many,
 /// and holding every value of every release) and the channel credentials `frontdesk-certs`
@@ -104,6 +108,38 @@ pub fn wanted<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> BTreeSet<Wa
                 .all(|(k, v)| is_label_key(k) && is_label_value(v));
             if !labels.is_empty() && valid {
                 keys.insert(WatchKey::labels(namespace, labels));
+            }
+        }
+    }
+    keys
+}
+
+/// The Secret watches the certificates of frontdesk's Gateways need: one per Secret named in
+/// a listener's `tls.certificateRefs`, by name.
+///
+/// A Secret of another namespace is watched only when a ReferenceGrant there lets Gateways of
+/// the Gateway's namespace name it (the compiler refuses it otherwise, so caching it would
+/// serve nothing), and, with `namespaces` (`--namespace`) given, only in those namespaces:
+/// elsewhere the controller may not list Secrets, and a watch that cannot list would hold the
+/// first compile back. Gateways of other classes get no watch.
+pub fn gateway_certificates(
+    gateways: &[&Gateway],
+    classes: &[GatewayClass],
+    grants: &[&ReferenceGrant],
+    namespaces: &[String],
+) -> BTreeSet<WatchKey> {
+    let mut keys = BTreeSet::new();
+    for gateway in gateways.iter().filter(|g| is_ours(g, classes, false)) {
+        let from = gateway.metadata.namespace.as_deref().unwrap_or("default");
+        for (namespace, name) in certificate_secret_refs(gateway) {
+            let granted = namespace == from
+                || grants
+                    .iter()
+                    .filter(|g| g.metadata.namespace.as_deref() == Some(namespace.as_str()))
+                    .any(|g| g.permits((GROUP, "Gateway", from), ("", "Secret", &name)));
+            let watched = namespaces.is_empty() || namespaces.contains(&namespace);
+            if granted && watched && is_secret_name(&name) {
+                keys.insert(WatchKey::name(&namespace, &name));
             }
         }
     }
@@ -316,6 +352,74 @@ mod tests {
             }
         );
         assert_eq!(changes(&want, &want), Changes::default());
+    }
+
+    #[test]
+    fn a_gateways_certificates_are_watched_by_name_across_namespaces_only_when_granted() {
+        let yaml = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: frontdesk}
+spec: {controllerName: frontdesk.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: other}
+spec: {controllerName: example.com/other}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: public, namespace: edge}
+spec:
+  gatewayClassName: frontdesk
+  listeners:
+    - {name: http, port: 80, protocol: HTTP}
+    - name: https
+      port: 443
+      protocol: HTTPS
+      tls:
+        certificateRefs:
+          - {name: own-tls}
+          - {name: shared-tls, namespace: certs}
+          - {name: ungranted-tls, namespace: certs}
+          - {name: not-a-secret, group: example.com, kind: Vault}
+          - {name: 'bad,metadata.name!=x'}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: theirs, namespace: edge}
+spec:
+  gatewayClassName: other
+  listeners: [{name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: their-tls}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: edge-gateways, namespace: certs}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: edge}]
+  to: [{group: '', kind: Secret, name: shared-tls}]
+";
+        let parsed = parse_file("g.yaml", yaml);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let (mut gateways, mut classes, mut grants) = (vec![], vec![], vec![]);
+        for (o, _) in &parsed.objects {
+            match o {
+                Object::Gateway(g) => gateways.push(&**g),
+                Object::GatewayClass(c) => classes.push((**c).clone()),
+                Object::ReferenceGrant(g) => grants.push(&**g),
+                _ => {}
+            }
+        }
+        let all = gateway_certificates(&gateways, &classes, &grants, &[]);
+        let expected: BTreeSet<WatchKey> = [
+            WatchKey::name("edge", "own-tls"),
+            WatchKey::name("certs", "shared-tls"),
+        ]
+        .into();
+        assert_eq!(all, expected);
+        // With --namespace edge, the controller may not list Secrets in certs: no watch there.
+        let edge_only = gateway_certificates(&gateways, &classes, &grants, &["edge".into()]);
+        assert_eq!(edge_only, [WatchKey::name("edge", "own-tls")].into());
     }
 
     #[test]

@@ -27,18 +27,19 @@ pub fn desired(
     now: &Time,
 ) -> RouteStatus {
     let generation = computed.generation;
+    let previous = current.map_or(&[][..], |c| c.conditions.as_slice());
     let mut conditions: Vec<Condition> = computed
         .conditions
         .iter()
         .map(|c| {
             condition(
-                &c.type_, c.status, &c.reason, &c.message, generation, current, now,
+                &c.type_, c.status, &c.reason, &c.message, generation, previous, now,
             )
         })
         .collect();
     let (status, reason, message) = programmed(computed, progress);
     conditions.push(condition(
-        PROGRAMMED, status, reason, &message, generation, current, now,
+        PROGRAMMED, status, reason, &message, generation, previous, now,
     ));
     RouteStatus {
         observed_generation: Some(generation),
@@ -46,7 +47,8 @@ pub fn desired(
     }
 }
 
-fn programmed(
+/// `Programmed` from the proxies' ACKs: `(status, reason, message)`.
+pub(crate) fn programmed(
     computed: &ObjectStatus,
     progress: &[GatewayProgress],
 ) -> (bool, &'static str, String) {
@@ -99,18 +101,21 @@ fn progress_message(progress: &[GatewayProgress]) -> String {
         .join("; ")
 }
 
-fn condition(
+/// A condition at `generation`; its transition time is kept from `previous` when its status
+/// did not change.
+pub(crate) fn condition(
     type_: &str,
     status: bool,
     reason: &str,
     message: &str,
     generation: i64,
-    current: Option<&RouteStatus>,
+    previous: &[Condition],
     now: &Time,
 ) -> Condition {
     let status = if status { "True" } else { "False" }.to_string();
-    let since = current
-        .and_then(|c| c.conditions.iter().find(|c| c.type_ == type_))
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_)
         .filter(|c| c.status == status)
         .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
     Condition {

@@ -2,7 +2,7 @@
 //!
 //! One reflector per API handle (per watched namespace, or one for all), every event waking the
 //! compile loop. Secrets are the exception: `SecretWatches` runs one filtered watch per
-//! Secret reference of the Policies ([`crate::secret_refs`]), started and stopped as the
+//! Secret reference of the Policies and Gateways ([`crate::secret_refs`]), started and stopped as the
 //! references come and go, so the controller never lists Secrets nobody references.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,7 +96,7 @@ where
         .collect()
 }
 
-/// The Secret watches, one per Secret reference of the Policies.
+/// The Secret watches, one per Secret reference of the Policies and Gateways.
 pub(crate) struct SecretWatches {
     client: Client,
     changed: Arc<Notify>,
@@ -131,12 +131,12 @@ impl SecretWatches {
     pub(crate) async fn follow(&mut self, wanted: &BTreeSet<WatchKey>, wait: Option<Duration>) {
         let Changes { start, stop } = changes(self.running.keys(), wanted);
         for key in stop {
-            tracing::debug!(namespace = %key.namespace, select = ?key.select, "no Policy references these Secrets any more; stopping their watch");
+            tracing::debug!(namespace = %key.namespace, select = ?key.select, "no Policy or Gateway references these Secrets any more; stopping their watch");
             self.running.remove(&key);
         }
         let mut lists = Vec::new();
         for key in start {
-            tracing::debug!(namespace = %key.namespace, select = ?key.select, "watching the Secrets a Policy references");
+            tracing::debug!(namespace = %key.namespace, select = ?key.select, "watching the Secrets a Policy or Gateway references");
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
             let config = watcher::Config::default()
                 .fields(&key.field_selector())

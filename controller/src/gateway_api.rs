@@ -1,0 +1,474 @@
+//! The Gateway API in a cluster: whether its CRDs are installed, and the watches on
+//! GatewayClass, Gateway and ReferenceGrant (`gateway.networking.k8s.io`) when they are.
+//!
+//! Users install the Gateway API CRDs themselves, and many clusters have none. So the
+//! controller asks API discovery at start whether `v1` serves `gatewayclasses` and `gateways`
+//! (and `v1beta1` `referencegrants`). Without them it serves frontdesk's own resources as
+//! before, logs one line saying so, and `/status` says so too ([`GatewayApiState`]); it asks
+//! again every [`RECHECK`], and once the CRDs appear it starts the watches and, as soon as
+//! they listed, compiles with them: installing the CRDs later needs no restart. Once found,
+//! they are not asked about again: removing them deletes every Gateway (the watches see the
+//! deletions), then the watches retry with backoff until the CRDs come back or the controller
+//! restarts; and a ReferenceGrant CRD installed after the Gateway CRDs were found is watched
+//! from the next restart.
+//!
+//! The objects are watched untyped and read one by one, as frontdesk's own kinds are: one
+//! Gateway this version cannot read must not stall the watch of all the others. A Gateway that
+//! cannot be read is logged and left out (its class is unknown, so it gets no status).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use frontdesk_crds::gateway_api::{GROUP, Gateway, GatewayClass, ReferenceGrant};
+use frontdesk_crds::manifests::Object;
+use kube::core::{ApiResource, DynamicObject};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, watch};
+
+use crate::watch::watch_kind;
+
+/// How often the controller asks again whether the Gateway API CRDs are installed, while they
+/// are not.
+pub const RECHECK: Duration = Duration::from_secs(60);
+
+/// Which Gateway API kinds the API server serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// `v1` `gatewayclasses` and `gateways`: without both, frontdesk watches none.
+    pub gateways: bool,
+    /// `v1beta1` `referencegrants`: without them, Secrets of other namespaces are refused.
+    pub reference_grants: bool,
+}
+
+/// Asks API discovery which Gateway API kinds are served. A group or version the API server
+/// does not know answers 404: not installed. Any other error is returned.
+pub async fn discover(client: &Client) -> Result<Presence, kube::Error> {
+    let served = |version: &'static str| async move {
+        match client
+            .list_api_group_resources(&format!("{GROUP}/{version}"))
+            .await
+        {
+            Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    };
+    let v1: Vec<String> = served("v1").await?;
+    let has = |names: &[String], n: &str| names.iter().any(|r| r == n);
+    let gateways = has(&v1, "gatewayclasses") && has(&v1, "gateways");
+    let reference_grants = gateways && has(&served("v1beta1").await?, "referencegrants");
+    Ok(Presence {
+        gateways,
+        reference_grants,
+    })
+}
+
+/// What `/status` says about the Gateway API: set by the cluster source, read by the admin
+/// listener.
+#[derive(Debug, Default)]
+pub struct GatewayApiState(AtomicU8);
+
+// 0, the default: not asked.
+const ABSENT: u8 = 1;
+const WATCHED: u8 = 2;
+const UNREADABLE: u8 = 3;
+
+impl GatewayApiState {
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::Relaxed);
+    }
+
+    /// The `gatewayApi` entry of `/status`.
+    pub fn describe(&self) -> serde_json::Value {
+        let recheck = RECHECK.as_secs();
+        let (installed, message) = match self.0.load(Ordering::Relaxed) {
+            ABSENT => (
+                serde_json::json!(false),
+                format!(
+                    "Gateway API CRDs are absent (frontdesk resources only); checked again every {recheck}s"
+                ),
+            ),
+            WATCHED => (
+                serde_json::json!(true),
+                "watching GatewayClasses, Gateways and ReferenceGrants".to_string(),
+            ),
+            UNREADABLE => (
+                serde_json::Value::Null,
+                format!(
+                    "API discovery failed, so whether the Gateway API CRDs are installed is unknown; asked again every {recheck}s"
+                ),
+            ),
+            _ => (
+                serde_json::Value::Null,
+                "not asked: the controller does not read the Kubernetes API (--manifests)"
+                    .to_string(),
+            ),
+        };
+        serde_json::json!({"installed": installed, "message": message})
+    }
+}
+
+/// The reflectors' stores of the Gateway API kinds.
+#[derive(Clone, Default)]
+pub(crate) struct GatewayApiStores {
+    pub classes: Vec<Store<DynamicObject>>,
+    pub gateways: Vec<Store<DynamicObject>>,
+    pub grants: Vec<Store<DynamicObject>>,
+}
+
+impl GatewayApiStores {
+    /// Starts the watches: GatewayClasses cluster-wide (they are cluster-scoped), Gateways and
+    /// ReferenceGrants in `namespaces` (empty: all).
+    pub(crate) fn start(
+        client: &Client,
+        namespaces: &[String],
+        changed: &Arc<Notify>,
+        presence: Presence,
+    ) -> Self {
+        let apis = |ar: &ApiResource| -> Vec<Api<DynamicObject>> {
+            if namespaces.is_empty() {
+                vec![Api::all_with(client.clone(), ar)]
+            } else {
+                namespaces
+                    .iter()
+                    .map(|n| Api::namespaced_with(client.clone(), n, ar))
+                    .collect()
+            }
+        };
+        let watch = |apis, ar: ApiResource| watch_kind(apis, changed, ar, Default::default());
+        let class = ApiResource::erase::<GatewayClass>(&());
+        let gateway = ApiResource::erase::<Gateway>(&());
+        let grant = ApiResource::erase::<ReferenceGrant>(&());
+        GatewayApiStores {
+            classes: watch(vec![Api::all_with(client.clone(), &class)], class),
+            gateways: watch(apis(&gateway), gateway),
+            grants: if presence.reference_grants {
+                watch(apis(&grant), grant)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    pub(crate) async fn wait_until_ready(&self) {
+        for s in self
+            .classes
+            .iter()
+            .chain(&self.gateways)
+            .chain(&self.grants)
+        {
+            let _ = s.wait_until_ready().await;
+        }
+    }
+
+    /// Every object the stores hold that can be read; the others are logged and left out.
+    pub(crate) fn read(&self) -> Vec<Object> {
+        let classes = readable::<GatewayClass>("GatewayClass", &self.classes);
+        let gateways = readable::<Gateway>("Gateway", &self.gateways);
+        let grants = readable::<ReferenceGrant>("ReferenceGrant", &self.grants);
+        let classes = classes.map(|o| Object::GatewayClass(Box::new(o)));
+        let gateways = gateways.map(|o| Object::Gateway(Box::new(o)));
+        let grants = grants.map(|o| Object::ReferenceGrant(Box::new(o)));
+        classes.chain(gateways).chain(grants).collect()
+    }
+}
+
+fn readable<T: DeserializeOwned>(
+    kind: &'static str,
+    stores: &[Store<DynamicObject>],
+) -> impl Iterator<Item = T> {
+    stores.iter().flat_map(|s| s.state()).filter_map(move |o| {
+        let value = serde_json::to_value(&*o).ok()?;
+        match frontdesk_crds::manifests::typed::<T>(value) {
+            Ok(typed) => Some(typed),
+            Err((field, reason)) => {
+                let namespace = o.metadata.namespace.as_deref().unwrap_or_default();
+                let name = o.metadata.name.as_deref().unwrap_or_default();
+                tracing::warn!(%kind, %namespace, %name, %field, %reason, "a Gateway API object cannot be read; it is left out");
+                None
+            }
+        }
+    })
+}
+
+/// Finds out whether the Gateway API CRDs are installed and, when they are, starts their
+/// watches. The receiver holds the stores once they exist: at once when the CRDs are there at
+/// start (the first compile then waits for their lists like every other), or, when they are
+/// installed later, after a re-check found them and their watches listed (the compile loop is
+/// woken then).
+pub(crate) async fn follow(
+    client: Client,
+    namespaces: Vec<String>,
+    changed: Arc<Notify>,
+    state: Arc<GatewayApiState>,
+) -> watch::Receiver<Option<GatewayApiStores>> {
+    let (tx, rx) = watch::channel(None);
+    match discover(&client).await {
+        Ok(presence) if presence.gateways => {
+            tracing::info!(
+                reference_grants = presence.reference_grants,
+                "Gateway API CRDs found; watching GatewayClasses, Gateways and ReferenceGrants"
+            );
+            state.set(WATCHED);
+            let _ = tx.send(Some(GatewayApiStores::start(
+                &client,
+                &namespaces,
+                &changed,
+                presence,
+            )));
+            return rx;
+        }
+        Ok(_) => {
+            state.set(ABSENT);
+            tracing::info!(
+                recheck = ?RECHECK,
+                "Gateway API CRDs are absent (frontdesk resources only); install them to use Gateways"
+            );
+        }
+        Err(e) => {
+            state.set(UNREADABLE);
+            tracing::warn!(error = %e, recheck = ?RECHECK, "API discovery failed; Gateways are not watched until it answers");
+        }
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RECHECK).await;
+            let presence = match discover(&client).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!(error = %e, "API discovery failed; asking again later");
+                    continue;
+                }
+            };
+            if !presence.gateways {
+                continue;
+            }
+            tracing::info!(
+                reference_grants = presence.reference_grants,
+                "Gateway API CRDs installed; watching GatewayClasses, Gateways and ReferenceGrants"
+            );
+            let stores = GatewayApiStores::start(&client, &namespaces, &changed, presence);
+            stores.wait_until_ready().await;
+            state.set(WATCHED);
+            let _ = tx.send(Some(stores));
+            changed.notify_one();
+            return;
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    use http::{Request, Response, StatusCode};
+    use kube::client::Body;
+
+    use super::*;
+
+    /// A fake API server: discovery answers as if the Gateway API CRDs were installed while
+    /// `installed` is true (404 otherwise), lists are empty, watches stay open; every request
+    /// is recorded as (path, query).
+    /// The requests a fake API server received: (path, query).
+    type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
+    fn fake_api(installed: Arc<AtomicBool>) -> (Client, Requests) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            let mut open_watches = Vec::new();
+            while let Some((request, send)) = handle.next_request().await {
+                let path = request.uri().path().to_string();
+                let query = request.uri().query().unwrap_or_default().to_string();
+                record.lock().unwrap().push((path.clone(), query.clone()));
+                let resources = |version: &str, names: &[&str]| {
+                    serde_json::json!({
+                        "kind": "APIResourceList", "groupVersion": format!("{GROUP}/{version}"),
+                        "resources": names.iter().map(|n| serde_json::json!({
+                            "name": n, "namespaced": *n != "gatewayclasses", "kind": "",
+                            "singularName": "", "verbs": ["get", "list", "watch"],
+                        })).collect::<Vec<_>>(),
+                    })
+                };
+                let body = match path.as_str() {
+                    _ if query.contains("watch=true") => {
+                        open_watches.push(send);
+                        continue;
+                    }
+                    p if p.ends_with("/v1") || p.ends_with("/v1beta1") => {
+                        if !installed.load(Ordering::Relaxed) {
+                            let mut r = Response::new(Body::from(b"404 page not found".to_vec()));
+                            *r.status_mut() = StatusCode::NOT_FOUND;
+                            send.send_response(r);
+                            continue;
+                        }
+                        if p.ends_with("/v1") {
+                            resources("v1", &["gatewayclasses", "gateways", "gateways/status"])
+                        } else {
+                            resources("v1beta1", &["referencegrants"])
+                        }
+                    }
+                    _ => serde_json::json!({
+                        "apiVersion": "v1", "kind": "List",
+                        "metadata": {"resourceVersion": "1"}, "items": [],
+                    }),
+                };
+                send.send_response(Response::new(Body::from(
+                    serde_json::to_vec(&body).unwrap(),
+                )));
+            }
+        });
+        (Client::new(service, "default"), seen)
+    }
+
+    fn watches(seen: &Mutex<Vec<(String, String)>>) -> Vec<String> {
+        let mut paths: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, q)| q.contains("watch=true"))
+            .map(|(p, _)| p.clone())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    async fn until_watching(seen: &Mutex<Vec<(String, String)>>, count: usize) -> Vec<String> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let paths = watches(seen);
+                if paths.len() >= count {
+                    return paths;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the watch requests")
+    }
+
+    #[tokio::test]
+    async fn with_the_crds_gatewayclasses_gateways_and_referencegrants_are_watched() {
+        let (client, seen) = fake_api(Arc::new(AtomicBool::new(true)));
+        let state = Arc::new(GatewayApiState::default());
+        let rx = follow(
+            client,
+            vec!["shop".into()],
+            Default::default(),
+            state.clone(),
+        )
+        .await;
+        let stores = rx.borrow().clone().expect("the Gateway API stores");
+        tokio::time::timeout(Duration::from_secs(5), stores.wait_until_ready())
+            .await
+            .expect("the initial lists");
+        assert_eq!(
+            until_watching(&seen, 3).await,
+            [
+                "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
+                "/apis/gateway.networking.k8s.io/v1/namespaces/shop/gateways",
+                "/apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/referencegrants",
+            ]
+        );
+        assert_eq!(state.describe()["installed"], true);
+    }
+
+    /// Log lines written while a test runs on this thread.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_the_crds_nothing_is_watched_one_line_says_so_and_a_later_install_is_picked_up()
+    {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let installed = Arc::new(AtomicBool::new(false));
+        let (client, seen) = fake_api(installed.clone());
+        let push = crate::push::PushServer {
+            store: Default::default(),
+            acks: Default::default(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            gateway_api: Default::default(),
+        };
+        let changed = Arc::new(Notify::new());
+        let mut rx = follow(client, vec![], changed.clone(), push.gateway_api.clone()).await;
+
+        assert!(rx.borrow().is_none());
+        let asked: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert_eq!(
+            asked,
+            ["/apis/gateway.networking.k8s.io/v1"],
+            "discovery only"
+        );
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("Gateway API")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(
+            lines[0].contains("Gateway API CRDs are absent (frontdesk resources only)"),
+            "{text}"
+        );
+        let response = crate::admin::answer(&push, "/status");
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status["gatewayApi"]["installed"], false);
+        assert_eq!(
+            status["gatewayApi"]["message"],
+            "Gateway API CRDs are absent (frontdesk resources only); checked again every 60s"
+        );
+
+        // Still absent a minute later: asked again, nothing watched, nothing more logged.
+        tokio::time::sleep(RECHECK + Duration::from_secs(1)).await;
+        assert!(rx.borrow().is_none());
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert!(watches(&seen).is_empty());
+
+        // Installed: the next check starts the watches and hands their stores over, listed.
+        installed.store(true, Ordering::Relaxed);
+        tokio::time::timeout(RECHECK * 2, rx.changed())
+            .await
+            .expect("the stores, after the next check")
+            .unwrap();
+        let stores = rx.borrow().clone().unwrap();
+        assert!(stores.gateways.iter().all(|s| s.state().is_empty()));
+        assert_eq!(until_watching(&seen, 3).await.len(), 3);
+        assert_eq!(push.gateway_api.describe()["installed"], true);
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("Gateway API CRDs installed; watching"),
+            "{text}"
+        );
+        // The compile loop is woken to compile with them.
+        tokio::time::timeout(Duration::from_millis(1), changed.notified())
+            .await
+            .expect("a wake-up for the compile loop");
+    }
+}
