@@ -168,4 +168,20 @@ spec:
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gateways, referencegrants]
+  verbs: [get, list, watch]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gateways/status]
+  verbs: [patch]
+{{- end -}}
+
+{{- /* GatewayClasses are cluster-scoped: only a ClusterRole can grant them. */ -}}
+{{- define "frontdesk.controllerGatewayClassRules" -}}
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gatewayclasses]
+  verbs: [get, list, watch]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gatewayclasses/status]
+  verbs: [patch]
 {{- end -}}
