@@ -3,7 +3,7 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-slowhttp bench-controller fuzz build clean
+.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-slowhttp bench-tls bench-controller fuzz build clean
 
 ## demo: build, start the demo backends and a standalone proxy on examples/demo
 demo:
@@ -53,6 +53,7 @@ crds:
 ## bench: frontdesk vs direct vs nginx, side by side (installs wrk, hey, nginx)
 bench:
 	bench/run.sh
+	BENCH_SKIP_BUILD=1 bench/tls.sh
 	$(CARGO) bench -q -p frontdesk-proxy --bench route_lookup
 	$(CARGO) bench -q -p frontdesk-proxy --bench jwt_verify
 	$(CARGO) build -q --release -p frontdesk-proxy
@@ -62,6 +63,12 @@ bench:
 ## connection on frontdesk and on nginx, both at default timeouts (~8 min; installs slowhttptest)
 bench-slowhttp:
 	bench/slowhttp.sh
+
+## bench-tls: TLS termination, frontdesk (a Gateway's HTTPS listener) against nginx with the same
+## certificate (ECDSA P-256 and RSA 2048): keep-alive req/s and CPU, full handshakes per second
+bench-tls:
+	scripts/install-deps.sh bench
+	bench/tls.sh
 
 ## fuzz: each fuzz target under libFuzzer for FUZZ_SECONDS (default 300) from the committed
 ## corpus (new inputs go to fuzz/corpus/, not committed); needs

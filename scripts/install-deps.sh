@@ -16,7 +16,7 @@ set -euo pipefail
 mode="${1:-test}"
 case "$mode" in
   test)  wanted=(nginx curl python3 python3-venv redis-server) ;;
-  bench) wanted=(nginx curl python3 python3-venv redis-server wrk hey slowhttptest) ;;
+  bench) wanted=(nginx curl python3 python3-venv redis-server wrk hey slowhttptest openssl) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 
