@@ -634,19 +634,7 @@ impl StatusSink for KubeSink {
     ) -> Result<(), String> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &api_resource(kind));
-        let patch = serde_json::json!({
-            "apiVersion": "frontdesk.dev/v1alpha1",
-            "kind": kind,
-            "status": status,
-        });
-        api.patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        apply_status(&api, name, "frontdesk.dev/v1alpha1", kind, status).await
     }
 
     async fn warn(
@@ -695,20 +683,32 @@ impl GatewayStatusSink for KubeSink {
             let api = Api::namespaced_with(self.client.clone(), namespace, &ar);
             (api, ar)
         };
-        let patch = serde_json::json!({
-            "apiVersion": ar.api_version,
-            "kind": kind,
-            "status": status,
-        });
-        api.patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        apply_status(&api, name, &ar.api_version, kind, status).await
     }
+}
+
+/// Writes `status` on an object's status subresource by server-side apply, as the
+/// controller's field manager.
+async fn apply_status(
+    api: &Api<DynamicObject>,
+    name: &str,
+    api_version: &str,
+    kind: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), String> {
+    let patch = serde_json::json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
