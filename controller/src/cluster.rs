@@ -513,8 +513,47 @@ fn gateway_api_statuses(
         |map: &HashMap<(String, String), serde_json::Value>, namespace: &str, name: &str| {
             map.get(&(namespace.to_string(), name.to_string())).cloned()
         };
+    // The output may be older than the stores: only objects that are still there, at the
+    // generation compiled, and still of frontdesk's class get a status; never another
+    // controller's Gateway that just moved class.
+    let ours_now = |s: &ObjectStatus| -> bool {
+        let find = |stores: &[Store<DynamicObject>], namespace: Option<&str>, name: &str| {
+            stores.iter().flat_map(|st| st.state()).find(|o| {
+                o.metadata.name.as_deref() == Some(name)
+                    && o.metadata.namespace.as_deref() == namespace
+            })
+        };
+        let controller_of = |class: &str| {
+            find(&stores.classes, None, class).and_then(|c| {
+                c.data
+                    .pointer("/spec/controllerName")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+        };
+        let ours = frontdesk_crds::gateway_api::CONTROLLER_NAME;
+        match s.kind.as_str() {
+            "GatewayClass" => find(&stores.classes, None, &s.name).is_some_and(|c| {
+                c.metadata.generation.unwrap_or(0) == s.generation
+                    && controller_of(&s.name).as_deref() == Some(ours)
+            }),
+            "Gateway" => find(&stores.gateways, Some(&s.namespace), &s.name).is_some_and(|g| {
+                g.metadata.generation.unwrap_or(0) == s.generation
+                    && g.data
+                        .pointer("/spec/gatewayClassName")
+                        .and_then(|v| v.as_str())
+                        .and_then(controller_of)
+                        .as_deref()
+                        == Some(ours)
+            }),
+            _ => false,
+        }
+    };
     let mut wanted = Vec::new();
     for s in &output.statuses {
+        if matches!(s.kind.as_str(), "GatewayClass" | "Gateway") && !ours_now(s) {
+            continue;
+        }
         let (status, current) = match s.kind.as_str() {
             "GatewayClass" => {
                 let current = current(&classes, "", &s.name);
@@ -1149,5 +1188,71 @@ mod tests {
             .await
             .unwrap();
         server.await.unwrap();
+    }
+
+    /// The compile output may be older than the stores: a Gateway that has just moved to
+    /// another controller's class, or that changed generation, gets no status from us.
+    #[test]
+    fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
+        use frontdesk_crds::gateway_api::{Gateway, GatewayClass};
+        let store = |ar: ApiResource, objects: Vec<serde_json::Value>| {
+            let mut writer = reflector::store::Writer::new(ar.clone());
+            for o in objects {
+                let mut d: DynamicObject = serde_json::from_value(o).unwrap();
+                d.types = Some(kube::core::TypeMeta {
+                    api_version: ar.api_version.clone(),
+                    kind: ar.kind.clone(),
+                });
+                writer.apply_watcher_event(&watcher::Event::Apply(d));
+            }
+            vec![writer.as_reader()]
+        };
+        let gateway = |name: &str, class: &str, generation: i64| {
+            serde_json::json!({"metadata": {"name": name, "namespace": "edge", "generation": generation},
+                "spec": {"gatewayClassName": class, "listeners": []}})
+        };
+        let stores = GatewayApiStores {
+            classes: store(
+                ApiResource::erase::<GatewayClass>(&()),
+                vec![
+                    serde_json::json!({"metadata": {"name": "frontdesk", "generation": 1},
+                        "spec": {"controllerName": "frontdesk.dev/gateway-controller"}}),
+                    serde_json::json!({"metadata": {"name": "theirs", "generation": 1},
+                        "spec": {"controllerName": "example.com/other"}}),
+                ],
+            ),
+            gateways: store(
+                ApiResource::erase::<Gateway>(&()),
+                vec![
+                    gateway("kept", "frontdesk", 2),
+                    gateway("moved", "theirs", 2),
+                    gateway("edited", "frontdesk", 3),
+                ],
+            ),
+            grants: vec![],
+        };
+        let status = |kind: &str, namespace: &str, name: &str| -> ObjectStatus {
+            serde_json::from_value(serde_json::json!({"kind": kind, "namespace": namespace,
+                "name": name, "generation": if kind == "Gateway" { 2 } else { 1 }, "conditions": []}))
+            .unwrap()
+        };
+        let output = Output {
+            snapshots: Default::default(),
+            statuses: vec![
+                status("GatewayClass", "", "frontdesk"),
+                status("GatewayClass", "", "theirs"),
+                status("Gateway", "edge", "kept"),
+                status("Gateway", "edge", "moved"),
+                status("Gateway", "edge", "edited"),
+                status("Gateway", "edge", "deleted"),
+            ],
+        };
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let wanted = gateway_api_statuses(&output, &stores, |_| Vec::new(), &now);
+        let names: Vec<(&str, &str)> = wanted
+            .iter()
+            .map(|w| (w.kind.as_str(), w.name.as_str()))
+            .collect();
+        assert_eq!(names, [("GatewayClass", "frontdesk"), ("Gateway", "kept")]);
     }
 }

@@ -206,8 +206,23 @@ pub(crate) async fn follow(
     state: Arc<GatewayApiState>,
 ) -> watch::Receiver<Option<GatewayApiStores>> {
     let (tx, rx) = watch::channel(None);
-    match discover(&client).await {
-        Ok(presence) if presence.gateways => {
+    // Only "not served" means absent: any other failure is asked again (as the watches retry
+    // their lists), so a replica starting during an API server hiccup does not publish
+    // snapshots without their Gateways' listeners.
+    let mut backoff = Duration::from_secs(1);
+    let found = loop {
+        match discover(&client).await {
+            Ok(presence) => break presence,
+            Err(e) => {
+                state.set(UNREADABLE);
+                tracing::warn!(error = %e, retry_in = ?backoff, "API discovery failed; asking again before the first compile");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    match found {
+        presence if presence.gateways => {
             tracing::info!(
                 reference_grants = presence.reference_grants,
                 "Gateway API CRDs found; watching GatewayClasses, Gateways and ReferenceGrants"
@@ -221,16 +236,12 @@ pub(crate) async fn follow(
             )));
             return rx;
         }
-        Ok(_) => {
+        _ => {
             state.set(ABSENT);
             tracing::info!(
                 recheck = ?RECHECK,
                 "Gateway API CRDs are absent (frontdesk resources only); install them to use Gateways"
             );
-        }
-        Err(e) => {
-            state.set(UNREADABLE);
-            tracing::warn!(error = %e, recheck = ?RECHECK, "API discovery failed; Gateways are not watched until it answers");
         }
     }
     tokio::spawn(async move {
@@ -239,11 +250,13 @@ pub(crate) async fn follow(
             let presence = match discover(&client).await {
                 Ok(p) => p,
                 Err(e) => {
+                    state.set(UNREADABLE);
                     tracing::debug!(error = %e, "API discovery failed; asking again later");
                     continue;
                 }
             };
             if !presence.gateways {
+                state.set(ABSENT);
                 continue;
             }
             tracing::info!(

@@ -170,7 +170,7 @@ spec:
   verbs: [create, patch]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gateways, referencegrants]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gateways/status]
   verbs: [patch]
@@ -180,7 +180,7 @@ spec:
 {{- define "frontdesk.controllerGatewayClassRules" -}}
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gatewayclasses]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gatewayclasses/status]
   verbs: [patch]
