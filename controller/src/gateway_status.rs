@@ -168,11 +168,32 @@ pub struct Wanted {
 #[derive(Default)]
 pub struct GatewayStatusWriter {
     written: HashMap<(String, String, String), serde_json::Value>,
+    /// Writes that failed: the status wanted, when to try again, and the wait after that.
+    failed: HashMap<(String, String, String), Failed>,
 }
 
+struct Failed {
+    want: serde_json::Value,
+    retry_at: tokio::time::Instant,
+    backoff: std::time::Duration,
+}
+
+/// The first wait after a failed write, and the longest.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl GatewayStatusWriter {
-    /// Returns how many statuses were written.
+    /// Returns how many statuses were written. A write that failed (no permission, the object
+    /// gone) is tried again after a growing wait, not on every pass; objects no longer wanted
+    /// are forgotten.
     pub async fn reconcile<S: GatewayStatusSink>(&mut self, sink: &S, wanted: &[Wanted]) -> usize {
+        let keys: std::collections::HashSet<_> = wanted
+            .iter()
+            .map(|w| (w.kind.clone(), w.namespace.clone(), w.name.clone()))
+            .collect();
+        self.written.retain(|k, _| keys.contains(k));
+        self.failed.retain(|k, _| keys.contains(k));
+        let now = tokio::time::Instant::now();
         let mut writes = 0;
         for w in wanted {
             let key = (w.kind.clone(), w.namespace.clone(), w.name.clone());
@@ -180,6 +201,14 @@ impl GatewayStatusWriter {
             let already = w.current.as_ref().is_some_and(|c| comparable(c) == want)
                 || self.written.get(&key).is_some_and(|c| *c == want);
             if already {
+                self.failed.remove(&key);
+                continue;
+            }
+            let waiting = self
+                .failed
+                .get(&key)
+                .is_some_and(|f| f.want == want && now < f.retry_at);
+            if waiting {
                 continue;
             }
             match sink
@@ -188,10 +217,24 @@ impl GatewayStatusWriter {
             {
                 Ok(()) => {
                     writes += 1;
+                    self.failed.remove(&key);
                     self.written.insert(key, want);
                 }
                 Err(e) => {
-                    tracing::warn!(kind = %w.kind, namespace = %w.namespace, name = %w.name, error = %e, "writing status failed; retried at the next change")
+                    let backoff = self
+                        .failed
+                        .get(&key)
+                        .filter(|f| f.want == want)
+                        .map_or(RETRY_FIRST, |f| (f.backoff * 2).min(RETRY_MAX));
+                    tracing::warn!(kind = %w.kind, namespace = %w.namespace, name = %w.name, error = %e, retry_in = ?backoff, "writing status failed");
+                    self.failed.insert(
+                        key,
+                        Failed {
+                            want,
+                            retry_at: now + backoff,
+                            backoff,
+                        },
+                    );
                 }
             }
         }
@@ -385,6 +428,54 @@ spec: {{gatewayClassName: other, listeners: [{{name: http, port: 80, protocol: H
             0
         );
         assert_eq!(sink.0.lock().unwrap().len(), 1);
+    }
+
+    /// Answers every write with a refusal, counting them.
+    #[derive(Default)]
+    struct Refusing(std::sync::atomic::AtomicUsize);
+
+    impl GatewayStatusSink for Refusing {
+        async fn apply_gateway_status(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &serde_json::Value,
+        ) -> Result<(), String> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err("forbidden".into())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_write_waits_longer_each_time_and_is_forgotten_with_its_object() {
+        let wanted = Wanted {
+            kind: "Gateway".into(),
+            namespace: "edge".into(),
+            name: "public".into(),
+            status: serde_json::json!({"conditions": []}),
+            current: None,
+        };
+        let sink = Refusing::default();
+        let calls = || sink.0.load(std::sync::atomic::Ordering::Relaxed);
+        let mut writer = GatewayStatusWriter::default();
+        writer.reconcile(&sink, std::slice::from_ref(&wanted)).await;
+        // The status loop passes every second: nothing more until the wait is over.
+        writer.reconcile(&sink, std::slice::from_ref(&wanted)).await;
+        assert_eq!(calls(), 1);
+        tokio::time::advance(std::time::Duration::from_millis(1100)).await;
+        writer.reconcile(&sink, std::slice::from_ref(&wanted)).await;
+        assert_eq!(calls(), 2);
+        // Then two seconds.
+        tokio::time::advance(std::time::Duration::from_millis(1100)).await;
+        writer.reconcile(&sink, std::slice::from_ref(&wanted)).await;
+        assert_eq!(calls(), 2);
+        tokio::time::advance(std::time::Duration::from_millis(1000)).await;
+        writer.reconcile(&sink, std::slice::from_ref(&wanted)).await;
+        assert_eq!(calls(), 3);
+        // A status no longer wanted (the object gone) is forgotten.
+        writer.reconcile(&sink, &[]).await;
+        assert!(writer.failed.is_empty() && writer.written.is_empty());
     }
 
     /// The exact server-side apply requests for the class and both Gateways, as the API server
