@@ -66,6 +66,41 @@ pub async fn discover(client: &Client) -> Result<Presence, kube::Error> {
     })
 }
 
+/// Whether the controller may list the kinds discovery found, where it watches them: a 403
+/// (its RBAC predates the Gateway API rules, or was trimmed) means it may not, and watching
+/// would block the first compile on lists that never succeed.
+pub async fn may_list(
+    client: &Client,
+    namespaces: &[String],
+    presence: Presence,
+) -> Result<bool, kube::Error> {
+    let params = kube::api::ListParams::default().limit(1);
+    let mut apis: Vec<Api<DynamicObject>> = vec![Api::all_with(
+        client.clone(),
+        &ApiResource::erase::<GatewayClass>(&()),
+    )];
+    let mut namespaced = vec![ApiResource::erase::<Gateway>(&())];
+    if presence.reference_grants {
+        namespaced.push(ApiResource::erase::<ReferenceGrant>(&()));
+    }
+    for ar in &namespaced {
+        if namespaces.is_empty() {
+            apis.push(Api::all_with(client.clone(), ar));
+        }
+        for ns in namespaces {
+            apis.push(Api::namespaced_with(client.clone(), ns, ar));
+        }
+    }
+    for api in apis {
+        match api.list(&params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 403 => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 /// What `/status` says about the Gateway API: set by the cluster source, read by the admin
 /// listener.
 #[derive(Debug, Default)]
@@ -75,6 +110,7 @@ pub struct GatewayApiState(AtomicU8);
 const ABSENT: u8 = 1;
 const WATCHED: u8 = 2;
 const UNREADABLE: u8 = 3;
+const FORBIDDEN: u8 = 4;
 
 impl GatewayApiState {
     fn set(&self, state: u8) {
@@ -94,6 +130,12 @@ impl GatewayApiState {
             WATCHED => (
                 serde_json::json!(true),
                 "watching GatewayClasses, Gateways and ReferenceGrants".to_string(),
+            ),
+            FORBIDDEN => (
+                serde_json::json!(true),
+                format!(
+                    "the Gateway API CRDs are installed but this controller may not list them: grant list and watch (docs/install.md); checked again every {recheck}s"
+                ),
             ),
             UNREADABLE => (
                 serde_json::Value::Null,
@@ -211,8 +253,14 @@ pub(crate) async fn follow(
     // snapshots without their Gateways' listeners.
     let mut backoff = Duration::from_secs(1);
     let found = loop {
-        match discover(&client).await {
-            Ok(presence) => break presence,
+        let asked = match discover(&client).await {
+            Ok(p) if p.gateways => may_list(&client, &namespaces, p)
+                .await
+                .map(|allowed| (p, allowed)),
+            other => other.map(|p| (p, true)),
+        };
+        match asked {
+            Ok(found) => break found,
             Err(e) => {
                 state.set(UNREADABLE);
                 tracing::warn!(error = %e, retry_in = ?backoff, "API discovery failed; asking again before the first compile");
@@ -222,7 +270,15 @@ pub(crate) async fn follow(
         }
     };
     match found {
-        presence if presence.gateways => {
+        (presence, false) => {
+            state.set(FORBIDDEN);
+            tracing::warn!(
+                reference_grants = presence.reference_grants,
+                recheck = ?RECHECK,
+                "the Gateway API CRDs are installed but this controller may not list them (RBAC); Gateways are not watched"
+            );
+        }
+        (presence, true) if presence.gateways => {
             tracing::info!(
                 reference_grants = presence.reference_grants,
                 "Gateway API CRDs found; watching GatewayClasses, Gateways and ReferenceGrants"
@@ -259,6 +315,17 @@ pub(crate) async fn follow(
                 state.set(ABSENT);
                 continue;
             }
+            match may_list(&client, &namespaces, presence).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    state.set(FORBIDDEN);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "listing Gateway API objects failed; asking again later");
+                    continue;
+                }
+            }
             tracing::info!(
                 reference_grants = presence.reference_grants,
                 "Gateway API CRDs installed; watching GatewayClasses, Gateways and ReferenceGrants"
@@ -291,6 +358,14 @@ mod tests {
     type Requests = Arc<Mutex<Vec<(String, String)>>>;
 
     fn fake_api(installed: Arc<AtomicBool>) -> (Client, Requests) {
+        fake_api_refusing(installed, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// [`fake_api`], whose lists answer 403 while `forbidden` is true.
+    fn fake_api_refusing(
+        installed: Arc<AtomicBool>,
+        forbidden: Arc<AtomicBool>,
+    ) -> (Client, Requests) {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
@@ -312,6 +387,17 @@ mod tests {
                 let body = match path.as_str() {
                     _ if query.contains("watch=true") => {
                         open_watches.push(send);
+                        continue;
+                    }
+                    p if forbidden.load(Ordering::Relaxed)
+                        && !(p.ends_with("/v1") || p.ends_with("/v1beta1")) =>
+                    {
+                        let status = serde_json::json!({"kind": "Status", "apiVersion": "v1",
+                            "status": "Failure", "reason": "Forbidden", "code": 403,
+                            "message": "gateways.gateway.networking.k8s.io is forbidden"});
+                        let mut r = Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
+                        *r.status_mut() = StatusCode::FORBIDDEN;
+                        send.send_response(r);
                         continue;
                     }
                     p if p.ends_with("/v1") || p.ends_with("/v1beta1") => {
@@ -390,6 +476,32 @@ mod tests {
             ]
         );
         assert_eq!(state.describe()["installed"], true);
+    }
+
+    /// CRDs installed but lists refused (RBAC from before the Gateway API rules): nothing is
+    /// watched, so the first compile is not held on lists that never succeed; `/status` says
+    /// why; once RBAC allows it, a re-check starts the watches.
+    #[tokio::test(start_paused = true)]
+    async fn lists_the_controller_may_not_make_are_not_watched_until_allowed() {
+        let forbidden = Arc::new(AtomicBool::new(true));
+        let (client, seen) = fake_api_refusing(Arc::new(AtomicBool::new(true)), forbidden.clone());
+        let state = Arc::new(GatewayApiState::default());
+        let mut rx = follow(client, vec![], Default::default(), state.clone()).await;
+        assert!(rx.borrow().is_none(), "watching lists that are refused");
+        assert!(watches(&seen).is_empty());
+        let status = state.describe();
+        assert_eq!(status["installed"], true);
+        assert!(
+            status["message"].as_str().unwrap().contains("may not list"),
+            "{status}"
+        );
+        forbidden.store(false, Ordering::Relaxed);
+        tokio::time::timeout(RECHECK * 2, rx.changed())
+            .await
+            .expect("the watches start once allowed")
+            .unwrap();
+        assert_eq!(state.describe()["installed"], true);
+        assert_eq!(until_watching(&seen, 3).await.len(), 3);
     }
 
     /// Log lines written while a test runs on this thread.
