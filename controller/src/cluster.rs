@@ -757,6 +757,20 @@ mod tests {
     use kube::client::Body;
     use kube::runtime::reflector;
 
+    /// A reflector store holding `objects` (JSON) of the kind `ar`.
+    fn store(ar: ApiResource, objects: Vec<serde_json::Value>) -> Vec<Store<DynamicObject>> {
+        let mut writer = reflector::store::Writer::new(ar.clone());
+        for o in objects {
+            let mut d: DynamicObject = serde_json::from_value(o).unwrap();
+            d.types = Some(kube::core::TypeMeta {
+                api_version: ar.api_version.clone(),
+                kind: ar.kind.clone(),
+            });
+            writer.apply_watcher_event(&watcher::Event::Apply(d));
+        }
+        vec![writer.as_reader()]
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_a_thousand_changes_compiles_a_handful_of_times_and_a_lone_change_at_once() {
         let changed = Arc::new(Notify::new());
@@ -1059,18 +1073,6 @@ mod tests {
         let (client, seen) =
             fake_secrets_api(vec![tls("edge", "own-tls"), tls("certs", "shared-tls")]);
         let mut secrets = SecretWatches::new(client, Arc::new(Notify::new()));
-        let store = |ar: ApiResource, objects: Vec<serde_json::Value>| {
-            let mut writer = reflector::store::Writer::new(ar.clone());
-            for o in objects {
-                let mut d: DynamicObject = serde_json::from_value(o).unwrap();
-                d.types = Some(kube::core::TypeMeta {
-                    api_version: ar.api_version.clone(),
-                    kind: ar.kind.clone(),
-                });
-                writer.apply_watcher_event(&watcher::Event::Apply(d));
-            }
-            vec![writer.as_reader()]
-        };
         let stores = GatewayApiStores {
             classes: store(
                 ApiResource::erase::<GatewayClass>(&()),
@@ -1195,18 +1197,6 @@ mod tests {
     #[test]
     fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
         use frontdesk_crds::gateway_api::{Gateway, GatewayClass};
-        let store = |ar: ApiResource, objects: Vec<serde_json::Value>| {
-            let mut writer = reflector::store::Writer::new(ar.clone());
-            for o in objects {
-                let mut d: DynamicObject = serde_json::from_value(o).unwrap();
-                d.types = Some(kube::core::TypeMeta {
-                    api_version: ar.api_version.clone(),
-                    kind: ar.kind.clone(),
-                });
-                writer.apply_watcher_event(&watcher::Event::Apply(d));
-            }
-            vec![writer.as_reader()]
-        };
         let gateway = |name: &str, class: &str, generation: i64| {
             serde_json::json!({"metadata": {"name": name, "namespace": "edge", "generation": generation},
                 "spec": {"gatewayClassName": class, "listeners": []}})

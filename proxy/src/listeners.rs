@@ -63,9 +63,8 @@ pub struct Listeners {
     running: BTreeMap<u16, Running>,
     /// Servers stopped and still draining: awaited at shutdown.
     draining: Vec<JoinHandle<()>>,
-    /// Some wanted port is not open: tried again.
-    missing: bool,
-    /// Why each port that is not open failed last: said at warn when it changes only.
+    /// The wanted ports that are not open, and why each failed last (said at warn when the
+    /// reason changes only); tried again while any is left.
     failures: BTreeMap<u16, String>,
     /// `--listen`'s socket, bound at start so a taken port fails the start; served until a
     /// snapshot declares listeners.
@@ -87,7 +86,6 @@ impl Listeners {
             limits,
             running: BTreeMap::new(),
             draining: Vec::new(),
-            missing: false,
             failures: BTreeMap::new(),
             base_socket: Some(base.into_std()?),
         })
@@ -102,7 +100,8 @@ impl Listeners {
         loop {
             let runtime = self.runtime.load();
             let now = tokio::time::Instant::now();
-            if seen != Some(runtime.version()) || (self.missing && now >= retry_at) {
+            let missing = !self.failures.is_empty();
+            if seen != Some(runtime.version()) || (missing && now >= retry_at) {
                 seen = Some(runtime.version());
                 retry_at = now + RETRY_EVERY;
                 self.apply(&runtime.snapshot);
@@ -148,7 +147,7 @@ impl Listeners {
                 }
             }
         }
-        self.missing = false;
+        self.failures.retain(|port, _| wanted.contains_key(port));
         for (port, want) in wanted {
             match self.running.get_mut(&port) {
                 Some(r) if r.certificates == want.certificates => {}
@@ -171,16 +170,14 @@ impl Listeners {
                 }
                 None => {
                     let socket = handed.remove(&port);
-                    if !self.start(port, want, socket) {
-                        self.missing = true;
-                    }
+                    self.start(port, want, socket);
                 }
             }
         }
     }
 
-    /// Opens `port` (on `socket` when one is handed over); whether it serves.
-    fn start(&mut self, port: u16, want: Wanted, socket: Option<std::net::TcpListener>) -> bool {
+    /// Opens `port` (on `socket` when one is handed over); a failure is noted in `failures`.
+    fn start(&mut self, port: u16, want: Wanted, socket: Option<std::net::TcpListener>) {
         let live = match want.protocol {
             ListenerProtocol::Http => None,
             ListenerProtocol::Https => match Certificates::new(&want.certificates) {
@@ -192,7 +189,7 @@ impl Listeners {
                 }
                 Err(e) => {
                     self.failed(port, format!("its certificates do not load: {e}"));
-                    return false;
+                    return;
                 }
             },
         };
@@ -206,7 +203,7 @@ impl Listeners {
                         Ok(s) => s,
                         Err(e) => {
                             self.failed(port, format!("it cannot be bound: {e}"));
-                            return false;
+                            return;
                         }
                     }
                 }
@@ -220,7 +217,7 @@ impl Listeners {
             Ok(s) => s,
             Err(e) => {
                 self.failed(port, format!("its socket cannot be served: {e}"));
-                return false;
+                return;
             }
         };
         self.failures.remove(&port);
@@ -251,7 +248,6 @@ impl Listeners {
                 task,
             },
         );
-        true
     }
 }
 

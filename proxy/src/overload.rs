@@ -23,7 +23,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::metrics::Metrics;
@@ -41,7 +41,6 @@ pub struct Overload {
     /// Bytes; 0 when there is no bound.
     limit: u64,
     meter: Meter,
-    resident: AtomicU64,
     overloaded: AtomicBool,
     /// The same, for those who wait for it to change (HTTP/2 connections).
     changes: tokio::sync::watch::Sender<bool>,
@@ -78,7 +77,6 @@ impl Overload {
         Overload {
             limit: limit.unwrap_or(0),
             meter,
-            resident: AtomicU64::new(0),
             overloaded: AtomicBool::new(false),
             changes: tokio::sync::watch::Sender::new(false),
         }
@@ -100,7 +98,6 @@ impl Overload {
 
     /// Takes a resident-memory sample, in bytes.
     pub fn observe(&self, resident: u64) -> Change {
-        self.resident.store(resident, Ordering::Relaxed);
         if self.limit == 0 {
             return Change::None;
         }
@@ -369,6 +366,27 @@ mod tests {
         assert_eq!(parse_cgroup_limit("max\n"), None);
         assert_eq!(parse_cgroup_limit("536870912\n"), Some(512 << 20));
         assert_eq!(parse_cgroup_limit("9223372036854771712"), None);
+    }
+
+    #[test]
+    fn the_working_set_is_usage_less_inactive_file_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("memory.current"), "10000\n").unwrap();
+        std::fs::write(
+            dir.path().join("memory.stat"),
+            "anon 6000\ninactive_file 3000\nactive_file 1000\n",
+        )
+        .unwrap();
+        let c = Container {
+            limit: 20000,
+            usage: dir.path().join("memory.current"),
+            stat: dir.path().join("memory.stat"),
+            inactive_file: "inactive_file",
+        };
+        assert_eq!(c.working_set(), Some(7000));
+        let guard = Overload::configured(MemoryLimit::Auto, Some(c));
+        assert_eq!(guard.limit(), Some(18000));
+        assert_eq!(guard.meter.sample(), Some(7000));
     }
 
     #[test]
