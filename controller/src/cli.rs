@@ -92,6 +92,42 @@ pub struct Cli {
     /// How often manifest files are checked for changes (file mode).
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub reload_interval: Duration,
+
+    /// Provision each accepted frontdesk Gateway's proxies (Deployment, Service,
+    /// ServiceAccount, HPA, PDB in its namespace, owned by it) and report its Service's address
+    /// in its status. Off: proxies are deployed otherwise (the chart's own), as before.
+    #[arg(long)]
+    pub provision_gateways: bool,
+
+    /// Image of provisioned proxies when their parameters name none.
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        default_value = concat!("ghcr.io/frontdesk-dev/frontdesk-proxy:", env!("CARGO_PKG_VERSION"))
+    )]
+    pub proxy_image: String,
+
+    /// imagePullPolicy of provisioned proxies.
+    #[arg(long, value_name = "POLICY", default_value = "IfNotPresent")]
+    pub proxy_image_pull_policy: String,
+
+    /// The URL provisioned proxies subscribe to: this controller's Service, e.g.
+    /// https://frontdesk-controller.frontdesk.svc:7070. Required with --provision-gateways.
+    #[arg(long, value_name = "URL")]
+    pub proxy_controller_url: Option<String>,
+
+    /// The Secret (in the Gateway's namespace) holding a provisioned proxy's channel
+    /// credentials (ca.crt, tls.crt, tls.key); `{gateway}` stands for the Gateway's name.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "frontdesk-proxy-{gateway}-tls"
+    )]
+    pub proxy_credentials_secret: String,
+
+    /// Port of provisioned proxies' /healthz, /ready and /metrics.
+    #[arg(long, value_name = "PORT", default_value_t = 9901)]
+    pub proxy_admin_port: u16,
 }
 
 impl Cli {
@@ -106,6 +142,27 @@ impl Cli {
             };
             SocketAddr::from((host, 7070))
         })
+    }
+
+    /// What every provisioned proxy gets, when provisioning is on.
+    pub fn provisioning(&self) -> Result<Option<crate::provision::Settings>, String> {
+        if !self.provision_gateways {
+            return Ok(None);
+        }
+        let Some(controller_url) = self.proxy_controller_url.clone() else {
+            return Err("--provision-gateways needs --proxy-controller-url".into());
+        };
+        if !self.proxy_credentials_secret.contains("{gateway}") {
+            return Err("--proxy-credentials-secret must contain {gateway}: each gateway has its own credentials".into());
+        }
+        Ok(Some(crate::provision::Settings {
+            image: self.proxy_image.clone(),
+            image_pull_policy: self.proxy_image_pull_policy.clone(),
+            controller_url,
+            credentials_secret: self.proxy_credentials_secret.clone(),
+            admin_port: self.proxy_admin_port,
+            refuse_internal_upstreams: !self.allow_internal_urls,
+        }))
     }
 }
 

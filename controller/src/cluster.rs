@@ -66,6 +66,8 @@ pub struct ClusterOptions {
     pub shared_hosts: bool,
     /// The URL hosts manifests may name.
     pub urls: frontdesk_crds::compile::urls::UrlPolicy,
+    /// Provision Gateways' proxies, with these settings (`--provision-gateways`).
+    pub provision: Option<crate::provision::Settings>,
 }
 
 /// Runs the cluster source until the process ends.
@@ -130,6 +132,17 @@ pub async fn run(
         .build()
         .await?;
     let (leader, _lease_task) = lease.watch().await;
+    let (provision_report, provisioned) = watch::channel(crate::provision::Report::default());
+    if let Some(settings) = options.provision.clone() {
+        tokio::spawn(crate::provision::run(
+            client.clone(),
+            settings,
+            gateway_api.clone(),
+            services.clone(),
+            leader.clone(),
+            provision_report,
+        ));
+    }
     let sink = KubeSink {
         client: client.clone(),
         recorder: Recorder::new(
@@ -172,7 +185,10 @@ pub async fn run(
             ("Aggregate", sources.aggregates.clone()),
             ("Policy", sources.policies.clone()),
         ],
-        sources.gateway_api.clone(),
+        GatewayApiInputs {
+            stores: sources.gateway_api.clone(),
+            provisioned,
+        },
         shared,
         push.clone(),
         leader,
@@ -399,10 +415,17 @@ async fn throttle(last: &mut Option<tokio::time::Instant>) {
     *last = Some(tokio::time::Instant::now());
 }
 
+/// What the status loop reads of the Gateway API kinds: their stores, once their CRDs are
+/// found, and what provisioning found (empty when it is off).
+struct GatewayApiInputs {
+    stores: watch::Receiver<Option<GatewayApiStores>>,
+    provisioned: watch::Receiver<crate::provision::Report>,
+}
+
 async fn status_loop(
     sink: KubeSink,
     objects: Vec<(&'static str, Vec<Store<DynamicObject>>)>,
-    gateway_api: watch::Receiver<Option<GatewayApiStores>>,
+    gateway_api: GatewayApiInputs,
     shared: Vec<Store<ConfigMap>>,
     push: Arc<PushServer>,
     mut leader: watch::Receiver<bool>,
@@ -472,13 +495,14 @@ async fn status_loop(
             .collect();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let mut writes = reconciler.reconcile(&sink, &objects, &now).await;
-        let stores = gateway_api.borrow().clone();
+        let stores = gateway_api.stores.borrow().clone();
         if let Some(stores) = stores {
             let progress = |s: &ObjectStatus| {
                 let key = object_key(&s.kind, &s.namespace, &s.name);
                 combine(&summaries, &local, &key, s.generation, fresh_after)
             };
-            let wanted = gateway_api_statuses(&output, &stores, progress, &now);
+            let report = gateway_api.provisioned.borrow().clone();
+            let wanted = gateway_api_statuses(&output, &stores, progress, &report, &now);
             writes += gateway_writer.reconcile(&sink, &wanted).await;
         }
         if writes > 0 {
@@ -492,6 +516,7 @@ fn gateway_api_statuses(
     output: &Output,
     stores: &GatewayApiStores,
     progress: impl Fn(&ObjectStatus) -> Vec<crate::status::GatewayProgress>,
+    provisioned: &crate::provision::Report,
     now: &Time,
 ) -> Vec<Wanted> {
     use frontdesk_crds::gateway_api::{GatewayClassStatus, GatewayStatus};
@@ -554,6 +579,13 @@ fn gateway_api_statuses(
         if matches!(s.kind.as_str(), "GatewayClass" | "Gateway") && !ours_now(s) {
             continue;
         }
+        // Parameters that cannot be used make the class or Gateway not accepted.
+        let key = (s.kind.clone(), s.namespace.clone(), s.name.clone());
+        let refused = provisioned
+            .invalid
+            .get(&key)
+            .map(|message| crate::gateway_status::refuse_parameters(s, message));
+        let s = refused.as_ref().unwrap_or(s);
         let (status, current) = match s.kind.as_str() {
             "GatewayClass" => {
                 let current = current(&classes, "", &s.name);
@@ -568,8 +600,14 @@ fn gateway_api_statuses(
                 let typed = current
                     .as_ref()
                     .and_then(|c| serde_json::from_value::<GatewayStatus>(c.clone()).ok());
-                let status =
+                let mut status =
                     crate::gateway_status::gateway_status(s, &progress(s), typed.as_ref(), now);
+                if let Some(addresses) = provisioned
+                    .addresses
+                    .get(&(s.namespace.clone(), s.name.clone()))
+                {
+                    status.addresses = addresses.clone();
+                }
                 (serde_json::to_value(status), current)
             }
             _ => continue,
@@ -1238,7 +1276,8 @@ mod tests {
             ],
         };
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let wanted = gateway_api_statuses(&output, &stores, |_| Vec::new(), &now);
+        let wanted =
+            gateway_api_statuses(&output, &stores, |_| Vec::new(), &Default::default(), &now);
         let names: Vec<(&str, &str)> = wanted
             .iter()
             .map(|w| (w.kind.as_str(), w.name.as_str()))

@@ -15,7 +15,10 @@
 //! - Every condition carries the object's generation as `observedGeneration`; a condition whose
 //!   status did not change keeps its `lastTransitionTime`.
 //!
-//! `status.addresses` is left alone: it belongs to provisioning, which is not built yet.
+//! With provisioning on ([`crate::provision`]), `status.addresses` is the provisioned
+//! Service's address, and a class or Gateway whose parameters cannot be used is
+//! `Accepted=False` with reason `InvalidParameters` ([`refuse_parameters`]). Without it,
+//! `status.addresses` is left alone.
 //! Written by the lease holder with server-side apply ([`crate::cluster`]).
 
 use std::collections::HashMap;
@@ -105,6 +108,27 @@ pub fn gateway_status(
     }
 }
 
+/// `computed` with `Accepted=False`, reason `InvalidParameters` and `message`: its
+/// parameters cannot be used, so nothing is provisioned for it.
+pub fn refuse_parameters(computed: &ObjectStatus, message: &str) -> ObjectStatus {
+    let mut refused = computed.clone();
+    let condition = frontdesk_crds::status::Condition {
+        type_: "Accepted".into(),
+        status: false,
+        reason: crate::provision::INVALID_PARAMETERS.into(),
+        message: message.into(),
+    };
+    match refused
+        .conditions
+        .iter_mut()
+        .find(|c| c.type_ == "Accepted")
+    {
+        Some(accepted) => *accepted = condition,
+        None => refused.conditions.insert(0, condition),
+    }
+    refused
+}
+
 fn conditions(
     computed: &[frontdesk_crds::status::Condition],
     generation: i64,
@@ -122,8 +146,9 @@ fn conditions(
 }
 
 /// The part of a status frontdesk writes, with transition times blanked: two statuses equal
-/// here differ in nothing worth writing. Addresses are provisioning's, not ours.
-fn comparable(status: &serde_json::Value) -> serde_json::Value {
+/// here differ in nothing worth writing. Addresses count only when we write them
+/// (`addresses`: provisioning is on and found some).
+fn comparable(status: &serde_json::Value, addresses: bool) -> serde_json::Value {
     fn blank(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Object(map) => {
@@ -135,7 +160,7 @@ fn comparable(status: &serde_json::Value) -> serde_json::Value {
         }
     }
     let mut v = status.clone();
-    if let Some(map) = v.as_object_mut() {
+    if let Some(map) = v.as_object_mut().filter(|_| !addresses) {
         map.remove("addresses");
     }
     blank(&mut v);
@@ -197,8 +222,12 @@ impl GatewayStatusWriter {
         let mut writes = 0;
         for w in wanted {
             let key = (w.kind.clone(), w.namespace.clone(), w.name.clone());
-            let want = comparable(&w.status);
-            let already = w.current.as_ref().is_some_and(|c| comparable(c) == want)
+            let addresses = w.status.get("addresses").is_some();
+            let want = comparable(&w.status, addresses);
+            let already = w
+                .current
+                .as_ref()
+                .is_some_and(|c| comparable(c, addresses) == want)
                 || self.written.get(&key).is_some_and(|c| *c == want);
             if already {
                 self.failed.remove(&key);

@@ -26,6 +26,7 @@ pub mod gateway_api;
 pub mod gateway_status;
 pub mod metrics;
 pub mod progress;
+pub mod provision;
 pub mod push;
 pub mod secret_refs;
 pub mod status;
@@ -89,7 +90,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to the Kubernetes API")?;
+            let provision = cli.provisioning().map_err(anyhow::Error::msg)?;
             let options = cluster::ClusterOptions {
+                provision,
                 namespaces: cli.namespace.clone(),
                 lease_namespace: cli.lease_namespace.clone(),
                 lease_name: cli.lease_name.clone(),

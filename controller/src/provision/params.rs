@@ -1,0 +1,440 @@
+//! Parameters of a Gateway's proxies: what the GatewayClass's and the Gateway's
+//! `parametersRef` say, merged over the controller's defaults.
+//!
+//! Both references name a ConfigMap (group `""`, kind `ConfigMap`): the class's in the
+//! namespace its reference gives (the Gateway API requires one for a namespaced kind), the
+//! Gateway's (`spec.infrastructure.parametersRef`) in the Gateway's own. Its key `proxy.yaml`
+//! holds, all fields optional:
+//!
+//! ```yaml
+//! replicas: 2                       # when autoscaling is off
+//! image: ghcr.io/frontdesk-dev/frontdesk-proxy:1.2.0
+//! resources: {requests: {cpu: 250m, memory: 128Mi}, limits: {memory: 512Mi}}
+//! service:
+//!   type: LoadBalancer              # ClusterIP, NodePort or LoadBalancer
+//!   annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}
+//! autoscaling: {enabled: false, minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 70}
+//! podDisruptionBudget: {minAvailable: 1}   # a number or a percentage ("50%")
+//! ```
+//!
+//! A Gateway's field overrides the class's, which overrides the default, field by field:
+//! `service.annotations` and `autoscaling` merge key by key, `resources` is taken whole.
+//! Unknown fields are errors (a typo must not go unnoticed), reported with their path.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Deserialize;
+
+/// The ConfigMap key that holds the parameters.
+pub const CONFIG_MAP_KEY: &str = "proxy.yaml";
+
+/// Parameters as written: every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyParameters {
+    pub replicas: Option<i32>,
+    pub image: Option<String>,
+    pub resources: Option<ResourceRequirements>,
+    pub service: Option<ServiceParameters>,
+    pub autoscaling: Option<AutoscalingParameters>,
+    pub pod_disruption_budget: Option<PodDisruptionBudgetParameters>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceParameters {
+    #[serde(rename = "type")]
+    pub type_: Option<ServiceType>,
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+    #[default]
+    LoadBalancer,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoscalingParameters {
+    pub enabled: Option<bool>,
+    pub min_replicas: Option<i32>,
+    pub max_replicas: Option<i32>,
+    #[serde(rename = "targetCPUUtilizationPercentage")]
+    pub target_cpu_utilization_percentage: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodDisruptionBudgetParameters {
+    pub min_available: Option<IntOrString>,
+}
+
+/// Parameters in effect for one Gateway: every field decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effective {
+    pub replicas: i32,
+    pub image: String,
+    pub resources: ResourceRequirements,
+    pub service_type: ServiceType,
+    pub service_annotations: BTreeMap<String, String>,
+    /// `None`: no HorizontalPodAutoscaler, `replicas` pods.
+    pub autoscaling: Option<Autoscaling>,
+    pub min_available: IntOrString,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Autoscaling {
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub target_cpu_utilization_percentage: i32,
+}
+
+impl Effective {
+    /// The defaults: `image` (the controller's `--proxy-image`), two replicas, the chart's
+    /// proxy resources, a LoadBalancer Service, no autoscaling, at least one pod available.
+    pub fn defaults(image: &str) -> Effective {
+        let quantity = |q: &str| Quantity(q.to_string());
+        Effective {
+            replicas: 2,
+            image: image.to_string(),
+            resources: ResourceRequirements {
+                requests: Some(BTreeMap::from([
+                    ("cpu".to_string(), quantity("250m")),
+                    ("memory".to_string(), quantity("128Mi")),
+                ])),
+                limits: Some(BTreeMap::from([("memory".to_string(), quantity("512Mi"))])),
+                ..Default::default()
+            },
+            service_type: ServiceType::LoadBalancer,
+            service_annotations: BTreeMap::new(),
+            autoscaling: None,
+            min_available: IntOrString::Int(1),
+        }
+    }
+}
+
+/// Why a Gateway's (or its class's) parameters cannot be used; the message goes to the
+/// `Accepted` condition as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParametersError {
+    #[error(
+        "parametersRef names {group}/{kind}; frontdesk reads only ConfigMaps (group \"\", kind ConfigMap)"
+    )]
+    UnsupportedKind { group: String, kind: String },
+    #[error("parametersRef of a GatewayClass must give the namespace of ConfigMap {name}")]
+    NoNamespace { name: String },
+    #[error("ConfigMap {namespace}/{name} (parametersRef) not found")]
+    NotFound { namespace: String, name: String },
+    #[error("ConfigMap {namespace}/{name} (parametersRef) has no key {key}", key = CONFIG_MAP_KEY)]
+    NoKey { namespace: String, name: String },
+    #[error("ConfigMap {namespace}/{name}, key {key}, {field}: {reason}", key = CONFIG_MAP_KEY)]
+    Invalid {
+        namespace: String,
+        name: String,
+        field: String,
+        reason: String,
+    },
+    #[error("ConfigMap {namespace}/{name} (parametersRef) cannot be read: {reason}")]
+    Unreadable {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+}
+
+/// Where a parametersRef points, once checked: the ConfigMap `namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConfigMapRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Checks a reference: a ConfigMap, with a namespace (`namespace`, else `default_namespace`).
+pub fn config_map_ref(
+    group: &str,
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+    default_namespace: Option<&str>,
+) -> Result<ConfigMapRef, ParametersError> {
+    if !group.is_empty() || kind != "ConfigMap" {
+        return Err(ParametersError::UnsupportedKind {
+            group: if group.is_empty() { "core" } else { group }.to_string(),
+            kind: kind.to_string(),
+        });
+    }
+    let namespace = namespace
+        .or(default_namespace)
+        .ok_or_else(|| ParametersError::NoNamespace { name: name.into() })?;
+    Ok(ConfigMapRef {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// Reads the parameters of the ConfigMap `at` (`None`: it does not exist).
+pub fn read(
+    at: &ConfigMapRef,
+    config_map: Option<&ConfigMap>,
+) -> Result<ProxyParameters, ParametersError> {
+    let Some(config_map) = config_map else {
+        return Err(ParametersError::NotFound {
+            namespace: at.namespace.clone(),
+            name: at.name.clone(),
+        });
+    };
+    let Some(text) = config_map.data.as_ref().and_then(|d| d.get(CONFIG_MAP_KEY)) else {
+        return Err(ParametersError::NoKey {
+            namespace: at.namespace.clone(),
+            name: at.name.clone(),
+        });
+    };
+    let invalid = |field: String, reason: String| ParametersError::Invalid {
+        namespace: at.namespace.clone(),
+        name: at.name.clone(),
+        field,
+        reason,
+    };
+    let value: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| invalid("(document)".into(), e.to_string()))?;
+    // An empty document is "no parameters".
+    if value.is_null() {
+        return Ok(ProxyParameters::default());
+    }
+    frontdesk_crds::manifests::typed(value).map_err(|(field, reason)| invalid(field, reason))
+}
+
+/// `defaults`, then the class's parameters, then the Gateway's, field by field; checked as a
+/// whole. The error is the field and why, for the message of the layer that set it.
+pub fn merge(
+    defaults: &Effective,
+    layers: &[&ProxyParameters],
+) -> Result<Effective, (String, String)> {
+    let mut e = defaults.clone();
+    let mut autoscaling = AutoscalingParameters::default();
+    for p in layers {
+        if let Some(v) = p.replicas {
+            e.replicas = v;
+        }
+        if let Some(v) = &p.image {
+            e.image = v.clone();
+        }
+        if let Some(v) = &p.resources {
+            e.resources = v.clone();
+        }
+        if let Some(s) = &p.service {
+            if let Some(t) = s.type_ {
+                e.service_type = t;
+            }
+            if let Some(a) = &s.annotations {
+                e.service_annotations
+                    .extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        if let Some(a) = &p.autoscaling {
+            autoscaling.enabled = a.enabled.or(autoscaling.enabled);
+            autoscaling.min_replicas = a.min_replicas.or(autoscaling.min_replicas);
+            autoscaling.max_replicas = a.max_replicas.or(autoscaling.max_replicas);
+            autoscaling.target_cpu_utilization_percentage = a
+                .target_cpu_utilization_percentage
+                .or(autoscaling.target_cpu_utilization_percentage);
+        }
+        if let Some(v) = p
+            .pod_disruption_budget
+            .as_ref()
+            .and_then(|b| b.min_available.clone())
+        {
+            e.min_available = v;
+        }
+    }
+    let bad = |field: &str, reason: String| Err((field.to_string(), reason));
+    if e.replicas < 1 {
+        return bad("replicas", format!("{} is less than 1", e.replicas));
+    }
+    if e.image.trim().is_empty() {
+        return bad("image", "empty".into());
+    }
+    if autoscaling.enabled == Some(true) {
+        let min = autoscaling.min_replicas.unwrap_or(2);
+        let max = autoscaling.max_replicas.unwrap_or(10);
+        let target = autoscaling.target_cpu_utilization_percentage.unwrap_or(70);
+        if min < 1 {
+            return bad("autoscaling.minReplicas", format!("{min} is less than 1"));
+        }
+        if max < min {
+            return bad(
+                "autoscaling.maxReplicas",
+                format!("{max} is less than minReplicas ({min})"),
+            );
+        }
+        if !(1..=100).contains(&target) {
+            return bad(
+                "autoscaling.targetCPUUtilizationPercentage",
+                format!("{target} is not between 1 and 100"),
+            );
+        }
+        e.autoscaling = Some(Autoscaling {
+            min_replicas: min,
+            max_replicas: max,
+            target_cpu_utilization_percentage: target,
+        });
+    }
+    match &e.min_available {
+        IntOrString::Int(n) if *n < 0 => {
+            return bad(
+                "podDisruptionBudget.minAvailable",
+                format!("{n} is negative"),
+            );
+        }
+        IntOrString::String(s)
+            if s.strip_suffix('%')
+                .and_then(|n| n.parse::<u8>().ok())
+                .is_none_or(|n| n > 100) =>
+        {
+            return bad(
+                "podDisruptionBudget.minAvailable",
+                format!("{s:?} is neither a number nor a percentage like \"50%\""),
+            );
+        }
+        _ => {}
+    }
+    Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_map(text: &str) -> ConfigMap {
+        ConfigMap {
+            data: Some(BTreeMap::from([(
+                CONFIG_MAP_KEY.to_string(),
+                text.to_string(),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    fn at() -> ConfigMapRef {
+        ConfigMapRef {
+            namespace: "edge".into(),
+            name: "proxy-params".into(),
+        }
+    }
+
+    #[test]
+    fn the_gateways_fields_override_the_classs_which_override_the_defaults() {
+        let class = read(
+            &at(),
+            Some(&config_map(
+                "replicas: 3\nimage: example/proxy:1\n\
+                 service: {type: NodePort, annotations: {a: class, b: class}}\n\
+                 autoscaling: {enabled: true, maxReplicas: 6}\n",
+            )),
+        )
+        .unwrap();
+        let gateway = read(
+            &at(),
+            Some(&config_map(
+                "service: {annotations: {b: gateway}}\nautoscaling: {minReplicas: 3}\n\
+                 podDisruptionBudget: {minAvailable: 50%}\n",
+            )),
+        )
+        .unwrap();
+        let e = merge(&Effective::defaults("default/proxy:0"), &[&class, &gateway]).unwrap();
+        assert_eq!(e.replicas, 3);
+        assert_eq!(e.image, "example/proxy:1");
+        assert_eq!(e.service_type, ServiceType::NodePort);
+        assert_eq!(
+            e.service_annotations,
+            BTreeMap::from([("a".into(), "class".into()), ("b".into(), "gateway".into())])
+        );
+        assert_eq!(
+            e.autoscaling,
+            Some(Autoscaling {
+                min_replicas: 3,
+                max_replicas: 6,
+                target_cpu_utilization_percentage: 70
+            })
+        );
+        assert_eq!(e.min_available, IntOrString::String("50%".into()));
+        // Resources untouched: the defaults'.
+        assert_eq!(e.resources, Effective::defaults("x").resources);
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_the_configmap_and_the_field() {
+        let error = read(&at(), Some(&config_map("service: {type: Loadbalancer}\n"))).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("ConfigMap edge/proxy-params, key proxy.yaml, service.type: "),
+            "{message}"
+        );
+        assert!(message.contains("Loadbalancer"), "{message}");
+
+        let typo = read(&at(), Some(&config_map("replicaz: 2\n"))).unwrap_err();
+        assert!(typo.to_string().contains("replicaz"), "{typo}");
+
+        assert_eq!(
+            read(&at(), None).unwrap_err().to_string(),
+            "ConfigMap edge/proxy-params (parametersRef) not found"
+        );
+        assert!(matches!(
+            read(&at(), Some(&ConfigMap::default())),
+            Err(ParametersError::NoKey { .. })
+        ));
+        assert_eq!(
+            read(&at(), Some(&config_map(""))),
+            Ok(ProxyParameters::default())
+        );
+
+        let defaults = Effective::defaults("p:1");
+        let too_few = ProxyParameters {
+            autoscaling: Some(AutoscalingParameters {
+                enabled: Some(true),
+                min_replicas: Some(5),
+                max_replicas: Some(2),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (field, reason) = merge(&defaults, &[&too_few]).unwrap_err();
+        assert_eq!(field, "autoscaling.maxReplicas");
+        assert!(reason.contains("less than minReplicas (5)"), "{reason}");
+    }
+
+    #[test]
+    fn only_configmaps_with_a_namespace_are_parameters() {
+        assert!(matches!(
+            config_map_ref("frontdesk.dev", "GatewayParameters", "p", Some("ns"), None),
+            Err(ParametersError::UnsupportedKind { .. })
+        ));
+        assert!(matches!(
+            config_map_ref("", "ConfigMap", "p", None, None),
+            Err(ParametersError::NoNamespace { .. })
+        ));
+        assert_eq!(
+            config_map_ref("", "ConfigMap", "p", None, Some("edge")).unwrap(),
+            ConfigMapRef {
+                namespace: "edge".into(),
+                name: "p".into()
+            }
+        );
+    }
+}
