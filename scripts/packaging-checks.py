@@ -75,9 +75,28 @@ def values_files() -> list[Path]:
     return sorted((CHART / "ci").glob("*.yaml")) + [ROOT / "e2e" / "kind" / "values.yaml"]
 
 
-def render(values: dict) -> list[dict]:
-    """The chart's objects (templates, not CRDs), as `helm install` would create them."""
-    out = chart().render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
+# What a cluster with the Gateway API CRDs (standard channel) serves, as Helm's
+# .Capabilities.APIVersions sees it: the chart then renders Gateways instead of proxies.
+GATEWAY_API_VERSIONS = [
+    "gateway.networking.k8s.io/v1",
+    "gateway.networking.k8s.io/v1/GatewayClass",
+    "gateway.networking.k8s.io/v1/Gateway",
+    "gateway.networking.k8s.io/v1beta1/ReferenceGrant",
+]
+
+
+def render(values: dict, api_versions: list[str] | None = None) -> list[dict]:
+    """The chart's objects (templates, not CRDs), as `helm install` would create them; with
+    `api_versions`, in a cluster that also serves those (Chart.render has no such option, the
+    native call it wraps has)."""
+    if api_versions:
+        from helm_python import _native
+        opts = {"name": RELEASE, "namespace": NAMESPACE, "is_install": True, "api_versions": api_versions}
+        loaded = chart()  # held for the call: the handle is freed with the object
+        out = json.loads(_native.call_string("helm_render", loaded._raw(),
+                                             json.dumps(copy.deepcopy(values)), json.dumps(opts)))
+    else:
+        out = chart().render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
     return [doc for path, text in sorted(out.items()) if path.endswith(".yaml")
             for doc in yaml.safe_load_all(text) if doc]
 
@@ -108,8 +127,12 @@ def install_manifest() -> str:
 
 # -- checks -------------------------------------------------------------------------------------
 
-def check_render(values: dict) -> str:
-    objects = render(values)
+def check_render_apis(values: dict) -> str:
+    return check_render(values, GATEWAY_API_VERSIONS)
+
+
+def check_render(values: dict, api_versions: list[str] | None = None) -> str:
+    objects = render(values, api_versions)
     kinds = sorted({o["kind"] for o in objects})
     return f"{len(objects)} objects: {', '.join(kinds)}"
 
@@ -161,6 +184,74 @@ SERVICE_MONITOR_SCHEMA = {
 }
 
 
+# The Gateway API kinds the chart renders are not in kubernetes-validate either: the fields of
+# the upstream v1 schema the chart uses, with their constraints.
+GATEWAY_API_SCHEMAS = {
+    "GatewayClass": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "gateway.networking.k8s.io/v1"},
+            "metadata": {"type": "object", "required": ["name"], "not": {"required": ["namespace"]}},
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["controllerName"],
+                "properties": {
+                    "controllerName": {"type": "string", "pattern": r"^[a-z0-9.-]+/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$"},
+                    "description": {"type": "string", "maxLength": 64},
+                },
+            },
+        },
+    },
+    "Gateway": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "gateway.networking.k8s.io/v1"},
+            "metadata": {"type": "object", "required": ["name", "namespace"]},
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["gatewayClassName", "listeners"],
+                "properties": {
+                    "gatewayClassName": {"type": "string", "minLength": 1, "maxLength": 253},
+                    "infrastructure": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"parametersRef": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["group", "kind", "name"],
+                            "properties": {"group": {"type": "string"}, "kind": {"type": "string"},
+                                           "name": {"type": "string", "minLength": 1}},
+                        }},
+                    },
+                    "listeners": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 64,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["name", "port", "protocol"],
+                            "properties": {
+                                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},
+                                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                                "protocol": {"type": "string"},
+                                "hostname": {"type": "string"},
+                                "tls": {"type": "object"},
+                                "allowedRoutes": {"type": "object"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
 def validate_kubernetes(objects: list[tuple[str, dict]]) -> str:
     """Every object against the Kubernetes schemas (strict: unknown fields are errors)."""
     import jsonschema
@@ -171,6 +262,11 @@ def validate_kubernetes(objects: list[tuple[str, dict]]) -> str:
         if obj.get("apiVersion", "").startswith("monitoring.coreos.com/"):
             for e in jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA).iter_errors(obj):
                 errors.append(f"{name}: {e.message}")
+            continue
+        if obj.get("apiVersion", "").startswith("gateway.networking.k8s.io/"):
+            schema = GATEWAY_API_SCHEMAS.get(obj.get("kind"), {"not": {}})
+            for e in jsonschema.Draft7Validator(schema).iter_errors(obj):
+                errors.append(f"{name}: {e.message} at {list(e.path)}")
             continue
         for version in KUBE_VERSIONS:
             try:
@@ -317,9 +413,9 @@ def check_install_drift() -> str:
     return f"{len(have.splitlines())} lines, no secret"
 
 
-def check_hardening(values: dict) -> str:
+def check_hardening(values: dict, api_versions: list[str] | None = None) -> str:
     """What the issue asks of every pod and every RBAC rule, checked on the rendered objects."""
-    objects = render(values)
+    objects = render(values, api_versions)
     problems = []
     pods = 0
     for o in objects:
@@ -405,6 +501,107 @@ def check_gateways(values: dict) -> str:
     return f"gateways {', '.join(names)}, each with its own client certificate"
 
 
+# The keys of a provisioned proxy's parameters (controller/src/provision/params.rs).
+PARAMETER_KEYS = {"replicas", "image", "resources", "service", "autoscaling", "podDisruptionBudget"}
+PROVISION_FLAGS = ("--provision-gateways", "--proxy-controller-url=", "--proxy-credentials-secret=")
+
+
+def controller_args(objects: list[dict]) -> list[str]:
+    deploy = next(o for o in objects if o["kind"] == "Deployment"
+                  and o["metadata"]["name"].endswith("-controller"))
+    return deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def granted(objects: list[dict], resource: str) -> set[str]:
+    """The verbs the controller's ClusterRole and Roles grant on `resource`."""
+    return {v for o in objects if o["kind"] in ("ClusterRole", "Role")
+            and o["metadata"]["name"].endswith("-controller")
+            for r in o.get("rules", []) if resource in r.get("resources", []) for v in r["verbs"]}
+
+
+def check_without_gateway_api(values: dict) -> str:
+    """Without the Gateway API CRDs (or with gatewayAPI.enabled false): no Gateway API object,
+    no provisioning flag, no provisioning grant; the chart's own proxies (check_gateways)."""
+    for label, objects in (("no CRDs", render(values)),
+                           ("gatewayAPI.enabled false", render({**values, "gatewayAPI": {"enabled": False}},
+                                                              GATEWAY_API_VERSIONS))):
+        rendered = {o["kind"] for o in objects} & {"GatewayClass", "Gateway"}
+        if rendered:
+            raise AssertionError(f"{label}: renders {sorted(rendered)}")
+        flags = [a for a in controller_args(objects) if a.startswith(PROVISION_FLAGS)]
+        if flags:
+            raise AssertionError(f"{label}: the controller is started with {flags}")
+        for resource in ("deployments", "configmaps", "serviceaccounts"):
+            if granted(objects, resource):
+                raise AssertionError(f"{label}: the controller may {sorted(granted(objects, resource))} {resource}")
+        if render(values) != render({**values, "gatewayAPI": {"enabled": False}}, GATEWAY_API_VERSIONS):
+            raise AssertionError("gatewayAPI.enabled false renders differently from a cluster without the CRDs")
+    return "no Gateway API objects, no provisioning; gatewayAPI.enabled false renders the same as no CRDs"
+
+
+def check_gateway_api(values: dict) -> str:
+    """With the Gateway API CRDs: the GatewayClass, one Gateway per gateway with its parameters
+    ConfigMap, no proxy of the chart's own, the controller provisioning with exactly the grants
+    that needs, and each gateway's client certificate still issued into the Secret the
+    controller mounts."""
+    objects = render(values, GATEWAY_API_VERSIONS)
+    merged = chart().merge_values(copy.deepcopy(values))
+    names = sorted(merged["gateways"] or {"default": {}})
+    classes = [o for o in objects if o["kind"] == "GatewayClass"]
+    if [c["spec"]["controllerName"] for c in classes] != ["frontdesk.dev/gateway-controller"]:
+        raise AssertionError(f"GatewayClasses: {classes}")
+    class_name = classes[0]["metadata"]["name"]
+    gateways = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Gateway"}
+    if sorted(gateways) != names:
+        raise AssertionError(f"Gateways {sorted(gateways)}, want {names}")
+    config_maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
+    for gw, g in gateways.items():
+        if g["spec"]["gatewayClassName"] != class_name or g["metadata"]["namespace"] != NAMESPACE:
+            raise AssertionError(f"Gateway {gw}: class {g['spec']['gatewayClassName']} in {g['metadata']['namespace']}")
+        ref = g["spec"]["infrastructure"]["parametersRef"]
+        if (ref["group"], ref["kind"]) != ("", "ConfigMap") or ref["name"] not in config_maps:
+            raise AssertionError(f"Gateway {gw}: parametersRef {ref} names no rendered ConfigMap")
+        params = yaml.safe_load(config_maps[ref["name"]]["data"]["proxy.yaml"])
+        if not set(params) <= PARAMETER_KEYS:
+            raise AssertionError(f"Gateway {gw}: unknown parameters {sorted(set(params) - PARAMETER_KEYS)}")
+        if not g["spec"]["listeners"]:
+            raise AssertionError(f"Gateway {gw}: no listener")
+    proxies = [o for o in objects if o["kind"] in ("Deployment", "HorizontalPodAutoscaler")
+               and "frontdesk.dev/gateway" in o["metadata"].get("labels", {})]
+    if proxies:
+        raise AssertionError(f"the chart still renders proxies: {[o['metadata']['name'] for o in proxies]}")
+    args = controller_args(objects)
+    fullname = next(o for o in objects if o["kind"] == "Role" and o["metadata"]["name"].endswith("-certs"))[
+        "metadata"]["name"].removesuffix("-certs")
+    for flag in ("--provision-gateways", f"--proxy-credentials-secret={fullname}-proxy-{{gateway}}-tls"):
+        if flag not in args:
+            raise AssertionError(f"the controller is not started with {flag}: {args}")
+    want = {"deployments": {"create", "patch"}, "serviceaccounts": {"create", "patch"},
+            "poddisruptionbudgets": {"create", "patch"},
+            "horizontalpodautoscalers": {"create", "patch", "delete"},
+            "configmaps": {"get"}, "gateways/finalizers": {"update"}}
+    for resource, verbs in want.items():
+        if granted(objects, resource) != verbs:
+            raise AssertionError(f"the controller may {sorted(granted(objects, resource))} {resource}, want {sorted(verbs)}")
+    if granted(objects, "services") != {"list", "watch", "create", "patch", "delete"}:
+        raise AssertionError(f"services: {sorted(granted(objects, 'services'))}")
+    if granted(objects, "secrets") != {"list", "watch"}:
+        raise AssertionError(f"the controller may write Secrets: {sorted(granted(objects, 'secrets'))}")
+    for o in objects:
+        if o["kind"] in ("Job", "CronJob"):
+            pod = o["spec"]["template"] if o["kind"] == "Job" else o["spec"]["jobTemplate"]["spec"]["template"]
+            issued = sorted(a.removeprefix("--gateway=") for a in pod["spec"]["containers"][0]["args"]
+                            if a.startswith("--gateway="))
+            if issued != names:
+                raise AssertionError(f"{o['kind']}/{o['metadata']['name']}: certificates for {issued}, want {names}")
+    policy = next(o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-controller"))
+    if not any(p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/managed-by") == "frontdesk-controller"
+               for rule in policy["spec"]["ingress"] for p in rule.get("from", [])):
+        if merged["networkPolicy"]["enabled"]:
+            raise AssertionError("provisioned proxies cannot reach the controller's snapshot port")
+    return f"GatewayClass {class_name}; Gateways {', '.join(names)} provisioned by the controller"
+
+
 def check_dashboard() -> str:
     """metrics.dashboard.enabled ships the dashboard JSON whole, and its queries name metrics."""
     objects = render({"metrics": {"dashboard": {"enabled": True}}})
@@ -437,6 +634,12 @@ def main() -> int:
             [(f"chart[{label}]", o) for o in render(v)]), values)
         checks.run(f"pod and RBAC hardening [{label}]", check_hardening, values)
         checks.run(f"one proxy set per gateway [{label}]", check_gateways, values)
+        checks.run(f"without the Gateway API [{label}]", check_without_gateway_api, values)
+        checks.run(f"render, Gateway API [{label}]", lambda v: check_render_apis(v), values)
+        checks.run(f"kubernetes schemas, Gateway API [{label}]", lambda v: validate_kubernetes(
+            [(f"chart+gateway-api[{label}]", o) for o in render(v, GATEWAY_API_VERSIONS)]), values)
+        checks.run(f"pod and RBAC hardening, Gateway API [{label}]", check_hardening, values, GATEWAY_API_VERSIONS)
+        checks.run(f"Gateways provisioned by the controller [{label}]", check_gateway_api, values)
     checks.run("values.schema.json", check_values_schema)
     checks.run("Grafana dashboard ConfigMap", check_dashboard)
     checks.run("deploy/install.yaml up to date", check_install_drift)

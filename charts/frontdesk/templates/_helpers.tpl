@@ -174,6 +174,9 @@ spec:
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gateways/status]
   verbs: [patch]
+{{- if include "frontdesk.gatewayAPI" . }}
+{{ include "frontdesk.controllerProvisionRules" . }}
+{{- end }}
 {{- end -}}
 
 {{- /* GatewayClasses are cluster-scoped: only a ClusterRole can grant them. */ -}}
@@ -184,4 +187,42 @@ spec:
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gatewayclasses/status]
   verbs: [patch]
+{{- end -}}
+
+{{/*
+"true" when the chart runs gateways the Gateway API way: the cluster serves the Gateway API
+(gateway.networking.k8s.io/v1 GatewayClass) and gatewayAPI.enabled. Then the chart renders the
+GatewayClass and one Gateway per entry of `gateways`, the controller provisions their proxies
+(--provision-gateways), and proxy.yaml renders none. Empty otherwise: the chart's own proxies,
+exactly as without the Gateway API.
+*/}}
+{{- define "frontdesk.gatewayAPI" -}}
+{{- if and .Values.gatewayAPI.enabled (.Capabilities.APIVersions.Has "gateway.networking.k8s.io/v1/GatewayClass") -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* What the controller needs to provision Gateways' proxies, in the namespaces it watches. */}}
+{{- define "frontdesk.controllerProvisionRules" -}}
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [create, patch]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create, patch, delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [create, patch]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [create, patch]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gateways/finalizers]
+  verbs: [update]
 {{- end -}}
