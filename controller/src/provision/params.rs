@@ -264,8 +264,8 @@ pub fn merge(
         }
     }
     let bad = |field: &str, reason: String| Err((field.to_string(), reason));
-    if e.replicas < 1 {
-        return bad("replicas", format!("{} is less than 1", e.replicas));
+    if e.replicas < 0 {
+        return bad("replicas", format!("{} is negative", e.replicas));
     }
     if e.image.trim().is_empty() {
         return bad("image", "empty".into());
