@@ -1284,4 +1284,78 @@ mod tests {
             .collect();
         assert_eq!(names, [("GatewayClass", "frontdesk"), ("Gateway", "kept")]);
     }
+
+    /// What provisioning found reaches the statuses: a Gateway's Service address, and
+    /// `Accepted=False, InvalidParameters` for a class or Gateway whose parameters cannot be
+    /// used; a Gateway provisioning says nothing about keeps the compiler's verdict.
+    #[test]
+    fn provisioning_gives_gateways_their_address_and_refuses_invalid_parameters() {
+        use frontdesk_crds::gateway_api::{Gateway, GatewayClass, GatewayStatusAddress};
+        let gateway = |name: &str| {
+            serde_json::json!({"metadata": {"name": name, "namespace": "edge", "generation": 1},
+                "spec": {"gatewayClassName": "frontdesk", "listeners": []}})
+        };
+        let stores = GatewayApiStores {
+            classes: store(
+                ApiResource::erase::<GatewayClass>(&()),
+                vec![
+                    serde_json::json!({"metadata": {"name": "frontdesk", "generation": 1},
+                    "spec": {"controllerName": "frontdesk.dev/gateway-controller"}}),
+                ],
+            ),
+            gateways: store(
+                ApiResource::erase::<Gateway>(&()),
+                vec![gateway("public"), gateway("broken")],
+            ),
+            grants: vec![],
+        };
+        let status = |kind: &str, namespace: &str, name: &str| -> ObjectStatus {
+            serde_json::from_value(serde_json::json!({"kind": kind, "namespace": namespace,
+                "name": name, "generation": 1, "conditions": [
+                    {"type": "Accepted", "status": true, "reason": "Accepted", "message": ""}]}))
+            .unwrap()
+        };
+        let output = Output {
+            snapshots: Default::default(),
+            statuses: vec![
+                status("GatewayClass", "", "frontdesk"),
+                status("Gateway", "edge", "public"),
+                status("Gateway", "edge", "broken"),
+            ],
+        };
+        let address = GatewayStatusAddress {
+            type_: Some("IPAddress".into()),
+            value: "203.0.113.9".into(),
+        };
+        let mut report = crate::provision::Report::default();
+        report.addresses.insert(
+            ("edge".to_string(), "public".to_string()),
+            vec![address.clone()],
+        );
+        let message = "ConfigMap edge/p (parametersRef) not found";
+        report.invalid.insert(
+            (
+                "Gateway".to_string(),
+                "edge".to_string(),
+                "broken".to_string(),
+            ),
+            message.to_string(),
+        );
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let wanted = gateway_api_statuses(&output, &stores, |_| Vec::new(), &report, &now);
+        let by = |name: &str| &wanted.iter().find(|w| w.name == name).unwrap().status;
+        assert_eq!(by("public")["addresses"], serde_json::json!([address]));
+        assert_eq!(by("public")["conditions"][0]["status"], "True");
+        let broken = &by("broken")["conditions"][0];
+        assert_eq!(
+            (&broken["status"], &broken["reason"], &broken["message"]),
+            (
+                &serde_json::json!("False"),
+                &serde_json::json!("InvalidParameters"),
+                &serde_json::json!(message)
+            )
+        );
+        assert!(by("broken").get("addresses").is_none());
+        assert_eq!(by("frontdesk")["conditions"][0]["status"], "True");
+    }
 }

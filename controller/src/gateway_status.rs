@@ -459,6 +459,33 @@ spec: {{gatewayClassName: other, listeners: [{{name: http, port: 80, protocol: H
         assert_eq!(sink.0.lock().unwrap().len(), 1);
     }
 
+    /// With provisioning, addresses are ours: a status that differs only in them is written.
+    #[tokio::test]
+    async fn addresses_count_once_we_write_them() {
+        let status = serde_json::json!({"conditions": [],
+            "addresses": [{"type": "IPAddress", "value": "203.0.113.9"}]});
+        let current = serde_json::json!({"conditions": []});
+        let wanted = Wanted {
+            kind: "Gateway".into(),
+            namespace: "edge".into(),
+            name: "public".into(),
+            status: status.clone(),
+            current: Some(current),
+        };
+        let sink = Recorder::default();
+        let mut writer = GatewayStatusWriter::default();
+        assert_eq!(
+            writer.reconcile(&sink, std::slice::from_ref(&wanted)).await,
+            1
+        );
+        let mut written = GatewayStatusWriter::default();
+        let same = Wanted {
+            current: Some(status),
+            ..wanted
+        };
+        assert_eq!(written.reconcile(&sink, &[same]).await, 0);
+    }
+
     /// Answers every write with a refusal, counting them.
     #[derive(Default)]
     struct Refusing(std::sync::atomic::AtomicUsize);
