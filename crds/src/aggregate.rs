@@ -28,7 +28,9 @@ use crate::route::{BackendRef, RouteStatus};
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AggregateSpec {
-    /// Gateway groups that serve this Aggregate. Defaults to `[default]`.
+    /// Gateways that serve this object: `name` (the Gateway of this namespace, else a gateway
+    /// group such as `public`) or `namespace/name`, subject to the Gateway's `allowedRoutes`
+    /// (docs/gateways.md). Defaults to `[default]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
 

@@ -36,6 +36,8 @@ pub enum Object {
     Gateway(Box<Gateway>),
     GatewayClass(Box<GatewayClass>),
     ReferenceGrant(Box<ReferenceGrant>),
+    /// Read for its labels only.
+    Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
 }
 
 impl Object {
@@ -69,6 +71,7 @@ impl Object {
             Object::Gateway(o) => ("Gateway", &o.metadata),
             Object::GatewayClass(o) => ("GatewayClass", &o.metadata),
             Object::ReferenceGrant(o) => ("ReferenceGrant", &o.metadata),
+            Object::Namespace(o) => ("Namespace", &o.metadata),
         }
     }
 }
@@ -226,6 +229,8 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
                     (field, why.to_string())
                 }),
             ("v1", "Service") => typed(doc).map(|o| Object::Service(Box::new(o))),
+            // For their labels (`allowedRoutes` selectors).
+            ("v1", "Namespace") => typed(doc).map(|o| Object::Namespace(Box::new(o))),
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 typed(doc).map(|o| Object::EndpointSlice(Box::new(o)))
             }
@@ -357,6 +362,7 @@ pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources
             Object::Gateway(x) => r.gateways.push((**x).clone()),
             Object::GatewayClass(x) => r.gateway_classes.push((**x).clone()),
             Object::ReferenceGrant(x) => r.reference_grants.push((**x).clone()),
+            Object::Namespace(x) => r.namespaces.push((**x).clone()),
         }
     }
     r

@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteSpec {
-    /// Gateway groups (sets of proxy pods) that serve this Route, e.g. `public`, `mobile`,
-    /// `partner`. Defaults to `[default]`.
+    /// Gateways that serve this object: `name` (the Gateway of this namespace, else a gateway
+    /// group such as `public`) or `namespace/name`, subject to the Gateway's `allowedRoutes`
+    /// (docs/gateways.md). Defaults to `[default]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
 

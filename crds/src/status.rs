@@ -39,6 +39,9 @@ pub struct ListenerStatus {
     /// Whether the listener is in its gateway's snapshot. An HTTPS listener none of whose
     /// certificates resolved is not: its port stays closed rather than serving plain HTTP.
     pub served: bool,
+    /// How many accepted Routes and Aggregates attached to the listener (`allowedRoutes`).
+    #[serde(default)]
+    pub attached_routes: i32,
 }
 
 impl ListenerStatus {

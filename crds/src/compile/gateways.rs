@@ -7,10 +7,10 @@
 //! ([`Resources::gateway_class_optional`]): a standalone proxy has no other controller.
 //!
 //! Which snapshot gets a Gateway's listeners: the group named like the Gateway, so Gateway
-//! `edge/public` serves the Routes that name `public` in `spec.gateways`. Namespaces in that
-//! mapping (`namespace/name` in `spec.gateways`, `allowedRoutes`) come with the controller's
-//! Gateway work; until then two Gateways of one name in two namespaces share one group, and
-//! their listeners are checked for conflicts together.
+//! `edge/public` serves the Routes attached to it, which name `public` (from namespace `edge`)
+//! or `edge/public` in `spec.gateways`, subject to its listeners' `allowedRoutes`
+//! ([`attach`]). Two Gateways of one name in two namespaces share one group (proxies subscribe
+//! by name), and their listeners are checked for conflicts together.
 //!
 //! What is checked here: protocol (HTTP and HTTPS; TLS, TCP, UDP and others are
 //! `UnsupportedProtocol`), port, hostname, TLS mode, conflicts (a port and hostname served
@@ -46,6 +46,8 @@ pub struct CompiledGateways {
     /// By gateway group: the Gateways it was compiled from.
     pub sources: BTreeMap<String, Vec<SourceRef>>,
     pub statuses: Vec<ObjectStatus>,
+    /// The Gateways that Routes and Aggregates attach to.
+    pub parents: attach::Parents,
 }
 
 /// The gateway group a Gateway's listeners go to (see the module docs).
@@ -91,7 +93,10 @@ fn is_secret_ref(group: Option<&str>, kind: Option<&str>) -> bool {
 
 /// Compiles every Gateway of frontdesk's classes. Never fails: problems end up in statuses.
 pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
-    let mut out = CompiledGateways::default();
+    let mut out = CompiledGateways {
+        parents: attach::Parents::new(&resources.namespaces),
+        ..Default::default()
+    };
     for class in &resources.gateway_classes {
         if class.spec.controller_name != CONTROLLER_NAME {
             continue;
@@ -152,6 +157,7 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
         });
         let mut st = ObjectStatus::new("Gateway", namespace, name, generation);
         let mut names = BTreeSet::new();
+        let mut admitting = Vec::new();
         for (i, spec) in gateway.spec.listeners.iter().enumerate() {
             let ctx = Ctx {
                 namespace,
@@ -174,6 +180,7 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
                 Err(_) => None,
             };
             let status = listener_status(spec, &ctx.field, &listener, &conflict);
+            admitting.push(conflict.is_none() && listener.accepted.is_ok());
             // An HTTPS listener none of whose certificates resolves still goes to the proxies,
             // without certificates: a port that serves keeps the ones it has (item 5 of the
             // Gateways issue: never plaintext, never closed by a lost Secret); status says it
@@ -186,6 +193,7 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
             }
             st.listeners.push(status);
         }
+        out.parents.add(&group_of(gateway), gateway, &admitting);
         gateway_conditions(&mut st);
         out.statuses.push(st);
     }
@@ -296,6 +304,7 @@ fn listener_status(
         conditions,
         diagnostics,
         served,
+        attached_routes: 0,
     }
 }
 
@@ -581,5 +590,6 @@ fn check_key(pem: &str) -> Result<(), String> {
     }
 }
 
+pub mod attach;
 #[cfg(test)]
 mod tests;

@@ -63,7 +63,12 @@ impl Lowered {
     pub fn placed(gateways: &[String], hosts: &[String]) -> Self {
         let mut d = Diagnostics::default();
         for (i, g) in gateways.iter().enumerate() {
-            d.check(format!("spec.gateways[{i}]"), check_dns_label(g));
+            // `name`, or `namespace/name` for a Gateway of another namespace.
+            let (namespace, name) = g.split_once('/').unwrap_or(("", g));
+            if !namespace.is_empty() {
+                d.check(format!("spec.gateways[{i}]"), check_dns_label(namespace));
+            }
+            d.check(format!("spec.gateways[{i}]"), check_dns_label(name));
         }
         let mut gateways = if gateways.is_empty() {
             vec!["default".to_string()]

@@ -44,6 +44,8 @@ pub struct Resources {
     pub gateway_classes: Vec<crate::gateway_api::GatewayClass>,
     /// What lets a Gateway name a Secret of another namespace.
     pub reference_grants: Vec<crate::gateway_api::ReferenceGrant>,
+    /// Namespaces, for their labels: `allowedRoutes` of `from: Selector` select by them.
+    pub namespaces: Vec<k8s_openapi::api::core::v1::Namespace>,
     /// A Gateway whose GatewayClass is not among `gateway_classes` is frontdesk's (manifest
     /// files, where no other controller runs); otherwise it is ignored, as it may be another
     /// controller's whose class is not created yet.
@@ -106,6 +108,7 @@ pub fn compile(resources: &Resources) -> Output {
         meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
         lowered: lower::Lowered,
         policy_lists: Vec<Vec<String>>,
+        attachment: gateways::attach::Attachment,
     }
     let mut items: Vec<Item<'_>> = Vec::new();
     for route in &resources.routes {
@@ -129,6 +132,7 @@ pub fn compile(resources: &Resources) -> Output {
             meta: &route.metadata,
             lowered: lower_route(&namespace, &name, &route.spec, &index),
             policy_lists: lists,
+            attachment: Default::default(),
         });
     }
     for agg in &resources.aggregates {
@@ -138,9 +142,22 @@ pub fn compile(resources: &Resources) -> Output {
             meta: &agg.metadata,
             lowered: aggregate::lower_aggregate(&namespace, &name, &agg.spec, &index),
             policy_lists: vec![agg.spec.policies.clone()],
+            attachment: Default::default(),
         });
     }
     items.sort_by_key(|i| (object_id(i.meta), i.kind));
+    // Each `spec.gateways` entry becomes the gateway group it attaches to, if any.
+    let gateways = gateways::compile_gateways(resources);
+    for item in &mut items {
+        if item.lowered.invalid.is_empty() {
+            let (namespace, _) = object_id(item.meta);
+            let attachment = gateways
+                .parents
+                .attach(item.kind, &namespace, &item.lowered.gateways);
+            item.lowered.gateways = attachment.groups.clone();
+            item.attachment = attachment;
+        }
+    }
     let owners = if resources.shared_hosts {
         BTreeMap::new()
     } else {
@@ -148,12 +165,13 @@ pub fn compile(resources: &Resources) -> Output {
     };
 
     let mut out = Output::default();
-    let gateways = gateways::compile_gateways(resources);
     out.statuses.extend(gateways.statuses);
+    // Per listener `(gateway namespace, gateway name, index)`: the accepted objects attached.
+    let mut attached: BTreeMap<(String, String, usize), i32> = BTreeMap::new();
     let (compiled, policy_generations) = compile_policies(resources, &mut out);
     let mut per_gateway: BTreeMap<String, GatewayParts> = BTreeMap::new();
 
-    for item in items {
+    for mut item in items {
         let route = item.meta;
         let (namespace, name) = object_id(route);
         let generation = route.generation.unwrap_or(0);
@@ -161,6 +179,22 @@ pub fn compile(resources: &Resources) -> Output {
         let mut st = ObjectStatus::new(item.kind, &namespace, &name, generation);
         if !lowered.invalid.is_empty() {
             st.reject(lowered.invalid.0);
+            out.statuses.push(st);
+            continue;
+        }
+        let refused: Vec<crate::Diagnostic> = item
+            .attachment
+            .refused
+            .iter()
+            .map(|(i, _, why)| crate::Diagnostic::new(format!("spec.gateways[{i}]"), why))
+            .collect();
+        let refused_reason = item.attachment.refused.first().map(|r| r.1);
+        if lowered.gateways.is_empty()
+            && let Some(reason) = refused_reason
+        {
+            // Attached nowhere: nothing serves it.
+            st.reject(refused);
+            st.conditions[0].reason = reason.into();
             out.statuses.push(st);
             continue;
         }
@@ -225,10 +259,12 @@ pub fn compile(resources: &Resources) -> Output {
             rule.policy = Some(key.clone());
             rule_policies.push((key, effective));
         }
-        let reason = if policy_unresolved {
-            "PolicyNotResolved"
-        } else {
-            "BackendNotFound"
+        // Entries that attached nowhere while others did: the object serves where it attached.
+        lowered.unresolved.0.extend(refused);
+        let reason = match refused_reason {
+            _ if policy_unresolved => "PolicyNotResolved",
+            Some(reason) => reason,
+            None => "BackendNotFound",
         };
         st.accept(std::mem::take(&mut lowered.unresolved.0), reason);
         if !rule_policies.is_empty() {
@@ -244,6 +280,9 @@ pub fn compile(resources: &Resources) -> Output {
             });
         }
         out.statuses.push(st);
+        for listener in std::mem::take(&mut item.attachment.listeners) {
+            *attached.entry(listener).or_default() += 1;
+        }
 
         let created = route.creation_timestamp.as_ref().map(|t| t.0.to_string());
         for gateway in &lowered.gateways {
@@ -333,6 +372,12 @@ pub fn compile(resources: &Resources) -> Output {
                 listeners_declared: from_gateways.is_some(),
             },
         );
+    }
+    for st in out.statuses.iter_mut().filter(|s| s.kind == "Gateway") {
+        for (i, listener) in st.listeners.iter_mut().enumerate() {
+            let key = (st.namespace.clone(), st.name.clone(), i);
+            listener.attached_routes = attached.get(&key).copied().unwrap_or(0);
+        }
     }
     out.statuses
         .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));

@@ -1,0 +1,301 @@
+//! Which Gateways a Route or Aggregate attaches to: its `spec.gateways` entries resolved against
+//! the Gateways of frontdesk's classes, and each Gateway's listeners' `allowedRoutes`.
+//!
+//! An entry is `name` or `namespace/name`:
+//!
+//! - `namespace/name` names that Gateway; it must exist (else `NoMatchingParent`).
+//! - `name` names the Gateway `name` of the Route's own namespace, as in the Gateway API.
+//!   When there is none, a Gateway of that name in another namespace whose listeners admit the
+//!   Route is taken (so Routes written before Gateways existed, naming a gateway the chart
+//!   declared, keep working once the chart renders it as a Gateway); and when no Gateway of
+//!   that name exists at all, the entry is a gateway group without listeners of its own
+//!   (proxies started with `--gateway name`), served as before Gateways existed.
+//!
+//! A Gateway admits a Route when one of its accepted listeners does: `allowedRoutes.namespaces`
+//! `Same` (the default: the Gateway's namespace), `All`, or `Selector` (the labels of the
+//! Route's namespace), and `allowedRoutes.kinds`, when given, naming the object's kind in group
+//! `frontdesk.dev` (when not given, frontdesk's Routes and Aggregates are admitted, as
+//! HTTPRoutes are). A gateway group's proxies serve one route table, so a Route admitted by
+//! one listener is served on every listener of its gateway: give listeners that must not share
+//! routes to different Gateways.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::gateway_api::{AllowedRoutes, FromNamespaces, Gateway};
+
+/// The API group of frontdesk's own route kinds, for `allowedRoutes.kinds`.
+pub const ROUTE_GROUP: &str = "frontdesk.dev";
+
+/// One Gateway that Routes may attach to.
+#[derive(Debug)]
+struct Parent {
+    namespace: String,
+    name: String,
+    /// Per listener (in spec order): what it admits, `None` when the listener is not accepted.
+    listeners: Vec<Option<AllowedRoutes>>,
+}
+
+/// The Gateways of frontdesk's classes, by gateway group, with the namespaces' labels.
+#[derive(Debug, Default)]
+pub struct Parents {
+    by_group: BTreeMap<String, Vec<Parent>>,
+    namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Where one object attached.
+#[derive(Debug, Default, PartialEq)]
+pub struct Attachment {
+    /// The gateway groups that serve it, sorted and deduplicated.
+    pub groups: Vec<String>,
+    /// The listeners it attached to, as `(gateway namespace, gateway name, listener index)`,
+    /// for their `attachedRoutes`.
+    pub listeners: Vec<(String, String, usize)>,
+    /// The entries that attached nowhere: `(index in spec.gateways, reason, message)`.
+    pub refused: Vec<(usize, &'static str, String)>,
+}
+
+impl Parents {
+    pub fn new(namespaces: &[Namespace]) -> Self {
+        Parents {
+            by_group: BTreeMap::new(),
+            namespace_labels: namespaces
+                .iter()
+                .filter_map(|n| {
+                    let name = n.metadata.name.clone()?;
+                    Some((name, n.metadata.labels.clone().unwrap_or_default()))
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds a Gateway of `group`; `accepted[i]` says whether its listener `i` is accepted.
+    pub fn add(&mut self, group: &str, gateway: &Gateway, accepted: &[bool]) {
+        let listeners = gateway
+            .spec
+            .listeners
+            .iter()
+            .zip(accepted)
+            .map(|(l, ok)| ok.then(|| l.allowed_routes.clone().unwrap_or_default()))
+            .collect();
+        self.by_group
+            .entry(group.to_string())
+            .or_default()
+            .push(Parent {
+                namespace: gateway
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(default_ns),
+                name: gateway.metadata.name.clone().unwrap_or_default(),
+                listeners,
+            });
+    }
+
+    /// Resolves the `spec.gateways` entries of a `kind` object in `namespace`.
+    pub fn attach(&self, kind: &str, namespace: &str, entries: &[String]) -> Attachment {
+        let mut out = Attachment::default();
+        for (i, entry) in entries.iter().enumerate() {
+            let (wanted_ns, name) = match entry.split_once('/') {
+                Some((ns, name)) => (Some(ns), name),
+                None => (None, entry.as_str()),
+            };
+            let Some(parents) = self.by_group.get(name) else {
+                match wanted_ns {
+                    None => out.groups.push(name.to_string()),
+                    Some(ns) => out.refused.push((
+                        i,
+                        "NoMatchingParent",
+                        format!("no Gateway {ns}/{name} of frontdesk's classes exists"),
+                    )),
+                }
+                continue;
+            };
+            let candidates: Vec<&Parent> = match wanted_ns {
+                Some(ns) => parents.iter().filter(|p| p.namespace == ns).collect(),
+                None => match parents.iter().find(|p| p.namespace == namespace) {
+                    Some(own) => vec![own],
+                    None => parents.iter().collect(),
+                },
+            };
+            if candidates.is_empty() {
+                let ns = wanted_ns.unwrap_or(namespace);
+                out.refused.push((
+                    i,
+                    "NoMatchingParent",
+                    format!("no Gateway {ns}/{name} of frontdesk's classes exists"),
+                ));
+                continue;
+            }
+            let mut attached = false;
+            for parent in candidates {
+                for (li, allowed) in parent.listeners.iter().enumerate() {
+                    if let Some(allowed) = allowed
+                        && self.admits(allowed, &parent.namespace, kind, namespace)
+                    {
+                        attached = true;
+                        out.listeners
+                            .push((parent.namespace.clone(), parent.name.clone(), li));
+                    }
+                }
+                if attached {
+                    // One Gateway is enough: the group's route table is shared.
+                    break;
+                }
+            }
+            if attached {
+                out.groups.push(name.to_string());
+            } else {
+                let which = wanted_ns.map_or_else(|| name.to_string(), |ns| format!("{ns}/{name}"));
+                out.refused.push((
+                    i,
+                    "NotAllowedByListeners",
+                    format!(
+                        "no listener of Gateway {which} admits a {kind} of namespace {namespace} \
+                         (see its listeners' allowedRoutes)"
+                    ),
+                ));
+            }
+        }
+        out.groups.sort();
+        out.groups.dedup();
+        out.listeners.sort();
+        out.listeners.dedup();
+        out
+    }
+
+    fn admits(
+        &self,
+        allowed: &AllowedRoutes,
+        gateway_ns: &str,
+        kind: &str,
+        route_ns: &str,
+    ) -> bool {
+        let kind_ok = allowed.kinds.is_empty()
+            || allowed
+                .kinds
+                .iter()
+                .any(|k| k.kind == kind && k.group.as_deref() == Some(ROUTE_GROUP));
+        if !kind_ok {
+            return false;
+        }
+        let namespaces = allowed.namespaces.as_ref();
+        match namespaces.and_then(|n| n.from).unwrap_or_default() {
+            FromNamespaces::All => true,
+            FromNamespaces::Same => gateway_ns == route_ns,
+            FromNamespaces::Selector => {
+                let empty = BTreeMap::new();
+                let labels = self.namespace_labels.get(route_ns).unwrap_or(&empty);
+                namespaces
+                    .and_then(|n| n.selector.as_ref())
+                    .is_some_and(|s| selects(s, labels))
+            }
+        }
+    }
+}
+
+fn default_ns() -> String {
+    "default".to_string()
+}
+
+/// Whether `selector` selects an object with `labels` (an empty selector selects everything;
+/// an operator this version does not know selects nothing).
+pub fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    by_labels
+        && selector.match_expressions.iter().flatten().all(|e| {
+            let value = labels.get(&e.key);
+            let values = e.values.as_deref().unwrap_or_default();
+            match e.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => false,
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    use super::*;
+
+    fn gateway(yaml: &str) -> Gateway {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn listed_kinds_admit_only_frontdesk_kinds_they_name() {
+        let partners = gateway(
+            "metadata: {name: partners, namespace: edge}\n\
+             spec:\n  gatewayClassName: frontdesk\n  listeners:\n    \
+             - name: http\n      port: 80\n      protocol: HTTP\n      \
+             allowedRoutes: {namespaces: {from: All}, kinds: [{group: frontdesk.dev, kind: Aggregate}]}\n",
+        );
+        let mut parents = Parents::new(&[]);
+        parents.add("partners", &partners, &[true]);
+        let entries = ["edge/partners".to_string()];
+        let aggregate = parents.attach("Aggregate", "shop", &entries);
+        assert_eq!(aggregate.groups, ["partners"]);
+        assert_eq!(aggregate.listeners, [("edge".into(), "partners".into(), 0)]);
+        let route = parents.attach("Route", "shop", &entries);
+        assert!(route.groups.is_empty());
+        assert_eq!(route.refused[0].1, "NotAllowedByListeners");
+    }
+
+    #[test]
+    fn a_listener_that_is_not_accepted_admits_nothing() {
+        let public = gateway(
+            "metadata: {name: public, namespace: edge}\n\
+             spec: {gatewayClassName: frontdesk, listeners: [{name: http, port: 80, protocol: HTTP}]}\n",
+        );
+        let mut parents = Parents::new(&[]);
+        parents.add("public", &public, &[false]);
+        let got = parents.attach("Route", "edge", &["public".to_string()]);
+        assert!(got.groups.is_empty());
+        assert_eq!(got.refused[0].1, "NotAllowedByListeners");
+    }
+
+    #[test]
+    fn selectors_match_labels_and_every_expression_operator() {
+        let expr = |key: &str, op: &str, values: &[&str]| LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        };
+        let ns = labels(&[("team", "shop"), ("tier", "prod")]);
+        let with = |exprs: Vec<LabelSelectorRequirement>| LabelSelector {
+            match_labels: Some(labels(&[("tier", "prod")])),
+            match_expressions: Some(exprs),
+        };
+        assert!(selects(&LabelSelector::default(), &ns), "empty selects all");
+        assert!(selects(&with(vec![expr("team", "In", &["shop"])]), &ns));
+        assert!(!selects(&with(vec![expr("team", "NotIn", &["shop"])]), &ns));
+        assert!(selects(&with(vec![expr("team", "Exists", &[])]), &ns));
+        assert!(!selects(
+            &with(vec![expr("team", "DoesNotExist", &[])]),
+            &ns
+        ));
+        assert!(selects(&with(vec![expr("owner", "NotIn", &["x"])]), &ns));
+        assert!(!selects(
+            &with(vec![expr("team", "Matches", &["shop"])]),
+            &ns
+        ));
+        assert!(!selects(&with(vec![]), &labels(&[("tier", "dev")])));
+    }
+}
