@@ -83,6 +83,19 @@ pub fn ports(gateway: &Gateway) -> Vec<Port> {
     ports
 }
 
+/// The proxy's `--listen` port. Once a snapshot with the Gateway's listeners arrives the proxy
+/// opens exactly their ports; before (no snapshot yet, not ready) it serves `--listen` in plain
+/// HTTP. So `--listen` is an HTTP listener's port, or one no listener has: never an HTTPS
+/// listener's, which must not answer in plaintext even for a moment.
+pub fn listen_port(ports: &[Port]) -> u16 {
+    if let Some(http) = ports.iter().find(|p| p.name.starts_with("http-")) {
+        return http.port;
+    }
+    (8080..u16::MAX)
+        .find(|candidate| ports.iter().all(|p| p.port != *candidate))
+        .unwrap_or(8080)
+}
+
 /// The Secret a Gateway's proxies mount.
 pub fn credentials_secret(settings: &Settings, gateway: &str) -> String {
     settings.credentials_secret.replace("{gateway}", gateway)
@@ -195,8 +208,7 @@ fn deployment(
     settings: &Settings,
 ) -> Value {
     let admin = settings.admin_port;
-    // Without listeners the proxy serves `--listen` (plain HTTP); with them, their ports.
-    let listen = ports.first().map_or(8080, |p| p.port);
+    let listen = listen_port(ports);
     let mut args = vec![
         format!("--controller={}", settings.controller_url),
         format!("--gateway={gateway}"),
@@ -430,6 +442,13 @@ mod tests {
         );
         assert_eq!(pod["automountServiceAccountToken"], false);
         assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+
+        // Only HTTPS listeners: `--listen` is none of theirs.
+        let https = gateway(
+            "tls",
+            "[{name: a, port: 8080, protocol: HTTPS}, {name: b, port: 8443, protocol: HTTPS}]",
+        );
+        assert_eq!(listen_port(&ports(&https)), 8081);
 
         // Only a TCP listener: no port, no Service, and no privileged-port sysctl.
         let tcp = gateway("db", "[{name: db, port: 5432, protocol: TCP}]");

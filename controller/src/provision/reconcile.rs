@@ -6,6 +6,9 @@
 //! and nothing of it is applied or changed. The other Gateways keep going. A ConfigMap that
 //! cannot be fetched (the API server unreachable, no permission) is not a verdict on the
 //! parameters: the Gateway waits for the next pass and keeps what it was told last.
+//! Parameters ConfigMaps are fetched at most every [`PARAMETERS_TTL`], and at once when the
+//! class or Gateway naming them changed (its resourceVersion), so the API server sees one GET
+//! per ConfigMap per 30 s, not one per pass.
 //!
 //! Each object is applied when it differs from what this leader applied last; a failed
 //! write is tried again after a wait that doubles, from 1 s up to a minute, as status writes
@@ -60,6 +63,11 @@ pub trait ProvisionSink {
 pub struct Provisioner {
     settings: Settings,
     defaults: Effective,
+    /// ConfigMaps fetched, and when: fetched again after [`PARAMETERS_TTL`], or when the class or
+    /// Gateway naming them changed.
+    config_maps: HashMap<ConfigMapRef, (tokio::time::Instant, Result<Option<ConfigMap>, String>)>,
+    /// The resourceVersion of each class and Gateway at the last pass.
+    versions: HashMap<Key, String>,
     /// What was applied last, by object, and the Gateway it is for.
     applied: HashMap<Key, (Value, (String, String))>,
     failed: HashMap<Key, Failed>,
@@ -74,6 +82,10 @@ struct Failed {
     backoff: Duration,
 }
 
+/// How long a fetched parameters ConfigMap is used before it is fetched again: an edit to it
+/// applies within this (an edit of the class or Gateway naming it, at once).
+pub const PARAMETERS_TTL: Duration = Duration::from_secs(30);
+
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
@@ -83,6 +95,8 @@ impl Provisioner {
         Provisioner {
             settings,
             defaults,
+            config_maps: HashMap::new(),
+            versions: HashMap::new(),
             applied: HashMap::new(),
             failed: HashMap::new(),
             last: Report::default(),
@@ -99,7 +113,48 @@ impl Provisioner {
         services: &[Service],
     ) -> Report {
         let mut report = Report::default();
-        let mut fetched: HashMap<ConfigMapRef, Result<Option<ConfigMap>, String>> = HashMap::new();
+        let now = tokio::time::Instant::now();
+        // What the last pass fetched, unless stale or named by an object that changed since.
+        let mut changed_refs: HashSet<ConfigMapRef> = HashSet::new();
+        let mut versions = HashMap::new();
+        let class_objects = classes.iter().map(|c| {
+            let key = ("GatewayClass".to_string(), String::new(), c.name_any());
+            let at = c.spec.parameters_ref.as_ref().and_then(|r| {
+                params::config_map_ref(&r.group, &r.kind, &r.name, r.namespace.as_deref(), None)
+                    .ok()
+            });
+            (key, c.resource_version(), at)
+        });
+        let gateway_objects = gateways.iter().map(|g| {
+            let namespace = g.namespace().unwrap_or_default();
+            let key = ("Gateway".to_string(), namespace.clone(), g.name_any());
+            let at = g
+                .spec
+                .infrastructure
+                .as_ref()
+                .and_then(|i| i.parameters_ref.as_ref())
+                .and_then(|r| {
+                    params::config_map_ref(&r.group, &r.kind, &r.name, None, Some(&namespace)).ok()
+                });
+            (key, g.resource_version(), at)
+        });
+        for (key, version, at) in class_objects.chain(gateway_objects) {
+            let version = version.unwrap_or_default();
+            if self.versions.get(&key) != Some(&version) {
+                changed_refs.extend(at);
+            }
+            versions.insert(key, version);
+        }
+        self.versions = versions;
+        let mut fetched: HashMap<ConfigMapRef, Result<Option<ConfigMap>, String>> = self
+            .config_maps
+            .iter()
+            .filter(|(at, (when, _))| {
+                now.duration_since(*when) < PARAMETERS_TTL && !changed_refs.contains(*at)
+            })
+            .map(|(at, (_, got))| (at.clone(), got.clone()))
+            .collect();
+        let before: HashSet<ConfigMapRef> = fetched.keys().cloned().collect();
         // Each of our classes: its parameters, or why there are none to use.
         let mut class_parameters: HashMap<String, Option<(ConfigMapRef, ProxyParameters)>> =
             HashMap::new();
@@ -195,6 +250,13 @@ impl Provisioner {
                     .insert((namespace.clone(), name.clone()), addresses(s));
             }
             provisioned.insert((namespace, name));
+        }
+        // Keep what was fetched this pass (a failed fetch is tried again next pass).
+        self.config_maps.retain(|at, _| fetched.contains_key(at));
+        for (at, got) in fetched {
+            if got.is_ok() && !before.contains(&at) {
+                self.config_maps.insert(at, (now, got));
+            }
         }
         // Gateways gone or no longer ours: forget them (their objects go with the Gateway).
         self.applied.retain(|_, (_, g)| provisioned.contains(g));

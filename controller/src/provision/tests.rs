@@ -174,11 +174,17 @@ async fn a_gateway_of_our_class_gets_its_objects_applied_with_owner_and_paramete
         let first = provisioner
             .pass(&sink, &classes("class-params"), &gateways, &services)
             .await;
-        // Nothing changed: the second pass reads the parameters again and applies nothing.
+        // Nothing changed: the second pass neither fetches the parameters again nor applies.
         let second = provisioner
             .pass(&sink, &classes("class-params"), &gateways, &services)
             .await;
         assert_eq!(first, second);
+        // The Gateway edited: its parameters are fetched again at once, the class's are not.
+        let mut edited = gateways.clone();
+        edited[0].metadata.resource_version = Some("2".into());
+        provisioner
+            .pass(&sink, &classes("class-params"), &edited, &services)
+            .await;
         first
     })
     .await;
@@ -228,13 +234,19 @@ async fn a_gateway_of_our_class_gets_its_objects_applied_with_owner_and_paramete
     );
     assert_eq!(patches[3].body["spec"]["maxReplicas"], 4);
 
-    // Parameters read once per pass (class and Gateway), two passes.
     let gets: Vec<&str> = seen
         .iter()
         .filter(|s| s.method == http::Method::GET)
         .map(|s| s.path.as_str())
         .collect();
-    assert_eq!(gets.len(), 4, "{gets:?}");
+    assert_eq!(
+        gets,
+        [
+            "/api/v1/namespaces/frontdesk/configmaps/class-params",
+            "/api/v1/namespaces/edge/configmaps/public-params",
+            "/api/v1/namespaces/edge/configmaps/public-params",
+        ]
+    );
 
     assert!(report.invalid.is_empty(), "{:?}", report.invalid);
     assert_eq!(
