@@ -307,51 +307,95 @@ fn time(unix: i64) -> Result<time::OffsetDateTime, String> {
 }
 
 fn issue(state: &State, now: i64, controller_names: &[String]) -> Result<Issued, String> {
-    let key = KeyPair::from_pem(&state.signing.key)
-        .map_err(|e| format!("the signing CA's key does not load: {e}"))?;
-    let issuer = Issuer::new(ca_params(&state.signing.name), key);
-    let leaf = |mut params: CertificateParams,
-                name: &str,
-                usage: ExtendedKeyUsagePurpose|
-     -> Result<Pair, String> {
-        let key = KeyPair::generate().map_err(|e| e.to_string())?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![usage];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.not_before = time(now - BACKDATE)?;
-        params.not_after = time(state.expires_at)?;
-        let cert = params.signed_by(&key, &issuer).map_err(|e| e.to_string())?;
-        Ok(Pair {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        })
-    };
+    let issuer = signer(state)?;
     // DNS names, or addresses for a controller reached by IP (rcgen tells them apart).
     let controller =
         CertificateParams::new(controller_names.to_vec()).map_err(|e| e.to_string())?;
     let mut proxies = BTreeMap::new();
     for gateway in &state.gateways {
-        let uri = gateway_uri(gateway);
-        let mut params = CertificateParams::default();
-        let san = uri
-            .as_str()
-            .try_into()
-            .map_err(|e: rcgen::Error| e.to_string())?;
-        params.subject_alt_names = vec![SanType::URI(san)];
-        // The CN is for people reading the certificate (X.520 caps it at 64); the SAN decides.
-        let cn = &gateway[..gateway.len().min(64)];
-        let pair = leaf(params, cn, ExtendedKeyUsagePurpose::ClientAuth)?;
-        proxies.insert(gateway.clone(), pair);
+        proxies.insert(gateway.clone(), gateway_leaf(state, &issuer, now, gateway)?);
     }
     Ok(Issued {
         ca_bundle: state.bundle(now),
         controller: leaf(
+            state,
+            &issuer,
+            now,
             controller,
             &controller_names[0],
             ExtendedKeyUsagePurpose::ServerAuth,
         )?,
         proxies,
     })
+}
+
+/// A client certificate for `gateway`'s proxies from the current signing CA, as a rotation
+/// issues it (same lifetime: until `state.expires_at`), and the trust bundle to mount with it.
+/// For the controller's own issuing ([`crate::provision`]); `frontdesk-certs` uses [`rotate`].
+pub fn gateway_credentials(
+    state: &State,
+    now: i64,
+    gateway: &str,
+) -> Result<(String, Pair), String> {
+    check_gateway_name(gateway)?;
+    let issuer = signer(state)?;
+    Ok((
+        state.bundle(now),
+        gateway_leaf(state, &issuer, now, gateway)?,
+    ))
+}
+
+fn signer(state: &State) -> Result<Issuer<'static, KeyPair>, String> {
+    let key = KeyPair::from_pem(&state.signing.key)
+        .map_err(|e| format!("the signing CA's key does not load: {e}"))?;
+    Ok(Issuer::new(ca_params(&state.signing.name), key))
+}
+
+fn leaf(
+    state: &State,
+    issuer: &Issuer<'static, KeyPair>,
+    now: i64,
+    mut params: CertificateParams,
+    name: &str,
+    usage: ExtendedKeyUsagePurpose,
+) -> Result<Pair, String> {
+    let key = KeyPair::generate().map_err(|e| e.to_string())?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![usage];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.not_before = time(now - BACKDATE)?;
+    params.not_after = time(state.expires_at)?;
+    let cert = params.signed_by(&key, issuer).map_err(|e| e.to_string())?;
+    Ok(Pair {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// The client certificate naming `gateway` (URI SAN `spiffe://frontdesk/gateway/<gateway>`).
+fn gateway_leaf(
+    state: &State,
+    issuer: &Issuer<'static, KeyPair>,
+    now: i64,
+    gateway: &str,
+) -> Result<Pair, String> {
+    let uri = gateway_uri(gateway);
+    let mut params = CertificateParams::default();
+    let san = uri
+        .as_str()
+        .try_into()
+        .map_err(|e: rcgen::Error| e.to_string())?;
+    params.subject_alt_names = vec![SanType::URI(san)];
+    // The CN is for people reading the certificate (X.520 caps it at 64); the SAN decides.
+    let cn = &gateway[..gateway.len().min(64)];
+    leaf(
+        state,
+        issuer,
+        now,
+        params,
+        cn,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )
 }
 
 #[cfg(test)]
@@ -472,6 +516,21 @@ pub(crate) mod tests {
         assert!(accept_each_other(&issued, &issued, state.expires_at + 1).is_err());
         assert!(!state.due(T0, &POLICY, &gateways()));
         assert!(state.due(state.expires_at - POLICY.renew_before, &POLICY, &gateways()));
+    }
+
+    /// What the controller issues for a provisioned Gateway works with the job's controller
+    /// certificate, names that Gateway, and expires with the job's certificates.
+    #[test]
+    fn gateway_credentials_issued_apart_work_with_the_rotations_certificates() {
+        let (state, issued, _) = rotate(None, T0, &POLICY, &names(), &gateways()).unwrap();
+        let (bundle, pair) = gateway_credentials(&state, T0 + 60, "edge-public").unwrap();
+        let apart = Issued {
+            ca_bundle: bundle,
+            controller: issued.controller.clone(),
+            proxies: BTreeMap::from([("edge-public".to_string(), pair)]),
+        };
+        accept_each_other_for("edge-public", &apart, &issued, T0 + 120).unwrap();
+        assert!(gateway_credentials(&state, T0, "a/b").is_err());
     }
 
     #[test]

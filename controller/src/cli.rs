@@ -125,6 +125,13 @@ pub struct Cli {
     )]
     pub proxy_credentials_secret: String,
 
+    /// Issue each provisioned Gateway's channel credentials (the Secret
+    /// --proxy-credentials-secret names, in the Gateway's namespace) from the CA state in this
+    /// Secret of --lease-namespace (frontdesk-certs' `<prefix>-ca`). The controller then holds
+    /// the channel CA's key; without it, the credentials Secrets are made otherwise.
+    #[arg(long, value_name = "SECRET", requires = "provision_gateways")]
+    pub issue_gateway_credentials: Option<String>,
+
     /// Port of provisioned proxies' /healthz, /ready and /metrics.
     #[arg(long, value_name = "PORT", default_value_t = 9901)]
     pub proxy_admin_port: u16,
@@ -162,6 +169,10 @@ impl Cli {
             credentials_secret: self.proxy_credentials_secret.clone(),
             admin_port: self.proxy_admin_port,
             refuse_internal_upstreams: !self.allow_internal_urls,
+            issue_credentials: self
+                .issue_gateway_credentials
+                .clone()
+                .map(|secret| (self.lease_namespace.clone(), secret)),
         }))
     }
 }

@@ -13,11 +13,12 @@
 //! - this module: the kube calls and the loop.
 //!
 //! Channel credentials: the Deployment mounts the Secret `--proxy-credentials-secret` names
-//! (`{gateway}` replaced by the Gateway's name) from the Gateway's namespace. The chart's
-//! certificate job issues them for the gateways of its `gateways:` values, in the release
-//! namespace; for a Gateway elsewhere the Secret must be made the same way
-//! (`frontdesk-certs --gateway`), the controller does not issue certificates.
+//! (`{gateway}` replaced by the Gateway's name) from the Gateway's namespace. With
+//! `--issue-gateway-credentials` the controller issues it ([`credentials`]); without, it is
+//! made otherwise: the chart's certificate job makes them for the gateways of its `gateways:`
+//! values, in the release namespace.
 
+pub mod credentials;
 pub mod names;
 pub mod objects;
 pub mod params;
@@ -28,7 +29,7 @@ mod tests;
 use std::time::Duration;
 
 use frontdesk_crds::gateway_api::{Gateway, GatewayClass};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::Store;
@@ -53,6 +54,7 @@ pub struct KubeProvisioner {
 fn api_resource(kind: &str) -> Option<ApiResource> {
     let (group, version, plural) = match kind {
         "ServiceAccount" => ("", "v1", "serviceaccounts"),
+        "Secret" => ("", "v1", "secrets"),
         "Service" => ("", "v1", "services"),
         "Deployment" => ("apps", "v1", "deployments"),
         "HorizontalPodAutoscaler" => ("autoscaling", "v2", "horizontalpodautoscalers"),
@@ -79,6 +81,13 @@ impl ProvisionSink for KubeProvisioner {
         name: &str,
     ) -> Result<Option<ConfigMap>, String> {
         Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn get_secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, String> {
+        Api::<Secret>::namespaced(self.client.clone(), namespace)
             .get_opt(name)
             .await
             .map_err(|e| e.to_string())

@@ -49,6 +49,10 @@ pub struct Settings {
     /// `--refuse-internal-upstreams` on the proxies (the controller's `--allow-internal-urls`
     /// unset).
     pub refuse_internal_upstreams: bool,
+    /// Issue each Gateway's credentials Secret from the CA state in this Secret (namespace,
+    /// name): `--issue-gateway-credentials` ([`super::credentials`]). `None`: the Secret is
+    /// made by someone else.
+    pub issue_credentials: Option<(String, String)>,
 }
 
 /// One port of the Gateway's proxies.
@@ -357,6 +361,7 @@ mod tests {
             credentials_secret: "frontdesk-proxy-{gateway}-tls".into(),
             admin_port: 9901,
             refuse_internal_upstreams: true,
+            issue_credentials: None,
         }
     }
 

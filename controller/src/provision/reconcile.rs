@@ -21,10 +21,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use frontdesk_crds::gateway_api::{CONTROLLER_NAME, Gateway, GatewayClass, GatewayStatusAddress};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::ResourceExt;
 use serde_json::Value;
 
+use super::credentials::{IssuedSecret, read_state, secret_for};
 use super::names::object_name;
 use super::objects::{Settings, addresses, build};
 use super::params::{self, ConfigMapRef, Effective, ParametersError, ProxyParameters};
@@ -53,6 +54,12 @@ pub trait ProvisionSink {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<ConfigMap>, String>> + Send;
+    /// The Secret `namespace/name` (only the CA state's, when issuing credentials).
+    fn get_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Secret>, String>> + Send;
     /// Server-side apply of `object` (it carries apiVersion, kind, name and namespace).
     fn apply(&self, object: &Value) -> impl Future<Output = Result<(), String>> + Send;
     /// Deletes the `kind` (as in [`Key`]); gone already is fine.
@@ -68,6 +75,10 @@ pub struct Provisioner {
     config_maps: HashMap<ConfigMapRef, (tokio::time::Instant, Result<Option<ConfigMap>, String>)>,
     /// The resourceVersion of each class and Gateway at the last pass.
     versions: HashMap<Key, String>,
+    /// The CA state, when issuing credentials, and when it was fetched.
+    ca: Option<(tokio::time::Instant, Result<crate::certs::State, String>)>,
+    /// The credentials Secret issued for each Gateway (namespace, name).
+    issued: HashMap<(String, String), IssuedSecret>,
     /// What was applied last, by object, and the Gateway it is for.
     applied: HashMap<Key, (Value, (String, String))>,
     failed: HashMap<Key, Failed>,
@@ -97,6 +108,8 @@ impl Provisioner {
             defaults,
             config_maps: HashMap::new(),
             versions: HashMap::new(),
+            ca: None,
+            issued: HashMap::new(),
             applied: HashMap::new(),
             failed: HashMap::new(),
             last: Report::default(),
@@ -184,6 +197,7 @@ impl Provisioner {
                 Err(e) => self.refused(&mut report, key, e),
             }
         }
+        let ca = self.ca_state(sink, now).await;
         let mut provisioned: HashSet<(String, String)> = HashSet::new();
         for gateway in gateways {
             let Some(class) = class_parameters.get(&gateway.spec.gateway_class_name) else {
@@ -238,7 +252,28 @@ impl Provisioner {
                     continue;
                 }
             };
-            let objects = build(gateway, &effective, &self.settings);
+            let mut objects = build(gateway, &effective, &self.settings);
+            if let Some(ca) = &ca {
+                let owner = (namespace.clone(), name.clone());
+                let secret = super::objects::credentials_secret(&self.settings, &name);
+                let unix = k8s_openapi::jiff::Timestamp::now().as_second();
+                let previous = self.issued.get(&owner);
+                let issued = ca
+                    .as_ref()
+                    .map_err(String::clone)
+                    .and_then(|state| secret_for(gateway, &secret, state, unix, previous));
+                match issued {
+                    Ok(issued) => {
+                        objects.push(issued.secret.clone());
+                        self.issued.insert(owner, issued);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%namespace, %name, error = %e, "cannot issue the Gateway's channel credentials; its proxies wait for them");
+                        // Keep what was issued: no Secret deleted for a CA state read badly.
+                        objects.extend(previous.map(|p| p.secret.clone()));
+                    }
+                }
+            }
             self.apply(sink, &namespace, &name, objects).await;
             let service = object_name(&name);
             if let Some(s) = services.iter().find(|s| {
@@ -260,9 +295,34 @@ impl Provisioner {
         }
         // Gateways gone or no longer ours: forget them (their objects go with the Gateway).
         self.applied.retain(|_, (_, g)| provisioned.contains(g));
+        self.issued.retain(|g, _| provisioned.contains(g));
         self.failed.retain(|_, f| provisioned.contains(&f.owner));
         self.last = report.clone();
         report
+    }
+
+    /// The CA state when issuing credentials (`None` when not), fetched at most every
+    /// [`PARAMETERS_TTL`]; a failed fetch is tried again next pass.
+    async fn ca_state<S: ProvisionSink>(
+        &mut self,
+        sink: &S,
+        now: tokio::time::Instant,
+    ) -> Option<Result<crate::certs::State, String>> {
+        let (namespace, name) = self.settings.issue_credentials.clone()?;
+        if let Some((when, Ok(state))) = &self.ca
+            && now.duration_since(*when) < PARAMETERS_TTL
+        {
+            return Some(Ok(state.clone()));
+        }
+        let state = match sink.get_secret(&namespace, &name).await {
+            Ok(Some(secret)) => read_state(&secret),
+            Ok(None) => Err(format!(
+                "the CA Secret {namespace}/{name} does not exist (yet): the certs job makes it"
+            )),
+            Err(e) => Err(format!("reading the CA Secret {namespace}/{name}: {e}")),
+        };
+        self.ca = Some((now, state.clone()));
+        Some(state)
     }
 
     /// Records why `key`'s parameters are refused; a fetch that failed keeps the last verdict.

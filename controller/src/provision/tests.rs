@@ -23,6 +23,7 @@ fn settings() -> Settings {
         credentials_secret: "frontdesk-proxy-{gateway}-tls".into(),
         admin_port: 9901,
         refuse_internal_upstreams: true,
+        issue_credentials: None,
     }
 }
 
@@ -86,6 +87,8 @@ fn config_maps() -> BTreeMap<String, Value> {
     ])
 }
 
+type Stored = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Value>>>;
+
 /// One request as the API server saw it.
 #[derive(Debug)]
 struct Seen {
@@ -103,10 +106,19 @@ where
     F: FnOnce(KubeProvisioner) -> Fut,
     Fut: std::future::Future<Output = Report>,
 {
+    let stored = std::sync::Arc::new(std::sync::Mutex::new(config_maps()));
+    against(stored, pass).await
+}
+
+/// [`against_mock`] with the objects the API server holds, by path, shared with the test.
+async fn against<F, Fut>(stored: Stored, pass: F) -> (Report, Vec<Seen>)
+where
+    F: FnOnce(KubeProvisioner) -> Fut,
+    Fut: std::future::Future<Output = Report>,
+{
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let server = tokio::spawn(async move {
-        let stored = config_maps();
         let mut seen = Vec::new();
         while let Some((request, send)) = handle.next_request().await {
             let method = request.method().clone();
@@ -119,8 +131,9 @@ where
                 .unwrap_or_default();
             let bytes = request.into_body().collect_bytes().await.unwrap();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let response = match (method.as_str(), stored.get(&path)) {
-                ("GET", Some(cm)) => Response::new(Body::from(serde_json::to_vec(cm).unwrap())),
+            let held = stored.lock().unwrap().get(&path).cloned();
+            let response = match (method.as_str(), held) {
+                ("GET", Some(cm)) => Response::new(Body::from(serde_json::to_vec(&cm).unwrap())),
                 ("GET", None) => {
                     let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                         "reason": "NotFound", "code": 404, "message": "not found"});
@@ -352,6 +365,13 @@ impl ProvisionSink for Refusing {
     ) -> Result<Option<k8s_openapi::api::core::v1::ConfigMap>, String> {
         Ok(None)
     }
+    async fn get_secret(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<k8s_openapi::api::core::v1::Secret>, String> {
+        Ok(None)
+    }
     async fn apply(&self, _: &Value) -> Result<(), String> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Err("forbidden".into())
@@ -385,4 +405,130 @@ async fn refused_applies_wait_longer_each_time() {
     tokio::time::advance(std::time::Duration::from_millis(1100)).await;
     provisioner.pass(&sink, &class, &gateways, &[]).await;
     assert_eq!(calls(), 2 * first, "then two seconds");
+}
+
+/// The certs job's CA Secret holding `state`.
+fn ca_secret(state: &crate::certs::State) -> Value {
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("frontdesk-ca".into()),
+            namespace: Some("frontdesk".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "state.json".to_string(),
+            k8s_openapi::ByteString(state.to_json()),
+        )])),
+        ..Default::default()
+    };
+    let mut value = serde_json::to_value(secret).unwrap();
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "Secret".into();
+    value
+}
+
+/// The certificate in an applied credentials Secret: its URI SAN and its issuer's CN.
+fn issued_identity(secret: &Value) -> (String, String) {
+    use base64::Engine;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["tls.crt"].as_str().unwrap())
+        .unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    let uri = san
+        .value
+        .general_names
+        .iter()
+        .find_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    let issuer = cert
+        .issuer()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    (uri, issuer)
+}
+
+/// With --issue-gateway-credentials, each Gateway's Secret is issued from the job's CA state,
+/// owned by the Gateway, once per rotation of the job: not again while the state is the same,
+/// and again, signed by the new signing CA, once the job has rotated.
+#[tokio::test(start_paused = true)]
+async fn issued_credentials_follow_the_jobs_rotations() {
+    use crate::certs::tests::{POLICY, gateway_set};
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let names = ["frontdesk-controller".to_string()];
+    let (first, _, _) = crate::certs::rotate(
+        None,
+        now - 7200,
+        &POLICY,
+        &names,
+        &gateway_set(&["default"]),
+    )
+    .unwrap();
+    let (second, _, _) = crate::certs::rotate(
+        Some(&first),
+        now,
+        &POLICY,
+        &names,
+        &gateway_set(&["default"]),
+    )
+    .unwrap();
+    let ca_path = "/api/v1/namespaces/frontdesk/secrets/frontdesk-ca".to_string();
+    let stored: Stored = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::from([(
+        ca_path.clone(),
+        ca_secret(&first),
+    )])));
+    let mut with_issuing = settings();
+    with_issuing.issue_credentials = Some(("frontdesk".into(), "frontdesk-ca".into()));
+    let class: Vec<GatewayClass> = vec![read(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
+         metadata: {name: frontdesk}\nspec: {controllerName: frontdesk.dev/gateway-controller}\n",
+    )];
+    let gateways = [gateway("public", "frontdesk", None)];
+    let job = stored.clone();
+    let rotated = ca_secret(&second);
+    let (_, seen) = against(stored, |sink| async move {
+        let mut provisioner = Provisioner::new(with_issuing);
+        provisioner.pass(&sink, &class, &gateways, &[]).await;
+        provisioner.pass(&sink, &class, &gateways, &[]).await;
+        // The job rotates; the controller sees it within 30 s.
+        job.lock().unwrap().insert(ca_path, rotated);
+        tokio::time::advance(std::time::Duration::from_secs(31)).await;
+        provisioner.pass(&sink, &class, &gateways, &[]).await
+    })
+    .await;
+    let secrets: Vec<&Seen> = applied(&seen)
+        .into_iter()
+        .filter(|s| s.path == "/api/v1/namespaces/edge/secrets/frontdesk-proxy-public-tls")
+        .collect();
+    assert_eq!(
+        secrets.len(),
+        2,
+        "issued at the start and after the rotation only"
+    );
+    for (secret, signing) in secrets.iter().zip([&first, &second]) {
+        let body = &secret.body;
+        assert_eq!(body["type"], "kubernetes.io/tls");
+        assert_eq!(
+            body["metadata"]["labels"]["app.kubernetes.io/managed-by"], "frontdesk-certs",
+            "left out of the controller's Secret watches"
+        );
+        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "public-uid");
+        let (uri, issuer) = issued_identity(body);
+        assert_eq!(uri, "spiffe://frontdesk/gateway/public");
+        assert_eq!(issuer, signing.signing.name);
+    }
+    assert_ne!(
+        first.signing.name, second.signing.name,
+        "the rotation promoted"
+    );
+    // Every other object was applied once: nothing else changed.
+    assert_eq!(applied(&seen).len(), 4 + 2);
 }
