@@ -416,6 +416,9 @@ def check_install_drift() -> str:
 def check_hardening(values: dict, api_versions: list[str] | None = None) -> str:
     """What the issue asks of every pod and every RBAC rule, checked on the rendered objects."""
     objects = render(values, api_versions)
+    # Only the controller issuing Gateways' credentials (gatewayAPI.issueCredentials, Gateway
+    # API mode) writes Secrets besides the certs job: create and patch, nothing more.
+    issuing = any(a.startswith("--issue-gateway-credentials=") for a in controller_args(objects))
     problems = []
     pods = 0
     for o in objects:
@@ -445,8 +448,11 @@ def check_hardening(values: dict, api_versions: list[str] | None = None) -> str:
                     problems.append(f"{o['kind']}/{o['metadata']['name']}: wildcard in {rule}")
                 if "secrets" in rule.get("resources", []):
                     writes = set(rule["verbs"]) - {"get", "list", "watch"}
-                    if writes and not (o["metadata"]["name"].endswith("-certs")
-                                       and (rule.get("resourceNames") or writes == {"create"})):
+                    controller_issuing = (issuing and o["metadata"]["name"].endswith("-controller")
+                                          and writes == {"create", "patch"})
+                    if writes and not controller_issuing and not (
+                            o["metadata"]["name"].endswith("-certs")
+                            and (rule.get("resourceNames") or writes == {"create"})):
                         problems.append(f"{o['kind']}/{o['metadata']['name']}: writes Secrets: {rule}")
         if o["kind"] == "ClusterRoleBinding" and o["roleRef"]["name"] in ("cluster-admin", "admin", "edit"):
             problems.append(f"ClusterRoleBinding/{o['metadata']['name']}: binds {o['roleRef']['name']}")
@@ -602,6 +608,31 @@ def check_gateway_api(values: dict) -> str:
     return f"GatewayClass {class_name}; Gateways {', '.join(names)} provisioned by the controller"
 
 
+def check_issued_credentials() -> str:
+    """gatewayAPI.issueCredentials: the controller issues Gateways' credentials from the certs
+    job's CA, may get that one Secret, and create and patch Secrets where Gateways are; off
+    (the default), none of it."""
+    on = render({"gatewayAPI": {"issueCredentials": True}}, GATEWAY_API_VERSIONS)
+    args = controller_args(on)
+    fullname = next(o for o in on if o["kind"] == "Role" and o["metadata"]["name"].endswith("-certs"))[
+        "metadata"]["name"].removesuffix("-certs")
+    for flag in (f"--issue-gateway-credentials={fullname}-ca",
+                 "--proxy-credentials-secret=frontdesk-{gateway}-channel-tls"):
+        if flag not in args:
+            raise AssertionError(f"the controller is not started with {flag}: {args}")
+    reads = [r for o in on if o["kind"] == "Role" and o["metadata"]["name"].endswith("-controller-election")
+             for r in o["rules"] if "secrets" in r["resources"]]
+    if reads != [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [f"{fullname}-ca"], "verbs": ["get"]}]:
+        raise AssertionError(f"the controller's grant on the CA Secret: {reads}")
+    if granted(on, "secrets") != {"list", "watch", "create", "patch"}:
+        raise AssertionError(f"secrets: {sorted(granted(on, 'secrets'))}")
+    check_hardening({"gatewayAPI": {"issueCredentials": True}}, GATEWAY_API_VERSIONS)
+    # Without the Gateway API CRDs the switch changes nothing.
+    if render({"gatewayAPI": {"issueCredentials": True}}) != render({}):
+        raise AssertionError("issueCredentials changes the rendering without the Gateway API")
+    return "the CA Secret by name, Secret create/patch only with the switch on"
+
+
 def check_dashboard() -> str:
     """metrics.dashboard.enabled ships the dashboard JSON whole, and its queries name metrics."""
     objects = render({"metrics": {"dashboard": {"enabled": True}}})
@@ -640,6 +671,7 @@ def main() -> int:
             [(f"chart+gateway-api[{label}]", o) for o in render(v, GATEWAY_API_VERSIONS)]), values)
         checks.run(f"pod and RBAC hardening, Gateway API [{label}]", check_hardening, values, GATEWAY_API_VERSIONS)
         checks.run(f"Gateways provisioned by the controller [{label}]", check_gateway_api, values)
+    checks.run("Gateways' credentials issued by the controller", check_issued_credentials)
     checks.run("values.schema.json", check_values_schema)
     checks.run("Grafana dashboard ConfigMap", check_dashboard)
     checks.run("deploy/install.yaml up to date", check_install_drift)

@@ -225,4 +225,10 @@ true
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gateways/finalizers]
   verbs: [update]
+{{- if .Values.gatewayAPI.issueCredentials }}
+{{- /* Each Gateway's channel credentials (names chosen by Gateway authors: no resourceNames). */}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create, patch]
+{{- end }}
 {{- end -}}
