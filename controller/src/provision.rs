@@ -9,6 +9,7 @@
 //! - [`names`]: how provisioned objects are named and labelled;
 //! - [`params`]: the parameters ConfigMap, its schema and how layers merge;
 //! - [`objects`]: the pure builder, Gateway + parameters + settings to objects;
+//! - [`addresses`]: a Gateway's addresses, from its Service;
 //! - [`reconcile`]: one pass, what to apply and what to report;
 //! - this module: the kube calls and the loop.
 //!
@@ -18,6 +19,7 @@
 //! made otherwise: the chart's certificate job makes them for the gateways of its `gateways:`
 //! values, in the release namespace.
 
+pub mod addresses;
 pub mod credentials;
 pub mod names;
 pub mod objects;

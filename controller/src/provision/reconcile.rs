@@ -25,9 +25,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::ResourceExt;
 use serde_json::Value;
 
+use super::addresses::addresses;
 use super::credentials::{IssuedSecret, read_state, secret_for};
 use super::names::object_name;
-use super::objects::{Settings, addresses, build};
+use super::objects::{Settings, build};
 use super::params::{self, ConfigMapRef, Effective, ParametersError, ProxyParameters};
 
 /// The kind, namespace and name of an object (a GatewayClass's namespace is `""`).
