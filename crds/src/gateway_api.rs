@@ -81,6 +81,68 @@ pub struct GatewaySpec {
     /// provisions the Gateway's proxies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infrastructure: Option<GatewayInfrastructure>,
+    /// Gateway-wide TLS settings: client certificate validation (GEP-91).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<GatewayTlsSettings>,
+}
+
+/// `spec.tls` of a Gateway.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTlsSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<FrontendTls>,
+}
+
+/// How clients' certificates are validated: `default` for every HTTPS listener, `perPort`
+/// for the listeners of one port.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTls {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<FrontendTlsConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_port: Vec<FrontendTlsPerPort>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTlsPerPort {
+    pub port: i32,
+    #[serde(default)]
+    pub tls: FrontendTlsConfig,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTlsConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<FrontendValidation>,
+}
+
+/// Client certificate validation: the CAs that clients' certificates must chain to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendValidation {
+    /// ConfigMaps (Core) or Secrets with the PEM bundle under `ca.crt`.
+    #[serde(default)]
+    pub ca_certificate_refs: Vec<CaCertificateReference>,
+    /// `AllowValidOnly` (the default): a connection without a valid certificate is refused;
+    /// `AllowInsecureFallback`: it is served, without a client identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+/// A reference to an object holding CA certificates (kind `ConfigMap` or `Secret`, core group).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaCertificateReference {
+    #[serde(default)]
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// Infrastructure of one Gateway: labels and annotations for what is provisioned for it, and
@@ -132,6 +194,10 @@ pub struct GatewayTlsConfig {
     pub mode: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificate_refs: Vec<SecretObjectReference>,
+    /// The listener-level client validation of Gateway API v1.2 to v1.4 (experimental), read
+    /// when the Gateway's `spec.tls.frontend` says nothing for this listener's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend_validation: Option<FrontendValidation>,
 }
 
 /// A reference to a Secret (by default: group `""`, kind `Secret`, the Gateway's namespace).

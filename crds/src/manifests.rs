@@ -38,6 +38,8 @@ pub enum Object {
     ReferenceGrant(Box<ReferenceGrant>),
     /// Read for its labels only.
     Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
+    /// Read for client certificate validation's CA bundles.
+    ConfigMap(Box<k8s_openapi::api::core::v1::ConfigMap>),
 }
 
 impl Object {
@@ -72,6 +74,7 @@ impl Object {
             Object::GatewayClass(o) => ("GatewayClass", &o.metadata),
             Object::ReferenceGrant(o) => ("ReferenceGrant", &o.metadata),
             Object::Namespace(o) => ("Namespace", &o.metadata),
+            Object::ConfigMap(o) => ("ConfigMap", &o.metadata),
         }
     }
 }
@@ -231,6 +234,8 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
             ("v1", "Service") => typed(doc).map(|o| Object::Service(Box::new(o))),
             // For their labels (`allowedRoutes` selectors).
             ("v1", "Namespace") => typed(doc).map(|o| Object::Namespace(Box::new(o))),
+            // CA bundles for client certificate validation.
+            ("v1", "ConfigMap") => typed(doc).map(|o| Object::ConfigMap(Box::new(o))),
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 typed(doc).map(|o| Object::EndpointSlice(Box::new(o)))
             }
@@ -363,6 +368,7 @@ pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources
             Object::GatewayClass(x) => r.gateway_classes.push((**x).clone()),
             Object::ReferenceGrant(x) => r.reference_grants.push((**x).clone()),
             Object::Namespace(x) => r.namespaces.push((**x).clone()),
+            Object::ConfigMap(x) => r.config_maps.push((**x).clone()),
         }
     }
     r

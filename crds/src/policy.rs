@@ -133,6 +133,21 @@ pub struct AuthenticationSpec {
     /// An HTTP call to an authorization service that decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalSpec>,
+    /// The client certificate a mutual-TLS listener verified (a Gateway's client certificate
+    /// validation). The consumer is the certificate's first URI SAN, else its first DNS SAN,
+    /// else its subject's common name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificateSpec>,
+}
+
+/// Authentication by the verified client certificate of the connection.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientCertificateSpec {
+    /// A header that carries the certificate's identity (the consumer) to the backend; a
+    /// client's own copies of it are always removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_header: Option<String>,
 }
 
 /// JWT validation. Exactly one key source among `jwksUri`, `jwks` and `secretRef` is usually

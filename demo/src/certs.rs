@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, SanType,
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -131,17 +132,58 @@ impl Authority {
         self.issue_from(names, not_before, days)
     }
 
-    /// A TLS client configuration that trusts this authority and offers `alpn`.
-    pub fn client(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    /// A client certificate (mutual TLS) whose only name is the URI `uri`, with common name
+    /// `name`, valid for a day.
+    pub fn issue_client(&self, uri: &str, name: &str) -> Issued {
+        let key = KeyPair::generate().expect("a key");
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = vec![SanType::URI(uri.try_into().expect("a URI"))];
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(1);
+        Issued {
+            chain: params.signed_by(&key, &self.issuer).expect("signed").pem(),
+            key: key.serialize_pem(),
+        }
+    }
+
+    /// [`Self::client`] that presents `certificate` when the server asks for one.
+    pub fn client_with(&self, alpn: &[&[u8]], certificate: &Issued) -> Arc<rustls::ClientConfig> {
+        let chain = CertificateDer::pem_slice_iter(certificate.chain.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("PEM");
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(certificate.key.as_bytes())
+            .expect("a PEM key");
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS 1.2 and 1.3")
+        .with_root_certificates(self.roots())
+        .with_client_auth_cert(chain, key)
+        .expect("a client certificate");
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+
+    fn roots(&self) -> rustls::RootCertStore {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
             roots.add(c.expect("PEM")).expect("a CA certificate");
         }
+        roots
+    }
+
+    /// A TLS client configuration that trusts this authority and offers `alpn`.
+    pub fn client(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("TLS 1.2 and 1.3")
-            .with_root_certificates(roots)
+            .with_root_certificates(self.roots())
             .with_no_client_auth();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(config)

@@ -14,6 +14,7 @@ use crate::access_log::CallLog;
 use crate::client_ip::TrustedProxies;
 use crate::forwarding::{Peer, ensure_request_id};
 use crate::metrics::{RouteId, RouteMetrics};
+use crate::server::tls::clients::ClientCertificate;
 
 pub struct Exchange {
     pub started: Instant,
@@ -21,6 +22,8 @@ pub struct Exchange {
     pub client: SocketAddr,
     /// The client connection's peer as forwarding headers see it (a trusted proxy or not).
     pub peer: Peer,
+    /// The client certificate the connection's handshake verified (mutual TLS).
+    pub client_certificate: Option<Arc<ClientCertificate>>,
     pub method: Method,
     pub version: Version,
     /// The route's id once one matched (metrics label), else the no-route label.
@@ -47,17 +50,23 @@ pub struct LogFields {
     pub calls: Option<Vec<CallLog>>,
 }
 
-/// Who is at the other end of a client connection, and whether it speaks TLS.
-#[derive(Clone, Copy, Debug)]
+/// Who is at the other end of a client connection, whether it speaks TLS, and the client
+/// certificate the handshake verified (mutual TLS).
+#[derive(Clone, Debug)]
 pub struct Client {
     pub addr: SocketAddr,
     pub tls: bool,
+    pub certificate: Option<Arc<ClientCertificate>>,
 }
 
 impl From<SocketAddr> for Client {
     /// A plain (cleartext) connection's client.
     fn from(addr: SocketAddr) -> Self {
-        Client { addr, tls: false }
+        Client {
+            addr,
+            tls: false,
+            certificate: None,
+        }
     }
 }
 
@@ -81,6 +90,7 @@ impl Exchange {
                 trusted: trusted.trusts(client.addr.ip()),
                 tls: client.tls,
             },
+            client_certificate: client.certificate,
             method: req.method().clone(),
             version: req.version(),
             route: no_route.clone(),

@@ -20,13 +20,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use frontdesk_snapshot::{Certificate, ListenerProtocol, Snapshot};
+use frontdesk_snapshot::{Certificate, ClientValidation, ListenerProtocol, Snapshot};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::runtime::RuntimeHandle;
-use crate::server::tls::{Certificates, Live};
+use crate::server::tls::{Certificates, Live, LiveConfig};
 use crate::server::{self, Budget, ServerLimits};
 
 /// How often the serving snapshot is looked at for listener changes.
@@ -39,13 +39,18 @@ const RETRY_EVERY: Duration = Duration::from_secs(2);
 struct Wanted {
     protocol: ListenerProtocol,
     certificates: Vec<Certificate>,
+    /// The port's client certificate validation (its first listener's that has one).
+    client_validation: Option<ClientValidation>,
 }
 
 /// One port being served.
 struct Running {
     protocol: ListenerProtocol,
     certificates: Vec<Certificate>,
+    client_validation: Option<ClientValidation>,
     live: Option<Arc<Live>>,
+    /// HTTPS: the TLS configuration, rebuilt around `live` when the client validation changes.
+    config: Option<Arc<LiveConfig>>,
     /// The listening socket, shared with its server: handed to the next server when the
     /// port changes protocol.
     socket: std::net::TcpListener,
@@ -150,22 +155,35 @@ impl Listeners {
         self.failures.retain(|port, _| wanted.contains_key(port));
         for (port, want) in wanted {
             match self.running.get_mut(&port) {
-                Some(r) if r.certificates == want.certificates => {}
                 Some(r) => {
-                    // Same port and protocol, new certificates: swapped in place.
-                    let Some(live) = &r.live else { continue };
-                    match Certificates::new(&want.certificates) {
-                        Ok((certs, refused)) => {
-                            for why in refused {
-                                tracing::warn!(port, error = %why, "a certificate was left out");
+                    // Same port and protocol: what changed is swapped in place.
+                    if r.certificates != want.certificates
+                        && let Some(live) = &r.live
+                    {
+                        match Certificates::new(&want.certificates) {
+                            Ok((certs, refused)) => {
+                                for why in refused {
+                                    tracing::warn!(port, error = %why, "a certificate was left out");
+                                }
+                                live.replace(certs);
+                                r.certificates = want.certificates;
+                                tracing::info!(port, "a listener's certificates were replaced");
                             }
-                            live.replace(certs);
-                            r.certificates = want.certificates;
-                            tracing::info!(port, "a listener's certificates were replaced");
+                            Err(e) => {
+                                tracing::warn!(port, error = %e, "new certificates refused; the listener keeps its current ones")
+                            }
                         }
-                        Err(e) => {
-                            tracing::warn!(port, error = %e, "new certificates refused; the listener keeps its current ones")
-                        }
+                    }
+                    // New CAs (or none): new handshakes verify clients by them.
+                    if r.client_validation != want.client_validation
+                        && let (Some(live), Some(config)) = (&r.live, &r.config)
+                    {
+                        config.replace(tls_config(port, live, want.client_validation.as_ref()));
+                        r.client_validation = want.client_validation;
+                        tracing::info!(
+                            port,
+                            "a listener's client certificate validation was replaced"
+                        );
                     }
                 }
                 None => {
@@ -222,12 +240,16 @@ impl Listeners {
         };
         self.failures.remove(&port);
         let (stop, mut stopped) = watch::channel(false);
-        let tls = live
-            .clone()
-            .map(|l| server::tls::server_config(l as Arc<dyn rustls::server::ResolvesServerCert>));
+        let config = live.as_ref().map(|l| {
+            Arc::new(LiveConfig::new(tls_config(
+                port,
+                l,
+                want.client_validation.as_ref(),
+            )))
+        });
         let task = tokio::spawn(server::serve_with(
             serving,
-            tls,
+            config.clone(),
             self.budget.clone(),
             self.runtime.clone(),
             self.metrics.clone(),
@@ -242,7 +264,9 @@ impl Listeners {
             Running {
                 protocol: want.protocol,
                 certificates: want.certificates,
+                client_validation: want.client_validation,
                 live,
+                config,
                 socket,
                 stop,
                 task,
@@ -273,6 +297,7 @@ fn wanted(snapshot: &Snapshot, base_port: u16) -> BTreeMap<u16, Wanted> {
             Wanted {
                 protocol: ListenerProtocol::Http,
                 certificates: Vec::new(),
+                client_validation: None,
             },
         );
         return wanted;
@@ -281,7 +306,11 @@ fn wanted(snapshot: &Snapshot, base_port: u16) -> BTreeMap<u16, Wanted> {
         let w = wanted.entry(l.port).or_insert_with(|| Wanted {
             protocol: l.protocol,
             certificates: Vec::new(),
+            client_validation: None,
         });
+        if w.client_validation.is_none() {
+            w.client_validation = l.client_validation.clone();
+        }
         for c in &l.certificates {
             if !w.certificates.contains(c) {
                 w.certificates.push(c.clone());
@@ -289,6 +318,26 @@ fn wanted(snapshot: &Snapshot, base_port: u16) -> BTreeMap<u16, Wanted> {
         }
     }
     wanted
+}
+
+/// The TLS configuration of HTTPS `port`: its certificates as they are now, and clients
+/// verified by `validation` when given.
+fn tls_config(
+    port: u16,
+    live: &Arc<Live>,
+    validation: Option<&ClientValidation>,
+) -> Arc<rustls::ServerConfig> {
+    let clients = validation.map(|v| {
+        let (verifier, refused) = server::tls::clients::verifier(v);
+        for why in refused {
+            tracing::warn!(port, error = %why, "client CA certificates were left out");
+        }
+        verifier
+    });
+    server::tls::server_config(
+        live.clone() as Arc<dyn rustls::server::ResolvesServerCert>,
+        clients,
+    )
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -313,6 +362,7 @@ mod tests {
             port,
             protocol,
             hostname: None,
+            client_validation: None,
             certificates: cert
                 .map(|c| Certificate {
                     source: c.into(),

@@ -123,6 +123,7 @@ impl Runtime {
                     path: path.path,
                     host: &target.host,
                     request_id: &ex.request_id,
+                    client_certificate: ex.client_certificate.as_deref(),
                 };
                 // Boxed: the authentication futures (key fetches, external calls) are large and
                 // would otherwise be moved with every request's future, policy or not.

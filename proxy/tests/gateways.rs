@@ -212,3 +212,191 @@ spec:
     assert_eq!(shown, second.leaf());
     assert_eq!(ask(&mut fresh).await, "HTTP/1.1 200 OK");
 }
+
+/// A request on a TLS connection made with `config`; the status line and body, or `None` when
+/// the handshake or the connection failed before an answer (a refused client certificate: in
+/// TLS 1.3 the server's alert arrives on the first read).
+async fn try_ask(
+    config: std::sync::Arc<rustls::ClientConfig>,
+    port: u16,
+    extra: &str,
+) -> Option<(String, String)> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("api.example.com").unwrap(), tcp)
+        .await
+        .ok()?;
+    let request = format!("GET /echo HTTP/1.1\r\nHost: api.example.com\r\n{extra}\r\n");
+    tls.write_all(request.as_bytes()).await.ok()?;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut chunk))
+            .await
+            .expect("an answer or a refusal in time")
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_string)
+                })
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if got.len() >= end + 4 + length {
+                let status = text.lines().next().unwrap().to_string();
+                return Some((status, text[end + 4..].to_string()));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_validates_clients_admits_only_certificates_its_cas_issued() {
+    let demo = frontdesk_demo::spawn("demo").await;
+    let (strict, fallback) = (free_port().port(), free_port().port());
+    let ca = Authority::new();
+    let partners = Authority::new();
+    let stranger = Authority::new();
+    let site = ca.issue(&["api.example.com"], 1, 30);
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: default, namespace: test}}
+spec:
+  gatewayClassName: frontdesk
+  tls:
+    frontend:
+      default:
+        validation:
+          caCertificateRefs: [{{group: '', kind: ConfigMap, name: partners-ca}}]
+      perPort:
+        - port: {fallback}
+          tls:
+            validation:
+              mode: AllowInsecureFallback
+              caCertificateRefs: [{{group: '', kind: ConfigMap, name: partners-ca}}]
+  listeners:
+    - name: strict
+      port: {strict}
+      protocol: HTTPS
+      tls: {{certificateRefs: [{{name: site-tls}}]}}
+    - name: fallback
+      port: {fallback}
+      protocol: HTTPS
+      tls: {{certificateRefs: [{{name: site-tls}}]}}
+"
+    );
+    let config_map = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: partners-ca, namespace: test}}\ndata:\n  ca.crt: |\n{}",
+        indent(partners.pem())
+    );
+    // The certificate authenticates; only one partner is authorized, and the backend is told
+    // who called in a header the client cannot forge.
+    let policy = "apiVersion: frontdesk.dev/v1alpha1\nkind: Policy\n\
+                  metadata: {name: partners, namespace: test}\nspec:\n  \
+                  authentication:\n    clientCertificate: {forwardHeader: X-Client-Identity}\n  \
+                  authorization:\n    rules: [{consumers: ['spiffe://partners/acme']}]\n";
+    let routes = route(
+        "site",
+        &format!("  policies: [partners]\n  rules:\n    - backends: [{{url: 'http://{demo}'}}]"),
+    );
+    let p = ProxyProcess::with_files(
+        &[
+            ("gateway.yaml", &gateway),
+            ("secret.yaml", &secret(&site)),
+            ("ca.yaml", &config_map),
+            ("policy.yaml", policy),
+            ("routes.yaml", &routes),
+        ],
+        &[],
+    )
+    .await;
+    let acme = partners.issue_client("spiffe://partners/acme", "acme");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        if let Some(answer) = try_ask(
+            ca.client_with(&[b"http/1.1"], &acme),
+            strict,
+            "X-Client-Identity: spiffe://partners/admin\r\n",
+        )
+        .await
+        {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "no answer\n{}", p.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        echo["headers"]["x-client-identity"], "spiffe://partners/acme",
+        "the verified identity, not the client's own header: {echo}"
+    );
+
+    // The server certificate's CA trusted, but no client certificate, or one another CA
+    // issued: the handshake is refused, nothing is answered.
+    assert_eq!(try_ask(ca.client(&[b"http/1.1"]), strict, "").await, None);
+    let forged = stranger.issue_client("spiffe://partners/acme", "acme");
+    assert_eq!(
+        try_ask(ca.client_with(&[b"http/1.1"], &forged), strict, "").await,
+        None
+    );
+    // Over HTTP/2 too (ALPN h2): the certificate is verified before any frame.
+    assert_eq!(try_ask(ca.client(&[b"h2"]), strict, "").await, None);
+
+    // A valid certificate of a partner the policy does not authorize: 403.
+    let other = partners.issue_client("spiffe://partners/other", "other");
+    let (status, _) = try_ask(ca.client_with(&[b"http/1.1"], &other), strict, "")
+        .await
+        .expect("an answer");
+    assert_eq!(status, "HTTP/1.1 403 Forbidden");
+
+    // AllowInsecureFallback: a client without a certificate is served, without an identity,
+    // so this policy answers 401; a certificate of another CA is still refused.
+    let (status, body) = try_ask(ca.client(&[b"http/1.1"]), fallback, "")
+        .await
+        .expect("served without a certificate");
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized", "{body}");
+    assert_eq!(
+        try_ask(ca.client_with(&[b"http/1.1"], &forged), fallback, "").await,
+        None
+    );
+    let (status, _) = try_ask(ca.client_with(&[b"http/1.1"], &acme), fallback, "")
+        .await
+        .expect("an answer");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+
+    // Another CA in the ConfigMap: new handshakes verify by it at once.
+    let version = p.config_version().await;
+    p.write(
+        "ca.yaml",
+        &config_map.replace(&indent(partners.pem()), &indent(stranger.pem())),
+    );
+    p.wait_version_above(version).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = try_ask(ca.client_with(&[b"http/1.1"], &forged), strict, "").await;
+        if got.as_ref().is_some_and(|(s, _)| s == "HTTP/1.1 200 OK") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new CA was not used: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        try_ask(ca.client_with(&[b"http/1.1"], &acme), strict, "").await,
+        None,
+        "the old CA no longer verifies"
+    );
+}

@@ -26,6 +26,30 @@ pub struct Listener {
     /// closed by a lost Secret) and opens nothing if it has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<Certificate>,
+    /// HTTPS: clients must present a certificate these CAs issued (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<ClientValidation>,
+}
+
+/// Client certificate validation of an HTTPS listener (the Gateway API's frontend validation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientValidation {
+    /// The CAs a client's certificate must chain to.
+    pub ca_certificates: Vec<CaCertificates>,
+    /// `AllowInsecureFallback`: a client without a valid certificate is served, without a
+    /// client identity; otherwise its handshake fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+/// A PEM bundle of CA certificates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CaCertificates {
+    /// `Kind namespace/name` of the object it came from: for status and logs.
+    pub source: String,
+    pub pem: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +118,13 @@ mod tests {
                 chain: "-----BEGIN CERTIFICATE-----".into(),
                 key: Secret::new("-----BEGIN PRIVATE KEY-----"),
             }],
+            client_validation: Some(ClientValidation {
+                ca_certificates: vec![CaCertificates {
+                    source: "ConfigMap web/partners-ca".into(),
+                    pem: "-----BEGIN CERTIFICATE-----".into(),
+                }],
+                optional: true,
+            }),
         };
         let json = serde_json::to_string(&l).unwrap();
         assert!(json.contains(r#""protocol":"HTTPS""#), "{json}");

@@ -109,6 +109,17 @@ pub struct Authentication {
     pub basic: Option<Basic>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<External>,
+    /// The connection's verified client certificate (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientCertificate {
+    /// The header that carries the certificate's identity to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_header: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

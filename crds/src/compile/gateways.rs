@@ -71,7 +71,7 @@ pub fn is_ours(gateway: &Gateway, classes: &[GatewayClass], class_optional: bool
 /// Secrets by reference (the controller's Secret watches) must fetch for it.
 pub fn certificate_secret_refs(gateway: &Gateway) -> BTreeSet<(String, String)> {
     let namespace = gateway.metadata.namespace.as_deref().unwrap_or("default");
-    gateway
+    let mut refs: BTreeSet<(String, String)> = gateway
         .spec
         .listeners
         .iter()
@@ -84,7 +84,46 @@ pub fn certificate_secret_refs(gateway: &Gateway) -> BTreeSet<(String, String)> 
                 r.name.clone(),
             )
         })
-        .collect()
+        .collect();
+    refs.extend(ca_refs(gateway, "Secret"));
+    refs
+}
+
+/// The ConfigMaps a Gateway's client certificate validation names, as `(namespace, name)`.
+pub fn ca_config_map_refs(gateway: &Gateway) -> BTreeSet<(String, String)> {
+    ca_refs(gateway, "ConfigMap").collect()
+}
+
+/// The `kind` objects (core group) named by any client validation of the Gateway.
+fn ca_refs<'a>(gateway: &'a Gateway, kind: &'a str) -> impl Iterator<Item = (String, String)> + 'a {
+    let namespace = gateway.metadata.namespace.as_deref().unwrap_or("default");
+    let frontend = gateway.spec.tls.as_ref().and_then(|t| t.frontend.as_ref());
+    let validations = frontend
+        .and_then(|f| f.default.as_ref())
+        .and_then(|d| d.validation.as_ref())
+        .into_iter()
+        .chain(
+            frontend
+                .into_iter()
+                .flat_map(|f| f.per_port.iter())
+                .filter_map(|p| p.tls.validation.as_ref()),
+        )
+        .chain(
+            gateway
+                .spec
+                .listeners
+                .iter()
+                .filter_map(|l| l.tls.as_ref()?.frontend_validation.as_ref()),
+        );
+    validations
+        .flat_map(|v| &v.ca_certificate_refs)
+        .filter(move |r| r.group.is_empty() && r.kind == kind)
+        .map(move |r| {
+            (
+                r.namespace.clone().unwrap_or_else(|| namespace.to_string()),
+                r.name.clone(),
+            )
+        })
 }
 
 fn is_secret_ref(group: Option<&str>, kind: Option<&str>) -> bool {
@@ -163,7 +202,9 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
                 namespace,
                 field: format!("spec.listeners[{i}]"),
                 secrets: &secrets,
+                config_maps: &resources.config_maps,
                 grants: &resources.reference_grants,
+                frontend: gateway.spec.tls.as_ref().and_then(|t| t.frontend.as_ref()),
             };
             let mut listener = ctx.listener(spec);
             if listener.accepted.is_ok() && !names.insert(spec.name.as_str()) {
@@ -347,7 +388,10 @@ struct Ctx<'a> {
     /// `spec.listeners[i]`.
     field: String,
     secrets: &'a SecretIndex<'a>,
+    config_maps: &'a [k8s_openapi::api::core::v1::ConfigMap],
     grants: &'a [crate::gateway_api::ReferenceGrant],
+    /// The Gateway's `spec.tls.frontend` (client certificate validation).
+    frontend: Option<&'a crate::gateway_api::FrontendTls>,
 }
 
 impl Ctx<'_> {
@@ -387,6 +431,7 @@ impl Ctx<'_> {
             protocol,
             hostname,
             certificates: Vec::new(),
+            client_validation: None,
         };
         if protocol == ListenerProtocol::Http {
             // Upstream validation refuses `tls` on HTTP; a file may still carry it: unused.
@@ -425,6 +470,21 @@ impl Ctx<'_> {
                     reason.get_or_insert(why);
                     problems.push(field, message);
                 }
+            }
+        }
+        match self.client_validation(spec, port) {
+            Ok(resolved) => {
+                listener.client_validation = resolved.validation;
+                if let Some(why) = resolved.unresolved {
+                    reason.get_or_insert(why);
+                }
+                problems.0.extend(resolved.problems.0);
+            }
+            Err((field, message)) => {
+                return Checked {
+                    accepted: Err(("UnsupportedValue", Diagnostic::new(field, message))),
+                    unresolved: None,
+                };
             }
         }
         Checked {
@@ -591,5 +651,6 @@ fn check_key(pem: &str) -> Result<(), String> {
 }
 
 pub mod attach;
+pub mod client_validation;
 #[cfg(test)]
 mod tests;

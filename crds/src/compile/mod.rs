@@ -44,6 +44,9 @@ pub struct Resources {
     pub gateway_classes: Vec<crate::gateway_api::GatewayClass>,
     /// What lets a Gateway name a Secret of another namespace.
     pub reference_grants: Vec<crate::gateway_api::ReferenceGrant>,
+    /// ConfigMaps that Gateways name for client certificate validation (`ca.crt`); others are
+    /// ignored.
+    pub config_maps: Vec<k8s_openapi::api::core::v1::ConfigMap>,
     /// Namespaces, for their labels: `allowedRoutes` of `from: Selector` select by them.
     pub namespaces: Vec<k8s_openapi::api::core::v1::Namespace>,
     /// A Gateway whose GatewayClass is not among `gateway_classes` is frontdesk's (manifest

@@ -133,10 +133,25 @@ pub fn lower_policy(
                 .external
                 .as_ref()
                 .and_then(|x| ctx.external(&format!("{p}.external"), x)),
+            client_certificate: a
+                .client_certificate
+                .as_ref()
+                .map(|c| snap::ClientCertificate {
+                    forward_header: c.forward_header.as_ref().and_then(|h| {
+                        ctx.header_name(format!("{p}.clientCertificate.forwardHeader"), h)
+                    }),
+                }),
         };
-        if a.jwt.is_none() && a.api_keys.is_none() && a.basic.is_none() && a.external.is_none() {
-            ctx.d
-                .push(p, "set at least one of jwt, apiKeys, basic and external");
+        if a.jwt.is_none()
+            && a.api_keys.is_none()
+            && a.basic.is_none()
+            && a.external.is_none()
+            && a.client_certificate.is_none()
+        {
+            ctx.d.push(
+                p,
+                "set at least one of jwt, apiKeys, basic, external and clientCertificate",
+            );
         }
         out.policy.authentication = Some(authn);
     }

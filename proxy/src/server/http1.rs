@@ -124,6 +124,11 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
             }
         };
         first = None;
+        let client = Client {
+            addr: peer,
+            tls: R::TLS,
+            certificate: side.as_ref().and_then(|s| s.io.certificate()),
+        };
         let head_request = head.request.method == Method::HEAD;
         let version = head.request.version;
         let mut continue_asked = None;
@@ -145,10 +150,6 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
         // A body that stops arriving is a 408 (and, not read to its end, closes the connection).
         let body = IdleTimeout::new(body, settings.body_read_timeout);
         let req = Request::from_parts(head.request, body);
-        let client = Client {
-            addr: peer,
-            tls: R::TLS,
-        };
         let handling = Box::pin(runtime.load().handle(req, client));
         let answer = match continue_asked {
             None => handling.await,

@@ -215,7 +215,7 @@ pub async fn serve<I>(
         let guard = StreamGuard::open(&counted);
         let req = req.map(|body| IdleTimeout::new(body, body_idle));
         let current = runtime.load();
-        let answer = Box::pin(current.handle(req, peer));
+        let answer = Box::pin(current.handle(req, peer.clone()));
         async move {
             let resp = answer.await.map(|inner| {
                 Guarded {

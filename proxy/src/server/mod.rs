@@ -158,14 +158,13 @@ impl Drop for OpenGuard {
 /// the handshake is due within the header timeout, then ALPN says HTTP/2 or HTTP/1.1.
 pub async fn serve_with(
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<tls::LiveConfig>>,
     budget: Arc<Budget>,
     runtime: RuntimeHandle,
     metrics: Arc<Metrics>,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let h2 = Arc::new(http2::Settings {
         builder: h2_builder(&limits),
         idle_timeout: limits.idle_timeout,
@@ -323,7 +322,7 @@ impl Drop for ClientSlot {
 
 /// One accepted connection.
 struct Connection {
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<tls::LiveConfig>>,
     runtime: RuntimeHandle,
     h1: Arc<http1::Settings>,
     h2: Arc<http2::Settings>,
@@ -334,7 +333,8 @@ struct Connection {
 impl Connection {
     async fn serve(self, stream: TcpStream) {
         let deadline = Instant::now() + self.h1.header_read_timeout;
-        if let Some(acceptor) = self.tls.clone() {
+        if let Some(live) = &self.tls {
+            let acceptor = tokio_rustls::TlsAcceptor::from(live.current());
             // Boxed: a TLS connection's state is large, and plain ones need not carry it.
             return Box::pin(self.serve_tls(stream, acceptor, deadline)).await;
         }
@@ -380,9 +380,18 @@ impl Connection {
                 return;
             }
         };
+        // Verified by the handshake when the listener validates clients.
+        let certificate = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(tls::clients::ClientCertificate::from_leaf)
+            .map(Arc::new);
         let secure = Client {
             addr: self.peer,
             tls: true,
+            certificate,
         };
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
             // The preface is due by the same deadline as over cleartext: hyper alone would
@@ -405,7 +414,7 @@ impl Connection {
         }
         let (rd, wr) = tokio::io::split(tls);
         http1::serve(
-            transport::TlsRead::new(rd),
+            transport::TlsRead::new(rd, secure.certificate),
             transport::TlsWrite(wr),
             BytesMut::new(),
             self.peer,

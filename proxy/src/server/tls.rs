@@ -95,7 +95,26 @@ impl Certificates {
 
     /// The rustls configuration that serves these certificates.
     pub fn into_server_config(self) -> Arc<rustls::ServerConfig> {
-        server_config(Arc::new(self))
+        server_config(Arc::new(self), None)
+    }
+}
+
+/// A listener's TLS configuration as it is now: replaced when its client validation changes
+/// (its certificates change inside, through [`Live`]); each handshake takes the current one.
+#[derive(Debug)]
+pub struct LiveConfig(arc_swap::ArcSwap<rustls::ServerConfig>);
+
+impl LiveConfig {
+    pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
+        LiveConfig(arc_swap::ArcSwap::new(config))
+    }
+
+    pub fn replace(&self, config: Arc<rustls::ServerConfig>) {
+        self.0.store(config);
+    }
+
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.0.load_full()
     }
 }
 
@@ -121,14 +140,21 @@ impl ResolvesServerCert for Live {
 }
 
 /// The rustls configuration around a certificate resolver: TLS 1.3 and 1.2 with ring, ALPN
-/// `h2` then `http/1.1`, resumption by tickets and by a bounded session cache.
-pub fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Arc<rustls::ServerConfig> {
+/// `h2` then `http/1.1`, resumption by tickets and by a bounded session cache; clients'
+/// certificates verified by `clients` when given ([`clients::verifier`]).
+pub fn server_config(
+    resolver: Arc<dyn ResolvesServerCert>,
+    clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+) -> Arc<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("ring supports TLS 1.2 and 1.3")
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .expect("ring supports TLS 1.2 and 1.3");
+    let builder = match clients {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     // Resumption: tickets (stateless, rotated by rustls) and a bounded session cache.
     if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
@@ -197,5 +223,6 @@ fn leaf_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+pub mod clients;
 #[cfg(test)]
 mod tests;

@@ -8,16 +8,24 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::tls::clients::ClientCertificate;
+
 /// The read half of a client connection.
 pub trait ClientRead: Send + Sync + Unpin + 'static {
     /// The connection is encrypted (X-Forwarded-Proto says `https`).
     const TLS: bool;
+
+    /// The client certificate the handshake verified (mutual TLS); none over TCP.
+    fn certificate(&self) -> Option<Arc<ClientCertificate>> {
+        None
+    }
 
     /// Waits until the connection has something for us: bytes, the end, or an error.
     fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -89,6 +97,7 @@ impl ClientWrite for OwnedWriteHalf {
 /// decrypted as they are read), so it is read into a buffer of its own.
 pub struct TlsRead<R> {
     io: R,
+    certificate: Option<Arc<ClientCertificate>>,
     /// Read ahead by [`ClientRead::poll_wait`], not yet taken.
     pending: BytesMut,
     ended: bool,
@@ -98,9 +107,10 @@ pub struct TlsRead<R> {
 const READ_AHEAD: usize = 16 * 1024;
 
 impl<R> TlsRead<R> {
-    pub fn new(io: R) -> Self {
+    pub fn new(io: R, certificate: Option<Arc<ClientCertificate>>) -> Self {
         TlsRead {
             io,
+            certificate,
             pending: BytesMut::new(),
             ended: false,
         }
@@ -109,6 +119,10 @@ impl<R> TlsRead<R> {
 
 impl<R: AsyncRead + Send + Sync + Unpin + 'static> ClientRead for TlsRead<R> {
     const TLS: bool = true;
+
+    fn certificate(&self) -> Option<Arc<ClientCertificate>> {
+        self.certificate.clone()
+    }
 
     fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.pending.is_empty() || self.ended {

@@ -244,7 +244,7 @@ async fn the_server_speaks_http1_and_http2_over_tls() {
     let budget = crate::server::Budget::new(&limits);
     tokio::spawn(crate::server::serve_with(
         listener,
-        Some(config),
+        Some(Arc::new(super::LiveConfig::new(config))),
         budget,
         runtime,
         metrics.clone(),

@@ -39,6 +39,7 @@ use crate::body::ProxyBody;
 use crate::identity::{Identity, lookup};
 use crate::metrics::{AuthLabels, AuthOutcome, Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
+use crate::server::tls::clients::ClientCertificate;
 use crate::upstream::resolve::{Connector, Resolver};
 
 /// The client for key sets (http and https) and external authorization services.
@@ -106,6 +107,9 @@ pub struct Authenticate {
     api_keys: Option<api_key::ApiKeyRuntime>,
     basic: Option<basic::BasicRuntime>,
     external: Option<external::ExternalRuntime>,
+    /// `clientCertificate`: the connection's verified certificate authenticates, its identity
+    /// sent on in this header when one is set.
+    client_certificate: Option<Option<HeaderName>>,
     /// Headers the policy sets for the backend; a client's copies are always removed.
     strip: Vec<HeaderName>,
     /// WWW-Authenticate values of a 401, one per method.
@@ -121,6 +125,8 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub host: &'a str,
     pub request_id: &'a HeaderValue,
+    /// The client certificate the connection's handshake verified (mutual TLS).
+    pub client_certificate: Option<&'a ClientCertificate>,
 }
 
 impl Authenticate {
@@ -147,6 +153,19 @@ impl Authenticate {
         if let Some(x) = &external {
             strip.extend(x.copy.iter().cloned());
         }
+        let client_certificate = authn
+            .and_then(|a| a.client_certificate.as_ref())
+            .map(|c| {
+                c.forward_header
+                    .as_deref()
+                    .map(|h| {
+                        HeaderName::from_bytes(h.as_bytes())
+                            .map_err(|_| format!("clientCertificate.forwardHeader {h:?}"))
+                    })
+                    .transpose()
+            })
+            .transpose()?;
+        strip.extend(client_certificate.iter().flatten().cloned());
         let key: Arc<str> = Arc::from(key);
         let counter = |outcome| {
             metrics
@@ -168,7 +187,8 @@ impl Authenticate {
             || jwt.is_some()
             || api_keys.is_some()
             || basic.is_some()
-            || external.is_some();
+            || external.is_some()
+            || client_certificate.is_some();
         if !authenticates {
             return Ok(None);
         }
@@ -189,6 +209,7 @@ impl Authenticate {
             api_keys,
             basic,
             external,
+            client_certificate,
             strip,
         }))
     }
@@ -264,13 +285,22 @@ impl Authenticate {
         Ok(identity)
     }
 
-    /// jwt, apiKeys and basic: the first whose credential is present decides.
+    /// clientCertificate, jwt, apiKeys and basic: the first whose credential is present
+    /// decides (a verified client certificate first).
     async fn authenticate_locally(
         &self,
         req: &Request<'_>,
         headers: &mut HeaderMap,
     ) -> Result<Option<Identity>, Denied> {
+        if let Some(forward) = &self.client_certificate
+            && let Some(cert) = req.client_certificate
+        {
+            return Ok(Some(certificate_identity(cert, forward.as_ref(), headers)));
+        }
         if self.jwt.is_none() && self.api_keys.is_none() && self.basic.is_none() {
+            if self.client_certificate.is_some() && self.external.is_none() {
+                return Err(self.unauthenticated("a valid client certificate is required", None));
+            }
             return Ok(None);
         }
         let query = req.uri.query();
@@ -390,6 +420,39 @@ fn challenges(
     out.into_iter()
         .filter_map(|c| HeaderValue::from_str(&c).ok())
         .collect()
+}
+
+/// The identity of a verified client certificate: its first URI SAN, else DNS SAN, else common
+/// name is the consumer (`sub` among the claims, with `uris`, `dnsNames` and `commonName`),
+/// sent on in `forward` when the policy names a header.
+fn certificate_identity(
+    cert: &ClientCertificate,
+    forward: Option<&HeaderName>,
+    headers: &mut HeaderMap,
+) -> Identity {
+    let consumer = cert.identity().map(Arc::from);
+    if let (Some(header), Some(value)) = (
+        forward,
+        consumer
+            .as_deref()
+            .and_then(|c: &str| HeaderValue::from_str(c).ok()),
+    ) {
+        headers.insert(header.clone(), value);
+    }
+    let mut claims = crate::identity::Claims::new();
+    if let Some(c) = &consumer {
+        claims.insert("sub".into(), serde_json::Value::from(c.to_string()));
+    }
+    claims.insert("uris".into(), cert.uris.clone().into());
+    claims.insert("dnsNames".into(), cert.dns_names.clone().into());
+    if let Some(cn) = &cert.common_name {
+        claims.insert("commonName".into(), cn.clone().into());
+    }
+    Identity {
+        method: "clientCertificate",
+        consumer,
+        claims: Some(Arc::new(claims)),
+    }
 }
 
 fn problem(kind: ProblemKind, detail: impl Into<String>) -> Denied {
