@@ -112,7 +112,7 @@ pub struct Cli {
     pub proxy_image_pull_policy: String,
 
     /// The URL provisioned proxies subscribe to: this controller's Service, e.g.
-    /// https://frontdesk-controller.frontdesk.svc:7070. Required with --provision-gateways.
+    /// `https://frontdesk-controller.frontdesk.svc:7070`. Required with --provision-gateways.
     #[arg(long, value_name = "URL")]
     pub proxy_controller_url: Option<String>,
 

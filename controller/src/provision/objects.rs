@@ -2,7 +2,7 @@
 //! the controller's settings to the objects to apply.
 //!
 //! For Gateway `<name>` in namespace `<ns>`, all in `<ns>`, all named
-//! [`object_name`](super::names::object_name) (`frontdesk-<name>`), all owned by the Gateway
+//! [`super::names::object_name`] (`frontdesk-<name>`), all owned by the Gateway
 //! (`controller: true`, `blockOwnerDeletion: true`), so the garbage collector deletes them with
 //! it:
 //! - a ServiceAccount without an API token: proxies never call the Kubernetes API;
