@@ -195,4 +195,46 @@ mod tests {
         let tls = ["--tls-cert", "c", "--tls-key", "k", "--tls-client-ca", "ca"];
         assert_eq!(parse(&tls).listen(), "0.0.0.0:7070".parse().unwrap());
     }
+
+    #[test]
+    fn provisioning_is_off_unless_asked_for_and_then_needs_where_proxies_subscribe() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["frontdesk-controller", "--insecure"], args].concat())
+        };
+        assert_eq!(parse(&[]).unwrap().provisioning(), Ok(None));
+        let error = parse(&["--provision-gateways"]).unwrap().provisioning();
+        assert!(error.unwrap_err().contains("--proxy-controller-url"));
+        let url = "--proxy-controller-url=https://c.frontdesk.svc:7070";
+        let shared = parse(&[
+            "--provision-gateways",
+            url,
+            "--proxy-credentials-secret=same",
+        ]);
+        assert!(
+            shared
+                .unwrap()
+                .provisioning()
+                .unwrap_err()
+                .contains("{gateway}")
+        );
+        let settings = parse(&[
+            "--provision-gateways",
+            url,
+            "--lease-namespace=fd",
+            "--issue-gateway-credentials=fd-ca",
+        ])
+        .unwrap()
+        .provisioning()
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.controller_url, "https://c.frontdesk.svc:7070");
+        assert_eq!(settings.credentials_secret, "frontdesk-proxy-{gateway}-tls");
+        assert!(settings.refuse_internal_upstreams);
+        assert_eq!(
+            settings.issue_credentials,
+            Some(("fd".to_string(), "fd-ca".to_string()))
+        );
+        // Issuing credentials means nothing without provisioning.
+        assert!(parse(&["--issue-gateway-credentials=fd-ca"]).is_err());
+    }
 }
