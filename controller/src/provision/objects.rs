@@ -16,7 +16,7 @@
 //!   parameters' annotations; none when the Gateway has no HTTP or HTTPS listener;
 //! - a HorizontalPodAutoscaler when the parameters enable autoscaling (the Deployment then
 //!   leaves `replicas` to it);
-//! - a PodDisruptionBudget (`minAvailable`).
+//! - a PodDisruptionBudget (`maxUnavailable: 1` unless the parameters say otherwise).
 //!
 //! The Gateway's `spec.infrastructure.labels` and `annotations` go on every object, under
 //! frontdesk's own labels.
@@ -29,7 +29,7 @@ use kube::ResourceExt;
 use serde_json::{Value, json};
 
 use super::names::{labels, object_name, selector};
-use super::params::Effective;
+use super::params::{DisruptionBudget, Effective};
 
 /// What the controller's flags fix for every provisioned proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,15 +183,20 @@ pub fn build(gateway: &Gateway, params: &Effective, settings: &Settings) -> Vec<
             },
         }));
     }
-    let min_available = match &params.min_available {
+    let number = |v: &IntOrString| match v {
         IntOrString::Int(n) => json!(n),
         IntOrString::String(s) => json!(s),
     };
+    let mut budget = json!({"selector": {"matchLabels": selector(&name)}});
+    match &params.disruption_budget {
+        DisruptionBudget::MinAvailable(v) => budget["minAvailable"] = number(v),
+        DisruptionBudget::MaxUnavailable(v) => budget["maxUnavailable"] = number(v),
+    }
     objects.push(json!({
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": metadata,
-        "spec": {"minAvailable": min_available, "selector": {"matchLabels": selector(&name)}},
+        "spec": budget,
     }));
     objects
 }
@@ -476,6 +481,10 @@ mod tests {
         let objects = build(&g, &params, &settings());
         assert!(!kinds(&objects).contains(&"HorizontalPodAutoscaler"));
         assert_eq!(objects[1]["spec"]["replicas"], 3);
+        // By default one pod may go at a time: a single replica never blocks a drain.
+        let pdb = objects.last().unwrap();
+        assert_eq!(pdb["kind"], "PodDisruptionBudget");
+        assert_eq!(pdb["spec"]["maxUnavailable"], 1);
 
         params.autoscaling = Some(Autoscaling {
             min_replicas: 2,
@@ -483,7 +492,8 @@ mod tests {
             target_cpu_utilization_percentage: 60,
         });
         params.service_type = ServiceType::ClusterIP;
-        params.min_available = IntOrString::String("50%".into());
+        params.disruption_budget =
+            DisruptionBudget::MinAvailable(IntOrString::String("50%".into()));
         let objects = build(&g, &params, &settings());
         let hpa = objects
             .iter()
@@ -504,6 +514,7 @@ mod tests {
             .find(|o| o["kind"] == "PodDisruptionBudget")
             .unwrap();
         assert_eq!(pdb["spec"]["minAvailable"], "50%");
+        assert!(pdb["spec"].get("maxUnavailable").is_none());
         let service = objects.iter().find(|o| o["kind"] == "Service").unwrap();
         assert_eq!(service["spec"]["type"], "ClusterIP");
     }

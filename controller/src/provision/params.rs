@@ -14,11 +14,14 @@
 //!   type: LoadBalancer              # ClusterIP, NodePort or LoadBalancer
 //!   annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}
 //! autoscaling: {enabled: false, minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 70}
-//! podDisruptionBudget: {minAvailable: 1}   # a number or a percentage ("50%")
+//! podDisruptionBudget: {maxUnavailable: 1}   # or minAvailable; a number or a percentage ("50%")
 //! ```
 //!
 //! A Gateway's field overrides the class's, which overrides the default, field by field:
-//! `service.annotations` and `autoscaling` merge key by key, `resources` is taken whole.
+//! `service.annotations` and `autoscaling` merge key by key, `resources` is taken whole, and a
+//! layer's `podDisruptionBudget` (`minAvailable` or `maxUnavailable`, not both) replaces the
+//! budget before it. The default budget is `maxUnavailable: 1`, the chart's: one pod may go at a
+//! time, and a single replica never blocks a node drain.
 //! Unknown fields are errors (a typo must not go unnoticed), reported with their path.
 
 use std::collections::BTreeMap;
@@ -83,6 +86,14 @@ pub struct AutoscalingParameters {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodDisruptionBudgetParameters {
     pub min_available: Option<IntOrString>,
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// How many of a Gateway's pods a voluntary disruption (a node drain) must leave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisruptionBudget {
+    MinAvailable(IntOrString),
+    MaxUnavailable(IntOrString),
 }
 
 /// Parameters in effect for one Gateway: every field decided.
@@ -95,7 +106,7 @@ pub struct Effective {
     pub service_annotations: BTreeMap<String, String>,
     /// `None`: no HorizontalPodAutoscaler, `replicas` pods.
     pub autoscaling: Option<Autoscaling>,
-    pub min_available: IntOrString,
+    pub disruption_budget: DisruptionBudget,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,7 +118,7 @@ pub struct Autoscaling {
 
 impl Effective {
     /// The defaults: `image` (the controller's `--proxy-image`), two replicas, the chart's
-    /// proxy resources, a LoadBalancer Service, no autoscaling, at least one pod available.
+    /// proxy resources, a LoadBalancer Service, no autoscaling, one pod unavailable at most.
     pub fn defaults(image: &str) -> Effective {
         let quantity = |q: &str| Quantity(q.to_string());
         Effective {
@@ -124,7 +135,7 @@ impl Effective {
             service_type: ServiceType::LoadBalancer,
             service_annotations: BTreeMap::new(),
             autoscaling: None,
-            min_available: IntOrString::Int(1),
+            disruption_budget: DisruptionBudget::MaxUnavailable(IntOrString::Int(1)),
         }
     }
 }
@@ -255,12 +266,22 @@ pub fn merge(
                 .target_cpu_utilization_percentage
                 .or(autoscaling.target_cpu_utilization_percentage);
         }
-        if let Some(v) = p
-            .pod_disruption_budget
-            .as_ref()
-            .and_then(|b| b.min_available.clone())
-        {
-            e.min_available = v;
+        if let Some(b) = &p.pod_disruption_budget {
+            match (&b.min_available, &b.max_unavailable) {
+                (Some(_), Some(_)) => {
+                    return Err((
+                        "podDisruptionBudget".into(),
+                        "minAvailable and maxUnavailable exclude each other: set one".into(),
+                    ));
+                }
+                (Some(min), None) => {
+                    e.disruption_budget = DisruptionBudget::MinAvailable(min.clone())
+                }
+                (None, Some(max)) => {
+                    e.disruption_budget = DisruptionBudget::MaxUnavailable(max.clone())
+                }
+                (None, None) => {}
+            }
         }
     }
     let bad = |field: &str, reason: String| Err((field.to_string(), reason));
@@ -295,20 +316,19 @@ pub fn merge(
             target_cpu_utilization_percentage: target,
         });
     }
-    match &e.min_available {
-        IntOrString::Int(n) if *n < 0 => {
-            return bad(
-                "podDisruptionBudget.minAvailable",
-                format!("{n} is negative"),
-            );
-        }
+    let (field, budget) = match &e.disruption_budget {
+        DisruptionBudget::MinAvailable(v) => ("podDisruptionBudget.minAvailable", v),
+        DisruptionBudget::MaxUnavailable(v) => ("podDisruptionBudget.maxUnavailable", v),
+    };
+    match budget {
+        IntOrString::Int(n) if *n < 0 => return bad(field, format!("{n} is negative")),
         IntOrString::String(s)
             if s.strip_suffix('%')
                 .and_then(|n| n.parse::<u8>().ok())
                 .is_none_or(|n| n > 100) =>
         {
             return bad(
-                "podDisruptionBudget.minAvailable",
+                field,
                 format!("{s:?} is neither a number nor a percentage like \"50%\""),
             );
         }
@@ -373,7 +393,10 @@ mod tests {
                 target_cpu_utilization_percentage: 70
             })
         );
-        assert_eq!(e.min_available, IntOrString::String("50%".into()));
+        assert_eq!(
+            e.disruption_budget,
+            DisruptionBudget::MinAvailable(IntOrString::String("50%".into()))
+        );
         // Resources untouched: the defaults'.
         assert_eq!(e.resources, Effective::defaults("x").resources);
     }
@@ -417,6 +440,32 @@ mod tests {
         let (field, reason) = merge(&defaults, &[&too_few]).unwrap_err();
         assert_eq!(field, "autoscaling.maxReplicas");
         assert!(reason.contains("less than minReplicas (5)"), "{reason}");
+
+        // One pod may go at a time unless a layer says otherwise; one budget per layer.
+        assert_eq!(
+            defaults.disruption_budget,
+            DisruptionBudget::MaxUnavailable(IntOrString::Int(1))
+        );
+        let both = read(
+            &at(),
+            Some(&config_map(
+                "podDisruptionBudget: {minAvailable: 1, maxUnavailable: 1}\n",
+            )),
+        )
+        .unwrap();
+        assert_eq!(
+            merge(&defaults, &[&both]).unwrap_err().0,
+            "podDisruptionBudget"
+        );
+        let percent = read(
+            &at(),
+            Some(&config_map("podDisruptionBudget: {maxUnavailable: 150%}\n")),
+        )
+        .unwrap();
+        assert_eq!(
+            merge(&defaults, &[&percent]).unwrap_err().0,
+            "podDisruptionBudget.maxUnavailable"
+        );
     }
 
     #[test]
