@@ -24,6 +24,8 @@ pub struct Exchange {
     pub peer: Peer,
     /// The client certificate the connection's handshake verified (mutual TLS).
     pub client_certificate: Option<Arc<ClientCertificate>>,
+    /// The port's settings (HTTPS redirect, HSTS), when its Gateway has any.
+    pub port: Option<Arc<PortSettings>>,
     pub method: Method,
     pub version: Version,
     /// The route's id once one matched (metrics label), else the no-route label.
@@ -57,6 +59,17 @@ pub struct Client {
     pub addr: SocketAddr,
     pub tls: bool,
     pub certificate: Option<Arc<ClientCertificate>>,
+    /// What the listener's Gateway asks of every request on this port.
+    pub port: Option<Arc<PortSettings>>,
+}
+
+/// A listener port's settings from its Gateway (docs/gateways.md, "HTTPS settings").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortSettings {
+    /// Answer every request with a redirect to `https://` on this port.
+    pub redirect_to_https: Option<u16>,
+    /// The `Strict-Transport-Security` value every answer carries.
+    pub hsts: Option<HeaderValue>,
 }
 
 impl From<SocketAddr> for Client {
@@ -66,6 +79,7 @@ impl From<SocketAddr> for Client {
             addr,
             tls: false,
             certificate: None,
+            port: None,
         }
     }
 }
@@ -91,6 +105,7 @@ impl Exchange {
                 tls: client.tls,
             },
             client_certificate: client.certificate,
+            port: client.port,
             method: req.method().clone(),
             version: req.version(),
             route: no_route.clone(),

@@ -21,9 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frontdesk_snapshot::{Certificate, ClientValidation, ListenerProtocol, Snapshot};
+use http::HeaderValue;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::exchange::PortSettings;
 use crate::metrics::Metrics;
 use crate::runtime::RuntimeHandle;
 use crate::server::tls::{Certificates, Live, LiveConfig};
@@ -41,6 +43,8 @@ struct Wanted {
     certificates: Vec<Certificate>,
     /// The port's client certificate validation (its first listener's that has one).
     client_validation: Option<ClientValidation>,
+    /// HTTPS redirect and HSTS (its first listener's that has each).
+    settings: PortSettings,
 }
 
 /// One port being served.
@@ -48,6 +52,7 @@ struct Running {
     protocol: ListenerProtocol,
     certificates: Vec<Certificate>,
     client_validation: Option<ClientValidation>,
+    settings: PortSettings,
     live: Option<Arc<Live>>,
     /// HTTPS: the TLS configuration, rebuilt around `live` when the client validation changes.
     config: Option<Arc<LiveConfig>>,
@@ -136,7 +141,12 @@ impl Listeners {
         let gone: Vec<u16> = self
             .running
             .iter()
-            .filter(|(port, r)| wanted.get(port).is_none_or(|w| w.protocol != r.protocol))
+            // A new protocol or new settings: a new server, on the same socket.
+            .filter(|(port, r)| {
+                wanted
+                    .get(port)
+                    .is_none_or(|w| w.protocol != r.protocol || w.settings != r.settings)
+            })
             .map(|(port, _)| *port)
             .collect();
         // Sockets of ports that stay, under another protocol: the next server takes them.
@@ -247,13 +257,18 @@ impl Listeners {
                 want.client_validation.as_ref(),
             )))
         });
+        let limits = ServerLimits {
+            port: (want.settings != PortSettings::default())
+                .then(|| Arc::new(want.settings.clone())),
+            ..self.limits.clone()
+        };
         let task = tokio::spawn(server::serve_with(
             serving,
             config.clone(),
             self.budget.clone(),
             self.runtime.clone(),
             self.metrics.clone(),
-            self.limits.clone(),
+            limits,
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },
@@ -265,6 +280,7 @@ impl Listeners {
                 protocol: want.protocol,
                 certificates: want.certificates,
                 client_validation: want.client_validation,
+                settings: want.settings,
                 live,
                 config,
                 socket,
@@ -298,6 +314,7 @@ fn wanted(snapshot: &Snapshot, base_port: u16) -> BTreeMap<u16, Wanted> {
                 protocol: ListenerProtocol::Http,
                 certificates: Vec::new(),
                 client_validation: None,
+                settings: PortSettings::default(),
             },
         );
         return wanted;
@@ -307,9 +324,19 @@ fn wanted(snapshot: &Snapshot, base_port: u16) -> BTreeMap<u16, Wanted> {
             protocol: l.protocol,
             certificates: Vec::new(),
             client_validation: None,
+            settings: PortSettings::default(),
         });
         if w.client_validation.is_none() {
             w.client_validation = l.client_validation.clone();
+        }
+        if w.settings.redirect_to_https.is_none() {
+            w.settings.redirect_to_https = l.redirect_to_https_port;
+        }
+        if w.settings.hsts.is_none() {
+            w.settings.hsts = l
+                .hsts
+                .as_deref()
+                .and_then(|h| HeaderValue::from_str(h).ok());
         }
         for c in &l.certificates {
             if !w.certificates.contains(c) {
@@ -363,6 +390,8 @@ mod tests {
             protocol,
             hostname: None,
             client_validation: None,
+            redirect_to_https_port: None,
+            hsts: None,
             certificates: cert
                 .map(|c| Certificate {
                     source: c.into(),

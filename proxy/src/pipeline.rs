@@ -22,6 +22,7 @@ use crate::metrics::RouteId;
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::{RuleRuntime, Runtime};
 use crate::stages::action::Input;
+use crate::stages::action::redirect;
 use crate::stages::authenticate::{self, Denied};
 use crate::stages::route::RequestView;
 use crate::stages::{rate_limit, request_target};
@@ -68,6 +69,12 @@ impl Runtime {
             Ok(t) => t,
             Err(p) => return (None, Err(p)),
         };
+        if let Some(port) = ex.port.as_ref().and_then(|p| p.redirect_to_https)
+            && let Some(redirect) =
+                redirect::to_https(&target.host, &target.path, req.uri().query(), port)
+        {
+            return (None, Ok(redirect));
+        }
         if let (Some(log), Some(a)) = (&mut ex.log, &target.authority) {
             log.host = a.as_str().to_string();
         }

@@ -400,3 +400,119 @@ spec:
         "the old CA no longer verifies"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_redirects_its_http_ports_to_https_and_its_https_answers_carry_hsts() {
+    let demo = frontdesk_demo::spawn("demo").await;
+    let (http, https) = (free_port().port(), free_port().port());
+    let ca = Authority::new();
+    let site = ca.issue(&["api.example.com"], 1, 30);
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: default
+  namespace: test
+  annotations:
+    frontdesk.dev/redirect-to-https: 'true'
+    frontdesk.dev/hsts: 'max-age=31536000; includeSubDomains'
+spec:
+  gatewayClassName: frontdesk
+  listeners:
+    - {{name: http, port: {http}, protocol: HTTP}}
+    - name: https
+      port: {https}
+      protocol: HTTPS
+      tls: {{certificateRefs: [{{name: site-tls}}]}}
+"
+    );
+    let routes = route(
+        "site",
+        &format!(
+            "  hosts: [api.example.com]\n  rules:\n    - backends: [{{url: 'http://{demo}'}}]"
+        ),
+    );
+    let p = ProxyProcess::with_files(
+        &[
+            ("gateway.yaml", &gateway),
+            ("secret.yaml", &secret(&site)),
+            ("routes.yaml", &routes),
+        ],
+        &[],
+    )
+    .await;
+    let plain = |path: &str| {
+        let url = format!("http://127.0.0.1:{http}{path}");
+        async move {
+            send(
+                &client(),
+                http::Request::get(url)
+                    .header("host", "API.example.com")
+                    .body(body(bytes::Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let redirected = loop {
+        match plain("/a/../status/200?x=1").await {
+            Ok(a) => break a,
+            Err(e) => assert!(Instant::now() < deadline, "{e}\n{}", p.stderr()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(redirected.0, 308);
+    assert_eq!(
+        redirected.1["location"],
+        format!("https://api.example.com:{https}/status/200?x=1").as_str()
+    );
+    assert!(redirected.1.contains_key("x-request-id"));
+    assert!(
+        !redirected.1.contains_key("strict-transport-security"),
+        "HSTS is for HTTPS answers only"
+    );
+    // ACME HTTP-01 challenges still reach the routes.
+    let acme = plain("/.well-known/acme-challenge/token").await.unwrap();
+    assert_eq!(acme.0, 200, "{:?}", acme.2);
+
+    // HTTPS answers carry HSTS, the proxy's own (404) included.
+    let (mut tls, _) = connect(&ca, https).await;
+    let request = "GET /status/200 HTTP/1.1\r\nHost: api.example.com\r\n\r\n";
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut got = vec![0u8; 4096];
+    let n = tls.read(&mut got).await.unwrap();
+    let head = String::from_utf8_lossy(&got[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000; includesubdomains\r\n"),
+        "{head}"
+    );
+    let (mut tls, _) = connect(&ca, https).await;
+    let request = "GET / HTTP/1.1\r\nHost: elsewhere.example.com\r\n\r\n";
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let n = tls.read(&mut got).await.unwrap();
+    let head = String::from_utf8_lossy(&got[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(
+        head.contains("strict-transport-security: max-age="),
+        "{head}"
+    );
+
+    // Without the annotation the HTTP port serves again, on the same socket.
+    let version = p.config_version().await;
+    p.write(
+        "gateway.yaml",
+        &gateway.replace("    frontdesk.dev/redirect-to-https: 'true'\n", ""),
+    );
+    p.wait_version_above(version).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let a = plain("/status/200").await.expect("the port stayed open");
+        if a.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still redirected: {}", a.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

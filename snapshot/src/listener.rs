@@ -29,6 +29,14 @@ pub struct Listener {
     /// HTTPS: clients must present a certificate these CAs issued (mutual TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_validation: Option<ClientValidation>,
+    /// HTTP: every request is answered with a permanent redirect to `https://` on this port
+    /// (the Gateway's `frontdesk.dev/redirect-to-https`), ACME HTTP-01 challenges excepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_to_https_port: Option<u16>,
+    /// HTTPS: the `Strict-Transport-Security` value every answer carries (the Gateway's
+    /// `frontdesk.dev/hsts`), unless the backend sent its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<String>,
 }
 
 /// Client certificate validation of an HTTPS listener (the Gateway API's frontend validation).
@@ -118,6 +126,8 @@ mod tests {
                 chain: "-----BEGIN CERTIFICATE-----".into(),
                 key: Secret::new("-----BEGIN PRIVATE KEY-----"),
             }],
+            redirect_to_https_port: None,
+            hsts: Some("max-age=31536000".into()),
             client_validation: Some(ClientValidation {
                 ca_certificates: vec![CaCertificates {
                     source: "ConfigMap web/partners-ca".into(),

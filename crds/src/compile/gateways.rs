@@ -197,6 +197,7 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
         let mut st = ObjectStatus::new("Gateway", namespace, name, generation);
         let mut names = BTreeSet::new();
         let mut admitting = Vec::new();
+        let from = served.len();
         for (i, spec) in gateway.spec.listeners.iter().enumerate() {
             let ctx = Ctx {
                 namespace,
@@ -234,8 +235,11 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
             }
             st.listeners.push(status);
         }
+        // The Gateway's own settings for its listeners (HTTPS redirect, HSTS).
+        let settings = https::apply(gateway, &mut served[from..]);
         out.parents.add(&group_of(gateway), gateway, &admitting);
         gateway_conditions(&mut st);
+        st.diagnostics.extend(settings);
         out.statuses.push(st);
     }
     out.listeners.retain(|_, l| !l.is_empty());
@@ -432,6 +436,8 @@ impl Ctx<'_> {
             hostname,
             certificates: Vec::new(),
             client_validation: None,
+            redirect_to_https_port: None,
+            hsts: None,
         };
         if protocol == ListenerProtocol::Http {
             // Upstream validation refuses `tls` on HTTP; a file may still carry it: unused.
@@ -652,5 +658,6 @@ fn check_key(pem: &str) -> Result<(), String> {
 
 pub mod attach;
 pub mod client_validation;
+pub mod https;
 #[cfg(test)]
 mod tests;

@@ -57,6 +57,8 @@ pub struct Settings {
     pub metrics: Arc<Metrics>,
     /// While overloaded, answers end their connection ([`crate::overload`]).
     pub overload: Arc<crate::overload::Overload>,
+    /// The port's settings from its Gateway (HTTPS redirect, HSTS).
+    pub port: Option<Arc<crate::exchange::PortSettings>>,
 }
 
 /// Bytes read at a time while waiting for a head.
@@ -128,6 +130,7 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
             addr: peer,
             tls: R::TLS,
             certificate: side.as_ref().and_then(|s| s.io.certificate()),
+            port: settings.port.clone(),
         };
         let head_request = head.request.method == Method::HEAD;
         let version = head.request.version;

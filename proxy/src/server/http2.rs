@@ -193,6 +193,8 @@ pub struct Settings {
     pub metrics: Arc<Metrics>,
     /// Overloaded: GOAWAY, as when draining ([`crate::overload`]).
     pub overload: Arc<crate::overload::Overload>,
+    /// The port's settings from its Gateway.
+    pub port: Option<Arc<crate::exchange::PortSettings>>,
 }
 
 /// Serves one HTTP/2 connection until it closes. `io` yields the preface already read first.

@@ -59,6 +59,8 @@ pub struct ServerLimits {
     pub drain_timeout: Duration,
     /// Past its memory bound, connections are turned away ([`crate::overload`]).
     pub overload: Arc<Overload>,
+    /// This port's settings from its Gateway (HTTPS redirect, HSTS); none for `--listen`.
+    pub port: Option<Arc<crate::exchange::PortSettings>>,
 }
 
 impl Default for ServerLimits {
@@ -75,6 +77,7 @@ impl Default for ServerLimits {
             h2_max_concurrent_streams: 100,
             drain_timeout: Duration::from_secs(30),
             overload: Arc::new(Overload::new(None)),
+            port: None,
         }
     }
 }
@@ -172,6 +175,7 @@ pub async fn serve_with(
         send_timeout: limits.send_timeout,
         metrics: metrics.clone(),
         overload: limits.overload.clone(),
+        port: limits.port.clone(),
     });
     let h1 = Arc::new(http1::Settings {
         header_read_timeout: limits.header_read_timeout,
@@ -182,6 +186,7 @@ pub async fn serve_with(
         send_timeout: limits.send_timeout,
         metrics: metrics.clone(),
         overload: limits.overload.clone(),
+        port: limits.port.clone(),
     });
     let (drain_tx, drain_rx) = watch::channel(false);
     let open = Arc::new(Open::default());
@@ -392,6 +397,7 @@ impl Connection {
             addr: self.peer,
             tls: true,
             certificate,
+            port: self.h1.port.clone(),
         };
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
             // The preface is due by the same deadline as over cleartext: hyper alone would
@@ -431,7 +437,11 @@ impl Connection {
             prefix: buf,
             io: stream,
         };
-        http2::serve(io, self.peer.into(), self.runtime, &self.h2, self.draining).await;
+        let client = Client {
+            port: self.h2.port.clone(),
+            ..self.peer.into()
+        };
+        http2::serve(io, client, self.runtime, &self.h2, self.draining).await;
     }
 }
 
@@ -632,6 +642,7 @@ mod tests {
             send_timeout: Duration::from_secs(1),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             overload: Arc::new(crate::overload::Overload::new(None)),
+            port: None,
         };
         let (_drain, draining) = tokio::sync::watch::channel(false);
         let runtime = RuntimeHandle::new(Runtime::empty("test", Arc::new(Env::standalone())));

@@ -68,6 +68,11 @@ impl Respond {
         }
         head.headers
             .insert(X_REQUEST_ID.clone(), ex.request_id.clone());
+        if let Some(hsts) = ex.port.as_ref().and_then(|p| p.hsts.as_ref()) {
+            head.headers
+                .entry(http::header::STRICT_TRANSPORT_SECURITY)
+                .or_insert_with(|| hsts.clone());
+        }
         let hook = Completion {
             respond: self.clone(),
             status: head.status.as_u16(),

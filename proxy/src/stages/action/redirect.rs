@@ -52,6 +52,42 @@ impl Redirect {
     }
 }
 
+/// Where ACME HTTP-01 challenges are asked (RFC 8555 §8.3): never redirected to HTTPS, so a
+/// certificate can be issued for a host that does not serve HTTPS yet.
+const ACME_CHALLENGES: &str = "/.well-known/acme-challenge/";
+
+/// The answer of an HTTP port whose Gateway redirects to HTTPS (`frontdesk.dev/redirect-to-https`):
+/// 308 to the same host, canonical path and query on `https://` at `port`. `None` for ACME
+/// challenges and for requests without a host (they go on to the routes).
+pub fn to_https(
+    host: &str,
+    path: &str,
+    query: Option<&str>,
+    port: u16,
+) -> Option<Response<ProxyBody>> {
+    if host.is_empty() || path.starts_with(ACME_CHALLENGES) {
+        return None;
+    }
+    let https = snap::Redirect {
+        scheme: Some("https".into()),
+        host: None,
+        port: Some(port),
+        path: None,
+        status: 308,
+    };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let location = redirect_location(&https, Some(&host), None, path, query, &[], None);
+    let location = HeaderValue::from_str(&location).ok()?;
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    resp.headers_mut().insert(LOCATION, location);
+    Some(resp)
+}
+
 /// The Location of a redirect. Parts the redirect does not set keep the request's values; a
 /// changed scheme without an explicit port drops the request's port. Without any host (an
 /// HTTP/1.0 request without Host, and no `redirect.host`) the Location is relative.
@@ -113,6 +149,35 @@ mod tests {
             redirect_location(&r, Some("a.com"), Some(8080), "/x", None, &[], None),
             "http://b.com:8080/x"
         );
+    }
+
+    #[test]
+    fn http_ports_redirect_to_https_but_not_acme_challenges() {
+        let to = |host, path, query, port| {
+            to_https(host, path, query, port)
+                .map(|r| r.headers()[LOCATION].to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            to("shop.example.com", "/a/b", Some("x=1"), 443).as_deref(),
+            Some("https://shop.example.com/a/b?x=1")
+        );
+        assert_eq!(
+            to("shop.example.com", "/", None, 8443).as_deref(),
+            Some("https://shop.example.com:8443/")
+        );
+        assert_eq!(to("::1", "/", None, 443).as_deref(), Some("https://[::1]/"));
+        assert_eq!(
+            to(
+                "shop.example.com",
+                "/.well-known/acme-challenge/abc",
+                None,
+                443
+            ),
+            None
+        );
+        assert_eq!(to("", "/", None, 443), None);
+        let status = to_https("a.example", "/", None, 443).unwrap().status();
+        assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
     }
 
     #[test]
