@@ -516,3 +516,67 @@ spec:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_stops_reading_is_let_go_after_the_send_timeout() {
+    let demo = frontdesk_demo::spawn("demo").await;
+    let https = free_port().port();
+    let ca = Authority::new();
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: default, namespace: test}}
+spec:
+  gatewayClassName: frontdesk
+  listeners:
+    - name: https
+      port: {https}
+      protocol: HTTPS
+      tls: {{certificateRefs: [{{name: site-tls}}]}}
+"
+    );
+    let routes = route(
+        "site",
+        &format!("  rules:\n    - backends: [{{url: 'http://{demo}'}}]"),
+    );
+    let p = ProxyProcess::with_files(
+        &[
+            ("gateway.yaml", &gateway),
+            (
+                "secret.yaml",
+                &secret(&ca.issue(&["api.example.com"], 1, 30)),
+            ),
+            ("routes.yaml", &routes),
+        ],
+        &["--send-timeout", "1s"],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tls = loop {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        if let Ok(tcp) = socket.connect(([127, 0, 0, 1], https).into()).await
+            && let Ok(tls) = tokio_rustls::TlsConnector::from(ca.client(&[b"http/1.1"]))
+                .connect(ServerName::try_from("api.example.com").unwrap(), tcp)
+                .await
+        {
+            break tls;
+        }
+        assert!(Instant::now() < deadline, "no TLS listener\n{}", p.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // 16 MiB asked for, nothing read: the proxy's writes wait, then it lets the client go.
+    tls.write_all(b"GET /bytes/16777216 HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let limit = r#"frontdesk_connection_limits_total{limit="send-timeout"} 1"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.metrics().await.contains(limit) {
+        assert!(
+            Instant::now() < deadline,
+            "a TLS client that stopped reading was held"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tls);
+}

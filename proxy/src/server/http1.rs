@@ -618,7 +618,7 @@ async fn send<W: ClientWrite>(wr: &mut W, buf: &[u8], settings: &Settings) -> st
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf,
         Err(e) => return Err(e),
     };
-    if rest.is_empty() {
+    if rest.is_empty() && wr.flushed() {
         return Ok(());
     }
     // Boxed: only a client that does not keep up pays for the timer, and the connection's

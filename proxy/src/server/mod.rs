@@ -421,7 +421,7 @@ impl Connection {
         let (rd, wr) = tokio::io::split(tls);
         http1::serve(
             transport::TlsRead::new(rd, secure.certificate),
-            transport::TlsWrite(wr),
+            transport::TlsWrite::new(wr),
             BytesMut::new(),
             self.peer,
             self.runtime,

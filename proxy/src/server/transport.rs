@@ -60,6 +60,12 @@ pub trait ClientRead: Send + Sync + Unpin + 'static {
 pub trait ClientWrite: AsyncWrite + Send + Unpin + 'static {
     /// Writes what the connection takes at once; `WouldBlock` when it takes nothing now.
     fn try_write(&mut self, buf: &[u8]) -> io::Result<usize>;
+
+    /// Whether what [`ClientWrite::try_write`] took has left for the client, so nothing
+    /// waits for a flush.
+    fn flushed(&self) -> bool {
+        true
+    }
 }
 
 // === impl for TCP ===
@@ -160,9 +166,19 @@ impl<R: AsyncRead + Send + Sync + Unpin + 'static> ClientRead for TlsRead<R> {
     }
 }
 
-/// The write half of a TLS stream, which takes bytes only when polled: the server's writes
-/// wait, under its send timeout, and are flushed.
-pub struct TlsWrite<W>(pub W);
+/// The write half of a TLS stream. A write is first tried at once (polled without a waker:
+/// the records go to the socket when it has room, as a TCP write would); only what the socket
+/// did not take waits, under the send timeout, and is flushed.
+pub struct TlsWrite<W> {
+    io: W,
+    flushed: bool,
+}
+
+impl<W> TlsWrite<W> {
+    pub fn new(io: W) -> Self {
+        TlsWrite { io, flushed: true }
+    }
+}
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for TlsWrite<W> {
     fn poll_write(
@@ -170,20 +186,45 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for TlsWrite<W> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        self.flushed = matches!(flushed, Poll::Ready(Ok(())));
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
 impl<W: AsyncWrite + Send + Unpin + 'static> ClientWrite for TlsWrite<W> {
-    fn try_write(&mut self, _buf: &[u8]) -> io::Result<usize> {
-        Err(io::ErrorKind::WouldBlock.into())
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut taken = 0;
+        while taken < buf.len() {
+            match Pin::new(&mut self.io).poll_write(&mut cx, &buf[taken..]) {
+                Poll::Ready(Ok(0)) => break,
+                Poll::Ready(Ok(n)) => taken += n,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => break,
+            }
+        }
+        // Records still buffered (the socket is full, or the flush failed) are pushed by the
+        // waiting path, which reports a failure.
+        self.flushed = matches!(
+            Pin::new(&mut self.io).poll_flush(&mut cx),
+            Poll::Ready(Ok(()))
+        );
+        if taken == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(taken)
+    }
+
+    fn flushed(&self) -> bool {
+        self.flushed
     }
 }
