@@ -20,13 +20,21 @@ use tokio::sync::{Mutex, oneshot};
 /// The proxy's server in this process, on a free port, serving `yaml`. Stops when the sender
 /// is dropped or fired.
 async fn proxy(yaml: &str) -> (SocketAddr, oneshot::Sender<()>) {
+    proxy_draining_for(yaml, Duration::from_secs(5)).await
+}
+
+/// [`proxy`] whose drain gives connections `drain_timeout` to finish.
+async fn proxy_draining_for(
+    yaml: &str,
+    drain_timeout: Duration,
+) -> (SocketAddr, oneshot::Sender<()>) {
     let env = Arc::new(Env::standalone());
     let runtime = RuntimeHandle::new(Runtime::build(snapshot(yaml), env).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let limits = ServerLimits {
-        drain_timeout: Duration::from_secs(5),
+        drain_timeout,
         ..ServerLimits::default()
     };
     tokio::spawn(server::serve(
@@ -333,6 +341,29 @@ async fn draining_answers_the_next_request_of_every_connection_with_close() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(header(&answer, "connection"), Some("close"));
+}
+
+/// A request still in flight when the drain timeout passes is cut off: the port's server
+/// ends its connections rather than leaving them to run on (a port a snapshot stopped).
+#[tokio::test]
+async fn connections_still_open_at_the_drain_timeout_are_closed() {
+    let backend = frontdesk_demo::spawn("b").await;
+    let (proxy, stop) =
+        proxy_draining_for(&route_to(backend, ""), Duration::from_millis(500)).await;
+    let mut slow = TcpStream::connect(proxy).await.unwrap();
+    slow.write_all(b"GET /delay/30000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped = Instant::now();
+    stop.send(()).unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
+        .await
+        .expect("closed at the drain timeout, not after the backend's 30 s")
+        .expect("closed, not reset: the request had been read");
+    assert!(answer.is_empty(), "nothing was answered: {answer:?}");
+    assert!(stopped.elapsed() >= Duration::from_millis(450));
 }
 
 /// Ten clients sending back to back on keep-alive connections through a drain: every

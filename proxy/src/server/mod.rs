@@ -126,36 +126,6 @@ impl Budget {
     }
 }
 
-/// The connections one port has open, for its drain.
-#[derive(Default)]
-struct Open {
-    count: std::sync::atomic::AtomicUsize,
-    none: tokio::sync::Notify,
-}
-
-/// One of a port's open connections; counted out when dropped.
-struct OpenGuard(Arc<Open>);
-
-impl OpenGuard {
-    fn new(open: &Arc<Open>) -> Self {
-        open.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        OpenGuard(open.clone())
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        if self
-            .0
-            .count
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-            == 1
-        {
-            self.0.none.notify_waiters();
-        }
-    }
-}
-
 /// [`serve`] for one port of the process (sharing its `budget` with the others), terminating
 /// TLS with `tls` when given ([`tls::server_config`]):
 /// the handshake is due within the header timeout, then ALPN says HTTP/2 or HTTP/1.1.
@@ -189,7 +159,8 @@ pub async fn serve_with(
         port: limits.port.clone(),
     });
     let (drain_tx, drain_rx) = watch::channel(false);
-    let open = Arc::new(Open::default());
+    // The port's connections: awaited in its drain, and ended when the drain timeout passes.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -232,34 +203,47 @@ pub async fn serve_with(
             peer,
         };
         let metrics = metrics.clone();
-        let counted_open = OpenGuard::new(&open);
-        tokio::spawn(async move {
-            metrics.active_connections.inc();
+        // Those that ended are let go of here, so the set holds only open ones.
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
+            let _active = ActiveGuard::new(metrics);
             conn.serve(stream).await;
-            metrics.active_connections.dec();
             drop(slot);
             drop(permit);
-            drop(counted_open);
         });
     }
     drop(listener);
     let _ = drain_tx.send(true);
-    let all_closed = async {
-        loop {
-            // Registered before the count is read, so the last connection's notice is not
-            // missed between the two.
-            let none = open.none.notified();
-            tokio::pin!(none);
-            none.as_mut().enable();
-            if open.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
-                return;
-            }
-            none.await;
+    let drained = tokio::time::timeout(limits.drain_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => {
+            tracing::warn!(
+                open = connections.len(),
+                "drain timeout reached; closing the remaining connections"
+            );
+            connections.shutdown().await;
         }
-    };
-    tokio::select! {
-        _ = all_closed => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(limits.drain_timeout) => tracing::warn!("drain timeout reached; closing the remaining connections"),
+    }
+}
+
+/// Counts a connection in `frontdesk_active_connections` while it lives, however it ends
+/// (closed, or aborted at the drain timeout).
+struct ActiveGuard(Arc<Metrics>);
+
+impl ActiveGuard {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        metrics.active_connections.inc();
+        ActiveGuard(metrics)
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active_connections.dec();
     }
 }
 
