@@ -46,7 +46,7 @@ use crate::progress::{ReplicaProgress, combine, object_key};
 use crate::push::PushServer;
 use crate::secret_refs;
 use crate::status::{Observed, Reconciler, StatusSink};
-use crate::watch::{SecretWatches, all, typed_apis, watch_kind};
+use crate::watch::{ConfigMapWatches, SecretWatches, all, typed_apis, watch_kind};
 
 /// Shortest time between two compiles; changes meanwhile are gathered into the next one.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
@@ -110,8 +110,9 @@ pub async fn run(
         aggregate_type,
         all_objects.clone(),
     );
-    // Secrets are watched one reference at a time, as the compile loop finds the Policies'.
-    let secrets = SecretWatches::new(client.clone(), changed.clone());
+    // Secrets, and the ConfigMaps Gateways name as CA bundles, are watched one reference at a
+    // time, as the compile loop finds the references.
+    let watches = RefWatchSet::new(client.clone(), changed.clone());
     let services = watch_kind(
         typed_apis::<Service>(&client, ns),
         &changed,
@@ -197,7 +198,7 @@ pub async fn run(
     let mut accepted = LastAccepted::default();
     accepted.shared_hosts = options.shared_hosts;
     accepted.urls = options.urls.clone();
-    compile_loop(sources, secrets, push, changed, published, accepted).await;
+    compile_loop(sources, watches, push, changed, published, accepted).await;
     Ok(())
 }
 
@@ -308,9 +309,24 @@ impl Sources {
     }
 }
 
+/// The watches made one reference at a time, as the compile loop finds the references.
+struct RefWatchSet {
+    secrets: SecretWatches,
+    config_maps: ConfigMapWatches,
+}
+
+impl RefWatchSet {
+    fn new(client: Client, changed: Arc<Notify>) -> Self {
+        RefWatchSet {
+            secrets: SecretWatches::new(client.clone(), changed.clone()),
+            config_maps: ConfigMapWatches::new(client, changed),
+        }
+    }
+}
+
 async fn compile_loop(
     sources: Sources,
-    mut secrets: SecretWatches,
+    mut watches: RefWatchSet,
     push: Arc<PushServer>,
     changed: Arc<Notify>,
     published: Arc<Notify>,
@@ -327,7 +343,7 @@ async fn compile_loop(
     loop {
         changed.notified().await;
         throttle(&mut last).await;
-        let (output, took) = compile_once(&sources, &mut secrets, &mut accepted, wait).await;
+        let (output, took) = compile_once(&sources, &mut watches, &mut accepted, wait).await;
         wait = Some(SECRET_LIST_WAIT);
         crate::record_compile(&push, output, took);
         published.notify_one();
@@ -345,11 +361,18 @@ const SECRET_LIST_WAIT: Duration = Duration::from_secs(10);
 /// is now kept for them reference is stopped.
 async fn compile_once(
     sources: &Sources,
-    secrets: &mut SecretWatches,
+    watches: &mut RefWatchSet,
     accepted: &mut LastAccepted,
     wait: Option<Duration>,
 ) -> (Output, Duration) {
     let (mut objects, unreadable) = sources.read();
+    let ca_bundles = gateway_ca_config_maps(objects.values(), &sources.namespaces);
+    watches.config_maps.follow(&ca_bundles, wait).await;
+    for map in all(&watches.config_maps.stores()) {
+        let map = Object::ConfigMap(Box::new(map));
+        objects.insert(map.key(), map);
+    }
+    let secrets = &mut watches.secrets;
     let mut current = secret_refs::wanted(policies(objects.values()));
     current.extend(gateway_certificates(objects.values(), &sources.namespaces));
     let with_kept = |accepted: &LastAccepted| {
@@ -374,6 +397,30 @@ fn gateway_certificates<'a>(
     objects: impl Iterator<Item = &'a Object> + Clone,
     namespaces: &[String],
 ) -> std::collections::BTreeSet<secret_refs::WatchKey> {
+    with_gateways(objects, namespaces, secret_refs::gateway_certificates)
+}
+
+/// The ConfigMap watches the client validation of frontdesk's Gateways among `objects` needs.
+fn gateway_ca_config_maps<'a>(
+    objects: impl Iterator<Item = &'a Object> + Clone,
+    namespaces: &[String],
+) -> std::collections::BTreeSet<secret_refs::WatchKey> {
+    with_gateways(objects, namespaces, secret_refs::gateway_ca_config_maps)
+}
+
+type GatewayRefs = fn(
+    &[&frontdesk_crds::gateway_api::Gateway],
+    &[frontdesk_crds::gateway_api::GatewayClass],
+    &[&frontdesk_crds::gateway_api::ReferenceGrant],
+    &[String],
+) -> std::collections::BTreeSet<secret_refs::WatchKey>;
+
+/// `refs` of the Gateways, classes and grants among `objects`.
+fn with_gateways<'a>(
+    objects: impl Iterator<Item = &'a Object> + Clone,
+    namespaces: &[String],
+    refs: GatewayRefs,
+) -> std::collections::BTreeSet<secret_refs::WatchKey> {
     let gateways: Vec<_> = objects
         .clone()
         .filter_map(|o| match o {
@@ -394,7 +441,7 @@ fn gateway_certificates<'a>(
             _ => None,
         })
         .collect();
-    secret_refs::gateway_certificates(&gateways, &classes, &grants, namespaces)
+    refs(&gateways, &classes, &grants, namespaces)
 }
 
 /// The Policies among `objects`.
@@ -1006,7 +1053,7 @@ mod tests {
         let htpasswd = b"dave:{SHA}6ZvKOGrLWBzWMhX7BDvf9vZP2BM=\n".to_vec();
         users.data = Some([("htpasswd".into(), k8s_openapi::ByteString(htpasswd))].into());
         let (client, seen) = fake_secrets_api(vec![users]);
-        let mut secrets = SecretWatches::new(client, Arc::new(Notify::new()));
+        let mut secrets = RefWatchSet::new(client, Arc::new(Notify::new()));
         let (route_type, policy_type) = (api_resource("Route"), api_resource("Policy"));
         let mut routes = reflector::store::Writer::new(route_type.clone());
         let mut policies = reflector::store::Writer::new(policy_type.clone());
@@ -1063,7 +1110,7 @@ mod tests {
         );
         assert_eq!(users_served(&out), ["dave"]);
         assert_eq!(
-            secrets.running(),
+            secrets.secrets.running(),
             [
                 WatchKey::name("shop", "other"),
                 WatchKey::name("shop", "users")
@@ -1073,7 +1120,7 @@ mod tests {
         // Deleted: nothing references a Secret any more, no watch is left.
         policies.apply_watcher_event(&watcher::Event::Delete(second));
         compile_once(&sources, &mut secrets, &mut accepted, None).await;
-        assert_eq!(secrets.running(), []);
+        assert_eq!(secrets.secrets.running(), []);
         let seen = seen.lock().unwrap();
         assert!(!seen.is_empty());
         assert!(
@@ -1086,7 +1133,7 @@ mod tests {
     #[tokio::test]
     async fn a_gateways_certificate_secrets_are_watched_by_name_and_compiled_into_its_listener() {
         use crate::secret_refs::WatchKey;
-        use crate::watch::tests::{fake_secrets_api, secret};
+        use crate::watch::tests::secret;
         use frontdesk_crds::gateway_api::{Gateway, GatewayClass, ReferenceGrant};
         let pem =
             |label: &str| format!("-----BEGIN {label}-----\nMIIBfake\n-----END {label}-----\n");
@@ -1108,9 +1155,18 @@ mod tests {
             );
             s
         };
-        let (client, seen) =
-            fake_secrets_api(vec![tls("edge", "own-tls"), tls("certs", "shared-tls")]);
-        let mut secrets = SecretWatches::new(client, Arc::new(Notify::new()));
+        let ca = |name: &str| {
+            let mut m = ConfigMap::default();
+            m.metadata.namespace = Some("edge".into());
+            m.metadata.name = Some(name.into());
+            m.data = Some([("ca.crt".to_string(), pem("CERTIFICATE"))].into());
+            m
+        };
+        let (client, seen) = crate::watch::tests::fake_objects_api(
+            vec![tls("edge", "own-tls"), tls("certs", "shared-tls")],
+            vec![ca("partners-ca"), ca("unrelated")],
+        );
+        let mut secrets = RefWatchSet::new(client, Arc::new(Notify::new()));
         let stores = GatewayApiStores {
             classes: store(
                 ApiResource::erase::<GatewayClass>(&()),
@@ -1121,7 +1177,10 @@ mod tests {
                 ApiResource::erase::<Gateway>(&()),
                 vec![
                     serde_json::json!({"metadata": {"name": "public", "namespace": "edge", "generation": 1},
-                    "spec": {"gatewayClassName": "frontdesk", "listeners": [{"name": "https", "port": 443,
+                    "spec": {"gatewayClassName": "frontdesk",
+                        "tls": {"frontend": {"default": {"validation": {"caCertificateRefs": [
+                            {"group": "", "kind": "ConfigMap", "name": "partners-ca"}]}}}},
+                        "listeners": [{"name": "https", "port": 443,
                         "protocol": "HTTPS", "tls": {"certificateRefs": [
                             {"name": "own-tls"}, {"name": "shared-tls", "namespace": "certs"}]}}]}}),
                 ],
@@ -1134,6 +1193,7 @@ mod tests {
                              "to": [{"group": "", "kind": "Secret"}]}}),
                 ],
             ),
+            namespaces: vec![],
         };
         let sources = Sources {
             routes: vec![],
@@ -1147,7 +1207,7 @@ mod tests {
         let (out, _) =
             compile_once(&sources, &mut secrets, &mut LastAccepted::default(), None).await;
         assert_eq!(
-            secrets.running(),
+            secrets.secrets.running(),
             [
                 WatchKey::name("certs", "shared-tls"),
                 WatchKey::name("edge", "own-tls")
@@ -1169,6 +1229,18 @@ mod tests {
             .map(|c| c.source.as_str())
             .collect();
         assert_eq!(certificates, ["edge/own-tls", "certs/shared-tls"]);
+        // The CA bundle its client validation names: watched by name, compiled in.
+        assert_eq!(
+            secrets.config_maps.running(),
+            [WatchKey::name("edge", "partners-ca")]
+        );
+        let validation = served[0].client_validation.as_ref().expect("mutual TLS");
+        let sources: Vec<&str> = validation
+            .ca_certificates
+            .iter()
+            .map(|c| c.source.as_str())
+            .collect();
+        assert_eq!(sources, ["ConfigMap edge/partners-ca"]);
         assert!(
             seen.lock()
                 .unwrap()
@@ -1258,6 +1330,7 @@ mod tests {
                 ],
             ),
             grants: vec![],
+            namespaces: vec![],
         };
         let status = |kind: &str, namespace: &str, name: &str| -> ObjectStatus {
             serde_json::from_value(serde_json::json!({"kind": kind, "namespace": namespace,
@@ -1308,6 +1381,7 @@ mod tests {
                 vec![gateway("public"), gateway("broken")],
             ),
             grants: vec![],
+            namespaces: vec![],
         };
         let status = |kind: &str, namespace: &str, name: &str| -> ObjectStatus {
             serde_json::from_value(serde_json::json!({"kind": kind, "namespace": namespace,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use frontdesk_crds::gateway_api::{GROUP, Gateway, GatewayClass, ReferenceGrant};
 use frontdesk_crds::manifests::Object;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
@@ -101,6 +102,23 @@ pub async fn may_list(
     Ok(true)
 }
 
+/// Whether the controller may list Namespaces (cluster-wide), whose labels listeners'
+/// `allowedRoutes` selectors read. When it may not, no namespace is selected, and a log line
+/// says why; the Gateways are watched all the same.
+pub async fn may_list_namespaces(client: &Client) -> bool {
+    let params = kube::api::ListParams::default().limit(1);
+    match Api::<Namespace>::all(client.clone())
+        .list_metadata(&params)
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "Namespaces cannot be listed: listeners' allowedRoutes selectors select no namespace (grant list and watch on namespaces)");
+            false
+        }
+    }
+}
+
 /// What `/status` says about the Gateway API: set by the cluster source, read by the admin
 /// listener.
 #[derive(Debug, Default)]
@@ -159,6 +177,9 @@ pub(crate) struct GatewayApiStores {
     pub classes: Vec<Store<DynamicObject>>,
     pub gateways: Vec<Store<DynamicObject>>,
     pub grants: Vec<Store<DynamicObject>>,
+    /// Namespaces, for their labels (listeners' `allowedRoutes` selectors); none when the
+    /// controller may not list them.
+    pub namespaces: Vec<Store<Namespace>>,
 }
 
 impl GatewayApiStores {
@@ -169,6 +190,7 @@ impl GatewayApiStores {
         namespaces: &[String],
         changed: &Arc<Notify>,
         presence: Presence,
+        namespace_labels: bool,
     ) -> Self {
         let apis = |ar: &ApiResource| -> Vec<Api<DynamicObject>> {
             if namespaces.is_empty() {
@@ -192,6 +214,16 @@ impl GatewayApiStores {
             } else {
                 Vec::new()
             },
+            namespaces: if namespace_labels {
+                watch_kind(
+                    vec![Api::<Namespace>::all(client.clone())],
+                    changed,
+                    (),
+                    Default::default(),
+                )
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -204,6 +236,9 @@ impl GatewayApiStores {
         {
             let _ = s.wait_until_ready().await;
         }
+        for s in &self.namespaces {
+            let _ = s.wait_until_ready().await;
+        }
     }
 
     /// Every object the stores hold that can be read; the others are logged and left out.
@@ -214,7 +249,14 @@ impl GatewayApiStores {
         let classes = classes.map(|o| Object::GatewayClass(Box::new(o)));
         let gateways = gateways.map(|o| Object::Gateway(Box::new(o)));
         let grants = grants.map(|o| Object::ReferenceGrant(Box::new(o)));
-        classes.chain(gateways).chain(grants).collect()
+        let namespaces = crate::watch::all(&self.namespaces)
+            .into_iter()
+            .map(|o| Object::Namespace(Box::new(o)));
+        classes
+            .chain(gateways)
+            .chain(grants)
+            .chain(namespaces)
+            .collect()
     }
 }
 
@@ -284,11 +326,13 @@ pub(crate) async fn follow(
                 "Gateway API CRDs found; watching GatewayClasses, Gateways and ReferenceGrants"
             );
             state.set(WATCHED);
+            let labels = may_list_namespaces(&client).await;
             let _ = tx.send(Some(GatewayApiStores::start(
                 &client,
                 &namespaces,
                 &changed,
                 presence,
+                labels,
             )));
             return rx;
         }
@@ -330,7 +374,8 @@ pub(crate) async fn follow(
                 reference_grants = presence.reference_grants,
                 "Gateway API CRDs installed; watching GatewayClasses, Gateways and ReferenceGrants"
             );
-            let stores = GatewayApiStores::start(&client, &namespaces, &changed, presence);
+            let labels = may_list_namespaces(&client).await;
+            let stores = GatewayApiStores::start(&client, &namespaces, &changed, presence, labels);
             stores.wait_until_ready().await;
             state.set(WATCHED);
             let _ = tx.send(Some(stores));
@@ -366,6 +411,15 @@ mod tests {
         installed: Arc<AtomicBool>,
         forbidden: Arc<AtomicBool>,
     ) -> (Client, Requests) {
+        fake_api_with(installed, forbidden, false)
+    }
+
+    /// [`fake_api_refusing`] that also refuses lists of Namespaces when `no_namespaces`.
+    fn fake_api_with(
+        installed: Arc<AtomicBool>,
+        forbidden: Arc<AtomicBool>,
+        no_namespaces: bool,
+    ) -> (Client, Requests) {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
@@ -389,8 +443,9 @@ mod tests {
                         open_watches.push(send);
                         continue;
                     }
-                    p if forbidden.load(Ordering::Relaxed)
-                        && !(p.ends_with("/v1") || p.ends_with("/v1beta1")) =>
+                    p if (forbidden.load(Ordering::Relaxed)
+                        && !(p.ends_with("/v1") || p.ends_with("/v1beta1")))
+                        || (no_namespaces && p == "/api/v1/namespaces") =>
                     {
                         let status = serde_json::json!({"kind": "Status", "apiVersion": "v1",
                             "status": "Failure", "reason": "Forbidden", "code": 403,
@@ -468,8 +523,9 @@ mod tests {
             .await
             .expect("the initial lists");
         assert_eq!(
-            until_watching(&seen, 3).await,
+            until_watching(&seen, 4).await,
             [
+                "/api/v1/namespaces",
                 "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
                 "/apis/gateway.networking.k8s.io/v1/namespaces/shop/gateways",
                 "/apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/referencegrants",
@@ -501,7 +557,32 @@ mod tests {
             .expect("the watches start once allowed")
             .unwrap();
         assert_eq!(state.describe()["installed"], true);
-        assert_eq!(until_watching(&seen, 3).await.len(), 3);
+        assert_eq!(until_watching(&seen, 4).await.len(), 4);
+    }
+
+    /// Namespaces that may not be listed (a controller limited to some namespaces): the
+    /// Gateway API kinds are watched all the same, without namespace labels.
+    #[tokio::test]
+    async fn gateways_are_watched_without_namespace_labels_when_namespaces_may_not_be_listed() {
+        let (client, seen) = fake_api_with(
+            Arc::new(AtomicBool::new(true)),
+            Arc::new(AtomicBool::new(false)),
+            true,
+        );
+        let rx = follow(
+            client,
+            vec!["shop".into()],
+            Default::default(),
+            Default::default(),
+        )
+        .await;
+        let stores = rx.borrow().clone().expect("the Gateway API stores");
+        assert!(stores.namespaces.is_empty());
+        let watched = until_watching(&seen, 3).await;
+        assert!(
+            !watched.iter().any(|p| p == "/api/v1/namespaces"),
+            "{watched:?}"
+        );
     }
 
     /// Log lines written while a test runs on this thread.
@@ -584,7 +665,7 @@ mod tests {
             .unwrap();
         let stores = rx.borrow().clone().unwrap();
         assert!(stores.gateways.iter().all(|s| s.state().is_empty()));
-        assert_eq!(until_watching(&seen, 3).await.len(), 3);
+        assert_eq!(until_watching(&seen, 4).await.len(), 4);
         assert_eq!(push.gateway_api.describe()["installed"], true);
         let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         assert!(

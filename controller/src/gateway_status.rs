@@ -10,8 +10,8 @@
 //!   ("2/2 proxies of gateway public at version 17"); `status.listeners[]` with each listener's
 //!   `Accepted`, `ResolvedRefs`, `Conflicted`, and `Programmed` (the Gateway's when the listener
 //!   is served, else `Invalid`), `supportedKinds` (frontdesk's Route and Aggregate) and
-//!   `attachedRoutes`, which is 0 for now: which Routes attach to which listener is not
-//!   computed yet (`allowedRoutes`, issue 14).
+//!   `attachedRoutes` (the accepted Routes and Aggregates the listener's `allowedRoutes`
+//!   admitted, as the compiler counts them).
 //! - Every condition carries the object's generation as `observedGeneration`; a condition whose
 //!   status did not change keeps its `lastTransitionTime`.
 //!
@@ -96,7 +96,7 @@ pub fn gateway_status(
             ListenerStatus {
                 name: l.name.clone(),
                 supported_kinds: supported_kinds(),
-                attached_routes: 0,
+                attached_routes: l.attached_routes,
                 conditions: list,
             }
         })
@@ -321,6 +321,13 @@ apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: theirs, namespace: edge}}
 spec: {{gatewayClassName: other, listeners: [{{name: http, port: 80, protocol: HTTP}}]}}
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Route
+metadata: {{name: api, namespace: edge}}
+spec:
+  gateways: [good]
+  rules: [{{backends: [{{url: 'http://api.internal:8080'}}]}}]
 ",
             cert = PEM_CERT,
             key = PEM_KEY,
@@ -375,7 +382,8 @@ spec: {{gatewayClassName: other, listeners: [{{name: http, port: 80, protocol: H
             ("True", "2/2 proxies of gateway good at version 5")
         );
         let https = &good.listeners[0];
-        assert_eq!((https.name.as_str(), https.attached_routes), ("https", 0));
+        // The Route of the Gateway's namespace that names it.
+        assert_eq!((https.name.as_str(), https.attached_routes), ("https", 1));
         assert_eq!(find(&https.conditions, "ResolvedRefs").status, "True");
         assert_eq!(find(&https.conditions, PROGRAMMED).status, "True");
         assert!(
@@ -657,7 +665,7 @@ spec: {{gatewayClassName: other, listeners: [{{name: http, port: 80, protocol: H
         );
         let listener = &good["status"]["listeners"][0];
         assert_eq!(listener["name"], "https");
-        assert_eq!(listener["attachedRoutes"], 0);
+        assert_eq!(listener["attachedRoutes"], 1);
         assert_eq!(listener["supportedKinds"], kinds);
         assert_eq!(
             conditions(&listener["conditions"]),

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use frontdesk_crds::Policy;
-use frontdesk_crds::compile::gateways::{certificate_secret_refs, is_ours};
+use frontdesk_crds::compile::gateways::{ca_config_map_refs, certificate_secret_refs, is_ours};
 use frontdesk_crds::gateway_api::{GROUP, Gateway, GatewayClass, ReferenceGrant};
 
 /// Left out of every Secret watch, on the server's side: Helm's release records (large, many,
@@ -53,6 +53,15 @@ impl WatchKey {
         WatchKey {
             namespace: namespace.into(),
             select: Select::Labels(labels.clone()),
+        }
+    }
+
+    /// A `fieldSelector` of the named object alone (for kinds without the Secret exclusions).
+    pub fn name_selector(&self) -> String {
+        match &self.select {
+            Select::Name(name) => format!("metadata.name={name}"),
+            // Never made for named-only kinds; selects nothing rather than everything.
+            Select::Labels(_) => "metadata.name=".to_string(),
         }
     }
 
@@ -128,15 +137,52 @@ pub fn gateway_certificates(
     grants: &[&ReferenceGrant],
     namespaces: &[String],
 ) -> BTreeSet<WatchKey> {
+    gateway_refs(
+        gateways,
+        classes,
+        grants,
+        namespaces,
+        "Secret",
+        certificate_secret_refs,
+    )
+}
+
+/// The ConfigMap watches the client certificate validation of frontdesk's Gateways needs: one
+/// per CA bundle named in `caCertificateRefs`, by name, under the same rules as
+/// [`gateway_certificates`].
+pub fn gateway_ca_config_maps(
+    gateways: &[&Gateway],
+    classes: &[GatewayClass],
+    grants: &[&ReferenceGrant],
+    namespaces: &[String],
+) -> BTreeSet<WatchKey> {
+    gateway_refs(
+        gateways,
+        classes,
+        grants,
+        namespaces,
+        "ConfigMap",
+        ca_config_map_refs,
+    )
+}
+
+fn gateway_refs(
+    gateways: &[&Gateway],
+    classes: &[GatewayClass],
+    grants: &[&ReferenceGrant],
+    namespaces: &[String],
+    kind: &str,
+    refs: fn(&Gateway) -> BTreeSet<(String, String)>,
+) -> BTreeSet<WatchKey> {
     let mut keys = BTreeSet::new();
     for gateway in gateways.iter().filter(|g| is_ours(g, classes, false)) {
         let from = gateway.metadata.namespace.as_deref().unwrap_or("default");
-        for (namespace, name) in certificate_secret_refs(gateway) {
+        for (namespace, name) in refs(gateway) {
             let granted = namespace == from
                 || grants
                     .iter()
                     .filter(|g| g.metadata.namespace.as_deref() == Some(namespace.as_str()))
-                    .any(|g| g.permits((GROUP, "Gateway", from), ("", "Secret", &name)));
+                    .any(|g| g.permits((GROUP, "Gateway", from), ("", kind, &name)));
             let watched = namespaces.is_empty() || namespaces.contains(&namespace);
             if granted && watched && is_secret_name(&name) {
                 keys.insert(WatchKey::name(&namespace, &name));

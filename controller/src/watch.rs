@@ -3,7 +3,9 @@
 //! One reflector per API handle (per watched namespace, or one for all), every event waking the
 //! compile loop. Secrets are the exception: `SecretWatches` runs one filtered watch per
 //! Secret reference of the Policies and Gateways ([`crate::secret_refs`]), started and stopped as the
-//! references come and go, so the controller never lists Secrets nobody references.
+//! references come and go, so the controller never lists Secrets nobody references. The
+//! ConfigMaps Gateways name for client certificate validation are watched the same way
+//! (`ConfigMapWatches`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -96,27 +98,61 @@ where
         .collect()
 }
 
-/// The Secret watches, one per Secret reference of the Policies and Gateways.
-pub(crate) struct SecretWatches {
-    client: Client,
-    changed: Arc<Notify>,
-    running: BTreeMap<WatchKey, RunningWatch>,
+/// A kind watched one reference at a time ([`RefWatches`]).
+pub(crate) trait Referenced:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The watch of the objects `key` selects, filtered on the server's side.
+    fn selected(key: &WatchKey) -> watcher::Config;
 }
 
-struct RunningWatch {
-    store: Store<Secret>,
+impl Referenced for Secret {
+    fn selected(key: &WatchKey) -> watcher::Config {
+        watcher::Config::default()
+            .fields(&key.field_selector())
+            .labels(&key.label_selector())
+    }
+}
+
+impl Referenced for ConfigMap {
+    /// By name only (CA bundles are named, never selected by labels).
+    fn selected(key: &WatchKey) -> watcher::Config {
+        watcher::Config::default().fields(&key.name_selector())
+    }
+}
+
+/// The Secret watches, one per Secret reference of the Policies and Gateways.
+pub(crate) type SecretWatches = RefWatches<Secret>;
+/// The ConfigMap watches, one per CA bundle a Gateway's client validation names.
+pub(crate) type ConfigMapWatches = RefWatches<ConfigMap>;
+
+/// Watches of one kind, one per reference.
+pub(crate) struct RefWatches<K: Referenced> {
+    client: Client,
+    changed: Arc<Notify>,
+    running: BTreeMap<WatchKey, RunningWatch<K>>,
+}
+
+struct RunningWatch<K: Referenced> {
+    store: Store<K>,
     task: AbortHandle,
 }
 
-impl Drop for RunningWatch {
+impl<K: Referenced> Drop for RunningWatch<K> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl SecretWatches {
+impl<K: Referenced> RefWatches<K> {
     pub(crate) fn new(client: Client, changed: Arc<Notify>) -> Self {
-        SecretWatches {
+        RefWatches {
             client,
             changed,
             running: BTreeMap::new(),
@@ -130,18 +166,16 @@ impl SecretWatches {
     /// list, when it comes, wakes the compile loop again).
     pub(crate) async fn follow(&mut self, wanted: &BTreeSet<WatchKey>, wait: Option<Duration>) {
         let Changes { start, stop } = changes(self.running.keys(), wanted);
+        let kind = K::kind(&());
         for key in stop {
-            tracing::debug!(namespace = %key.namespace, select = ?key.select, "no Policy or Gateway references these Secrets any more; stopping their watch");
+            tracing::debug!(%kind, namespace = %key.namespace, select = ?key.select, "no Policy or Gateway references these objects any more; stopping their watch");
             self.running.remove(&key);
         }
         let mut lists = Vec::new();
         for key in start {
-            tracing::debug!(namespace = %key.namespace, select = ?key.select, "watching the Secrets a Policy or Gateway references");
-            let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
-            let config = watcher::Config::default()
-                .fields(&key.field_selector())
-                .labels(&key.label_selector());
-            let (store, task) = spawn_reflector(api, &self.changed, (), config);
+            tracing::debug!(%kind, namespace = %key.namespace, select = ?key.select, "watching the objects a Policy or Gateway references");
+            let api: Api<K> = Api::namespaced(self.client.clone(), &key.namespace);
+            let (store, task) = spawn_reflector(api, &self.changed, (), K::selected(&key));
             lists.push(store.clone());
             self.running.insert(key, RunningWatch { store, task });
         }
@@ -153,8 +187,9 @@ impl SecretWatches {
             Some(wait) => {
                 if tokio::time::timeout(wait, listed).await.is_err() {
                     tracing::warn!(
+                        %kind,
                         ?wait,
-                        "some Secret watches have not listed yet; compiling without their Secrets"
+                        "some watches have not listed yet; compiling without what they select"
                     );
                 }
             }
@@ -162,7 +197,7 @@ impl SecretWatches {
     }
 
     /// The watches' stores, for the compiler.
-    pub(crate) fn stores(&self) -> Vec<Store<Secret>> {
+    pub(crate) fn stores(&self) -> Vec<Store<K>> {
         self.running.values().map(|w| w.store.clone()).collect()
     }
 
@@ -201,6 +236,15 @@ pub(crate) mod tests {
     /// `secrets` its namespace and selectors match, as the API server would, keeps watches open
     /// without events, and records every request.
     pub(crate) fn fake_secrets_api(secrets: Vec<Secret>) -> (Client, Arc<Mutex<Vec<Seen>>>) {
+        fake_objects_api(secrets, Vec::new())
+    }
+
+    /// [`fake_secrets_api`] that serves `config_maps` too, selected by name only (the API
+    /// server refuses other fields for ConfigMaps).
+    pub(crate) fn fake_objects_api(
+        secrets: Vec<Secret>,
+        config_maps: Vec<ConfigMap>,
+    ) -> (Client, Arc<Mutex<Vec<Seen>>>) {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
@@ -214,6 +258,27 @@ pub(crate) mod tests {
                 };
                 if request.watching() {
                     open_watches.push(send);
+                } else if let Some(namespace) = request
+                    .path
+                    .strip_prefix("/api/v1/namespaces/")
+                    .and_then(|p| p.strip_suffix("/configmaps"))
+                {
+                    let name = request
+                        .query
+                        .get("fieldSelector")
+                        .map(|f| f.strip_prefix("metadata.name=").expect("by name only"));
+                    let items: Vec<&ConfigMap> = config_maps
+                        .iter()
+                        .filter(|m| m.metadata.namespace.as_deref() == Some(namespace))
+                        .filter(|m| name.is_none() || m.metadata.name.as_deref() == name)
+                        .collect();
+                    let list = serde_json::json!({
+                        "apiVersion": "v1", "kind": "ConfigMapList",
+                        "metadata": {"resourceVersion": "1"}, "items": items,
+                    });
+                    send.send_response(Response::new(Body::from(
+                        serde_json::to_vec(&list).unwrap(),
+                    )));
                 } else {
                     let namespace = request
                         .path

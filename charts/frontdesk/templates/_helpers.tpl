@@ -162,6 +162,10 @@ spec:
 - apiGroups: [""]
   resources: [services, secrets]
   verbs: [list, watch]
+{{- /* CA bundles of Gateways' client certificate validation, watched by name. */}}
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [list, watch]
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [list, watch]
@@ -183,6 +187,10 @@ spec:
 {{- define "frontdesk.controllerGatewayClassRules" -}}
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gatewayclasses]
+  verbs: [list, watch]
+{{- /* Namespace labels, for listeners' allowedRoutes selectors. */}}
+- apiGroups: [""]
+  resources: [namespaces]
   verbs: [list, watch]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gatewayclasses/status]
