@@ -1134,7 +1134,9 @@ mod tests {
     async fn a_gateways_certificate_secrets_are_watched_by_name_and_compiled_into_its_listener() {
         use crate::secret_refs::WatchKey;
         use crate::watch::tests::secret;
+        use frontdesk_crds::certificate::testing;
         use frontdesk_crds::gateway_api::{Gateway, GatewayClass, ReferenceGrant};
+        // A CA bundle's shape (the compiler checks the PEM shape; the proxy parses it).
         let pem =
             |label: &str| format!("-----BEGIN {label}-----\nMIIBfake\n-----END {label}-----\n");
         let tls = |namespace: &str, name: &str| {
@@ -1144,11 +1146,11 @@ mod tests {
                 [
                     (
                         "tls.crt".to_string(),
-                        k8s_openapi::ByteString(pem("CERTIFICATE").into_bytes()),
+                        k8s_openapi::ByteString(testing::CERT.as_bytes().to_vec()),
                     ),
                     (
                         "tls.key".to_string(),
-                        k8s_openapi::ByteString(pem("PRIVATE KEY").into_bytes()),
+                        k8s_openapi::ByteString(testing::KEY.as_bytes().to_vec()),
                     ),
                 ]
                 .into(),

@@ -276,9 +276,9 @@ mod tests {
     use super::*;
     use frontdesk_crds::manifests::{parse_file, resources};
 
-    /// A certificate and key in PEM's shape (the compiler checks the shape; the proxy parses).
-    const PEM_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
-    const PEM_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIBfake\n-----END PRIVATE KEY-----\n";
+    /// A certificate and its key, as the compiler checks them.
+    const PEM_CERT: &str = frontdesk_crds::certificate::testing::CERT;
+    const PEM_KEY: &str = frontdesk_crds::certificate::testing::KEY;
 
     /// GatewayClass `frontdesk`; Gateway `edge/good` with one HTTPS listener whose Secret
     /// exists; `edge/broken`, whose Secret does not; `edge/theirs` of another class.

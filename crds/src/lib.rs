@@ -14,6 +14,7 @@
 
 pub mod aggregate;
 pub mod catalog;
+pub mod certificate;
 pub mod compile;
 pub mod diagnostic;
 pub mod gateway_api;

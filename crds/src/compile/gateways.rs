@@ -16,9 +16,9 @@
 //! `UnsupportedProtocol`), port, hostname, TLS mode, conflicts (a port and hostname served
 //! twice, a port both HTTP and HTTPS: the oldest Gateway's earlier listener wins), and the
 //! certificate references: Secrets of type `kubernetes.io/tls` with PEM `tls.crt` and
-//! `tls.key`, in another namespace only through a ReferenceGrant. Whether a key matches its
-//! certificate, and whether the certificate is within its validity, the proxy checks when it
-//! loads them (`proxy/src/server/tls.rs`).
+//! `tls.key`, in another namespace only through a ReferenceGrant, and loadable as the proxy
+//! will load them ([`crate::certificate::load`]: a parsing certificate within its validity,
+//! and a key that matches it).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -552,6 +552,10 @@ impl Ctx<'_> {
         let key = value("tls.key")?;
         check_chain(&chain).map_err(|why| invalid(format!("Secret {id}: tls.crt {why}")))?;
         check_key(&key).map_err(|why| invalid(format!("Secret {id}: tls.key {why}")))?;
+        // As the proxy will load it: a certificate that does not parse, outside its validity,
+        // or whose key does not match, is refused here with the reason.
+        crate::certificate::load(&chain, &key)
+            .map_err(|why| invalid(format!("Secret {id}: {why}")))?;
         Ok(Certificate {
             source: id,
             chain,

@@ -14,8 +14,6 @@ use std::sync::Arc;
 use frontdesk_snapshot::Certificate;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// What ALPN offers, in preference order.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -170,57 +168,10 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
-/// The signing key and chain of `c`, with the DNS names its leaf is for (lower-case).
+/// The signing key and chain of `c`, with the DNS names its leaf is for: loaded as the
+/// compiler checked it ([`frontdesk_crds::certificate::load`]).
 fn certified_key(c: &Certificate) -> Result<(CertifiedKey, Vec<String>), String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(c.chain.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("the certificate chain is not PEM: {e}"))?;
-    let leaf = chain.first().ok_or("the certificate chain is empty")?;
-    let key = PrivateKeyDer::from_pem_slice(c.key.expose().as_bytes())
-        .map_err(|e| format!("the private key is not PEM (PKCS#8, PKCS#1 or SEC1): {e}"))?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| format!("the private key cannot sign: {e}"))?;
-    let names = leaf_names(leaf)?;
-    let key = CertifiedKey::new(chain, signer);
-    key.keys_match().map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => {
-            "the private key does not match the certificate".to_string()
-        }
-        other => format!("the certificate and key cannot be checked: {other}"),
-    })?;
-    Ok((key, names))
-}
-
-/// The DNS names of a leaf certificate's subject alternative names, checking its validity
-/// period on the way: an expired certificate is refused rather than served.
-fn leaf_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
-    /// A certificate issued by a clock a little ahead of ours is taken already.
-    const SKEW: i64 = 300;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
-        .map_err(|e| format!("the certificate does not parse: {e}"))?;
-    let now = x509_parser::time::ASN1Time::now().timestamp();
-    let validity = cert.validity();
-    if validity.not_before.timestamp() > now + SKEW || validity.not_after.timestamp() < now {
-        return Err(format!(
-            "the certificate is not valid now (valid from {} to {})",
-            cert.validity().not_before,
-            cert.validity().not_after
-        ));
-    }
-    let names = match cert.subject_alternative_name() {
-        Ok(Some(san)) => san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| match n {
-                x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
-                _ => None,
-            })
-            .collect(),
-        Ok(None) => Vec::new(),
-        Err(e) => return Err(format!("the certificate's names do not parse: {e}")),
-    };
-    Ok(names)
+    frontdesk_crds::certificate::load(&c.chain, c.key.expose())
 }
 
 pub mod clients;

@@ -3,20 +3,24 @@
 
 use super::*;
 use crate::catalog::Catalog;
+use crate::certificate::testing;
 use crate::compile::compile;
 use crate::manifests::{parse_file, resources};
 
 const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n\
                      metadata: {name: frontdesk}\nspec: {controllerName: frontdesk.dev/gateway-controller}\n---\n";
 
-const CERT: &str = "-----BEGIN CERTIFICATE-----\\nTUlJQmZha2VjZXJ0\\n-----END CERTIFICATE-----\\n";
-const KEY: &str =
-    "-----BEGIN PRIVATE KEY-----\\nTUlJRXZRSUJBREFOQmdr\\n-----END PRIVATE KEY-----\\n";
+/// A PEM as a YAML double-quoted string's content.
+fn quoted(pem: &str) -> String {
+    pem.replace('\n', "\\n")
+}
 
 fn secret(namespace: &str, name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
-         type: kubernetes.io/tls\nstringData: {{tls.crt: \"{CERT}\", tls.key: \"{KEY}\"}}\n---\n"
+         type: kubernetes.io/tls\nstringData: {{tls.crt: \"{}\", tls.key: \"{}\"}}\n---\n",
+        quoted(testing::CERT),
+        quoted(testing::KEY)
     )
 }
 
@@ -140,12 +144,13 @@ fn a_rotated_certificate_is_a_new_snapshot() {
              spec:\n  gatewayClassName: frontdesk\n  listeners:\n    \
              - {{name: https, port: 443, protocol: HTTPS, tls: {{certificateRefs: [{{name: tls}}]}}}}\n---\n\
              apiVersion: v1\nkind: Secret\nmetadata: {{name: tls, namespace: edge}}\n\
-             type: kubernetes.io/tls\nstringData: {{tls.crt: \"{cert}\", tls.key: \"{KEY}\"}}\n"
+             type: kubernetes.io/tls\nstringData: {{tls.crt: \"{}\", tls.key: \"{}\"}}\n",
+            quoted(cert),
+            quoted(testing::KEY)
         )
     };
-    let before = compiled(&yaml(CERT)).snapshot("public");
-    let rotated = CERT.replace("TUlJQmZha2VjZXJ0", "TUlJQnJvdGF0ZWQx");
-    let after = compiled(&yaml(&rotated)).snapshot("public");
+    let before = compiled(&yaml(testing::CERT)).snapshot("public");
+    let after = compiled(&yaml(testing::ROTATED_CERT)).snapshot("public");
     assert_eq!(before.sources, after.sources, "no user object changed");
     assert!(
         !before.same_content(&after),
