@@ -508,7 +508,11 @@ def check_gateways(values: dict) -> str:
 
 
 # The keys of a provisioned proxy's parameters (controller/src/provision/params.rs).
-PARAMETER_KEYS = {"replicas", "image", "resources", "service", "autoscaling", "podDisruptionBudget"}
+PARAMETER_KEYS = {"replicas", "image", "resources", "service", "autoscaling", "podDisruptionBudget", "args"}
+# Proxy flags the controller sets itself; parameters' args may not (controller/src/provision/params.rs).
+CONTROLLER_SET_FLAGS = {"--controller", "--drain-timeout", "--refuse-internal-upstreams", "--gateway",
+                        "--proxy-id", "--state-dir", "--tls-ca", "--tls-cert", "--tls-key", "--listen",
+                        "--admin"}
 PROVISION_FLAGS = ("--provision-gateways", "--proxy-controller-url=", "--proxy-credentials-secret=")
 
 
@@ -573,6 +577,10 @@ def check_gateway_api(values: dict) -> str:
         params = yaml.safe_load(config_maps[ref["name"]]["data"]["proxy.yaml"])
         if not set(params) <= PARAMETER_KEYS:
             raise AssertionError(f"Gateway {gw}: unknown parameters {sorted(set(params) - PARAMETER_KEYS)}")
+        # The values' limits reach provisioned proxies as they reach the chart's own.
+        flags = [a.split("=")[0] for a in params.get("args", [])]
+        if "--idle-timeout" not in flags or set(flags) & CONTROLLER_SET_FLAGS:
+            raise AssertionError(f"Gateway {gw}: args {params.get('args')}")
         if not g["spec"]["listeners"]:
             raise AssertionError(f"Gateway {gw}: no listener")
     proxies = [o for o in objects if o["kind"] in ("Deployment", "HorizontalPodAutoscaler")

@@ -151,6 +151,33 @@ spec:
         {{- include "frontdesk.containerSecurityContext" $root | nindent 8 }}
 {{- end -}}
 
+{{/*
+A gateway's proxy arguments from its values (limits, access log, workers, trusted proxies,
+extraArgs), as a YAML list: the chart's own proxies get them, and so do the proxies the
+controller provisions for the chart's Gateways (their parameters' `args`).
+*/}}
+{{- define "frontdesk.proxyTuningArgs" -}}
+- --header-read-timeout={{ .limits.headerReadTimeout }}
+- --idle-timeout={{ .limits.idleTimeout }}
+- --body-read-timeout={{ .limits.bodyReadTimeout }}
+- --send-timeout={{ .limits.sendTimeout }}
+- --max-connections={{ int64 .limits.maxConnections }}
+- --http2-max-concurrent-streams={{ int64 .limits.http2MaxConcurrentStreams }}
+- --max-connections-per-client={{ int64 .limits.maxConnectionsPerClient }}
+- --max-request-body-bytes={{ int64 .limits.maxRequestBodyBytes }}
+- --max-memory={{ .limits.maxMemory }}
+- --access-log={{ ternary "on" "off" .accessLog }}
+{{- with .workers }}
+- --workers={{ . }}
+{{- end }}
+{{- with .trustedProxies }}
+- --trusted-proxies={{ join "," . }}
+{{- end }}
+{{- range .extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* What the controller reads in the namespaces it watches (controller-rbac.yaml). */}}
 {{- define "frontdesk.controllerWatchRules" -}}
 - apiGroups: [frontdesk.dev]

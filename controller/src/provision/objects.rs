@@ -232,6 +232,7 @@ fn deployment(
     if settings.refuse_internal_upstreams {
         args.push("--refuse-internal-upstreams".to_string());
     }
+    args.extend(params.args.iter().cloned());
     let mut container_ports: Vec<Value> = ports
         .iter()
         .map(|p| json!({"name": p.name, "containerPort": p.port, "protocol": "TCP"}))
@@ -366,7 +367,11 @@ mod tests {
                 }
             ]
         );
-        let objects = build(&g, &Effective::defaults("p:1"), &settings());
+        let params = Effective {
+            args: vec!["--idle-timeout=30s".into()],
+            ..Effective::defaults("p:1")
+        };
+        let objects = build(&g, &params, &settings());
         let service = objects.iter().find(|o| o["kind"] == "Service").unwrap();
         assert_eq!(
             service["spec"]["ports"],
@@ -403,6 +408,8 @@ mod tests {
             "{args:?}"
         );
         assert!(args.contains(&"--listen=0.0.0.0:80"), "{args:?}");
+        // The parameters' arguments come last.
+        assert_eq!(args.last(), Some(&"--idle-timeout=30s"), "{args:?}");
         assert_eq!(
             pod["volumes"][0]["secret"]["secretName"],
             "frontdesk-proxy-public-tls"

@@ -15,13 +15,17 @@
 //!   annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}
 //! autoscaling: {enabled: false, minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 70}
 //! podDisruptionBudget: {maxUnavailable: 1}   # or minAvailable; a number or a percentage ("50%")
+//! args: [--idle-timeout=30s, --trusted-proxies=10.0.0.0/8]   # added to the proxy's own
 //! ```
 //!
 //! A Gateway's field overrides the class's, which overrides the default, field by field:
 //! `service.annotations` and `autoscaling` merge key by key, `resources` is taken whole, and a
 //! layer's `podDisruptionBudget` (`minAvailable` or `maxUnavailable`, not both) replaces the
 //! budget before it. The default budget is `maxUnavailable: 1`, the chart's: one pod may go at a
-//! time, and a single replica never blocks a node drain.
+//! time, and a single replica never blocks a node drain. `args` (the proxy's limits, timeouts,
+//! trusted proxies, access log...: `frontdesk-proxy --help`) are taken whole from the last layer
+//! that sets them, after the arguments the controller gives every proxy; those that would
+//! change how the proxy reaches the controller or where it listens are refused.
 //! Unknown fields are errors (a typo must not go unnoticed), reported with their path.
 
 use std::collections::BTreeMap;
@@ -44,7 +48,24 @@ pub struct ProxyParameters {
     pub service: Option<ServiceParameters>,
     pub autoscaling: Option<AutoscalingParameters>,
     pub pod_disruption_budget: Option<PodDisruptionBudgetParameters>,
+    pub args: Option<Vec<String>>,
 }
+
+/// Arguments the controller sets for every proxy it provisions: a Gateway's `args` may not
+/// change them (the proxy would not reach the controller, or not listen where its Service sends).
+const CONTROLLER_ARGS: [&str; 11] = [
+    "--controller",
+    "--drain-timeout",
+    "--refuse-internal-upstreams",
+    "--gateway",
+    "--proxy-id",
+    "--state-dir",
+    "--tls-ca",
+    "--tls-cert",
+    "--tls-key",
+    "--listen",
+    "--admin",
+];
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -107,6 +128,8 @@ pub struct Effective {
     /// `None`: no HorizontalPodAutoscaler, `replicas` pods.
     pub autoscaling: Option<Autoscaling>,
     pub disruption_budget: DisruptionBudget,
+    /// Added after the controller's own arguments.
+    pub args: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +159,7 @@ impl Effective {
             service_annotations: BTreeMap::new(),
             autoscaling: None,
             disruption_budget: DisruptionBudget::MaxUnavailable(IntOrString::Int(1)),
+            args: Vec::new(),
         }
     }
 }
@@ -266,6 +290,9 @@ pub fn merge(
                 .target_cpu_utilization_percentage
                 .or(autoscaling.target_cpu_utilization_percentage);
         }
+        if let Some(args) = &p.args {
+            e.args = args.clone();
+        }
         if let Some(b) = &p.pod_disruption_budget {
             match (&b.min_available, &b.max_unavailable) {
                 (Some(_), Some(_)) => {
@@ -285,6 +312,21 @@ pub fn merge(
         }
     }
     let bad = |field: &str, reason: String| Err((field.to_string(), reason));
+    for (i, arg) in e.args.iter().enumerate() {
+        let flag = arg.split('=').next().unwrap_or_default();
+        if !arg.starts_with("--") {
+            return bad(
+                &format!("args[{i}]"),
+                format!("{arg:?} is not a --flag=value argument"),
+            );
+        }
+        if CONTROLLER_ARGS.contains(&flag) {
+            return bad(
+                &format!("args[{i}]"),
+                format!("{flag} is set by the controller for every proxy it provisions"),
+            );
+        }
+    }
     if e.replicas < 0 {
         return bad("replicas", format!("{} is negative", e.replicas));
     }
@@ -485,5 +527,27 @@ mod tests {
                 name: "p".into()
             }
         );
+    }
+
+    #[test]
+    fn args_come_whole_from_the_last_layer_and_never_replace_the_controllers() {
+        let defaults = Effective::defaults("p:1");
+        let with = |args: &[&str]| ProxyParameters {
+            args: Some(args.iter().map(|a| a.to_string()).collect()),
+            ..Default::default()
+        };
+        let class = with(&["--idle-timeout=30s", "--access-log=off"]);
+        let gateway = with(&["--trusted-proxies=10.0.0.0/8"]);
+        let e = merge(&defaults, &[&class, &gateway]).unwrap();
+        assert_eq!(e.args, ["--trusted-proxies=10.0.0.0/8"]);
+        assert_eq!(
+            merge(&defaults, &[&class]).unwrap().args,
+            ["--idle-timeout=30s", "--access-log=off"]
+        );
+        let (field, reason) = merge(&defaults, &[&with(&["--listen=0.0.0.0:1"])]).unwrap_err();
+        assert_eq!(field, "args[0]");
+        assert!(reason.contains("set by the controller"), "{reason}");
+        let (field, _) = merge(&defaults, &[&with(&["--workers=2", "verbose"])]).unwrap_err();
+        assert_eq!(field, "args[1]");
     }
 }
