@@ -1,10 +1,8 @@
 use clap::Parser;
 
-/// glibc's allocator spends a tenth of the proxy's time on the request path's short-lived
-/// buffers (measured with perf, including `malloc_consolidate`); mimalloc's per-thread pages
-/// suit that pattern.
+/// mimalloc (the `frontdesk-allocator` crate says why, and how it is asked).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: frontdesk_allocator::MiMalloc = frontdesk_allocator::MiMalloc;
 
 use frontdesk_proxy::cli::Cli;
 use tracing_subscriber::EnvFilter;
