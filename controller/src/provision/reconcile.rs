@@ -200,10 +200,22 @@ impl Provisioner {
         }
         let ca = self.ca_state(sink, now).await;
         let mut provisioned: HashSet<(String, String)> = HashSet::new();
+        // A Gateway whose name an older one of another namespace has is not served
+        // (NameConflict), so it gets no proxies and no credentials naming that gateway.
+        let ours: Vec<&Gateway> = gateways
+            .iter()
+            .filter(|g| class_parameters.contains_key(&g.spec.gateway_class_name))
+            .collect();
+        let namesakes = frontdesk_crds::compile::gateways::younger_namesakes(&ours);
         for gateway in gateways {
             let Some(class) = class_parameters.get(&gateway.spec.gateway_class_name) else {
                 continue; // another controller's class, or ours not accepted
             };
+            let id = (gateway.namespace().unwrap_or_default(), gateway.name_any());
+            if namesakes.contains(&id) {
+                tracing::warn!(namespace = %id.0, name = %id.1, "a Gateway of an older Gateway's name is not provisioned (NameConflict)");
+                continue;
+            }
             if gateway.uid().is_none() || gateway.metadata.deletion_timestamp.is_some() {
                 continue;
             }

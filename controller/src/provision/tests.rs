@@ -277,6 +277,37 @@ async fn a_gateway_of_our_class_gets_its_objects_applied_with_owner_and_paramete
 }
 
 #[tokio::test]
+async fn a_gateway_of_an_older_gateways_name_in_another_namespace_gets_nothing() {
+    let older = gateway("public", "frontdesk", None);
+    let mut younger = gateway("public", "frontdesk", None);
+    younger.metadata.namespace = Some("dev".into());
+    younger.metadata.uid = Some("dev-public-uid".into());
+    let mut older = older;
+    older.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap(),
+    ));
+    younger.metadata.creation_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(2_000).unwrap(),
+        ));
+    let gateways = [younger, older];
+    let (_, seen) = against_mock(|sink| async move {
+        Provisioner::new(settings())
+            .pass(&sink, &classes("class-params"), &gateways, &[])
+            .await
+    })
+    .await;
+    // edge/public's objects only: nothing in dev names gateway `public`.
+    let patches = applied(&seen);
+    assert_eq!(patches.len(), 5);
+    assert!(
+        patches.iter().all(|p| p.path.contains("/namespaces/edge/")),
+        "{:?}",
+        patches.iter().map(|p| &p.path).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn invalid_or_missing_parameters_refuse_that_gateway_alone() {
     let gateways = [
         gateway("broken", "frontdesk", Some("broken-params")),

@@ -9,8 +9,9 @@
 //! Which snapshot gets a Gateway's listeners: the group named like the Gateway, so Gateway
 //! `edge/public` serves the Routes attached to it, which name `public` (from namespace `edge`)
 //! or `edge/public` in `spec.gateways`, subject to its listeners' `allowedRoutes`
-//! ([`attach`]). Two Gateways of one name in two namespaces share one group (proxies subscribe
-//! by name), and their listeners are checked for conflicts together.
+//! ([`attach`]). Proxies subscribe by name, so a name is one Gateway: a younger Gateway of an
+//! older one's name in another namespace is not served ([`NAME_CONFLICT`]). Listeners sharing a
+//! port must agree on client validation, the HTTPS redirect and HSTS (else `ProtocolConflict`).
 //!
 //! What is checked here: protocol (HTTP and HTTPS; TLS, TCP, UDP and others are
 //! `UnsupportedProtocol`), port, hostname, TLS mode, conflicts (a port and hostname served
@@ -163,28 +164,33 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
             )
         })
         .collect();
-    // The oldest Gateway keeps a contested port (RFC 3339 in UTC sorts as time; none: last).
-    gateways.sort_by_key(|g| {
-        let created = g
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string());
-        (
-            created.is_none(),
-            created,
-            g.metadata.namespace.clone(),
-            g.metadata.name.clone(),
-        )
-    });
+    // The oldest Gateway keeps a contested port or name.
+    oldest_first(&mut gateways);
     let secrets = SecretIndex::new(&resources.secrets);
-    // Per group: port → its protocol and the hostnames taken on it.
-    type Claims = BTreeMap<u16, (ListenerProtocol, BTreeSet<Option<String>>)>;
     let mut claims: BTreeMap<String, Claims> = BTreeMap::new();
+    // Which namespace holds each name: the oldest Gateway's.
+    let mut names_held: BTreeMap<&str, &str> = BTreeMap::new();
     for gateway in gateways {
         let namespace = gateway.metadata.namespace.as_deref().unwrap_or("default");
         let name = gateway.metadata.name.as_deref().unwrap_or_default();
         let generation = gateway.metadata.generation.unwrap_or(0);
+        let held = *names_held.entry(name).or_insert(namespace);
+        if held != namespace {
+            // Proxies subscribe by name: two namespaces' Gateways of one name would share
+            // proxies, routes and credentials. The younger one is not served.
+            let mut st = ObjectStatus::new("Gateway", namespace, name, generation);
+            st.conditions.push(condition(
+                ACCEPTED,
+                false,
+                NAME_CONFLICT,
+                format!(
+                    "Gateway {held}/{name} is older and has this name; frontdesk serves one Gateway \
+                     per name (proxies subscribe by name): rename this one"
+                ),
+            ));
+            out.statuses.push(st);
+            continue;
+        }
         let group = group_of(gateway);
         let claims = claims.entry(group.clone()).or_default();
         let served = out.listeners.entry(group.clone()).or_default();
@@ -197,31 +203,44 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
         let mut st = ObjectStatus::new("Gateway", namespace, name, generation);
         let mut names = BTreeSet::new();
         let mut admitting = Vec::new();
-        let from = served.len();
+        let ctx = |i: usize| Ctx {
+            namespace,
+            field: format!("spec.listeners[{i}]"),
+            secrets: &secrets,
+            config_maps: &resources.config_maps,
+            grants: &resources.reference_grants,
+            frontend: gateway.spec.tls.as_ref().and_then(|t| t.frontend.as_ref()),
+        };
+        let mut checked: Vec<Checked> = Vec::new();
         for (i, spec) in gateway.spec.listeners.iter().enumerate() {
-            let ctx = Ctx {
-                namespace,
-                field: format!("spec.listeners[{i}]"),
-                secrets: &secrets,
-                config_maps: &resources.config_maps,
-                grants: &resources.reference_grants,
-                frontend: gateway.spec.tls.as_ref().and_then(|t| t.frontend.as_ref()),
-            };
-            let mut listener = ctx.listener(spec);
+            let mut listener = ctx(i).listener(spec);
             if listener.accepted.is_ok() && !names.insert(spec.name.as_str()) {
                 listener.accepted = Err((
                     "UnsupportedValue",
                     Diagnostic::new(
-                        format!("{}.name", ctx.field),
+                        format!("spec.listeners[{i}].name"),
                         format!("listener name {:?} is used twice", spec.name),
                     ),
                 ));
             }
+            checked.push(listener);
+        }
+        // The Gateway's own settings (HTTPS redirect, HSTS), before ports are claimed: listeners
+        // sharing a port must agree on them.
+        let settings = https::apply(
+            gateway,
+            checked
+                .iter_mut()
+                .filter_map(|c| c.accepted.as_mut().ok())
+                .collect(),
+        );
+        for (i, (spec, listener)) in gateway.spec.listeners.iter().zip(checked).enumerate() {
+            let field = format!("spec.listeners[{i}]");
             let conflict = match &listener.accepted {
                 Ok(l) => claim(claims, l),
                 Err(_) => None,
             };
-            let status = listener_status(spec, &ctx.field, &listener, &conflict);
+            let status = listener_status(spec, &field, &listener, &conflict);
             admitting.push(conflict.is_none() && listener.accepted.is_ok());
             // An HTTPS listener none of whose certificates resolves still goes to the proxies,
             // without certificates: a port that serves keeps the ones it has (item 5 of the
@@ -235,8 +254,6 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
             }
             st.listeners.push(status);
         }
-        // The Gateway's own settings for its listeners (HTTPS redirect, HSTS).
-        let settings = https::apply(gateway, &mut served[from..]);
         out.parents.add(&group_of(gateway), gateway, &admitting);
         gateway_conditions(&mut st);
         st.diagnostics.extend(settings);
@@ -246,15 +263,102 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
     out
 }
 
+/// Sorts Gateways oldest first (RFC 3339 in UTC sorts as time; none: last), then by namespace
+/// and name.
+fn oldest_first(gateways: &mut [&Gateway]) {
+    gateways.sort_by_key(|g| {
+        let created = g
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string());
+        (
+            created.is_none(),
+            created,
+            g.metadata.namespace.clone(),
+            g.metadata.name.clone(),
+        )
+    });
+}
+
+/// The Gateways among `gateways` (all frontdesk's) that are not served because an older one of
+/// another namespace has their name ([`NAME_CONFLICT`]), as `(namespace, name)`: provisioning
+/// leaves them out too, so no namespace gets proxies or credentials for another's gateway.
+pub fn younger_namesakes(gateways: &[&Gateway]) -> BTreeSet<(String, String)> {
+    let mut sorted = gateways.to_vec();
+    oldest_first(&mut sorted);
+    let mut held: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    for g in sorted {
+        let namespace = g.metadata.namespace.as_deref().unwrap_or("default");
+        let name = g.metadata.name.as_deref().unwrap_or_default();
+        if *held.entry(name).or_insert(namespace) != namespace {
+            out.insert((namespace.to_string(), name.to_string()));
+        }
+    }
+    out
+}
+
+/// The reason of `Accepted=False` for a Gateway whose name an older Gateway of another
+/// namespace holds.
+pub const NAME_CONFLICT: &str = "NameConflict";
+
+/// One port of a gateway group, as its first listener took it: the protocol, what serves on it
+/// the same way for every listener (client validation, HTTPS redirect, HSTS), and the
+/// hostnames taken.
+struct PortClaim {
+    protocol: ListenerProtocol,
+    settings: PortSettings,
+    hosts: BTreeSet<Option<String>>,
+}
+
+/// What one port applies to every connection and request, whichever listener's hostname they
+/// are for: listeners sharing a port must agree on it.
+#[derive(PartialEq)]
+struct PortSettings {
+    client_validation: Option<frontdesk_snapshot::ClientValidation>,
+    redirect_to_https_port: Option<u16>,
+    hsts: Option<String>,
+}
+
+impl PortSettings {
+    fn of(l: &SnapListener) -> Self {
+        PortSettings {
+            client_validation: l.client_validation.clone(),
+            redirect_to_https_port: l.redirect_to_https_port,
+            hsts: l.hsts.clone(),
+        }
+    }
+}
+
+/// By gateway group: port → its claim.
+type Claims = BTreeMap<u16, PortClaim>;
+
 /// Takes `listener`'s port and hostname in its group, or says why it cannot:
 /// `(reason, message)` for `Conflicted=True`.
 fn claim(
-    claims: &mut BTreeMap<u16, (ListenerProtocol, BTreeSet<Option<String>>)>,
+    claims: &mut BTreeMap<u16, PortClaim>,
     listener: &SnapListener,
 ) -> Option<(&'static str, String)> {
-    let (protocol, hosts) = claims
-        .entry(listener.port)
-        .or_insert_with(|| (listener.protocol, BTreeSet::new()));
+    let PortClaim {
+        protocol,
+        settings,
+        hosts,
+    } = claims.entry(listener.port).or_insert_with(|| PortClaim {
+        protocol: listener.protocol,
+        settings: PortSettings::of(listener),
+        hosts: BTreeSet::new(),
+    });
+    if *settings != PortSettings::of(listener) {
+        return Some((
+            "ProtocolConflict",
+            format!(
+                "port {} is already served by an older listener with other client certificate \
+                 validation or HTTPS settings (redirect, HSTS); a port's listeners must agree",
+                listener.port
+            ),
+        ));
+    }
     if *protocol != listener.protocol {
         return Some((
             "ProtocolConflict",

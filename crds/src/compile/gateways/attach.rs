@@ -185,13 +185,14 @@ impl Parents {
         match namespaces.and_then(|n| n.from).unwrap_or_default() {
             FromNamespaces::All => true,
             FromNamespaces::Same => gateway_ns == route_ns,
-            FromNamespaces::Selector => {
-                let empty = BTreeMap::new();
-                let labels = self.namespace_labels.get(route_ns).unwrap_or(&empty);
-                namespaces
+            // A namespace whose labels are not known (not read, or not allowed to be) is
+            // selected by nothing: `NotIn` and `DoesNotExist` must not admit it by default.
+            FromNamespaces::Selector => match self.namespace_labels.get(route_ns) {
+                Some(labels) => namespaces
                     .and_then(|n| n.selector.as_ref())
-                    .is_some_and(|s| selects(s, labels))
-            }
+                    .is_some_and(|s| selects(s, labels)),
+                None => false,
+            },
         }
     }
 }
@@ -269,6 +270,23 @@ mod tests {
         let got = parents.attach("Route", "edge", &["public".to_string()]);
         assert!(got.groups.is_empty());
         assert_eq!(got.refused[0].1, "NotAllowedByListeners");
+    }
+
+    #[test]
+    fn a_namespace_whose_labels_are_unknown_is_selected_by_nothing() {
+        let public = gateway(
+            "metadata: {name: public, namespace: edge}\n\
+             spec:\n  gatewayClassName: frontdesk\n  listeners:\n    \
+             - name: http\n      port: 80\n      protocol: HTTP\n      \
+             allowedRoutes: {namespaces: {from: Selector, selector: {matchExpressions: [{key: untrusted, operator: DoesNotExist}]}}}\n",
+        );
+        let known: Namespace = serde_saphyr::from_str("metadata: {name: shop}\n").unwrap();
+        let mut parents = Parents::new(&[known]);
+        parents.add("public", &public, &[true]);
+        let entries = ["edge/public".to_string()];
+        assert_eq!(parents.attach("Route", "shop", &entries).groups, ["public"]);
+        let unknown = parents.attach("Route", "elsewhere", &entries);
+        assert!(unknown.groups.is_empty(), "{unknown:?}");
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::gateway_api::Gateway;
 pub const REDIRECT_ANNOTATION: &str = "frontdesk.dev/redirect-to-https";
 pub const HSTS_ANNOTATION: &str = "frontdesk.dev/hsts";
 
-/// Applies `gateway`'s annotations to its served `listeners`; the problems found.
-pub fn apply(gateway: &Gateway, listeners: &mut [SnapListener]) -> Vec<Diagnostic> {
+/// Applies `gateway`'s annotations to its accepted `listeners`; the problems found.
+pub fn apply(gateway: &Gateway, mut listeners: Vec<&mut SnapListener>) -> Vec<Diagnostic> {
     let annotations = gateway.metadata.annotations.clone().unwrap_or_default();
     let field = |key: &str| format!("metadata.annotations[{key}]");
     let mut problems = Vec::new();
@@ -39,7 +39,7 @@ pub fn apply(gateway: &Gateway, listeners: &mut [SnapListener]) -> Vec<Diagnosti
                         .for_each(|l| l.redirect_to_https_port = Some(port)),
                     None => problems.push(Diagnostic::new(
                         field(REDIRECT_ANNOTATION),
-                        "the Gateway has no served HTTPS listener to redirect to",
+                        "the Gateway has no valid HTTPS listener to redirect to",
                     )),
                 }
             }
