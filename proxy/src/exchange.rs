@@ -63,6 +63,10 @@ pub struct Client {
     pub port: Option<Arc<PortSettings>>,
 }
 
+/// A port's settings as they are now: replaced in place when its Gateway's change, so open
+/// connections (WebSockets, streams) are not restarted for them; each request reads them.
+pub type LivePortSettings = arc_swap::ArcSwapOption<PortSettings>;
+
 /// A listener port's settings from its Gateway (docs/gateways.md, "HTTPS settings").
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortSettings {

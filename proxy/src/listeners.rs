@@ -25,7 +25,7 @@ use http::HeaderValue;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::exchange::PortSettings;
+use crate::exchange::{LivePortSettings, PortSettings};
 use crate::metrics::Metrics;
 use crate::runtime::RuntimeHandle;
 use crate::server::tls::{Certificates, Live, LiveConfig};
@@ -53,6 +53,8 @@ struct Running {
     certificates: Vec<Certificate>,
     client_validation: Option<ClientValidation>,
     settings: PortSettings,
+    /// `settings` as the port's server reads them, replaced in place.
+    live_settings: Arc<LivePortSettings>,
     live: Option<Arc<Live>>,
     /// HTTPS: the TLS configuration, rebuilt around `live` when the client validation changes.
     config: Option<Arc<LiveConfig>>,
@@ -141,12 +143,8 @@ impl Listeners {
         let gone: Vec<u16> = self
             .running
             .iter()
-            // A new protocol or new settings: a new server, on the same socket.
-            .filter(|(port, r)| {
-                wanted
-                    .get(port)
-                    .is_none_or(|w| w.protocol != r.protocol || w.settings != r.settings)
-            })
+            // A new protocol: a new server, on the same socket.
+            .filter(|(port, r)| wanted.get(port).is_none_or(|w| w.protocol != r.protocol))
             .map(|(port, _)| *port)
             .collect();
         // Sockets of ports that stay, under another protocol: the next server takes them.
@@ -183,6 +181,12 @@ impl Listeners {
                                 tracing::warn!(port, error = %e, "new certificates refused; the listener keeps its current ones")
                             }
                         }
+                    }
+                    // New settings: the next requests follow them; connections stay.
+                    if r.settings != want.settings {
+                        r.live_settings.store(settings_of(&want.settings));
+                        r.settings = want.settings.clone();
+                        tracing::info!(port, "a listener's HTTPS redirect or HSTS changed");
                     }
                     // New CAs (or none): new handshakes verify clients by them.
                     if r.client_validation != want.client_validation
@@ -257,9 +261,9 @@ impl Listeners {
                 want.client_validation.as_ref(),
             )))
         });
+        let live_settings = Arc::new(LivePortSettings::new(settings_of(&want.settings)));
         let limits = ServerLimits {
-            port: (want.settings != PortSettings::default())
-                .then(|| Arc::new(want.settings.clone())),
+            port: live_settings.clone(),
             ..self.limits.clone()
         };
         let task = tokio::spawn(server::serve_with(
@@ -281,6 +285,7 @@ impl Listeners {
                 certificates: want.certificates,
                 client_validation: want.client_validation,
                 settings: want.settings,
+                live_settings,
                 live,
                 config,
                 socket,
@@ -345,6 +350,11 @@ fn wanted(snapshot: &Snapshot, base_port: u16) -> BTreeMap<u16, Wanted> {
         }
     }
     wanted
+}
+
+/// What a port's server reads: nothing when the Gateway sets nothing.
+fn settings_of(settings: &PortSettings) -> Option<Arc<PortSettings>> {
+    (*settings != PortSettings::default()).then(|| Arc::new(settings.clone()))
 }
 
 /// The TLS configuration of HTTPS `port`: its certificates as they are now, and clients

@@ -220,32 +220,35 @@ spec:
     assert_eq!(ask(&mut fresh).await, "HTTP/1.1 200 OK");
 }
 
-/// A request on a TLS connection made with `config`; the status line and body, or `None` when
-/// the handshake or the connection failed before an answer (a refused client certificate: in
-/// TLS 1.3 the server's alert arrives on the first read).
+/// A request on a TLS connection made with `config`: the status line and body, or why the
+/// handshake or the connection failed before an answer (a refused client certificate: in
+/// TLS 1.3 the server's alert arrives on the first read, e.g. `received fatal alert:
+/// CertificateRequired`).
 async fn try_ask(
     config: std::sync::Arc<rustls::ClientConfig>,
     port: u16,
     extra: &str,
-) -> Option<(String, String)> {
+) -> Result<(String, String), String> {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
-        .unwrap();
+        .map_err(|e| format!("connect: {e}"))?;
     let mut tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("api.example.com").unwrap(), tcp)
         .await
-        .ok()?;
+        .map_err(|e| e.to_string())?;
     let request = format!("GET /echo HTTP/1.1\r\nHost: api.example.com\r\n{extra}\r\n");
-    tls.write_all(request.as_bytes()).await.ok()?;
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut chunk))
             .await
             .expect("an answer or a refusal in time")
-            .ok()?;
+            .map_err(|e| e.to_string())?;
         if n == 0 {
-            return None;
+            return Err("closed without an answer".into());
         }
         got.extend_from_slice(&chunk[..n]);
         let text = String::from_utf8_lossy(&got).into_owned();
@@ -260,7 +263,7 @@ async fn try_ask(
                 .map_or(0, |v| v.trim().parse().unwrap());
             if got.len() >= end + 4 + length {
                 let status = text.lines().next().unwrap().to_string();
-                return Some((status, text[end + 4..].to_string()));
+                return Ok((status, text[end + 4..].to_string()));
             }
         }
     }
@@ -330,7 +333,7 @@ spec:
     let acme = partners.issue_client("spiffe://partners/acme", "acme");
     let deadline = Instant::now() + Duration::from_secs(10);
     let (status, body) = loop {
-        if let Some(answer) = try_ask(
+        if let Ok(answer) = try_ask(
             ca.client_with(&[b"http/1.1"], &acme),
             strict,
             "X-Client-Identity: spiffe://partners/admin\r\n",
@@ -350,15 +353,26 @@ spec:
     );
 
     // The server certificate's CA trusted, but no client certificate, or one another CA
-    // issued: the handshake is refused, nothing is answered.
-    assert_eq!(try_ask(ca.client(&[b"http/1.1"]), strict, "").await, None);
+    // issued: the handshake is refused with the TLS alert that says why, nothing is answered.
+    let refused = |got: Result<(String, String), String>| got.expect_err("refused");
+    let required = "received fatal alert: CertificateRequired";
+    // The stranger's CA has the partners' CA's name (every demo authority has the same), so its
+    // certificate reads as the partners' CA's with a signature that does not verify: a forgery.
+    let not_verified = "received fatal alert: DecryptError";
+    assert_eq!(
+        refused(try_ask(ca.client(&[b"http/1.1"]), strict, "").await),
+        required
+    );
     let forged = stranger.issue_client("spiffe://partners/acme", "acme");
     assert_eq!(
-        try_ask(ca.client_with(&[b"http/1.1"], &forged), strict, "").await,
-        None
+        refused(try_ask(ca.client_with(&[b"http/1.1"], &forged), strict, "").await),
+        not_verified
     );
     // Over HTTP/2 too (ALPN h2): the certificate is verified before any frame.
-    assert_eq!(try_ask(ca.client(&[b"h2"]), strict, "").await, None);
+    assert_eq!(
+        refused(try_ask(ca.client(&[b"h2"]), strict, "").await),
+        required
+    );
 
     // A valid certificate of a partner the policy does not authorize: 403.
     let other = partners.issue_client("spiffe://partners/other", "other");
@@ -374,8 +388,8 @@ spec:
         .expect("served without a certificate");
     assert_eq!(status, "HTTP/1.1 401 Unauthorized", "{body}");
     assert_eq!(
-        try_ask(ca.client_with(&[b"http/1.1"], &forged), fallback, "").await,
-        None
+        refused(try_ask(ca.client_with(&[b"http/1.1"], &forged), fallback, "").await),
+        not_verified
     );
     let (status, _) = try_ask(ca.client_with(&[b"http/1.1"], &acme), fallback, "")
         .await
@@ -392,7 +406,7 @@ spec:
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let got = try_ask(ca.client_with(&[b"http/1.1"], &forged), strict, "").await;
-        if got.as_ref().is_some_and(|(s, _)| s == "HTTP/1.1 200 OK") {
+        if got.as_ref().is_ok_and(|(s, _)| s == "HTTP/1.1 200 OK") {
             break;
         }
         assert!(
@@ -402,8 +416,8 @@ spec:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        try_ask(ca.client_with(&[b"http/1.1"], &acme), strict, "").await,
-        None,
+        refused(try_ask(ca.client_with(&[b"http/1.1"], &acme), strict, "").await),
+        not_verified,
         "the old CA no longer verifies"
     );
 }
@@ -445,7 +459,8 @@ spec:
             ("secret.yaml", &secret(&site)),
             ("routes.yaml", &routes),
         ],
-        &[],
+        // This test's client counts as a load balancer, to show its X-Forwarded-Proto.
+        &["--trusted-proxies", "127.0.0.1/32"],
     )
     .await;
     let plain = |path: &str| {
@@ -479,6 +494,18 @@ spec:
         !redirected.1.contains_key("strict-transport-security"),
         "HSTS is for HTTPS answers only"
     );
+    // A trusted load balancer that terminated TLS itself says so: no redirect (it would loop).
+    let behind = send(
+        &client(),
+        http::Request::get(format!("http://127.0.0.1:{http}/status/200"))
+            .header("host", "api.example.com")
+            .header("x-forwarded-proto", "https")
+            .body(body(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(behind.0, 200);
     // ACME HTTP-01 challenges still reach the routes.
     let acme = plain("/.well-known/acme-challenge/token").await.unwrap();
     assert_eq!(acme.0, 200, "{:?}", acme.2);
@@ -505,8 +532,32 @@ spec:
         head.contains("strict-transport-security: max-age="),
         "{head}"
     );
+    // And the HTTP/1.1 server's own refusals (a malformed request).
+    let (mut tls, _) = connect(&ca, https).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost : api.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tls.read(&mut got).await.unwrap();
+    let head = String::from_utf8_lossy(&got[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 400"), "{head}");
+    assert!(
+        head.contains("strict-transport-security: max-age="),
+        "{head}"
+    );
 
-    // Without the annotation the HTTP port serves again, on the same socket.
+    // Without the annotation the HTTP port serves again: the next requests, on the connections
+    // already open too (the port's server is not restarted for it).
+    let mut kept = tokio::net::TcpStream::connect(("127.0.0.1", http))
+        .await
+        .unwrap();
+    let request = b"GET /status/200 HTTP/1.1\r\nHost: api.example.com\r\n\r\n";
+    kept.write_all(request).await.unwrap();
+    let n = kept.read(&mut got).await.unwrap();
+    assert!(
+        got[..n].starts_with(b"HTTP/1.1 308"),
+        "{:?}",
+        String::from_utf8_lossy(&got[..n])
+    );
     let version = p.config_version().await;
     p.write(
         "gateway.yaml",
@@ -522,6 +573,13 @@ spec:
         assert!(Instant::now() < deadline, "still redirected: {}", a.0);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    kept.write_all(request).await.unwrap();
+    let n = kept.read(&mut got).await.unwrap();
+    assert!(
+        got[..n].starts_with(b"HTTP/1.1 200"),
+        "the open connection: {:?}",
+        String::from_utf8_lossy(&got[..n])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,7 +58,7 @@ pub struct Settings {
     /// While overloaded, answers end their connection ([`crate::overload`]).
     pub overload: Arc<crate::overload::Overload>,
     /// The port's settings from its Gateway (HTTPS redirect, HSTS).
-    pub port: Option<Arc<crate::exchange::PortSettings>>,
+    pub port: Arc<crate::exchange::LivePortSettings>,
 }
 
 /// Bytes read at a time while waiting for a head.
@@ -106,7 +106,12 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
             Ok(head) => head,
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(problem)) => {
-                let resp = problem.into_response(new_request_id().to_str().unwrap_or_default());
+                let mut resp = problem.into_response(new_request_id().to_str().unwrap_or_default());
+                // The port's HSTS is on every answer, these included.
+                if let Some(hsts) = settings.port.load().as_ref().and_then(|p| p.hsts.clone()) {
+                    resp.headers_mut()
+                        .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+                }
                 let written = Box::pin(write_response(
                     &mut wr,
                     resp,
@@ -130,7 +135,7 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
             addr: peer,
             tls: R::TLS,
             certificate: side.as_ref().and_then(|s| s.io.certificate()),
-            port: settings.port.clone(),
+            port: settings.port.load_full(),
         };
         let head_request = head.request.method == Method::HEAD;
         let version = head.request.version;

@@ -193,8 +193,8 @@ pub struct Settings {
     pub metrics: Arc<Metrics>,
     /// Overloaded: GOAWAY, as when draining ([`crate::overload`]).
     pub overload: Arc<crate::overload::Overload>,
-    /// The port's settings from its Gateway.
-    pub port: Option<Arc<crate::exchange::PortSettings>>,
+    /// The port's settings from its Gateway, read by each stream.
+    pub port: Arc<crate::exchange::LivePortSettings>,
 }
 
 /// Serves one HTTP/2 connection until it closes. `io` yields the preface already read first.
@@ -213,11 +213,16 @@ pub async fn serve<I>(
     // future is boxed once here: hyper moves the service future into place, and moving a
     // pointer is cheaper than moving the whole pipeline's state.
     let body_idle = settings.body_read_timeout;
+    let port = settings.port.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let guard = StreamGuard::open(&counted);
         let req = req.map(|body| IdleTimeout::new(body, body_idle));
         let current = runtime.load();
-        let answer = Box::pin(current.handle(req, peer.clone()));
+        let client = Client {
+            port: port.load_full(),
+            ..peer.clone()
+        };
+        let answer = Box::pin(current.handle(req, client));
         async move {
             let resp = answer.await.map(|inner| {
                 Guarded {

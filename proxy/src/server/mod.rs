@@ -60,7 +60,7 @@ pub struct ServerLimits {
     /// Past its memory bound, connections are turned away ([`crate::overload`]).
     pub overload: Arc<Overload>,
     /// This port's settings from its Gateway (HTTPS redirect, HSTS); none for `--listen`.
-    pub port: Option<Arc<crate::exchange::PortSettings>>,
+    pub port: Arc<crate::exchange::LivePortSettings>,
 }
 
 impl Default for ServerLimits {
@@ -77,7 +77,7 @@ impl Default for ServerLimits {
             h2_max_concurrent_streams: 100,
             drain_timeout: Duration::from_secs(30),
             overload: Arc::new(Overload::new(None)),
-            port: None,
+            port: Default::default(),
         }
     }
 }
@@ -381,7 +381,7 @@ impl Connection {
             addr: self.peer,
             tls: true,
             certificate,
-            port: self.h1.port.clone(),
+            port: self.h1.port.load_full(),
         };
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
             // The preface is due by the same deadline as over cleartext: hyper alone would
@@ -421,10 +421,7 @@ impl Connection {
             prefix: buf,
             io: stream,
         };
-        let client = Client {
-            port: self.h2.port.clone(),
-            ..self.peer.into()
-        };
+        let client = self.peer.into();
         http2::serve(io, client, self.runtime, &self.h2, self.draining).await;
     }
 }
@@ -626,7 +623,7 @@ mod tests {
             send_timeout: Duration::from_secs(1),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             overload: Arc::new(crate::overload::Overload::new(None)),
-            port: None,
+            port: Default::default(),
         };
         let (_drain, draining) = tokio::sync::watch::channel(false);
         let runtime = RuntimeHandle::new(Runtime::empty("test", Arc::new(Env::standalone())));
