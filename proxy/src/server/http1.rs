@@ -106,15 +106,9 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
             Ok(head) => head,
             Err(Stop::Quiet) => return,
             Err(Stop::Refuse(problem)) => {
-                let mut resp = problem.into_response(new_request_id().to_str().unwrap_or_default());
-                // The port's HSTS is on every answer, these included.
-                if let Some(hsts) = settings.port.load().as_ref().and_then(|p| p.hsts.clone()) {
-                    resp.headers_mut()
-                        .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
-                }
                 let written = Box::pin(write_response(
                     &mut wr,
-                    resp,
+                    refusal(problem, settings),
                     false,
                     Version::HTTP_11,
                     true,
@@ -295,6 +289,17 @@ async fn read_head<R: ClientRead>(
             Ok(_) => {}
         }
     }
+}
+
+/// The answer to a request head refused before the request path: the problem, with the
+/// port's HSTS (which every answer of the port carries).
+fn refusal(problem: Problem, settings: &Settings) -> Response<ProxyBody> {
+    let mut resp = problem.into_response(new_request_id().to_str().unwrap_or_default());
+    if let Some(hsts) = settings.port.load().as_ref().and_then(|p| p.hsts.clone()) {
+        resp.headers_mut()
+            .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
+    resp
 }
 
 fn too_large() -> Problem {
