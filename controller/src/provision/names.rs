@@ -1,8 +1,10 @@
 //! Names and labels of what the controller provisions for a Gateway.
 //!
 //! Every object made for Gateway `<name>` (Deployment, Service, ServiceAccount, HPA, PDB) is
-//! named `frontdesk-<name>`, in the Gateway's namespace. The prefix makes the name start with a
-//! letter, as a Service name must (an RFC 1035 label). When `frontdesk-<name>` would not be a
+//! named `frontdesk-gw-<name>`, in the Gateway's namespace. The prefix makes the name start with
+//! a letter, as a Service name must (an RFC 1035 label), and keeps it apart from the chart's own
+//! objects (`<release>-controller`, `<release>-proxy-...`), which a Gateway named `controller`
+//! in the release namespace would otherwise take over. When `frontdesk-gw-<name>` would not be a
 //! valid label (longer than 63 characters, or holding a `.`, which Gateway names may carry), it
 //! is cut to fit and ends with `-` and ten hex digits of the SHA-256 of the Gateway's name, so
 //! two Gateways of one namespace never share a name.
@@ -28,7 +30,7 @@ const HASH_DIGITS: usize = 10;
 
 /// The name of every object provisioned for Gateway `gateway`.
 pub fn object_name(gateway: &str) -> String {
-    fit(&format!("frontdesk-{gateway}"), gateway, |c| {
+    fit(&format!("frontdesk-gw-{gateway}"), gateway, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
     })
 }
@@ -89,13 +91,13 @@ mod tests {
 
     #[test]
     fn short_names_are_kept_and_long_or_dotted_ones_fit_with_a_hash() {
-        assert_eq!(object_name("public"), "frontdesk-public");
+        assert_eq!(object_name("public"), "frontdesk-gw-public");
         assert_eq!(label_value("public"), "public");
 
         let long = "a".repeat(60);
         let name = object_name(&long);
         assert_eq!(name.len(), 63, "{name}");
-        assert!(name.starts_with("frontdesk-aaaa"), "{name}");
+        assert!(name.starts_with("frontdesk-gw-aaaa"), "{name}");
         // Stable, and another long name that shares the first 52 characters differs.
         assert_eq!(object_name(&long), name);
         assert_ne!(object_name(&format!("{long}b")), name);
@@ -104,7 +106,7 @@ mod tests {
         // A dot is fine in a label value, not in a Service name.
         assert_eq!(label_value("api.example"), "api.example");
         let dotted = object_name("api.example");
-        assert!(dotted.starts_with("frontdesk-api-example-"), "{dotted}");
+        assert!(dotted.starts_with("frontdesk-gw-api-example-"), "{dotted}");
         assert_ne!(dotted, object_name("api-example"));
         assert!(
             dotted

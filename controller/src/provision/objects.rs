@@ -506,7 +506,7 @@ mod tests {
             .iter()
             .find(|o| o["kind"] == "HorizontalPodAutoscaler")
             .unwrap();
-        assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "frontdesk-public");
+        assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "frontdesk-gw-public");
         assert_eq!(
             (&hpa["spec"]["minReplicas"], &hpa["spec"]["maxReplicas"]),
             (&serde_json::json!(2), &serde_json::json!(8))

@@ -165,10 +165,10 @@ fn applied(seen: &[Seen]) -> Vec<&Seen> {
         .collect()
 }
 
-/// Service `edge/frontdesk-public` with a load balancer address.
+/// Service `edge/frontdesk-gw-public` with a load balancer address.
 fn public_service() -> Service {
     serde_json::from_value(json!({
-        "metadata": {"name": "frontdesk-public", "namespace": "edge"},
+        "metadata": {"name": "frontdesk-gw-public", "namespace": "edge"},
         "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.9"},
         "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}},
     }))
@@ -207,11 +207,11 @@ async fn a_gateway_of_our_class_gets_its_objects_applied_with_owner_and_paramete
     assert_eq!(
         paths,
         [
-            "/api/v1/namespaces/edge/serviceaccounts/frontdesk-public",
-            "/apis/apps/v1/namespaces/edge/deployments/frontdesk-public",
-            "/api/v1/namespaces/edge/services/frontdesk-public",
-            "/apis/autoscaling/v2/namespaces/edge/horizontalpodautoscalers/frontdesk-public",
-            "/apis/policy/v1/namespaces/edge/poddisruptionbudgets/frontdesk-public",
+            "/api/v1/namespaces/edge/serviceaccounts/frontdesk-gw-public",
+            "/apis/apps/v1/namespaces/edge/deployments/frontdesk-gw-public",
+            "/api/v1/namespaces/edge/services/frontdesk-gw-public",
+            "/apis/autoscaling/v2/namespaces/edge/horizontalpodautoscalers/frontdesk-gw-public",
+            "/apis/policy/v1/namespaces/edge/poddisruptionbudgets/frontdesk-gw-public",
         ],
         "applied once each, nothing for the other class's Gateway"
     );
@@ -336,7 +336,7 @@ async fn invalid_or_missing_parameters_refuse_that_gateway_alone() {
     assert!(
         patches
             .iter()
-            .all(|p| p.path.ends_with("/frontdesk-public"))
+            .all(|p| p.path.ends_with("/frontdesk-gw-public"))
     );
 }
 
