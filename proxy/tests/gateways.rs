@@ -38,14 +38,24 @@ async fn ask(tls: &mut TlsStream<tokio::net::TcpStream>) -> String {
 async fn ask_for(tls: &mut TlsStream<tokio::net::TcpStream>, path: &str) -> (String, String) {
     let request = format!("GET {path} HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
     tls.write_all(request.as_bytes()).await.unwrap();
+    read_answer(tls).await.expect("an answer")
+}
+
+/// Reads one answer framed by its Content-Length: the status line and the body, or why the
+/// connection ended before it (a TLS alert, a close).
+async fn read_answer(
+    tls: &mut TlsStream<tokio::net::TcpStream>,
+) -> Result<(String, String), String> {
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut chunk))
             .await
-            .expect("an answer in time")
-            .unwrap();
-        assert!(n > 0, "closed before the answer");
+            .expect("an answer or a refusal in time")
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed without an answer".into());
+        }
         got.extend_from_slice(&chunk[..n]);
         let text = String::from_utf8_lossy(&got).into_owned();
         if let Some(end) = text.find("\r\n\r\n") {
@@ -59,7 +69,7 @@ async fn ask_for(tls: &mut TlsStream<tokio::net::TcpStream>, path: &str) -> (Str
                 .map_or(0, |v| v.trim().parse().unwrap());
             if got.len() >= end + 4 + length {
                 let status = text.lines().next().unwrap().to_string();
-                return (status, text[end + 4..].to_string());
+                return Ok((status, text[end + 4..].to_string()));
             }
         }
     }
@@ -240,33 +250,7 @@ async fn try_ask(
     tls.write_all(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut chunk))
-            .await
-            .expect("an answer or a refusal in time")
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed without an answer".into());
-        }
-        got.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&got).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(str::to_string)
-                })
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if got.len() >= end + 4 + length {
-                let status = text.lines().next().unwrap().to_string();
-                return Ok((status, text[end + 4..].to_string()));
-            }
-        }
-    }
+    read_answer(&mut tls).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

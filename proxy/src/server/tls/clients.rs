@@ -103,6 +103,11 @@ pub fn verifier(validation: &ClientValidation) -> (Arc<dyn ClientCertVerifier>, 
     (verifier, refused)
 }
 
+/// Why [`RefuseAll`] refuses: no CA it knows issued the certificate.
+fn unknown_issuer() -> rustls::Error {
+    rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+}
+
 /// A listener's client validation when none of its CAs loaded: every certificate is refused.
 #[derive(Debug)]
 struct RefuseAll {
@@ -128,9 +133,7 @@ impl ClientCertVerifier for RefuseAll {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))
+        Err(unknown_issuer())
     }
 
     fn verify_tls12_signature(
@@ -139,9 +142,7 @@ impl ClientCertVerifier for RefuseAll {
         _cert: &CertificateDer<'_>,
         _dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))
+        Err(unknown_issuer())
     }
 
     fn verify_tls13_signature(
@@ -150,9 +151,7 @@ impl ClientCertVerifier for RefuseAll {
         _cert: &CertificateDer<'_>,
         _dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))
+        Err(unknown_issuer())
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
