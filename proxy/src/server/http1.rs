@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::FutureExt;
+use futures::future::Either;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
@@ -423,27 +424,47 @@ async fn linger<R: ClientRead>(side: &mut ReadSide<R>) {
 /// Writes an answer: the head (with the framing this connection needs), then the body.
 /// `closing`: the connection closes after it. Returns whether it must close (asked to, or
 /// the body's end can only be told by closing).
-async fn write_response<W: ClientWrite>(
-    wr: &mut W,
+fn write_response<'a, W: ClientWrite>(
+    wr: &'a mut W,
     resp: Response<ProxyBody>,
     head_request: bool,
     version: Version,
     closing: bool,
+    settings: &'a Settings,
+) -> impl std::future::Future<Output = std::io::Result<bool>> + 'a {
+    // The head is encoded before the future: neither the response nor its parts live in it
+    // (an async fn keeps its arguments twice), and every connection's task carries its size.
+    let (out, framing, body) = encode(resp, head_request, version, closing);
+    write_encoded(wr, out, framing, body, settings)
+}
+
+/// The head of `resp` with the framing this connection needs, and its body.
+fn encode(
+    resp: Response<ProxyBody>,
+    head_request: bool,
+    version: Version,
+    closing: bool,
+) -> (BytesMut, Framing, ProxyBody) {
+    let (parts, body) = resp.into_parts();
+    let exact = body.size_hint().exact();
+    let (out, framing) = encode_head(parts, exact, head_request, version, closing);
+    (out, framing, body)
+}
+
+/// Writes an encoded head, then the body.
+async fn write_encoded<W: ClientWrite>(
+    wr: &mut W,
+    out: BytesMut,
+    framing: Framing,
+    mut body: ProxyBody,
     settings: &Settings,
 ) -> std::io::Result<bool> {
-    let (parts, mut body) = resp.into_parts();
-    let exact = body.size_hint().exact();
-    // The head is encoded out of line: the parts never live in this future, whose size every
-    // connection's task carries.
-    let (
-        out,
-        Framing {
-            bodiless,
-            length,
-            chunked,
-            closing,
-        },
-    ) = encode_head(parts, exact, head_request, version, closing);
+    let Framing {
+        bodiless,
+        length,
+        chunked,
+        closing,
+    } = framing;
     if bodiless {
         send(wr, &out, settings).await?;
         return Ok(closing);
@@ -622,22 +643,37 @@ fn encode_head(
 /// stops reading is let go (its socket buffers are the kernel's, and the connection holds at
 /// most one frame of the answer meanwhile). The usual write, taken at once by the socket, arms
 /// no timer.
-async fn send<W: ClientWrite>(wr: &mut W, buf: &[u8], settings: &Settings) -> std::io::Result<()> {
+fn send<'a, W: ClientWrite>(wr: &'a mut W, buf: &'a [u8], settings: &'a Settings) -> Sending<'a> {
     let rest = match wr.try_write(buf) {
         Ok(n) => &buf[n..],
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf,
-        Err(e) => return Err(e),
+        Err(e) => return Either::Left(std::future::ready(Err(e))),
     };
     if rest.is_empty() && wr.flushed() {
-        return Ok(());
+        return Either::Left(std::future::ready(Ok(())));
     }
-    // Boxed: only a client that does not keep up pays for the timer, and the connection's
-    // future does not carry it.
-    // Flushed too: a TLS stream keeps records back until flushed (a socket's flush is free).
-    match Box::pin(tokio::time::timeout(settings.send_timeout, async {
+    // Boxed: only a client that does not keep up pays for the timer, and the futures that
+    // send (every connection's task carries them) hold a pointer, not the wait.
+    Either::Right(Box::pin(send_waiting(wr, rest, settings)))
+}
+
+/// A write: done at once (the usual case), or waiting for the client.
+type Sending<'a> = Either<
+    std::future::Ready<std::io::Result<()>>,
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send + 'a>>,
+>;
+
+/// The rest of a write the socket did not take at once, within the send timeout; flushed too
+/// (a TLS stream keeps records back until flushed; a socket's flush is free).
+async fn send_waiting<W: ClientWrite>(
+    wr: &mut W,
+    rest: &[u8],
+    settings: &Settings,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(settings.send_timeout, async {
         wr.write_all(rest).await?;
         wr.flush().await
-    }))
+    })
     .await
     {
         Ok(written) => written,

@@ -640,7 +640,7 @@ mod tests {
         );
         let size = std::mem::size_of_val(&serve);
         assert!(
-            size <= 1440,
+            size <= 1344,
             "the HTTP/1.1 connection future grew to {size} bytes"
         );
     }
