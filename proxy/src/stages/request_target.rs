@@ -73,10 +73,10 @@ pub fn target<B>(req: &Request<B>) -> Result<Target, String> {
         (None, None) => None,
     };
     let (host, port) = match &authority {
-        Some(a) => (
-            a.host().trim_end_matches('.').to_ascii_lowercase(),
-            a.port_u16(),
-        ),
+        Some(a) => {
+            let (host, port) = host_and_port(a.as_str());
+            (host.trim_end_matches('.').to_ascii_lowercase(), port)
+        }
         None => (String::new(), None),
     };
     Ok(Target {
@@ -85,6 +85,20 @@ pub fn target<B>(req: &Request<B>) -> Result<Target, String> {
         port,
         path: String::new(),
     })
+}
+
+/// The host and port of an authority `Authority` already parsed (without userinfo, which
+/// `target` refuses): what `Authority::host` and `port_u16` say, in one pass over a string
+/// their two scans each cost a few hundred instructions per request for.
+fn host_and_port(authority: &str) -> (&str, Option<u16>) {
+    // An IPv6 literal keeps its brackets, as `Authority::host` does.
+    let host_end = match authority.strip_prefix('[') {
+        Some(rest) => rest.find(']').map_or(authority.len(), |i| i + 2),
+        None => authority.rfind(':').unwrap_or(authority.len()),
+    };
+    let (host, rest) = authority.split_at(host_end);
+    let port = rest.strip_prefix(':').and_then(|p| p.parse().ok());
+    (host, port)
 }
 
 #[cfg(test)]
@@ -97,6 +111,23 @@ mod tests {
             r = r.header(HOST, *h);
         }
         r.body(()).unwrap()
+    }
+
+    #[test]
+    fn host_and_port_agree_with_the_http_crate() {
+        for a in [
+            "example.com",
+            "example.com:8080",
+            "example.com:",
+            "[::1]",
+            "[::1]:443",
+            "[fe80::1%25eth0]:8443",
+            "10.0.0.1:80",
+            "a:99999",
+        ] {
+            let parsed: Authority = a.parse().unwrap();
+            assert_eq!(host_and_port(a), (parsed.host(), parsed.port_u16()), "{a}");
+        }
     }
 
     #[test]
