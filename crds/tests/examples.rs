@@ -3,11 +3,10 @@ use std::path::Path;
 
 use frontdesk_crds::catalog::Catalog;
 
-#[test]
-fn examples_compile_without_problems() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+/// Every `.yaml` file under `root`, with its text.
+fn yaml_files(root: &Path) -> Vec<(String, Result<String, String>)> {
     let mut files = Vec::new();
-    let mut dirs = vec![root];
+    let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -21,8 +20,13 @@ fn examples_compile_without_problems() {
             }
         }
     }
+    files
+}
+
+/// Every object compiled cleanly: accepted, references resolved, no conflict.
+fn assert_clean(files: &[(String, Result<String, String>)]) {
     assert!(!files.is_empty());
-    let update = Catalog::default().update(&files);
+    let update = Catalog::default().update(files);
     assert!(update.problems.is_empty(), "{:#?}", update.problems);
     for status in &update.output.statuses {
         for c in &status.conditions {
@@ -38,4 +42,22 @@ fn examples_compile_without_problems() {
             );
         }
     }
+}
+
+#[test]
+fn examples_compile_without_problems() {
+    assert_clean(&yaml_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples"),
+    ));
+}
+
+/// `make demo` serves examples/demo behind the Gateway `frontdesk-demo tls` writes: every
+/// Route and Aggregate there must attach to it (they live in another namespace).
+#[test]
+fn the_demo_gateway_serves_every_demo_example() {
+    let tls = tempfile::tempdir().unwrap();
+    frontdesk_demo::certs::write_demo_gateway(tls.path(), 8080, 8443).unwrap();
+    let mut files = yaml_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo"));
+    files.extend(yaml_files(tls.path()));
+    assert_clean(&files);
 }

@@ -29,11 +29,16 @@ metadata: {{name: default, namespace: default}}
 spec:
   gatewayClassName: frontdesk
   listeners:
-    - {{name: http, port: {http}, protocol: HTTP}}
+    # Routes of every namespace attach (the examples live in `demo`), as to the chart's.
+    - name: http
+      port: {http}
+      protocol: HTTP
+      allowedRoutes: {{namespaces: {{from: All}}}}
     - name: https
       port: {https}
       protocol: HTTPS
       tls: {{mode: Terminate, certificateRefs: [{{name: demo-tls}}]}}
+      allowedRoutes: {{namespaces: {{from: All}}}}
 ---
 apiVersion: v1
 kind: Secret
