@@ -508,7 +508,8 @@ def check_gateways(values: dict) -> str:
 
 
 # The keys of a provisioned proxy's parameters (controller/src/provision/params.rs).
-PARAMETER_KEYS = {"replicas", "image", "resources", "service", "autoscaling", "podDisruptionBudget", "args"}
+PARAMETER_KEYS = {"replicas", "image", "resources", "service", "autoscaling", "podDisruptionBudget", "args",
+                  "logLevel"}
 # Proxy flags the controller sets itself; parameters' args may not (controller/src/provision/params.rs).
 CONTROLLER_SET_FLAGS = {"--controller", "--drain-timeout", "--refuse-internal-upstreams", "--gateway",
                         "--proxy-id", "--state-dir", "--tls-ca", "--tls-cert", "--tls-key", "--listen",

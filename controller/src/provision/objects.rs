@@ -266,7 +266,10 @@ fn deployment(
                     "image": params.image,
                     "imagePullPolicy": settings.image_pull_policy,
                     "args": args,
-                    "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                    "env": [
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "RUST_LOG", "value": params.log_level},
+                    ],
                     "ports": container_ports,
                     "startupProbe": probe("/healthz", 2, 30),
                     "livenessProbe": probe("/healthz", 10, 3),
@@ -369,6 +372,7 @@ mod tests {
         );
         let params = Effective {
             args: vec!["--idle-timeout=30s".into()],
+            log_level: "frontdesk_proxy=debug".into(),
             ..Effective::defaults("p:1")
         };
         let objects = build(&g, &params, &settings());
@@ -408,8 +412,12 @@ mod tests {
             "{args:?}"
         );
         assert!(args.contains(&"--listen=0.0.0.0:80"), "{args:?}");
-        // The parameters' arguments come last.
+        // The parameters' arguments come last; their log level is the proxy's RUST_LOG.
         assert_eq!(args.last(), Some(&"--idle-timeout=30s"), "{args:?}");
+        assert_eq!(
+            container["env"][1],
+            serde_json::json!({"name": "RUST_LOG", "value": "frontdesk_proxy=debug"})
+        );
         assert_eq!(
             pod["volumes"][0]["secret"]["secretName"],
             "frontdesk-proxy-public-tls"

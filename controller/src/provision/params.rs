@@ -16,6 +16,7 @@
 //! autoscaling: {enabled: false, minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 70}
 //! podDisruptionBudget: {maxUnavailable: 1}   # or minAvailable; a number or a percentage ("50%")
 //! args: [--idle-timeout=30s, --trusted-proxies=10.0.0.0/8]   # added to the proxy's own
+//! logLevel: info                    # the proxy's RUST_LOG (a tracing filter)
 //! ```
 //!
 //! A Gateway's field overrides the class's, which overrides the default, field by field:
@@ -49,6 +50,7 @@ pub struct ProxyParameters {
     pub autoscaling: Option<AutoscalingParameters>,
     pub pod_disruption_budget: Option<PodDisruptionBudgetParameters>,
     pub args: Option<Vec<String>>,
+    pub log_level: Option<String>,
 }
 
 /// Arguments the controller sets for every proxy it provisions: a Gateway's `args` may not
@@ -130,6 +132,8 @@ pub struct Effective {
     pub disruption_budget: DisruptionBudget,
     /// Added after the controller's own arguments.
     pub args: Vec<String>,
+    /// The proxy's `RUST_LOG`.
+    pub log_level: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,6 +164,7 @@ impl Effective {
             autoscaling: None,
             disruption_budget: DisruptionBudget::MaxUnavailable(IntOrString::Int(1)),
             args: Vec::new(),
+            log_level: "info".into(),
         }
     }
 }
@@ -293,6 +298,9 @@ pub fn merge(
         if let Some(args) = &p.args {
             e.args = args.clone();
         }
+        if let Some(level) = &p.log_level {
+            e.log_level = level.clone();
+        }
         if let Some(b) = &p.pod_disruption_budget {
             match (&b.min_available, &b.max_unavailable) {
                 (Some(_), Some(_)) => {
@@ -326,6 +334,9 @@ pub fn merge(
                 format!("{flag} is set by the controller for every proxy it provisions"),
             );
         }
+    }
+    if e.log_level.trim().is_empty() {
+        return bad("logLevel", "empty".into());
     }
     if e.replicas < 0 {
         return bad("replicas", format!("{} is negative", e.replicas));
@@ -549,5 +560,14 @@ mod tests {
         assert!(reason.contains("set by the controller"), "{reason}");
         let (field, _) = merge(&defaults, &[&with(&["--workers=2", "verbose"])]).unwrap_err();
         assert_eq!(field, "args[1]");
+        let quiet = ProxyParameters {
+            log_level: Some("warn".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            merge(&defaults, &[&quiet, &gateway]).unwrap().log_level,
+            "warn"
+        );
+        assert_eq!(defaults.log_level, "info");
     }
 }
