@@ -70,14 +70,14 @@ impl Runtime {
             Err(p) => return (None, Err(p)),
         };
         // Not behind a trusted proxy that terminated TLS already (it says so in
-        // X-Forwarded-Proto): redirecting its requests would loop.
-        let behind_tls = ex.peer.trusted
-            && req
-                .headers()
-                .get(&crate::forwarding::X_FORWARDED_PROTO)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        // X-Forwarded-Proto): redirecting its requests would loop. Asked only on ports that
+        // redirect.
         if let Some(port) = ex.port.as_ref().and_then(|p| p.redirect_to_https)
-            && !behind_tls
+            && !(ex.peer.trusted
+                && req
+                    .headers()
+                    .get(&crate::forwarding::X_FORWARDED_PROTO)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
             && let Some(redirect) =
                 redirect::to_https(&target.host, &target.path, req.uri().query(), port)
         {
