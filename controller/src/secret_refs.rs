@@ -16,8 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use frontdesk_crds::Policy;
-use frontdesk_crds::compile::gateways::{ca_config_map_refs, certificate_secret_refs, is_ours};
-use frontdesk_crds::gateway_api::{GROUP, Gateway, GatewayClass, ReferenceGrant};
+use frontdesk_crds::compile::gateways::{
+    ca_config_map_refs, certificate_secret_refs, is_ours, may_refer,
+};
+use frontdesk_crds::gateway_api::{Gateway, GatewayClass, ReferenceGrant};
 
 /// Left out of every Secret watch, on the server's side: Helm's release records (large, many,
 /// and holding every value of every release) and the channel credentials `frontdesk-certs`
@@ -178,11 +180,7 @@ fn gateway_refs(
     for gateway in gateways.iter().filter(|g| is_ours(g, classes, false)) {
         let from = gateway.metadata.namespace.as_deref().unwrap_or("default");
         for (namespace, name) in refs(gateway) {
-            let granted = namespace == from
-                || grants
-                    .iter()
-                    .filter(|g| g.metadata.namespace.as_deref() == Some(namespace.as_str()))
-                    .any(|g| g.permits((GROUP, "Gateway", from), ("", kind, &name)));
+            let granted = may_refer(grants.iter().copied(), from, &namespace, kind, &name);
             let watched = namespaces.is_empty() || namespaces.contains(&namespace);
             if granted && watched && is_secret_name(&name) {
                 keys.insert(WatchKey::name(&namespace, &name));

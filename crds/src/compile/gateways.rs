@@ -490,6 +490,23 @@ fn gateway_conditions(st: &mut ObjectStatus) {
         .collect();
 }
 
+/// Whether a Gateway of namespace `from` may refer to the core `kind` object
+/// `namespace/name`: one of its own namespace, or one a ReferenceGrant in `namespace` allows.
+/// The controller watches only what this allows; the compiler refuses the rest.
+pub fn may_refer<'a>(
+    grants: impl IntoIterator<Item = &'a crate::gateway_api::ReferenceGrant>,
+    from: &str,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+) -> bool {
+    namespace == from
+        || grants
+            .into_iter()
+            .filter(|g| g.metadata.namespace.as_deref().unwrap_or("default") == namespace)
+            .any(|g| g.permits((GROUP, "Gateway", from), ("", kind, name)))
+}
+
 struct Ctx<'a> {
     /// The Gateway's namespace.
     namespace: &'a str,
@@ -503,6 +520,26 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// [`may_refer`] for this Gateway, else `RefNotPermitted` with the message.
+    fn may_refer(
+        &self,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), (&'static str, String)> {
+        if may_refer(self.grants, self.namespace, namespace, kind, name) {
+            return Ok(());
+        }
+        Err((
+            "RefNotPermitted",
+            format!(
+                "{kind} {namespace}/{name} is in another namespace and no ReferenceGrant in \
+                 {namespace} lets Gateways of {} refer to it",
+                self.namespace
+            ),
+        ))
+    }
+
     fn listener(&self, spec: &Listener) -> Checked {
         let invalid = |reason, field: &str, message: String| Checked {
             accepted: Err((
@@ -619,23 +656,7 @@ impl Ctx<'_> {
         }
         let namespace = r.namespace.as_deref().unwrap_or(self.namespace);
         let id = format!("{namespace}/{}", r.name);
-        if namespace != self.namespace {
-            let permitted = self
-                .grants
-                .iter()
-                .filter(|g| g.metadata.namespace.as_deref().unwrap_or("default") == namespace)
-                .any(|g| g.permits((GROUP, "Gateway", self.namespace), ("", "Secret", &r.name)));
-            if !permitted {
-                return Err((
-                    "RefNotPermitted",
-                    format!(
-                        "Secret {id} is in another namespace and no ReferenceGrant in {namespace} \
-                         lets Gateways of {} refer to it",
-                        self.namespace
-                    ),
-                ));
-            }
-        }
+        self.may_refer(namespace, "Secret", &r.name)?;
         let secret = self
             .secrets
             .get(namespace, &r.name)

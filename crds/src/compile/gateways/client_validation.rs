@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use super::{Ctx, check_chain};
 use crate::compile::policy::secret_value;
 use crate::diagnostic::Diagnostics;
-use crate::gateway_api::{CaCertificateReference, FrontendValidation, GROUP, Listener};
+use crate::gateway_api::{CaCertificateReference, FrontendValidation, Listener};
 use frontdesk_snapshot::{CaCertificates, ClientValidation};
 
 /// The key of a ConfigMap or Secret that holds the CA bundle.
@@ -135,23 +135,7 @@ impl<'a> Ctx<'a> {
         }
         let namespace = r.namespace.as_deref().unwrap_or(self.namespace);
         let id = format!("{kind} {namespace}/{}", r.name);
-        if namespace != self.namespace {
-            let permitted = self
-                .grants
-                .iter()
-                .filter(|g| g.metadata.namespace.as_deref().unwrap_or("default") == namespace)
-                .any(|g| g.permits((GROUP, "Gateway", self.namespace), ("", kind, &r.name)));
-            if !permitted {
-                return Err((
-                    "RefNotPermitted",
-                    format!(
-                        "{id} is in another namespace and no ReferenceGrant in {namespace} lets \
-                         Gateways of {} refer to it",
-                        self.namespace
-                    ),
-                ));
-            }
-        }
+        self.may_refer(namespace, kind, &r.name)?;
         let bytes = if kind == "ConfigMap" {
             let map = find_config_map(self.config_maps, namespace, &r.name)
                 .ok_or_else(|| invalid(format!("{id} not found")))?;
