@@ -8,10 +8,13 @@
 #   KEEP_CLUSTER=1   keep the cluster afterwards (default: delete it, pass or fail)
 #   E2E_LOG_DIR      where diagnostics go on failure (default target/e2e-kind-logs)
 #   CARGO            cargo to run the scenarios with (default cargo)
+#   GATEWAY_API_VERSION  the Gateway API release whose standard CRDs are installed (default v1.3.0)
 #
-# Needs docker (with a running engine), kind, kubectl, helm and cargo. The gateways are reached
-# on 127.0.0.1:18080 (default) and 127.0.0.1:18081 (partner): NodePorts 30080 and 30081,
-# mapped by e2e/kind/cluster.yaml and set in e2e/kind/values.yaml.
+# Needs docker (with a running engine), kind, kubectl, helm and cargo. The Gateway API CRDs are
+# installed first, as docs/install.md tells users, so the chart's gateways are Gateways whose
+# proxies the controller provisions. The gateways are reached on 127.0.0.1:18080 (default),
+# https://127.0.0.1:18443 (default's HTTPS listener) and 127.0.0.1:18081 (partner): NodePorts
+# 30080, 30443 and 30081, mapped by e2e/kind/cluster.yaml and set in e2e/kind/values.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +23,7 @@ node_image="${KIND_NODE_IMAGE:-}"
 keep_cluster="${KEEP_CLUSTER:-0}"
 log_dir="${E2E_LOG_DIR:-target/e2e-kind-logs}"
 cargo="${CARGO:-cargo}"
+gateway_api_version="${GATEWAY_API_VERSION:-v1.3.0}"
 
 release=frontdesk
 namespace=frontdesk-system
@@ -33,8 +37,10 @@ images=(
   "$image_registry/frontdesk-proxy:$image_tag"
   "$image_registry/frontdesk-demo:$image_tag"
 )
-deployments=(frontdesk-controller frontdesk-proxy-default frontdesk-proxy-partner)
+# The controller's (the chart's) and the proxies' the controller provisions for the Gateways.
+deployments=(frontdesk-controller frontdesk-gw-default frontdesk-gw-partner)
 gateway_urls="default=http://127.0.0.1:18080,partner=http://127.0.0.1:18081"
+https_url="https://127.0.0.1:18443"
 min_kubernetes_minor=30
 
 say() { echo "e2e-kind: $*"; }
@@ -80,9 +86,9 @@ dump_diagnostics() {
   mkdir -p "$log_dir"
   say "failed: diagnostics follow, and are kept in $log_dir"
   section resources.txt "kubectl get all -A" kubectl get all -A -o wide
-  section frontdesk-resources.txt "Routes, Policies, Aggregates" \
-    kubectl get routes.frontdesk.dev,policies.frontdesk.dev,aggregates.frontdesk.dev -A -o wide
-  kubectl get routes.frontdesk.dev,policies.frontdesk.dev,aggregates.frontdesk.dev -A -o yaml \
+  section frontdesk-resources.txt "Routes, Policies, Aggregates, GatewayClasses, Gateways" \
+    kubectl get routes.frontdesk.dev,policies.frontdesk.dev,aggregates.frontdesk.dev,gatewayclasses,gateways -A -o wide
+  kubectl get routes.frontdesk.dev,policies.frontdesk.dev,aggregates.frontdesk.dev,gatewayclasses,gateways -A -o yaml \
     >"$log_dir/frontdesk-resources.yaml" 2>&1
   section events.txt "events" kubectl get events -A --sort-by=.lastTimestamp
   section helm.txt "helm history $release" helm -n "$namespace" history "$release"
@@ -120,14 +126,24 @@ cleanup() {
 scenarios() {
   FRONTDESK_E2E_TARGET=kind \
     FRONTDESK_E2E_GATEWAYS="$gateway_urls" \
+    FRONTDESK_E2E_HTTPS_URL="$https_url" \
     FRONTDESK_E2E_RELEASE_NAMESPACE="$namespace" \
     FRONTDESK_E2E_DEMO_IMAGE="$image_registry/frontdesk-demo:$image_tag" \
-    "$cargo" test -p frontdesk-e2e --test scenarios -- --test-threads=1 --nocapture
+    "$cargo" test -p frontdesk-e2e --test scenarios -- --include-ignored --test-threads=1 --nocapture
 }
 
 wait_for_rollouts() {
-  local deployment
+  local deployment deadline
   for deployment in "${deployments[@]}"; do
+    # The provisioned ones exist once the controller has accepted their Gateway.
+    deadline=$((SECONDS + 180))
+    until kubectl -n "$namespace" get "deploy/$deployment" >/dev/null 2>&1; do
+      if ((SECONDS >= deadline)); then
+        echo "e2e-kind: deployment $deployment not created after 180s (is its Gateway accepted?)" >&2
+        return 1
+      fi
+      sleep 2
+    done
     kubectl -n "$namespace" rollout status "deploy/$deployment" --timeout=5m
   done
 }
@@ -177,6 +193,13 @@ if [[ -z "$minor" || "$minor" -lt "$min_kubernetes_minor" ]]; then
   echo "  upgrade kind, or set KIND_NODE_IMAGE (e2e/kind/cluster.yaml)" >&2
   exit 1
 fi
+
+say "installing the Gateway API CRDs ($gateway_api_version, standard channel)"
+kubectl apply --server-side \
+  -f "https://github.com/kubernetes-sigs/gateway-api/releases/download/$gateway_api_version/standard-install.yaml"
+kubectl wait --for=condition=Established --timeout=1m \
+  crd/gatewayclasses.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io \
+  crd/referencegrants.gateway.networking.k8s.io
 
 say "building images"
 # No provenance attestations: with the containerd image store they break `kind load`.

@@ -584,6 +584,14 @@ def check_gateway_api(values: dict) -> str:
             raise AssertionError(f"Gateway {gw}: args {params.get('args')}")
         if not g["spec"]["listeners"]:
             raise AssertionError(f"Gateway {gw}: no listener")
+        # Node ports carry over: service.nodePort for service.port, nodePorts for the others.
+        service = {**merged["proxy"]["service"], **((merged["gateways"] or {}).get(gw) or {}).get("service", {})}
+        want = {} if service["type"] == "ClusterIP" else (
+            {str(k): v for k, v in (service.get("nodePorts") or {}).items()}
+            | ({str(service["port"]): service["nodePort"]} if service.get("nodePort") else {}))
+        got = {str(k): v for k, v in (params["service"].get("nodePorts") or {}).items()}
+        if got != want:
+            raise AssertionError(f"Gateway {gw}: service.nodePorts {got}, want {want}")
     proxies = [o for o in objects if o["kind"] in ("Deployment", "HorizontalPodAutoscaler")
                and "frontdesk.dev/gateway" in o["metadata"].get("labels", {})]
     if proxies:

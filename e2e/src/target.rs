@@ -128,6 +128,38 @@ impl Target {
         }
     }
 
+    /// Kind only (`None` locally): the base URL of the default Gateway's HTTPS listener
+    /// (`FRONTDESK_E2E_HTTPS_URL`) and the namespace of its certificate Secret (the release's).
+    pub fn https_listener(&self) -> Option<(String, String)> {
+        match self {
+            Target::Local(_) => None,
+            Target::Kind(k) => Some((
+                std::env::var("FRONTDESK_E2E_HTTPS_URL")
+                    .expect("FRONTDESK_E2E_HTTPS_URL (scripts/e2e-kind.sh sets it)"),
+                k.release_namespace.clone(),
+            )),
+        }
+    }
+
+    /// Kind only: the chart's Gateway `name` (in the release namespace) as the API server has
+    /// it, status included.
+    pub fn release_gateway(&self, name: &str) -> Option<Value> {
+        let Target::Kind(k) = self else {
+            return None;
+        };
+        let out = Command::new("kubectl")
+            .args([
+                "-n",
+                &k.release_namespace,
+                "get",
+                "gateways.gateway.networking.k8s.io",
+            ])
+            .args([name, "-o", "json"])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
     /// Every replica of a gateway where they can be told apart (local); else the Service.
     pub fn replicas(&self, gateway: &str) -> Vec<String> {
         match self {

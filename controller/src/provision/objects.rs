@@ -156,9 +156,15 @@ pub fn build(gateway: &Gateway, params: &Effective, settings: &Settings) -> Vec<
             "spec": {
                 "type": params.service_type.as_str(),
                 "selector": selector(&name),
-                "ports": ports.iter().map(|p| json!({
-                    "name": p.name, "port": p.port, "targetPort": p.name, "protocol": "TCP",
-                })).collect::<Vec<_>>(),
+                "ports": ports.iter().map(|p| {
+                    let mut port = json!({
+                        "name": p.name, "port": p.port, "targetPort": p.name, "protocol": "TCP",
+                    });
+                    if let Some(node_port) = params.node_ports.get(&p.port) {
+                        port["nodePort"] = json!(node_port);
+                    }
+                    port
+                }).collect::<Vec<_>>(),
             },
         }));
     }
@@ -373,14 +379,16 @@ mod tests {
         let params = Effective {
             args: vec!["--idle-timeout=30s".into()],
             log_level: "frontdesk_proxy=debug".into(),
+            node_ports: BTreeMap::from([(80, 30080), (8443, 30443)]),
             ..Effective::defaults("p:1")
         };
         let objects = build(&g, &params, &settings());
         let service = objects.iter().find(|o| o["kind"] == "Service").unwrap();
+        // A node port where the parameters give one (8443 is no listener's port).
         assert_eq!(
             service["spec"]["ports"],
             serde_json::json!([
-                {"name": "http-80", "port": 80, "targetPort": "http-80", "protocol": "TCP"},
+                {"name": "http-80", "port": 80, "targetPort": "http-80", "protocol": "TCP", "nodePort": 30080},
                 {"name": "https-443", "port": 443, "targetPort": "https-443", "protocol": "TCP"},
             ])
         );

@@ -13,6 +13,7 @@
 //! service:
 //!   type: LoadBalancer              # ClusterIP, NodePort or LoadBalancer
 //!   annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}
+//!   nodePorts: {80: 30080, 443: 30443}   # listener port -> fixed node port (NodePort, LoadBalancer)
 //! autoscaling: {enabled: false, minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 70}
 //! podDisruptionBudget: {maxUnavailable: 1}   # or minAvailable; a number or a percentage ("50%")
 //! args: [--idle-timeout=30s, --trusted-proxies=10.0.0.0/8]   # added to the proxy's own
@@ -20,7 +21,7 @@
 //! ```
 //!
 //! A Gateway's field overrides the class's, which overrides the default, field by field:
-//! `service.annotations` and `autoscaling` merge key by key, `resources` is taken whole, and a
+//! `service.annotations`, `service.nodePorts` and `autoscaling` merge key by key, `resources` is taken whole, and a
 //! layer's `podDisruptionBudget` (`minAvailable` or `maxUnavailable`, not both) replaces the
 //! budget before it. The default budget is `maxUnavailable: 1`, the chart's: one pod may go at a
 //! time, and a single replica never blocks a node drain. `args` (the proxy's limits, timeouts,
@@ -75,6 +76,7 @@ pub struct ServiceParameters {
     #[serde(rename = "type")]
     pub type_: Option<ServiceType>,
     pub annotations: Option<BTreeMap<String, String>>,
+    pub node_ports: Option<BTreeMap<u16, u16>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -127,6 +129,9 @@ pub struct Effective {
     pub resources: ResourceRequirements,
     pub service_type: ServiceType,
     pub service_annotations: BTreeMap<String, String>,
+    /// Listener port -> node port, for the Service ports that have one; Kubernetes picks the
+    /// others. A port no listener has is ignored.
+    pub node_ports: BTreeMap<u16, u16>,
     /// `None`: no HorizontalPodAutoscaler, `replicas` pods.
     pub autoscaling: Option<Autoscaling>,
     pub disruption_budget: DisruptionBudget,
@@ -161,6 +166,7 @@ impl Effective {
             },
             service_type: ServiceType::LoadBalancer,
             service_annotations: BTreeMap::new(),
+            node_ports: BTreeMap::new(),
             autoscaling: None,
             disruption_budget: DisruptionBudget::MaxUnavailable(IntOrString::Int(1)),
             args: Vec::new(),
@@ -286,6 +292,9 @@ pub fn merge(
                 e.service_annotations
                     .extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
+            if let Some(n) = &s.node_ports {
+                e.node_ports.extend(n);
+            }
         }
         if let Some(a) = &p.autoscaling {
             autoscaling.enabled = a.enabled.or(autoscaling.enabled);
@@ -334,6 +343,19 @@ pub fn merge(
                 format!("{flag} is set by the controller for every proxy it provisions"),
             );
         }
+    }
+    if let Some((port, node_port)) = e.node_ports.iter().find(|(p, n)| **p == 0 || **n == 0) {
+        return bad(
+            &format!("service.nodePorts.{port}"),
+            format!("{port} -> {node_port}: ports are 1 to 65535"),
+        );
+    }
+    if !e.node_ports.is_empty() && e.service_type == ServiceType::ClusterIP {
+        return bad(
+            "service.nodePorts",
+            "a ClusterIP Service has no node ports: set service.type NodePort or LoadBalancer"
+                .into(),
+        );
     }
     if e.log_level.trim().is_empty() {
         return bad("logLevel", "empty".into());
@@ -417,7 +439,7 @@ mod tests {
             &at(),
             Some(&config_map(
                 "replicas: 3\nimage: example/proxy:1\n\
-                 service: {type: NodePort, annotations: {a: class, b: class}}\n\
+                 service: {type: NodePort, annotations: {a: class, b: class}, nodePorts: {80: 30080}}\n\
                  autoscaling: {enabled: true, maxReplicas: 6}\n",
             )),
         )
@@ -425,7 +447,8 @@ mod tests {
         let gateway = read(
             &at(),
             Some(&config_map(
-                "service: {annotations: {b: gateway}}\nautoscaling: {minReplicas: 3}\n\
+                "service: {annotations: {b: gateway}, nodePorts: {\"443\": 30443}}\n\
+                 autoscaling: {minReplicas: 3}\n\
                  podDisruptionBudget: {minAvailable: 50%}\n",
             )),
         )
@@ -438,6 +461,7 @@ mod tests {
             e.service_annotations,
             BTreeMap::from([("a".into(), "class".into()), ("b".into(), "gateway".into())])
         );
+        assert_eq!(e.node_ports, BTreeMap::from([(80, 30080), (443, 30443)]));
         assert_eq!(
             e.autoscaling,
             Some(Autoscaling {
@@ -518,6 +542,36 @@ mod tests {
         assert_eq!(
             merge(&defaults, &[&percent]).unwrap_err().0,
             "podDisruptionBudget.maxUnavailable"
+        );
+
+        // Node ports: numbers, and only where the Service has nodes' ports.
+        let word = read(
+            &at(),
+            Some(&config_map("service: {nodePorts: {http: 30080}}\n")),
+        );
+        assert!(
+            word.unwrap_err().to_string().contains("service.nodePorts"),
+            "the field is named"
+        );
+        let cluster_ip = read(
+            &at(),
+            Some(&config_map(
+                "service: {type: ClusterIP, nodePorts: {80: 30080}}\n",
+            )),
+        )
+        .unwrap();
+        assert_eq!(
+            merge(&defaults, &[&cluster_ip]).unwrap_err(),
+            (
+                "service.nodePorts".into(),
+                "a ClusterIP Service has no node ports: set service.type NodePort or LoadBalancer"
+                    .into()
+            )
+        );
+        let zero = read(&at(), Some(&config_map("service: {nodePorts: {80: 0}}\n"))).unwrap();
+        assert_eq!(
+            merge(&defaults, &[&zero]).unwrap_err().0,
+            "service.nodePorts.80"
         );
     }
 
