@@ -86,10 +86,14 @@ dump_diagnostics() {
   mkdir -p "$log_dir"
   say "failed: diagnostics follow, and are kept in $log_dir"
   section resources.txt "kubectl get all -A" kubectl get all -A -o wide
-  section frontdesk-resources.txt "Routes, Policies, Aggregates, GatewayClasses, Gateways" \
-    kubectl get routes.frontdesk.dev,policies.frontdesk.dev,aggregates.frontdesk.dev,gatewayclasses,gateways -A -o wide
-  kubectl get routes.frontdesk.dev,policies.frontdesk.dev,aggregates.frontdesk.dev,gatewayclasses,gateways -A -o yaml \
+  section frontdesk-resources.txt "Routes, Policies, Aggregates" \
+    kubectl get routes.frontdesk.dev,policies.frontdesk.dev,aggregates.frontdesk.dev -A -o wide
+  kubectl get routes.frontdesk.dev,policies.frontdesk.dev,aggregates.frontdesk.dev -A -o yaml \
     >"$log_dir/frontdesk-resources.yaml" 2>&1
+  # Apart: if the Gateway API CRDs are what failed, the frontdesk kinds above still show.
+  local gateway_api=gatewayclasses.gateway.networking.k8s.io,gateways.gateway.networking.k8s.io
+  section gateway-api-resources.txt "GatewayClasses, Gateways" kubectl get "$gateway_api" -A -o wide
+  kubectl get "$gateway_api" -A -o yaml >"$log_dir/gateway-api-resources.yaml" 2>&1
   section events.txt "events" kubectl get events -A --sort-by=.lastTimestamp
   section helm.txt "helm history $release" helm -n "$namespace" history "$release"
   section describe-pods.txt "pods of $namespace" kubectl -n "$namespace" describe pods
@@ -177,6 +181,12 @@ trap 'exit 130' INT TERM
 
 if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
   say "reusing cluster $cluster"
+  # A cluster kept from an older e2e/kind/cluster.yaml lacks later port mappings.
+  if ! docker port "$cluster-control-plane" 2>/dev/null | grep -q ':18443$'; then
+    echo "e2e-kind: cluster $cluster does not map 127.0.0.1:18443 (e2e/kind/cluster.yaml changed);" >&2
+    echo "  delete it (kind delete cluster --name $cluster) and run again" >&2
+    exit 1
+  fi
   kind get kubeconfig --name "$cluster" >"$KUBECONFIG"
 else
   say "creating cluster $cluster"

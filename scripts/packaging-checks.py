@@ -585,9 +585,12 @@ def check_gateway_api(values: dict) -> str:
         if not g["spec"]["listeners"]:
             raise AssertionError(f"Gateway {gw}: no listener")
         # Node ports carry over: service.nodePort for service.port, nodePorts for the others.
-        service = {**merged["proxy"]["service"], **((merged["gateways"] or {}).get(gw) or {}).get("service", {})}
+        entry = ((merged["gateways"] or {}).get(gw) or {}).get("service", {})
+        service = {**merged["proxy"]["service"], **entry}
+        # As Helm merges values: nodePorts key by key.
+        node_ports = {**(merged["proxy"]["service"].get("nodePorts") or {}), **(entry.get("nodePorts") or {})}
         want = {} if service["type"] == "ClusterIP" else (
-            {str(k): v for k, v in (service.get("nodePorts") or {}).items()}
+            {str(k): v for k, v in node_ports.items()}
             | ({str(service["port"]): service["nodePort"]} if service.get("nodePort") else {}))
         got = {str(k): v for k, v in (params["service"].get("nodePorts") or {}).items()}
         if got != want:

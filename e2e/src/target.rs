@@ -8,7 +8,8 @@
 //!   controller reloads; the demo backends are Services with EndpointSlices on 127.0.0.1.
 //! - `kind` (`make e2e-kind`): the chart installed in a kind cluster by scripts/e2e-kind.sh.
 //!   `apply` is `kubectl apply`, status is read from the objects, and gateways are reached
-//!   through NodePorts (`FRONTDESK_E2E_GATEWAYS=default=http://127.0.0.1:18080,...`).
+//!   through NodePorts (`FRONTDESK_E2E_GATEWAYS=default=http://127.0.0.1:18080,...`), the
+//!   default Gateway's HTTPS listener at `FRONTDESK_E2E_HTTPS_URL`.
 //!
 //! Scenarios see only [`Target`]: the same code runs against both.
 

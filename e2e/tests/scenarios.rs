@@ -382,25 +382,9 @@ async fn https_through_a_gateway_listener_with_a_certificate_secret() {
     t.apply("secure", &t.manifest("secure.yaml"));
     until_condition(&t, "Route", "secure", "Accepted", "True").await;
 
-    let path = "/secure/products/1";
-    let (alpn, status, body) = eventually(
-        patience(&t),
-        &format!("https://{host}{path} over {addr} to answer 200 with this run's certificate"),
-        || async {
-            tls::get(&addr, host, &ca, b"http/1.1", path)
-                .await
-                .ok()
-                .filter(|(_, status, _)| *status == 200)
-        },
-    )
-    .await;
-    assert_eq!(alpn, "http/1.1");
-    assert_eq!(status, 200);
-    assert!(body.contains("Espresso machine"), "{body}");
-    let (alpn, status, body) = tls::get(&addr, host, &ca, b"h2", path).await.unwrap();
-    assert_eq!((alpn.as_str(), status), ("h2", 200), "{body}");
-
-    // The listener's status: its certificate resolved, and every proxy programmed it.
+    // The listener's status first: its certificate resolved, and every proxy acknowledged the
+    // snapshot that carries it (the Secret is deleted at the end, so each run starts from
+    // InvalidCertificateRef and this waits for this run's certificate).
     eventually(
         patience(&t),
         "Gateway default: listener https ResolvedRefs=True and Programmed=True",
@@ -420,6 +404,26 @@ async fn https_through_a_gateway_listener_with_a_certificate_secret() {
         },
     )
     .await;
+
+    // Several connections per protocol, so that every replica behind the Service answers.
+    let path = "/secure/products/1";
+    for alpn in [&b"http/1.1"[..], b"h2"].into_iter().cycle().take(12) {
+        let (negotiated, status, body) = eventually(
+            patience(&t),
+            &format!("https://{host}{path} over {addr} to answer 200 with this run's certificate"),
+            || async {
+                tls::get(&addr, host, &ca, alpn, path)
+                    .await
+                    .ok()
+                    .filter(|(_, status, _)| *status == 200)
+            },
+        )
+        .await;
+        assert_eq!(negotiated.as_bytes(), alpn);
+        assert_eq!(status, 200);
+        assert!(body.contains("Espresso machine"), "{body}");
+    }
+    t.delete("certificate");
 }
 
 /// A TLS client of the scenarios: certificates, and one request over TLS.
@@ -489,10 +493,6 @@ mod tls {
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .unwrap_or_default();
             let io = TokioIo::new(tls);
-            let request = http::Request::get(format!("https://{host}{path}"))
-                .header(http::header::HOST, host)
-                .body(Empty::<Bytes>::new())
-                .map_err(|e| e.to_string())?;
             let response = if negotiated == "h2" {
                 let (mut sender, connection) =
                     hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
@@ -500,16 +500,20 @@ mod tls {
                         .map_err(|e| e.to_string())?;
                 tokio::spawn(connection);
                 // HTTP/2 carries the host in :authority, never in a Host header.
-                let (mut parts, body) = request.into_parts();
-                parts.headers.remove(http::header::HOST);
-                sender
-                    .send_request(http::Request::from_parts(parts, body))
-                    .await
+                let request = http::Request::get(format!("https://{host}{path}"))
+                    .body(Empty::<Bytes>::new())
+                    .map_err(|e| e.to_string())?;
+                sender.send_request(request).await
             } else {
                 let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
                     .await
                     .map_err(|e| e.to_string())?;
                 tokio::spawn(connection);
+                // As browsers send it: the path as the target, the host in Host.
+                let request = http::Request::get(path)
+                    .header(http::header::HOST, host)
+                    .body(Empty::<Bytes>::new())
+                    .map_err(|e| e.to_string())?;
                 sender.send_request(request).await
             }
             .map_err(|e| e.to_string())?;

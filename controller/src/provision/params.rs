@@ -350,6 +350,13 @@ pub fn merge(
             format!("{port} -> {node_port}: ports are 1 to 65535"),
         );
     }
+    let mut taken = std::collections::BTreeSet::new();
+    if let Some((port, node_port)) = e.node_ports.iter().find(|(_, n)| !taken.insert(**n)) {
+        return bad(
+            &format!("service.nodePorts.{port}"),
+            format!("node port {node_port} is given to two ports"),
+        );
+    }
     if !e.node_ports.is_empty() && e.service_type == ServiceType::ClusterIP {
         return bad(
             "service.nodePorts",
@@ -566,6 +573,20 @@ mod tests {
                 "service.nodePorts".into(),
                 "a ClusterIP Service has no node ports: set service.type NodePort or LoadBalancer"
                     .into()
+            )
+        );
+        let twice = read(
+            &at(),
+            Some(&config_map(
+                "service: {nodePorts: {80: 30080, 81: 30080}}\n",
+            )),
+        )
+        .unwrap();
+        assert_eq!(
+            merge(&defaults, &[&twice]).unwrap_err(),
+            (
+                "service.nodePorts.81".into(),
+                "node port 30080 is given to two ports".into()
             )
         );
         let zero = read(&at(), Some(&config_map("service: {nodePorts: {80: 0}}\n"))).unwrap();
