@@ -26,6 +26,8 @@ pub struct Exchange {
     pub client_certificate: Option<Arc<ClientCertificate>>,
     /// The port's settings (HTTPS redirect, HSTS), when its Gateway has any.
     pub port: Option<Arc<PortSettings>>,
+    /// See [`Client::relays_raw_fields`].
+    pub relays_raw_fields: bool,
     pub method: Method,
     pub version: Version,
     /// The route's id once one matched (metrics label), else the no-route label.
@@ -61,6 +63,10 @@ pub struct Client {
     pub certificate: Option<Arc<ClientCertificate>>,
     /// What the listener's Gateway asks of every request on this port.
     pub port: Option<Arc<PortSettings>>,
+    /// Whoever writes the answer understands a backend's fields relayed as sent
+    /// ([`crate::http1::raw_fields`]): the HTTP/1 server. Any other caller of
+    /// [`crate::runtime::Runtime::handle`] gets every field in the answer's map.
+    pub relays_raw_fields: bool,
 }
 
 /// A port's settings as they are now: replaced in place when its Gateway's change, so open
@@ -84,6 +90,7 @@ impl From<SocketAddr> for Client {
             tls: false,
             certificate: None,
             port: None,
+            relays_raw_fields: false,
         }
     }
 }
@@ -110,6 +117,7 @@ impl Exchange {
             },
             client_certificate: client.certificate,
             port: client.port,
+            relays_raw_fields: client.relays_raw_fields,
             method: req.method().clone(),
             version: req.version(),
             route: no_route.clone(),

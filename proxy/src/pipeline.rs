@@ -27,6 +27,7 @@ use crate::stages::authenticate::{self, Denied};
 use crate::stages::route::RequestView;
 use crate::stages::{rate_limit, request_target};
 use crate::transforms::MatchedPath;
+use crate::upstream::AnswerFields;
 
 impl Runtime {
     /// Answers one request. Never fails: errors become problem+json answers.
@@ -189,6 +190,15 @@ impl Runtime {
             timeout: rule.timeout,
             upstream: &self.env.upstream,
             upstream_duration: &rule.upstream_duration,
+            // Relayed as sent when the server writing the answer knows how (HTTP/1) and the
+            // rule edits no response field: the respond path and the HTTP/1 encoder know the
+            // raw form, nothing else after the action reads the fields. A later stage that
+            // does (CORS, cache) adds its test here.
+            answer_fields: if ex.relays_raw_fields && rule.response_transforms.is_empty() {
+                AnswerFields::PassThrough
+            } else {
+                AnswerFields::Map
+            },
         };
         rule.action
             .run(Request::from_parts(head, body), input, ex)

@@ -227,6 +227,51 @@ async fn head_answers_keep_their_framing_and_transfer_encoding_wins_over_content
     assert!(answer.contains("\r\n5\r\nhello\r\n0\r\n\r\n"), "{answer}");
 }
 
+/// A backend's fields reach the client as the backend wrote them (names' case included),
+/// without those of the hop (RFC 9110 §7.6.1), with the proxy's framing and request id; a
+/// `Connection` naming another field takes that field away too.
+#[tokio::test]
+async fn a_backends_fields_are_relayed_as_sent_without_the_hops_own() {
+    let backend = scripted(vec![
+        Some(
+            "HTTP/1.1 200 OK\r\nServer: scripted\r\nX-Mixed-Case:kept as sent\r\n\
+             X-Request-Id: the-backends\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n\
+             Upgrade: h2c\r\nTrailer: x-sum\r\nTE: trailers\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        Some(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n\
+             X-Kept: 1\r\nContent-Length: 2\r\n\r\nok",
+        ),
+    ])
+    .await;
+    let (proxy, _stop) = proxy(&route_to(backend.addr, "")).await;
+    let ask =
+        "GET /x HTTP/1.1\r\nHost: a\r\nX-Request-Id: the-clients\r\nConnection: close\r\n\r\n";
+    let (answer, _) = exchange(proxy, ask, Duration::from_secs(5)).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let mut lines: Vec<&str> = head.lines().collect();
+    let date = lines.iter().position(|l| l.starts_with("date: ")).unwrap();
+    lines.remove(date);
+    assert_eq!(
+        lines,
+        [
+            "HTTP/1.1 200 OK",
+            "Server: scripted",
+            "X-Mixed-Case:kept as sent",
+            "content-length: 2",
+            "x-request-id: the-clients",
+            "connection: close",
+        ],
+        "{answer}"
+    );
+    assert_eq!(body, "ok");
+
+    let (answer, _) = exchange(proxy, ask, Duration::from_secs(5)).await;
+    assert_eq!(header(&answer, "x-secret"), None, "{answer}");
+    assert_eq!(header(&answer, "x-kept"), Some("1"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+}
+
 /// Framing is the proxy's: a header edit of Content-Length cannot be configured (the compiler
 /// refuses it, and so does the proxy when a snapshot carries one); the encoder ignores one in
 /// the head in any case (upstream::h1's unit tests).

@@ -2,9 +2,11 @@
 //! ([`crate::server`]) and the backend connections ([`crate::upstream::h1`]).
 //!
 //! - [`decode`]: message bodies off a connection (Content-Length, chunked, until close).
+//! - [`raw_fields`]: a backend's response fields relayed as sent, without a map.
 //! - this module: the header rules both ends apply (Content-Length values, connection tokens).
 
 pub mod decode;
+pub mod raw_fields;
 
 use std::io;
 use std::task::{Context, Poll, ready};
@@ -145,40 +147,56 @@ pub struct Fields {
     pub framing: Framing,
 }
 
-/// The fields of `head` (the parsed bytes, split off) as a map whose values share its bytes,
-/// with room for `room` more fields, and the framing they declare.
-pub fn field_map(head: &Bytes, spans: &FieldSpans, room: usize) -> Result<Fields, BadField> {
-    let mut map = HeaderMap::with_capacity(spans.len() + room);
-    let mut framing = Framing::default();
-    let mut te_lines = 0u32;
-    let mut last_coding: &[u8] = b"";
-    for &[name_at, name_len, value_at, value_len] in spans {
-        let (name_at, value_at) = (name_at as usize, value_at as usize);
-        let raw_name = &head[name_at..name_at + name_len as usize];
-        let raw_value = &head[value_at..value_at + value_len as usize];
-        // The framing trio, compared on the raw bytes before any parse or hash.
-        if raw_name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te_lines += 1;
-            if let Some(last) = raw_value
+/// What a field is to the framing pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldRole {
+    /// `Transfer-Encoding`, `Keep-Alive`, or a `Connection` naming only `close` or
+    /// `keep-alive`: read into the [`Framing`], and this hop's business only.
+    Framing,
+    /// A `Connection` that names other fields, which must go too.
+    ConnectionNamingOthers,
+    /// A `Content-Length`, read into the [`Framing`].
+    ContentLength,
+    Other,
+}
+
+/// Reads a head's framing fields one by one, on the raw bytes, before any parse or hash.
+#[derive(Default)]
+pub struct FramingPass<'a> {
+    framing: Framing,
+    te_lines: u32,
+    last_coding: &'a [u8],
+}
+
+impl<'a> FramingPass<'a> {
+    pub fn visit(&mut self, name: &[u8], value: &'a [u8]) -> FieldRole {
+        // Most fields are none of the four: their length says so without a comparison.
+        if !matches!(name.len(), 10 | 14 | 17) {
+            return FieldRole::Other;
+        }
+        let framing = &mut self.framing;
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.te_lines += 1;
+            if let Some(last) = value
                 .split(|b| *b == b',')
                 .map(<[u8]>::trim_ascii)
                 .rfind(|t| !t.is_empty())
             {
-                last_coding = last;
+                self.last_coding = last;
             }
-            let chunked_line = raw_value.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            let chunked_line = value.trim_ascii().eq_ignore_ascii_case(b"chunked");
             framing.transfer_encoding = Some(TransferEncoding {
                 chunked: false,
-                only_chunked: te_lines == 1 && chunked_line,
+                only_chunked: self.te_lines == 1 && chunked_line,
             });
-            continue;
+            return FieldRole::Framing;
         }
-        if raw_name.eq_ignore_ascii_case(b"keep-alive") {
-            continue;
+        if name.eq_ignore_ascii_case(b"keep-alive") {
+            return FieldRole::Framing;
         }
-        let name = if raw_name.eq_ignore_ascii_case(b"connection") {
+        if name.eq_ignore_ascii_case(b"connection") {
             let mut others = false;
-            for token in raw_value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
                     framing.close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -187,27 +205,53 @@ pub fn field_map(head: &Bytes, spans: &FieldSpans, room: usize) -> Result<Fields
                     others = true;
                 }
             }
-            if !others {
-                continue;
-            }
-            CONNECTION
-        } else {
-            HeaderName::from_bytes(raw_name).map_err(|_| BadField::Name)?
-        };
-        if name == CONTENT_LENGTH {
+            return if others {
+                FieldRole::ConnectionNamingOthers
+            } else {
+                FieldRole::Framing
+            };
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
             framing.content_length = framing
                 .content_length
-                .and_then(|known| content_length_value(known, raw_value));
+                .and_then(|known| content_length_value(known, value));
+            return FieldRole::ContentLength;
         }
+        FieldRole::Other
+    }
+
+    pub fn finish(mut self) -> Framing {
+        if let Some(te) = &mut self.framing.transfer_encoding {
+            te.chunked = self.last_coding.eq_ignore_ascii_case(b"chunked");
+        }
+        self.framing
+    }
+}
+
+/// The fields of `head` (the parsed bytes, split off) as a map whose values share its bytes,
+/// with room for `room` more fields, and the framing they declare.
+pub fn field_map(head: &Bytes, spans: &FieldSpans, room: usize) -> Result<Fields, BadField> {
+    let mut map = HeaderMap::with_capacity(spans.len() + room);
+    let mut pass = FramingPass::default();
+    for &[name_at, name_len, value_at, value_len] in spans {
+        let (name_at, value_at) = (name_at as usize, value_at as usize);
+        let raw_name = &head[name_at..name_at + name_len as usize];
+        let raw_value = &head[value_at..value_at + value_len as usize];
+        let name = match pass.visit(raw_name, raw_value) {
+            FieldRole::Framing => continue,
+            FieldRole::ConnectionNamingOthers => CONNECTION,
+            FieldRole::ContentLength => CONTENT_LENGTH,
+            FieldRole::Other => HeaderName::from_bytes(raw_name).map_err(|_| BadField::Name)?,
+        };
         let value =
             HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len as usize))
                 .map_err(|_| BadField::Value)?;
         map.append(name, value);
     }
-    if let Some(te) = &mut framing.transfer_encoding {
-        te.chunked = last_coding.eq_ignore_ascii_case(b"chunked");
-    }
-    Ok(Fields { map, framing })
+    Ok(Fields {
+        map,
+        framing: pass.finish(),
+    })
 }
 
 /// Folds one Content-Length field value into what the earlier ones said.
@@ -284,6 +328,23 @@ mod tests {
         let mut spans = FieldSpans::new();
         field_spans(raw.as_bytes(), r.headers, &mut spans);
         field_map(&Bytes::copy_from_slice(&raw.as_bytes()[..len]), &spans, 0).unwrap()
+    }
+
+    #[test]
+    fn the_length_shortcut_misses_no_framing_field() {
+        for name in [
+            "Transfer-Encoding",
+            "Keep-Alive",
+            "Connection",
+            "Content-Length",
+        ] {
+            let mut pass = FramingPass::default();
+            assert_ne!(
+                pass.visit(name.as_bytes(), b"1"),
+                FieldRole::Other,
+                "{name}"
+            );
+        }
     }
 
     #[test]

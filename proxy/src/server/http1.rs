@@ -40,6 +40,7 @@ use crate::body::ProxyBody;
 use crate::client_body::IdleTimeout;
 use crate::exchange::Client;
 use crate::forwarding::new_request_id;
+use crate::http1::raw_fields::RawFields;
 use crate::http1::{self, BadField, FieldSpans, Fields, decode::Decoder};
 use crate::metrics::Metrics;
 use crate::problem::{Problem, ProblemKind};
@@ -131,6 +132,7 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
             tls: R::TLS,
             certificate: side.as_ref().and_then(|s| s.io.certificate()),
             port: settings.port.load_full(),
+            relays_raw_fields: true,
         };
         let head_request = head.request.method == Method::HEAD;
         let version = head.request.version;
@@ -585,7 +587,12 @@ fn encode_head(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let declared = http1::content_length(&parts.headers).ok().flatten();
+    // A backend's fields relayed as sent (the map then holds what the proxy added).
+    let raw = parts.extensions.get::<RawFields>();
+    let declared = match raw {
+        Some(raw) => raw.content_length,
+        None => http1::content_length(&parts.headers).ok().flatten(),
+    };
     let length = declared.or(exact);
     let chunked = !bodiless && length.is_none() && version == Version::HTTP_11;
     let closing = closing || (!bodiless && length.is_none() && !chunked);
@@ -601,6 +608,13 @@ fn encode_head(
     out.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.put_slice(b"\r\n");
     let mut dated = false;
+    if let Some(raw) = raw {
+        raw.write(&mut out);
+        dated = raw.dated;
+        if let Some(n) = declared.filter(|_| status != StatusCode::NO_CONTENT) {
+            put_header(&mut out, b"content-length", decimal(n, &mut [0; 20]));
+        }
+    }
     for (name, value) in &parts.headers {
         if name == TRANSFER_ENCODING || name == CONNECTION {
             continue;
@@ -619,7 +633,7 @@ fn encode_head(
         && !status.is_informational()
         && let Some(n) = exact.filter(|n| !bodiless || (head_request && *n > 0))
     {
-        put_header(&mut out, b"content-length", n.to_string().as_bytes());
+        put_header(&mut out, b"content-length", decimal(n, &mut [0; 20]));
     }
     if chunked {
         put_header(&mut out, b"transfer-encoding", b"chunked");
@@ -694,6 +708,19 @@ async fn close_within<W: ClientWrite>(wr: &mut W, settings: &Settings) -> bool {
     )
 }
 
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);
     out.put_slice(b": ");
@@ -717,4 +744,42 @@ fn date() -> Bytes {
         }
         c.1.clone()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_written_without_allocating() {
+        for n in [0, 7, 10, 38, 1234567890, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+    }
+
+    /// A backend's fields relayed as sent, with what the proxy added after them.
+    #[test]
+    fn relayed_fields_are_written_as_sent_with_the_proxys_own() {
+        let head = "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 30 Nov 2026 06:00:00 GMT\r\n\
+                    Content-Length: 2\r\nConnection: keep-alive\r\n\r\n";
+        let mut slots = [httparse::EMPTY_HEADER; 8];
+        let mut r = httparse::Response::new(&mut slots);
+        r.parse(head.as_bytes()).unwrap();
+        let mut spans = FieldSpans::new();
+        http1::field_spans(head.as_bytes(), r.headers, &mut spans);
+        let (raw, _) = RawFields::read(&Bytes::from(head), &spans).unwrap();
+        let mut parts = Response::new(()).into_parts().0;
+        parts.extensions.insert(raw);
+        parts
+            .headers
+            .insert("x-request-id", http::HeaderValue::from_static("id"));
+        let (out, framing) = encode_head(parts, None, false, Version::HTTP_11, false);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 30 Nov 2026 06:00:00 GMT\r\n\
+             content-length: 2\r\nx-request-id: id\r\n\r\n"
+        );
+        assert_eq!(framing.length, Some(2));
+        assert!(!framing.chunked && !framing.closing);
+    }
 }

@@ -382,6 +382,7 @@ impl Connection {
             tls: true,
             certificate,
             port: self.h1.port.load_full(),
+            relays_raw_fields: false,
         };
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
             // The preface is due by the same deadline as over cleartext: hyper alone would

@@ -20,6 +20,7 @@ use crate::access_log::{self, AccessLog};
 use crate::body::{Observed, OnComplete, ProxyBody};
 use crate::exchange::Exchange;
 use crate::forwarding::X_REQUEST_ID;
+use crate::http1::raw_fields::RawFields;
 use crate::metrics::{LocalReplyLabels, Metrics, RequestLabels, RouteLabels};
 use crate::problem::Problem;
 
@@ -66,9 +67,16 @@ impl Respond {
         for (name, value) in ex.response_headers.drain(..) {
             head.headers.append(name, value);
         }
+        // A backend's answer relayed as sent keeps its fields apart from the map.
+        let mut raw = head.extensions.get_mut::<RawFields>();
+        if let Some(raw) = raw.as_deref_mut() {
+            raw.remove(&X_REQUEST_ID);
+        }
         head.headers
             .insert(X_REQUEST_ID.clone(), ex.request_id.clone());
-        if let Some(hsts) = ex.port.as_ref().and_then(|p| p.hsts.as_ref()) {
+        if let Some(hsts) = ex.port.as_ref().and_then(|p| p.hsts.as_ref())
+            && !raw.is_some_and(|r| r.contains(&http::header::STRICT_TRANSPORT_SECURITY))
+        {
             head.headers
                 .entry(http::header::STRICT_TRANSPORT_SECURITY)
                 .or_insert_with(|| hsts.clone());
@@ -175,6 +183,54 @@ mod tests {
             assert_eq!(resp.headers()["ratelimit"], "r=1");
             assert_eq!(resp.headers()["x-request-id"], id);
         }
+        let text = respond.metrics.encode();
+        assert!(text.contains("frontdesk_local_replies_total"), "{text}");
+    }
+
+    /// A backend's fields relayed as sent: the proxy's request id replaces the backend's, and
+    /// the port's HSTS is added only when the backend sent none.
+    #[tokio::test]
+    async fn relayed_fields_keep_the_backends_hsts_and_lose_its_request_id() {
+        let respond = Arc::new(Respond::new(
+            Arc::new(Metrics::new()),
+            AccessLog::disabled(),
+        ));
+        let port = Arc::new(crate::exchange::PortSettings {
+            hsts: Some(HeaderValue::from_static("max-age=60")),
+            ..Default::default()
+        });
+        for (fields, ours) in [
+            (
+                "X-Request-Id: theirs\r\nStrict-Transport-Security: max-age=1\r\n",
+                false,
+            ),
+            ("X-Request-Id: theirs\r\n", true),
+        ] {
+            let (raw, _) = crate::http1::raw_fields::tests::read(fields).unwrap();
+            let mut resp = Response::new(full("ok"));
+            resp.extensions_mut().insert(raw);
+            let mut ex = exchange();
+            ex.port = Some(port.clone());
+            let id = ex.request_id.clone();
+            let mut resp = respond.finish(resp, ex);
+            assert_eq!(resp.headers()["x-request-id"], id);
+            assert_eq!(
+                resp.headers().contains_key("strict-transport-security"),
+                ours
+            );
+            let raw = resp.extensions_mut().remove::<RawFields>().unwrap();
+            assert!(
+                !raw.contains(&X_REQUEST_ID),
+                "the backend's id is not relayed"
+            );
+        }
+    }
+
+    #[test]
+    fn local_replies_are_counted_by_type() {
+        let respond = Respond::new(Arc::new(Metrics::new()), AccessLog::disabled());
+        let ex = exchange();
+        respond.render(Err(Problem::new(ProblemKind::UpstreamTimeout, "slow")), &ex);
         let text = respond.metrics.encode();
         assert!(
             text.contains(

@@ -21,6 +21,11 @@ impl ResponseTransforms {
         })
     }
 
+    /// Whether the rule edits no response field.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
     pub fn apply(&self, headers: &mut HeaderMap) {
         if !self.headers.is_empty() {
             self.headers.apply(headers);

@@ -23,11 +23,12 @@ use http_body::Body;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::UpstreamBody;
 use super::pool::EndpointPool;
 use super::response_body::ResponseBody;
 use super::upload::Upload;
+use super::{AnswerFields, UpstreamBody};
 use crate::body::BoxError;
+use crate::http1::raw_fields::RawFields;
 use crate::http1::{self, BadField, FieldSpans, decode::Decoder};
 
 /// Largest response head accepted.
@@ -106,19 +107,21 @@ impl Connection {
         sending: RequestFraming,
         method: &Method,
         pool: &Arc<EndpointPool>,
+        fields: AnswerFields,
     ) -> Result<Response<ResponseBody>, ExchangeError> {
+        let raw = fields == AnswerFields::PassThrough;
         let (head, upload) = match body {
             UpstreamBody::Empty => {
                 self.io
                     .write_all(head)
                     .await
                     .map_err(ExchangeError::Write)?;
-                let head = std::future::poll_fn(|cx| self.poll_read_head(cx)).await?;
+                let head = std::future::poll_fn(|cx| self.poll_read_head(cx, raw)).await?;
                 (head, UploadState::Done)
             }
             // Boxed: the upload path's future is large, and every request's future would
             // otherwise carry (and move) it.
-            streaming => Box::pin(self.send_streaming(head, streaming, sending)).await?,
+            streaming => Box::pin(self.send_streaming(head, streaming, sending, raw)).await?,
         };
         let framing = response_framing(&head, method)?;
         let mut parts = head.parts;
@@ -126,6 +129,9 @@ impl Connection {
             // Transfer-Encoding wins (RFC 9112 §6.3): a Content-Length beside it must not
             // frame the answer to the client.
             parts.headers.remove(CONTENT_LENGTH);
+            if let Some(raw) = parts.extensions.get_mut::<RawFields>() {
+                raw.content_length = None;
+            }
         }
         let reusable = !matches!(upload, UploadState::Failed)
             && parts.version == Version::HTTP_11
@@ -147,6 +153,7 @@ impl Connection {
         head: &[u8],
         body: UpstreamBody,
         framing: RequestFraming,
+        raw: bool,
     ) -> Result<(Head, UploadState), ExchangeError> {
         self.io
             .write_all(head)
@@ -170,7 +177,7 @@ impl Connection {
                     Poll::Pending => {}
                 }
             }
-            match ready!(self.poll_read_head(cx)) {
+            match ready!(self.poll_read_head(cx, raw)) {
                 Ok(head) => {
                     let state = match (upload.take(), &failed) {
                         (Some(u), _) => UploadState::Writing(u),
@@ -188,10 +195,14 @@ impl Connection {
 
     /// Reads until a final (non-1xx) response head is complete; leaves what follows it in the
     /// buffer.
-    fn poll_read_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<Head, ExchangeError>> {
+    fn poll_read_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        raw: bool,
+    ) -> Poll<Result<Head, ExchangeError>> {
         loop {
             if !self.buf.is_empty()
-                && let Some(head) = parse_head(&mut self.buf)?
+                && let Some(head) = parse_head(&mut self.buf, raw)?
             {
                 return Poll::Ready(Ok(head));
             }
@@ -234,8 +245,9 @@ struct Head {
 }
 
 /// Parses one final response head off the front of `buf`, skipping 1xx interim answers.
-/// `None`: incomplete. Header values share the head's bytes instead of copying them.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, ExchangeError> {
+/// `None`: incomplete. Header values share the head's bytes instead of copying them; with
+/// `raw`, the fields are kept as sent ([`RawFields`]) unless a `Connection` names some.
+fn parse_head(buf: &mut BytesMut, raw: bool) -> Result<Option<Head>, ExchangeError> {
     loop {
         let mut slots =
             [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -275,11 +287,15 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, ExchangeError> {
         let mut spans = FieldSpans::new();
         http1::field_spans(buf, r.headers, &mut spans);
         let head = buf.split_to(len).freeze();
-        // Room for what the respond path adds (request id, RateLimit, edits).
-        let fields = http1::field_map(&head, &spans, 6).map_err(bad)?;
         let mut parts = Response::new(()).into_parts().0;
         parts.status = status;
         parts.version = version;
+        if raw && let Some((fields, framing)) = RawFields::read(&head, &spans) {
+            parts.extensions.insert(fields);
+            return Ok(Some(Head { parts, framing }));
+        }
+        // Room for what the respond path adds (request id, RateLimit, edits).
+        let fields = http1::field_map(&head, &spans, 6).map_err(bad)?;
         parts.headers = fields.map;
         return Ok(Some(Head {
             parts,
@@ -400,7 +416,7 @@ mod tests {
     use super::*;
 
     fn parts(head: &str) -> Result<Option<Head>, ExchangeError> {
-        parse_head(&mut BytesMut::from(head))
+        parse_head(&mut BytesMut::from(head), false)
     }
 
     #[test]
@@ -408,7 +424,7 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nhi",
         );
-        let p = parse_head(&mut buf).unwrap().unwrap().parts;
+        let p = parse_head(&mut buf, false).unwrap().unwrap().parts;
         assert_eq!(p.status, 200);
         assert_eq!(p.headers["x-a"], "1");
         assert_eq!(&buf[..], b"hi");

@@ -97,6 +97,16 @@ pub struct Endpoint {
 }
 
 /// Process-wide: the connection pools. Snapshots come and go, warm connections stay.
+/// How an answer's header fields come back from [`Upstream::send`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerFields {
+    /// In the response's map, for a caller that reads or edits them.
+    Map,
+    /// As the backend sent them, in a [`crate::http1::raw_fields::RawFields`] extension, with
+    /// an empty map: for an answer relayed to an HTTP/1 client that no stage edits.
+    PassThrough,
+}
+
 pub struct Upstream {
     pools: Pools,
 }
@@ -132,8 +142,9 @@ impl Upstream {
         req: http::Request<UpstreamBody>,
         timeout: Duration,
         body_sent: Option<oneshot::Receiver<()>>,
+        fields: AnswerFields,
     ) -> Result<http::Response<ResponseBody>, Problem> {
-        let exchange = exchange(&endpoint.pool, req);
+        let exchange = exchange(&endpoint.pool, req, fields);
         tokio::pin!(exchange);
         if let Some(sent) = body_sent {
             tokio::select! {
@@ -158,6 +169,7 @@ impl Upstream {
 async fn exchange(
     pool: &Arc<EndpointPool>,
     req: http::Request<UpstreamBody>,
+    fields: AnswerFields,
 ) -> Result<http::Response<ResponseBody>, Problem> {
     let (head, framing) = encode_head(&req);
     let (parts, body) = req.into_parts();
@@ -168,7 +180,7 @@ async fn exchange(
         .map_err(|e| connect_failure(&e, &pool.authority))?;
     let answered = checkout
         .conn
-        .exchange(&head, body, framing, &parts.method, pool)
+        .exchange(&head, body, framing, &parts.method, pool, fields)
         .await;
     match answered {
         // A pooled connection the backend had closed while idle: the request never left
@@ -185,9 +197,16 @@ async fn exchange(
             let conn = Box::pin(pool.dial())
                 .await
                 .map_err(|e| connect_failure(&e, &pool.authority))?;
-            conn.exchange(&head, UpstreamBody::Empty, framing, &parts.method, pool)
-                .await
-                .map_err(|e| exchange_failure(&e, &pool.authority))
+            conn.exchange(
+                &head,
+                UpstreamBody::Empty,
+                framing,
+                &parts.method,
+                pool,
+                fields,
+            )
+            .await
+            .map_err(|e| exchange_failure(&e, &pool.authority))
         }
         Err(e) => Err(exchange_failure(&e, &pool.authority)),
         Ok(resp) => Ok(resp),

@@ -78,7 +78,7 @@ impl Forward {
         let sent = Instant::now();
         let resp = input
             .upstream
-            .send(endpoint, req, input.timeout, body_sent)
+            .send(endpoint, req, input.timeout, body_sent, input.answer_fields)
             .await?;
         input
             .upstream_duration
@@ -163,6 +163,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             upstream: &upstream,
             upstream_duration: &histogram,
+            answer_fields: crate::upstream::AnswerFields::Map,
         };
         let mut ex = crate::exchange::tests::exchange();
         let req = Request::new(Full::new(Bytes::new()));

@@ -26,7 +26,7 @@ use crate::exchange::Exchange;
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::transforms::MatchedPath;
-use crate::upstream::Upstream;
+use crate::upstream::{AnswerFields, Upstream};
 
 /// The action of one rule.
 pub enum Action {
@@ -46,6 +46,9 @@ pub struct Input<'a> {
     pub timeout: Duration,
     pub upstream: &'a Upstream,
     pub upstream_duration: &'a Histogram,
+    /// How a backend's answer comes back: as sent when nothing after the action reads or edits
+    /// its fields (see [`crate::http1::raw_fields`]).
+    pub answer_fields: AnswerFields,
 }
 
 impl Action {

@@ -34,7 +34,7 @@ use crate::forwarding::X_REQUEST_ID;
 use crate::metrics::{CallLabels, CallOutcome, Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
 use crate::upstream::balancer::EndpointSet;
-use crate::upstream::{Upstream, UpstreamBody};
+use crate::upstream::{AnswerFields, Upstream, UpstreamBody};
 
 /// The header naming the optional calls that failed.
 pub const ERRORS_HEADER: HeaderName = HeaderName::from_static("frontdesk-aggregate-errors");
@@ -355,7 +355,7 @@ impl AggregateRuntime {
                 .map_err(|e| Failure::Other(e.to_string()))?;
             let exchange = async {
                 let resp = upstream
-                    .send(endpoint, req, c.timeout, None)
+                    .send(endpoint, req, c.timeout, None, AnswerFields::Map)
                     .await
                     .map_err(|p| match p.kind {
                         ProblemKind::UpstreamTimeout => {

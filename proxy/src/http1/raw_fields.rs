@@ -1,0 +1,272 @@
+//! A backend's response fields as it sent them, relayed to an HTTP/1 client without being
+//! parsed into a map.
+//!
+//! Most answers pass through the proxy untouched: no rule edits their fields, and the respond
+//! path only adds its own (`x-request-id`, RateLimit...). Building a [`http::HeaderMap`] for
+//! them (a name lookup, a value check and a hash per field, then dropping it all) was the
+//! largest single cost of a proxied request. For those answers the upstream client keeps the
+//! head's bytes and where the fields are instead, in a [`RawFields`] extension of a response
+//! whose map holds only what the proxy adds, and the HTTP/1 encoder writes the lines as
+//! they came.
+//!
+//! The hop-by-hop fields (RFC 9110 §7.6.1) and the framing fields are left out, as the map path
+//! leaves them out: the encoder writes its own `Content-Length` (kept here as a number),
+//! `Transfer-Encoding` and `Connection`. An answer whose `Connection` names other fields takes
+//! the map path, where those fields are removed by name.
+//!
+//! Who asks for this ([`crate::upstream::AnswerFields::PassThrough`]) promises that nothing
+//! reads or edits the answer's fields but the respond path and the HTTP/1 encoder, which know
+//! this extension; anything else calls [`into_map`] first. httparse already checked the names
+//! (tokens) and values (no CR, LF or other controls) as [`http::HeaderName`] and
+//! [`http::HeaderValue`] would, so relaying the bytes cannot split a response.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use smallvec::SmallVec;
+
+use super::{FieldRole, FieldSpans, Framing, FramingPass};
+
+/// Fields that concern one connection only; the map path removes them in
+/// [`crate::forwarding::remove_hop_by_hop`] (`Connection`, `Keep-Alive` and
+/// `Transfer-Encoding` are consumed by the framing pass before).
+const HOP_BY_HOP: [&[u8]; 6] = [
+    b"proxy-connection",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"upgrade",
+];
+
+/// Whether a name of this length may be one of [`HOP_BY_HOP`] or `date`: most names are not,
+/// and need no comparison.
+fn special_length(len: usize) -> bool {
+    matches!(len, 2 | 4 | 7 | 16 | 18 | 19)
+}
+
+/// The fields of a response head, kept as the backend sent them.
+#[derive(Clone, Debug)]
+pub struct RawFields {
+    head: Bytes,
+    /// Per relayed field: where its name starts, the name's length, where its value ends.
+    lines: SmallVec<[[u32; 3]; 12]>,
+    /// The Content-Length the backend declared (its fields are not relayed: the encoder writes
+    /// the number).
+    pub content_length: Option<u64>,
+    /// A `Date` field is among them.
+    pub dated: bool,
+}
+
+impl RawFields {
+    /// The fields of `head` (parsed, split off) as relayed, and the framing they declare;
+    /// `None` when a `Connection` field names other fields (the map path handles that).
+    pub fn read(head: &Bytes, spans: &FieldSpans) -> Option<(RawFields, Framing)> {
+        let mut pass = FramingPass::default();
+        let mut raw = RawFields {
+            head: head.clone(),
+            lines: SmallVec::new(),
+            content_length: None,
+            dated: false,
+        };
+        for &[name_at, name_len, value_at, value_len] in spans {
+            let name = &head[name_at as usize..(name_at + name_len) as usize];
+            let value = &head[value_at as usize..(value_at + value_len) as usize];
+            match pass.visit(name, value) {
+                FieldRole::Framing | FieldRole::ContentLength => continue,
+                FieldRole::ConnectionNamingOthers => return None,
+                FieldRole::Other => {}
+            }
+            if special_length(name.len()) {
+                if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+                    continue;
+                }
+                raw.dated |= name.eq_ignore_ascii_case(b"date");
+            }
+            raw.lines.push([name_at, name_len, value_at + value_len]);
+        }
+        let framing = pass.finish();
+        raw.content_length = framing.content_length.ok().flatten();
+        Some((raw, framing))
+    }
+
+    fn names(&self) -> impl Iterator<Item = &[u8]> {
+        self.lines
+            .iter()
+            .map(|&[at, len, _]| &self.head[at as usize..(at + len) as usize])
+    }
+
+    /// Whether a field `name` is among them.
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        let name = name.as_str().as_bytes();
+        self.names().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Leaves out the fields `name` (a field the proxy sets in their place).
+    pub fn remove(&mut self, name: &HeaderName) {
+        let name = name.as_str().as_bytes();
+        let head = &self.head;
+        self.lines.retain(|&mut [at, len, _]| {
+            !head[at as usize..(at + len) as usize].eq_ignore_ascii_case(name)
+        });
+    }
+
+    /// Writes the fields, one `name: value` line each, as they came.
+    pub fn write(&self, out: &mut BytesMut) {
+        for &[at, _, end] in &self.lines {
+            out.put_slice(&self.head[at as usize..end as usize]);
+            out.put_slice(b"\r\n");
+        }
+    }
+
+    /// The fields as a map (with the Content-Length), in front of `added`: what the answer's
+    /// map would have been, for a reader that needs one.
+    pub fn into_map(self, added: HeaderMap) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.lines.len() + 1 + added.len());
+        for &[at, len, end] in &self.lines {
+            let name_end = (at + len) as usize;
+            let line = &self.head[name_end..end as usize];
+            // After the name: the colon, optional whitespace, then the value.
+            let skip = line
+                .iter()
+                .position(|b| !matches!(b, b':' | b' ' | b'\t'))
+                .unwrap_or(line.len());
+            let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&self.head[at as usize..name_end]),
+                HeaderValue::from_maybe_shared(self.head.slice(name_end + skip..end as usize)),
+            ) else {
+                // httparse checked both; never happens.
+                continue;
+            };
+            map.append(name, value);
+        }
+        if let Some(n) = self.content_length {
+            map.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        let mut last = None;
+        for (name, value) in added {
+            let name = name
+                .or(last.clone())
+                .expect("a map's first entry has a name");
+            last = Some(name.clone());
+            map.append(name, value);
+        }
+        map
+    }
+}
+
+/// Makes an answer's fields a map again if they were relayed as sent, for a reader that needs
+/// the map (the HTTP/2 server).
+pub fn into_map(parts: &mut http::response::Parts) {
+    if let Some(raw) = parts.extensions.remove::<RawFields>() {
+        let added = std::mem::take(&mut parts.headers);
+        parts.headers = raw.into_map(added);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::http1::field_spans;
+
+    /// The fields of a head with `fields` (lines ending in CRLF), read as the client reads them.
+    pub(crate) fn read(fields: &str) -> Option<(RawFields, Framing)> {
+        let raw = format!("HTTP/1.1 200 OK\r\n{fields}\r\n");
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut r = httparse::Response::new(&mut slots);
+        let len = match r.parse(raw.as_bytes()).unwrap() {
+            httparse::Status::Complete(len) => len,
+            httparse::Status::Partial => panic!("partial head"),
+        };
+        let mut spans = FieldSpans::new();
+        field_spans(raw.as_bytes(), r.headers, &mut spans);
+        RawFields::read(&Bytes::copy_from_slice(&raw.as_bytes()[..len]), &spans)
+    }
+
+    fn written(raw: &RawFields) -> String {
+        let mut out = BytesMut::new();
+        raw.write(&mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn fields_are_relayed_as_sent_without_those_of_the_hop_or_the_framing() {
+        let (raw, framing) = read(
+            "Server: nginx\r\nDate: Mon, 30 Nov 2026 06:00:00 GMT\r\nContent-Type:text/plain\r\n\
+             Content-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+             Upgrade: h2c\r\nX-Tabbed:\tvalue\r\n",
+        )
+        .unwrap();
+        // Names keep their case and the separator its spelling.
+        assert_eq!(
+            written(&raw),
+            "Server: nginx\r\nDate: Mon, 30 Nov 2026 06:00:00 GMT\r\n\
+             Content-Type:text/plain\r\nX-Tabbed:\tvalue\r\n"
+        );
+        assert_eq!(raw.content_length, Some(5));
+        assert_eq!(framing.content_length, Ok(Some(5)));
+        assert!(framing.keep_alive && raw.dated);
+
+        let (raw, framing) = read("Transfer-Encoding: chunked\r\nX-A: 1\r\n").unwrap();
+        assert!(framing.transfer_encoding.unwrap().chunked);
+        assert_eq!(written(&raw), "X-A: 1\r\n");
+        assert!(!raw.dated);
+    }
+
+    #[test]
+    fn the_length_shortcut_misses_no_special_name() {
+        for name in HOP_BY_HOP.iter().chain([&&b"date"[..]]) {
+            assert!(
+                special_length(name.len()),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+
+    #[test]
+    fn a_connection_naming_other_fields_takes_the_map_path() {
+        assert!(read("Connection: close, X-Secret\r\nX-Secret: 1\r\n").is_none());
+        assert!(read("Connection: close\r\nX-A: 1\r\n").is_some());
+    }
+
+    #[test]
+    fn fields_the_proxy_sets_replace_the_backends() {
+        let (mut raw, _) =
+            read("X-Request-Id: theirs\r\nX-A: 1\r\nx-request-id: again\r\n").unwrap();
+        let id = HeaderName::from_static("x-request-id");
+        assert!(raw.contains(&id));
+        raw.remove(&id);
+        assert!(!raw.contains(&id));
+        assert_eq!(written(&raw), "X-A: 1\r\n");
+    }
+
+    #[test]
+    fn the_map_is_what_the_map_path_builds_followed_by_what_the_proxy_added() {
+        let (raw, _) =
+            read("Server: nginx\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Length: 2\r\n")
+                .unwrap();
+        let mut added = HeaderMap::new();
+        added.insert("x-request-id", HeaderValue::from_static("id"));
+        added.append("ratelimit", HeaderValue::from_static("r=1"));
+        added.append("ratelimit", HeaderValue::from_static("r=2"));
+        let map = raw.into_map(added);
+        assert_eq!(map["server"], "nginx");
+        assert_eq!(
+            map.get_all("set-cookie").iter().collect::<Vec<_>>(),
+            ["a=1", "b=2"]
+        );
+        assert_eq!(map["content-length"], "2");
+        assert_eq!(map["x-request-id"], "id");
+        assert_eq!(
+            map.get_all("ratelimit").iter().collect::<Vec<_>>(),
+            ["r=1", "r=2"]
+        );
+
+        let mut parts = http::Response::new(()).into_parts().0;
+        let (raw, _) = read("Server: nginx\r\n").unwrap();
+        parts.extensions.insert(raw);
+        into_map(&mut parts);
+        assert_eq!(parts.headers["server"], "nginx");
+        assert!(parts.extensions.get::<RawFields>().is_none());
+    }
+}
