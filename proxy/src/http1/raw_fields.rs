@@ -14,9 +14,12 @@
 //! `Transfer-Encoding` and `Connection`. An answer whose `Connection` names other fields takes
 //! the map path, where those fields are removed by name.
 //!
-//! Who asks for this ([`crate::upstream::AnswerFields::PassThrough`]) promises that nothing
-//! reads or edits the answer's fields but the respond path and the HTTP/1 encoder, which know
-//! this extension; anything else calls [`into_map`] first. httparse already checked the names
+//! Only the HTTP/1 server asks for this (through
+//! [`crate::exchange::Client::relays_raw_fields`]; HTTP/2 clients, Aggregate calls and
+//! in-process callers get a map), and the pipeline asks the backend for it
+//! ([`crate::upstream::AnswerFields::PassThrough`]) only when nothing after the action reads
+//! or edits the answer's fields but the respond path and the HTTP/1 encoder, which know this
+//! extension. A stage that needs the map of such an answer calls [`into_map`] first. httparse already checked the names
 //! (tokens) and values (no CR, LF or other controls) as [`http::HeaderName`] and
 //! [`http::HeaderValue`] would, so relaying the bytes cannot split a response.
 
@@ -48,8 +51,9 @@ fn special_length(len: usize) -> bool {
 #[derive(Clone, Debug)]
 pub struct RawFields {
     head: Bytes,
-    /// Per relayed field: where its name starts, the name's length, where its value ends.
-    lines: SmallVec<[[u32; 3]; 12]>,
+    /// Per relayed field: where its name starts, the name's length, where its value starts and
+    /// where it ends.
+    lines: SmallVec<[[u32; 4]; 12]>,
     /// The Content-Length the backend declared (its fields are not relayed: the encoder writes
     /// the number).
     pub content_length: Option<u64>,
@@ -82,7 +86,14 @@ impl RawFields {
                 }
                 raw.dated |= name.eq_ignore_ascii_case(b"date");
             }
-            raw.lines.push([name_at, name_len, value_at + value_len]);
+            debug_assert!(
+                head[(name_at + name_len) as usize..value_at as usize]
+                    .strip_prefix(b":")
+                    .is_some_and(|gap| gap.iter().all(|b| matches!(b, b' ' | b'\t'))),
+                "httparse left only a colon and whitespace between a name and its value"
+            );
+            raw.lines
+                .push([name_at, name_len, value_at, value_at + value_len]);
         }
         let framing = pass.finish();
         raw.content_length = framing.content_length.ok().flatten();
@@ -92,7 +103,7 @@ impl RawFields {
     fn names(&self) -> impl Iterator<Item = &[u8]> {
         self.lines
             .iter()
-            .map(|&[at, len, _]| &self.head[at as usize..(at + len) as usize])
+            .map(|&[at, len, _, _]| &self.head[at as usize..(at + len) as usize])
     }
 
     /// Whether a field `name` is among them.
@@ -105,14 +116,14 @@ impl RawFields {
     pub fn remove(&mut self, name: &HeaderName) {
         let name = name.as_str().as_bytes();
         let head = &self.head;
-        self.lines.retain(|&mut [at, len, _]| {
+        self.lines.retain(|&mut [at, len, _, _]| {
             !head[at as usize..(at + len) as usize].eq_ignore_ascii_case(name)
         });
     }
 
     /// Writes the fields, one `name: value` line each, as they came.
     pub fn write(&self, out: &mut BytesMut) {
-        for &[at, _, end] in &self.lines {
+        for &[at, _, _, end] in &self.lines {
             out.put_slice(&self.head[at as usize..end as usize]);
             out.put_slice(b"\r\n");
         }
@@ -122,17 +133,10 @@ impl RawFields {
     /// map would have been, for a reader that needs one.
     pub fn into_map(self, added: HeaderMap) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(self.lines.len() + 1 + added.len());
-        for &[at, len, end] in &self.lines {
-            let name_end = (at + len) as usize;
-            let line = &self.head[name_end..end as usize];
-            // After the name: the colon, optional whitespace, then the value.
-            let skip = line
-                .iter()
-                .position(|b| !matches!(b, b':' | b' ' | b'\t'))
-                .unwrap_or(line.len());
+        for &[at, len, value_at, end] in &self.lines {
             let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(&self.head[at as usize..name_end]),
-                HeaderValue::from_maybe_shared(self.head.slice(name_end + skip..end as usize)),
+                HeaderName::from_bytes(&self.head[at as usize..(at + len) as usize]),
+                HeaderValue::from_maybe_shared(self.head.slice(value_at as usize..end as usize)),
             ) else {
                 // httparse checked both; never happens.
                 continue;
@@ -154,8 +158,8 @@ impl RawFields {
     }
 }
 
-/// Makes an answer's fields a map again if they were relayed as sent, for a reader that needs
-/// the map (the HTTP/2 server).
+/// Makes an answer's fields a map again if they were kept as sent, for a stage that needs the
+/// map.
 pub fn into_map(parts: &mut http::response::Parts) {
     if let Some(raw) = parts.extensions.remove::<RawFields>() {
         let added = std::mem::take(&mut parts.headers);
@@ -206,6 +210,14 @@ pub(crate) mod tests {
         assert_eq!(framing.content_length, Ok(Some(5)));
         assert!(framing.keep_alive && raw.dated);
 
+        let (raw, _) = read("Proxy-Authenticate: Basic\r\nProxy-Authorization: x\r\nTE: trailers\r\nTrailer: x-sum\r\nProxy-Connection: close\r\nContent-Length: 4, 4\r\n").unwrap();
+        assert_eq!(written(&raw), "", "none of the hop's fields is relayed");
+        assert_eq!(
+            raw.content_length,
+            Some(4),
+            "a list of one length is that length"
+        );
+
         let (raw, framing) = read("Transfer-Encoding: chunked\r\nX-A: 1\r\n").unwrap();
         assert!(framing.transfer_encoding.unwrap().chunked);
         assert_eq!(written(&raw), "X-A: 1\r\n");
@@ -221,6 +233,16 @@ pub(crate) mod tests {
                 String::from_utf8_lossy(name)
             );
         }
+        // The hop's fields are the map path's, with the three the framing pass consumes.
+        let mut ours: Vec<&[u8]> = HOP_BY_HOP.to_vec();
+        ours.extend([&b"connection"[..], b"keep-alive", b"transfer-encoding"]);
+        let mut theirs: Vec<&[u8]> = crate::forwarding::HOP_BY_HOP
+            .iter()
+            .map(|n| n.as_str().as_bytes())
+            .collect();
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours, theirs);
     }
 
     #[test]
@@ -243,7 +265,7 @@ pub(crate) mod tests {
     #[test]
     fn the_map_is_what_the_map_path_builds_followed_by_what_the_proxy_added() {
         let (raw, _) =
-            read("Server: nginx\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Length: 2\r\n")
+            read("Server: nginx\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-Upstream: ::1\r\nContent-Length: 2\r\n")
                 .unwrap();
         let mut added = HeaderMap::new();
         added.insert("x-request-id", HeaderValue::from_static("id"));
@@ -251,6 +273,7 @@ pub(crate) mod tests {
         added.append("ratelimit", HeaderValue::from_static("r=2"));
         let map = raw.into_map(added);
         assert_eq!(map["server"], "nginx");
+        assert_eq!(map["x-upstream"], "::1", "a value's own colons stay");
         assert_eq!(
             map.get_all("set-cookie").iter().collect::<Vec<_>>(),
             ["a=1", "b=2"]

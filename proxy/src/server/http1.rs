@@ -619,6 +619,10 @@ fn encode_head(
         if name == TRANSFER_ENCODING || name == CONNECTION {
             continue;
         }
+        // With relayed fields the length is written above, and the backend's Date stands.
+        if raw.is_some() && (name == CONTENT_LENGTH || (dated && name == DATE)) {
+            continue;
+        }
         if name == CONTENT_LENGTH && (declared.is_none() || status == StatusCode::NO_CONTENT) {
             continue;
         }

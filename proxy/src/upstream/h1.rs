@@ -434,6 +434,35 @@ mod tests {
         assert!(parts("NOT HTTP\r\n\r\n").is_err());
     }
 
+    /// Relayed as sent or parsed into a map, a head is refused alike when its fields are folded
+    /// or spaced from their colon: nothing httparse lets through could split the client's
+    /// answer when relayed verbatim.
+    #[test]
+    fn heads_that_no_map_would_take_are_not_relayed_either() {
+        for bad in [
+            "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A : a\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A: a\0b\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX\u{1}A: a\r\n\r\n",
+        ] {
+            for raw in [false, true] {
+                assert!(
+                    parse_head(&mut BytesMut::from(bad), raw).is_err(),
+                    "{bad:?} (raw: {raw})"
+                );
+            }
+        }
+        let relayed = parse_head(
+            &mut BytesMut::from("HTTP/1.1 200 OK\r\nX-A:a\r\n\r\n"),
+            true,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(relayed.parts.headers.is_empty());
+        assert!(relayed.parts.extensions.get::<RawFields>().is_some());
+    }
+
     fn framing_of(head: &str, method: Method) -> Result<BodyFraming, ExchangeError> {
         response_framing(&parts(head).unwrap().unwrap(), &method)
     }

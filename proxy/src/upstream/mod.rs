@@ -96,7 +96,6 @@ pub struct Endpoint {
     pub pool: Arc<EndpointPool>,
 }
 
-/// Process-wide: the connection pools. Snapshots come and go, warm connections stay.
 /// How an answer's header fields come back from [`Upstream::send`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnswerFields {
@@ -107,6 +106,7 @@ pub enum AnswerFields {
     PassThrough,
 }
 
+/// Process-wide: the connection pools. Snapshots come and go, warm connections stay.
 pub struct Upstream {
     pools: Pools,
 }
