@@ -26,6 +26,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use futures::FutureExt;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -205,12 +206,16 @@ pub async fn serve_with(
         let metrics = metrics.clone();
         // Those that ended are let go of here, so the set holds only open ones.
         while connections.try_join_next().is_some() {}
-        connections.spawn(async move {
-            let _active = ActiveGuard::new(metrics);
-            conn.serve(stream).await;
+        // The connection's future itself is the task's, with the guards beside it: an async
+        // block awaiting it would also keep `conn` and `stream`, which it moves into, for the
+        // connection's whole life (an idle connection's memory is mostly this task).
+        let active = ActiveGuard::new(metrics);
+        let task = conn.serve(stream).map(move |()| {
+            drop(active);
             drop(slot);
             drop(permit);
         });
+        connections.spawn(task);
     }
     drop(listener);
     let _ = drain_tx.send(true);
