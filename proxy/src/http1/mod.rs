@@ -281,7 +281,7 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use http::header::TRANSFER_ENCODING;
 
     use super::*;
@@ -316,9 +316,10 @@ mod tests {
         assert!(content_length(&split).is_err());
     }
 
-    /// The fields of a raw head, as the server and the client read them.
-    fn fields(raw: &str) -> Fields {
-        let raw = format!("HTTP/1.1 200 OK\r\n{raw}\r\n");
+    /// A response head with `fields` (lines ending in CRLF), parsed: its bytes and where its
+    /// fields are, as the client reads them.
+    pub(crate) fn parsed(fields: &str) -> (Bytes, FieldSpans) {
+        let raw = format!("HTTP/1.1 200 OK\r\n{fields}\r\n");
         let mut slots = [httparse::EMPTY_HEADER; 16];
         let mut r = httparse::Response::new(&mut slots);
         let len = match r.parse(raw.as_bytes()).unwrap() {
@@ -327,7 +328,13 @@ mod tests {
         };
         let mut spans = FieldSpans::new();
         field_spans(raw.as_bytes(), r.headers, &mut spans);
-        field_map(&Bytes::copy_from_slice(&raw.as_bytes()[..len]), &spans, 0).unwrap()
+        (Bytes::copy_from_slice(&raw.as_bytes()[..len]), spans)
+    }
+
+    /// The fields of a raw head, as the server and the client read them.
+    fn fields(raw: &str) -> Fields {
+        let (head, spans) = parsed(raw);
+        field_map(&head, &spans, 0).unwrap()
     }
 
     #[test]

@@ -170,20 +170,11 @@ pub fn into_map(parts: &mut http::response::Parts) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::http1::field_spans;
 
     /// The fields of a head with `fields` (lines ending in CRLF), read as the client reads them.
     pub(crate) fn read(fields: &str) -> Option<(RawFields, Framing)> {
-        let raw = format!("HTTP/1.1 200 OK\r\n{fields}\r\n");
-        let mut slots = [httparse::EMPTY_HEADER; 16];
-        let mut r = httparse::Response::new(&mut slots);
-        let len = match r.parse(raw.as_bytes()).unwrap() {
-            httparse::Status::Complete(len) => len,
-            httparse::Status::Partial => panic!("partial head"),
-        };
-        let mut spans = FieldSpans::new();
-        field_spans(raw.as_bytes(), r.headers, &mut spans);
-        RawFields::read(&Bytes::copy_from_slice(&raw.as_bytes()[..len]), &spans)
+        let (head, spans) = crate::http1::tests::parsed(fields);
+        RawFields::read(&head, &spans)
     }
 
     fn written(raw: &RawFields) -> String {

@@ -764,14 +764,11 @@ mod tests {
     /// A backend's fields relayed as sent, with what the proxy added after them.
     #[test]
     fn relayed_fields_are_written_as_sent_with_the_proxys_own() {
-        let head = "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 30 Nov 2026 06:00:00 GMT\r\n\
-                    Content-Length: 2\r\nConnection: keep-alive\r\n\r\n";
-        let mut slots = [httparse::EMPTY_HEADER; 8];
-        let mut r = httparse::Response::new(&mut slots);
-        r.parse(head.as_bytes()).unwrap();
-        let mut spans = FieldSpans::new();
-        http1::field_spans(head.as_bytes(), r.headers, &mut spans);
-        let (raw, _) = RawFields::read(&Bytes::from(head), &spans).unwrap();
+        let (raw, _) = crate::http1::raw_fields::tests::read(
+            "Server: nginx\r\nDate: Mon, 30 Nov 2026 06:00:00 GMT\r\nContent-Length: 2\r\n\
+             Connection: keep-alive\r\n",
+        )
+        .unwrap();
         let mut parts = Response::new(()).into_parts().0;
         parts.extensions.insert(raw);
         parts

@@ -458,3 +458,6 @@ fn certificate_identity(
 fn problem(kind: ProblemKind, detail: impl Into<String>) -> Denied {
     Denied::Problem(Problem::new(kind, detail))
 }
+
+#[cfg(test)]
+mod tests;
