@@ -261,16 +261,18 @@ async fn read_head<R: ClientRead>(
     tokio::pin!(timer);
     loop {
         if !side.buf.is_empty() {
-            if !started {
-                started = true;
-                deadline = Instant::now() + settings.header_read_timeout;
-                timer.as_mut().reset(deadline);
-            }
             if let Some(head) = parse_head(&mut side.buf, settings)? {
                 return Ok(head);
             }
             if side.buf.len() >= settings.max_header_bytes {
                 return Err(Stop::Refuse(too_large()));
+            }
+            // A head begun and not complete: the rest is due within the header timeout. (A
+            // head that came whole, the usual case, never moves the timer.)
+            if !started {
+                started = true;
+                deadline = Instant::now() + settings.header_read_timeout;
+                timer.as_mut().reset(deadline);
             }
         }
         // Room is made only once there is something to read: a connection waiting for its
