@@ -1,0 +1,471 @@
+//! Cluster mode: the Kubernetes API as the source, status written back.
+//!
+//! - Reflectors ([`crate::watch`]) on Route, Policy, Aggregate, Service and EndpointSlice (all
+//!   namespaces, or the `--namespace` list), and on the Secrets Policies and Gateways
+//!   reference, and no other: one watch filtered on the server's side per Secret name and per
+//!   label selector (API keys by label; htpasswd, JWT keys and Gateways' certificates by name;
+//!   [`crate::secret_refs`]), started before the compile that first needs it and stopped after
+//!   the one that no longer does. Helm's release records and the channel credentials are left
+//!   out even when named.
+//!   Nothing is compiled before every reflector finished its initial list, so proxies never
+//!   get a half-known cluster. Changes are throttled on the leading edge: a change after a
+//!   quiet spell compiles at once (no added latency), and while changes keep coming they are
+//!   gathered into one compile per [`MIN_INTERVAL`]: a burst of 1,000 applies compiles a
+//!   handful of times, not 1,000.
+//! - GatewayClass, Gateway and ReferenceGrant when the Gateway API CRDs are installed, found by
+//!   API discovery at start and every minute until they are ([`crate::gateway_api`]).
+//! - Every replica compiles and serves snapshots; only the holder of the `frontdesk-controller`
+//!   Lease writes status (server-side apply, field manager `frontdesk-controller`) and Events:
+//!   Routes, Policies and Aggregates ([`crate::status`]), GatewayClasses and Gateways of
+//!   frontdesk's class ([`crate::gateway_status`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use frontdesk_crds::last_accepted::{LastAccepted, Unreadable};
+use frontdesk_crds::manifests::{Object, ObjectKey};
+use frontdesk_crds::route::{Route, RouteStatus};
+use frontdesk_crds::{Aggregate, Policy};
+use frontdesk_crds::{ObjectStatus, Output};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, watch};
+
+use crate::gateway_api::GatewayApiStores;
+use crate::gateway_status::{GatewayStatusSink, GatewayStatusWriter, Wanted};
+use crate::progress::{ReplicaProgress, combine, object_key};
+use crate::push::PushServer;
+use crate::secret_refs;
+use crate::status::{Observed, Reconciler, StatusSink};
+use crate::watch::{ConfigMapWatches, SecretWatches, all, typed_apis, watch_kind};
+
+/// Shortest time between two compiles; changes meanwhile are gathered into the next one.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
+pub const FIELD_MANAGER: &str = "frontdesk-controller";
+pub struct ClusterOptions {
+    /// Empty: every namespace.
+    pub namespaces: Vec<String>,
+    pub lease_namespace: String,
+    /// The Lease's name; also names and labels the replicas' progress ConfigMaps, so two
+    /// installs in one namespace keep apart.
+    pub lease_name: String,
+    pub identity: String,
+    /// This replica's Pod (name, uid): its progress ConfigMap is owned by it, and deleted
+    /// with it by the garbage collector.
+    pub pod: Option<(String, String)>,
+    /// Let several namespaces serve one host (`--allow-shared-hosts`).
+    pub shared_hosts: bool,
+    /// The URL hosts manifests may name.
+    pub urls: frontdesk_crds::compile::urls::UrlPolicy,
+    /// Provision Gateways' proxies, with these settings (`--provision-gateways`).
+    pub provision: Option<crate::provision::Settings>,
+}
+
+/// Runs the cluster source until the process ends.
+pub async fn run(
+    client: Client,
+    options: ClusterOptions,
+    push: Arc<PushServer>,
+) -> anyhow::Result<()> {
+    let changed = Arc::new(Notify::new());
+    let gateway_api = crate::gateway_api::follow(
+        client.clone(),
+        options.namespaces.clone(),
+        changed.clone(),
+        push.gateway_api.clone(),
+    )
+    .await;
+    // Our kinds are watched untyped and read one by one (see `read_objects`): one object this
+    // version cannot read must not stall the watch of all the others.
+    let ns = &options.namespaces;
+    let dynamic_apis = |kind: &str| -> (Vec<Api<DynamicObject>>, ApiResource) {
+        let ar = api_resource(kind);
+        let apis = if ns.is_empty() {
+            vec![Api::all_with(client.clone(), &ar)]
+        } else {
+            ns.iter()
+                .map(|n| Api::namespaced_with(client.clone(), n, &ar))
+                .collect()
+        };
+        (apis, ar)
+    };
+    let all_objects = watcher::Config::default();
+    let (route_apis, route_type) = dynamic_apis("Route");
+    let routes = watch_kind(route_apis, &changed, route_type, all_objects.clone());
+    let (policy_apis, policy_type) = dynamic_apis("Policy");
+    let policies = watch_kind(policy_apis, &changed, policy_type, all_objects.clone());
+    let (aggregate_apis, aggregate_type) = dynamic_apis("Aggregate");
+    let aggregates = watch_kind(
+        aggregate_apis,
+        &changed,
+        aggregate_type,
+        all_objects.clone(),
+    );
+    // Secrets, and the ConfigMaps Gateways name as CA bundles, are watched one reference at a
+    // time, as the compile loop finds the references.
+    let watches = RefWatchSet::new(client.clone(), changed.clone());
+    let services = watch_kind(
+        typed_apis::<Service>(&client, ns),
+        &changed,
+        (),
+        all_objects.clone(),
+    );
+    let slices = watch_kind(
+        typed_apis::<EndpointSlice>(&client, ns),
+        &changed,
+        (),
+        all_objects,
+    );
+    let published = Arc::new(Notify::new());
+
+    let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &options.lease_name)
+        .with_namespace(&options.lease_namespace)
+        .with_identity(&options.identity)
+        .build()
+        .await?;
+    let (leader, _lease_task) = lease.watch().await;
+    let (provision_report, provisioned) = watch::channel(crate::provision::Report::default());
+    if let Some(settings) = options.provision.clone() {
+        tokio::spawn(crate::provision::run(
+            client.clone(),
+            settings,
+            gateway_api.clone(),
+            services.clone(),
+            leader.clone(),
+            provision_report,
+        ));
+    }
+    let sink = KubeSink {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: Some(options.identity.clone()),
+            },
+        ),
+    };
+    // Each replica shares its proxies' progress in a ConfigMap; the leader adds them up.
+    let progress_api: Api<ConfigMap> = Api::namespaced(client.clone(), &options.lease_namespace);
+    let progress = ProgressShare {
+        name: progress_name(&options.lease_name, &options.identity),
+        group: options.lease_name.clone(),
+        pod: options.pod.clone(),
+    };
+    let progress_only =
+        watcher::Config::default().labels(&format!("{PROGRESS_LABEL}={}", options.lease_name));
+    let shared = watch_kind(
+        vec![progress_api.clone()],
+        &Arc::new(Notify::new()),
+        (),
+        progress_only,
+    );
+    tokio::spawn(share_progress(progress_api, progress, push.clone()));
+    let sources = Sources {
+        routes,
+        aggregates,
+        policies,
+        services,
+        slices,
+        gateway_api,
+        namespaces: options.namespaces.clone(),
+    };
+    tokio::spawn(status_loop(
+        sink,
+        vec![
+            ("Route", sources.routes.clone()),
+            ("Aggregate", sources.aggregates.clone()),
+            ("Policy", sources.policies.clone()),
+        ],
+        GatewayApiInputs {
+            stores: sources.gateway_api.clone(),
+            provisioned,
+        },
+        shared,
+        push.clone(),
+        leader,
+        published.clone(),
+    ));
+    let mut accepted = LastAccepted::default();
+    accepted.shared_hosts = options.shared_hosts;
+    accepted.urls = options.urls.clone();
+    compile_loop(sources, watches, push, changed, published, accepted).await;
+    Ok(())
+}
+
+/// The API of one of our kinds, for untyped access.
+fn api_resource(kind: &str) -> ApiResource {
+    match kind {
+        "Policy" => ApiResource::erase::<Policy>(&()),
+        "Aggregate" => ApiResource::erase::<Aggregate>(&()),
+        _ => ApiResource::erase::<Route>(&()),
+    }
+}
+
+/// Reads each object of one of our kinds on its own; those that cannot be read are reported
+/// with why.
+fn read_objects<T: DeserializeOwned>(
+    kind: &str,
+    stores: &[Store<DynamicObject>],
+) -> (Vec<T>, Vec<Unreadable>) {
+    let mut objects = Vec::new();
+    let mut unreadable = Vec::new();
+    for object in stores.iter().flat_map(|s| s.state()) {
+        let value = serde_json::to_value(&*object).unwrap_or_default();
+        match frontdesk_crds::manifests::typed::<T>(value) {
+            Ok(typed) => objects.push(typed),
+            Err((field, reason)) => {
+                let meta = &object.metadata;
+                let namespace = meta.namespace.clone().unwrap_or_default();
+                let name = meta.name.clone().unwrap_or_default();
+                tracing::warn!(%kind, %namespace, %name, %field, %reason, "an object cannot be read; the others are compiled");
+                let generation = meta.generation.unwrap_or(0);
+                unreadable.push(Unreadable {
+                    status: ObjectStatus::unreadable(
+                        kind, &namespace, &name, generation, &field, &reason,
+                    ),
+                    uid: meta.uid.clone(),
+                });
+            }
+        }
+    }
+    (objects, unreadable)
+}
+
+/// The reflectors' stores the compiler reads.
+struct Sources {
+    routes: Vec<Store<DynamicObject>>,
+    aggregates: Vec<Store<DynamicObject>>,
+    policies: Vec<Store<DynamicObject>>,
+    services: Vec<Store<Service>>,
+    slices: Vec<Store<EndpointSlice>>,
+    /// The Gateway API kinds, once their CRDs are found ([`crate::gateway_api::follow`]).
+    gateway_api: watch::Receiver<Option<GatewayApiStores>>,
+    /// The watched namespaces (`--namespace`; empty: all).
+    namespaces: Vec<String>,
+}
+
+impl Sources {
+    async fn wait_until_ready(&self) {
+        for s in self
+            .routes
+            .iter()
+            .chain(&self.policies)
+            .chain(&self.aggregates)
+        {
+            let _ = s.wait_until_ready().await;
+        }
+        for s in &self.services {
+            let _ = s.wait_until_ready().await;
+        }
+        for s in &self.slices {
+            let _ = s.wait_until_ready().await;
+        }
+        let gateway_api = self.gateway_api.borrow().clone();
+        if let Some(stores) = gateway_api {
+            stores.wait_until_ready().await;
+        }
+    }
+
+    /// Every object by key but Secrets (see [`SecretWatches`]), and those of our kinds that
+    /// could not be read.
+    fn read(&self) -> (BTreeMap<ObjectKey, Object>, Vec<Unreadable>) {
+        let (routes, mut unreadable) = read_objects::<Route>("Route", &self.routes);
+        let (policies, bad_policies) = read_objects::<Policy>("Policy", &self.policies);
+        unreadable.extend(bad_policies);
+        let (aggregates, bad_aggregates) = read_objects::<Aggregate>("Aggregate", &self.aggregates);
+        unreadable.extend(bad_aggregates);
+        let mut objects = BTreeMap::new();
+        let mut add = |o: Object| {
+            objects.insert(o.key(), o);
+        };
+        routes
+            .into_iter()
+            .for_each(|o| add(Object::Route(Box::new(o))));
+        policies
+            .into_iter()
+            .for_each(|o| add(Object::Policy(Box::new(o))));
+        aggregates
+            .into_iter()
+            .for_each(|o| add(Object::Aggregate(Box::new(o))));
+        all(&self.services)
+            .into_iter()
+            .for_each(|o| add(Object::Service(Box::new(o))));
+        all(&self.slices)
+            .into_iter()
+            .for_each(|o| add(Object::EndpointSlice(Box::new(o))));
+        let gateway_api = self.gateway_api.borrow().clone();
+        gateway_api.iter().flat_map(|s| s.read()).for_each(add);
+        (objects, unreadable)
+    }
+}
+
+/// The watches made one reference at a time, as the compile loop finds the references.
+struct RefWatchSet {
+    secrets: SecretWatches,
+    config_maps: ConfigMapWatches,
+}
+
+impl RefWatchSet {
+    fn new(client: Client, changed: Arc<Notify>) -> Self {
+        RefWatchSet {
+            secrets: SecretWatches::new(client.clone(), changed.clone()),
+            config_maps: ConfigMapWatches::new(client, changed),
+        }
+    }
+}
+
+async fn compile_loop(
+    sources: Sources,
+    mut watches: RefWatchSet,
+    push: Arc<PushServer>,
+    changed: Arc<Notify>,
+    published: Arc<Notify>,
+    // A rejected or unreadable generation leaves the last accepted one serving.
+    mut accepted: LastAccepted,
+) {
+    sources.wait_until_ready().await;
+    tracing::info!("initial lists complete; compiling");
+    changed.notify_one();
+    let mut last: Option<tokio::time::Instant> = None;
+    // The first compile waits for every Secret list, as for every other list: nothing is
+    // published half-known. Later ones wait a while, not for ever.
+    let mut wait = None;
+    loop {
+        changed.notified().await;
+        throttle(&mut last).await;
+        let (output, took) = compile_once(&sources, &mut watches, &mut accepted, wait).await;
+        wait = Some(SECRET_LIST_WAIT);
+        crate::record_compile(&push, output, took);
+        published.notify_one();
+    }
+}
+
+/// Longest wait, after the first compile, for new Secret watches to list.
+const SECRET_LIST_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the Secret watches the Policies need, then compiles what the stores hold: a status for
+/// every object, the unreadable ones included. Returns how long the compile itself took.
+///
+/// The Policies last accepted may stand in for rejected or unreadable successors, so their
+/// references are watched too; after the compile, a watch that neither the Policies nor what
+/// is now kept for them reference is stopped.
+async fn compile_once(
+    sources: &Sources,
+    watches: &mut RefWatchSet,
+    accepted: &mut LastAccepted,
+    wait: Option<Duration>,
+) -> (Output, Duration) {
+    let (mut objects, unreadable) = sources.read();
+    let ca_bundles = gateway_ca_config_maps(objects.values(), &sources.namespaces);
+    watches.config_maps.follow(&ca_bundles, wait).await;
+    for map in all(&watches.config_maps.stores()) {
+        let map = Object::ConfigMap(Box::new(map));
+        objects.insert(map.key(), map);
+    }
+    let secrets = &mut watches.secrets;
+    let mut current = secret_refs::wanted(policies(objects.values()));
+    current.extend(gateway_certificates(objects.values(), &sources.namespaces));
+    let with_kept = |accepted: &LastAccepted| {
+        let mut wanted = current.clone();
+        wanted.extend(secret_refs::wanted(policies(accepted.kept())));
+        wanted
+    };
+    secrets.follow(&with_kept(accepted), wait).await;
+    let started = Instant::now();
+    for secret in all(&secrets.stores()) {
+        let secret = Object::Secret(Box::new(secret));
+        objects.insert(secret.key(), secret);
+    }
+    let output = accepted.compile(objects, unreadable).0;
+    let took = started.elapsed();
+    secrets.follow(&with_kept(accepted), wait).await;
+    (output, took)
+}
+
+/// The Secret watches the certificates of frontdesk's Gateways among `objects` need.
+fn gateway_certificates<'a>(
+    objects: impl Iterator<Item = &'a Object> + Clone,
+    namespaces: &[String],
+) -> std::collections::BTreeSet<secret_refs::WatchKey> {
+    with_gateways(objects, namespaces, secret_refs::gateway_certificates)
+}
+
+/// The ConfigMap watches the client validation of frontdesk's Gateways among `objects` needs.
+fn gateway_ca_config_maps<'a>(
+    objects: impl Iterator<Item = &'a Object> + Clone,
+    namespaces: &[String],
+) -> std::collections::BTreeSet<secret_refs::WatchKey> {
+    with_gateways(objects, namespaces, secret_refs::gateway_ca_config_maps)
+}
+
+type GatewayRefs = fn(
+    &[&frontdesk_crds::gateway_api::Gateway],
+    &[frontdesk_crds::gateway_api::GatewayClass],
+    &[&frontdesk_crds::gateway_api::ReferenceGrant],
+    &[String],
+) -> std::collections::BTreeSet<secret_refs::WatchKey>;
+
+/// `refs` of the Gateways, classes and grants among `objects`.
+fn with_gateways<'a>(
+    objects: impl Iterator<Item = &'a Object> + Clone,
+    namespaces: &[String],
+    refs: GatewayRefs,
+) -> std::collections::BTreeSet<secret_refs::WatchKey> {
+    let gateways: Vec<_> = objects
+        .clone()
+        .filter_map(|o| match o {
+            Object::Gateway(g) => Some(&**g),
+            _ => None,
+        })
+        .collect();
+    let classes: Vec<_> = objects
+        .clone()
+        .filter_map(|o| match o {
+            Object::GatewayClass(c) => Some((**c).clone()),
+            _ => None,
+        })
+        .collect();
+    let grants: Vec<_> = objects
+        .filter_map(|o| match o {
+            Object::ReferenceGrant(g) => Some(&**g),
+            _ => None,
+        })
+        .collect();
+    refs(&gateways, &classes, &grants, namespaces)
+}
+
+/// The Policies among `objects`.
+fn policies<'a>(objects: impl Iterator<Item = &'a Object>) -> impl Iterator<Item = &'a Policy> {
+    objects.filter_map(|o| match o {
+        Object::Policy(p) => Some(&**p),
+        _ => None,
+    })
+}
+
+/// Waits until [`MIN_INTERVAL`] has passed since the last compile (not at all after a quiet
+/// spell). Changes arriving meanwhile leave a permit on the `Notify`, which triggers the next
+/// compile: nothing is lost, and a burst costs one compile per interval.
+async fn throttle(last: &mut Option<tokio::time::Instant>) {
+    if let Some(at) = *last {
+        tokio::time::sleep_until(at + MIN_INTERVAL).await;
+    }
+    *last = Some(tokio::time::Instant::now());
+}
+
+mod status_writer;
+pub use status_writer::KubeSink;
+use status_writer::{
+    GatewayApiInputs, PROGRESS_LABEL, ProgressShare, progress_name, share_progress, status_loop,
+};
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,382 @@
+//! The leader's status writer: Routes, Policies and Aggregates ([`crate::status`]),
+//! GatewayClasses and Gateways ([`crate::gateway_status`]) by server-side apply, with the
+//! proxies' progress shared between replicas through ConfigMaps.
+
+use super::*;
+
+/// What the status loop reads of the Gateway API kinds: their stores, once their CRDs are
+/// found, and what provisioning found (empty when it is off).
+pub(super) struct GatewayApiInputs {
+    pub(super) stores: watch::Receiver<Option<GatewayApiStores>>,
+    pub(super) provisioned: watch::Receiver<crate::provision::Report>,
+}
+
+pub(super) async fn status_loop(
+    sink: KubeSink,
+    objects: Vec<(&'static str, Vec<Store<DynamicObject>>)>,
+    gateway_api: GatewayApiInputs,
+    shared: Vec<Store<ConfigMap>>,
+    push: Arc<PushServer>,
+    mut leader: watch::Receiver<bool>,
+    published: Arc<Notify>,
+) {
+    let mut reconciler = Reconciler::default();
+    let mut gateway_writer = GatewayStatusWriter::default();
+    loop {
+        // ACKs arrive without a publish, so look again every second too.
+        tokio::select! {
+            _ = published.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = leader.changed() => {
+                // Another replica may have written in between: forget what we wrote.
+                reconciler = Reconciler::default();
+                gateway_writer = GatewayStatusWriter::default();
+            }
+        }
+        if !*leader.borrow() {
+            continue;
+        }
+        let Some(output) = push.store.output() else {
+            continue;
+        };
+        // Current statuses, read leniently: a status we cannot parse is simply rewritten.
+        let read_current = |kind: &'static str, stores: &[Store<DynamicObject>]| {
+            all(stores).into_iter().filter_map(move |o| {
+                let status =
+                    serde_json::from_value::<RouteStatus>(o.data.get("status")?.clone()).ok()?;
+                Some((
+                    (
+                        kind,
+                        o.metadata.namespace.clone()?,
+                        o.metadata.name.clone()?,
+                    ),
+                    status,
+                ))
+            })
+        };
+        let current: Vec<((&str, String, String), RouteStatus)> = objects
+            .iter()
+            .flat_map(|(kind, stores)| read_current(kind, stores))
+            .collect();
+        let now_unix = k8s_openapi::jiff::Timestamp::now().as_second();
+        let local = ReplicaProgress::local(&push.store, &push.acks, now_unix);
+        let summaries = shared_progress(&shared);
+        let fresh_after = now_unix - PROGRESS_STALE.as_secs() as i64;
+        let objects: Vec<Observed<'_>> = output
+            .statuses
+            .iter()
+            .filter(|s| matches!(s.kind.as_str(), "Route" | "Policy" | "Aggregate"))
+            .map(|s| Observed {
+                computed: s,
+                progress: combine(
+                    &summaries,
+                    &local,
+                    &object_key(&s.kind, &s.namespace, &s.name),
+                    // A rejected generation: how far the one served in its place got.
+                    s.served_generation.unwrap_or(s.generation),
+                    fresh_after,
+                ),
+                current: current
+                    .iter()
+                    .find(|((k, ns, n), _)| *k == s.kind && *ns == s.namespace && *n == s.name)
+                    .map(|(_, st)| st),
+            })
+            .collect();
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let mut writes = reconciler.reconcile(&sink, &objects, &now).await;
+        let stores = gateway_api.stores.borrow().clone();
+        if let Some(stores) = stores {
+            let progress = |s: &ObjectStatus| {
+                let key = object_key(&s.kind, &s.namespace, &s.name);
+                combine(&summaries, &local, &key, s.generation, fresh_after)
+            };
+            let report = gateway_api.provisioned.borrow().clone();
+            let wanted = gateway_api_statuses(&output, &stores, progress, &report, &now);
+            writes += gateway_writer.reconcile(&sink, &wanted).await;
+        }
+        if writes > 0 {
+            tracing::debug!(writes, "statuses written");
+        }
+    }
+}
+
+/// The statuses of frontdesk's GatewayClasses and Gateways, with those they have now.
+pub(super) fn gateway_api_statuses(
+    output: &Output,
+    stores: &GatewayApiStores,
+    progress: impl Fn(&ObjectStatus) -> Vec<crate::status::GatewayProgress>,
+    provisioned: &crate::provision::Report,
+    now: &Time,
+) -> Vec<Wanted> {
+    use frontdesk_crds::gateway_api::{GatewayClassStatus, GatewayStatus};
+    // The statuses they have now, by (namespace, name); a GatewayClass's namespace is "".
+    let statuses =
+        |stores: &[Store<DynamicObject>]| -> HashMap<(String, String), serde_json::Value> {
+            stores
+                .iter()
+                .flat_map(|s| s.state())
+                .filter_map(|o| {
+                    let namespace = o.metadata.namespace.clone().unwrap_or_default();
+                    let key = (namespace, o.metadata.name.clone()?);
+                    Some((key, o.data.get("status")?.clone()))
+                })
+                .collect()
+        };
+    let (classes, gateways) = (statuses(&stores.classes), statuses(&stores.gateways));
+    let current =
+        |map: &HashMap<(String, String), serde_json::Value>, namespace: &str, name: &str| {
+            map.get(&(namespace.to_string(), name.to_string())).cloned()
+        };
+    // The output may be older than the stores: only objects that are still there, at the
+    // generation compiled, and still of frontdesk's class get a status; never another
+    // controller's Gateway that just moved class.
+    let ours_now = |s: &ObjectStatus| -> bool {
+        let find = |stores: &[Store<DynamicObject>], namespace: Option<&str>, name: &str| {
+            stores.iter().flat_map(|st| st.state()).find(|o| {
+                o.metadata.name.as_deref() == Some(name)
+                    && o.metadata.namespace.as_deref() == namespace
+            })
+        };
+        let controller_of = |class: &str| {
+            find(&stores.classes, None, class).and_then(|c| {
+                c.data
+                    .pointer("/spec/controllerName")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+        };
+        let ours = frontdesk_crds::gateway_api::CONTROLLER_NAME;
+        match s.kind.as_str() {
+            "GatewayClass" => find(&stores.classes, None, &s.name).is_some_and(|c| {
+                c.metadata.generation.unwrap_or(0) == s.generation
+                    && controller_of(&s.name).as_deref() == Some(ours)
+            }),
+            "Gateway" => find(&stores.gateways, Some(&s.namespace), &s.name).is_some_and(|g| {
+                g.metadata.generation.unwrap_or(0) == s.generation
+                    && g.data
+                        .pointer("/spec/gatewayClassName")
+                        .and_then(|v| v.as_str())
+                        .and_then(controller_of)
+                        .as_deref()
+                        == Some(ours)
+            }),
+            _ => false,
+        }
+    };
+    let mut wanted = Vec::new();
+    for s in &output.statuses {
+        if matches!(s.kind.as_str(), "GatewayClass" | "Gateway") && !ours_now(s) {
+            continue;
+        }
+        // Parameters that cannot be used make the class or Gateway not accepted.
+        let key = (s.kind.clone(), s.namespace.clone(), s.name.clone());
+        let refused = provisioned
+            .invalid
+            .get(&key)
+            .map(|message| crate::gateway_status::refuse_parameters(s, message));
+        let s = refused.as_ref().unwrap_or(s);
+        let (status, current) = match s.kind.as_str() {
+            "GatewayClass" => {
+                let current = current(&classes, "", &s.name);
+                let typed = current
+                    .as_ref()
+                    .and_then(|c| serde_json::from_value::<GatewayClassStatus>(c.clone()).ok());
+                let status = crate::gateway_status::class_status(s, typed.as_ref(), now);
+                (serde_json::to_value(status), current)
+            }
+            "Gateway" => {
+                let current = current(&gateways, &s.namespace, &s.name);
+                let typed = current
+                    .as_ref()
+                    .and_then(|c| serde_json::from_value::<GatewayStatus>(c.clone()).ok());
+                let mut status =
+                    crate::gateway_status::gateway_status(s, &progress(s), typed.as_ref(), now);
+                if let Some(addresses) = provisioned
+                    .addresses
+                    .get(&(s.namespace.clone(), s.name.clone()))
+                {
+                    status.addresses = addresses.clone();
+                }
+                (serde_json::to_value(status), current)
+            }
+            _ => continue,
+        };
+        let Ok(status) = status else { continue };
+        wanted.push(Wanted {
+            kind: s.kind.clone(),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            status,
+            current,
+        });
+    }
+    wanted
+}
+
+/// Label of the replicas' progress ConfigMaps; its value is the Lease's name.
+pub(super) const PROGRESS_LABEL: &str = "frontdesk.dev/controller-progress";
+/// A replica that has not refreshed its progress for this long is taken for gone.
+const PROGRESS_STALE: Duration = Duration::from_secs(30);
+
+/// The progress summaries in the replicas' ConfigMaps.
+fn shared_progress(stores: &[Store<ConfigMap>]) -> Vec<ReplicaProgress> {
+    all(stores)
+        .into_iter()
+        .filter_map(|cm| serde_json::from_str(cm.data?.get("progress.json")?).ok())
+        .collect()
+}
+
+/// Where a replica shares its progress.
+pub(super) struct ProgressShare {
+    pub(super) name: String,
+    /// The label value the leader selects: the Lease's name.
+    pub(super) group: String,
+    pub(super) pod: Option<(String, String)>,
+}
+
+/// `<lease>-progress-<replica>`, as a DNS name.
+pub(super) fn progress_name(lease: &str, identity: &str) -> String {
+    format!(
+        "{lease}-progress-{}",
+        identity
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-")
+    )
+}
+
+/// Writes this replica's progress to its ConfigMap when it changes (at least every 10 s, so
+/// the others can tell it is alive).
+pub(super) async fn share_progress(
+    api: Api<ConfigMap>,
+    share: ProgressShare,
+    push: Arc<PushServer>,
+) {
+    let name = &share.name;
+    let mut metadata = serde_json::json!({"name": name, "labels": {PROGRESS_LABEL: share.group}});
+    if let Some((pod, uid)) = &share.pod {
+        metadata["ownerReferences"] =
+            serde_json::json!([{"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}]);
+    }
+    let mut last: Option<ReplicaProgress> = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let progress = ReplicaProgress::local(&push.store, &push.acks, now);
+        let due = last
+            .as_ref()
+            .is_none_or(|l| !l.same(&progress) || now - l.updated >= 10);
+        if !due {
+            continue;
+        }
+        let cm = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": {"progress.json": serde_json::to_string(&progress).unwrap_or_default()},
+        });
+        match api
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&cm),
+            )
+            .await
+        {
+            Ok(_) => last = Some(progress),
+            Err(e) => tracing::warn!(error = %e, "cannot share this replica's proxy progress"),
+        }
+    }
+}
+
+/// Status by server-side apply on the status subresource; Events through the events API.
+pub struct KubeSink {
+    pub client: Client,
+    pub recorder: Recorder,
+}
+
+impl StatusSink for KubeSink {
+    async fn apply_status(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        status: &RouteStatus,
+    ) -> Result<(), String> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &api_resource(kind));
+        apply_status(&api, name, "frontdesk.dev/v1alpha1", kind, status).await
+    }
+
+    async fn warn(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        note: &str,
+    ) -> Result<(), String> {
+        let reference = ObjectReference {
+            api_version: Some("frontdesk.dev/v1alpha1".into()),
+            kind: Some(kind.into()),
+            namespace: Some(namespace.into()),
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note.chars().take(1024).collect()),
+            action: "Compile".into(),
+            secondary: None,
+        };
+        self.recorder
+            .publish(&event, &reference)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl GatewayStatusSink for KubeSink {
+    async fn apply_gateway_status(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        status: &serde_json::Value,
+    ) -> Result<(), String> {
+        use frontdesk_crds::gateway_api::{Gateway, GatewayClass};
+        let (api, ar) = if kind == "GatewayClass" {
+            let ar = ApiResource::erase::<GatewayClass>(&());
+            (Api::<DynamicObject>::all_with(self.client.clone(), &ar), ar)
+        } else {
+            let ar = ApiResource::erase::<Gateway>(&());
+            let api = Api::namespaced_with(self.client.clone(), namespace, &ar);
+            (api, ar)
+        };
+        apply_status(&api, name, &ar.api_version, kind, status).await
+    }
+}
+
+/// Writes `status` on an object's status subresource by server-side apply, as the
+/// controller's field manager.
+async fn apply_status(
+    api: &Api<DynamicObject>,
+    name: &str,
+    api_version: &str,
+    kind: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), String> {
+    let patch = serde_json::json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
