@@ -283,6 +283,48 @@ async fn silent_connections_and_partial_http2_prefaces_are_closed() {
     );
 }
 
+/// A keep-alive connection's next request starts under the idle timeout; once its head has
+/// begun, the rest is due within the header timeout, however long the idle timeout is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_second_request_head_is_cut_at_the_header_timeout() {
+    let p = start(&["--header-read-timeout", "500ms", "--idle-timeout", "30s"]).await;
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"GET /status/200 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !first.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("the first answer")
+            .unwrap();
+        assert!(n > 0, "closed before the first answer");
+        first.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        first.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&first)
+    );
+    // Idle a while (well within the idle timeout), then begin a head and stall.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    s.write_all(b"GET /status/200 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let (_, closed) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let closed = closed.expect("closed");
+    assert!(
+        closed < Duration::from_secs(3),
+        "a stalled second head was held for {closed:?}"
+    );
+    assert!(
+        p.metrics()
+            .await
+            .contains(r#"frontdesk_connection_limits_total{limit="header-read-timeout"} 1"#)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_http2_connections_get_goaway_even_when_they_ping() {
     let p = start(&["--idle-timeout", "1s"]).await;

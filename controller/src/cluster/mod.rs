@@ -19,21 +19,19 @@
 //!   Routes, Policies and Aggregates ([`crate::status`]), GatewayClasses and Gateways of
 //!   frontdesk's class ([`crate::gateway_status`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use frontdesk_crds::last_accepted::{LastAccepted, Unreadable};
 use frontdesk_crds::manifests::{Object, ObjectKey};
-use frontdesk_crds::route::{Route, RouteStatus};
+use frontdesk_crds::route::Route;
 use frontdesk_crds::{Aggregate, Policy};
 use frontdesk_crds::{ObjectStatus, Output};
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -41,11 +39,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 
 use crate::gateway_api::GatewayApiStores;
-use crate::gateway_status::{GatewayStatusSink, GatewayStatusWriter, Wanted};
-use crate::progress::{ReplicaProgress, combine, object_key};
 use crate::push::PushServer;
 use crate::secret_refs;
-use crate::status::{Observed, Reconciler, StatusSink};
 use crate::watch::{ConfigMapWatches, SecretWatches, all, typed_apis, watch_kind};
 
 /// Shortest time between two compiles; changes meanwhile are gathered into the next one.

@@ -2,7 +2,28 @@
 //! GatewayClasses and Gateways ([`crate::gateway_status`]) by server-side apply, with the
 //! proxies' progress shared between replicas through ConfigMaps.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use frontdesk_crds::route::RouteStatus;
+use frontdesk_crds::{ObjectStatus, Output};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client};
+use tokio::sync::{Notify, watch};
+
+use super::{FIELD_MANAGER, api_resource};
+use crate::gateway_api::GatewayApiStores;
+use crate::gateway_status::{GatewayStatusSink, GatewayStatusWriter, Wanted};
+use crate::progress::{ReplicaProgress, combine, object_key};
+use crate::push::PushServer;
+use crate::status::{Observed, Reconciler, StatusSink};
+use crate::watch::all;
 
 /// What the status loop reads of the Gateway API kinds: their stores, once their CRDs are
 /// found, and what provisioning found (empty when it is off).

@@ -1,6 +1,10 @@
 use super::status_writer::*;
 use super::*;
+use crate::progress::ReplicaProgress;
+use crate::status::StatusSink;
+use frontdesk_crds::route::RouteStatus;
 use http::{Request, Response};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
 use kube::runtime::reflector;
 

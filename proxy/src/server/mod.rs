@@ -211,9 +211,9 @@ pub async fn serve_with(
         // connection's whole life (an idle connection's memory is mostly this task).
         let active = ActiveGuard::new(metrics);
         let task = conn.serve(stream).map(move |()| {
-            drop(active);
             drop(slot);
             drop(permit);
+            drop(active);
         });
         connections.spawn(task);
     }

@@ -60,6 +60,10 @@ async fn a_forged_client_identity_is_dropped_when_another_method_authenticates()
         "x-client-identity",
         HeaderValue::from_static("spiffe://partners/admin"),
     );
+    headers.append(
+        "X-Client-Identity",
+        HeaderValue::from_static("spiffe://partners/root"),
+    );
     let Ok(Some(identity)) = stage.check(asked(), &mut headers).await else {
         panic!("alice's key authenticates");
     };
