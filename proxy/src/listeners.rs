@@ -52,8 +52,7 @@ struct Running {
     protocol: ListenerProtocol,
     certificates: Vec<Certificate>,
     client_validation: Option<ClientValidation>,
-    settings: PortSettings,
-    /// `settings` as the port's server reads them, replaced in place.
+    /// The port's settings as its server reads them, replaced in place.
     live_settings: Arc<LivePortSettings>,
     live: Option<Arc<Live>>,
     /// HTTPS: the TLS configuration, rebuilt around `live` when the client validation changes.
@@ -183,9 +182,8 @@ impl Listeners {
                         }
                     }
                     // New settings: the next requests follow them; connections stay.
-                    if r.settings != want.settings {
+                    if settings_of(&want.settings) != *r.live_settings.load() {
                         r.live_settings.store(settings_of(&want.settings));
-                        r.settings = want.settings.clone();
                         tracing::info!(port, "a listener's HTTPS redirect or HSTS changed");
                     }
                     // New CAs (or none): new handshakes verify clients by them.
@@ -284,7 +282,6 @@ impl Listeners {
                 protocol: want.protocol,
                 certificates: want.certificates,
                 client_validation: want.client_validation,
-                settings: want.settings,
                 live_settings,
                 live,
                 config,

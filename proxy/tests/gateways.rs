@@ -495,40 +495,37 @@ spec:
     assert_eq!(acme.0, 200, "{:?}", acme.2);
 
     // HTTPS answers carry HSTS, the proxy's own (404) included.
-    let (mut tls, _) = connect(&ca, https).await;
-    let request = "GET /status/200 HTTP/1.1\r\nHost: api.example.com\r\n\r\n";
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let mut got = vec![0u8; 4096];
-    let n = tls.read(&mut got).await.unwrap();
-    let head = String::from_utf8_lossy(&got[..n]).to_ascii_lowercase();
+    let head_of = |request: &'static [u8]| {
+        let ca = &ca;
+        async move {
+            let (mut tls, _) = connect(ca, https).await;
+            tls.write_all(request).await.unwrap();
+            let mut got = vec![0u8; 4096];
+            let n = tls.read(&mut got).await.unwrap();
+            String::from_utf8_lossy(&got[..n]).to_ascii_lowercase()
+        }
+    };
+    let head = head_of(b"GET /status/200 HTTP/1.1\r\nHost: api.example.com\r\n\r\n").await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(
         head.contains("strict-transport-security: max-age=31536000; includesubdomains\r\n"),
         "{head}"
     );
-    let (mut tls, _) = connect(&ca, https).await;
-    let request = "GET / HTTP/1.1\r\nHost: elsewhere.example.com\r\n\r\n";
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let n = tls.read(&mut got).await.unwrap();
-    let head = String::from_utf8_lossy(&got[..n]).to_ascii_lowercase();
+    let head = head_of(b"GET / HTTP/1.1\r\nHost: elsewhere.example.com\r\n\r\n").await;
     assert!(head.starts_with("http/1.1 404"), "{head}");
     assert!(
         head.contains("strict-transport-security: max-age="),
         "{head}"
     );
     // And the HTTP/1.1 server's own refusals (a malformed request).
-    let (mut tls, _) = connect(&ca, https).await;
-    tls.write_all(b"GET / HTTP/1.1\r\nHost : api.example.com\r\n\r\n")
-        .await
-        .unwrap();
-    let n = tls.read(&mut got).await.unwrap();
-    let head = String::from_utf8_lossy(&got[..n]).to_ascii_lowercase();
+    let head = head_of(b"GET / HTTP/1.1\r\nHost : api.example.com\r\n\r\n").await;
     assert!(head.starts_with("http/1.1 400"), "{head}");
     assert!(
         head.contains("strict-transport-security: max-age="),
         "{head}"
     );
 
+    let mut got = vec![0u8; 4096];
     // Without the annotation the HTTP port serves again: the next requests, on the connections
     // already open too (the port's server is not restarted for it).
     let mut kept = tokio::net::TcpStream::connect(("127.0.0.1", http))

@@ -194,12 +194,15 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
         let group = group_of(gateway);
         let claims = claims.entry(group.clone()).or_default();
         let served = out.listeners.entry(group.clone()).or_default();
-        out.sources.entry(group).or_default().push(SourceRef {
-            kind: "Gateway".into(),
-            namespace: namespace.into(),
-            name: name.into(),
-            generation,
-        });
+        out.sources
+            .entry(group.clone())
+            .or_default()
+            .push(SourceRef {
+                kind: "Gateway".into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                generation,
+            });
         let mut st = ObjectStatus::new("Gateway", namespace, name, generation);
         let mut names = BTreeSet::new();
         let mut admitting = Vec::new();
@@ -254,7 +257,7 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
             }
             st.listeners.push(status);
         }
-        out.parents.add(&group_of(gateway), gateway, &admitting);
+        out.parents.add(&group, gateway, &admitting);
         gateway_conditions(&mut st);
         st.diagnostics.extend(settings);
         out.statuses.push(st);
