@@ -8,10 +8,11 @@
 //! coding, or a bad length are refused with 400 and the connection closes, so nothing after
 //! them can be read as a second request.
 //!
-//! Resources: a connection holds no buffer while idle between requests (a few hundred bytes of
-//! state); the first request head must be complete within the header read timeout of the
-//! accept, later ones within it of their first byte, and an idle keep-alive connection closes
-//! after the idle timeout. Answers are framed by their Content-Length, else their known size,
+//! Resources: a connection holds no buffer while idle between requests, and none of a
+//! request's state: what a request holds in flight lives in one allocation per exchange, so an
+//! idle connection's task is only what waiting for a head needs. The first request head must be
+//! complete within the header read timeout of the accept, later ones within it of their first
+//! byte, and an idle keep-alive connection closes after the idle timeout. Answers are framed by their Content-Length, else their known size,
 //! else chunked (HTTP/1.0 clients: until close). `Expect: 100-continue` is answered when the
 //! request path first reads the body, so a request refused without it never invites the
 //! upload.
@@ -117,97 +118,27 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
                     settings,
                 ))
                 .await;
-                if written.is_ok()
-                    && close_within(&mut wr, settings).await
-                    && let Some(reader) = side.as_mut()
-                {
-                    Box::pin(linger(reader)).await;
+                if written.is_ok() {
+                    close_and_linger(&mut wr, &mut side, settings).await;
                 }
                 return;
             }
         };
         first = None;
-        let client = Client {
-            addr: peer,
-            tls: R::TLS,
-            certificate: side.as_ref().and_then(|s| s.io.certificate()),
-            port: settings.port.load_full(),
-            relays_raw_fields: true,
-        };
-        let head_request = head.request.method == Method::HEAD;
-        let version = head.request.version;
-        let mut continue_asked = None;
-        let (body, returned) = match side.take() {
-            Some(reader) if !head.decoder.is_end() => {
-                let wants_continue = head.expect_continue.then(|| {
-                    let (tx, rx) = oneshot::channel();
-                    continue_asked = Some(rx);
-                    tx
-                });
-                let (body, rx) = RequestBody::streaming(reader, head.decoder, wants_continue);
-                (body, Some(rx))
+        // Boxed: what a request holds while in flight (its head, the request path's future,
+        // the answer being written) lives only as long as the exchange, so an idle
+        // connection's task is only what waiting for the next head needs.
+        let next = Box::pin(exchange(
+            head, &mut side, &mut wr, peer, &runtime, settings, &draining,
+        ))
+        .await;
+        match next {
+            AfterExchange::ReadAnother => {}
+            AfterExchange::Close => return,
+            // After the exchange's state is gone: it may be large, and lingering takes seconds.
+            AfterExchange::CloseAndLinger => {
+                return close_and_linger(&mut wr, &mut side, settings).await;
             }
-            reader => {
-                side = reader;
-                (RequestBody::empty(), None)
-            }
-        };
-        // A body that stops arriving is a 408 (and, not read to its end, closes the connection).
-        let body = IdleTimeout::new(body, settings.body_read_timeout);
-        let req = Request::from_parts(head.request, body);
-        let handling = Box::pin(runtime.load().handle(req, client));
-        let answer = match continue_asked {
-            None => handling.await,
-            // Boxed: only requests that expect 100-continue carry this state.
-            Some(asked) => {
-                match Box::pin(answer_with_continue(handling, asked, &mut wr, settings)).await {
-                    Some(answer) => answer,
-                    None => return,
-                }
-            }
-        };
-        // The request path is usually done with the request: its body (if any) is back, read
-        // to its end or not. A body left unread means the next request cannot be found: close.
-        // A body still being uploaded (the backend answered while it reads) comes back once
-        // the answer is written.
-        let mut reusable =
-            head.keep_alive && !*draining.borrow() && !settings.overload.overloaded();
-        let mut still_uploading = None;
-        if let Some(mut rx) = returned {
-            match rx.try_recv() {
-                Ok(back) => {
-                    reusable &= back.complete;
-                    side = Some(back.side);
-                }
-                Err(oneshot::error::TryRecvError::Empty) => still_uploading = Some(rx),
-                Err(oneshot::error::TryRecvError::Closed) => reusable = false,
-            }
-        }
-        let written =
-            write_response(&mut wr, answer, head_request, version, !reusable, settings).await;
-        let mut closing = match written {
-            Ok(closing) => closing,
-            Err(_) => return,
-        };
-        if let Some(mut rx) = still_uploading {
-            // The answer, and the upload inside it, are gone by now.
-            match rx.try_recv() {
-                Ok(back) => {
-                    closing |= !back.complete;
-                    side = Some(back.side);
-                }
-                Err(_) => closing = true,
-            }
-        }
-        if closing {
-            // A body the request path left unread may still be arriving: closing with unread
-            // data would reset the connection and could lose the answer just sent.
-            if close_within(&mut wr, settings).await
-                && let Some(reader) = side.as_mut()
-            {
-                Box::pin(linger(reader)).await;
-            }
-            return;
         }
         // Nothing kept while idle: the buffer goes unless a pipelined request is in it.
         if let Some(reader) = side.as_mut()
@@ -218,6 +149,103 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
     }
 }
 
+/// Whether the connection goes on to read another request after an exchange.
+#[derive(PartialEq, Eq)]
+enum AfterExchange {
+    ReadAnother,
+    /// The client cannot be written to: close now.
+    Close,
+    /// The answer was written and the connection ends: close it gracefully.
+    CloseAndLinger,
+}
+
+/// One exchange on the connection: the request whose head was read goes through the request
+/// path of the runtime current now, and its answer is written. The read side is lent to the
+/// request's body and is back in `side` when the connection can read another request.
+async fn exchange<R: ClientRead, W: ClientWrite>(
+    head: Head,
+    side: &mut Option<ReadSide<R>>,
+    wr: &mut W,
+    peer: SocketAddr,
+    runtime: &RuntimeHandle,
+    settings: &Settings,
+    draining: &watch::Receiver<bool>,
+) -> AfterExchange {
+    let client = Client {
+        addr: peer,
+        tls: R::TLS,
+        certificate: side.as_ref().and_then(|s| s.io.certificate()),
+        port: settings.port.load_full(),
+        relays_raw_fields: true,
+    };
+    let head_request = head.request.method == Method::HEAD;
+    let version = head.request.version;
+    let mut continue_asked = None;
+    let (body, returned) = match side.take() {
+        Some(reader) if !head.decoder.is_end() => {
+            let wants_continue = head.expect_continue.then(|| {
+                let (tx, rx) = oneshot::channel();
+                continue_asked = Some(rx);
+                tx
+            });
+            let (body, rx) = RequestBody::streaming(reader, head.decoder, wants_continue);
+            (body, Some(rx))
+        }
+        reader => {
+            *side = reader;
+            (RequestBody::empty(), None)
+        }
+    };
+    // A body that stops arriving is a 408 (and, not read to its end, closes the connection).
+    let body = IdleTimeout::new(body, settings.body_read_timeout);
+    let req = Request::from_parts(head.request, body);
+    let handling = runtime.load().handle(req, client);
+    let answer = match continue_asked {
+        None => handling.await,
+        // Boxed: only requests that expect 100-continue carry this state.
+        Some(asked) => match Box::pin(answer_with_continue(handling, asked, wr, settings)).await {
+            Some(answer) => answer,
+            None => return AfterExchange::Close,
+        },
+    };
+    // The request path is usually done with the request: its body (if any) is back, read
+    // to its end or not. A body left unread means the next request cannot be found: close.
+    // A body still being uploaded (the backend answered while it reads) comes back once
+    // the answer is written.
+    let mut reusable = head.keep_alive && !*draining.borrow() && !settings.overload.overloaded();
+    let mut still_uploading = None;
+    if let Some(mut rx) = returned {
+        match rx.try_recv() {
+            Ok(back) => {
+                reusable &= back.complete;
+                *side = Some(back.side);
+            }
+            Err(oneshot::error::TryRecvError::Empty) => still_uploading = Some(rx),
+            Err(oneshot::error::TryRecvError::Closed) => reusable = false,
+        }
+    }
+    let written = write_response(wr, answer, head_request, version, !reusable, settings).await;
+    let mut closing = match written {
+        Ok(closing) => closing,
+        Err(_) => return AfterExchange::Close,
+    };
+    if let Some(mut rx) = still_uploading {
+        // The answer, and the upload inside it, are gone by now.
+        match rx.try_recv() {
+            Ok(back) => {
+                closing |= !back.complete;
+                *side = Some(back.side);
+            }
+            Err(_) => closing = true,
+        }
+    }
+    if closing {
+        AfterExchange::CloseAndLinger
+    } else {
+        AfterExchange::ReadAnother
+    }
+}
+
 /// The answer to a request that expects `100 Continue`: sent once the request path reads the
 /// body, not before, so a request refused without its body (401, 413) does not invite the
 /// upload. `None` when the client cannot be written to.
@@ -225,11 +253,12 @@ async fn answer_with_continue<
     F: std::future::Future<Output = Response<ProxyBody>>,
     W: ClientWrite,
 >(
-    mut handling: std::pin::Pin<Box<F>>,
+    handling: F,
     mut asked: oneshot::Receiver<()>,
     wr: &mut W,
     settings: &Settings,
 ) -> Option<Response<ProxyBody>> {
+    tokio::pin!(handling);
     tokio::select! {
         biased;
         answer = &mut handling => Some(answer),
@@ -400,9 +429,24 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
     }))
 }
 
-/// After an answer that closes the connection: read and drop what the client still sends, for
-/// a short while, so its unread bytes do not make the kernel reset the connection before the
-/// client read the answer (nginx's lingering close).
+/// After an answer that closes the connection: ends the write side, then lingers. A body the
+/// request path left unread may still be arriving: closing with unread data would reset the
+/// connection and could lose the answer just sent.
+async fn close_and_linger<R: ClientRead, W: ClientWrite>(
+    wr: &mut W,
+    side: &mut Option<ReadSide<R>>,
+    settings: &Settings,
+) {
+    if close_within(wr, settings).await
+        && let Some(reader) = side.as_mut()
+    {
+        Box::pin(linger(reader)).await;
+    }
+}
+
+/// Reads and drops what the client still sends, for a short while, so its unread bytes do not
+/// make the kernel reset the connection before the client read the answer (nginx's lingering
+/// close).
 async fn linger<R: ClientRead>(side: &mut ReadSide<R>) {
     const LINGER: Duration = Duration::from_secs(2);
     const MAX_DRAINED: usize = 1 << 20;
