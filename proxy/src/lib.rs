@@ -8,6 +8,10 @@
 //! [`standalone`] is the file source and [`subscriber`] the controller's stream. [`server`]
 //! accepts connections; [`access_log`] and [`metrics`] observe.
 #![forbid(unsafe_code)]
+#![allow(
+    clippy::manual_async_fn,
+    reason = "the request path returns `async move` blocks: an `async fn` keeps its arguments twice in its future (see `Runtime::handle`)"
+)]
 
 pub mod access_log;
 pub mod admin;

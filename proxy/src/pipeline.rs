@@ -31,177 +31,197 @@ use crate::upstream::AnswerFields;
 
 impl Runtime {
     /// Answers one request. Never fails: errors become problem+json answers.
-    pub async fn handle<B>(
+    ///
+    /// The request path's functions return `async move` blocks rather than being `async fn`s:
+    /// an `async fn` keeps its arguments twice in its future (as arguments, and moved into its
+    /// body), and every request's future would carry, and copy, both.
+    pub fn handle<B>(
         self: Arc<Self>,
         mut req: Request<B>,
         client: impl Into<Client>,
-    ) -> Response<ProxyBody>
+    ) -> impl Future<Output = Response<ProxyBody>>
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let env = &self.env;
-        let mut ex = Exchange::start(
-            &mut req,
-            client.into(),
-            &env.trusted,
-            &env.no_route,
-            env.respond.access_log.enabled(),
-        );
-        let (rule, outcome) = self.run(req, &mut ex).await;
-        let mut resp = env.respond.render(outcome, &ex);
-        if let Some(rule) = rule {
-            rule.response_transforms.apply(resp.headers_mut());
+        let client = client.into();
+        async move {
+            let env = &self.env;
+            let mut ex = Exchange::start(
+                &mut req,
+                client,
+                &env.trusted,
+                &env.no_route,
+                env.respond.access_log.enabled(),
+            );
+            let (rule, outcome) = self.run(req, &mut ex).await;
+            let mut resp = env.respond.render(outcome, &ex);
+            if let Some(rule) = rule {
+                rule.response_transforms.apply(resp.headers_mut());
+            }
+            env.respond.finish(resp, ex)
         }
-        env.respond.finish(resp, ex)
     }
 
     /// The stages up to the action. Returns the matched rule, if any, with the outcome.
-    async fn run<B>(
-        &self,
+    fn run<'s, B>(
+        &'s self,
         mut req: Request<B>,
         ex: &mut Exchange,
-    ) -> (Option<&RuleRuntime>, Result<Response<ProxyBody>, Problem>)
+    ) -> impl Future<
+        Output = (
+            Option<&'s RuleRuntime>,
+            Result<Response<ProxyBody>, Problem>,
+        ),
+    >
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let target = match request_target::read(&mut req, ex.peer.trusted) {
-            Ok(t) => t,
-            Err(p) => return (None, Err(p)),
-        };
-        // Not behind a trusted proxy that terminated TLS already (it says so in
-        // X-Forwarded-Proto): redirecting its requests would loop. Asked only on ports that
-        // redirect.
-        if let Some(port) = ex.port.as_ref().and_then(|p| p.redirect_to_https)
-            && !(ex.peer.trusted
-                && req
-                    .headers()
-                    .get(&crate::forwarding::X_FORWARDED_PROTO)
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
-            && let Some(redirect) =
-                redirect::to_https(&target.host, &target.path, req.uri().query(), port)
-        {
-            return (None, Ok(redirect));
+        async move {
+            let target = match request_target::read(&mut req, ex.peer.trusted) {
+                Ok(t) => t,
+                Err(p) => return (None, Err(p)),
+            };
+            // Not behind a trusted proxy that terminated TLS already (it says so in
+            // X-Forwarded-Proto): redirecting its requests would loop. Asked only on ports that
+            // redirect.
+            if let Some(port) = ex.port.as_ref().and_then(|p| p.redirect_to_https)
+                && !(ex.peer.trusted
+                    && req
+                        .headers()
+                        .get(&crate::forwarding::X_FORWARDED_PROTO)
+                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+                && let Some(redirect) =
+                    redirect::to_https(&target.host, &target.path, req.uri().query(), port)
+            {
+                return (None, Ok(redirect));
+            }
+            if let (Some(log), Some(a)) = (&mut ex.log, &target.authority) {
+                log.host = a.as_str().to_string();
+            }
+            let view = RequestView {
+                host: &target.host,
+                path: &target.path,
+                query: req.uri().query(),
+                method: req.method(),
+                headers: req.headers(),
+            };
+            let Some(matched) = self.routes.lookup(&view) else {
+                let what = format!(
+                    "no route matches {} {}{}",
+                    req.method(),
+                    target.host,
+                    target.path
+                );
+                return (None, Err(Problem::new(ProblemKind::NoRoute, what)));
+            };
+            let rule = matched.target;
+            ex.route = RouteId(rule.id.clone());
+            ex.metrics = Some(rule.metrics.clone());
+            let path = MatchedPath {
+                path: &target.path,
+                captures: &matched.captures,
+                prefix: matched.prefix,
+            };
+            // cors: the slot for preflights and CORS headers (see crate::stages::cors).
+            let outcome = self.after_match(req, rule, &target, path, ex).await;
+            (Some(rule), outcome)
         }
-        if let (Some(log), Some(a)) = (&mut ex.log, &target.authority) {
-            log.host = a.as_str().to_string();
-        }
-        let view = RequestView {
-            host: &target.host,
-            path: &target.path,
-            query: req.uri().query(),
-            method: req.method(),
-            headers: req.headers(),
-        };
-        let Some(matched) = self.routes.lookup(&view) else {
-            let what = format!(
-                "no route matches {} {}{}",
-                req.method(),
-                target.host,
-                target.path
-            );
-            return (None, Err(Problem::new(ProblemKind::NoRoute, what)));
-        };
-        let rule = matched.target;
-        ex.route = RouteId(rule.id.clone());
-        ex.metrics = Some(rule.metrics.clone());
-        let path = MatchedPath {
-            path: &target.path,
-            captures: &matched.captures,
-            prefix: matched.prefix,
-        };
-        // cors: the slot for preflights and CORS headers (see crate::stages::cors).
-        let outcome = self.after_match(req, rule, &target, path, ex).await;
-        (Some(rule), outcome)
     }
 
     /// Authenticate → authorize → rate limit → [cache] → request transforms → action.
-    async fn after_match<B>(
-        &self,
+    fn after_match<'a, B>(
+        &'a self,
         req: Request<B>,
-        rule: &RuleRuntime,
-        target: &request_target::Target,
-        path: MatchedPath<'_>,
-        ex: &mut Exchange,
-    ) -> Result<Response<ProxyBody>, Problem>
+        rule: &'a RuleRuntime,
+        target: &'a request_target::Target,
+        path: MatchedPath<'a>,
+        ex: &'a mut Exchange,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, Problem>> + 'a
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let (mut head, body) = req.into_parts();
-        let identity = match &rule.authenticate {
-            None => None,
-            Some(stage) => {
-                let asked = authenticate::Request {
-                    method: &head.method,
-                    uri: &head.uri,
-                    path: path.path,
-                    host: &target.host,
-                    request_id: &ex.request_id,
-                    client_certificate: ex.client_certificate.as_deref(),
-                };
-                // Boxed: the authentication futures (key fetches, external calls) are large and
-                // would otherwise be moved with every request's future, policy or not.
-                match Box::pin(stage.check(asked, &mut head.headers)).await {
-                    Ok(identity) => identity,
-                    Err(Denied::Problem(p)) => return Err(p),
-                    Err(Denied::Response(resp)) => return Ok(resp),
+        async move {
+            let (mut head, body) = req.into_parts();
+            let identity = match &rule.authenticate {
+                None => None,
+                Some(stage) => {
+                    let asked = authenticate::Request {
+                        method: &head.method,
+                        uri: &head.uri,
+                        path: path.path,
+                        host: &target.host,
+                        request_id: &ex.request_id,
+                        client_certificate: ex.client_certificate.as_deref(),
+                    };
+                    // Boxed: the authentication futures (key fetches, external calls) are large and
+                    // would otherwise be moved with every request's future, policy or not.
+                    match Box::pin(stage.check(asked, &mut head.headers)).await {
+                        Ok(identity) => identity,
+                        Err(Denied::Problem(p)) => return Err(p),
+                        Err(Denied::Response(resp)) => return Ok(resp),
+                    }
                 }
-            }
-        };
-        if let Some(stage) = &rule.authorize {
-            stage.check(&head.method, identity.as_ref())?;
-        }
-        if let Some(stage) = &rule.rate_limit {
-            let asked = rate_limit::Request {
-                route: &rule.route,
-                peer: ex.client.ip(),
-                headers: &head.headers,
-                identity: identity.as_ref(),
             };
-            let headers = Box::pin(stage.check(asked)).await?;
-            ex.response_headers.extend(headers);
+            if let Some(stage) = &rule.authorize {
+                stage.check(&head.method, identity.as_ref())?;
+            }
+            if let Some(stage) = &rule.rate_limit {
+                let asked = rate_limit::Request {
+                    route: &rule.route,
+                    peer: ex.client.ip(),
+                    headers: &head.headers,
+                    identity: identity.as_ref(),
+                };
+                let headers = Box::pin(stage.check(asked)).await?;
+                ex.response_headers.extend(headers);
+            }
+            ex.consumer = identity.and_then(|i| i.consumer);
+            // cache: the slot for lookups (see crate::stages::cache).
+            if rule.action.forwards() {
+                rule.request_transforms.apply(
+                    &mut head,
+                    &path,
+                    ex.peer,
+                    target.authority.as_ref(),
+                )?;
+            }
+            // The body's bound: refused now when its declared length is over it, else counted as it
+            // streams (only forwards send it anywhere).
+            let limit = rule.max_request_body.unwrap_or(self.env.max_request_body);
+            if rule.action.forwards()
+                && !body.is_end_stream()
+                && let Ok(Some(declared)) = crate::http1::content_length(&head.headers)
+                && declared > limit
+            {
+                return Err(Problem::new(
+                    ProblemKind::BodyTooLarge,
+                    crate::client_body::ClientBodyError::TooLarge { limit }.to_string(),
+                ));
+            }
+            let body = crate::client_body::Limited::new(body, limit);
+            let input = Input {
+                matched: path,
+                host: target.authority.as_ref().map(|_| target.host.as_str()),
+                port: target.port,
+                timeout: rule.timeout,
+                upstream: &self.env.upstream,
+                upstream_duration: &rule.upstream_duration,
+                // Relayed as sent when the server writing the answer knows how (HTTP/1) and the
+                // rule edits no response field: the respond path and the HTTP/1 encoder know the
+                // raw form, nothing else after the action reads the fields. A later stage that
+                // does (CORS, cache) adds its test here.
+                answer_fields: if ex.relays_raw_fields && rule.response_transforms.is_empty() {
+                    AnswerFields::PassThrough
+                } else {
+                    AnswerFields::Map
+                },
+            };
+            rule.action
+                .run(Request::from_parts(head, body), input, ex)
+                .await
         }
-        ex.consumer = identity.and_then(|i| i.consumer);
-        // cache: the slot for lookups (see crate::stages::cache).
-        if rule.action.forwards() {
-            rule.request_transforms
-                .apply(&mut head, &path, ex.peer, target.authority.as_ref())?;
-        }
-        // The body's bound: refused now when its declared length is over it, else counted as it
-        // streams (only forwards send it anywhere).
-        let limit = rule.max_request_body.unwrap_or(self.env.max_request_body);
-        if rule.action.forwards()
-            && !body.is_end_stream()
-            && let Ok(Some(declared)) = crate::http1::content_length(&head.headers)
-            && declared > limit
-        {
-            return Err(Problem::new(
-                ProblemKind::BodyTooLarge,
-                crate::client_body::ClientBodyError::TooLarge { limit }.to_string(),
-            ));
-        }
-        let body = crate::client_body::Limited::new(body, limit);
-        let input = Input {
-            matched: path,
-            host: target.authority.as_ref().map(|_| target.host.as_str()),
-            port: target.port,
-            timeout: rule.timeout,
-            upstream: &self.env.upstream,
-            upstream_duration: &rule.upstream_duration,
-            // Relayed as sent when the server writing the answer knows how (HTTP/1) and the
-            // rule edits no response field: the respond path and the HTTP/1 encoder know the
-            // raw form, nothing else after the action reads the fields. A later stage that
-            // does (CORS, cache) adds its test here.
-            answer_fields: if ex.relays_raw_fields && rule.response_transforms.is_empty() {
-                AnswerFields::PassThrough
-            } else {
-                AnswerFields::Map
-            },
-        };
-        rule.action
-            .run(Request::from_parts(head, body), input, ex)
-            .await
     }
 }

@@ -162,7 +162,7 @@ enum AfterExchange {
 /// One exchange on the connection: the request whose head was read goes through the request
 /// path of the runtime current now, and its answer is written. The read side is lent to the
 /// request's body and is back in `side` when the connection can read another request.
-async fn exchange<R: ClientRead, W: ClientWrite>(
+fn exchange<R: ClientRead, W: ClientWrite>(
     head: Head,
     side: &mut Option<ReadSide<R>>,
     wr: &mut W,
@@ -170,79 +170,84 @@ async fn exchange<R: ClientRead, W: ClientWrite>(
     runtime: &RuntimeHandle,
     settings: &Settings,
     draining: &watch::Receiver<bool>,
-) -> AfterExchange {
-    let client = Client {
-        addr: peer,
-        tls: R::TLS,
-        certificate: side.as_ref().and_then(|s| s.io.certificate()),
-        port: settings.port.load_full(),
-        relays_raw_fields: true,
-    };
-    let head_request = head.request.method == Method::HEAD;
-    let version = head.request.version;
-    let mut continue_asked = None;
-    let (body, returned) = match side.take() {
-        Some(reader) if !head.decoder.is_end() => {
-            let wants_continue = head.expect_continue.then(|| {
-                let (tx, rx) = oneshot::channel();
-                continue_asked = Some(rx);
-                tx
-            });
-            let (body, rx) = RequestBody::streaming(reader, head.decoder, wants_continue);
-            (body, Some(rx))
-        }
-        reader => {
-            *side = reader;
-            (RequestBody::empty(), None)
-        }
-    };
-    // A body that stops arriving is a 408 (and, not read to its end, closes the connection).
-    let body = IdleTimeout::new(body, settings.body_read_timeout);
-    let req = Request::from_parts(head.request, body);
-    let handling = runtime.load().handle(req, client);
-    let answer = match continue_asked {
-        None => handling.await,
-        // Boxed: only requests that expect 100-continue carry this state.
-        Some(asked) => match Box::pin(answer_with_continue(handling, asked, wr, settings)).await {
-            Some(answer) => answer,
-            None => return AfterExchange::Close,
-        },
-    };
-    // The request path is usually done with the request: its body (if any) is back, read
-    // to its end or not. A body left unread means the next request cannot be found: close.
-    // A body still being uploaded (the backend answered while it reads) comes back once
-    // the answer is written.
-    let mut reusable = head.keep_alive && !*draining.borrow() && !settings.overload.overloaded();
-    let mut still_uploading = None;
-    if let Some(mut rx) = returned {
-        match rx.try_recv() {
-            Ok(back) => {
-                reusable &= back.complete;
-                *side = Some(back.side);
+) -> impl Future<Output = AfterExchange> {
+    async move {
+        let client = Client {
+            addr: peer,
+            tls: R::TLS,
+            certificate: side.as_ref().and_then(|s| s.io.certificate()),
+            port: settings.port.load_full(),
+            relays_raw_fields: true,
+        };
+        let head_request = head.request.method == Method::HEAD;
+        let version = head.request.version;
+        let mut continue_asked = None;
+        let (body, returned) = match side.take() {
+            Some(reader) if !head.decoder.is_end() => {
+                let wants_continue = head.expect_continue.then(|| {
+                    let (tx, rx) = oneshot::channel();
+                    continue_asked = Some(rx);
+                    tx
+                });
+                let (body, rx) = RequestBody::streaming(reader, head.decoder, wants_continue);
+                (body, Some(rx))
             }
-            Err(oneshot::error::TryRecvError::Empty) => still_uploading = Some(rx),
-            Err(oneshot::error::TryRecvError::Closed) => reusable = false,
-        }
-    }
-    let written = write_response(wr, answer, head_request, version, !reusable, settings).await;
-    let mut closing = match written {
-        Ok(closing) => closing,
-        Err(_) => return AfterExchange::Close,
-    };
-    if let Some(mut rx) = still_uploading {
-        // The answer, and the upload inside it, are gone by now.
-        match rx.try_recv() {
-            Ok(back) => {
-                closing |= !back.complete;
-                *side = Some(back.side);
+            reader => {
+                *side = reader;
+                (RequestBody::empty(), None)
             }
-            Err(_) => closing = true,
+        };
+        // A body that stops arriving is a 408 (and, not read to its end, closes the connection).
+        let body = IdleTimeout::new(body, settings.body_read_timeout);
+        let req = Request::from_parts(head.request, body);
+        let handling = runtime.load().handle(req, client);
+        let answer = match continue_asked {
+            None => handling.await,
+            // Boxed: only requests that expect 100-continue carry this state.
+            Some(asked) => {
+                match Box::pin(answer_with_continue(handling, asked, wr, settings)).await {
+                    Some(answer) => answer,
+                    None => return AfterExchange::Close,
+                }
+            }
+        };
+        // The request path is usually done with the request: its body (if any) is back, read
+        // to its end or not. A body left unread means the next request cannot be found: close.
+        // A body still being uploaded (the backend answered while it reads) comes back once
+        // the answer is written.
+        let mut reusable =
+            head.keep_alive && !*draining.borrow() && !settings.overload.overloaded();
+        let mut still_uploading = None;
+        if let Some(mut rx) = returned {
+            match rx.try_recv() {
+                Ok(back) => {
+                    reusable &= back.complete;
+                    *side = Some(back.side);
+                }
+                Err(oneshot::error::TryRecvError::Empty) => still_uploading = Some(rx),
+                Err(oneshot::error::TryRecvError::Closed) => reusable = false,
+            }
         }
-    }
-    if closing {
-        AfterExchange::CloseAndLinger
-    } else {
-        AfterExchange::ReadAnother
+        let written = write_response(wr, answer, head_request, version, !reusable, settings).await;
+        let mut closing = match written {
+            Ok(closing) => closing,
+            Err(_) => return AfterExchange::Close,
+        };
+        if let Some(mut rx) = still_uploading {
+            // The answer, and the upload inside it, are gone by now.
+            match rx.try_recv() {
+                Ok(back) => {
+                    closing |= !back.complete;
+                    *side = Some(back.side);
+                }
+                Err(_) => closing = true,
+            }
+        }
+        if closing {
+            AfterExchange::CloseAndLinger
+        } else {
+            AfterExchange::ReadAnother
+        }
     }
 }
 

@@ -136,80 +136,84 @@ impl Upstream {
     /// `None` when there is no body), so a slow upload is not cut off by it, as with Envoy's
     /// route timeout. A request that never left because a pooled connection turned out to be
     /// closed is sent again on a new connection.
-    pub async fn send(
+    pub fn send(
         &self,
         endpoint: &Endpoint,
         req: http::Request<UpstreamBody>,
         timeout: Duration,
         body_sent: Option<oneshot::Receiver<()>>,
         fields: AnswerFields,
-    ) -> Result<http::Response<ResponseBody>, Problem> {
-        let exchange = exchange(&endpoint.pool, req, fields);
-        tokio::pin!(exchange);
-        if let Some(sent) = body_sent {
-            tokio::select! {
-                // The backend may answer (e.g. 413) before reading the whole body.
-                answered = &mut exchange => return answered,
-                _ = sent => {}
+    ) -> impl Future<Output = Result<http::Response<ResponseBody>, Problem>> {
+        async move {
+            let exchange = exchange(&endpoint.pool, req, fields);
+            tokio::pin!(exchange);
+            if let Some(sent) = body_sent {
+                tokio::select! {
+                    // The backend may answer (e.g. 413) before reading the whole body.
+                    answered = &mut exchange => return answered,
+                    _ = sent => {}
+                }
             }
-        }
-        match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => Err(Problem::new(
-                ProblemKind::UpstreamTimeout,
-                format!(
-                    "the backend did not answer within {}",
-                    humantime::format_duration(timeout)
-                ),
-            )),
-            Ok(answered) => answered,
+            match tokio::time::timeout(timeout, exchange).await {
+                Err(_) => Err(Problem::new(
+                    ProblemKind::UpstreamTimeout,
+                    format!(
+                        "the backend did not answer within {}",
+                        humantime::format_duration(timeout)
+                    ),
+                )),
+                Ok(answered) => answered,
+            }
         }
     }
 }
 
-async fn exchange(
+fn exchange(
     pool: &Arc<EndpointPool>,
     req: http::Request<UpstreamBody>,
     fields: AnswerFields,
-) -> Result<http::Response<ResponseBody>, Problem> {
-    let (head, framing) = encode_head(&req);
-    let (parts, body) = req.into_parts();
-    let bodiless = matches!(body, UpstreamBody::Empty);
-    let checkout = pool
-        .connection()
-        .await
-        .map_err(|e| connect_failure(&e, &pool.authority))?;
-    let answered = checkout
-        .conn
-        .exchange(&head, body, framing, &parts.method, pool, fields)
-        .await;
-    match answered {
-        // A pooled connection the backend had closed while idle: the request never left
-        // (the write failed), or it left and the backend closed without a byte of answer,
-        // which for an idempotent method may be tried again (RFC 9110 §9.2.2). Bodiless
-        // requests only: there is nothing to replay. Once more, on a new connection.
-        Err(e)
-            if checkout.reused
-                && bodiless
-                && (e.never_written()
-                    || (e.before_any_answer() && parts.method.is_idempotent())) =>
-        {
-            tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
-            let conn = Box::pin(pool.dial())
-                .await
-                .map_err(|e| connect_failure(&e, &pool.authority))?;
-            conn.exchange(
-                &head,
-                UpstreamBody::Empty,
-                framing,
-                &parts.method,
-                pool,
-                fields,
-            )
+) -> impl Future<Output = Result<http::Response<ResponseBody>, Problem>> {
+    async move {
+        let (head, framing) = encode_head(&req);
+        let (parts, body) = req.into_parts();
+        let bodiless = matches!(body, UpstreamBody::Empty);
+        let checkout = pool
+            .connection()
             .await
-            .map_err(|e| exchange_failure(&e, &pool.authority))
+            .map_err(|e| connect_failure(&e, &pool.authority))?;
+        let answered = checkout
+            .conn
+            .exchange(&head, body, framing, &parts.method, pool, fields)
+            .await;
+        match answered {
+            // A pooled connection the backend had closed while idle: the request never left
+            // (the write failed), or it left and the backend closed without a byte of answer,
+            // which for an idempotent method may be tried again (RFC 9110 §9.2.2). Bodiless
+            // requests only: there is nothing to replay. Once more, on a new connection.
+            Err(e)
+                if checkout.reused
+                    && bodiless
+                    && (e.never_written()
+                        || (e.before_any_answer() && parts.method.is_idempotent())) =>
+            {
+                tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
+                let conn = Box::pin(pool.dial())
+                    .await
+                    .map_err(|e| connect_failure(&e, &pool.authority))?;
+                conn.exchange(
+                    &head,
+                    UpstreamBody::Empty,
+                    framing,
+                    &parts.method,
+                    pool,
+                    fields,
+                )
+                .await
+                .map_err(|e| exchange_failure(&e, &pool.authority))
+            }
+            Err(e) => Err(exchange_failure(&e, &pool.authority)),
+            Ok(resp) => Ok(resp),
         }
-        Err(e) => Err(exchange_failure(&e, &pool.authority)),
-        Ok(resp) => Ok(resp),
     }
 }
 

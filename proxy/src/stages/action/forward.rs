@@ -45,47 +45,49 @@ impl Forward {
     }
 
     /// Sends the (already transformed) request to a backend.
-    pub async fn run<B>(
+    pub fn run<B>(
         &self,
         req: Request<B>,
         input: &Input<'_>,
         ex: &mut Exchange,
-    ) -> Result<Response<ProxyBody>, Problem>
+    ) -> impl Future<Output = Result<Response<ProxyBody>, Problem>>
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let backend = self.balancer.pick().ok_or_else(|| {
-            Problem::new(
-                ProblemKind::NoEndpoints,
-                "every backend of this route has weight 0",
-            )
-        })?;
-        let endpoint = backend.next().ok_or_else(|| {
-            tracing::debug!(backend = %backend.name, "no ready endpoint");
-            Problem::new(
-                ProblemKind::NoEndpoints,
-                "the backend has no ready endpoint",
-            )
-        })?;
-        ex.upstream(&endpoint.authority);
-        let mut req = req;
-        // An HTTP/1.0 client without Host, on a route without hosts: HTTP/1.1 backends need one.
-        req.headers_mut()
-            .entry(http::header::HOST)
-            .or_insert_with(|| endpoint.host.clone());
-        let (req, body_sent) = upstream_body(req, ex.bytes_in());
-        let sent = Instant::now();
-        let resp = input
-            .upstream
-            .send(endpoint, req, input.timeout, body_sent, input.answer_fields)
-            .await?;
-        input
-            .upstream_duration
-            .observe(sent.elapsed().as_secs_f64());
-        let (mut head, body) = resp.into_parts();
-        remove_hop_by_hop(&mut head.headers);
-        Ok(Response::from_parts(head, body.map_err(Into::into).boxed()))
+        async move {
+            let backend = self.balancer.pick().ok_or_else(|| {
+                Problem::new(
+                    ProblemKind::NoEndpoints,
+                    "every backend of this route has weight 0",
+                )
+            })?;
+            let endpoint = backend.next().ok_or_else(|| {
+                tracing::debug!(backend = %backend.name, "no ready endpoint");
+                Problem::new(
+                    ProblemKind::NoEndpoints,
+                    "the backend has no ready endpoint",
+                )
+            })?;
+            ex.upstream(&endpoint.authority);
+            let mut req = req;
+            // An HTTP/1.0 client without Host, on a route without hosts: HTTP/1.1 backends need one.
+            req.headers_mut()
+                .entry(http::header::HOST)
+                .or_insert_with(|| endpoint.host.clone());
+            let (req, body_sent) = upstream_body(req, ex.bytes_in());
+            let sent = Instant::now();
+            let resp = input
+                .upstream
+                .send(endpoint, req, input.timeout, body_sent, input.answer_fields)
+                .await?;
+            input
+                .upstream_duration
+                .observe(sent.elapsed().as_secs_f64());
+            let (mut head, body) = resp.into_parts();
+            remove_hop_by_hop(&mut head.headers);
+            Ok(Response::from_parts(head, body.map_err(Into::into).boxed()))
+        }
     }
 }
 

@@ -75,37 +75,39 @@ impl Action {
         matches!(self, Action::Forward(_))
     }
 
-    pub async fn run<B>(
+    pub fn run<B>(
         &self,
         req: Request<B>,
         input: Input<'_>,
         ex: &mut Exchange,
-    ) -> Result<http::Response<ProxyBody>, Problem>
+    ) -> impl Future<Output = Result<http::Response<ProxyBody>, Problem>>
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        match self {
-            Action::Forward(f) => f.run(req, &input, ex).await,
-            Action::Aggregate(a) => {
-                let mut log = Vec::new();
-                // Boxed: an Aggregate's future is large and only its requests should carry it.
-                let answer = Box::pin(a.answer(
-                    input.upstream,
-                    input.matched.captures,
-                    req.headers(),
-                    &ex.request_id,
-                    input.timeout,
-                    &mut log,
-                ))
-                .await;
-                if let Some(l) = &mut ex.log {
-                    l.calls = Some(log);
+        async move {
+            match self {
+                Action::Forward(f) => f.run(req, &input, ex).await,
+                Action::Aggregate(a) => {
+                    let mut log = Vec::new();
+                    // Boxed: an Aggregate's future is large and only its requests should carry it.
+                    let answer = Box::pin(a.answer(
+                        input.upstream,
+                        input.matched.captures,
+                        req.headers(),
+                        &ex.request_id,
+                        input.timeout,
+                        &mut log,
+                    ))
+                    .await;
+                    if let Some(l) = &mut ex.log {
+                        l.calls = Some(log);
+                    }
+                    answer
                 }
-                answer
+                Action::Redirect(r) => r.answer(&input, req.uri().query()),
+                Action::Direct(d) => Ok(d.answer()),
             }
-            Action::Redirect(r) => r.answer(&input, req.uri().query()),
-            Action::Direct(d) => Ok(d.answer()),
         }
     }
 }
