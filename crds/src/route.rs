@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,12 @@ pub struct RouteRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
 
+    /// Tries again what failed at a backend: a connection that could not be made or broke, a
+    /// response head that did not come in time, or a status named in `on`. Each try goes to
+    /// another endpoint when there is one. None by default. Only with `backends`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Retries>,
+
     /// Weighted backends the request is sent to. Exactly one of `backends`, `redirect` and
     /// `directResponse` must be set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -107,6 +114,56 @@ pub struct RouteRule {
     /// Answer with a fixed response instead of calling a backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_response: Option<DirectResponseAction>,
+}
+
+/// How a rule's failed tries are tried again.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retries {
+    /// How many times a request may be tried again after its first try (1 to 10).
+    pub attempts: u32,
+
+    /// Deadline of each try for the backend's response headers (`500ms`, `2s`). Defaults to the
+    /// rule's `timeout`, which bounds all tries together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<String>,
+
+    /// What is tried again: `connect-failure` (no connection could be made), `reset` (the
+    /// connection broke before a response head), `timeout` (no response head within
+    /// `perTryTimeout`), `5xx` (any 5xx response, and the three before), `gateway-error` (502,
+    /// 503 or 504, and the three before), `retriable-4xx` (409), or a status code. Defaults to
+    /// `[connect-failure, reset, 503]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<IntOrString>,
+
+    /// Base of the exponential backoff between tries, with jitter (`25ms`, the default): the
+    /// n-th retry waits between half and all of base × 2^(n-1), at most 10 × base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
+
+    /// Retry methods that are not idempotent (POST, PATCH) too. Off by default: they are
+    /// tried again only when no connection could be made, as the request never left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub non_idempotent: bool,
+
+    /// Bounds retries per backend so a failing backend never gets a retry storm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<RetryBudget>,
+}
+
+/// A bound on a backend's retries: at most `percent` of its requests over the last 10
+/// seconds, or `minPerSecond` per second, whichever allows more.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryBudget {
+    /// Share of the backend's requests that may be retries, in percent (1 to 100; default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
+
+    /// Retries per second allowed whatever the share (default 3), so a backend with little
+    /// traffic can still be retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_per_second: Option<u32>,
 }
 
 /// Conditions on the request; all that are given must hold.

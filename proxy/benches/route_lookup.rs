@@ -32,6 +32,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
         request_headers: Default::default(),
         response_headers: Default::default(),
         policy: None,
+        retries: None,
         action: Action::Forward {
             backends: vec![Backend {
                 name: "b".into(),

@@ -13,12 +13,14 @@
 mod listener;
 pub mod path;
 mod policy;
+mod retries;
 mod route;
 pub mod secret;
 mod validate;
 
 pub use listener::*;
 pub use policy::*;
+pub use retries::*;
 pub use route::*;
 pub use secret::Secret;
 pub use validate::ValidationError;

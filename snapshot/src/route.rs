@@ -37,6 +37,9 @@ pub struct Rule {
     /// Key of the effective policy in `Snapshot::policies`, if the rule has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// How failed tries against the backends are tried again (forwards only); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<crate::Retries>,
     pub action: Action,
 }
 

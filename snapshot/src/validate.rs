@@ -90,6 +90,17 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
     if rule.timeout_ms == 0 {
         return Err(err(format!("{p}.timeoutMs"), "must be greater than 0"));
     }
+    if let Some(retries) = &rule.retries {
+        if !matches!(rule.action, Action::Forward { .. }) {
+            return Err(err(
+                format!("{p}.retries"),
+                "only a rule that forwards to backends retries",
+            ));
+        }
+        retries
+            .check()
+            .map_err(|(field, why)| err(format!("{p}.retries.{field}"), why))?;
+    }
     for (mi, m) in rule.matches.iter().enumerate() {
         let mp = format!("{p}.matches[{mi}]");
         if !ranks.insert(m.rank) {
@@ -430,6 +441,7 @@ mod tests {
             request_headers: Default::default(),
             response_headers: Default::default(),
             policy: None,
+            retries: None,
             action: Action::Forward {
                 backends: vec![Backend {
                     name: "b".into(),
@@ -443,6 +455,36 @@ mod tests {
     #[test]
     fn a_valid_snapshot_passes() {
         snapshot(rule()).validate().unwrap();
+    }
+
+    #[test]
+    fn retries_are_bounded_and_only_for_forwards() {
+        let retries = crate::Retries {
+            attempts: 2,
+            per_try_timeout_ms: None,
+            on: vec![crate::RetryOn::Reset],
+            backoff_ms: 25,
+            non_idempotent: false,
+            budget_percent: 20,
+            budget_min_per_second: 3,
+        };
+        let mut r = rule();
+        r.retries = Some(retries.clone());
+        snapshot(r.clone()).validate().unwrap();
+        r.retries = Some(crate::Retries {
+            attempts: 11,
+            ..retries.clone()
+        });
+        let e = snapshot(r.clone()).validate().unwrap_err();
+        assert_eq!(e.path, "routes[0].rules[0].retries.attempts");
+        r.retries = Some(retries);
+        r.action = Action::DirectResponse(crate::DirectResponse {
+            status: 200,
+            body: String::new(),
+            content_type: None,
+        });
+        let e = snapshot(r).validate().unwrap_err();
+        assert_eq!(e.path, "routes[0].rules[0].retries");
     }
 
     #[test]

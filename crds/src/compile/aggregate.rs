@@ -117,6 +117,7 @@ pub fn lower_aggregate(
             request_headers: snap::HeaderOps::default(),
             response_headers: snap::HeaderOps::default(),
             policy: None,
+            retries: None,
             action: snap::Action::Aggregate(snap::Aggregate {
                 forward_headers,
                 max_call_bytes,

@@ -210,6 +210,18 @@ fn lower_rule(
         )
     };
 
+    let retries = match &rule.retries {
+        None => Some(None),
+        Some(_) if rule.backends.is_empty() => {
+            d.push(
+                format!("{p}.retries"),
+                "only a rule with backends retries: redirects and fixed responses have nothing to retry",
+            );
+            None
+        }
+        Some(r) => super::retries::lower_retries(&format!("{p}.retries"), r, d).map(Some),
+    };
+
     Some(snap::Rule {
         id,
         matches,
@@ -218,6 +230,7 @@ fn lower_rule(
         request_headers: request_headers?,
         response_headers: response_headers?,
         policy: None,
+        retries: retries?,
         action: action?,
     })
 }

@@ -9,6 +9,7 @@ pub mod gateways;
 mod lower;
 pub mod policy;
 mod precedence;
+mod retries;
 mod services;
 pub mod urls;
 

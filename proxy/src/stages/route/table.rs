@@ -609,6 +609,7 @@ mod tests {
             request_headers: Default::default(),
             response_headers: Default::default(),
             policy: None,
+            retries: None,
             action: Action::Forward {
                 backends: vec![Backend {
                     name: "b".into(),
