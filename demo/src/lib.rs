@@ -13,6 +13,8 @@
 //! | `/stream/{chunks}/{ms}` | `chunks` lines, one every `ms` milliseconds (chunked) |
 //! | `/upload` | reads the body, answers `{"bytes": n}` |
 //! | `/connections` | how many TCP connections this backend has accepted so far |
+//! | `/requests` | how many requests this backend has answered so far (this one not counted) |
+//! | `/flaky/{n}` | 503 to every n-th `/flaky` request this backend gets, 200 to the others |
 //! | anything else | echo: backend, method, path, query, headers, body size |
 //!
 //! [`certs`]: a certificate authority for HTTPS listeners in demos and tests.
@@ -38,21 +40,29 @@ use tokio::net::TcpListener;
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// What a backend counts, for tests that ask it.
+#[derive(Default)]
+struct Counts {
+    accepted: AtomicU64,
+    requests: AtomicU64,
+    flaky: AtomicU64,
+}
+
 /// Serves forever on `listener` as backend `name`.
 pub async fn serve(listener: TcpListener, name: String) {
-    let accepted = Arc::new(AtomicU64::new(0));
+    let counts = Arc::new(Counts::default());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        accepted.fetch_add(1, Ordering::Relaxed);
+        counts.accepted.fetch_add(1, Ordering::Relaxed);
         let name = name.clone();
-        let accepted = accepted.clone();
+        let counts = counts.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let name = name.clone();
-                let accepted = accepted.load(Ordering::Relaxed);
-                async move { Ok::<_, Infallible>(handle(req, &name, accepted).await) }
+                let counts = counts.clone();
+                async move { Ok::<_, Infallible>(handle(req, &name, &counts).await) }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -93,13 +103,27 @@ fn products() -> Vec<Value> {
     ]
 }
 
-async fn handle(req: Request<Incoming>, name: &str, accepted: u64) -> Response<Body> {
+async fn handle(req: Request<Incoming>, name: &str, counts: &Counts) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let query = req.uri().query().unwrap_or("").to_string();
     let ok = |v: Value| json_response(StatusCode::OK, &v, name);
+    if segs != ["requests"] {
+        counts.requests.fetch_add(1, Ordering::Relaxed);
+    }
     match segs.as_slice() {
-        ["connections"] => ok(json!({"accepted": accepted})),
+        ["connections"] => ok(json!({"accepted": counts.accepted.load(Ordering::Relaxed)})),
+        ["requests"] => ok(json!({"requests": counts.requests.load(Ordering::Relaxed)})),
+        ["flaky", every] => {
+            let n = counts.flaky.fetch_add(1, Ordering::Relaxed) + 1;
+            let status = match every.parse::<u64>() {
+                Ok(every) if every > 0 && n.is_multiple_of(every) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::OK,
+            };
+            json_response(status, &json!({"status": status.as_u16(), "n": n}), name)
+        }
         ["products"] => ok(json!({"items": products()})),
         ["products", id] => match products().into_iter().find(|p| p["id"] == *id) {
             Some(p) => ok(p),

@@ -31,6 +31,9 @@ pub struct Entry {
     /// For an Aggregate: each backend call's status, time and error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls: Option<Vec<CallLog>>,
+    /// Tries made at the backend, when a rule's retries made more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tries: Option<u32>,
     /// Set when the client went away before the response body was sent in full.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,

@@ -52,6 +52,8 @@ pub struct LogFields {
     pub bytes_in: Arc<AtomicU64>,
     /// An Aggregate's calls.
     pub calls: Option<Vec<CallLog>>,
+    /// Tries made at the backend, when a rule's retries made more than one.
+    pub tries: Option<u32>,
 }
 
 /// Who is at the other end of a client connection, whether it speaks TLS, and the client
@@ -135,6 +137,15 @@ impl Exchange {
     pub fn upstream(&mut self, endpoint: &Authority) {
         if let Some(log) = &mut self.log {
             log.upstream = Some(endpoint.clone());
+        }
+    }
+
+    /// Tries made at the backend (when more than one, the access log says so).
+    pub fn tries(&mut self, tries: u32) {
+        if let Some(log) = &mut self.log
+            && tries > 1
+        {
+            log.tries = Some(tries);
         }
     }
 

@@ -70,6 +70,13 @@ impl RouteMetrics {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    pub route: RouteId,
+    /// connect-failure, reset, timeout or status.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectionLimitLabels {
     pub limit: &'static str,
 }
@@ -153,6 +160,8 @@ pub struct Metrics {
     pub local_replies: Family<LocalReplyLabels, Counter>,
     pub request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub upstream_retries: Family<RetryLabels, Counter>,
+    pub upstream_retry_budget_exhausted: Family<RouteLabels, Counter>,
     pub active_connections: Gauge,
     /// A client connection let go by a bound: `connections-per-client`, `memory`,
     /// `http2-reset-flood`, `header-read-timeout`, `send-timeout`, `http2-idle-timeout` (body-too-large and
@@ -187,6 +196,8 @@ impl Metrics {
             local_replies: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             upstream_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            upstream_retries: Family::default(),
+            upstream_retry_budget_exhausted: Family::default(),
             active_connections: Gauge::default(),
             connection_limits: Family::default(),
             overloaded: Gauge::default(),
@@ -231,6 +242,16 @@ impl Metrics {
             "auth_decisions",
             "Policy checks, by effective policy (its Policies, comma-separated) and outcome: allowed, unauthenticated (401), forbidden (403), error (503: policy unavailable, keys or external service unreachable)",
             m.auth_decisions.clone(),
+        );
+        registry.register(
+            "upstream_retries",
+            "Tries at a backend made again, by rule and reason: connect-failure, reset, timeout, status (a status the rule retries)",
+            m.upstream_retries.clone(),
+        );
+        registry.register(
+            "upstream_retry_budget_exhausted",
+            "Retries not made because the backend's retry budget was spent, by rule",
+            m.upstream_retry_budget_exhausted.clone(),
         );
         registry.register(
             "requests",

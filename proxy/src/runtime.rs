@@ -187,7 +187,13 @@ impl RuleRuntime {
             rate_limit: policy.rate_limit,
             max_request_body: policy.max_request_body,
             request_transforms: RequestTransforms::build(rule)?,
-            action: Action::build(&id, &rule.action, metrics, &env.upstream)?,
+            action: Action::build(
+                &id,
+                &rule.action,
+                rule.retries.as_ref(),
+                metrics,
+                &env.upstream,
+            )?,
             response_transforms: ResponseTransforms::build(rule)?,
             id,
         })

@@ -147,6 +147,7 @@ impl OnComplete for Completion {
             client: ex.client.ip().to_string(),
             consumer: ex.consumer.as_deref().map(str::to_string),
             calls: fields.calls.clone(),
+            tries: fields.tries,
             incomplete: !finished && bytes_out > 0,
         };
         if !self.respond.access_log.log(entry) {

@@ -49,6 +49,19 @@ impl EndpointSet {
     }
 }
 
+impl EndpointSet {
+    /// The endpoint after `previous` in the set's order (a retry's: another one when there is
+    /// another). The round robin of first tries is left where it is, so retries do not make
+    /// the next requests start at a failing endpoint.
+    pub fn next_after(&self, previous: &http::uri::Authority) -> Option<&Endpoint> {
+        let at = self
+            .endpoints
+            .iter()
+            .position(|e| e.authority == *previous)?;
+        self.endpoints.get((at + 1) % self.endpoints.len())
+    }
+}
+
 /// Weighted choice among backends.
 pub struct Balancer {
     pub backends: Vec<EndpointSet>,
@@ -74,11 +87,17 @@ impl Balancer {
 
     /// The backend for the next request.
     pub fn pick(&self) -> Option<&EndpointSet> {
+        self.pick_with_index().map(|(_, b)| b)
+    }
+
+    /// The backend for the next request, with its index in `backends`.
+    pub fn pick_with_index(&self) -> Option<(usize, &EndpointSet)> {
         if self.schedule.is_empty() {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
-        self.backends.get(self.schedule[i] as usize)
+        let b = self.schedule[i] as usize;
+        self.backends.get(b).map(|set| (b, set))
     }
 }
 

@@ -7,19 +7,20 @@
 //! - [`h1`]: one HTTP/1.1 exchange on a connection, inline in the request's task.
 //! - [`upload`]: a request body written to a backend as the client sends it.
 //! - [`response_body`]: a backend's answer body, read as the client takes it.
+//! - [`retry`]: failed tries tried again, within a budget per backend.
 //! - this module: one exchange with one endpoint, bounded by timeouts, its failures mapped to
 //!   problems.
 //!
-//! The seam for retries, circuit breaking and health checks (a later issue) is
-//! [`Upstream::send`]: it receives the backend's endpoint and a request whose body has not been
-//! read yet, and answers with the response or a problem that says whether another try may
-//! help ([`crate::problem::ProblemKind::retryable`]).
+//! A try at one endpoint is [`try_endpoint`]: its failure says whether the request left
+//! ([`TryError`]). [`Upstream::send`] makes one try; [`Upstream::send_retrying`] makes as many
+//! as a rule's retries allow. Circuit breaking and health checks (a later step) go beside them.
 
 pub mod balancer;
 pub mod h1;
 pub mod pool;
 pub mod resolve;
 pub mod response_body;
+pub mod retry;
 pub mod upload;
 
 use std::pin::Pin;
@@ -45,6 +46,17 @@ pub enum UpstreamBody {
 }
 
 impl UpstreamBody {
+    /// A body held whole (one a retry may send again).
+    pub fn full(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            return UpstreamBody::Empty;
+        }
+        UpstreamBody::Streaming(Box::pin(http_body_util::BodyExt::map_err(
+            http_body_util::Full::new(bytes),
+            |never| match never {},
+        )))
+    }
+
     /// The client's body; no allocation when it is already known to be empty.
     pub fn from_body<B>(body: B) -> Self
     where
@@ -155,13 +167,7 @@ impl Upstream {
                 }
             }
             match tokio::time::timeout(timeout, exchange).await {
-                Err(_) => Err(Problem::new(
-                    ProblemKind::UpstreamTimeout,
-                    format!(
-                        "the backend did not answer within {}",
-                        humantime::format_duration(timeout)
-                    ),
-                )),
+                Err(_) => Err(timed_out(timeout)),
                 Ok(answered) => answered,
             }
         }
@@ -176,45 +182,83 @@ fn exchange(
     async move {
         let (head, framing) = encode_head(&req);
         let (parts, body) = req.into_parts();
-        let bodiless = matches!(body, UpstreamBody::Empty);
-        let checkout = pool
-            .connection()
+        try_endpoint(pool, &head, framing, &parts.method, body, fields)
             .await
-            .map_err(|e| connect_failure(&e, &pool.authority))?;
+            .map_err(|e| e.problem(&pool.authority))
+    }
+}
+
+/// Why one try at an endpoint failed.
+pub enum TryError {
+    /// No connection could be made: the request never left, and its body is given back.
+    Connect(ConnectError, UpstreamBody),
+    /// The exchange on a connection failed.
+    Exchange(ExchangeError),
+}
+
+impl TryError {
+    /// The problem the client is answered with (logged with the endpoint, which the answer
+    /// never shows).
+    pub fn problem(&self, endpoint: &Authority) -> Problem {
+        match self {
+            TryError::Connect(e, _) => connect_failure(e, endpoint),
+            TryError::Exchange(e) => exchange_failure(e, endpoint),
+        }
+    }
+}
+
+/// One try of an encoded request at one endpoint, on an idle pooled connection or a new one.
+/// A pooled connection the backend had closed while idle is not a failure of the try: the
+/// request never left (the write failed), or it left and the backend closed without a byte of
+/// answer, which for an idempotent method may be sent again (RFC 9110 §9.2.2). Bodiless
+/// requests only, as there is nothing to replay: once more, on a new connection.
+pub fn try_endpoint<'a>(
+    pool: &'a Arc<EndpointPool>,
+    head: &'a [u8],
+    framing: h1::RequestFraming,
+    method: &'a http::Method,
+    body: UpstreamBody,
+    fields: AnswerFields,
+) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
+    async move {
+        let bodiless = matches!(body, UpstreamBody::Empty);
+        let checkout = match pool.connection().await {
+            Ok(checkout) => checkout,
+            Err(e) => return Err(TryError::Connect(e, body)),
+        };
         let answered = checkout
             .conn
-            .exchange(&head, body, framing, &parts.method, pool, fields)
+            .exchange(head, body, framing, method, pool, fields)
             .await;
         match answered {
-            // A pooled connection the backend had closed while idle: the request never left
-            // (the write failed), or it left and the backend closed without a byte of answer,
-            // which for an idempotent method may be tried again (RFC 9110 §9.2.2). Bodiless
-            // requests only: there is nothing to replay. Once more, on a new connection.
             Err(e)
                 if checkout.reused
                     && bodiless
-                    && (e.never_written()
-                        || (e.before_any_answer() && parts.method.is_idempotent())) =>
+                    && (e.never_written() || (e.before_any_answer() && method.is_idempotent())) =>
             {
                 tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
-                let conn = Box::pin(pool.dial())
+                let conn = match Box::pin(pool.dial()).await {
+                    Ok(conn) => conn,
+                    Err(e) => return Err(TryError::Connect(e, UpstreamBody::Empty)),
+                };
+                conn.exchange(head, UpstreamBody::Empty, framing, method, pool, fields)
                     .await
-                    .map_err(|e| connect_failure(&e, &pool.authority))?;
-                conn.exchange(
-                    &head,
-                    UpstreamBody::Empty,
-                    framing,
-                    &parts.method,
-                    pool,
-                    fields,
-                )
-                .await
-                .map_err(|e| exchange_failure(&e, &pool.authority))
+                    .map_err(TryError::Exchange)
             }
-            Err(e) => Err(exchange_failure(&e, &pool.authority)),
+            Err(e) => Err(TryError::Exchange(e)),
             Ok(resp) => Ok(resp),
         }
     }
+}
+
+fn timed_out(waited: Duration) -> Problem {
+    Problem::new(
+        ProblemKind::UpstreamTimeout,
+        format!(
+            "the backend did not answer within {}",
+            humantime::format_duration(waited)
+        ),
+    )
 }
 
 fn connect_failure(e: &ConnectError, endpoint: &Authority) -> Problem {

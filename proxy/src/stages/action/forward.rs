@@ -19,16 +19,46 @@ use super::Input;
 use crate::body::{BoxError, Observed, OnComplete, ProxyBody};
 use crate::exchange::Exchange;
 use crate::forwarding::remove_hop_by_hop;
+use crate::metrics::{Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
 use crate::upstream::balancer::{Balancer, EndpointSet};
+use crate::upstream::retry::{
+    REPLAY_LIMIT, Replay, RetryBudget, RetryMetrics, RetryPlan, RetryPolicy,
+};
 use crate::upstream::{Upstream, UpstreamBody};
 
 pub struct Forward {
     balancer: Balancer,
+    /// The rule's retries, when it has any.
+    retrying: Option<Retrying>,
+}
+
+struct Retrying {
+    policy: RetryPolicy,
+    /// One per backend, in the balancer's order.
+    budgets: Vec<RetryBudget>,
+    metrics: RetryMetrics,
 }
 
 impl Forward {
-    pub fn build(backends: &[snap::Backend], upstream: &Upstream) -> Result<Self, String> {
+    pub fn build(
+        backends: &[snap::Backend],
+        retries: Option<&snap::Retries>,
+        route: &RouteId,
+        metrics: &Metrics,
+        upstream: &Upstream,
+    ) -> Result<Self, String> {
+        let retrying = retries.map(|r| {
+            let policy = RetryPolicy::new(r);
+            Retrying {
+                budgets: backends
+                    .iter()
+                    .map(|_| RetryBudget::new(policy.budget_percent, policy.budget_min_per_second))
+                    .collect(),
+                policy,
+                metrics: RetryMetrics::new(route, metrics),
+            }
+        });
         Ok(Forward {
             balancer: Balancer::new(
                 backends
@@ -41,6 +71,7 @@ impl Forward {
                     })
                     .collect::<Result<_, String>>()?,
             ),
+            retrying,
         })
     }
 
@@ -56,7 +87,7 @@ impl Forward {
         B::Error: Into<BoxError>,
     {
         async move {
-            let backend = self.balancer.pick().ok_or_else(|| {
+            let (index, backend) = self.balancer.pick_with_index().ok_or_else(|| {
                 Problem::new(
                     ProblemKind::NoEndpoints,
                     "every backend of this route has weight 0",
@@ -75,12 +106,37 @@ impl Forward {
             req.headers_mut()
                 .entry(http::header::HOST)
                 .or_insert_with(|| endpoint.host.clone());
-            let (req, body_sent) = upstream_body(req, ex.bytes_in());
             let sent = Instant::now();
-            let resp = input
-                .upstream
-                .send(endpoint, req, input.timeout, body_sent, input.answer_fields)
-                .await?;
+            let resp = match &self.retrying {
+                None => {
+                    let (req, body_sent) = upstream_body(req, ex.bytes_in());
+                    input
+                        .upstream
+                        .send(endpoint, req, input.timeout, body_sent, input.answer_fields)
+                        .await?
+                }
+                Some(retrying) => {
+                    let (head, body) = req.into_parts();
+                    let replay = Box::pin(replayable(body, &head.headers, ex.bytes_in())).await?;
+                    let plan = RetryPlan {
+                        policy: &retrying.policy,
+                        budget: &retrying.budgets[index],
+                        metrics: &retrying.metrics,
+                        timeout: input.timeout,
+                        fields: input.answer_fields,
+                    };
+                    // Boxed: only rules with retries carry this state.
+                    let tried = Box::pin(
+                        input
+                            .upstream
+                            .send_retrying(backend, endpoint, head, replay, plan),
+                    )
+                    .await;
+                    ex.upstream(&tried.endpoint);
+                    ex.tries(tried.tries);
+                    tried.outcome?
+                }
+            };
             input
                 .upstream_duration
                 .observe(sent.elapsed().as_secs_f64());
@@ -89,6 +145,41 @@ impl Forward {
             Ok(Response::from_parts(head, body.map_err(Into::into).boxed()))
         }
     }
+}
+
+/// The client's body, in a form a retry can send again where it can be: read whole when its
+/// declared length is at most [`REPLAY_LIMIT`], else streamed.
+async fn replayable<B>(
+    body: B,
+    headers: &http::HeaderMap,
+    bytes_in: Option<Arc<AtomicU64>>,
+) -> Result<Replay, Problem>
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    let small = matches!(
+        crate::http1::content_length(headers),
+        Ok(Some(n)) if n <= REPLAY_LIMIT
+    );
+    if body.is_end_stream() || !small {
+        let (req, sent) = upstream_body(Request::new(body), bytes_in);
+        return Ok(Replay::Streaming(req.into_body(), sent));
+    }
+    let read = http_body_util::Limited::new(body, REPLAY_LIMIT as usize)
+        .collect()
+        .await
+        .map_err(|e| {
+            Problem::new(
+                crate::client_body::problem_kind(&e),
+                "the request body could not be read",
+            )
+        })?
+        .to_bytes();
+    if let Some(counter) = bytes_in {
+        counter.fetch_add(read.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(Replay::Buffered(read))
 }
 
 /// The client's body for the backend, counted for the access log when it is on, with a signal
@@ -156,7 +247,12 @@ mod tests {
             endpoints: vec![],
             weight: 1,
         };
-        let f = Forward::build(std::slice::from_ref(&none), &upstream).unwrap();
+        let metrics = crate::metrics::Metrics::new();
+        let route = RouteId("ns/r/0".into());
+        let build = |backends: &[snap::Backend]| {
+            Forward::build(backends, None, &route, &metrics, &upstream).unwrap()
+        };
+        let f = build(std::slice::from_ref(&none));
         let histogram = crate::metrics::Metrics::new().redis_duration.clone();
         let input = Input {
             matched: Default::default(),
@@ -172,7 +268,7 @@ mod tests {
         let p = f.run(req, &input, &mut ex).await.unwrap_err();
         assert_eq!(p.kind, ProblemKind::NoEndpoints);
         let zero = snap::Backend { weight: 0, ..none };
-        let f = Forward::build(&[zero], &upstream).unwrap();
+        let f = build(&[zero]);
         let req = Request::new(Full::new(Bytes::new()));
         let p = f.run(req, &input, &mut ex).await.unwrap_err();
         assert_eq!(p.kind, ProblemKind::NoEndpoints);

@@ -55,13 +55,18 @@ impl Action {
     pub fn build(
         rule_id: &std::sync::Arc<str>,
         action: &snap::Action,
+        retries: Option<&snap::Retries>,
         metrics: &Metrics,
         upstream: &Upstream,
     ) -> Result<Self, String> {
         Ok(match action {
-            snap::Action::Forward { backends } => {
-                Action::Forward(forward::Forward::build(backends, upstream)?)
-            }
+            snap::Action::Forward { backends } => Action::Forward(forward::Forward::build(
+                backends,
+                retries,
+                &crate::metrics::RouteId(rule_id.clone()),
+                metrics,
+                upstream,
+            )?),
             snap::Action::Aggregate(a) => Action::Aggregate(aggregate::AggregateRuntime::build(
                 rule_id, a, metrics, upstream,
             )?),

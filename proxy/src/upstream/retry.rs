@@ -1,0 +1,507 @@
+//! Retries: a failed try at a backend is tried again, at another endpoint, when the rule says
+//! so, the method and the body allow it, time is left, and the backend's budget has room.
+//!
+//! - [`RetryPolicy`]: what a rule retries (from the snapshot's [`snap::Retries`]), pure.
+//! - [`RetryBudget`]: per backend, retries at most a share of its recent requests (or a few
+//!   per second), so a failing backend never gets a retry storm (Linkerd's and Envoy's idea).
+//! - [`Upstream::send_retrying`]: the tries themselves.
+//!
+//! What may be sent again: a request whose body is empty or was read whole before the first
+//! try ([`Replay::Buffered`], small bodies with a declared length); a streamed body only when
+//! no connection could be made, since none of it was read then. A method that is not
+//! idempotent only after a connect failure (the request never left) unless the rule opts in.
+//! The rule's timeout bounds every try together, from when the first try's request was sent
+//! in full; `perTryTimeout` bounds each.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use frontdesk_snapshot as snap;
+use http::{Method, StatusCode};
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::balancer::EndpointSet;
+use super::h1::{ExchangeError, encode_head};
+use super::response_body::ResponseBody;
+use super::{AnswerFields, Endpoint, TryError, Upstream, UpstreamBody, try_endpoint};
+use crate::metrics::{Metrics, RetryLabels, RouteId};
+use crate::problem::Problem;
+
+/// Bodies at most this large (by their declared length) are read before the first try, so
+/// they can be sent again.
+pub const REPLAY_LIMIT: u64 = 64 * 1024;
+/// The budget's window: retries are weighed against the requests of the last this many seconds.
+const WINDOW_SECONDS: usize = 10;
+
+/// Why a try failed, as far as retrying goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection could be made: the request never left.
+    Connect,
+    /// The connection broke before a response head.
+    Reset,
+    /// No response head within the try's deadline.
+    Timeout,
+    /// A response with this status.
+    Status(StatusCode),
+}
+
+impl Failure {
+    fn reason(self) -> usize {
+        match self {
+            Failure::Connect => 0,
+            Failure::Reset => 1,
+            Failure::Timeout => 2,
+            Failure::Status(_) => 3,
+        }
+    }
+}
+
+/// What a rule retries.
+#[derive(Debug)]
+pub struct RetryPolicy {
+    /// Tries after the first.
+    pub retries: u32,
+    pub per_try_timeout: Option<Duration>,
+    connect_failure: bool,
+    reset: bool,
+    timeout: bool,
+    /// Statuses 400..=599 that are retried, one bit each.
+    statuses: [u64; 4],
+    backoff: Duration,
+    non_idempotent: bool,
+    pub budget_percent: u32,
+    pub budget_min_per_second: u32,
+}
+
+impl RetryPolicy {
+    pub fn new(r: &snap::Retries) -> Self {
+        let mut p = RetryPolicy {
+            retries: r.attempts,
+            per_try_timeout: r.per_try_timeout_ms.map(Duration::from_millis),
+            connect_failure: false,
+            reset: false,
+            timeout: false,
+            statuses: [0; 4],
+            backoff: Duration::from_millis(r.backoff_ms),
+            non_idempotent: r.non_idempotent,
+            budget_percent: r.budget_percent,
+            budget_min_per_second: r.budget_min_per_second,
+        };
+        for on in &r.on {
+            match on {
+                snap::RetryOn::ConnectFailure => p.connect_failure = true,
+                snap::RetryOn::Reset => p.reset = true,
+                snap::RetryOn::Timeout => p.timeout = true,
+                snap::RetryOn::Any5xx => {
+                    (p.connect_failure, p.reset, p.timeout) = (true, true, true);
+                    (500..=599).for_each(|code| p.set_status(code));
+                }
+                snap::RetryOn::GatewayError => {
+                    (p.connect_failure, p.reset, p.timeout) = (true, true, true);
+                    [502, 503, 504]
+                        .into_iter()
+                        .for_each(|code| p.set_status(code));
+                }
+                snap::RetryOn::Retriable4xx => p.set_status(409),
+                snap::RetryOn::Status(code) => p.set_status(*code),
+            }
+        }
+        p
+    }
+
+    fn set_status(&mut self, code: u16) {
+        if let Some(i) = code.checked_sub(400).filter(|i| *i < 200) {
+            self.statuses[usize::from(i / 64)] |= 1 << (i % 64);
+        }
+    }
+
+    /// Whether a response with `status` is a failure worth another try.
+    pub fn retries_status(&self, status: StatusCode) -> bool {
+        status
+            .as_u16()
+            .checked_sub(400)
+            .filter(|i| *i < 200)
+            .is_some_and(|i| self.statuses[usize::from(i / 64)] & (1 << (i % 64)) != 0)
+    }
+
+    /// Whether `failure` of a `method` request may be tried again (the body aside).
+    pub fn retries(&self, failure: Failure, method: &Method) -> bool {
+        let named = match failure {
+            Failure::Connect => self.connect_failure,
+            Failure::Reset => self.reset,
+            Failure::Timeout => self.timeout,
+            Failure::Status(s) => self.retries_status(s),
+        };
+        // A request that never left may be sent anywhere; one that did, only if sending it
+        // twice is harmless or the rule says so.
+        named && (failure == Failure::Connect || self.non_idempotent || method.is_idempotent())
+    }
+
+    /// The wait before retry `n` (1 for the first): between half and all of base × 2^(n-1),
+    /// at most 10 × base.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let ceiling = self
+            .backoff
+            .saturating_mul(1 << n.saturating_sub(1).min(10))
+            .min(self.backoff * 10);
+        let half = ceiling / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+/// Retries a backend may take: at most `percent` of its requests over the last
+/// [`WINDOW_SECONDS`], or `min_per_second` per second, whichever is more.
+pub struct RetryBudget {
+    percent: u64,
+    min_per_window: u64,
+    started: Instant,
+    /// Per second of the window, by `second % WINDOW_SECONDS`: (second, requests, retries).
+    window: Mutex<[(u64, u64, u64); WINDOW_SECONDS]>,
+}
+
+impl RetryBudget {
+    pub fn new(percent: u32, min_per_second: u32) -> Self {
+        RetryBudget {
+            percent: u64::from(percent),
+            min_per_window: u64::from(min_per_second) * WINDOW_SECONDS as u64,
+            started: Instant::now(),
+            window: Mutex::new([(0, 0, 0); WINDOW_SECONDS]),
+        }
+    }
+
+    /// The slot of the current second, emptied if it last counted an older one.
+    fn slot<'a>(
+        &self,
+        window: &'a mut [(u64, u64, u64); WINDOW_SECONDS],
+    ) -> (u64, &'a mut (u64, u64, u64)) {
+        let now = self.started.elapsed().as_secs();
+        let slot = &mut window[now as usize % WINDOW_SECONDS];
+        if slot.0 != now {
+            *slot = (now, 0, 0);
+        }
+        (now, slot)
+    }
+
+    /// Counts a request (a first try).
+    pub fn request(&self) {
+        let mut window = self.window.lock();
+        self.slot(&mut window).1.1 += 1;
+    }
+
+    /// Takes room for one retry, if there is any.
+    pub fn try_retry(&self) -> bool {
+        let mut window = self.window.lock();
+        let (now, _) = self.slot(&mut window);
+        let recent = |(second, _, _): &&(u64, u64, u64)| now - *second < WINDOW_SECONDS as u64;
+        let requests: u64 = window.iter().filter(recent).map(|s| s.1).sum();
+        let retries: u64 = window.iter().filter(recent).map(|s| s.2).sum();
+        if retries >= self.min_per_window.max(requests * self.percent / 100) {
+            return false;
+        }
+        self.slot(&mut window).1.2 += 1;
+        true
+    }
+}
+
+/// A rule's retry counters, found once per snapshot: `upstream_retries{route, reason}` and
+/// `upstream_retry_budget_exhausted{route}`.
+pub struct RetryMetrics {
+    by_reason: [Counter; 4],
+    pub budget_exhausted: Counter,
+}
+
+impl RetryMetrics {
+    pub fn new(route: &RouteId, metrics: &Metrics) -> Self {
+        let counter = |reason: &'static str| {
+            metrics
+                .upstream_retries
+                .get_or_create(&RetryLabels {
+                    route: route.clone(),
+                    reason,
+                })
+                .clone()
+        };
+        RetryMetrics {
+            by_reason: [
+                counter("connect-failure"),
+                counter("reset"),
+                counter("timeout"),
+                counter("status"),
+            ],
+            budget_exhausted: metrics
+                .upstream_retry_budget_exhausted
+                .get_or_create(&crate::metrics::RouteLabels {
+                    route: route.clone(),
+                })
+                .clone(),
+        }
+    }
+}
+
+/// How the request's body can be sent again.
+pub enum Replay {
+    /// Read whole before the first try: every try sends a copy.
+    Buffered(Bytes),
+    /// Streamed (or empty): it goes with the first try that connects, so a non-empty body is
+    /// tried again only when no connection could be made. `sent` fires once it has been sent
+    /// in full (`None`: no body).
+    Streaming(UpstreamBody, Option<oneshot::Receiver<()>>),
+}
+
+/// What each try after the first sends as its body.
+enum Again {
+    Copy(Bytes),
+    Empty,
+    /// Only what a connect failure gave back.
+    Unsent,
+}
+
+/// A retried call's outcome and how many tries it took.
+pub struct Tried {
+    pub outcome: Result<http::Response<ResponseBody>, Problem>,
+    pub tries: u32,
+    /// The endpoint of the last try.
+    pub endpoint: http::uri::Authority,
+}
+
+/// What a retried call needs besides the request.
+pub struct RetryPlan<'a> {
+    pub policy: &'a RetryPolicy,
+    pub budget: &'a RetryBudget,
+    pub metrics: &'a RetryMetrics,
+    /// The rule's timeout: every try together, from when the request was sent in full.
+    pub timeout: Duration,
+    pub fields: AnswerFields,
+}
+
+impl Upstream {
+    /// Sends the request (`head` and `body`) to `first`, and again to the backend's other
+    /// endpoints as `plan` allows. The answer of the last try is the call's, failure or not.
+    pub fn send_retrying<'a>(
+        &'a self,
+        backend: &'a EndpointSet,
+        first: &'a Endpoint,
+        head: http::request::Parts,
+        body: Replay,
+        plan: RetryPlan<'a>,
+    ) -> impl Future<Output = Tried> + 'a {
+        async move {
+            plan.budget.request();
+            let (again, body, mut sent) = match body {
+                Replay::Buffered(b) => (Again::Copy(b.clone()), UpstreamBody::full(b), None),
+                Replay::Streaming(UpstreamBody::Empty, _) => {
+                    (Again::Empty, UpstreamBody::Empty, None)
+                }
+                Replay::Streaming(b, sent) => (Again::Unsent, b, sent),
+            };
+            let req = http::Request::from_parts(head, body);
+            let (wire, framing) = encode_head(&req);
+            let (head, body) = req.into_parts();
+            let mut next_body = Some(body);
+            let mut endpoint = first;
+            let mut deadline: Option<Instant> = None;
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let body = next_body.take().unwrap_or(UpstreamBody::Empty);
+                let attempt = try_endpoint(
+                    &endpoint.pool,
+                    &wire,
+                    framing,
+                    &head.method,
+                    body,
+                    plan.fields,
+                );
+                tokio::pin!(attempt);
+                let mut early = None;
+                if let Some(rx) = sent.as_mut() {
+                    tokio::select! {
+                        // Connecting failed, or the backend answered before the whole body.
+                        answered = &mut attempt => early = Some(answered),
+                        _ = rx => sent = None,
+                    }
+                }
+                let result = match early {
+                    Some(answered) => Ok(answered),
+                    None => {
+                        let total = *deadline.get_or_insert_with(|| Instant::now() + plan.timeout);
+                        let limit = plan
+                            .policy
+                            .per_try_timeout
+                            .map_or(total, |t| total.min(Instant::now() + t));
+                        let waited = plan.policy.per_try_timeout.filter(|_| limit < total);
+                        tokio::time::timeout_at(limit, attempt)
+                            .await
+                            .map_err(|_| waited.unwrap_or(plan.timeout))
+                    }
+                };
+                let (failure, outcome) = match result {
+                    Ok(Ok(resp)) if !plan.policy.retries_status(resp.status()) => {
+                        return tried(Ok(resp), tries, endpoint);
+                    }
+                    Ok(Ok(resp)) => (Failure::Status(resp.status()), Ok(resp)),
+                    Ok(Err(TryError::Connect(e, unsent))) => {
+                        next_body = Some(unsent);
+                        (
+                            Failure::Connect,
+                            Err(super::connect_failure(&e, &endpoint.authority)),
+                        )
+                    }
+                    Ok(Err(TryError::Exchange(e))) => {
+                        let problem = super::exchange_failure(&e, &endpoint.authority);
+                        if matches!(e, ExchangeError::RequestBody(_)) {
+                            // The client's body failed: no backend is to blame.
+                            return tried(Err(problem), tries, endpoint);
+                        }
+                        (Failure::Reset, Err(problem))
+                    }
+                    Err(waited) => (Failure::Timeout, Err(super::timed_out(waited))),
+                };
+                match &again {
+                    Again::Copy(b) => next_body = Some(UpstreamBody::full(b.clone())),
+                    Again::Empty => next_body = Some(UpstreamBody::Empty),
+                    Again::Unsent => {}
+                }
+                let backoff = plan.policy.backoff(tries);
+                let retry = tries <= plan.policy.retries
+                    && plan.policy.retries(failure, &head.method)
+                    && next_body.is_some()
+                    && deadline.is_none_or(|d| d > Instant::now() + backoff);
+                if !retry {
+                    return tried(outcome, tries, endpoint);
+                }
+                if !plan.budget.try_retry() {
+                    plan.metrics.budget_exhausted.inc();
+                    return tried(outcome, tries, endpoint);
+                }
+                plan.metrics.by_reason[failure.reason()].inc();
+                tracing::debug!(endpoint = %endpoint.authority, ?failure, try_ = tries, "retrying at a backend");
+                // A response not taken is dropped with its connection.
+                drop(outcome);
+                tokio::time::sleep(backoff).await;
+                endpoint = backend.next_after(&endpoint.authority).unwrap_or(endpoint);
+            }
+        }
+    }
+}
+
+fn tried(
+    outcome: Result<http::Response<ResponseBody>, Problem>,
+    tries: u32,
+    endpoint: &Endpoint,
+) -> Tried {
+    Tried {
+        outcome,
+        tries,
+        endpoint: endpoint.authority.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(on: &[snap::RetryOn], non_idempotent: bool) -> RetryPolicy {
+        RetryPolicy::new(&snap::Retries {
+            attempts: 2,
+            per_try_timeout_ms: None,
+            on: on.to_vec(),
+            backoff_ms: 20,
+            non_idempotent,
+            budget_percent: 20,
+            budget_min_per_second: 1,
+        })
+    }
+
+    fn status(code: u16) -> Failure {
+        Failure::Status(StatusCode::from_u16(code).unwrap())
+    }
+
+    #[test]
+    fn conditions_expand_as_documented() {
+        let get = Method::GET;
+        let p = policy(&[snap::RetryOn::GatewayError], false);
+        for f in [
+            Failure::Connect,
+            Failure::Reset,
+            Failure::Timeout,
+            status(502),
+            status(503),
+            status(504),
+        ] {
+            assert!(p.retries(f, &get), "{f:?}");
+        }
+        for f in [status(500), status(429), status(409)] {
+            assert!(!p.retries(f, &get), "{f:?}");
+        }
+        let p = policy(&[snap::RetryOn::Any5xx], false);
+        assert!(p.retries(status(500), &get) && p.retries(status(599), &get));
+        assert!(!p.retries(status(499), &get));
+        let p = policy(
+            &[snap::RetryOn::Status(429), snap::RetryOn::Retriable4xx],
+            false,
+        );
+        assert!(p.retries(status(429), &get) && p.retries(status(409), &get));
+        assert!(!p.retries(Failure::Reset, &get) && !p.retries(status(503), &get));
+        let p = policy(&[snap::RetryOn::Reset], false);
+        assert!(
+            !p.retries(Failure::Connect, &get),
+            "connect failures are their own condition"
+        );
+    }
+
+    #[test]
+    fn methods_that_are_not_idempotent_are_retried_only_when_they_never_left() {
+        let p = policy(&[snap::RetryOn::Any5xx], false);
+        assert!(p.retries(Failure::Connect, &Method::POST));
+        assert!(!p.retries(Failure::Reset, &Method::POST));
+        assert!(!p.retries(status(503), &Method::PATCH));
+        assert!(p.retries(status(503), &Method::PUT), "PUT is idempotent");
+        let p = policy(&[snap::RetryOn::Any5xx], true);
+        assert!(p.retries(Failure::Reset, &Method::POST) && p.retries(status(503), &Method::POST));
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_ceiling() {
+        let p = policy(&[snap::RetryOn::Reset], false);
+        for _ in 0..100 {
+            let first = p.backoff(1);
+            assert!((10..=20).contains(&first.as_millis()), "{first:?}");
+            let third = p.backoff(3);
+            assert!((40..=80).contains(&third.as_millis()), "{third:?}");
+            let late = p.backoff(30);
+            assert!((100..=200).contains(&late.as_millis()), "{late:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_allows_a_share_of_recent_requests_or_a_floor_per_second() {
+        // 20% of requests, at least 1 per second (10 per window).
+        let budget = RetryBudget::new(20, 1);
+        let granted = |n| (0..n).filter(|_| budget.try_retry()).count();
+        assert_eq!(granted(20), 10, "the floor alone: 1/s over the 10 s window");
+        for _ in 0..100 {
+            budget.request();
+        }
+        assert_eq!(
+            granted(20),
+            10,
+            "20% of 100 requests is 20, 10 of them taken"
+        );
+        // Past the window, what was counted is forgotten.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(granted(20), 10);
+        for _ in 0..1000 {
+            budget.request();
+        }
+        assert_eq!(
+            granted(1000),
+            190,
+            "200 in all, 10 of them already taken this window"
+        );
+    }
+}
