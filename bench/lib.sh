@@ -164,6 +164,10 @@ EOF
       matches: [{path: {type: PathPrefix, value: /global}}]
       policies: [bench-global]
       backends: [{url: "http://127.0.0.1:$backend_port"}]
+    - name: retries
+      matches: [{path: {type: PathPrefix, value: /retries}}]
+      retries: {attempts: 2, perTryTimeout: 5s, on: [connect-failure, reset, 5xx]}
+      backends: [{url: "http://127.0.0.1:$backend_port"}]
 ---
 apiVersion: frontdesk.dev/v1alpha1
 kind: Policy
