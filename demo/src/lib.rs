@@ -14,7 +14,7 @@
 //! | `/upload` | reads the body, answers `{"bytes": n}` |
 //! | `/connections` | how many TCP connections this backend has accepted so far |
 //! | `/requests` | how many requests this backend has answered so far (this one not counted) |
-//! | `/flaky/{n}` | 503 to every n-th `/flaky` request this backend gets, 200 to the others |
+//! | `/flaky/{n}` | 503 to every n-th `/flaky` request this backend gets, 200 to the others; reads the body, answers its size |
 //! | anything else | echo: backend, method, path, query, headers, body size |
 //!
 //! [`certs`]: a certificate authority for HTTPS listeners in demos and tests.
@@ -122,7 +122,17 @@ async fn handle(req: Request<Incoming>, name: &str, counts: &Counts) -> Response
                 }
                 _ => StatusCode::OK,
             };
-            json_response(status, &json!({"status": status.as_u16(), "n": n}), name)
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes().len())
+                .unwrap_or(0);
+            json_response(
+                status,
+                &json!({"status": status.as_u16(), "n": n, "bodyBytes": body}),
+                name,
+            )
         }
         ["products"] => ok(json!({"items": products()})),
         ["products", id] => match products().into_iter().find(|p| p["id"] == *id) {

@@ -162,10 +162,25 @@ async fn a_post_is_not_retried_unless_the_rule_opts_in_and_its_body_is_sent_agai
     let (status, _) = call(&bold, "POST", "/status/503", "order=1").await;
     assert_eq!(status, 503);
     assert_eq!(requests(backend).await - before, 3);
-    // Each try carried the whole body: the echo counts it.
-    let (status, body) = call(&bold, "POST", "/echo", "order=1").await;
-    assert_eq!(status, 200);
-    assert!(body.contains("\"bodyBytes\":7"), "{body}");
+    // A retried POST carries its whole body again: the backend's second answer (a 503) is
+    // tried again and the third one counts the body.
+    let flaky = frontdesk_demo::spawn("flaky").await;
+    let bold = runtime(
+        &[flaky],
+        Some("{attempts: 2, on: ['503'], backoff: 1ms, nonIdempotent: true}"),
+    );
+    let (status, body) = call(&bold, "POST", "/flaky/2", "order=1").await;
+    assert_eq!(
+        (status, json(&Bytes::from(body))["n"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    let (status, body) = call(&bold, "POST", "/flaky/2", "order=1").await;
+    let answer = json(&Bytes::from(body));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["n"].as_u64(), answer["bodyBytes"].as_u64()),
+        (Some(3), Some(7))
+    );
 }
 
 #[tokio::test]
@@ -241,33 +256,41 @@ async fn connect_failures_resets_and_silence_move_to_another_endpoint() {
     }
 }
 
+/// A POST of `parts` with no declared length: its body streams.
+async fn streamed_post(rt: &Arc<Runtime>, parts: [&'static str; 2]) -> (StatusCode, Bytes) {
+    let stream = futures::stream::iter(parts.map(|s| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(s.as_bytes())))
+    }));
+    let req = Request::post("/upload")
+        .header("host", "shop.example.com")
+        .body(http_body_util::StreamBody::new(stream))
+        .unwrap();
+    let resp = rt
+        .clone()
+        .handle(req, CLIENT.parse::<SocketAddr>().unwrap())
+        .await;
+    let status = resp.status();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
 #[tokio::test]
 async fn a_streamed_body_is_retried_only_when_no_connection_was_made() {
-    let dead = closed_port();
     let good = frontdesk_demo::spawn("good").await;
-    let rt = runtime(
-        &[dead, good],
-        Some("{attempts: 1, on: [connect-failure, reset], backoff: 1ms, nonIdempotent: true}"),
-    );
-    // No declared length: the body streams, nothing of it is kept.
+    let retries = "{attempts: 1, on: [connect-failure, reset], backoff: 1ms, nonIdempotent: true}";
+    // Nothing of the body was read when the connection could not be made: it goes on whole.
+    let rt = runtime(&[closed_port(), good], Some(retries));
     for _ in 0..4 {
-        let stream = futures::stream::iter(["part one, ", "part two"].map(|s| {
-            Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(
-                s.as_bytes(),
-            )))
-        }));
-        let req = Request::post("/upload")
-            .header("host", "shop.example.com")
-            .body(http_body_util::StreamBody::new(stream))
-            .unwrap();
-        let resp = rt
-            .clone()
-            .handle(req, CLIENT.parse::<SocketAddr>().unwrap())
-            .await;
-        assert_eq!(resp.status(), 200);
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let (status, body) = streamed_post(&rt, ["part one, ", "part two"]).await;
+        assert_eq!(status, 200);
         assert_eq!(json(&body)["bytes"], 18);
     }
+    // A backend that hung up after reading it: what it read is gone, so no other try.
+    let rt = runtime(&[hanging_up().await, good], Some(retries));
+    let mut failed = 0;
+    for _ in 0..4 {
+        failed += usize::from(streamed_post(&rt, ["part one, ", "part two"]).await.0 == 502);
+    }
+    assert_eq!(failed, 2, "the two that went to the backend that hung up");
 }
 
 #[tokio::test]
@@ -280,7 +303,7 @@ async fn tries_show_in_the_access_log_and_never_to_the_client() {
         ),
     );
     let p = ProxyProcess::with_files(&[("r.yaml", &r)], &[]).await;
-    // The backend's first answer is a 503; the second try's a 200.
+    // The backend answers its first request, and the second one's first try with a 503.
     let a = get(&p.url("/flaky/2")).await.unwrap();
     let b = get(&p.url("/flaky/2")).await.unwrap();
     assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK));
@@ -291,5 +314,7 @@ async fn tries_show_in_the_access_log_and_never_to_the_client() {
         );
     }
     let log = p.wait_log_stdout("\"tries\":2").await;
-    assert!(log.contains("\"status\":200"), "{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("\"tries\"")).collect();
+    assert_eq!(lines.len(), 1, "only the retried request: {log}");
+    assert!(lines[0].contains("\"status\":200"), "{log}");
 }

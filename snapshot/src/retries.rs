@@ -78,7 +78,8 @@ impl RetryOn {
 }
 
 impl Retries {
-    /// The bounds a rule's retries must keep.
+    /// The bounds a rule's retries must keep; a failure names the field (as this type spells
+    /// it) and why.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         if !(1..=MAX_RETRY_ATTEMPTS).contains(&self.attempts) {
             return Err((
@@ -87,7 +88,7 @@ impl Retries {
             ));
         }
         if self.per_try_timeout_ms == Some(0) {
-            return Err(("perTryTimeout", "must be more than 0".into()));
+            return Err(("perTryTimeoutMs", "must be more than 0".into()));
         }
         if self.on.is_empty() {
             return Err(("on", "name at least one condition".into()));
@@ -100,10 +101,10 @@ impl Retries {
             return Err(("on", format!("{code} is not an error status (400 to 599)")));
         }
         if self.backoff_ms == 0 || self.backoff_ms > 60_000 {
-            return Err(("backoff", "must be more than 0 and at most 1m".into()));
+            return Err(("backoffMs", "must be more than 0 and at most 1m".into()));
         }
         if !(1..=100).contains(&self.budget_percent) {
-            return Err(("budget.percent", "must be from 1 to 100".into()));
+            return Err(("budgetPercent", "must be from 1 to 100".into()));
         }
         Ok(())
     }
@@ -154,10 +155,10 @@ mod tests {
         };
         assert_eq!(bad(|r| r.attempts = 0), "attempts");
         assert_eq!(bad(|r| r.attempts = 11), "attempts");
-        assert_eq!(bad(|r| r.per_try_timeout_ms = Some(0)), "perTryTimeout");
+        assert_eq!(bad(|r| r.per_try_timeout_ms = Some(0)), "perTryTimeoutMs");
         assert_eq!(bad(|r| r.on.clear()), "on");
         assert_eq!(bad(|r| r.on = vec![RetryOn::Status(200)]), "on");
-        assert_eq!(bad(|r| r.backoff_ms = 0), "backoff");
-        assert_eq!(bad(|r| r.budget_percent = 0), "budget.percent");
+        assert_eq!(bad(|r| r.backoff_ms = 0), "backoffMs");
+        assert_eq!(bad(|r| r.budget_percent = 0), "budgetPercent");
     }
 }

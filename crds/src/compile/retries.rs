@@ -64,9 +64,19 @@ pub(super) fn lower_retries(p: &str, r: &Retries, d: &mut Diagnostics) -> Option
     match lowered.check() {
         Ok(()) => Some(lowered),
         Err((field, why)) => {
-            d.push(format!("{p}.{field}"), why);
+            d.push(format!("{p}.{}", manifest_field(field)), why);
             None
         }
+    }
+}
+
+/// The manifest's name of a snapshot field [`snap::Retries::check`] names.
+fn manifest_field(snapshot_field: &str) -> &str {
+    match snapshot_field {
+        "perTryTimeoutMs" => "perTryTimeout",
+        "backoffMs" => "backoff",
+        "budgetPercent" => "budget.percent",
+        other => other,
     }
 }
 
@@ -131,6 +141,11 @@ mod tests {
         assert_eq!(
             errors,
             ["spec.rules[0].retries.attempts: must be from 1 to 10"]
+        );
+        let errors = lower("{attempts: 1, budget: {percent: 0}}").unwrap_err();
+        assert_eq!(
+            errors,
+            ["spec.rules[0].retries.budget.percent: must be from 1 to 100"]
         );
         let errors = lower("{attempts: 1, on: [200]}").unwrap_err();
         assert_eq!(

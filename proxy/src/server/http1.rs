@@ -12,10 +12,10 @@
 //! request's state: what a request holds in flight lives in one allocation per exchange, so an
 //! idle connection's task is only what waiting for a head needs. The first request head must be
 //! complete within the header read timeout of the accept, later ones within it of their first
-//! byte, and an idle keep-alive connection closes after the idle timeout. Answers are framed by their Content-Length, else their known size,
-//! else chunked (HTTP/1.0 clients: until close). `Expect: 100-continue` is answered when the
-//! request path first reads the body, so a request refused without it never invites the
-//! upload.
+//! byte, and an idle keep-alive connection closes after the idle timeout. Answers are framed by
+//! their Content-Length, else their known size, else chunked (HTTP/1.0 clients: until close).
+//! `Expect: 100-continue` is answered when the request path first reads the body, so a request
+//! refused without it never invites the upload.
 //! While the proxy drains, each answer says `Connection: close`, and a connection idle between
 //! requests is left open rather than closed under a client that may be sending: its next
 //! request is answered (with `Connection: close`), or the drain timeout ends it.

@@ -208,10 +208,6 @@ impl TryError {
 }
 
 /// One try of an encoded request at one endpoint, on an idle pooled connection or a new one.
-/// A pooled connection the backend had closed while idle is not a failure of the try: the
-/// request never left (the write failed), or it left and the backend closed without a byte of
-/// answer, which for an idempotent method may be sent again (RFC 9110 §9.2.2). Bodiless
-/// requests only, as there is nothing to replay: once more, on a new connection.
 pub fn try_endpoint<'a>(
     pool: &'a Arc<EndpointPool>,
     head: &'a [u8],
@@ -221,11 +217,29 @@ pub fn try_endpoint<'a>(
     fields: AnswerFields,
 ) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
     async move {
+        match pool.connection().await {
+            Ok(checkout) => exchange_on(checkout, pool, head, framing, method, body, fields).await,
+            Err(e) => Err(TryError::Connect(e, body)),
+        }
+    }
+}
+
+/// The exchange of a try, on a connection checked out of `pool`. A pooled connection the
+/// backend had closed while idle is not a failure of the try: the request never left (the
+/// write failed), or it left and the backend closed without a byte of answer, which for an
+/// idempotent method may be sent again (RFC 9110 §9.2.2). Bodiless requests only, as there is
+/// nothing to replay: once more, on a new connection.
+pub fn exchange_on<'a>(
+    checkout: pool::Checkout,
+    pool: &'a Arc<EndpointPool>,
+    head: &'a [u8],
+    framing: h1::RequestFraming,
+    method: &'a http::Method,
+    body: UpstreamBody,
+    fields: AnswerFields,
+) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
+    async move {
         let bodiless = matches!(body, UpstreamBody::Empty);
-        let checkout = match pool.connection().await {
-            Ok(checkout) => checkout,
-            Err(e) => return Err(TryError::Connect(e, body)),
-        };
         let answered = checkout
             .conn
             .exchange(head, body, framing, method, pool, fields)

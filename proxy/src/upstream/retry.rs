@@ -24,9 +24,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::balancer::EndpointSet;
-use super::h1::{ExchangeError, encode_head};
+use super::h1::{ExchangeError, RequestFraming, encode_head};
 use super::response_body::ResponseBody;
-use super::{AnswerFields, Endpoint, TryError, Upstream, UpstreamBody, try_endpoint};
+use super::{AnswerFields, Endpoint, TryError, Upstream, UpstreamBody, exchange_on};
 use crate::metrics::{Metrics, RetryLabels, RouteId};
 use crate::problem::Problem;
 
@@ -138,7 +138,12 @@ impl RetryPolicy {
         };
         // A request that never left may be sent anywhere; one that did, only if sending it
         // twice is harmless or the rule says so.
-        named && (failure == Failure::Connect || self.non_idempotent || method.is_idempotent())
+        named && (failure == Failure::Connect || self.resends(method))
+    }
+
+    /// Whether a `method` request that left may be sent again (for some condition).
+    pub fn resends(&self, method: &Method) -> bool {
+        self.non_idempotent || method.is_idempotent()
     }
 
     /// The wait before retry `n` (1 for the first): between half and all of base × 2^(n-1),
@@ -291,7 +296,7 @@ impl Upstream {
     ) -> impl Future<Output = Tried> + 'a {
         async move {
             plan.budget.request();
-            let (again, body, mut sent) = match body {
+            let (again, body, sent) = match body {
                 Replay::Buffered(b) => (Again::Copy(b.clone()), UpstreamBody::full(b), None),
                 Replay::Streaming(UpstreamBody::Empty, _) => {
                     (Again::Empty, UpstreamBody::Empty, None)
@@ -301,76 +306,42 @@ impl Upstream {
             let req = http::Request::from_parts(head, body);
             let (wire, framing) = encode_head(&req);
             let (head, body) = req.into_parts();
+            let mut clock = Clock {
+                sent,
+                deadline: None,
+                // Until a request has been sent in full, no try starts past this.
+                give_up: later(plan.timeout),
+            };
             let mut next_body = Some(body);
             let mut endpoint = first;
-            let mut deadline: Option<Instant> = None;
             let mut tries = 0;
             loop {
                 tries += 1;
                 let body = next_body.take().unwrap_or(UpstreamBody::Empty);
-                let attempt = try_endpoint(
-                    &endpoint.pool,
-                    &wire,
+                let at = Try {
+                    endpoint,
+                    wire: &wire,
                     framing,
-                    &head.method,
-                    body,
-                    plan.fields,
-                );
-                tokio::pin!(attempt);
-                let mut early = None;
-                if let Some(rx) = sent.as_mut() {
-                    tokio::select! {
-                        // Connecting failed, or the backend answered before the whole body.
-                        answered = &mut attempt => early = Some(answered),
-                        _ = rx => sent = None,
-                    }
-                }
-                let result = match early {
-                    Some(answered) => Ok(answered),
-                    None => {
-                        let total = *deadline.get_or_insert_with(|| Instant::now() + plan.timeout);
-                        let limit = plan
-                            .policy
-                            .per_try_timeout
-                            .map_or(total, |t| total.min(Instant::now() + t));
-                        let waited = plan.policy.per_try_timeout.filter(|_| limit < total);
-                        tokio::time::timeout_at(limit, attempt)
-                            .await
-                            .map_err(|_| waited.unwrap_or(plan.timeout))
-                    }
+                    method: &head.method,
                 };
-                let (failure, outcome) = match result {
-                    Ok(Ok(resp)) if !plan.policy.retries_status(resp.status()) => {
+                let (failure, outcome, back) = match at.make(body, &mut clock, &plan).await {
+                    TryOutcome::Answered(resp) if !plan.policy.retries_status(resp.status()) => {
                         return tried(Ok(resp), tries, endpoint);
                     }
-                    Ok(Ok(resp)) => (Failure::Status(resp.status()), Ok(resp)),
-                    Ok(Err(TryError::Connect(e, unsent))) => {
-                        next_body = Some(unsent);
-                        (
-                            Failure::Connect,
-                            Err(super::connect_failure(&e, &endpoint.authority)),
-                        )
-                    }
-                    Ok(Err(TryError::Exchange(e))) => {
-                        let problem = super::exchange_failure(&e, &endpoint.authority);
-                        if matches!(e, ExchangeError::RequestBody(_)) {
-                            // The client's body failed: no backend is to blame.
-                            return tried(Err(problem), tries, endpoint);
-                        }
-                        (Failure::Reset, Err(problem))
-                    }
-                    Err(waited) => (Failure::Timeout, Err(super::timed_out(waited))),
+                    TryOutcome::Answered(resp) => (Failure::Status(resp.status()), Ok(resp), None),
+                    TryOutcome::Failed(failure, problem, back) => (failure, Err(problem), back),
+                    TryOutcome::Final(problem) => return tried(Err(problem), tries, endpoint),
                 };
-                match &again {
-                    Again::Copy(b) => next_body = Some(UpstreamBody::full(b.clone())),
-                    Again::Empty => next_body = Some(UpstreamBody::Empty),
-                    Again::Unsent => {}
-                }
+                next_body = match &again {
+                    Again::Copy(b) => Some(UpstreamBody::full(b.clone())),
+                    Again::Empty => Some(UpstreamBody::Empty),
+                    Again::Unsent => back,
+                };
                 let backoff = plan.policy.backoff(tries);
                 let retry = tries <= plan.policy.retries
                     && plan.policy.retries(failure, &head.method)
                     && next_body.is_some()
-                    && deadline.is_none_or(|d| d > Instant::now() + backoff);
+                    && Instant::now() + backoff < clock.deadline.unwrap_or(clock.give_up);
                 if !retry {
                     return tried(outcome, tries, endpoint);
                 }
@@ -387,6 +358,114 @@ impl Upstream {
             }
         }
     }
+}
+
+/// The time limits of a retried call.
+struct Clock {
+    /// Fires once the request's streamed body has been sent in full.
+    sent: Option<oneshot::Receiver<()>>,
+    /// The rule's timeout, from when the request was first sent in full: every try's wait.
+    deadline: Option<Instant>,
+    /// The rule's timeout from the first try: no try starts past it while nothing was sent.
+    give_up: Instant,
+}
+
+/// How one try ended.
+enum TryOutcome {
+    Answered(http::Response<ResponseBody>),
+    /// The try failed; the body is back when none of it was read.
+    Failed(Failure, Problem, Option<UpstreamBody>),
+    /// The client's own body failed: no other try would do better.
+    Final(Problem),
+}
+
+/// One try at one endpoint.
+struct Try<'a> {
+    endpoint: &'a Endpoint,
+    wire: &'a [u8],
+    framing: RequestFraming,
+    method: &'a Method,
+}
+
+impl Try<'_> {
+    /// Connects (within the pool's connect timeout and the call's time), sends, and waits for
+    /// the response head within the try's deadline. Everything the try holds is gone when it
+    /// returns, so a retry's backoff keeps no connection.
+    async fn make(
+        &self,
+        body: UpstreamBody,
+        clock: &mut Clock,
+        plan: &RetryPlan<'_>,
+    ) -> TryOutcome {
+        let pool = &self.endpoint.pool;
+        let checkout = match tokio::time::timeout_at(
+            clock.deadline.unwrap_or(clock.give_up),
+            pool.connection(),
+        )
+        .await
+        {
+            Ok(Ok(checkout)) => checkout,
+            Ok(Err(e)) => {
+                let problem = super::connect_failure(&e, &self.endpoint.authority);
+                return TryOutcome::Failed(Failure::Connect, problem, Some(body));
+            }
+            Err(_) => {
+                return TryOutcome::Failed(Failure::Connect, super::timed_out(plan.timeout), None);
+            }
+        };
+        let attempt = exchange_on(
+            checkout,
+            pool,
+            self.wire,
+            self.framing,
+            self.method,
+            body,
+            plan.fields,
+        );
+        tokio::pin!(attempt);
+        if let Some(rx) = clock.sent.as_mut() {
+            tokio::select! {
+                // The backend answered before the whole body (a 413, say).
+                answered = &mut attempt => return self.classify(answered),
+                _ = rx => clock.sent = None,
+            }
+        }
+        let total = *clock.deadline.get_or_insert_with(|| later(plan.timeout));
+        let (limit, waited) = match plan.policy.per_try_timeout {
+            Some(t) if later(t) < total => (later(t), t),
+            _ => (total, plan.timeout),
+        };
+        match tokio::time::timeout_at(limit, attempt).await {
+            Ok(answered) => self.classify(answered),
+            Err(_) => TryOutcome::Failed(Failure::Timeout, super::timed_out(waited), None),
+        }
+    }
+
+    fn classify(&self, answered: Result<http::Response<ResponseBody>, TryError>) -> TryOutcome {
+        let at = &self.endpoint.authority;
+        match answered {
+            Ok(resp) => TryOutcome::Answered(resp),
+            Err(TryError::Connect(e, back)) => {
+                TryOutcome::Failed(Failure::Connect, super::connect_failure(&e, at), Some(back))
+            }
+            Err(TryError::Exchange(e)) => {
+                let problem = super::exchange_failure(&e, at);
+                if matches!(e, ExchangeError::RequestBody(_)) {
+                    TryOutcome::Final(problem)
+                } else if e.never_written() {
+                    // The request never left (a pooled connection closed under it).
+                    TryOutcome::Failed(Failure::Connect, problem, None)
+                } else {
+                    TryOutcome::Failed(Failure::Reset, problem, None)
+                }
+            }
+        }
+    }
+}
+
+/// `d` from now; durations past a day count as a day (no overflow from a hostile snapshot).
+fn later(d: Duration) -> Instant {
+    Instant::now() + d.min(Duration::from_secs(24 * 3600))
 }
 
 fn tried(

@@ -106,18 +106,27 @@ impl Forward {
             req.headers_mut()
                 .entry(http::header::HOST)
                 .or_insert_with(|| endpoint.host.clone());
-            let sent = Instant::now();
             let resp = match &self.retrying {
                 None => {
                     let (req, body_sent) = upstream_body(req, ex.bytes_in());
-                    input
+                    let sent = Instant::now();
+                    let resp = input
                         .upstream
                         .send(endpoint, req, input.timeout, body_sent, input.answer_fields)
-                        .await?
+                        .await?;
+                    input
+                        .upstream_duration
+                        .observe(sent.elapsed().as_secs_f64());
+                    resp
                 }
                 Some(retrying) => {
                     let (head, body) = req.into_parts();
-                    let replay = Box::pin(replayable(body, &head.headers, ex.bytes_in())).await?;
+                    // Kept for another try only when one could send it: a method that is not
+                    // idempotent is tried again only when it never left, body and all.
+                    let resend = retrying.policy.resends(&head.method);
+                    let replay =
+                        Box::pin(replayable(body, &head.headers, resend, ex.bytes_in())).await?;
+                    let sent = Instant::now();
                     let plan = RetryPlan {
                         policy: &retrying.policy,
                         budget: &retrying.budgets[index],
@@ -134,12 +143,13 @@ impl Forward {
                     .await;
                     ex.upstream(&tried.endpoint);
                     ex.tries(tried.tries);
-                    tried.outcome?
+                    let resp = tried.outcome?;
+                    input
+                        .upstream_duration
+                        .observe(sent.elapsed().as_secs_f64());
+                    resp
                 }
             };
-            input
-                .upstream_duration
-                .observe(sent.elapsed().as_secs_f64());
             let (mut head, body) = resp.into_parts();
             remove_hop_by_hop(&mut head.headers);
             Ok(Response::from_parts(head, body.map_err(Into::into).boxed()))
@@ -147,11 +157,13 @@ impl Forward {
     }
 }
 
-/// The client's body, in a form a retry can send again where it can be: read whole when its
-/// declared length is at most [`REPLAY_LIMIT`], else streamed.
+/// The client's body, in a form a retry can send again where it can be: read whole when a
+/// retry could send it (`resend`) and its declared length is at most [`REPLAY_LIMIT`], else
+/// streamed.
 async fn replayable<B>(
     body: B,
     headers: &http::HeaderMap,
+    resend: bool,
     bytes_in: Option<Arc<AtomicU64>>,
 ) -> Result<Replay, Problem>
 where
@@ -162,7 +174,7 @@ where
         crate::http1::content_length(headers),
         Ok(Some(n)) if n <= REPLAY_LIMIT
     );
-    if body.is_end_stream() || !small {
+    if body.is_end_stream() || !small || !resend {
         let (req, sent) = upstream_body(Request::new(body), bytes_in);
         return Ok(Replay::Streaming(req.into_body(), sent));
     }
