@@ -11,8 +11,8 @@
 //! - this module: one exchange with one endpoint, bounded by timeouts, its failures mapped to
 //!   problems.
 //!
-//! A try at one endpoint is [`try_endpoint`]: its failure says whether the request left
-//! ([`TryError`]). [`Upstream::send`] makes one try; [`Upstream::send_retrying`] makes as many
+//! A try at one endpoint is a connection from its pool and [`exchange_on`] it: the failure says
+//! whether the request left ([`TryError`]). [`Upstream::send`] makes one try; [`Upstream::send_retrying`] makes as many
 //! as a rule's retries allow. Circuit breaking and health checks (a later step) go beside them.
 
 pub mod balancer;
@@ -182,9 +182,35 @@ fn exchange(
     async move {
         let (head, framing) = encode_head(&req);
         let (parts, body) = req.into_parts();
-        try_endpoint(pool, &head, framing, &parts.method, body, fields)
+        let bodiless = matches!(body, UpstreamBody::Empty);
+        let checkout = pool
+            .connection()
             .await
-            .map_err(|e| e.problem(&pool.authority))
+            .map_err(|e| connect_failure(&e, &pool.authority))?;
+        let answered = checkout
+            .conn
+            .exchange(&head, body, framing, &parts.method, pool, fields)
+            .await;
+        match answered {
+            Err(e) if checkout.reused && bodiless && stale(&e, &parts.method) => {
+                tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
+                let conn = Box::pin(pool.dial())
+                    .await
+                    .map_err(|e| connect_failure(&e, &pool.authority))?;
+                conn.exchange(
+                    &head,
+                    UpstreamBody::Empty,
+                    framing,
+                    &parts.method,
+                    pool,
+                    fields,
+                )
+                .await
+                .map_err(|e| exchange_failure(&e, &pool.authority))
+            }
+            Err(e) => Err(exchange_failure(&e, &pool.authority)),
+            Ok(resp) => Ok(resp),
+        }
     }
 }
 
@@ -207,28 +233,11 @@ impl TryError {
     }
 }
 
-/// One try of an encoded request at one endpoint, on an idle pooled connection or a new one.
-pub fn try_endpoint<'a>(
-    pool: &'a Arc<EndpointPool>,
-    head: &'a [u8],
-    framing: h1::RequestFraming,
-    method: &'a http::Method,
-    body: UpstreamBody,
-    fields: AnswerFields,
-) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
-    async move {
-        match pool.connection().await {
-            Ok(checkout) => exchange_on(checkout, pool, head, framing, method, body, fields).await,
-            Err(e) => Err(TryError::Connect(e, body)),
-        }
-    }
-}
-
-/// The exchange of a try, on a connection checked out of `pool`. A pooled connection the
-/// backend had closed while idle is not a failure of the try: the request never left (the
-/// write failed), or it left and the backend closed without a byte of answer, which for an
-/// idempotent method may be sent again (RFC 9110 §9.2.2). Bodiless requests only, as there is
-/// nothing to replay: once more, on a new connection.
+/// The exchange of a retried call's try, on a connection checked out of `pool`. A pooled
+/// connection the backend had closed while idle ([`stale`]) is not a failure of the try:
+/// bodiless requests are sent once more on a new connection (there is nothing to replay), as
+/// `exchange` does for a single send. The two are kept apart so the single send, every
+/// request without retries, stays one future with nothing of the retries in it.
 pub fn exchange_on<'a>(
     checkout: pool::Checkout,
     pool: &'a Arc<EndpointPool>,
@@ -245,11 +254,7 @@ pub fn exchange_on<'a>(
             .exchange(head, body, framing, method, pool, fields)
             .await;
         match answered {
-            Err(e)
-                if checkout.reused
-                    && bodiless
-                    && (e.never_written() || (e.before_any_answer() && method.is_idempotent())) =>
-            {
+            Err(e) if checkout.reused && bodiless && stale(&e, method) => {
                 tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
                 let conn = match Box::pin(pool.dial()).await {
                     Ok(conn) => conn,
@@ -263,6 +268,13 @@ pub fn exchange_on<'a>(
             Ok(resp) => Ok(resp),
         }
     }
+}
+
+/// Whether a failure on a reused pooled connection is the backend having closed it while idle:
+/// the request never left (the write failed), or it left and the backend closed without a
+/// byte of answer, which for an idempotent method may be sent again (RFC 9110 §9.2.2).
+fn stale(e: &ExchangeError, method: &http::Method) -> bool {
+    e.never_written() || (e.before_any_answer() && method.is_idempotent())
 }
 
 fn timed_out(waited: Duration) -> Problem {

@@ -22,10 +22,11 @@ use crate::forwarding::remove_hop_by_hop;
 use crate::metrics::{Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
 use crate::upstream::balancer::{Balancer, EndpointSet};
+use crate::upstream::response_body::ResponseBody;
 use crate::upstream::retry::{
     REPLAY_LIMIT, Replay, RetryBudget, RetryMetrics, RetryPlan, RetryPolicy,
 };
-use crate::upstream::{Upstream, UpstreamBody};
+use crate::upstream::{Endpoint, Upstream, UpstreamBody};
 
 pub struct Forward {
     balancer: Balancer,
@@ -119,40 +120,60 @@ impl Forward {
                         .observe(sent.elapsed().as_secs_f64());
                     resp
                 }
+                // Boxed, all of it: only rules with retries carry this state, and the plain
+                // path's future stays as small as it was.
                 Some(retrying) => {
-                    let (head, body) = req.into_parts();
-                    // Kept for another try only when one could send it: a method that is not
-                    // idempotent is tried again only when it never left, body and all.
-                    let resend = retrying.policy.resends(&head.method);
-                    let replay =
-                        Box::pin(replayable(body, &head.headers, resend, ex.bytes_in())).await?;
-                    let sent = Instant::now();
-                    let plan = RetryPlan {
-                        policy: &retrying.policy,
-                        budget: &retrying.budgets[index],
-                        metrics: &retrying.metrics,
-                        timeout: input.timeout,
-                        fields: input.answer_fields,
-                    };
-                    // Boxed: only rules with retries carry this state.
-                    let tried = Box::pin(
-                        input
-                            .upstream
-                            .send_retrying(backend, endpoint, head, replay, plan),
-                    )
-                    .await;
-                    ex.upstream(&tried.endpoint);
-                    ex.tries(tried.tries);
-                    let resp = tried.outcome?;
-                    input
-                        .upstream_duration
-                        .observe(sent.elapsed().as_secs_f64());
-                    resp
+                    Box::pin(retrying.send(req, index, backend, endpoint, input, ex)).await?
                 }
             };
             let (mut head, body) = resp.into_parts();
             remove_hop_by_hop(&mut head.headers);
             Ok(Response::from_parts(head, body.map_err(Into::into).boxed()))
+        }
+    }
+}
+
+impl Retrying {
+    /// Sends the request to `endpoint` of `backend` (the balancer's `index`-th), and again as
+    /// the rule's retries allow.
+    fn send<'a, B>(
+        &'a self,
+        req: Request<B>,
+        index: usize,
+        backend: &'a EndpointSet,
+        endpoint: &'a Endpoint,
+        input: &'a Input<'_>,
+        ex: &'a mut Exchange,
+    ) -> impl Future<Output = Result<Response<ResponseBody>, Problem>> + 'a
+    where
+        B: Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        async move {
+            let (head, body) = req.into_parts();
+            // Kept for another try only when one could send it: a method that is not
+            // idempotent is tried again only when it never left, body and all.
+            let resend = self.policy.resends(&head.method);
+            let replay = replayable(body, &head.headers, resend, ex.bytes_in()).await?;
+            let sent = Instant::now();
+            let plan = RetryPlan {
+                policy: &self.policy,
+                budget: &self.budgets[index],
+                metrics: &self.metrics,
+                timeout: input.timeout,
+                fields: input.answer_fields,
+            };
+            let tried = input
+                .upstream
+                .send_retrying(backend, endpoint, head, replay, plan)
+                .await;
+            ex.upstream(&tried.endpoint);
+            ex.tries(tried.tries);
+            let resp = tried.outcome?;
+            input
+                .upstream_duration
+                .observe(sent.elapsed().as_secs_f64());
+            Ok(resp)
         }
     }
 }
