@@ -23,12 +23,20 @@ const CLIENT: &str = "192.0.2.10:50000";
 /// A Route with one rule for every path, forwarding to `endpoints` (one backend), with
 /// `retries` (YAML flow mapping) if given.
 fn runtime(endpoints: &[SocketAddr], retries: Option<&str>) -> Arc<Runtime> {
+    runtime_with_timeout(endpoints, "2s", retries)
+}
+
+fn runtime_with_timeout(
+    endpoints: &[SocketAddr],
+    timeout: &str,
+    retries: Option<&str>,
+) -> Arc<Runtime> {
     let retries = retries.map_or(String::new(), |r| format!("      retries: {r}\n"));
     let yaml = manifest(
         "Route",
         "shop",
         &format!(
-            "  rules:\n    - timeout: 2s\n{retries}      backends: [{{url: 'http://{}'}}]\n",
+            "  rules:\n    - timeout: {timeout}\n{retries}      backends: [{{url: 'http://{}'}}]\n",
             endpoints[0]
         ),
     );
@@ -291,6 +299,39 @@ async fn a_streamed_body_is_retried_only_when_no_connection_was_made() {
         failed += usize::from(streamed_post(&rt, ["part one, ", "part two"]).await.0 == 502);
     }
     assert_eq!(failed, 2, "the two that went to the backend that hung up");
+}
+
+#[tokio::test]
+async fn a_slow_upload_retried_after_a_refused_connection_is_not_cut_off_by_the_timeout() {
+    let good = frontdesk_demo::spawn("good").await;
+    // The rule's timeout (300ms) is shorter than the upload (3 parts 200ms apart): it counts
+    // from when the body was sent in full, on the second try as on the first.
+    let rt = runtime_with_timeout(
+        &[closed_port(), good],
+        "300ms",
+        Some("{attempts: 1, on: [connect-failure], backoff: 1ms, nonIdempotent: true}"),
+    );
+    for _ in 0..2 {
+        let parts = futures::stream::unfold(0, |i| async move {
+            if i == 3 {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let frame = http_body::Frame::data(Bytes::from_static(b"0123456789"));
+            Some((Ok::<_, std::convert::Infallible>(frame), i + 1))
+        });
+        let req = Request::post("/upload")
+            .header("host", "shop.example.com")
+            .body(http_body_util::StreamBody::new(parts))
+            .unwrap();
+        let resp = rt
+            .clone()
+            .handle(req, CLIENT.parse::<SocketAddr>().unwrap())
+            .await;
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(json(&body)["bytes"], 30);
+    }
 }
 
 #[tokio::test]

@@ -49,6 +49,9 @@ pub struct Connection {
 pub enum ExchangeError {
     #[error("writing the request failed: {0}")]
     Write(io::Error),
+    /// The head was written; part of the body may have been.
+    #[error("writing the request body failed: {0}")]
+    WriteBody(io::Error),
     #[error("the connection closed before a response")]
     Closed,
     #[error("reading the response failed: {0}")]
@@ -63,10 +66,13 @@ impl ExchangeError {
     /// Nothing of an answer arrived: the backend may have closed an idle connection just
     /// as the request was written, and never seen it.
     pub fn before_any_answer(&self) -> bool {
-        matches!(self, ExchangeError::Write(_) | ExchangeError::Closed)
+        matches!(
+            self,
+            ExchangeError::Write(_) | ExchangeError::WriteBody(_) | ExchangeError::Closed
+        )
     }
 
-    /// Writing the request failed: the backend cannot have acted on it.
+    /// Writing the request's head failed: the backend cannot have acted on it.
     pub fn never_written(&self) -> bool {
         matches!(self, ExchangeError::Write(_))
     }
@@ -360,7 +366,16 @@ pub enum RequestFraming {
 /// Content-Length or Transfer-Encoding the head carries (a client's, or set by a header
 /// edit) is never sent, so what the backend reads as the body is always what is written.
 pub fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, RequestFraming) {
-    let body = req.body();
+    encode_parts(req.method(), req.uri(), req.headers(), req.body())
+}
+
+/// [`encode_head`] of a request held as its parts.
+pub fn encode_parts(
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    body: &UpstreamBody,
+) -> (Bytes, RequestFraming) {
     let framing = if body.is_end_stream() {
         RequestFraming::None
     } else {
@@ -370,12 +385,12 @@ pub fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, RequestFraming) {
         }
     };
     let mut out = BytesMut::with_capacity(256);
-    out.put_slice(req.method().as_str().as_bytes());
+    out.put_slice(method.as_str().as_bytes());
     out.put_u8(b' ');
-    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
-    for (name, value) in req.headers() {
+    for (name, value) in headers {
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
             continue;
         }
@@ -392,7 +407,7 @@ pub fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, RequestFraming) {
         // A method whose request usually has a body says it has none.
         RequestFraming::None
             if !matches!(
-                *req.method(),
+                *method,
                 Method::GET
                     | Method::HEAD
                     | Method::OPTIONS

@@ -11,9 +11,10 @@
 //! - this module: one exchange with one endpoint, bounded by timeouts, its failures mapped to
 //!   problems.
 //!
-//! A try at one endpoint is a connection from its pool and [`exchange_on`] it: the failure says
-//! whether the request left ([`TryError`]). [`Upstream::send`] makes one try; [`Upstream::send_retrying`] makes as many
-//! as a rule's retries allow. Circuit breaking and health checks (a later step) go beside them.
+//! [`Upstream::send`] makes one try at one endpoint; [`Upstream::send_retrying`] makes as many
+//! as a rule's retries allow, each on a connection from the endpoint's pool ([`exchange_on`],
+//! whose failure says whether the request left). Circuit breaking and health checks (a later
+//! step) go beside them.
 
 pub mod balancer;
 pub mod h1;
@@ -216,21 +217,11 @@ fn exchange(
 
 /// Why one try at an endpoint failed.
 pub enum TryError {
-    /// No connection could be made: the request never left, and its body is given back.
-    Connect(ConnectError, UpstreamBody),
+    /// No new connection could be made for a bodiless request sent again on one (see
+    /// [`stale`]): it never left.
+    Connect(ConnectError),
     /// The exchange on a connection failed.
     Exchange(ExchangeError),
-}
-
-impl TryError {
-    /// The problem the client is answered with (logged with the endpoint, which the answer
-    /// never shows).
-    pub fn problem(&self, endpoint: &Authority) -> Problem {
-        match self {
-            TryError::Connect(e, _) => connect_failure(e, endpoint),
-            TryError::Exchange(e) => exchange_failure(e, endpoint),
-        }
-    }
 }
 
 /// The exchange of a retried call's try, on a connection checked out of `pool`. A pooled
@@ -258,7 +249,7 @@ pub fn exchange_on<'a>(
                 tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
                 let conn = match Box::pin(pool.dial()).await {
                     Ok(conn) => conn,
-                    Err(e) => return Err(TryError::Connect(e, UpstreamBody::Empty)),
+                    Err(e) => return Err(TryError::Connect(e)),
                 };
                 conn.exchange(head, UpstreamBody::Empty, framing, method, pool, fields)
                     .await

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::balancer::EndpointSet;
-use super::h1::{ExchangeError, RequestFraming, encode_head};
+use super::h1::{ExchangeError, RequestFraming, encode_parts};
 use super::response_body::ResponseBody;
 use super::{AnswerFields, Endpoint, TryError, Upstream, UpstreamBody, exchange_on};
 use crate::metrics::{Metrics, RetryLabels, RouteId};
@@ -178,12 +178,13 @@ impl RetryBudget {
         }
     }
 
-    /// The slot of the current second, emptied if it last counted an older one.
+    /// The slot of the second `at` falls in, emptied if it last counted an older one.
     fn slot<'a>(
         &self,
         window: &'a mut [(u64, u64, u64); WINDOW_SECONDS],
+        at: Instant,
     ) -> (u64, &'a mut (u64, u64, u64)) {
-        let now = self.started.elapsed().as_secs();
+        let now = at.saturating_duration_since(self.started).as_secs();
         let slot = &mut window[now as usize % WINDOW_SECONDS];
         if slot.0 != now {
             *slot = (now, 0, 0);
@@ -191,23 +192,24 @@ impl RetryBudget {
         (now, slot)
     }
 
-    /// Counts a request (a first try).
-    pub fn request(&self) {
+    /// Counts a request (a first try) made `at`.
+    pub fn request(&self, at: Instant) {
         let mut window = self.window.lock();
-        self.slot(&mut window).1.1 += 1;
+        self.slot(&mut window, at).1.1 += 1;
     }
 
     /// Takes room for one retry, if there is any.
     pub fn try_retry(&self) -> bool {
+        let at = Instant::now();
         let mut window = self.window.lock();
-        let (now, _) = self.slot(&mut window);
+        let (now, _) = self.slot(&mut window, at);
         let recent = |(second, _, _): &&(u64, u64, u64)| now - *second < WINDOW_SECONDS as u64;
         let requests: u64 = window.iter().filter(recent).map(|s| s.1).sum();
         let retries: u64 = window.iter().filter(recent).map(|s| s.2).sum();
         if retries >= self.min_per_window.max(requests * self.percent / 100) {
             return false;
         }
-        self.slot(&mut window).1.2 += 1;
+        self.slot(&mut window, at).1.2 += 1;
         true
     }
 }
@@ -295,7 +297,8 @@ impl Upstream {
         plan: RetryPlan<'a>,
     ) -> impl Future<Output = Tried> + 'a {
         async move {
-            plan.budget.request();
+            let started = Instant::now();
+            plan.budget.request(started);
             let (again, body, sent) = match body {
                 Replay::Buffered(b) => (Again::Copy(b.clone()), UpstreamBody::full(b), None),
                 Replay::Streaming(UpstreamBody::Empty, _) => {
@@ -303,14 +306,12 @@ impl Upstream {
                 }
                 Replay::Streaming(b, sent) => (Again::Unsent, b, sent),
             };
-            let req = http::Request::from_parts(head, body);
-            let (wire, framing) = encode_head(&req);
-            let (head, body) = req.into_parts();
+            let (wire, framing) = encode_parts(&head.method, &head.uri, &head.headers, &body);
             let mut clock = Clock {
                 sent,
                 deadline: None,
                 // Until a request has been sent in full, no try starts past this.
-                give_up: later(plan.timeout),
+                give_up: later(started, plan.timeout),
             };
             let mut next_body = Some(body);
             let mut endpoint = first;
@@ -410,7 +411,8 @@ impl Try<'_> {
                 return TryOutcome::Failed(Failure::Connect, problem, Some(body));
             }
             Err(_) => {
-                return TryOutcome::Failed(Failure::Connect, super::timed_out(plan.timeout), None);
+                let problem = super::timed_out(plan.timeout);
+                return TryOutcome::Failed(Failure::Connect, problem, Some(body));
             }
         };
         let attempt = exchange_on(
@@ -430,9 +432,12 @@ impl Try<'_> {
                 _ = rx => clock.sent = None,
             }
         }
-        let total = *clock.deadline.get_or_insert_with(|| later(plan.timeout));
-        let (limit, waited) = match plan.policy.per_try_timeout {
-            Some(t) if later(t) < total => (later(t), t),
+        let now = Instant::now();
+        let total = *clock
+            .deadline
+            .get_or_insert_with(|| later(now, plan.timeout));
+        let (limit, waited) = match plan.policy.per_try_timeout.map(|t| (later(now, t), t)) {
+            Some((at, t)) if at < total => (at, t),
             _ => (total, plan.timeout),
         };
         match tokio::time::timeout_at(limit, attempt).await {
@@ -445,15 +450,18 @@ impl Try<'_> {
         let at = &self.endpoint.authority;
         match answered {
             Ok(resp) => TryOutcome::Answered(resp),
-            Err(TryError::Connect(e, back)) => {
-                TryOutcome::Failed(Failure::Connect, super::connect_failure(&e, at), Some(back))
-            }
+            Err(TryError::Connect(e)) => TryOutcome::Failed(
+                Failure::Connect,
+                super::connect_failure(&e, at),
+                Some(UpstreamBody::Empty),
+            ),
             Err(TryError::Exchange(e)) => {
                 let problem = super::exchange_failure(&e, at);
                 if matches!(e, ExchangeError::RequestBody(_)) {
                     TryOutcome::Final(problem)
                 } else if e.never_written() {
-                    // The request never left (a pooled connection closed under it).
+                    // The request never left: writing its head failed (a pooled connection
+                    // closed under it). Its body, if streamed, went with the exchange.
                     TryOutcome::Failed(Failure::Connect, problem, None)
                 } else {
                     TryOutcome::Failed(Failure::Reset, problem, None)
@@ -463,9 +471,9 @@ impl Try<'_> {
     }
 }
 
-/// `d` from now; durations past a day count as a day (no overflow from a hostile snapshot).
-fn later(d: Duration) -> Instant {
-    Instant::now() + d.min(Duration::from_secs(24 * 3600))
+/// `d` after `now`; durations past a day count as a day (no overflow from a hostile snapshot).
+fn later(now: Instant, d: Duration) -> Instant {
+    now + d.min(Duration::from_secs(24 * 3600))
 }
 
 fn tried(
@@ -564,7 +572,7 @@ mod tests {
         let granted = |n| (0..n).filter(|_| budget.try_retry()).count();
         assert_eq!(granted(20), 10, "the floor alone: 1/s over the 10 s window");
         for _ in 0..100 {
-            budget.request();
+            budget.request(Instant::now());
         }
         assert_eq!(
             granted(20),
@@ -575,7 +583,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(granted(20), 10);
         for _ in 0..1000 {
-            budget.request();
+            budget.request(Instant::now());
         }
         assert_eq!(
             granted(1000),

@@ -50,9 +50,11 @@ impl Upload {
         loop {
             while !self.pending.is_empty() {
                 let n = ready!(Pin::new(&mut *io).poll_write(cx, &self.pending))
-                    .map_err(ExchangeError::Write)?;
+                    .map_err(ExchangeError::WriteBody)?;
                 if n == 0 {
-                    return Poll::Ready(Err(ExchangeError::Write(io::ErrorKind::WriteZero.into())));
+                    return Poll::Ready(Err(ExchangeError::WriteBody(
+                        io::ErrorKind::WriteZero.into(),
+                    )));
                 }
                 self.pending.advance(n);
             }

@@ -191,11 +191,13 @@ where
     B: Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    let small = matches!(
-        crate::http1::content_length(headers),
-        Ok(Some(n)) if n <= REPLAY_LIMIT
-    );
-    if body.is_end_stream() || !small || !resend {
+    let small = || {
+        matches!(
+            crate::http1::content_length(headers),
+            Ok(Some(n)) if n <= REPLAY_LIMIT
+        )
+    };
+    if body.is_end_stream() || !resend || !small() {
         let (req, sent) = upstream_body(Request::new(body), bytes_in);
         return Ok(Replay::Streaming(req.into_body(), sent));
     }
