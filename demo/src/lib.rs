@@ -81,6 +81,15 @@ pub async fn spawn(name: &str) -> SocketAddr {
     addr
 }
 
+/// Reads the request's body; its length (0 when it broke off).
+async fn body_len(req: Request<Incoming>) -> usize {
+    req.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len())
+        .unwrap_or(0)
+}
+
 fn json_response(status: StatusCode, v: &Value, backend: &str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())).boxed());
     *r.status_mut() = status;
@@ -122,12 +131,7 @@ async fn handle(req: Request<Incoming>, name: &str, counts: &Counts) -> Response
                 }
                 _ => StatusCode::OK,
             };
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes().len())
-                .unwrap_or(0);
+            let body = body_len(req).await;
             json_response(
                 status,
                 &json!({"status": status.as_u16(), "n": n, "bodyBytes": body}),
@@ -199,12 +203,7 @@ async fn handle(req: Request<Incoming>, name: &str, counts: &Counts) -> Response
                 .collect();
             let method = req.method().to_string();
             let version = format!("{:?}", req.version());
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes().len())
-                .unwrap_or(0);
+            let body = body_len(req).await;
             ok(
                 json!({"backend": name, "method": method, "path": path, "query": query,
                       "headers": headers, "bodyBytes": body, "version": version}),

@@ -269,6 +269,17 @@ async fn streamed_post(rt: &Arc<Runtime>, parts: [&'static str; 2]) -> (StatusCo
     let stream = futures::stream::iter(parts.map(|s| {
         Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(s.as_bytes())))
     }));
+    post_stream(rt, stream).await
+}
+
+/// A POST to /upload whose body is `stream`; the answer's status and body.
+async fn post_stream<S>(rt: &Arc<Runtime>, stream: S) -> (StatusCode, Bytes)
+where
+    S: futures::Stream<Item = Result<http_body::Frame<Bytes>, std::convert::Infallible>>
+        + Send
+        + Sync
+        + 'static,
+{
     let req = Request::post("/upload")
         .header("host", "shop.example.com")
         .body(http_body_util::StreamBody::new(stream))
@@ -320,16 +331,8 @@ async fn a_slow_upload_retried_after_a_refused_connection_is_not_cut_off_by_the_
             let frame = http_body::Frame::data(Bytes::from_static(b"0123456789"));
             Some((Ok::<_, std::convert::Infallible>(frame), i + 1))
         });
-        let req = Request::post("/upload")
-            .header("host", "shop.example.com")
-            .body(http_body_util::StreamBody::new(parts))
-            .unwrap();
-        let resp = rt
-            .clone()
-            .handle(req, CLIENT.parse::<SocketAddr>().unwrap())
-            .await;
-        assert_eq!(resp.status(), 200);
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let (status, body) = post_stream(&rt, parts).await;
+        assert_eq!(status, 200);
         assert_eq!(json(&body)["bytes"], 30);
     }
 }
