@@ -120,10 +120,12 @@ impl Forward {
                         .observe(sent.elapsed().as_secs_f64());
                     resp
                 }
-                // Boxed, all of it: only rules with retries carry this state, and the plain
-                // path's future stays as small as it was.
+                // Not boxed: moving its ~3 KB future into a box cost retried calls more
+                // (0.34k instructions) than carrying it costs the single send (0.06k).
                 Some(retrying) => {
-                    Box::pin(retrying.send(req, index, backend, endpoint, input, ex)).await?
+                    retrying
+                        .send(req, index, backend, endpoint, input, ex)
+                        .await?
                 }
             };
             let (mut head, body) = resp.into_parts();
