@@ -16,7 +16,7 @@ use frontdesk_proxy::runtime::{Applied, Env, Runtime, RuntimeHandle};
 use frontdesk_snapshot::Action;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
-use support::{manifest, snapshot};
+use support::{free_port, manifest, silent_backend, snapshot};
 
 const CLIENT: &str = "192.0.2.10:50000";
 
@@ -134,29 +134,10 @@ async fn authorization_and_local_limits_refuse_with_the_rules_edits_and_refill_o
     assert_eq!(call(&rt, "GET", "/api").await.status(), 200);
 }
 
-/// A port that accepts connections and never answers.
-async fn silent_backend() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
-    (addr, task)
-}
-
-/// A port nobody listens on.
-fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 #[tokio::test]
 async fn the_proxys_own_502_503_504_carry_ratelimit_headers_and_response_edits() {
-    let (silent, _task) = silent_backend().await;
-    let refused = closed_port();
+    let silent = silent_backend().await;
+    let refused = free_port();
     let yaml = manifest(
         "Policy",
         "limited",

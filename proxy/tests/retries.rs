@@ -87,12 +87,6 @@ fn metric(rt: &Runtime, line_start: &str) -> u64 {
         .map_or(0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
 }
 
-/// A port where nothing listens.
-fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 /// A backend that reads each request head and hangs up without a word (a crashed worker).
 async fn hanging_up() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -103,19 +97,6 @@ async fn hanging_up() -> SocketAddr {
                 let mut buf = [0u8; 4096];
                 let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
             });
-        }
-    });
-    addr
-}
-
-/// A backend that accepts connections and never answers.
-async fn silent() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
         }
     });
     addr
@@ -224,9 +205,9 @@ async fn the_budget_caps_retries_when_every_endpoint_fails() {
 async fn connect_failures_resets_and_silence_move_to_another_endpoint() {
     let good = frontdesk_demo::spawn("good").await;
     for (bad, on, reason) in [
-        (closed_port(), "connect-failure", "connect-failure"),
+        (free_port(), "connect-failure", "connect-failure"),
         (hanging_up().await, "reset", "reset"),
-        (silent().await, "timeout", "timeout"),
+        (silent_backend().await, "timeout", "timeout"),
     ] {
         let plain = runtime(
             &[bad, good],
@@ -297,7 +278,7 @@ async fn a_streamed_body_is_retried_only_when_no_connection_was_made() {
     let good = frontdesk_demo::spawn("good").await;
     let retries = "{attempts: 1, on: [connect-failure, reset], backoff: 1ms, nonIdempotent: true}";
     // Nothing of the body was read when the connection could not be made: it goes on whole.
-    let rt = runtime(&[closed_port(), good], Some(retries));
+    let rt = runtime(&[free_port(), good], Some(retries));
     for _ in 0..4 {
         let (status, body) = streamed_post(&rt, ["part one, ", "part two"]).await;
         assert_eq!(status, 200);
@@ -318,7 +299,7 @@ async fn a_slow_upload_retried_after_a_refused_connection_is_not_cut_off_by_the_
     // The rule's timeout (300ms) is shorter than the upload (3 parts 200ms apart): it counts
     // from when the body was sent in full, on the second try as on the first.
     let rt = runtime_with_timeout(
-        &[closed_port(), good],
+        &[free_port(), good],
         "300ms",
         Some("{attempts: 1, on: [connect-failure], backoff: 1ms, nonIdempotent: true}"),
     );

@@ -9,6 +9,19 @@ use kube::client::Body;
 use kube::runtime::reflector;
 
 /// A reflector store holding `objects` (JSON) of the kind `ar`.
+/// A PATCH by the controller's field manager to `path`: its JSON body and its query.
+async fn applied(request: Request<Body>, path: &str) -> (serde_json::Value, String) {
+    assert_eq!(request.method(), http::Method::PATCH);
+    assert_eq!(request.uri().path(), path);
+    let query = request.uri().query().unwrap_or_default().to_string();
+    assert!(
+        query.contains("fieldManager=frontdesk-controller"),
+        "{query}"
+    );
+    let body = request.into_body().collect_bytes().await.unwrap();
+    (serde_json::from_slice(&body).unwrap(), query)
+}
+
 fn store(ar: ApiResource, objects: Vec<serde_json::Value>) -> Vec<Store<DynamicObject>> {
     let mut writer = reflector::store::Writer::new(ar.clone());
     for o in objects {
@@ -184,18 +197,11 @@ async fn each_replica_shares_its_progress_in_a_labelled_configmap() {
         push,
     ));
     let (request, send) = handle.next_request().await.expect("a request");
-    assert_eq!(request.method(), http::Method::PATCH);
-    assert_eq!(
-        request.uri().path(),
-        "/api/v1/namespaces/frontdesk/configmaps/fd-controller-progress-ctl-0"
-    );
-    let query = request.uri().query().unwrap_or_default().to_string();
-    assert!(
-        query.contains("fieldManager=frontdesk-controller"),
-        "{query}"
-    );
-    let body = request.into_body().collect_bytes().await.unwrap();
-    let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let (sent, _) = applied(
+        request,
+        "/api/v1/namespaces/frontdesk/configmaps/fd-controller-progress-ctl-0",
+    )
+    .await;
     assert_eq!(
         sent["metadata"]["labels"]["frontdesk.dev/controller-progress"],
         "fd-controller"
@@ -430,22 +436,16 @@ async fn statuses_are_written_by_server_side_apply_on_the_status_subresource() {
     };
     let server = tokio::spawn(async move {
         let (request, send) = handle.next_request().await.expect("a request");
-        assert_eq!(request.method(), http::Method::PATCH);
-        assert_eq!(
-            request.uri().path(),
-            "/apis/frontdesk.dev/v1alpha1/namespaces/shop/routes/orders/status"
-        );
-        let query = request.uri().query().unwrap_or_default().to_string();
-        assert!(
-            query.contains("fieldManager=frontdesk-controller") && query.contains("force=true"),
-            "{query}"
-        );
         assert_eq!(
             request.headers()["content-type"],
             "application/apply-patch+yaml"
         );
-        let body = request.into_body().collect_bytes().await.unwrap();
-        let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let (sent, query) = applied(
+            request,
+            "/apis/frontdesk.dev/v1alpha1/namespaces/shop/routes/orders/status",
+        )
+        .await;
+        assert!(query.contains("force=true"), "{query}");
         assert_eq!(sent["status"]["observedGeneration"], 4);
         assert_eq!(sent["kind"], "Route");
         let route = serde_json::json!({

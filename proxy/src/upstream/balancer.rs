@@ -85,13 +85,8 @@ impl Balancer {
         }
     }
 
-    /// The backend for the next request.
-    pub fn pick(&self) -> Option<&EndpointSet> {
-        self.pick_with_index().map(|(_, b)| b)
-    }
-
     /// The backend for the next request, with its index in `backends`.
-    pub fn pick_with_index(&self) -> Option<(usize, &EndpointSet)> {
+    pub fn pick(&self) -> Option<(usize, &EndpointSet)> {
         if self.schedule.is_empty() {
             return None;
         }

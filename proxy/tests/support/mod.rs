@@ -267,6 +267,20 @@ pub fn backend(a: &Answer) -> String {
         .unwrap_or_default()
 }
 
+/// A backend on 127.0.0.1 that accepts connections and never answers (while the test's
+/// runtime lives).
+pub async fn silent_backend() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    addr
+}
+
 /// A Route manifest.
 pub fn route(name: &str, spec: &str) -> String {
     format!(

@@ -88,7 +88,7 @@ impl Forward {
         B::Error: Into<BoxError>,
     {
         async move {
-            let (index, backend) = self.balancer.pick_with_index().ok_or_else(|| {
+            let (index, backend) = self.balancer.pick().ok_or_else(|| {
                 Problem::new(
                     ProblemKind::NoEndpoints,
                     "every backend of this route has weight 0",
