@@ -53,6 +53,47 @@ pub struct PolicySpec {
     /// (`--max-request-body-bytes`, 32 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+
+    /// Bounds on what each proxy sends one backend at once, and ejection of endpoints that keep
+    /// failing, for every backend of the rules this Policy applies to. A request past the
+    /// bounds gets 503 (`circuit-open`) without reaching the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+}
+
+/// A backend's bounds and its endpoints' passive outlier detection, per proxy. Every field has
+/// a default, so `circuitBreaker: {}` turns both on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreakerSpec {
+    /// Requests in flight to the backend at once (default 1024). With HTTP/1.1 to backends each
+    /// holds one connection, so this bounds its connections in use too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+
+    /// Requests that wait for one in flight to finish when `maxRequests` are (default 1024);
+    /// past this, 503 at once. They wait at most the rule's `timeout`. 0: no waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_requests: Option<u32>,
+
+    /// Failures in a row that eject an endpoint from the balancer (default 5): 5xx answers,
+    /// connections refused or broken before an answer, and timeouts. 0 turns ejection off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<u32>,
+
+    /// How long a first ejection lasts (default `30s`); an endpoint ejected again soon after it
+    /// returned stays out twice as long, then three times...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ejection_time: Option<String>,
+
+    /// The longest an ejection lasts (default `300s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ejection_time: Option<String>,
+
+    /// At most this share of a backend's endpoints is out at once, in percent (default 50; one
+    /// endpoint may always be ejected when the backend has several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ejection_percent: Option<u32>,
 }
 
 /// Bounds on requests.

@@ -10,6 +10,7 @@
 //! No kube, no hyper: this crate must stay cheap to depend on.
 #![forbid(unsafe_code)]
 
+mod circuit_breaker;
 mod listener;
 pub mod path;
 mod policy;
@@ -18,6 +19,7 @@ mod route;
 pub mod secret;
 mod validate;
 
+pub use circuit_breaker::*;
 pub use listener::*;
 pub use policy::*;
 pub use retries::*;

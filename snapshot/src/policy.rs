@@ -29,6 +29,9 @@ pub struct Policy {
     pub rate_limit: Option<RateLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// Bounds on requests to each backend and ejection of failing endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<crate::CircuitBreaker>,
 }
 
 /// Bounds on requests.
@@ -280,6 +283,10 @@ pub const JWT_ALGORITHMS: &[&str] = &[
 pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
     use crate::validate::check_header_name;
     let e = |f: &str, r: String| (f.to_string(), r);
+    if let Some(cb) = &p.circuit_breaker {
+        cb.check()
+            .map_err(|(field, why)| (format!("circuitBreaker.{field}"), why))?;
+    }
     if let Some(rl) = &p.rate_limit {
         for (i, l) in rl.limits.iter().enumerate() {
             let f = format!("rateLimit.limits[{i}]");

@@ -5,6 +5,7 @@
 //! Route is rejected alone (Accepted=False) and the others compile.
 
 pub mod aggregate;
+mod circuit_breaker;
 pub mod gateways;
 mod lower;
 pub mod policy;

@@ -166,6 +166,10 @@ pub fn lower_policy(
             max_request_body_bytes: l.max_request_body_bytes,
         });
     }
+    if let Some(c) = &spec.circuit_breaker {
+        out.policy.circuit_breaker =
+            super::circuit_breaker::lower_circuit_breaker("spec.circuitBreaker", c, ctx.d);
+    }
     if !missing.is_empty() {
         out.policy.unavailable = Some(missing.join("; "));
     }
@@ -867,6 +871,7 @@ pub fn merge(
     let mut authz_from: Option<String> = None;
     let mut limits_from: Option<String> = None;
     let mut bounds_from: Option<String> = None;
+    let mut breaker_from: Option<String> = None;
     for name in names {
         let id = format!("{namespace}/{name}");
         out.sources.push(id.clone());
@@ -910,6 +915,14 @@ pub fn merge(
                     p.limits.as_ref(),
                     &mut out.limits,
                     &mut bounds_from,
+                    &mut conflicts,
+                );
+                take(
+                    "circuitBreaker",
+                    &id,
+                    p.circuit_breaker.as_ref(),
+                    &mut out.circuit_breaker,
+                    &mut breaker_from,
                     &mut conflicts,
                 );
             }
