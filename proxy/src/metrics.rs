@@ -76,6 +76,13 @@ pub struct RetryLabels {
     pub reason: &'static str,
 }
 
+/// One backend of one rule.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub route: RouteId,
+    pub backend: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectionLimitLabels {
     pub limit: &'static str,
@@ -162,6 +169,10 @@ pub struct Metrics {
     pub upstream_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub upstream_retries: Family<RetryLabels, Counter>,
     pub upstream_retry_budget_exhausted: Family<RouteLabels, Counter>,
+    /// Requests a backend's circuit breaker refused (503 `circuit-open`).
+    pub upstream_overflow: Family<BackendLabels, Counter>,
+    pub upstream_ejections: Family<BackendLabels, Counter>,
+    pub upstream_ejected_endpoints: Family<BackendLabels, Gauge>,
     pub active_connections: Gauge,
     /// A client connection let go by a bound: `connections-per-client`, `memory`,
     /// `http2-reset-flood`, `header-read-timeout`, `send-timeout`, `http2-idle-timeout` (body-too-large and
@@ -198,6 +209,9 @@ impl Metrics {
             upstream_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             upstream_retries: Family::default(),
             upstream_retry_budget_exhausted: Family::default(),
+            upstream_overflow: Family::default(),
+            upstream_ejections: Family::default(),
+            upstream_ejected_endpoints: Family::default(),
             active_connections: Gauge::default(),
             connection_limits: Family::default(),
             overloaded: Gauge::default(),
@@ -252,6 +266,21 @@ impl Metrics {
             "upstream_retry_budget_exhausted",
             "Retries not made because the backend's retry budget was spent, by rule",
             m.upstream_retry_budget_exhausted.clone(),
+        );
+        registry.register(
+            "upstream_overflow",
+            "Requests refused with 503 circuit-open because a backend had as many in flight and waiting as its circuit breaker allows, by rule and backend",
+            m.upstream_overflow.clone(),
+        );
+        registry.register(
+            "upstream_ejections",
+            "Endpoints ejected from a backend's balancer after failing in a row (outlier detection), by rule and backend",
+            m.upstream_ejections.clone(),
+        );
+        registry.register(
+            "upstream_ejected_endpoints",
+            "Endpoints out of a backend's balancer now, by rule and backend",
+            m.upstream_ejected_endpoints.clone(),
         );
         registry.register(
             "requests",

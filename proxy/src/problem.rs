@@ -36,6 +36,9 @@ pub enum ProblemKind {
     NoEndpoints,
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// The backend has as many requests in flight and waiting as its circuit breaker allows
+    /// (503).
+    CircuitOpen,
     Internal,
 }
 
@@ -56,6 +59,7 @@ impl ProblemKind {
             ProblemKind::NoEndpoints => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ProblemKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProblemKind::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +81,7 @@ impl ProblemKind {
             ProblemKind::NoEndpoints => "no-endpoints",
             ProblemKind::UpstreamUnavailable => "upstream-unavailable",
             ProblemKind::UpstreamTimeout => "upstream-timeout",
+            ProblemKind::CircuitOpen => "circuit-open",
             ProblemKind::Internal => "internal",
         }
     }
@@ -97,8 +102,14 @@ impl ProblemKind {
             ProblemKind::NoEndpoints => "No backend endpoint is available",
             ProblemKind::UpstreamUnavailable => "The backend could not be reached",
             ProblemKind::UpstreamTimeout => "The backend did not answer in time",
+            ProblemKind::CircuitOpen => "The backend is at its bound of requests",
             ProblemKind::Internal => "Internal gateway error",
         }
+    }
+
+    /// Whether the client is at fault (a 4xx), not the backend.
+    pub fn is_client_error(self) -> bool {
+        self.status().is_client_error()
     }
 
     /// Whether the same request may succeed on another attempt or endpoint.

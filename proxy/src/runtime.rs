@@ -110,6 +110,7 @@ struct PolicyStages {
     authorize: Option<Arc<Authorize>>,
     rate_limit: Option<Arc<RateLimitRuntime>>,
     max_request_body: Option<u64>,
+    circuit_breaker: Option<snap::CircuitBreaker>,
 }
 
 impl Runtime {
@@ -167,6 +168,7 @@ fn policy_stages(key: &str, p: &snap::Policy, env: &Env) -> Result<PolicyStages,
             .as_ref()
             .and_then(|l| l.max_request_body_bytes)
             .map(|n| if n == 0 { u64::MAX } else { n }),
+        circuit_breaker: p.circuit_breaker.clone(),
     })
 }
 
@@ -191,6 +193,7 @@ impl RuleRuntime {
                 &id,
                 &rule.action,
                 rule.retries.as_ref(),
+                policy.circuit_breaker.as_ref(),
                 metrics,
                 &env.upstream,
             )?,

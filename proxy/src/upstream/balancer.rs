@@ -1,11 +1,15 @@
-//! Backend choice: weighted between backends, round robin over each backend's endpoints.
+//! Backend choice: weighted between backends, round robin over each backend's endpoints,
+//! skipping the endpoints outlier detection ejected ([`super::outlier`]).
 //!
 //! The weighted schedule is computed once per snapshot with the smooth weighted round robin of
 //! nginx, so 90/10 gives `a a a a b a a a a a`-like interleaving and exact shares over every
 //! cycle, then walked with one atomic counter: no lock and no allocation per request.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::breaker::Breaker;
+use super::outlier::Outliers;
 use super::{Endpoint, Upstream};
 
 /// Longest schedule kept; weights are scaled down past it (shares then approximate).
@@ -17,15 +21,28 @@ pub struct EndpointSet {
     /// Parsed once per snapshot, each with its connection pool.
     pub endpoints: Vec<Endpoint>,
     next: AtomicUsize,
+    /// The backend's circuit breaker, when the rule's policy has one.
+    pub breaker: Option<Arc<Breaker>>,
 }
 
 impl EndpointSet {
     /// Fails when an endpoint is not a valid `host:port` authority.
-    pub fn new(name: String, endpoints: &[String], upstream: &Upstream) -> Result<Self, String> {
-        let endpoints = endpoints
+    pub fn new(
+        name: String,
+        endpoints: &[String],
+        upstream: &Upstream,
+        breaker: Option<Arc<Breaker>>,
+    ) -> Result<Self, String> {
+        let mut endpoints = endpoints
             .iter()
             .map(|e| upstream.endpoint(e))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(outliers) = breaker.as_ref().and_then(|b| b.outliers.as_ref()) {
+            let authorities: Vec<_> = endpoints.iter().map(|e| e.authority.clone()).collect();
+            for (e, health) in endpoints.iter_mut().zip(outliers.health(&authorities)) {
+                e.health = Some(health);
+            }
+        }
         // Start at a random endpoint so restarting proxies don't all hit the first pod.
         let start = if endpoints.is_empty() {
             0
@@ -36,6 +53,7 @@ impl EndpointSet {
             name,
             endpoints,
             next: AtomicUsize::new(start),
+            breaker,
         })
     }
 
@@ -45,7 +63,37 @@ impl EndpointSet {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        Some(&self.endpoints[i])
+        Some(self.first_in(i))
+    }
+
+    fn outliers(&self) -> Option<&Outliers> {
+        self.breaker.as_ref()?.outliers.as_ref()
+    }
+
+    /// The endpoint at `i`, or the first after it that is not ejected. With every endpoint
+    /// ejected, the one at `i`: traffic spreads over all of them as if none were.
+    fn first_in(&self, i: usize) -> &Endpoint {
+        let at = &self.endpoints[i];
+        let Some(outliers) = self.outliers().filter(|o| o.any_ejected()) else {
+            return at;
+        };
+        let n = self.endpoints.len();
+        (0..n)
+            .map(|k| &self.endpoints[(i + k) % n])
+            .find(|e| {
+                e.health
+                    .as_ref()
+                    .is_none_or(|h| !outliers.is_out(h, &e.authority))
+            })
+            .unwrap_or(at)
+    }
+
+    /// Notes how a request to `endpoint`, one of this set's, went (`ok`: an answer below
+    /// 500) for outlier detection, when the backend has it.
+    pub fn record(&self, endpoint: &Endpoint, ok: bool) {
+        if let (Some(outliers), Some(health)) = (self.outliers(), &endpoint.health) {
+            outliers.record(health, &endpoint.authority, ok, self.endpoints.len());
+        }
     }
 }
 
@@ -58,7 +106,7 @@ impl EndpointSet {
             .endpoints
             .iter()
             .position(|e| e.authority == *previous)?;
-        self.endpoints.get((at + 1) % self.endpoints.len())
+        Some(self.first_in((at + 1) % self.endpoints.len()))
     }
 }
 
@@ -163,26 +211,26 @@ mod tests {
     #[test]
     fn endpoints_rotate() {
         let up = Upstream::new(Default::default());
-        let e = EndpointSet::new("b".into(), &["a:1".into(), "b:1".into()], &up).unwrap();
+        let e = EndpointSet::new("b".into(), &["a:1".into(), "b:1".into()], &up, None).unwrap();
         let picks: Vec<_> = (0..4)
             .map(|_| e.next().unwrap().authority.to_string())
             .collect();
         assert_ne!(picks[0], picks[1]);
         assert_eq!(picks[0], picks[2]);
         assert!(
-            EndpointSet::new("e".into(), &[], &up)
+            EndpointSet::new("e".into(), &[], &up, None)
                 .unwrap()
                 .next()
                 .is_none()
         );
-        assert!(EndpointSet::new("bad".into(), &["a b:1".into()], &up).is_err());
+        assert!(EndpointSet::new("bad".into(), &["a b:1".into()], &up, None).is_err());
     }
 
     #[test]
     fn snapshots_naming_the_same_endpoint_share_its_pool() {
         let up = Upstream::new(Default::default());
-        let a = EndpointSet::new("a".into(), &["10.0.0.1:80".into()], &up).unwrap();
-        let b = EndpointSet::new("b".into(), &["10.0.0.1:80".into()], &up).unwrap();
+        let a = EndpointSet::new("a".into(), &["10.0.0.1:80".into()], &up, None).unwrap();
+        let b = EndpointSet::new("b".into(), &["10.0.0.1:80".into()], &up, None).unwrap();
         assert!(std::sync::Arc::ptr_eq(
             &a.next().unwrap().pool,
             &b.next().unwrap().pool

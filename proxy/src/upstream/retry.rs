@@ -325,7 +325,15 @@ impl Upstream {
                     framing,
                     method: &head.method,
                 };
-                let (failure, outcome, back) = match at.make(body, &mut clock, &plan).await {
+                let made = at.make(body, &mut clock, &plan).await;
+                match &made {
+                    TryOutcome::Answered(resp) => {
+                        backend.record(endpoint, !resp.status().is_server_error())
+                    }
+                    TryOutcome::Failed(..) => backend.record(endpoint, false),
+                    TryOutcome::Final(_) => {}
+                }
+                let (failure, outcome, back) = match made {
                     TryOutcome::Answered(resp) if !plan.policy.retries_status(resp.status()) => {
                         return tried(Ok(resp), tries, endpoint);
                     }

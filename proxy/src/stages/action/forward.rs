@@ -22,6 +22,7 @@ use crate::forwarding::remove_hop_by_hop;
 use crate::metrics::{Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
 use crate::upstream::balancer::{Balancer, EndpointSet};
+use crate::upstream::breaker::Holding;
 use crate::upstream::response_body::ResponseBody;
 use crate::upstream::retry::{
     REPLAY_LIMIT, Replay, RetryBudget, RetryMetrics, RetryPlan, RetryPolicy,
@@ -45,6 +46,7 @@ impl Forward {
     pub fn build(
         backends: &[snap::Backend],
         retries: Option<&snap::Retries>,
+        circuit_breaker: Option<&snap::CircuitBreaker>,
         route: &RouteId,
         metrics: &Metrics,
         upstream: &Upstream,
@@ -65,8 +67,10 @@ impl Forward {
                 backends
                     .iter()
                     .map(|b| {
+                        let breaker = circuit_breaker
+                            .map(|c| upstream.breaker(route, &b.name, c, metrics));
                         Ok((
-                            EndpointSet::new(b.name.clone(), &b.endpoints, upstream)?,
+                            EndpointSet::new(b.name.clone(), &b.endpoints, upstream, breaker)?,
                             b.weight,
                         ))
                     })
@@ -94,6 +98,11 @@ impl Forward {
                     "every backend of this route has weight 0",
                 )
             })?;
+            // A place among the backend's requests in flight, when it has bounds.
+            let place = match &backend.breaker {
+                Some(breaker) => Some(breaker.admit(input.timeout).await?),
+                None => None,
+            };
             let endpoint = backend.next().ok_or_else(|| {
                 tracing::debug!(backend = %backend.name, "no ready endpoint");
                 Problem::new(
@@ -114,7 +123,11 @@ impl Forward {
                     let resp = input
                         .upstream
                         .send(endpoint, req, input.timeout, body_sent, input.answer_fields)
-                        .await?;
+                        .await;
+                    if backend.breaker.is_some() {
+                        record(backend, endpoint, &resp);
+                    }
+                    let resp = resp?;
                     input
                         .upstream_duration
                         .observe(sent.elapsed().as_secs_f64());
@@ -130,7 +143,12 @@ impl Forward {
             };
             let (mut head, body) = resp.into_parts();
             remove_hop_by_hop(&mut head.headers);
-            Ok(Response::from_parts(head, body.map_err(Into::into).boxed()))
+            let body = match place {
+                None => body.map_err(Into::into).boxed(),
+                // The place is given back when the body has been read (or dropped).
+                Some(place) => Holding::new(body, place).map_err(Into::into).boxed(),
+            };
+            Ok(Response::from_parts(head, body))
         }
     }
 }
@@ -177,6 +195,20 @@ impl Retrying {
                 .observe(sent.elapsed().as_secs_f64());
             Ok(resp)
         }
+    }
+}
+
+/// Tells the backend's outlier detection how a single send went: a 5xx answer or a failed
+/// exchange counts against the endpoint, a request body the client failed to send does not.
+fn record(
+    backend: &EndpointSet,
+    endpoint: &Endpoint,
+    resp: &Result<Response<ResponseBody>, Problem>,
+) {
+    match resp {
+        Ok(resp) => backend.record(endpoint, !resp.status().is_server_error()),
+        Err(p) if p.kind.is_client_error() => {}
+        Err(_) => backend.record(endpoint, false),
     }
 }
 
@@ -287,7 +319,7 @@ mod tests {
         let metrics = crate::metrics::Metrics::new();
         let route = RouteId("ns/r/0".into());
         let build = |backends: &[snap::Backend]| {
-            Forward::build(backends, None, &route, &metrics, &upstream).unwrap()
+            Forward::build(backends, None, None, &route, &metrics, &upstream).unwrap()
         };
         let f = build(std::slice::from_ref(&none));
         let histogram = crate::metrics::Metrics::new().redis_duration.clone();

@@ -56,6 +56,7 @@ impl Action {
         rule_id: &std::sync::Arc<str>,
         action: &snap::Action,
         retries: Option<&snap::Retries>,
+        circuit_breaker: Option<&snap::CircuitBreaker>,
         metrics: &Metrics,
         upstream: &Upstream,
     ) -> Result<Self, String> {
@@ -63,12 +64,17 @@ impl Action {
             snap::Action::Forward { backends } => Action::Forward(forward::Forward::build(
                 backends,
                 retries,
+                circuit_breaker,
                 &crate::metrics::RouteId(rule_id.clone()),
                 metrics,
                 upstream,
             )?),
             snap::Action::Aggregate(a) => Action::Aggregate(aggregate::AggregateRuntime::build(
-                rule_id, a, metrics, upstream,
+                rule_id,
+                a,
+                circuit_breaker,
+                metrics,
+                upstream,
             )?),
             snap::Action::Redirect(r) => Action::Redirect(redirect::Redirect::build(r)?),
             snap::Action::DirectResponse(d) => Action::Direct(direct::Direct::build(d)?),

@@ -80,6 +80,7 @@ impl AggregateRuntime {
     pub fn build(
         rule_id: &Arc<str>,
         a: &snap::Aggregate,
+        circuit_breaker: Option<&snap::CircuitBreaker>,
         metrics: &Metrics,
         upstream: &Upstream,
     ) -> Result<Self, String> {
@@ -111,6 +112,10 @@ impl AggregateRuntime {
                         c.backend.name.clone(),
                         &c.backend.endpoints,
                         upstream,
+                        circuit_breaker.map(|cb| {
+                            let call = RouteId(Arc::from(format!("{rule_id}/{}", c.name)));
+                            upstream.breaker(&call, &c.backend.name, cb, metrics)
+                        }),
                     )?,
                     deps: c
                         .depends_on
@@ -327,6 +332,16 @@ impl AggregateRuntime {
         let started = Instant::now();
         let mut status = None;
         let result = async {
+            // Held until the call's answer has been read.
+            let _place = match &c.endpoints.breaker {
+                Some(breaker) => Some(
+                    breaker
+                        .admit(c.timeout)
+                        .await
+                        .map_err(|p| Failure::Other(p.detail))?,
+                ),
+                None => None,
+            };
             let endpoint = c.endpoints.next().ok_or_else(|| {
                 Failure::Other(format!(
                     "backend {} has no ready endpoint",
@@ -356,8 +371,13 @@ impl AggregateRuntime {
             let exchange = async {
                 let resp = upstream
                     .send(endpoint, req, c.timeout, None, AnswerFields::Map)
-                    .await
-                    .map_err(|p| match p.kind {
+                    .await;
+                c.endpoints.record(
+                    endpoint,
+                    resp.as_ref()
+                        .is_ok_and(|r| !r.status().is_server_error()),
+                );
+                let resp = resp.map_err(|p| match p.kind {
                         ProblemKind::UpstreamTimeout => {
                             Failure::Timeout(format!("no answer within {:?}", c.timeout))
                         }

@@ -1,0 +1,178 @@
+//! Circuit breaking, per backend of a rule (a Policy's `circuitBreaker`): at most
+//! `max_requests` in flight to the backend from this proxy, at most `max_pending_requests`
+//! waiting for one of them to finish, and the rest refused at once with 503 `circuit-open`,
+//! so a slow backend cannot hold every connection and every client. Beside the bounds, the
+//! backend's [`Outliers`] eject its failing endpoints.
+//!
+//! A [`Breaker`] is kept across snapshots for as long as its rule, backend and settings stay
+//! (through [`super::Upstream`]'s registry), so a configuration change neither forgets the
+//! requests in flight nor brings an ejected endpoint back early.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use frontdesk_snapshot as snap;
+use http_body::{Body, Frame, SizeHint};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::outlier::Outliers;
+use crate::problem::{Problem, ProblemKind};
+
+/// One backend's bounds and outlier detection.
+pub struct Breaker {
+    in_flight: Arc<Semaphore>,
+    max_requests: u32,
+    pending: AtomicU32,
+    max_pending: u32,
+    /// Requests refused by the bounds.
+    overflow: Counter,
+    pub outliers: Option<Outliers>,
+}
+
+/// A request's place among the backend's requests in flight; given back when dropped.
+pub type InFlight = OwnedSemaphorePermit;
+
+impl Breaker {
+    pub fn new(c: &snap::CircuitBreaker, overflow: Counter, outliers: Option<Outliers>) -> Self {
+        Breaker {
+            in_flight: Arc::new(Semaphore::new(c.max_requests as usize)),
+            max_requests: c.max_requests,
+            pending: AtomicU32::new(0),
+            max_pending: c.max_pending_requests,
+            overflow,
+            outliers,
+        }
+    }
+
+    /// A place in flight: at once when there is one, else after waiting at most `wait` among
+    /// at most `max_pending` others. Refused: 503 `circuit-open`.
+    pub fn admit(&self, wait: Duration) -> impl Future<Output = Result<InFlight, Problem>> + '_ {
+        async move {
+            if let Ok(permit) = self.in_flight.clone().try_acquire_owned() {
+                return Ok(permit);
+            }
+            if self
+                .pending
+                .fetch_update(Relaxed, Relaxed, |n| (n < self.max_pending).then_some(n + 1))
+                .is_err()
+            {
+                self.overflow.inc();
+                return Err(circuit_open(format!(
+                    "the backend has {} requests in flight and {} waiting, its most",
+                    self.max_requests, self.max_pending
+                )));
+            }
+            let waited = tokio::time::timeout(wait, self.in_flight.clone().acquire_owned()).await;
+            self.pending.fetch_sub(1, Relaxed);
+            match waited {
+                Ok(Ok(permit)) => Ok(permit),
+                // The semaphore is never closed.
+                Ok(Err(_)) | Err(_) => {
+                    self.overflow.inc();
+                    Err(circuit_open(format!(
+                        "the backend's {} requests in flight did not make room within {}",
+                        self.max_requests,
+                        humantime::format_duration(wait)
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn circuit_open(detail: String) -> Problem {
+    Problem::new(ProblemKind::CircuitOpen, detail)
+}
+
+/// A response body that holds its request's place in flight until it is read or dropped.
+pub struct Holding<B> {
+    body: B,
+    place: Option<InFlight>,
+}
+
+impl<B> Holding<B> {
+    pub fn new(body: B, place: InFlight) -> Self {
+        Holding {
+            body,
+            place: Some(place),
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Holding<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            this.place = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(max_requests: u32, max_pending: u32) -> Breaker {
+        let c = snap::CircuitBreaker {
+            max_requests,
+            max_pending_requests: max_pending,
+            ..Default::default()
+        };
+        Breaker::new(&c, Counter::default(), None)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_bounds_requests_wait_then_are_refused() {
+        let b = breaker(2, 1);
+        let first = b.admit(Duration::from_secs(1)).await.unwrap();
+        let _second = b.admit(Duration::from_secs(1)).await.unwrap();
+        // The third waits; a fourth finds the waiting room full.
+        let third = b.admit(Duration::from_secs(1));
+        tokio::pin!(third);
+        assert!(futures::poll!(&mut third).is_pending());
+        let p = b.admit(Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(p.kind, ProblemKind::CircuitOpen);
+        assert_eq!(p.kind.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(p.detail.contains("2 requests in flight and 1 waiting"), "{}", p.detail);
+        drop(first);
+        let _third = third.await.unwrap();
+        // Waiting ends with the rule's timeout.
+        let p = b.admit(Duration::from_millis(300)).await.unwrap_err();
+        assert!(p.detail.contains("within 300ms"), "{}", p.detail);
+        assert_eq!(b.overflow.get(), 2);
+        assert_eq!(b.pending.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_gives_its_place_back_at_its_end() {
+        use http_body_util::BodyExt;
+        let b = breaker(1, 0);
+        let place = b.admit(Duration::from_secs(1)).await.unwrap();
+        let mut body = Holding::new(http_body_util::Full::new(bytes::Bytes::from("hi")), place);
+        assert_eq!(b.in_flight.available_permits(), 0);
+        assert!(b.admit(Duration::from_secs(1)).await.is_err());
+        assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "hi");
+        assert!(body.frame().await.is_none());
+        assert_eq!(b.in_flight.available_permits(), 1);
+    }
+}
