@@ -57,7 +57,9 @@ impl Breaker {
             }
             if self
                 .pending
-                .fetch_update(Relaxed, Relaxed, |n| (n < self.max_pending).then_some(n + 1))
+                .fetch_update(Relaxed, Relaxed, |n| {
+                    (n < self.max_pending).then_some(n + 1)
+                })
                 .is_err()
             {
                 self.overflow.inc();
@@ -153,7 +155,11 @@ mod tests {
         let p = b.admit(Duration::from_secs(1)).await.unwrap_err();
         assert_eq!(p.kind, ProblemKind::CircuitOpen);
         assert_eq!(p.kind.status(), http::StatusCode::SERVICE_UNAVAILABLE);
-        assert!(p.detail.contains("2 requests in flight and 1 waiting"), "{}", p.detail);
+        assert!(
+            p.detail.contains("2 requests in flight and 1 waiting"),
+            "{}",
+            p.detail
+        );
         drop(first);
         let _third = third.await.unwrap();
         // Waiting ends with the rule's timeout.
@@ -171,7 +177,10 @@ mod tests {
         let mut body = Holding::new(http_body_util::Full::new(bytes::Bytes::from("hi")), place);
         assert_eq!(b.in_flight.available_permits(), 0);
         assert!(b.admit(Duration::from_secs(1)).await.is_err());
-        assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap(), "hi");
+        assert_eq!(
+            body.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "hi"
+        );
         assert!(body.frame().await.is_none());
         assert_eq!(b.in_flight.available_permits(), 1);
     }

@@ -40,9 +40,9 @@ use tokio::sync::oneshot;
 
 use crate::body::BoxError;
 use crate::metrics::{BackendLabels, Metrics, RouteId};
+use crate::problem::{Problem, ProblemKind};
 use crate::shared_by_key::SharedByKey;
 use frontdesk_snapshot as snap;
-use crate::problem::{Problem, ProblemKind};
 use h1::{ExchangeError, encode_head};
 use pool::{ConnectError, EndpointPool, PoolConfig, Pools};
 use response_body::ResponseBody;

@@ -153,9 +153,11 @@ impl Outliers {
         } else {
             h.times.load(Relaxed).saturating_add(1)
         };
-        let out_for = self.base_ms.saturating_mul(u64::from(times)).min(self.max_ms);
-        if h
-            .until
+        let out_for = self
+            .base_ms
+            .saturating_mul(u64::from(times))
+            .min(self.max_ms);
+        if h.until
             .compare_exchange(0, now + out_for, Relaxed, Relaxed)
             .is_err()
         {
@@ -212,7 +214,10 @@ mod tests {
         fail(2);
         o.record(&h[0], &a[0], true, 2);
         fail(2);
-        assert!(!o.any_ejected(), "a success in between starts the count again");
+        assert!(
+            !o.any_ejected(),
+            "a success in between starts the count again"
+        );
         fail(1);
         assert!(o.any_ejected() && o.is_out(&h[0], &a[0]));
         assert_eq!(o.metrics.ejections.get(), 1);

@@ -67,8 +67,8 @@ impl Forward {
                 backends
                     .iter()
                     .map(|b| {
-                        let breaker = circuit_breaker
-                            .map(|c| upstream.breaker(route, &b.name, c, metrics));
+                        let breaker =
+                            circuit_breaker.map(|c| upstream.breaker(route, &b.name, c, metrics));
                         Ok((
                             EndpointSet::new(b.name.clone(), &b.endpoints, upstream, breaker)?,
                             b.weight,

@@ -374,15 +374,14 @@ impl AggregateRuntime {
                     .await;
                 c.endpoints.record(
                     endpoint,
-                    resp.as_ref()
-                        .is_ok_and(|r| !r.status().is_server_error()),
+                    resp.as_ref().is_ok_and(|r| !r.status().is_server_error()),
                 );
                 let resp = resp.map_err(|p| match p.kind {
-                        ProblemKind::UpstreamTimeout => {
-                            Failure::Timeout(format!("no answer within {:?}", c.timeout))
-                        }
-                        _ => Failure::Other(format!("cannot reach the backend: {}", p.detail)),
-                    })?;
+                    ProblemKind::UpstreamTimeout => {
+                        Failure::Timeout(format!("no answer within {:?}", c.timeout))
+                    }
+                    _ => Failure::Other(format!("cannot reach the backend: {}", p.detail)),
+                })?;
                 status = Some(resp.status().as_u16());
                 if !resp.status().is_success() {
                     return Err(Failure::Other(format!("status {}", resp.status().as_u16())));
