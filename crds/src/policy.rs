@@ -59,6 +59,65 @@ pub struct PolicySpec {
     /// bounds gets 503 (`circuit-open`) without reaching the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreakerSpec>,
+
+    /// Active health checks: each proxy asks every endpoint of the backends of the rules this
+    /// Policy applies to, on its own schedule, and leaves the unhealthy ones out of the
+    /// balancer. With every endpoint of a backend unhealthy, all of them get traffic (panic
+    /// mode) rather than none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSpec>,
+
+    /// How a request picks one endpoint of a backend (round robin without this section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerSpec>,
+}
+
+/// An HTTP health check: `GET path` to each endpoint every `interval`; an answer from 200 to
+/// 399 within `timeout` passes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    /// Path (and query) to ask (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Host header of the checks (default: the endpoint's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Time between two checks of an endpoint (default `5s`, at least `50ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// How long a check waits for its answer (default `1s`, at most the interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Checks passed in a row that bring an unhealthy endpoint back (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<u32>,
+    /// Checks failed in a row that take an endpoint out (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<u32>,
+}
+
+/// How an endpoint is picked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerSpec {
+    /// `RoundRobin` (default), `LeastRequest` (of two endpoints picked at random, the one with
+    /// fewer requests in flight from this proxy) or `ConsistentHash` (the same endpoint for the
+    /// same `hashOn` key while it is in the backend; only its keys move when it leaves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<LoadBalancerAlgorithm>,
+    /// The key of `ConsistentHash`: `ClientIP`, `Header:<name>` or `Cookie:<name>`. A request
+    /// without the header or cookie goes round robin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_on: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum LoadBalancerAlgorithm {
+    #[default]
+    RoundRobin,
+    LeastRequest,
+    ConsistentHash,
 }
 
 /// A backend's bounds and its endpoints' passive outlier detection, per proxy. Every field has

@@ -325,7 +325,10 @@ async fn a_proxy_logs_and_counts_ejections_and_its_clients_get_problems_without_
     };
     assert!(line("frontdesk_upstream_ejections_total{").ends_with(" 1"));
     let ejections = line("frontdesk_upstream_ejections_total{");
-    assert!(ejections.contains("route=\"test/shop/rule-0\""), "{ejections}");
+    assert!(
+        ejections.contains("route=\"test/shop/rule-0\""),
+        "{ejections}"
+    );
 
     // The circuit's answer over a real socket: problem+json naming no backend or address.
     let (held_at, held, open) = gated_backend().await;

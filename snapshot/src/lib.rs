@@ -11,7 +11,9 @@
 #![forbid(unsafe_code)]
 
 mod circuit_breaker;
+mod health_check;
 mod listener;
+mod load_balancer;
 pub mod path;
 mod policy;
 mod retries;
@@ -20,7 +22,9 @@ pub mod secret;
 mod validate;
 
 pub use circuit_breaker::*;
+pub use health_check::*;
 pub use listener::*;
+pub use load_balancer::*;
 pub use policy::*;
 pub use retries::*;
 pub use route::*;

@@ -32,6 +32,12 @@ pub struct Policy {
     /// Bounds on requests to each backend and ejection of failing endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<crate::CircuitBreaker>,
+    /// Active health checks of each backend's endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<crate::HealthCheck>,
+    /// How each backend's endpoint is chosen; `None`: round robin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<crate::LoadBalancer>,
 }
 
 /// Bounds on requests.
@@ -286,6 +292,14 @@ pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
     if let Some(cb) = &p.circuit_breaker {
         cb.check()
             .map_err(|(field, why)| (format!("circuitBreaker.{field}"), why))?;
+    }
+    if let Some(h) = &p.health_check {
+        h.check()
+            .map_err(|(field, why)| (format!("healthCheck.{field}"), why))?;
+    }
+    if let Some(lb) = &p.load_balancer {
+        lb.check()
+            .map_err(|(field, why)| (format!("loadBalancer.{field}"), why))?;
     }
     if let Some(rl) = &p.rate_limit {
         for (i, l) in rl.limits.iter().enumerate() {

@@ -5,13 +5,13 @@
 //! Route is rejected alone (Accepted=False) and the others compile.
 
 pub mod aggregate;
-mod circuit_breaker;
 pub mod gateways;
 mod lower;
 pub mod policy;
 mod precedence;
 mod retries;
 mod services;
+mod upstream;
 pub mod urls;
 
 use std::collections::BTreeMap;

@@ -168,7 +168,14 @@ pub fn lower_policy(
     }
     if let Some(c) = &spec.circuit_breaker {
         out.policy.circuit_breaker =
-            super::circuit_breaker::lower_circuit_breaker("spec.circuitBreaker", c, ctx.d);
+            super::upstream::lower_circuit_breaker("spec.circuitBreaker", c, ctx.d);
+    }
+    if let Some(h) = &spec.health_check {
+        out.policy.health_check = super::upstream::lower_health_check("spec.healthCheck", h, ctx.d);
+    }
+    if let Some(lb) = &spec.load_balancer {
+        out.policy.load_balancer =
+            super::upstream::lower_load_balancer("spec.loadBalancer", lb, ctx.d);
     }
     if !missing.is_empty() {
         out.policy.unavailable = Some(missing.join("; "));
@@ -872,6 +879,8 @@ pub fn merge(
     let mut limits_from: Option<String> = None;
     let mut bounds_from: Option<String> = None;
     let mut breaker_from: Option<String> = None;
+    let mut checks_from: Option<String> = None;
+    let mut balancer_from: Option<String> = None;
     for name in names {
         let id = format!("{namespace}/{name}");
         out.sources.push(id.clone());
@@ -923,6 +932,22 @@ pub fn merge(
                     p.circuit_breaker.as_ref(),
                     &mut out.circuit_breaker,
                     &mut breaker_from,
+                    &mut conflicts,
+                );
+                take(
+                    "healthCheck",
+                    &id,
+                    p.health_check.as_ref(),
+                    &mut out.health_check,
+                    &mut checks_from,
+                    &mut conflicts,
+                );
+                take(
+                    "loadBalancer",
+                    &id,
+                    p.load_balancer.as_ref(),
+                    &mut out.load_balancer,
+                    &mut balancer_from,
                     &mut conflicts,
                 );
             }
