@@ -83,6 +83,14 @@ pub struct BackendLabels {
     pub backend: String,
 }
 
+/// One backend of one rule, and how a health check went: `passed` or `failed`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HealthCheckLabels {
+    pub route: RouteId,
+    pub backend: String,
+    pub result: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectionLimitLabels {
     pub limit: &'static str,
@@ -173,6 +181,10 @@ pub struct Metrics {
     pub upstream_overflow: Family<BackendLabels, Counter>,
     pub upstream_ejections: Family<BackendLabels, Counter>,
     pub upstream_ejected_endpoints: Family<BackendLabels, Gauge>,
+    pub upstream_health_checks: Family<HealthCheckLabels, Counter>,
+    pub upstream_unhealthy_endpoints: Family<BackendLabels, Gauge>,
+    /// 1 while every endpoint of a backend fails its health checks (and all get traffic).
+    pub upstream_panic: Family<BackendLabels, Gauge>,
     pub active_connections: Gauge,
     /// A client connection let go by a bound: `connections-per-client`, `memory`,
     /// `http2-reset-flood`, `header-read-timeout`, `send-timeout`, `http2-idle-timeout` (body-too-large and
@@ -212,6 +224,9 @@ impl Metrics {
             upstream_overflow: Family::default(),
             upstream_ejections: Family::default(),
             upstream_ejected_endpoints: Family::default(),
+            upstream_health_checks: Family::default(),
+            upstream_unhealthy_endpoints: Family::default(),
+            upstream_panic: Family::default(),
             active_connections: Gauge::default(),
             connection_limits: Family::default(),
             overloaded: Gauge::default(),
@@ -281,6 +296,21 @@ impl Metrics {
             "upstream_ejected_endpoints",
             "Endpoints out of a backend's balancer now, by rule and backend",
             m.upstream_ejected_endpoints.clone(),
+        );
+        registry.register(
+            "upstream_health_checks",
+            "Active health checks of a backend's endpoints, by rule, backend and result: passed, failed",
+            m.upstream_health_checks.clone(),
+        );
+        registry.register(
+            "upstream_unhealthy_endpoints",
+            "Endpoints out of a backend's balancer because they fail their health checks, by rule and backend",
+            m.upstream_unhealthy_endpoints.clone(),
+        );
+        registry.register(
+            "upstream_panic",
+            "1 while every endpoint of a backend fails its health checks, so all of them get traffic (panic mode), by rule and backend",
+            m.upstream_panic.clone(),
         );
         registry.register(
             "requests",

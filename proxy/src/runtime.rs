@@ -26,6 +26,7 @@ use crate::stages::respond::Respond;
 use crate::stages::response_transforms::ResponseTransforms;
 use crate::stages::route::RouteTable;
 use crate::upstream::Upstream;
+use crate::upstream::backend_state::BackendSettings;
 use crate::upstream::pool::PoolConfig;
 
 /// The label used for requests no rule matched.
@@ -110,7 +111,7 @@ struct PolicyStages {
     authorize: Option<Arc<Authorize>>,
     rate_limit: Option<Arc<RateLimitRuntime>>,
     max_request_body: Option<u64>,
-    circuit_breaker: Option<snap::CircuitBreaker>,
+    backends: BackendSettings,
 }
 
 impl Runtime {
@@ -168,7 +169,7 @@ fn policy_stages(key: &str, p: &snap::Policy, env: &Env) -> Result<PolicyStages,
             .as_ref()
             .and_then(|l| l.max_request_body_bytes)
             .map(|n| if n == 0 { u64::MAX } else { n }),
-        circuit_breaker: p.circuit_breaker.clone(),
+        backends: BackendSettings::from_policy(p),
     })
 }
 
@@ -193,7 +194,7 @@ impl RuleRuntime {
                 &id,
                 &rule.action,
                 rule.retries.as_ref(),
-                policy.circuit_breaker.as_ref(),
+                &policy.backends,
                 metrics,
                 &env.upstream,
             )?,

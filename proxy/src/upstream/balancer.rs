@@ -1,15 +1,20 @@
-//! Backend choice: weighted between backends, round robin over each backend's endpoints,
-//! skipping the endpoints outlier detection ejected ([`super::outlier`]).
+//! Backend choice: weighted between backends; within a backend, round robin over its endpoints
+//! unless its Policy says least request or consistent hashing, skipping the endpoints that are
+//! out (ejected by [`super::outlier`] detection, or failing [`super::health_check`]s).
 //!
 //! The weighted schedule is computed once per snapshot with the smooth weighted round robin of
 //! nginx, so 90/10 gives `a a a a b a a a a a`-like interleaving and exact shares over every
 //! cycle, then walked with one atomic counter: no lock and no allocation per request.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::breaker::Breaker;
-use super::outlier::Outliers;
+use frontdesk_snapshot as snap;
+use http::HeaderMap;
+
+use super::backend_state::BackendState;
+use super::hash_ring::{HashRing, hash};
 use super::{Endpoint, Upstream};
 
 /// Longest schedule kept; weights are scaled down past it (shares then approximate).
@@ -21,8 +26,10 @@ pub struct EndpointSet {
     /// Parsed once per snapshot, each with its connection pool.
     pub endpoints: Vec<Endpoint>,
     next: AtomicUsize,
-    /// The backend's circuit breaker, when the rule's policy has one.
-    pub breaker: Option<Arc<Breaker>>,
+    /// What the rule's Policy makes the proxy keep about the backend, when it says anything.
+    pub state: Option<Arc<BackendState>>,
+    /// Consistent hashing's ring, when the backend balances that way.
+    ring: Option<HashRing>,
 }
 
 impl EndpointSet {
@@ -31,18 +38,19 @@ impl EndpointSet {
         name: String,
         endpoints: &[String],
         upstream: &Upstream,
-        breaker: Option<Arc<Breaker>>,
+        state: Option<Arc<BackendState>>,
     ) -> Result<Self, String> {
         let mut endpoints = endpoints
             .iter()
             .map(|e| upstream.endpoint(e))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(outliers) = breaker.as_ref().and_then(|b| b.outliers.as_ref()) {
-            let authorities: Vec<_> = endpoints.iter().map(|e| e.authority.clone()).collect();
-            for (e, health) in endpoints.iter_mut().zip(outliers.health(&authorities)) {
-                e.health = Some(health);
-            }
+        if let Some(state) = &state {
+            state.adopt(&mut endpoints);
         }
+        let ring = state
+            .as_ref()
+            .filter(|s| matches!(s.algorithm, snap::LoadBalancer::ConsistentHash { .. }))
+            .map(|_| HashRing::new(endpoints.iter().map(|e| e.authority.as_str())));
         // Start at a random endpoint so restarting proxies don't all hit the first pod.
         let start = if endpoints.is_empty() {
             0
@@ -53,51 +61,114 @@ impl EndpointSet {
             name,
             endpoints,
             next: AtomicUsize::new(start),
-            breaker,
+            state,
+            ring,
         })
     }
 
-    /// The next endpoint, or `None` when there is none.
+    /// The next endpoint round robin, or `None` when there is none.
     pub fn next(&self) -> Option<&Endpoint> {
+        self.pick(None)
+    }
+
+    /// The endpoint for a request, or `None` when there is none. `key` is the request's
+    /// consistent-hash key ([`Self::hash_key`]); without one, round robin.
+    pub fn pick(&self, key: Option<u64>) -> Option<&Endpoint> {
         if self.endpoints.is_empty() {
             return None;
+        }
+        if let Some(state) = &self.state {
+            match (&state.algorithm, &self.ring, key) {
+                (snap::LoadBalancer::LeastRequest, _, _) => return Some(self.least_request()),
+                (_, Some(ring), Some(key)) => return Some(self.owner(ring, key, state)),
+                _ => {}
+            }
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
         Some(self.first_in(i))
     }
 
-    fn outliers(&self) -> Option<&Outliers> {
-        self.breaker.as_ref()?.outliers.as_ref()
+    /// The request's consistent-hash key, when the backend balances by one and the request
+    /// has it.
+    pub fn hash_key(&self, headers: &HeaderMap, client: IpAddr) -> Option<u64> {
+        self.ring.as_ref()?;
+        let snap::LoadBalancer::ConsistentHash { on } = &self.state.as_ref()?.algorithm else {
+            return None;
+        };
+        match on {
+            snap::HashOn::ClientIp => Some(match client {
+                IpAddr::V4(ip) => hash(&ip.octets()),
+                IpAddr::V6(ip) => hash(&ip.octets()),
+            }),
+            snap::HashOn::Header { name } => {
+                let mut values = headers.get_all(name.as_str()).iter().peekable();
+                values.peek()?;
+                let mut key = Vec::new();
+                for v in values {
+                    key.extend_from_slice(v.as_bytes());
+                    key.push(b',');
+                }
+                Some(hash(&key))
+            }
+            snap::HashOn::Cookie { name } => {
+                crate::stages::authenticate::credentials::cookie(headers, name)
+                    .map(|v| hash(v.as_bytes()))
+            }
+        }
     }
 
-    /// The endpoint at `i`, or the first after it that is not ejected. With every endpoint
-    /// ejected, the one at `i`: traffic spreads over all of them as if none were.
+    /// The key's owner on the ring, or the next owner that is in.
+    fn owner(&self, ring: &HashRing, key: u64, state: &BackendState) -> &Endpoint {
+        let mut owners = ring.owners(key).map(|i| &self.endpoints[i]);
+        let first = owners.next().expect("a ring has a point per endpoint");
+        if !state.any_out() || !state.is_out(first) {
+            return first;
+        }
+        owners.find(|e| !state.is_out(e)).unwrap_or(first)
+    }
+
+    /// Of two endpoints picked at random, the one with fewer requests in flight.
+    fn least_request(&self) -> &Endpoint {
+        let n = self.endpoints.len();
+        if n == 1 {
+            return self.first_in(0);
+        }
+        let a = fastrand::usize(..n);
+        let mut b = fastrand::usize(..n - 1);
+        if b >= a {
+            b += 1;
+        }
+        let (a, b) = (self.first_in(a), self.first_in(b));
+        let load = |e: &Endpoint| {
+            e.health
+                .as_ref()
+                .map_or(0, |h| h.in_flight.load(Ordering::Relaxed))
+        };
+        if load(b) < load(a) { b } else { a }
+    }
+
+    /// The endpoint at `i`, or the first after it that is in. With every endpoint out, the one
+    /// at `i`: traffic spreads over all of them as if none were (panic mode).
     fn first_in(&self, i: usize) -> &Endpoint {
         let at = &self.endpoints[i];
-        let Some(outliers) = self.outliers().filter(|o| o.any_ejected()) else {
+        let Some(state) = self.state.as_ref().filter(|s| s.any_out()) else {
             return at;
         };
         let n = self.endpoints.len();
         (0..n)
             .map(|k| &self.endpoints[(i + k) % n])
-            .find(|e| {
-                e.health
-                    .as_ref()
-                    .is_none_or(|h| !outliers.is_out(h, &e.authority))
-            })
+            .find(|e| !state.is_out(e))
             .unwrap_or(at)
     }
 
     /// Notes how a request to `endpoint`, one of this set's, went (`ok`: an answer below
     /// 500) for outlier detection, when the backend has it.
     pub fn record(&self, endpoint: &Endpoint, ok: bool) {
-        if let (Some(outliers), Some(health)) = (self.outliers(), &endpoint.health) {
-            outliers.record(health, &endpoint.authority, ok, self.endpoints.len());
+        if let Some(state) = &self.state {
+            state.record(endpoint, ok, self.endpoints.len());
         }
     }
-}
 
-impl EndpointSet {
     /// The endpoint after `previous` in the set's order (a retry's: another one when there is
     /// another). The round robin of first tries is left where it is, so retries do not make
     /// the next requests start at a failing endpoint.

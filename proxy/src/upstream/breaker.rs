@@ -1,12 +1,8 @@
 //! Circuit breaking, per backend of a rule (a Policy's `circuitBreaker`): at most
 //! `max_requests` in flight to the backend from this proxy, at most `max_pending_requests`
 //! waiting for one of them to finish, and the rest refused at once with 503 `circuit-open`,
-//! so a slow backend cannot hold every connection and every client. Beside the bounds, the
-//! backend's [`Outliers`] eject its failing endpoints.
-//!
-//! A [`Breaker`] is kept across snapshots for as long as its rule, backend and settings stay
-//! (through [`super::Upstream`]'s registry), so a configuration change neither forgets the
-//! requests in flight nor brings an ejected endpoint back early.
+//! so a slow backend cannot hold every connection and every client. (The same section's
+//! outlier detection is [`super::outlier`].)
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,32 +15,30 @@ use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::outlier::Outliers;
+use crate::metrics::{BackendLabels, Metrics};
 use crate::problem::{Problem, ProblemKind};
 
-/// One backend's bounds and outlier detection.
-pub struct Breaker {
+/// One backend's bounds.
+pub struct Bounds {
     in_flight: Arc<Semaphore>,
     max_requests: u32,
     pending: AtomicU32,
     max_pending: u32,
     /// Requests refused by the bounds.
     overflow: Counter,
-    pub outliers: Option<Outliers>,
 }
 
 /// A request's place among the backend's requests in flight; given back when dropped.
 pub type InFlight = OwnedSemaphorePermit;
 
-impl Breaker {
-    pub fn new(c: &snap::CircuitBreaker, overflow: Counter, outliers: Option<Outliers>) -> Self {
-        Breaker {
+impl Bounds {
+    pub fn new(c: &snap::CircuitBreaker, labels: &BackendLabels, metrics: &Metrics) -> Self {
+        Bounds {
             in_flight: Arc::new(Semaphore::new(c.max_requests as usize)),
             max_requests: c.max_requests,
             pending: AtomicU32::new(0),
             max_pending: c.max_pending_requests,
-            overflow,
-            outliers,
+            overflow: metrics.upstream_overflow.get_or_create(labels).clone(),
         }
     }
 
@@ -90,22 +84,23 @@ fn circuit_open(detail: String) -> Problem {
     Problem::new(ProblemKind::CircuitOpen, detail)
 }
 
-/// A response body that holds its request's place in flight until it is read or dropped.
-pub struct Holding<B> {
+/// A response body that holds what its request took (its place in flight, its endpoint's
+/// in-flight count) until it has been read or is dropped.
+pub struct Holding<B, H> {
     body: B,
-    place: Option<InFlight>,
+    held: Option<H>,
 }
 
-impl<B> Holding<B> {
-    pub fn new(body: B, place: InFlight) -> Self {
+impl<B, H> Holding<B, H> {
+    pub fn new(body: B, held: H) -> Self {
         Holding {
             body,
-            place: Some(place),
+            held: Some(held),
         }
     }
 }
 
-impl<B: Body + Unpin> Body for Holding<B> {
+impl<B: Body + Unpin, H: Unpin> Body for Holding<B, H> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -116,7 +111,7 @@ impl<B: Body + Unpin> Body for Holding<B> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            this.place = None;
+            this.held = None;
         }
         polled
     }
@@ -134,13 +129,17 @@ impl<B: Body + Unpin> Body for Holding<B> {
 mod tests {
     use super::*;
 
-    fn breaker(max_requests: u32, max_pending: u32) -> Breaker {
+    fn breaker(max_requests: u32, max_pending: u32) -> Bounds {
         let c = snap::CircuitBreaker {
             max_requests,
             max_pending_requests: max_pending,
             ..Default::default()
         };
-        Breaker::new(&c, Counter::default(), None)
+        let labels = BackendLabels {
+            route: crate::metrics::RouteId("r".into()),
+            backend: "b".into(),
+        };
+        Bounds::new(&c, &labels, &Metrics::new())
     }
 
     #[tokio::test(start_paused = true)]

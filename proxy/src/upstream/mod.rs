@@ -8,19 +8,24 @@
 //! - [`upload`]: a request body written to a backend as the client sends it.
 //! - [`response_body`]: a backend's answer body, read as the client takes it.
 //! - [`retry`]: failed tries tried again, within a budget per backend.
-//! - [`breaker`]: bounds on a backend's requests in flight and waiting (circuit breaking).
-//! - [`outlier`]: endpoints failing in a row leave the balancer for a while.
+//! - [`backend_state`]: what a rule's Policy makes the proxy keep about a backend, across
+//!   snapshots: its [`breaker`] (bounds on requests in flight and waiting), [`outlier`]
+//!   detection (endpoints failing in a row leave the balancer for a while), [`health_check`]s,
+//!   and its balancing ([`hash_ring`] for consistent hashing).
 //! - this module: one exchange with one endpoint, bounded by timeouts, its failures mapped to
 //!   problems.
 //!
 //! [`Upstream::send`] makes one try at one endpoint; [`Upstream::send_retrying`] makes as many
 //! as a rule's retries allow, each on a connection from the endpoint's pool ([`exchange_on`],
-//! whose failure says whether the request left). A backend's [`breaker::Breaker`] admits a
+//! whose failure says whether the request left). A backend's [`breaker::Bounds`] admit a
 //! request before either, and both report each try's outcome to its outlier detection.
 
+pub mod backend_state;
 pub mod balancer;
 pub mod breaker;
 pub mod h1;
+pub mod hash_ring;
+pub mod health_check;
 pub mod outlier;
 pub mod pool;
 pub mod resolve;
@@ -39,10 +44,10 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
 
 use crate::body::BoxError;
-use crate::metrics::{BackendLabels, Metrics, RouteId};
+use crate::metrics::{Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
 use crate::shared_by_key::SharedByKey;
-use frontdesk_snapshot as snap;
+use backend_state::{BackendSettings, BackendState};
 use h1::{ExchangeError, encode_head};
 use pool::{ConnectError, EndpointPool, PoolConfig, Pools};
 use response_body::ResponseBody;
@@ -114,8 +119,9 @@ pub struct Endpoint {
     /// The authority as a Host header value, for requests that have none of their own.
     pub host: http::HeaderValue,
     pub pool: Arc<EndpointPool>,
-    /// Its record for outlier detection, when its backend has it.
-    pub health: Option<Arc<outlier::EndpointHealth>>,
+    /// Its record (outlier detection, health checks, requests in flight), when its backend
+    /// has a [`BackendState`].
+    pub health: Option<Arc<backend_state::EndpointHealth>>,
 }
 
 /// How an answer's header fields come back from [`Upstream::send`].
@@ -131,50 +137,35 @@ pub enum AnswerFields {
 /// Process-wide: the connection pools. Snapshots come and go, warm connections stay.
 pub struct Upstream {
     pools: Pools,
-    /// Circuit breakers by rule, backend and settings, kept across snapshots.
-    breakers: SharedByKey<String, breaker::Breaker>,
+    /// Backend states by rule, backend and settings, kept across snapshots.
+    states: SharedByKey<String, BackendState>,
 }
 
 impl Upstream {
     pub fn new(config: PoolConfig) -> Self {
         Upstream {
             pools: Pools::new(config),
-            breakers: SharedByKey::default(),
+            states: SharedByKey::default(),
         }
     }
 
-    /// The circuit breaker of `backend` of the rule `route`, the running one when an earlier
-    /// snapshot had the same settings for it; called when a snapshot is built.
-    pub fn breaker(
+    /// The state of `backend` of the rule `route` under `settings` (`None` when they are
+    /// plain round robin), the running one when an earlier snapshot had the same; called when a
+    /// snapshot is built.
+    pub fn backend_state(
         &self,
         route: &RouteId,
         backend: &str,
-        settings: &snap::CircuitBreaker,
+        settings: &BackendSettings,
         metrics: &Metrics,
-    ) -> Arc<breaker::Breaker> {
+    ) -> Option<Arc<BackendState>> {
+        if settings.is_plain() {
+            return None;
+        }
         let key = format!("{}\n{backend}\n{settings:?}", route.0);
-        self.breakers.get_or_make(&key, || {
-            let labels = BackendLabels {
-                route: route.clone(),
-                backend: backend.to_string(),
-            };
-            let outliers = outlier::Outliers::new(
-                settings,
-                format!("{}: {backend}", route.0),
-                outlier::OutlierMetrics {
-                    ejections: metrics.upstream_ejections.get_or_create(&labels).clone(),
-                    ejected: metrics
-                        .upstream_ejected_endpoints
-                        .get_or_create(&labels)
-                        .clone(),
-                },
-            );
-            Arc::new(breaker::Breaker::new(
-                settings,
-                metrics.upstream_overflow.get_or_create(&labels).clone(),
-                outliers,
-            ))
-        })
+        Some(self.states.get_or_make(&key, || {
+            BackendState::new(route, backend, settings, metrics)
+        }))
     }
 
     /// The endpoint `host:port`, with its pool; called when a snapshot is built.

@@ -10,35 +10,22 @@
 //! atomic load per answer (the failure count is reset only when it is not zero already); the
 //! clock is read only while an endpoint is out or after a failure.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 
 use frontdesk_snapshot as snap;
 use http::uri::Authority;
-use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::time::Instant;
 
-/// One endpoint's record, kept across snapshots for as long as its backend has it.
-#[derive(Debug, Default)]
-pub struct EndpointHealth {
-    /// Failures in a row.
-    failures: AtomicU32,
-    /// Out until this many milliseconds after [`Outliers::epoch`]; 0 while in.
-    until: AtomicU64,
-    /// When its last ejection ended (or ends).
-    last_until: AtomicU64,
-    /// Ejections in a row (each soon after the previous one ended).
-    times: AtomicU32,
-}
+use super::backend_state::EndpointHealth;
+use crate::metrics::{BackendLabels, Metrics};
 
 /// The ejection counters of one backend of one rule.
-pub struct OutlierMetrics {
-    pub ejections: Counter,
-    pub ejected: Gauge,
+struct OutlierMetrics {
+    ejections: Counter,
+    ejected: Gauge,
 }
 
 /// One backend's outlier detection.
@@ -50,8 +37,6 @@ pub struct Outliers {
     epoch: Instant,
     /// Endpoints out now (or whose time is up and nobody picked them since).
     ejected: AtomicU32,
-    /// Every endpoint's record, by address; pruned to the backend's endpoints at each build.
-    health: Mutex<HashMap<Authority, Arc<EndpointHealth>>>,
     metrics: OutlierMetrics,
     /// For log lines: the rule and the backend.
     name: String,
@@ -59,7 +44,18 @@ pub struct Outliers {
 
 impl Outliers {
     /// `None` when the circuit breaker does not eject (`consecutive_failures: 0`).
-    pub fn new(c: &snap::CircuitBreaker, name: String, metrics: OutlierMetrics) -> Option<Self> {
+    pub fn new(
+        c: &snap::CircuitBreaker,
+        name: String,
+        labels: &BackendLabels,
+        metrics: &Metrics,
+    ) -> Option<Self> {
+        // One statement each: a Family's read guard must be gone before the next get_or_create.
+        let ejections = metrics.upstream_ejections.get_or_create(labels).clone();
+        let ejected = metrics
+            .upstream_ejected_endpoints
+            .get_or_create(labels)
+            .clone();
         (c.consecutive_failures > 0).then(|| Outliers {
             consecutive: c.consecutive_failures,
             base_ms: c.ejection_time_ms.max(1),
@@ -67,8 +63,7 @@ impl Outliers {
             max_percent: c.max_ejection_percent,
             epoch: Instant::now(),
             ejected: AtomicU32::new(0),
-            health: Mutex::new(HashMap::new()),
-            metrics,
+            metrics: OutlierMetrics { ejections, ejected },
             name,
         })
     }
@@ -76,25 +71,6 @@ impl Outliers {
     fn now_ms(&self) -> u64 {
         // At least 1: 0 means "in".
         (self.epoch.elapsed().as_millis() as u64).max(1)
-    }
-
-    /// The records of `endpoints` (the backend's, as a snapshot names them): the running ones
-    /// for endpoints it had before. Records of endpoints it no longer has are dropped, their
-    /// ejections ended. Called when a snapshot is built.
-    pub fn health(&self, endpoints: &[Authority]) -> Vec<Arc<EndpointHealth>> {
-        let mut map = self.health.lock();
-        let out: Vec<_> = endpoints
-            .iter()
-            .map(|a| map.entry(a.clone()).or_default().clone())
-            .collect();
-        map.retain(|a, h| {
-            let keep = endpoints.contains(a);
-            if !keep {
-                self.end_ejection(h, a);
-            }
-            keep
-        });
-        out
     }
 
     /// Whether any endpoint may be out: when not, the balancer looks no further.
@@ -116,7 +92,8 @@ impl Outliers {
         false
     }
 
-    fn end_ejection(&self, h: &EndpointHealth, endpoint: &Authority) {
+    /// Ends the endpoint's ejection, if it has one.
+    pub(super) fn end_ejection(&self, h: &EndpointHealth, endpoint: &Authority) {
         let until = h.until.load(Relaxed);
         if until != 0 && h.until.compare_exchange(until, 0, Relaxed, Relaxed).is_ok() {
             self.ejected.fetch_sub(1, Relaxed);
@@ -192,11 +169,15 @@ mod tests {
             max_ejection_percent: max_percent,
             ..Default::default()
         };
-        let metrics = OutlierMetrics {
-            ejections: Counter::default(),
-            ejected: Gauge::default(),
+        let labels = BackendLabels {
+            route: crate::metrics::RouteId("r".into()),
+            backend: "b".into(),
         };
-        Outliers::new(&c, "r/b".into(), metrics).unwrap()
+        Outliers::new(&c, "r/b".into(), &labels, &Metrics::new()).unwrap()
+    }
+
+    fn records(n: usize) -> Vec<EndpointHealth> {
+        (0..n).map(|_| EndpointHealth::default()).collect()
     }
 
     fn authorities(n: usize) -> Vec<Authority> {
@@ -209,7 +190,7 @@ mod tests {
     async fn failures_in_a_row_eject_for_a_growing_time_and_successes_forgive() {
         let o = outliers(3, 100);
         let a = authorities(2);
-        let h = o.health(&a);
+        let h = records(a.len());
         let fail = |n| (0..n).for_each(|_| o.record(&h[0], &a[0], false, 2));
         fail(2);
         o.record(&h[0], &a[0], true, 2);
@@ -246,30 +227,16 @@ mod tests {
     async fn no_more_than_the_share_is_out_and_at_least_one_may_be() {
         let o = outliers(1, 50);
         let a = authorities(4);
-        let h = o.health(&a);
+        let h = records(a.len());
         for i in 0..4 {
             o.record(&h[i], &a[i], false, 4);
         }
         let out = (0..4).filter(|i| o.is_out(&h[*i], &a[*i])).count();
         assert_eq!(out, 2);
         let one = outliers(1, 10);
-        let h = one.health(&a[..2]);
+        let h = records(2);
         one.record(&h[0], &a[0], false, 2);
         one.record(&h[1], &a[1], false, 2);
         assert!(one.is_out(&h[0], &a[0]) && !one.is_out(&h[1], &a[1]));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn records_outlive_snapshots_while_the_endpoint_stays() {
-        let o = outliers(1, 100);
-        let a = authorities(2);
-        let h = o.health(&a);
-        o.record(&h[0], &a[0], false, 2);
-        let again = o.health(&a);
-        assert!(Arc::ptr_eq(&h[0], &again[0]) && o.is_out(&again[0], &a[0]));
-        // The ejected endpoint leaves the backend: its ejection ends with it.
-        o.health(&a[1..]);
-        assert!(!o.any_ejected());
-        assert_eq!(o.health.lock().len(), 1);
     }
 }

@@ -21,6 +21,7 @@ use crate::exchange::Exchange;
 use crate::forwarding::remove_hop_by_hop;
 use crate::metrics::{Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
+use crate::upstream::backend_state::{BackendSettings, InFlightAt};
 use crate::upstream::balancer::{Balancer, EndpointSet};
 use crate::upstream::breaker::Holding;
 use crate::upstream::response_body::ResponseBody;
@@ -46,7 +47,7 @@ impl Forward {
     pub fn build(
         backends: &[snap::Backend],
         retries: Option<&snap::Retries>,
-        circuit_breaker: Option<&snap::CircuitBreaker>,
+        settings: &BackendSettings,
         route: &RouteId,
         metrics: &Metrics,
         upstream: &Upstream,
@@ -67,10 +68,9 @@ impl Forward {
                 backends
                     .iter()
                     .map(|b| {
-                        let breaker =
-                            circuit_breaker.map(|c| upstream.breaker(route, &b.name, c, metrics));
+                        let state = upstream.backend_state(route, &b.name, settings, metrics);
                         Ok((
-                            EndpointSet::new(b.name.clone(), &b.endpoints, upstream, breaker)?,
+                            EndpointSet::new(b.name.clone(), &b.endpoints, upstream, state)?,
                             b.weight,
                         ))
                     })
@@ -98,12 +98,26 @@ impl Forward {
                     "every backend of this route has weight 0",
                 )
             })?;
-            // A place among the backend's requests in flight, when it has bounds.
-            let place = match &backend.breaker {
-                Some(breaker) => Some(breaker.admit(input.timeout).await?),
-                None => None,
+            // What the request holds while it is in flight: its place among the backend's
+            // requests (when it has bounds) and its endpoint's count (least request).
+            let mut held = None;
+            let endpoint = match &backend.state {
+                None => backend.next(),
+                Some(state) => {
+                    let place = match &state.bounds {
+                        Some(bounds) => Some(bounds.admit(input.timeout).await?),
+                        None => None,
+                    };
+                    let endpoint = backend.pick(backend.hash_key(req.headers(), ex.client.ip()));
+                    let counted = endpoint
+                        .filter(|_| state.algorithm == snap::LoadBalancer::LeastRequest)
+                        .and_then(|e| e.health.as_ref())
+                        .map(InFlightAt::new);
+                    held = Some((place, counted));
+                    endpoint
+                }
             };
-            let endpoint = backend.next().ok_or_else(|| {
+            let endpoint = endpoint.ok_or_else(|| {
                 tracing::debug!(backend = %backend.name, "no ready endpoint");
                 Problem::new(
                     ProblemKind::NoEndpoints,
@@ -124,7 +138,7 @@ impl Forward {
                         .upstream
                         .send(endpoint, req, input.timeout, body_sent, input.answer_fields)
                         .await;
-                    if backend.breaker.is_some() {
+                    if backend.state.is_some() {
                         record(backend, endpoint, &resp);
                     }
                     let resp = resp?;
@@ -143,10 +157,10 @@ impl Forward {
             };
             let (mut head, body) = resp.into_parts();
             remove_hop_by_hop(&mut head.headers);
-            let body = match place {
+            let body = match held {
                 None => body.map_err(Into::into).boxed(),
-                // The place is given back when the body has been read (or dropped).
-                Some(place) => Holding::new(body, place).map_err(Into::into).boxed(),
+                // Let go when the body has been read (or dropped).
+                Some(held) => Holding::new(body, held).map_err(Into::into).boxed(),
             };
             Ok(Response::from_parts(head, body))
         }
@@ -319,7 +333,15 @@ mod tests {
         let metrics = crate::metrics::Metrics::new();
         let route = RouteId("ns/r/0".into());
         let build = |backends: &[snap::Backend]| {
-            Forward::build(backends, None, None, &route, &metrics, &upstream).unwrap()
+            Forward::build(
+                backends,
+                None,
+                &Default::default(),
+                &route,
+                &metrics,
+                &upstream,
+            )
+            .unwrap()
         };
         let f = build(std::slice::from_ref(&none));
         let histogram = crate::metrics::Metrics::new().redis_duration.clone();

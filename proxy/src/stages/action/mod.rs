@@ -56,7 +56,7 @@ impl Action {
         rule_id: &std::sync::Arc<str>,
         action: &snap::Action,
         retries: Option<&snap::Retries>,
-        circuit_breaker: Option<&snap::CircuitBreaker>,
+        backend_settings: &crate::upstream::backend_state::BackendSettings,
         metrics: &Metrics,
         upstream: &Upstream,
     ) -> Result<Self, String> {
@@ -64,7 +64,7 @@ impl Action {
             snap::Action::Forward { backends } => Action::Forward(forward::Forward::build(
                 backends,
                 retries,
-                circuit_breaker,
+                backend_settings,
                 &crate::metrics::RouteId(rule_id.clone()),
                 metrics,
                 upstream,
@@ -72,7 +72,7 @@ impl Action {
             snap::Action::Aggregate(a) => Action::Aggregate(aggregate::AggregateRuntime::build(
                 rule_id,
                 a,
-                circuit_breaker,
+                backend_settings,
                 metrics,
                 upstream,
             )?),

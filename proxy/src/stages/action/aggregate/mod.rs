@@ -80,7 +80,7 @@ impl AggregateRuntime {
     pub fn build(
         rule_id: &Arc<str>,
         a: &snap::Aggregate,
-        circuit_breaker: Option<&snap::CircuitBreaker>,
+        settings: &crate::upstream::backend_state::BackendSettings,
         metrics: &Metrics,
         upstream: &Upstream,
     ) -> Result<Self, String> {
@@ -112,10 +112,12 @@ impl AggregateRuntime {
                         c.backend.name.clone(),
                         &c.backend.endpoints,
                         upstream,
-                        circuit_breaker.map(|cb| {
-                            let call = RouteId(Arc::from(format!("{rule_id}/{}", c.name)));
-                            upstream.breaker(&call, &c.backend.name, cb, metrics)
-                        }),
+                        upstream.backend_state(
+                            &RouteId(Arc::from(format!("{rule_id}/{}", c.name))),
+                            &c.backend.name,
+                            settings,
+                            metrics,
+                        ),
                     )?,
                     deps: c
                         .depends_on
@@ -333,9 +335,9 @@ impl AggregateRuntime {
         let mut status = None;
         let result = async {
             // Held until the call's answer has been read.
-            let _place = match &c.endpoints.breaker {
-                Some(breaker) => Some(
-                    breaker
+            let _place = match c.endpoints.state.as_ref().and_then(|s| s.bounds.as_ref()) {
+                Some(bounds) => Some(
+                    bounds
                         .admit(c.timeout)
                         .await
                         .map_err(|p| Failure::Other(p.detail))?,

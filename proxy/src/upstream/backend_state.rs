@@ -1,0 +1,180 @@
+//! What the proxy keeps about one backend of one rule when the rule's Policy says how to treat
+//! it ([`BackendSettings`]): its bounds ([`Bounds`]), outlier detection ([`Outliers`]), health
+//! checks ([`HealthChecks`]) and how an endpoint is chosen, with a record per endpoint
+//! ([`EndpointHealth`]) that all of them read and write.
+//!
+//! A [`BackendState`] lives in [`super::Upstream`]'s registry for as long as a snapshot has its
+//! rule, backend and settings, so a configuration change (an EndpointSlice update, another
+//! Route edited) neither forgets the requests in flight nor brings an ejected or unhealthy
+//! endpoint back early. A backend without such settings has none, and costs nothing per request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use frontdesk_snapshot as snap;
+use http::uri::Authority;
+use parking_lot::Mutex;
+
+use super::Endpoint;
+use super::breaker::Bounds;
+use super::health_check::HealthChecks;
+use super::outlier::Outliers;
+use crate::metrics::{BackendLabels, Metrics, RouteId};
+
+/// How a rule's Policy treats each of its backends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackendSettings {
+    pub circuit_breaker: Option<snap::CircuitBreaker>,
+    pub health_check: Option<snap::HealthCheck>,
+    pub load_balancer: snap::LoadBalancer,
+}
+
+impl BackendSettings {
+    pub fn from_policy(p: &snap::Policy) -> Self {
+        BackendSettings {
+            circuit_breaker: p.circuit_breaker.clone(),
+            health_check: p.health_check.clone(),
+            load_balancer: p.load_balancer.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Round robin and nothing else: no state to keep.
+    pub fn is_plain(&self) -> bool {
+        *self == BackendSettings::default()
+    }
+}
+
+/// One endpoint's record, kept across snapshots for as long as its backend has it.
+#[derive(Debug, Default)]
+pub struct EndpointHealth {
+    /// Outlier detection: failures in a row.
+    pub(super) failures: AtomicU32,
+    /// Outlier detection: out until this many milliseconds after [`Outliers`]' epoch; 0: in.
+    pub(super) until: AtomicU64,
+    /// Outlier detection: when its last ejection ended (or ends).
+    pub(super) last_until: AtomicU64,
+    /// Outlier detection: ejections in a row (each soon after the previous one ended).
+    pub(super) times: AtomicU32,
+    /// Health checks: out of the balancer.
+    pub(super) unhealthy: AtomicBool,
+    /// Health checks: checks in a row that disagree with `unhealthy` (only the checker writes).
+    pub(super) against: AtomicU32,
+    /// Least request: requests in flight from this proxy.
+    pub(super) in_flight: AtomicU32,
+}
+
+/// One backend's state (see the module's documentation).
+pub struct BackendState {
+    pub bounds: Option<Bounds>,
+    pub outliers: Option<Outliers>,
+    pub checks: Option<HealthChecks>,
+    pub algorithm: snap::LoadBalancer,
+    records: Mutex<HashMap<Authority, Arc<EndpointHealth>>>,
+    /// The endpoints health checks ask: the latest snapshot's.
+    pub(super) checked: Mutex<Vec<Endpoint>>,
+}
+
+impl BackendState {
+    /// The state of `backend` of the rule `route` under `settings`. Health checks start at
+    /// once in the background when a Tokio runtime is around.
+    pub fn new(
+        route: &RouteId,
+        backend: &str,
+        settings: &BackendSettings,
+        metrics: &Metrics,
+    ) -> Arc<Self> {
+        let labels = BackendLabels {
+            route: route.clone(),
+            backend: backend.to_string(),
+        };
+        let name = format!("{}: {backend}", route.0);
+        let cb = settings.circuit_breaker.as_ref();
+        let state = Arc::new(BackendState {
+            bounds: cb.map(|c| Bounds::new(c, &labels, metrics)),
+            outliers: cb.and_then(|c| Outliers::new(c, name.clone(), &labels, metrics)),
+            checks: settings
+                .health_check
+                .as_ref()
+                .map(|h| HealthChecks::new(h, name, &labels, metrics)),
+            algorithm: settings.load_balancer.clone(),
+            records: Mutex::new(HashMap::new()),
+            checked: Mutex::new(Vec::new()),
+        });
+        if let Some(checks) = &state.checks
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(super::health_check::check_forever(
+                Arc::downgrade(&state),
+                checks.interval(),
+            ));
+        }
+        state
+    }
+
+    /// Gives each of `endpoints` (the backend's, as a snapshot names them) its record: the
+    /// running one for endpoints the backend had before. Records of endpoints it no longer has
+    /// are dropped, their ejections and unhealthiness with them. Called when a snapshot is built.
+    pub fn adopt(&self, endpoints: &mut [Endpoint]) {
+        let mut records = self.records.lock();
+        for e in endpoints.iter_mut() {
+            e.health = Some(records.entry(e.authority.clone()).or_default().clone());
+        }
+        records.retain(|a, h| {
+            let keep = endpoints.iter().any(|e| e.authority == *a);
+            if !keep {
+                if let Some(o) = &self.outliers {
+                    o.end_ejection(h, a);
+                }
+                if let Some(c) = &self.checks {
+                    c.forget(h);
+                }
+            }
+            keep
+        });
+        *self.checked.lock() = endpoints.to_vec();
+    }
+
+    /// Whether an endpoint may be out: when not, the balancer looks no further.
+    #[inline]
+    pub fn any_out(&self) -> bool {
+        self.outliers.as_ref().is_some_and(Outliers::any_ejected)
+            || self
+                .checks
+                .as_ref()
+                .is_some_and(HealthChecks::any_unhealthy)
+    }
+
+    /// Whether `e` is out of the balancer now (ejected or unhealthy).
+    pub fn is_out(&self, e: &Endpoint) -> bool {
+        let Some(h) = &e.health else { return false };
+        h.unhealthy.load(Relaxed)
+            || self
+                .outliers
+                .as_ref()
+                .is_some_and(|o| o.is_out(h, &e.authority))
+    }
+
+    /// Notes how a request to `e` went (`ok`: an answer below 500), for outlier detection.
+    pub fn record(&self, e: &Endpoint, ok: bool, endpoints: usize) {
+        if let (Some(o), Some(h)) = (&self.outliers, &e.health) {
+            o.record(h, &e.authority, ok, endpoints);
+        }
+    }
+}
+
+/// A request's hold on its endpoint's in-flight count (least request), let go when dropped.
+pub struct InFlightAt(Arc<EndpointHealth>);
+
+impl InFlightAt {
+    pub fn new(h: &Arc<EndpointHealth>) -> Self {
+        h.in_flight.fetch_add(1, Relaxed);
+        InFlightAt(h.clone())
+    }
+}
+
+impl Drop for InFlightAt {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}

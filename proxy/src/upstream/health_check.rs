@@ -1,0 +1,242 @@
+//! Active health checks (a Policy's `healthCheck`): every interval, each proxy sends `GET path`
+//! to every endpoint of the backend, over the endpoint's pool; an answer from 200 to 399 within
+//! the timeout passes. `unhealthy_threshold` failures in a row take an endpoint out of the
+//! balancer, `healthy_threshold` passes in a row bring it back. Endpoints start healthy, so a
+//! new configuration never starts with nothing to send to.
+//!
+//! With every endpoint of the backend unhealthy, the balancer sends to all of them as if none
+//! were (panic mode: some requests may succeed, none would otherwise), and
+//! `frontdesk_upstream_panic` says so.
+//!
+//! The checker is one task per backend state, holding it weakly: it ends with the last snapshot
+//! that has the backend.
+
+use std::sync::Weak;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Duration;
+
+use frontdesk_snapshot as snap;
+use http_body_util::BodyExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
+use super::backend_state::{BackendState, EndpointHealth};
+use super::{AnswerFields, Endpoint, UpstreamBody};
+use crate::metrics::{BackendLabels, HealthCheckLabels, Metrics};
+
+/// The most of a check's answer body read (and dropped) to keep its connection.
+const MAX_CHECK_BODY: usize = 64 * 1024;
+
+/// One backend's health checks.
+pub struct HealthChecks {
+    settings: snap::HealthCheck,
+    /// Endpoints out now.
+    unhealthy: AtomicU32,
+    passed: Counter,
+    failed: Counter,
+    unhealthy_gauge: Gauge,
+    panic: Gauge,
+    /// For log lines: the rule and the backend.
+    name: String,
+}
+
+impl HealthChecks {
+    pub fn new(
+        settings: &snap::HealthCheck,
+        name: String,
+        labels: &BackendLabels,
+        metrics: &Metrics,
+    ) -> Self {
+        let result = |result| HealthCheckLabels {
+            route: labels.route.clone(),
+            backend: labels.backend.clone(),
+            result,
+        };
+        // One statement each: a Family's read guard must be gone before the next get_or_create.
+        let passed = metrics
+            .upstream_health_checks
+            .get_or_create(&result("passed"))
+            .clone();
+        let failed = metrics
+            .upstream_health_checks
+            .get_or_create(&result("failed"))
+            .clone();
+        let unhealthy_gauge = metrics
+            .upstream_unhealthy_endpoints
+            .get_or_create(labels)
+            .clone();
+        let panic = metrics.upstream_panic.get_or_create(labels).clone();
+        HealthChecks {
+            settings: settings.clone(),
+            unhealthy: AtomicU32::new(0),
+            passed,
+            failed,
+            unhealthy_gauge,
+            panic,
+            name,
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.settings.interval_ms)
+    }
+
+    #[inline]
+    pub fn any_unhealthy(&self) -> bool {
+        self.unhealthy.load(Relaxed) > 0
+    }
+
+    /// An endpoint left the backend: it no longer counts.
+    pub(super) fn forget(&self, h: &EndpointHealth) {
+        if h.unhealthy.swap(false, Relaxed) {
+            self.unhealthy.fetch_sub(1, Relaxed);
+            self.unhealthy_gauge.dec();
+        }
+    }
+
+    /// Notes one check's result, moving the endpoint in or out at its threshold.
+    fn note(&self, e: &Endpoint, h: &EndpointHealth, result: Result<(), String>) {
+        let passed = result.is_ok();
+        if passed {
+            self.passed.inc();
+        } else {
+            self.failed.inc();
+        }
+        let unhealthy = h.unhealthy.load(Relaxed);
+        if passed != unhealthy {
+            // Agrees with the endpoint's state.
+            h.against.store(0, Relaxed);
+            return;
+        }
+        let against = h.against.fetch_add(1, Relaxed) + 1;
+        let threshold = if unhealthy {
+            self.settings.healthy_threshold
+        } else {
+            self.settings.unhealthy_threshold
+        };
+        if against < threshold {
+            return;
+        }
+        h.against.store(0, Relaxed);
+        h.unhealthy.store(!unhealthy, Relaxed);
+        if unhealthy {
+            self.unhealthy.fetch_sub(1, Relaxed);
+            self.unhealthy_gauge.dec();
+            tracing::info!(backend = %self.name, endpoint = %e.authority, "an endpoint passes its health checks again and is back in the balancer");
+        } else {
+            self.unhealthy.fetch_add(1, Relaxed);
+            self.unhealthy_gauge.inc();
+            tracing::warn!(backend = %self.name, endpoint = %e.authority, error = %result.unwrap_err(), "an endpoint failed its health checks and is out of the balancer");
+        }
+    }
+
+    /// One check of one endpoint.
+    async fn check(&self, e: &Endpoint) -> Result<(), String> {
+        let host = match &self.settings.host {
+            Some(h) => http::HeaderValue::from_str(h).map_err(|e| e.to_string())?,
+            None => e.host.clone(),
+        };
+        let req = http::Request::get(self.settings.path.as_str())
+            .header(http::header::HOST, host)
+            .header(http::header::USER_AGENT, "frontdesk-health-check")
+            .body(UpstreamBody::Empty)
+            .map_err(|e| e.to_string())?;
+        let asked = async {
+            let resp = super::exchange(&e.pool, req, AnswerFields::Map)
+                .await
+                .map_err(|p| p.detail)?;
+            let status = resp.status();
+            // Read to its end so the connection goes back to the pool.
+            let _ = http_body_util::Limited::new(resp.into_body(), MAX_CHECK_BODY)
+                .collect()
+                .await;
+            if (200..400).contains(&status.as_u16()) {
+                Ok(())
+            } else {
+                Err(format!("the check was answered {}", status.as_u16()))
+            }
+        };
+        let timeout = Duration::from_millis(self.settings.timeout_ms);
+        tokio::time::timeout(timeout, asked)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "no answer within {}",
+                    humantime::format_duration(timeout)
+                ))
+            })
+    }
+}
+
+/// Checks the backend's endpoints now and every `interval`, until no snapshot has the backend.
+pub(super) async fn check_forever(state: Weak<BackendState>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        let Some(checks) = &state.checks else { return };
+        let endpoints = state.checked.lock().clone();
+        let results = futures::future::join_all(endpoints.iter().map(|e| checks.check(e))).await;
+        for (e, result) in endpoints.iter().zip(results) {
+            if let Some(h) = &e.health {
+                checks.note(e, h, result);
+            }
+        }
+        let all_out =
+            !endpoints.is_empty() && checks.unhealthy.load(Relaxed) as usize >= endpoints.len();
+        checks.panic.set(i64::from(all_out));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::Upstream;
+
+    fn checks(healthy: u32, unhealthy: u32) -> HealthChecks {
+        let s = snap::HealthCheck {
+            healthy_threshold: healthy,
+            unhealthy_threshold: unhealthy,
+            ..Default::default()
+        };
+        let labels = BackendLabels {
+            route: crate::metrics::RouteId("r".into()),
+            backend: "b".into(),
+        };
+        HealthChecks::new(&s, "r: b".into(), &labels, &Metrics::new())
+    }
+
+    #[test]
+    fn thresholds_move_an_endpoint_out_and_back() {
+        let c = checks(2, 3);
+        let e = Upstream::new(Default::default())
+            .endpoint("10.0.0.1:80")
+            .unwrap();
+        let h = EndpointHealth::default();
+        let fail = || Err("down".to_string());
+        c.note(&e, &h, fail());
+        c.note(&e, &h, fail());
+        c.note(&e, &h, Ok(()));
+        c.note(&e, &h, fail());
+        c.note(&e, &h, fail());
+        assert!(
+            !c.any_unhealthy(),
+            "a pass in between starts the count again"
+        );
+        c.note(&e, &h, fail());
+        assert!(c.any_unhealthy() && h.unhealthy.load(Relaxed));
+        c.note(&e, &h, Ok(()));
+        c.note(&e, &h, fail());
+        c.note(&e, &h, Ok(()));
+        assert!(h.unhealthy.load(Relaxed));
+        c.note(&e, &h, Ok(()));
+        assert!(!c.any_unhealthy() && !h.unhealthy.load(Relaxed));
+        assert_eq!((c.passed.get(), c.failed.get()), (4, 6));
+        c.note(&e, &h, fail());
+        c.note(&e, &h, fail());
+        c.note(&e, &h, fail());
+        c.forget(&h);
+        assert!(!c.any_unhealthy() && c.unhealthy_gauge.get() == 0);
+    }
+}
