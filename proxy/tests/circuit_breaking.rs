@@ -9,145 +9,46 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use frontdesk_proxy::runtime::{Env, Runtime};
 use frontdesk_snapshot::Action;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::StatusCode;
+use support::resilience::*;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
 
-const CLIENT: &str = "192.0.2.10:50000";
-
-/// A Route for every path with Policy `breaker` (`circuit_breaker`, a YAML flow mapping) and
-/// `retries` if given, forwarding to `endpoints` (one backend).
-fn manifests(backend: SocketAddr, circuit_breaker: &str, retries: Option<&str>) -> String {
-    let retries = retries.map_or(String::new(), |r| format!("      retries: {r}\n"));
-    manifest(
-        "Policy",
-        "breaker",
+/// [`runtime`] with Policy `breaker` holding `circuit_breaker` (a YAML flow mapping).
+fn breaker_runtime(
+    endpoints: &[std::net::SocketAddr],
+    circuit_breaker: &str,
+    retries: Option<&str>,
+) -> Arc<Runtime> {
+    runtime(
+        endpoints,
         &format!("  circuitBreaker: {circuit_breaker}"),
-    ) + &manifest(
-        "Route",
-        "shop",
-        &format!(
-            "  policies: [breaker]\n  rules:\n    - timeout: 5s\n{retries}      backends: [{{url: 'http://{backend}'}}]\n"
-        ),
+        retries,
     )
 }
 
-fn runtime(endpoints: &[SocketAddr], circuit_breaker: &str, retries: Option<&str>) -> Arc<Runtime> {
-    let mut snap = snapshot(&manifests(endpoints[0], circuit_breaker, retries));
-    let Action::Forward { backends } = &mut snap.routes[0].rules[0].action else {
-        panic!("a forward");
-    };
-    backends[0].endpoints = endpoints.iter().map(|e| e.to_string()).collect();
-    Arc::new(Runtime::build(snap, Arc::new(Env::standalone())).unwrap())
-}
-
-async fn call(rt: &Arc<Runtime>, path: &str) -> (StatusCode, http::HeaderMap, String) {
-    let req = Request::get(path)
-        .header("host", "shop.example.com")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = rt
-        .clone()
-        .handle(req, CLIENT.parse::<SocketAddr>().unwrap())
-        .await;
-    let (head, body) = resp.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    (
-        head.status,
-        head.headers,
-        String::from_utf8_lossy(&body).into_owned(),
+fn breaker_manifests(
+    backend: std::net::SocketAddr,
+    circuit_breaker: &str,
+    retries: Option<&str>,
+) -> String {
+    manifests(
+        backend,
+        &format!("  circuitBreaker: {circuit_breaker}"),
+        retries,
     )
-}
-
-fn metric(rt: &Runtime, line_start: &str) -> u64 {
-    let text = rt.env.metrics.encode();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .map_or(0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
-}
-
-/// Answers one HTTP/1.1 request head per read with `answer` (keep-alive), counting them.
-async fn fixed_backend(answer: &'static str) -> (SocketAddr, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicU64::new(0));
-    let counted = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let hits = counted.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    if s.write_all(answer.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (addr, hits)
-}
-
-const ALWAYS_500: &str = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n";
-
-/// A backend that reads each request and answers 200 only once the gate is opened; counts
-/// the requests it holds.
-async fn gated_backend() -> (SocketAddr, Arc<AtomicU64>, watch::Sender<bool>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let held = Arc::new(AtomicU64::new(0));
-    let (open, gate) = watch::channel(false);
-    let counted = held.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let (held, mut gate) = (counted.clone(), gate.clone());
-            tokio::spawn(async move {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    held.fetch_add(1, Ordering::SeqCst);
-                    let _ = gate.wait_for(|open| *open).await;
-                    let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if s.write_all(ok.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (addr, held, open)
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what} did not happen within 5s");
 }
 
 #[tokio::test]
 async fn a_circuit_opens_at_its_bound_and_closes_after() {
     let (backend, held, open) = gated_backend().await;
-    let rt = runtime(
+    let rt = breaker_runtime(
         &[backend],
         "{maxRequests: 2, maxPendingRequests: 1, consecutiveFailures: 0}",
         None,
@@ -212,7 +113,7 @@ async fn a_circuit_opens_at_its_bound_and_closes_after() {
 #[tokio::test]
 async fn without_a_waiting_room_a_request_past_the_bound_is_refused_at_once() {
     let (backend, held, open) = gated_backend().await;
-    let rt = runtime(&[backend], "{maxRequests: 1, maxPendingRequests: 0}", None);
+    let rt = breaker_runtime(&[backend], "{maxRequests: 1, maxPendingRequests: 0}", None);
     let first = tokio::spawn({
         let rt = rt.clone();
         async move { call(&rt, "/a").await }
@@ -235,7 +136,7 @@ async fn an_endpoint_answering_500s_is_ejected_after_its_failures_and_returns_af
  {
     let (bad, bad_hits) = fixed_backend(ALWAYS_500).await;
     let good = frontdesk_demo::spawn("good").await;
-    let rt = runtime(
+    let rt = breaker_runtime(
         &[bad, good],
         "{consecutiveFailures: 3, ejectionTime: 1s}",
         None,
@@ -282,7 +183,7 @@ async fn no_more_than_the_share_of_endpoints_is_ejected_and_with_retries_clients
     let (bad_a, hits_a) = fixed_backend(ALWAYS_500).await;
     let (bad_b, hits_b) = fixed_backend(ALWAYS_500).await;
     let good = frontdesk_demo::spawn("good").await;
-    let rt = runtime(
+    let rt = breaker_runtime(
         &[bad_a, bad_b, good],
         "{consecutiveFailures: 2, maxEjectionPercent: 34}",
         Some("{attempts: 2, on: [5xx], backoff: 1ms, budget: {percent: 100}}"),
@@ -301,7 +202,7 @@ async fn no_more_than_the_share_of_endpoints_is_ejected_and_with_retries_clients
 #[tokio::test]
 async fn a_proxy_logs_and_counts_ejections_and_its_clients_get_problems_without_addresses() {
     let (bad, _) = fixed_backend(ALWAYS_500).await;
-    let m = manifests(
+    let m = breaker_manifests(
         bad,
         "{consecutiveFailures: 2, maxRequests: 1, maxPendingRequests: 0}",
         None,
@@ -332,7 +233,7 @@ async fn a_proxy_logs_and_counts_ejections_and_its_clients_get_problems_without_
 
     // The circuit's answer over a real socket: problem+json naming no backend or address.
     let (held_at, held, open) = gated_backend().await;
-    let m = manifests(held_at, "{maxRequests: 1, maxPendingRequests: 0}", None);
+    let m = breaker_manifests(held_at, "{maxRequests: 1, maxPendingRequests: 0}", None);
     std::fs::write(p.dir.join("r.yaml"), m).unwrap();
     let v = p.config_version().await;
     p.wait_version_above(v).await;

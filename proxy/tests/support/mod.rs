@@ -19,6 +19,7 @@ pub type TestClient = Client<HttpConnector, TestBody>;
 
 #[path = "../../../e2e/src/ports.rs"]
 mod ports;
+pub mod resilience;
 pub use ports::free_port;
 
 /// A running proxy process; killed on drop.
