@@ -70,6 +70,25 @@ pub struct PolicySpec {
     /// How a request picks one endpoint of a backend (round robin without this section).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerSpec>,
+
+    /// Connections to the backends of the rules this Policy applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_connection: Option<BackendConnectionSpec>,
+}
+
+/// Timeouts of connections to backends; each defaults to the proxy's own setting
+/// (`--upstream-connect-timeout`, 5s; `--upstream-idle-timeout`, 60s).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendConnectionSpec {
+    /// How long connecting to an endpoint may take before the try fails (a connect failure,
+    /// which retries may try again elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+    /// A pooled connection idle for longer is closed rather than used. Keep it below the
+    /// backend's own keep-alive timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
 }
 
 /// An HTTP health check: `GET path` to each endpoint every `interval`; an answer from 200 to

@@ -165,6 +165,16 @@ pub struct Cli {
     #[arg(long)]
     pub refuse_internal_upstreams: bool,
 
+    /// How long connecting to a backend endpoint may take; a Policy's
+    /// `backendConnection.connectTimeout` overrides it for its backends.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub upstream_connect_timeout: Duration,
+
+    /// A pooled backend connection idle for longer is closed instead of reused; a Policy's
+    /// `backendConnection.idleTimeout` overrides it for its backends.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub upstream_idle_timeout: Duration,
+
     /// On SIGTERM, how long open connections may finish their requests.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub drain_timeout: Duration,

@@ -74,6 +74,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let pools = PoolConfig {
         refuse_internal: cli.refuse_internal_upstreams,
+        timeouts: upstream::pool::Timeouts {
+            connect: cli.upstream_connect_timeout,
+            idle: cli.upstream_idle_timeout,
+        },
         ..PoolConfig::default()
     };
     let mut env = Env::new(metrics.clone(), access_log, limits, pools);

@@ -78,6 +78,30 @@ impl CircuitBreaker {
     }
 }
 
+/// How long the proxy waits to connect to a backend's endpoints, and keeps idle connections
+/// to them; `None` leaves the proxy's own settings (`--upstream-connect-timeout`,
+/// `--upstream-idle-timeout`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendConnection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+}
+
+impl BackendConnection {
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.connect_timeout_ms == Some(0) {
+            return Err(("connectTimeoutMs", "must be more than 0".into()));
+        }
+        if self.idle_timeout_ms == Some(0) {
+            return Err(("idleTimeoutMs", "must be more than 0".into()));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +146,10 @@ mod tests {
             ..d()
         };
         assert_eq!(off.check(), Ok(()));
+        let zero = BackendConnection {
+            connect_timeout_ms: Some(0),
+            idle_timeout_ms: None,
+        };
+        assert_eq!(zero.check().unwrap_err().0, "connectTimeoutMs");
     }
 }

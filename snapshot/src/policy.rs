@@ -38,6 +38,9 @@ pub struct Policy {
     /// How each backend's endpoint is chosen; `None`: round robin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<crate::LoadBalancer>,
+    /// Connect and idle timeouts of each backend's connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_connection: Option<crate::BackendConnection>,
 }
 
 /// Bounds on requests.
@@ -296,6 +299,10 @@ pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
     if let Some(h) = &p.health_check {
         h.check()
             .map_err(|(field, why)| (format!("healthCheck.{field}"), why))?;
+    }
+    if let Some(c) = &p.backend_connection {
+        c.check()
+            .map_err(|(field, why)| (format!("backendConnection.{field}"), why))?;
     }
     if let Some(lb) = &p.load_balancer {
         lb.check()

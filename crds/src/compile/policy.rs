@@ -173,6 +173,10 @@ pub fn lower_policy(
     if let Some(h) = &spec.health_check {
         out.policy.health_check = super::upstream::lower_health_check("spec.healthCheck", h, ctx.d);
     }
+    if let Some(c) = &spec.backend_connection {
+        out.policy.backend_connection =
+            super::upstream::lower_backend_connection("spec.backendConnection", c, ctx.d);
+    }
     if let Some(lb) = &spec.load_balancer {
         out.policy.load_balancer =
             super::upstream::lower_load_balancer("spec.loadBalancer", lb, ctx.d);
@@ -881,6 +885,7 @@ pub fn merge(
     let mut breaker_from: Option<String> = None;
     let mut checks_from: Option<String> = None;
     let mut balancer_from: Option<String> = None;
+    let mut connection_from: Option<String> = None;
     for name in names {
         let id = format!("{namespace}/{name}");
         out.sources.push(id.clone());
@@ -948,6 +953,14 @@ pub fn merge(
                     p.load_balancer.as_ref(),
                     &mut out.load_balancer,
                     &mut balancer_from,
+                    &mut conflicts,
+                );
+                take(
+                    "backendConnection",
+                    &id,
+                    p.backend_connection.as_ref(),
+                    &mut out.backend_connection,
+                    &mut connection_from,
                     &mut conflicts,
                 );
             }

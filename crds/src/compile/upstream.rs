@@ -6,7 +6,10 @@ use frontdesk_snapshot as snap;
 
 use super::lower::{check_token, parse_timeout};
 use crate::diagnostic::Diagnostics;
-use crate::policy::{CircuitBreakerSpec, HealthCheckSpec, LoadBalancerAlgorithm, LoadBalancerSpec};
+use crate::policy::{
+    BackendConnectionSpec, CircuitBreakerSpec, HealthCheckSpec, LoadBalancerAlgorithm,
+    LoadBalancerSpec,
+};
 
 /// A duration field in milliseconds, `default` when absent or wrong (a wrong one is noted).
 fn millis(d: &mut Diagnostics, field: String, t: &Option<String>, default: u64) -> u64 {
@@ -117,6 +120,26 @@ pub(super) fn lower_health_check(
     checked(p, d, before, lowered, snap::HealthCheck::check)
 }
 
+/// `p` is the field path of `backendConnection`.
+pub(super) fn lower_backend_connection(
+    p: &str,
+    c: &BackendConnectionSpec,
+    d: &mut Diagnostics,
+) -> Option<snap::BackendConnection> {
+    let before = d.0.len();
+    let mut millis = |field: &str, t: &Option<String>| {
+        t.as_ref().and_then(|t| {
+            d.check(format!("{p}.{field}"), parse_timeout(t))
+                .and_then(|t| u64::try_from(t.as_millis()).ok())
+        })
+    };
+    let lowered = snap::BackendConnection {
+        connect_timeout_ms: millis("connectTimeout", &c.connect_timeout),
+        idle_timeout_ms: millis("idleTimeout", &c.idle_timeout),
+    };
+    checked(p, d, before, lowered, snap::BackendConnection::check)
+}
+
 /// `p` is the field path of `loadBalancer`.
 pub(super) fn lower_load_balancer(
     p: &str,
@@ -171,6 +194,8 @@ fn manifest_field(snapshot_field: &str) -> &str {
         "intervalMs" => "interval",
         "timeoutMs" => "timeout",
         "on.name" => "hashOn",
+        "connectTimeoutMs" => "connectTimeout",
+        "idleTimeoutMs" => "idleTimeout",
         other => other,
     }
 }
@@ -253,6 +278,25 @@ mod tests {
         );
         assert!(
             lower_checks("{path: healthz}").unwrap_err()[0].starts_with("spec.healthCheck.path: ")
+        );
+    }
+
+    #[test]
+    fn backend_connection_timeouts_are_read() {
+        let c: BackendConnectionSpec =
+            serde_saphyr::from_str("{connectTimeout: 250ms, idleTimeout: 10s}").unwrap();
+        let mut d = Diagnostics::default();
+        let lowered = lower_backend_connection("spec.backendConnection", &c, &mut d).unwrap();
+        assert_eq!(
+            (lowered.connect_timeout_ms, lowered.idle_timeout_ms),
+            (Some(250), Some(10_000))
+        );
+        let c: BackendConnectionSpec = serde_saphyr::from_str("{connectTimeout: never}").unwrap();
+        assert!(lower_backend_connection("spec.backendConnection", &c, &mut d).is_none());
+        assert!(
+            d.0[0]
+                .field
+                .starts_with("spec.backendConnection.connectTimeout")
         );
     }
 

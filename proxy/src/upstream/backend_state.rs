@@ -28,6 +28,8 @@ pub struct BackendSettings {
     pub circuit_breaker: Option<snap::CircuitBreaker>,
     pub health_check: Option<snap::HealthCheck>,
     pub load_balancer: snap::LoadBalancer,
+    /// Connect and idle timeouts (they need no state).
+    pub connection: Option<snap::BackendConnection>,
 }
 
 impl BackendSettings {
@@ -36,12 +38,15 @@ impl BackendSettings {
             circuit_breaker: p.circuit_breaker.clone(),
             health_check: p.health_check.clone(),
             load_balancer: p.load_balancer.clone().unwrap_or_default(),
+            connection: p.backend_connection.clone(),
         }
     }
 
     /// Round robin and nothing else: no state to keep.
     pub fn is_plain(&self) -> bool {
-        *self == BackendSettings::default()
+        self.circuit_breaker.is_none()
+            && self.health_check.is_none()
+            && self.load_balancer == snap::LoadBalancer::RoundRobin
     }
 }
 

@@ -66,6 +66,20 @@ impl EndpointSet {
         })
     }
 
+    /// With the connect and idle timeouts `connection` sets (the proxy's own otherwise).
+    pub fn with_timeouts(mut self, connection: Option<&snap::BackendConnection>) -> Self {
+        let Some(c) = connection else { return self };
+        for e in &mut self.endpoints {
+            if let Some(ms) = c.connect_timeout_ms {
+                e.timeouts.connect = std::time::Duration::from_millis(ms);
+            }
+            if let Some(ms) = c.idle_timeout_ms {
+                e.timeouts.idle = std::time::Duration::from_millis(ms);
+            }
+        }
+        self
+    }
+
     /// The next endpoint round robin, or `None` when there is none.
     pub fn next(&self) -> Option<&Endpoint> {
         self.pick(None)

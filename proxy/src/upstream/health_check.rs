@@ -142,7 +142,7 @@ impl HealthChecks {
             .body(UpstreamBody::Empty)
             .map_err(|e| e.to_string())?;
         let asked = async {
-            let resp = super::exchange(&e.pool, req, AnswerFields::Map)
+            let resp = super::exchange(e, req, AnswerFields::Map)
                 .await
                 .map_err(|p| p.detail)?;
             let status = resp.status();

@@ -119,6 +119,8 @@ pub struct Endpoint {
     /// The authority as a Host header value, for requests that have none of their own.
     pub host: http::HeaderValue,
     pub pool: Arc<EndpointPool>,
+    /// Its backend's connect and idle timeouts.
+    pub timeouts: pool::Timeouts,
     /// Its record (outlier detection, health checks, requests in flight), when its backend
     /// has a [`BackendState`].
     pub health: Option<Arc<backend_state::EndpointHealth>>,
@@ -162,7 +164,10 @@ impl Upstream {
         if settings.is_plain() {
             return None;
         }
-        let key = format!("{}\n{backend}\n{settings:?}", route.0);
+        let key = format!(
+            "{}\n{backend}\n{:?}\n{:?}\n{:?}",
+            route.0, settings.circuit_breaker, settings.health_check, settings.load_balancer
+        );
         Some(self.states.get_or_make(&key, || {
             BackendState::new(route, backend, settings, metrics)
         }))
@@ -178,6 +183,7 @@ impl Upstream {
             host: http::HeaderValue::from_str(authority.as_str())
                 .map_err(|_| format!("endpoint {endpoint:?} is not a valid Host"))?,
             authority,
+            timeouts: self.pools.timeouts(),
             health: None,
         })
     }
@@ -196,7 +202,7 @@ impl Upstream {
         fields: AnswerFields,
     ) -> impl Future<Output = Result<http::Response<ResponseBody>, Problem>> {
         async move {
-            let exchange = exchange(&endpoint.pool, req, fields);
+            let exchange = exchange(endpoint, req, fields);
             tokio::pin!(exchange);
             if let Some(sent) = body_sent {
                 tokio::select! {
@@ -214,16 +220,17 @@ impl Upstream {
 }
 
 fn exchange(
-    pool: &Arc<EndpointPool>,
+    endpoint: &Endpoint,
     req: http::Request<UpstreamBody>,
     fields: AnswerFields,
 ) -> impl Future<Output = Result<http::Response<ResponseBody>, Problem>> {
     async move {
+        let pool = &endpoint.pool;
         let (head, framing) = encode_head(&req);
         let (parts, body) = req.into_parts();
         let bodiless = matches!(body, UpstreamBody::Empty);
         let checkout = pool
-            .connection()
+            .connection(endpoint.timeouts)
             .await
             .map_err(|e| connect_failure(&e, &pool.authority))?;
         let answered = checkout
@@ -233,7 +240,7 @@ fn exchange(
         match answered {
             Err(e) if checkout.reused && bodiless && stale(&e, &parts.method) => {
                 tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
-                let conn = Box::pin(pool.dial())
+                let conn = Box::pin(pool.dial(endpoint.timeouts.connect))
                     .await
                     .map_err(|e| connect_failure(&e, &pool.authority))?;
                 conn.exchange(
@@ -269,7 +276,7 @@ pub enum TryError {
 /// request without retries, stays one future with nothing of the retries in it.
 pub fn exchange_on<'a>(
     checkout: pool::Checkout,
-    pool: &'a Arc<EndpointPool>,
+    endpoint: &'a Endpoint,
     head: &'a [u8],
     framing: h1::RequestFraming,
     method: &'a http::Method,
@@ -277,6 +284,7 @@ pub fn exchange_on<'a>(
     fields: AnswerFields,
 ) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
     async move {
+        let pool = &endpoint.pool;
         let bodiless = matches!(body, UpstreamBody::Empty);
         let answered = checkout
             .conn
@@ -285,7 +293,7 @@ pub fn exchange_on<'a>(
         match answered {
             Err(e) if checkout.reused && bodiless && stale(&e, method) => {
                 tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
-                let conn = match Box::pin(pool.dial()).await {
+                let conn = match Box::pin(pool.dial(endpoint.timeouts.connect)).await {
                     Ok(conn) => conn,
                     Err(e) => return Err(TryError::Connect(e)),
                 };

@@ -25,9 +25,9 @@ use crate::shared_by_key::SharedByKey;
 /// How connections to backends are made and kept.
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
-    pub connect_timeout: Duration,
-    /// An idle connection older than this is closed instead of reused.
-    pub idle_timeout: Duration,
+    /// The defaults of every endpoint's [`Timeouts`] (`--upstream-connect-timeout`,
+    /// `--upstream-idle-timeout`); a Policy's `backendConnection` overrides them.
+    pub timeouts: Timeouts,
     pub max_idle_per_endpoint: usize,
     /// Never connect to loopback, link-local (cloud metadata) or unspecified addresses,
     /// whatever a name resolves to or an endpoint says (`--refuse-internal-upstreams`).
@@ -37,12 +37,24 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         PoolConfig {
-            connect_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(60),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(5),
+                idle: Duration::from_secs(60),
+            },
             max_idle_per_endpoint: 256,
             refuse_internal: false,
         }
     }
+}
+
+/// The timeouts of one backend's connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting takes at most this long.
+    pub connect: Duration,
+    /// An idle connection older than this is closed instead of reused. Pools are shared by
+    /// every backend naming the endpoint, so each request applies its backend's.
+    pub idle: Duration,
 }
 
 /// Why no connection could be had.
@@ -72,6 +84,11 @@ impl Pools {
             config,
             by_endpoint: SharedByKey::default(),
         }
+    }
+
+    /// The timeouts of endpoints whose backend sets none.
+    pub fn timeouts(&self) -> Timeouts {
+        self.config.timeouts
     }
 
     /// The pool of `endpoint`, shared with every snapshot that names it. Called when a
@@ -124,22 +141,22 @@ pub struct Checkout {
 
 impl EndpointPool {
     /// An idle connection ready for a request, or a new one.
-    pub async fn connection(&self) -> Result<Checkout, ConnectError> {
-        if let Some(conn) = self.take_idle() {
+    pub async fn connection(&self, timeouts: Timeouts) -> Result<Checkout, ConnectError> {
+        if let Some(conn) = self.take_idle(timeouts.idle) {
             return Ok(Checkout { conn, reused: true });
         }
         Ok(Checkout {
             // Boxed: dialing (name resolution) is rare and its future large.
-            conn: Box::pin(self.dial()).await?,
+            conn: Box::pin(self.dial(timeouts.connect)).await?,
             reused: false,
         })
     }
 
-    fn take_idle(&self) -> Option<Box<Connection>> {
+    fn take_idle(&self, idle_timeout: Duration) -> Option<Box<Connection>> {
         let now = Instant::now();
         let mut idle = self.idle.lock();
         while let Some(Idle { conn, since }) = idle.pop() {
-            if now.duration_since(since) >= self.config.idle_timeout {
+            if now.duration_since(since) >= idle_timeout {
                 // Everything below is older still.
                 idle.clear();
                 return None;
@@ -152,9 +169,8 @@ impl EndpointPool {
         None
     }
 
-    /// Opens a new connection.
-    pub async fn dial(&self) -> Result<Box<Connection>, ConnectError> {
-        let timeout = self.config.connect_timeout;
+    /// Opens a new connection, within `timeout`.
+    pub async fn dial(&self, timeout: Duration) -> Result<Box<Connection>, ConnectError> {
         let refused = |ip: std::net::IpAddr| {
             self.config.refuse_internal && frontdesk_crds::compile::urls::is_internal_address(ip)
         };

@@ -409,7 +409,7 @@ impl Try<'_> {
         let pool = &self.endpoint.pool;
         let checkout = match tokio::time::timeout_at(
             clock.deadline.unwrap_or(clock.give_up),
-            pool.connection(),
+            pool.connection(self.endpoint.timeouts),
         )
         .await
         {
@@ -425,7 +425,7 @@ impl Try<'_> {
         };
         let attempt = exchange_on(
             checkout,
-            pool,
+            self.endpoint,
             self.wire,
             self.framing,
             self.method,

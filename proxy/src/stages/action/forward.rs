@@ -70,7 +70,8 @@ impl Forward {
                     .map(|b| {
                         let state = upstream.backend_state(route, &b.name, settings, metrics);
                         Ok((
-                            EndpointSet::new(b.name.clone(), &b.endpoints, upstream, state)?,
+                            EndpointSet::new(b.name.clone(), &b.endpoints, upstream, state)?
+                                .with_timeouts(settings.connection.as_ref()),
                             b.weight,
                         ))
                     })

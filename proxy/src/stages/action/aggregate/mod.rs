@@ -118,7 +118,8 @@ impl AggregateRuntime {
                             settings,
                             metrics,
                         ),
-                    )?,
+                    )?
+                    .with_timeouts(settings.connection.as_ref()),
                     deps: c
                         .depends_on
                         .iter()
