@@ -164,10 +164,17 @@ EOF
       matches: [{path: {type: PathPrefix, value: /global}}]
       policies: [bench-global]
       backends: [{url: "http://127.0.0.1:$backend_port"}]
-    - name: retries
-      matches: [{path: {type: PathPrefix, value: /retries}}]
+    - name: resilience
+      matches: [{path: {type: PathPrefix, value: /resilience}}]
+      policies: [bench-resilience]
       retries: {attempts: 2, perTryTimeout: 5s, on: [connect-failure, reset, 5xx]}
       backends: [{url: "http://127.0.0.1:$backend_port"}]
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: bench-resilience, namespace: default}
+spec:
+  circuitBreaker: {maxRequests: 100000, maxPendingRequests: 100000, consecutiveFailures: 5}
 ---
 apiVersion: frontdesk.dev/v1alpha1
 kind: Policy

@@ -9,8 +9,8 @@
 #              sent the same Authorization header, so requests are the same size)
 #   frontdesk-local / frontdesk-global  the same proxy, on routes with a rate limit that never
 #              triggers, counted in the proxy's memory / in Redis (redis-server on core 1)
-#   frontdesk-retries  the same proxy, on a route with retries (and their budget) that never
-#              trigger: what having them costs
+#   frontdesk-resilience  the same proxy, on a route with retries (and their budget), a
+#              circuit breaker and outlier detection that never trigger: what having them costs
 #   nginx      wrk/hey -> nginx reverse proxy (1 worker, upstream keep-alive) -> backend
 #   hyper-floor  wrk/hey -> proxy/examples/hyper_floor.rs (hyper's HTTP/1.1 server in front of
 #              hyper's HTTP/1.1 client connections, nothing else) -> backend: what any proxy on
@@ -31,7 +31,7 @@
 #
 # Environment:
 #   BENCH_CONTENDERS    contenders to run (default "direct frontdesk frontdesk-jwt frontdesk-local
-#                       frontdesk-global frontdesk-retries nginx hyper-floor")
+#                       frontdesk-global frontdesk-resilience nginx hyper-floor")
 #   BENCH_ROUNDS        rounds of each kind (default 5)
 #   BENCH_DURATION      seconds per throughput run (default 10)
 #   BENCH_LAT_DURATION  seconds per latency run (default 8)
@@ -49,7 +49,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 
-CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global frontdesk-retries nginx hyper-floor}
+CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global frontdesk-resilience nginx hyper-floor}
 ROUNDS=${BENCH_ROUNDS:-5}
 DURATION=${BENCH_DURATION:-10}
 LAT_DURATION=${BENCH_LAT_DURATION:-8}
@@ -60,12 +60,12 @@ MEM_UPLOADS=${BENCH_MEM_UPLOADS:-500}
 
 read -ra contenders <<<"$CONTENDERS"
 for c in "${contenders[@]}"; do
-  case $c in direct | frontdesk | frontdesk-jwt | frontdesk-local | frontdesk-global | frontdesk-retries | nginx | hyper-floor) ;;
-    *) die "unknown contender '$c' (direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global frontdesk-retries nginx hyper-floor)" ;;
+  case $c in direct | frontdesk | frontdesk-jwt | frontdesk-local | frontdesk-global | frontdesk-resilience | nginx | hyper-floor) ;;
+    *) die "unknown contender '$c' (direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global frontdesk-resilience nginx hyper-floor)" ;;
   esac
 done
 wants() { [[ " $CONTENDERS " == *" $1 "* ]]; }
-wants_proxy() { wants frontdesk || wants frontdesk-jwt || wants frontdesk-local || wants frontdesk-global || wants frontdesk-retries; }
+wants_proxy() { wants frontdesk || wants frontdesk-jwt || wants frontdesk-local || wants frontdesk-global || wants frontdesk-resilience; }
 
 "$REPO/scripts/install-deps.sh" bench
 
@@ -128,7 +128,7 @@ if wants_proxy; then
   start_redis redis "$redis_port"
   start_frontdesk frontdesk "$port" "$admin_port" "$BENCH_DIR/manifests" \
     --redis-url "redis://127.0.0.1:$redis_port"
-  for path in "" jwt local global retries; do
+  for path in "" jwt local global resilience; do
     who=frontdesk${path:+-$path}
     url[$who]="http://127.0.0.1:$port/$path"
     proxy_pid[$who]=${BENCH_PID[frontdesk]}
