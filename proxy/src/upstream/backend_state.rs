@@ -71,7 +71,7 @@ pub struct EndpointHealth {
 
 /// One backend's state (see the module's documentation).
 pub struct BackendState {
-    pub bounds: Option<Bounds>,
+    pub bounds: Option<Arc<Bounds>>,
     pub outliers: Option<Outliers>,
     pub checks: Option<HealthChecks>,
     pub algorithm: snap::LoadBalancer,
@@ -96,7 +96,7 @@ impl BackendState {
         let name = format!("{}: {backend}", route.0);
         let cb = settings.circuit_breaker.as_ref();
         let state = Arc::new(BackendState {
-            bounds: cb.map(|c| Bounds::new(c, &labels, metrics)),
+            bounds: cb.map(|c| Arc::new(Bounds::new(c, &labels, metrics))),
             outliers: cb.and_then(|c| Outliers::new(c, name.clone(), &labels, metrics)),
             checks: settings
                 .health_check

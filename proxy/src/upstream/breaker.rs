@@ -13,41 +13,72 @@ use std::time::Duration;
 use frontdesk_snapshot as snap;
 use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
 use crate::metrics::{BackendLabels, Metrics};
 use crate::problem::{Problem, ProblemKind};
 
 /// One backend's bounds.
 pub struct Bounds {
-    in_flight: Arc<Semaphore>,
+    /// Places taken.
+    in_flight: AtomicU32,
     max_requests: u32,
     pending: AtomicU32,
     max_pending: u32,
+    /// Wakes a waiting request when a place is given back.
+    freed: Notify,
     /// Requests refused by the bounds.
     overflow: Counter,
 }
 
 /// A request's place among the backend's requests in flight; given back when dropped.
-pub type InFlight = OwnedSemaphorePermit;
+pub struct InFlight(Arc<Bounds>);
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InFlight")
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+        if self.0.pending.load(Relaxed) > 0 {
+            self.0.freed.notify_one();
+        }
+    }
+}
 
 impl Bounds {
     pub fn new(c: &snap::CircuitBreaker, labels: &BackendLabels, metrics: &Metrics) -> Self {
         Bounds {
-            in_flight: Arc::new(Semaphore::new(c.max_requests as usize)),
+            in_flight: AtomicU32::new(0),
             max_requests: c.max_requests,
             pending: AtomicU32::new(0),
             max_pending: c.max_pending_requests,
+            freed: Notify::new(),
             overflow: metrics.upstream_overflow.get_or_create(labels).clone(),
         }
     }
 
+    fn take(self: &Arc<Self>) -> Option<InFlight> {
+        self.in_flight
+            .fetch_update(Relaxed, Relaxed, |n| {
+                (n < self.max_requests).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlight(self.clone()))
+    }
+
     /// A place in flight: at once when there is one, else after waiting at most `wait` among
     /// at most `max_pending` others. Refused: 503 `circuit-open`.
-    pub fn admit(&self, wait: Duration) -> impl Future<Output = Result<InFlight, Problem>> + '_ {
+    pub fn admit(
+        self: &Arc<Self>,
+        wait: Duration,
+    ) -> impl Future<Output = Result<InFlight, Problem>> + '_ {
         async move {
-            if let Ok(permit) = self.in_flight.clone().try_acquire_owned() {
-                return Ok(permit);
+            if let Some(place) = self.take() {
+                return Ok(place);
             }
             if self
                 .pending
@@ -62,20 +93,28 @@ impl Bounds {
                     self.max_requests, self.max_pending
                 )));
             }
-            let waited = tokio::time::timeout(wait, self.in_flight.clone().acquire_owned()).await;
-            self.pending.fetch_sub(1, Relaxed);
-            match waited {
-                Ok(Ok(permit)) => Ok(permit),
-                // The semaphore is never closed.
-                Ok(Err(_)) | Err(_) => {
-                    self.overflow.inc();
-                    Err(circuit_open(format!(
-                        "the backend's {} requests in flight did not make room within {}",
-                        self.max_requests,
-                        humantime::format_duration(wait)
-                    )))
+            let waited = tokio::time::timeout(wait, async {
+                loop {
+                    let freed = self.freed.notified();
+                    tokio::pin!(freed);
+                    // Registered before looking, so a place given back meanwhile wakes it.
+                    freed.as_mut().enable();
+                    if let Some(place) = self.take() {
+                        return place;
+                    }
+                    freed.await;
                 }
-            }
+            })
+            .await;
+            self.pending.fetch_sub(1, Relaxed);
+            waited.map_err(|_| {
+                self.overflow.inc();
+                circuit_open(format!(
+                    "the backend's {} requests in flight did not make room within {}",
+                    self.max_requests,
+                    humantime::format_duration(wait)
+                ))
+            })
         }
     }
 }
@@ -129,7 +168,7 @@ impl<B: Body + Unpin, H: Unpin> Body for Holding<B, H> {
 mod tests {
     use super::*;
 
-    fn breaker(max_requests: u32, max_pending: u32) -> Bounds {
+    fn breaker(max_requests: u32, max_pending: u32) -> Arc<Bounds> {
         let c = snap::CircuitBreaker {
             max_requests,
             max_pending_requests: max_pending,
@@ -139,7 +178,7 @@ mod tests {
             route: crate::metrics::RouteId("r".into()),
             backend: "b".into(),
         };
-        Bounds::new(&c, &labels, &Metrics::new())
+        Arc::new(Bounds::new(&c, &labels, &Metrics::new()))
     }
 
     #[tokio::test(start_paused = true)]
@@ -174,13 +213,13 @@ mod tests {
         let b = breaker(1, 0);
         let place = b.admit(Duration::from_secs(1)).await.unwrap();
         let mut body = Holding::new(http_body_util::Full::new(bytes::Bytes::from("hi")), place);
-        assert_eq!(b.in_flight.available_permits(), 0);
+        assert_eq!(b.in_flight.load(Relaxed), 1);
         assert!(b.admit(Duration::from_secs(1)).await.is_err());
         assert_eq!(
             body.frame().await.unwrap().unwrap().into_data().unwrap(),
             "hi"
         );
         assert!(body.frame().await.is_none());
-        assert_eq!(b.in_flight.available_permits(), 1);
+        assert_eq!(b.in_flight.load(Relaxed), 0);
     }
 }

@@ -152,6 +152,12 @@ impl EndpointPool {
         })
     }
 
+    /// An idle connection ready for a request, if the pool has one now.
+    pub fn idle_connection(&self, idle_timeout: Duration) -> Option<Checkout> {
+        self.take_idle(idle_timeout)
+            .map(|conn| Checkout { conn, reused: true })
+    }
+
     fn take_idle(&self, idle_timeout: Duration) -> Option<Box<Connection>> {
         let now = Instant::now();
         let mut idle = self.idle.lock();

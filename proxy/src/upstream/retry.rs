@@ -18,8 +18,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use frontdesk_snapshot as snap;
 use http::{Method, StatusCode};
-use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -160,12 +160,47 @@ impl RetryPolicy {
 
 /// Retries a backend may take: at most `percent` of its requests over the last
 /// [`WINDOW_SECONDS`], or `min_per_second` per second, whichever is more.
+///
+/// Counted per second of the window in atomics, each slot the second it counts (high 32 bits)
+/// and its count (low 32): counting a request is one or two atomic operations, without a lock.
 pub struct RetryBudget {
     percent: u64,
     min_per_window: u64,
     started: Instant,
-    /// Per second of the window, by `second % WINDOW_SECONDS`: (second, requests, retries).
-    window: Mutex<[(u64, u64, u64); WINDOW_SECONDS]>,
+    /// By `second % WINDOW_SECONDS`: requests (first tries) that second.
+    requests: [AtomicU64; WINDOW_SECONDS],
+    /// By `second % WINDOW_SECONDS`: retries that second.
+    retries: [AtomicU64; WINDOW_SECONDS],
+}
+
+/// Adds one to `slot`'s count for `second`, first emptying it if it counted an older second.
+fn count(slot: &AtomicU64, second: u64) {
+    let mut seen = slot.load(Ordering::Relaxed);
+    loop {
+        if seen >> 32 == second {
+            slot.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match slot.compare_exchange_weak(
+            seen,
+            second << 32 | 1,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return,
+            Err(now) => seen = now,
+        }
+    }
+}
+
+/// What `slots` counted over the window ending at `second`.
+fn recent(slots: &[AtomicU64; WINDOW_SECONDS], second: u64) -> u64 {
+    slots
+        .iter()
+        .map(|s| s.load(Ordering::Relaxed))
+        .filter(|v| second.wrapping_sub(v >> 32) < WINDOW_SECONDS as u64)
+        .map(|v| v & 0xffff_ffff)
+        .sum()
 }
 
 impl RetryBudget {
@@ -174,42 +209,31 @@ impl RetryBudget {
             percent: u64::from(percent),
             min_per_window: u64::from(min_per_second) * WINDOW_SECONDS as u64,
             started: Instant::now(),
-            window: Mutex::new([(0, 0, 0); WINDOW_SECONDS]),
+            requests: Default::default(),
+            retries: Default::default(),
         }
     }
 
-    /// The slot of the second `at` falls in, emptied if it last counted an older one.
-    fn slot<'a>(
-        &self,
-        window: &'a mut [(u64, u64, u64); WINDOW_SECONDS],
-        at: Instant,
-    ) -> (u64, &'a mut (u64, u64, u64)) {
-        let now = at.saturating_duration_since(self.started).as_secs();
-        let slot = &mut window[now as usize % WINDOW_SECONDS];
-        if slot.0 != now {
-            *slot = (now, 0, 0);
-        }
-        (now, slot)
+    /// The second of the budget's life `at` falls in (from 1: 0 marks an unused slot).
+    fn second(&self, at: Instant) -> u64 {
+        (at.saturating_duration_since(self.started).as_secs() + 1) & 0xffff_ffff
     }
 
     /// Counts a request (a first try) made `at`.
     pub fn request(&self, at: Instant) {
-        let mut window = self.window.lock();
-        self.slot(&mut window, at).1.1 += 1;
+        let second = self.second(at);
+        count(&self.requests[second as usize % WINDOW_SECONDS], second);
     }
 
     /// Takes room for one retry, if there is any.
     pub fn try_retry(&self) -> bool {
-        let at = Instant::now();
-        let mut window = self.window.lock();
-        let (now, _) = self.slot(&mut window, at);
-        let recent = |(second, _, _): &&(u64, u64, u64)| now - *second < WINDOW_SECONDS as u64;
-        let requests: u64 = window.iter().filter(recent).map(|s| s.1).sum();
-        let retries: u64 = window.iter().filter(recent).map(|s| s.2).sum();
+        let second = self.second(Instant::now());
+        let requests = recent(&self.requests, second);
+        let retries = recent(&self.retries, second);
         if retries >= self.min_per_window.max(requests * self.percent / 100) {
             return false;
         }
-        self.slot(&mut window, at).1.2 += 1;
+        count(&self.retries[second as usize % WINDOW_SECONDS], second);
         true
     }
 }
@@ -268,11 +292,11 @@ enum Again {
 }
 
 /// A retried call's outcome and how many tries it took.
-pub struct Tried {
+pub struct Tried<'a> {
     pub outcome: Result<http::Response<ResponseBody>, Problem>,
     pub tries: u32,
     /// The endpoint of the last try.
-    pub endpoint: http::uri::Authority,
+    pub endpoint: &'a Endpoint,
 }
 
 /// What a retried call needs besides the request.
@@ -292,10 +316,10 @@ impl Upstream {
         &'a self,
         backend: &'a EndpointSet,
         first: &'a Endpoint,
-        head: http::request::Parts,
+        head: &'a http::request::Parts,
         body: Replay,
         plan: RetryPlan<'a>,
-    ) -> impl Future<Output = Tried> + 'a {
+    ) -> impl Future<Output = Tried<'a>> + 'a {
         async move {
             let started = Instant::now();
             plan.budget.request(started);
@@ -313,58 +337,104 @@ impl Upstream {
                 // Until a request has been sent in full, no try starts past this.
                 give_up: later(started, plan.timeout),
             };
-            let mut next_body = Some(body);
-            let mut endpoint = first;
-            let mut tries = 0;
-            loop {
-                tries += 1;
-                let body = next_body.take().unwrap_or(UpstreamBody::Empty);
-                let at = Try {
-                    endpoint,
-                    wire: &wire,
-                    framing,
-                    method: &head.method,
-                };
-                let made = at.make(body, &mut clock, &plan).await;
-                match &made {
-                    TryOutcome::Answered(resp) => {
-                        backend.record(endpoint, !resp.status().is_server_error())
-                    }
-                    TryOutcome::Failed(..) => backend.record(endpoint, false),
-                    TryOutcome::Final(_) => {}
+            // The first try, inline: most calls end with it.
+            let at = Try {
+                endpoint: first,
+                wire: &wire,
+                framing,
+                method: &head.method,
+            };
+            match at.make(body, &mut clock, &plan).await {
+                TryOutcome::Answered(resp) if !plan.policy.retries_status(resp.status()) => {
+                    backend.record(first, !resp.status().is_server_error());
+                    tried(Ok(resp), 1, first)
                 }
-                let (failure, outcome, back) = match made {
-                    TryOutcome::Answered(resp) if !plan.policy.retries_status(resp.status()) => {
-                        return tried(Ok(resp), tries, endpoint);
-                    }
-                    TryOutcome::Answered(resp) => (Failure::Status(resp.status()), Ok(resp), None),
-                    TryOutcome::Failed(failure, problem, back) => (failure, Err(problem), back),
-                    TryOutcome::Final(problem) => return tried(Err(problem), tries, endpoint),
-                };
-                next_body = match &again {
-                    Again::Copy(b) => Some(UpstreamBody::full(b.clone())),
-                    Again::Empty => Some(UpstreamBody::Empty),
-                    Again::Unsent => back,
-                };
-                let backoff = plan.policy.backoff(tries);
-                let retry = tries <= plan.policy.retries
-                    && plan.policy.retries(failure, &head.method)
-                    && next_body.is_some()
-                    && Instant::now() + backoff < clock.deadline.unwrap_or(clock.give_up);
-                if !retry {
-                    return tried(outcome, tries, endpoint);
+                // Boxed: only calls whose first try failed carry the retries' future.
+                made => {
+                    let next = Next {
+                        backend,
+                        head,
+                        wire: &wire,
+                        framing,
+                        again,
+                    };
+                    Box::pin(next.tries(first, made, clock, &plan)).await
                 }
-                if !plan.budget.try_retry() {
-                    plan.metrics.budget_exhausted.inc();
-                    return tried(outcome, tries, endpoint);
-                }
-                plan.metrics.by_reason[failure.reason()].inc();
-                tracing::debug!(endpoint = %endpoint.authority, ?failure, try_ = tries, "retrying at a backend");
-                // A response not taken is dropped with its connection.
-                drop(outcome);
-                tokio::time::sleep(backoff).await;
-                endpoint = backend.next_after(&endpoint.authority).unwrap_or(endpoint);
             }
+        }
+    }
+}
+
+/// What the tries after the first need.
+struct Next<'a, 'w> {
+    backend: &'a EndpointSet,
+    head: &'a http::request::Parts,
+    wire: &'w [u8],
+    framing: RequestFraming,
+    again: Again,
+}
+
+impl<'a> Next<'a, '_> {
+    /// From the first try's outcome (`made` at `first`), tries again as the plan allows.
+    async fn tries(
+        self,
+        first: &'a Endpoint,
+        mut made: TryOutcome,
+        mut clock: Clock,
+        plan: &RetryPlan<'_>,
+    ) -> Tried<'a> {
+        let mut endpoint = first;
+        let mut tries = 1;
+        loop {
+            match &made {
+                TryOutcome::Answered(resp) => self
+                    .backend
+                    .record(endpoint, !resp.status().is_server_error()),
+                TryOutcome::Failed(..) => self.backend.record(endpoint, false),
+                TryOutcome::Final(_) => {}
+            }
+            let (failure, outcome, back) = match made {
+                TryOutcome::Answered(resp) if !plan.policy.retries_status(resp.status()) => {
+                    return tried(Ok(resp), tries, endpoint);
+                }
+                TryOutcome::Answered(resp) => (Failure::Status(resp.status()), Ok(resp), None),
+                TryOutcome::Failed(failure, problem, back) => (failure, Err(problem), back),
+                TryOutcome::Final(problem) => return tried(Err(problem), tries, endpoint),
+            };
+            let next_body = match &self.again {
+                Again::Copy(b) => Some(UpstreamBody::full(b.clone())),
+                Again::Empty => Some(UpstreamBody::Empty),
+                Again::Unsent => back,
+            };
+            let backoff = plan.policy.backoff(tries);
+            let retry = tries <= plan.policy.retries
+                && plan.policy.retries(failure, &self.head.method)
+                && next_body.is_some()
+                && Instant::now() + backoff < clock.deadline.unwrap_or(clock.give_up);
+            let Some(body) = next_body.filter(|_| retry) else {
+                return tried(outcome, tries, endpoint);
+            };
+            if !plan.budget.try_retry() {
+                plan.metrics.budget_exhausted.inc();
+                return tried(outcome, tries, endpoint);
+            }
+            plan.metrics.by_reason[failure.reason()].inc();
+            tracing::debug!(endpoint = %endpoint.authority, ?failure, try_ = tries, "retrying at a backend");
+            // A response not taken is dropped with its connection.
+            drop(outcome);
+            tokio::time::sleep(backoff).await;
+            endpoint = self
+                .backend
+                .next_after(&endpoint.authority)
+                .unwrap_or(endpoint);
+            tries += 1;
+            let at = Try {
+                endpoint,
+                wire: self.wire,
+                framing: self.framing,
+                method: &self.head.method,
+            };
+            made = at.make(body, &mut clock, plan).await;
         }
     }
 }
@@ -407,12 +477,19 @@ impl Try<'_> {
         plan: &RetryPlan<'_>,
     ) -> TryOutcome {
         let pool = &self.endpoint.pool;
-        let checkout = match tokio::time::timeout_at(
-            clock.deadline.unwrap_or(clock.give_up),
-            pool.connection(self.endpoint.timeouts),
-        )
-        .await
-        {
+        // A warm connection at once (the common case) needs no deadline to be had.
+        let warm = pool.idle_connection(self.endpoint.timeouts.idle);
+        let checkout = match warm {
+            Some(checkout) => Ok(Ok(checkout)),
+            None => {
+                tokio::time::timeout_at(
+                    clock.deadline.unwrap_or(clock.give_up),
+                    pool.connection(self.endpoint.timeouts),
+                )
+                .await
+            }
+        };
+        let checkout = match checkout {
             Ok(Ok(checkout)) => checkout,
             Ok(Err(e)) => {
                 let problem = super::connect_failure(&e, &self.endpoint.authority);
@@ -488,11 +565,11 @@ fn tried(
     outcome: Result<http::Response<ResponseBody>, Problem>,
     tries: u32,
     endpoint: &Endpoint,
-) -> Tried {
+) -> Tried<'_> {
     Tried {
         outcome,
         tries,
-        endpoint: endpoint.authority.clone(),
+        endpoint,
     }
 }
 

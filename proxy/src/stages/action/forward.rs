@@ -200,9 +200,9 @@ impl Retrying {
             };
             let tried = input
                 .upstream
-                .send_retrying(backend, endpoint, head, replay, plan)
+                .send_retrying(backend, endpoint, &head, replay, plan)
                 .await;
-            ex.upstream(&tried.endpoint);
+            ex.upstream(&tried.endpoint.authority);
             ex.tries(tried.tries);
             let resp = tried.outcome?;
             input
