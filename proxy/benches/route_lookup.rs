@@ -35,6 +35,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
         retries: None,
         action: Action::Forward {
             backends: vec![Backend {
+                tls: None,
                 name: "b".into(),
                 weight: 1,
                 endpoints: vec!["127.0.0.1:1".into()],

@@ -25,14 +25,26 @@ impl<K: Eq + Hash + Clone, V> SharedByKey<K, V> {
     /// The value of `key` while one is alive, else a new one from `make`. Called when a
     /// snapshot is built, never per request.
     pub fn get_or_make(&self, key: &K, make: impl FnOnce() -> Arc<V>) -> Arc<V> {
+        match self.try_get_or_make(key, || Ok::<_, std::convert::Infallible>(make())) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Self::get_or_make`] with a `make` that may fail; a failure is kept nowhere.
+    pub fn try_get_or_make<E>(
+        &self,
+        key: &K,
+        make: impl FnOnce() -> Result<Arc<V>, E>,
+    ) -> Result<Arc<V>, E> {
         let mut map = self.map.lock();
         if let Some(value) = map.get(key).and_then(Weak::upgrade) {
-            return value;
+            return Ok(value);
         }
         map.retain(|_, w| w.strong_count() > 0);
-        let value = make();
+        let value = make()?;
         map.insert(key.clone(), Arc::downgrade(&value));
-        value
+        Ok(value)
     }
 }
 

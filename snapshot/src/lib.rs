@@ -10,6 +10,7 @@
 //! No kube, no hyper: this crate must stay cheap to depend on.
 #![forbid(unsafe_code)]
 
+mod backend_tls;
 mod circuit_breaker;
 mod health_check;
 mod listener;
@@ -21,6 +22,7 @@ mod route;
 pub mod secret;
 mod validate;
 
+pub use backend_tls::*;
 pub use circuit_breaker::*;
 pub use health_check::*;
 pub use listener::*;

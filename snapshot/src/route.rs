@@ -275,6 +275,9 @@ pub struct Backend {
     /// `host:port` authorities to balance over, round robin. Empty when nothing is ready; the
     /// proxy then answers 503.
     pub endpoints: Vec<String>,
+    /// TLS to the endpoints; `None`: plaintext HTTP/1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::BackendTls>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -190,6 +190,11 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
                         err(format!("{p}.action.backends[{bi}].endpoints[{ei}]"), r)
                     })?;
                 }
+                if let Some(tls) = &b.tls {
+                    tls.check().map_err(|(field, r)| {
+                        err(format!("{p}.action.backends[{bi}].tls.{field}"), r)
+                    })?;
+                }
             }
         }
         Action::Redirect(r) => {
@@ -234,6 +239,10 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
                 for (ei, e) in c.backend.endpoints.iter().enumerate() {
                     check_authority(e)
                         .map_err(|r| err(format!("{cp}.backend.endpoints[{ei}]"), r))?;
+                }
+                if let Some(tls) = &c.backend.tls {
+                    tls.check()
+                        .map_err(|(field, r)| err(format!("{cp}.backend.tls.{field}"), r))?;
                 }
             }
             for h in &a.forward_headers {
@@ -444,6 +453,7 @@ mod tests {
             retries: None,
             action: Action::Forward {
                 backends: vec![Backend {
+                    tls: None,
                     name: "b".into(),
                     weight: 1,
                     endpoints: vec!["127.0.0.1:80".into()],
@@ -500,6 +510,7 @@ mod tests {
         let mut r = rule();
         r.action = Action::Forward {
             backends: vec![Backend {
+                tls: None,
                 name: "b".into(),
                 weight: 0,
                 endpoints: vec![],
@@ -515,6 +526,7 @@ mod tests {
         let mut r = rule();
         r.action = Action::Forward {
             backends: vec![Backend {
+                tls: None,
                 name: "b".into(),
                 weight: 1,
                 endpoints: vec!["nope".into()],

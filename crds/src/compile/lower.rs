@@ -599,6 +599,7 @@ pub(crate) fn lower_backends(
                             Vec::new()
                         });
                 backends.push(snap::Backend {
+                    tls: None,
                     name: format!("service/{namespace}/{service}:{port}"),
                     weight,
                     endpoints,
@@ -618,6 +619,7 @@ pub(crate) fn lower_backends(
                 });
                 if let Some(authority) = d.check(format!("{bp}.url"), checked) {
                     backends.push(snap::Backend {
+                        tls: None,
                         name: url.clone(),
                         weight,
                         endpoints: vec![authority],

@@ -33,16 +33,24 @@ pub struct EndpointSet {
 }
 
 impl EndpointSet {
-    /// Fails when an endpoint is not a valid `host:port` authority.
+    /// The endpoints of `backend`. Fails when an endpoint is not a valid `host:port`
+    /// authority, or its TLS setting's certificates do not parse.
     pub fn new(
-        name: String,
-        endpoints: &[String],
+        backend: &snap::Backend,
         upstream: &Upstream,
         state: Option<Arc<BackendState>>,
     ) -> Result<Self, String> {
-        let mut endpoints = endpoints
+        let tls = backend
+            .tls
+            .as_ref()
+            .map(|t| upstream.tls_client(t))
+            .transpose()
+            .map_err(|e| format!("backend {}: tls: {e}", backend.name))?;
+        let name = backend.name.clone();
+        let mut endpoints = backend
+            .endpoints
             .iter()
-            .map(|e| upstream.endpoint(e))
+            .map(|e| upstream.endpoint(e, tls.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(state) = &state {
             state.adopt(&mut endpoints);
@@ -293,29 +301,38 @@ mod tests {
         assert!(s.contains(&2), "a tiny non-zero weight still gets requests");
     }
 
+    fn backend(name: &str, endpoints: &[&str]) -> snap::Backend {
+        snap::Backend {
+            tls: None,
+            name: name.into(),
+            weight: 1,
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn endpoints_rotate() {
         let up = Upstream::new(Default::default());
-        let e = EndpointSet::new("b".into(), &["a:1".into(), "b:1".into()], &up, None).unwrap();
+        let e = EndpointSet::new(&backend("b", &["a:1", "b:1"]), &up, None).unwrap();
         let picks: Vec<_> = (0..4)
             .map(|_| e.next().unwrap().authority.to_string())
             .collect();
         assert_ne!(picks[0], picks[1]);
         assert_eq!(picks[0], picks[2]);
         assert!(
-            EndpointSet::new("e".into(), &[], &up, None)
+            EndpointSet::new(&backend("e", &[]), &up, None)
                 .unwrap()
                 .next()
                 .is_none()
         );
-        assert!(EndpointSet::new("bad".into(), &["a b:1".into()], &up, None).is_err());
+        assert!(EndpointSet::new(&backend("bad", &["a b:1"]), &up, None).is_err());
     }
 
     #[test]
     fn snapshots_naming_the_same_endpoint_share_its_pool() {
         let up = Upstream::new(Default::default());
-        let a = EndpointSet::new("a".into(), &["10.0.0.1:80".into()], &up, None).unwrap();
-        let b = EndpointSet::new("b".into(), &["10.0.0.1:80".into()], &up, None).unwrap();
+        let a = EndpointSet::new(&backend("a", &["10.0.0.1:80"]), &up, None).unwrap();
+        let b = EndpointSet::new(&backend("b", &["10.0.0.1:80"]), &up, None).unwrap();
         assert!(std::sync::Arc::ptr_eq(
             &a.next().unwrap().pool,
             &b.next().unwrap().pool

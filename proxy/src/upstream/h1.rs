@@ -20,11 +20,10 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::response::Parts;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::pool::EndpointPool;
 use super::response_body::ResponseBody;
+use super::tls::BackendIo;
 use super::upload::Upload;
 use super::{AnswerFields, UpstreamBody};
 use crate::body::BoxError;
@@ -39,7 +38,7 @@ pub(super) const READ_ROOM: usize = 16 * 1024;
 
 /// One connection to a backend endpoint.
 pub struct Connection {
-    pub(super) io: TcpStream,
+    pub(super) io: BackendIo,
     /// Read but not yet used: the rest of a head, or body bytes that came with it.
     pub(super) buf: BytesMut,
 }
@@ -79,7 +78,7 @@ impl ExchangeError {
 }
 
 impl Connection {
-    pub fn new(io: TcpStream) -> Self {
+    pub fn new(io: BackendIo) -> Self {
         Connection {
             io,
             buf: BytesMut::new(),
@@ -90,18 +89,7 @@ impl Connection {
     /// idle HTTP/1.1 connection has nothing to say; EOF means the backend closed it). Reads
     /// the socket only when the reactor saw it readable.
     pub fn reusable_now(&self) -> bool {
-        if !self.buf.is_empty() {
-            return false;
-        }
-        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-        match self.io.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => matches!(
-                self.io.try_read(&mut [0u8; 1]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock
-            ),
-        }
+        self.buf.is_empty() && self.io.idle_and_open()
     }
 
     /// Writes `head` (and the body) and reads the answer's head. On success the connection
@@ -118,10 +106,7 @@ impl Connection {
         let raw = fields == AnswerFields::PassThrough;
         let (head, upload) = match body {
             UpstreamBody::Empty => {
-                self.io
-                    .write_all(head)
-                    .await
-                    .map_err(ExchangeError::Write)?;
+                self.io.send(head).await.map_err(ExchangeError::Write)?;
                 let head = std::future::poll_fn(|cx| self.poll_read_head(cx, raw)).await?;
                 (head, UploadState::Done)
             }
@@ -161,10 +146,7 @@ impl Connection {
         framing: RequestFraming,
         raw: bool,
     ) -> Result<(Head, UploadState), ExchangeError> {
-        self.io
-            .write_all(head)
-            .await
-            .map_err(ExchangeError::Write)?;
+        self.io.send(head).await.map_err(ExchangeError::Write)?;
         let mut upload = Some(Upload::new(body, framing));
         let mut failed: Option<ExchangeError> = None;
         std::future::poll_fn(|cx| {
@@ -217,9 +199,7 @@ impl Connection {
                     "the response head is too large",
                 )));
             }
-            ready!(self.io.poll_read_ready(cx)).map_err(ExchangeError::Read)?;
-            self.buf.reserve(READ_ROOM);
-            match http1::read_draining(&self.io, &mut self.buf) {
+            match ready!(self.io.poll_fill(&mut self.buf, READ_ROOM, cx)) {
                 Ok(0) => {
                     return Poll::Ready(Err(if self.buf.is_empty() {
                         ExchangeError::Closed
@@ -228,7 +208,6 @@ impl Connection {
                     }));
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(ExchangeError::Read(e))),
             }
         }

@@ -31,6 +31,7 @@ pub mod pool;
 pub mod resolve;
 pub mod response_body;
 pub mod retry;
+pub mod tls;
 pub mod upload;
 
 use std::pin::Pin;
@@ -48,6 +49,7 @@ use crate::metrics::{Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
 use crate::shared_by_key::SharedByKey;
 use backend_state::{BackendSettings, BackendState};
+use frontdesk_snapshot as snap;
 use h1::{ExchangeError, encode_head};
 use pool::{ConnectError, EndpointPool, PoolConfig, Pools};
 use response_body::ResponseBody;
@@ -141,6 +143,8 @@ pub struct Upstream {
     pools: Pools,
     /// Backend states by rule, backend and settings, kept across snapshots.
     states: SharedByKey<String, BackendState>,
+    /// TLS clients by setting, kept across snapshots.
+    tls_clients: SharedByKey<String, tls::TlsClient>,
 }
 
 impl Upstream {
@@ -148,6 +152,7 @@ impl Upstream {
         Upstream {
             pools: Pools::new(config),
             states: SharedByKey::default(),
+            tls_clients: SharedByKey::default(),
         }
     }
 
@@ -173,13 +178,25 @@ impl Upstream {
         }))
     }
 
-    /// The endpoint `host:port`, with its pool; called when a snapshot is built.
-    pub fn endpoint(&self, endpoint: &str) -> Result<Endpoint, String> {
+    /// The TLS client of a backend TLS setting, the running one when an earlier snapshot had
+    /// the same; called when a snapshot is built. Fails on certificates that do not parse.
+    pub fn tls_client(&self, t: &snap::BackendTls) -> Result<Arc<tls::TlsClient>, String> {
+        self.tls_clients
+            .try_get_or_make(&tls::tls_key(t), || tls::TlsClient::build(t).map(Arc::new))
+    }
+
+    /// The endpoint `host:port`, with its pool (the one of its TLS setting, when it has one);
+    /// called when a snapshot is built.
+    pub fn endpoint(
+        &self,
+        endpoint: &str,
+        tls: Option<&Arc<tls::TlsClient>>,
+    ) -> Result<Endpoint, String> {
         let authority = endpoint
             .parse::<Authority>()
             .map_err(|_| format!("endpoint {endpoint:?} is not host:port"))?;
         Ok(Endpoint {
-            pool: self.pools.get(&authority),
+            pool: self.pools.get(&authority, tls),
             host: http::HeaderValue::from_str(authority.as_str())
                 .map_err(|_| format!("endpoint {endpoint:?} is not a valid Host"))?,
             authority,
@@ -329,7 +346,10 @@ fn connect_failure(e: &ConnectError, endpoint: &Authority) -> Problem {
     Problem::new(
         ProblemKind::UpstreamUnavailable,
         // Never the address: answers do not reveal the inside (the log and access log do).
-        "the backend could not be reached",
+        match e {
+            ConnectError::Tls(e) => tls::handshake_failure(e),
+            _ => "the backend could not be reached",
+        },
     )
 }
 

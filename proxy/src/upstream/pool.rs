@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::h1::Connection;
+use super::tls::{BackendIo, TlsClient};
 use crate::shared_by_key::SharedByKey;
 
 /// How connections to backends are made and kept.
@@ -66,6 +67,8 @@ pub enum ConnectError {
     Timeout(Duration),
     #[error("connecting failed: {0}")]
     Io(std::io::Error),
+    #[error("the TLS handshake failed: {0}")]
+    Tls(std::io::Error),
     #[error(
         "{0} is an internal address; connections to it are refused (--refuse-internal-upstreams)"
     )]
@@ -75,7 +78,8 @@ pub enum ConnectError {
 /// The process-wide pools, by endpoint.
 pub struct Pools {
     config: PoolConfig,
-    by_endpoint: SharedByKey<Authority, EndpointPool>,
+    /// By endpoint and TLS setting (`None`: plaintext).
+    by_endpoint: SharedByKey<(Authority, Option<String>), EndpointPool>,
 }
 
 impl Pools {
@@ -93,12 +97,16 @@ impl Pools {
 
     /// The pool of `endpoint`, shared with every snapshot that names it. Called when a
     /// snapshot is built, never per request.
-    pub fn get(&self, endpoint: &Authority) -> Arc<EndpointPool> {
-        self.by_endpoint.get_or_make(endpoint, || {
+    /// With `tls`, the pool of the endpoint reached over TLS with that setting: connections
+    /// made with other settings (or none) are other pools.
+    pub fn get(&self, endpoint: &Authority, tls: Option<&Arc<TlsClient>>) -> Arc<EndpointPool> {
+        let key = (endpoint.clone(), tls.map(|t| t.key.clone()));
+        self.by_endpoint.get_or_make(&key, || {
             Arc::new(EndpointPool {
                 authority: endpoint.clone(),
                 address: endpoint_address(endpoint),
                 config: self.config.clone(),
+                tls: tls.cloned(),
                 idle: Mutex::new(Vec::new()),
                 refused_once: Default::default(),
             })
@@ -126,6 +134,8 @@ pub struct EndpointPool {
     pub authority: Authority,
     address: Option<SocketAddr>,
     config: PoolConfig,
+    /// TLS on every connection, when the backend speaks it.
+    tls: Option<Arc<TlsClient>>,
     idle: Mutex<Vec<Idle>>,
     /// An internal address was refused already: said at warn once, then at debug.
     refused_once: std::sync::atomic::AtomicBool,
@@ -180,7 +190,8 @@ impl EndpointPool {
         let refused = |ip: std::net::IpAddr| {
             self.config.refuse_internal && frontdesk_crds::compile::urls::is_internal_address(ip)
         };
-        let stream = tokio::time::timeout(timeout, async {
+        let deadline = Instant::now() + timeout;
+        let stream = tokio::time::timeout_at(deadline, async {
             match self.address {
                 Some(addr) if refused(addr.ip()) => Err(ConnectError::Internal(addr.ip())),
                 Some(addr) => TcpStream::connect(addr).await.map_err(ConnectError::Io),
@@ -221,7 +232,18 @@ impl EndpointPool {
             }
         })?;
         let _ = stream.set_nodelay(true);
-        Ok(Box::new(Connection::new(stream)))
+        let io = match &self.tls {
+            None => BackendIo::Plain(stream),
+            Some(tls) => {
+                let handshake = tokio::time::timeout_at(deadline, tls.handshake(stream)).await;
+                match handshake {
+                    Err(_) => return Err(ConnectError::Timeout(timeout)),
+                    Ok(Err(e)) => return Err(ConnectError::Tls(e)),
+                    Ok(Ok(s)) => BackendIo::Tls(Box::new(s)),
+                }
+            }
+        };
+        Ok(Box::new(Connection::new(io)))
     }
 
     /// Puts a connection whose exchange is complete back for the next request.

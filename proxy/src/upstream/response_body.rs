@@ -82,7 +82,7 @@ impl ResponseBody {
 
     /// Reads more from the connection into its buffer; `Ok(0)` at EOF.
     fn poll_fill(conn: &mut Connection, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        crate::http1::poll_fill(&conn.io, &mut conn.buf, READ_ROOM, cx)
+        conn.io.poll_fill(&mut conn.buf, READ_ROOM, cx)
     }
 
     fn fail(&mut self, e: impl Into<BoxError>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {

@@ -10,10 +10,10 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use http_body::Body;
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 
 use super::UpstreamBody;
 use super::h1::{ExchangeError, RequestFraming};
+use super::tls::BackendIo;
 
 pub struct Upload {
     body: UpstreamBody,
@@ -44,7 +44,7 @@ impl Upload {
     /// Writes what the body has; `Ready(Ok)` once all of it is written.
     pub fn poll_write(
         &mut self,
-        io: &mut TcpStream,
+        io: &mut BackendIo,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), ExchangeError>> {
         loop {
@@ -59,7 +59,10 @@ impl Upload {
                 self.pending.advance(n);
             }
             if self.ended {
-                return Poll::Ready(Ok(()));
+                // Nothing may stay in a TLS stream's buffer while the backend is waited for.
+                return Pin::new(&mut *io)
+                    .poll_flush(cx)
+                    .map_err(ExchangeError::WriteBody);
             }
             match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
                 Some(Ok(frame)) => {

@@ -70,7 +70,7 @@ impl Forward {
                     .map(|b| {
                         let state = upstream.backend_state(route, &b.name, settings, metrics);
                         Ok((
-                            EndpointSet::new(b.name.clone(), &b.endpoints, upstream, state)?
+                            EndpointSet::new(b, upstream, state)?
                                 .with_timeouts(settings.connection.as_ref()),
                             b.weight,
                         ))
@@ -327,6 +327,7 @@ mod tests {
     async fn no_endpoint_or_no_weight_is_a_503_problem_without_a_connection() {
         let upstream = Upstream::new(Default::default());
         let none = snap::Backend {
+            tls: None,
             name: "orders".into(),
             endpoints: vec![],
             weight: 1,

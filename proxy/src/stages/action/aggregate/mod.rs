@@ -109,8 +109,7 @@ impl AggregateRuntime {
                     .clone();
                 Ok(CallRuntime {
                     endpoints: EndpointSet::new(
-                        c.backend.name.clone(),
-                        &c.backend.endpoints,
+                        &c.backend,
                         upstream,
                         upstream.backend_state(
                             &RouteId(Arc::from(format!("{rule_id}/{}", c.name))),
