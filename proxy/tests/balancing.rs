@@ -35,7 +35,9 @@ fn backend(answer: &(StatusCode, http::HeaderMap, String)) -> String {
 async fn consistent_hashing_keeps_a_client_on_one_endpoint_and_moves_only_its_share_when_one_leaves()
  {
     let four = demo_backends(4).await;
-    let rt = runtime(&four, BY_USER, None);
+    // One proxy: the second configuration takes over the first one's backend state.
+    let env = std::sync::Arc::new(frontdesk_proxy::runtime::Env::standalone());
+    let rt = runtime_in(&env, &four, BY_USER, None);
     let first = backend(&call_from(&rt, "/p", &[("x-user", "alice")], None).await);
     for _ in 0..1_000 {
         let again = backend(&call_from(&rt, "/p", &[("x-user", "alice")], None).await);
@@ -57,7 +59,7 @@ async fn consistent_hashing_keeps_a_client_on_one_endpoint_and_moves_only_its_sh
 
     // e2 leaves the backend (its pod went away): only its users move.
     let three: Vec<SocketAddr> = [0, 1, 3].iter().map(|i| four[*i]).collect();
-    let rt = runtime(&three, BY_USER, None);
+    let rt = runtime_in(&env, &three, BY_USER, None);
     for u in &users {
         let now = backend(&call_from(&rt, "/p", &[("x-user", u)], None).await);
         if before[u] == "e2" {
@@ -124,11 +126,16 @@ async fn least_request_avoids_the_endpoint_holding_requests() {
         None,
     );
     // Requests until one is held at the slow endpoint (a tie goes either way).
+    // Each request is done (answered by the fast one) or held before the next is sent, so
+    // the counts the balancer compares are settled.
     let mut waiting = Vec::new();
     while held.load(Ordering::SeqCst) == 0 {
         let rt = rt.clone();
         let t = tokio::spawn(async move { call(&rt, "/p").await });
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        until("an answer or a held request", || {
+            t.is_finished() || held.load(Ordering::SeqCst) > 0
+        })
+        .await;
         if !t.is_finished() {
             waiting.push(t);
         }

@@ -16,7 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use support::resilience::{call, runtime};
+use std::sync::Arc;
+
+use frontdesk_proxy::runtime::Env;
+use support::resilience::{call, runtime, runtime_in};
 use support::*;
 
 /// A backend that reads each connection to its end and reports what it got and when the
@@ -139,17 +142,40 @@ async fn pooled_connections_idle_past_the_policy_idle_timeout_are_not_used_again
         let (_, _, body) = get(&format!("http://{demo}/connections")).await.unwrap();
         json(&body)["accepted"].as_u64().unwrap()
     };
-    let kept = runtime(&[demo], "  backendConnection: {idleTimeout: 1h}", None);
-    let short = runtime(&[demo], "  backendConnection: {idleTimeout: 100ms}", None);
-    // The two runtimes share the endpoint's pool: each request applies its own backend's.
+    // Two rules' worth of the same endpoint in one proxy: they share its pool, and each
+    // request applies its own backend's idle timeout.
+    let env = Arc::new(Env::standalone());
+    let kept = runtime_in(
+        &env,
+        &[demo],
+        "  backendConnection: {idleTimeout: 1h}",
+        None,
+    );
+    let short = runtime_in(
+        &env,
+        &[demo],
+        "  backendConnection: {idleTimeout: 200ms}",
+        None,
+    );
     assert_eq!(call(&kept, "/p").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let before = accepted().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(call(&kept, "/p").await.0, StatusCode::OK);
     // Our own /connections request counts one.
     assert_eq!(accepted().await - before, 1, "the warm connection was used");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let before = accepted().await;
     assert_eq!(call(&short, "/p").await.0, StatusCode::OK);
-    assert_eq!(accepted().await - before, 2, "a new connection was made");
+    assert_eq!(
+        accepted().await - before,
+        1,
+        "fresh enough for the short timeout too"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = accepted().await;
+    assert_eq!(call(&short, "/p").await.0, StatusCode::OK);
+    assert_eq!(
+        accepted().await - before,
+        2,
+        "idle past 200ms: a new connection"
+    );
 }

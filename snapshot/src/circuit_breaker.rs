@@ -12,6 +12,9 @@ pub const DEFAULT_CONSECUTIVE_FAILURES: u32 = 5;
 pub const DEFAULT_EJECTION_TIME_MS: u64 = 30_000;
 /// The longest an ejection lasts, however often the endpoint was ejected before.
 pub const DEFAULT_MAX_EJECTION_TIME_MS: u64 = 300_000;
+/// No ejection lasts longer than this, whatever a snapshot says (the compiler's bound on any
+/// duration).
+pub const MAX_EJECTION_TIME_MS: u64 = 3_600_000;
 /// The most of a backend's endpoints that are ejected at once, in percent.
 pub const DEFAULT_MAX_EJECTION_PERCENT: u32 = 50;
 /// Requests in flight to one backend from one proxy, when a Policy sets none (Envoy's).
@@ -63,6 +66,9 @@ impl CircuitBreaker {
         if self.consecutive_failures > 0 {
             if self.ejection_time_ms == 0 {
                 return Err(("ejectionTimeMs", "must be more than 0".into()));
+            }
+            if self.max_ejection_time_ms > MAX_EJECTION_TIME_MS {
+                return Err(("maxEjectionTimeMs", "must be at most 1h".into()));
             }
             if self.max_ejection_time_ms < self.ejection_time_ms {
                 return Err((

@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
 use frontdesk_snapshot as snap;
 use http::uri::Authority;
@@ -67,6 +68,9 @@ pub struct EndpointHealth {
     pub(super) against: AtomicU32,
     /// Least request: requests in flight from this proxy.
     pub(super) in_flight: AtomicU32,
+    /// The endpoint left the backend: what still arrives for it (answers to requests of an
+    /// earlier snapshot, a check round under way) is not counted.
+    pub(super) retired: AtomicBool,
 }
 
 /// One backend's state (see the module's documentation).
@@ -128,6 +132,7 @@ impl BackendState {
         records.retain(|a, h| {
             let keep = endpoints.iter().any(|e| e.authority == *a);
             if !keep {
+                h.retired.store(true, SeqCst);
                 if let Some(o) = &self.outliers {
                     o.end_ejection(h, a);
                 }
@@ -181,5 +186,46 @@ impl InFlightAt {
 impl Drop for InFlightAt {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::Upstream;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_leaving_takes_its_ejection_and_what_still_arrives_for_it_is_not_counted()
+    {
+        let settings = BackendSettings {
+            circuit_breaker: Some(snap::CircuitBreaker {
+                consecutive_failures: 1,
+                max_ejection_percent: 100,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let metrics = Metrics::new();
+        let state = BackendState::new(&RouteId("r".into()), "b", &settings, &metrics);
+        let up = Upstream::new(Default::default());
+        let mut endpoints: Vec<Endpoint> = ["10.0.0.1:80", "10.0.0.2:80"]
+            .iter()
+            .map(|e| up.endpoint(e, None).unwrap())
+            .collect();
+        state.adopt(&mut endpoints);
+        state.record(&endpoints[0], false, 2);
+        assert!(state.any_out() && state.is_out(&endpoints[0]));
+        // The next configuration has only the second endpoint.
+        let mut next = vec![endpoints[1].clone()];
+        state.adopt(&mut next);
+        assert!(!state.any_out(), "the ejection left with the endpoint");
+        // An answer of a request the first configuration sent there arrives now.
+        state.record(&endpoints[0], false, 2);
+        assert!(!state.any_out());
+        // The one that stayed keeps its record.
+        assert!(Arc::ptr_eq(
+            endpoints[1].health.as_ref().unwrap(),
+            next[0].health.as_ref().unwrap()
+        ));
     }
 }

@@ -35,10 +35,12 @@ pub struct EndpointSet {
 impl EndpointSet {
     /// The endpoints of `backend`. Fails when an endpoint is not a valid `host:port`
     /// authority, or its TLS setting's certificates do not parse.
+    /// `connection` sets the endpoints' connect and idle timeouts (the proxy's own otherwise).
     pub fn new(
         backend: &snap::Backend,
         upstream: &Upstream,
         state: Option<Arc<BackendState>>,
+        connection: Option<&snap::BackendConnection>,
     ) -> Result<Self, String> {
         let tls = backend
             .tls
@@ -52,6 +54,17 @@ impl EndpointSet {
             .iter()
             .map(|e| upstream.endpoint(e, tls.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(c) = connection {
+            for e in &mut endpoints {
+                if let Some(ms) = c.connect_timeout_ms {
+                    e.timeouts.connect = std::time::Duration::from_millis(ms);
+                }
+                if let Some(ms) = c.idle_timeout_ms {
+                    e.timeouts.idle = std::time::Duration::from_millis(ms);
+                }
+            }
+        }
+        // Health checks ask the endpoints as requests reach them, timeouts included.
         if let Some(state) = &state {
             state.adopt(&mut endpoints);
         }
@@ -74,20 +87,6 @@ impl EndpointSet {
         })
     }
 
-    /// With the connect and idle timeouts `connection` sets (the proxy's own otherwise).
-    pub fn with_timeouts(mut self, connection: Option<&snap::BackendConnection>) -> Self {
-        let Some(c) = connection else { return self };
-        for e in &mut self.endpoints {
-            if let Some(ms) = c.connect_timeout_ms {
-                e.timeouts.connect = std::time::Duration::from_millis(ms);
-            }
-            if let Some(ms) = c.idle_timeout_ms {
-                e.timeouts.idle = std::time::Duration::from_millis(ms);
-            }
-        }
-        self
-    }
-
     /// The next endpoint round robin, or `None` when there is none.
     pub fn next(&self) -> Option<&Endpoint> {
         self.pick(None)
@@ -106,8 +105,24 @@ impl EndpointSet {
                 _ => {}
             }
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        Some(self.first_in(i))
+        let n = self.endpoints.len();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let at = &self.endpoints[i];
+        let Some(state) = self.state.as_ref().filter(|s| s.any_out()) else {
+            return Some(at);
+        };
+        // Each endpoint that is out is skipped by taking the next turn, not by sending its
+        // turn to its neighbour: the endpoints that are in keep even shares.
+        if !state.is_out(at) {
+            return Some(at);
+        }
+        for _ in 1..n {
+            let e = &self.endpoints[self.next.fetch_add(1, Ordering::Relaxed) % n];
+            if !state.is_out(e) {
+                return Some(e);
+            }
+        }
+        Some(at)
     }
 
     /// The request's consistent-hash key, when the backend balances by one and the request
@@ -139,11 +154,15 @@ impl EndpointSet {
         }
     }
 
-    /// The key's owner on the ring, or the next owner that is in.
+    /// The key's owner on the ring, or the next owner that is in (the owner itself when every
+    /// endpoint is out).
     fn owner(&self, ring: &HashRing, key: u64, state: &BackendState) -> &Endpoint {
         let mut owners = ring.owners(key).map(|i| &self.endpoints[i]);
         let first = owners.next().expect("a ring has a point per endpoint");
         if !state.any_out() || !state.is_out(first) {
+            return first;
+        }
+        if self.endpoints.iter().all(|e| state.is_out(e)) {
             return first;
         }
         owners.find(|e| !state.is_out(e)).unwrap_or(first)
@@ -313,26 +332,26 @@ mod tests {
     #[test]
     fn endpoints_rotate() {
         let up = Upstream::new(Default::default());
-        let e = EndpointSet::new(&backend("b", &["a:1", "b:1"]), &up, None).unwrap();
+        let e = EndpointSet::new(&backend("b", &["a:1", "b:1"]), &up, None, None).unwrap();
         let picks: Vec<_> = (0..4)
             .map(|_| e.next().unwrap().authority.to_string())
             .collect();
         assert_ne!(picks[0], picks[1]);
         assert_eq!(picks[0], picks[2]);
         assert!(
-            EndpointSet::new(&backend("e", &[]), &up, None)
+            EndpointSet::new(&backend("e", &[]), &up, None, None)
                 .unwrap()
                 .next()
                 .is_none()
         );
-        assert!(EndpointSet::new(&backend("bad", &["a b:1"]), &up, None).is_err());
+        assert!(EndpointSet::new(&backend("bad", &["a b:1"]), &up, None, None).is_err());
     }
 
     #[test]
     fn snapshots_naming_the_same_endpoint_share_its_pool() {
         let up = Upstream::new(Default::default());
-        let a = EndpointSet::new(&backend("a", &["10.0.0.1:80"]), &up, None).unwrap();
-        let b = EndpointSet::new(&backend("b", &["10.0.0.1:80"]), &up, None).unwrap();
+        let a = EndpointSet::new(&backend("a", &["10.0.0.1:80"]), &up, None, None).unwrap();
+        let b = EndpointSet::new(&backend("b", &["10.0.0.1:80"]), &up, None, None).unwrap();
         assert!(std::sync::Arc::ptr_eq(
             &a.next().unwrap().pool,
             &b.next().unwrap().pool

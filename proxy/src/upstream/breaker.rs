@@ -6,7 +6,8 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -42,10 +43,22 @@ impl std::fmt::Debug for InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
-        if self.0.pending.load(Relaxed) > 0 {
+        // SeqCst here and where a waiter counts itself and looks: one of the two sees the
+        // other, so a place given back never misses a waiter.
+        self.0.in_flight.fetch_sub(1, SeqCst);
+        if self.0.pending.load(SeqCst) > 0 {
             self.0.freed.notify_one();
         }
+    }
+}
+
+/// A request counted among those waiting; uncounted when dropped, however the wait ends
+/// (a place, the timeout, or the request itself going away).
+struct Waiting<'a>(&'a AtomicU32);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
     }
 }
 
@@ -63,9 +76,7 @@ impl Bounds {
 
     fn take(self: &Arc<Self>) -> Option<InFlight> {
         self.in_flight
-            .fetch_update(Relaxed, Relaxed, |n| {
-                (n < self.max_requests).then_some(n + 1)
-            })
+            .fetch_update(SeqCst, SeqCst, |n| (n < self.max_requests).then_some(n + 1))
             .ok()
             .map(|_| InFlight(self.clone()))
     }
@@ -77,36 +88,40 @@ impl Bounds {
         wait: Duration,
     ) -> impl Future<Output = Result<InFlight, Problem>> + '_ {
         async move {
-            if let Some(place) = self.take() {
+            // Not past requests already waiting: they are served first.
+            if self.pending.load(Relaxed) == 0
+                && let Some(place) = self.take()
+            {
                 return Ok(place);
             }
-            if self
+            let Ok(ahead) = self
                 .pending
-                .fetch_update(Relaxed, Relaxed, |n| {
-                    (n < self.max_pending).then_some(n + 1)
-                })
-                .is_err()
-            {
+                .fetch_update(SeqCst, SeqCst, |n| (n < self.max_pending).then_some(n + 1))
+            else {
                 self.overflow.inc();
                 return Err(circuit_open(format!(
                     "the backend has {} requests in flight and {} waiting, its most",
                     self.max_requests, self.max_pending
                 )));
-            }
+            };
+            let _waiting = Waiting(&self.pending);
             let waited = tokio::time::timeout(wait, async {
+                // Behind others already waiting, it waits its turn (Notify wakes in order)
+                // before it looks for a place.
+                let mut turn = ahead == 0;
                 loop {
                     let freed = self.freed.notified();
                     tokio::pin!(freed);
                     // Registered before looking, so a place given back meanwhile wakes it.
                     freed.as_mut().enable();
-                    if let Some(place) = self.take() {
+                    if turn && let Some(place) = self.take() {
                         return place;
                     }
                     freed.await;
+                    turn = true;
                 }
             })
             .await;
-            self.pending.fetch_sub(1, Relaxed);
             waited.map_err(|_| {
                 self.overflow.inc();
                 circuit_open(format!(
@@ -205,6 +220,32 @@ mod tests {
         assert!(p.detail.contains("within 300ms"), "{}", p.detail);
         assert_eq!(b.overflow.get(), 2);
         assert_eq!(b.pending.load(Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_goes_away_is_no_longer_counted_and_waiters_go_first() {
+        let b = breaker(1, 2);
+        let first = b.admit(Duration::from_secs(1)).await.unwrap();
+        {
+            let waiting = b.admit(Duration::from_secs(1));
+            tokio::pin!(waiting);
+            assert!(futures::poll!(&mut waiting).is_pending());
+            assert_eq!(b.pending.load(Relaxed), 1);
+        }
+        assert_eq!(
+            b.pending.load(Relaxed),
+            0,
+            "a dropped waiter leaks no count"
+        );
+        // A waiter gets the place given back, not a request arriving after it.
+        let waiter = b.admit(Duration::from_secs(1));
+        tokio::pin!(waiter);
+        assert!(futures::poll!(&mut waiter).is_pending());
+        drop(first);
+        let late = b.admit(Duration::from_secs(1));
+        tokio::pin!(late);
+        assert!(futures::poll!(&mut late).is_pending(), "the newcomer waits");
+        let _place = waiter.await.unwrap();
     }
 
     #[tokio::test]

@@ -12,7 +12,8 @@
 //! that has the backend.
 
 use std::sync::Weak;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use frontdesk_snapshot as snap;
@@ -88,7 +89,7 @@ impl HealthChecks {
 
     /// An endpoint left the backend: it no longer counts.
     pub(super) fn forget(&self, h: &EndpointHealth) {
-        if h.unhealthy.swap(false, Relaxed) {
+        if h.unhealthy.swap(false, SeqCst) {
             self.unhealthy.fetch_sub(1, Relaxed);
             self.unhealthy_gauge.dec();
         }
@@ -102,7 +103,10 @@ impl HealthChecks {
         } else {
             self.failed.inc();
         }
-        let unhealthy = h.unhealthy.load(Relaxed);
+        let unhealthy = h.unhealthy.load(SeqCst);
+        if h.retired.load(SeqCst) {
+            return;
+        }
         if passed != unhealthy {
             // Agrees with the endpoint's state.
             h.against.store(0, Relaxed);
@@ -118,7 +122,18 @@ impl HealthChecks {
             return;
         }
         h.against.store(0, Relaxed);
-        h.unhealthy.store(!unhealthy, Relaxed);
+        // Only from the state read: an endpoint forgotten meanwhile stays forgotten.
+        if h.unhealthy
+            .compare_exchange(unhealthy, !unhealthy, SeqCst, SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        if !unhealthy && h.retired.load(SeqCst) {
+            // It left the backend meanwhile: not counted, and back to how it was forgotten.
+            let _ = h.unhealthy.compare_exchange(true, false, SeqCst, SeqCst);
+            return;
+        }
         if unhealthy {
             self.unhealthy.fetch_sub(1, Relaxed);
             self.unhealthy_gauge.dec();
@@ -186,6 +201,16 @@ pub(super) async fn check_forever(state: Weak<BackendState>, interval: Duration)
         let all_out =
             !endpoints.is_empty() && checks.unhealthy.load(Relaxed) as usize >= endpoints.len();
         checks.panic.set(i64::from(all_out));
+    }
+}
+
+impl Drop for HealthChecks {
+    /// The gauges outlive this state (the next settings of the backend count on them): what
+    /// this one added goes.
+    fn drop(&mut self) {
+        self.unhealthy_gauge
+            .dec_by(i64::from(self.unhealthy.load(Relaxed)));
+        self.panic.set(0);
     }
 }
 

@@ -10,7 +10,8 @@
 //! atomic load per answer (the failure count is reset only when it is not zero already); the
 //! clock is read only while an endpoint is out or after a failure.
 
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use frontdesk_snapshot as snap;
@@ -92,10 +93,11 @@ impl Outliers {
         false
     }
 
-    /// Ends the endpoint's ejection, if it has one.
+    /// Ends the endpoint's ejection, if it has one: it starts counting failures afresh.
     pub(super) fn end_ejection(&self, h: &EndpointHealth, endpoint: &Authority) {
-        let until = h.until.load(Relaxed);
-        if until != 0 && h.until.compare_exchange(until, 0, Relaxed, Relaxed).is_ok() {
+        let until = h.until.load(SeqCst);
+        if until != 0 && h.until.compare_exchange(until, 0, SeqCst, SeqCst).is_ok() {
+            h.failures.store(0, Relaxed);
             self.ejected.fetch_sub(1, Relaxed);
             self.metrics.ejected.dec();
             tracing::info!(backend = %self.name, %endpoint, "an ejected endpoint is back in the balancer");
@@ -111,7 +113,12 @@ impl Outliers {
             }
             return;
         }
-        if h.failures.fetch_add(1, Relaxed) + 1 < self.consecutive || self.is_out(h, endpoint) {
+        // Out already (answers of requests sent before it was ejected, or of traffic while
+        // every endpoint is out), or no longer the backend's: nothing to count.
+        if self.is_out(h, endpoint) || h.retired.load(SeqCst) {
+            return;
+        }
+        if h.failures.fetch_add(1, Relaxed) + 1 < self.consecutive {
             return;
         }
         let most = (endpoints as u64 * u64::from(self.max_percent) / 100).max(1) as u32;
@@ -135,15 +142,25 @@ impl Outliers {
             .saturating_mul(u64::from(times))
             .min(self.max_ms);
         if h.until
-            .compare_exchange(0, now + out_for, Relaxed, Relaxed)
+            .compare_exchange(0, now.saturating_add(out_for), SeqCst, SeqCst)
             .is_err()
         {
             // Another worker ejected it meanwhile.
             self.ejected.fetch_sub(1, Relaxed);
             return;
         }
+        if h.retired.load(SeqCst) {
+            // It left the backend meanwhile: not counted, and back in as it was retired.
+            if h.until
+                .compare_exchange(now.saturating_add(out_for), 0, SeqCst, SeqCst)
+                .is_ok()
+            {
+                self.ejected.fetch_sub(1, Relaxed);
+            }
+            return;
+        }
         h.times.store(times, Relaxed);
-        h.last_until.store(now + out_for, Relaxed);
+        h.last_until.store(now.saturating_add(out_for), Relaxed);
         h.failures.store(0, Relaxed);
         self.metrics.ejections.inc();
         self.metrics.ejected.inc();
@@ -154,6 +171,16 @@ impl Outliers {
             out_for = %humantime::format_duration(Duration::from_millis(out_for)),
             "an endpoint failing in a row is ejected from the balancer"
         );
+    }
+}
+
+impl Drop for Outliers {
+    /// The gauge outlives this state (the next settings of the backend count on it): what this
+    /// one added goes.
+    fn drop(&mut self) {
+        self.metrics
+            .ejected
+            .dec_by(i64::from(self.ejected.load(Relaxed)));
     }
 }
 

@@ -36,12 +36,23 @@ pub fn manifests(backend: SocketAddr, policy: &str, retries: Option<&str>) -> St
 /// The request path of [`manifests`], its one backend's endpoints set to `endpoints` (as a
 /// Service's would be).
 pub fn runtime(endpoints: &[SocketAddr], policy: &str, retries: Option<&str>) -> Arc<Runtime> {
+    runtime_in(&Arc::new(Env::standalone()), endpoints, policy, retries)
+}
+
+/// [`runtime`] in `env`: runtimes built in one `Env` share what a proxy keeps across
+/// configurations (connection pools, backend states), as successive snapshots do.
+pub fn runtime_in(
+    env: &Arc<Env>,
+    endpoints: &[SocketAddr],
+    policy: &str,
+    retries: Option<&str>,
+) -> Arc<Runtime> {
     let mut snap = snapshot(&manifests(endpoints[0], policy, retries));
     let Action::Forward { backends } = &mut snap.routes[0].rules[0].action else {
         panic!("a forward");
     };
     backends[0].endpoints = endpoints.iter().map(|e| e.to_string()).collect();
-    Arc::new(Runtime::build(snap, Arc::new(Env::standalone())).unwrap())
+    Arc::new(Runtime::build(snap, env.clone()).unwrap())
 }
 
 /// A GET of `path` with `headers`, from [`CLIENT`] unless `client` is given.

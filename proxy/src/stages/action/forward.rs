@@ -70,8 +70,7 @@ impl Forward {
                     .map(|b| {
                         let state = upstream.backend_state(route, &b.name, settings, metrics);
                         Ok((
-                            EndpointSet::new(b, upstream, state)?
-                                .with_timeouts(settings.connection.as_ref()),
+                            EndpointSet::new(b, upstream, state, settings.connection.as_ref())?,
                             b.weight,
                         ))
                     })

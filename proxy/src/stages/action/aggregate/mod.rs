@@ -117,8 +117,8 @@ impl AggregateRuntime {
                             settings,
                             metrics,
                         ),
-                    )?
-                    .with_timeouts(settings.connection.as_ref()),
+                        settings.connection.as_ref(),
+                    )?,
                     deps: c
                         .depends_on
                         .iter()
