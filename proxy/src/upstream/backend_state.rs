@@ -195,8 +195,7 @@ mod tests {
     use crate::upstream::Upstream;
 
     #[tokio::test(start_paused = true)]
-    async fn an_endpoint_leaving_takes_its_ejection_and_what_still_arrives_for_it_is_not_counted()
-    {
+    async fn an_endpoint_leaving_takes_its_ejection_and_what_still_arrives_for_it_is_not_counted() {
         let settings = BackendSettings {
             circuit_breaker: Some(snap::CircuitBreaker {
                 consecutive_failures: 1,

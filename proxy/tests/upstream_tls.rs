@@ -1,0 +1,259 @@
+//! TLS to backends, with real handshakes on 127.0.0.1: a backend whose certificate a private
+//! CA signed is reached when the backend trusts that CA and refused (with a clear problem)
+//! when it trusts another or names another server; connections are kept and reused; uploads
+//! are sent whole; a backend that wants a client certificate gets the proxy's.
+// Real sockets, timed by the wall clock: the paused-time ban (clippy.toml) is for the proxy's
+// own code.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use frontdesk_demo::certs::{Authority, Issued};
+use frontdesk_proxy::runtime::{Env, Runtime};
+use frontdesk_snapshot::{Action, BackendTls, ClientCertificatePair, Secret};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use support::resilience::CLIENT;
+use support::*;
+
+const NAME: &str = "orders.internal";
+
+fn server_config(cert: &Issued, client_ca: Option<&Authority>) -> Arc<rustls::ServerConfig> {
+    let chain = CertificateDer::pem_slice_iter(cert.chain.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(cert.key.as_bytes()).unwrap();
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
+                roots.add(c.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::new(rustls::crypto::ring::default_provider()),
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    Arc::new(builder.with_single_cert(chain, key).unwrap())
+}
+
+/// An HTTPS backend: answers each request with the size of its body, keep-alive; counts the
+/// connections whose handshake completed.
+async fn tls_backend(cert: &Issued, client_ca: Option<&Authority>) -> (SocketAddr, Arc<AtomicU64>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(cert, client_ca));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handshakes = Arc::new(AtomicU64::new(0));
+    let counted = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    // One request: its head, then as many body bytes as it declares.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < head_end + length {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + length);
+                    let body = format!("{{\"bodyBytes\":{length}}}");
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, handshakes)
+}
+
+fn runtime(backend: SocketAddr, tls: BackendTls) -> Arc<Runtime> {
+    let yaml = manifest(
+        "Route",
+        "shop",
+        &format!("  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n"),
+    );
+    let mut snap = snapshot(&yaml);
+    let Action::Forward { backends } = &mut snap.routes[0].rules[0].action else {
+        panic!("a forward");
+    };
+    backends[0].tls = Some(tls);
+    Arc::new(Runtime::build(snap, Arc::new(Env::standalone())).unwrap())
+}
+
+fn trusting(ca: &Authority) -> BackendTls {
+    BackendTls {
+        server_name: NAME.into(),
+        ca_certificates: Some(ca.pem().to_string()),
+        client_certificate: None,
+    }
+}
+
+async fn call(rt: &Arc<Runtime>, method: &str, body: &'static str) -> (StatusCode, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri("/orders")
+        .header("host", "shop.example.com");
+    if !body.is_empty() {
+        req = req.header("content-length", body.len());
+    }
+    let resp = rt
+        .clone()
+        .handle(
+            req.body(Full::new(Bytes::from_static(body.as_bytes())))
+                .unwrap(),
+            CLIENT.parse::<SocketAddr>().unwrap(),
+        )
+        .await;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn a_backend_signed_by_a_private_ca_is_reached_over_kept_connections() {
+    let ca = Authority::new();
+    let (backend, handshakes) = tls_backend(&ca.issue(&[NAME], 1, 30), None).await;
+    let rt = runtime(backend, trusting(&ca));
+    for _ in 0..5 {
+        let (status, body) = call(&rt, "GET", "").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "{\"bodyBytes\":0}")
+        );
+    }
+    assert_eq!(handshakes.load(Ordering::SeqCst), 1, "one connection, kept");
+    // An upload goes whole, its end flushed through TLS before the answer is awaited.
+    let (status, body) = call(&rt, "POST", "order=1&qty=3").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "{\"bodyBytes\":13}")
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_or_for_another_name_is_refused_with_a_clear_problem() {
+    let ca = Authority::new();
+    let (backend, handshakes) = tls_backend(&ca.issue(&[NAME], 1, 30), None).await;
+    let other = Authority::new();
+    let wrong_ca = runtime(backend, trusting(&other));
+    let mut wrong_name = trusting(&ca);
+    wrong_name.server_name = "billing.internal".into();
+    let wrong_name = runtime(backend, wrong_name);
+    for rt in [wrong_ca, wrong_name] {
+        let (status, body) = call(&rt, "GET", "").await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        let problem = json(&Bytes::from(body.clone()));
+        assert_eq!(
+            problem["type"],
+            "https://frontdesk.dev/problems/upstream-unavailable"
+        );
+        assert_eq!(
+            problem["detail"],
+            "the backend's TLS certificate could not be verified"
+        );
+        assert!(
+            !body.contains("127.0.0.1") && !body.contains(NAME),
+            "{body}"
+        );
+    }
+    assert_eq!(handshakes.load(Ordering::SeqCst), 0);
+    // The web PKI does not know a private CA either.
+    let public = BackendTls {
+        ca_certificates: None,
+        ..trusting(&ca)
+    };
+    assert_eq!(call(&runtime(backend, public), "GET", "").await.0, 502);
+}
+
+#[tokio::test]
+async fn a_backend_that_wants_a_client_certificate_gets_the_proxys() {
+    let ca = Authority::new();
+    let clients = Authority::new();
+    let (backend, handshakes) = tls_backend(&ca.issue(&[NAME], 1, 30), Some(&clients)).await;
+    let without = runtime(backend, trusting(&ca));
+    assert_eq!(call(&without, "GET", "").await.0, StatusCode::BAD_GATEWAY);
+    assert_eq!(handshakes.load(Ordering::SeqCst), 0);
+
+    let cert = clients.issue_client("spiffe://frontdesk/proxy", "frontdesk-proxy");
+    let with = runtime(
+        backend,
+        BackendTls {
+            client_certificate: Some(ClientCertificatePair {
+                certificate_chain: cert.chain.clone(),
+                private_key: Secret::new(cert.key.clone()),
+            }),
+            ..trusting(&ca)
+        },
+    );
+    assert_eq!(call(&with, "GET", "").await.0, StatusCode::OK);
+    assert_eq!(handshakes.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn certificates_that_do_not_parse_refuse_the_configuration_with_the_reason() {
+    let yaml = manifest(
+        "Route",
+        "shop",
+        "  rules:\n    - backends: [{url: 'http://127.0.0.1:9'}]\n",
+    );
+    let mut snap = snapshot(&yaml);
+    let Action::Forward { backends } = &mut snap.routes[0].rules[0].action else {
+        panic!("a forward");
+    };
+    backends[0].tls = Some(BackendTls {
+        server_name: NAME.into(),
+        ca_certificates: Some(
+            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".into(),
+        ),
+        client_certificate: None,
+    });
+    let err = Runtime::build(snap, Arc::new(Env::standalone()))
+        .err()
+        .expect("refused");
+    assert!(err.contains("tls: caCertificates"), "{err}");
+}
