@@ -190,6 +190,33 @@ fn gateway_refs(
     keys
 }
 
+/// The Secret and ConfigMap watches backends' TLS settings need (`caCertificateRefs`,
+/// `clientCertificateRef` of Routes' backends and Aggregates' calls, in their own
+/// namespace), by name: `(secrets, config maps)`. Names that cannot be a Secret's get none.
+pub fn backend_tls<'a>(
+    backends: impl IntoIterator<Item = (&'a str, &'a frontdesk_crds::route::BackendRef)>,
+) -> (BTreeSet<WatchKey>, BTreeSet<WatchKey>) {
+    let (mut secrets, mut maps) = (BTreeSet::new(), BTreeSet::new());
+    for (namespace, b) in backends {
+        let Some(tls) = &b.tls else { continue };
+        for r in &tls.ca_certificate_refs {
+            if !is_secret_name(&r.name) {
+                continue;
+            }
+            match r.kind.as_deref().unwrap_or("ConfigMap") {
+                "Secret" => secrets.insert(WatchKey::name(namespace, &r.name)),
+                _ => maps.insert(WatchKey::name(namespace, &r.name)),
+            };
+        }
+        if let Some(r) = &tls.client_certificate_ref
+            && is_secret_name(&r.name)
+        {
+            secrets.insert(WatchKey::name(namespace, &r.name));
+        }
+    }
+    (secrets, maps)
+}
+
 /// What to do to go from the watches running to those wanted.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -481,5 +508,26 @@ spec:
         assert!(is_label_value("gold.1"));
         assert!(!is_label_value("gold "));
         assert!(!is_label_value("in (a)"));
+    }
+
+    #[test]
+    fn backends_tls_references_are_watched_by_kind_in_their_namespace() {
+        let route: frontdesk_crds::Route = serde_saphyr::from_str(
+            "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: r, namespace: shop}\nspec:\n  rules:\n    - backends:\n        - service: orders\n          port: 443\n          tls:\n            hostname: orders.internal\n            caCertificateRefs: [{name: orders-ca}, {kind: Secret, name: extra-ca}, {name: \"Bad Name\"}]\n            clientCertificateRef: {name: proxy-client}\n        - {url: 'http://plain:80'}\n",
+        )
+        .unwrap();
+        let refs = route.spec.rules[0].backends.iter().map(|b| ("shop", b));
+        let (secrets, maps) = backend_tls(refs);
+        assert_eq!(
+            secrets.into_iter().collect::<Vec<_>>(),
+            [
+                WatchKey::name("shop", "extra-ca"),
+                WatchKey::name("shop", "proxy-client")
+            ]
+        );
+        assert_eq!(
+            maps.into_iter().collect::<Vec<_>>(),
+            [WatchKey::name("shop", "orders-ca")]
+        );
     }
 }

@@ -312,14 +312,61 @@ pub struct BackendRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
 
-    /// A plain `http://host:port` address, for backends outside the cluster or in standalone
-    /// mode. No path, query or credentials. Exclusive with `service`.
+    /// An `http://host:port` or `https://host:port` address, for backends outside the cluster
+    /// or in standalone mode. No path, query or credentials. Exclusive with `service`. An
+    /// `https://` backend is verified against the public web PKI and the URL's host unless
+    /// `tls` says otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
 
     /// Relative share of the requests this backend gets. Defaults to 1; 0 sends it nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+
+    /// TLS to the backend (a Service whose pods speak HTTPS, or an `https://` url): the name to
+    /// verify, what to trust, and a client certificate for mutual TLS. Shaped like the Gateway
+    /// API's BackendTLSPolicy validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTlsSpec>,
+}
+
+/// How the proxy speaks TLS to a backend.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendTlsSpec {
+    /// Sent as SNI, and the name the backend's certificate must carry. Required for a Service
+    /// backend; an `https://` url's host by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+
+    /// ConfigMaps or Secrets of the Route's namespace holding the CA certificates to trust
+    /// (PEM, under `ca.crt`). Without them, the public web PKI is trusted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificate_refs: Vec<LocalCaReference>,
+
+    /// A `kubernetes.io/tls` Secret of the Route's namespace (`tls.crt`, `tls.key`) the proxy
+    /// presents when the backend asks for a client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_ref: Option<LocalSecretName>,
+}
+
+/// A ConfigMap (the default) or Secret of the same namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalCaReference {
+    /// `ConfigMap` (default) or `Secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name of the ConfigMap or Secret.
+    pub name: String,
+}
+
+/// A Secret of the same namespace, by name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalSecretName {
+    /// Name of the Secret.
+    pub name: String,
 }
 
 /// An HTTP redirect. Parts not given keep the request's value.

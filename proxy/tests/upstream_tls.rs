@@ -257,3 +257,59 @@ fn certificates_that_do_not_parse_refuse_the_configuration_with_the_reason() {
         .expect("refused");
     assert!(err.contains("tls: caCertificates"), "{err}");
 }
+
+/// A Route to `url` with `tls`, and the Secret `orders-ca` holding `ca` when given.
+fn tls_manifests(url: &str, tls: &str, ca: Option<&Authority>) -> String {
+    let route = manifest(
+        "Route",
+        "shop",
+        &format!("  rules:\n    - backends: [{{url: '{url}', tls: {tls}}}]\n"),
+    );
+    let secret = ca.map_or(String::new(), |ca| {
+        let pem: String = ca.pem().lines().map(|l| format!("    {l}\n")).collect();
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: orders-ca, namespace: test}}\nstringData:\n  ca.crt: |\n{pem}---\n"
+        )
+    });
+    route + &secret
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_trusts_the_ca_of_a_secret_it_names_and_never_falls_back_to_plaintext() {
+    let ca = Authority::new();
+    let (backend, handshakes) = tls_backend(&ca.issue(&[NAME], 1, 30), None).await;
+    let tls =
+        format!("{{hostname: {NAME}, caCertificateRefs: [{{kind: Secret, name: orders-ca}}]}}");
+    // An https:// url: TLS whatever the port, here verified against the Secret's CA.
+    let files = tls_manifests(&format!("https://{backend}"), &tls, Some(&ca));
+    let p = ProxyProcess::with_files(&[("r.yaml", &files)], &[]).await;
+    let (status, _, body) = get(&p.url("/orders")).await.unwrap();
+    assert_eq!(
+        (status, json(&body)["bodyBytes"].as_u64()),
+        (StatusCode::OK, Some(0))
+    );
+    assert_eq!(handshakes.load(Ordering::SeqCst), 1);
+
+    // The Secret goes away: the backend is unreachable (503), not reached in plaintext.
+    std::fs::write(
+        p.dir.join("r.yaml"),
+        tls_manifests(&format!("http://{backend}"), &tls, None),
+    )
+    .unwrap();
+    let v = p.config_version().await;
+    p.wait_version_above(v).await;
+    let (status, _, body) = get(&p.url("/orders")).await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let route = &p.status().await;
+    assert!(
+        route
+            .to_string()
+            .contains("Secret test/orders-ca not found"),
+        "{route}"
+    );
+}

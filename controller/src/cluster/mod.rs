@@ -361,7 +361,9 @@ async fn compile_once(
     wait: Option<Duration>,
 ) -> (Output, Duration) {
     let (mut objects, unreadable) = sources.read();
-    let ca_bundles = gateway_ca_config_maps(objects.values(), &sources.namespaces);
+    let (tls_secrets, tls_config_maps) = secret_refs::backend_tls(backends(objects.values()));
+    let mut ca_bundles = gateway_ca_config_maps(objects.values(), &sources.namespaces);
+    ca_bundles.extend(tls_config_maps);
     watches.config_maps.follow(&ca_bundles, wait).await;
     for map in all(&watches.config_maps.stores()) {
         let map = Object::ConfigMap(Box::new(map));
@@ -370,6 +372,7 @@ async fn compile_once(
     let secrets = &mut watches.secrets;
     let mut current = secret_refs::wanted(policies(objects.values()));
     current.extend(gateway_certificates(objects.values(), &sources.namespaces));
+    current.extend(tls_secrets);
     let with_kept = |accepted: &LastAccepted| {
         let mut wanted = current.clone();
         wanted.extend(secret_refs::wanted(policies(accepted.kept())));
@@ -440,6 +443,31 @@ fn with_gateways<'a>(
 }
 
 /// The Policies among `objects`.
+/// The backend references of the Routes and Aggregates among `objects`, with their namespace.
+fn backends<'a>(
+    objects: impl Iterator<Item = &'a Object>,
+) -> impl Iterator<Item = (&'a str, &'a frontdesk_crds::route::BackendRef)> {
+    objects.flat_map(|o| {
+        let (namespace, refs): (Option<&str>, Vec<&frontdesk_crds::route::BackendRef>) = match o {
+            Object::Route(r) => (
+                r.metadata.namespace.as_deref(),
+                r.spec
+                    .rules
+                    .iter()
+                    .flat_map(|rule| &rule.backends)
+                    .collect(),
+            ),
+            Object::Aggregate(a) => (
+                a.metadata.namespace.as_deref(),
+                a.spec.calls.iter().map(|c| &c.backend).collect(),
+            ),
+            _ => (None, Vec::new()),
+        };
+        let namespace = namespace.unwrap_or("default");
+        refs.into_iter().map(move |b| (namespace, b))
+    })
+}
+
 fn policies<'a>(objects: impl Iterator<Item = &'a Object>) -> impl Iterator<Item = &'a Policy> {
     objects.filter_map(|o| match o {
         Object::Policy(p) => Some(&**p),

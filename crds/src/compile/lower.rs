@@ -29,6 +29,20 @@ pub const MAX_DIRECT_BODY: usize = 64 * 1024;
 pub trait ResolveService {
     fn resolve(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String>;
 
+    /// The Secret `namespace/name`, for a backend's TLS; none by default.
+    fn secret(&self, _namespace: &str, _name: &str) -> Option<&k8s_openapi::api::core::v1::Secret> {
+        None
+    }
+
+    /// The ConfigMap `namespace/name`, for a backend's TLS; none by default.
+    fn config_map(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Option<&k8s_openapi::api::core::v1::ConfigMap> {
+        None
+    }
+
     /// Whether a `url` backend may name `host` ([`super::urls::UrlPolicy`]); any by default.
     fn check_url_host(&self, _host: &str) -> Result<(), String> {
         Ok(())
@@ -598,11 +612,21 @@ pub(crate) fn lower_backends(
                             unresolved.push(format!("{bp}.service"), reason);
                             Vec::new()
                         });
+                let tls = super::backend_tls::lower_backend_tls(
+                    &bp,
+                    namespace,
+                    None,
+                    b.tls.as_ref(),
+                    services,
+                    d,
+                    unresolved,
+                );
                 backends.push(snap::Backend {
-                    tls: None,
                     name: format!("service/{namespace}/{service}:{port}"),
                     weight,
-                    endpoints,
+                    // TLS that could not be set up: no endpoint, never plaintext.
+                    endpoints: if tls.is_err() { Vec::new() } else { endpoints },
+                    tls: tls.unwrap_or(None),
                 });
             }
             (None, Some(url)) => {
@@ -612,17 +636,34 @@ pub(crate) fn lower_backends(
                         "port goes in the url for a url backend",
                     );
                 }
-                let checked = parse_backend_url(url).and_then(|authority| {
+                let checked = parse_backend_url(url).and_then(|(authority, https)| {
                     services
                         .check_url_host(super::urls::authority_host(&authority))
-                        .map(|()| authority)
+                        .map(|()| (authority, https))
                 });
-                if let Some(authority) = d.check(format!("{bp}.url"), checked) {
+                if let Some((authority, https)) = d.check(format!("{bp}.url"), checked) {
+                    let host = super::urls::authority_host(&authority)
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string();
+                    let tls = super::backend_tls::lower_backend_tls(
+                        &bp,
+                        namespace,
+                        https.then_some(host),
+                        b.tls.as_ref(),
+                        services,
+                        d,
+                        unresolved,
+                    );
                     backends.push(snap::Backend {
-                        tls: None,
                         name: url.clone(),
                         weight,
-                        endpoints: vec![authority],
+                        endpoints: if tls.is_err() {
+                            Vec::new()
+                        } else {
+                            vec![authority]
+                        },
+                        tls: tls.unwrap_or(None),
                     });
                 }
             }
@@ -651,20 +692,21 @@ pub(crate) fn parse_timeout(t: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// `http://host[:port][/]` → `host:port`.
-pub(crate) fn parse_backend_url(url: &str) -> Result<String, String> {
+/// `http://host[:port][/]` → `(host:port, false)`; `https://...` → `(host:port, true)`, port
+/// 443 by default.
+pub(crate) fn parse_backend_url(url: &str) -> Result<(String, bool), String> {
     let shown = super::urls::redact_url(url);
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
-        rest
-    } else if url.starts_with("https://") {
-        return Err("https backends are not supported yet; use http://".into());
+    let (rest, https) = if let Some(rest) = url.strip_prefix("http://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (rest, true)
     } else {
-        return Err(format!("{shown:?} must start with http://"));
+        return Err(format!("{shown:?} must start with http:// or https://"));
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
         return Err(format!(
-            "{shown:?} must be http://host[:port], without path, query or credentials"
+            "{shown:?} must be http(s)://host[:port], without path, query or credentials"
         ));
     }
     let (host, port) = match authority.rsplit_once(':') {
@@ -677,12 +719,12 @@ pub(crate) fn parse_backend_url(url: &str) -> Result<String, String> {
             }
             (h, port)
         }
-        _ => (authority, 80),
+        _ => (authority, if https { 443 } else { 80 }),
     };
     if host.is_empty() {
         return Err(format!("{shown:?} has no host"));
     }
-    Ok(format!("{}:{port}", host.to_ascii_lowercase()))
+    Ok((format!("{}:{port}", host.to_ascii_lowercase()), https))
 }
 
 /// A configured path, checked and put in the canonical form request paths are matched in
@@ -807,23 +849,24 @@ mod tests {
 
     #[test]
     fn backend_urls() {
+        let plain = |u| parse_backend_url(u).map(|(a, https)| (a, https));
         assert_eq!(
-            parse_backend_url("http://Orders.shop:8080").unwrap(),
-            "orders.shop:8080"
+            plain("http://Orders.shop:8080").unwrap(),
+            ("orders.shop:8080".into(), false)
         );
-        assert_eq!(parse_backend_url("http://orders/").unwrap(), "orders:80");
         assert_eq!(
-            parse_backend_url("http://[::1]:9000").unwrap(),
-            "[::1]:9000"
+            plain("http://orders/").unwrap(),
+            ("orders:80".into(), false)
         );
+        assert_eq!(
+            plain("http://[::1]:9000").unwrap(),
+            ("[::1]:9000".into(), false)
+        );
+        assert_eq!(plain("https://a").unwrap(), ("a:443".into(), true));
+        assert_eq!(plain("https://a:8443/").unwrap(), ("a:8443".into(), true));
         assert!(parse_backend_url("http://a/b").is_err());
         let refused = parse_backend_url("http://user:hunter2@a").unwrap_err();
         assert!(!refused.contains("hunter2"), "{refused}");
-        assert!(
-            parse_backend_url("https://a")
-                .unwrap_err()
-                .contains("not supported")
-        );
         assert!(parse_backend_url("ftp://a").is_err());
         assert!(parse_backend_url("http://a:0").is_err());
     }

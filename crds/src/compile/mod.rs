@@ -5,6 +5,7 @@
 //! Route is rejected alone (Accepted=False) and the others compile.
 
 pub mod aggregate;
+mod backend_tls;
 pub mod gateways;
 mod lower;
 pub mod policy;
@@ -106,7 +107,8 @@ struct GatewayParts {
 /// Compiles every object. Never fails: problems end up in the statuses.
 pub fn compile(resources: &Resources) -> Output {
     let index = ServiceIndex::new(&resources.services, &resources.endpoint_slices)
-        .with_urls(&resources.urls);
+        .with_urls(&resources.urls)
+        .with_refs(&resources.secrets, &resources.config_maps);
     // Routes and Aggregates both lower to rules; each rule lists its Policies.
     struct Item<'a> {
         kind: &'static str,

@@ -19,6 +19,9 @@ pub struct ServiceIndex<'a> {
     services: HashMap<(&'a str, &'a str), &'a Service>,
     slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     urls: Option<&'a super::urls::UrlPolicy>,
+    /// What backends' TLS settings name.
+    secrets: &'a [k8s_openapi::api::core::v1::Secret],
+    config_maps: &'a [k8s_openapi::api::core::v1::ConfigMap],
 }
 
 impl<'a> ServiceIndex<'a> {
@@ -54,11 +57,40 @@ impl<'a> ServiceIndex<'a> {
         self.urls = Some(urls);
         self
     }
+
+    /// With the Secrets and ConfigMaps backends' TLS settings may name.
+    pub fn with_refs(
+        mut self,
+        secrets: &'a [k8s_openapi::api::core::v1::Secret],
+        config_maps: &'a [k8s_openapi::api::core::v1::ConfigMap],
+    ) -> Self {
+        self.secrets = secrets;
+        self.config_maps = config_maps;
+        self
+    }
 }
 
 impl ResolveService for ServiceIndex<'_> {
     fn check_url_host(&self, host: &str) -> Result<(), String> {
         self.urls.map_or(Ok(()), |u| u.check(host))
+    }
+
+    fn secret(&self, namespace: &str, name: &str) -> Option<&k8s_openapi::api::core::v1::Secret> {
+        self.secrets.iter().find(|s| {
+            s.metadata.namespace.as_deref().unwrap_or("default") == namespace
+                && s.metadata.name.as_deref() == Some(name)
+        })
+    }
+
+    fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&k8s_openapi::api::core::v1::ConfigMap> {
+        self.config_maps.iter().find(|m| {
+            m.metadata.namespace.as_deref().unwrap_or("default") == namespace
+                && m.metadata.name.as_deref() == Some(name)
+        })
     }
 
     fn resolve(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
