@@ -849,7 +849,7 @@ mod tests {
 
     #[test]
     fn backend_urls() {
-        let plain = |u| parse_backend_url(u).map(|(a, https)| (a, https));
+        let plain = parse_backend_url;
         assert_eq!(
             plain("http://Orders.shop:8080").unwrap(),
             ("orders.shop:8080".into(), false)
