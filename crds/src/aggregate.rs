@@ -107,6 +107,10 @@ pub struct CallSpec {
     /// Key of the result in the answer. Defaults to `name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rename: Option<String>,
+    /// Tries again when the call fails, as a Route rule's `retries` do (the call's `timeout`
+    /// bounds every try together). Calls are GETs, so every condition applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<crate::route::Retries>,
 }
 
 /// How the answer is built.

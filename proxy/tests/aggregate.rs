@@ -363,3 +363,40 @@ async fn an_auth_policy_refuses_before_any_backend_is_called() {
     assert_eq!(a.0, 200);
     assert_eq!(json(&a.2)["p"]["name"], "Espresso machine");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_retries_rides_over_a_backend_failing_every_other_request() {
+    // One backend per call, each failing every second request it gets.
+    let flaky = frontdesk_demo::spawn("flaky").await;
+    let other = frontdesk_demo::spawn("other").await;
+    let files = aggregate(
+        "steady",
+        &format!(
+            "  path: /steady\n  calls:\n\
+             \x20   - {{name: plain, backend: {{url: 'http://{flaky}'}}, path: '/flaky/2'}}\n\
+             \x20   - {{name: retried, backend: {{url: 'http://{other}'}}, path: '/flaky/2', retries: {{attempts: 2, on: ['503'], backoff: 1ms}}}}"
+        ),
+    );
+    let p = ProxyProcess::with_files(&[("agg.yaml", &files)], &[]).await;
+    let c = client();
+    let (mut plain_failed, mut retried_failed) = (0, 0);
+    for _ in 0..10 {
+        let a = get_with(&c, &p.url("/steady"), &[]).await;
+        assert_eq!(a.0, 200, "{}", String::from_utf8_lossy(&a.2));
+        let v = json(&a.2);
+        plain_failed += usize::from(v["plain"].is_null());
+        retried_failed += usize::from(v["retried"].is_null());
+    }
+    assert_eq!(
+        plain_failed, 5,
+        "the call without retries sees every failure"
+    );
+    assert_eq!(retried_failed, 0, "the call with retries none");
+    let metrics = p.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("frontdesk_upstream_retries_total{") && l.contains("retried")),
+        "{metrics}"
+    );
+}

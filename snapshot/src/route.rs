@@ -251,6 +251,9 @@ pub struct Call {
     /// A dot path whose value is the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extract: Option<String>,
+    /// How the call's failed tries are tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<crate::Retries>,
 }
 
 /// A piece of a call's target.

@@ -244,6 +244,10 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
                     tls.check()
                         .map_err(|(field, r)| err(format!("{cp}.backend.tls.{field}"), r))?;
                 }
+                if let Some(r) = &c.retries {
+                    r.check()
+                        .map_err(|(field, why)| err(format!("{cp}.retries.{field}"), why))?;
+                }
             }
             for h in &a.forward_headers {
                 check_header_name(h).map_err(|r| err(format!("{p}.action.forwardHeaders"), r))?;

@@ -190,6 +190,10 @@ fn lower_calls(
             d.check(format!("{p}.extract"), check_field_path(e));
         }
         let target = lower_target(&format!("{p}.path"), c, captures, &by_name, d);
+        let retries = match &c.retries {
+            None => Some(None),
+            Some(r) => super::retries::lower_retries(&format!("{p}.retries"), r, d).map(Some),
+        };
         let call_timeout = match &c.timeout {
             None => timeout,
             Some(t) => d.check(format!("{p}.timeout"), parse_timeout(t)),
@@ -207,8 +211,11 @@ fn lower_calls(
             }
             _ => None,
         };
-        if let (Some(target), Some(t), Some(backend)) = (target, call_timeout, backend) {
+        if let (Some(target), Some(t), Some(backend), Some(retries)) =
+            (target, call_timeout, backend, retries)
+        {
             out.push(snap::Call {
+                retries,
                 name: c.name.clone(),
                 key,
                 backend,

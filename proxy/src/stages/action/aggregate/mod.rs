@@ -34,6 +34,7 @@ use crate::forwarding::X_REQUEST_ID;
 use crate::metrics::{CallLabels, CallOutcome, Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
 use crate::upstream::balancer::EndpointSet;
+use crate::upstream::retry::{Replay, RetryBudget, RetryMetrics, RetryPlan, RetryPolicy};
 use crate::upstream::{AnswerFields, Upstream, UpstreamBody};
 
 /// The header naming the optional calls that failed.
@@ -47,6 +48,14 @@ struct CallRuntime {
     ok: Counter,
     failed: Counter,
     duration: Histogram,
+    /// The call's retries, when it has any.
+    retrying: Option<CallRetries>,
+}
+
+struct CallRetries {
+    policy: RetryPolicy,
+    budget: RetryBudget,
+    metrics: RetryMetrics,
 }
 
 pub struct AggregateRuntime {
@@ -133,6 +142,20 @@ impl AggregateRuntime {
                     ok,
                     failed,
                     duration,
+                    retrying: c.retries.as_ref().map(|r| {
+                        let policy = RetryPolicy::new(r);
+                        CallRetries {
+                            budget: RetryBudget::new(
+                                policy.budget_percent,
+                                policy.budget_min_per_second,
+                            ),
+                            policy,
+                            metrics: RetryMetrics::new(
+                                &RouteId(Arc::from(format!("{rule_id}/{}", c.name))),
+                                metrics,
+                            ),
+                        }
+                    }),
                     spec: c.clone(),
                 })
             })
@@ -371,13 +394,34 @@ impl AggregateRuntime {
                 .body(UpstreamBody::Empty)
                 .map_err(|e| Failure::Other(e.to_string()))?;
             let exchange = async {
-                let resp = upstream
-                    .send(endpoint, req, c.timeout, None, AnswerFields::Map)
-                    .await;
-                c.endpoints.record(
-                    endpoint,
-                    resp.as_ref().is_ok_and(|r| !r.status().is_server_error()),
-                );
+                let resp = match &c.retrying {
+                    None => {
+                        let resp = upstream
+                            .send(endpoint, req, c.timeout, None, AnswerFields::Map)
+                            .await;
+                        c.endpoints.record(
+                            endpoint,
+                            resp.as_ref().is_ok_and(|r| !r.status().is_server_error()),
+                        );
+                        resp
+                    }
+                    // Boxed: only calls with retries carry their future. Each try's outcome
+                    // reaches outlier detection there.
+                    Some(r) => {
+                        let (head, _) = req.into_parts();
+                        let plan = RetryPlan {
+                            policy: &r.policy,
+                            budget: &r.budget,
+                            metrics: &r.metrics,
+                            timeout: c.timeout,
+                            fields: AnswerFields::Map,
+                        };
+                        let body = Replay::Streaming(UpstreamBody::Empty, None);
+                        Box::pin(upstream.send_retrying(&c.endpoints, endpoint, &head, body, plan))
+                            .await
+                            .outcome
+                    }
+                };
                 let resp = resp.map_err(|p| match p.kind {
                     ProblemKind::UpstreamTimeout => {
                         Failure::Timeout(format!("no answer within {:?}", c.timeout))
