@@ -85,17 +85,44 @@ async fn tls_backend(cert: &Issued, client_ca: Option<&Authority>) -> (SocketAdd
                         }
                     };
                     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                    let length: usize = head
+                    let declared: Option<usize> = head
                         .lines()
                         .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    while buf.len() < head_end + length {
+                        .map(|v| v.trim().parse().unwrap());
+                    let chunked = head.contains("transfer-encoding: chunked");
+                    buf.drain(..head_end);
+                    // The body: its declared length, or chunks up to the last (empty) one.
+                    let mut length = 0;
+                    loop {
+                        let done = if chunked {
+                            match chunk_end(&buf) {
+                                Some((size, end)) => {
+                                    buf.drain(..end);
+                                    length += size;
+                                    if size > 0 {
+                                        continue;
+                                    }
+                                    true
+                                }
+                                None => false,
+                            }
+                        } else {
+                            let n = declared.unwrap_or(0);
+                            let whole = buf.len() >= n;
+                            if whole {
+                                buf.drain(..n);
+                                length = n;
+                            }
+                            whole
+                        };
+                        if done {
+                            break;
+                        }
                         match s.read(&mut chunk).await {
                             Ok(0) | Err(_) => return,
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
-                    buf.drain(..head_end + length);
                     let body = format!("{{\"bodyBytes\":{length}}}");
                     let answer = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -109,6 +136,15 @@ async fn tls_backend(cert: &Issued, client_ca: Option<&Authority>) -> (SocketAdd
         }
     });
     (addr, handshakes)
+}
+
+/// The size and end of the first whole chunk (`size` hex CRLF data CRLF) at the front of
+/// `buf`.
+fn chunk_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let line = buf.windows(2).position(|w| w == b"\r\n")?;
+    let size = usize::from_str_radix(std::str::from_utf8(&buf[..line]).ok()?.trim(), 16).ok()?;
+    let end = line + 2 + size + 2;
+    (buf.len() >= end).then_some((size, end))
 }
 
 fn runtime(backend: SocketAddr, tls: BackendTls) -> Arc<Runtime> {
@@ -167,12 +203,97 @@ async fn a_backend_signed_by_a_private_ca_is_reached_over_kept_connections() {
         );
     }
     assert_eq!(handshakes.load(Ordering::SeqCst), 1, "one connection, kept");
-    // An upload goes whole, its end flushed through TLS before the answer is awaited.
+    // An upload goes whole, its end flushed through TLS before the answer is awaited, and
+    // the connection is used again after it.
     let (status, body) = call(&rt, "POST", "order=1&qty=3").await;
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::OK, "{\"bodyBytes\":13}")
     );
+    assert_eq!(call(&rt, "GET", "").await.0, StatusCode::OK);
+    assert_eq!(handshakes.load(Ordering::SeqCst), 1);
+    // A body that pauses between its parts (what is written before the pause must reach the
+    // backend while the client is quiet).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(2);
+    let body = http_body_util::StreamBody::new(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|frame| (frame, rx))
+    }));
+    let req = Request::post("/orders")
+        .header("host", "shop.example.com")
+        .header("content-length", "10")
+        .body(body)
+        .unwrap();
+    let pending = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.handle(req, CLIENT.parse::<SocketAddr>().unwrap()).await }
+    });
+    tx.send(Ok(http_body::Frame::data(Bytes::from_static(b"first"))))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tx.send(Ok(http_body::Frame::data(Bytes::from_static(b"-last"))))
+        .await
+        .unwrap();
+    drop(tx);
+    let resp = pending.await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "{\"bodyBytes\":10}");
+}
+
+/// An HTTPS backend that answers one request per connection, then closes it: with a
+/// close_notify (`notify`) or by dropping the socket.
+async fn closing_tls_backend(cert: &Issued, notify: bool) -> (SocketAddr, Arc<AtomicU64>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(cert, None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handshakes = Arc::new(AtomicU64::new(0));
+    let counted = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                let _ = s.write_all(answer.as_bytes()).await;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if notify {
+                    let _ = s.shutdown().await;
+                }
+            });
+        }
+    });
+    (addr, handshakes)
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_backend_closed_is_not_used_again() {
+    let ca = Authority::new();
+    for notify in [true, false] {
+        let (backend, handshakes) = closing_tls_backend(&ca.issue(&[NAME], 1, 30), notify).await;
+        let rt = runtime(backend, trusting(&ca));
+        for i in 0..4 {
+            let (status, body) = call(&rt, "GET", "").await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "close_notify {notify}, request {i}: {body}"
+            );
+            // Let the backend close the connection the proxy kept.
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+        assert_eq!(
+            handshakes.load(Ordering::SeqCst),
+            4,
+            "close_notify {notify}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -216,7 +337,14 @@ async fn a_backend_that_wants_a_client_certificate_gets_the_proxys() {
     let clients = Authority::new();
     let (backend, handshakes) = tls_backend(&ca.issue(&[NAME], 1, 30), Some(&clients)).await;
     let without = runtime(backend, trusting(&ca));
-    assert_eq!(call(&without, "GET", "").await.0, StatusCode::BAD_GATEWAY);
+    let (status, body) = call(&without, "GET", "").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    // TLS 1.3 finishes the client's side of the handshake before the backend checks its
+    // certificate: the refusal comes as the first read fails.
+    assert_eq!(
+        json(&Bytes::from(body))["detail"],
+        "the backend's connection failed before a response"
+    );
     assert_eq!(handshakes.load(Ordering::SeqCst), 0);
 
     let cert = clients.issue_client("spiffe://frontdesk/proxy", "frontdesk-proxy");
@@ -234,8 +362,8 @@ async fn a_backend_that_wants_a_client_certificate_gets_the_proxys() {
     assert_eq!(handshakes.load(Ordering::SeqCst), 1);
 }
 
-#[test]
-fn certificates_that_do_not_parse_refuse_the_configuration_with_the_reason() {
+#[tokio::test]
+async fn certificates_that_do_not_parse_leave_that_backend_without_endpoints_not_in_plaintext() {
     let yaml = manifest(
         "Route",
         "shop",
@@ -252,10 +380,11 @@ fn certificates_that_do_not_parse_refuse_the_configuration_with_the_reason() {
         ),
         client_certificate: None,
     });
-    let err = Runtime::build(snap, Arc::new(Env::standalone()))
-        .err()
-        .expect("refused");
-    assert!(err.contains("tls: caCertificates"), "{err}");
+    // The configuration is taken (the rest of it serves); that backend answers 503.
+    let rt = Arc::new(Runtime::build(snap, Arc::new(Env::standalone())).unwrap());
+    let (status, body) = call(&rt, "GET", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("no-endpoints"), "{body}");
 }
 
 /// A Route to `url` with `tls`, and the Secret `orders-ca` holding `ca` when given.

@@ -361,7 +361,10 @@ async fn compile_once(
     wait: Option<Duration>,
 ) -> (Output, Duration) {
     let (mut objects, unreadable) = sources.read();
-    let (tls_secrets, tls_config_maps) = secret_refs::backend_tls(backends(objects.values()));
+    // Backends' TLS references, of the objects and of the accepted versions standing in for
+    // rejected ones.
+    let (tls_secrets, tls_config_maps) =
+        secret_refs::backend_tls(backends(objects.values().chain(accepted.kept())));
     let mut ca_bundles = gateway_ca_config_maps(objects.values(), &sources.namespaces);
     ca_bundles.extend(tls_config_maps);
     watches.config_maps.follow(&ca_bundles, wait).await;
@@ -376,6 +379,7 @@ async fn compile_once(
     let with_kept = |accepted: &LastAccepted| {
         let mut wanted = current.clone();
         wanted.extend(secret_refs::wanted(policies(accepted.kept())));
+        wanted.extend(secret_refs::backend_tls(backends(accepted.kept())).0);
         wanted
     };
     secrets.follow(&with_kept(accepted), wait).await;

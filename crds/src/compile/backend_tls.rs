@@ -76,14 +76,16 @@ pub(super) fn lower_backend_tls(
                 continue;
             }
         };
-        match pem {
-            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => bundle.push_str(&pem),
-            Ok(_) => {
-                unresolved.push(
-                    field,
-                    format!("{kind} {}: {CA_KEY} holds no PEM certificate", r.name),
-                );
-                failed = true;
+        match pem.and_then(|pem| {
+            check_ca_bundle(&pem)
+                .map(|()| pem)
+                .map_err(|why| format!("{kind} {namespace}/{}: {CA_KEY} {why}", r.name))
+        }) {
+            Ok(pem) => {
+                bundle.push_str(&pem);
+                // A bundle without a final newline must not glue its last END to the next
+                // BEGIN (a parser would drop that certificate).
+                bundle.push('\n');
             }
             Err(why) => {
                 unresolved.push(field, why);
@@ -100,10 +102,17 @@ pub(super) fn lower_backend_tls(
         };
         let text = |key| secret_value(secret, key).and_then(|b| String::from_utf8(b).ok());
         match (text("tls.crt"), text("tls.key")) {
-            (Some(chain), Some(key)) => Some(snap::ClientCertificatePair {
-                certificate_chain: chain,
-                private_key: snap::Secret::new(key),
-            }),
+            (Some(chain), Some(key)) => match crate::certificate::load(&chain, &key) {
+                Ok(_) => Some(snap::ClientCertificatePair {
+                    certificate_chain: chain,
+                    private_key: snap::Secret::new(key),
+                }),
+                Err(why) => {
+                    unresolved.push(field, format!("Secret {namespace}/{}: {why}", r.name));
+                    failed = true;
+                    None
+                }
+            },
             _ => {
                 unresolved.push(
                     field,
@@ -114,6 +123,13 @@ pub(super) fn lower_backend_tls(
             }
         }
     });
+    if rustls_pki_types::ServerName::try_from(server_name.as_str()).is_err() {
+        d.push(
+            format!("{p}.hostname"),
+            format!("{server_name:?} is not a DNS name or an IP address a certificate can carry"),
+        );
+        return Err(());
+    }
     let lowered = snap::BackendTls {
         server_name,
         ca_certificates: (!bundle.is_empty()).then_some(bundle),
@@ -129,6 +145,23 @@ pub(super) fn lower_backend_tls(
         return Err(());
     }
     if failed { Err(()) } else { Ok(Some(lowered)) }
+}
+
+/// Parses every certificate of a PEM bundle as the proxy will, so a bundle it would refuse
+/// is reported here, on the Route, instead.
+fn check_ca_bundle(pem: &str) -> Result<(), String> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("is not PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("holds a certificate that does not parse: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -157,19 +190,25 @@ mod tests {
         }
     }
 
-    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-
-    fn refs() -> Refs {
-        Refs {
-            secret: serde_saphyr::from_str(
-                "metadata: {name: client, namespace: shop}\nstringData: {tls.crt: chain, tls.key: key}",
-            )
-            .unwrap(),
-            map: serde_saphyr::from_str(&format!(
-                "metadata: {{name: orders-ca, namespace: shop}}\ndata: {{ca.crt: {PEM:?}}}"
-            ))
-            .unwrap(),
-        }
+    /// A CA in the ConfigMap, and a client certificate it issued in the Secret.
+    fn refs() -> (Refs, String, frontdesk_demo::certs::Issued) {
+        let ca = frontdesk_demo::certs::Authority::new();
+        let client = ca.issue_client("spiffe://frontdesk/proxy", "proxy");
+        let mut secret = k8s_openapi::api::core::v1::Secret::default();
+        secret.metadata.name = Some("client".into());
+        secret.metadata.namespace = Some("shop".into());
+        secret.string_data = Some(
+            [
+                ("tls.crt".to_string(), client.chain.clone()),
+                ("tls.key".to_string(), client.key.clone()),
+            ]
+            .into(),
+        );
+        let mut map = k8s_openapi::api::core::v1::ConfigMap::default();
+        map.metadata.name = Some("orders-ca".into());
+        map.metadata.namespace = Some("shop".into());
+        map.data = Some([("ca.crt".to_string(), ca.pem().to_string())].into());
+        (Refs { secret, map }, ca.pem().to_string(), client)
     }
 
     fn lower(
@@ -206,25 +245,63 @@ mod tests {
 
     #[test]
     fn references_resolve_to_inline_pem() {
+        let (refs, pem, issued) = refs();
         let (out, notes) = lower(
             None,
             Some(
                 "{hostname: orders.internal, caCertificateRefs: [{name: orders-ca}], clientCertificateRef: {name: client}}",
             ),
-            &refs(),
+            &refs,
         );
         assert!(notes.is_empty(), "{notes:?}");
         let tls = out.unwrap().unwrap();
         assert_eq!(tls.server_name, "orders.internal");
-        assert_eq!(tls.ca_certificates.as_deref(), Some(PEM));
+        assert_eq!(tls.ca_certificates, Some(format!("{pem}\n")));
         let client = tls.client_certificate.unwrap();
         assert_eq!(
-            (
-                client.certificate_chain.as_str(),
-                client.private_key.expose()
-            ),
-            ("chain", "key")
+            (client.certificate_chain, client.private_key.expose()),
+            (issued.chain, issued.key.as_str())
         );
+    }
+
+    #[test]
+    fn what_the_proxy_could_not_parse_is_reported_on_the_route() {
+        let (mut refs, _, issued) = refs();
+        refs.map.data = Some(
+            [(
+                "ca.crt".to_string(),
+                "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"
+                    .to_string(),
+            )]
+            .into(),
+        );
+        let other = frontdesk_demo::certs::Authority::new().issue_client("spiffe://x", "x");
+        refs.secret.string_data = Some(
+            [
+                ("tls.crt".to_string(), issued.chain),
+                ("tls.key".to_string(), other.key),
+            ]
+            .into(),
+        );
+        let (out, notes) = lower(
+            None,
+            Some(
+                "{hostname: orders.internal, caCertificateRefs: [{name: orders-ca}], clientCertificateRef: {name: client}}",
+            ),
+            &refs,
+        );
+        assert_eq!(out, Err(()));
+        assert!(
+            notes[0].contains("ca.crt holds a certificate that does not parse"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].contains("the private key does not match the certificate"),
+            "{notes:?}"
+        );
+        let (out, notes) = lower(None, Some("{hostname: '*.svc'}"), &NoServices);
+        assert_eq!(out, Err(()));
+        assert!(notes[0].contains("not a DNS name"), "{notes:?}");
     }
 
     #[test]
@@ -232,14 +309,14 @@ mod tests {
         let (out, notes) = lower(
             None,
             Some("{hostname: orders.internal, caCertificateRefs: [{kind: Secret, name: gone}]}"),
-            &refs(),
+            &refs().0,
         );
         assert_eq!(out, Err(()));
         assert_eq!(
             notes,
             ["spec.rules[0].backends[0].tls.caCertificateRefs[0]: Secret shop/gone not found"]
         );
-        let (out, notes) = lower(None, Some("{}"), &refs());
+        let (out, notes) = lower(None, Some("{}"), &refs().0);
         assert_eq!(out, Err(()));
         assert!(
             notes[0].starts_with("spec.rules[0].backends[0].tls.hostname: "),

@@ -710,7 +710,8 @@ pub(crate) fn parse_backend_url(url: &str) -> Result<(String, bool), String> {
         ));
     }
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+        // A bracketed IPv6 address has a port only after its closing bracket.
+        Some((h, p)) if !authority.starts_with('[') || h.ends_with(']') => {
             let port: u16 = p
                 .parse()
                 .map_err(|_| format!("{shown:?} has an invalid port"))?;
@@ -863,6 +864,10 @@ mod tests {
             ("[::1]:9000".into(), false)
         );
         assert_eq!(plain("https://a").unwrap(), ("a:443".into(), true));
+        assert_eq!(
+            plain("https://[fd00::1]").unwrap(),
+            ("[fd00::1]:443".into(), true)
+        );
         assert_eq!(plain("https://a:8443/").unwrap(), ("a:8443".into(), true));
         assert!(parse_backend_url("http://a/b").is_err());
         let refused = parse_backend_url("http://user:hunter2@a").unwrap_err();

@@ -34,7 +34,7 @@ pub struct EndpointSet {
 
 impl EndpointSet {
     /// The endpoints of `backend`. Fails when an endpoint is not a valid `host:port`
-    /// authority, or its TLS setting's certificates do not parse.
+    /// authority. A TLS setting whose certificates do not parse leaves it without endpoints.
     /// `connection` sets the endpoints' connect and idle timeouts (the proxy's own otherwise).
     pub fn new(
         backend: &snap::Backend,
@@ -42,16 +42,21 @@ impl EndpointSet {
         state: Option<Arc<BackendState>>,
         connection: Option<&snap::BackendConnection>,
     ) -> Result<Self, String> {
-        let tls = backend
-            .tls
-            .as_ref()
-            .map(|t| upstream.tls_client(t))
-            .transpose()
-            .map_err(|e| format!("backend {}: tls: {e}", backend.name))?;
+        // TLS that cannot be set up leaves the backend without endpoints (503), never in
+        // plaintext, and the rest of the configuration serving.
+        let (tls, usable) = match backend.tls.as_ref().map(|t| upstream.tls_client(t)) {
+            None => (None, true),
+            Some(Ok(client)) => (Some(client), true),
+            Some(Err(e)) => {
+                tracing::warn!(backend = %backend.name, error = %e, "a backend's TLS setting cannot be used; it gets no requests");
+                (None, false)
+            }
+        };
         let name = backend.name.clone();
         let mut endpoints = backend
             .endpoints
             .iter()
+            .filter(|_| usable)
             .map(|e| upstream.endpoint(e, tls.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(c) = connection {

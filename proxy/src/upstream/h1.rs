@@ -88,7 +88,7 @@ impl Connection {
     /// Whether an idle connection can take a request: nothing arrived on it while idle (an
     /// idle HTTP/1.1 connection has nothing to say; EOF means the backend closed it). Reads
     /// the socket only when the reactor saw it readable.
-    pub fn reusable_now(&self) -> bool {
+    pub fn reusable_now(&mut self) -> bool {
         self.buf.is_empty() && self.io.idle_and_open()
     }
 

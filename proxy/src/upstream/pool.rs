@@ -171,7 +171,7 @@ impl EndpointPool {
     fn take_idle(&self, idle_timeout: Duration) -> Option<Box<Connection>> {
         let now = Instant::now();
         let mut idle = self.idle.lock();
-        while let Some(Idle { conn, since }) = idle.pop() {
+        while let Some(Idle { mut conn, since }) = idle.pop() {
             if now.duration_since(since) >= idle_timeout {
                 // Everything below is older still.
                 idle.clear();

@@ -11,12 +11,12 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use frontdesk_snapshot as snap;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
-use tokio::io::{AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -90,12 +90,10 @@ impl TlsClient {
     }
 }
 
-/// A stable name for a TLS setting (its fields hashed), so equal settings share pools.
+/// A TLS setting as a key (the whole of it, so different settings never share a client or a
+/// pool); kept in memory only, never shown.
 pub fn tls_key(t: &snap::BackendTls) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    t.hash(&mut h);
-    format!("tls:{}:{:016x}", t.server_name, h.finish())
+    serde_json::to_string(t).unwrap_or_default()
 }
 
 /// Why a handshake failed, said without the backend's name or address: whether its
@@ -124,35 +122,30 @@ pub enum BackendIo {
 }
 
 impl BackendIo {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            BackendIo::Plain(s) => s,
-            BackendIo::Tls(s) => s.get_ref().0,
-        }
-    }
-
     /// Whether an idle connection can take a request: nothing arrived on its socket while idle
     /// (an idle HTTP/1.1 connection has nothing to say; EOF, or a TLS close_notify, means the
     /// backend closed it). Reads the socket only when the reactor saw it readable.
-    pub fn idle_and_open(&self) -> bool {
-        let tcp = self.tcp();
+    pub fn idle_and_open(&mut self) -> bool {
         let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-        match tcp.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => match self {
-                BackendIo::Plain(s) => matches!(
+        match self {
+            BackendIo::Plain(s) => match s.poll_read_ready(&mut cx) {
+                Poll::Pending => true,
+                Poll::Ready(Err(_)) => false,
+                Poll::Ready(Ok(())) => matches!(
                     s.try_read(&mut [0u8; 1]),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock
                 ),
-                // A TLS record that came (a close_notify, most likely) is for rustls, which
-                // is not reading: the connection is not idle any more. Peeked, not taken.
-                BackendIo::Tls(_) => {
-                    let mut one = [0u8; 1];
-                    let mut peeked = ReadBuf::new(&mut one);
-                    tcp.poll_peek(&mut cx, &mut peeked).is_pending()
-                }
             },
+            // What came while idle goes through rustls: records that carry no data (a session
+            // ticket, a key update) leave the connection usable; data, a close_notify, EOF or
+            // an error do not. Plaintext rustls still held counts as data.
+            BackendIo::Tls(s) => {
+                let mut scratch = [0u8; 64];
+                let mut read = ReadBuf::new(&mut scratch);
+                Pin::new(&mut **s)
+                    .poll_read(&mut cx, &mut read)
+                    .is_pending()
+            }
         }
     }
 
@@ -178,7 +171,13 @@ impl BackendIo {
             BackendIo::Plain(s) => crate::http1::poll_fill(s, buf, room, cx),
             BackendIo::Tls(s) => {
                 buf.reserve(room);
-                tokio_util::io::poll_read_buf(Pin::new(&mut **s), cx, buf)
+                match ready!(tokio_util::io::poll_read_buf(Pin::new(&mut **s), cx, buf)) {
+                    // A close without close_notify reads as EOF, as on a plain connection: the
+                    // framing decides whether the answer was whole (a body delimited by the
+                    // close alone could be cut short unseen; HTTP/1.1 backends frame theirs).
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(0)),
+                    other => Poll::Ready(other),
+                }
             }
         }
     }

@@ -64,7 +64,16 @@ impl Upload {
                     .poll_flush(cx)
                     .map_err(ExchangeError::WriteBody);
             }
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    // The client pauses: what a TLS stream holds goes out meanwhile (a plain
+                    // socket holds nothing; its flush is free).
+                    ready!(Pin::new(&mut *io).poll_flush(cx)).map_err(ExchangeError::WriteBody)?;
+                    return Poll::Pending;
+                }
+            };
+            match frame {
                 Some(Ok(frame)) => {
                     // Trailers are not forwarded to HTTP/1.1 backends.
                     if let Ok(data) = frame.into_data() {
