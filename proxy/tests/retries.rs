@@ -15,10 +15,9 @@ use bytes::Bytes;
 use frontdesk_proxy::runtime::{Env, Runtime};
 use frontdesk_snapshot::Action;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+use support::resilience::{CLIENT, metric, send_body as call};
 use support::*;
-
-const CLIENT: &str = "192.0.2.10:50000";
 
 /// A Route with one rule for every path, forwarding to `endpoints` (one backend), with
 /// `retries` (YAML flow mapping) if given.
@@ -48,43 +47,10 @@ fn runtime_with_timeout(
     Arc::new(Runtime::build(snap, Arc::new(Env::standalone())).unwrap())
 }
 
-async fn call(
-    rt: &Arc<Runtime>,
-    method: &str,
-    path: &str,
-    body: &'static str,
-) -> (StatusCode, String) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "shop.example.com");
-    if !body.is_empty() {
-        req = req.header("content-length", body.len());
-    }
-    let resp = rt
-        .clone()
-        .handle(
-            req.body(Full::new(Bytes::from_static(body.as_bytes())))
-                .unwrap(),
-            CLIENT.parse::<SocketAddr>().unwrap(),
-        )
-        .await;
-    let status = resp.status();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// How many requests a demo backend has answered.
 async fn requests(backend: SocketAddr) -> u64 {
     let a = get(&format!("http://{backend}/requests")).await.unwrap();
     json(&a.2)["requests"].as_u64().unwrap()
-}
-
-fn metric(rt: &Runtime, line_start: &str) -> u64 {
-    let text = rt.env.metrics.encode();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .map_or(0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
 }
 
 /// A backend that reads each request head and hangs up without a word (a crashed worker).

@@ -17,11 +17,11 @@ use frontdesk_demo::certs::{Authority, Issued};
 use frontdesk_proxy::runtime::{Env, Runtime};
 use frontdesk_snapshot::{Action, BackendTls, ClientCertificatePair, Secret};
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::resilience::CLIENT;
+use support::resilience::{CLIENT, send_body};
 use support::*;
 
 const NAME: &str = "orders.internal";
@@ -58,19 +58,7 @@ fn server_config(cert: &Issued, client_ca: Option<&Authority>) -> Arc<rustls::Se
 /// An HTTPS backend: answers each request with the size of its body, keep-alive; counts the
 /// connections whose handshake completed.
 async fn tls_backend(cert: &Issued, client_ca: Option<&Authority>) -> (SocketAddr, Arc<AtomicU64>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(cert, client_ca));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handshakes = Arc::new(AtomicU64::new(0));
-    let counted = handshakes.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, counted) = (acceptor.clone(), counted.clone());
-            tokio::spawn(async move {
-                let Ok(mut s) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                counted.fetch_add(1, Ordering::SeqCst);
+    serve_tls(server_config(cert, client_ca), |mut s| async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 8192];
                 loop {
@@ -132,6 +120,33 @@ async fn tls_backend(cert: &Issued, client_ca: Option<&Authority>) -> (SocketAdd
                         return;
                     }
                 }
+    })
+    .await
+}
+
+/// Accepts TLS connections on a new 127.0.0.1 port with `config` and hands each to `serve`;
+/// counts the handshakes that completed.
+async fn serve_tls<F, Fut>(
+    config: Arc<rustls::ServerConfig>,
+    serve: F,
+) -> (SocketAddr, Arc<AtomicU64>)
+where
+    F: Fn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handshakes = Arc::new(AtomicU64::new(0));
+    let counted = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, counted, serve) = (acceptor.clone(), counted.clone(), serve.clone());
+            tokio::spawn(async move {
+                if let Ok(s) = acceptor.accept(tcp).await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    serve(s).await;
+                }
             });
         }
     });
@@ -170,24 +185,7 @@ fn trusting(ca: &Authority) -> BackendTls {
 }
 
 async fn call(rt: &Arc<Runtime>, method: &str, body: &'static str) -> (StatusCode, String) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri("/orders")
-        .header("host", "shop.example.com");
-    if !body.is_empty() {
-        req = req.header("content-length", body.len());
-    }
-    let resp = rt
-        .clone()
-        .handle(
-            req.body(Full::new(Bytes::from_static(body.as_bytes())))
-                .unwrap(),
-            CLIENT.parse::<SocketAddr>().unwrap(),
-        )
-        .await;
-    let status = resp.status();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    send_body(rt, method, "/orders", body).await
 }
 
 #[tokio::test]
@@ -243,33 +241,19 @@ async fn a_backend_signed_by_a_private_ca_is_reached_over_kept_connections() {
 /// An HTTPS backend that answers one request per connection, then closes it: with a
 /// close_notify (`notify`) or by dropping the socket.
 async fn closing_tls_backend(cert: &Issued, notify: bool) -> (SocketAddr, Arc<AtomicU64>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(cert, None));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handshakes = Arc::new(AtomicU64::new(0));
-    let counted = handshakes.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, counted) = (acceptor.clone(), counted.clone());
-            tokio::spawn(async move {
-                let Ok(mut s) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                counted.fetch_add(1, Ordering::SeqCst);
-                let mut buf = [0u8; 4096];
-                if s.read(&mut buf).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                let _ = s.write_all(answer.as_bytes()).await;
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                if notify {
-                    let _ = s.shutdown().await;
-                }
-            });
+    serve_tls(server_config(cert, None), move |mut s| async move {
+        let mut buf = [0u8; 4096];
+        if s.read(&mut buf).await.unwrap_or(0) == 0 {
+            return;
         }
-    });
-    (addr, handshakes)
+        let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let _ = s.write_all(answer.as_bytes()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if notify {
+            let _ = s.shutdown().await;
+        }
+    })
+    .await
 }
 
 #[tokio::test]

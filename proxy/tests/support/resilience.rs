@@ -82,6 +82,34 @@ pub async fn call_from(
     )
 }
 
+/// A `method` request for `path` with `body` (and its Content-Length) from [`CLIENT`]: the
+/// status and the body of the answer.
+pub async fn send_body(
+    rt: &Arc<Runtime>,
+    method: &str,
+    path: &str,
+    body: &'static str,
+) -> (StatusCode, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "shop.example.com");
+    if !body.is_empty() {
+        req = req.header("content-length", body.len());
+    }
+    let resp = rt
+        .clone()
+        .handle(
+            req.body(Full::new(Bytes::from_static(body.as_bytes())))
+                .unwrap(),
+            CLIENT.parse::<SocketAddr>().unwrap(),
+        )
+        .await;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 pub async fn call(rt: &Arc<Runtime>, path: &str) -> (StatusCode, HeaderMap, String) {
     call_from(rt, path, &[], None).await
 }
