@@ -368,7 +368,7 @@ mod tests {
         let policy = |alg: &str| {
             format!(
                 "apiVersion: frontdesk.dev/v1alpha1\nkind: Policy\nmetadata: {{name: p}}\nspec:\n  \
-                 authentication:\n    jwt: {{jwksUri: 'http://127.0.0.1:1/jwks', algorithms: [{alg}]}}\n---\n\
+                 authentication:\n    jwt: {{jwksUri: 'http://127.0.0.1:1/jwks', allowPlaintextJwksUri: true, algorithms: [{alg}]}}\n---\n\
                  apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r}}\nspec:\n  policies: [p]\n  \
                  rules:\n    - backends: [{{url: 'http://127.0.0.1:1'}}]\n"
             )

@@ -292,6 +292,11 @@ pub struct JwtSpec {
     /// `kid`, and keep using when the server is unreachable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// Accept an `http://` `jwksUri`: anyone between the proxies and the key server could
+    /// replace the keys, and so sign any token. Refused without this; with it, the Policy's
+    /// Accepted condition carries a warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plaintext_jwks_uri: bool,
     /// How long a fetched key set stays fresh when the server sends no max-age. Defaults to 5m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_cache_duration: Option<String>,

@@ -120,6 +120,16 @@ impl ObjectStatus {
         self.diagnostics = unresolved;
     }
 
+    /// Adds `warnings` to the Accepted condition's message: valid, but worth a person's look.
+    pub(crate) fn warn(&mut self, warnings: &[String]) {
+        if warnings.is_empty() {
+            return;
+        }
+        if let Some(c) = self.conditions.iter_mut().find(|c| c.type_ == ACCEPTED) {
+            c.message = format!("{}; warning: {}", c.message, warnings.join("; warning: "));
+        }
+    }
+
     /// The status of an object that could not even be read as its kind.
     pub fn unreadable(
         kind: &str,

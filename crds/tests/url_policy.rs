@@ -38,7 +38,7 @@ kind: Policy
 metadata: {name: jwks-on-loopback, namespace: shop}
 spec:
   authentication:
-    jwt: {jwksUri: "http://127.0.0.1:9901/keys"}
+    jwt: {jwksUri: "http://127.0.0.1:9901/keys", allowPlaintextJwksUri: true}
 ---
 apiVersion: frontdesk.dev/v1alpha1
 kind: Policy
@@ -89,4 +89,40 @@ fn internal_urls_are_refused_in_a_cluster_and_allowed_standalone() {
     };
     let got = accepted(listed);
     assert!(got.contains(&("fine".to_string(), false)), "{got:?}");
+}
+
+#[test]
+fn a_plaintext_jwks_uri_is_refused_unless_allowed_and_then_warned_about() {
+    let policy = |extra: &str| {
+        format!(
+            "apiVersion: frontdesk.dev/v1alpha1\nkind: Policy\nmetadata: {{name: keys, namespace: shop}}\n\
+             spec:\n  authentication:\n    jwt: {{jwksUri: 'http://auth.example.com/jwks'{extra}}}\n"
+        )
+    };
+    let status = |yaml: &str| {
+        let parsed = parse_file("m.yaml", yaml);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let r = resources(parsed.objects.iter().map(|(o, _)| o));
+        frontdesk_crds::compile(&r).statuses.remove(0)
+    };
+    let refused = status(&policy(""));
+    assert!(!refused.accepted());
+    let message = &refused.condition("Accepted").unwrap().message;
+    assert!(
+        message.contains("spec.authentication.jwt.jwksUri: plaintext http://"),
+        "{message}"
+    );
+    let allowed = status(&policy(", allowPlaintextJwksUri: true"));
+    assert!(allowed.accepted());
+    let message = &allowed.condition("Accepted").unwrap().message;
+    assert!(
+        message.contains("warning: spec.authentication.jwt.jwksUri is plaintext"),
+        "{message}"
+    );
+    // https:// needs nothing.
+    let tls = status(&policy("").replace("http://", "https://"));
+    assert_eq!(
+        tls.condition("Accepted").unwrap().message,
+        "the Policy is valid"
+    );
 }

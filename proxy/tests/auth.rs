@@ -217,7 +217,7 @@ async fn jwt_every_algorithm_and_every_way_a_token_is_wrong() {
     let files = [policy(
         "remote",
         &format!(
-            "  authentication:\n    jwt:\n      issuer: {ISSUER}\n      audiences: [orders-api]\n      jwksUri: http://{}/jwks.json\n      claimsToHeaders: [{{claim: sub, header: x-user-id}}, {{claim: tenant.id, header: x-tenant}}]",
+            "  authentication:\n    jwt:\n      issuer: {ISSUER}\n      audiences: [orders-api]\n      jwksUri: http://{}/jwks.json\n      allowPlaintextJwksUri: true\n      claimsToHeaders: [{{claim: sub, header: x-user-id}}, {{claim: tenant.id, header: x-tenant}}]",
             jwks.addr
         ),
     ) + &policy(
@@ -472,7 +472,7 @@ async fn jwks_rotation_is_picked_up_and_an_outage_keeps_the_last_good_keys() {
     let files = policy(
         "remote",
         &format!(
-            "  authentication:\n    jwt: {{jwksUri: 'http://{}/jwks.json', jwksRefetchInterval: 500ms}}",
+            "  authentication:\n    jwt: {{jwksUri: 'http://{}/jwks.json', allowPlaintextJwksUri: true, jwksRefetchInterval: 500ms}}",
             jwks.addr
         ),
     ) + &routes(&[rule("/r", "remote", backend)]);

@@ -460,6 +460,7 @@ fn compile_policies(
             "SecretEntriesSkipped"
         };
         st.accept(lowered.unresolved.0, reason);
+        st.warn(&lowered.warnings);
         out.statuses.push(st);
         generations.insert(format!("{namespace}/{name}"), generation);
         compiled.insert(

@@ -90,6 +90,8 @@ pub struct LoweredPolicy {
     pub invalid: Diagnostics,
     /// Problems with what it references (ResolvedRefs=False).
     pub unresolved: Diagnostics,
+    /// What a person should know although the Policy is valid (in its Accepted condition).
+    pub warnings: Vec<String>,
 }
 
 pub fn lower_policy(
@@ -106,6 +108,7 @@ pub fn lower_policy(
         },
         invalid: Diagnostics::default(),
         unresolved: Diagnostics::default(),
+        warnings: Vec::new(),
     };
     let mut missing = Vec::new();
     let mut ctx = Ctx {
@@ -116,6 +119,7 @@ pub fn lower_policy(
         d: &mut out.invalid,
         unresolved: &mut out.unresolved,
         missing: &mut missing,
+        warnings: &mut out.warnings,
     };
     if let Some(a) = &spec.authentication {
         let p = "spec.authentication";
@@ -197,6 +201,7 @@ struct Ctx<'a, 'b> {
     unresolved: &'a mut Diagnostics,
     /// References whose absence makes the policy unusable.
     missing: &'a mut Vec<String>,
+    warnings: &'a mut Vec<String>,
 }
 
 impl<'b> Ctx<'_, 'b> {
@@ -311,10 +316,26 @@ impl<'b> Ctx<'_, 'b> {
             }
         }
         let remote_jwks = j.jwks_uri.as_ref().and_then(|uri| {
-            let ok = self.d.check(
+            let mut ok = self.d.check(
                 format!("{p}.jwksUri"),
                 check_fetch_url(uri, true, self.urls),
             );
+            if ok.is_some() && uri.starts_with("http://") {
+                if j.allow_plaintext_jwks_uri {
+                    self.warnings.push(format!(
+                        "{p}.jwksUri is plaintext http://: anyone between the proxies and the \
+                         key server could replace the keys (allowed by allowPlaintextJwksUri)"
+                    ));
+                } else {
+                    self.d.push(
+                        format!("{p}.jwksUri"),
+                        "plaintext http:// lets anyone between the proxies and the key server \
+                         replace the keys, and so sign any token: use https://, or set \
+                         allowPlaintextJwksUri: true to accept it",
+                    );
+                    ok = None;
+                }
+            }
             let cache = self.duration(
                 &format!("{p}.jwksCacheDuration"),
                 j.jwks_cache_duration.as_deref(),
