@@ -409,7 +409,9 @@ pub struct BasicSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExternalSpec {
-    /// `http://` URL of the authorization service.
+    /// `http://` or `https://` URL of the authorization service. An `https://` service is
+    /// verified against its host name and the public web PKI unless `tls` names CA
+    /// certificates.
     pub url: String,
     /// Request headers sent to the service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -425,6 +427,11 @@ pub struct ExternalSpec {
     /// `Allow` (the request goes on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_mode: Option<FailureModeSpec>,
+    /// TLS to an `https://` service: CA certificates to trust (ConfigMaps or Secrets of the
+    /// Policy's namespace, `ca.crt`) and a client certificate (`kubernetes.io/tls` Secret).
+    /// The name verified is the URL's host (`hostname` is not used here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::route::BackendTlsSpec>,
 }
 
 /// What to do when an external dependency fails.

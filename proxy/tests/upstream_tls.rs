@@ -426,3 +426,69 @@ async fn a_route_trusts_the_ca_of_a_secret_it_names_and_never_falls_back_to_plai
         "{route}"
     );
 }
+
+/// An HTTPS authorization service that allows every request and names its user.
+async fn tls_authorizer(cert: &Issued) -> (SocketAddr, Arc<AtomicU64>) {
+    serve_tls(server_config(cert, None), |mut s| async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            let answer = "HTTP/1.1 200 OK\r\nx-user-id: alice\r\ncontent-length: 0\r\n\r\n";
+            if s.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_authorization_service_over_tls_is_verified_against_the_named_ca() {
+    let ca = Authority::new();
+    let (authorizer, handshakes) = tls_authorizer(&ca.issue(&["localhost"], 1, 30)).await;
+    let backend = frontdesk_demo::spawn("orders").await;
+    let files = |secret_ca: &Authority| {
+        let pem: String = secret_ca
+            .pem()
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect();
+        manifest(
+            "Policy",
+            "authz",
+            &format!(
+                "  authentication:\n    external: {{url: 'https://localhost:{}/check', copyHeaders: [x-user-id], tls: {{caCertificateRefs: [{{kind: Secret, name: authz-ca}}]}}}}",
+                authorizer.port()
+            ),
+        ) + &manifest(
+            "Route",
+            "shop",
+            &format!(
+                "  policies: [authz]\n  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n"
+            ),
+        ) + &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: authz-ca, namespace: test}}\nstringData:\n  ca.crt: |\n{pem}---\n"
+        )
+    };
+    let p = ProxyProcess::with_files(&[("r.yaml", &files(&ca))], &[]).await;
+    let (status, _, body) = get(&p.url("/orders")).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{}\n{}", String::from_utf8_lossy(&body), p.stderr());
+    let echoed = json(&body);
+    assert_eq!(echoed["headers"]["x-user-id"], "alice", "{echoed}");
+    assert!(handshakes.load(Ordering::SeqCst) >= 1);
+
+    // Trusting another CA: the service cannot be verified, so nothing is let through.
+    std::fs::write(p.dir.join("r.yaml"), files(&Authority::new())).unwrap();
+    let v = p.config_version().await;
+    p.wait_version_above(v).await;
+    let (status, _, body) = get(&p.url("/orders")).await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(String::from_utf8_lossy(&body).contains("auth-unavailable"));
+}

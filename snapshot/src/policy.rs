@@ -235,7 +235,7 @@ pub struct BasicUser {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct External {
-    /// `http://` URL the proxy calls (GET) for each request.
+    /// `http://` or `https://` URL the proxy calls (GET) for each request.
     pub url: String,
     /// Lower-case request headers sent along.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -248,6 +248,10 @@ pub struct External {
     /// What happens when the service cannot be reached or times out.
     #[serde(default)]
     pub failure_mode: FailureMode,
+    /// What an `https://` URL's certificate is verified against (its `server_name` is the
+    /// URL's host) and the client certificate; `None`: the web PKI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::BackendTls>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,11 +360,15 @@ pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
         return Err(e("authentication.apiKeys.from", "must not be empty".into()));
     }
     if let Some(x) = &authn.external {
-        if !x.url.starts_with("http://") {
+        if !x.url.starts_with("http://") && !x.url.starts_with("https://") {
             return Err(e(
                 "authentication.external.url",
-                "must be an http:// URL".into(),
+                "must be an http:// or https:// URL".into(),
             ));
+        }
+        if let Some(tls) = &x.tls {
+            tls.check()
+                .map_err(|(field, why)| e(&format!("authentication.external.tls.{field}"), why))?;
         }
         if x.timeout_ms == 0 {
             return Err(e(

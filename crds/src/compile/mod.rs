@@ -446,7 +446,14 @@ fn compile_policies(
     for p in &resources.policies {
         let (namespace, name) = object_id(&p.metadata);
         let generation = p.metadata.generation.unwrap_or(0);
-        let lowered = lower_policy(&namespace, &name, &p.spec, &secrets, &resources.urls);
+        let lowered = lower_policy(
+            &namespace,
+            &name,
+            &p.spec,
+            &secrets,
+            &resources.config_maps,
+            &resources.urls,
+        );
         let mut st = ObjectStatus::new("Policy", &namespace, &name, generation);
         if !lowered.invalid.is_empty() {
             st.reject(lowered.invalid.0);

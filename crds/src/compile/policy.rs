@@ -99,6 +99,7 @@ pub fn lower_policy(
     name: &str,
     spec: &PolicySpec,
     secrets: &SecretIndex<'_>,
+    config_maps: &[k8s_openapi::api::core::v1::ConfigMap],
     urls: &super::urls::UrlPolicy,
 ) -> LoweredPolicy {
     let mut out = LoweredPolicy {
@@ -115,6 +116,7 @@ pub fn lower_policy(
         namespace,
         name,
         secrets,
+        config_maps,
         urls,
         d: &mut out.invalid,
         unresolved: &mut out.unresolved,
@@ -191,11 +193,40 @@ pub fn lower_policy(
     out
 }
 
+/// What a Policy's TLS settings may name, for [`super::backend_tls`].
+struct PolicyRefs<'a, 'b> {
+    secrets: &'a SecretIndex<'b>,
+    config_maps: &'a [k8s_openapi::api::core::v1::ConfigMap],
+}
+
+impl super::lower::ResolveService for PolicyRefs<'_, '_> {
+    fn resolve(&self, _: &str, _: &str, _: u16) -> Result<Vec<String>, String> {
+        Err("a Policy names no Service".into())
+    }
+
+    fn secret(&self, namespace: &str, name: &str) -> Option<&Secret> {
+        self.secrets.get(namespace, name)
+    }
+
+    fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&k8s_openapi::api::core::v1::ConfigMap> {
+        self.config_maps.iter().find(|m| {
+            m.metadata.namespace.as_deref().unwrap_or("default") == namespace
+                && m.metadata.name.as_deref() == Some(name)
+        })
+    }
+}
+
 struct Ctx<'a, 'b> {
     namespace: &'a str,
     /// The Policy's name.
     name: &'a str,
     secrets: &'a SecretIndex<'b>,
+    /// ConfigMaps TLS settings may name (CA bundles).
+    config_maps: &'a [k8s_openapi::api::core::v1::ConfigMap],
     urls: &'a super::urls::UrlPolicy,
     d: &'a mut Diagnostics,
     unresolved: &'a mut Diagnostics,
@@ -509,10 +540,15 @@ impl<'b> Ctx<'_, 'b> {
 
     fn external(&mut self, p: &str, x: &ExternalSpec) -> Option<snap::External> {
         let before = self.d.0.len();
-        self.d.check(
-            format!("{p}.url"),
-            check_fetch_url(&x.url, false, self.urls),
-        );
+        let url_ok = self
+            .d
+            .check(format!("{p}.url"), check_fetch_url(&x.url, true, self.urls))
+            .is_some();
+        let tls = if url_ok {
+            self.external_tls(p, x)
+        } else {
+            None
+        };
         let timeout = self.duration(
             &format!("{p}.timeout"),
             x.timeout.as_deref(),
@@ -538,7 +574,57 @@ impl<'b> Ctx<'_, 'b> {
                 FailureModeSpec::Deny => snap::FailureMode::Deny,
                 FailureModeSpec::Allow => snap::FailureMode::Allow,
             },
+            tls,
         })
+    }
+
+    /// An external service's TLS: an `https://` URL's, verified against its host, with what
+    /// `tls` names. References that do not resolve make the Policy unusable (refusing, not
+    /// asking a service that cannot be verified).
+    fn external_tls(&mut self, p: &str, x: &ExternalSpec) -> Option<snap::BackendTls> {
+        let host = x.url.strip_prefix("https://").map(|rest| {
+            let authority = rest.split(['/', '?']).next().unwrap_or_default();
+            super::urls::authority_host(authority)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
+        });
+        if let Some(t) = &x.tls {
+            if host.is_none() {
+                self.d.push(format!("{p}.tls"), "TLS needs an https:// url");
+                return None;
+            }
+            if t.hostname.is_some() {
+                self.d.push(
+                    format!("{p}.tls.hostname"),
+                    "the name verified is the url's host; leave hostname out",
+                );
+                return None;
+            }
+        }
+        let refs = PolicyRefs {
+            secrets: self.secrets,
+            config_maps: self.config_maps,
+        };
+        let before = self.unresolved.0.len();
+        match super::backend_tls::lower_backend_tls(
+            p,
+            self.namespace,
+            host,
+            x.tls.as_ref(),
+            &refs,
+            self.d,
+            self.unresolved,
+        ) {
+            Ok(tls) => tls,
+            Err(()) => {
+                if self.unresolved.0.len() != before {
+                    self.missing
+                        .push(format!("{p}.tls: {}", self.unresolved.0[before].message));
+                }
+                None
+            }
+        }
     }
 
     fn authorization(&mut self, p: &str, z: &AuthorizationSpec) -> Option<snap::Authorization> {

@@ -37,44 +37,11 @@ impl std::fmt::Debug for TlsClient {
 }
 
 impl TlsClient {
-    /// Parses the setting's certificates; a bad one is a reason the snapshot is refused.
+    /// Parses the setting's certificates; a bad one is a reason the backend is not used.
     pub fn build(t: &snap::BackendTls) -> Result<Self, String> {
         let server_name = ServerName::try_from(t.server_name.clone())
             .map_err(|_| format!("{:?} is not a valid TLS server name", t.server_name))?;
-        let mut roots = rustls::RootCertStore::empty();
-        match &t.ca_certificates {
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            Some(pem) => {
-                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                    let cert = cert.map_err(|e| format!("caCertificates: not PEM: {e}"))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("caCertificates: not a CA certificate: {e}"))?;
-                }
-                if roots.is_empty() {
-                    return Err("caCertificates holds no certificate".into());
-                }
-            }
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
-        let mut config = match &t.client_certificate {
-            None => builder.with_no_client_auth(),
-            Some(pair) => {
-                let chain = CertificateDer::pem_slice_iter(pair.certificate_chain.as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("clientCertificate: not PEM: {e}"))?;
-                let key = PrivateKeyDer::from_pem_slice(pair.private_key.expose().as_bytes())
-                    .map_err(|_| "clientCertificate: the private key is not PEM".to_string())?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("clientCertificate: {e}"))?
-            }
-        };
+        let mut config = client_config(t)?;
         // HTTP/1.1 is what the connection speaks.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(TlsClient {
@@ -88,6 +55,47 @@ impl TlsClient {
     pub async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
         self.connector.connect(self.server_name.clone(), tcp).await
     }
+}
+
+/// The rustls client configuration of a TLS setting: its trust (the web PKI without CA
+/// certificates) and client certificate. Shared with the HTTP client of the authentication
+/// stages (external authorization over TLS).
+pub fn client_config(t: &snap::BackendTls) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &t.ca_certificates {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| format!("caCertificates: not PEM: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("caCertificates: not a CA certificate: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err("caCertificates holds no certificate".into());
+            }
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots);
+    let config = match &t.client_certificate {
+        None => builder.with_no_client_auth(),
+        Some(pair) => {
+            let chain = CertificateDer::pem_slice_iter(pair.certificate_chain.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("clientCertificate: not PEM: {e}"))?;
+            let key = PrivateKeyDer::from_pem_slice(pair.private_key.expose().as_bytes())
+                .map_err(|_| "clientCertificate: the private key is not PEM".to_string())?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("clientCertificate: {e}"))?
+        }
+    };
+    Ok(config)
 }
 
 /// A TLS setting as a key (the whole of it, so different settings never share a client or a

@@ -49,34 +49,69 @@ pub type HttpClient = Client<hyper_rustls::HttpsConnector<Connector>, Full<Bytes
 pub struct AuthShared {
     pub http: HttpClient,
     pub jwks: jwks::Registry,
+    refuse_internal: bool,
+    /// HTTP clients of the TLS settings external authorization services name, by setting.
+    tls_clients: crate::shared_by_key::SharedByKey<String, HttpClient>,
 }
 
 impl AuthShared {
     /// `refuse_internal`: never connect to internal addresses, written in a URL ([`Connector`])
     /// or resolved from a name ([`Resolver`]).
     pub fn new(refuse_internal: bool) -> Self {
-        let mut http = HttpConnector::new_with_resolver(Resolver { refuse_internal });
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(Connector {
-                inner: http,
-                refuse_internal,
-            });
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .build(connector);
+        let client = http_client(
+            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
+            refuse_internal,
+        );
         AuthShared {
             jwks: jwks::Registry::new(client.clone()),
             http: client,
+            refuse_internal,
+            tls_clients: Default::default(),
         }
     }
+
+    /// The client for a service reached with `tls` (its CA certificates, client
+    /// certificate), or the shared one (the web PKI) without. Fails on certificates that do
+    /// not parse.
+    pub fn client_for(&self, tls: Option<&snap::BackendTls>) -> Result<HttpClient, String> {
+        let Some(t) = tls else {
+            return Ok(self.http.clone());
+        };
+        let client = self
+            .tls_clients
+            .try_get_or_make(&crate::upstream::tls::tls_key(t), || {
+                let config = crate::upstream::tls::client_config(t)?;
+                Ok::<_, String>(std::sync::Arc::new(http_client(
+                    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
+                    self.refuse_internal,
+                )))
+            })?;
+        Ok((*client).clone())
+    }
+}
+
+/// An HTTP/1.1 client over `tls` (for https:// URLs) or plaintext, that never connects to
+/// internal addresses when `refuse_internal`.
+fn http_client(
+    tls: hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>,
+    refuse_internal: bool,
+) -> HttpClient {
+    let mut http = HttpConnector::new_with_resolver(Resolver { refuse_internal });
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    let connector = tls
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(Connector {
+            inner: http,
+            refuse_internal,
+        });
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build(connector)
 }
 
 impl Default for AuthShared {
@@ -144,7 +179,7 @@ impl Authenticate {
             .transpose()?;
         let external = authn
             .and_then(|a| a.external.as_ref())
-            .map(|x| external::ExternalRuntime::build(x, shared.http.clone()))
+            .map(|x| external::ExternalRuntime::build(x, shared.client_for(x.tls.as_ref())?))
             .transpose()?;
         let mut strip: Vec<HeaderName> = Vec::new();
         if let Some(j) = &jwt {
