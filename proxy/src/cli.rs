@@ -179,10 +179,15 @@ pub struct Cli {
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub drain_timeout: Duration,
 
-    /// Redis for Global rate limits, e.g. `redis://:password@redis.frontdesk.svc:6379` (plain
-    /// TCP; no TLS yet). Without it, Global limits apply their policy's onStoreFailure.
+    /// Redis for Global rate limits, e.g. `redis://:password@redis.frontdesk.svc:6379`, or
+    /// `rediss://...` for TLS. Without it, Global limits apply their policy's onStoreFailure.
     #[arg(long, env = "FRONTDESK_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
+
+    /// CA certificates (PEM) a `rediss://` Redis's certificate is verified against, instead of
+    /// the system's trusted roots.
+    #[arg(long, env = "FRONTDESK_REDIS_CA_FILE", value_name = "PATH")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
 
     /// Deadline of one rate limit decision in Redis; past it, onStoreFailure applies.
     #[arg(long, default_value = "100ms", value_parser = duration)]

@@ -58,10 +58,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let limits = rate_limit::RateLimitShared {
         redis: match &cli.redis_url {
-            Some(url) => Some(Arc::new(
-                rate_limit::redis::RedisStore::new(url, cli.redis_timeout, cli.redis_connections)
+            Some(url) => {
+                let ca =
+                    match &cli.redis_ca_file {
+                        Some(path) => Some(std::fs::read(path).map_err(|e| {
+                            anyhow::anyhow!("--redis-ca-file {}: {e}", path.display())
+                        })?),
+                        None => None,
+                    };
+                Some(Arc::new(
+                    rate_limit::redis::RedisStore::new(
+                        url,
+                        cli.redis_timeout,
+                        cli.redis_connections,
+                        ca,
+                    )
                     .map_err(anyhow::Error::msg)?,
-            )),
+                ))
+            }
             None => None,
         },
         trusted: client_ip::TrustedProxies(cli.trusted_proxies.clone()),

@@ -401,3 +401,115 @@ async fn a_redis_outage_applies_the_failure_mode_and_limits_return_with_redis() 
         [200, 200, 200, 429]
     );
 }
+
+/// A `redis-server` that speaks TLS only, with a certificate for `localhost` that `ca`
+/// issued; killed on drop.
+struct TlsRedis {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    async fn start(ca: &frontdesk_demo::certs::Authority) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = ca.issue(&["localhost"], 1, 30);
+        std::fs::write(dir.path().join("cert.pem"), &cert.chain).unwrap();
+        std::fs::write(dir.path().join("key.pem"), &cert.key).unwrap();
+        let port = free_port().port();
+        let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args([
+                "--tls-cert-file",
+                &path("cert.pem"),
+                "--tls-key-file",
+                &path("key.pem"),
+            ])
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/install-deps.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        TlsRedis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_over_tls_decides_global_limits_and_one_it_cannot_verify_does_not() {
+    let ca = frontdesk_demo::certs::Authority::new();
+    let redis = TlsRedis::start(&ca).await;
+    let backend = frontdesk_demo::spawn("b").await;
+    let files = policy(
+        "shared",
+        "  rateLimit:\n    limits: [{requests: 1, period: 1m, burst: 2, key: Route, scope: Global}]",
+    ) + &limited_route("r", backend, &[("/limited", "shared")]);
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = dir.path().join("ca.pem");
+    std::fs::write(&trusted, ca.pem()).unwrap();
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, frontdesk_demo::certs::Authority::new().pem()).unwrap();
+    let url = format!("rediss://localhost:{}", redis.port);
+    let start = |ca: &std::path::Path| {
+        let args = [
+            "--redis-url".to_string(),
+            url.clone(),
+            "--redis-ca-file".to_string(),
+            ca.to_string_lossy().into_owned(),
+            "--redis-timeout".to_string(),
+            "1s".to_string(),
+        ];
+        let files = files.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ProxyProcess::with_files(&[("l.yaml", &files)], &args).await
+        }
+    };
+    let c = client();
+    let p = start(&trusted).await;
+    assert_eq!(
+        statuses(&c, &p.url("/limited"), &[], 3).await,
+        [200, 200, 429],
+        "{}",
+        p.stderr()
+    );
+    drop(p);
+    // Trusting another CA: Redis cannot be verified, so it never decides (onStoreFailure:
+    // Allow lets requests through, counted as such).
+    let p = start(&other).await;
+    assert_eq!(statuses(&c, &p.url("/limited"), &[], 3).await, [200; 3]);
+    let m = p.metrics().await;
+    assert!(m.contains("decision=\"store_failed_open\""), "{m}");
+}

@@ -474,7 +474,13 @@ async fn an_external_authorization_service_over_tls_is_verified_against_the_name
     };
     let p = ProxyProcess::with_files(&[("r.yaml", &files(&ca))], &[]).await;
     let (status, _, body) = get(&p.url("/orders")).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{}\n{}", String::from_utf8_lossy(&body), p.stderr());
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}\n{}",
+        String::from_utf8_lossy(&body),
+        p.stderr()
+    );
     let echoed = json(&body);
     assert_eq!(echoed["headers"]["x-user-id"], "alice", "{echoed}");
     assert!(handshakes.load(Ordering::SeqCst) >= 1);

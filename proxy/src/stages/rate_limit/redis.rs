@@ -68,9 +68,27 @@ pub struct GlobalOutcome {
 }
 
 impl RedisStore {
-    /// Connections are opened on first use; must be called inside a Tokio runtime.
-    pub fn new(url: &str, timeout: Duration, connections: usize) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("--redis-url: {e}"))?;
+    /// Connections are opened on first use; must be called inside a Tokio runtime. A
+    /// `rediss://` URL speaks TLS, verified against `ca` (PEM; `--redis-ca-file`) or, without
+    /// it, the system's trusted roots.
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        connections: usize,
+        ca: Option<Vec<u8>>,
+    ) -> Result<Self, String> {
+        let client = match ca {
+            Some(ca) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca),
+                },
+            ),
+            Some(_) => return Err("--redis-ca-file needs a rediss:// --redis-url".into()),
+            None => redis::Client::open(url),
+        }
+        .map_err(|e| format!("--redis-url: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout.max(Duration::from_millis(100))))
             .set_response_timeout(Some(timeout))
