@@ -297,6 +297,11 @@ pub struct JwtSpec {
     /// Accepted condition carries a warning.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_plaintext_jwks_uri: bool,
+    /// TLS to an `https://` `jwksUri`: CA certificates to trust instead of the public web PKI
+    /// (ConfigMaps or Secrets of the Policy's namespace, `ca.crt`) and a client certificate
+    /// (`kubernetes.io/tls` Secret). The name verified is the URI's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_tls: Option<crate::route::BackendTlsSpec>,
     /// How long a fetched key set stays fresh when the server sends no max-age. Defaults to 5m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_cache_duration: Option<String>,

@@ -498,3 +498,92 @@ async fn an_external_authorization_service_over_tls_is_verified_against_the_name
     );
     assert!(String::from_utf8_lossy(&body).contains("auth-unavailable"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_set_fetched_over_tls_is_verified_against_the_named_ca() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
+    const RSA1: &[u8] = include_bytes!("keys/rsa1.pem");
+    let key = EncodingKey::from_rsa_pem(RSA1).unwrap();
+    let mut jwk =
+        serde_json::to_value(Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap()).unwrap();
+    jwk["kid"] = "k1".into();
+    let jwks: &'static str = Box::leak(
+        serde_json::json!({"keys": [jwk]})
+            .to_string()
+            .into_boxed_str(),
+    );
+    let ca = Authority::new();
+    let (keys_at, _) = serve_tls(
+        server_config(&ca.issue(&["localhost"], 1, 30), None),
+        move |mut s| async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{jwks}",
+                    jwks.len()
+                );
+                if s.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        },
+    )
+    .await;
+    let backend = frontdesk_demo::spawn("orders").await;
+    let files = |trusted: &Authority| {
+        let pem: String = trusted
+            .pem()
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect();
+        manifest(
+            "Policy",
+            "jwt",
+            &format!(
+                "  authentication:\n    jwt: {{jwksUri: 'https://localhost:{}/jwks.json', algorithms: [RS256], jwksTls: {{caCertificateRefs: [{{kind: Secret, name: keys-ca}}]}}}}",
+                keys_at.port()
+            ),
+        ) + &manifest(
+            "Route",
+            "shop",
+            &format!(
+                "  policies: [jwt]\n  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n"
+            ),
+        ) + &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: keys-ca, namespace: test}}\nstringData:\n  ca.crt: |\n{pem}---\n"
+        )
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({"sub": "user-7", "exp": now + 600}),
+        &key,
+    )
+    .unwrap();
+    let bearer = format!("Bearer {token}");
+    let c = client();
+    let p = ProxyProcess::with_files(&[("r.yaml", &files(&ca))], &[]).await;
+    let a = get_with(&c, &p.url("/orders"), &[("authorization", &bearer)]).await;
+    assert_eq!(a.0, StatusCode::OK, "{}", String::from_utf8_lossy(&a.2));
+
+    // Trusting another CA: no key set can be had, so no token is accepted.
+    std::fs::write(p.dir.join("r.yaml"), files(&Authority::new())).unwrap();
+    let v = p.config_version().await;
+    p.wait_version_above(v).await;
+    let a = get_with(&c, &p.url("/orders"), &[("authorization", &bearer)]).await;
+    assert_eq!(
+        a.0,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&a.2)
+    );
+    assert!(String::from_utf8_lossy(&a.2).contains("auth-unavailable"));
+}

@@ -171,6 +171,10 @@ pub struct RemoteJwks {
     pub refetch_interval_ms: u64,
     /// Deadline of one fetch.
     pub timeout_ms: u64,
+    /// What an `https://` URI's certificate is verified against (its host is the name);
+    /// `None`: the web PKI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::BackendTls>,
 }
 
 /// Where a credential is read from.

@@ -18,9 +18,10 @@ const CA_KEY: &str = "ca.crt";
 
 /// `Ok(None)`: plaintext. `Ok(Some)`: TLS. `Err(())`: TLS that could not be set up (a
 /// reference did not resolve: noted in `unresolved`; or a mistake: noted in `d`).
-/// `https_host` is an `https://` url's host (TLS by default, verified against that name).
+/// `https_host` is an `https://` url's host (TLS by default, verified against that name); `p`
+/// is the field path of the TLS section.
 pub(super) fn lower_backend_tls(
-    bp: &str,
+    p: &str,
     namespace: &str,
     https_host: Option<String>,
     spec: Option<&BackendTlsSpec>,
@@ -35,7 +36,6 @@ pub(super) fn lower_backend_tls(
             client_certificate: None,
         }));
     };
-    let p = format!("{bp}.tls");
     let Some(server_name) = spec.hostname.clone().or(https_host) else {
         d.push(
             format!("{p}.hostname"),

@@ -613,7 +613,7 @@ pub(crate) fn lower_backends(
                             Vec::new()
                         });
                 let tls = super::backend_tls::lower_backend_tls(
-                    &bp,
+                    &format!("{bp}.tls"),
                     namespace,
                     None,
                     b.tls.as_ref(),
@@ -647,7 +647,7 @@ pub(crate) fn lower_backends(
                         .trim_end_matches(']')
                         .to_string();
                     let tls = super::backend_tls::lower_backend_tls(
-                        &bp,
+                        &format!("{bp}.tls"),
                         namespace,
                         https.then_some(host),
                         b.tls.as_ref(),

@@ -378,7 +378,9 @@ impl<'b> Ctx<'_, 'b> {
                 DEFAULT_JWKS_REFETCH_MS,
             );
             ok?;
+            let tls = self.fetch_tls(&format!("{p}.jwksTls"), uri, j.jwks_tls.as_ref());
             Some(snap::RemoteJwks {
+                tls,
                 uri: uri.clone(),
                 cache_secs: cache?.div_ceil(1000),
                 refetch_interval_ms: refetch?,
@@ -545,7 +547,7 @@ impl<'b> Ctx<'_, 'b> {
             .check(format!("{p}.url"), check_fetch_url(&x.url, true, self.urls))
             .is_some();
         let tls = if url_ok {
-            self.external_tls(p, x)
+            self.fetch_tls(&format!("{p}.tls"), &x.url, x.tls.as_ref())
         } else {
             None
         };
@@ -578,26 +580,31 @@ impl<'b> Ctx<'_, 'b> {
         })
     }
 
-    /// An external service's TLS: an `https://` URL's, verified against its host, with what
-    /// `tls` names. References that do not resolve make the Policy unusable (refusing, not
-    /// asking a service that cannot be verified).
-    fn external_tls(&mut self, p: &str, x: &ExternalSpec) -> Option<snap::BackendTls> {
-        let host = x.url.strip_prefix("https://").map(|rest| {
+    /// The TLS of a service the proxies fetch from or call (`url`): an `https://` URL's,
+    /// verified against its host, with what `tls` (at field path `p`) names. References that do
+    /// not resolve make the Policy unusable (refusing, not trusting what cannot be verified).
+    fn fetch_tls(
+        &mut self,
+        p: &str,
+        url: &str,
+        tls: Option<&crate::route::BackendTlsSpec>,
+    ) -> Option<snap::BackendTls> {
+        let host = url.strip_prefix("https://").map(|rest| {
             let authority = rest.split(['/', '?']).next().unwrap_or_default();
             super::urls::authority_host(authority)
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string()
         });
-        if let Some(t) = &x.tls {
+        if let Some(t) = tls {
             if host.is_none() {
-                self.d.push(format!("{p}.tls"), "TLS needs an https:// url");
+                self.d.push(p.to_string(), "TLS needs an https:// URL");
                 return None;
             }
             if t.hostname.is_some() {
                 self.d.push(
-                    format!("{p}.tls.hostname"),
-                    "the name verified is the url's host; leave hostname out",
+                    format!("{p}.hostname"),
+                    "the name verified is the URL's host; leave hostname out",
                 );
                 return None;
             }
@@ -611,7 +618,7 @@ impl<'b> Ctx<'_, 'b> {
             p,
             self.namespace,
             host,
-            x.tls.as_ref(),
+            tls,
             &refs,
             self.d,
             self.unresolved,
@@ -620,7 +627,7 @@ impl<'b> Ctx<'_, 'b> {
             Err(()) => {
                 if self.unresolved.0.len() != before {
                     self.missing
-                        .push(format!("{p}.tls: {}", self.unresolved.0[before].message));
+                        .push(format!("{p}: {}", self.unresolved.0[before].message));
                 }
                 None
             }

@@ -45,12 +45,13 @@ impl Registry {
     }
 
     /// The fetcher for `cfg`, shared with earlier runtimes when one is still alive; a new one
-    /// starts fetching at once in the background (when a Tokio runtime is around).
-    pub fn get(&self, cfg: &Config) -> Arc<RemoteJwks> {
+    /// starts fetching at once in the background (when a Tokio runtime is around), with `http`
+    /// (the client of `cfg.tls`) or, without it, the registry's own.
+    pub fn get(&self, cfg: &Config, http: Option<HttpClient>) -> Arc<RemoteJwks> {
         self.fetchers.get_or_make(cfg, || {
             let fetcher = Arc::new(RemoteJwks {
                 cfg: cfg.clone(),
-                http: self.http.clone(),
+                http: http.unwrap_or_else(|| self.http.clone()),
                 keys: ArcSwapOption::empty(),
                 generation: AtomicU64::new(0),
                 last_attempt: Mutex::new(None),

@@ -16,7 +16,7 @@ use frontdesk_snapshot as snap;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
-use super::jwks::{Registry, RemoteJwks};
+use super::jwks::RemoteJwks;
 use super::keys::KeySet;
 
 pub use crate::identity::Claims;
@@ -56,7 +56,7 @@ struct Cached {
 }
 
 impl JwtRuntime {
-    pub fn build(cfg: &snap::Jwt, registry: &Registry) -> Result<Self, String> {
+    pub fn build(cfg: &snap::Jwt, shared: &super::AuthShared) -> Result<Self, String> {
         let algorithms = cfg
             .algorithms
             .iter()
@@ -72,7 +72,16 @@ impl JwtRuntime {
             algorithms,
             skew: cfg.clock_skew_secs,
             static_keys,
-            remote: cfg.remote_jwks.as_ref().map(|r| registry.get(r)),
+            remote: match &cfg.remote_jwks {
+                None => None,
+                Some(r) => {
+                    let http = match &r.tls {
+                        None => None,
+                        Some(t) => Some(shared.client_for(Some(t))?),
+                    };
+                    Some(shared.jwks.get(r, http))
+                }
+            },
             from: cfg.from.clone(),
             claims_to_headers: cfg
                 .claims_to_headers
@@ -356,7 +365,7 @@ mod tests {
             claims_to_headers: vec![],
         };
         let shared = crate::stages::authenticate::AuthShared::default();
-        let rt = JwtRuntime::build(&cfg, &shared.jwks).unwrap();
+        let rt = JwtRuntime::build(&cfg, &shared).unwrap();
         let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
         header.kid = Some("k".into());
         let token =

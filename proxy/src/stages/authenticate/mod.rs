@@ -175,7 +175,7 @@ impl Authenticate {
         let authn = p.authentication.as_ref();
         let jwt = authn
             .and_then(|a| a.jwt.as_ref())
-            .map(|j| jwt::JwtRuntime::build(j, &shared.jwks))
+            .map(|j| jwt::JwtRuntime::build(j, shared))
             .transpose()?;
         let external = authn
             .and_then(|a| a.external.as_ref())
