@@ -44,7 +44,7 @@ fn main() {
                 from: vec![],
                 claims_to_headers: vec![],
             };
-            let runtime = JwtRuntime::build(&cfg, &shared.jwks).unwrap();
+            let runtime = JwtRuntime::build(&cfg, &shared).unwrap();
             let exp = frontdesk_proxy::stages::authenticate::jwt::now() + 3600;
             let mut header = Header::new(alg);
             header.kid = Some("k".into());

@@ -219,7 +219,7 @@ mod tests {
         let spec: Option<BackendTlsSpec> = yaml.map(|y| serde_saphyr::from_str(y).unwrap());
         let (mut d, mut u) = (Diagnostics::default(), Diagnostics::default());
         let out = lower_backend_tls(
-            "spec.rules[0].backends[0]",
+            "spec.rules[0].backends[0].tls",
             "shop",
             https.map(String::from),
             spec.as_ref(),
