@@ -207,3 +207,48 @@ fn backend_name(answer: &(StatusCode, http::HeaderMap, String)) -> String {
     assert_eq!(answer.0, StatusCode::OK, "{}", answer.2);
     answer.2.clone()
 }
+
+#[tokio::test]
+async fn an_aggregate_call_keeps_a_client_on_one_endpoint_by_consistent_hash() {
+    use frontdesk_proxy::runtime::{Env, Runtime};
+    let three = demo_backends(3).await;
+    let m = support::manifest("Policy", "sticky", BY_USER)
+        + &support::manifest(
+            "Aggregate",
+            "who",
+            &format!(
+                "  path: /who\n  policies: [sticky]\n  calls:\n    - {{name: echo, backend: {{url: 'http://{}'}}, path: /echo, required: true}}\n",
+                three[0]
+            ),
+        );
+    let mut snap = support::snapshot(&m);
+    let frontdesk_snapshot::Action::Aggregate(a) = &mut snap.routes[0].rules[0].action else {
+        panic!("an aggregate");
+    };
+    a.calls[0].backend.endpoints = three.iter().map(|e| e.to_string()).collect();
+    let rt =
+        std::sync::Arc::new(Runtime::build(snap, std::sync::Arc::new(Env::standalone())).unwrap());
+    let mut owners = std::collections::HashSet::new();
+    for u in 0..12 {
+        let user = format!("user-{u}");
+        let who = |answer: (StatusCode, http::HeaderMap, String)| {
+            assert_eq!(answer.0, StatusCode::OK, "{}", answer.2);
+            support::json(&bytes::Bytes::from(answer.2))["echo"]["backend"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let first = who(call_from(&rt, "/who", &[("x-user", &user)], None).await);
+        for _ in 0..5 {
+            assert_eq!(
+                who(call_from(&rt, "/who", &[("x-user", &user)], None).await),
+                first
+            );
+        }
+        owners.insert(first);
+    }
+    assert!(
+        owners.len() > 1,
+        "users spread over the endpoints: {owners:?}"
+    );
+}

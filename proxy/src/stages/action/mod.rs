@@ -107,6 +107,7 @@ impl Action {
                         input.matched.captures,
                         req.headers(),
                         &ex.request_id,
+                        ex.client.ip(),
                         input.timeout,
                         &mut log,
                     ))

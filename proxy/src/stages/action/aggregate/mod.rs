@@ -181,6 +181,7 @@ impl AggregateRuntime {
         captures: &[(&str, &str)],
         headers: &HeaderMap,
         request_id: &HeaderValue,
+        client: std::net::IpAddr,
         deadline: Duration,
         log: &mut Vec<CallLog>,
     ) -> Result<Response<ProxyBody>, Problem> {
@@ -219,7 +220,9 @@ impl AggregateRuntime {
                         results[j].as_ref()?.as_ref().ok()
                     });
                     match target {
-                        Ok(t) => running.push(self.call(upstream, i, t, headers, request_id)),
+                        Ok(t) => {
+                            running.push(self.call(upstream, i, t, headers, request_id, client))
+                        }
                         Err(why) => self.record(
                             i,
                             Err(Failure::Other(why)),
@@ -352,6 +355,7 @@ impl AggregateRuntime {
         target: String,
         headers: &HeaderMap,
         request_id: &HeaderValue,
+        client: std::net::IpAddr,
     ) -> Done {
         let c = &self.calls[index];
         let started = Instant::now();
@@ -367,7 +371,19 @@ impl AggregateRuntime {
                 ),
                 None => None,
             };
-            let endpoint = c.endpoints.next().ok_or_else(|| {
+            // Balanced as the backend's Policy says: a consistent-hash key from the client's
+            // request, least request counting the call while its answer is read.
+            let endpoint = c.endpoints.pick(c.endpoints.hash_key(headers, client));
+            let _counted = endpoint
+                .filter(|_| {
+                    c.endpoints
+                        .state
+                        .as_ref()
+                        .is_some_and(|s| s.algorithm == snap::LoadBalancer::LeastRequest)
+                })
+                .and_then(|e| e.health.as_ref())
+                .map(crate::upstream::backend_state::InFlightAt::new);
+            let endpoint = endpoint.ok_or_else(|| {
                 Failure::Other(format!(
                     "backend {} has no ready endpoint",
                     c.endpoints.name
