@@ -105,9 +105,11 @@ impl Action {
                     let answer = Box::pin(a.answer(
                         input.upstream,
                         input.matched.captures,
-                        req.headers(),
-                        &ex.request_id,
-                        ex.client.ip(),
+                        aggregate::Asking {
+                            headers: req.headers(),
+                            request_id: &ex.request_id,
+                            client: ex.client.ip(),
+                        },
                         input.timeout,
                         &mut log,
                     ))

@@ -58,6 +58,14 @@ struct CallRetries {
     metrics: RetryMetrics,
 }
 
+/// The client's request, as the calls see it: its headers (forwarded ones, a consistent-hash
+/// key), its id and the client's address.
+pub struct Asking<'a> {
+    pub headers: &'a HeaderMap,
+    pub request_id: &'a HeaderValue,
+    pub client: std::net::IpAddr,
+}
+
 pub struct AggregateRuntime {
     calls: Vec<CallRuntime>,
     forward: Vec<HeaderName>,
@@ -179,12 +187,15 @@ impl AggregateRuntime {
         &self,
         upstream: &Upstream,
         captures: &[(&str, &str)],
-        headers: &HeaderMap,
-        request_id: &HeaderValue,
-        client: std::net::IpAddr,
+        request: Asking<'_>,
         deadline: Duration,
         log: &mut Vec<CallLog>,
     ) -> Result<Response<ProxyBody>, Problem> {
+        let Asking {
+            headers,
+            request_id,
+            client,
+        } = request;
         let deadline = Instant::now() + deadline;
         let n = self.calls.len();
         let mut results: Vec<Option<Result<Value, String>>> = vec![None; n];
