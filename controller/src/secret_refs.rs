@@ -196,9 +196,39 @@ fn gateway_refs(
 pub fn backend_tls<'a>(
     backends: impl IntoIterator<Item = (&'a str, &'a frontdesk_crds::route::BackendRef)>,
 ) -> (BTreeSet<WatchKey>, BTreeSet<WatchKey>) {
+    tls_refs(
+        backends
+            .into_iter()
+            .filter_map(|(namespace, b)| Some((namespace, b.tls.as_ref()?))),
+    )
+}
+
+/// The Secret and ConfigMap watches the TLS settings of Policies need (external
+/// authorization's `tls`, a JWT's `jwksTls`), in their own namespace: `(secrets, config maps)`.
+pub fn policy_tls<'a>(
+    policies: impl IntoIterator<Item = &'a Policy>,
+) -> (BTreeSet<WatchKey>, BTreeSet<WatchKey>) {
+    tls_refs(policies.into_iter().flat_map(|p| {
+        let namespace = p.metadata.namespace.as_deref().unwrap_or("default");
+        let authn = p.spec.authentication.as_ref();
+        let external = authn
+            .and_then(|a| a.external.as_ref())
+            .and_then(|x| x.tls.as_ref());
+        let jwks = authn
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|j| j.jwks_tls.as_ref());
+        external
+            .into_iter()
+            .chain(jwks)
+            .map(move |t| (namespace, t))
+    }))
+}
+
+fn tls_refs<'a>(
+    settings: impl IntoIterator<Item = (&'a str, &'a frontdesk_crds::route::BackendTlsSpec)>,
+) -> (BTreeSet<WatchKey>, BTreeSet<WatchKey>) {
     let (mut secrets, mut maps) = (BTreeSet::new(), BTreeSet::new());
-    for (namespace, b) in backends {
-        let Some(tls) = &b.tls else { continue };
+    for (namespace, tls) in settings {
         for r in &tls.ca_certificate_refs {
             if !is_secret_name(&r.name) {
                 continue;
@@ -508,6 +538,27 @@ spec:
         assert!(is_label_value("gold.1"));
         assert!(!is_label_value("gold "));
         assert!(!is_label_value("in (a)"));
+    }
+
+    #[test]
+    fn policies_tls_references_are_watched_too() {
+        let p = policies(&policy(
+            "shop",
+            "p",
+            "{external: {url: 'https://authz.shop.svc/check', tls: {caCertificateRefs: [{name: authz-ca}], clientCertificateRef: {name: proxy-client}}}, jwt: {jwksUri: 'https://keys.shop.svc/jwks', jwksTls: {caCertificateRefs: [{kind: Secret, name: keys-ca}]}}}",
+        ));
+        let (secrets, maps) = policy_tls(&p);
+        assert_eq!(
+            secrets.into_iter().collect::<Vec<_>>(),
+            [
+                WatchKey::name("shop", "keys-ca"),
+                WatchKey::name("shop", "proxy-client")
+            ]
+        );
+        assert_eq!(
+            maps.into_iter().collect::<Vec<_>>(),
+            [WatchKey::name("shop", "authz-ca")]
+        );
     }
 
     #[test]

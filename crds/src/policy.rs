@@ -434,7 +434,7 @@ pub struct ExternalSpec {
     pub failure_mode: Option<FailureModeSpec>,
     /// TLS to an `https://` service: CA certificates to trust (ConfigMaps or Secrets of the
     /// Policy's namespace, `ca.crt`) and a client certificate (`kubernetes.io/tls` Secret).
-    /// The name verified is the URL's host (`hostname` is not used here).
+    /// The name verified is the URL's host (leave `hostname` out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::route::BackendTlsSpec>,
 }

@@ -334,18 +334,18 @@ pub struct BackendRef {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackendTlsSpec {
-    /// Sent as SNI, and the name the backend's certificate must carry. Required for a Service
-    /// backend; an `https://` url's host by default.
+    /// Sent as SNI, and the name the certificate must carry. Required for a Service backend;
+    /// an `https://` url's host by default (and always, for a Policy's services).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
 
-    /// ConfigMaps or Secrets of the Route's namespace holding the CA certificates to trust
-    /// (PEM, under `ca.crt`). Without them, the public web PKI is trusted.
+    /// ConfigMaps or Secrets of the object's own namespace holding the CA certificates to
+    /// trust (PEM, under `ca.crt`). Without them, the public web PKI is trusted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ca_certificate_refs: Vec<LocalCaReference>,
 
-    /// A `kubernetes.io/tls` Secret of the Route's namespace (`tls.crt`, `tls.key`) the proxy
-    /// presents when the backend asks for a client certificate.
+    /// A `kubernetes.io/tls` Secret of the object's own namespace (`tls.crt`, `tls.key`) the
+    /// proxy presents when the server asks for a client certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_certificate_ref: Option<LocalSecretName>,
 }

@@ -186,7 +186,12 @@ pub struct Cli {
 
     /// CA certificates (PEM) a `rediss://` Redis's certificate is verified against, instead of
     /// the system's trusted roots.
-    #[arg(long, env = "FRONTDESK_REDIS_CA_FILE", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "FRONTDESK_REDIS_CA_FILE",
+        value_name = "PATH",
+        requires = "redis_url"
+    )]
     pub redis_ca_file: Option<std::path::PathBuf>,
 
     /// Deadline of one rate limit decision in Redis; past it, onStoreFailure applies.

@@ -348,6 +348,19 @@ pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
                 ));
             }
         }
+        if let Some(r) = &jwt.remote_jwks
+            && let Some(tls) = &r.tls
+        {
+            if !r.uri.starts_with("https://") {
+                return Err(e(
+                    "authentication.jwt.remoteJwks.tls",
+                    "needs an https:// URI".into(),
+                ));
+            }
+            tls.check().map_err(|(field, why)| {
+                e(&format!("authentication.jwt.remoteJwks.tls.{field}"), why)
+            })?;
+        }
         if jwt.jwks.is_none() && jwt.remote_jwks.is_none() && p.unavailable.is_none() {
             return Err(e("authentication.jwt", "needs jwks or remoteJwks".into()));
         }
@@ -371,6 +384,12 @@ pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
             ));
         }
         if let Some(tls) = &x.tls {
+            if !x.url.starts_with("https://") {
+                return Err(e(
+                    "authentication.external.tls",
+                    "needs an https:// URL".into(),
+                ));
+            }
             tls.check()
                 .map_err(|(field, why)| e(&format!("authentication.external.tls.{field}"), why))?;
         }

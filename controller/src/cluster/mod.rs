@@ -363,8 +363,12 @@ async fn compile_once(
     let (mut objects, unreadable) = sources.read();
     // Backends' TLS references, of the objects and of the accepted versions standing in for
     // rejected ones.
-    let (tls_secrets, tls_config_maps) =
+    let (mut tls_secrets, mut tls_config_maps) =
         secret_refs::backend_tls(backends(objects.values().chain(accepted.kept())));
+    let (policy_secrets, policy_config_maps) =
+        secret_refs::policy_tls(policies(objects.values().chain(accepted.kept())));
+    tls_secrets.extend(policy_secrets);
+    tls_config_maps.extend(policy_config_maps);
     let mut ca_bundles = gateway_ca_config_maps(objects.values(), &sources.namespaces);
     ca_bundles.extend(tls_config_maps);
     watches.config_maps.follow(&ca_bundles, wait).await;
@@ -380,6 +384,7 @@ async fn compile_once(
         let mut wanted = current.clone();
         wanted.extend(secret_refs::wanted(policies(accepted.kept())));
         wanted.extend(secret_refs::backend_tls(backends(accepted.kept())).0);
+        wanted.extend(secret_refs::policy_tls(policies(accepted.kept())).0);
         wanted
     };
     secrets.follow(&with_kept(accepted), wait).await;

@@ -346,6 +346,12 @@ impl<'b> Ctx<'_, 'b> {
                 })),
             }
         }
+        if j.jwks_tls.is_some() && j.jwks_uri.is_none() {
+            self.d.push(
+                format!("{p}.jwksTls"),
+                "TLS settings need a jwksUri to apply to",
+            );
+        }
         let remote_jwks = j.jwks_uri.as_ref().and_then(|uri| {
             let mut ok = self.d.check(
                 format!("{p}.jwksUri"),
@@ -378,7 +384,12 @@ impl<'b> Ctx<'_, 'b> {
                 DEFAULT_JWKS_REFETCH_MS,
             );
             ok?;
+            let missing = self.missing.len();
             let tls = self.fetch_tls(&format!("{p}.jwksTls"), uri, j.jwks_tls.as_ref());
+            if self.missing.len() != missing {
+                // The Policy is unusable: no fetch with a trust it did not ask for.
+                return None;
+            }
             Some(snap::RemoteJwks {
                 tls,
                 uri: uri.clone(),

@@ -200,6 +200,15 @@ impl Connection {
                 )));
             }
             match ready!(self.io.poll_fill(&mut self.buf, READ_ROOM, cx)) {
+                // A TLS backend closing without close_notify, before its answer is whole: as
+                // a close (a pooled connection it closed is then sent on again when it may).
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Poll::Ready(Err(if self.buf.is_empty() {
+                        ExchangeError::Closed
+                    } else {
+                        ExchangeError::Invalid("the connection closed in the middle of the head")
+                    }));
+                }
                 Ok(0) => {
                     return Poll::Ready(Err(if self.buf.is_empty() {
                         ExchangeError::Closed

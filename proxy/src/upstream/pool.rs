@@ -79,7 +79,7 @@ pub enum ConnectError {
 pub struct Pools {
     config: PoolConfig,
     /// By endpoint and TLS setting (`None`: plaintext).
-    by_endpoint: SharedByKey<(Authority, Option<String>), EndpointPool>,
+    by_endpoint: SharedByKey<(Authority, Option<Arc<str>>), EndpointPool>,
 }
 
 impl Pools {

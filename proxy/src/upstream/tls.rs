@@ -11,7 +11,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use frontdesk_snapshot as snap;
@@ -25,7 +25,8 @@ pub struct TlsClient {
     connector: tokio_rustls::TlsConnector,
     server_name: ServerName<'static>,
     /// Tells pools apart: endpoints reached with other TLS settings have other connections.
-    pub key: String,
+    /// Shared (not copied) by every pool of the setting.
+    pub key: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for TlsClient {
@@ -47,7 +48,7 @@ impl TlsClient {
         Ok(TlsClient {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
             server_name,
-            key: tls_key(t),
+            key: tls_key(t).into(),
         })
     }
 
@@ -177,15 +178,12 @@ impl BackendIo {
     ) -> Poll<io::Result<usize>> {
         match self {
             BackendIo::Plain(s) => crate::http1::poll_fill(s, buf, room, cx),
+            // A close without close_notify is an `UnexpectedEof` error, not an EOF: a body
+            // delimited by the close alone must not end there (anyone on the path could cut it
+            // short). Before any answer, the exchange reads it as a close.
             BackendIo::Tls(s) => {
                 buf.reserve(room);
-                match ready!(tokio_util::io::poll_read_buf(Pin::new(&mut **s), cx, buf)) {
-                    // A close without close_notify reads as EOF, as on a plain connection: the
-                    // framing decides whether the answer was whole (a body delimited by the
-                    // close alone could be cut short unseen; HTTP/1.1 backends frame theirs).
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(0)),
-                    other => Poll::Ready(other),
-                }
+                tokio_util::io::poll_read_buf(Pin::new(&mut **s), cx, buf)
             }
         }
     }

@@ -27,7 +27,8 @@ pub struct ExternalRuntime {
     pub copy: Vec<HeaderName>,
     timeout: Duration,
     pub allow_on_failure: bool,
-    http: HttpClient,
+    /// Shared with every Policy naming the same TLS setting, across snapshots.
+    http: std::sync::Arc<HttpClient>,
 }
 
 pub enum Decision {
@@ -40,7 +41,7 @@ pub enum Decision {
 }
 
 impl ExternalRuntime {
-    pub fn build(cfg: &snap::External, http: HttpClient) -> Result<Self, String> {
+    pub fn build(cfg: &snap::External, http: std::sync::Arc<HttpClient>) -> Result<Self, String> {
         let names = |list: &[String]| {
             list.iter()
                 .map(|h| HeaderName::from_str(h).map_err(|e| e.to_string()))

@@ -32,14 +32,14 @@ const REFRESH_AT: f64 = 0.8;
 
 /// Fetchers by configuration.
 pub struct Registry {
-    http: HttpClient,
+    http: Arc<HttpClient>,
     fetchers: SharedByKey<Config, RemoteJwks>,
 }
 
 impl Registry {
     pub fn new(http: HttpClient) -> Self {
         Registry {
-            http,
+            http: Arc::new(http),
             fetchers: SharedByKey::default(),
         }
     }
@@ -47,7 +47,7 @@ impl Registry {
     /// The fetcher for `cfg`, shared with earlier runtimes when one is still alive; a new one
     /// starts fetching at once in the background (when a Tokio runtime is around), with `http`
     /// (the client of `cfg.tls`) or, without it, the registry's own.
-    pub fn get(&self, cfg: &Config, http: Option<HttpClient>) -> Arc<RemoteJwks> {
+    pub fn get(&self, cfg: &Config, http: Option<Arc<HttpClient>>) -> Arc<RemoteJwks> {
         self.fetchers.get_or_make(cfg, || {
             let fetcher = Arc::new(RemoteJwks {
                 cfg: cfg.clone(),
@@ -67,7 +67,7 @@ impl Registry {
 
 pub struct RemoteJwks {
     cfg: Config,
-    http: HttpClient,
+    http: Arc<HttpClient>,
     keys: ArcSwapOption<KeySet>,
     /// Bumped on every successful fetch, so verification caches can tell keys changed.
     generation: AtomicU64,

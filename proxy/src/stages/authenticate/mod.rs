@@ -50,7 +50,10 @@ pub struct AuthShared {
     pub http: HttpClient,
     pub jwks: jwks::Registry,
     refuse_internal: bool,
-    /// HTTP clients of the TLS settings external authorization services name, by setting.
+    /// The shared client, for services verified against the web PKI.
+    shared_http: std::sync::Arc<HttpClient>,
+    /// HTTP clients of the TLS settings services name, by setting, for as long as a Policy
+    /// names them.
     tls_clients: crate::shared_by_key::SharedByKey<String, HttpClient>,
 }
 
@@ -64,6 +67,7 @@ impl AuthShared {
         );
         AuthShared {
             jwks: jwks::Registry::new(client.clone()),
+            shared_http: std::sync::Arc::new(client.clone()),
             http: client,
             refuse_internal,
             tls_clients: Default::default(),
@@ -71,22 +75,25 @@ impl AuthShared {
     }
 
     /// The client for a service reached with `tls` (its CA certificates, client
-    /// certificate), or the shared one (the web PKI) without. Fails on certificates that do
-    /// not parse.
-    pub fn client_for(&self, tls: Option<&snap::BackendTls>) -> Result<HttpClient, String> {
-        let Some(t) = tls else {
-            return Ok(self.http.clone());
+    /// certificate), or the shared one (the web PKI) without, or with a setting that names
+    /// neither. Fails on certificates that do not parse. Hold the `Arc` for as long as it is
+    /// used: the client (and its pooled connections) is shared while someone does.
+    pub fn client_for(
+        &self,
+        tls: Option<&snap::BackendTls>,
+    ) -> Result<std::sync::Arc<HttpClient>, String> {
+        let Some(t) = tls.filter(|t| t.ca_certificates.is_some() || t.client_certificate.is_some())
+        else {
+            return Ok(self.shared_http.clone());
         };
-        let client = self
-            .tls_clients
+        self.tls_clients
             .try_get_or_make(&crate::upstream::tls::tls_key(t), || {
                 let config = crate::upstream::tls::client_config(t)?;
                 Ok::<_, String>(std::sync::Arc::new(http_client(
                     hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
                     self.refuse_internal,
                 )))
-            })?;
-        Ok((*client).clone())
+            })
     }
 }
 

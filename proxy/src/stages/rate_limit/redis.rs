@@ -77,6 +77,15 @@ impl RedisStore {
         connections: usize,
         ca: Option<Vec<u8>>,
     ) -> Result<Self, String> {
+        if let Some(ca) = &ca {
+            use rustls_pki_types::{CertificateDer, pem::PemObject};
+            let certs = CertificateDer::pem_slice_iter(ca)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--redis-ca-file: not PEM: {e}"))?;
+            if certs.is_empty() {
+                return Err("--redis-ca-file holds no PEM certificate".into());
+            }
+        }
         let client = match ca {
             Some(ca) if url.starts_with("rediss://") => redis::Client::build_with_tls(
                 url,

@@ -9,7 +9,9 @@
 //!   `null` in the answer, listed in `_errors` and in the `frontdesk-aggregate-errors` header.
 //!
 //! Calls go through the same machinery as Routes' forwards ([`crate::upstream`]): each
-//! backend's endpoints are balanced round robin over the same per-endpoint connection pools.
+//! backend's endpoints are balanced as the Aggregate's Policy says (round robin by default),
+//! over the same per-endpoint connection pools, with the Policy's circuit breaker, outlier
+//! detection and health checks, and a call's retries.
 
 pub mod shape;
 pub mod target;
