@@ -373,6 +373,14 @@ async fn certificates_that_do_not_parse_leave_that_backend_without_endpoints_not
     assert!(body.contains("no-endpoints"), "{body}");
 }
 
+/// The Secret `name` of namespace `test` holding `ca`'s certificate under `ca.crt`.
+fn ca_secret(name: &str, ca: &Authority) -> String {
+    let pem: String = ca.pem().lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: test}}\nstringData:\n  ca.crt: |\n{pem}---\n"
+    )
+}
+
 /// A Route to `url` with `tls`, and the Secret `orders-ca` holding `ca` when given.
 fn tls_manifests(url: &str, tls: &str, ca: Option<&Authority>) -> String {
     let route = manifest(
@@ -380,13 +388,7 @@ fn tls_manifests(url: &str, tls: &str, ca: Option<&Authority>) -> String {
         "shop",
         &format!("  rules:\n    - backends: [{{url: '{url}', tls: {tls}}}]\n"),
     );
-    let secret = ca.map_or(String::new(), |ca| {
-        let pem: String = ca.pem().lines().map(|l| format!("    {l}\n")).collect();
-        format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: orders-ca, namespace: test}}\nstringData:\n  ca.crt: |\n{pem}---\n"
-        )
-    });
-    route + &secret
+    route + &ca.map_or(String::new(), |ca| ca_secret("orders-ca", ca))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,11 +454,6 @@ async fn an_external_authorization_service_over_tls_is_verified_against_the_name
     let (authorizer, handshakes) = tls_authorizer(&ca.issue(&["localhost"], 1, 30)).await;
     let backend = frontdesk_demo::spawn("orders").await;
     let files = |secret_ca: &Authority| {
-        let pem: String = secret_ca
-            .pem()
-            .lines()
-            .map(|l| format!("    {l}\n"))
-            .collect();
         manifest(
             "Policy",
             "authz",
@@ -470,9 +467,7 @@ async fn an_external_authorization_service_over_tls_is_verified_against_the_name
             &format!(
                 "  policies: [authz]\n  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n"
             ),
-        ) + &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: authz-ca, namespace: test}}\nstringData:\n  ca.crt: |\n{pem}---\n"
-        )
+        ) + &ca_secret("authz-ca", secret_ca)
     };
     let p = ProxyProcess::with_files(&[("r.yaml", &files(&ca))], &[]).await;
     let (status, _, body) = get(&p.url("/orders")).await.unwrap();
@@ -536,11 +531,6 @@ async fn a_key_set_fetched_over_tls_is_verified_against_the_named_ca() {
     .await;
     let backend = frontdesk_demo::spawn("orders").await;
     let files = |trusted: &Authority| {
-        let pem: String = trusted
-            .pem()
-            .lines()
-            .map(|l| format!("    {l}\n"))
-            .collect();
         manifest(
             "Policy",
             "jwt",
@@ -554,9 +544,7 @@ async fn a_key_set_fetched_over_tls_is_verified_against_the_named_ca() {
             &format!(
                 "  policies: [jwt]\n  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n"
             ),
-        ) + &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: keys-ca, namespace: test}}\nstringData:\n  ca.crt: |\n{pem}---\n"
-        )
+        ) + &ca_secret("keys-ca", trusted)
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -213,10 +213,7 @@ impl super::lower::ResolveService for PolicyRefs<'_, '_> {
         namespace: &str,
         name: &str,
     ) -> Option<&k8s_openapi::api::core::v1::ConfigMap> {
-        self.config_maps.iter().find(|m| {
-            m.metadata.namespace.as_deref().unwrap_or("default") == namespace
-                && m.metadata.name.as_deref() == Some(name)
-        })
+        super::gateways::client_validation::find_config_map(self.config_maps, namespace, name)
     }
 }
 

@@ -158,7 +158,8 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn find_config_map<'a>(
+/// The ConfigMap `namespace/name` among `maps`.
+pub(crate) fn find_config_map<'a>(
     maps: &'a [ConfigMap],
     namespace: &str,
     name: &str,
