@@ -373,6 +373,14 @@ async fn certificates_that_do_not_parse_leave_that_backend_without_endpoints_not
     assert!(body.contains("no-endpoints"), "{body}");
 }
 
+/// Replaces the proxy's manifests with `yaml`, waits until it serves them, and GETs /orders.
+async fn reload_and_get(p: &ProxyProcess, yaml: &str) -> Answer {
+    std::fs::write(p.dir.join("r.yaml"), yaml).unwrap();
+    let v = p.config_version().await;
+    p.wait_version_above(v).await;
+    get(&p.url("/orders")).await.unwrap()
+}
+
 /// The Secret `name` of namespace `test` holding `ca`'s certificate under `ca.crt`.
 fn ca_secret(name: &str, ca: &Authority) -> String {
     let pem: String = ca.pem().lines().map(|l| format!("    {l}\n")).collect();
@@ -408,14 +416,8 @@ async fn a_route_trusts_the_ca_of_a_secret_it_names_and_never_falls_back_to_plai
     assert_eq!(handshakes.load(Ordering::SeqCst), 1);
 
     // The Secret goes away: the backend is unreachable (503), not reached in plaintext.
-    std::fs::write(
-        p.dir.join("r.yaml"),
-        tls_manifests(&format!("http://{backend}"), &tls, None),
-    )
-    .unwrap();
-    let v = p.config_version().await;
-    p.wait_version_above(v).await;
-    let (status, _, body) = get(&p.url("/orders")).await.unwrap();
+    let (status, _, body) =
+        reload_and_get(&p, &tls_manifests(&format!("http://{backend}"), &tls, None)).await;
     assert_eq!(
         status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -483,10 +485,7 @@ async fn an_external_authorization_service_over_tls_is_verified_against_the_name
     assert!(handshakes.load(Ordering::SeqCst) >= 1);
 
     // Trusting another CA: the service cannot be verified, so nothing is let through.
-    std::fs::write(p.dir.join("r.yaml"), files(&Authority::new())).unwrap();
-    let v = p.config_version().await;
-    p.wait_version_above(v).await;
-    let (status, _, body) = get(&p.url("/orders")).await.unwrap();
+    let (status, _, body) = reload_and_get(&p, &files(&Authority::new())).await;
     assert_eq!(
         status,
         StatusCode::SERVICE_UNAVAILABLE,

@@ -14,7 +14,7 @@ use frontdesk_snapshot as snap;
 use http::HeaderMap;
 
 use super::backend_state::BackendState;
-use super::hash_ring::{HashRing, hash};
+use super::hash_ring::{HashRing, hash, hash_parts};
 use super::{Endpoint, Upstream};
 
 /// Longest schedule kept; weights are scaled down past it (shares then approximate).
@@ -143,14 +143,9 @@ impl EndpointSet {
                 IpAddr::V6(ip) => hash(&ip.octets()),
             }),
             snap::HashOn::Header { name } => {
-                let mut values = headers.get_all(name.as_str()).iter().peekable();
-                values.peek()?;
-                let mut key = Vec::new();
-                for v in values {
-                    key.extend_from_slice(v.as_bytes());
-                    key.push(b',');
-                }
-                Some(hash(&key))
+                let values = headers.get_all(name.as_str());
+                values.iter().next()?;
+                Some(hash_parts(values.iter().map(|v| v.as_bytes()), b","))
             }
             snap::HashOn::Cookie { name } => {
                 crate::stages::authenticate::credentials::cookie(headers, name)
