@@ -81,6 +81,16 @@ impl Bounds {
             .map(|_| InFlight(self.clone()))
     }
 
+    /// A place in flight, if one is free and no request is waiting for one (those are served
+    /// first): what [`Bounds::admit`] does at once, without its future.
+    pub fn free_place(self: &Arc<Self>) -> Option<InFlight> {
+        if self.pending.load(Relaxed) == 0 {
+            self.take()
+        } else {
+            None
+        }
+    }
+
     /// A place in flight: at once when there is one, else after waiting at most `wait` among
     /// at most `max_pending` others. Refused: 503 `circuit-open`.
     pub fn admit(
@@ -88,10 +98,7 @@ impl Bounds {
         wait: Duration,
     ) -> impl Future<Output = Result<InFlight, Problem>> + '_ {
         async move {
-            // Not past requests already waiting: they are served first.
-            if self.pending.load(Relaxed) == 0
-                && let Some(place) = self.take()
-            {
+            if let Some(place) = self.free_place() {
                 return Ok(place);
             }
             let Ok(ahead) = self

@@ -154,12 +154,13 @@ impl HealthChecks {
         let req = http::Request::get(self.settings.path.as_str())
             .header(http::header::HOST, host)
             .header(http::header::USER_AGENT, "frontdesk-health-check")
-            .body(UpstreamBody::Empty)
+            .body(())
             .map_err(|e| e.to_string())?;
+        let (head, ()) = req.into_parts();
         let asked = async {
-            let resp = super::exchange(e, req, AnswerFields::Map)
+            let resp = super::exchange(e, &head, UpstreamBody::Empty, AnswerFields::Map)
                 .await
-                .map_err(|p| p.detail)?;
+                .map_err(|failed| failed.problem(&e.authority).detail)?;
             let status = resp.status();
             // Read to its end so the connection goes back to the pool.
             let _ = http_body_util::Limited::new(resp.into_body(), MAX_CHECK_BODY)

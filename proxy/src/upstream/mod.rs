@@ -50,7 +50,7 @@ use crate::problem::{Problem, ProblemKind};
 use crate::shared_by_key::SharedByKey;
 use backend_state::{BackendSettings, BackendState};
 use frontdesk_snapshot as snap;
-use h1::{ExchangeError, encode_head};
+use h1::{ExchangeError, encode_parts};
 use pool::{ConnectError, EndpointPool, PoolConfig, Pools};
 use response_body::ResponseBody;
 
@@ -205,21 +205,26 @@ impl Upstream {
         })
     }
 
-    /// Sends `req` (origin-form URI, with Host) to `endpoint`. `timeout` bounds the wait for
-    /// the response headers and starts once the request body has been sent (`body_sent`;
-    /// `None` when there is no body), so a slow upload is not cut off by it, as with Envoy's
-    /// route timeout. A request that never left because a pooled connection turned out to be
-    /// closed is sent again on a new connection.
-    pub fn send(
+    /// Sends a request (`head`, origin-form URI with Host, and `body`) to `endpoint`.
+    /// `timeout` bounds the wait for the response headers and starts once the request body
+    /// has been sent (`body_sent`; `None` when there is no body), so a slow upload is not cut
+    /// off by it, as with Envoy's route timeout. A request that never left because a pooled
+    /// connection turned out to be closed is sent again on a new connection.
+    ///
+    /// Routes without retries make one such try, and so does the first try of a bodiless
+    /// retried call ([`Upstream::send_retrying`]): the common request pays nothing for the
+    /// retries it might need.
+    pub fn send<'a>(
         &self,
-        endpoint: &Endpoint,
-        req: http::Request<UpstreamBody>,
+        endpoint: &'a Endpoint,
+        head: &'a http::request::Parts,
+        body: UpstreamBody,
         timeout: Duration,
         body_sent: Option<oneshot::Receiver<()>>,
         fields: AnswerFields,
-    ) -> impl Future<Output = Result<http::Response<ResponseBody>, Problem>> {
+    ) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
         async move {
-            let exchange = exchange(endpoint, req, fields);
+            let exchange = exchange(endpoint, head, body, fields);
             tokio::pin!(exchange);
             if let Some(sent) = body_sent {
                 tokio::select! {
@@ -229,27 +234,27 @@ impl Upstream {
                 }
             }
             match tokio::time::timeout(timeout, exchange).await {
-                Err(_) => Err(timed_out(timeout)),
+                Err(_) => Err(TryError::Timeout(timeout)),
                 Ok(answered) => answered,
             }
         }
     }
 }
 
-fn exchange(
-    endpoint: &Endpoint,
-    req: http::Request<UpstreamBody>,
+fn exchange<'a>(
+    endpoint: &'a Endpoint,
+    parts: &'a http::request::Parts,
+    body: UpstreamBody,
     fields: AnswerFields,
-) -> impl Future<Output = Result<http::Response<ResponseBody>, Problem>> {
+) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
     async move {
         let pool = &endpoint.pool;
-        let (head, framing) = encode_head(&req);
-        let (parts, body) = req.into_parts();
+        let (head, framing) = encode_parts(&parts.method, &parts.uri, &parts.headers, &body);
         let bodiless = matches!(body, UpstreamBody::Empty);
         let checkout = pool
             .connection(endpoint.timeouts)
             .await
-            .map_err(|e| connect_failure(&e, &pool.authority))?;
+            .map_err(TryError::Connect)?;
         let answered = checkout
             .conn
             .exchange(&head, body, framing, &parts.method, pool, fields)
@@ -259,7 +264,7 @@ fn exchange(
                 tracing::debug!(endpoint = %pool.authority, error = %e, "a pooled connection was closed; sending again on a new one");
                 let conn = Box::pin(pool.dial(endpoint.timeouts.connect))
                     .await
-                    .map_err(|e| connect_failure(&e, &pool.authority))?;
+                    .map_err(TryError::Connect)?;
                 conn.exchange(
                     &head,
                     UpstreamBody::Empty,
@@ -269,9 +274,9 @@ fn exchange(
                     fields,
                 )
                 .await
-                .map_err(|e| exchange_failure(&e, &pool.authority))
+                .map_err(TryError::Exchange)
             }
-            Err(e) => Err(exchange_failure(&e, &pool.authority)),
+            Err(e) => Err(TryError::Exchange(e)),
             Ok(resp) => Ok(resp),
         }
     }
@@ -279,11 +284,37 @@ fn exchange(
 
 /// Why one try at an endpoint failed.
 pub enum TryError {
-    /// No new connection could be made for a bodiless request sent again on one (see
-    /// [`stale`]): it never left.
+    /// No connection could be made: the request never left.
     Connect(ConnectError),
     /// The exchange on a connection failed.
     Exchange(ExchangeError),
+    /// No response head within this long.
+    Timeout(Duration),
+}
+
+impl TryError {
+    /// The answer to the client, logged with the endpoint `at` (never put in the answer).
+    pub fn problem(&self, at: &Authority) -> Problem {
+        match self {
+            TryError::Connect(e) => connect_failure(e, at),
+            TryError::Exchange(e) => exchange_failure(e, at),
+            TryError::Timeout(waited) => timed_out(*waited),
+        }
+    }
+
+    /// What failed, as far as retries and outlier detection go; `None` when it was the
+    /// client's own body, which no other try would do better with and which is not the
+    /// backend's fault.
+    pub fn failure(&self) -> Option<retry::Failure> {
+        Some(match self {
+            TryError::Connect(_) => retry::Failure::Connect,
+            TryError::Exchange(ExchangeError::RequestBody(_)) => return None,
+            // Writing its head failed (a pooled connection closed under it): it never left.
+            TryError::Exchange(e) if e.never_written() => retry::Failure::Connect,
+            TryError::Exchange(_) => retry::Failure::Reset,
+            TryError::Timeout(_) => retry::Failure::Timeout,
+        })
+    }
 }
 
 /// The exchange of a retried call's try, on a connection checked out of `pool`. A pooled

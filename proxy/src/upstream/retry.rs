@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use frontdesk_snapshot as snap;
+use http::uri::Authority;
 use http::{Method, StatusCode};
 use prometheus_client::metrics::counter::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::balancer::EndpointSet;
-use super::h1::{ExchangeError, RequestFraming, encode_parts};
+use super::h1::{RequestFraming, encode_parts};
 use super::response_body::ResponseBody;
 use super::{AnswerFields, Endpoint, TryError, Upstream, UpstreamBody, exchange_on};
 use crate::metrics::{Metrics, RetryLabels, RouteId};
@@ -312,6 +313,10 @@ pub struct RetryPlan<'a> {
 impl Upstream {
     /// Sends the request (`head` and `body`) to `first`, and again to the backend's other
     /// endpoints as `plan` allows. The answer of the last try is the call's, failure or not.
+    ///
+    /// A bodiless request's first try is the single send ([`Upstream::send`]), inline: most
+    /// calls end with it, and only those whose first try failed, or that carry a body, pay
+    /// for the retries' machinery (boxed).
     pub fn send_retrying<'a>(
         &'a self,
         backend: &'a EndpointSet,
@@ -323,45 +328,84 @@ impl Upstream {
         async move {
             let started = Instant::now();
             plan.budget.request(started);
-            let (again, body, sent) = match body {
-                Replay::Buffered(b) => (Again::Copy(b.clone()), UpstreamBody::full(b), None),
-                Replay::Streaming(UpstreamBody::Empty, _) => {
-                    (Again::Empty, UpstreamBody::Empty, None)
-                }
-                Replay::Streaming(b, sent) => (Again::Unsent, b, sent),
-            };
-            let (wire, framing) = encode_parts(&head.method, &head.uri, &head.headers, &body);
-            let mut clock = Clock {
-                sent,
-                deadline: None,
-                // Until a request has been sent in full, no try starts past this.
-                give_up: later(started, plan.timeout),
-            };
-            // The first try, inline: most calls end with it.
-            let at = Try {
-                endpoint: first,
-                wire: &wire,
-                framing,
-                method: &head.method,
-            };
-            match at.make(body, &mut clock, &plan).await {
-                TryOutcome::Answered(resp) if !plan.policy.retries_status(resp.status()) => {
-                    backend.record(first, !resp.status().is_server_error());
-                    tried(Ok(resp), 1, first)
-                }
-                // Boxed: only calls whose first try failed carry the retries' future.
-                made => {
-                    let next = Next {
-                        backend,
-                        head,
-                        wire: &wire,
-                        framing,
-                        again,
-                    };
-                    Box::pin(next.tries(first, made, clock, &plan)).await
-                }
+            if !matches!(body, Replay::Streaming(UpstreamBody::Empty, _)) {
+                return Box::pin(self.send_with_body(backend, first, head, body, started, plan))
+                    .await;
             }
+            // The rule's timeout runs from now: there is nothing to send but the head.
+            let limit = plan
+                .policy
+                .per_try_timeout
+                .map_or(plan.timeout, |t| t.min(plan.timeout));
+            let made = match self
+                .send(first, head, UpstreamBody::Empty, limit, None, plan.fields)
+                .await
+            {
+                Ok(resp) if !plan.policy.retries_status(resp.status()) => {
+                    backend.record(first, !resp.status().is_server_error());
+                    return tried(Ok(resp), 1, first);
+                }
+                Ok(resp) => TryOutcome::Answered(resp),
+                Err(e) => failed(&e, &first.authority),
+            };
+            let deadline = later(started, plan.timeout);
+            let clock = Clock {
+                sent: None,
+                deadline: Some(deadline),
+                give_up: deadline,
+            };
+            Box::pin(async move {
+                let (wire, framing) =
+                    encode_parts(&head.method, &head.uri, &head.headers, &UpstreamBody::Empty);
+                let next = Next {
+                    backend,
+                    head,
+                    wire: &wire,
+                    framing,
+                    again: Again::Empty,
+                };
+                next.tries(first, made, clock, &plan).await
+            })
+            .await
         }
+    }
+
+    /// [`Upstream::send_retrying`] of a request with a body, streamed or read whole.
+    async fn send_with_body<'a>(
+        &'a self,
+        backend: &'a EndpointSet,
+        first: &'a Endpoint,
+        head: &'a http::request::Parts,
+        body: Replay,
+        started: Instant,
+        plan: RetryPlan<'a>,
+    ) -> Tried<'a> {
+        let (again, body, sent) = match body {
+            Replay::Buffered(b) => (Again::Copy(b.clone()), UpstreamBody::full(b), None),
+            Replay::Streaming(b, sent) => (Again::Unsent, b, sent),
+        };
+        let (wire, framing) = encode_parts(&head.method, &head.uri, &head.headers, &body);
+        let mut clock = Clock {
+            sent,
+            deadline: None,
+            // Until a request has been sent in full, no try starts past this.
+            give_up: later(started, plan.timeout),
+        };
+        let at = Try {
+            endpoint: first,
+            wire: &wire,
+            framing,
+            method: &head.method,
+        };
+        let made = at.make(body, &mut clock, &plan).await;
+        let next = Next {
+            backend,
+            head,
+            wire: &wire,
+            framing,
+            again,
+        };
+        next.tries(first, made, clock, &plan).await
     }
 }
 
@@ -532,26 +576,23 @@ impl Try<'_> {
     }
 
     fn classify(&self, answered: Result<http::Response<ResponseBody>, TryError>) -> TryOutcome {
-        let at = &self.endpoint.authority;
         match answered {
             Ok(resp) => TryOutcome::Answered(resp),
-            Err(TryError::Connect(e)) => TryOutcome::Failed(
-                Failure::Connect,
-                super::connect_failure(&e, at),
-                Some(UpstreamBody::Empty),
-            ),
-            Err(TryError::Exchange(e)) => {
-                let problem = super::exchange_failure(&e, at);
-                if matches!(e, ExchangeError::RequestBody(_)) {
-                    TryOutcome::Final(problem)
-                } else if e.never_written() {
-                    // The request never left: writing its head failed (a pooled connection
-                    // closed under it). Its body, if streamed, went with the exchange.
-                    TryOutcome::Failed(Failure::Connect, problem, None)
-                } else {
-                    TryOutcome::Failed(Failure::Reset, problem, None)
-                }
-            }
+            Err(e) => failed(&e, &self.endpoint.authority),
+        }
+    }
+}
+
+/// A failed try's outcome. Only a connect failure gives the body back: the request never
+/// left, and the only body a connection is made for after the try took it is none (a
+/// bodiless request sent again on a new connection). Any other failure took the body along.
+fn failed(e: &TryError, at: &Authority) -> TryOutcome {
+    let problem = e.problem(at);
+    match e.failure() {
+        None => TryOutcome::Final(problem),
+        Some(failure) => {
+            let back = matches!(e, TryError::Connect(_)).then_some(UpstreamBody::Empty);
+            TryOutcome::Failed(failure, problem, back)
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::upstream::response_body::ResponseBody;
 use crate::upstream::retry::{
     REPLAY_LIMIT, Replay, RetryBudget, RetryMetrics, RetryPlan, RetryPolicy,
 };
-use crate::upstream::{Endpoint, Upstream, UpstreamBody};
+use crate::upstream::{Endpoint, TryError, Upstream, UpstreamBody};
 
 pub struct Forward {
     balancer: Balancer,
@@ -105,7 +105,11 @@ impl Forward {
                 None => backend.next(),
                 Some(state) => {
                     let place = match &state.bounds {
-                        Some(bounds) => Some(bounds.admit(input.timeout).await?),
+                        // The wait for one, rare, is boxed: most requests find a place free.
+                        Some(bounds) => Some(match bounds.free_place() {
+                            Some(place) => place,
+                            None => Box::pin(bounds.admit(input.timeout)).await?,
+                        }),
                         None => None,
                     };
                     let endpoint = backend.pick(backend.hash_key(req.headers(), ex.client.ip()));
@@ -133,15 +137,23 @@ impl Forward {
             let resp = match &self.retrying {
                 None => {
                     let (req, body_sent) = upstream_body(req, ex.bytes_in());
+                    let (head, body) = req.into_parts();
                     let sent = Instant::now();
                     let resp = input
                         .upstream
-                        .send(endpoint, req, input.timeout, body_sent, input.answer_fields)
+                        .send(
+                            endpoint,
+                            &head,
+                            body,
+                            input.timeout,
+                            body_sent,
+                            input.answer_fields,
+                        )
                         .await;
                     if backend.state.is_some() {
                         record(backend, endpoint, &resp);
                     }
-                    let resp = resp?;
+                    let resp = resp.map_err(|e| e.problem(&endpoint.authority))?;
                     input
                         .upstream_duration
                         .observe(sent.elapsed().as_secs_f64());
@@ -158,7 +170,7 @@ impl Forward {
             let (mut head, body) = resp.into_parts();
             remove_hop_by_hop(&mut head.headers);
             let body = match held {
-                None => body.map_err(Into::into).boxed(),
+                None | Some((None, None)) => body.map_err(Into::into).boxed(),
                 // Let go when the body has been read (or dropped).
                 Some(held) => Holding::new(body, held).map_err(Into::into).boxed(),
             };
@@ -188,7 +200,12 @@ impl Retrying {
             // Kept for another try only when one could send it: a method that is not
             // idempotent is tried again only when it never left, body and all.
             let resend = self.policy.resends(&head.method);
-            let replay = replayable(body, &head.headers, resend, ex.bytes_in()).await?;
+            let replay = if body.is_end_stream() {
+                Replay::Streaming(UpstreamBody::Empty, None)
+            } else {
+                // Boxed: only requests with a body carry the future that reads it.
+                Box::pin(replayable(body, &head.headers, resend, ex.bytes_in())).await?
+            };
             let sent = Instant::now();
             let plan = RetryPlan {
                 policy: &self.policy,
@@ -217,11 +234,11 @@ impl Retrying {
 fn record(
     backend: &EndpointSet,
     endpoint: &Endpoint,
-    resp: &Result<Response<ResponseBody>, Problem>,
+    resp: &Result<Response<ResponseBody>, TryError>,
 ) {
     match resp {
         Ok(resp) => backend.record(endpoint, !resp.status().is_server_error()),
-        Err(p) if p.kind.is_client_error() => {}
+        Err(e) if e.failure().is_none() => {}
         Err(_) => backend.record(endpoint, false),
     }
 }

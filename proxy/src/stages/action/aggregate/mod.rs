@@ -419,25 +419,33 @@ impl AggregateRuntime {
                 http::header::ACCEPT,
                 HeaderValue::from_static("application/json"),
             );
-            let req = req
-                .body(UpstreamBody::Empty)
-                .map_err(|e| Failure::Other(e.to_string()))?;
+            let (head, _) = req
+                .body(())
+                .map_err(|e| Failure::Other(e.to_string()))?
+                .into_parts();
             let exchange = async {
                 let resp = match &c.retrying {
                     None => {
                         let resp = upstream
-                            .send(endpoint, req, c.timeout, None, AnswerFields::Map)
-                            .await;
+                            .send(
+                                endpoint,
+                                &head,
+                                UpstreamBody::Empty,
+                                c.timeout,
+                                None,
+                                AnswerFields::Map,
+                            )
+                            .await
+                            .map_err(|e| e.problem(&endpoint.authority));
                         c.endpoints.record(
                             endpoint,
                             resp.as_ref().is_ok_and(|r| !r.status().is_server_error()),
                         );
                         resp
                     }
-                    // Boxed: only calls with retries carry their future. Each try's outcome
-                    // reaches outlier detection there.
+                    // Each try's outcome reaches outlier detection there; only calls whose first
+                    // try failed carry the retries' (boxed) future.
                     Some(r) => {
-                        let (head, _) = req.into_parts();
                         let plan = RetryPlan {
                             policy: &r.policy,
                             budget: &r.budget,
@@ -446,7 +454,8 @@ impl AggregateRuntime {
                             fields: AnswerFields::Map,
                         };
                         let body = Replay::Streaming(UpstreamBody::Empty, None);
-                        Box::pin(upstream.send_retrying(&c.endpoints, endpoint, &head, body, plan))
+                        upstream
+                            .send_retrying(&c.endpoints, endpoint, &head, body, plan)
                             .await
                             .outcome
                     }
