@@ -1,5 +1,5 @@
-//! The Gateway API kinds frontdesk reads: `gateway.networking.k8s.io/v1` GatewayClass and
-//! Gateway, and `v1beta1` ReferenceGrant.
+//! The Gateway API kinds frontdesk reads: `gateway.networking.k8s.io/v1` GatewayClass, Gateway
+//! and BackendTLSPolicy ([`backend_tls_policy`]), and `v1beta1` ReferenceGrant.
 //!
 //! Written here with kube 5 rather than taken from the `gateway-api` crate, which pins another
 //! kube major. Only the fields frontdesk uses are typed; users install the upstream CRDs (standard
@@ -7,6 +7,10 @@
 //! nothing here denies unknown fields, and values the upstream schema may grow (protocols, TLS
 //! modes) are kept as strings for the compiler to judge. No CRD is generated from these types
 //! (`schema = "disabled"`): the upstream ones are the schema.
+
+pub mod backend_tls_policy;
+
+pub use backend_tls_policy::BackendTLSPolicy;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::aggregate::Aggregate;
 use crate::compile::Resources;
-use crate::gateway_api::{Gateway, GatewayClass, ReferenceGrant};
+use crate::gateway_api::{BackendTLSPolicy, Gateway, GatewayClass, ReferenceGrant};
 use crate::policy::Policy;
 use crate::route::Route;
 
@@ -36,6 +36,8 @@ pub enum Object {
     Gateway(Box<Gateway>),
     GatewayClass(Box<GatewayClass>),
     ReferenceGrant(Box<ReferenceGrant>),
+    /// TLS to the pods of the Services it targets.
+    BackendTlsPolicy(Box<BackendTLSPolicy>),
     /// Read for its labels only.
     Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
     /// Read for client certificate validation's CA bundles.
@@ -73,6 +75,7 @@ impl Object {
             Object::Gateway(o) => ("Gateway", &o.metadata),
             Object::GatewayClass(o) => ("GatewayClass", &o.metadata),
             Object::ReferenceGrant(o) => ("ReferenceGrant", &o.metadata),
+            Object::BackendTlsPolicy(o) => ("BackendTLSPolicy", &o.metadata),
             Object::Namespace(o) => ("Namespace", &o.metadata),
             Object::ConfigMap(o) => ("ConfigMap", &o.metadata),
         }
@@ -250,10 +253,15 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
             ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant") => {
                 typed(doc).map(|o| Object::ReferenceGrant(Box::new(o)))
             }
+            // v1alpha3 is the same schema, before the kind reached the standard channel.
+            (
+                "gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1alpha3",
+                "BackendTLSPolicy",
+            ) => typed(doc).map(|o| Object::BackendTlsPolicy(Box::new(o))),
             (group, kind) if group.starts_with("gateway.networking.k8s.io/") => {
                 out.skipped.push(format!(
                     "{origin}: {group} {kind} is not read by this version of frontdesk \
-                     (it reads Gateway, GatewayClass and ReferenceGrant; routes are frontdesk.dev Routes)"
+                     (it reads Gateway, GatewayClass, ReferenceGrant and BackendTLSPolicy; routes are frontdesk.dev Routes)"
                 ));
                 continue;
             }
@@ -367,6 +375,7 @@ pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources
             Object::Gateway(x) => r.gateways.push((**x).clone()),
             Object::GatewayClass(x) => r.gateway_classes.push((**x).clone()),
             Object::ReferenceGrant(x) => r.reference_grants.push((**x).clone()),
+            Object::BackendTlsPolicy(x) => r.backend_tls_policies.push((**x).clone()),
             Object::Namespace(x) => r.namespaces.push((**x).clone()),
             Object::ConfigMap(x) => r.config_maps.push((**x).clone()),
         }

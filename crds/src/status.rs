@@ -23,6 +23,10 @@ pub struct ObjectStatus {
     /// A Gateway's listeners, each with its own conditions (Gateway API `status.listeners`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<ListenerStatus>,
+    /// A policy's ancestors (Gateway API policy attachment): where it took effect; its
+    /// conditions hold for each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<crate::gateway_api::backend_tls_policy::AncestorReference>,
 }
 
 /// The computed status of one listener of a Gateway: `Accepted`, `ResolvedRefs` and
@@ -88,6 +92,7 @@ impl ObjectStatus {
             diagnostics: Vec::new(),
             served_generation: None,
             listeners: Vec::new(),
+            ancestors: Vec::new(),
         }
     }
 
@@ -154,6 +159,7 @@ impl ObjectStatus {
             diagnostics: vec![diagnostic],
             served_generation: None,
             listeners: Vec::new(),
+            ancestors: Vec::new(),
         }
     }
 }

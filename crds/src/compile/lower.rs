@@ -43,6 +43,17 @@ pub trait ResolveService {
         None
     }
 
+    /// The TLS a BackendTLSPolicy sets for port `port` of Service `namespace/service`:
+    /// `Some(Err(why))` when the policy holding it cannot be applied; none by default.
+    fn backend_tls_policy(
+        &self,
+        _namespace: &str,
+        _service: &str,
+        _port: u16,
+    ) -> Option<Result<snap::BackendTls, String>> {
+        None
+    }
+
     /// Whether a `url` backend may name `host` ([`super::urls::UrlPolicy`]); any by default.
     fn check_url_host(&self, _host: &str) -> Result<(), String> {
         Ok(())
@@ -612,15 +623,28 @@ pub(crate) fn lower_backends(
                             unresolved.push(format!("{bp}.service"), reason);
                             Vec::new()
                         });
-                let tls = super::backend_tls::lower_backend_tls(
-                    &format!("{bp}.tls"),
-                    namespace,
-                    None,
-                    b.tls.as_ref(),
-                    services,
-                    d,
-                    unresolved,
-                );
+                // The reference's own `tls` wins over a BackendTLSPolicy of the Service.
+                let policy = b
+                    .tls
+                    .is_none()
+                    .then(|| services.backend_tls_policy(namespace, service, port))
+                    .flatten();
+                let tls = match policy {
+                    Some(Ok(tls)) => Ok(Some(tls)),
+                    Some(Err(why)) => {
+                        unresolved.push(format!("{bp}.service"), why);
+                        Err(())
+                    }
+                    None => super::backend_tls::lower_backend_tls(
+                        &format!("{bp}.tls"),
+                        namespace,
+                        None,
+                        b.tls.as_ref(),
+                        services,
+                        d,
+                        unresolved,
+                    ),
+                };
                 backends.push(snap::Backend {
                     name: format!("service/{namespace}/{service}:{port}"),
                     weight,

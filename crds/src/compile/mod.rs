@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 mod backend_tls;
+pub mod backend_tls_policies;
 pub mod gateways;
 mod lower;
 pub mod policy;
@@ -15,7 +16,7 @@ mod services;
 mod upstream;
 pub mod urls;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use frontdesk_snapshot::{Policy as SnapPolicy, Route as SnapRoute, Snapshot, SourceRef};
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -26,9 +27,11 @@ pub use precedence::MatchKey;
 pub use services::ServiceIndex;
 
 use crate::aggregate::Aggregate;
+use crate::gateway_api::backend_tls_policy::AncestorReference;
 use crate::policy::Policy;
 use crate::route::Route;
 use crate::status::{CONFLICTED, ObjectStatus, condition};
+use backend_tls_policies::BackendTlsPolicies;
 use policy::{Compiled, SecretIndex, lower_policy, merge};
 
 /// Everything the compiler reads.
@@ -47,6 +50,9 @@ pub struct Resources {
     pub gateway_classes: Vec<crate::gateway_api::GatewayClass>,
     /// What lets a Gateway name a Secret of another namespace.
     pub reference_grants: Vec<crate::gateway_api::ReferenceGrant>,
+    /// Gateway API BackendTLSPolicies: TLS to the Services they target, for backend
+    /// references without a `tls` of their own ([`backend_tls_policies`]).
+    pub backend_tls_policies: Vec<crate::gateway_api::BackendTLSPolicy>,
     /// ConfigMaps that Gateways name for client certificate validation (`ca.crt`); others are
     /// ignored.
     pub config_maps: Vec<k8s_openapi::api::core::v1::ConfigMap>,
@@ -106,9 +112,15 @@ struct GatewayParts {
 
 /// Compiles every object. Never fails: problems end up in the statuses.
 pub fn compile(resources: &Resources) -> Output {
-    let index = ServiceIndex::new(&resources.services, &resources.endpoint_slices)
+    let base = ServiceIndex::new(&resources.services, &resources.endpoint_slices)
         .with_urls(&resources.urls)
         .with_refs(&resources.secrets, &resources.config_maps);
+    let tls_policies = BackendTlsPolicies::new(
+        &resources.backend_tls_policies,
+        &base,
+        &|namespace, name| base.has_service(namespace, name),
+    );
+    let index = base.with_backend_tls(&tls_policies);
     // Routes and Aggregates both lower to rules; each rule lists its Policies.
     struct Item<'a> {
         kind: &'static str,
@@ -116,6 +128,8 @@ pub fn compile(resources: &Resources) -> Output {
         lowered: lower::Lowered,
         policy_lists: Vec<Vec<String>>,
         attachment: gateways::attach::Attachment,
+        /// The BackendTLSPolicies its backends took their TLS from.
+        tls_policies: BTreeSet<(String, String)>,
     }
     let mut items: Vec<Item<'_>> = Vec::new();
     for route in &resources.routes {
@@ -140,6 +154,7 @@ pub fn compile(resources: &Resources) -> Output {
             lowered: lower_route(&namespace, &name, &route.spec, &index),
             policy_lists: lists,
             attachment: Default::default(),
+            tls_policies: index.take_used_policies(),
         });
     }
     for agg in &resources.aggregates {
@@ -150,6 +165,7 @@ pub fn compile(resources: &Resources) -> Output {
             lowered: aggregate::lower_aggregate(&namespace, &name, &agg.spec, &index),
             policy_lists: vec![agg.spec.policies.clone()],
             attachment: Default::default(),
+            tls_policies: index.take_used_policies(),
         });
     }
     items.sort_by_key(|i| (object_id(i.meta), i.kind));
@@ -177,6 +193,9 @@ pub fn compile(resources: &Resources) -> Output {
     let mut attached: BTreeMap<(String, String, usize), i32> = BTreeMap::new();
     let (compiled, policy_generations) = compile_policies(resources, &mut out);
     let mut per_gateway: BTreeMap<String, GatewayParts> = BTreeMap::new();
+    // By BackendTLSPolicy: the Gateways (or Routes) it took effect through.
+    let mut tls_ancestors: BTreeMap<(String, String), BTreeSet<AncestorReference>> =
+        BTreeMap::new();
 
     for mut item in items {
         let route = item.meta;
@@ -287,6 +306,13 @@ pub fn compile(resources: &Resources) -> Output {
             });
         }
         out.statuses.push(st);
+        let through = ancestors(item.kind, &namespace, &name, &item.attachment.listeners);
+        for policy in &item.tls_policies {
+            tls_ancestors
+                .entry(policy.clone())
+                .or_default()
+                .extend(through.iter().cloned());
+        }
         for listener in std::mem::take(&mut item.attachment.listeners) {
             *attached.entry(listener).or_default() += 1;
         }
@@ -386,9 +412,38 @@ pub fn compile(resources: &Resources) -> Output {
             listener.attached_routes = attached.get(&key).copied().unwrap_or(0);
         }
     }
+    out.statuses.extend(tls_policies.statuses(tls_ancestors));
     out.statuses
         .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     out
+}
+
+/// What a policy that took effect for an object of `kind` (a Route or an Aggregate) took
+/// effect through: the Gateways of the `listeners` it attached to, or, attached to none (a
+/// gateway group without a Gateway object), the object itself.
+fn ancestors(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    listeners: &[(String, String, usize)],
+) -> BTreeSet<AncestorReference> {
+    if listeners.is_empty() {
+        return BTreeSet::from([AncestorReference {
+            group: gateways::attach::ROUTE_GROUP.into(),
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }]);
+    }
+    listeners
+        .iter()
+        .map(|(ns, n, _)| AncestorReference {
+            group: crate::gateway_api::GROUP.into(),
+            kind: "Gateway".into(),
+            namespace: ns.clone(),
+            name: n.clone(),
+        })
+        .collect()
 }
 
 /// Which namespace each `(gateway, host)` belongs to: the namespace of the oldest valid Route

@@ -4,6 +4,7 @@
 //! ready addresses behind it. The slice port is found by the Service port's name (the same rule
 //! kube-proxy uses), so named target ports work.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
 use k8s_openapi::api::core::v1::Service;
@@ -22,6 +23,9 @@ pub struct ServiceIndex<'a> {
     /// What backends' TLS settings name.
     secrets: &'a [k8s_openapi::api::core::v1::Secret],
     config_maps: &'a [k8s_openapi::api::core::v1::ConfigMap],
+    backend_tls: Option<&'a super::backend_tls_policies::BackendTlsPolicies>,
+    /// The BackendTLSPolicies looked up since last taken ([`ServiceIndex::take_used_policies`]).
+    used_policies: RefCell<BTreeSet<(String, String)>>,
 }
 
 impl<'a> ServiceIndex<'a> {
@@ -68,6 +72,43 @@ impl<'a> ServiceIndex<'a> {
         self.config_maps = config_maps;
         self
     }
+
+    /// With the BackendTLSPolicies for backend references without a `tls` of their own.
+    pub fn with_backend_tls(
+        mut self,
+        policies: &'a super::backend_tls_policies::BackendTlsPolicies,
+    ) -> Self {
+        self.backend_tls = Some(policies);
+        self
+    }
+
+    /// Whether the Service `namespace/name` exists.
+    pub fn has_service(&self, namespace: &str, name: &str) -> bool {
+        self.services.contains_key(&(namespace, name))
+    }
+
+    /// The BackendTLSPolicies that backends took their TLS from since the last call, as
+    /// `(namespace, name)`: where each took effect.
+    pub fn take_used_policies(&self) -> BTreeSet<(String, String)> {
+        self.used_policies.take()
+    }
+
+    /// The Service port `port` of `namespace/service`, when the Service has it.
+    fn port(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: u16,
+    ) -> Result<&k8s_openapi::api::core::v1::ServicePort, String> {
+        let svc = self
+            .services
+            .get(&(namespace, service))
+            .ok_or_else(|| format!("Service {namespace}/{service} not found"))?;
+        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
+        ports
+            .and_then(|ports| ports.iter().find(|p| p.port == i32::from(port)))
+            .ok_or_else(|| format!("Service {namespace}/{service} has no port {port}"))
+    }
 }
 
 impl ResolveService for ServiceIndex<'_> {
@@ -90,15 +131,23 @@ impl ResolveService for ServiceIndex<'_> {
         super::gateways::client_validation::find_config_map(self.config_maps, namespace, name)
     }
 
+    fn backend_tls_policy(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: u16,
+    ) -> Option<Result<frontdesk_snapshot::BackendTls, String>> {
+        let port_name = self
+            .port(namespace, service, port)
+            .ok()
+            .and_then(|p| p.name.as_deref());
+        let (key, lowered) = self.backend_tls?.lookup(namespace, service, port_name)?;
+        self.used_policies.borrow_mut().insert(key.clone());
+        Some(lowered.clone())
+    }
+
     fn resolve(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
-        let svc = self
-            .services
-            .get(&(namespace, service))
-            .ok_or_else(|| format!("Service {namespace}/{service} not found"))?;
-        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
-        let svc_port = ports
-            .and_then(|ports| ports.iter().find(|p| p.port == i32::from(port)))
-            .ok_or_else(|| format!("Service {namespace}/{service} has no port {port}"))?;
+        let svc_port = self.port(namespace, service, port)?;
         let port_name = svc_port.name.as_deref().unwrap_or("");
 
         let mut endpoints = BTreeSet::new();

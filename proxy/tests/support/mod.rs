@@ -20,6 +20,7 @@ pub type TestClient = Client<HttpConnector, TestBody>;
 #[path = "../../../e2e/src/ports.rs"]
 mod ports;
 pub mod resilience;
+pub mod tls_backend;
 pub use ports::free_port;
 
 /// A running proxy process; killed on drop.
