@@ -23,7 +23,7 @@ node_image="${KIND_NODE_IMAGE:-}"
 keep_cluster="${KEEP_CLUSTER:-0}"
 log_dir="${E2E_LOG_DIR:-target/e2e-kind-logs}"
 cargo="${CARGO:-cargo}"
-gateway_api_version="${GATEWAY_API_VERSION:-v1.3.0}"
+gateway_api_version="${GATEWAY_API_VERSION:-v1.4.0}"
 
 release=frontdesk
 namespace=frontdesk-system

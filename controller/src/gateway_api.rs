@@ -1,16 +1,18 @@
 //! The Gateway API in a cluster: whether its CRDs are installed, and the watches on
-//! GatewayClass, Gateway and ReferenceGrant (`gateway.networking.k8s.io`) when they are.
+//! GatewayClass, Gateway, ReferenceGrant and BackendTLSPolicy (`gateway.networking.k8s.io`)
+//! when they are.
 //!
 //! Users install the Gateway API CRDs themselves, and many clusters have none. So the
 //! controller asks API discovery at start whether `v1` serves `gatewayclasses` and `gateways`
-//! (and `v1beta1` `referencegrants`). Without them it serves frontdesk's own resources as
-//! before, logs one line saying so, and `/status` says so too ([`GatewayApiState`]); it asks
+//! (and `v1beta1` `referencegrants`, `v1` `backendtlspolicies`). Without them it serves
+//! frontdesk's own resources as before, logs one line saying so, and `/status` says so too
+//! ([`GatewayApiState`]); it asks
 //! again every [`RECHECK`], and once the CRDs appear it starts the watches and, as soon as
 //! they listed, compiles with them: installing the CRDs later needs no restart. Once found,
 //! they are not asked about again: removing them deletes every Gateway (the watches see the
 //! deletions), then the watches retry with backoff until the CRDs come back or the controller
-//! restarts; and a ReferenceGrant CRD installed after the Gateway CRDs were found is watched
-//! from the next restart.
+//! restarts; and a ReferenceGrant or BackendTLSPolicy CRD installed after the Gateway CRDs
+//! were found is watched from the next restart.
 //!
 //! The objects are watched untyped and read one by one, as frontdesk's own kinds are: one
 //! Gateway this version cannot read must not stall the watch of all the others. A Gateway that
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use frontdesk_crds::gateway_api::{GROUP, Gateway, GatewayClass, ReferenceGrant};
+use frontdesk_crds::gateway_api::{BackendTLSPolicy, GROUP, Gateway, GatewayClass, ReferenceGrant};
 use frontdesk_crds::manifests::Object;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::{ApiResource, DynamicObject};
@@ -42,6 +44,8 @@ pub struct Presence {
     pub gateways: bool,
     /// `v1beta1` `referencegrants`: without them, Secrets of other namespaces are refused.
     pub reference_grants: bool,
+    /// `v1` `backendtlspolicies` (standard channel since v1.4).
+    pub backend_tls_policies: bool,
 }
 
 /// Asks API discovery which Gateway API kinds are served. A group or version the API server
@@ -64,6 +68,7 @@ pub async fn discover(client: &Client) -> Result<Presence, kube::Error> {
     Ok(Presence {
         gateways,
         reference_grants,
+        backend_tls_policies: gateways && has(&v1, "backendtlspolicies"),
     })
 }
 
@@ -83,6 +88,9 @@ pub async fn may_list(
     let mut namespaced = vec![ApiResource::erase::<Gateway>(&())];
     if presence.reference_grants {
         namespaced.push(ApiResource::erase::<ReferenceGrant>(&()));
+    }
+    if presence.backend_tls_policies {
+        namespaced.push(ApiResource::erase::<BackendTLSPolicy>(&()));
     }
     for ar in &namespaced {
         if namespaces.is_empty() {
@@ -147,7 +155,7 @@ impl GatewayApiState {
             ),
             WATCHED => (
                 serde_json::json!(true),
-                "watching GatewayClasses, Gateways and ReferenceGrants".to_string(),
+                "watching GatewayClasses, Gateways, ReferenceGrants and BackendTLSPolicies (those installed)".to_string(),
             ),
             FORBIDDEN => (
                 serde_json::json!(true),
@@ -177,6 +185,7 @@ pub(crate) struct GatewayApiStores {
     pub classes: Vec<Store<DynamicObject>>,
     pub gateways: Vec<Store<DynamicObject>>,
     pub grants: Vec<Store<DynamicObject>>,
+    pub backend_tls_policies: Vec<Store<DynamicObject>>,
     /// Namespaces, for their labels (listeners' `allowedRoutes` selectors); none when the
     /// controller may not list them.
     pub namespaces: Vec<Store<Namespace>>,
@@ -206,11 +215,17 @@ impl GatewayApiStores {
         let class = ApiResource::erase::<GatewayClass>(&());
         let gateway = ApiResource::erase::<Gateway>(&());
         let grant = ApiResource::erase::<ReferenceGrant>(&());
+        let tls_policy = ApiResource::erase::<BackendTLSPolicy>(&());
         GatewayApiStores {
             classes: watch(vec![Api::all_with(client.clone(), &class)], class),
             gateways: watch(apis(&gateway), gateway),
             grants: if presence.reference_grants {
                 watch(apis(&grant), grant)
+            } else {
+                Vec::new()
+            },
+            backend_tls_policies: if presence.backend_tls_policies {
+                watch(apis(&tls_policy), tls_policy)
             } else {
                 Vec::new()
             },
@@ -233,6 +248,7 @@ impl GatewayApiStores {
             .iter()
             .chain(&self.gateways)
             .chain(&self.grants)
+            .chain(&self.backend_tls_policies)
         {
             let _ = s.wait_until_ready().await;
         }
@@ -249,12 +265,16 @@ impl GatewayApiStores {
         let classes = classes.map(|o| Object::GatewayClass(Box::new(o)));
         let gateways = gateways.map(|o| Object::Gateway(Box::new(o)));
         let grants = grants.map(|o| Object::ReferenceGrant(Box::new(o)));
+        let tls_policies =
+            readable::<BackendTLSPolicy>("BackendTLSPolicy", &self.backend_tls_policies)
+                .map(|o| Object::BackendTlsPolicy(Box::new(o)));
         let namespaces = crate::watch::all(&self.namespaces)
             .into_iter()
             .map(|o| Object::Namespace(Box::new(o)));
         classes
             .chain(gateways)
             .chain(grants)
+            .chain(tls_policies)
             .chain(namespaces)
             .collect()
     }
@@ -316,6 +336,7 @@ pub(crate) async fn follow(
             state.set(FORBIDDEN);
             tracing::warn!(
                 reference_grants = presence.reference_grants,
+                backend_tls_policies = presence.backend_tls_policies,
                 recheck = ?RECHECK,
                 "the Gateway API CRDs are installed but this controller may not list them (RBAC); Gateways are not watched"
             );
@@ -323,6 +344,7 @@ pub(crate) async fn follow(
         (presence, true) if presence.gateways => {
             tracing::info!(
                 reference_grants = presence.reference_grants,
+                backend_tls_policies = presence.backend_tls_policies,
                 "Gateway API CRDs found; watching GatewayClasses, Gateways and ReferenceGrants"
             );
             state.set(WATCHED);
@@ -372,6 +394,7 @@ pub(crate) async fn follow(
             }
             tracing::info!(
                 reference_grants = presence.reference_grants,
+                backend_tls_policies = presence.backend_tls_policies,
                 "Gateway API CRDs installed; watching GatewayClasses, Gateways and ReferenceGrants"
             );
             let labels = may_list_namespaces(&client).await;
@@ -463,7 +486,15 @@ mod tests {
                             continue;
                         }
                         if p.ends_with("/v1") {
-                            resources("v1", &["gatewayclasses", "gateways", "gateways/status"])
+                            resources(
+                                "v1",
+                                &[
+                                    "gatewayclasses",
+                                    "gateways",
+                                    "gateways/status",
+                                    "backendtlspolicies",
+                                ],
+                            )
                         } else {
                             resources("v1beta1", &["referencegrants"])
                         }
@@ -508,7 +539,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_the_crds_gatewayclasses_gateways_and_referencegrants_are_watched() {
+    async fn with_the_crds_gatewayclasses_gateways_referencegrants_and_backendtlspolicies_are_watched()
+     {
         let (client, seen) = fake_api(Arc::new(AtomicBool::new(true)));
         let state = Arc::new(GatewayApiState::default());
         let rx = follow(
@@ -523,10 +555,11 @@ mod tests {
             .await
             .expect("the initial lists");
         assert_eq!(
-            until_watching(&seen, 4).await,
+            until_watching(&seen, 5).await,
             [
                 "/api/v1/namespaces",
                 "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
+                "/apis/gateway.networking.k8s.io/v1/namespaces/shop/backendtlspolicies",
                 "/apis/gateway.networking.k8s.io/v1/namespaces/shop/gateways",
                 "/apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/referencegrants",
             ]
@@ -557,7 +590,7 @@ mod tests {
             .expect("the watches start once allowed")
             .unwrap();
         assert_eq!(state.describe()["installed"], true);
-        assert_eq!(until_watching(&seen, 4).await.len(), 4);
+        assert_eq!(until_watching(&seen, 5).await.len(), 5);
     }
 
     /// Namespaces that may not be listed (a controller limited to some namespaces): the
@@ -665,7 +698,7 @@ mod tests {
             .unwrap();
         let stores = rx.borrow().clone().unwrap();
         assert!(stores.gateways.iter().all(|s| s.state().is_empty()));
-        assert_eq!(until_watching(&seen, 4).await.len(), 4);
+        assert_eq!(until_watching(&seen, 5).await.len(), 5);
         assert_eq!(push.gateway_api.describe()["installed"], true);
         let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         assert!(

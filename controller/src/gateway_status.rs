@@ -129,7 +129,7 @@ pub fn refuse_parameters(computed: &ObjectStatus, message: &str) -> ObjectStatus
     refused
 }
 
-fn conditions(
+pub(crate) fn conditions(
     computed: &[frontdesk_crds::status::Condition],
     generation: i64,
     previous: &[Condition],
@@ -272,7 +272,7 @@ impl GatewayStatusWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use frontdesk_crds::manifests::{parse_file, resources};
 

@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod gateway_api;
 pub mod gateway_status;
 pub mod metrics;
+pub mod policy_status;
 pub mod progress;
 pub mod provision;
 pub mod push;

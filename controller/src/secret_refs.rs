@@ -224,6 +224,28 @@ pub fn policy_tls<'a>(
     }))
 }
 
+/// The Secret and ConfigMap watches the CA references of BackendTLSPolicies need, in their
+/// own namespace: `(secrets, config maps)`. References of other kinds get none.
+pub fn backend_tls_policies<'a>(
+    policies: impl IntoIterator<Item = &'a frontdesk_crds::gateway_api::BackendTLSPolicy>,
+) -> (BTreeSet<WatchKey>, BTreeSet<WatchKey>) {
+    let (mut secrets, mut maps) = (BTreeSet::new(), BTreeSet::new());
+    for p in policies {
+        let namespace = p.metadata.namespace.as_deref().unwrap_or("default");
+        for r in &p.spec.validation.ca_certificate_refs {
+            if !r.group.is_empty() || !is_secret_name(&r.name) {
+                continue;
+            }
+            match r.kind.as_str() {
+                "Secret" => secrets.insert(WatchKey::name(namespace, &r.name)),
+                "ConfigMap" => maps.insert(WatchKey::name(namespace, &r.name)),
+                _ => false,
+            };
+        }
+    }
+    (secrets, maps)
+}
+
 fn tls_refs<'a>(
     settings: impl IntoIterator<Item = (&'a str, &'a frontdesk_crds::route::BackendTlsSpec)>,
 ) -> (BTreeSet<WatchKey>, BTreeSet<WatchKey>) {
@@ -575,6 +597,23 @@ spec:
                 WatchKey::name("shop", "extra-ca"),
                 WatchKey::name("shop", "proxy-client")
             ]
+        );
+        assert_eq!(
+            maps.into_iter().collect::<Vec<_>>(),
+            [WatchKey::name("shop", "orders-ca")]
+        );
+    }
+
+    #[test]
+    fn backend_tls_policies_ca_references_are_watched_by_kind_in_their_namespace() {
+        let policy: frontdesk_crds::gateway_api::BackendTLSPolicy = serde_saphyr::from_str(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {name: t, namespace: shop}\nspec:\n  targetRefs: [{group: '', kind: Service, name: orders}]\n  validation:\n    hostname: orders.internal\n    caCertificateRefs: [{group: '', kind: ConfigMap, name: orders-ca}, {group: '', kind: Secret, name: extra-ca}, {group: example.com, kind: Bundle, name: other}]\n",
+        )
+        .unwrap();
+        let (secrets, maps) = backend_tls_policies([&policy]);
+        assert_eq!(
+            secrets.into_iter().collect::<Vec<_>>(),
+            [WatchKey::name("shop", "extra-ca")]
         );
         assert_eq!(
             maps.into_iter().collect::<Vec<_>>(),

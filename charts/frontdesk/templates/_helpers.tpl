@@ -200,10 +200,10 @@ controller provisions for the chart's Gateways (their parameters' `args`).
   resources: [events]
   verbs: [create, patch]
 - apiGroups: [gateway.networking.k8s.io]
-  resources: [gateways, referencegrants]
+  resources: [gateways, referencegrants, backendtlspolicies]
   verbs: [list, watch]
 - apiGroups: [gateway.networking.k8s.io]
-  resources: [gateways/status]
+  resources: [gateways/status, backendtlspolicies/status]
   verbs: [patch]
 {{- if include "frontdesk.gatewayAPI" . }}
 {{ include "frontdesk.controllerProvisionRules" . }}

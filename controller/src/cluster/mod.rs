@@ -369,6 +369,13 @@ async fn compile_once(
         secret_refs::policy_tls(policies(objects.values().chain(accepted.kept())));
     tls_secrets.extend(policy_secrets);
     tls_config_maps.extend(policy_config_maps);
+    let (policy_secrets, policy_config_maps) =
+        secret_refs::backend_tls_policies(objects.values().filter_map(|o| match o {
+            Object::BackendTlsPolicy(p) => Some(&**p),
+            _ => None,
+        }));
+    tls_secrets.extend(policy_secrets);
+    tls_config_maps.extend(policy_config_maps);
     let mut ca_bundles = gateway_ca_config_maps(objects.values(), &sources.namespaces);
     ca_bundles.extend(tls_config_maps);
     watches.config_maps.follow(&ca_bundles, wait).await;

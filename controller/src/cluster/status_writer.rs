@@ -1,5 +1,6 @@
 //! The leader's status writer: Routes, Policies and Aggregates ([`crate::status`]),
-//! GatewayClasses and Gateways ([`crate::gateway_status`]) by server-side apply, with the
+//! GatewayClasses and Gateways ([`crate::gateway_status`]) and BackendTLSPolicies
+//! ([`crate::policy_status`]) by server-side apply, with the
 //! proxies' progress shared between replicas through ConfigMaps.
 
 use std::collections::HashMap;
@@ -144,6 +145,7 @@ pub(super) fn gateway_api_statuses(
                 .collect()
         };
     let (classes, gateways) = (statuses(&stores.classes), statuses(&stores.gateways));
+    let tls_policies = statuses(&stores.backend_tls_policies);
     let current =
         |map: &HashMap<(String, String), serde_json::Value>, namespace: &str, name: &str| {
             map.get(&(namespace.to_string(), name.to_string())).cloned()
@@ -181,12 +183,19 @@ pub(super) fn gateway_api_statuses(
                         .as_deref()
                         == Some(ours)
             }),
+            // Another controller's entries are kept ([`crate::policy_status`]).
+            "BackendTLSPolicy" => find(&stores.backend_tls_policies, Some(&s.namespace), &s.name)
+                .is_some_and(|p| p.metadata.generation.unwrap_or(0) == s.generation),
             _ => false,
         }
     };
     let mut wanted = Vec::new();
     for s in &output.statuses {
-        if matches!(s.kind.as_str(), "GatewayClass" | "Gateway") && !ours_now(s) {
+        if matches!(
+            s.kind.as_str(),
+            "GatewayClass" | "Gateway" | "BackendTLSPolicy"
+        ) && !ours_now(s)
+        {
             continue;
         }
         // Parameters that cannot be used make the class or Gateway not accepted.
@@ -218,6 +227,20 @@ pub(super) fn gateway_api_statuses(
                 {
                     status.addresses = addresses.clone();
                 }
+                (serde_json::to_value(status), current)
+            }
+            "BackendTLSPolicy" => {
+                let current = current(&tls_policies, &s.namespace, &s.name);
+                let typed = current.as_ref().and_then(|c| {
+                    serde_json::from_value::<
+                        frontdesk_crds::gateway_api::backend_tls_policy::PolicyStatus,
+                    >(c.clone())
+                    .ok()
+                });
+                let Some(status) = crate::policy_status::policy_status(s, typed.as_ref(), now)
+                else {
+                    continue;
+                };
                 (serde_json::to_value(status), current)
             }
             _ => continue,
@@ -365,12 +388,16 @@ impl GatewayStatusSink for KubeSink {
         name: &str,
         status: &serde_json::Value,
     ) -> Result<(), String> {
-        use frontdesk_crds::gateway_api::{Gateway, GatewayClass};
+        use frontdesk_crds::gateway_api::{BackendTLSPolicy, Gateway, GatewayClass};
         let (api, ar) = if kind == "GatewayClass" {
             let ar = ApiResource::erase::<GatewayClass>(&());
             (Api::<DynamicObject>::all_with(self.client.clone(), &ar), ar)
         } else {
-            let ar = ApiResource::erase::<Gateway>(&());
+            let ar = if kind == "BackendTLSPolicy" {
+                ApiResource::erase::<BackendTLSPolicy>(&())
+            } else {
+                ApiResource::erase::<Gateway>(&())
+            };
             let api = Api::namespaced_with(self.client.clone(), namespace, &ar);
             (api, ar)
         };

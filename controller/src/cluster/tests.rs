@@ -365,6 +365,7 @@ async fn a_gateways_certificate_secrets_are_watched_by_name_and_compiled_into_it
                          "to": [{"group": "", "kind": "Secret"}]}}),
             ],
         ),
+        backend_tls_policies: vec![],
         namespaces: vec![],
     };
     let sources = Sources {
@@ -468,10 +469,11 @@ async fn statuses_are_written_by_server_side_apply_on_the_status_subresource() {
 }
 
 /// The compile output may be older than the stores: a Gateway that has just moved to
-/// another controller's class, or that changed generation, gets no status from us.
+/// another controller's class, or that changed generation, gets no status from us; nor does
+/// a BackendTLSPolicy edited or deleted since, or one that took effect nowhere.
 #[test]
 fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
-    use frontdesk_crds::gateway_api::{Gateway, GatewayClass};
+    use frontdesk_crds::gateway_api::{BackendTLSPolicy, Gateway, GatewayClass};
     let gateway = |name: &str, class: &str, generation: i64| {
         serde_json::json!({"metadata": {"name": name, "namespace": "edge", "generation": generation},
             "spec": {"gatewayClassName": class, "listeners": []}})
@@ -495,11 +497,29 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
             ],
         ),
         grants: vec![],
+        backend_tls_policies: store(
+            ApiResource::erase::<BackendTLSPolicy>(&()),
+            ["tls-kept", "tls-unused", "tls-edited"]
+                .iter()
+                .map(|name| {
+                    let generation = if *name == "tls-edited" { 2 } else { 1 };
+                    serde_json::json!({"metadata": {"name": name, "namespace": "edge", "generation": generation},
+                        "spec": {"targetRefs": [], "validation": {"hostname": "x"}}})
+                })
+                .collect(),
+        ),
         namespaces: vec![],
     };
     let status = |kind: &str, namespace: &str, name: &str| -> ObjectStatus {
+        let ancestors = if name == "tls-unused" {
+            serde_json::json!([])
+        } else {
+            serde_json::json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                "namespace": "edge", "name": "kept"}])
+        };
         serde_json::from_value(serde_json::json!({"kind": kind, "namespace": namespace,
-            "name": name, "generation": if kind == "Gateway" { 2 } else { 1 }, "conditions": []}))
+            "name": name, "generation": if kind == "Gateway" { 2 } else { 1 }, "conditions": [],
+            "ancestors": ancestors}))
         .unwrap()
     };
     let output = Output {
@@ -511,6 +531,10 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
             status("Gateway", "edge", "moved"),
             status("Gateway", "edge", "edited"),
             status("Gateway", "edge", "deleted"),
+            status("BackendTLSPolicy", "edge", "tls-kept"),
+            status("BackendTLSPolicy", "edge", "tls-unused"),
+            status("BackendTLSPolicy", "edge", "tls-edited"),
+            status("BackendTLSPolicy", "edge", "tls-deleted"),
         ],
     };
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -519,7 +543,22 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
         .iter()
         .map(|w| (w.kind.as_str(), w.name.as_str()))
         .collect();
-    assert_eq!(names, [("GatewayClass", "frontdesk"), ("Gateway", "kept")]);
+    assert_eq!(
+        names,
+        [
+            ("GatewayClass", "frontdesk"),
+            ("Gateway", "kept"),
+            ("BackendTLSPolicy", "tls-kept")
+        ]
+    );
+    let policy = &wanted[2].status["ancestors"][0];
+    assert_eq!(
+        (&policy["ancestorRef"]["name"], &policy["controllerName"]),
+        (
+            &serde_json::json!("kept"),
+            &serde_json::json!("frontdesk.dev/gateway-controller")
+        )
+    );
 }
 
 /// What provisioning found reaches the statuses: a Gateway's Service address, and
@@ -545,6 +584,7 @@ fn provisioning_gives_gateways_their_address_and_refuses_invalid_parameters() {
             vec![gateway("public"), gateway("broken")],
         ),
         grants: vec![],
+        backend_tls_policies: vec![],
         namespaces: vec![],
     };
     let status = |kind: &str, namespace: &str, name: &str| -> ObjectStatus {
