@@ -210,10 +210,6 @@ impl Upstream {
     /// has been sent (`body_sent`; `None` when there is no body), so a slow upload is not cut
     /// off by it, as with Envoy's route timeout. A request that never left because a pooled
     /// connection turned out to be closed is sent again on a new connection.
-    ///
-    /// Routes without retries make one such try, and so does the first try of a bodiless
-    /// retried call ([`Upstream::send_retrying`]): the common request pays nothing for the
-    /// retries it might need.
     pub fn send<'a>(
         &self,
         endpoint: &'a Endpoint,

@@ -314,9 +314,10 @@ impl Upstream {
     /// Sends the request (`head` and `body`) to `first`, and again to the backend's other
     /// endpoints as `plan` allows. The answer of the last try is the call's, failure or not.
     ///
-    /// A bodiless request's first try is the single send ([`Upstream::send`]), inline: most
-    /// calls end with it, and only those whose first try failed, or that carry a body, pay
-    /// for the retries' machinery (boxed).
+    /// The common call, a bodiless request whose first endpoint has a warm pooled connection,
+    /// makes its first try inline; only calls whose first try failed, that carry a body or
+    /// that must connect first pay for the retries' machinery (boxed). Both keep the same
+    /// clocks (see the module docs).
     pub fn send_retrying<'a>(
         &'a self,
         backend: &'a EndpointSet,
@@ -328,25 +329,40 @@ impl Upstream {
         async move {
             let started = Instant::now();
             plan.budget.request(started);
-            if !matches!(body, Replay::Streaming(UpstreamBody::Empty, _)) {
-                return Box::pin(self.send_with_body(backend, first, head, body, started, plan))
-                    .await;
-            }
-            // The rule's timeout runs from now: there is nothing to send but the head.
+            let warm = match body {
+                Replay::Streaming(UpstreamBody::Empty, _) => {
+                    first.pool.idle_connection(first.timeouts.idle)
+                }
+                _ => None,
+            };
+            let Some(checkout) = warm else {
+                return Box::pin(self.send_cold(backend, first, head, body, started, plan)).await;
+            };
+            // Connected at once, with nothing to send but the head: the rule's timeout, and
+            // the try's, run from now.
             let limit = plan
                 .policy
                 .per_try_timeout
                 .map_or(plan.timeout, |t| t.min(plan.timeout));
-            let made = match self
-                .send(first, head, UpstreamBody::Empty, limit, None, plan.fields)
-                .await
-            {
-                Ok(resp) if !plan.policy.retries_status(resp.status()) => {
+            let (wire, framing) =
+                encode_parts(&head.method, &head.uri, &head.headers, &UpstreamBody::Empty);
+            let attempt = exchange_on(
+                checkout,
+                first,
+                &wire,
+                framing,
+                &head.method,
+                UpstreamBody::Empty,
+                plan.fields,
+            );
+            let made = match tokio::time::timeout(limit, attempt).await {
+                Ok(Ok(resp)) if !plan.policy.retries_status(resp.status()) => {
                     backend.record(first, !resp.status().is_server_error());
                     return tried(Ok(resp), 1, first);
                 }
-                Ok(resp) => TryOutcome::Answered(resp),
-                Err(e) => failed(&e, &first.authority),
+                Ok(Ok(resp)) => TryOutcome::Answered(resp),
+                Ok(Err(e)) => failed(&e, &first.authority),
+                Err(_) => TryOutcome::Failed(Failure::Timeout, super::timed_out(limit), None),
             };
             let deadline = later(started, plan.timeout);
             let clock = Clock {
@@ -354,24 +370,20 @@ impl Upstream {
                 deadline: Some(deadline),
                 give_up: deadline,
             };
-            Box::pin(async move {
-                let (wire, framing) =
-                    encode_parts(&head.method, &head.uri, &head.headers, &UpstreamBody::Empty);
-                let next = Next {
-                    backend,
-                    head,
-                    wire: &wire,
-                    framing,
-                    again: Again::Empty,
-                };
-                next.tries(first, made, clock, &plan).await
-            })
-            .await
+            let next = Next {
+                backend,
+                head,
+                wire: &wire,
+                framing,
+                again: Again::Empty,
+            };
+            Box::pin(next.tries(first, made, clock, &plan)).await
         }
     }
 
-    /// [`Upstream::send_retrying`] of a request with a body, streamed or read whole.
-    async fn send_with_body<'a>(
+    /// [`Upstream::send_retrying`] of a request with a body (streamed or read whole), or
+    /// without one but whose first endpoint has no warm connection.
+    async fn send_cold<'a>(
         &'a self,
         backend: &'a EndpointSet,
         first: &'a Endpoint,
@@ -382,6 +394,7 @@ impl Upstream {
     ) -> Tried<'a> {
         let (again, body, sent) = match body {
             Replay::Buffered(b) => (Again::Copy(b.clone()), UpstreamBody::full(b), None),
+            Replay::Streaming(UpstreamBody::Empty, _) => (Again::Empty, UpstreamBody::Empty, None),
             Replay::Streaming(b, sent) => (Again::Unsent, b, sent),
         };
         let (wire, framing) = encode_parts(&head.method, &head.uri, &head.headers, &body);
