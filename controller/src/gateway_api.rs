@@ -89,9 +89,6 @@ pub async fn may_list(
     if presence.reference_grants {
         namespaced.push(ApiResource::erase::<ReferenceGrant>(&()));
     }
-    if presence.backend_tls_policies {
-        namespaced.push(ApiResource::erase::<BackendTLSPolicy>(&()));
-    }
     for ar in &namespaced {
         if namespaces.is_empty() {
             apis.push(Api::all_with(client.clone(), ar));
@@ -108,6 +105,36 @@ pub async fn may_list(
         }
     }
     Ok(true)
+}
+
+/// `presence` without BackendTLSPolicies when the controller may not list them: RBAC from
+/// before frontdesk read them must not stop the watches of the other kinds. Logged once.
+async fn without_unlistable_policies(
+    client: &Client,
+    namespaces: &[String],
+    mut presence: Presence,
+) -> Presence {
+    if !presence.backend_tls_policies {
+        return presence;
+    }
+    let params = kube::api::ListParams::default().limit(1);
+    let ar = ApiResource::erase::<BackendTLSPolicy>(&());
+    let apis: Vec<Api<DynamicObject>> = if namespaces.is_empty() {
+        vec![Api::all_with(client.clone(), &ar)]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced_with(client.clone(), ns, &ar))
+            .collect()
+    };
+    for api in apis {
+        if let Err(e) = api.list(&params).await {
+            tracing::warn!(error = %e, "BackendTLSPolicies cannot be listed: they are not read until the controller restarts with list and watch on backendtlspolicies (docs/install.md)");
+            presence.backend_tls_policies = false;
+            break;
+        }
+    }
+    presence
 }
 
 /// Whether the controller may list Namespaces (cluster-wide), whose labels listeners'
@@ -342,10 +369,11 @@ pub(crate) async fn follow(
             );
         }
         (presence, true) if presence.gateways => {
+            let presence = without_unlistable_policies(&client, &namespaces, presence).await;
             tracing::info!(
                 reference_grants = presence.reference_grants,
                 backend_tls_policies = presence.backend_tls_policies,
-                "Gateway API CRDs found; watching GatewayClasses, Gateways and ReferenceGrants"
+                "Gateway API CRDs found; watching GatewayClasses, Gateways, and ReferenceGrants and BackendTLSPolicies where installed"
             );
             state.set(WATCHED);
             let labels = may_list_namespaces(&client).await;
@@ -395,8 +423,9 @@ pub(crate) async fn follow(
             tracing::info!(
                 reference_grants = presence.reference_grants,
                 backend_tls_policies = presence.backend_tls_policies,
-                "Gateway API CRDs installed; watching GatewayClasses, Gateways and ReferenceGrants"
+                "Gateway API CRDs installed; watching GatewayClasses, Gateways, and ReferenceGrants and BackendTLSPolicies where installed"
             );
+            let presence = without_unlistable_policies(&client, &namespaces, presence).await;
             let labels = may_list_namespaces(&client).await;
             let stores = GatewayApiStores::start(&client, &namespaces, &changed, presence, labels);
             stores.wait_until_ready().await;

@@ -16,32 +16,40 @@ use crate::gateway_status::conditions;
 /// The Gateway API keeps at most this many ancestors per policy.
 const MAX_ANCESTORS: usize = 16;
 
-/// The status to write: `current`'s entries of other controllers, then frontdesk's, one per
-/// ancestor of `computed`. `None` when there is nothing of frontdesk's to write or remove.
+/// The status to write: `current`'s entries of other controllers as they are, then
+/// frontdesk's, one per ancestor of `computed`. `None` when there is nothing of frontdesk's to
+/// write or remove.
 pub fn policy_status(
     computed: &ObjectStatus,
     current: Option<&PolicyStatus>,
     now: &Time,
 ) -> Option<PolicyStatus> {
-    let (ours, mut ancestors): (Vec<_>, Vec<_>) = current
-        .map(|c| c.ancestors.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .partition(|a| a.controller_name == CONTROLLER_NAME);
-    if computed.ancestors.is_empty() && ours.is_empty() {
+    let is_ours = |entry: &serde_json::Value| {
+        entry.get("controllerName").and_then(|c| c.as_str()) == Some(CONTROLLER_NAME)
+    };
+    let entries = current.map_or(&[][..], |c| c.ancestors.as_slice());
+    let ours: Vec<PolicyAncestorStatus> = entries
+        .iter()
+        .filter(|e| is_ours(e))
+        .filter_map(|e| serde_json::from_value(e.clone()).ok())
+        .collect();
+    if computed.ancestors.is_empty() && !entries.iter().any(is_ours) {
         return None;
     }
+    let mut ancestors: Vec<serde_json::Value> =
+        entries.iter().filter(|e| !is_ours(e)).cloned().collect();
     let room = MAX_ANCESTORS.saturating_sub(ancestors.len());
     for ancestor in computed.ancestors.iter().take(room) {
         let previous = ours
             .iter()
             .find(|a| a.ancestor_ref == *ancestor)
             .map_or(&[][..], |a| a.conditions.as_slice());
-        ancestors.push(PolicyAncestorStatus {
+        let entry = PolicyAncestorStatus {
             ancestor_ref: ancestor.clone(),
             controller_name: CONTROLLER_NAME.into(),
             conditions: conditions(&computed.conditions, computed.generation, previous, now),
-        });
+        };
+        ancestors.extend(serde_json::to_value(entry).ok());
     }
     Some(PolicyStatus { ancestors })
 }
@@ -79,13 +87,20 @@ mod tests {
         st
     }
 
+    /// Our entry in `status`, typed.
+    fn ours(status: &PolicyStatus, i: usize) -> PolicyAncestorStatus {
+        serde_json::from_value(status.ancestors[i].clone()).unwrap()
+    }
+
     #[test]
-    fn other_controllers_entries_are_kept_and_ours_follow_the_compiler() {
-        let theirs = PolicyAncestorStatus {
-            ancestor_ref: gateway("other"),
-            controller_name: "example.com/another".into(),
-            conditions: vec![],
-        };
+    fn other_controllers_entries_are_kept_as_written_and_ours_follow_the_compiler() {
+        // Another controller's entry, in a shape this version does not type (no namespace, a
+        // port): kept byte for byte.
+        let theirs = serde_json::json!({
+            "ancestorRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "other", "port": 443},
+            "controllerName": "example.com/another",
+            "conditions": [],
+        });
         let current = PolicyStatus {
             ancestors: vec![theirs.clone()],
         };
@@ -97,11 +112,11 @@ mod tests {
         .unwrap();
         assert_eq!(first.ancestors.len(), 2);
         assert_eq!(first.ancestors[0], theirs);
-        let ours = &first.ancestors[1];
-        assert_eq!(ours.ancestor_ref, gateway("public"));
-        assert_eq!(ours.controller_name, CONTROLLER_NAME);
-        assert_eq!(ours.conditions[0].status, "True");
-        assert_eq!(ours.conditions[0].observed_generation, Some(3));
+        let entry = ours(&first, 1);
+        assert_eq!(entry.ancestor_ref, gateway("public"));
+        assert_eq!(entry.controller_name, CONTROLLER_NAME);
+        assert_eq!(entry.conditions[0].status, "True");
+        assert_eq!(entry.conditions[0].observed_generation, Some(3));
 
         // Unchanged: the transition time stays; changed: it moves.
         let again = policy_status(
@@ -110,19 +125,16 @@ mod tests {
             &now(200),
         )
         .unwrap();
-        assert_eq!(
-            again.ancestors[1].conditions[0].last_transition_time,
-            now(100)
-        );
+        assert_eq!(ours(&again, 1).conditions[0].last_transition_time, now(100));
         let flipped = policy_status(
             &computed(vec![gateway("public")], false),
             Some(&again),
             &now(300),
         )
         .unwrap();
-        assert_eq!(flipped.ancestors[1].conditions[0].reason, "Conflicted");
+        assert_eq!(ours(&flipped, 1).conditions[0].reason, "Conflicted");
         assert_eq!(
-            flipped.ancestors[1].conditions[0].last_transition_time,
+            ours(&flipped, 1).conditions[0].last_transition_time,
             now(300)
         );
 
@@ -132,6 +144,22 @@ mod tests {
         assert_eq!(
             policy_status(&computed(vec![], true), Some(&gone), &now(500)),
             None
+        );
+    }
+
+    #[test]
+    fn a_policy_whose_status_another_controller_wrote_oddly_is_still_read() {
+        let policy: frontdesk_crds::gateway_api::BackendTLSPolicy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "BackendTLSPolicy",
+            "metadata": {"name": "p", "namespace": "shop"},
+            "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "orders"}],
+                     "validation": {"hostname": "orders.internal", "wellKnownCACertificates": "System"}},
+            "status": {"ancestors": [{"ancestorRef": {"name": "gw"}, "controllerName": "example.com/x"}]},
+        }))
+        .unwrap();
+        assert_eq!(
+            policy.spec.validation.well_known_ca_certificates.as_deref(),
+            Some("System")
         );
     }
 

@@ -200,7 +200,70 @@ fn of_two_policies_for_one_target_the_older_wins_and_the_other_is_conflicted() {
         "{:?}",
         st.conditions
     );
-    assert!(st.ancestors.is_empty());
+    // The loser's status reaches where its Service is used, so the conflict is seen.
+    assert_eq!(st.ancestors.len(), 2, "{:?}", st.ancestors);
+}
+
+#[test]
+fn a_policy_keeps_the_targets_no_older_policy_holds() {
+    let billing = "apiVersion: v1\nkind: Service\nmetadata: {name: billing, namespace: shop}\nspec: {ports: [{name: https, port: 443}]}\n---\napiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: pay, namespace: shop}\nspec:\n  hosts: [pay.example]\n  rules:\n    - backends: [{service: billing, port: 443}]\n";
+    let older = policy(
+        "older",
+        "2026-01-01T00:00:00Z",
+        "[{group: '', kind: Service, name: orders}]",
+        "{hostname: older.internal, wellKnownCACertificates: System}",
+    );
+    let younger = policy(
+        "younger",
+        "2026-02-01T00:00:00Z",
+        "[{group: '', kind: Service, name: orders}, {group: '', kind: Service, name: billing}]",
+        "{hostname: younger.internal, wellKnownCACertificates: System}",
+    );
+    let out = compiled(&[SERVICE, billing, &older, &younger]);
+    let orders = backend(&out, "default", "secure").tls.as_ref().unwrap();
+    assert_eq!(orders.server_name, "older.internal");
+    // Billing is not left in plaintext by the conflict over orders.
+    let billing = backend(&out, "default", "pay").tls.as_ref().unwrap();
+    assert_eq!(billing.server_name, "younger.internal");
+    let st = status(&out, "BackendTLSPolicy", "younger");
+    assert_eq!(condition(st, "Accepted"), (false, "Conflicted".into()));
+    assert!(
+        st.conditions[0]
+            .message
+            .contains("it applies to its other targets"),
+        "{:?}",
+        st.conditions
+    );
+}
+
+#[test]
+fn a_port_policy_wins_over_a_service_policy_and_an_ip_is_no_hostname() {
+    let whole = policy(
+        "whole",
+        "2026-01-01T00:00:00Z",
+        "[{group: '', kind: Service, name: orders}]",
+        "{hostname: whole.internal, wellKnownCACertificates: System}",
+    );
+    let port = policy(
+        "port",
+        "2026-02-01T00:00:00Z",
+        "[{group: '', kind: Service, name: orders, sectionName: https}]",
+        "{hostname: port.internal, wellKnownCACertificates: System}",
+    );
+    let out = compiled(&[SERVICE, &whole, &port]);
+    let https = backend(&out, "default", "secure").tls.as_ref().unwrap();
+    assert_eq!(https.server_name, "port.internal");
+    let http = backend(&out, "default", "plain").tls.as_ref().unwrap();
+    assert_eq!(http.server_name, "whole.internal");
+
+    let ip = policy(
+        "ip",
+        "2026-01-01T00:00:00Z",
+        "[{group: '', kind: Service, name: orders}]",
+        "{hostname: 10.0.0.9, wellKnownCACertificates: System}",
+    );
+    let st = status(&compiled(&[SERVICE, &ip]), "BackendTLSPolicy", "ip").clone();
+    assert_eq!(condition(&st, "Accepted"), (false, "Invalid".into()));
 }
 
 #[test]

@@ -7,14 +7,16 @@
 //! - For a backend reference to a Service port without a `tls` of its own (which wins), the
 //!   policy naming that port applies, else the one naming the whole Service.
 //! - Two policies for one target: the older (creation time, then namespace and name) keeps it;
-//!   the other is `Accepted=False`, reason `Conflicted`, and applies nowhere.
+//!   the other is `Accepted=False`, reason `Conflicted`, and applies to the targets it does
+//!   hold.
 //! - A policy frontdesk cannot apply (an invalid field, a CA reference that does not resolve,
 //!   `subjectAltNames`, which this version does not verify) still holds its targets: their
 //!   backends get no endpoints (503) and the Routes `ResolvedRefs=False`, so a backend meant
 //!   to be reached over TLS is never reached in plaintext.
 //!
-//! The status lists, as ancestors, the Gateways that Routes and Aggregates reach a target
-//! through; a Route on a gateway without a Gateway object is its own ancestor.
+//! The status lists, as ancestors, the Gateways of the Routes and Aggregates whose backends
+//! name a Service the policy names (held or not, so a conflict or a missing port is seen
+//! where it matters); a Route on a gateway without a Gateway object is its own ancestor.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +42,9 @@ type PolicyKey = (String, String);
 pub struct BackendTlsPolicies {
     /// Who holds each target.
     holders: BTreeMap<Target, PolicyKey>,
+    /// By target: every policy naming it, holding or not (for ancestors: a policy that lost
+    /// or whose Service is gone still tells the Routes' Gateways why).
+    named_by: BTreeMap<Target, BTreeSet<PolicyKey>>,
     /// What each holding policy lowered to, or why it cannot be applied.
     lowered: BTreeMap<PolicyKey, Result<snap::BackendTls, String>>,
     /// One per policy, without ancestors yet ([`BackendTlsPolicies::statuses`]).
@@ -87,6 +92,12 @@ impl BackendTlsPolicies {
             .filter(|t| t.group.is_empty() && t.kind == "Service")
             .map(|t| (namespace.clone(), t.name.clone(), t.section_name.clone()))
             .collect();
+        for t in &targets {
+            self.named_by
+                .entry(t.clone())
+                .or_default()
+                .insert(key.clone());
+        }
         if !targets.iter().any(|(ns, svc, _)| service_exists(ns, svc)) {
             st.conditions.push(condition(
                 ACCEPTED,
@@ -97,30 +108,40 @@ impl BackendTlsPolicies {
             self.statuses.insert(key, st);
             return;
         }
-        if let Some((target, holder)) = targets
-            .iter()
-            .find_map(|t| self.holders.get(t).map(|h| (t, h)))
-        {
-            let what = match &target.2 {
-                Some(port) => format!("port {port} of Service {}", target.1),
-                None => format!("Service {}", target.1),
+        // Targets are held one by one: an older policy keeps the ones it holds, this one
+        // takes the others.
+        let mut lost = Vec::new();
+        for t in targets {
+            match self.holders.get(&t) {
+                Some(holder) => {
+                    let what = match &t.2 {
+                        Some(port) => format!("port {port} of Service {}", t.1),
+                        None => format!("Service {}", t.1),
+                    };
+                    lost.push(format!(
+                        "{what} already has the older BackendTLSPolicy {}/{}",
+                        holder.0, holder.1
+                    ));
+                }
+                None => {
+                    self.holders.insert(t, key.clone());
+                }
+            }
+        }
+        let (lowered, mut conditions) = lower(policy, namespace, refs);
+        if !lost.is_empty() {
+            let holds = if self.holders.values().any(|h| *h == key) {
+                "; it applies to its other targets"
+            } else {
+                ""
             };
-            st.conditions.push(condition(
+            conditions[0] = condition(
                 ACCEPTED,
                 false,
                 "Conflicted",
-                format!(
-                    "{what} already has the older BackendTLSPolicy {}/{}",
-                    holder.0, holder.1
-                ),
-            ));
-            self.statuses.insert(key, st);
-            return;
+                format!("{}{holds}", lost.join("; ")),
+            );
         }
-        for t in targets {
-            self.holders.insert(t, key.clone());
-        }
-        let (lowered, conditions) = lower(policy, namespace, refs);
         st.conditions = conditions;
         let lowered = lowered.map_err(|why| {
             format!("BackendTLSPolicy {namespace}/{name} cannot be applied ({why}); the backend is not reached in plaintext")
@@ -129,21 +150,41 @@ impl BackendTlsPolicies {
         self.statuses.insert(key, st);
     }
 
-    /// The policy for port `port_name` of Service `namespace/service`: `Some(Ok)` to speak TLS
-    /// as it says, `Some(Err(why))` when it cannot be applied, `None` when no policy holds it.
+    /// The policy for port `port_name` of Service `namespace/service` (`None`: the Service or
+    /// its port is unknown): `Some(Ok)` to speak TLS as it says, `Some(Err(why))` when it
+    /// cannot be applied, `None` when no policy holds it.
     pub fn lookup(
         &self,
         namespace: &str,
         service: &str,
         port_name: Option<&str>,
-    ) -> Option<(&PolicyKey, &Result<snap::BackendTls, String>)> {
+    ) -> Option<&Result<snap::BackendTls, String>> {
         let named = port_name.and_then(|p| {
             self.holders
                 .get(&(namespace.into(), service.into(), Some(p.into())))
         });
         let holder =
             named.or_else(|| self.holders.get(&(namespace.into(), service.into(), None)))?;
-        self.lowered.get(holder).map(|l| (holder, l))
+        self.lowered.get(holder)
+    }
+
+    /// Every policy that names port `port_name` of Service `namespace/service` or the whole
+    /// Service, holding it or not; with the port unknown (no such Service or port), every
+    /// policy naming the Service.
+    pub fn naming<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+        port_name: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a PolicyKey> + 'a {
+        self.named_by
+            .iter()
+            .filter(move |((ns, svc, section), _)| {
+                ns == namespace
+                    && svc == service
+                    && (section.is_none() || port_name.is_none() || section.as_deref() == port_name)
+            })
+            .flat_map(|(_, keys)| keys)
     }
 
     /// The statuses, each with the ancestors its policy took effect through (`ancestors`, by
@@ -208,6 +249,12 @@ fn lower(
             format!("{w:?} is not System"),
         ),
         _ => {}
+    }
+    if v.hostname.parse::<std::net::IpAddr>().is_ok() {
+        invalid.push(
+            "spec.validation.hostname",
+            "must be a DNS name, not an IP address (as the Gateway API's PreciseHostname)",
+        );
     }
     let mut ca_refs = Vec::new();
     for (i, r) in v.ca_certificate_refs.iter().enumerate() {

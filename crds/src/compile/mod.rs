@@ -128,7 +128,7 @@ pub fn compile(resources: &Resources) -> Output {
         lowered: lower::Lowered,
         policy_lists: Vec<Vec<String>>,
         attachment: gateways::attach::Attachment,
-        /// The BackendTLSPolicies its backends took their TLS from.
+        /// The BackendTLSPolicies naming its backends' Services.
         tls_policies: BTreeSet<(String, String)>,
     }
     let mut items: Vec<Item<'_>> = Vec::new();

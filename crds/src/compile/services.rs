@@ -24,7 +24,8 @@ pub struct ServiceIndex<'a> {
     secrets: &'a [k8s_openapi::api::core::v1::Secret],
     config_maps: &'a [k8s_openapi::api::core::v1::ConfigMap],
     backend_tls: Option<&'a super::backend_tls_policies::BackendTlsPolicies>,
-    /// The BackendTLSPolicies looked up since last taken ([`ServiceIndex::take_used_policies`]).
+    /// The BackendTLSPolicies naming a backend's Service since last taken
+    /// ([`ServiceIndex::take_used_policies`]).
     used_policies: RefCell<BTreeSet<(String, String)>>,
 }
 
@@ -87,8 +88,8 @@ impl<'a> ServiceIndex<'a> {
         self.services.contains_key(&(namespace, name))
     }
 
-    /// The BackendTLSPolicies that backends took their TLS from since the last call, as
-    /// `(namespace, name)`: where each took effect.
+    /// The BackendTLSPolicies naming the Service of a backend lowered since the last call,
+    /// as `(namespace, name)`: whose status the object's Gateways carry.
     pub fn take_used_policies(&self) -> BTreeSet<(String, String)> {
         self.used_policies.take()
     }
@@ -137,13 +138,15 @@ impl ResolveService for ServiceIndex<'_> {
         service: &str,
         port: u16,
     ) -> Option<Result<frontdesk_snapshot::BackendTls, String>> {
-        let port_name = self
-            .port(namespace, service, port)
-            .ok()
-            .and_then(|p| p.name.as_deref());
-        let (key, lowered) = self.backend_tls?.lookup(namespace, service, port_name)?;
-        self.used_policies.borrow_mut().insert(key.clone());
-        Some(lowered.clone())
+        let policies = self.backend_tls?;
+        let port = self.port(namespace, service, port).ok();
+        let port_name = port.and_then(|p| p.name.as_deref());
+        // Every policy naming this port learns of the backend, holding it or not.
+        let section = port.map(|p| p.name.as_deref().unwrap_or(""));
+        self.used_policies
+            .borrow_mut()
+            .extend(policies.naming(namespace, service, section).cloned());
+        policies.lookup(namespace, service, port_name).cloned()
     }
 
     fn resolve(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {

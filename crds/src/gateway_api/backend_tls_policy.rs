@@ -78,11 +78,15 @@ pub struct LocalObjectReference {
 }
 
 /// The status of a policy (GEP-713): per ancestor it takes effect through, its conditions.
+///
+/// The entries are kept as written: other controllers write theirs in the same list, and one
+/// frontdesk cannot read must neither hide the policy nor be lost or rewritten when frontdesk
+/// writes its own ([`PolicyAncestorStatus`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyStatus {
     #[serde(default)]
-    pub ancestors: Vec<PolicyAncestorStatus>,
+    pub ancestors: Vec<serde_json::Value>,
 }
 
 /// A policy's conditions as one controller sees them through one ancestor.
