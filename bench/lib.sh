@@ -169,6 +169,21 @@ EOF
       policies: [bench-resilience]
       retries: {attempts: 2, perTryTimeout: 5s, on: [connect-failure, reset, 5xx]}
       backends: [{url: "http://127.0.0.1:$backend_port"}]
+    - name: cors
+      matches: [{path: {type: PathPrefix, value: /cors}}]
+      policies: [bench-cors]
+      backends: [{url: "http://127.0.0.1:$backend_port"}]
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: bench-cors, namespace: default}
+spec:
+  cors:
+    allowOrigins: ["https://shop.bench.example", "https://*.partners.bench.example"]
+    allowHeaders: [authorization, x-api-key]
+    exposeHeaders: [x-total]
+    allowCredentials: true
+    maxAge: 10m
 ---
 apiVersion: frontdesk.dev/v1alpha1
 kind: Policy
@@ -339,9 +354,15 @@ _run_loadgen() {
 
 # run_wrk URL DURATION_S OUT: closed loop, 1 thread, $BENCH_WRK_CONNS connections.
 # Every contender gets the same request: when BENCH_HEADER is set (the JWT benchmark's
-# Authorization header) it is sent to all of them, so request sizes stay equal.
+# Authorization header) or BENCH_ORIGIN is (the CORS benchmark's Origin), they are sent to all
+# of them, so request sizes stay equal.
 BENCH_HEADER=${BENCH_HEADER:-}
-_header_args() { if [[ -n $BENCH_HEADER ]]; then HEADER_ARGS=(-H "$BENCH_HEADER"); else HEADER_ARGS=(); fi; }
+BENCH_ORIGIN=${BENCH_ORIGIN:-}
+_header_args() {
+  HEADER_ARGS=()
+  if [[ -n $BENCH_HEADER ]]; then HEADER_ARGS+=(-H "$BENCH_HEADER"); fi
+  if [[ -n $BENCH_ORIGIN ]]; then HEADER_ARGS+=(-H "Origin: $BENCH_ORIGIN"); fi
+}
 
 run_wrk() {
   _header_args

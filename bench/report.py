@@ -14,7 +14,7 @@ import sys
 from collections import defaultdict
 
 ORDER = ["direct", "frontdesk", "frontdesk-jwt", "frontdesk-local", "frontdesk-global",
-         "frontdesk-resilience", "nginx", "hyper-floor"]
+         "frontdesk-resilience", "frontdesk-cors", "nginx", "hyper-floor"]
 NOISE_WARN_PCT = 10.0  # other processes using more than this % of one core during a run
 
 
@@ -83,7 +83,8 @@ def main():
              ("frontdesk-jwt", "frontdesk"),  # the JWT policy's cost; goal >= 0.9
              ("frontdesk-local", "frontdesk"),  # a local rate limit; goal >= 0.95
              ("frontdesk-global", "frontdesk"),  # a global (Redis) rate limit; goal >= 0.7
-             ("frontdesk-resilience", "frontdesk"))  # retries, circuit breaking, outlier detection that never trigger; goal >= 0.97
+             ("frontdesk-resilience", "frontdesk"),  # retries, circuit breaking, outlier detection that never trigger; goal >= 0.97
+             ("frontdesk-cors", "frontdesk"))  # a CORS Policy, request from an allowed origin; goal >= 0.97
     ratios = [(a, b) for a, b in pairs if a in data and b in data]
     if ratios:
         out.append("")
@@ -96,7 +97,8 @@ def main():
 
     cpu_pairs = [(a, b) for a, b in (("frontdesk", "nginx"), ("hyper-floor", "nginx"),
                                       ("frontdesk", "hyper-floor"),
-                                      ("frontdesk-resilience", "frontdesk"))
+                                      ("frontdesk-resilience", "frontdesk"),
+                                      ("frontdesk-cors", "frontdesk"))
                  if med(data, a, "proxy_cpu_us") and med(data, b, "proxy_cpu_us")]
     if cpu_pairs:
         out.append("")

@@ -11,6 +11,8 @@
 #              triggers, counted in the proxy's memory / in Redis (redis-server on core 1)
 #   frontdesk-resilience  the same proxy, on a route with retries (and their budget), a
 #              circuit breaker and outlier detection that never trigger: what having them costs
+#   frontdesk-cors  the same proxy, on a route with a CORS Policy, asked from an allowed origin
+#              (every contender is sent the same Origin header)
 #   nginx      wrk/hey -> nginx reverse proxy (1 worker, upstream keep-alive) -> backend
 #   hyper-floor  wrk/hey -> proxy/examples/hyper_floor.rs (hyper's HTTP/1.1 server in front of
 #              hyper's HTTP/1.1 client connections, nothing else) -> backend: what any proxy on
@@ -31,7 +33,7 @@
 #
 # Environment:
 #   BENCH_CONTENDERS    contenders to run (default "direct frontdesk frontdesk-jwt frontdesk-local
-#                       frontdesk-global frontdesk-resilience nginx hyper-floor")
+#                       frontdesk-global frontdesk-resilience frontdesk-cors nginx hyper-floor")
 #   BENCH_ROUNDS        rounds of each kind (default 5)
 #   BENCH_DURATION      seconds per throughput run (default 10)
 #   BENCH_LAT_DURATION  seconds per latency run (default 8)
@@ -49,7 +51,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 
-CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global frontdesk-resilience nginx hyper-floor}
+CONTENDERS=${BENCH_CONTENDERS:-direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global frontdesk-resilience frontdesk-cors nginx hyper-floor}
 ROUNDS=${BENCH_ROUNDS:-5}
 DURATION=${BENCH_DURATION:-10}
 LAT_DURATION=${BENCH_LAT_DURATION:-8}
@@ -60,12 +62,12 @@ MEM_UPLOADS=${BENCH_MEM_UPLOADS:-500}
 
 read -ra contenders <<<"$CONTENDERS"
 for c in "${contenders[@]}"; do
-  case $c in direct | frontdesk | frontdesk-jwt | frontdesk-local | frontdesk-global | frontdesk-resilience | nginx | hyper-floor) ;;
-    *) die "unknown contender '$c' (direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global frontdesk-resilience nginx hyper-floor)" ;;
+  case $c in direct | frontdesk | frontdesk-jwt | frontdesk-local | frontdesk-global | frontdesk-resilience | frontdesk-cors | nginx | hyper-floor) ;;
+    *) die "unknown contender '$c' (direct frontdesk frontdesk-jwt frontdesk-local frontdesk-global frontdesk-resilience frontdesk-cors nginx hyper-floor)" ;;
   esac
 done
 wants() { [[ " $CONTENDERS " == *" $1 "* ]]; }
-wants_proxy() { wants frontdesk || wants frontdesk-jwt || wants frontdesk-local || wants frontdesk-global || wants frontdesk-resilience; }
+wants_proxy() { wants frontdesk || wants frontdesk-jwt || wants frontdesk-local || wants frontdesk-global || wants frontdesk-resilience || wants frontdesk-cors; }
 
 "$REPO/scripts/install-deps.sh" bench
 
@@ -128,7 +130,8 @@ if wants_proxy; then
   start_redis redis "$redis_port"
   start_frontdesk frontdesk "$port" "$admin_port" "$BENCH_DIR/manifests" \
     --redis-url "redis://127.0.0.1:$redis_port"
-  for path in "" jwt local global resilience; do
+  if wants frontdesk-cors; then BENCH_ORIGIN="https://shop.bench.example"; fi
+  for path in "" jwt local global resilience cors; do
     who=frontdesk${path:+-$path}
     url[$who]="http://127.0.0.1:$port/$path"
     proxy_pid[$who]=${BENCH_PID[frontdesk]}
@@ -140,6 +143,10 @@ if wants_proxy; then
     [[ $code == 200 ]] || { bench_dump_logs; die "$who answered $code"; }
     curl -s -D - -o /dev/null "${url[$who]}" | grep -qi '^ratelimit:' || die "$who sent no RateLimit header"
   done
+  if wants frontdesk-cors; then
+    curl -s -D - -o /dev/null -H "Origin: $BENCH_ORIGIN" "${url[frontdesk-cors]}" |
+      grep -qi "^access-control-allow-origin: $BENCH_ORIGIN" || die "the CORS route did not allow the bench origin"
+  fi
   if wants frontdesk-jwt; then
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "$BENCH_HEADER" "${url[frontdesk-jwt]}")
     [[ $code == 200 ]] || { bench_dump_logs; die "the JWT route answered $code to the bench token"; }

@@ -74,6 +74,47 @@ pub struct PolicySpec {
     /// Connections to the backends of the rules this Policy applies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_connection: Option<BackendConnectionSpec>,
+
+    /// Cross-origin requests from browsers (CORS), answered by the proxy before
+    /// authentication: a preflight `OPTIONS` gets 204 with the allowed methods and headers (or
+    /// 403 for an origin not allowed) and never reaches the backend; an allowed origin's
+    /// requests get `Access-Control-Allow-Origin` on every answer, errors included. Every
+    /// answer carries `Vary: Origin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSpec>,
+}
+
+/// Which browser origins may call the rules, with which methods and headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsSpec {
+    /// Origins allowed: exact (`https://shop.example.com`, with its port when not the
+    /// scheme's default), any subdomain (`https://*.example.com`), or `*` (any origin; not
+    /// with `allowCredentials`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<String>,
+    /// Regular expressions an origin must match whole, such as
+    /// `https://shop-[a-z0-9]+\.example\.com`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origin_regexes: Vec<String>,
+    /// Methods a preflight may ask for. Defaults to GET, HEAD and POST.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for (case does not matter); `*` allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    /// Response headers the page may read besides the CORS-safelisted ones; `*` for all (not
+    /// with `allowCredentials`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// Whether the browser sends cookies and credentials and lets the page read the answer.
+    /// Needs listed origins, never `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+    /// How long a browser may keep a preflight's answer (`10m`); at most 24h. Without it,
+    /// browsers keep it 5 seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
 }
 
 /// Timeouts of connections to backends; each defaults to the proxy's own setting

@@ -34,8 +34,11 @@ pub struct Exchange {
     pub route: RouteId,
     /// The matched rule's request metrics.
     pub metrics: Option<Arc<RouteMetrics>>,
-    /// Headers every answer to this request carries, whoever makes it (RateLimit, later CORS).
+    /// Headers every answer to this request carries, whoever makes it (RateLimit, CORS).
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The rule's Policy answers CORS: a backend's own `Access-Control-*` headers are dropped
+    /// (the policy's, in `response_headers`, are the only ones).
+    pub owns_cors: bool,
     /// Who the policy authenticated: API key consumer, basic-auth user or JWT subject.
     pub consumer: Option<Arc<str>>,
     /// Only what the access log needs; `None` when it is off, so nothing is copied for it.
@@ -125,6 +128,7 @@ impl Exchange {
             route: no_route.clone(),
             metrics: None,
             response_headers: Vec::new(),
+            owns_cors: false,
             consumer: None,
             log: logged.then(|| LogFields {
                 path: req.uri().path().to_string(),

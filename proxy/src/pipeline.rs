@@ -1,7 +1,7 @@
 //! The request path: sequences the [`crate::stages`], and does nothing else.
 //!
 //! ```text
-//! request_target → route → [cors] → authenticate → authorize → rate_limit → [cache] →
+//! request_target → route → cors → authenticate → authorize → rate_limit → [cache] →
 //!   request_transforms → action → render → response_transforms → finish
 //! ```
 //!
@@ -124,7 +124,11 @@ impl Runtime {
                 captures: &matched.captures,
                 prefix: matched.prefix,
             };
-            // cors: the slot for preflights and CORS headers (see crate::stages::cors).
+            if let Some(cors) = &rule.cors
+                && let Some(answered) = cors.check(req.method(), req.headers(), ex)
+            {
+                return (Some(rule), answered);
+            }
             let outcome = self.after_match(req, rule, &target, path, ex).await;
             (Some(rule), outcome)
         }
@@ -211,8 +215,9 @@ impl Runtime {
                 upstream_duration: &rule.upstream_duration,
                 // Relayed as sent when the server writing the answer knows how (HTTP/1) and the
                 // rule edits no response field: the respond path and the HTTP/1 encoder know the
-                // raw form, nothing else after the action reads the fields. A later stage that
-                // does (CORS, cache) adds its test here.
+                // raw form, nothing else after the action reads the fields (CORS drops a
+                // backend's own CORS fields from the raw form too). A later stage that reads
+                // them (cache) adds its test here.
                 answer_fields: if ex.relays_raw_fields && rule.response_transforms.is_empty() {
                     AnswerFields::PassThrough
                 } else {

@@ -39,6 +39,9 @@ pub enum ProblemKind {
     /// The backend has as many requests in flight and waiting as its circuit breaker allows
     /// (503).
     CircuitOpen,
+    /// A CORS preflight from an origin, or asking for a method or header, the route's Policy
+    /// does not allow (403).
+    CorsRefused,
     Internal,
 }
 
@@ -60,6 +63,7 @@ impl ProblemKind {
             ProblemKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ProblemKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProblemKind::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::CorsRefused => StatusCode::FORBIDDEN,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,6 +86,7 @@ impl ProblemKind {
             ProblemKind::UpstreamUnavailable => "upstream-unavailable",
             ProblemKind::UpstreamTimeout => "upstream-timeout",
             ProblemKind::CircuitOpen => "circuit-open",
+            ProblemKind::CorsRefused => "cors-refused",
             ProblemKind::Internal => "internal",
         }
     }
@@ -103,6 +108,7 @@ impl ProblemKind {
             ProblemKind::UpstreamUnavailable => "The backend could not be reached",
             ProblemKind::UpstreamTimeout => "The backend did not answer in time",
             ProblemKind::CircuitOpen => "The backend is at its bound of requests",
+            ProblemKind::CorsRefused => "Cross-origin request not allowed",
             ProblemKind::Internal => "Internal gateway error",
         }
     }

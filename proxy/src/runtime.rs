@@ -20,6 +20,7 @@ use crate::metrics::{Metrics, RouteId, RouteLabels, RouteMetrics};
 use crate::stages::action::Action;
 use crate::stages::authenticate::{AuthShared, Authenticate};
 use crate::stages::authorize::Authorize;
+use crate::stages::cors::Cors;
 use crate::stages::rate_limit::{RateLimitRuntime, RateLimitShared};
 use crate::stages::request_transforms::RequestTransforms;
 use crate::stages::respond::Respond;
@@ -95,6 +96,7 @@ pub struct RuleRuntime {
     pub timeout: Duration,
     /// Policy stages, shared by the rules with the same effective policy.
     pub authenticate: Option<Arc<Authenticate>>,
+    pub cors: Option<Arc<Cors>>,
     pub authorize: Option<Arc<Authorize>>,
     pub rate_limit: Option<Arc<RateLimitRuntime>>,
     /// The Policy's request body bound, when it sets one (`u64::MAX`: none).
@@ -107,6 +109,7 @@ pub struct RuleRuntime {
 /// A policy's stages, built once per snapshot however many rules share it.
 #[derive(Clone, Default)]
 struct PolicyStages {
+    cors: Option<Arc<Cors>>,
     authenticate: Option<Arc<Authenticate>>,
     authorize: Option<Arc<Authorize>>,
     rate_limit: Option<Arc<RateLimitRuntime>>,
@@ -156,6 +159,7 @@ impl Runtime {
 
 fn policy_stages(key: &str, p: &snap::Policy, env: &Env) -> Result<PolicyStages, String> {
     Ok(PolicyStages {
+        cors: p.cors.as_ref().map(Cors::build).transpose()?.map(Arc::new),
         authenticate: Authenticate::build(key, p, &env.auth, &env.metrics)?.map(Arc::new),
         authorize: Authorize::build(key, p, &env.metrics).map(Arc::new),
         rate_limit: p
@@ -185,6 +189,7 @@ impl RuleRuntime {
             metrics: Arc::new(RouteMetrics::new(labels.route.clone(), metrics)),
             upstream_duration: metrics.upstream_duration.get_or_create(&labels).clone(),
             timeout: Duration::from_millis(rule.timeout_ms),
+            cors: policy.cors,
             authenticate: policy.authenticate,
             authorize: policy.authorize,
             rate_limit: policy.rate_limit,

@@ -12,6 +12,7 @@
 
 mod backend_tls;
 mod circuit_breaker;
+mod cors;
 mod health_check;
 mod listener;
 mod load_balancer;
@@ -24,6 +25,7 @@ mod validate;
 
 pub use backend_tls::*;
 pub use circuit_breaker::*;
+pub use cors::*;
 pub use health_check::*;
 pub use listener::*;
 pub use load_balancer::*;

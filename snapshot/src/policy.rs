@@ -41,6 +41,9 @@ pub struct Policy {
     /// Connect and idle timeouts of each backend's connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_connection: Option<crate::BackendConnection>,
+    /// Cross-origin requests from browsers: preflights answered, CORS headers added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<crate::Cors>,
 }
 
 /// Bounds on requests.
@@ -315,6 +318,10 @@ pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
     if let Some(lb) = &p.load_balancer {
         lb.check()
             .map_err(|(field, why)| (format!("loadBalancer.{field}"), why))?;
+    }
+    if let Some(c) = &p.cors {
+        c.check()
+            .map_err(|(field, why)| (format!("cors.{field}"), why))?;
     }
     if let Some(rl) = &p.rate_limit {
         for (i, l) in rl.limits.iter().enumerate() {

@@ -187,6 +187,9 @@ pub fn lower_policy(
         out.policy.load_balancer =
             super::upstream::lower_load_balancer("spec.loadBalancer", lb, ctx.d);
     }
+    if let Some(c) = &spec.cors {
+        out.policy.cors = super::cors::lower_cors("spec.cors", c, ctx.d);
+    }
     if !missing.is_empty() {
         out.policy.unavailable = Some(missing.join("; "));
     }
@@ -1008,6 +1011,7 @@ pub fn merge(
     let mut checks_from: Option<String> = None;
     let mut balancer_from: Option<String> = None;
     let mut connection_from: Option<String> = None;
+    let mut cors_from: Option<String> = None;
     for name in names {
         let id = format!("{namespace}/{name}");
         out.sources.push(id.clone());
@@ -1083,6 +1087,14 @@ pub fn merge(
                     p.backend_connection.as_ref(),
                     &mut out.backend_connection,
                     &mut connection_from,
+                    &mut conflicts,
+                );
+                take(
+                    "cors",
+                    &id,
+                    p.cors.as_ref(),
+                    &mut out.cors,
+                    &mut cors_from,
                     &mut conflicts,
                 );
             }

@@ -59,6 +59,9 @@ pub struct RawFields {
     pub content_length: Option<u64>,
     /// A `Date` field is among them.
     pub dated: bool,
+    /// Fields the proxy adds to every answer (RateLimit, CORS), written after the backend's
+    /// without going through the map (no hashing for a field only the encoder reads).
+    added: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl RawFields {
@@ -71,6 +74,7 @@ impl RawFields {
             lines: SmallVec::new(),
             content_length: None,
             dated: false,
+            added: Vec::new(),
         };
         for &[name_at, name_len, value_at, value_len] in spans {
             let name = &head[name_at as usize..(name_at + name_len) as usize];
@@ -121,10 +125,34 @@ impl RawFields {
         });
     }
 
-    /// Writes the fields, one `name: value` line each, as they came.
+    /// Leaves out every field whose name starts with `prefix` (lower-case), in one pass.
+    pub fn remove_prefixed(&mut self, prefix: &[u8]) {
+        let head = &self.head;
+        self.lines.retain(|&mut [at, len, _, _]| {
+            let name = &head[at as usize..(at + len) as usize];
+            !(name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix))
+        });
+    }
+
+    /// Adds the proxy's fields, after the backend's (taking `fields`' buffer when it can).
+    pub fn extend(&mut self, fields: &mut Vec<(HeaderName, HeaderValue)>) {
+        if self.added.is_empty() {
+            self.added = std::mem::take(fields);
+        } else {
+            self.added.append(fields);
+        }
+    }
+
+    /// Writes the fields, one `name: value` line each, as they came, then the proxy's.
     pub fn write(&self, out: &mut BytesMut) {
         for &[at, _, _, end] in &self.lines {
             out.put_slice(&self.head[at as usize..end as usize]);
+            out.put_slice(b"\r\n");
+        }
+        for (name, value) in &self.added {
+            out.put_slice(name.as_str().as_bytes());
+            out.put_slice(b": ");
+            out.put_slice(value.as_bytes());
             out.put_slice(b"\r\n");
         }
     }
@@ -145,6 +173,9 @@ impl RawFields {
         }
         if let Some(n) = self.content_length {
             map.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        for (name, value) in self.added {
+            map.append(name, value);
         }
         let mut last = None;
         for (name, value) in added {

@@ -5,7 +5,7 @@
 //! 1. [`Respond::render`]: a problem becomes its RFC 9457 problem+json answer (counted in
 //!    `frontdesk_local_replies_total`);
 //! 2. [`Respond::finish`]: the headers the stages asked every answer to carry
-//!    ([`Exchange::response_headers`]: RateLimit, later CORS) and `x-request-id` are added, and
+//!    ([`Exchange::response_headers`]: RateLimit, CORS) and `x-request-id` are added, and
 //!    the request's metrics and access-log line are recorded when the body has been sent (or
 //!    the client went away).
 
@@ -64,13 +64,26 @@ impl Respond {
         mut ex: Exchange,
     ) -> Response<ProxyBody> {
         let (mut head, body) = resp.into_parts();
-        for (name, value) in ex.response_headers.drain(..) {
-            head.headers.append(name, value);
-        }
         // A backend's answer relayed as sent keeps its fields apart from the map; only for
         // servers that write such answers.
         let mut raw = head.extensions.get_mut::<RawFields>();
         debug_assert!(raw.is_none() || ex.relays_raw_fields);
+        if ex.owns_cors {
+            // The Policy's CORS answer is the only one: a backend's own goes. Relayed as sent,
+            // the backend's fields are all in `raw`; else they are in the map.
+            match raw.as_deref_mut() {
+                Some(raw) => raw.remove_prefixed(crate::stages::cors::PREFIX.as_bytes()),
+                None => crate::stages::cors::remove_from(&mut head.headers),
+            }
+        }
+        match raw.as_deref_mut() {
+            Some(raw) => raw.extend(&mut ex.response_headers),
+            None => {
+                for (name, value) in ex.response_headers.drain(..) {
+                    head.headers.append(name, value);
+                }
+            }
+        }
         if let Some(raw) = raw.as_deref_mut() {
             raw.remove(&X_REQUEST_ID);
         }
