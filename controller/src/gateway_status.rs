@@ -169,14 +169,17 @@ fn comparable(status: &serde_json::Value, addresses: bool) -> serde_json::Value 
 
 /// Where Gateway API statuses go: server-side apply in a cluster, a recorder in tests.
 pub trait GatewayStatusSink {
-    /// Applies `status` to the `kind` (GatewayClass or Gateway) `namespace/name` (`namespace`
-    /// empty for a GatewayClass).
+    /// Applies `status` to the `kind` (GatewayClass, Gateway or BackendTLSPolicy)
+    /// `namespace/name` (`namespace` empty for a GatewayClass); with `resource_version`, only
+    /// to that version of the object (a status shared with other controllers must not
+    /// overwrite what one wrote since it was read).
     fn apply_gateway_status(
         &self,
         kind: &str,
         namespace: &str,
         name: &str,
         status: &serde_json::Value,
+        resource_version: Option<&str>,
     ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
@@ -187,6 +190,8 @@ pub struct Wanted {
     pub name: String,
     pub status: serde_json::Value,
     pub current: Option<serde_json::Value>,
+    /// The version `current` was read at, when the write must not apply to a later one.
+    pub resource_version: Option<String>,
 }
 
 /// Writes the Gateway API statuses that changed.
@@ -241,7 +246,13 @@ impl GatewayStatusWriter {
                 continue;
             }
             match sink
-                .apply_gateway_status(&w.kind, &w.namespace, &w.name, &w.status)
+                .apply_gateway_status(
+                    &w.kind,
+                    &w.namespace,
+                    &w.name,
+                    &w.status,
+                    w.resource_version.as_deref(),
+                )
                 .await
             {
                 Ok(()) => {
@@ -430,6 +441,7 @@ spec:
             _: &str,
             name: &str,
             status: &serde_json::Value,
+            _: Option<&str>,
         ) -> Result<(), String> {
             self.0.lock().unwrap().push((name.into(), status.clone()));
             Ok(())
@@ -447,6 +459,7 @@ spec:
             name: "frontdesk".into(),
             status: status.clone(),
             current,
+            resource_version: None,
         };
         let sink = Recorder::default();
         let mut writer = GatewayStatusWriter::default();
@@ -479,6 +492,7 @@ spec:
             name: "public".into(),
             status: status.clone(),
             current: Some(current),
+            resource_version: None,
         };
         let sink = Recorder::default();
         let mut writer = GatewayStatusWriter::default();
@@ -505,6 +519,7 @@ spec:
             _: &str,
             _: &str,
             _: &serde_json::Value,
+            _: Option<&str>,
         ) -> Result<(), String> {
             self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Err("forbidden".into())
@@ -519,6 +534,7 @@ spec:
             name: "public".into(),
             status: serde_json::json!({"conditions": []}),
             current: None,
+            resource_version: None,
         };
         let sink = Refusing::default();
         let calls = || sink.0.load(std::sync::atomic::Ordering::Relaxed);
@@ -578,7 +594,7 @@ spec:
                     serde_json::to_vec(&echo).unwrap(),
                 )));
                 patches.push((path, query, sent));
-                if patches.len() == 3 {
+                if patches.len() == 4 {
                     return patches;
                 }
             }
@@ -599,11 +615,20 @@ spec:
                     name: s.name.clone(),
                     status: status.unwrap(),
                     current: None,
+                    resource_version: None,
                 })
             })
+            .chain([Wanted {
+                kind: "BackendTLSPolicy".into(),
+                namespace: "edge".into(),
+                name: "orders-tls".into(),
+                status: serde_json::json!({"ancestors": []}),
+                current: None,
+                resource_version: Some("42".into()),
+            }])
             .collect();
         let mut writer = GatewayStatusWriter::default();
-        assert_eq!(writer.reconcile(&sink, &wanted).await, 3);
+        assert_eq!(writer.reconcile(&sink, &wanted).await, 4);
         let patches = server.await.unwrap();
         let by_path = |p: &str| {
             let (_, query, body) = patches
@@ -617,6 +642,13 @@ spec:
             body.clone()
         };
         let time = serde_json::to_value(now(100)).unwrap();
+
+        // A status shared with other controllers applies only to the version it was read at.
+        let policy = by_path(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/edge/backendtlspolicies/orders-tls/status",
+        );
+        assert_eq!(policy["metadata"]["resourceVersion"], "42", "{policy}");
+        assert_eq!(policy["kind"], "BackendTLSPolicy");
 
         let class = by_path("/apis/gateway.networking.k8s.io/v1/gatewayclasses/frontdesk/status");
         assert_eq!(

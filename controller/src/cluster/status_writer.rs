@@ -146,6 +146,15 @@ pub(super) fn gateway_api_statuses(
         };
     let (classes, gateways) = (statuses(&stores.classes), statuses(&stores.gateways));
     let tls_policies = statuses(&stores.backend_tls_policies);
+    let tls_versions: HashMap<(String, String), String> = stores
+        .backend_tls_policies
+        .iter()
+        .flat_map(|s| s.state())
+        .filter_map(|o| {
+            let key = (o.metadata.namespace.clone()?, o.metadata.name.clone()?);
+            Some((key, o.metadata.resource_version.clone()?))
+        })
+        .collect();
     let current =
         |map: &HashMap<(String, String), serde_json::Value>, namespace: &str, name: &str| {
             map.get(&(namespace.to_string(), name.to_string())).cloned()
@@ -252,6 +261,14 @@ pub(super) fn gateway_api_statuses(
             name: s.name.clone(),
             status,
             current,
+            // Other controllers write in a policy's ancestors too: apply to what was read.
+            resource_version: (s.kind == "BackendTLSPolicy")
+                .then(|| {
+                    tls_versions
+                        .get(&(s.namespace.clone(), s.name.clone()))
+                        .cloned()
+                })
+                .flatten(),
         });
     }
     wanted
@@ -387,6 +404,7 @@ impl GatewayStatusSink for KubeSink {
         namespace: &str,
         name: &str,
         status: &serde_json::Value,
+        resource_version: Option<&str>,
     ) -> Result<(), String> {
         use frontdesk_crds::gateway_api::{BackendTLSPolicy, Gateway, GatewayClass};
         let (api, ar) = if kind == "GatewayClass" {
@@ -401,7 +419,24 @@ impl GatewayStatusSink for KubeSink {
             let api = Api::namespaced_with(self.client.clone(), namespace, &ar);
             (api, ar)
         };
-        apply_status(&api, name, &ar.api_version, kind, status).await
+        let mut patch = serde_json::json!({
+            "apiVersion": ar.api_version,
+            "kind": kind,
+            "status": status,
+        });
+        if let Some(version) = resource_version {
+            // Server-side apply with a resourceVersion: refused (409) when the object changed
+            // since; the writer tries again with what it reads next.
+            patch["metadata"] = serde_json::json!({"resourceVersion": version});
+        }
+        api.patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
 }
 
