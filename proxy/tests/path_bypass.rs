@@ -16,47 +16,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use support::*;
 
-/// A backend that answers 200 to everything and records each request line.
-async fn recording_backend() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                        buf.drain(..end + 4);
-                        let line = head.lines().next().unwrap_or_default().to_string();
-                        log.lock().unwrap().push(line);
-                        let answer = "HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nbackend";
-                        if s.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
-        }
-    });
-    (addr, seen)
-}
-
 async fn start() -> (ProxyProcess, Arc<Mutex<Vec<String>>>) {
-    let (backend, seen) = recording_backend().await;
+    let (backend, seen) =
+        recording_backend("HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nbackend").await;
     let policy = manifest(
         "Policy",
         "admin-key",

@@ -365,7 +365,7 @@ impl StatusSink for KubeSink {
     ) -> Result<(), String> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &api_resource(kind));
-        apply_status(&api, name, "frontdesk.dev/v1alpha1", kind, status).await
+        apply_status(&api, name, "frontdesk.dev/v1alpha1", kind, status, None).await
     }
 
     async fn warn(
@@ -419,41 +419,30 @@ impl GatewayStatusSink for KubeSink {
             let api = Api::namespaced_with(self.client.clone(), namespace, &ar);
             (api, ar)
         };
-        let mut patch = serde_json::json!({
-            "apiVersion": ar.api_version,
-            "kind": kind,
-            "status": status,
-        });
-        if let Some(version) = resource_version {
-            // Server-side apply with a resourceVersion: refused (409) when the object changed
-            // since; the writer tries again with what it reads next.
-            patch["metadata"] = serde_json::json!({"resourceVersion": version});
-        }
-        api.patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        apply_status(&api, name, &ar.api_version, kind, status, resource_version).await
     }
 }
 
 /// Writes `status` on an object's status subresource by server-side apply, as the
-/// controller's field manager.
+/// controller's field manager; with `resource_version`, only to that version of the object.
 async fn apply_status(
     api: &Api<DynamicObject>,
     name: &str,
     api_version: &str,
     kind: &str,
     status: &impl serde::Serialize,
+    resource_version: Option<&str>,
 ) -> Result<(), String> {
-    let patch = serde_json::json!({
+    let mut patch = serde_json::json!({
         "apiVersion": api_version,
         "kind": kind,
         "status": status,
     });
+    if let Some(version) = resource_version {
+        // Server-side apply with a resourceVersion: refused (409) when the object changed
+        // since; the writer tries again with what it reads next.
+        patch["metadata"] = serde_json::json!({"resourceVersion": version});
+    }
     api.patch_status(
         name,
         &PatchParams::apply(FIELD_MANAGER).force(),
