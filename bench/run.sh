@@ -130,6 +130,7 @@ if wants_proxy; then
   start_redis redis "$redis_port"
   start_frontdesk frontdesk "$port" "$admin_port" "$BENCH_DIR/manifests" \
     --redis-url "redis://127.0.0.1:$redis_port"
+  # The origin the bench Policy allows (bench/lib.sh).
   if wants frontdesk-cors; then BENCH_ORIGIN="https://shop.bench.example"; fi
   for path in "" jwt local global resilience cors; do
     who=frontdesk${path:+-$path}

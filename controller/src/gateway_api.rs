@@ -127,11 +127,24 @@ async fn without_unlistable_policies(
             .map(|ns| Api::namespaced_with(client.clone(), ns, &ar))
             .collect()
     };
+    // Only a refusal turns them off: any other failure is asked again, as discovery is, so a
+    // hiccup never leaves the Services they target in plaintext.
+    let mut backoff = Duration::from_secs(1);
     for api in apis {
-        if let Err(e) = api.list(&params).await {
-            tracing::warn!(error = %e, "BackendTLSPolicies cannot be listed: they are not read until the controller restarts with list and watch on backendtlspolicies (docs/install.md)");
-            presence.backend_tls_policies = false;
-            break;
+        loop {
+            match api.list(&params).await {
+                Ok(_) => break,
+                Err(kube::Error::Api(status)) if status.code == 403 => {
+                    tracing::warn!(error = %status.message, "BackendTLSPolicies may not be listed: they are not read until the controller restarts with list and watch on backendtlspolicies (docs/install.md)");
+                    presence.backend_tls_policies = false;
+                    return presence;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "listing BackendTLSPolicies failed; asking again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
         }
     }
     presence
@@ -420,12 +433,12 @@ pub(crate) async fn follow(
                     continue;
                 }
             }
+            let presence = without_unlistable_policies(&client, &namespaces, presence).await;
             tracing::info!(
                 reference_grants = presence.reference_grants,
                 backend_tls_policies = presence.backend_tls_policies,
                 "Gateway API CRDs installed; watching GatewayClasses, Gateways, and ReferenceGrants and BackendTLSPolicies where installed"
             );
-            let presence = without_unlistable_policies(&client, &namespaces, presence).await;
             let labels = may_list_namespaces(&client).await;
             let stores = GatewayApiStores::start(&client, &namespaces, &changed, presence, labels);
             stores.wait_until_ready().await;

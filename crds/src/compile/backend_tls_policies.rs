@@ -113,6 +113,8 @@ impl BackendTlsPolicies {
         let mut lost = Vec::new();
         for t in targets {
             match self.holders.get(&t) {
+                // A target listed twice is held once.
+                Some(holder) if *holder == key => {}
                 Some(holder) => {
                     let what = match &t.2 {
                         Some(port) => format!("port {port} of Service {}", t.1),
@@ -130,17 +132,18 @@ impl BackendTlsPolicies {
         }
         let (lowered, mut conditions) = lower(policy, namespace, refs);
         if !lost.is_empty() {
-            let holds = if self.holders.values().any(|h| *h == key) {
-                "; it applies to its other targets"
+            let lost = lost.join("; ");
+            if lowered.is_ok() {
+                let holds = if self.holders.values().any(|h| *h == key) {
+                    "; it applies to its other targets"
+                } else {
+                    ""
+                };
+                conditions[0] = condition(ACCEPTED, false, "Conflicted", format!("{lost}{holds}"));
             } else {
-                ""
-            };
-            conditions[0] = condition(
-                ACCEPTED,
-                false,
-                "Conflicted",
-                format!("{}{holds}", lost.join("; ")),
-            );
+                // Why it cannot be applied comes first; the conflict is said too.
+                conditions[0].message = format!("{}; also, {lost}", conditions[0].message);
+            }
         }
         st.conditions = conditions;
         let lowered = lowered.map_err(|why| {

@@ -42,7 +42,8 @@ pub(super) fn lower_cors(p: &str, spec: &CorsSpec, d: &mut Diagnostics) -> Optio
         }
     }
     for (i, r) in spec.allow_origin_regexes.iter().enumerate() {
-        let anchored = format!("^(?:{r})$");
+        // Origins are matched whole, and case does not matter in them.
+        let anchored = format!("^(?i:{r})$");
         match regex::Regex::new(&anchored) {
             Ok(_) => cors.origin_regexes.push(anchored),
             Err(e) => d.push(format!("{p}.allowOriginRegexes[{i}]"), e.to_string()),
@@ -51,7 +52,19 @@ pub(super) fn lower_cors(p: &str, spec: &CorsSpec, d: &mut Diagnostics) -> Optio
     cors.methods = if spec.allow_methods.is_empty() {
         ["GET", "HEAD", "POST"].map(String::from).to_vec()
     } else {
-        spec.allow_methods.clone()
+        // Browsers upper-case the standard methods they send: `get` is `GET`.
+        spec.allow_methods
+            .iter()
+            .map(|m| {
+                let upper = m.to_ascii_uppercase();
+                let standard = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+                if standard.contains(&upper.as_str()) {
+                    upper
+                } else {
+                    m.clone()
+                }
+            })
+            .collect()
     };
     for (i, m) in spec.allow_methods.iter().enumerate() {
         if http::Method::from_bytes(m.as_bytes()).is_err() || m == "*" {
@@ -176,7 +189,7 @@ mod tests {
         assert_eq!(cors.origin_suffixes, ["https://.example.com:8443"]);
         assert_eq!(
             cors.origin_regexes,
-            ["^(?:https://a[0-9]+\\.example\\.org)$"]
+            ["^(?i:https://a[0-9]+\\.example\\.org)$"]
         );
         assert_eq!(cors.methods, ["GET", "HEAD", "POST"]);
         assert_eq!(cors.headers, ["x-trace", "*"]);

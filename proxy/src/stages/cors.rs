@@ -87,10 +87,13 @@ impl Cors {
                     Some((format!("{scheme}://").into(), domain.into()))
                 })
                 .collect(),
+            // Anchored here too: the snapshot's are, but a regex matching part of an origin
+            // would allow far more than meant.
             regexes: if c.origin_regexes.is_empty() {
                 None
             } else {
-                Some(regex::RegexSet::new(&c.origin_regexes).map_err(|e| e.to_string())?)
+                let anchored = c.origin_regexes.iter().map(|r| format!("^(?:{r})$"));
+                Some(regex::RegexSet::new(anchored).map_err(|e| e.to_string())?)
             },
             methods: c
                 .methods
@@ -145,10 +148,13 @@ impl Cors {
         if !allowed {
             return Some(Err(refused("the origin is not allowed to call this route")));
         }
-        if !self
-            .methods
-            .iter()
-            .any(|m| m.as_str().as_bytes() == asked.as_bytes())
+        // The CORS-safelisted methods (GET, HEAD, POST) need no listing (Fetch standard).
+        let safelisted = matches!(asked.as_bytes(), b"GET" | b"HEAD" | b"POST");
+        if !safelisted
+            && !self
+                .methods
+                .iter()
+                .any(|m| m.as_str().as_bytes() == asked.as_bytes())
         {
             let shown = String::from_utf8_lossy(asked.as_bytes()).into_owned();
             return Some(Err(refused(format!(
@@ -215,9 +221,10 @@ impl Cors {
             .iter()
             .any(|o| o.as_bytes().eq_ignore_ascii_case(origin))
             || self.suffixes.iter().any(suffixed)
-            || self.regexes.as_ref().is_some_and(|r| {
-                std::str::from_utf8(origin).is_ok_and(|o| r.is_match(&o.to_ascii_lowercase()))
-            })
+            || self
+                .regexes
+                .as_ref()
+                .is_some_and(|r| std::str::from_utf8(origin).is_ok_and(|o| r.is_match(o)))
     }
 
     /// The first name of an `Access-Control-Request-Headers` list that is not allowed.
@@ -279,7 +286,7 @@ mod tests {
             .map(|(_, v)| v.as_str())
     }
 
-    const SHOP: &str = r#"{"origins": ["https://shop.example.com"], "originSuffixes": ["https://.partners.example"], "originRegexes": ["^(?:https://pr-[0-9]+\\.preview\\.example)$"], "methods": ["GET", "PUT"], "headers": ["x-trace"], "exposeHeaders": ["x-total"], "credentials": true, "maxAgeSeconds": 600}"#;
+    const SHOP: &str = r#"{"origins": ["https://shop.example.com"], "originSuffixes": ["https://.partners.example"], "originRegexes": ["^(?i:https://pr-[0-9]+\\.preview\\.example)$"], "methods": ["GET", "PUT"], "headers": ["x-trace"], "exposeHeaders": ["x-total"], "credentials": true, "maxAgeSeconds": 600}"#;
 
     #[test]
     fn an_allowed_preflight_is_answered_with_what_the_policy_allows() {
@@ -342,6 +349,11 @@ mod tests {
             );
             assert_eq!(get(&added, "access-control-allow-origin"), None);
         }
+        // POST is CORS-safelisted: allowed without listing, as browsers expect.
+        assert_eq!(
+            preflight("https://shop.example.com", "POST", "").0,
+            Some(Ok(StatusCode::NO_CONTENT))
+        );
         for origin in [
             "https://a.b.partners.example",
             "https://pr-42.preview.example",
