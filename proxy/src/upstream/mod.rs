@@ -7,7 +7,7 @@
 //! - [`h1`]: one HTTP/1.1 exchange on a connection, inline in the request's task.
 //! - [`upload`]: a request body written to a backend as the client sends it.
 //! - [`response_body`]: a backend's answer body, read as the client takes it.
-//! - [`retry`]: failed tries tried again, within a budget per backend.
+//! - [`retry`]: failed tries tried again, within a budget per backend ([`retry_budget`]).
 //! - [`backend_state`]: what a rule's Policy makes the proxy keep about a backend, across
 //!   snapshots: its [`breaker`] (bounds on requests in flight and waiting), [`outlier`]
 //!   detection (endpoints failing in a row leave the balancer for a while), [`health_check`]s,
@@ -31,6 +31,7 @@ pub mod pool;
 pub mod resolve;
 pub mod response_body;
 pub mod retry;
+pub mod retry_budget;
 pub mod tls;
 pub mod upload;
 
