@@ -170,6 +170,23 @@ pub struct LoadBalancerSpec {
     /// without the header or cookie goes round robin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_on: Option<String>,
+    /// New endpoints (pods that joined the backend after the proxy first built it) get a
+    /// growing share of the requests over a window instead of their full share at once.
+    /// Round robin and least request; consistent hashing keeps its keys where they belong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<SlowStartSpec>,
+}
+
+/// How new endpoints warm up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlowStartSpec {
+    /// How long a new endpoint takes to reach its full share (`30s`); at most 1h.
+    pub window: String,
+    /// Its share when it joins, in percent of an established endpoint's (1-100, default 10);
+    /// it grows linearly to 100 over the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_weight_percent: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -38,6 +38,9 @@ pub struct Policy {
     /// How each backend's endpoint is chosen; `None`: round robin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<crate::LoadBalancer>,
+    /// New endpoints' growing share of requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<crate::SlowStart>,
     /// Connect and idle timeouts of each backend's connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_connection: Option<crate::BackendConnection>,
@@ -318,6 +321,10 @@ pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
     if let Some(lb) = &p.load_balancer {
         lb.check()
             .map_err(|(field, why)| (format!("loadBalancer.{field}"), why))?;
+    }
+    if let Some(s) = &p.slow_start {
+        s.check()
+            .map_err(|(field, why)| (format!("slowStart.{field}"), why))?;
     }
     if let Some(c) = &p.cors {
         c.check()

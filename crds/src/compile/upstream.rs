@@ -168,6 +168,23 @@ pub(super) fn lower_load_balancer(
     checked(p, d, d.0.len(), lowered, snap::LoadBalancer::check)
 }
 
+/// A `loadBalancer.slowStart`, lowered.
+pub(super) fn lower_slow_start(
+    p: &str,
+    s: &crate::policy::SlowStartSpec,
+    d: &mut Diagnostics,
+) -> Option<snap::SlowStart> {
+    let before = d.0.len();
+    let window = humantime::parse_duration(&s.window)
+        .map_err(|e| format!("{:?} is not a duration like 30s: {e}", s.window));
+    let window = d.check(format!("{p}.window"), window)?;
+    let lowered = snap::SlowStart {
+        window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+        min_weight_percent: s.min_weight_percent.unwrap_or(10),
+    };
+    checked(p, d, before, lowered, snap::SlowStart::check)
+}
+
 fn parse_hash_on(k: &str) -> Result<snap::HashOn, String> {
     let bad = || format!("{k:?} is not one of ClientIP, Header:<name>, Cookie:<name>");
     Ok(match k.split_once(':') {
@@ -196,6 +213,7 @@ fn manifest_field(snapshot_field: &str) -> &str {
         "on.name" => "hashOn",
         "connectTimeoutMs" => "connectTimeout",
         "idleTimeoutMs" => "idleTimeout",
+        "windowMs" => "window",
         other => other,
     }
 }
@@ -351,5 +369,36 @@ mod tests {
             lower_lb("{hashOn: ClientIP}").unwrap_err(),
             ["spec.loadBalancer.hashOn: only ConsistentHash has a key"]
         );
+    }
+
+    #[test]
+    fn slow_start_reads_its_window_and_names_its_mistakes() {
+        let slow = |yaml: &str| {
+            let spec: crate::policy::SlowStartSpec = serde_saphyr::from_str(yaml).unwrap();
+            let mut d = Diagnostics::default();
+            let out = lower_slow_start("spec.loadBalancer.slowStart", &spec, &mut d);
+            (
+                out,
+                d.0.iter()
+                    .map(|x| format!("{}: {}", x.field, x.message))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            slow("{window: 30s}").0,
+            Some(snap::SlowStart {
+                window_ms: 30_000,
+                min_weight_percent: 10
+            })
+        );
+        assert_eq!(
+            slow("{window: 2h}").1,
+            ["spec.loadBalancer.slowStart.window: must be more than 0 and at most an hour"]
+        );
+        assert_eq!(
+            slow("{window: 1m, minWeightPercent: 0}").1,
+            ["spec.loadBalancer.slowStart.minWeightPercent: must be 1 to 100"]
+        );
+        assert!(slow("{window: soon}").1[0].starts_with("spec.loadBalancer.slowStart.window: "));
     }
 }

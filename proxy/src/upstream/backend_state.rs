@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use frontdesk_snapshot as snap;
 use http::uri::Authority;
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use super::Endpoint;
 use super::breaker::Bounds;
@@ -31,6 +32,8 @@ pub struct BackendSettings {
     pub load_balancer: snap::LoadBalancer,
     /// Connect and idle timeouts (they need no state).
     pub connection: Option<snap::BackendConnection>,
+    /// New endpoints' growing share.
+    pub slow_start: Option<snap::SlowStart>,
 }
 
 impl BackendSettings {
@@ -40,6 +43,7 @@ impl BackendSettings {
             health_check: p.health_check.clone(),
             load_balancer: p.load_balancer.clone().unwrap_or_default(),
             connection: p.backend_connection.clone(),
+            slow_start: p.slow_start.clone(),
         }
     }
 
@@ -47,6 +51,7 @@ impl BackendSettings {
     pub fn is_plain(&self) -> bool {
         self.circuit_breaker.is_none()
             && self.health_check.is_none()
+            && self.slow_start.is_none()
             && self.load_balancer == snap::LoadBalancer::RoundRobin
     }
 }
@@ -71,6 +76,9 @@ pub struct EndpointHealth {
     /// The endpoint left the backend: what still arrives for it (answers to requests of an
     /// earlier snapshot, a check round under way) is not counted.
     pub(super) retired: AtomicBool,
+    /// Slow start: when it joined, in milliseconds since its backend's state began, plus one;
+    /// 0: established (there when the state began).
+    pub(super) joined: AtomicU64,
 }
 
 /// One backend's state (see the module's documentation).
@@ -82,6 +90,43 @@ pub struct BackendState {
     records: Mutex<HashMap<Authority, Arc<EndpointHealth>>>,
     /// The endpoints health checks ask: the latest snapshot's.
     pub(super) checked: Mutex<Vec<Endpoint>>,
+    pub slow_start: Option<SlowStart>,
+}
+
+/// Slow start's clock: new endpoints' share grows linearly from `min` to 1 over `window`.
+pub struct SlowStart {
+    window_ms: u64,
+    min: f64,
+    began: Instant,
+    /// When the last endpoint joined, as [`EndpointHealth::joined`] counts; 0: none yet.
+    last_join: AtomicU64,
+    /// Whether the backend's endpoints have been adopted once (those are established).
+    adopted: AtomicBool,
+}
+
+impl SlowStart {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether an endpoint may still be warming up: when not, the balancer looks no further.
+    pub fn any_warming(&self) -> bool {
+        let last = self.last_join.load(Relaxed);
+        last != 0 && self.now_ms() < last - 1 + self.window_ms
+    }
+
+    /// The share of an established endpoint's requests `h`'s endpoint gets now (1: all).
+    pub fn share(&self, h: &EndpointHealth) -> f64 {
+        let joined = h.joined.load(Relaxed);
+        if joined == 0 {
+            return 1.0;
+        }
+        let since = self.now_ms().saturating_sub(joined - 1);
+        if since >= self.window_ms {
+            return 1.0;
+        }
+        self.min + (1.0 - self.min) * since as f64 / self.window_ms as f64
+    }
 }
 
 impl BackendState {
@@ -109,6 +154,13 @@ impl BackendState {
             algorithm: settings.load_balancer.clone(),
             records: Mutex::new(HashMap::new()),
             checked: Mutex::new(Vec::new()),
+            slow_start: settings.slow_start.as_ref().map(|s| SlowStart {
+                window_ms: s.window_ms,
+                min: f64::from(s.min_weight_percent.min(100)) / 100.0,
+                began: Instant::now(),
+                last_join: AtomicU64::new(0),
+                adopted: AtomicBool::new(false),
+            }),
         });
         if let Some(checks) = &state.checks
             && let Ok(handle) = tokio::runtime::Handle::try_current()
@@ -126,8 +178,22 @@ impl BackendState {
     /// are dropped, their ejections and unhealthiness with them. Called when a snapshot is built.
     pub fn adopt(&self, endpoints: &mut [Endpoint]) {
         let mut records = self.records.lock();
+        // Endpoints joining after the first adoption start slow, when the backend says so.
+        let joining = self
+            .slow_start
+            .as_ref()
+            .filter(|s| s.adopted.swap(true, Relaxed))
+            .map(|s| s.now_ms() + 1);
         for e in endpoints.iter_mut() {
-            e.health = Some(records.entry(e.authority.clone()).or_default().clone());
+            let record = records.entry(e.authority.clone()).or_insert_with(|| {
+                let h = EndpointHealth::default();
+                if let (Some(at), Some(s)) = (joining, &self.slow_start) {
+                    h.joined.store(at, Relaxed);
+                    s.last_join.store(at, Relaxed);
+                }
+                Arc::new(h)
+            });
+            e.health = Some(record.clone());
         }
         records.retain(|a, h| {
             let keep = endpoints.iter().any(|e| e.authority == *a);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use frontdesk_snapshot as snap;
 use http::HeaderMap;
 
-use super::backend_state::BackendState;
+use super::backend_state::{BackendState, SlowStart};
 use super::hash_ring::{HashRing, hash, hash_parts};
 use super::{Endpoint, Upstream};
 
@@ -113,21 +113,27 @@ impl EndpointSet {
         let n = self.endpoints.len();
         let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let at = &self.endpoints[i];
-        let Some(state) = self.state.as_ref().filter(|s| s.any_out()) else {
+        let Some(state) = &self.state else {
             return Some(at);
         };
-        // Each endpoint that is out is skipped by taking the next turn, not by sending its
-        // turn to its neighbour: the endpoints that are in keep even shares.
-        if !state.is_out(at) {
+        let warming = state.slow_start.as_ref().filter(|s| s.any_warming());
+        if warming.is_none() && !state.any_out() {
+            return Some(at);
+        }
+        // Each endpoint that is out, or warming up and passing this turn, is skipped by taking
+        // the next turn, not by sending its turn to its neighbour: the others keep even shares.
+        let takes = |e: &Endpoint| !state.is_out(e) && warming.is_none_or(|s| admits(s, e));
+        if takes(at) {
             return Some(at);
         }
         for _ in 1..n {
             let e = &self.endpoints[self.next.fetch_add(1, Ordering::Relaxed) % n];
-            if !state.is_out(e) {
+            if takes(e) {
                 return Some(e);
             }
         }
-        Some(at)
+        // Every endpoint passed: the first that is in (with every endpoint out, `at`).
+        Some(self.first_in(i))
     }
 
     /// The request's consistent-hash key, when the backend balances by one and the request
@@ -185,7 +191,12 @@ impl EndpointSet {
                 .as_ref()
                 .map_or(0, |h| h.in_flight.load(Ordering::Relaxed))
         };
-        if load(b) < load(a) { b } else { a }
+        let (fewer, other) = if load(b) < load(a) { (b, a) } else { (a, b) };
+        // A warming endpoint wins only its share of the times it would.
+        match self.state.as_ref().and_then(|s| s.slow_start.as_ref()) {
+            Some(s) if s.any_warming() && !admits(s, fewer) => other,
+            _ => fewer,
+        }
     }
 
     /// The endpoint at `i`, or the first after it that is in. With every endpoint out, the one
@@ -220,6 +231,15 @@ impl EndpointSet {
             .position(|e| e.authority == *previous)?;
         Some(self.first_in((at + 1) % self.endpoints.len()))
     }
+}
+
+/// Whether `e`, maybe warming up, takes a turn it is offered: always when established, else
+/// with the probability of its share.
+fn admits(s: &SlowStart, e: &Endpoint) -> bool {
+    e.health.as_ref().is_none_or(|h| {
+        let share = s.share(h);
+        share >= 1.0 || fastrand::f64() < share
+    })
 }
 
 /// Weighted choice among backends.
@@ -356,5 +376,65 @@ mod tests {
             &a.next().unwrap().pool,
             &b.next().unwrap().pool
         ));
+    }
+
+    /// A pod that joins gets a growing share over the slow-start window, under round robin
+    /// and least request; the endpoints there from the start are established at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_endpoint_warms_up_over_the_slow_start_window() {
+        for algorithm in [
+            snap::LoadBalancer::RoundRobin,
+            snap::LoadBalancer::LeastRequest,
+        ] {
+            let settings = crate::upstream::backend_state::BackendSettings {
+                load_balancer: algorithm.clone(),
+                slow_start: Some(snap::SlowStart {
+                    window_ms: 10_000,
+                    min_weight_percent: 10,
+                }),
+                ..Default::default()
+            };
+            let metrics = crate::metrics::Metrics::new();
+            let up = Upstream::new(Default::default());
+            let state = BackendState::new(
+                &crate::metrics::RouteId("r".into()),
+                "b",
+                &settings,
+                &metrics,
+            );
+            let first = EndpointSet::new(
+                &backend("b", &["10.0.0.1:80", "10.0.0.2:80"]),
+                &up,
+                Some(state.clone()),
+                None,
+            )
+            .unwrap();
+            // Established: even shares from the start.
+            let share = |set: &EndpointSet, who: &str| {
+                (0..20_000)
+                    .filter(|_| set.pick(None).unwrap().authority.as_str() == who)
+                    .count() as f64
+                    / 20_000.0
+            };
+            let s = share(&first, "10.0.0.2:80");
+            assert!((0.45..0.55).contains(&s), "{algorithm:?}: {s}");
+            // A third pod joins: about 10% of an established one's share at first, half-way
+            // through the window about 55%, and all of it after.
+            let joined = EndpointSet::new(
+                &backend("b", &["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]),
+                &up,
+                Some(state.clone()),
+                None,
+            )
+            .unwrap();
+            let s = share(&joined, "10.0.0.3:80");
+            assert!((0.02..0.08).contains(&s), "{algorithm:?} at first: {s}");
+            tokio::time::advance(std::time::Duration::from_secs(5)).await;
+            let s = share(&joined, "10.0.0.3:80");
+            assert!((0.17..0.30).contains(&s), "{algorithm:?} half-way: {s}");
+            tokio::time::advance(std::time::Duration::from_secs(5)).await;
+            let s = share(&joined, "10.0.0.3:80");
+            assert!((0.30..0.37).contains(&s), "{algorithm:?} after: {s}");
+        }
     }
 }

@@ -451,7 +451,11 @@ fn parse_jwks(text: &str) -> Result<JwkSet, String> {
 }
 
 /// `http://host[:port]/path` (or `https://` when `tls`).
-fn check_fetch_url(url: &str, tls: bool, urls: &crate::compile::urls::UrlPolicy) -> Result<(), String> {
+fn check_fetch_url(
+    url: &str,
+    tls: bool,
+    urls: &crate::compile::urls::UrlPolicy,
+) -> Result<(), String> {
     let shown = crate::compile::urls::redact_url(url);
     let rest = url
         .strip_prefix("http://")

@@ -97,6 +97,10 @@ pub fn merge(
                     &mut balancer_from,
                     &mut conflicts,
                 );
+                // Slow start is part of the loadBalancer section: it comes with it.
+                if p.load_balancer.is_some() {
+                    out.slow_start = p.slow_start.clone();
+                }
                 take(
                     "backendConnection",
                     &id,

@@ -194,6 +194,9 @@ pub fn lower_policy(
     if let Some(lb) = &spec.load_balancer {
         out.policy.load_balancer =
             super::upstream::lower_load_balancer("spec.loadBalancer", lb, ctx.d);
+        out.policy.slow_start = lb.slow_start.as_ref().and_then(|s| {
+            super::upstream::lower_slow_start("spec.loadBalancer.slowStart", s, ctx.d)
+        });
     }
     if let Some(c) = &spec.cors {
         out.policy.cors = super::cors::lower_cors("spec.cors", c, ctx.d);
