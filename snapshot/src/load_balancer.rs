@@ -55,6 +55,29 @@ impl LoadBalancer {
     }
 }
 
+/// New endpoints of a backend get a growing share of its requests, from `min_weight_percent`
+/// of an established endpoint's to all of it over `window_ms`, so a pod that just started
+/// (cold caches, a JIT warming up) is not sent its full share at once. Endpoints the backend
+/// had when the proxy first built it are established.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlowStart {
+    pub window_ms: u64,
+    pub min_weight_percent: u32,
+}
+
+impl SlowStart {
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.window_ms == 0 || self.window_ms > 3_600_000 {
+            return Err(("windowMs", "must be more than 0 and at most an hour".into()));
+        }
+        if !(1..=100).contains(&self.min_weight_percent) {
+            return Err(("minWeightPercent", "must be 1 to 100".into()));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,28 +101,5 @@ mod tests {
             on: HashOn::Cookie { name: "a b".into() },
         };
         assert_eq!(bad.check().unwrap_err().0, "on.name");
-    }
-}
-
-/// New endpoints of a backend get a growing share of its requests, from `min_weight_percent`
-/// of an established endpoint's to all of it over `window_ms`, so a pod that just started
-/// (cold caches, a JIT warming up) is not sent its full share at once. Endpoints the backend
-/// had when the proxy first built it are established.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SlowStart {
-    pub window_ms: u64,
-    pub min_weight_percent: u32,
-}
-
-impl SlowStart {
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.window_ms == 0 || self.window_ms > 3_600_000 {
-            return Err(("windowMs", "must be more than 0 and at most an hour".into()));
-        }
-        if !(1..=100).contains(&self.min_weight_percent) {
-            return Err(("minWeightPercent", "must be 1 to 100".into()));
-        }
-        Ok(())
     }
 }

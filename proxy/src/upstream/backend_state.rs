@@ -109,10 +109,19 @@ impl SlowStart {
         u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Whether an endpoint may still be warming up: when not, the balancer looks no further.
+    /// Whether an endpoint may still be warming up: when not, the balancer looks no further
+    /// (and, once the last one has warmed up, not even at the clock).
     pub fn any_warming(&self) -> bool {
         let last = self.last_join.load(Relaxed);
-        last != 0 && self.now_ms() < last - 1 + self.window_ms
+        if last == 0 {
+            return false;
+        }
+        if self.now_ms() < last - 1 + self.window_ms {
+            return true;
+        }
+        // Every endpoint has warmed up: forget it, unless another joined meanwhile.
+        let _ = self.last_join.compare_exchange(last, 0, Relaxed, Relaxed);
+        false
     }
 
     /// The share of an established endpoint's requests `h`'s endpoint gets now (1: all).
@@ -179,10 +188,12 @@ impl BackendState {
     pub fn adopt(&self, endpoints: &mut [Endpoint]) {
         let mut records = self.records.lock();
         // Endpoints joining after the first adoption start slow, when the backend says so.
+        // The first endpoints a backend has are established; so are those of a backend that
+        // had none until now (nothing to protect them from).
         let joining = self
             .slow_start
             .as_ref()
-            .filter(|s| s.adopted.swap(true, Relaxed))
+            .filter(|s| !endpoints.is_empty() && s.adopted.swap(true, Relaxed))
             .map(|s| s.now_ms() + 1);
         for e in endpoints.iter_mut() {
             let record = records.entry(e.authority.clone()).or_insert_with(|| {
@@ -291,6 +302,52 @@ mod tests {
         assert!(Arc::ptr_eq(
             endpoints[1].health.as_ref().unwrap(),
             next[0].health.as_ref().unwrap()
+        ));
+    }
+
+    /// The first endpoints a backend has are established, even when it had none before; a
+    /// different slow start is a different state.
+    #[tokio::test(start_paused = true)]
+    async fn the_first_endpoints_are_established_and_slow_start_settings_key_the_state() {
+        let settings = BackendSettings {
+            slow_start: Some(snap::SlowStart {
+                window_ms: 10_000,
+                min_weight_percent: 10,
+            }),
+            ..Default::default()
+        };
+        let metrics = Metrics::new();
+        let up = Upstream::new(Default::default());
+        let route = RouteId("r".into());
+        let state = up.backend_state(&route, "b", &settings, &metrics).unwrap();
+        let slow = state.slow_start.as_ref().unwrap();
+        state.adopt(&mut []);
+        let mut first = vec![up.endpoint("10.0.0.1:80", None).unwrap()];
+        state.adopt(&mut first);
+        assert!(
+            !slow.any_warming(),
+            "the first endpoints of a backend that had none"
+        );
+        let mut more = vec![first[0].clone(), up.endpoint("10.0.0.2:80", None).unwrap()];
+        state.adopt(&mut more);
+        assert!(slow.any_warming());
+        assert!(slow.share(more[1].health.as_ref().unwrap()) < 0.2);
+        assert_eq!(slow.share(more[0].health.as_ref().unwrap()), 1.0);
+        tokio::time::advance(std::time::Duration::from_secs(11)).await;
+        assert!(!slow.any_warming());
+
+        let longer = BackendSettings {
+            slow_start: Some(snap::SlowStart {
+                window_ms: 60_000,
+                min_weight_percent: 10,
+            }),
+            ..Default::default()
+        };
+        let other = up.backend_state(&route, "b", &longer, &metrics).unwrap();
+        assert!(!Arc::ptr_eq(&state, &other));
+        assert!(Arc::ptr_eq(
+            &state,
+            &up.backend_state(&route, "b", &settings, &metrics).unwrap()
         ));
     }
 }

@@ -192,11 +192,28 @@ impl EndpointSet {
                 .map_or(0, |h| h.in_flight.load(Ordering::Relaxed))
         };
         let (fewer, other) = if load(b) < load(a) { (b, a) } else { (a, b) };
-        // A warming endpoint wins only its share of the times it would.
+        // A warming endpoint wins only its share of the times it would; when both of the pair
+        // pass, an established endpoint takes the request.
         match self.state.as_ref().and_then(|s| s.slow_start.as_ref()) {
-            Some(s) if s.any_warming() && !admits(s, fewer) => other,
+            Some(s) if s.any_warming() && !admits(s, fewer) => {
+                if admits(s, other) {
+                    other
+                } else {
+                    self.established(s).unwrap_or(fewer)
+                }
+            }
             _ => fewer,
         }
+    }
+
+    /// An endpoint past its warm-up (and in), from a random place, if there is one.
+    fn established(&self, s: &SlowStart) -> Option<&Endpoint> {
+        let n = self.endpoints.len();
+        let start = fastrand::usize(..n);
+        let state = self.state.as_ref()?;
+        (0..n)
+            .map(|k| &self.endpoints[(start + k) % n])
+            .find(|e| !state.is_out(e) && e.health.as_ref().is_none_or(|h| s.share(h) >= 1.0))
     }
 
     /// The endpoint at `i`, or the first after it that is in. With every endpoint out, the one

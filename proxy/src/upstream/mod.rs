@@ -7,7 +7,7 @@
 //! - [`h1`]: one HTTP/1.1 exchange on a connection, inline in the request's task.
 //! - [`upload`]: a request body written to a backend as the client sends it.
 //! - [`response_body`]: a backend's answer body, read as the client takes it.
-//! - [`retry`]: failed tries tried again, within a budget per backend ([`retry_budget`]).
+//! - [`retry`]: failed tries tried again, within a budget per backend.
 //! - [`backend_state`]: what a rule's Policy makes the proxy keep about a backend, across
 //!   snapshots: its [`breaker`] (bounds on requests in flight and waiting), [`outlier`]
 //!   detection (endpoints failing in a row leave the balancer for a while), [`health_check`]s,
@@ -31,7 +31,7 @@ pub mod pool;
 pub mod resolve;
 pub mod response_body;
 pub mod retry;
-pub mod retry_budget;
+mod retry_budget;
 pub mod tls;
 pub mod upload;
 
@@ -171,8 +171,12 @@ impl Upstream {
             return None;
         }
         let key = format!(
-            "{}\n{backend}\n{:?}\n{:?}\n{:?}",
-            route.0, settings.circuit_breaker, settings.health_check, settings.load_balancer
+            "{}\n{backend}\n{:?}\n{:?}\n{:?}\n{:?}",
+            route.0,
+            settings.circuit_breaker,
+            settings.health_check,
+            settings.load_balancer,
+            settings.slow_start
         );
         Some(self.states.get_or_make(&key, || {
             BackendState::new(route, backend, settings, metrics)

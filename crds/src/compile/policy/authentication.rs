@@ -350,7 +350,7 @@ impl<'b> Ctx<'_, 'b> {
     /// The TLS of a service the proxies fetch from or call (`url`): an `https://` URL's,
     /// verified against its host, with what `tls` (at field path `p`) names. References that do
     /// not resolve make the Policy unusable (refusing, not trusting what cannot be verified).
-    pub(super) fn fetch_tls(
+    fn fetch_tls(
         &mut self,
         p: &str,
         url: &str,
@@ -399,6 +399,51 @@ impl<'b> Ctx<'_, 'b> {
                 None
             }
         }
+    }
+    fn sources(
+        &mut self,
+        p: &str,
+        list: &[CredentialSourceSpec],
+        default: impl FnOnce() -> snap::CredentialSource,
+    ) -> Option<Vec<snap::CredentialSource>> {
+        if list.is_empty() {
+            return Some(vec![default()]);
+        }
+        let before = self.d.0.len();
+        let mut out = Vec::new();
+        for (i, s) in list.iter().enumerate() {
+            let f = format!("{p}[{i}]");
+            let set = usize::from(s.header.is_some())
+                + usize::from(s.cookie.is_some())
+                + usize::from(s.query.is_some());
+            if set != 1 {
+                self.d
+                    .push(f, "set exactly one of header, cookie and query");
+                continue;
+            }
+            if s.prefix.is_some() && s.header.is_none() {
+                self.d
+                    .push(format!("{f}.prefix"), "only a header has a prefix");
+            }
+            if let Some(h) = &s.header {
+                if let Some(name) = self.header_name(format!("{f}.header"), h) {
+                    let prefix = s.prefix.clone().unwrap_or_default();
+                    self.d
+                        .check(format!("{f}.prefix"), check_header_value(&prefix));
+                    out.push(snap::CredentialSource::Header { name, prefix });
+                }
+            } else if let Some(c) = &s.cookie {
+                self.d
+                    .check(format!("{f}.cookie"), check_token(c, "cookie name"));
+                out.push(snap::CredentialSource::Cookie { name: c.clone() });
+            } else if let Some(q) = &s.query {
+                if q.is_empty() {
+                    self.d.push(format!("{f}.query"), "must not be empty");
+                }
+                out.push(snap::CredentialSource::Query { name: q.clone() });
+            }
+        }
+        (self.d.0.len() == before).then_some(out)
     }
 }
 

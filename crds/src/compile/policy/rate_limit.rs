@@ -77,52 +77,6 @@ impl<'b> Ctx<'_, 'b> {
             },
         })
     }
-
-    pub(super) fn sources(
-        &mut self,
-        p: &str,
-        list: &[CredentialSourceSpec],
-        default: impl FnOnce() -> snap::CredentialSource,
-    ) -> Option<Vec<snap::CredentialSource>> {
-        if list.is_empty() {
-            return Some(vec![default()]);
-        }
-        let before = self.d.0.len();
-        let mut out = Vec::new();
-        for (i, s) in list.iter().enumerate() {
-            let f = format!("{p}[{i}]");
-            let set = usize::from(s.header.is_some())
-                + usize::from(s.cookie.is_some())
-                + usize::from(s.query.is_some());
-            if set != 1 {
-                self.d
-                    .push(f, "set exactly one of header, cookie and query");
-                continue;
-            }
-            if s.prefix.is_some() && s.header.is_none() {
-                self.d
-                    .push(format!("{f}.prefix"), "only a header has a prefix");
-            }
-            if let Some(h) = &s.header {
-                if let Some(name) = self.header_name(format!("{f}.header"), h) {
-                    let prefix = s.prefix.clone().unwrap_or_default();
-                    self.d
-                        .check(format!("{f}.prefix"), check_header_value(&prefix));
-                    out.push(snap::CredentialSource::Header { name, prefix });
-                }
-            } else if let Some(c) = &s.cookie {
-                self.d
-                    .check(format!("{f}.cookie"), check_token(c, "cookie name"));
-                out.push(snap::CredentialSource::Cookie { name: c.clone() });
-            } else if let Some(q) = &s.query {
-                if q.is_empty() {
-                    self.d.push(format!("{f}.query"), "must not be empty");
-                }
-                out.push(snap::CredentialSource::Query { name: q.clone() });
-            }
-        }
-        (self.d.0.len() == before).then_some(out)
-    }
 }
 
 /// Longest rate-limit period.

@@ -52,8 +52,10 @@ impl CacheControl {
     pub fn parse(headers: &HeaderMap) -> Self {
         let mut cc = CacheControl::default();
         for line in headers.get_all(CACHE_CONTROL) {
-            let Ok(line) = line.to_str() else { continue };
-            for directive in split_directives(line) {
+            // Directives are ASCII: a line with other bytes is still read, never skipped (a
+            // `no-store` in it must count).
+            let line = String::from_utf8_lossy(line.as_bytes());
+            for directive in split_directives(&line) {
                 let (name, value) = match directive.split_once('=') {
                     Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
                     None => (directive.trim(), None),
@@ -84,14 +86,21 @@ impl CacheControl {
     }
 }
 
-/// Directives separated by commas, commas inside quoted strings kept.
+/// Directives separated by commas, commas inside quoted strings (with their `\` escapes)
+/// kept.
 fn split_directives(line: &str) -> impl Iterator<Item = &str> {
     let mut quoted = false;
+    let mut escaped = false;
     let mut start = 0;
     let bytes = line.as_bytes();
     let mut parts = Vec::new();
     for (i, &b) in bytes.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
         match b {
+            b'\\' if quoted => escaped = true,
             b'"' => quoted = !quoted,
             b',' if !quoted => {
                 parts.push(&line[start..i]);
@@ -158,6 +167,15 @@ fn heuristically_cacheable(status: StatusCode) -> bool {
     )
 }
 
+/// The statuses whose caching this cache implements (for `must-understand`): the final ones
+/// it stores whole.
+fn understood(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 300 | 301 | 302 | 303 | 307 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
 /// Whether the response (`status`, `headers`) to a `method` request with `request` fields
 /// may be stored by a shared cache that gives responses without explicit freshness
 /// `has_default` a default lifetime.
@@ -173,11 +191,20 @@ pub fn storable(
     }
     let req = CacheControl::parse(request);
     let resp = CacheControl::parse(headers);
-    let understood = status.is_success() || status.is_redirection() || status.is_client_error();
-    if status.is_informational() || status == StatusCode::PARTIAL_CONTENT {
+    // Partial content and 304 answer one request's conditions or range, never a later
+    // request's; informational answers are not final.
+    if status.is_informational()
+        || status == StatusCode::PARTIAL_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
         return Err(NotStored::Status);
     }
-    // must-understand: a cache that understands the status may ignore no-store (§5.2.2.3).
+    // must-understand: stored only with a status this cache understands, and then no-store
+    // is for caches that do not (§5.2.2.3).
+    let understood = understood(status);
+    if resp.must_understand && !understood {
+        return Err(NotStored::Status);
+    }
     if req.no_store || (resp.no_store && !(resp.must_understand && understood)) {
         return Err(NotStored::NoStore);
     }
@@ -210,18 +237,18 @@ pub fn storable(
     }
 }
 
-/// The request fields a response varies on (lower-case names), `None` for `Vary: *`.
+/// The request fields a response varies on (lower-case names), `None` for `Vary: *` and for
+/// a `Vary` that cannot be read (no later request can be known to match either).
 pub fn vary(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
     let mut names: Vec<HeaderName> = Vec::new();
     for line in headers.get_all(VARY) {
-        let Ok(line) = line.to_str() else { continue };
+        let line = line.to_str().ok()?;
         for name in line.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             if name == "*" {
                 return None;
             }
-            if let Ok(name) = HeaderName::from_bytes(name.as_bytes())
-                && !names.contains(&name)
-            {
+            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+            if !names.contains(&name) {
                 names.push(name);
             }
         }
@@ -229,18 +256,22 @@ pub fn vary(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
     Some(names)
 }
 
-/// The values of `names` in `request`, each field's lines joined by `, ` (absent: `None`):
-/// what a later request must present the same of to be answered by the stored response.
-pub fn varied_values(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<String>> {
+/// The values of `names` in `request`, each field's lines joined by `, ` as bytes (absent:
+/// `None`): what a later request must present the same of to be answered by the stored
+/// response.
+pub fn varied_values(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<Vec<u8>>> {
     names
         .iter()
         .map(|n| {
-            let values: Vec<&str> = request
-                .get_all(n)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            (!values.is_empty()).then(|| values.join(", "))
+            let mut joined: Option<Vec<u8>> = None;
+            for v in request.get_all(n) {
+                let out = joined.get_or_insert_with(Vec::new);
+                if !out.is_empty() {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(v.as_bytes());
+            }
+            joined
         })
         .collect()
 }
@@ -323,10 +354,11 @@ impl Freshness {
     pub fn usable(&self, request: &HeaderMap, now: SystemTime) -> Usable {
         let req = CacheControl::parse(request);
         let pragma_no_cache = !request.contains_key(CACHE_CONTROL)
-            && request
-                .get_all(PRAGMA)
-                .iter()
-                .any(|v| v.as_bytes().eq_ignore_ascii_case(b"no-cache"));
+            && request.get_all(PRAGMA).iter().any(|v| {
+                v.as_bytes()
+                    .split(|b| *b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"no-cache"))
+            });
         if req.no_cache || pragma_no_cache || self.directives.no_cache {
             return Usable::Revalidate;
         }
@@ -690,7 +722,88 @@ mod tests {
             &names,
             &fields(&[("accept-encoding", "gzip"), ("accept-encoding", "br")]),
         );
-        assert_eq!(values, [Some("gzip, br".to_string()), None]);
+        assert_eq!(values, [Some(b"gzip, br".to_vec()), None]);
         assert_eq!(vary(&fields(&[("vary", "*")])), None);
+        assert_eq!(
+            vary(&fields(&[("vary", "accept, bad name")])),
+            None,
+            "unreadable: as *"
+        );
+    }
+
+    #[test]
+    fn must_understand_304_pragma_expires_before_date_and_huge_numbers() {
+        let none = HeaderMap::new();
+        let store = |status: u16, cc: &str| {
+            storable(
+                &Method::GET,
+                &none,
+                StatusCode::from_u16(status).unwrap(),
+                &fields(&[("cache-control", cc)]),
+                true,
+            )
+        };
+        assert_eq!(store(304, "max-age=60"), Err(NotStored::Status));
+        assert_eq!(
+            store(500, "must-understand, max-age=60"),
+            Err(NotStored::Status),
+            "must-understand with a status this cache does not implement"
+        );
+        assert_eq!(store(200, "must-understand, max-age=60"), Ok(()));
+        // A no-store on an escaped-quote line is still seen.
+        assert_eq!(
+            store(200, "x=\"a\\\"b, c\", no-store, max-age=60"),
+            Err(NotStored::NoStore)
+        );
+        let cc = CacheControl::parse(&fields(&[(
+            "cache-control",
+            "max-age=99999999999999999999999",
+        )]));
+        assert_eq!(
+            cc.max_age,
+            Some(DELTA_MAX),
+            "too large for u64: the maximum"
+        );
+        // Expires before Date: already expired.
+        let f = Freshness::of(
+            &fields(&[("date", &http_date(100)), ("expires", &http_date(50))]),
+            at(100),
+            at(100),
+            Duration::from_secs(30),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(f.lifetime, Duration::ZERO);
+        // Pragma counts only without Cache-Control, as one of its tokens.
+        let fresh = Freshness::of(
+            &fields(&[("cache-control", "max-age=60")]),
+            at(0),
+            at(0),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        );
+        assert_eq!(
+            fresh.usable(&fields(&[("pragma", "x, no-cache")]), at(1)),
+            Usable::Revalidate
+        );
+        assert_eq!(
+            fresh.usable(
+                &fields(&[("pragma", "no-cache"), ("cache-control", "max-stale")]),
+                at(1)
+            ),
+            Usable::Fresh
+        );
+        // proxy-revalidate: never stale, even if the request would take it.
+        let strict = Freshness::of(
+            &fields(&[("cache-control", "max-age=60, proxy-revalidate")]),
+            at(0),
+            at(0),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        );
+        assert_eq!(
+            strict.usable(&fields(&[("cache-control", "max-stale")]), at(61)),
+            Usable::Revalidate
+        );
+        assert!(!strict.usable_on_error(at(61), Some(Duration::from_secs(60))));
     }
 }
