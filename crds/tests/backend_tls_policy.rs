@@ -84,6 +84,16 @@ fn policy(name: &str, created: &str, targets: &str, validation: &str) -> String 
     )
 }
 
+/// A policy trusting the proxies' own roots for `hostname`.
+fn system_policy(name: &str, created: &str, targets: &str, hostname: &str) -> String {
+    policy(
+        name,
+        created,
+        targets,
+        &format!("{{hostname: {hostname}, wellKnownCACertificates: System}}"),
+    )
+}
+
 #[test]
 fn a_policy_on_a_service_port_makes_its_backends_speak_tls_and_lists_its_ancestors() {
     let ca = frontdesk_demo::certs::Authority::new();
@@ -124,11 +134,11 @@ fn a_policy_on_a_service_port_makes_its_backends_speak_tls_and_lists_its_ancesto
 fn the_ancestor_is_the_gateway_a_route_attached_to() {
     let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: public, namespace: shop}\nspec:\n  gatewayClassName: frontdesk\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n";
     let route = "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: edge, namespace: shop}\nspec:\n  gateways: [public]\n  hosts: [edge.example]\n  rules:\n    - backends: [{service: orders, port: 443}]\n";
-    let tls = policy(
+    let tls = system_policy(
         "orders-tls",
         "2026-01-01T00:00:00Z",
         "[{group: '', kind: Service, name: orders}]",
-        "{hostname: orders.internal, wellKnownCACertificates: System}",
+        "orders.internal",
     );
     let out = compiled(&[SERVICE, gateway, route, &tls]);
     let edge = backend(&out, "public", "edge").tls.as_ref().unwrap();
@@ -157,11 +167,11 @@ fn the_ancestor_is_the_gateway_a_route_attached_to() {
 #[test]
 fn a_backend_reference_with_its_own_tls_is_not_overridden() {
     let own = "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: own, namespace: shop}\nspec:\n  hosts: [own.example]\n  rules:\n    - backends: [{service: orders, port: 443, tls: {hostname: own.internal}}]\n";
-    let tls = policy(
+    let tls = system_policy(
         "orders-tls",
         "2026-01-01T00:00:00Z",
         "[{group: '', kind: Service, name: orders}]",
-        "{hostname: orders.internal, wellKnownCACertificates: System}",
+        "orders.internal",
     );
     let out = compiled(&[SERVICE, own, &tls]);
     let got = backend(&out, "default", "own").tls.as_ref().unwrap();
@@ -176,17 +186,17 @@ fn a_backend_reference_with_its_own_tls_is_not_overridden() {
 
 #[test]
 fn of_two_policies_for_one_target_the_older_wins_and_the_other_is_conflicted() {
-    let older = policy(
+    let older = system_policy(
         "older",
         "2026-01-01T00:00:00Z",
         "[{group: '', kind: Service, name: orders}]",
-        "{hostname: older.internal, wellKnownCACertificates: System}",
+        "older.internal",
     );
-    let younger = policy(
+    let younger = system_policy(
         "a-younger",
         "2026-02-01T00:00:00Z",
         "[{group: '', kind: Service, name: orders}]",
-        "{hostname: younger.internal, wellKnownCACertificates: System}",
+        "younger.internal",
     );
     let out = compiled(&[SERVICE, &younger, &older]);
     let got = backend(&out, "default", "secure").tls.as_ref().unwrap();
@@ -207,17 +217,17 @@ fn of_two_policies_for_one_target_the_older_wins_and_the_other_is_conflicted() {
 #[test]
 fn a_policy_keeps_the_targets_no_older_policy_holds() {
     let billing = "apiVersion: v1\nkind: Service\nmetadata: {name: billing, namespace: shop}\nspec: {ports: [{name: https, port: 443}]}\n---\napiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: pay, namespace: shop}\nspec:\n  hosts: [pay.example]\n  rules:\n    - backends: [{service: billing, port: 443}]\n";
-    let older = policy(
+    let older = system_policy(
         "older",
         "2026-01-01T00:00:00Z",
         "[{group: '', kind: Service, name: orders}]",
-        "{hostname: older.internal, wellKnownCACertificates: System}",
+        "older.internal",
     );
-    let younger = policy(
+    let younger = system_policy(
         "younger",
         "2026-02-01T00:00:00Z",
         "[{group: '', kind: Service, name: orders}, {group: '', kind: Service, name: billing}]",
-        "{hostname: younger.internal, wellKnownCACertificates: System}",
+        "younger.internal",
     );
     let out = compiled(&[SERVICE, billing, &older, &younger]);
     let orders = backend(&out, "default", "secure").tls.as_ref().unwrap();
@@ -238,17 +248,17 @@ fn a_policy_keeps_the_targets_no_older_policy_holds() {
 
 #[test]
 fn a_port_policy_wins_over_a_service_policy_and_an_ip_is_no_hostname() {
-    let whole = policy(
+    let whole = system_policy(
         "whole",
         "2026-01-01T00:00:00Z",
         "[{group: '', kind: Service, name: orders}]",
-        "{hostname: whole.internal, wellKnownCACertificates: System}",
+        "whole.internal",
     );
-    let port = policy(
+    let port = system_policy(
         "port",
         "2026-02-01T00:00:00Z",
         "[{group: '', kind: Service, name: orders, sectionName: https}]",
-        "{hostname: port.internal, wellKnownCACertificates: System}",
+        "port.internal",
     );
     let out = compiled(&[SERVICE, &whole, &port]);
     let https = backend(&out, "default", "secure").tls.as_ref().unwrap();
@@ -256,11 +266,11 @@ fn a_port_policy_wins_over_a_service_policy_and_an_ip_is_no_hostname() {
     let http = backend(&out, "default", "plain").tls.as_ref().unwrap();
     assert_eq!(http.server_name, "whole.internal");
 
-    let ip = policy(
+    let ip = system_policy(
         "ip",
         "2026-01-01T00:00:00Z",
         "[{group: '', kind: Service, name: orders}]",
-        "{hostname: 10.0.0.9, wellKnownCACertificates: System}",
+        "10.0.0.9",
     );
     let st = status(&compiled(&[SERVICE, &ip]), "BackendTLSPolicy", "ip").clone();
     assert_eq!(condition(&st, "Accepted"), (false, "Invalid".into()));
@@ -345,11 +355,11 @@ fn a_policy_that_cannot_be_applied_leaves_its_backends_without_endpoints_never_p
 
 #[test]
 fn a_policy_whose_services_do_not_exist_says_so() {
-    let nowhere = policy(
+    let nowhere = system_policy(
         "nowhere",
         "2026-01-01T00:00:00Z",
         "[{group: '', kind: Service, name: missing}, {group: example.com, kind: Pool, name: p}]",
-        "{hostname: orders.internal, wellKnownCACertificates: System}",
+        "orders.internal",
     );
     let out = compiled(&[SERVICE, &nowhere]);
     let st = status(&out, "BackendTLSPolicy", "nowhere");

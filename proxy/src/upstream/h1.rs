@@ -18,7 +18,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::response::Parts;
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Response, StatusCode, Version};
 use http_body::Body;
 
 use super::pool::EndpointPool;
@@ -350,14 +350,10 @@ pub enum RequestFraming {
     Chunked,
 }
 
-/// The request head on the wire, with framing derived from the body itself: whatever
-/// Content-Length or Transfer-Encoding the head carries (a client's, or set by a header
-/// edit) is never sent, so what the backend reads as the body is always what is written.
-pub fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, RequestFraming) {
-    encode_parts(req.method(), req.uri(), req.headers(), req.body())
-}
-
-/// [`encode_head`] of a request held as its parts.
+/// The request head on the wire (a request held as its parts), with framing derived from the
+/// body itself: whatever Content-Length or Transfer-Encoding the head carries (a client's, or
+/// set by a header edit) is never sent, so what the backend reads as the body is always what
+/// is written.
 pub fn encode_parts(
     method: &http::Method,
     uri: &http::Uri,
@@ -414,9 +410,14 @@ pub fn encode_parts(
 
 #[cfg(test)]
 mod tests {
+    use http::Request;
     use http_body::Frame;
 
     use super::*;
+
+    fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, RequestFraming) {
+        encode_parts(req.method(), req.uri(), req.headers(), req.body())
+    }
 
     fn parts(head: &str) -> Result<Option<Head>, ExchangeError> {
         parse_head(&mut BytesMut::from(head), false)
