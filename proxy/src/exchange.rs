@@ -110,7 +110,7 @@ impl Exchange {
         no_route: &RouteId,
         logged: bool,
     ) -> Self {
-        let request_id = ensure_request_id(req.headers_mut());
+        let request_id = ensure_request_id(req);
         Exchange {
             started: Instant::now(),
             request_id,

@@ -16,6 +16,8 @@ use std::net::IpAddr;
 
 use http::header::{CONNECTION, FORWARDED, HeaderMap, HeaderName, HeaderValue};
 
+use crate::http1::raw_fields::RawFields;
+
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -102,60 +104,74 @@ pub struct Peer {
 /// with `_` read as `-`: CGI, WSGI, PHP-FPM and Rack give `X_Real_IP` and `X-Real-IP` the same
 /// variable. One pass over the names present.
 pub fn remove_forwarding_claims(headers: &mut HeaderMap, trusted_peer: bool) {
-    let mut found: Vec<HeaderName> = Vec::new();
-    for name in headers.keys() {
-        let text = name.as_str();
-        // Names are short: a byte loop, not the string-pattern search.
-        let spoofed = text.bytes().any(|b| b == b'_');
-        // The claims start with one of these; most fields are passed over here.
-        if !spoofed && !matches!(text.as_bytes().first(), Some(b'f' | b't' | b'x')) {
-            continue;
-        }
-        let dashed;
-        let text = if spoofed {
-            dashed = text.replace('_', "-");
-            dashed.as_str()
-        } else {
-            text
-        };
-        let url_override = matches!(text, "x-original-url" | "x-rewrite-url");
-        let about_the_client = matches!(
-            text,
-            "forwarded"
-                | "x-forwarded-for"
-                | "x-forwarded-proto"
-                | "x-forwarded-host"
-                | "x-forwarded-port"
-                | "x-forwarded-prefix"
-                | "x-forwarded-server"
-                | "x-real-ip"
-                | "true-client-ip"
-                | "x-client-ip"
-                | "x-cluster-client-ip"
-        );
-        // Ambiguous: only the real name may say how the message is framed or routed.
-        let framing_lookalike = spoofed
-            && matches!(
-                text,
-                "content-length"
-                    | "transfer-encoding"
-                    | "connection"
-                    | "keep-alive"
-                    | "proxy-connection"
-                    | "te"
-                    | "trailer"
-                    | "upgrade"
-                    | "host"
-                    | "proxy-authorization"
-            );
-        // From a trusted proxy, only the dashed spellings it would send are kept.
-        if url_override || framing_lookalike || (about_the_client && (!trusted_peer || spoofed)) {
-            found.push(name.clone());
-        }
-    }
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_claim(name.as_str().as_bytes(), trusted_peer))
+        .cloned()
+        .collect();
     for name in found {
         headers.remove(name);
     }
+}
+
+/// [`remove_forwarding_claims`] for fields kept as the client sent them.
+pub fn remove_raw_forwarding_claims(fields: &mut RawFields, trusted_peer: bool) {
+    fields.retain(|name| !is_claim(name, trusted_peer));
+}
+
+/// Whether a field `name` (in any case) is one [`remove_forwarding_claims`] removes.
+fn is_claim(name: &[u8], trusted_peer: bool) -> bool {
+    // Names are short: a byte loop, not the string-pattern search.
+    let spoofed = name.contains(&b'_');
+    // The claims start with one of these; most fields are passed over here.
+    if !spoofed && !matches!(name.first(), Some(b'f' | b't' | b'x' | b'F' | b'T' | b'X')) {
+        return false;
+    }
+    // The longest name below is 19 bytes.
+    let mut lower = [0u8; 20];
+    let Some(text) = lower.get_mut(..name.len()) else {
+        return false;
+    };
+    for (to, from) in text.iter_mut().zip(name) {
+        *to = if *from == b'_' {
+            b'-'
+        } else {
+            from.to_ascii_lowercase()
+        };
+    }
+    let text: &[u8] = text;
+    let url_override = matches!(text, b"x-original-url" | b"x-rewrite-url");
+    let about_the_client = matches!(
+        text,
+        b"forwarded"
+            | b"x-forwarded-for"
+            | b"x-forwarded-proto"
+            | b"x-forwarded-host"
+            | b"x-forwarded-port"
+            | b"x-forwarded-prefix"
+            | b"x-forwarded-server"
+            | b"x-real-ip"
+            | b"true-client-ip"
+            | b"x-client-ip"
+            | b"x-cluster-client-ip"
+    );
+    // Ambiguous: only the real name may say how the message is framed or routed.
+    let framing_lookalike = spoofed
+        && matches!(
+            text,
+            b"content-length"
+                | b"transfer-encoding"
+                | b"connection"
+                | b"keep-alive"
+                | b"proxy-connection"
+                | b"te"
+                | b"trailer"
+                | b"upgrade"
+                | b"host"
+                | b"proxy-authorization"
+        );
+    // From a trusted proxy, only the dashed spellings it would send are kept.
+    url_override || framing_lookalike || (about_the_client && (!trusted_peer || spoofed))
 }
 
 /// Adds the peer to a trusted proxy's X-Forwarded-For (an untrusted peer's is replaced) and to its
@@ -217,6 +233,21 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<&HeaderVa
     };
 }
 
+/// [`add_forwarded`] for fields kept as sent, from a peer that is not a trusted proxy (a
+/// trusted proxy's fields are extended in a map): X-Forwarded-For, -Proto and -Host, the claims
+/// the client made removed before.
+pub fn add_raw_forwarded(fields: &mut RawFields, peer: Peer, host: Option<&HeaderValue>) {
+    debug_assert!(!peer.trusted);
+    if let Some(v) = client_value(peer.ip) {
+        fields.add(X_FORWARDED_FOR.clone(), v);
+    }
+    let proto = if peer.tls { "https" } else { "http" };
+    fields.add(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    if let Some(h) = host {
+        fields.add(X_FORWARDED_HOST.clone(), h.clone());
+    }
+}
+
 /// The client's address as a header value. Consecutive requests mostly come from the same
 /// client (a keep-alive connection's): the last one is kept per thread, not formatted again.
 fn client_value(client: IpAddr) -> Option<HeaderValue> {
@@ -237,18 +268,32 @@ fn client_value(client: IpAddr) -> Option<HeaderValue> {
     })
 }
 
-/// The request's id: the client's when it is sane, else a new random one, set in `headers`.
-pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(&X_REQUEST_ID)
-        && !v.is_empty()
-        && v.len() <= 128
-        && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
-    {
-        return v.clone();
+/// The request's id: the client's when it is sane, else a new random one, set in place of the
+/// client's (in the request's map, or among its fields kept as sent).
+pub fn ensure_request_id<B>(req: &mut http::Request<B>) -> HeaderValue {
+    let sane = |v: &HeaderValue| {
+        !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic)
+    };
+    match req.extensions_mut().get_mut::<RawFields>() {
+        None => {
+            if let Some(id) = req.headers().get(&X_REQUEST_ID).filter(|v| sane(v)) {
+                return id.clone();
+            }
+            let id = new_request_id();
+            req.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+            id
+        }
+        Some(raw) => {
+            match raw.first(X_REQUEST_ID.as_str().as_bytes()) {
+                Some(id) if sane(&id) => return id,
+                Some(_) => raw.remove(&X_REQUEST_ID),
+                None => {}
+            }
+            let id = new_request_id();
+            raw.add(X_REQUEST_ID.clone(), id.clone());
+            id
+        }
     }
-    let id = new_request_id();
-    headers.insert(X_REQUEST_ID.clone(), id.clone());
-    id
 }
 
 /// 128 random bits as 32 hex digits.
@@ -417,20 +462,86 @@ mod tests {
 
     #[test]
     fn request_ids_are_kept_when_sane_and_generated_otherwise() {
-        let mut h = HeaderMap::new();
-        h.insert("x-request-id", "abc-123".parse().unwrap());
-        assert_eq!(ensure_request_id(&mut h), "abc-123");
-        h.insert(
+        let mut req = http::Request::new(());
+        req.headers_mut()
+            .insert("x-request-id", "abc-123".parse().unwrap());
+        assert_eq!(ensure_request_id(&mut req), "abc-123");
+        req.headers_mut().insert(
             "x-request-id",
             HeaderValue::from_str(&"x".repeat(200)).unwrap(),
         );
-        let id = ensure_request_id(&mut h);
+        let id = ensure_request_id(&mut req);
         assert_eq!(id.len(), 32);
-        assert_eq!(h["x-request-id"], id);
-        let mut h = HeaderMap::new();
+        assert_eq!(req.headers()["x-request-id"], id);
         assert_ne!(
-            ensure_request_id(&mut h),
-            ensure_request_id(&mut HeaderMap::new())
+            ensure_request_id(&mut http::Request::new(())),
+            ensure_request_id(&mut http::Request::new(()))
         );
+    }
+
+    /// A request whose fields were kept as the client sent them.
+    fn raw_request(fields: &str) -> http::Request<()> {
+        let mut req = http::Request::new(());
+        let (raw, _) = crate::http1::raw_fields::tests::read(fields).unwrap();
+        req.extensions_mut().insert(raw);
+        req
+    }
+
+    fn raw_written(req: &http::Request<()>) -> String {
+        let mut out = bytes::BytesMut::new();
+        req.extensions().get::<RawFields>().unwrap().write(&mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn request_ids_among_fields_kept_as_sent_are_kept_when_sane_and_replaced_otherwise() {
+        let mut req = raw_request("X-Request-ID: abc-123\r\nX-A: 1\r\n");
+        assert_eq!(ensure_request_id(&mut req), "abc-123");
+        assert!(req.headers().is_empty(), "the client's line is relayed");
+        assert_eq!(raw_written(&req), "X-Request-ID: abc-123\r\nX-A: 1\r\n");
+
+        let mut req = raw_request("x-request-id: a b\r\nX-A: 1\r\nX-Request-Id: ok\r\n");
+        let id = ensure_request_id(&mut req);
+        assert_eq!(id.len(), 32, "the first line decides, as in a map");
+        assert_eq!(
+            raw_written(&req),
+            format!("X-A: 1\r\nx-request-id: {}\r\n", id.to_str().unwrap()),
+            "every line of the client's goes"
+        );
+
+        let mut req = raw_request("X-A: 1\r\n");
+        let id = ensure_request_id(&mut req);
+        assert_eq!(
+            raw_written(&req),
+            format!("X-A: 1\r\nx-request-id: {}\r\n", id.to_str().unwrap())
+        );
+        assert!(req.headers().is_empty());
+    }
+
+    #[test]
+    fn claims_among_fields_kept_as_sent_go_as_they_go_from_a_map() {
+        let fields = "X-Forwarded-For: 1.2.3.4\r\nFORWARDED: for=1.2.3.4\r\nX_Real_IP: 1.2.3.4\r\n\
+                      X-Original-URL: /admin\r\nTransfer_Encoding: chunked\r\nX-Real-IP: 5.6.7.8\r\n\
+                      Content_Type: text/plain\r\nX-Kept: 1\r\nTE-Not: 1\r\n";
+        let mut req = raw_request(fields);
+        remove_raw_forwarding_claims(req.extensions_mut().get_mut().unwrap(), false);
+        assert_eq!(
+            raw_written(&req),
+            "Content_Type: text/plain\r\nX-Kept: 1\r\nTE-Not: 1\r\n"
+        );
+        let mut req = raw_request(fields);
+        remove_raw_forwarding_claims(req.extensions_mut().get_mut().unwrap(), true);
+        assert_eq!(
+            raw_written(&req),
+            "X-Forwarded-For: 1.2.3.4\r\nFORWARDED: for=1.2.3.4\r\nX-Real-IP: 5.6.7.8\r\n\
+             Content_Type: text/plain\r\nX-Kept: 1\r\nTE-Not: 1\r\n"
+        );
+        // The map path removes the same names.
+        let (mut parts, _) = raw_request(fields).into_parts();
+        crate::http1::raw_fields::into_map(parts.extensions.remove(), &mut parts.headers);
+        remove_forwarding_claims(&mut parts.headers, false);
+        let mut names: Vec<_> = parts.headers.keys().map(|n| n.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["content_type", "te-not", "x-kept"]);
     }
 }

@@ -9,6 +9,10 @@
 //! the same respond path ([`crate::stages::respond`]), so the rule's response header edits,
 //! the RateLimit headers and the request id are on every answer, the proxy's own included.
 //! Generic over the request body, so the whole path runs in tests without sockets.
+//!
+//! An HTTP/1 request's fields may arrive kept as the client sent them, not as a map
+//! ([`crate::http1::raw_fields`]): the path makes them a map as soon as a stage that reads
+//! them may run.
 
 use std::sync::Arc;
 
@@ -18,6 +22,7 @@ use http_body::Body;
 
 use crate::body::{BoxError, ProxyBody};
 use crate::exchange::{Client, Exchange};
+use crate::http1::raw_fields::into_map;
 use crate::metrics::RouteId;
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::{RuleRuntime, Runtime};
@@ -83,6 +88,12 @@ impl Runtime {
                 Ok(t) => t,
                 Err(p) => return (None, Err(p)),
             };
+            // Fields kept as the client sent them (HTTP/1) become a map now when what comes
+            // before the rule's stages reads them: routes that match on headers, a trusted
+            // proxy's forwarding fields (extended, not replaced).
+            if ex.peer.trusted || self.routes.matches_headers() {
+                into_map(req.extensions_mut().remove(), req.headers_mut());
+            }
             // Not behind a trusted proxy that terminated TLS already (it says so in
             // X-Forwarded-Proto): redirecting its requests would loop. Asked only on ports that
             // redirect.
@@ -117,6 +128,9 @@ impl Runtime {
                 return (None, Err(Problem::new(ProblemKind::NoRoute, what)));
             };
             let rule = matched.target;
+            if !rule.relays_request_fields {
+                into_map(req.extensions_mut().remove(), req.headers_mut());
+            }
             ex.route = RouteId(rule.id.clone());
             ex.metrics = Some(rule.metrics.clone());
             let path = MatchedPath {
@@ -197,7 +211,7 @@ impl Runtime {
             let limit = rule.max_request_body.unwrap_or(self.env.max_request_body);
             if rule.action.forwards()
                 && !body.is_end_stream()
-                && let Ok(Some(declared)) = crate::http1::content_length(&head.headers)
+                && let Ok(Some(declared)) = crate::http1::declared_length(&head)
                 && declared > limit
             {
                 return Err(Problem::new(

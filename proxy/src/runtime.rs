@@ -104,6 +104,9 @@ pub struct RuleRuntime {
     pub request_transforms: RequestTransforms,
     pub action: Action,
     pub response_transforms: ResponseTransforms,
+    /// No stage of the rule reads or edits the request's fields but the forwarding headers:
+    /// an HTTP/1 client's can go to the backend as sent ([`crate::http1::raw_fields`]).
+    pub relays_request_fields: bool,
 }
 
 /// A policy's stages, built once per snapshot however many rules share it.
@@ -184,6 +187,21 @@ impl RuleRuntime {
             route: RouteId(id.clone()),
         };
         let metrics = &env.metrics;
+        let request_transforms = RequestTransforms::build(rule)?;
+        let action = Action::build(
+            &id,
+            &rule.action,
+            rule.retries.as_ref(),
+            &policy.backends,
+            metrics,
+            &env.upstream,
+        )?;
+        // Authorization reads only who authenticated, and the method.
+        let relays_request_fields = policy.authenticate.is_none()
+            && policy.cors.is_none()
+            && policy.rate_limit.is_none()
+            && !request_transforms.edits_fields()
+            && action.relays_fields();
         Ok(RuleRuntime {
             route: id.rsplit_once('/').map_or(&*id, |(route, _)| route).into(),
             metrics: Arc::new(RouteMetrics::new(labels.route.clone(), metrics)),
@@ -194,16 +212,10 @@ impl RuleRuntime {
             authorize: policy.authorize,
             rate_limit: policy.rate_limit,
             max_request_body: policy.max_request_body,
-            request_transforms: RequestTransforms::build(rule)?,
-            action: Action::build(
-                &id,
-                &rule.action,
-                rule.retries.as_ref(),
-                &policy.backends,
-                metrics,
-                &env.upstream,
-            )?,
+            request_transforms,
+            action,
             response_transforms: ResponseTransforms::build(rule)?,
+            relays_request_fields,
             id,
         })
     }

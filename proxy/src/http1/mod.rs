@@ -271,6 +271,15 @@ fn content_length_value(known: Option<u64>, value: &[u8]) -> Result<Option<u64>,
     Ok(length)
 }
 
+/// The request's Content-Length, its fields kept as sent (see [`raw_fields`]) or in its map.
+pub fn declared_length(head: &http::request::Parts) -> Result<Option<u64>, &'static str> {
+    match head.extensions.get::<raw_fields::RawFields>() {
+        // Read, and checked, with the head.
+        Some(raw) => Ok(raw.content_length),
+        None => content_length(&head.headers),
+    }
+}
+
 /// The message's Content-Length, for maps built by hand or edited (see [`Framing`]).
 pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
     let mut length = None;

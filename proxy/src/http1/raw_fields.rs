@@ -1,27 +1,36 @@
-//! A backend's response fields as it sent them, relayed to an HTTP/1 client without being
-//! parsed into a map.
+//! A message's fields as they were sent, relayed over HTTP/1 without being parsed into a map:
+//! a backend's answer to an HTTP/1 client, and an HTTP/1 client's request to its backend.
 //!
-//! Most answers pass through the proxy untouched: no rule edits their fields, and the respond
-//! path only adds its own (`x-request-id`, RateLimit...). Building a [`http::HeaderMap`] for
-//! them (a name lookup, a value check and a hash per field, then dropping it all) was the
-//! largest single cost of a proxied request. For those answers the upstream client keeps the
-//! head's bytes and where the fields are instead, in a [`RawFields`] extension of a response
-//! whose map holds only what the proxy adds, and the HTTP/1 encoder writes the lines as
-//! they came.
+//! Most messages pass through the proxy untouched: no rule edits their fields, and the proxy
+//! only adds its own (`x-request-id`, `X-Forwarded-*`, RateLimit...). Building a
+//! [`http::HeaderMap`] for them (a name lookup, a value check and a hash per field, then
+//! dropping it all) was the largest single cost of a proxied request, once for the request and
+//! once for its answer. For those messages the HTTP/1 reader keeps the head's bytes and where
+//! the fields are instead, in a [`RawFields`] extension of a message whose map holds only what
+//! the proxy adds, and the HTTP/1 encoder writes the lines as they came, then the map's.
 //!
 //! The hop-by-hop fields (RFC 9110 §7.6.1) and the framing fields are left out, as the map path
 //! leaves them out: the encoder writes its own `Content-Length` (kept here as a number),
-//! `Transfer-Encoding` and `Connection`. An answer whose `Connection` names other fields takes
+//! `Transfer-Encoding` and `Connection`. A message whose `Connection` names other fields takes
 //! the map path, where those fields are removed by name.
 //!
-//! Only the HTTP/1 server asks for this (through
+//! Answers: only the HTTP/1 server asks for this (through
 //! [`crate::exchange::Client::relays_raw_fields`]; HTTP/2 clients, Aggregate calls and
 //! in-process callers get a map), and the pipeline asks the backend for it
 //! ([`crate::upstream::AnswerFields::PassThrough`]) only when nothing after the action reads
 //! or edits the answer's fields but the respond path and the HTTP/1 encoder, which know this
-//! extension. A stage that needs the map of such an answer calls [`into_map`] first. httparse already checked the names
-//! (tokens) and values (no CR, LF or other controls) as [`http::HeaderName`] and
-//! [`http::HeaderValue`] would, so relaying the bytes cannot split a response.
+//! extension.
+//!
+//! Requests: the HTTP/1 server reads every request this way. The stages before the route
+//! match read the few fields they need here (Host, `X-Request-Id`) and remove the forwarding
+//! claims here; the pipeline turns the fields into a map ([`into_map`]) before anything else
+//! reads them: before the route match when a route matches on headers or the peer is a trusted
+//! proxy (whose forwarding fields are extended), and after it unless the matched rule only
+//! forwards ([`crate::runtime::RuleRuntime::relays_request_fields`]).
+//!
+//! httparse already checked the names (tokens) and values (no CR, LF or other controls) as
+//! [`http::HeaderName`] and [`http::HeaderValue`] would, so relaying the bytes cannot split a
+//! message.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -47,7 +56,7 @@ fn special_length(len: usize) -> bool {
     matches!(len, 2 | 4 | 7 | 16 | 18 | 19)
 }
 
-/// The fields of a response head, kept as the backend sent them.
+/// The fields of a message's head, kept as they were sent.
 #[derive(Clone, Debug)]
 pub struct RawFields {
     head: Bytes,
@@ -57,10 +66,11 @@ pub struct RawFields {
     /// The Content-Length the backend declared (its fields are not relayed: the encoder writes
     /// the number).
     pub content_length: Option<u64>,
-    /// A `Date` field is among them.
+    /// A `Date` field is among them (an answer's encoder then writes none).
     pub dated: bool,
-    /// Fields the proxy adds to every answer (RateLimit, CORS), written after the backend's
-    /// without going through the map (no hashing for a field only the encoder reads).
+    /// Fields the proxy adds (the request id, RateLimit, CORS; a request's forwarding fields),
+    /// written after those as sent without going through a map (no hashing for a field only
+    /// the encoder reads). Not among what [`Self::contains`] and [`Self::remove`] see.
     added: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -116,22 +126,47 @@ impl RawFields {
         self.names().any(|n| n.eq_ignore_ascii_case(name))
     }
 
+    /// The values of the fields `name` (any case), in order.
+    pub fn values<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.lines
+            .iter()
+            .filter(move |&&[at, len, _, _]| {
+                self.head[at as usize..(at + len) as usize].eq_ignore_ascii_case(name)
+            })
+            .map(|&[_, _, value_at, end]| &self.head[value_at as usize..end as usize])
+    }
+
+    /// The first field `name`'s value, sharing the head's bytes.
+    pub fn first(&self, name: &[u8]) -> Option<HeaderValue> {
+        let &[_, _, value_at, end] = self.lines.iter().find(|&&[at, len, _, _]| {
+            self.head[at as usize..(at + len) as usize].eq_ignore_ascii_case(name)
+        })?;
+        HeaderValue::from_maybe_shared(self.head.slice(value_at as usize..end as usize)).ok()
+    }
+
+    /// Leaves out the fields whose name `keep` refuses (given as sent, in any case).
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        let head = &self.head;
+        self.lines
+            .retain(|&mut [at, len, _, _]| keep(&head[at as usize..(at + len) as usize]));
+    }
+
     /// Leaves out the fields `name` (a field the proxy sets in their place).
     pub fn remove(&mut self, name: &HeaderName) {
         let name = name.as_str().as_bytes();
-        let head = &self.head;
-        self.lines.retain(|&mut [at, len, _, _]| {
-            !head[at as usize..(at + len) as usize].eq_ignore_ascii_case(name)
-        });
+        self.retain(|n| !n.eq_ignore_ascii_case(name));
     }
 
     /// Leaves out every field whose name starts with `prefix` (lower-case), in one pass.
     pub fn remove_prefixed(&mut self, prefix: &[u8]) {
-        let head = &self.head;
-        self.lines.retain(|&mut [at, len, _, _]| {
-            let name = &head[at as usize..(at + len) as usize];
+        self.retain(|name| {
             !(name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix))
         });
+    }
+
+    /// Adds a field of the proxy's, written after those as sent.
+    pub fn add(&mut self, name: HeaderName, value: HeaderValue) {
+        self.added.push((name, value));
     }
 
     /// Adds the proxy's fields, after the backend's (taking `fields`' buffer when it can).
@@ -143,10 +178,27 @@ impl RawFields {
         }
     }
 
-    /// Writes the fields, one `name: value` line each, as they came, then the proxy's.
+    /// Writes the fields, one `name: value` line each, as they came, then the proxy's. Lines
+    /// that follow each other in the head (most do) are copied together.
     pub fn write(&self, out: &mut BytesMut) {
+        let head = &self.head[..];
+        let mut run: Option<(usize, usize)> = None;
         for &[at, _, _, end] in &self.lines {
-            out.put_slice(&self.head[at as usize..end as usize]);
+            let (at, end) = (at as usize, end as usize);
+            run = match run {
+                Some((start, last)) if at == last + 2 && &head[last..at] == b"\r\n" => {
+                    Some((start, end))
+                }
+                Some((start, last)) => {
+                    out.put_slice(&head[start..last]);
+                    out.put_slice(b"\r\n");
+                    Some((at, end))
+                }
+                None => Some((at, end)),
+            };
+        }
+        if let Some((start, last)) = run {
+            out.put_slice(&head[start..last]);
             out.put_slice(b"\r\n");
         }
         for (name, value) in &self.added {
@@ -189,12 +241,12 @@ impl RawFields {
     }
 }
 
-/// Makes an answer's fields a map again if they were kept as sent, for a stage that needs the
-/// map.
-pub fn into_map(parts: &mut http::response::Parts) {
-    if let Some(raw) = parts.extensions.remove::<RawFields>() {
-        let added = std::mem::take(&mut parts.headers);
-        parts.headers = raw.into_map(added);
+/// Makes a message's fields a map again if they were kept as sent (`raw`, taken out of its
+/// extensions), for a stage that needs the map: the map is `headers` with them in front.
+pub fn into_map(raw: Option<RawFields>, headers: &mut HeaderMap) {
+    if let Some(raw) = raw {
+        let added = std::mem::take(headers);
+        *headers = raw.into_map(added);
     }
 }
 
@@ -238,6 +290,13 @@ pub(crate) mod tests {
             raw.content_length,
             Some(4),
             "a list of one length is that length"
+        );
+
+        // A value's trailing whitespace is not part of it.
+        let (raw, _) = read("X-A: 1\r\nX-Trail: v \t\r\nX-B: 2\r\nX-C: 3\r\n").unwrap();
+        assert_eq!(
+            written(&raw),
+            "X-A: 1\r\nX-Trail: v\r\nX-B: 2\r\nX-C: 3\r\n"
         );
 
         let (raw, framing) = read("Transfer-Encoding: chunked\r\nX-A: 1\r\n").unwrap();
@@ -310,7 +369,7 @@ pub(crate) mod tests {
         let mut parts = http::Response::new(()).into_parts().0;
         let (raw, _) = read("Server: nginx\r\n").unwrap();
         parts.extensions.insert(raw);
-        into_map(&mut parts);
+        into_map(parts.extensions.remove(), &mut parts.headers);
         assert_eq!(parts.headers["server"], "nginx");
         assert!(parts.extensions.get::<RawFields>().is_none());
     }

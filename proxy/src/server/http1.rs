@@ -42,7 +42,7 @@ use crate::client_body::IdleTimeout;
 use crate::exchange::Client;
 use crate::forwarding::new_request_id;
 use crate::http1::raw_fields::RawFields;
-use crate::http1::{self, BadField, FieldSpans, Fields, decode::Decoder};
+use crate::http1::{self, BadField, FieldSpans, decode::Decoder};
 use crate::metrics::Metrics;
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::RuntimeHandle;
@@ -393,15 +393,27 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
     let bytes = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(bytes.slice(path_span.0..path_span.0 + path_span.1))
         .map_err(|_| bad("the request target is not valid"))?;
-    // Room for what the request path adds (request id, X-Forwarded-*, policy edits), so
-    // adding them never re-hashes the map.
-    let Fields {
-        map: headers,
-        framing,
-    } = http1::field_map(&bytes, &spans, 8).map_err(bad_field)?;
+    let mut request = Request::new(()).into_parts().0;
+    // The fields as sent, for the request path to relay or make a map of
+    // ([`crate::http1::raw_fields`]); a map now when a `Connection` names some of them.
+    let framing = match RawFields::read(&bytes, &spans) {
+        Some((raw, framing)) => {
+            // What the request path adds goes among them too: the map stays empty (and
+            // unallocated) unless a stage makes them a map.
+            request.extensions.insert(raw);
+            framing
+        }
+        None => {
+            // Room for what the request path adds (request id, X-Forwarded-*, policy edits),
+            // so adding them never re-hashes the map.
+            let fields = http1::field_map(&bytes, &spans, 8).map_err(bad_field)?;
+            request.headers = fields.map;
+            fields.framing
+        }
+    };
     let decoder = match framing.transfer_encoding {
         Some(te) => {
-            if headers.contains_key(CONTENT_LENGTH) {
+            if framing.content_length != Ok(None) {
                 return Err(bad(
                     "Transfer-Encoding and Content-Length together are refused",
                 ));
@@ -418,14 +430,14 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
         _ => framing.keep_alive,
     };
     let expect_continue = version == Version::HTTP_11
-        && headers
-            .get(EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let mut request = Request::new(()).into_parts().0;
+        && match request.extensions.get::<RawFields>() {
+            Some(raw) => raw.values(EXPECT.as_str().as_bytes()).next(),
+            None => request.headers.get(EXPECT).map(|v| v.as_bytes()),
+        }
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     request.method = method;
     request.uri = uri;
     request.version = version;
-    request.headers = headers;
     Ok(Some(Head {
         request,
         decoder,

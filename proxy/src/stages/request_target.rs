@@ -13,7 +13,10 @@ use http::header::HOST;
 use http::uri::Authority;
 use http::{Request, Version};
 
-use crate::forwarding::{remove_forwarding_claims, remove_hop_by_hop};
+use crate::forwarding::{
+    remove_forwarding_claims, remove_hop_by_hop, remove_raw_forwarding_claims,
+};
+use crate::http1::raw_fields::RawFields;
 use crate::problem::{Problem, ProblemKind};
 
 /// Where the client sent the request.
@@ -31,27 +34,41 @@ pub struct Target {
 /// The stage: the request's target, its hop-by-hop headers gone, and what only a trusted proxy
 /// may say about the client gone unless the peer is one
 /// ([`crate::forwarding::remove_forwarding_claims`]).
+/// Fields kept as the client sent them ([`RawFields`]) had their hop-by-hop fields left out
+/// when they were read.
 pub fn read<B>(req: &mut Request<B>, trusted_peer: bool) -> Result<Target, Problem> {
     let mut t = target(req).map_err(|why| Problem::new(ProblemKind::BadRequest, why))?;
     t.path = frontdesk_snapshot::path::normalize(req.uri().path())
         .map_err(|e| Problem::new(ProblemKind::BadRequest, e.to_string()))?
         .into_owned();
-    remove_hop_by_hop(req.headers_mut());
-    remove_forwarding_claims(req.headers_mut(), trusted_peer);
+    match req.extensions_mut().get_mut::<RawFields>() {
+        Some(raw) => remove_raw_forwarding_claims(raw, trusted_peer),
+        None => {
+            remove_hop_by_hop(req.headers_mut());
+            remove_forwarding_claims(req.headers_mut(), trusted_peer);
+        }
+    }
     Ok(t)
 }
 
 pub fn target<B>(req: &Request<B>) -> Result<Target, String> {
-    let mut hosts = req.headers().get_all(HOST).iter();
-    let header = hosts.next();
-    if hosts.next().is_some() {
+    let (header, more) = match req.extensions().get::<RawFields>() {
+        Some(raw) => {
+            let mut hosts = raw.values(b"host");
+            (hosts.next(), hosts.next().is_some())
+        }
+        None => {
+            let mut hosts = req.headers().get_all(HOST).iter();
+            (hosts.next().map(|h| h.as_bytes()), hosts.next().is_some())
+        }
+    };
+    if more {
         return Err("the request has more than one Host header".into());
     }
     let header = header
         .map(|h| {
-            h.to_str()
+            Authority::try_from(h)
                 .ok()
-                .and_then(|s| s.parse::<Authority>().ok())
                 .filter(|a| !a.as_str().contains('@'))
                 .ok_or_else(|| "the Host header is not a valid host[:port]".to_string())
         })

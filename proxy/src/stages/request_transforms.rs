@@ -12,7 +12,8 @@ use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Uri, Version};
 
-use crate::forwarding::{Peer, add_forwarded};
+use crate::forwarding::{Peer, add_forwarded, add_raw_forwarded};
+use crate::http1::raw_fields::RawFields;
 use crate::problem::{Problem, ProblemKind};
 use crate::transforms::{HeaderEdits, MatchedPath, rewrite_path};
 
@@ -36,6 +37,12 @@ impl RequestTransforms {
                 .map_err(|e| format!("rewrite.host: {e}"))?,
             headers: HeaderEdits::new(&rule.request_headers)?,
         })
+    }
+
+    /// Whether the rule edits the request's fields (beyond the forwarding ones every request
+    /// gets).
+    pub fn edits_fields(&self) -> bool {
+        self.rewrite_host.is_some() || !self.headers.is_empty()
     }
 
     /// Turns the client's request head into the backend's: an origin-form target, HTTP/1.1,
@@ -74,23 +81,40 @@ impl RequestTransforms {
             join_cookies(headers);
         }
         head.version = Version::HTTP_11;
+        // Fields kept as the client sent them: the rule edits none (see `edits_fields`), and
+        // the map holds only what the proxy adds.
+        let raw = head.extensions.get_mut::<RawFields>();
+        let client_host = match raw.as_deref() {
+            Some(raw) => raw.first(HOST.as_str().as_bytes()),
+            None => headers.get(HOST).cloned(),
+        };
         // What the client addressed, as a header value: its Host line when it has one (HTTP/2
         // clients send :authority instead).
-        let addressed = authority.and_then(|a| match headers.get(HOST) {
-            Some(v) if v.as_bytes() == a.as_str().as_bytes() => Some(v.clone()),
+        let addressed = authority.and_then(|a| match client_host {
+            Some(ref v) if v.as_bytes() == a.as_str().as_bytes() => client_host.clone(),
             _ => HeaderValue::from_str(a.as_str()).ok(),
         });
-        add_forwarded(headers, peer, addressed.as_ref());
-        self.headers.apply(headers);
-        match (&self.rewrite_host, addressed) {
-            (Some(h), _) => {
-                headers.insert(HOST, h.clone());
+        let Some(raw) = raw else {
+            add_forwarded(headers, peer, addressed.as_ref());
+            self.headers.apply(headers);
+            match (&self.rewrite_host, addressed) {
+                (Some(h), _) => {
+                    headers.insert(HOST, h.clone());
+                }
+                // Usually the client's own Host line, already in place.
+                (None, Some(v)) if headers.get(HOST) != Some(&v) => {
+                    headers.insert(HOST, v);
+                }
+                _ => {}
             }
-            // Usually the client's own Host line, already in place.
-            (None, Some(v)) if headers.get(HOST) != Some(&v) => {
-                headers.insert(HOST, v);
-            }
-            _ => {}
+            return Ok(());
+        };
+        add_raw_forwarded(raw, peer, addressed.as_ref());
+        if let Some(v) = addressed
+            && client_host.as_ref() != Some(&v)
+        {
+            raw.remove(&HOST);
+            raw.add(HOST, v);
         }
         Ok(())
     }

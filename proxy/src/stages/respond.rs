@@ -84,17 +84,26 @@ impl Respond {
                 }
             }
         }
-        if let Some(raw) = raw.as_deref_mut() {
-            raw.remove(&X_REQUEST_ID);
-        }
-        head.headers
-            .insert(X_REQUEST_ID.clone(), ex.request_id.clone());
-        if let Some(hsts) = ex.port.as_ref().and_then(|p| p.hsts.as_ref())
-            && !raw.is_some_and(|r| r.contains(&http::header::STRICT_TRANSPORT_SECURITY))
-        {
-            head.headers
-                .entry(http::header::STRICT_TRANSPORT_SECURITY)
-                .or_insert_with(|| hsts.clone());
+        let hsts = ex.port.as_ref().and_then(|p| p.hsts.as_ref());
+        match raw {
+            Some(raw) => {
+                raw.remove(&X_REQUEST_ID);
+                raw.add(X_REQUEST_ID.clone(), ex.request_id.clone());
+                if let Some(hsts) = hsts
+                    && !raw.contains(&http::header::STRICT_TRANSPORT_SECURITY)
+                {
+                    raw.add(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+                }
+            }
+            None => {
+                head.headers
+                    .insert(X_REQUEST_ID.clone(), ex.request_id.clone());
+                if let Some(hsts) = hsts {
+                    head.headers
+                        .entry(http::header::STRICT_TRANSPORT_SECURITY)
+                        .or_insert_with(|| hsts.clone());
+                }
+            }
         }
         let hook = Completion {
             respond: self.clone(),
@@ -230,14 +239,21 @@ mod tests {
             ex.relays_raw_fields = true;
             let id = ex.request_id.clone();
             let mut resp = respond.finish(resp, ex);
-            assert_eq!(resp.headers()["x-request-id"], id);
-            let hsts = resp.headers().get("strict-transport-security");
-            assert_eq!(hsts.map(|v| v == "max-age=60"), ours.then_some(true));
-            let raw = resp.extensions_mut().remove::<RawFields>().unwrap();
             assert!(
-                !raw.contains(&X_REQUEST_ID),
-                "the backend's id is not relayed"
+                resp.headers().is_empty(),
+                "the proxy's fields join the relayed"
             );
+            let raw = resp.extensions_mut().remove::<RawFields>();
+            crate::http1::raw_fields::into_map(raw, resp.headers_mut());
+            let ids: Vec<_> = resp.headers().get_all("x-request-id").iter().collect();
+            assert_eq!(ids, [&id], "the backend's id is not relayed");
+            let hsts: Vec<_> = resp
+                .headers()
+                .get_all("strict-transport-security")
+                .iter()
+                .collect();
+            assert_eq!(hsts.len(), 1);
+            assert_eq!(hsts[0] == "max-age=60", ours);
         }
     }
 

@@ -350,16 +350,18 @@ pub enum RequestFraming {
     Chunked,
 }
 
-/// The request head on the wire (a request held as its parts), with framing derived from the
+/// The request head on the wire (a request held as its parts, some of its fields perhaps kept
+/// as sent: [`RawFields`]), with framing derived from the
 /// body itself: whatever Content-Length or Transfer-Encoding the head carries (a client's, or
 /// set by a header edit) is never sent, so what the backend reads as the body is always what
 /// is written.
-pub fn encode_parts(
-    method: &http::Method,
-    uri: &http::Uri,
-    headers: &http::HeaderMap,
-    body: &UpstreamBody,
-) -> (Bytes, RequestFraming) {
+pub fn encode_parts(parts: &http::request::Parts, body: &UpstreamBody) -> (Bytes, RequestFraming) {
+    let http::request::Parts {
+        method,
+        uri,
+        headers,
+        ..
+    } = parts;
     let framing = if body.is_end_stream() {
         RequestFraming::None
     } else {
@@ -374,6 +376,11 @@ pub fn encode_parts(
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
+    // The client's fields as it sent them (their framing and hop-by-hop fields left out when
+    // they were read), then the map's.
+    if let Some(raw) = parts.extensions.get::<RawFields>() {
+        raw.write(&mut out);
+    }
     for (name, value) in headers {
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
             continue;
@@ -415,8 +422,9 @@ mod tests {
 
     use super::*;
 
-    fn encode_head(req: &Request<UpstreamBody>) -> (Bytes, RequestFraming) {
-        encode_parts(req.method(), req.uri(), req.headers(), req.body())
+    fn encode_head(req: Request<UpstreamBody>) -> (Bytes, RequestFraming) {
+        let (parts, body) = req.into_parts();
+        encode_parts(&parts, &body)
     }
 
     fn parts(head: &str) -> Result<Option<Head>, ExchangeError> {
@@ -524,7 +532,7 @@ mod tests {
             .header("host", "backend")
             .body(UpstreamBody::Empty)
             .unwrap();
-        let (head, framing) = encode_head(&req);
+        let (head, framing) = encode_head(req);
         assert_eq!(&head[..], b"GET /a?b=1 HTTP/1.1\r\nhost: backend\r\n\r\n");
         assert_eq!(framing, RequestFraming::None);
         // A Content-Length in the head (a header edit, say) is never what frames the body.
@@ -537,7 +545,7 @@ mod tests {
                 Bytes::from("abc"),
             )))
             .unwrap();
-        let (head, framing) = encode_head(&req);
+        let (head, framing) = encode_head(req);
         assert_eq!(&head[..], b"POST /a HTTP/1.1\r\ncontent-length: 3\r\n\r\n");
         assert_eq!(framing, RequestFraming::Length(3));
         let req = Request::builder()
@@ -546,7 +554,7 @@ mod tests {
             .header("content-length", "10")
             .body(UpstreamBody::Empty)
             .unwrap();
-        let (head, _) = encode_head(&req);
+        let (head, _) = encode_head(req);
         assert_eq!(&head[..], b"POST /a HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
         let body = http_body_util::StreamBody::new(futures::stream::iter([Ok::<_, BoxError>(
             Frame::data(Bytes::from("x")),
@@ -556,8 +564,32 @@ mod tests {
             .uri("/up")
             .body(UpstreamBody::from_body(body))
             .unwrap();
-        let (head, framing) = encode_head(&req);
+        let (head, framing) = encode_head(req);
         assert_eq!(framing, RequestFraming::Chunked);
         assert!(head.ends_with(b"transfer-encoding: chunked\r\n\r\n"));
+    }
+
+    #[test]
+    fn fields_kept_as_sent_are_written_before_the_proxys() {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/a")
+            .header("x-forwarded-for", "192.0.2.1")
+            .body(UpstreamBody::from_body(http_body_util::Full::new(
+                Bytes::from("abc"),
+            )))
+            .unwrap();
+        let (raw, _) = crate::http1::raw_fields::tests::read(
+            "Host: shop\r\nContent-Length: 3\r\nUser-Agent: curl\r\nConnection: keep-alive\r\n",
+        )
+        .unwrap();
+        req.extensions_mut().insert(raw);
+        let (head, framing) = encode_head(req);
+        assert_eq!(
+            &head[..],
+            b"POST /a HTTP/1.1\r\nHost: shop\r\nUser-Agent: curl\r\nx-forwarded-for: 192.0.2.1\r\n\
+              content-length: 3\r\n\r\n"
+        );
+        assert_eq!(framing, RequestFraming::Length(3));
     }
 }

@@ -250,7 +250,7 @@ fn exchange<'a>(
 ) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
     async move {
         let pool = &endpoint.pool;
-        let (head, framing) = encode_parts(&parts.method, &parts.uri, &parts.headers, &body);
+        let (head, framing) = encode_parts(parts, &body);
         let bodiless = matches!(body, UpstreamBody::Empty);
         let checkout = pool
             .connection(endpoint.timeouts)

@@ -262,8 +262,7 @@ impl Upstream {
                 .policy
                 .per_try_timeout
                 .map_or(plan.timeout, |t| t.min(plan.timeout));
-            let (wire, framing) =
-                encode_parts(&head.method, &head.uri, &head.headers, &UpstreamBody::Empty);
+            let (wire, framing) = encode_parts(head, &UpstreamBody::Empty);
             let attempt = exchange_on(
                 checkout,
                 first,
@@ -315,7 +314,7 @@ impl Upstream {
             Replay::Streaming(UpstreamBody::Empty, _) => (Again::Empty, UpstreamBody::Empty, None),
             Replay::Streaming(b, sent) => (Again::Unsent, b, sent),
         };
-        let (wire, framing) = encode_parts(&head.method, &head.uri, &head.headers, &body);
+        let (wire, framing) = encode_parts(head, &body);
         let mut clock = Clock {
             sent,
             deadline: None,

@@ -21,6 +21,7 @@ pub type TestClient = Client<HttpConnector, TestBody>;
 mod ports;
 pub mod resilience;
 pub mod tls_backend;
+pub mod wire;
 pub use ports::free_port;
 
 /// A running proxy process; killed on drop.

@@ -19,6 +19,7 @@ use super::Input;
 use crate::body::{BoxError, Observed, OnComplete, ProxyBody};
 use crate::exchange::Exchange;
 use crate::forwarding::remove_hop_by_hop;
+use crate::http1::raw_fields::RawFields;
 use crate::metrics::{Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
 use crate::upstream::backend_state::{BackendSettings, InFlightAt};
@@ -80,6 +81,15 @@ impl Forward {
         })
     }
 
+    /// Whether picking a backend reads the request's fields (consistent hashing on a header
+    /// or cookie).
+    pub fn reads_fields(&self) -> bool {
+        self.balancer
+            .backends
+            .iter()
+            .any(EndpointSet::hashes_fields)
+    }
+
     /// Sends the (already transformed) request to a backend.
     pub fn run<B>(
         &self,
@@ -130,10 +140,13 @@ impl Forward {
             })?;
             ex.upstream(&endpoint.authority);
             let mut req = req;
-            // An HTTP/1.0 client without Host, on a route without hosts: HTTP/1.1 backends need one.
-            req.headers_mut()
-                .entry(http::header::HOST)
-                .or_insert_with(|| endpoint.host.clone());
+            // An HTTP/1.0 client without Host, on a route without hosts: HTTP/1.1 backends need
+            // one. (Fields kept as sent hold the Host line of a client that addressed a host.)
+            if input.host.is_none() || req.extensions().get::<RawFields>().is_none() {
+                req.headers_mut()
+                    .entry(http::header::HOST)
+                    .or_insert_with(|| endpoint.host.clone());
+            }
             let resp = match &self.retrying {
                 None => {
                     let (req, body_sent) = upstream_body(req, ex.bytes_in());
@@ -204,7 +217,8 @@ impl Retrying {
                 Replay::Streaming(UpstreamBody::Empty, None)
             } else {
                 // Boxed: only requests with a body carry the future that reads it.
-                Box::pin(replayable(body, &head.headers, resend, ex.bytes_in())).await?
+                let declared = crate::http1::declared_length(&head);
+                Box::pin(replayable(body, declared, resend, ex.bytes_in())).await?
             };
             let sent = Instant::now();
             let plan = RetryPlan {
@@ -244,11 +258,11 @@ fn record(
 }
 
 /// The client's body, in a form a retry can send again where it can be: read whole when a
-/// retry could send it (`resend`) and its declared length is at most [`REPLAY_LIMIT`], else
+/// retry could send it (`resend`) and its `declared` length is at most [`REPLAY_LIMIT`], else
 /// streamed.
 async fn replayable<B>(
     body: B,
-    headers: &http::HeaderMap,
+    declared: Result<Option<u64>, &'static str>,
     resend: bool,
     bytes_in: Option<Arc<AtomicU64>>,
 ) -> Result<Replay, Problem>
@@ -256,13 +270,8 @@ where
     B: Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    let small = || {
-        matches!(
-            crate::http1::content_length(headers),
-            Ok(Some(n)) if n <= REPLAY_LIMIT
-        )
-    };
-    if body.is_end_stream() || !resend || !small() {
+    let small = matches!(declared, Ok(Some(n)) if n <= REPLAY_LIMIT);
+    if body.is_end_stream() || !resend || !small {
         let (req, sent) = upstream_body(Request::new(body), bytes_in);
         return Ok(Replay::Streaming(req.into_body(), sent));
     }

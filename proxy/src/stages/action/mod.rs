@@ -81,6 +81,12 @@ impl Action {
         })
     }
 
+    /// Whether the action only forwards the request, reading none of its fields: they can go
+    /// to the backend as the client sent them ([`crate::http1::raw_fields`]).
+    pub fn relays_fields(&self) -> bool {
+        matches!(self, Action::Forward(f) if !f.reads_fields())
+    }
+
     /// Whether the request itself goes to a backend (and so through the request transforms).
     pub fn forwards(&self) -> bool {
         matches!(self, Action::Forward(_))

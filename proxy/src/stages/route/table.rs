@@ -51,6 +51,8 @@ pub struct RouteTable<R> {
     /// Keyed by the suffix after `*`, e.g. `.example.com`.
     wildcard_hosts: HashMap<String, Bucket>,
     any_host: Bucket,
+    /// Some rule matches on request headers.
+    matches_headers: bool,
 }
 
 #[derive(Default)]
@@ -131,6 +133,7 @@ impl<R> RouteTable<R> {
             exact_hosts: HashMap::new(),
             wildcard_hosts: HashMap::new(),
             any_host: Bucket::default(),
+            matches_headers: false,
         };
         for route in &snapshot.routes {
             let namespace: Arc<str> = Arc::from(route.namespace.as_str());
@@ -141,6 +144,7 @@ impl<R> RouteTable<R> {
                         .map_err(|e| BuildError(format!("{}: {e}", rule.id)))?,
                 );
                 for m in &rule.matches {
+                    table.matches_headers |= !m.headers.is_empty();
                     let entry = Entry::new(m, target, namespace.clone())
                         .map_err(|e| BuildError(format!("{}: {e}", rule.id)))?;
                     if route.hosts.is_empty() {
@@ -181,6 +185,11 @@ impl<R> RouteTable<R> {
 
     pub fn targets(&self) -> &[R] {
         &self.targets
+    }
+
+    /// Whether some rule matches on request headers: [`Self::lookup`] reads them.
+    pub fn matches_headers(&self) -> bool {
+        self.matches_headers
     }
 
     /// Finds the rule for a request.
