@@ -22,7 +22,7 @@ use http_body::Body;
 
 use crate::body::{BoxError, ProxyBody};
 use crate::exchange::{Client, Exchange};
-use crate::http1::raw_fields::into_map;
+use crate::http1::raw_fields::{FieldsView, into_map};
 use crate::metrics::RouteId;
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::{RuleRuntime, Runtime};
@@ -139,7 +139,7 @@ impl Runtime {
                 prefix: matched.prefix,
             };
             if let Some(cors) = &rule.cors
-                && let Some(answered) = cors.check(req.method(), req.headers(), ex)
+                && let Some(answered) = cors.check(req.method(), FieldsView::of(&req), ex)
             {
                 return (Some(rule), answered);
             }

@@ -196,9 +196,8 @@ impl RuleRuntime {
             metrics,
             &env.upstream,
         )?;
-        // Authorization reads only who authenticated, and the method.
+        // Authorization reads only who authenticated, and the method; CORS reads either form.
         let relays_request_fields = policy.authenticate.is_none()
-            && policy.cors.is_none()
             && policy.rate_limit.is_none()
             && !request_transforms.edits_fields()
             && action.relays_fields();

@@ -241,6 +241,31 @@ impl RawFields {
     }
 }
 
+/// A request's fields as a stage reads them: its map, or its fields kept as the client sent
+/// them (the proxy's own additions aside).
+#[derive(Clone, Copy)]
+pub enum FieldsView<'a> {
+    Map(&'a HeaderMap),
+    Raw(&'a RawFields),
+}
+
+impl<'a> FieldsView<'a> {
+    pub fn of<B>(req: &'a http::Request<B>) -> Self {
+        match req.extensions().get::<RawFields>() {
+            Some(raw) => FieldsView::Raw(raw),
+            None => FieldsView::Map(req.headers()),
+        }
+    }
+
+    /// The first field `name`'s value.
+    pub fn get(self, name: &HeaderName) -> Option<HeaderValue> {
+        match self {
+            FieldsView::Map(map) => map.get(name).cloned(),
+            FieldsView::Raw(raw) => raw.first(name.as_str().as_bytes()),
+        }
+    }
+}
+
 /// Makes a message's fields a map again if they were kept as sent (`raw`, taken out of its
 /// extensions), for a stage that needs the map: the map is `headers` with them in front.
 pub fn into_map(raw: Option<RawFields>, headers: &mut HeaderMap) {

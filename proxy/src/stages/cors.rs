@@ -27,6 +27,7 @@ use http_body_util::{BodyExt, Empty};
 
 use crate::body::ProxyBody;
 use crate::exchange::Exchange;
+use crate::http1::raw_fields::FieldsView;
 use crate::problem::{Problem, ProblemKind};
 
 /// What the names of the response headers CORS is made of start with; on a rule with the
@@ -115,7 +116,7 @@ impl Cors {
     pub fn check(
         &self,
         method: &Method,
-        headers: &HeaderMap,
+        fields: FieldsView<'_>,
         ex: &mut Exchange,
     ) -> Option<Result<Response<ProxyBody>, Problem>> {
         ex.owns_cors = true;
@@ -123,16 +124,16 @@ impl Cors {
         // Room for what an allowed request adds: one allocation.
         out.reserve(4);
         out.push((VARY, HeaderValue::from_static("Origin")));
-        let origin = headers.get(ORIGIN)?;
+        let origin = fields.get(&ORIGIN)?;
         let allowed = self.allows(origin.as_bytes());
         let asked = if method == Method::OPTIONS {
-            headers.get(ACCESS_CONTROL_REQUEST_METHOD)
+            fields.get(&ACCESS_CONTROL_REQUEST_METHOD)
         } else {
             None
         };
         let Some(asked) = asked else {
             if allowed {
-                self.allow(origin, out);
+                self.allow(&origin, out);
                 if let Some(v) = &self.expose_headers {
                     out.push((ACCESS_CONTROL_EXPOSE_HEADERS, v.clone()));
                 }
@@ -161,19 +162,19 @@ impl Cors {
                 "method {shown:?} is not allowed from other origins"
             ))));
         }
-        let requested = headers.get(ACCESS_CONTROL_REQUEST_HEADERS);
+        let requested = fields.get(&ACCESS_CONTROL_REQUEST_HEADERS);
         if !self.any_header
-            && let Some(list) = requested
+            && let Some(list) = &requested
             && let Some(name) = self.first_not_allowed(list)
         {
             return Some(Err(refused(format!(
                 "header {name:?} is not allowed from other origins"
             ))));
         }
-        self.allow(origin, out);
+        self.allow(&origin, out);
         out.push((ACCESS_CONTROL_ALLOW_METHODS, self.allow_methods.clone()));
         let allow_headers = if self.any_header {
-            requested.cloned()
+            requested
         } else {
             self.allow_headers.clone()
         };
@@ -259,24 +260,32 @@ mod tests {
         Vec<(String, String)>,
     );
 
+    /// Asks with the fields in a map and as sent (HTTP/1): both must give the same answer.
     fn ask(cors: &Cors, method: Method, headers: &[(&str, &str)]) -> Asked {
         let mut map = HeaderMap::new();
+        let mut lines = String::new();
         for (n, v) in headers {
             map.append(
                 HeaderName::from_bytes(n.as_bytes()).unwrap(),
                 HeaderValue::from_str(v).unwrap(),
             );
+            lines.push_str(&format!("{n}: {v}\r\n"));
         }
-        let mut ex = crate::exchange::tests::exchange();
-        let outcome = cors
-            .check(&method, &map, &mut ex)
-            .map(|r| r.map(|resp| resp.status()).map_err(|p| p.kind));
-        let added = ex
-            .response_headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
-            .collect();
-        (outcome, added)
+        let (raw, _) = crate::http1::raw_fields::tests::read(&lines).unwrap();
+        let [from_map, from_raw] = [FieldsView::Map(&map), FieldsView::Raw(&raw)].map(|fields| {
+            let mut ex = crate::exchange::tests::exchange();
+            let outcome = cors
+                .check(&method, fields, &mut ex)
+                .map(|r| r.map(|resp| resp.status()).map_err(|p| p.kind));
+            let added: Vec<(String, String)> = ex
+                .response_headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+                .collect();
+            (outcome, added)
+        });
+        assert_eq!(from_map, from_raw);
+        from_map
     }
 
     fn get<'a>(added: &'a [(String, String)], name: &str) -> Option<&'a str> {
