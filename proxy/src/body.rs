@@ -41,30 +41,57 @@ pin_project_lite::pin_project! {
         bytes: u64,
         counter: Option<Arc<AtomicU64>>,
         hook: Option<Box<dyn OnComplete>>,
+        // Complete at the next poll or the drop when the end shows with the last data.
+        after_last: bool,
+        ended: bool,
     }
 
     impl<B> PinnedDrop for Observed<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(hook) = this.hook.take() {
-                hook.complete(*this.bytes, false);
+                hook.complete(*this.bytes, *this.ended);
             }
         }
     }
 }
 
 impl<B> Observed<B> {
+    /// The hook runs as soon as the end shows: what waits for a body to be sent (a request
+    /// body's upload) learns it then.
     pub fn new(
         inner: B,
         counter: Option<Arc<AtomicU64>>,
         hook: Option<Box<dyn OnComplete>>,
+    ) -> Self {
+        Observed::with(inner, counter, hook, false)
+    }
+
+    fn with(
+        inner: B,
+        counter: Option<Arc<AtomicU64>>,
+        hook: Option<Box<dyn OnComplete>>,
+        after_last: bool,
     ) -> Self {
         Observed {
             inner,
             bytes: 0,
             counter,
             hook,
+            after_last,
+            ended: false,
         }
+    }
+
+    /// The hook runs after the last data was taken (at the next poll, or the drop: writers
+    /// stop polling a body that says it ended), so an answer's last bytes reach the client
+    /// before its metrics and log line are recorded.
+    pub fn after_last_data(
+        inner: B,
+        counter: Option<Arc<AtomicU64>>,
+        hook: Option<Box<dyn OnComplete>>,
+    ) -> Self {
+        Observed::with(inner, counter, hook, true)
     }
 }
 
@@ -89,10 +116,13 @@ impl<B: Body<Data = Bytes>> Body for Observed<B> {
                 }
                 // hyper stops polling once a body says it has ended (e.g. Content-Length
                 // reached), so the end is noticed here rather than by a final `None`.
-                if this.inner.is_end_stream()
-                    && let Some(hook) = this.hook.take()
-                {
-                    hook.complete(*this.bytes, true);
+                if this.inner.is_end_stream() {
+                    *this.ended = true;
+                    if !*this.after_last
+                        && let Some(hook) = this.hook.take()
+                    {
+                        hook.complete(*this.bytes, true);
+                    }
                 }
             }
             Poll::Ready(None) => {
@@ -111,5 +141,73 @@ impl<B: Body<Data = Bytes>> Body for Observed<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parking_lot::Mutex;
+
+    use super::*;
+
+    /// What a hook was told, in order.
+    #[derive(Clone, Default)]
+    struct Told(Arc<Mutex<Vec<(u64, bool)>>>);
+
+    impl OnComplete for Told {
+        fn complete(&self, bytes: u64, finished: bool) {
+            self.0.lock().push((bytes, finished));
+        }
+    }
+
+    fn told(t: &Told) -> Vec<(u64, bool)> {
+        t.0.lock().clone()
+    }
+
+    #[tokio::test]
+    async fn the_hook_runs_once_at_the_end_or_after_the_last_data_was_taken() {
+        // A request body's upload: known to be sent with its last data.
+        let t = Told::default();
+        let mut body = Observed::new(
+            Full::new(Bytes::from("abc")),
+            None,
+            Some(Box::new(t.clone())),
+        );
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(told(&t), [(3, true)]);
+        drop(body);
+        assert_eq!(told(&t), [(3, true)], "once");
+
+        // An answer: its writer sends the last data before the hook runs, at the drop...
+        let t = Told::default();
+        let mut body = Observed::after_last_data(
+            Full::new(Bytes::from("abc")),
+            None,
+            Some(Box::new(t.clone())),
+        );
+        body.frame().await.unwrap().unwrap();
+        assert!(told(&t).is_empty());
+        drop(body);
+        assert_eq!(told(&t), [(3, true)]);
+        // ...or at the next poll.
+        let t = Told::default();
+        let mut body = Observed::after_last_data(
+            Full::new(Bytes::from("abc")),
+            None,
+            Some(Box::new(t.clone())),
+        );
+        body.frame().await.unwrap().unwrap();
+        assert!(body.frame().await.is_none());
+        assert_eq!(told(&t), [(3, true)]);
+
+        // Dropped before its end: the client went away.
+        let t = Told::default();
+        let body = Observed::after_last_data(
+            Full::new(Bytes::from("abc")),
+            None,
+            Some(Box::new(t.clone())),
+        );
+        drop(body);
+        assert_eq!(told(&t), [(0, false)]);
     }
 }

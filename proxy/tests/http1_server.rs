@@ -510,3 +510,20 @@ async fn continue_is_sent_only_when_the_body_is_wanted() {
     assert!(!answer.contains("100 Continue"), "{answer}");
     assert_eq!(header(&answer, "connection"), Some("close"));
 }
+
+/// A backend connection goes back to its pool once an answer's last bytes went to the client,
+/// whether its length was declared or chunked: requests one after the other use one.
+#[tokio::test]
+async fn answers_one_after_the_other_use_one_backend_connection() {
+    let sized = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+    let backend = scripted(vec![Some(sized), Some(chunked), Some(sized), Some(chunked)]).await;
+    let (proxy, _stop) = proxy(&route_to(backend.addr, "")).await;
+    for _ in 0..4 {
+        let get = "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+        let (answer, _) = exchange(proxy, get, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("ok"), "{answer}");
+    }
+    assert_eq!(backend.connections.load(Ordering::SeqCst), 1);
+}

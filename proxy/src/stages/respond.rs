@@ -110,7 +110,7 @@ impl Respond {
             status: head.status.as_u16(),
             ex,
         };
-        let body = Observed::new(body, None, Some(Box::new(hook))).boxed();
+        let body = Observed::after_last_data(body, None, Some(Box::new(hook))).boxed();
         Response::from_parts(head, body)
     }
 }
