@@ -155,7 +155,7 @@ fn is_claim(name: &[u8], trusted_peer: bool) -> bool {
             | b"x-client-ip"
             | b"x-cluster-client-ip"
     );
-    // Ambiguous: only the real name may say how the message is framed or routed.
+    // Ambiguous: only the real name may say how the message is framed, routed or known.
     let framing_lookalike = spoofed
         && matches!(
             text,
@@ -169,6 +169,7 @@ fn is_claim(name: &[u8], trusted_peer: bool) -> bool {
                 | b"upgrade"
                 | b"host"
                 | b"proxy-authorization"
+                | b"x-request-id"
         );
     // From a trusted proxy, only the dashed spellings it would send are kept.
     url_override || framing_lookalike || (about_the_client && (!trusted_peer || spoofed))
@@ -521,7 +522,7 @@ mod tests {
     #[test]
     fn claims_among_fields_kept_as_sent_go_as_they_go_from_a_map() {
         let fields = "X-Forwarded-For: 1.2.3.4\r\nFORWARDED: for=1.2.3.4\r\nX_Real_IP: 1.2.3.4\r\n\
-                      X-Original-URL: /admin\r\nTransfer_Encoding: chunked\r\nX-Real-IP: 5.6.7.8\r\n\
+                      X-Original-URL: /admin\r\nTransfer_Encoding: chunked\r\nX_Request_Id: x\r\nX-Real-IP: 5.6.7.8\r\n\
                       Content_Type: text/plain\r\nX-Kept: 1\r\nTE-Not: 1\r\n";
         let mut req = raw_request(fields);
         remove_raw_forwarding_claims(req.extensions_mut().get_mut().unwrap(), false);

@@ -104,8 +104,9 @@ pub struct RuleRuntime {
     pub request_transforms: RequestTransforms,
     pub action: Action,
     pub response_transforms: ResponseTransforms,
-    /// No stage of the rule reads or edits the request's fields but the forwarding headers:
-    /// an HTTP/1 client's can go to the backend as sent ([`crate::http1::raw_fields`]).
+    /// The rule forwards, redirects or answers directly, and no stage of it reads or edits the
+    /// request's fields but CORS (which reads either form) and the forwarding headers: an
+    /// HTTP/1 client's can go to the backend as sent ([`crate::http1::raw_fields`]).
     pub relays_request_fields: bool,
 }
 

@@ -136,3 +136,51 @@ async fn the_host_the_backend_reads_is_the_one_the_request_was_routed_on() {
         )
     );
 }
+
+/// Which rules keep an HTTP/1 client's fields as sent: those whose stages read none of them
+/// (CORS reads either form), and whose action is not an Aggregate or a forward that hashes
+/// on a field.
+#[test]
+fn rules_relay_a_requests_fields_as_sent_only_when_no_stage_reads_them() {
+    use frontdesk_proxy::runtime::{Env, Runtime};
+    let policy = |name: &str, spec: &str| support::manifest("Policy", name, spec);
+    let yaml = policy("limited", "  rateLimit:\n    limits: [{name: l, requests: 9, period: 1s, key: ClientIP}]")
+        + &policy("keys", "  authentication:\n    apiKeys: {secretSelector: {matchLabels: {k: v}}}")
+        + &policy("cors", "  cors:\n    allowOrigins: ['https://shop.example.com']")
+        + &policy("reads", "  authorization:\n    rules: [{methods: [GET]}]")
+        + &policy("by-cookie", "  loadBalancer: {algorithm: ConsistentHash, hashOn: 'Cookie:session'}")
+        + &policy("by-ip", "  loadBalancer: {algorithm: ConsistentHash, hashOn: ClientIP}")
+        + &support::manifest(
+            "Route",
+            "r",
+            "  rules:
+    - {name: plain, matches: [{path: {value: /plain}}], backends: [{url: 'http://127.0.0.1:9'}]}
+    - {name: cors, matches: [{path: {value: /cors}}], policies: [cors], backends: [{url: 'http://127.0.0.1:9'}]}
+    - {name: reads, matches: [{path: {value: /reads}}], policies: [reads], backends: [{url: 'http://127.0.0.1:9'}]}
+    - {name: by-ip, matches: [{path: {value: /by-ip}}], policies: [by-ip], backends: [{url: 'http://127.0.0.1:9'}]}
+    - {name: redirect, matches: [{path: {value: /redirect}}], redirect: {path: /plain}}
+    - {name: direct, matches: [{path: {value: /direct}}], directResponse: {status: 200, body: ok}}
+    - {name: limited, matches: [{path: {value: /limited}}], policies: [limited], backends: [{url: 'http://127.0.0.1:9'}]}
+    - {name: keys, matches: [{path: {value: /keys}}], policies: [keys], backends: [{url: 'http://127.0.0.1:9'}]}
+    - {name: by-cookie, matches: [{path: {value: /by-cookie}}], policies: [by-cookie], backends: [{url: 'http://127.0.0.1:9'}]}
+    - {name: edits, matches: [{path: {value: /edits}}], requestHeaders: {set: {x-a: '1'}}, backends: [{url: 'http://127.0.0.1:9'}]}
+    - {name: host, matches: [{path: {value: /host}}], rewrite: {host: internal}, backends: [{url: 'http://127.0.0.1:9'}]}",
+        );
+    let runtime = Runtime::build(
+        support::snapshot(&yaml),
+        std::sync::Arc::new(Env::standalone()),
+    )
+    .unwrap();
+    let relaying: Vec<&str> = runtime
+        .routes
+        .targets()
+        .iter()
+        .filter(|r| r.relays_request_fields)
+        .map(|r| r.id.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        relaying,
+        ["plain", "cors", "reads", "by-ip", "redirect", "direct"]
+    );
+    assert_eq!(runtime.routes.targets().len(), 11);
+}

@@ -2,7 +2,8 @@
 //! ([`crate::server`]) and the backend connections ([`crate::upstream::h1`]).
 //!
 //! - [`decode`]: message bodies off a connection (Content-Length, chunked, until close).
-//! - [`raw_fields`]: a backend's response fields relayed as sent, without a map.
+//! - [`raw_fields`]: a message's fields relayed as sent, without a map (an answer's to an
+//!   HTTP/1 client, an HTTP/1 client's request to its backend).
 //! - this module: the header rules both ends apply (Content-Length values, connection tokens).
 
 pub mod decode;
@@ -104,8 +105,8 @@ pub fn field_spans(buf: &[u8], fields: &[httparse::Header<'_>], spans: &mut Fiel
     }));
 }
 
-/// What a head's framing fields said. They are read in the one pass that builds the map, so
-/// nobody looks them up again; `Transfer-Encoding`, `Keep-Alive` and `Connection` are left out
+/// What a head's framing fields said. They are read in the one pass over its fields (building
+/// the map, or keeping them as sent), so nobody looks them up again; `Transfer-Encoding`, `Keep-Alive` and `Connection` are left out
 /// of the map, being this hop's business only (RFC 9110 §7.6.1), except a `Connection` that
 /// names other fields: it stays, so the hop-by-hop pass removes those too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -63,8 +63,8 @@ pub struct RawFields {
     /// Per relayed field: where its name starts, the name's length, where its value starts and
     /// where it ends.
     lines: SmallVec<[[u32; 4]; 12]>,
-    /// The Content-Length the backend declared (its fields are not relayed: the encoder writes
-    /// the number).
+    /// The Content-Length the message declared (its fields are not relayed: the encoders write
+    /// their own).
     pub content_length: Option<u64>,
     /// A `Date` field is among them (an answer's encoder then writes none).
     pub dated: bool,
@@ -138,10 +138,8 @@ impl RawFields {
 
     /// The first field `name`'s value, sharing the head's bytes.
     pub fn first(&self, name: &[u8]) -> Option<HeaderValue> {
-        let &[_, _, value_at, end] = self.lines.iter().find(|&&[at, len, _, _]| {
-            self.head[at as usize..(at + len) as usize].eq_ignore_ascii_case(name)
-        })?;
-        HeaderValue::from_maybe_shared(self.head.slice(value_at as usize..end as usize)).ok()
+        let value = self.values(name).next()?;
+        HeaderValue::from_maybe_shared(self.head.slice_ref(value)).ok()
     }
 
     /// Leaves out the fields whose name `keep` refuses (given as sent, in any case).
@@ -169,7 +167,7 @@ impl RawFields {
         self.added.push((name, value));
     }
 
-    /// Adds the proxy's fields, after the backend's (taking `fields`' buffer when it can).
+    /// Adds the proxy's fields, after those as sent (taking `fields`' buffer when it can).
     pub fn extend(&mut self, fields: &mut Vec<(HeaderName, HeaderValue)>) {
         if self.added.is_empty() {
             self.added = std::mem::take(fields);
@@ -209,10 +207,12 @@ impl RawFields {
         }
     }
 
-    /// The fields as a map (with the Content-Length), in front of `added`: what the answer's
-    /// map would have been, for a reader that needs one.
+    /// The fields as a map (with the Content-Length), in front of `added`: what the message's
+    /// map would have been, for a reader that needs one. With room for a few more fields
+    /// (forwarding fields, a rule's edits), so adding them does not grow it.
     pub fn into_map(self, added: HeaderMap) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.lines.len() + 1 + added.len());
+        let mut map =
+            HeaderMap::with_capacity(self.lines.len() + self.added.len() + added.len() + 8);
         for &[at, len, value_at, end] in &self.lines {
             let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(&self.head[at as usize..(at + len) as usize]),

@@ -13,7 +13,7 @@ use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Uri, Version};
 
 use crate::forwarding::{Peer, add_forwarded, add_raw_forwarded};
-use crate::http1::raw_fields::RawFields;
+use crate::http1::raw_fields::{RawFields, into_map};
 use crate::problem::{Problem, ProblemKind};
 use crate::transforms::{HeaderEdits, MatchedPath, rewrite_path};
 
@@ -76,6 +76,11 @@ impl RequestTransforms {
             }
         };
         head.uri = Uri::from(path_and_query);
+        // Fields kept as sent are for rules that edit none, from peers whose forwarding fields
+        // are replaced (the pipeline sees to it); any other request gets its map here.
+        if self.edits_fields() || peer.trusted {
+            into_map(head.extensions.remove(), &mut head.headers);
+        }
         let headers = &mut head.headers;
         if head.version == Version::HTTP_2 {
             join_cookies(headers);

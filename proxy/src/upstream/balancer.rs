@@ -136,21 +136,20 @@ impl EndpointSet {
         Some(self.first_in(i))
     }
 
-    /// The request's consistent-hash key, when the backend balances by one and the request
-    /// has it.
     /// Whether [`Self::hash_key`] reads the request's fields (hashing on a header or cookie).
     pub fn hashes_fields(&self) -> bool {
-        self.ring.is_some()
-            && self.state.as_ref().is_some_and(|s| {
-                matches!(
-                    &s.algorithm,
-                    snap::LoadBalancer::ConsistentHash {
-                        on: snap::HashOn::Header { .. } | snap::HashOn::Cookie { .. }
-                    }
-                )
-            })
+        self.state.as_ref().is_some_and(|s| {
+            matches!(
+                &s.algorithm,
+                snap::LoadBalancer::ConsistentHash {
+                    on: snap::HashOn::Header { .. } | snap::HashOn::Cookie { .. }
+                }
+            )
+        })
     }
 
+    /// The request's consistent-hash key, when the backend balances by one and the request
+    /// has it.
     pub fn hash_key(&self, headers: &HeaderMap, client: IpAddr) -> Option<u64> {
         self.ring.as_ref()?;
         let snap::LoadBalancer::ConsistentHash { on } = &self.state.as_ref()?.algorithm else {

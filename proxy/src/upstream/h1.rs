@@ -379,6 +379,10 @@ pub fn encode_parts(parts: &http::request::Parts, body: &UpstreamBody) -> (Bytes
     // The client's fields as it sent them (their framing and hop-by-hop fields left out when
     // they were read), then the map's.
     if let Some(raw) = parts.extensions.get::<RawFields>() {
+        // The proxy's own fields join them; the map holds at most the Host of a request
+        // that named none.
+        debug_assert!(headers.keys().all(|k| k == http::header::HOST));
+        debug_assert!(headers.is_empty() || !raw.contains(&http::header::HOST));
         raw.write(&mut out);
     }
     for (name, value) in headers {
@@ -571,24 +575,29 @@ mod tests {
 
     #[test]
     fn fields_kept_as_sent_are_written_before_the_proxys() {
+        // An HTTP/1.0 client that named no host: the backend's authority is in the map.
         let mut req = Request::builder()
             .method("POST")
             .uri("/a")
-            .header("x-forwarded-for", "192.0.2.1")
+            .header("host", "backend:80")
             .body(UpstreamBody::from_body(http_body_util::Full::new(
                 Bytes::from("abc"),
             )))
             .unwrap();
-        let (raw, _) = crate::http1::raw_fields::tests::read(
-            "Host: shop\r\nContent-Length: 3\r\nUser-Agent: curl\r\nConnection: keep-alive\r\n",
+        let (mut raw, _) = crate::http1::raw_fields::tests::read(
+            "Content-Length: 3\r\nUser-Agent: curl\r\nConnection: keep-alive\r\nAccept: */*\r\n",
         )
         .unwrap();
+        raw.add(
+            http::HeaderName::from_static("x-forwarded-for"),
+            http::HeaderValue::from_static("192.0.2.1"),
+        );
         req.extensions_mut().insert(raw);
         let (head, framing) = encode_head(req);
         assert_eq!(
             &head[..],
-            b"POST /a HTTP/1.1\r\nHost: shop\r\nUser-Agent: curl\r\nx-forwarded-for: 192.0.2.1\r\n\
-              content-length: 3\r\n\r\n"
+            b"POST /a HTTP/1.1\r\nUser-Agent: curl\r\nAccept: */*\r\nx-forwarded-for: 192.0.2.1\r\n\
+              host: backend:80\r\ncontent-length: 3\r\n\r\n"
         );
         assert_eq!(framing, RequestFraming::Length(3));
     }

@@ -81,10 +81,15 @@ impl Action {
         })
     }
 
-    /// Whether the action only forwards the request, reading none of its fields: they can go
-    /// to the backend as the client sent them ([`crate::http1::raw_fields`]).
+    /// Whether the action reads none of the request's fields (an Aggregate passes some on to
+    /// its calls; a forward may hash on one): a forward's can go to the backend as the
+    /// client sent them ([`crate::http1::raw_fields`]).
     pub fn relays_fields(&self) -> bool {
-        matches!(self, Action::Forward(f) if !f.reads_fields())
+        match self {
+            Action::Forward(f) => !f.reads_fields(),
+            Action::Aggregate(_) => false,
+            Action::Redirect(_) | Action::Direct(_) => true,
+        }
     }
 
     /// Whether the request itself goes to a backend (and so through the request transforms).
