@@ -16,7 +16,9 @@ use std::net::IpAddr;
 
 use http::header::{CONNECTION, FORWARDED, HeaderMap, HeaderName, HeaderValue};
 
-use crate::http1::raw_fields::RawFields;
+use smallvec::SmallVec;
+
+use crate::http1::raw_fields::{FieldsView, RawFields};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -176,14 +178,43 @@ fn is_claim(name: &[u8], trusted_peer: bool) -> bool {
 }
 
 /// Adds the peer to a trusted proxy's X-Forwarded-For (an untrusted peer's is replaced) and to its
-/// `Forwarded` when it sent one, sets
-/// X-Forwarded-Proto unless a trusted proxy already did, and X-Forwarded-Host to the host the
-/// request was routed on.
+/// `Forwarded` when it sent one, sets X-Forwarded-Proto unless a trusted proxy already did, and
+/// X-Forwarded-Host to the host the request was routed on.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<&HeaderValue>) {
+    for (name, value) in forwarded_edits(FieldsView::Map(headers), peer, host) {
+        match value {
+            Some(v) => headers.insert(name, v),
+            None => headers.remove(name),
+        };
+    }
+}
+
+/// [`add_forwarded`] for fields kept as sent. An untrusted peer's forwarding fields were
+/// removed on arrival ([`remove_raw_forwarding_claims`]), so only a trusted proxy's need
+/// removing before the new ones are added.
+pub fn add_raw_forwarded(fields: &mut RawFields, peer: Peer, host: Option<&HeaderValue>) {
+    for (name, value) in forwarded_edits(FieldsView::Raw(fields), peer, host) {
+        if peer.trusted {
+            fields.remove(&name);
+        }
+        if let Some(v) = value {
+            fields.add(name, v);
+        }
+    }
+}
+
+/// The forwarding fields a request leaves with: each set to a value in place of the request's
+/// own, or removed (`None`). Names not listed stay as they are.
+fn forwarded_edits(
+    fields: FieldsView<'_>,
+    peer: Peer,
+    host: Option<&HeaderValue>,
+) -> SmallVec<[(HeaderName, Option<HeaderValue>); 4]> {
+    let mut edits = SmallVec::new();
     let proto = if peer.tls { "https" } else { "http" };
     let client = peer.ip;
     if peer.trusted
-        && let Some(forwarded) = headers.get(FORWARDED)
+        && let Some(forwarded) = fields.get(&FORWARDED)
     {
         // RFC 7239 §6: IPv6 addresses are quoted and bracketed.
         let node = match client {
@@ -194,16 +225,18 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<&HeaderVa
         value.extend_from_slice(b", ");
         value.extend_from_slice(node.as_bytes());
         if let Ok(v) = HeaderValue::from_bytes(&value) {
-            headers.insert(FORWARDED, v);
+            edits.push((FORWARDED, Some(v)));
         }
     }
     // From an untrusted peer the chain is replaced, whatever it says.
     let mut previous = peer
         .trusted
-        .then(|| headers.get_all(&X_FORWARDED_FOR).iter())
+        .then(|| fields.values(&X_FORWARDED_FOR))
         .into_iter()
         .flatten()
-        .filter_map(|v| v.to_str().ok())
+        // Visible ASCII only, as `HeaderValue::to_str` reads values.
+        .filter(|v| v.iter().all(|b| matches!(b, b'\t' | 0x20..=0x7e)))
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|v| !v.is_empty())
@@ -221,32 +254,18 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<&HeaderVa
     };
     // Only the last value matters to the next hop; several header lines are folded into one.
     if let Some(v) = value {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+        edits.push((X_FORWARDED_FOR.clone(), Some(v)));
     }
     // A trusted proxy's word on the scheme and host stands (it terminated TLS, say).
-    if !(peer.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    if !(peer.trusted && fields.get(&X_FORWARDED_PROTO).is_some()) {
+        edits.push((
+            X_FORWARDED_PROTO.clone(),
+            Some(HeaderValue::from_static(proto)),
+        ));
     }
     // The host is the one this request was routed on, whoever sent an X-Forwarded-Host.
-    match host {
-        Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h.clone()),
-        None => headers.remove(&X_FORWARDED_HOST),
-    };
-}
-
-/// [`add_forwarded`] for fields kept as sent, from a peer that is not a trusted proxy (a
-/// trusted proxy's fields are extended in a map): X-Forwarded-For, -Proto and -Host, the claims
-/// the client made removed before.
-pub fn add_raw_forwarded(fields: &mut RawFields, peer: Peer, host: Option<&HeaderValue>) {
-    debug_assert!(!peer.trusted);
-    if let Some(v) = client_value(peer.ip) {
-        fields.add(X_FORWARDED_FOR.clone(), v);
-    }
-    let proto = if peer.tls { "https" } else { "http" };
-    fields.add(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(h) = host {
-        fields.add(X_FORWARDED_HOST.clone(), h.clone());
-    }
+    edits.push((X_FORWARDED_HOST.clone(), host.cloned()));
+    edits
 }
 
 /// The client's address as a header value. Consecutive requests mostly come from the same
@@ -544,5 +563,64 @@ mod tests {
         let mut names: Vec<_> = parts.headers.keys().map(|n| n.as_str()).collect();
         names.sort();
         assert_eq!(names, ["content_type", "te-not", "x-kept"]);
+    }
+
+    /// The forwarding fields a request leaves with, its fields in a map or kept as sent: the
+    /// same, whoever the peer is and whatever it claimed.
+    #[test]
+    fn forwarding_fields_are_the_same_from_a_map_and_as_sent() {
+        let asked = [
+            "",
+            "X-Forwarded-For: 203.0.113.9\r\n",
+            "X-Forwarded-For: 203.0.113.9, 10.0.0.2\r\nX-Forwarded-For: 10.0.0.3\r\n",
+            "Forwarded: for=203.0.113.9;proto=https\r\nforwarded: for=10.0.0.2\r\n",
+            "X-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.internal\r\nX-A: 1\r\n",
+            "X-Forwarded-For: caf\u{e9}\r\nX-Forwarded-For: 10.0.0.4\r\n",
+        ];
+        let host = HeaderValue::from_static("shop.example");
+        for fields in asked {
+            for (trusted, tls, host) in [
+                (false, false, Some(&host)),
+                (true, false, Some(&host)),
+                (true, true, None),
+                (false, true, None),
+            ] {
+                let peer = Peer {
+                    ip: "10.0.0.1".parse().unwrap(),
+                    trusted,
+                    tls,
+                };
+                let (mut from_map, _) = raw_request(fields).into_parts();
+                crate::http1::raw_fields::into_map(
+                    from_map.extensions.remove(),
+                    &mut from_map.headers,
+                );
+                remove_forwarding_claims(&mut from_map.headers, trusted);
+                add_forwarded(&mut from_map.headers, peer, host);
+
+                let (mut as_sent, _) = raw_request(fields).into_parts();
+                let raw = as_sent.extensions.get_mut::<RawFields>().unwrap();
+                remove_raw_forwarding_claims(raw, trusted);
+                add_raw_forwarded(raw, peer, host);
+                crate::http1::raw_fields::into_map(
+                    as_sent.extensions.remove(),
+                    &mut as_sent.headers,
+                );
+
+                let sorted = |h: &HeaderMap| {
+                    let mut all: Vec<(String, Vec<u8>)> = h
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                        .collect();
+                    all.sort();
+                    all
+                };
+                assert_eq!(
+                    sorted(&from_map.headers),
+                    sorted(&as_sent.headers),
+                    "{fields:?} trusted {trusted} tls {tls}"
+                );
+            }
+        }
     }
 }

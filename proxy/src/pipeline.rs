@@ -88,10 +88,9 @@ impl Runtime {
                 Ok(t) => t,
                 Err(p) => return (None, Err(p)),
             };
-            // Fields kept as the client sent them (HTTP/1) become a map now when what comes
-            // before the rule's stages reads them: routes that match on headers, a trusted
-            // proxy's forwarding fields (extended, not replaced).
-            if ex.peer.trusted || self.routes.matches_headers() {
+            // Fields kept as the client sent them (HTTP/1) become a map now when routes match
+            // on headers.
+            if self.routes.matches_headers() {
                 into_map(req.extensions_mut().remove(), req.headers_mut());
             }
             // Not behind a trusted proxy that terminated TLS already (it says so in
@@ -99,8 +98,7 @@ impl Runtime {
             // redirect.
             if let Some(port) = ex.port.as_ref().and_then(|p| p.redirect_to_https)
                 && !(ex.peer.trusted
-                    && req
-                        .headers()
+                    && FieldsView::of(&req)
                         .get(&crate::forwarding::X_FORWARDED_PROTO)
                         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
                 && let Some(redirect) =

@@ -22,11 +22,12 @@
 //! extension.
 //!
 //! Requests: the HTTP/1 server reads every request this way. The stages before the route
-//! match read the few fields they need here (Host, `X-Request-Id`) and remove the forwarding
-//! claims here; the pipeline turns the fields into a map ([`into_map`]) before anything else
-//! reads them: before the route match when a route matches on headers or the peer is a trusted
-//! proxy (whose forwarding fields are extended), and after it unless the matched rule only
-//! forwards ([`crate::runtime::RuleRuntime::relays_request_fields`]).
+//! match read the few fields they need here (Host, `X-Request-Id`, a trusted proxy's
+//! `X-Forwarded-Proto`) and remove the forwarding claims here; the pipeline turns the fields
+//! into a map ([`into_map`]) before anything else reads them: before the route match when a
+//! route matches on headers, and after it unless the matched rule reads none
+//! ([`crate::runtime::RuleRuntime::relays_request_fields`]). The forwarding fields are
+//! written in either form ([`crate::forwarding::add_raw_forwarded`]).
 //!
 //! httparse already checked the names (tokens) and values (no CR, LF or other controls) as
 //! [`http::HeaderName`] and [`http::HeaderValue`] would, so relaying the bytes cannot split a
@@ -255,6 +256,18 @@ impl<'a> FieldsView<'a> {
             Some(raw) => FieldsView::Raw(raw),
             None => FieldsView::Map(req.headers()),
         }
+    }
+
+    /// The values of the fields `name`, in order.
+    pub fn values(self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (map, raw) = match self {
+            FieldsView::Map(map) => (
+                Some(map.get_all(name).iter().map(HeaderValue::as_bytes)),
+                None,
+            ),
+            FieldsView::Raw(raw) => (None, Some(raw.values(name.as_str().as_bytes()))),
+        };
+        map.into_iter().flatten().chain(raw.into_iter().flatten())
     }
 
     /// The first field `name`'s value.

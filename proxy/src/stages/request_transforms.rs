@@ -76,9 +76,9 @@ impl RequestTransforms {
             }
         };
         head.uri = Uri::from(path_and_query);
-        // Fields kept as sent are for rules that edit none, from peers whose forwarding fields
-        // are replaced (the pipeline sees to it); any other request gets its map here.
-        if self.edits_fields() || peer.trusted {
+        // Fields kept as sent are for rules that edit none (the pipeline sees to it); any
+        // other request gets its map here.
+        if self.edits_fields() {
             into_map(head.extensions.remove(), &mut head.headers);
         }
         let headers = &mut head.headers;
