@@ -164,49 +164,42 @@ mod tests {
         t.0.lock().clone()
     }
 
+    /// A three-byte body observed by a new hook, completing at once or after its last data.
+    fn observed(after_last: bool) -> (Observed<Full<Bytes>>, Told) {
+        let t = Told::default();
+        let hook: Option<Box<dyn OnComplete>> = Some(Box::new(t.clone()));
+        let body = Full::new(Bytes::from("abc"));
+        let body = if after_last {
+            Observed::after_last_data(body, None, hook)
+        } else {
+            Observed::new(body, None, hook)
+        };
+        (body, t)
+    }
+
     #[tokio::test]
     async fn the_hook_runs_once_at_the_end_or_after_the_last_data_was_taken() {
         // A request body's upload: known to be sent with its last data.
-        let t = Told::default();
-        let mut body = Observed::new(
-            Full::new(Bytes::from("abc")),
-            None,
-            Some(Box::new(t.clone())),
-        );
+        let (mut body, t) = observed(false);
         body.frame().await.unwrap().unwrap();
         assert_eq!(told(&t), [(3, true)]);
         drop(body);
         assert_eq!(told(&t), [(3, true)], "once");
 
         // An answer: its writer sends the last data before the hook runs, at the drop...
-        let t = Told::default();
-        let mut body = Observed::after_last_data(
-            Full::new(Bytes::from("abc")),
-            None,
-            Some(Box::new(t.clone())),
-        );
+        let (mut body, t) = observed(true);
         body.frame().await.unwrap().unwrap();
         assert!(told(&t).is_empty());
         drop(body);
         assert_eq!(told(&t), [(3, true)]);
         // ...or at the next poll.
-        let t = Told::default();
-        let mut body = Observed::after_last_data(
-            Full::new(Bytes::from("abc")),
-            None,
-            Some(Box::new(t.clone())),
-        );
+        let (mut body, t) = observed(true);
         body.frame().await.unwrap().unwrap();
         assert!(body.frame().await.is_none());
         assert_eq!(told(&t), [(3, true)]);
 
         // Dropped before its end: the client went away.
-        let t = Told::default();
-        let body = Observed::after_last_data(
-            Full::new(Bytes::from("abc")),
-            None,
-            Some(Box::new(t.clone())),
-        );
+        let (body, t) = observed(true);
         drop(body);
         assert_eq!(told(&t), [(0, false)]);
     }
