@@ -7,5 +7,10 @@
 //! - [`rfc9111`]: what HTTP caching says, as pure functions over requests' and responses'
 //!   fields and the clock: whether an answer may be stored by a shared cache, how long it is
 //!   fresh, how old it is, and which request fields it varies on.
+//! - [`key`]: what two requests must share to be answered by one stored answer.
+//! - [`store`]: the memory: answers by key and variant, bounded by size (least recently used
+//!   keys evicted, large answers refused), purged by key prefix or tag.
 
+pub mod key;
 pub mod rfc9111;
+pub mod store;
