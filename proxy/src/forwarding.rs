@@ -213,16 +213,19 @@ fn forwarded_edits(
     let mut edits = SmallVec::new();
     let proto = if peer.tls { "https" } else { "http" };
     let client = peer.ip;
-    if peer.trusted
-        && let Some(forwarded) = fields.get(&FORWARDED)
-    {
+    if peer.trusted && fields.get(&FORWARDED).is_some() {
         // RFC 7239 §6: IPv6 addresses are quoted and bracketed.
         let node = match client {
             IpAddr::V4(v4) => format!("for={v4}"),
             IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
         };
-        let mut value = forwarded.as_bytes().to_vec();
-        value.extend_from_slice(b", ");
+        // Several lines are one list (RFC 7239 §4): all of them, the proxy in front's last,
+        // then this hop.
+        let mut value = Vec::new();
+        for line in fields.values(&FORWARDED) {
+            value.extend_from_slice(line);
+            value.extend_from_slice(b", ");
+        }
         value.extend_from_slice(node.as_bytes());
         if let Ok(v) = HeaderValue::from_bytes(&value) {
             edits.push((FORWARDED, Some(v)));
@@ -478,6 +481,17 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "shop.example.com");
         assert_eq!(h["x-real-ip"], "1.2.3.4");
+
+        // Several Forwarded lines are one list: a client's forged first line cannot push the
+        // trusted proxy's own entry out.
+        let mut h = HeaderMap::new();
+        h.append("forwarded", "for=6.6.6.6".parse().unwrap());
+        h.append("forwarded", "for=1.2.3.4".parse().unwrap());
+        add_forwarded(&mut h, peer, None);
+        assert_eq!(
+            h.get_all("forwarded").iter().collect::<Vec<_>>(),
+            ["for=6.6.6.6, for=1.2.3.4, for=\"[2001:db8::1]\""]
+        );
     }
 
     #[test]

@@ -17,8 +17,7 @@ use crate::body::BoxError;
 use crate::http1::decode::{Decoder, Step};
 
 /// A backend's answer body, read from its connection as the client takes it. The connection
-/// goes back to its pool when the body ended cleanly (after its last data was taken: at the
-/// next poll or the drop); dropped earlier, it is closed.
+/// goes back to its pool when the body ended cleanly; dropped earlier, it is closed.
 pub struct ResponseBody {
     conn: Option<Box<Connection>>,
     decoder: Decoder,
@@ -93,14 +92,6 @@ impl ResponseBody {
     }
 }
 
-/// A body dropped once it ended (its writer stops polling at the end) still gives its
-/// connection back; dropped before, the connection is closed.
-impl Drop for ResponseBody {
-    fn drop(&mut self) {
-        self.release_if_done();
-    }
-}
-
 impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -118,9 +109,12 @@ impl Body for ResponseBody {
                 return Poll::Ready(None);
             };
             match this.decoder.decode(&mut conn.buf) {
-                // The last data goes to the client before the connection goes back to its
-                // pool: that waits for the next poll, or the drop.
-                Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                // With the last data the connection goes back to its pool: a slow client
+                // holds no backend connection while the answer is written to it.
+                Ok(Step::Data(data)) => {
+                    this.release_if_done();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
                 Ok(Step::End) => {
                     this.release_if_done();
                     this.conn = None;
