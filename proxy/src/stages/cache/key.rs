@@ -68,12 +68,14 @@ impl KeyRules {
         if let Some(query) = req.query {
             self.push_query(&mut key, query);
         }
+        // The URI ends here: a purge by the prefix `…/x/1` + SEP spares `…/x/10`.
+        key.push(SEP);
         for name in &self.vary_headers {
             key.push(SEP);
             key.push_str(name.as_str());
             for (i, v) in req.headers.get_all(name).iter().enumerate() {
                 key.push(if i == 0 { '=' } else { ',' });
-                key.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                push_escaped(&mut key, v.as_bytes());
             }
         }
         if let Some(consumer) = consumer {
@@ -84,21 +86,66 @@ impl KeyRules {
         key
     }
 
-    /// The query's parameters that are part of the key, in the order sent.
+    /// The query's parameters that are part of the key, in the order sent. Names are compared
+    /// percent-decoded and in any case, and `;` separates parameters as `&` does: a backend
+    /// reading `Page`, `pag%65` or `x=1;page=2` as `page` cannot be sent a parameter the key
+    /// left out.
     fn push_query(&self, key: &mut String, query: &str) {
         let kept = |param: &&str| {
-            let name = param.split_once('=').map_or(*param, |(n, _)| n);
+            let name = decoded_lower(param.split_once('=').map_or(*param, |(n, _)| n));
             match &self.query {
                 QueryKey::All => true,
-                QueryKey::Ignore(names) => !names.iter().any(|n| n == name),
-                QueryKey::Only(names) => names.iter().any(|n| n == name),
+                QueryKey::Ignore(names) => !names.iter().any(|n| n.eq_ignore_ascii_case(&name)),
+                QueryKey::Only(names) => names.iter().any(|n| n.eq_ignore_ascii_case(&name)),
             }
         };
         let mut first = true;
-        for param in query.split('&').filter(|p| !p.is_empty()).filter(kept) {
+        for param in query
+            .split(['&', ';'])
+            .filter(|p| !p.is_empty())
+            .filter(kept)
+        {
             key.push(if first { '?' } else { '&' });
             key.push_str(param);
             first = false;
+        }
+    }
+}
+
+/// A query parameter's name percent-decoded (bytes that are not valid UTF-8 as U+FFFD),
+/// lower-case.
+fn decoded_lower(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).to_ascii_lowercase()
+}
+
+/// A field value in the key: bytes outside ASCII, and `%` itself, percent-encoded, so no two
+/// values share a spelling.
+fn push_escaped(key: &mut String, value: &[u8]) {
+    for &b in value {
+        if b >= 0x80 || b == b'%' {
+            key.push_str(&format!("%{b:02X}"));
+        } else {
+            key.push(b as char);
         }
     }
 }
@@ -172,6 +219,63 @@ mod tests {
             key(&only, Method::GET, Some("sort=asc"), &none),
             key(&only, Method::GET, None, &none)
         );
+    }
+
+    #[test]
+    fn a_parameter_the_backend_may_read_as_a_kept_one_stays_in_the_key() {
+        let none = HeaderMap::new();
+        let only = KeyRules {
+            query: QueryKey::Only(vec!["page".into()]),
+            ..KeyRules::default()
+        };
+        let bare = key(&only, Method::GET, None, &none);
+        for sneaky in ["Page=9", "pag%65=9", "x=1;page=9", "PAG%45=9"] {
+            assert_ne!(
+                key(&only, Method::GET, Some(sneaky), &none),
+                bare,
+                "{sneaky}"
+            );
+        }
+        let ignoring = KeyRules {
+            query: QueryKey::Ignore(vec!["utm_source".into()]),
+            ..KeyRules::default()
+        };
+        assert_eq!(
+            key(
+                &ignoring,
+                Method::GET,
+                Some("UTM_Source=x;utm%5Fsource=y"),
+                &none
+            ),
+            key(&ignoring, Method::GET, None, &none)
+        );
+    }
+
+    #[test]
+    fn field_values_and_uris_cannot_be_spelled_two_ways() {
+        let rules = KeyRules {
+            vary_headers: vec![HeaderName::from_static("x-v")],
+            ..KeyRules::default()
+        };
+        let with = |v: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert("x-v", HeaderValue::from_bytes(v).unwrap());
+            key(&rules, Method::GET, None, &h)
+        };
+        assert_ne!(with(b"\xff"), with(b"\xfe"));
+        assert_ne!(with(b"\xff"), with(b"%FF"));
+        // The URI is terminated: a prefix purge of one path spares a longer one.
+        let none = HeaderMap::new();
+        let plain = KeyRules::default();
+        let k1 = key(&plain, Method::GET, Some("id=1"), &none);
+        let k10 = key(&plain, Method::GET, Some("id=10"), &none);
+        let uri = k1
+            .split(SEP)
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(&SEP.to_string())
+            + &SEP.to_string();
+        assert!(k1.starts_with(&uri) && !k10.starts_with(&uri));
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl<V> Store<V> {
         size: usize,
         tags: Vec<Box<str>>,
     ) -> Result<(), Refused> {
-        let size = size + key.len() + OVERHEAD;
+        let size = size.saturating_add(key.len() + OVERHEAD);
         if size > self.max_entry {
             return Err(Refused::TooLarge);
         }
@@ -157,13 +157,25 @@ impl<V> Store<V> {
         }
         slot.variants.push(variant);
         inner.bytes = inner.bytes + size - freed;
+        // The least recently used other keys go first; then, if this key's own variants are
+        // still too many bytes, its oldest ones (the new one alone always fits).
         while inner.bytes > self.capacity {
-            let Some((&oldest, _)) = inner.recency.iter().next() else {
-                break;
-            };
-            let k = inner.recency.remove(&oldest).expect("present");
-            if let Some(gone) = inner.keys.remove(&k) {
-                inner.bytes -= gone.variants.iter().map(|v| v.size).sum::<usize>();
+            let oldest = inner
+                .recency
+                .iter()
+                .find(|(_, k)| &***k != key)
+                .map(|(&tick, _)| tick);
+            match oldest {
+                Some(tick) => {
+                    let k = inner.recency.remove(&tick).expect("present");
+                    if let Some(gone) = inner.keys.remove(&k) {
+                        inner.bytes -= gone.variants.iter().map(|v| v.size).sum::<usize>();
+                    }
+                }
+                None => {
+                    let slot = inner.keys.get_mut(key).expect("inserted");
+                    inner.bytes -= slot.variants.remove(0).size;
+                }
             }
             inner.evictions += 1;
         }
@@ -173,7 +185,14 @@ impl<V> Store<V> {
     /// Removes everything stored under `key` (an unsafe method's invalidation, RFC 9111 §4.4);
     /// whether there was any.
     pub fn remove(&self, key: &str) -> bool {
-        self.remove_where(|k, _| k == key) > 0
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let Some(slot) = inner.keys.remove(key) else {
+            return false;
+        };
+        inner.recency.remove(&slot.used);
+        inner.bytes -= slot.variants.iter().map(|v| v.size).sum::<usize>();
+        true
     }
 
     /// Removes the keys that start with `prefix`; how many.
@@ -282,6 +301,36 @@ mod tests {
             Err(Refused::TooLarge)
         );
         assert!(store.get("a", &none).is_some(), "a refusal evicts nothing");
+    }
+
+    #[test]
+    fn a_key_whose_variants_outgrow_the_store_keeps_its_newest() {
+        let store = Store::new(4 * KB, 2 * KB);
+        let none = HeaderMap::new();
+        store.insert("a", vec![], &none, 0, KB, vec![]).unwrap();
+        let lang = HeaderName::from_static("accept-language");
+        let values = ["fr", "de", "it", "es", "pt"];
+        for (i, v) in values.iter().enumerate() {
+            let asked = asking(&[("accept-language", v)]);
+            store
+                .insert("k", vec![lang.clone()], &asked, i + 1, KB, vec![])
+                .unwrap();
+        }
+        assert!(store.get("a", &none).is_none(), "other keys go first");
+        assert_eq!(
+            store
+                .get("k", &asking(&[("accept-language", "pt")]))
+                .as_deref(),
+            Some(&5)
+        );
+        assert!(
+            store
+                .get("k", &asking(&[("accept-language", "fr")]))
+                .is_none()
+        );
+        let stats = store.stats();
+        assert!(stats.bytes <= 4 * KB, "{stats:?}");
+        assert_eq!(stats.keys, 1);
     }
 
     #[test]
