@@ -252,9 +252,14 @@ pub enum FieldsView<'a> {
 
 impl<'a> FieldsView<'a> {
     pub fn of<B>(req: &'a http::Request<B>) -> Self {
-        match req.extensions().get::<RawFields>() {
+        FieldsView::of_parts(req.headers(), req.extensions())
+    }
+
+    /// The fields of a message held as its `headers` and `extensions`.
+    pub fn of_parts(headers: &'a HeaderMap, extensions: &'a http::Extensions) -> Self {
+        match extensions.get::<RawFields>() {
             Some(raw) => FieldsView::Raw(raw),
-            None => FieldsView::Map(req.headers()),
+            None => FieldsView::Map(headers),
         }
     }
 

@@ -41,7 +41,7 @@ use crate::body::ProxyBody;
 use crate::client_body::IdleTimeout;
 use crate::exchange::Client;
 use crate::forwarding::new_request_id;
-use crate::http1::raw_fields::RawFields;
+use crate::http1::raw_fields::{FieldsView, RawFields};
 use crate::http1::{self, BadField, FieldSpans, decode::Decoder};
 use crate::metrics::Metrics;
 use crate::problem::{Problem, ProblemKind};
@@ -430,11 +430,10 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
         _ => framing.keep_alive,
     };
     let expect_continue = version == Version::HTTP_11
-        && match request.extensions.get::<RawFields>() {
-            Some(raw) => raw.values(EXPECT.as_str().as_bytes()).next(),
-            None => request.headers.get(EXPECT).map(|v| v.as_bytes()),
-        }
-        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+        && FieldsView::of_parts(&request.headers, &request.extensions)
+            .values(&EXPECT)
+            .next()
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     request.method = method;
     request.uri = uri;
     request.version = version;

@@ -16,7 +16,7 @@ use http::{Request, Version};
 use crate::forwarding::{
     remove_forwarding_claims, remove_hop_by_hop, remove_raw_forwarding_claims,
 };
-use crate::http1::raw_fields::RawFields;
+use crate::http1::raw_fields::{FieldsView, RawFields};
 use crate::problem::{Problem, ProblemKind};
 
 /// Where the client sent the request.
@@ -52,17 +52,9 @@ pub fn read<B>(req: &mut Request<B>, trusted_peer: bool) -> Result<Target, Probl
 }
 
 pub fn target<B>(req: &Request<B>) -> Result<Target, String> {
-    let (header, more) = match req.extensions().get::<RawFields>() {
-        Some(raw) => {
-            let mut hosts = raw.values(b"host");
-            (hosts.next(), hosts.next().is_some())
-        }
-        None => {
-            let mut hosts = req.headers().get_all(HOST).iter();
-            (hosts.next().map(|h| h.as_bytes()), hosts.next().is_some())
-        }
-    };
-    if more {
+    let mut hosts = FieldsView::of(req).values(&HOST);
+    let header = hosts.next();
+    if hosts.next().is_some() {
         return Err("the request has more than one Host header".into());
     }
     let header = header

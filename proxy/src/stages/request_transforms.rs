@@ -13,7 +13,7 @@ use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Uri, Version};
 
 use crate::forwarding::{Peer, add_forwarded, add_raw_forwarded};
-use crate::http1::raw_fields::{RawFields, into_map};
+use crate::http1::raw_fields::{FieldsView, RawFields, into_map};
 use crate::problem::{Problem, ProblemKind};
 use crate::transforms::{HeaderEdits, MatchedPath, rewrite_path};
 
@@ -88,11 +88,8 @@ impl RequestTransforms {
         head.version = Version::HTTP_11;
         // Fields kept as the client sent them: the rule edits none (see `edits_fields`), and
         // the map holds only what the proxy adds.
+        let client_host = FieldsView::of_parts(headers, &head.extensions).get(&HOST);
         let raw = head.extensions.get_mut::<RawFields>();
-        let client_host = match raw.as_deref() {
-            Some(raw) => raw.first(HOST.as_str().as_bytes()),
-            None => headers.get(HOST).cloned(),
-        };
         // What the client addressed, as a header value: its Host line when it has one (HTTP/2
         // clients send :authority instead).
         let addressed = authority.and_then(|a| match client_host {
