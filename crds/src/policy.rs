@@ -82,6 +82,71 @@ pub struct PolicySpec {
     /// answer carries `Vary: Origin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsSpec>,
+
+    /// Answers kept by each proxy and served again (RFC 9111), looked up after the rate limit
+    /// (a refused client is never served from the cache). `GET` answers are stored when their
+    /// fields allow a shared cache to (`Cache-Control`, `Expires`, `Vary`; never with
+    /// `no-store`, `private`, `Set-Cookie` or `Vary: *`), and `HEAD` is answered from them.
+    /// Every answer of a cached rule says what the cache did in `Cache-Status` (RFC 9211).
+    /// `PUT`, `POST`, `DELETE` and `PATCH` requests that succeed remove what is stored for
+    /// their URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+}
+
+/// How answers are kept, found again and served stale.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CacheSpec {
+    /// How long an answer is fresh when it says nothing itself (no `max-age`, `s-maxage` or
+    /// `Expires`), like `30s`; `0s` stores only answers that say. Defaults to 1m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// No answer is fresh for longer, whatever it says. Defaults to 24h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<String>,
+    /// Methods answered from the cache: `GET` and `HEAD` (answered from a stored `GET`).
+    /// Defaults to both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Request headers whose values are always part of the cache key (as if every answer
+    /// said `Vary` with them), like `accept-language`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vary_headers: Vec<String>,
+    /// Which query parameters are part of the key: all of them without this, or all but
+    /// `ignore` (tracking parameters such as `utm_source`), or `only` these. Names match
+    /// percent-decoded and in any case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_parameters: Option<CacheQuerySpec>,
+    /// Keep answers per authenticated consumer (API key, basic user, JWT subject): answers
+    /// marked `private`, and answers to requests with `Authorization`, are then stored too,
+    /// each served to its own consumer only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_consumer: Option<bool>,
+    /// Serve a stale answer for this long past its freshness while one request refreshes it
+    /// in the background (RFC 5861), unless the answer sets its own `stale-while-revalidate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_while_revalidate: Option<String>,
+    /// Serve a stale answer for this long past its freshness when the backend fails, times
+    /// out or answers 5xx (RFC 5861), unless the answer sets its own `stale-if-error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_if_error: Option<String>,
+    /// Answers larger than this many bytes go to the client uncached. Defaults to 1 MiB;
+    /// never more than the proxy's whole cache (`--cache-max-bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entry_bytes: Option<u64>,
+}
+
+/// Query parameters left out of, or alone in, the cache key: set one of the two.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CacheQuerySpec {
+    /// Every parameter but these is part of the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+    /// Only these parameters are part of the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
 }
 
 /// Which browser origins may call the rules, with which methods and headers.

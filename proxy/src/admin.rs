@@ -1,7 +1,8 @@
 //! The admin listener (default 127.0.0.1:9901; keep it off public interfaces):
 //! `/metrics` (Prometheus text), `/healthz` (the process is up), `/ready` (a configuration is
-//! loaded and the proxy is not overloaded: [`crate::overload`]), `/config` (the snapshot serving, as JSON, secrets redacted), `/status` (what the last load said about
-//! each object and file).
+//! loaded and the proxy is not overloaded: [`crate::overload`]), `/config` (the snapshot
+//! serving, as JSON, secrets redacted), `/status` (what the last load said about each object
+//! and file), and `POST /cache/purge` (removes cached answers by URL prefix or tag).
 
 use std::sync::Arc;
 
@@ -42,6 +43,9 @@ impl Admin {
     }
 
     fn answer(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.uri().path() == "/cache/purge" {
+            return self.purge(req);
+        }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
         }
@@ -85,6 +89,37 @@ impl Admin {
                 "try /metrics, /healthz, /ready, /config or /status\n",
             ),
         }
+    }
+}
+
+impl Admin {
+    /// `POST /cache/purge?prefix=URL` removes the cached answers of the URLs that start with
+    /// `URL` (`scheme://host[:port]/path?query`, as clients addressed them);
+    /// `POST /cache/purge?tag=T` those whose backend tagged them `T` (`Cache-Tag`). Answers
+    /// `{"purged": N}`, N keys.
+    fn purge(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != Method::POST {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
+        }
+        let cache = self.runtime.load().env.cache.clone();
+        let asked: Vec<(String, String)> = req
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let purged = match asked.as_slice() {
+            [(k, prefix)] if k == "prefix" && !prefix.is_empty() => {
+                cache.purge_prefix(&format!("GET{}{prefix}", crate::stages::cache::key::SEP))
+            }
+            [(k, tag)] if k == "tag" && !tag.is_empty() => cache.purge_tag(tag),
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "name one of prefix=URL or tag=TAG\n",
+                );
+            }
+        };
+        json(format!("{{\"purged\": {purged}}}\n").into_bytes())
     }
 }
 

@@ -152,6 +152,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     pub max_request_body_bytes: u64,
 
+    /// Bytes the response cache may hold (stored answers, their fields and bookkeeping),
+    /// shared by every rule whose Policy caches; least recently used answers go first.
+    #[arg(long, default_value_t = crate::runtime::DEFAULT_CACHE_BYTES as u64)]
+    pub cache_max_bytes: u64,
+
     /// Resident memory past which the proxy is overloaded: new connections are closed at
     /// once and keep-alive ends, until memory is back under 90% of it. `auto`: 90% of the
     /// container's memory limit (none without one); `off`; or a size like `768Mi`.

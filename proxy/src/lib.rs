@@ -99,6 +99,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         0 => u64::MAX,
         n => n,
     };
+    env.cache = Arc::new(stages::cache::CacheShared::new(
+        usize::try_from(cli.cache_max_bytes).unwrap_or(usize::MAX),
+        &metrics,
+    ));
     let env = Arc::new(env);
     let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway, env));
     let overload = Arc::new(overload::Overload::configured(

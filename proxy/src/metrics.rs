@@ -162,6 +162,13 @@ pub struct AggregateCallLabels {
     pub call: RouteId,
 }
 
+/// What the response cache did for a request: hit, miss, stale (served stale), revalidated
+/// (a backend's 304 freshened it), coalesced (waited for another request of its key).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub result: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms to ~33 s.
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -202,6 +209,10 @@ pub struct Metrics {
     pub redis_duration: Histogram,
     pub aggregate_calls: Family<CallLabels, Counter>,
     pub aggregate_call_duration: Family<AggregateCallLabels, Histogram, fn() -> Histogram>,
+    pub cache_requests: Family<CacheLabels, Counter>,
+    pub cache_bytes: Gauge,
+    pub cache_keys: Gauge,
+    pub cache_evictions: Counter,
 }
 
 impl Metrics {
@@ -245,8 +256,32 @@ impl Metrics {
             redis_duration: Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 15),
             ),
+            cache_requests: Family::default(),
+            cache_bytes: Gauge::default(),
+            cache_keys: Gauge::default(),
+            cache_evictions: Counter::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "cache_requests",
+            "Requests of cached rules, by what the cache did (hit, miss, stale, revalidated, coalesced)",
+            m.cache_requests.clone(),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes the response cache holds (answers, fields and bookkeeping)",
+            m.cache_bytes.clone(),
+        );
+        registry.register(
+            "cache_keys",
+            "Keys the response cache holds",
+            m.cache_keys.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Stored answers removed to make room for others",
+            m.cache_evictions.clone(),
+        );
         registry.register(
             "aggregate_calls",
             "Backend calls of Aggregates, by aggregate rule, call and outcome (ok, failed)",

@@ -1,7 +1,7 @@
 //! The request path: sequences the [`crate::stages`], and does nothing else.
 //!
 //! ```text
-//! request_target → route → cors → authenticate → authorize → rate_limit → [cache] →
+//! request_target → route → cors → authenticate → authorize → rate_limit → cache →
 //!   request_transforms → action → render → response_transforms → finish
 //! ```
 //!
@@ -19,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
+use http_body_util::BodyExt;
 
 use crate::body::{BoxError, ProxyBody};
 use crate::exchange::{Client, Exchange};
@@ -29,6 +30,7 @@ use crate::runtime::{RuleRuntime, Runtime};
 use crate::stages::action::Input;
 use crate::stages::action::redirect;
 use crate::stages::authenticate::{self, Denied};
+use crate::stages::cache::{self, CACHE_STATUS, Lookup};
 use crate::stages::route::RequestView;
 use crate::stages::{rate_limit, request_target};
 use crate::transforms::MatchedPath;
@@ -70,7 +72,7 @@ impl Runtime {
 
     /// The stages up to the action. Returns the matched rule, if any, with the outcome.
     fn run<'s, B>(
-        &'s self,
+        self: &'s Arc<Self>,
         mut req: Request<B>,
         ex: &mut Exchange,
     ) -> impl Future<
@@ -146,9 +148,9 @@ impl Runtime {
         }
     }
 
-    /// Authenticate → authorize → rate limit → [cache] → request transforms → action.
+    /// Authenticate → authorize → rate limit → cache → request transforms → action.
     fn after_match<'a, B>(
-        &'a self,
+        self: &'a Arc<Self>,
         req: Request<B>,
         rule: &'a RuleRuntime,
         target: &'a request_target::Target,
@@ -195,7 +197,30 @@ impl Runtime {
                 ex.response_headers.extend(headers);
             }
             ex.consumer = identity.and_then(|i| i.consumer);
-            // cache: the slot for lookups (see crate::stages::cache).
+            let mut caching = None;
+            if let Some(stage) = &rule.cache {
+                let at = cache::At {
+                    tls: ex.peer.tls,
+                    host: &target.host,
+                    port: target.port,
+                    path: path.path,
+                    consumer: ex.consumer.as_deref(),
+                    rule: &rule.id,
+                };
+                // Boxed: a lookup may wait for another request of its key.
+                match Box::pin(stage.lookup(&mut head, &at, rule.timeout)).await {
+                    Lookup::Answer(answer, status) => {
+                        ex.response_headers.push((CACHE_STATUS.clone(), status));
+                        return Ok(answer);
+                    }
+                    Lookup::AnswerAndRefresh(answer, status, refresh) => {
+                        ex.response_headers.push((CACHE_STATUS.clone(), status));
+                        self.refresh(&head, refresh, ex);
+                        return Ok(answer);
+                    }
+                    Lookup::Forward(pending) => caching = Some(pending),
+                }
+            }
             if rule.action.forwards() {
                 rule.request_transforms.apply(
                     &mut head,
@@ -226,19 +251,62 @@ impl Runtime {
                 upstream: &self.env.upstream,
                 upstream_duration: &rule.upstream_duration,
                 // Relayed as sent when the server writing the answer knows how (HTTP/1) and the
-                // rule edits no response field: the respond path and the HTTP/1 encoder know the
-                // raw form, nothing else after the action reads the fields (CORS drops a
-                // backend's own CORS fields from the raw form too). A later stage that reads
-                // them (cache) adds its test here.
-                answer_fields: if ex.relays_raw_fields && rule.response_transforms.is_empty() {
+                // rule edits no response field and caches nothing: the respond path and the
+                // HTTP/1 encoder know the raw form, nothing else after the action reads the
+                // fields (CORS drops a backend's own CORS fields from the raw form too).
+                answer_fields: if ex.relays_raw_fields
+                    && rule.response_transforms.is_empty()
+                    && caching.is_none()
+                {
                     AnswerFields::PassThrough
                 } else {
                     AnswerFields::Map
                 },
             };
-            rule.action
+            let outcome = rule
+                .action
                 .run(Request::from_parts(head, body), input, ex)
-                .await
+                .await;
+            match caching {
+                None => outcome,
+                Some(pending) => {
+                    let (outcome, status) = pending.complete(outcome);
+                    ex.response_headers.push((CACHE_STATUS.clone(), status));
+                    outcome
+                }
+            }
         }
+    }
+
+    /// Sends a stale answer's request again in the background, to refresh what is stored
+    /// (`stale-while-revalidate`): a `GET` with the client's fields but its conditions, on the
+    /// same runtime, from the same client, through every stage.
+    fn refresh(
+        self: &Arc<Self>,
+        head: &http::request::Parts,
+        refresh: cache::Refresh,
+        ex: &Exchange,
+    ) {
+        let mut req = Request::new(http_body_util::Empty::<Bytes>::new());
+        *req.method_mut() = http::Method::GET;
+        *req.uri_mut() = head.uri.clone();
+        *req.version_mut() = head.version;
+        *req.headers_mut() = head.headers.clone();
+        req.headers_mut().remove(http::header::IF_NONE_MATCH);
+        req.headers_mut().remove(http::header::IF_MODIFIED_SINCE);
+        req.extensions_mut().insert(refresh);
+        let client = Client {
+            addr: ex.client,
+            tls: ex.peer.tls,
+            certificate: ex.client_certificate.clone(),
+            port: ex.port.clone(),
+            relays_raw_fields: false,
+        };
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            // Read to its end: that is when the answer is stored.
+            let mut body = runtime.handle(req, client).await.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
+        });
     }
 }

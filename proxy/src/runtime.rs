@@ -20,6 +20,7 @@ use crate::metrics::{Metrics, RouteId, RouteLabels, RouteMetrics};
 use crate::stages::action::Action;
 use crate::stages::authenticate::{AuthShared, Authenticate};
 use crate::stages::authorize::Authorize;
+use crate::stages::cache::{Cache, CacheShared};
 use crate::stages::cors::Cors;
 use crate::stages::rate_limit::{RateLimitRuntime, RateLimitShared};
 use crate::stages::request_transforms::RequestTransforms;
@@ -45,7 +46,12 @@ pub struct Env {
     pub trusted: TrustedProxies,
     /// The largest request body a route without its own limit accepts (`u64::MAX`: none).
     pub max_request_body: u64,
+    /// The response cache's memory, shared by every cached rule (`--cache-max-bytes`).
+    pub cache: Arc<CacheShared>,
 }
+
+/// The response cache's size when the proxy is not told (`--cache-max-bytes`).
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Env {
     pub fn new(
@@ -60,6 +66,7 @@ impl Env {
             trusted: limits.trusted.clone(),
             limits,
             respond: Arc::new(Respond::new(metrics.clone(), access_log)),
+            cache: Arc::new(CacheShared::new(DEFAULT_CACHE_BYTES, &metrics)),
             metrics,
             no_route: RouteId(Arc::from(NO_ROUTE)),
             max_request_body: u64::MAX,
@@ -99,6 +106,7 @@ pub struct RuleRuntime {
     pub cors: Option<Arc<Cors>>,
     pub authorize: Option<Arc<Authorize>>,
     pub rate_limit: Option<Arc<RateLimitRuntime>>,
+    pub cache: Option<Arc<Cache>>,
     /// The Policy's request body bound, when it sets one (`u64::MAX`: none).
     pub max_request_body: Option<u64>,
     pub request_transforms: RequestTransforms,
@@ -117,6 +125,7 @@ struct PolicyStages {
     authenticate: Option<Arc<Authenticate>>,
     authorize: Option<Arc<Authorize>>,
     rate_limit: Option<Arc<RateLimitRuntime>>,
+    cache: Option<Arc<Cache>>,
     max_request_body: Option<u64>,
     backends: BackendSettings,
 }
@@ -172,6 +181,12 @@ fn policy_stages(key: &str, p: &snap::Policy, env: &Env) -> Result<PolicyStages,
             .map(|r| RateLimitRuntime::build(key, r, &env.limits, &env.metrics))
             .transpose()?
             .map(Arc::new),
+        cache: p
+            .cache
+            .as_ref()
+            .map(|c| Cache::build(c, &env.cache))
+            .transpose()?
+            .map(Arc::new),
         max_request_body: p
             .limits
             .as_ref()
@@ -200,6 +215,7 @@ impl RuleRuntime {
         // Authorization reads only who authenticated, and the method; CORS reads either form.
         let relays_request_fields = policy.authenticate.is_none()
             && policy.rate_limit.is_none()
+            && policy.cache.is_none()
             && !request_transforms.edits_fields()
             && action.relays_fields();
         Ok(RuleRuntime {
@@ -211,6 +227,7 @@ impl RuleRuntime {
             authenticate: policy.authenticate,
             authorize: policy.authorize,
             rate_limit: policy.rate_limit,
+            cache: policy.cache,
             max_request_body: policy.max_request_body,
             request_transforms,
             action,

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod backend_tls;
+mod cache;
 mod circuit_breaker;
 mod cors;
 mod health_check;
@@ -24,6 +25,7 @@ pub mod secret;
 mod validate;
 
 pub use backend_tls::*;
+pub use cache::*;
 pub use circuit_breaker::*;
 pub use cors::*;
 pub use health_check::*;

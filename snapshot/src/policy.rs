@@ -47,6 +47,9 @@ pub struct Policy {
     /// Cross-origin requests from browsers: preflights answered, CORS headers added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<crate::Cors>,
+    /// Answers kept and served again (RFC 9111).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::Cache>,
 }
 
 /// Bounds on requests.
@@ -329,6 +332,10 @@ pub(crate) fn check(p: &Policy) -> Result<(), (String, String)> {
     if let Some(c) = &p.cors {
         c.check()
             .map_err(|(field, why)| (format!("cors.{field}"), why))?;
+    }
+    if let Some(c) = &p.cache {
+        c.check()
+            .map_err(|(field, why)| (format!("cache.{field}"), why))?;
     }
     if let Some(rl) = &p.rate_limit {
         for (i, l) in rl.limits.iter().enumerate() {

@@ -7,6 +7,7 @@
 pub mod aggregate;
 mod backend_tls;
 pub mod backend_tls_policies;
+mod cache;
 mod cors;
 pub mod gateways;
 mod lower;

@@ -28,6 +28,7 @@ pub fn merge(
     let mut balancer_from: Option<String> = None;
     let mut connection_from: Option<String> = None;
     let mut cors_from: Option<String> = None;
+    let mut cache_from: Option<String> = None;
     for name in names {
         let id = format!("{namespace}/{name}");
         out.sources.push(id.clone());
@@ -115,6 +116,14 @@ pub fn merge(
                     p.cors.as_ref(),
                     &mut out.cors,
                     &mut cors_from,
+                    &mut conflicts,
+                );
+                take(
+                    "cache",
+                    &id,
+                    p.cache.as_ref(),
+                    &mut out.cache,
+                    &mut cache_from,
                     &mut conflicts,
                 );
             }

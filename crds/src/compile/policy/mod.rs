@@ -201,6 +201,9 @@ pub fn lower_policy(
     if let Some(c) = &spec.cors {
         out.policy.cors = super::cors::lower_cors("spec.cors", c, ctx.d);
     }
+    if let Some(c) = &spec.cache {
+        out.policy.cache = super::cache::lower_cache("spec.cache", c, ctx.d);
+    }
     if !missing.is_empty() {
         out.policy.unavailable = Some(missing.join("; "));
     }

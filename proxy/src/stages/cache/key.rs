@@ -44,7 +44,7 @@ pub struct Request<'a> {
 }
 
 /// Separates the key's parts: a control character, in no URL and no header value.
-const SEP: char = '\u{1}';
+pub const SEP: char = '\u{1}';
 
 impl KeyRules {
     /// The key of `req`; `consumer` when the answer is cached per consumer.
@@ -54,6 +54,31 @@ impl KeyRules {
         } else {
             req.method.as_str()
         };
+        let mut key = self.uri_key(method, req);
+        for name in &self.vary_headers {
+            key.push(SEP);
+            key.push_str(name.as_str());
+            for (i, v) in req.headers.get_all(name).iter().enumerate() {
+                key.push(if i == 0 { '=' } else { ',' });
+                push_escaped(&mut key, v.as_bytes());
+            }
+        }
+        if let Some(consumer) = consumer {
+            key.push(SEP);
+            key.push_str("consumer=");
+            push_escaped(&mut key, consumer.as_bytes());
+        }
+        key
+    }
+
+    /// What every key of a `GET` of `req`'s URI starts with, whatever else it holds: an
+    /// unsafe method's invalidation removes them all (RFC 9111 §4.4).
+    pub fn uri_prefix(&self, req: &Request<'_>) -> String {
+        self.uri_key(Method::GET.as_str(), req)
+    }
+
+    /// `method`, the URI, and the separator that ends it.
+    fn uri_key(&self, method: &str, req: &Request<'_>) -> String {
         let mut key = String::with_capacity(64 + req.path.len());
         key.push_str(method);
         key.push(SEP);
@@ -70,19 +95,6 @@ impl KeyRules {
         }
         // The URI ends here: a purge by the prefix `…/x/1` + SEP spares `…/x/10`.
         key.push(SEP);
-        for name in &self.vary_headers {
-            key.push(SEP);
-            key.push_str(name.as_str());
-            for (i, v) in req.headers.get_all(name).iter().enumerate() {
-                key.push(if i == 0 { '=' } else { ',' });
-                push_escaped(&mut key, v.as_bytes());
-            }
-        }
-        if let Some(consumer) = consumer {
-            key.push(SEP);
-            key.push_str("consumer=");
-            key.push_str(consumer);
-        }
         key
     }
 
@@ -138,11 +150,11 @@ fn decoded_lower(name: &str) -> String {
     String::from_utf8_lossy(&out).to_ascii_lowercase()
 }
 
-/// A field value in the key: bytes outside ASCII, and `%` itself, percent-encoded, so no two
-/// values share a spelling.
+/// A field value or consumer in the key: control bytes (the separator among them), bytes
+/// outside ASCII, and `%` itself, percent-encoded, so no two values share a spelling.
 fn push_escaped(key: &mut String, value: &[u8]) {
     for &b in value {
-        if b >= 0x80 || b == b'%' {
+        if !(0x20..0x7f).contains(&b) || b == b'%' {
             key.push_str(&format!("%{b:02X}"));
         } else {
             key.push(b as char);

@@ -1,16 +1,717 @@
-//! Response cache: the slot after the rate limit (a cached answer is never served to a client
-//! the policy refuses) and before the request transforms and the action; a hit will be
-//! answered through the respond path like any other answer. Policy `cache` sections are not
-//! compiled yet (the caching issue fills this slot); until then every request goes on to the
-//! action.
+//! Response cache: runs after the rate limit (a cached answer is never served to a client the
+//! policy refuses) and before the request transforms and the action, for rules whose Policy
+//! has a `cache` section; other rules skip it. Its answers take the respond path like any
+//! other, so response header edits, CORS, RateLimit headers and the request id are on hits
+//! too, and none of them is stored.
+//!
+//! - A `GET` (or `HEAD`) whose stored answer is fresh is answered from the store, with `Age`,
+//!   or `304` when the request's conditions hold. A stale one is revalidated with the backend
+//!   (a conditional request when it has validators; a `304` freshens it in place), or served
+//!   while one background request refreshes it (`stale-while-revalidate`), or served when the
+//!   backend fails (`stale-if-error`).
+//! - A miss goes to the backend, one request per key at a time (the others wait for it and
+//!   look again); a `GET`'s answer that a shared cache may keep is stored while it streams to
+//!   the client, unless it outgrows the entry limit.
+//! - `PUT`, `POST`, `DELETE` and `PATCH` that succeed remove what is stored for their URI.
+//! - Every answer says what the cache did in `Cache-Status` (RFC 9211).
 //!
 //! - [`rfc9111`]: what HTTP caching says, as pure functions over requests' and responses'
-//!   fields and the clock: whether an answer may be stored by a shared cache, how long it is
-//!   fresh, how old it is, and which request fields it varies on.
+//!   fields and the clock.
 //! - [`key`]: what two requests must share to be answered by one stored answer.
-//! - [`store`]: the memory: answers by key and variant, bounded by size (least recently used
-//!   keys evicted, large answers refused), purged by key prefix or tag.
+//! - [`store`]: the memory, bounded by size, purged by key prefix or tag.
+//! - [`stored`]: a stored answer, and the answers made from it.
+//! - `inflight` coalesces misses; `tee` stores a body while it streams.
 
 pub mod key;
 pub mod rfc9111;
 pub mod store;
+pub mod stored;
+
+mod inflight;
+mod tee;
+
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use frontdesk_snapshot as snap;
+use http::header::{HeaderName, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
+use self::inflight::{Inflight, Join, Leader};
+use self::key::{KeyRules, QueryKey};
+use self::rfc9111::{Freshness, NotStored, Usable, storable};
+use self::store::{Missed, Store};
+use self::stored::Stored;
+use crate::body::ProxyBody;
+use crate::metrics::{CacheLabels, Metrics};
+use crate::problem::Problem;
+
+/// `Cache-Status`: what the cache did (RFC 9211).
+pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// Names the tags an answer is purged by (`Cache-Tag: a, b`); not sent on to clients.
+pub static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+
+/// What outlives snapshots: the memory, the requests at the backend, the counters.
+pub struct CacheShared {
+    store: Store<Stored>,
+    inflight: Inflight,
+    metrics: CacheMetrics,
+}
+
+struct CacheMetrics {
+    hit: Counter,
+    miss: Counter,
+    stale: Counter,
+    revalidated: Counter,
+    coalesced: Counter,
+    bytes: Gauge,
+    keys: Gauge,
+    evictions: Counter,
+}
+
+impl CacheShared {
+    /// A cache of at most `capacity` bytes.
+    pub fn new(capacity: usize, metrics: &Metrics) -> Self {
+        let result = |result| {
+            metrics
+                .cache_requests
+                .get_or_create(&CacheLabels { result })
+                .clone()
+        };
+        CacheShared {
+            store: Store::new(capacity, capacity),
+            inflight: Inflight::default(),
+            metrics: CacheMetrics {
+                hit: result("hit"),
+                miss: result("miss"),
+                stale: result("stale"),
+                revalidated: result("revalidated"),
+                coalesced: result("coalesced"),
+                bytes: metrics.cache_bytes.clone(),
+                keys: metrics.cache_keys.clone(),
+                evictions: metrics.cache_evictions.clone(),
+            },
+        }
+    }
+
+    /// Removes the answers whose key starts with `prefix` (`GET`, the separator, then the
+    /// URI: see [`key`]); how many keys.
+    pub fn purge_prefix(&self, prefix: &str) -> usize {
+        let n = self.store.purge_prefix(prefix);
+        self.note_size();
+        n
+    }
+
+    /// Removes the answers tagged `tag`; how many keys.
+    pub fn purge_tag(&self, tag: &str) -> usize {
+        let n = self.store.purge_tag(tag);
+        self.note_size();
+        n
+    }
+
+    fn note_size(&self) {
+        let stats = self.store.stats();
+        self.metrics.bytes.set(stats.bytes as i64);
+        self.metrics.keys.set(stats.keys as i64);
+    }
+}
+
+/// The wall clock as tokio's clock moves it: paused in tests, like every other time the
+/// request path reads.
+pub fn now() -> SystemTime {
+    static BASE: OnceLock<(SystemTime, tokio::time::Instant)> = OnceLock::new();
+    let (wall, at) = BASE.get_or_init(|| (SystemTime::now(), tokio::time::Instant::now()));
+    *wall + tokio::time::Instant::now().saturating_duration_since(*at)
+}
+
+/// A Policy's cache, built once per snapshot.
+pub struct Cache {
+    key: KeyRules,
+    get: bool,
+    head: bool,
+    per_consumer: bool,
+    default_ttl: Duration,
+    max_ttl: Duration,
+    stale_while_revalidate: Option<Duration>,
+    stale_if_error: Option<Duration>,
+    max_entry: usize,
+    /// Ends every key: answers stored under another configuration of the section are not
+    /// found (they age out).
+    config: String,
+    shared: Arc<CacheShared>,
+}
+
+/// Where a request is for, besides its method, URI and fields.
+pub struct At<'a> {
+    pub tls: bool,
+    pub host: &'a str,
+    pub port: Option<u16>,
+    /// The canonical path.
+    pub path: &'a str,
+    pub consumer: Option<&'a str>,
+    /// The matched rule: two rules never share answers.
+    pub rule: &'a str,
+}
+
+/// A key, and whether it is one consumer's.
+#[derive(Clone)]
+struct Key {
+    key: String,
+    personal: bool,
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.key
+    }
+}
+
+/// What the stage decided.
+pub enum Lookup {
+    /// Answered from the store, with the `Cache-Status` to say.
+    Answer(Response<ProxyBody>, HeaderValue),
+    /// Answered stale from the store: send this request again in the background, with the
+    /// [`Refresh`] in its extensions, to refresh it (`stale-while-revalidate`).
+    AnswerAndRefresh(Response<ProxyBody>, HeaderValue, Refresh),
+    /// Go on to the backend; [`Pending::complete`] with its answer.
+    Forward(Pending),
+}
+
+/// A background refresh of a stale answer: the request that carries it goes to the backend
+/// whatever is stored, as the only request of its key.
+#[derive(Clone)]
+pub struct Refresh(Arc<parking_lot::Mutex<Option<Refreshing>>>);
+
+/// What a refresh holds until its request takes it: the lead of its key, and what it
+/// revalidates.
+type Refreshing = (Leader, Arc<Stored>);
+
+/// A request on its way to the backend, and what to do with the answer.
+pub struct Pending {
+    cache: Arc<Cache>,
+    key: String,
+    /// The client's fields as they were at the lookup: what the stored answer's `Vary` reads.
+    request: HeaderMap,
+    method: Method,
+    requested: SystemTime,
+    /// What is stored, when stale: revalidated, or served when the backend fails.
+    stored: Option<Arc<Stored>>,
+    /// The request asks the backend with the stored answer's validators.
+    revalidating: bool,
+    /// A `GET` whose answer may be stored.
+    storing: bool,
+    /// Answers stored per consumer: `private` ones are kept too.
+    personal: bool,
+    leader: Option<Leader>,
+    /// `Cache-Status`'s `fwd`.
+    fwd: &'static str,
+    collapsed: bool,
+    /// An unsafe method's URI prefix, removed when it succeeds.
+    invalidate: Option<String>,
+}
+
+impl Cache {
+    pub fn build(spec: &snap::Cache, shared: &Arc<CacheShared>) -> Result<Self, String> {
+        spec.check()
+            .map_err(|(f, why)| format!("cache.{f}: {why}"))?;
+        let vary_headers = spec
+            .vary_headers
+            .iter()
+            .map(|h| HeaderName::from_bytes(h.as_bytes()).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        let query = match &spec.query {
+            snap::CacheQuery::All => QueryKey::All,
+            snap::CacheQuery::Ignore(names) => QueryKey::Ignore(names.clone()),
+            snap::CacheQuery::Only(names) => QueryKey::Only(names.clone()),
+        };
+        Ok(Cache {
+            key: KeyRules {
+                query,
+                vary_headers,
+            },
+            get: spec.methods.iter().any(|m| m == "GET"),
+            head: spec.methods.iter().any(|m| m == "HEAD"),
+            per_consumer: spec.per_consumer,
+            default_ttl: Duration::from_millis(spec.ttl_ms),
+            max_ttl: Duration::from_millis(spec.max_ttl_ms),
+            stale_while_revalidate: spec.stale_while_revalidate_ms.map(Duration::from_millis),
+            stale_if_error: spec.stale_if_error_ms.map(Duration::from_millis),
+            max_entry: usize::try_from(spec.max_entry_bytes)
+                .unwrap_or(usize::MAX)
+                .min(shared.store.max_entry()),
+            config: config_fingerprint(spec),
+            shared: shared.clone(),
+        })
+    }
+
+    /// The stage: answers `head`'s request from the store, or says how it goes on (with the
+    /// stored answer's validators added to `head` when it revalidates). Waits for a request
+    /// of the same key at the backend, at most `wait`.
+    pub async fn lookup(
+        self: &Arc<Self>,
+        head: &mut http::request::Parts,
+        at: &At<'_>,
+        wait: Duration,
+    ) -> Lookup {
+        let method = head.method.clone();
+        let cached = (method == Method::GET && self.get) || (method == Method::HEAD && self.head);
+        if !cached {
+            let invalidate =
+                is_unsafe(&method).then(|| self.key.uri_prefix(&self.key_request(head, at)));
+            return Lookup::Forward(self.pending(head, None, "method", invalidate));
+        }
+        let key = self.key_of(head, at);
+        if let Some(refresh) = head.extensions.remove::<Refresh>()
+            && let Some((leader, stored)) = refresh.0.lock().take()
+        {
+            let mut p = self.pending(head, Some(key), "stale", None);
+            p.leader = Some(leader);
+            p.revalidate(head, stored);
+            return Lookup::Forward(p);
+        }
+        let mut collapsed = false;
+        loop {
+            let now = now();
+            let fwd = match self.shared.store.lookup(&key, &head.headers) {
+                Ok(stored) => match stored.freshness.usable(&head.headers, now) {
+                    Usable::Fresh => {
+                        self.shared.metrics.hit.inc();
+                        let s = hit_status(&stored, now, collapsed, None);
+                        return Lookup::Answer(stored.answer(&method, &head.headers, now), s);
+                    }
+                    Usable::StaleAccepted => {
+                        self.shared.metrics.stale.inc();
+                        let s = hit_status(&stored, now, collapsed, Some("max-stale"));
+                        return Lookup::Answer(stored.answer(&method, &head.headers, now), s);
+                    }
+                    Usable::StaleWhileRevalidate => {
+                        self.shared.metrics.stale.inc();
+                        let s = hit_status(&stored, now, collapsed, Some("stale-while-revalidate"));
+                        let answer = stored.answer(&method, &head.headers, now);
+                        return match self.shared.inflight.join(&key) {
+                            Join::Lead(leader) => {
+                                let refresh = Refresh(Arc::new(parking_lot::Mutex::new(Some((
+                                    leader, stored,
+                                )))));
+                                Lookup::AnswerAndRefresh(answer, s, refresh)
+                            }
+                            // Being refreshed already.
+                            Join::Wait(_) => Lookup::Answer(answer, s),
+                        };
+                    }
+                    Usable::Revalidate => {
+                        let fwd = if rfc9111::CacheControl::parse(&head.headers).no_cache {
+                            "request"
+                        } else {
+                            "stale"
+                        };
+                        let mut p = self.pending(head, Some(key.clone()), fwd, None);
+                        p.revalidate(head, stored);
+                        p
+                    }
+                },
+                Err(missed) => self.pending(
+                    head,
+                    Some(key.clone()),
+                    match missed {
+                        Missed::Key => "uri-miss",
+                        Missed::Variant => "vary-miss",
+                    },
+                    None,
+                ),
+            };
+            let mut p = fwd;
+            p.collapsed = collapsed;
+            // A HEAD's answer is never stored: nothing to wait for, nobody to make wait.
+            if !p.storing || collapsed {
+                return Lookup::Forward(p);
+            }
+            match self.shared.inflight.join(&key) {
+                Join::Lead(leader) => {
+                    p.leader = Some(leader);
+                    return Lookup::Forward(p);
+                }
+                Join::Wait(rx) => {
+                    self.shared.metrics.coalesced.inc();
+                    collapsed = true;
+                    if tokio::time::timeout(wait, inflight::wait(rx))
+                        .await
+                        .is_err()
+                    {
+                        return Lookup::Forward(p);
+                    }
+                    // Look again: the leader's answer may be stored (and may vary).
+                }
+            }
+        }
+    }
+
+    fn key_request<'h>(&self, head: &'h http::request::Parts, at: &At<'h>) -> key::Request<'h> {
+        key::Request {
+            method: &head.method,
+            scheme: if at.tls { "https" } else { "http" },
+            host: at.host,
+            port: at.port,
+            path: at.path,
+            query: head.uri.query(),
+            headers: &head.headers,
+        }
+    }
+
+    fn key_of(&self, head: &http::request::Parts, at: &At<'_>) -> Key {
+        let consumer = at.consumer.filter(|_| self.per_consumer);
+        let mut key = self.key.key(&self.key_request(head, at), consumer);
+        key.push(key::SEP);
+        key.push_str(at.rule);
+        key.push(key::SEP);
+        key.push_str(&self.config);
+        Key {
+            key,
+            personal: consumer.is_some(),
+        }
+    }
+
+    /// The clocks of an answer with `headers` asked for at `requested`, received at
+    /// `received`: the Policy's lifetime when it says none, and its stale window when it sets
+    /// none of its own.
+    fn freshness(
+        &self,
+        headers: &HeaderMap,
+        requested: SystemTime,
+        received: SystemTime,
+    ) -> Freshness {
+        let mut f = Freshness::of(headers, requested, received, self.default_ttl, self.max_ttl);
+        if f.directives.stale_while_revalidate.is_none() {
+            f.directives.stale_while_revalidate = self.stale_while_revalidate.map(|d| d.as_secs());
+        }
+        f
+    }
+
+    /// A request going on to the backend; `key` when its method is cached.
+    fn pending(
+        self: &Arc<Self>,
+        head: &http::request::Parts,
+        key: Option<Key>,
+        fwd: &'static str,
+        invalidate: Option<String>,
+    ) -> Pending {
+        let storing = head.method == Method::GET && key.is_some();
+        let Key { key, personal } = key.unwrap_or(Key {
+            key: String::new(),
+            personal: false,
+        });
+        Pending {
+            cache: self.clone(),
+            personal,
+            key,
+            request: if storing {
+                head.headers.clone()
+            } else {
+                HeaderMap::new()
+            },
+            method: head.method.clone(),
+            requested: now(),
+            stored: None,
+            revalidating: false,
+            storing,
+            leader: None,
+            fwd,
+            collapsed: false,
+            invalidate,
+        }
+    }
+}
+
+impl Pending {
+    /// Keeps `stored` for a stale answer on failure, and asks the backend with its validators
+    /// unless the client has conditions of its own (its answer is then the client's).
+    fn revalidate(&mut self, head: &mut http::request::Parts, stored: Arc<Stored>) {
+        if !head.headers.contains_key(IF_NONE_MATCH)
+            && !head.headers.contains_key(IF_MODIFIED_SINCE)
+        {
+            let validators = stored.validators();
+            self.revalidating = !validators.is_empty();
+            for (name, value) in validators {
+                head.headers.insert(name, value);
+            }
+        }
+        self.stored = Some(stored);
+    }
+
+    /// What the client gets for the backend's `outcome`, and the `Cache-Status` to say.
+    pub fn complete(
+        self,
+        outcome: Result<Response<ProxyBody>, Problem>,
+    ) -> (Result<Response<ProxyBody>, Problem>, HeaderValue) {
+        let now = now();
+        let failed = match &outcome {
+            Ok(resp) => resp.status().is_server_error().then_some(resp.status()),
+            Err(p) if !p.kind.is_client_error() => Some(p.kind.status()),
+            Err(_) => None,
+        };
+        if let (Some(code), Some(stored)) = (failed, &self.stored)
+            && stored
+                .freshness
+                .usable_on_error(now, self.cache.stale_if_error)
+        {
+            self.cache.shared.metrics.stale.inc();
+            // Forwarded, failed, then answered from the store.
+            let ttl = ttl(stored, now);
+            let s = self.forwarded(
+                Some(code),
+                None,
+                &format!("ttl={ttl}; detail=stale-if-error"),
+            );
+            return (Ok(stored.answer(&self.method, &self.request, now)), s);
+        }
+        let revalidated = self.revalidating
+            && self.stored.is_some()
+            && matches!(&outcome, Ok(r) if r.status() == StatusCode::NOT_MODIFIED);
+        if self.fwd != "method" && !revalidated {
+            self.cache.shared.metrics.miss.inc();
+        }
+        let resp = match outcome {
+            Ok(resp) => resp,
+            Err(p) => {
+                let s = self.forwarded(Some(p.kind.status()), None, "");
+                return (Err(p), s);
+            }
+        };
+        if let Some(prefix) = &self.invalidate
+            && (resp.status().is_success() || resp.status().is_redirection())
+        {
+            self.cache.shared.purge_prefix(prefix);
+        }
+        if resp.status() == StatusCode::NOT_MODIFIED
+            && self.revalidating
+            && let Some(stored) = self.stored.clone()
+        {
+            return self.freshen(stored, resp.headers(), now);
+        }
+        if !self.storing {
+            let s = self.forwarded(Some(resp.status()), None, "");
+            return (Ok(resp), s);
+        }
+        self.store(resp, now)
+    }
+
+    /// A backend's 304 to the stored answer's validators: the stored answer, its fields and
+    /// clocks updated, stored again and sent.
+    fn freshen(
+        self,
+        stored: Arc<Stored>,
+        not_modified: &HeaderMap,
+        now: SystemTime,
+    ) -> (Result<Response<ProxyBody>, Problem>, HeaderValue) {
+        let headers = stored.freshened_headers(not_modified);
+        let fresh = Stored {
+            status: stored.status,
+            freshness: self.cache.freshness(&headers, self.requested, now),
+            headers,
+            body: stored.body.clone(),
+        };
+        self.cache.shared.metrics.revalidated.inc();
+        let answer = fresh.answer(&self.method, &self.request, now);
+        let vary = rfc9111::vary(&fresh.headers).unwrap_or_default();
+        let size = fresh.body.len() + header_bytes(&fresh.headers);
+        let tags = tags(&fresh.headers);
+        let stored_ok = self
+            .cache
+            .shared
+            .insert(&self.key, vary, &self.request, fresh, size, tags);
+        let s = self.forwarded(
+            Some(StatusCode::NOT_MODIFIED),
+            stored_ok.then_some("stored"),
+            "",
+        );
+        (Ok(answer), s)
+    }
+
+    /// A `GET`'s answer from the backend: stored while it streams when it may be.
+    fn store(
+        mut self,
+        resp: Response<ProxyBody>,
+        now: SystemTime,
+    ) -> (Result<Response<ProxyBody>, Problem>, HeaderValue) {
+        let (mut parts, body) = resp.into_parts();
+        let tags = tags(&parts.headers);
+        parts.headers.remove(&CACHE_TAG);
+        let verdict = match storable(
+            &self.method,
+            &self.request,
+            parts.status,
+            &parts.headers,
+            !self.cache.default_ttl.is_zero(),
+        ) {
+            // Kept per consumer: one consumer's answer is only ever found by its requests.
+            Err(NotStored::Private | NotStored::Authorization) if self.personal => Ok(()),
+            other => other,
+        };
+        let declared = crate::http1::content_length(&parts.headers).ok().flatten();
+        let verdict = verdict
+            .map_err(NotStored::as_str)
+            .and_then(|()| match declared {
+                Some(n) if n > self.cache.max_entry as u64 => Err("too-large"),
+                _ => Ok(()),
+            });
+        if let Err(why) = verdict {
+            let s = self.forwarded(Some(parts.status), None, &format!("detail={why}"));
+            return (Ok(Response::from_parts(parts, body)), s);
+        }
+        let mut headers = parts.headers.clone();
+        crate::forwarding::remove_hop_by_hop(&mut headers);
+        let freshness = self.cache.freshness(&headers, self.requested, now);
+        headers.remove(http::header::AGE);
+        let s = self.forwarded(Some(parts.status), Some("stored"), "");
+        let keep = Keep {
+            shared: self.cache.shared.clone(),
+            key: std::mem::take(&mut self.key),
+            vary: rfc9111::vary(&headers).unwrap_or_default(),
+            request: std::mem::take(&mut self.request),
+            status: parts.status,
+            header_bytes: header_bytes(&headers),
+            headers,
+            freshness,
+            tags,
+            _leader: self.leader.take(),
+        };
+        let body = tee::Storing::new(body, self.cache.max_entry, Box::new(keep)).boxed();
+        (Ok(Response::from_parts(parts, body)), s)
+    }
+
+    /// `Cache-Status` for an answer from the backend; `more` ends it (`detail=...`).
+    fn forwarded(&self, code: Option<StatusCode>, stored: Option<&str>, more: &str) -> HeaderValue {
+        let mut s = String::with_capacity(64);
+        let _ = write!(s, "frontdesk; fwd={}", self.fwd);
+        if let Some(code) = code {
+            let _ = write!(s, "; fwd-status={}", code.as_u16());
+        }
+        if let Some(stored) = stored {
+            let _ = write!(s, "; {stored}");
+        }
+        if self.collapsed {
+            s.push_str("; collapsed");
+        }
+        if !more.is_empty() {
+            let _ = write!(s, "; {more}");
+        }
+        HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("frontdesk"))
+    }
+}
+
+/// Stores an answer whose body has ended whole.
+struct Keep {
+    shared: Arc<CacheShared>,
+    key: String,
+    vary: Vec<HeaderName>,
+    request: HeaderMap,
+    status: StatusCode,
+    headers: HeaderMap,
+    header_bytes: usize,
+    freshness: Freshness,
+    tags: Vec<Box<str>>,
+    /// Released (waking the requests waiting for this key) once stored.
+    _leader: Option<Leader>,
+}
+
+impl tee::Keep for Keep {
+    fn keep(self: Box<Self>, body: bytes::Bytes) {
+        let size = body.len() + self.header_bytes;
+        let stored = Stored {
+            status: self.status,
+            headers: self.headers,
+            body,
+            freshness: self.freshness,
+        };
+        self.shared
+            .insert(&self.key, self.vary, &self.request, stored, size, self.tags);
+    }
+}
+
+impl CacheShared {
+    /// Stores an answer; whether it fit.
+    fn insert(
+        &self,
+        key: &str,
+        vary: Vec<HeaderName>,
+        request: &HeaderMap,
+        stored: Stored,
+        size: usize,
+        tags: Vec<Box<str>>,
+    ) -> bool {
+        match self.store.insert(key, vary, request, stored, size, tags) {
+            Ok(done) => {
+                self.metrics.evictions.inc_by(done.evicted);
+                self.metrics.bytes.set(done.bytes as i64);
+                self.metrics.keys.set(done.keys as i64);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Methods that change what they address (RFC 9110 §9.2.1: not safe).
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// `Cache-Status` for an answer from the store.
+fn hit_status(
+    stored: &Stored,
+    now: SystemTime,
+    collapsed: bool,
+    detail: Option<&str>,
+) -> HeaderValue {
+    let mut s = format!("frontdesk; hit; ttl={}", ttl(stored, now));
+    if collapsed {
+        s.push_str("; collapsed");
+    }
+    if let Some(detail) = detail {
+        let _ = write!(s, "; detail={detail}");
+    }
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("frontdesk; hit"))
+}
+
+/// How much longer it is fresh, in seconds (negative: stale for that long).
+fn ttl(stored: &Stored, now: SystemTime) -> i64 {
+    stored.freshness.lifetime.as_secs() as i64 - stored.freshness.age(now).as_secs() as i64
+}
+
+/// The tags of `Cache-Tag` (comma-separated).
+fn tags(headers: &HeaderMap) -> Vec<Box<str>> {
+    headers
+        .get_all(&CACHE_TAG)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Box::from)
+        .collect()
+}
+
+/// What fields cost in the store.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 32)
+        .sum()
+}
+
+/// A short digest of the cache section: keys made under another configuration differ.
+fn config_fingerprint(spec: &snap::Cache) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(spec).unwrap_or_default().hash(&mut h);
+    format!("{:016x}", h.finish())
+}

@@ -411,8 +411,12 @@ impl Freshness {
 
 /// An HTTP date field of `headers`.
 fn http_date_field(headers: &HeaderMap, name: HeaderName) -> Option<SystemTime> {
-    headers
-        .get(name)?
+    headers.get(name).and_then(http_date)
+}
+
+/// A field value that is an HTTP date (RFC 9110 §5.6.7), in any of its three forms.
+pub fn http_date(value: &http::HeaderValue) -> Option<SystemTime> {
+    value
         .to_str()
         .ok()
         .and_then(|v| httpdate::parse_http_date(v).ok())

@@ -4,7 +4,7 @@
 //! Purges remove keys by prefix or by tag. A data structure under one lock: no I/O, no clock
 //! (what a stored answer's freshness is travels in the stored value).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
@@ -26,6 +26,25 @@ pub struct Variant<V> {
     tags: Vec<Box<str>>,
     size: usize,
     pub value: Arc<V>,
+}
+
+/// Why nothing was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missed {
+    /// Nothing is stored under the key.
+    Key,
+    /// Answers are, none for the request's values of the fields they vary on.
+    Variant,
+}
+
+/// What storing an answer did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inserted {
+    /// Keys and variants that went to make room.
+    pub evicted: u64,
+    /// What the store holds now.
+    pub bytes: usize,
+    pub keys: usize,
 }
 
 /// Why an answer was not stored.
@@ -50,7 +69,8 @@ pub struct Store<V> {
 }
 
 struct Inner<V> {
-    keys: HashMap<Box<str>, Slot<V>>,
+    /// Ordered, so a purge by prefix reads only the keys it removes.
+    keys: BTreeMap<Box<str>, Slot<V>>,
     /// Use order: tick → key; the smallest tick is the least recently used key.
     recency: BTreeMap<u64, Box<str>>,
     tick: u64,
@@ -63,12 +83,23 @@ struct Slot<V> {
     variants: Vec<Variant<V>>,
 }
 
+impl<V> Inner<V> {
+    fn remove_all(&mut self, keys: &[Box<str>]) {
+        for k in keys {
+            if let Some(slot) = self.keys.remove(k) {
+                self.recency.remove(&slot.used);
+                self.bytes -= slot.variants.iter().map(|v| v.size).sum::<usize>();
+            }
+        }
+    }
+}
+
 impl<V> Store<V> {
     /// A store of at most `capacity` bytes, none of its answers over `max_entry` bytes.
     pub fn new(capacity: usize, max_entry: usize) -> Self {
         Store {
             inner: Mutex::new(Inner {
-                keys: HashMap::new(),
+                keys: BTreeMap::new(),
                 recency: BTreeMap::new(),
                 tick: 0,
                 bytes: 0,
@@ -82,14 +113,20 @@ impl<V> Store<V> {
     /// The answer stored under `key` whose varied fields `request` presents the same of, the
     /// most recent first.
     pub fn get(&self, key: &str, request: &HeaderMap) -> Option<Arc<V>> {
+        self.lookup(key, request).ok()
+    }
+
+    /// [`Store::get`], saying why nothing was found.
+    pub fn lookup(&self, key: &str, request: &HeaderMap) -> Result<Arc<V>, Missed> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
-        let slot = inner.keys.get_mut(key)?;
+        let slot = inner.keys.get_mut(key).ok_or(Missed::Key)?;
         let found = slot
             .variants
             .iter()
             .rev()
-            .find(|v| varied_values(&v.vary, request) == v.values)?
+            .find(|v| varied_values(&v.vary, request) == v.values)
+            .ok_or(Missed::Variant)?
             .value
             .clone();
         inner.tick += 1;
@@ -97,7 +134,7 @@ impl<V> Store<V> {
             inner.recency.insert(inner.tick, k);
         }
         slot.used = inner.tick;
-        Some(found)
+        Ok(found)
     }
 
     /// Stores `value` (`size` bytes) under `key` for requests presenting `request`'s values of
@@ -111,7 +148,7 @@ impl<V> Store<V> {
         value: V,
         size: usize,
         tags: Vec<Box<str>>,
-    ) -> Result<(), Refused> {
+    ) -> Result<Inserted, Refused> {
         let size = size.saturating_add(key.len() + OVERHEAD);
         if size > self.max_entry {
             return Err(Refused::TooLarge);
@@ -157,6 +194,7 @@ impl<V> Store<V> {
         }
         slot.variants.push(variant);
         inner.bytes = inner.bytes + size - freed;
+        let mut evicted = 0;
         // The least recently used other keys go first; then, if this key's own variants are
         // still too many bytes, its oldest ones (the new one alone always fits).
         while inner.bytes > self.capacity {
@@ -178,8 +216,13 @@ impl<V> Store<V> {
                 }
             }
             inner.evictions += 1;
+            evicted += 1;
         }
-        Ok(())
+        Ok(Inserted {
+            evicted,
+            bytes: inner.bytes,
+            keys: inner.keys.len(),
+        })
     }
 
     /// Removes everything stored under `key` (an unsafe method's invalidation, RFC 9111 §4.4);
@@ -197,7 +240,20 @@ impl<V> Store<V> {
 
     /// Removes the keys that start with `prefix`; how many.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
-        self.remove_where(|k, _| k.starts_with(prefix))
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let keys: Vec<Box<str>> = inner
+            .keys
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        inner.remove_all(&keys);
+        keys.len()
     }
 
     /// Removes the keys with a variant tagged `tag`; how many.
@@ -218,13 +274,13 @@ impl<V> Store<V> {
             .filter(|(k, slot)| gone(k, slot))
             .map(|(k, _)| k.clone())
             .collect();
-        for k in &keys {
-            if let Some(slot) = inner.keys.remove(k) {
-                inner.recency.remove(&slot.used);
-                inner.bytes -= slot.variants.iter().map(|v| v.size).sum::<usize>();
-            }
-        }
+        inner.remove_all(&keys);
         keys.len()
+    }
+
+    /// The largest answer it stores, fields and bookkeeping included.
+    pub fn max_entry(&self) -> usize {
+        self.max_entry
     }
 
     pub fn stats(&self) -> Stats {
