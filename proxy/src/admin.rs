@@ -93,11 +93,12 @@ impl Admin {
 }
 
 impl Admin {
-    /// `POST /cache/purge?prefix=URL` removes the cached answers of the URLs that start with
-    /// `URL` (`scheme://host[:port]/path?query`, as clients addressed them);
-    /// `POST /cache/purge?tag=T` those whose backend tagged them `T` (`Cache-Tag`). Answers
-    /// `{"purged": N}`, N keys.
+    /// `POST /cache/purge?url=URL` removes the cached answers of `URL`
+    /// (`scheme://host[:port]/path?query`, as clients addressed it), whatever they vary on;
+    /// `?prefix=URL` those of every URL that starts with `URL`; `?tag=T` those whose backend
+    /// tagged them `T` (`Cache-Tag`). Answers `{"purged": N}`, N keys.
     fn purge(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        use crate::stages::cache::key::SEP;
         if req.method() != Method::POST {
             return text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
         }
@@ -111,11 +112,14 @@ impl Admin {
             [(k, prefix)] if k == "prefix" && !prefix.is_empty() => {
                 cache.purge_prefix(&format!("GET{}{prefix}", crate::stages::cache::key::SEP))
             }
+            [(k, url)] if k == "url" && !url.is_empty() => {
+                cache.purge_prefix(&format!("GET{SEP}{url}{SEP}"))
+            }
             [(k, tag)] if k == "tag" && !tag.is_empty() => cache.purge_tag(tag),
             _ => {
                 return text(
                     StatusCode::BAD_REQUEST,
-                    "name one of prefix=URL or tag=TAG\n",
+                    "name one of url=URL, prefix=URL or tag=TAG\n",
                 );
             }
         };

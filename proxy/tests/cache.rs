@@ -117,7 +117,13 @@ fn runtime(backend: &Backend, policy: &str) -> Arc<Runtime> {
 
 /// The same, on `env` (what outlives snapshots, the cache among it), to `addr`.
 fn runtime_in(env: Arc<Env>, addr: SocketAddr, policy: &str) -> Arc<Runtime> {
-    let yaml = manifest("Policy", "cached", policy)
+    runtime_with(env, addr, policy, "")
+}
+
+/// The same, with more manifests (Secrets).
+fn runtime_with(env: Arc<Env>, addr: SocketAddr, policy: &str, more: &str) -> Arc<Runtime> {
+    let yaml = more.to_string()
+        + &manifest("Policy", "cached", policy)
         + &manifest(
             "Route",
             "site",
@@ -458,8 +464,15 @@ async fn a_stale_answer_is_served_while_one_request_refreshes_it() {
     );
     // While the refresh is at the backend, others get the stale answer too, and no second
     // refresh starts.
-    let (_, _, body) = ask(&rt, "GET", "/w", &[]).await;
-    assert_eq!(body, "old");
+    let asks: Vec<_> = (0..20)
+        .map(|_| {
+            let rt = rt.clone();
+            tokio::spawn(async move { ask(&rt, "GET", "/w", &[]).await })
+        })
+        .collect();
+    for a in asks {
+        assert_eq!(a.await.unwrap().2, "old");
+    }
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(b.count(), 2, "one refresh");
     let (_, h, body) = ask(&rt, "GET", "/w", &[]).await;
@@ -474,7 +487,7 @@ async fn concurrent_misses_for_one_key_make_one_backend_request() {
     b.answer(200, &[("cache-control", "max-age=60")], "once");
     b.delay(Duration::from_millis(300));
     let rt = runtime(&b, CACHE);
-    let asks: Vec<_> = (0..5)
+    let asks: Vec<_> = (0..100)
         .map(|_| {
             let rt = rt.clone();
             tokio::spawn(async move { ask(&rt, "GET", "/c", &[]).await })
@@ -487,7 +500,7 @@ async fn concurrent_misses_for_one_key_make_one_backend_request() {
         collapsed += usize::from(cache_status(&h).contains("collapsed"));
     }
     assert_eq!(b.count(), 1);
-    assert_eq!(collapsed, 4);
+    assert_eq!(collapsed, 99);
 }
 
 #[tokio::test]
@@ -519,4 +532,98 @@ async fn a_client_the_rate_limit_refuses_is_never_served_from_the_cache() {
     let (status, h, _) = ask(&rt, "GET", "/l", &[]).await;
     assert_eq!(status, 429);
     assert!(!h.contains_key("cache-status"));
+}
+
+#[tokio::test]
+async fn a_fresh_answer_expires_and_stale_if_error_ends_with_its_window() {
+    let b = Backend::start().await;
+    // Fresh for one more second, then served on errors for one more.
+    b.answer(
+        200,
+        &[
+            ("cache-control", "max-age=60, stale-if-error=1"),
+            ("age", "59"),
+        ],
+        "short",
+    );
+    let rt = runtime(&b, CACHE);
+    ask(&rt, "GET", "/e", &[]).await;
+    let (_, h, _) = ask(&rt, "GET", "/e", &[]).await;
+    assert!(
+        cache_status(&h).starts_with("frontdesk; hit; ttl="),
+        "{h:?}"
+    );
+    assert_eq!(b.count(), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    b.answer(503, &[], "down");
+    let (status, h, body) = ask(&rt, "GET", "/e", &[]).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "short"), "{h:?}");
+    assert!(cache_status(&h).ends_with("detail=stale-if-error"), "{h:?}");
+    assert_eq!(b.count(), 2, "expired: asked the backend");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, h, _) = ask(&rt, "GET", "/e", &[]).await;
+    assert_eq!(status, 503, "past the window the failure is the answer");
+    assert_eq!(
+        cache_status(&h),
+        "frontdesk; fwd=stale; fwd-status=503; detail=status"
+    );
+}
+
+#[tokio::test]
+async fn per_consumer_caching_keeps_private_answers_apart() {
+    let b = Backend::start().await;
+    b.answer(200, &[("cache-control", "private, max-age=60")], "alice's");
+    let secret = |name: &str, key: &str, consumer: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: test, labels: {{frontdesk.dev/api-keys: c}}}}\nstringData: {{key: '{key}', consumer: {consumer}}}\n---\n"
+        )
+    };
+    let rt = runtime_with(
+        Arc::new(Env::standalone()),
+        b.addr.unwrap(),
+        "  cache: {perConsumer: true}\n  authentication:\n    apiKeys: {secretSelector: {matchLabels: {frontdesk.dev/api-keys: c}}}",
+        &(secret("a", "key-alice-0001", "alice") + &secret("b", "key-bob-00001", "bob")),
+    );
+    let alice = [("x-api-key", "key-alice-0001")];
+    let bob = [("x-api-key", "key-bob-00001")];
+    ask(&rt, "GET", "/me", &alice).await;
+    let (_, h, body) = ask(&rt, "GET", "/me", &alice).await;
+    assert_eq!(body, "alice's");
+    assert!(cache_status(&h).starts_with("frontdesk; hit"), "{h:?}");
+    b.answer(200, &[("cache-control", "private, max-age=60")], "bob's");
+    let (_, h, body) = ask(&rt, "GET", "/me", &bob).await;
+    assert_eq!(body, "bob's", "never another consumer's answer");
+    assert!(cache_status(&h).contains("fwd=uri-miss"), "{h:?}");
+    let (status, _, _) = ask(&rt, "GET", "/me", &[]).await;
+    assert_eq!(status, 401, "the cache is after authentication");
+    assert_eq!(b.count(), 2);
+}
+
+#[tokio::test]
+async fn memory_stays_under_the_bound_with_ten_times_its_size_in_answers() {
+    let b = Backend::start().await;
+    b.answer(200, &[("cache-control", "max-age=60")], &"x".repeat(1000));
+    let mut env = Env::standalone();
+    let bound = 32 * 1024;
+    env.cache = Arc::new(frontdesk_proxy::stages::cache::CacheShared::new(
+        bound,
+        &env.metrics,
+    ));
+    let env = Arc::new(env);
+    let rt = runtime_in(env.clone(), b.addr.unwrap(), CACHE);
+    for i in 0..320 {
+        let (status, _, _) = ask(&rt, "GET", &format!("/m/{i}"), &[]).await;
+        assert_eq!(status, 200);
+        assert!(env.cache.stats().bytes <= bound, "{:?}", env.cache.stats());
+    }
+    let stats = env.cache.stats();
+    assert!(stats.keys >= 10 && stats.evictions >= 290, "{stats:?}");
+    // The most recent answers are the ones kept.
+    ask(&rt, "GET", "/m/319", &[]).await;
+    assert_eq!(b.count(), 320);
+    let metrics = env.metrics.encode();
+    assert!(
+        metrics.contains(&format!("frontdesk_cache_keys {}", stats.keys)),
+        "{metrics}"
+    );
 }

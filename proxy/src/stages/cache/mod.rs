@@ -114,6 +114,11 @@ impl CacheShared {
         n
     }
 
+    /// What the store holds, and its evictions so far.
+    pub fn stats(&self) -> store::Stats {
+        self.store.stats()
+    }
+
     fn note_size(&self) {
         let stats = self.store.stats();
         self.metrics.bytes.set(stats.bytes as i64);
