@@ -20,7 +20,9 @@ frontdesk is serving examples/demo on http://127.0.0.1:8080 and https://localhos
 Try:
   curl -i http://127.0.0.1:8080/api/products/1                 # PathPrefix + prefix rewrite
   curl -i http://127.0.0.1:8080/api/v2/products/2              # Template capture -> rewrite
-  curl -i 'http://127.0.0.1:8080/api/reviews?productId=1'
+  curl -i 'http://127.0.0.1:8080/api/reviews?productId=1'     # twice: Cache-Status says hit, Age counts
+  curl -i 'http://127.0.0.1:8080/api/reviews?productId=1&utm_source=mail'   # the same cached answer
+  curl -X POST '127.0.0.1:9901/cache/purge?prefix=http://127.0.0.1:8080/api/reviews'   # purge
   curl -i http://127.0.0.1:8080/api/inventory/3
   curl -i -H 'x-canary: true' http://127.0.0.1:8080/api/products/1   # header match, 50/50 split
   curl -i http://127.0.0.1:8080/v1/products                   # redirect
