@@ -3,7 +3,7 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-slowhttp bench-tls bench-controller fuzz build clean
+.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-slowhttp bench-tls bench-cache bench-controller fuzz build clean
 
 ## demo: build, start the demo backends and a standalone proxy on examples/demo
 demo:
@@ -54,6 +54,7 @@ crds:
 bench:
 	bench/run.sh
 	BENCH_SKIP_BUILD=1 bench/tls.sh
+	BENCH_SKIP_BUILD=1 bench/cache.sh
 	$(CARGO) bench -q -p frontdesk-proxy --bench route_lookup
 	$(CARGO) bench -q -p frontdesk-proxy --bench jwt_verify
 	$(CARGO) build -q --release -p frontdesk-proxy
@@ -63,6 +64,10 @@ bench:
 ## connection on frontdesk and on nginx, both at default timeouts (~8 min; installs slowhttptest)
 bench-slowhttp:
 	bench/slowhttp.sh
+
+## bench-cache: cache hits, frontdesk (a Policy cache section) against nginx's proxy_cache
+bench-cache:
+	bench/cache.sh
 
 ## bench-tls: TLS termination, frontdesk (a Gateway's HTTPS listener) against nginx with the same
 ## certificate (ECDSA P-256 and RSA 2048): keep-alive req/s and CPU, full handshakes per second

@@ -135,6 +135,12 @@ pub struct CacheSpec {
     /// never more than the proxy's whole cache (`--cache-max-bytes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_entry_bytes: Option<u64>,
+    /// `Local` (the default): each proxy keeps its own answers. `Global`: also in Redis
+    /// (`--redis-url`, the rate limits' Redis), so the gateway's proxies share them; each
+    /// proxy's memory stays the first tier, and when Redis fails the proxies cache on their
+    /// own, never failing a request for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<LimitScopeSpec>,
 }
 
 /// Query parameters left out of, or alone in, the cache key: set one of the two.

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod overload;
 pub mod pipeline;
 pub mod problem;
+pub mod redis_client;
 pub mod runtime;
 pub mod server;
 pub mod shared_by_key;
@@ -56,28 +57,26 @@ use crate::upstream::pool::PoolConfig;
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let limits = rate_limit::RateLimitShared {
-        redis: match &cli.redis_url {
-            Some(url) => {
-                let ca =
-                    match &cli.redis_ca_file {
-                        Some(path) => Some(std::fs::read(path).map_err(|e| {
-                            anyhow::anyhow!("--redis-ca-file {}: {e}", path.display())
-                        })?),
-                        None => None,
-                    };
-                Some(Arc::new(
-                    rate_limit::redis::RedisStore::new(
-                        url,
-                        cli.redis_timeout,
-                        cli.redis_connections,
-                        ca,
-                    )
+    let redis = match &cli.redis_url {
+        Some(url) => {
+            let ca = match &cli.redis_ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("--redis-ca-file {}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            Some(Arc::new(
+                redis_client::Redis::new(url, cli.redis_timeout, cli.redis_connections, ca)
                     .map_err(anyhow::Error::msg)?,
-                ))
-            }
-            None => None,
-        },
+            ))
+        }
+        None => None,
+    };
+    let limits = rate_limit::RateLimitShared {
+        redis: redis
+            .clone()
+            .map(|r| Arc::new(rate_limit::redis::RedisStore::new(r))),
         trusted: client_ip::TrustedProxies(cli.trusted_proxies.clone()),
         gateway: cli.gateway.clone(),
         ..Default::default()
@@ -99,9 +98,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         0 => u64::MAX,
         n => n,
     };
-    env.cache = Arc::new(stages::cache::CacheShared::new(
+    env.cache = Arc::new(stages::cache::CacheShared::with_tier(
         usize::try_from(cli.cache_max_bytes).unwrap_or(usize::MAX),
         &metrics,
+        redis.map(|r| stages::cache::shared_tier::SharedTier::new(r, &cli.gateway)),
     ));
     let env = Arc::new(env);
     let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway, env));

@@ -47,6 +47,9 @@ pub struct Cache {
     pub stale_if_error_ms: Option<u64>,
     /// Answers larger than this (body and fields) go to the client uncached.
     pub max_entry_bytes: u64,
+    /// Answers are kept in Redis too, shared by the gateway's proxies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global: bool,
 }
 
 /// Which query parameters are part of a cache key. Names match percent-decoded and in any

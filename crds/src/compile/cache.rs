@@ -93,6 +93,7 @@ pub(super) fn lower_cache(p: &str, spec: &CacheSpec, d: &mut Diagnostics) -> Opt
         stale_while_revalidate_ms,
         stale_if_error_ms,
         max_entry_bytes,
+        global: spec.scope == Some(crate::policy::LimitScopeSpec::Global),
     };
     (d.0.len() == before).then_some(cache)
 }
@@ -120,6 +121,7 @@ mod tests {
         assert_eq!(c.query, snap::CacheQuery::All);
         assert_eq!(c.max_entry_bytes, 1024 * 1024);
         assert!(!c.per_consumer);
+        assert!(!c.global);
         assert_eq!(c.check(), Ok(()));
     }
 
@@ -138,6 +140,7 @@ mod tests {
             stale_while_revalidate: Some("10s".into()),
             stale_if_error: Some("5m".into()),
             max_entry_bytes: Some(4096),
+            scope: Some(crate::policy::LimitScopeSpec::Global),
         })
         .unwrap();
         assert_eq!(c.ttl_ms, 30_000);
@@ -149,6 +152,7 @@ mod tests {
         assert_eq!(c.stale_while_revalidate_ms, Some(10_000));
         assert_eq!(c.stale_if_error_ms, Some(300_000));
         assert_eq!(c.max_entry_bytes, 4096);
+        assert!(c.global);
         assert_eq!(c.check(), Ok(()));
     }
 

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 pub type TestClient = Client<HttpConnector, TestBody>;
 
+pub mod cache;
 #[path = "../../../e2e/src/ports.rs"]
 mod ports;
 pub mod resilience;

@@ -49,12 +49,19 @@ pub const SEP: char = '\u{1}';
 impl KeyRules {
     /// The key of `req`; `consumer` when the answer is cached per consumer.
     pub fn key(&self, req: &Request<'_>, consumer: Option<&str>) -> String {
+        self.key_and_uri(req, consumer).0
+    }
+
+    /// The key of `req`, and the length of its start that [`KeyRules::uri_prefix`] would be
+    /// (for a `GET` or `HEAD`).
+    pub fn key_and_uri(&self, req: &Request<'_>, consumer: Option<&str>) -> (String, usize) {
         let method = if *req.method == Method::HEAD {
             Method::GET.as_str()
         } else {
             req.method.as_str()
         };
         let mut key = self.uri_key(method, req);
+        let uri = key.len();
         for name in &self.vary_headers {
             key.push(SEP);
             key.push_str(name.as_str());
@@ -68,7 +75,7 @@ impl KeyRules {
             key.push_str("consumer=");
             push_escaped(&mut key, consumer.as_bytes());
         }
-        key
+        (key, uri)
     }
 
     /// What every key of a `GET` of `req`'s URI starts with, whatever else it holds: an

@@ -20,10 +20,12 @@
 //! - [`key`]: what two requests must share to be answered by one stored answer.
 //! - [`store`]: the memory, bounded by size, purged by key prefix or tag.
 //! - [`stored`]: a stored answer, and the answers made from it.
+//! - [`shared_tier`]: answers of `Global` sections in Redis too, shared by the proxies.
 //! - `inflight` coalesces misses; `tee` stores a body while it streams.
 
 pub mod key;
 pub mod rfc9111;
+pub mod shared_tier;
 pub mod store;
 pub mod stored;
 
@@ -43,7 +45,8 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use self::inflight::{Inflight, Join, Leader};
 use self::key::{KeyRules, QueryKey};
-use self::rfc9111::{Freshness, NotStored, Usable, storable};
+use self::rfc9111::{Freshness, NotStored, Usable, storable, varied_values};
+use self::shared_tier::SharedTier;
 use self::store::{Missed, Store};
 use self::stored::Stored;
 use crate::body::ProxyBody;
@@ -61,6 +64,8 @@ pub struct CacheShared {
     store: Store<Stored>,
     inflight: Inflight,
     metrics: CacheMetrics,
+    /// Redis, for `Global` sections (`--redis-url`).
+    tier: Option<Arc<SharedTier>>,
 }
 
 struct CacheMetrics {
@@ -69,14 +74,21 @@ struct CacheMetrics {
     stale: Counter,
     revalidated: Counter,
     coalesced: Counter,
+    shared_hit: Counter,
+    shared_error: Counter,
     bytes: Gauge,
     keys: Gauge,
     evictions: Counter,
 }
 
 impl CacheShared {
-    /// A cache of at most `capacity` bytes.
+    /// A cache of at most `capacity` bytes, in this proxy only.
     pub fn new(capacity: usize, metrics: &Metrics) -> Self {
+        CacheShared::with_tier(capacity, metrics, None)
+    }
+
+    /// A cache of at most `capacity` bytes whose `Global` sections share answers in `tier`.
+    pub fn with_tier(capacity: usize, metrics: &Metrics, tier: Option<SharedTier>) -> Self {
         let result = |result| {
             metrics
                 .cache_requests
@@ -92,26 +104,47 @@ impl CacheShared {
                 stale: result("stale"),
                 revalidated: result("revalidated"),
                 coalesced: result("coalesced"),
+                shared_hit: result("shared-hit"),
+                shared_error: result("shared-error"),
                 bytes: metrics.cache_bytes.clone(),
                 keys: metrics.cache_keys.clone(),
                 evictions: metrics.cache_evictions.clone(),
             },
+            tier: tier.map(Arc::new),
         }
     }
 
     /// Removes the answers whose key starts with `prefix` (`GET`, the separator, then the
     /// URI: see [`key`]); how many keys.
+    /// The shared tier's are removed in the background.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
+        if let Some(tier) = &self.tier {
+            tier.remove_prefix(prefix);
+        }
         let n = self.store.purge_prefix(prefix);
         self.note_size();
         n
     }
 
-    /// Removes the answers tagged `tag`; how many keys.
+    /// Removes the answers tagged `tag`; how many keys (the shared tier's are removed in the
+    /// background).
     pub fn purge_tag(&self, tag: &str) -> usize {
+        if let Some(tier) = &self.tier {
+            tier.remove_tag(tag);
+        }
         let n = self.store.purge_tag(tag);
         self.note_size();
         n
+    }
+
+    /// An unsafe method's invalidation of the answers of a URI (`prefix`: the URI part of
+    /// their keys), here and in the shared tier when `global`.
+    fn invalidate(&self, prefix: &str, global: bool) {
+        if global && let Some(tier) = &self.tier {
+            tier.remove_uri(prefix);
+        }
+        self.store.purge_prefix(prefix);
+        self.note_size();
     }
 
     /// What the store holds, and its evictions so far.
@@ -145,6 +178,8 @@ pub struct Cache {
     stale_while_revalidate: Option<Duration>,
     stale_if_error: Option<Duration>,
     max_entry: usize,
+    /// Answers are shared through Redis too.
+    global: bool,
     /// Ends every key: answers stored under another configuration of the section are not
     /// found (they age out).
     config: String,
@@ -167,6 +202,8 @@ pub struct At<'a> {
 #[derive(Clone)]
 struct Key {
     key: String,
+    /// The length of its URI part (what an unsafe method's invalidation removes).
+    uri: usize,
     personal: bool,
 }
 
@@ -201,6 +238,8 @@ type Refreshing = (Leader, Arc<Stored>);
 pub struct Pending {
     cache: Arc<Cache>,
     key: String,
+    /// The length of the key's URI part.
+    uri: usize,
     /// The client's fields as they were at the lookup: what the stored answer's `Vary` reads.
     request: HeaderMap,
     method: Method,
@@ -225,6 +264,9 @@ impl Cache {
     pub fn build(spec: &snap::Cache, shared: &Arc<CacheShared>) -> Result<Self, String> {
         spec.check()
             .map_err(|(f, why)| format!("cache.{f}: {why}"))?;
+        if spec.global && shared.tier.is_none() {
+            tracing::error!("a Global cache needs --redis-url; each proxy caches on its own");
+        }
         let vary_headers = spec
             .vary_headers
             .iter()
@@ -250,6 +292,7 @@ impl Cache {
             max_entry: usize::try_from(spec.max_entry_bytes)
                 .unwrap_or(usize::MAX)
                 .min(shared.store.max_entry()),
+            global: spec.global,
             config: config_fingerprint(spec),
             shared: shared.clone(),
         })
@@ -281,6 +324,7 @@ impl Cache {
             return Lookup::Forward(p);
         }
         let mut collapsed = false;
+        let mut asked_shared = false;
         loop {
             let now = now();
             let fwd = match self.shared.store.lookup(&key, &head.headers) {
@@ -339,6 +383,18 @@ impl Cache {
             }
             match self.shared.inflight.join(&key) {
                 Join::Lead(leader) => {
+                    // The leader asks the shared tier, once: what it has goes to memory, and
+                    // the request (and those waiting for it) look again.
+                    if !asked_shared
+                        && self.global
+                        && let Some(tier) = &self.shared.tier
+                    {
+                        asked_shared = true;
+                        if self.load_from_shared_tier(tier, &key, &head.headers).await {
+                            drop(leader);
+                            continue;
+                        }
+                    }
                     p.leader = Some(leader);
                     return Lookup::Forward(p);
                 }
@@ -357,6 +413,31 @@ impl Cache {
         }
     }
 
+    /// Copies the shared tier's answer for `key` to memory when it is for `request`; whether
+    /// it did.
+    async fn load_from_shared_tier(
+        &self,
+        tier: &SharedTier,
+        key: &str,
+        request: &HeaderMap,
+    ) -> bool {
+        match tier.get(key).await {
+            Ok(Some(mut entry)) if varied_values(&entry.vary, request) == entry.values => {
+                self.shared.metrics.shared_hit.inc();
+                self.default_windows(&mut entry.stored.freshness);
+                let size = entry.stored.body.len() + header_bytes(&entry.stored.headers);
+                self.shared
+                    .insert(key, entry.vary, request, entry.stored, size, entry.tags)
+            }
+            Ok(_) => false,
+            Err(e) => {
+                self.shared.metrics.shared_error.inc();
+                tracing::debug!(error = %e, "the cache's shared tier could not be read");
+                false
+            }
+        }
+    }
+
     fn key_request<'h>(&self, head: &'h http::request::Parts, at: &At<'h>) -> key::Request<'h> {
         key::Request {
             method: &head.method,
@@ -371,13 +452,14 @@ impl Cache {
 
     fn key_of(&self, head: &http::request::Parts, at: &At<'_>) -> Key {
         let consumer = at.consumer.filter(|_| self.per_consumer);
-        let mut key = self.key.key(&self.key_request(head, at), consumer);
+        let (mut key, uri) = self.key.key_and_uri(&self.key_request(head, at), consumer);
         key.push(key::SEP);
         key.push_str(at.rule);
         key.push(key::SEP);
         key.push_str(&self.config);
         Key {
             key,
+            uri,
             personal: consumer.is_some(),
         }
     }
@@ -392,10 +474,15 @@ impl Cache {
         received: SystemTime,
     ) -> Freshness {
         let mut f = Freshness::of(headers, requested, received, self.default_ttl, self.max_ttl);
+        self.default_windows(&mut f);
+        f
+    }
+
+    /// The Policy's stale-while-revalidate window, when the answer sets none of its own.
+    fn default_windows(&self, f: &mut Freshness) {
         if f.directives.stale_while_revalidate.is_none() {
             f.directives.stale_while_revalidate = self.stale_while_revalidate.map(|d| d.as_secs());
         }
-        f
     }
 
     /// A request going on to the backend; `key` when its method is cached.
@@ -407,14 +494,16 @@ impl Cache {
         invalidate: Option<String>,
     ) -> Pending {
         let storing = head.method == Method::GET && key.is_some();
-        let Key { key, personal } = key.unwrap_or(Key {
+        let Key { key, uri, personal } = key.unwrap_or(Key {
             key: String::new(),
+            uri: 0,
             personal: false,
         });
         Pending {
             cache: self.clone(),
             personal,
             key,
+            uri,
             request: if storing {
                 head.headers.clone()
             } else {
@@ -491,7 +580,7 @@ impl Pending {
         if let Some(prefix) = &self.invalidate
             && (resp.status().is_success() || resp.status().is_redirection())
         {
-            self.cache.shared.purge_prefix(prefix);
+            self.cache.shared.invalidate(prefix, self.cache.global);
         }
         if resp.status() == StatusCode::NOT_MODIFIED
             && self.revalidating
@@ -526,10 +615,15 @@ impl Pending {
         let vary = rfc9111::vary(&fresh.headers).unwrap_or_default();
         let size = fresh.body.len() + header_bytes(&fresh.headers);
         let tags = tags(&fresh.headers);
-        let stored_ok = self
-            .cache
-            .shared
-            .insert(&self.key, vary, &self.request, fresh, size, tags);
+        let stored_ok = self.cache.shared.keep(
+            &self.key,
+            self.shared_uri(),
+            vary,
+            &self.request,
+            fresh,
+            size,
+            tags,
+        );
         let s = self.forwarded(
             Some(StatusCode::NOT_MODIFIED),
             stored_ok.then_some("stored"),
@@ -576,6 +670,7 @@ impl Pending {
         let s = self.forwarded(Some(parts.status), Some("stored"), "");
         let keep = Keep {
             shared: self.cache.shared.clone(),
+            shared_uri: self.shared_uri().map(str::len),
             key: std::mem::take(&mut self.key),
             vary: rfc9111::vary(&headers).unwrap_or_default(),
             request: std::mem::take(&mut self.request),
@@ -588,6 +683,11 @@ impl Pending {
         };
         let body = tee::Storing::new(body, self.cache.max_entry, Box::new(keep)).boxed();
         (Ok(Response::from_parts(parts, body)), s)
+    }
+
+    /// The URI part of the key, when its answers go to the shared tier too.
+    fn shared_uri(&self) -> Option<&str> {
+        (self.cache.global && self.cache.shared.tier.is_some()).then(|| &self.key[..self.uri])
     }
 
     /// `Cache-Status` for an answer from the backend; `more` ends it (`detail=...`).
@@ -614,6 +714,8 @@ impl Pending {
 struct Keep {
     shared: Arc<CacheShared>,
     key: String,
+    /// The length of the key's URI part, when the answer goes to the shared tier too.
+    shared_uri: Option<usize>,
     vary: Vec<HeaderName>,
     request: HeaderMap,
     status: StatusCode,
@@ -634,12 +736,46 @@ impl tee::Keep for Keep {
             body,
             freshness: self.freshness,
         };
-        self.shared
-            .insert(&self.key, self.vary, &self.request, stored, size, self.tags);
+        let uri = self.shared_uri.map(|n| &self.key[..n]);
+        self.shared.keep(
+            &self.key,
+            uri,
+            self.vary,
+            &self.request,
+            stored,
+            size,
+            self.tags,
+        );
     }
 }
 
 impl CacheShared {
+    /// Stores an answer, and when `uri` (the key's URI part) is given, puts it in the shared
+    /// tier too; whether it fit here.
+    #[allow(clippy::too_many_arguments)]
+    fn keep(
+        &self,
+        key: &str,
+        uri: Option<&str>,
+        vary: Vec<HeaderName>,
+        request: &HeaderMap,
+        stored: Stored,
+        size: usize,
+        tags: Vec<Box<str>>,
+    ) -> bool {
+        if let (Some(uri), Some(tier)) = (uri, &self.tier) {
+            let values = varied_values(&vary, request);
+            let parts = shared_tier::Parts {
+                stored: &stored,
+                vary: &vary,
+                values: &values,
+                tags: &tags,
+            };
+            tier.put(key, uri, parts, now());
+        }
+        self.insert(key, vary, request, stored, size, tags)
+    }
+
     /// Stores an answer; whether it fit.
     fn insert(
         &self,

@@ -2,14 +2,12 @@
 //! decision (EVALSHA, one round trip; every limit of the request at once, atomically), on the
 //! Redis server's clock so proxies on machines with different clocks agree.
 //!
-//! Connections are multiplexed `ConnectionManager`s, created lazily (a proxy starts while Redis
-//! is down) that reconnect by themselves; requests are spread over a few of them. Every call
-//! has a deadline; a failure is the caller's to handle (the policy's `onStoreFailure`).
+//! The connections are the proxy's ([`crate::redis_client`]); a failure is the caller's to
+//! handle (the policy's `onStoreFailure`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::redis_client::Redis;
 
 /// The decision: every limit must allow. Times in microseconds.
 const SCRIPT: &str = r#"
@@ -46,10 +44,8 @@ return out
 "#;
 
 pub struct RedisStore {
-    connections: Vec<ConnectionManager>,
-    next: AtomicUsize,
+    redis: Arc<Redis>,
     script: redis::Script,
-    timeout: Duration,
 }
 
 /// One limit's part of a global decision.
@@ -68,66 +64,21 @@ pub struct GlobalOutcome {
 }
 
 impl RedisStore {
-    /// Connections are opened on first use; must be called inside a Tokio runtime. A
-    /// `rediss://` URL speaks TLS, verified against `ca` (PEM; `--redis-ca-file`) or, without
-    /// it, the system's trusted roots.
-    pub fn new(
-        url: &str,
-        timeout: Duration,
-        connections: usize,
-        ca: Option<Vec<u8>>,
-    ) -> Result<Self, String> {
-        if let Some(ca) = &ca {
-            use rustls_pki_types::{CertificateDer, pem::PemObject};
-            let certs = CertificateDer::pem_slice_iter(ca)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("--redis-ca-file: not PEM: {e}"))?;
-            if certs.is_empty() {
-                return Err("--redis-ca-file holds no PEM certificate".into());
-            }
-        }
-        let client = match ca {
-            Some(ca) if url.starts_with("rediss://") => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca),
-                },
-            ),
-            Some(_) => return Err("--redis-ca-file needs a rediss:// --redis-url".into()),
-            None => redis::Client::open(url),
-        }
-        .map_err(|e| format!("--redis-url: {e}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(100))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
-        let connections = (0..connections.max(1))
-            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("redis: {e}"))?;
-        Ok(RedisStore {
-            connections,
-            next: AtomicUsize::new(0),
+    pub fn new(redis: Arc<Redis>) -> Self {
+        RedisStore {
+            redis,
             script: redis::Script::new(SCRIPT),
-            timeout,
-        })
+        }
     }
 
     /// One decision for all of `buckets`, in one round trip.
     pub async fn decide(&self, buckets: &[Bucket<'_>]) -> Result<GlobalOutcome, String> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let mut conn = self.connections[i].clone();
+        let mut conn = self.redis.connection();
         let mut call = self.script.prepare_invoke();
         for b in buckets {
             call.key(b.key).arg(b.interval_us).arg(b.burst);
         }
-        let reply: Vec<i64> = tokio::time::timeout(self.timeout, call.invoke_async(&mut conn))
-            .await
-            .map_err(|_| format!("no answer from Redis within {:?}", self.timeout))?
-            .map_err(|e| format!("Redis: {e}"))?;
+        let reply: Vec<i64> = self.redis.within(call.invoke_async(&mut conn)).await?;
         if reply.len() != 2 + 2 * buckets.len() {
             return Err(format!(
                 "unexpected reply from the rate limit script: {reply:?}"
