@@ -23,6 +23,18 @@ use crate::http1::raw_fields::{FieldsView, RawFields};
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Whether a peer that is a trusted proxy says it took the request over TLS
+/// (`X-Forwarded-Proto: https`); never for another peer.
+pub fn https_by_trusted_proxy(
+    fields: crate::http1::raw_fields::FieldsView<'_>,
+    trusted: bool,
+) -> bool {
+    trusted
+        && fields
+            .get(&X_FORWARDED_PROTO)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Pre-parsed so removing them costs a hash lookup each, not a parse.

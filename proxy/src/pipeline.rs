@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 
 use crate::body::{BoxError, ProxyBody};
 use crate::exchange::{Client, Exchange};
+use crate::forwarding::https_by_trusted_proxy;
 use crate::http1::raw_fields::{FieldsView, into_map};
 use crate::metrics::RouteId;
 use crate::problem::{Problem, ProblemKind};
@@ -99,10 +100,7 @@ impl Runtime {
             // X-Forwarded-Proto): redirecting its requests would loop. Asked only on ports that
             // redirect.
             if let Some(port) = ex.port.as_ref().and_then(|p| p.redirect_to_https)
-                && !(ex.peer.trusted
-                    && FieldsView::of(&req)
-                        .get(&crate::forwarding::X_FORWARDED_PROTO)
-                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+                && !https_by_trusted_proxy(FieldsView::of(&req), ex.peer.trusted)
                 && let Some(redirect) =
                     redirect::to_https(&target.host, &target.path, req.uri().query(), port)
             {
@@ -200,7 +198,12 @@ impl Runtime {
             let mut caching = None;
             if let Some(stage) = &rule.cache {
                 let at = cache::At {
-                    tls: ex.peer.tls,
+                    tls: ex.peer.tls
+                        || https_by_trusted_proxy(
+                            FieldsView::of_parts(&head.headers, &head.extensions),
+                            ex.peer.trusted,
+                        ),
+                    authenticated: rule.authenticate.is_some(),
                     host: &target.host,
                     port: target.port,
                     path: path.path,
@@ -213,9 +216,9 @@ impl Runtime {
                         ex.response_headers.push((CACHE_STATUS.clone(), status));
                         return Ok(answer);
                     }
-                    Lookup::AnswerAndRefresh(answer, status, refresh) => {
+                    Lookup::AnswerAndRefresh(answer, status, refresh, permit) => {
                         ex.response_headers.push((CACHE_STATUS.clone(), status));
-                        self.refresh(&head, refresh, ex);
+                        self.refresh(&head, refresh, permit, ex);
                         return Ok(answer);
                     }
                     Lookup::Forward(pending) => caching = Some(pending),
@@ -285,6 +288,7 @@ impl Runtime {
         self: &Arc<Self>,
         head: &http::request::Parts,
         refresh: cache::Refresh,
+        permit: tokio::sync::OwnedSemaphorePermit,
         ex: &Exchange,
     ) {
         let mut req = Request::new(http_body_util::Empty::<Bytes>::new());
@@ -304,9 +308,14 @@ impl Runtime {
         };
         let runtime = self.clone();
         tokio::spawn(async move {
-            // Read to its end: that is when the answer is stored.
-            let mut body = runtime.handle(req, client).await.into_body();
-            while let Some(Ok(_)) = body.frame().await {}
+            // Read to its end (that is when the answer is stored), within a deadline; the
+            // permit goes with it.
+            let refreshing = async {
+                let mut body = runtime.handle(req, client).await.into_body();
+                while let Some(Ok(_)) = body.frame().await {}
+            };
+            let _ = tokio::time::timeout(cache::REFRESH_DEADLINE, refreshing).await;
+            drop(permit);
         });
     }
 }

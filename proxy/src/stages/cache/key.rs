@@ -105,25 +105,28 @@ impl KeyRules {
         key
     }
 
-    /// The query's parameters that are part of the key, in the order sent. Names are compared
-    /// percent-decoded and in any case, and `;` separates parameters as `&` does: a backend
-    /// reading `Page`, `pag%65` or `x=1;page=2` as `page` cannot be sent a parameter the key
-    /// left out.
+    /// The query's part of the key: all of it as sent, or its parameters the Policy keeps,
+    /// in the order sent. Names are compared percent-decoded and in any case, so a backend
+    /// reading `Page` or `pag%65` as `page` cannot be sent a parameter the key left out. A
+    /// query with `;` is kept whole: backends differ on whether it separates parameters
+    /// (`a=1;b=2`), so no parameter of it is left out, and it never shares a key with the
+    /// same parameters separated by `&`.
     fn push_query(&self, key: &mut String, query: &str) {
-        let kept = |param: &&str| {
-            let name = decoded_lower(param.split_once('=').map_or(*param, |(n, _)| n));
-            match &self.query {
-                QueryKey::All => true,
-                QueryKey::Ignore(names) => !names.iter().any(|n| n.eq_ignore_ascii_case(&name)),
-                QueryKey::Only(names) => names.iter().any(|n| n.eq_ignore_ascii_case(&name)),
+        let names = match &self.query {
+            QueryKey::Ignore(names) | QueryKey::Only(names) if !query.contains(';') => names,
+            _ => {
+                key.push('?');
+                key.push_str(query);
+                return;
             }
         };
+        let only = matches!(self.query, QueryKey::Only(_));
         let mut first = true;
-        for param in query
-            .split(['&', ';'])
-            .filter(|p| !p.is_empty())
-            .filter(kept)
-        {
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            let name = decoded_lower(param.split_once('=').map_or(param, |(n, _)| n));
+            if names.iter().any(|n| n.eq_ignore_ascii_case(&name)) != only {
+                continue;
+            }
             key.push(if first { '?' } else { '&' });
             key.push_str(param);
             first = false;
@@ -241,6 +244,31 @@ mod tests {
     }
 
     #[test]
+    fn a_query_spelled_another_way_is_another_key() {
+        let none = HeaderMap::new();
+        let ignoring = KeyRules {
+            query: QueryKey::Ignore(vec!["utm_source".into()]),
+            ..KeyRules::default()
+        };
+        for rules in [&KeyRules::default(), &ignoring] {
+            // Backends differ on `;`: never the key of the `&` spelling.
+            assert_ne!(
+                key(rules, Method::GET, Some("a=1;b=2"), &none),
+                key(rules, Method::GET, Some("a=1&b=2"), &none)
+            );
+            assert_ne!(
+                key(rules, Method::GET, Some("utm_source=x;a=1"), &none),
+                key(rules, Method::GET, Some("a=1"), &none)
+            );
+        }
+        // The whole query as sent, when all of it counts.
+        assert_ne!(
+            key(&KeyRules::default(), Method::GET, Some("a=1&&b=2"), &none),
+            key(&KeyRules::default(), Method::GET, Some("a=1&b=2"), &none)
+        );
+    }
+
+    #[test]
     fn a_parameter_the_backend_may_read_as_a_kept_one_stays_in_the_key() {
         let none = HeaderMap::new();
         let only = KeyRules {
@@ -263,7 +291,7 @@ mod tests {
             key(
                 &ignoring,
                 Method::GET,
-                Some("UTM_Source=x;utm%5Fsource=y"),
+                Some("UTM_Source=x&utm%5Fsource=y"),
                 &none
             ),
             key(&ignoring, Method::GET, None, &none)

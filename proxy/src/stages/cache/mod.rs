@@ -21,6 +21,7 @@
 //! - [`store`]: the memory, bounded by size, purged by key prefix or tag.
 //! - [`stored`]: a stored answer, and the answers made from it.
 //! - [`shared_tier`]: answers of `Global` sections in Redis too, shared by the proxies.
+//! - `pending`: a request on its way to the backend, and what becomes of the answer.
 //! - `inflight` coalesces misses; `tee` stores a body while it streams.
 
 pub mod key;
@@ -30,28 +31,42 @@ pub mod store;
 pub mod stored;
 
 mod inflight;
+mod pending;
 mod tee;
+
+pub use pending::Pending;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use frontdesk_snapshot as snap;
-use http::header::{HeaderName, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH};
-use http::{HeaderMap, Method, Response, StatusCode};
-use http_body_util::BodyExt;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Response};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::inflight::{Inflight, Join, Leader};
 use self::key::{KeyRules, QueryKey};
-use self::rfc9111::{Freshness, NotStored, Usable, storable, varied_values};
+use self::rfc9111::{Audience, Freshness, Usable, varied_values};
 use self::shared_tier::SharedTier;
 use self::store::{Missed, Store};
 use self::stored::Stored;
 use crate::body::ProxyBody;
 use crate::metrics::{CacheLabels, Metrics};
-use crate::problem::Problem;
+
+/// The longest a request waits for another of its key at the backend before it goes there
+/// itself (nginx's `proxy_cache_lock_timeout`): a slow reader leading a key holds the others
+/// back no longer.
+const COALESCE_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest a background refresh may take, its answer's body included.
+pub const REFRESH_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Background refreshes (`stale-while-revalidate`) at once, per proxy; a stale answer served
+/// while they are all busy is refreshed by a later request.
+const MAX_REFRESHES: usize = 64;
 
 /// `Cache-Status`: what the cache did (RFC 9211).
 pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -66,6 +81,7 @@ pub struct CacheShared {
     metrics: CacheMetrics,
     /// Redis, for `Global` sections (`--redis-url`).
     tier: Option<Arc<SharedTier>>,
+    refreshes: Arc<Semaphore>,
 }
 
 struct CacheMetrics {
@@ -111,6 +127,7 @@ impl CacheShared {
                 evictions: metrics.cache_evictions.clone(),
             },
             tier: tier.map(Arc::new),
+            refreshes: Arc::new(Semaphore::new(MAX_REFRESHES)),
         }
     }
 
@@ -135,6 +152,15 @@ impl CacheShared {
         let n = self.store.purge_tag(tag);
         self.note_size();
         n
+    }
+
+    /// Removes what is stored under `key`, here and in the shared tier when `global`.
+    fn forget(&self, key: &str, global: bool) {
+        if global && let Some(tier) = &self.tier {
+            tier.remove_key(key);
+        }
+        self.store.remove(key);
+        self.note_size();
     }
 
     /// An unsafe method's invalidation of the answers of a URI (`prefix`: the URI part of
@@ -188,23 +214,26 @@ pub struct Cache {
 
 /// Where a request is for, besides its method, URI and fields.
 pub struct At<'a> {
+    /// Asked over TLS, the proxy's or a trusted proxy's in front (`X-Forwarded-Proto`).
     pub tls: bool,
     pub host: &'a str,
     pub port: Option<u16>,
     /// The canonical path.
     pub path: &'a str,
     pub consumer: Option<&'a str>,
+    /// The rule's Policy authenticates requests (whatever carries the credential).
+    pub authenticated: bool,
     /// The matched rule: two rules never share answers.
     pub rule: &'a str,
 }
 
-/// A key, and whether it is one consumer's.
+/// A key, and who its answers may be served to.
 #[derive(Clone)]
 struct Key {
     key: String,
     /// The length of its URI part (what an unsafe method's invalidation removes).
     uri: usize,
-    personal: bool,
+    audience: Audience,
 }
 
 impl std::ops::Deref for Key {
@@ -219,10 +248,17 @@ pub enum Lookup {
     /// Answered from the store, with the `Cache-Status` to say.
     Answer(Response<ProxyBody>, HeaderValue),
     /// Answered stale from the store: send this request again in the background, with the
-    /// [`Refresh`] in its extensions, to refresh it (`stale-while-revalidate`).
-    AnswerAndRefresh(Response<ProxyBody>, HeaderValue, Refresh),
-    /// Go on to the backend; [`Pending::complete`] with its answer.
-    Forward(Pending),
+    /// [`Refresh`] in its extensions, to refresh it (`stale-while-revalidate`), holding the
+    /// permit until it is done.
+    AnswerAndRefresh(
+        Response<ProxyBody>,
+        HeaderValue,
+        Refresh,
+        OwnedSemaphorePermit,
+    ),
+    /// Go on to the backend (its fields as [`Pending::send`] left them); [`Pending::complete`]
+    /// with its answer.
+    Forward(Box<Pending>),
 }
 
 /// A background refresh of a stale answer: the request that carries it goes to the backend
@@ -233,32 +269,6 @@ pub struct Refresh(Arc<parking_lot::Mutex<Option<Refreshing>>>);
 /// What a refresh holds until its request takes it: the lead of its key, and what it
 /// revalidates.
 type Refreshing = (Leader, Arc<Stored>);
-
-/// A request on its way to the backend, and what to do with the answer.
-pub struct Pending {
-    cache: Arc<Cache>,
-    key: String,
-    /// The length of the key's URI part.
-    uri: usize,
-    /// The client's fields as they were at the lookup: what the stored answer's `Vary` reads.
-    request: HeaderMap,
-    method: Method,
-    requested: SystemTime,
-    /// What is stored, when stale: revalidated, or served when the backend fails.
-    stored: Option<Arc<Stored>>,
-    /// The request asks the backend with the stored answer's validators.
-    revalidating: bool,
-    /// A `GET` whose answer may be stored.
-    storing: bool,
-    /// Answers stored per consumer: `private` ones are kept too.
-    personal: bool,
-    leader: Option<Leader>,
-    /// `Cache-Status`'s `fwd`.
-    fwd: &'static str,
-    collapsed: bool,
-    /// An unsafe method's URI prefix, removed when it succeeds.
-    invalidate: Option<String>,
-}
 
 impl Cache {
     pub fn build(spec: &snap::Cache, shared: &Arc<CacheShared>) -> Result<Self, String> {
@@ -300,7 +310,7 @@ impl Cache {
 
     /// The stage: answers `head`'s request from the store, or says how it goes on (with the
     /// stored answer's validators added to `head` when it revalidates). Waits for a request
-    /// of the same key at the backend, at most `wait`.
+    /// of the same key at the backend, at most `wait` (and [`COALESCE_WAIT`]).
     pub async fn lookup(
         self: &Arc<Self>,
         head: &mut http::request::Parts,
@@ -312,7 +322,12 @@ impl Cache {
         if !cached {
             let invalidate =
                 is_unsafe(&method).then(|| self.key.uri_prefix(&self.key_request(head, at)));
-            return Lookup::Forward(self.pending(head, None, "method", invalidate));
+            return self.forward(self.pending(head, None, "method", invalidate), head);
+        }
+        // Per consumer, but nobody to keep it for (an external check or a token without a
+        // subject named none): the cache stays out of it.
+        if self.per_consumer && at.authenticated && at.consumer.is_none() {
+            return self.forward(self.pending(head, None, "bypass", None), head);
         }
         let key = self.key_of(head, at);
         if let Some(refresh) = head.extensions.remove::<Refresh>()
@@ -320,14 +335,15 @@ impl Cache {
         {
             let mut p = self.pending(head, Some(key), "stale", None);
             p.leader = Some(leader);
-            p.revalidate(head, stored);
-            return Lookup::Forward(p);
+            p.revalidate(stored);
+            return self.forward(p, head);
         }
+        let wait = wait.min(COALESCE_WAIT);
         let mut collapsed = false;
         let mut asked_shared = false;
         loop {
             let now = now();
-            let fwd = match self.shared.store.lookup(&key, &head.headers) {
+            let mut p = match self.shared.store.lookup(&key, &head.headers) {
                 Ok(stored) => match stored.freshness.usable(&head.headers, now) {
                     Usable::Fresh => {
                         self.shared.metrics.hit.inc();
@@ -343,25 +359,37 @@ impl Cache {
                         self.shared.metrics.stale.inc();
                         let s = hit_status(&stored, now, collapsed, Some("stale-while-revalidate"));
                         let answer = stored.answer(&method, &head.headers, now);
+                        // One refresh per key at a time, by a GET (what is stored is a
+                        // GET's), while the proxy has room for one.
+                        if method != Method::GET {
+                            return Lookup::Answer(answer, s);
+                        }
+                        let Ok(permit) = self.shared.refreshes.clone().try_acquire_owned() else {
+                            return Lookup::Answer(answer, s);
+                        };
                         return match self.shared.inflight.join(&key) {
                             Join::Lead(leader) => {
                                 let refresh = Refresh(Arc::new(parking_lot::Mutex::new(Some((
                                     leader, stored,
                                 )))));
-                                Lookup::AnswerAndRefresh(answer, s, refresh)
+                                Lookup::AnswerAndRefresh(answer, s, refresh, permit)
                             }
                             // Being refreshed already.
                             Join::Wait(_) => Lookup::Answer(answer, s),
                         };
                     }
                     Usable::Revalidate => {
-                        let fwd = if rfc9111::CacheControl::parse(&head.headers).no_cache {
+                        // Fresh, but the request wants it checked (`no-cache`, `max-age=0`,
+                        // `min-fresh`), or stale.
+                        let fwd = if stored.freshness.age(now) < stored.freshness.lifetime
+                            || rfc9111::CacheControl::parse(&head.headers).no_cache
+                        {
                             "request"
                         } else {
                             "stale"
                         };
                         let mut p = self.pending(head, Some(key.clone()), fwd, None);
-                        p.revalidate(head, stored);
+                        p.revalidate(stored);
                         p
                     }
                 },
@@ -375,11 +403,10 @@ impl Cache {
                     None,
                 ),
             };
-            let mut p = fwd;
             p.collapsed = collapsed;
             // A HEAD's answer is never stored: nothing to wait for, nobody to make wait.
             if !p.storing || collapsed {
-                return Lookup::Forward(p);
+                return self.forward(p, head);
             }
             match self.shared.inflight.join(&key) {
                 Join::Lead(leader) => {
@@ -396,7 +423,7 @@ impl Cache {
                         }
                     }
                     p.leader = Some(leader);
-                    return Lookup::Forward(p);
+                    return self.forward(p, head);
                 }
                 Join::Wait(rx) => {
                     self.shared.metrics.coalesced.inc();
@@ -405,12 +432,18 @@ impl Cache {
                         .await
                         .is_err()
                     {
-                        return Lookup::Forward(p);
+                        return self.forward(p, head);
                     }
                     // Look again: the leader's answer may be stored (and may vary).
                 }
             }
         }
+    }
+
+    /// `p` goes to the backend now.
+    fn forward(&self, mut p: Pending, head: &mut http::request::Parts) -> Lookup {
+        p.send(head);
+        Lookup::Forward(Box::new(p))
     }
 
     /// Copies the shared tier's answer for `key` to memory when it is for `request`; whether
@@ -427,7 +460,7 @@ impl Cache {
                 self.default_windows(&mut entry.stored.freshness);
                 let size = entry.stored.body.len() + header_bytes(&entry.stored.headers);
                 self.shared
-                    .insert(key, entry.vary, request, entry.stored, size, entry.tags)
+                    .insert(key, entry.vary, request, entry.stored, size)
             }
             Ok(_) => false,
             Err(e) => {
@@ -460,7 +493,13 @@ impl Cache {
         Key {
             key,
             uri,
-            personal: consumer.is_some(),
+            audience: if consumer.is_some() {
+                Audience::OneConsumer
+            } else if at.authenticated {
+                Audience::Authenticated
+            } else {
+                Audience::Anyone
+            },
         }
     }
 
@@ -494,17 +533,19 @@ impl Cache {
         invalidate: Option<String>,
     ) -> Pending {
         let storing = head.method == Method::GET && key.is_some();
-        let Key { key, uri, personal } = key.unwrap_or(Key {
+        let cached = key.is_some();
+        let Key { key, uri, audience } = key.unwrap_or(Key {
             key: String::new(),
             uri: 0,
-            personal: false,
+            audience: Audience::Anyone,
         });
         Pending {
             cache: self.clone(),
-            personal,
+            audience,
             key,
             uri,
-            request: if storing {
+            // A HEAD's too: a 304 to its revalidation freshens what GETs are answered from.
+            request: if cached {
                 head.headers.clone()
             } else {
                 HeaderMap::new()
@@ -512,6 +553,7 @@ impl Cache {
             method: head.method.clone(),
             requested: now(),
             stored: None,
+            validators: Vec::new(),
             revalidating: false,
             storing,
             leader: None,
@@ -522,237 +564,9 @@ impl Cache {
     }
 }
 
-impl Pending {
-    /// Keeps `stored` for a stale answer on failure, and asks the backend with its validators
-    /// unless the client has conditions of its own (its answer is then the client's).
-    fn revalidate(&mut self, head: &mut http::request::Parts, stored: Arc<Stored>) {
-        if !head.headers.contains_key(IF_NONE_MATCH)
-            && !head.headers.contains_key(IF_MODIFIED_SINCE)
-        {
-            let validators = stored.validators();
-            self.revalidating = !validators.is_empty();
-            for (name, value) in validators {
-                head.headers.insert(name, value);
-            }
-        }
-        self.stored = Some(stored);
-    }
-
-    /// What the client gets for the backend's `outcome`, and the `Cache-Status` to say.
-    pub fn complete(
-        self,
-        outcome: Result<Response<ProxyBody>, Problem>,
-    ) -> (Result<Response<ProxyBody>, Problem>, HeaderValue) {
-        let now = now();
-        let failed = match &outcome {
-            Ok(resp) => resp.status().is_server_error().then_some(resp.status()),
-            Err(p) if !p.kind.is_client_error() => Some(p.kind.status()),
-            Err(_) => None,
-        };
-        if let (Some(code), Some(stored)) = (failed, &self.stored)
-            && stored
-                .freshness
-                .usable_on_error(now, self.cache.stale_if_error)
-        {
-            self.cache.shared.metrics.stale.inc();
-            // Forwarded, failed, then answered from the store.
-            let ttl = ttl(stored, now);
-            let s = self.forwarded(
-                Some(code),
-                None,
-                &format!("ttl={ttl}; detail=stale-if-error"),
-            );
-            return (Ok(stored.answer(&self.method, &self.request, now)), s);
-        }
-        let revalidated = self.revalidating
-            && self.stored.is_some()
-            && matches!(&outcome, Ok(r) if r.status() == StatusCode::NOT_MODIFIED);
-        if self.fwd != "method" && !revalidated {
-            self.cache.shared.metrics.miss.inc();
-        }
-        let resp = match outcome {
-            Ok(resp) => resp,
-            Err(p) => {
-                let s = self.forwarded(Some(p.kind.status()), None, "");
-                return (Err(p), s);
-            }
-        };
-        if let Some(prefix) = &self.invalidate
-            && (resp.status().is_success() || resp.status().is_redirection())
-        {
-            self.cache.shared.invalidate(prefix, self.cache.global);
-        }
-        if resp.status() == StatusCode::NOT_MODIFIED
-            && self.revalidating
-            && let Some(stored) = self.stored.clone()
-        {
-            return self.freshen(stored, resp.headers(), now);
-        }
-        if !self.storing {
-            let s = self.forwarded(Some(resp.status()), None, "");
-            return (Ok(resp), s);
-        }
-        self.store(resp, now)
-    }
-
-    /// A backend's 304 to the stored answer's validators: the stored answer, its fields and
-    /// clocks updated, stored again and sent.
-    fn freshen(
-        self,
-        stored: Arc<Stored>,
-        not_modified: &HeaderMap,
-        now: SystemTime,
-    ) -> (Result<Response<ProxyBody>, Problem>, HeaderValue) {
-        let headers = stored.freshened_headers(not_modified);
-        let fresh = Stored {
-            status: stored.status,
-            freshness: self.cache.freshness(&headers, self.requested, now),
-            headers,
-            body: stored.body.clone(),
-        };
-        self.cache.shared.metrics.revalidated.inc();
-        let answer = fresh.answer(&self.method, &self.request, now);
-        let vary = rfc9111::vary(&fresh.headers).unwrap_or_default();
-        let size = fresh.body.len() + header_bytes(&fresh.headers);
-        let tags = tags(&fresh.headers);
-        let stored_ok = self.cache.shared.keep(
-            &self.key,
-            self.shared_uri(),
-            vary,
-            &self.request,
-            fresh,
-            size,
-            tags,
-        );
-        let s = self.forwarded(
-            Some(StatusCode::NOT_MODIFIED),
-            stored_ok.then_some("stored"),
-            "",
-        );
-        (Ok(answer), s)
-    }
-
-    /// A `GET`'s answer from the backend: stored while it streams when it may be.
-    fn store(
-        mut self,
-        resp: Response<ProxyBody>,
-        now: SystemTime,
-    ) -> (Result<Response<ProxyBody>, Problem>, HeaderValue) {
-        let (mut parts, body) = resp.into_parts();
-        let tags = tags(&parts.headers);
-        parts.headers.remove(&CACHE_TAG);
-        let verdict = match storable(
-            &self.method,
-            &self.request,
-            parts.status,
-            &parts.headers,
-            !self.cache.default_ttl.is_zero(),
-        ) {
-            // Kept per consumer: one consumer's answer is only ever found by its requests.
-            Err(NotStored::Private | NotStored::Authorization) if self.personal => Ok(()),
-            other => other,
-        };
-        let declared = crate::http1::content_length(&parts.headers).ok().flatten();
-        let verdict = verdict
-            .map_err(NotStored::as_str)
-            .and_then(|()| match declared {
-                Some(n) if n > self.cache.max_entry as u64 => Err("too-large"),
-                _ => Ok(()),
-            });
-        if let Err(why) = verdict {
-            let s = self.forwarded(Some(parts.status), None, &format!("detail={why}"));
-            return (Ok(Response::from_parts(parts, body)), s);
-        }
-        let mut headers = parts.headers.clone();
-        crate::forwarding::remove_hop_by_hop(&mut headers);
-        let freshness = self.cache.freshness(&headers, self.requested, now);
-        headers.remove(http::header::AGE);
-        let s = self.forwarded(Some(parts.status), Some("stored"), "");
-        let keep = Keep {
-            shared: self.cache.shared.clone(),
-            shared_uri: self.shared_uri().map(str::len),
-            key: std::mem::take(&mut self.key),
-            vary: rfc9111::vary(&headers).unwrap_or_default(),
-            request: std::mem::take(&mut self.request),
-            status: parts.status,
-            header_bytes: header_bytes(&headers),
-            headers,
-            freshness,
-            tags,
-            _leader: self.leader.take(),
-        };
-        let body = tee::Storing::new(body, self.cache.max_entry, Box::new(keep)).boxed();
-        (Ok(Response::from_parts(parts, body)), s)
-    }
-
-    /// The URI part of the key, when its answers go to the shared tier too.
-    fn shared_uri(&self) -> Option<&str> {
-        (self.cache.global && self.cache.shared.tier.is_some()).then(|| &self.key[..self.uri])
-    }
-
-    /// `Cache-Status` for an answer from the backend; `more` ends it (`detail=...`).
-    fn forwarded(&self, code: Option<StatusCode>, stored: Option<&str>, more: &str) -> HeaderValue {
-        let mut s = String::with_capacity(64);
-        let _ = write!(s, "frontdesk; fwd={}", self.fwd);
-        if let Some(code) = code {
-            let _ = write!(s, "; fwd-status={}", code.as_u16());
-        }
-        if let Some(stored) = stored {
-            let _ = write!(s, "; {stored}");
-        }
-        if self.collapsed {
-            s.push_str("; collapsed");
-        }
-        if !more.is_empty() {
-            let _ = write!(s, "; {more}");
-        }
-        HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("frontdesk"))
-    }
-}
-
-/// Stores an answer whose body has ended whole.
-struct Keep {
-    shared: Arc<CacheShared>,
-    key: String,
-    /// The length of the key's URI part, when the answer goes to the shared tier too.
-    shared_uri: Option<usize>,
-    vary: Vec<HeaderName>,
-    request: HeaderMap,
-    status: StatusCode,
-    headers: HeaderMap,
-    header_bytes: usize,
-    freshness: Freshness,
-    tags: Vec<Box<str>>,
-    /// Released (waking the requests waiting for this key) once stored.
-    _leader: Option<Leader>,
-}
-
-impl tee::Keep for Keep {
-    fn keep(self: Box<Self>, body: bytes::Bytes) {
-        let size = body.len() + self.header_bytes;
-        let stored = Stored {
-            status: self.status,
-            headers: self.headers,
-            body,
-            freshness: self.freshness,
-        };
-        let uri = self.shared_uri.map(|n| &self.key[..n]);
-        self.shared.keep(
-            &self.key,
-            uri,
-            self.vary,
-            &self.request,
-            stored,
-            size,
-            self.tags,
-        );
-    }
-}
-
 impl CacheShared {
     /// Stores an answer, and when `uri` (the key's URI part) is given, puts it in the shared
     /// tier too; whether it fit here.
-    #[allow(clippy::too_many_arguments)]
     fn keep(
         &self,
         key: &str,
@@ -761,7 +575,6 @@ impl CacheShared {
         request: &HeaderMap,
         stored: Stored,
         size: usize,
-        tags: Vec<Box<str>>,
     ) -> bool {
         if let (Some(uri), Some(tier)) = (uri, &self.tier) {
             let values = varied_values(&vary, request);
@@ -769,11 +582,10 @@ impl CacheShared {
                 stored: &stored,
                 vary: &vary,
                 values: &values,
-                tags: &tags,
             };
             tier.put(key, uri, parts, now());
         }
-        self.insert(key, vary, request, stored, size, tags)
+        self.insert(key, vary, request, stored, size)
     }
 
     /// Stores an answer; whether it fit.
@@ -784,8 +596,8 @@ impl CacheShared {
         request: &HeaderMap,
         stored: Stored,
         size: usize,
-        tags: Vec<Box<str>>,
     ) -> bool {
+        let tags = stored.tags.clone();
         match self.store.insert(key, vary, request, stored, size, tags) {
             Ok(done) => {
                 self.metrics.evictions.inc_by(done.evicted);
@@ -839,6 +651,17 @@ fn tags(headers: &HeaderMap) -> Vec<Box<str>> {
         .filter(|t| !t.is_empty())
         .map(Box::from)
         .collect()
+}
+
+/// `headers` copied into memory of their own (a message's fields share the buffer it was
+/// read into).
+fn owned(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let value = HeaderValue::from_bytes(value.as_bytes()).expect("a field value stays one");
+        out.append(name.clone(), value);
+    }
+    out
 }
 
 /// What fields cost in the store.

@@ -176,15 +176,48 @@ fn understood(status: StatusCode) -> bool {
     )
 }
 
+/// Who a stored response may be served to, as far as the request's credentials go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// Anyone asking the same: the request is authenticated only if it carries
+    /// `Authorization`.
+    Anyone,
+    /// Anyone the gateway authenticates: the request was, whatever carried the credential
+    /// (an API key header, a cookie, a client certificate), so it counts as `Authorization`.
+    Authenticated,
+    /// Only the consumer the request authenticated as (the key holds it): `private` and
+    /// credentials do not keep it from being stored.
+    OneConsumer,
+}
+
 /// Whether the response (`status`, `headers`) to a `method` request with `request` fields
 /// may be stored by a shared cache that gives responses without explicit freshness
-/// `has_default` a default lifetime.
+/// `has_default` a default lifetime, for anyone asking the same.
 pub fn storable(
     method: &Method,
     request: &HeaderMap,
     status: StatusCode,
     headers: &HeaderMap,
     has_default: bool,
+) -> Result<(), NotStored> {
+    storable_for(
+        method,
+        request,
+        status,
+        headers,
+        has_default,
+        Audience::Anyone,
+    )
+}
+
+/// [`storable`], for `audience`.
+pub fn storable_for(
+    method: &Method,
+    request: &HeaderMap,
+    status: StatusCode,
+    headers: &HeaderMap,
+    has_default: bool,
+    audience: Audience,
 ) -> Result<(), NotStored> {
     if method != Method::GET {
         return Err(NotStored::Method);
@@ -208,12 +241,15 @@ pub fn storable(
     if req.no_store || (resp.no_store && !(resp.must_understand && understood)) {
         return Err(NotStored::NoStore);
     }
-    if resp.private {
+    if resp.private && audience != Audience::OneConsumer {
         return Err(NotStored::Private);
     }
-    if request.contains_key(AUTHORIZATION)
-        && !(resp.public || resp.s_maxage.is_some() || resp.must_revalidate)
-    {
+    let authenticated = match audience {
+        Audience::Anyone => request.contains_key(AUTHORIZATION),
+        Audience::Authenticated => true,
+        Audience::OneConsumer => false,
+    };
+    if authenticated && !(resp.public || resp.s_maxage.is_some() || resp.must_revalidate) {
         return Err(NotStored::Authorization);
     }
     if vary(headers).is_none() {
@@ -809,5 +845,61 @@ mod tests {
             Usable::Revalidate
         );
         assert!(!strict.usable_on_error(at(61), Some(Duration::from_secs(60))));
+    }
+
+    #[test]
+    fn an_audience_decides_what_credentials_and_private_keep_from_the_store() {
+        let get = Method::GET;
+        let ok = StatusCode::OK;
+        let none = HeaderMap::new();
+        let check = |resp: &[(&str, &str)], audience| {
+            storable_for(&get, &none, ok, &fields(resp), true, audience)
+        };
+        let plain = [("cache-control", "max-age=60")];
+        // Authenticated by the gateway (an API key, a cookie): as if it carried Authorization.
+        assert_eq!(check(&plain, Audience::Anyone), Ok(()));
+        assert_eq!(
+            check(&plain, Audience::Authenticated),
+            Err(NotStored::Authorization)
+        );
+        assert_eq!(
+            check(
+                &[("cache-control", "public, max-age=60")],
+                Audience::Authenticated
+            ),
+            Ok(())
+        );
+        // One consumer's: private and credentials allowed, nothing else is.
+        let private = [("cache-control", "private, max-age=60")];
+        assert_eq!(check(&private, Audience::OneConsumer), Ok(()));
+        assert_eq!(
+            check(&private, Audience::Authenticated),
+            Err(NotStored::Private)
+        );
+        assert_eq!(
+            check(
+                &[
+                    ("cache-control", "private, max-age=60"),
+                    ("set-cookie", "s=1")
+                ],
+                Audience::OneConsumer
+            ),
+            Err(NotStored::SetCookie)
+        );
+        assert_eq!(
+            check(&[("vary", "*")], Audience::OneConsumer),
+            Err(NotStored::VaryAny)
+        );
+        assert_eq!(
+            storable_for(
+                &get,
+                &none,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &none,
+                true,
+                Audience::OneConsumer
+            ),
+            Err(NotStored::Status)
+        );
     }
 }

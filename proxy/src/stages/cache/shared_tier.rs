@@ -61,7 +61,6 @@ pub struct Entry {
     pub stored: Stored,
     pub vary: Vec<HeaderName>,
     pub values: Vec<Option<Vec<u8>>>,
-    pub tags: Vec<Box<str>>,
 }
 
 impl SharedTier {
@@ -105,7 +104,7 @@ impl SharedTier {
         let ttl = f.lifetime.saturating_sub(f.age(now)) + windows + KEEP_FOR_REVALIDATION;
         let value = encode(&entry);
         let mut keys = vec![self.entry_key(key), self.uri_key(uri)];
-        keys.extend(entry.tags.iter().map(|t| self.tag_key(t)));
+        keys.extend(entry.stored.tags.iter().map(|t| self.tag_key(t)));
         let ttl_ms = ttl.as_millis() as u64;
         let tier = self.clone();
         tokio::spawn(async move {
@@ -117,6 +116,19 @@ impl SharedTier {
             let mut conn = tier.redis.connection();
             if let Err(e) = tier.redis.within(call.invoke_async::<i64>(&mut conn)).await {
                 tracing::debug!(error = %e, "the cache's shared tier did not keep an answer");
+            }
+        });
+    }
+
+    /// Removes the entry of `key`, in the background.
+    pub fn remove_key(self: &Arc<Self>, key: &str) {
+        let entry = self.entry_key(key);
+        let tier = self.clone();
+        tokio::spawn(async move {
+            let mut conn = tier.redis.connection();
+            let del = redis::cmd("DEL").arg(entry).clone();
+            if let Err(e) = tier.redis.within(del.query_async::<i64>(&mut conn)).await {
+                tracing::warn!(error = %e, "the cache's shared tier did not remove an answer");
             }
         });
     }
@@ -207,7 +219,6 @@ pub struct Parts<'a> {
     pub stored: &'a Stored,
     pub vary: &'a [HeaderName],
     pub values: &'a [Option<Vec<u8>>],
-    pub tags: &'a [Box<str>],
 }
 
 /// An entry as a record.
@@ -235,8 +246,8 @@ pub fn encode(e: &Parts<'_>) -> Bytes {
             None => out.put_u8(0),
         }
     }
-    out.put_u32(e.tags.len() as u32);
-    for t in e.tags {
+    out.put_u32(s.tags.len() as u32);
+    for t in &s.tags {
         put_bytes(&mut out, t.as_bytes());
     }
     put_bytes(&mut out, &s.body);
@@ -307,10 +318,10 @@ pub fn decode(mut b: &[u8]) -> Option<Entry> {
                 received,
                 directives,
             },
+            tags,
         },
         vary,
         values,
-        tags,
     })
 }
 
@@ -337,13 +348,13 @@ mod tests {
                 },
                 headers,
                 body: Bytes::from_static(b"not here"),
+                tags: vec!["a".into(), "b c".into()],
             },
             vary: vec![
                 HeaderName::from_static("accept-language"),
                 HeaderName::from_static("x-b"),
             ],
             values: vec![Some(b"fr".to_vec()), None],
-            tags: vec!["a".into(), "b c".into()],
         }
     }
 
@@ -352,7 +363,6 @@ mod tests {
             stored: &e.stored,
             vary: &e.vary,
             values: &e.values,
-            tags: &e.tags,
         }
     }
 
@@ -366,7 +376,7 @@ mod tests {
         assert_eq!(d.stored.freshness, e.stored.freshness);
         assert_eq!(d.vary, e.vary);
         assert_eq!(d.values, e.values);
-        assert_eq!(d.tags, e.tags);
+        assert_eq!(d.stored.tags, e.stored.tags);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Stored {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub freshness: Freshness,
+    /// What it is purged by (the backend's `Cache-Tag`, which is not among `headers`).
+    pub tags: Vec<Box<str>>,
 }
 
 /// Fields a 304 carries from the answer it stands for (RFC 9110 §15.4.5), and `Last-Modified`
@@ -176,6 +178,7 @@ mod tests {
                 received: at(0),
                 directives: CacheControl::default(),
             },
+            tags: vec![],
         }
     }
 
