@@ -184,8 +184,9 @@ pub struct Cli {
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub drain_timeout: Duration,
 
-    /// Redis for Global rate limits, e.g. `redis://:password@redis.frontdesk.svc:6379`, or
-    /// `rediss://...` for TLS. Without it, Global limits apply their policy's onStoreFailure.
+    /// Redis for Global rate limits and Global caches, e.g.
+    /// `redis://:password@redis.frontdesk.svc:6379`, or `rediss://...` for TLS. Without it,
+    /// Global limits apply their policy's onStoreFailure and Global caches stay in each proxy.
     #[arg(long, env = "FRONTDESK_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
 
@@ -199,7 +200,8 @@ pub struct Cli {
     )]
     pub redis_ca_file: Option<std::path::PathBuf>,
 
-    /// Deadline of one rate limit decision in Redis; past it, onStoreFailure applies.
+    /// Deadline of one Redis call: past it, a rate limit's onStoreFailure applies, and a
+    /// shared cache read is a miss.
     #[arg(long, default_value = "100ms", value_parser = duration)]
     pub redis_timeout: Duration,
 
