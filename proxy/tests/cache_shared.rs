@@ -1,7 +1,8 @@
-//! The cache's shared tier: proxies (here, runtimes with an `Env` each, as separate processes
-//! have) whose Policy caches `Global` share answers through a real `redis-server` on
-//! 127.0.0.1, in front of one counting backend; an unsafe method's invalidation reaches Redis;
-//! Redis stopped mid-run fails no request.
+//! The cache's shared tier: proxies whose Policy caches `Global` share answers through a real
+//! `redis-server` on 127.0.0.1, in front of one counting backend; an unsafe method's
+//! invalidation reaches Redis; Redis stopped mid-run fails no request. Once with two proxy
+//! processes over HTTP/1, and in detail with runtimes holding an `Env` each (what separate
+//! processes have).
 // The backend, redis-server and the waits are timed by the wall clock.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
@@ -15,8 +16,8 @@ use frontdesk_proxy::runtime::{Env, Runtime};
 use frontdesk_proxy::stages::cache::CacheShared;
 use frontdesk_proxy::stages::cache::shared_tier::SharedTier;
 use http::StatusCode;
-use support::RedisServer;
 use support::cache::*;
+use support::{ProxyProcess, RedisServer, get_with, manifest, recording_backend};
 
 const GLOBAL: &str = "  cache: {ttl: 1m, scope: Global}";
 
@@ -121,4 +122,65 @@ async fn proxies_share_answers_through_redis_and_invalidations_reach_it() {
         "cached in memory: {h:?}"
     );
     assert_ne!(metric(&env_c, "shared-error"), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_proxy_processes_share_an_answer_and_outlive_redis() {
+    let mut redis = RedisServer::start().await;
+    let (backend, seen) = recording_backend(
+        "HTTP/1.1 200 OK\r\ncontent-length: 6\r\ncache-control: max-age=60\r\n\r\nshared",
+    )
+    .await;
+    let manifests = manifest("Policy", "cached", GLOBAL)
+        + &manifest(
+            "Route",
+            "shop",
+            &format!(
+                "  policies: [cached]\n  rules:\n    - matches: [{{path: {{value: /}}}}]\n      backends: [{{url: 'http://{backend}'}}]\n"
+            ),
+        );
+    let url = redis.url();
+    let args = ["--redis-url", url.as_str()];
+    let one = ProxyProcess::with_files(&[("m.yaml", &manifests)], &args).await;
+    let two = ProxyProcess::with_files(&[("m.yaml", &manifests)], &args).await;
+    let c = support::client();
+    let host = [("host", "shop.example.com")];
+    let (status, h, _) = get_with(&c, &one.url("/p/1"), &host).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        h["cache-status"].to_str().unwrap().contains("stored"),
+        "{h:?}"
+    );
+    wait_entries(&redis, 1).await;
+    let (status, h, body) = get_with(&c, &two.url("/p/1"), &host).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"shared"[..]));
+    assert!(
+        h["cache-status"]
+            .to_str()
+            .unwrap()
+            .starts_with("frontdesk; hit"),
+        "{h:?}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the second proxy asked Redis, not the backend"
+    );
+
+    redis.kill();
+    for i in 0..20 {
+        for p in [&one, &two] {
+            let (status, _, _) = get_with(&c, &p.url(&format!("/q/{i}")), &host).await;
+            assert_eq!(status, StatusCode::OK, "no request fails for Redis");
+            let (status, _, _) = get_with(&c, &p.url("/p/1"), &host).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    let metrics = two.metrics().await;
+    let errors: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("frontdesk_cache_requests_total{result=\"shared-error\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(errors > 0, "Redis's failures are counted:\n{metrics}");
 }
