@@ -57,26 +57,28 @@ use crate::upstream::pool::PoolConfig;
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let redis = match &cli.redis_url {
-        Some(url) => {
-            let ca = match &cli.redis_ca_file {
-                Some(path) => Some(
-                    std::fs::read(path)
-                        .map_err(|e| anyhow::anyhow!("--redis-ca-file {}: {e}", path.display()))?,
-                ),
-                None => None,
-            };
-            Some(Arc::new(
-                redis_client::Redis::new(url, cli.redis_timeout, cli.redis_connections, ca)
-                    .map_err(anyhow::Error::msg)?,
-            ))
-        }
-        None => None,
+    // Rate limits and the cache's shared tier each get connections of their own: answers'
+    // bodies never queue ahead of rate limit decisions.
+    let connect_redis = || -> anyhow::Result<Option<Arc<redis_client::Redis>>> {
+        let Some(url) = &cli.redis_url else {
+            return Ok(None);
+        };
+        let ca = match &cli.redis_ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("--redis-ca-file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Some(Arc::new(
+            redis_client::Redis::new(url, cli.redis_timeout, cli.redis_connections, ca)
+                .map_err(anyhow::Error::msg)?,
+        )))
     };
+    let redis = connect_redis()?;
+    let cache_redis = connect_redis()?;
     let limits = rate_limit::RateLimitShared {
-        redis: redis
-            .clone()
-            .map(|r| Arc::new(rate_limit::redis::RedisStore::new(r))),
+        redis: redis.map(|r| Arc::new(rate_limit::redis::RedisStore::new(r))),
         trusted: client_ip::TrustedProxies(cli.trusted_proxies.clone()),
         gateway: cli.gateway.clone(),
         ..Default::default()
@@ -101,7 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     env.cache = Arc::new(stages::cache::CacheShared::with_tier(
         usize::try_from(cli.cache_max_bytes).unwrap_or(usize::MAX),
         &metrics,
-        redis.map(|r| stages::cache::shared_tier::SharedTier::new(r, &cli.gateway)),
+        cache_redis.map(|r| stages::cache::shared_tier::SharedTier::new(r, &cli.gateway)),
     ));
     let env = Arc::new(env);
     let runtime = RuntimeHandle::new(Runtime::empty(&cli.gateway, env));

@@ -208,7 +208,7 @@ impl Runtime {
                     port: target.port,
                     path: path.path,
                     consumer: ex.consumer.as_deref(),
-                    rule: &rule.id,
+                    rule: &rule.cache_scope,
                 };
                 // Boxed: a lookup may wait for another request of its key.
                 match Box::pin(stage.lookup(&mut head, &at, rule.timeout)).await {

@@ -107,6 +107,10 @@ pub struct RuleRuntime {
     pub authorize: Option<Arc<Authorize>>,
     pub rate_limit: Option<Arc<RateLimitRuntime>>,
     pub cache: Option<Arc<Cache>>,
+    /// Ends this rule's cache keys: its id and a digest of the whole rule, so a changed rule
+    /// (another backend, another rewrite) never finds what it stored before (empty without a
+    /// cache).
+    pub cache_scope: Box<str>,
     /// The Policy's request body bound, when it sets one (`u64::MAX`: none).
     pub max_request_body: Option<u64>,
     pub request_transforms: RequestTransforms,
@@ -227,6 +231,10 @@ impl RuleRuntime {
             authenticate: policy.authenticate,
             authorize: policy.authorize,
             rate_limit: policy.rate_limit,
+            cache_scope: match &policy.cache {
+                Some(_) => crate::stages::cache::rule_scope(&id, rule).into(),
+                None => "".into(),
+            },
             cache: policy.cache,
             max_request_body: policy.max_request_body,
             request_transforms,

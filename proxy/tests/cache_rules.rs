@@ -237,3 +237,41 @@ async fn tags_are_kept_across_revalidations_and_never_sent_on() {
     let (_, h, _) = ask(&rt, "POST", "/n", &[]).await;
     assert!(!h.contains_key("cache-tag"), "{h:?}");
 }
+
+#[tokio::test]
+async fn a_request_cannot_remove_what_is_stored_and_an_answer_that_forbids_storing_does() {
+    let b = Backend::start().await;
+    b.answer(200, &STALE, "kept");
+    let rt = runtime(&b, "  cache: {ttl: 30s, staleIfError: 10m}");
+    ask(&rt, "GET", "/k", &[]).await;
+    // A client's `no-store`: its own answer is not kept, and what is stored stays.
+    b.answer(
+        304,
+        &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
+        "",
+    );
+    let (status, h, body) = ask(&rt, "GET", "/k", &[("cache-control", "no-cache, no-store")]).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "kept"));
+    assert!(cache_status(&h).ends_with("detail=no-store"), "{h:?}");
+    b.go_down();
+    let (status, h, body) = ask(&rt, "GET", "/k", &[]).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "kept"), "{h:?}");
+    assert!(cache_status(&h).ends_with("detail=stale-if-error"), "{h:?}");
+}
+
+#[tokio::test]
+async fn a_full_answer_to_a_revalidation_that_forbids_storing_removes_the_stored_one() {
+    let b = Backend::start().await;
+    b.answer(200, &STALE, "old");
+    let rt = runtime(&b, "  cache: {ttl: 30s, staleIfError: 10m}");
+    ask(&rt, "GET", "/f", &[]).await;
+    b.answer(200, &[("cache-control", "no-store")], "now private");
+    let (_, h, body) = ask(&rt, "GET", "/f", &[]).await;
+    assert_eq!(body, "now private");
+    assert!(cache_status(&h).ends_with("detail=no-store"), "{h:?}");
+    // Nothing stale left to serve when the backend then fails.
+    b.answer(503, &[], "down");
+    let (status, h, _) = ask(&rt, "GET", "/f", &[]).await;
+    assert_eq!(status, 503);
+    assert!(cache_status(&h).contains("fwd=uri-miss"), "{h:?}");
+}

@@ -23,6 +23,8 @@ pub struct Backend {
     pub addr: Option<SocketAddr>,
     reply: Arc<Mutex<Reply>>,
     seen: Arc<Mutex<Vec<(String, String, HeaderMap)>>>,
+    /// Gone: every request's connection is closed without an answer.
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -59,6 +61,9 @@ impl Backend {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let b = b.clone();
                         async move {
+                            if b.down.load(std::sync::atomic::Ordering::SeqCst) {
+                                return Err("the backend is down");
+                            }
                             b.seen.lock().unwrap().push((
                                 req.method().to_string(),
                                 req.uri().to_string(),
@@ -71,7 +76,7 @@ impl Backend {
                             for (n, v) in reply.headers {
                                 resp.headers_mut().append(n, v.parse().unwrap());
                             }
-                            Ok::<_, std::convert::Infallible>(resp)
+                            Ok::<_, &'static str>(resp)
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -88,6 +93,11 @@ impl Backend {
         reply.status = status;
         reply.headers = headers.iter().map(|(n, v)| (*n, v.to_string())).collect();
         reply.body = body.into();
+    }
+
+    /// From now on, hangs up on every request.
+    pub fn go_down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn delay(&self, d: Duration) {

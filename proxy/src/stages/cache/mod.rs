@@ -154,12 +154,13 @@ impl CacheShared {
         n
     }
 
-    /// Removes what is stored under `key`, here and in the shared tier when `global`.
-    fn forget(&self, key: &str, global: bool) {
+    /// Removes the answer stored under `key` for `request`'s values of the fields it varies
+    /// on, here and in the shared tier when `global`.
+    fn forget(&self, key: &str, request: &HeaderMap, global: bool) {
         if global && let Some(tier) = &self.tier {
             tier.remove_key(key);
         }
-        self.store.remove(key);
+        self.store.remove_variant(key, request);
         self.note_size();
     }
 
@@ -167,7 +168,7 @@ impl CacheShared {
     /// their keys), here and in the shared tier when `global`.
     fn invalidate(&self, prefix: &str, global: bool) {
         if global && let Some(tier) = &self.tier {
-            tier.remove_uri(prefix);
+            tier.remove_uri(prefix, now());
         }
         self.store.purge_prefix(prefix);
         self.note_size();
@@ -223,7 +224,7 @@ pub struct At<'a> {
     pub consumer: Option<&'a str>,
     /// The rule's Policy authenticates requests (whatever carries the credential).
     pub authenticated: bool,
-    /// The matched rule: two rules never share answers.
+    /// The matched rule's [`rule_scope`]: two rules never share answers.
     pub rule: &'a str,
 }
 
@@ -403,7 +404,6 @@ impl Cache {
                     None,
                 ),
             };
-            p.collapsed = collapsed;
             // A HEAD's answer is never stored: nothing to wait for, nobody to make wait.
             if !p.storing || collapsed {
                 return self.forward(p, head);
@@ -413,6 +413,7 @@ impl Cache {
                     // The leader asks the shared tier, once: what it has goes to memory, and
                     // the request (and those waiting for it) look again.
                     if !asked_shared
+                        && p.stored.is_none()
                         && self.global
                         && let Some(tier) = &self.shared.tier
                     {
@@ -454,7 +455,7 @@ impl Cache {
         key: &str,
         request: &HeaderMap,
     ) -> bool {
-        match tier.get(key).await {
+        match tier.get(key, now()).await {
             Ok(Some(mut entry)) if varied_values(&entry.vary, request) == entry.values => {
                 self.shared.metrics.shared_hit.inc();
                 self.default_windows(&mut entry.stored.freshness);
@@ -517,10 +518,13 @@ impl Cache {
         f
     }
 
-    /// The Policy's stale-while-revalidate window, when the answer sets none of its own.
+    /// The Policy's stale windows, when the answer sets none of its own.
     fn default_windows(&self, f: &mut Freshness) {
         if f.directives.stale_while_revalidate.is_none() {
             f.directives.stale_while_revalidate = self.stale_while_revalidate.map(|d| d.as_secs());
+        }
+        if f.directives.stale_if_error.is_none() {
+            f.directives.stale_if_error = self.stale_if_error.map(|d| d.as_secs());
         }
     }
 
@@ -558,32 +562,31 @@ impl Cache {
             storing,
             leader: None,
             fwd,
-            collapsed: false,
             invalidate,
         }
     }
 }
 
 impl CacheShared {
-    /// Stores an answer, and when `uri` (the key's URI part) is given, puts it in the shared
-    /// tier too; whether it fit here.
+    /// Stores an answer, and when `shared` gives the key's URI part (and when the answer was
+    /// asked for), puts it in the shared tier too; whether it fit here.
     fn keep(
         &self,
         key: &str,
-        uri: Option<&str>,
+        shared: Option<(&str, SystemTime)>,
         vary: Vec<HeaderName>,
         request: &HeaderMap,
         stored: Stored,
         size: usize,
     ) -> bool {
-        if let (Some(uri), Some(tier)) = (uri, &self.tier) {
+        if let (Some((uri, requested)), Some(tier)) = (shared, &self.tier) {
             let values = varied_values(&vary, request);
             let parts = shared_tier::Parts {
                 stored: &stored,
                 vary: &vary,
                 values: &values,
             };
-            tier.put(key, uri, parts, now());
+            tier.put(key, uri, parts, requested, now());
         }
         self.insert(key, vary, request, stored, size)
     }
@@ -672,10 +675,96 @@ fn header_bytes(headers: &HeaderMap) -> usize {
         .sum()
 }
 
-/// A short digest of the cache section: keys made under another configuration differ.
-fn config_fingerprint(spec: &snap::Cache) -> String {
+/// What ends a rule's keys: its id and a digest of what makes its answers (its matches,
+/// request edits and rewrites, backends by name, policy), so that another rule, or this one
+/// changed, never finds its answers. Not of what changes without changing them: the
+/// backends' endpoints (pods come and go), precedence ranks (other routes come and go),
+/// timeouts, retries, response edits (made on every answer, hits included).
+pub fn rule_scope(id: &str, rule: &snap::Rule) -> String {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for k in [
+                    "endpoints",
+                    "rank",
+                    "timeoutMs",
+                    "retries",
+                    "responseHeaders",
+                    "weight",
+                ] {
+                    o.remove(k);
+                }
+                o.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(rule).unwrap_or_default();
+    strip(&mut v);
+    format!("{id}#{}", digest(&v))
+}
+
+fn digest(value: &impl serde::Serialize) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(spec).unwrap_or_default().hash(&mut h);
+    serde_json::to_string(value)
+        .unwrap_or_default()
+        .hash(&mut h);
     format!("{:016x}", h.finish())
+}
+
+/// A short digest of the cache section: keys made under another configuration differ.
+fn config_fingerprint(spec: &snap::Cache) -> String {
+    digest(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(endpoints: &[&str], rank: u32, backend: &str, rewrite: bool) -> snap::Rule {
+        let json = serde_json::json!({
+            "id": "ns/r/0",
+            "matches": [{"rank": rank, "path": {"type": "prefix", "value": "/"}}],
+            "timeoutMs": 1000 + rank as u64,
+            "action": {"type": "forward", "backends": [{"name": backend, "weight": 1, "endpoints": endpoints}]},
+        });
+        let mut r: snap::Rule = serde_json::from_value(json).unwrap();
+        if rewrite {
+            r.rewrite = Some(snap::Rewrite {
+                path: Some(snap::PathRewrite::Prefix {
+                    value: "/v2".into(),
+                }),
+                host: None,
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn a_rules_scope_changes_with_what_makes_its_answers_only() {
+        let scope = |r: &snap::Rule| rule_scope("ns/r/0", r);
+        let base = scope(&rule(&["10.0.0.1:80"], 1, "service/ns/a:80", false));
+        // Pods, ranks and timeouts come and go: the answers are the same.
+        assert_eq!(
+            base,
+            scope(&rule(
+                &["10.0.0.2:80", "10.0.0.3:80"],
+                7,
+                "service/ns/a:80",
+                false
+            ))
+        );
+        // Another backend, another rewrite: other answers.
+        assert_ne!(
+            base,
+            scope(&rule(&["10.0.0.1:80"], 1, "service/ns/b:80", false))
+        );
+        assert_ne!(
+            base,
+            scope(&rule(&["10.0.0.1:80"], 1, "service/ns/a:80", true))
+        );
+        assert!(base.starts_with("ns/r/0#"));
+    }
 }

@@ -12,7 +12,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use super::inflight::Leader;
-use super::rfc9111::{self, Audience, CacheControl, storable_for};
+use super::rfc9111::{self, Audience, CacheControl, NotStored, storable_for};
 use super::stored::Stored;
 use super::{CACHE_TAG, Cache, CacheShared, header_bytes, now, owned, tags, tee, ttl};
 use crate::body::ProxyBody;
@@ -44,7 +44,6 @@ pub struct Pending {
     pub(super) leader: Option<Leader>,
     /// `Cache-Status`'s `fwd`.
     pub(super) fwd: &'static str,
-    pub(super) collapsed: bool,
     /// An unsafe method's URI prefix, removed when it succeeds.
     pub(super) invalidate: Option<String>,
 }
@@ -154,31 +153,21 @@ impl Pending {
         };
         self.cache.shared.metrics.revalidated.inc();
         let answer = fresh.answer(&self.method, &self.request, now);
-        let verdict = storable_for(
-            &Method::GET,
-            &self.request,
-            fresh.status,
-            &fresh.headers,
-            !self.cache.default_ttl.is_zero(),
-            self.audience,
-        );
+        // Kept again when its fields and the request allow. When its new fields forbid it
+        // (a cookie, `private`, `Vary: *`...), the client gets it and the stored variant goes;
+        // when only the request does (`no-store`), it stays as it was.
+        let verdict = self.verdict(fresh.status, &fresh.headers);
         let stored_ok = match verdict {
             Ok(()) => {
                 let vary = rfc9111::vary(&fresh.headers).unwrap_or_default();
                 let size = fresh.body.len() + header_bytes(&fresh.headers);
-                self.cache.shared.keep(
-                    &self.key,
-                    self.shared_uri(),
-                    vary,
-                    &self.request,
-                    fresh,
-                    size,
-                )
+                let shared = self.shared_uri().map(|uri| (uri, self.requested));
+                self.cache
+                    .shared
+                    .keep(&self.key, shared, vary, &self.request, fresh, size)
             }
-            // Its new fields say it may not be kept (a cookie, `private`, `Vary: *`...): the
-            // client gets it, nobody else does.
             Err(why) => {
-                self.cache.shared.forget(&self.key, self.cache.global);
+                self.forget_if_the_answer_forbids(why);
                 let s = self.forwarded(
                     Some(StatusCode::NOT_MODIFIED),
                     None,
@@ -195,6 +184,31 @@ impl Pending {
         (Ok(answer), s)
     }
 
+    /// Whether an answer with `status` and `headers` may be stored for this request.
+    fn verdict(&self, status: StatusCode, headers: &HeaderMap) -> Result<(), NotStored> {
+        storable_for(
+            &Method::GET,
+            &self.request,
+            status,
+            headers,
+            !self.cache.default_ttl.is_zero(),
+            self.audience,
+        )
+    }
+
+    /// A stored answer being revalidated whose new answer may not be kept, `why`: when the
+    /// answer's own fields say so (not the request's), the stored variant goes too.
+    fn forget_if_the_answer_forbids(&self, why: NotStored) {
+        let request_said = matches!(why, NotStored::NoStore)
+            && CacheControl::parse(&self.request).no_store
+            || why == NotStored::Authorization && self.audience == Audience::Anyone;
+        if self.stored.is_some() && !request_said {
+            self.cache
+                .shared
+                .forget(&self.key, &self.request, self.cache.global);
+        }
+    }
+
     /// A `GET`'s answer from the backend: stored while it streams when it may be.
     fn store(
         mut self,
@@ -204,17 +218,13 @@ impl Pending {
         let (mut parts, body) = resp.into_parts();
         let tags = tags(&parts.headers);
         parts.headers.remove(&CACHE_TAG);
-        let verdict = storable_for(
-            &self.method,
-            &self.request,
-            parts.status,
-            &parts.headers,
-            !self.cache.default_ttl.is_zero(),
-            self.audience,
-        );
+        let verdict = self.verdict(parts.status, &parts.headers);
+        if let Err(why) = verdict {
+            self.forget_if_the_answer_forbids(why);
+        }
         let declared = crate::http1::content_length(&parts.headers).ok().flatten();
         let verdict = verdict
-            .map_err(rfc9111::NotStored::as_str)
+            .map_err(NotStored::as_str)
             .and_then(|()| match declared {
                 Some(n) if n > self.cache.max_entry as u64 => Err("too-large"),
                 _ => Ok(()),
@@ -233,6 +243,7 @@ impl Pending {
         let keep = Keep {
             shared: self.cache.shared.clone(),
             shared_uri: self.shared_uri().map(str::len),
+            requested: self.requested,
             key: std::mem::take(&mut self.key),
             vary: rfc9111::vary(&headers).unwrap_or_default(),
             request: std::mem::take(&mut self.request),
@@ -262,9 +273,6 @@ impl Pending {
         if let Some(stored) = stored {
             let _ = write!(s, "; {stored}");
         }
-        if self.collapsed {
-            s.push_str("; collapsed");
-        }
         if !more.is_empty() {
             let _ = write!(s, "; {more}");
         }
@@ -278,6 +286,7 @@ struct Keep {
     key: String,
     /// The length of the key's URI part, when the answer goes to the shared tier too.
     shared_uri: Option<usize>,
+    requested: SystemTime,
     vary: Vec<HeaderName>,
     request: HeaderMap,
     status: StatusCode,
@@ -299,8 +308,8 @@ impl tee::Keep for Keep {
             freshness: self.freshness,
             tags: self.tags,
         };
-        let uri = self.shared_uri.map(|n| &self.key[..n]);
+        let shared = self.shared_uri.map(|n| (&self.key[..n], self.requested));
         self.shared
-            .keep(&self.key, uri, self.vary, &self.request, stored, size);
+            .keep(&self.key, shared, self.vary, &self.request, stored, size);
     }
 }

@@ -1,59 +1,98 @@
 //! The cache's shared tier: answers of `Global` cache sections kept in Redis too, so the
 //! gateway's proxies share them. Each proxy's memory stays the first tier: Redis is asked only
-//! when the memory misses (once per key at a time, by the request that leads it), and what it
-//! holds goes to memory. Every call has the Redis deadline; a failure is a miss, never an
-//! error for the client.
+//! when the memory has nothing for a request (once per key at a time, by the request that
+//! leads it), and what it holds goes to memory. Every call has the Redis deadline; a failure
+//! is a miss, never an error for the client. The tier has Redis connections of its own, so
+//! answers' bodies never queue ahead of rate limit decisions.
 //!
 //! Layout, under `frontdesk:cache:<gateway>:`: each key's latest answer (`e:` + the key),
 //! expiring when it is no longer of use (fresh, then the stale windows, plus a minute to
-//! revalidate); a set per URI (`u:` + the URI part of the key) and per tag (`t:` + tag) naming
-//! the entries, for invalidations and purges.
+//! revalidate); a sorted set per URI (`u:` + the URI part of the key) and per tag (`t:` +
+//! tag) naming the entries by when they expire (expired names are trimmed as others are
+//! added), for invalidations and purges, which remove them in batches; and after an unsafe
+//! method, a marker per URI (`x:`) saying when, so that an answer asked for before it and
+//! written after it (writes are in the background) is refused.
 //!
-//! An entry is a small binary record ([`encode`], [`decode`]): a value that does not read is a
-//! miss.
+//! An entry is a small binary record ([`encode`], [`decode`]): a value that does not read
+//! whole, or holds what no stored answer holds, is a miss. Its age is kept as of its writing,
+//! and the time since is Redis's (the entry's TTL then and now), so proxies whose clocks
+//! differ agree on it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use tokio::sync::Semaphore;
 
 use super::rfc9111::{CacheControl, Freshness};
 use super::stored::Stored;
 use crate::redis_client::Redis;
 
-/// Stores an entry and names it in its URI's and tags' sets, which live as long as their
-/// longest entry.
+/// Stores an entry unless its URI was invalidated after it was asked for, and names it in its
+/// URI's and tags' sorted sets (scored by when it expires; the expired names go), which live
+/// as long as their longest entry. KEYS: entry, marker, sets...; ARGV: record, TTL (ms), when
+/// it was asked for (ms since the epoch).
 const STORE: &str = r#"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local gone = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[3]) <= gone then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
-for i = 2, #KEYS do
-  redis.call('SADD', KEYS[i], KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+for i = 3, #KEYS do
+  redis.call('ZADD', KEYS[i], now + ttl, KEYS[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
   if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 return 1
 "#;
 
-/// Removes the entries a set names, and the set.
+/// Removes a batch of the entries a sorted set names (ARGV[1] of them), and sets the marker
+/// (KEYS[2], to ARGV[2] for ARGV[3] ms) when given. Returns how many it removed.
 const REMOVE_SET: &str = r#"
-local entries = redis.call('SMEMBERS', KEYS[1])
-for _, k in ipairs(entries) do redis.call('DEL', k) end
-redis.call('DEL', KEYS[1])
-return #entries
+if #KEYS > 1 then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+local ks = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #ks > 0 then
+  redis.call('UNLINK', unpack(ks))
+  redis.call('ZREM', KEYS[1], unpack(ks))
+end
+return #ks
+"#;
+
+/// An entry and its TTL, in one round trip.
+const GET: &str = r#"
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 "#;
 
 /// Starts every record: the format's name and version.
-const MAGIC: &[u8; 4] = b"FDC1";
+const MAGIC: &[u8; 4] = b"FDC2";
 
 /// How long an entry stays after it can no longer be served without revalidation: time for a
 /// revalidation to find it.
 const KEEP_FOR_REVALIDATION: Duration = Duration::from_secs(60);
+
+/// How long an unsafe method's marker refuses answers asked for before it.
+const MARKER_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// Entries removed per round trip of an invalidation or purge.
+const REMOVE_BATCH: usize = 500;
+
+/// Writes to Redis in flight at once; past them, an answer is kept in memory only.
+const MAX_WRITES: usize = 64;
+
+/// The most fields, varied fields and tags a record may hold (a stored answer's bounds).
+const MAX_FIELDS: usize = 128;
+const MAX_VARY: usize = 16;
+const MAX_TAGS: usize = 64;
 
 pub struct SharedTier {
     redis: Arc<Redis>,
     prefix: String,
     store: redis::Script,
     remove_set: redis::Script,
+    get: redis::Script,
+    writes: Arc<Semaphore>,
 }
 
 /// An entry as Redis holds it.
@@ -70,6 +109,8 @@ impl SharedTier {
             prefix: format!("frontdesk:cache:{gateway}:"),
             store: redis::Script::new(STORE),
             remove_set: redis::Script::new(REMOVE_SET),
+            get: redis::Script::new(GET),
+            writes: Arc::new(Semaphore::new(MAX_WRITES)),
         }
     }
 
@@ -81,20 +122,43 @@ impl SharedTier {
         format!("{}u:{uri}", self.prefix)
     }
 
+    fn marker_key(&self, uri: &str) -> String {
+        format!("{}x:{uri}", self.prefix)
+    }
+
     fn tag_key(&self, tag: &str) -> String {
         format!("{}t:{tag}", self.prefix)
     }
 
-    /// The entry under `key`; `Err` when Redis could not say.
-    pub async fn get(&self, key: &str) -> Result<Option<Entry>, String> {
+    /// The entry under `key`, as of `now`; `Err` when Redis could not say or its record does
+    /// not read.
+    pub async fn get(&self, key: &str, now: SystemTime) -> Result<Option<Entry>, String> {
         let mut conn = self.redis.connection();
-        let cmd = redis::cmd("GET").arg(self.entry_key(key)).clone();
-        let value: Option<Vec<u8>> = self.redis.within(cmd.query_async(&mut conn)).await?;
-        Ok(value.and_then(|v| decode(&v)))
+        let mut call = self.get.prepare_invoke();
+        call.key(self.entry_key(key));
+        let (value, pttl): (Option<Vec<u8>>, i64) =
+            self.redis.within(call.invoke_async(&mut conn)).await?;
+        let Some(value) = value else { return Ok(None) };
+        let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+        decode(&value, left, now)
+            .map(Some)
+            .ok_or_else(|| "an entry in Redis does not read".to_string())
     }
 
-    /// Keeps `entry` under `key` (whose URI part is `uri`), in the background.
-    pub fn put(self: &Arc<Self>, key: &str, uri: &str, entry: Parts<'_>, now: SystemTime) {
+    /// Keeps `entry` under `key` (whose URI part is `uri`), asked for at `requested`, in the
+    /// background; `stale_if_error` is the Policy's window when the answer has none.
+    pub fn put(
+        self: &Arc<Self>,
+        key: &str,
+        uri: &str,
+        entry: Parts<'_>,
+        requested: SystemTime,
+        now: SystemTime,
+    ) {
+        let Ok(permit) = self.writes.clone().try_acquire_owned() else {
+            tracing::debug!("the cache's shared tier is busy: an answer stays in memory");
+            return;
+        };
         let f = &entry.stored.freshness;
         let windows = f
             .directives
@@ -102,21 +166,23 @@ impl SharedTier {
             .max(f.directives.stale_if_error)
             .map_or(Duration::ZERO, Duration::from_secs);
         let ttl = f.lifetime.saturating_sub(f.age(now)) + windows + KEEP_FOR_REVALIDATION;
-        let value = encode(&entry);
-        let mut keys = vec![self.entry_key(key), self.uri_key(uri)];
-        keys.extend(entry.stored.tags.iter().map(|t| self.tag_key(t)));
         let ttl_ms = ttl.as_millis() as u64;
+        let value = encode(&entry, f.age(now), ttl_ms);
+        let mut keys = vec![self.entry_key(key), self.marker_key(uri), self.uri_key(uri)];
+        keys.extend(entry.stored.tags.iter().map(|t| self.tag_key(t)));
+        let requested_ms = since_epoch_ms(requested);
         let tier = self.clone();
         tokio::spawn(async move {
             let mut call = tier.store.prepare_invoke();
             for k in &keys {
                 call.key(k);
             }
-            call.arg(value.as_ref()).arg(ttl_ms);
+            call.arg(value.as_ref()).arg(ttl_ms).arg(requested_ms);
             let mut conn = tier.redis.connection();
             if let Err(e) = tier.redis.within(call.invoke_async::<i64>(&mut conn)).await {
                 tracing::debug!(error = %e, "the cache's shared tier did not keep an answer");
             }
+            drop(permit);
         });
     }
 
@@ -126,31 +192,48 @@ impl SharedTier {
         let tier = self.clone();
         tokio::spawn(async move {
             let mut conn = tier.redis.connection();
-            let del = redis::cmd("DEL").arg(entry).clone();
+            let del = redis::cmd("UNLINK").arg(entry).clone();
             if let Err(e) = tier.redis.within(del.query_async::<i64>(&mut conn)).await {
                 tracing::warn!(error = %e, "the cache's shared tier did not remove an answer");
             }
         });
     }
 
-    /// Removes the entries of a URI (an unsafe method's invalidation), in the background.
-    pub fn remove_uri(self: &Arc<Self>, uri: &str) {
-        self.remove_set(self.uri_key(uri));
+    /// Removes the entries of a URI (an unsafe method's invalidation at `now`), in the
+    /// background; answers asked for before `now` are refused for a while.
+    pub fn remove_uri(self: &Arc<Self>, uri: &str, now: SystemTime) {
+        let marker = (self.marker_key(uri), since_epoch_ms(now));
+        self.remove_set(self.uri_key(uri), Some(marker));
     }
 
     /// Removes the entries tagged `tag`, in the background.
     pub fn remove_tag(self: &Arc<Self>, tag: &str) {
-        self.remove_set(self.tag_key(tag));
+        self.remove_set(self.tag_key(tag), None);
     }
 
-    fn remove_set(self: &Arc<Self>, set: String) {
+    /// Removes the entries `set` names, a batch per round trip.
+    fn remove_set(self: &Arc<Self>, set: String, mut marker: Option<(String, u64)>) {
         let tier = self.clone();
         tokio::spawn(async move {
             let mut conn = tier.redis.connection();
-            let mut call = tier.remove_set.prepare_invoke();
-            call.key(set);
-            if let Err(e) = tier.redis.within(call.invoke_async::<i64>(&mut conn)).await {
-                tracing::warn!(error = %e, "the cache's shared tier did not remove answers");
+            loop {
+                let mut call = tier.remove_set.prepare_invoke();
+                call.key(&set).arg(REMOVE_BATCH);
+                if let Some((key, at)) = marker.take() {
+                    call.key(key).arg(at).arg(MARKER_TTL_MS);
+                }
+                match tier
+                    .redis
+                    .within(call.invoke_async::<usize>(&mut conn))
+                    .await
+                {
+                    Ok(n) if n == REMOVE_BATCH => {}
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the cache's shared tier did not remove answers");
+                        return;
+                    }
+                }
             }
         });
     }
@@ -180,7 +263,7 @@ impl SharedTier {
                         }
                     };
                 if !keys.is_empty() {
-                    let del = redis::cmd("DEL").arg(keys).clone();
+                    let del = redis::cmd("UNLINK").arg(keys).clone();
                     let _: Result<i64, _> = tier.redis.within(del.query_async(&mut conn)).await;
                 }
                 if next == 0 {
@@ -221,15 +304,15 @@ pub struct Parts<'a> {
     pub values: &'a [Option<Vec<u8>>],
 }
 
-/// An entry as a record.
-pub fn encode(e: &Parts<'_>) -> Bytes {
-    let s = &e.stored;
+/// An entry as a record: its age as of now, written with a TTL of `ttl_ms`.
+pub fn encode(e: &Parts<'_>, age: Duration, ttl_ms: u64) -> Bytes {
+    let s = e.stored;
     let mut out = BytesMut::with_capacity(64 + s.body.len());
     out.put_slice(MAGIC);
     out.put_u16(s.status.as_u16());
-    out.put_u64(since_epoch_ms(s.freshness.received));
     out.put_u64(s.freshness.lifetime.as_millis() as u64);
-    out.put_u64(s.freshness.initial_age.as_millis() as u64);
+    out.put_u64(age.as_millis() as u64);
+    out.put_u64(ttl_ms);
     out.put_u32(s.headers.len() as u32);
     for (name, value) in &s.headers {
         put_bytes(&mut out, name.as_str().as_bytes());
@@ -254,8 +337,10 @@ pub fn encode(e: &Parts<'_>) -> Bytes {
     out.freeze()
 }
 
-/// A record as an entry; `None` for anything that does not read whole.
-pub fn decode(mut b: &[u8]) -> Option<Entry> {
+/// A record as an entry, its TTL now `left`, read at `now`; `None` for anything that does not
+/// read whole or holds what no stored answer holds (a status never stored, hop-by-hop fields,
+/// more fields than a message may have).
+pub fn decode(mut b: &[u8], left: Duration, now: SystemTime) -> Option<Entry> {
     fn bytes<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
         if b.remaining() < 4 {
             return None;
@@ -268,26 +353,38 @@ pub fn decode(mut b: &[u8]) -> Option<Entry> {
         *b = rest;
         Some(v)
     }
-    fn count(b: &mut &[u8]) -> Option<usize> {
-        (b.remaining() >= 4).then(|| b.get_u32() as usize)
+    fn count(b: &mut &[u8], max: usize) -> Option<usize> {
+        let n = (b.remaining() >= 4).then(|| b.get_u32() as usize)?;
+        (n <= max).then_some(n)
     }
     if b.remaining() < MAGIC.len() + 2 + 24 || &b[..4] != MAGIC {
         return None;
     }
     b.advance(4);
     let status = StatusCode::from_u16(b.get_u16()).ok()?;
-    let received = SystemTime::UNIX_EPOCH + Duration::from_millis(b.get_u64());
+    if status.as_u16() < 200
+        || status == StatusCode::PARTIAL_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return None;
+    }
     let lifetime = Duration::from_millis(b.get_u64());
-    let initial_age = Duration::from_millis(b.get_u64());
+    let age_at_write = Duration::from_millis(b.get_u64());
+    let ttl_at_write = Duration::from_millis(b.get_u64());
     let mut headers = HeaderMap::new();
-    for _ in 0..count(&mut b)? {
+    for _ in 0..count(&mut b, MAX_FIELDS)? {
         let name = HeaderName::from_bytes(bytes(&mut b)?).ok()?;
         let value = HeaderValue::from_bytes(bytes(&mut b)?).ok()?;
-        headers.append(name, value);
+        headers.try_append(name, value).ok()?;
+    }
+    let before = headers.len();
+    crate::forwarding::remove_hop_by_hop(&mut headers);
+    if headers.len() != before {
+        return None;
     }
     let mut vary = Vec::new();
     let mut values = Vec::new();
-    for _ in 0..count(&mut b)? {
+    for _ in 0..count(&mut b, MAX_VARY)? {
         vary.push(HeaderName::from_bytes(bytes(&mut b)?).ok()?);
         if !b.has_remaining() {
             return None;
@@ -299,13 +396,15 @@ pub fn decode(mut b: &[u8]) -> Option<Entry> {
         });
     }
     let mut tags = Vec::new();
-    for _ in 0..count(&mut b)? {
+    for _ in 0..count(&mut b, MAX_TAGS)? {
         tags.push(Box::from(std::str::from_utf8(bytes(&mut b)?).ok()?));
     }
     let body = Bytes::copy_from_slice(bytes(&mut b)?);
     if b.has_remaining() {
         return None;
     }
+    // Time since the writing, by Redis's clock.
+    let elapsed = ttl_at_write.saturating_sub(left);
     let directives = CacheControl::parse(&headers);
     Some(Entry {
         stored: Stored {
@@ -314,8 +413,8 @@ pub fn decode(mut b: &[u8]) -> Option<Entry> {
             body,
             freshness: Freshness {
                 lifetime,
-                initial_age,
-                received,
+                initial_age: age_at_write,
+                received: now.checked_sub(elapsed).unwrap_or(now),
                 directives,
             },
             tags,
@@ -366,35 +465,74 @@ mod tests {
         }
     }
 
+    const WRITTEN: u64 = 1_800_000_000_000;
+
+    fn at(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    /// Written at `WRITTEN` with a TTL of 90 s.
+    fn record(e: &Entry) -> Bytes {
+        encode(&parts(e), e.stored.freshness.age(at(WRITTEN)), 90_000)
+    }
+
     #[test]
-    fn a_record_reads_back_as_the_entry_it_was() {
+    fn a_record_reads_back_as_the_entry_it_was_aged_by_redis_clock() {
         let e = entry();
-        let d = decode(&encode(&parts(&e))).unwrap();
+        // Read 10 s after its writing by Redis's clock (its TTL 80 s now), whatever the
+        // reader's clock says.
+        let now = at(WRITTEN + 3_600_000);
+        let d = decode(&record(&e), Duration::from_secs(80), now).unwrap();
         assert_eq!(d.stored.status, e.stored.status);
         assert_eq!(d.stored.headers, e.stored.headers);
         assert_eq!(d.stored.body, e.stored.body);
-        assert_eq!(d.stored.freshness, e.stored.freshness);
+        assert_eq!(d.stored.freshness.lifetime, e.stored.freshness.lifetime);
+        assert_eq!(
+            d.stored.freshness.age(now),
+            e.stored.freshness.age(at(WRITTEN)) + Duration::from_secs(10)
+        );
+        assert_eq!(d.stored.freshness.directives, e.stored.freshness.directives);
         assert_eq!(d.vary, e.vary);
         assert_eq!(d.values, e.values);
         assert_eq!(d.stored.tags, e.stored.tags);
     }
 
     #[test]
-    fn a_record_that_does_not_read_whole_is_a_miss() {
-        let good = encode(&parts(&entry()));
+    fn a_record_that_does_not_read_whole_or_holds_what_is_never_stored_is_a_miss() {
+        let read = |b: &[u8]| decode(b, Duration::from_secs(80), at(WRITTEN));
+        let good = record(&entry());
         for cut in [0, 3, 4, 10, 40, good.len() - 1] {
-            assert!(decode(&good[..cut]).is_none(), "cut at {cut}");
+            assert!(read(&good[..cut]).is_none(), "cut at {cut}");
         }
         let mut longer = good.to_vec();
         longer.push(0);
-        assert!(decode(&longer).is_none());
+        assert!(read(&longer).is_none());
         let mut other = good.to_vec();
         other[3] = b'9';
-        assert!(decode(&other).is_none(), "another format");
+        assert!(read(&other).is_none(), "another format");
         // A huge count with nothing behind it.
         let mut huge = good[..30].to_vec();
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
-        assert!(decode(&huge).is_none());
+        assert!(read(&huge).is_none());
+        // More fields than a message may have, each small: refused, not a panic.
+        let mut many = entry();
+        many.stored.headers.clear();
+        for i in 0..MAX_FIELDS + 1 {
+            many.stored.headers.insert(
+                HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_static("1"),
+            );
+        }
+        assert!(read(&record(&many)).is_none());
+        // A hop-by-hop field, or a status never stored.
+        let mut hop = entry();
+        hop.stored
+            .headers
+            .insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        assert!(read(&record(&hop)).is_none());
+        let mut partial = entry();
+        partial.stored.status = StatusCode::PARTIAL_CONTENT;
+        assert!(read(&record(&partial)).is_none());
     }
 
     #[test]

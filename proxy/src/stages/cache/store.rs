@@ -238,6 +238,30 @@ impl<V> Store<V> {
         true
     }
 
+    /// Removes the answer stored under `key` for `request`'s values of the fields it varies
+    /// on (the key goes with its last answer); whether there was one.
+    pub fn remove_variant(&self, key: &str, request: &HeaderMap) -> bool {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let Some(slot) = inner.keys.get_mut(key) else {
+            return false;
+        };
+        let Some(i) = slot
+            .variants
+            .iter()
+            .rposition(|v| varied_values(&v.vary, request) == v.values)
+        else {
+            return false;
+        };
+        inner.bytes -= slot.variants.remove(i).size;
+        if slot.variants.is_empty() {
+            let used = slot.used;
+            inner.keys.remove(key);
+            inner.recency.remove(&used);
+        }
+        true
+    }
+
     /// Removes the keys that start with `prefix`; how many.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
         let mut inner = self.inner.lock();
@@ -387,6 +411,23 @@ mod tests {
         let stats = store.stats();
         assert!(stats.bytes <= 4 * KB, "{stats:?}");
         assert_eq!(stats.keys, 1);
+    }
+
+    #[test]
+    fn one_variant_goes_and_the_key_with_its_last() {
+        let store = Store::new(64 * KB, 8 * KB);
+        let lang = HeaderName::from_static("accept-language");
+        let fr = asking(&[("accept-language", "fr")]);
+        let de = asking(&[("accept-language", "de")]);
+        store
+            .insert("k", vec![lang.clone()], &fr, 1, 10, vec![])
+            .unwrap();
+        store.insert("k", vec![lang], &de, 2, 10, vec![]).unwrap();
+        assert!(store.remove_variant("k", &fr));
+        assert!(!store.remove_variant("k", &fr));
+        assert_eq!(store.get("k", &de).as_deref(), Some(&2));
+        assert!(store.remove_variant("k", &de));
+        assert_eq!(store.stats(), Stats::default());
     }
 
     #[test]
