@@ -456,6 +456,11 @@ impl Cache {
         request: &HeaderMap,
     ) -> bool {
         match tier.get(key, now()).await {
+            // Larger than this section stores: not what it would have written.
+            Ok(Some(entry)) if entry.stored.body.len() > self.max_entry => {
+                self.shared.metrics.shared_error.inc();
+                false
+            }
             Ok(Some(mut entry)) if varied_values(&entry.vary, request) == entry.values => {
                 self.shared.metrics.shared_hit.inc();
                 self.default_windows(&mut entry.stored.freshness);
