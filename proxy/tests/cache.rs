@@ -421,19 +421,14 @@ async fn a_fresh_answer_expires_and_stale_if_error_ends_with_its_window() {
 async fn per_consumer_caching_keeps_private_answers_apart() {
     let b = Backend::start().await;
     b.answer(200, &[("cache-control", "private, max-age=60")], "alice's");
-    let secret = |name: &str, key: &str, consumer: &str| {
-        format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: test, labels: {{frontdesk.dev/api-keys: c}}}}\nstringData: {{key: '{key}', consumer: {consumer}}}\n---\n"
-        )
-    };
+    let (policy, secrets) = api_keys("  cache: {perConsumer: true}");
     let rt = runtime_with(
         Arc::new(Env::standalone()),
         b.addr.unwrap(),
-        "  cache: {perConsumer: true}\n  authentication:\n    apiKeys: {secretSelector: {matchLabels: {frontdesk.dev/api-keys: c}}}",
-        &(secret("a", "key-alice-0001", "alice") + &secret("b", "key-bob-00001", "bob")),
+        &policy,
+        &secrets,
     );
-    let alice = [("x-api-key", "key-alice-0001")];
-    let bob = [("x-api-key", "key-bob-00001")];
+    let (alice, bob) = (ALICE, BOB);
     ask(&rt, "GET", "/me", &alice).await;
     let (_, h, body) = ask(&rt, "GET", "/me", &alice).await;
     assert_eq!(body, "alice's");

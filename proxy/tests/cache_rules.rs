@@ -78,23 +78,6 @@ async fn a_304_whose_fields_forbid_keeping_the_answer_reaches_its_client_only() 
     assert!(cache_status(&h).contains("fwd=uri-miss"), "{h:?}");
 }
 
-fn api_keys(policy_cache: &str) -> (String, String) {
-    let secret = |name: &str, key: &str, consumer: &str| {
-        format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: test, labels: {{frontdesk.dev/api-keys: c}}}}\nstringData: {{key: '{key}', consumer: {consumer}}}\n---\n"
-        )
-    };
-    (
-        format!(
-            "{policy_cache}\n  authentication:\n    apiKeys: {{secretSelector: {{matchLabels: {{frontdesk.dev/api-keys: c}}}}}}"
-        ),
-        secret("a", "key-alice-0001", "alice") + &secret("b", "key-bob-00001", "bob"),
-    )
-}
-
-const ALICE: [(&str, &str); 1] = [("x-api-key", "key-alice-0001")];
-const BOB: [(&str, &str); 1] = [("x-api-key", "key-bob-00001")];
-
 #[tokio::test]
 async fn answers_to_authenticated_requests_are_shared_only_when_they_say_so() {
     let b = Backend::start().await;

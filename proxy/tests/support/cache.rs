@@ -170,3 +170,22 @@ pub async fn ask(
 pub fn cache_status(h: &HeaderMap) -> &str {
     h.get("cache-status").unwrap().to_str().unwrap()
 }
+
+/// A Policy of `policy_cache` lines with API key authentication, and the Secrets of two
+/// consumers' keys: alice's [`ALICE`] and bob's [`BOB`].
+pub fn api_keys(policy_cache: &str) -> (String, String) {
+    let secret = |name: &str, key: &str, consumer: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: test, labels: {{frontdesk.dev/api-keys: c}}}}\nstringData: {{key: '{key}', consumer: {consumer}}}\n---\n"
+        )
+    };
+    (
+        format!(
+            "{policy_cache}\n  authentication:\n    apiKeys: {{secretSelector: {{matchLabels: {{frontdesk.dev/api-keys: c}}}}}}"
+        ),
+        secret("a", "key-alice-0001", "alice") + &secret("b", "key-bob-00001", "bob"),
+    )
+}
+
+pub const ALICE: [(&str, &str); 1] = [("x-api-key", "key-alice-0001")];
+pub const BOB: [(&str, &str); 1] = [("x-api-key", "key-bob-00001")];

@@ -132,8 +132,7 @@ impl CacheShared {
     }
 
     /// Removes the answers whose key starts with `prefix` (`GET`, the separator, then the
-    /// URI: see [`key`]); how many keys.
-    /// The shared tier's are removed in the background.
+    /// URI: see [`key`]); how many keys (the shared tier's are removed in the background).
     pub fn purge_prefix(&self, prefix: &str) -> usize {
         if let Some(tier) = &self.tier {
             tier.remove_prefix(prefix);
