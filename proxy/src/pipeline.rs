@@ -222,6 +222,13 @@ impl Runtime {
                         return Ok(answer);
                     }
                     Lookup::Forward(pending) => caching = Some(pending),
+                    Lookup::NotCached(status) => {
+                        ex.response_headers.push((CACHE_STATUS.clone(), status));
+                        return Err(Problem::new(
+                            ProblemKind::NotCached,
+                            "the request asked for a cached answer only, and there is none",
+                        ));
+                    }
                 }
             }
             if rule.action.forwards() {

@@ -36,6 +36,8 @@ pub enum ProblemKind {
     NoEndpoints,
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// The request said `only-if-cached` and the cache has no answer it may use.
+    NotCached,
     /// The backend has as many requests in flight and waiting as its circuit breaker allows
     /// (503).
     CircuitOpen,
@@ -62,6 +64,7 @@ impl ProblemKind {
             ProblemKind::NoEndpoints => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ProblemKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProblemKind::NotCached => StatusCode::GATEWAY_TIMEOUT,
             ProblemKind::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::CorsRefused => StatusCode::FORBIDDEN,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,6 +88,7 @@ impl ProblemKind {
             ProblemKind::NoEndpoints => "no-endpoints",
             ProblemKind::UpstreamUnavailable => "upstream-unavailable",
             ProblemKind::UpstreamTimeout => "upstream-timeout",
+            ProblemKind::NotCached => "not-cached",
             ProblemKind::CircuitOpen => "circuit-open",
             ProblemKind::CorsRefused => "cors-refused",
             ProblemKind::Internal => "internal",
@@ -107,6 +111,7 @@ impl ProblemKind {
             ProblemKind::NoEndpoints => "No backend endpoint is available",
             ProblemKind::UpstreamUnavailable => "The backend could not be reached",
             ProblemKind::UpstreamTimeout => "The backend did not answer in time",
+            ProblemKind::NotCached => "The answer is not in the cache",
             ProblemKind::CircuitOpen => "The backend is at its bound of requests",
             ProblemKind::CorsRefused => "Cross-origin request not allowed",
             ProblemKind::Internal => "Internal gateway error",

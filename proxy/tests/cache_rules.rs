@@ -258,3 +258,56 @@ async fn a_full_answer_to_a_revalidation_that_forbids_storing_removes_the_stored
     assert_eq!(status, 503);
     assert!(cache_status(&h).contains("fwd=uri-miss"), "{h:?}");
 }
+
+#[tokio::test]
+async fn only_if_cached_is_answered_from_the_cache_or_504() {
+    let b = Backend::start().await;
+    b.answer(200, &[("cache-control", "max-age=60")], "cached");
+    let rt = runtime(&b, CACHE);
+    let only = [("cache-control", "only-if-cached")];
+    let (status, h, body) = ask(&rt, "GET", "/o", &only).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(body.contains("/problems/not-cached"), "{body}");
+    assert_eq!(
+        cache_status(&h),
+        "frontdesk; fwd=miss; detail=only-if-cached"
+    );
+    assert_eq!(b.count(), 0, "never to the backend");
+    ask(&rt, "GET", "/o", &[]).await;
+    let (status, _, body) = ask(&rt, "GET", "/o", &only).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "cached"));
+    assert_eq!(b.count(), 1);
+}
+
+#[tokio::test]
+async fn an_unsafe_methods_location_and_content_location_of_the_same_origin_go_too() {
+    let b = Backend::start().await;
+    b.answer(200, &[("cache-control", "max-age=60")], "v1");
+    let rt = runtime(&b, CACHE);
+    for path in ["/items/7", "/items/8", "/items/9"] {
+        ask(&rt, "GET", path, &[]).await;
+    }
+    assert_eq!(b.count(), 3);
+    b.answer(
+        201,
+        &[
+            ("location", "/items/7"),
+            ("content-location", "http://shop.example.com/items/8"),
+        ],
+        "",
+    );
+    ask(&rt, "POST", "/items", &[]).await;
+    b.answer(200, &[("cache-control", "max-age=60")], "v2");
+    let (_, _, seven) = ask(&rt, "GET", "/items/7", &[]).await;
+    let (_, _, eight) = ask(&rt, "GET", "/items/8", &[]).await;
+    let (_, _, nine) = ask(&rt, "GET", "/items/9", &[]).await;
+    assert_eq!(
+        (seven.as_str(), eight.as_str(), nine.as_str()),
+        ("v2", "v2", "v1")
+    );
+    // Another origin's URL is not this cache's to remove.
+    b.answer(201, &[("location", "http://elsewhere.example/items/9")], "");
+    ask(&rt, "POST", "/items", &[]).await;
+    let (_, _, nine) = ask(&rt, "GET", "/items/9", &[]).await;
+    assert_eq!(nine, "v1");
+}

@@ -227,6 +227,44 @@ pub struct At<'a> {
     pub rule: &'a str,
 }
 
+/// Where an unsafe method's request was for: what a `Location` or `Content-Location` of the
+/// same origin in its answer is resolved against, to invalidate that URI too.
+pub(crate) struct Origin {
+    tls: bool,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Cache {
+    /// The URI part of the keys of `target` (a `Location` or `Content-Location` value) when it
+    /// is of `origin`: a path, or an absolute URL naming the same host and port.
+    fn same_origin_prefix(&self, origin: &Origin, target: &HeaderValue) -> Option<String> {
+        let uri: http::Uri = target.to_str().ok()?.parse().ok()?;
+        if let Some(authority) = uri.authority() {
+            let scheme = if origin.tls { "https" } else { "http" };
+            if uri.scheme_str() != Some(scheme)
+                || !authority.host().eq_ignore_ascii_case(&origin.host)
+                || authority.port_u16() != origin.port
+            {
+                return None;
+            }
+        } else if !uri.path().starts_with('/') {
+            return None;
+        }
+        let path = frontdesk_snapshot::path::normalize(uri.path()).ok()?;
+        let none = HeaderMap::new();
+        Some(self.key.uri_prefix(&key::Request {
+            method: &Method::GET,
+            scheme: if origin.tls { "https" } else { "http" },
+            host: &origin.host,
+            port: origin.port,
+            path: &path,
+            query: uri.query(),
+            headers: &none,
+        }))
+    }
+}
+
 /// A key, and who its answers may be served to.
 #[derive(Clone)]
 struct Key {
@@ -259,6 +297,8 @@ pub enum Lookup {
     /// Go on to the backend (its fields as [`Pending::send`] left them); [`Pending::complete`]
     /// with its answer.
     Forward(Box<Pending>),
+    /// The request said `only-if-cached`, and nothing stored may answer it: 504.
+    NotCached(HeaderValue),
 }
 
 /// A background refresh of a stale answer: the request that carries it goes to the backend
@@ -320,9 +360,16 @@ impl Cache {
         let method = head.method.clone();
         let cached = (method == Method::GET && self.get) || (method == Method::HEAD && self.head);
         if !cached {
-            let invalidate =
-                is_unsafe(&method).then(|| self.key.uri_prefix(&self.key_request(head, at)));
-            return self.forward(self.pending(head, None, "method", invalidate), head);
+            let mut p = self.pending(head, None, "method", None);
+            if is_unsafe(&method) {
+                p.invalidate = Some(self.key.uri_prefix(&self.key_request(head, at)));
+                p.origin = Some(Origin {
+                    tls: at.tls,
+                    host: at.host.to_string(),
+                    port: at.port,
+                });
+            }
+            return self.forward(p, head);
         }
         // Per consumer, but nobody to keep it for (an external check or a token without a
         // subject named none): the cache stays out of it.
@@ -338,6 +385,7 @@ impl Cache {
             p.revalidate(stored);
             return self.forward(p, head);
         }
+        let only_if_cached = rfc9111::CacheControl::parse(&head.headers).only_if_cached;
         let wait = wait.min(COALESCE_WAIT);
         let mut collapsed = false;
         let mut asked_shared = false;
@@ -403,6 +451,11 @@ impl Cache {
                     None,
                 ),
             };
+            if only_if_cached {
+                return Lookup::NotCached(HeaderValue::from_static(
+                    "frontdesk; fwd=miss; detail=only-if-cached",
+                ));
+            }
             // A HEAD's answer is never stored: nothing to wait for, nobody to make wait.
             if !p.storing || collapsed {
                 return self.forward(p, head);
@@ -567,6 +620,7 @@ impl Cache {
             leader: None,
             fwd,
             invalidate,
+            origin: None,
         }
     }
 }

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::header::{DATE, HeaderName, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use http::header::{
+    CONTENT_LOCATION, DATE, HeaderName, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LOCATION,
+};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 
@@ -46,6 +48,9 @@ pub struct Pending {
     pub(super) fwd: &'static str,
     /// An unsafe method's URI prefix, removed when it succeeds.
     pub(super) invalidate: Option<String>,
+    /// An unsafe method's origin: its answer's `Location` and `Content-Location` there are
+    /// removed too.
+    pub(super) origin: Option<super::Origin>,
 }
 
 impl Pending {
@@ -112,6 +117,16 @@ impl Pending {
             && (resp.status().is_success() || resp.status().is_redirection())
         {
             self.cache.shared.invalidate(prefix, self.cache.global);
+            // RFC 9111 §4.4: the URIs its answer names, when of the same origin.
+            if let Some(origin) = &self.origin {
+                for name in [LOCATION, CONTENT_LOCATION] {
+                    if let Some(target) = resp.headers().get(name)
+                        && let Some(other) = self.cache.same_origin_prefix(origin, target)
+                    {
+                        self.cache.shared.invalidate(&other, self.cache.global);
+                    }
+                }
+            }
         }
         if revalidated && let Some(stored) = self.stored.clone() {
             return self.freshen(stored, resp.headers(), now);
