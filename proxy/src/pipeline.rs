@@ -303,8 +303,16 @@ impl Runtime {
         *req.uri_mut() = head.uri.clone();
         *req.version_mut() = head.version;
         *req.headers_mut() = head.headers.clone();
-        req.headers_mut().remove(http::header::IF_NONE_MATCH);
-        req.headers_mut().remove(http::header::IF_MODIFIED_SINCE);
+        // The cache's own request: none of the client's conditions or cache directives
+        // (`only-if-cached`, `no-store`...).
+        for name in [
+            http::header::IF_NONE_MATCH,
+            http::header::IF_MODIFIED_SINCE,
+            http::header::CACHE_CONTROL,
+            http::header::PRAGMA,
+        ] {
+            req.headers_mut().remove(name);
+        }
         req.extensions_mut().insert(refresh);
         let client = Client {
             addr: ex.client,

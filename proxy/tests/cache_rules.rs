@@ -305,9 +305,41 @@ async fn an_unsafe_methods_location_and_content_location_of_the_same_origin_go_t
         (seven.as_str(), eight.as_str(), nine.as_str()),
         ("v2", "v2", "v1")
     );
-    // Another origin's URL is not this cache's to remove.
-    b.answer(201, &[("location", "http://elsewhere.example/items/9")], "");
-    ask(&rt, "POST", "/items", &[]).await;
-    let (_, _, nine) = ask(&rt, "GET", "/items/9", &[]).await;
-    assert_eq!(nine, "v1");
+    // Another origin's URL is not this cache's to remove, however it is spelled.
+    for elsewhere in [
+        "http://elsewhere.example/items/9",
+        "//elsewhere.example/items/9",
+        "https://shop.example.com/items/9",
+        "http://shop.example.com:8080/items/9",
+    ] {
+        b.answer(201, &[("location", elsewhere)], "");
+        ask(&rt, "POST", "/items", &[]).await;
+        let (_, _, nine) = ask(&rt, "GET", "/items/9", &[]).await;
+        assert_eq!(nine, "v1", "{elsewhere}");
+    }
+}
+
+#[tokio::test]
+async fn what_a_clients_own_conditions_or_a_failure_bring_back_removes_nothing() {
+    let b = Backend::start().await;
+    b.answer(
+        200,
+        &[("cache-control", "max-age=60"), ("etag", "\"v1\"")],
+        "kept",
+    );
+    let rt = runtime(&b, CACHE);
+    ask(&rt, "GET", "/k", &[]).await;
+    // A reload: the client's own validator, answered 304 by the backend, is the client's.
+    b.answer(304, &[("etag", "\"v1\"")], "");
+    let reload = [("cache-control", "max-age=0"), ("if-none-match", "\"v1\"")];
+    let (status, _, _) = ask(&rt, "GET", "/k", &reload).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    // A failure the client asked for by saying no-cache.
+    b.answer(503, &[], "down");
+    let (status, _, _) = ask(&rt, "GET", "/k", &[("cache-control", "no-cache")]).await;
+    assert_eq!(status, 503);
+    let (status, h, body) = ask(&rt, "GET", "/k", &[]).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "kept"));
+    assert!(cache_status(&h).starts_with("frontdesk; hit"), "{h:?}");
+    assert_eq!(b.count(), 3);
 }

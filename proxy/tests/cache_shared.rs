@@ -86,6 +86,14 @@ async fn proxies_share_answers_through_redis_and_invalidations_reach_it() {
     assert_eq!(h["etag"], "\"v1\"");
     assert_eq!(b.count(), 1);
     assert_eq!(metric(&env_c, "shared-hit"), "1");
+    // `only-if-cached` finds it in Redis too.
+    let (fourth, _) = proxy(&b, &redis);
+    let only = [
+        ("accept-language", "fr"),
+        ("cache-control", "only-if-cached"),
+    ];
+    let (status, _, body) = ask(&fourth, "GET", "/s", &only).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "shared"));
     // Redis's answer varies as stored: another language is not it.
     ask(&c, "GET", "/s", &[("accept-language", "de")]).await;
     assert_eq!(b.count(), 2);

@@ -82,6 +82,55 @@ pub struct CacheShared {
     /// Redis, for `Global` sections (`--redis-url`).
     tier: Option<Arc<SharedTier>>,
     refreshes: Arc<Semaphore>,
+    removals: Removals,
+}
+
+/// When an answer was asked for, and the URI part of its key when it goes to the shared tier.
+pub(super) struct Asked<'a> {
+    pub requested: SystemTime,
+    pub shared_uri: Option<&'a str>,
+}
+
+/// Recent invalidations, purges and removals: an answer asked for before one of them and
+/// stored after it (its body took that long) may be what was removed, and is not stored.
+#[derive(Default)]
+struct Removals {
+    recent: parking_lot::Mutex<std::collections::VecDeque<(Removed, SystemTime)>>,
+}
+
+enum Removed {
+    Prefix(Box<str>),
+    Tag(Box<str>),
+}
+
+/// Removals remembered at most, and for at most this long.
+const REMOVALS_KEPT: usize = 1024;
+const REMOVALS_FOR: Duration = Duration::from_secs(600);
+
+impl Removals {
+    fn note(&self, removed: Removed) {
+        let now = now();
+        let mut recent = self.recent.lock();
+        while recent.len() >= REMOVALS_KEPT
+            || recent
+                .front()
+                .is_some_and(|(_, at)| now.duration_since(*at).unwrap_or_default() > REMOVALS_FOR)
+        {
+            recent.pop_front();
+        }
+        recent.push_back((removed, now));
+    }
+
+    /// Whether `key` (tagged `tags`) was removed at or after `requested`.
+    fn since(&self, requested: SystemTime, key: &str, tags: &[Box<str>]) -> bool {
+        self.recent.lock().iter().rev().any(|(removed, at)| {
+            *at >= requested
+                && match removed {
+                    Removed::Prefix(p) => key.starts_with(&**p),
+                    Removed::Tag(t) => tags.contains(t),
+                }
+        })
+    }
 }
 
 struct CacheMetrics {
@@ -128,12 +177,14 @@ impl CacheShared {
             },
             tier: tier.map(Arc::new),
             refreshes: Arc::new(Semaphore::new(MAX_REFRESHES)),
+            removals: Removals::default(),
         }
     }
 
     /// Removes the answers whose key starts with `prefix` (`GET`, the separator, then the
     /// URI: see [`key`]); how many keys (the shared tier's are removed in the background).
     pub fn purge_prefix(&self, prefix: &str) -> usize {
+        self.removals.note(Removed::Prefix(prefix.into()));
         if let Some(tier) = &self.tier {
             tier.remove_prefix(prefix);
         }
@@ -145,6 +196,7 @@ impl CacheShared {
     /// Removes the answers tagged `tag`; how many keys (the shared tier's are removed in the
     /// background).
     pub fn purge_tag(&self, tag: &str) -> usize {
+        self.removals.note(Removed::Tag(tag.into()));
         if let Some(tier) = &self.tier {
             tier.remove_tag(tag);
         }
@@ -156,6 +208,7 @@ impl CacheShared {
     /// Removes the answer stored under `key` for `request`'s values of the fields it varies
     /// on, here and in the shared tier when `global`.
     fn forget(&self, key: &str, request: &HeaderMap, global: bool) {
+        self.removals.note(Removed::Prefix(key.into()));
         if global && let Some(tier) = &self.tier {
             tier.remove_key(key);
         }
@@ -166,8 +219,9 @@ impl CacheShared {
     /// An unsafe method's invalidation of the answers of a URI (`prefix`: the URI part of
     /// their keys), here and in the shared tier when `global`.
     fn invalidate(&self, prefix: &str, global: bool) {
+        self.removals.note(Removed::Prefix(prefix.into()));
         if global && let Some(tier) = &self.tier {
-            tier.remove_uri(prefix, now());
+            tier.remove_uri(prefix);
         }
         self.store.purge_prefix(prefix);
         self.note_size();
@@ -239,7 +293,12 @@ impl Cache {
     /// The URI part of the keys of `target` (a `Location` or `Content-Location` value) when it
     /// is of `origin`: a path, or an absolute URL naming the same host and port.
     fn same_origin_prefix(&self, origin: &Origin, target: &HeaderValue) -> Option<String> {
-        let uri: http::Uri = target.to_str().ok()?.parse().ok()?;
+        let target = target.to_str().ok()?;
+        // `//host/path` names another authority, not a path of this one.
+        if target.starts_with("//") {
+            return None;
+        }
+        let uri: http::Uri = target.parse().ok()?;
         if let Some(authority) = uri.authority() {
             let scheme = if origin.tls { "https" } else { "http" };
             if uri.scheme_str() != Some(scheme)
@@ -452,6 +511,17 @@ impl Cache {
                 ),
             };
             if only_if_cached {
+                // The shared tier is a cache too.
+                if !asked_shared
+                    && p.stored.is_none()
+                    && self.global
+                    && let Some(tier) = &self.shared.tier
+                {
+                    asked_shared = true;
+                    if self.load_from_shared_tier(tier, &key, &head.headers).await {
+                        continue;
+                    }
+                }
                 return Lookup::NotCached(HeaderValue::from_static(
                     "frontdesk; fwd=miss; detail=only-if-cached",
                 ));
@@ -626,18 +696,27 @@ impl Cache {
 }
 
 impl CacheShared {
-    /// Stores an answer, and when `shared` gives the key's URI part (and when the answer was
-    /// asked for), puts it in the shared tier too; whether it fit here.
+    /// Stores an answer asked for at `asked.requested` unless something it may be was removed
+    /// since, and puts it in the shared tier too when `asked` gives the key's URI part;
+    /// whether it was stored here.
     fn keep(
         &self,
         key: &str,
-        shared: Option<(&str, SystemTime)>,
+        asked: Asked<'_>,
         vary: Vec<HeaderName>,
         request: &HeaderMap,
         stored: Stored,
         size: usize,
     ) -> bool {
-        if let (Some((uri, requested)), Some(tier)) = (shared, &self.tier) {
+        let Asked {
+            requested,
+            shared_uri,
+        } = asked;
+        // Removed since it was asked for: what it answered may be what was removed.
+        if self.removals.since(requested, key, &stored.tags) {
+            return false;
+        }
+        if let (Some(uri), Some(tier)) = (shared_uri, &self.tier) {
             let values = varied_values(&vary, request);
             let parts = shared_tier::Parts {
                 stored: &stored,
@@ -734,10 +813,12 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 }
 
 /// What ends a rule's keys: its id and a digest of what makes its answers (its matches,
-/// request edits and rewrites, backends by name, policy), so that another rule, or this one
-/// changed, never finds its answers. Not of what changes without changing them: the
-/// backends' endpoints (pods come and go), precedence ranks (other routes come and go),
-/// timeouts, retries, response edits (made on every answer, hits included).
+/// request edits and rewrites, backends by name, the names of its Policies), so that another
+/// rule, or this one changed, never finds its answers. Not of what changes without changing
+/// them: the backends' endpoints (pods come and go) and TLS settings (certificates are
+/// renewed), precedence ranks (other routes come and go), timeouts, retries, response edits
+/// (made on every answer, hits included). A Policy's content other than its cache section
+/// (whose own digest ends every key) is not in it.
 pub fn rule_scope(id: &str, rule: &snap::Rule) -> String {
     fn strip(v: &mut serde_json::Value) {
         match v {
@@ -749,6 +830,7 @@ pub fn rule_scope(id: &str, rule: &snap::Rule) -> String {
                     "retries",
                     "responseHeaders",
                     "weight",
+                    "tls",
                 ] {
                     o.remove(k);
                 }
@@ -763,13 +845,12 @@ pub fn rule_scope(id: &str, rule: &snap::Rule) -> String {
     format!("{id}#{}", digest(&v))
 }
 
+/// The first 64 bits of a SHA-256 of `value`'s JSON, in hex: the same for every build, so
+/// proxies of different builds share Redis's entries.
 fn digest(value: &impl serde::Serialize) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(value)
-        .unwrap_or_default()
-        .hash(&mut h);
-    format!("{:016x}", h.finish())
+    use sha2::{Digest, Sha256};
+    let sum = Sha256::digest(serde_json::to_vec(value).unwrap_or_default());
+    sum[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A short digest of the cache section: keys made under another configuration differ.
@@ -798,6 +879,21 @@ mod tests {
             });
         }
         r
+    }
+
+    #[test]
+    fn an_answer_asked_for_before_a_removal_that_may_cover_it_is_refused() {
+        let removals = Removals::default();
+        let before = now();
+        removals.note(Removed::Prefix("GET\u{1}http://a/x\u{1}".into()));
+        removals.note(Removed::Tag("t".into()));
+        let key = "GET\u{1}http://a/x\u{1}\u{1}ns/r/0#1\u{1}c";
+        assert!(removals.since(before, key, &[]));
+        assert!(removals.since(before, "GET\u{1}http://a/y\u{1}", &["t".into()]));
+        assert!(!removals.since(before, "GET\u{1}http://a/y\u{1}", &["u".into()]));
+        // Asked for after them: stored.
+        let after = now() + Duration::from_millis(1);
+        assert!(!removals.since(after, key, &[]));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use super::inflight::Leader;
 use super::rfc9111::{self, Audience, CacheControl, NotStored, storable_for};
 use super::stored::Stored;
-use super::{CACHE_TAG, Cache, CacheShared, header_bytes, now, owned, tags, tee, ttl};
+use super::{Asked, CACHE_TAG, Cache, CacheShared, header_bytes, now, owned, tags, tee, ttl};
 use crate::body::ProxyBody;
 use crate::problem::Problem;
 
@@ -176,13 +176,16 @@ impl Pending {
             Ok(()) => {
                 let vary = rfc9111::vary(&fresh.headers).unwrap_or_default();
                 let size = fresh.body.len() + header_bytes(&fresh.headers);
-                let shared = self.shared_uri().map(|uri| (uri, self.requested));
+                let asked = Asked {
+                    requested: self.requested,
+                    shared_uri: self.shared_uri(),
+                };
                 self.cache
                     .shared
-                    .keep(&self.key, shared, vary, &self.request, fresh, size)
+                    .keep(&self.key, asked, vary, &self.request, fresh, size)
             }
             Err(why) => {
-                self.forget_if_the_answer_forbids(why);
+                self.forget_if_the_answer_forbids(StatusCode::NOT_MODIFIED, why);
                 let s = self.forwarded(
                     Some(StatusCode::NOT_MODIFIED),
                     None,
@@ -211,13 +214,22 @@ impl Pending {
         )
     }
 
-    /// A stored answer being revalidated whose new answer may not be kept, `why`: when the
-    /// answer's own fields say so (not the request's), the stored variant goes too.
-    fn forget_if_the_answer_forbids(&self, why: NotStored) {
-        let request_said = matches!(why, NotStored::NoStore)
-            && CacheControl::parse(&self.request).no_store
-            || why == NotStored::Authorization && self.audience == Audience::Anyone;
-        if self.stored.is_some() && !request_said {
+    /// A stored answer being revalidated whose new answer (`status`) may not be kept, `why`:
+    /// when that answer is a whole one (2xx but 206, or the 304 that freshened it) whose own
+    /// fields forbid keeping it (`no-store`, `private`, a cookie, `Vary: *`, credentials it
+    /// does not allow sharing), the stored variant goes too. Never for what the request
+    /// caused or said (its conditions' 304, 412, a 416, a failure, its own `no-store`): a
+    /// client cannot remove what others are served.
+    fn forget_if_the_answer_forbids(&self, status: StatusCode, why: NotStored) {
+        let whole = (status.is_success() && status != StatusCode::PARTIAL_CONTENT)
+            || (status == StatusCode::NOT_MODIFIED && self.revalidating);
+        let the_answers_fields = match why {
+            NotStored::NoStore => !CacheControl::parse(&self.request).no_store,
+            NotStored::Private | NotStored::SetCookie | NotStored::VaryAny => true,
+            NotStored::Authorization => self.audience == Audience::Authenticated,
+            NotStored::Method | NotStored::Status | NotStored::NoFreshness => false,
+        };
+        if self.stored.is_some() && whole && the_answers_fields {
             self.cache
                 .shared
                 .forget(&self.key, &self.request, self.cache.global);
@@ -235,7 +247,7 @@ impl Pending {
         parts.headers.remove(&CACHE_TAG);
         let verdict = self.verdict(parts.status, &parts.headers);
         if let Err(why) = verdict {
-            self.forget_if_the_answer_forbids(why);
+            self.forget_if_the_answer_forbids(parts.status, why);
         }
         let declared = crate::http1::content_length(&parts.headers).ok().flatten();
         let verdict = verdict
@@ -323,8 +335,11 @@ impl tee::Keep for Keep {
             freshness: self.freshness,
             tags: self.tags,
         };
-        let shared = self.shared_uri.map(|n| (&self.key[..n], self.requested));
+        let asked = Asked {
+            requested: self.requested,
+            shared_uri: self.shared_uri.map(|n| &self.key[..n]),
+        };
         self.shared
-            .keep(&self.key, shared, self.vary, &self.request, stored, size);
+            .keep(&self.key, asked, self.vary, &self.request, stored, size);
     }
 }

@@ -31,13 +31,13 @@ use crate::redis_client::Redis;
 
 /// Stores an entry unless its URI was invalidated after it was asked for, and names it in its
 /// URI's and tags' sorted sets (scored by when it expires; the expired names go), which live
-/// as long as their longest entry. KEYS: entry, marker, sets...; ARGV: record, TTL (ms), when
-/// it was asked for (ms since the epoch).
+/// as long as their longest entry. KEYS: entry, marker, sets...; ARGV: record, TTL (ms), how
+/// long ago it was asked for (ms). Times are Redis's.
 const STORE: &str = r#"
-local gone = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tonumber(ARGV[3]) <= gone then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gone = tonumber(redis.call('GET', KEYS[2]) or '0')
+if now - tonumber(ARGV[3]) <= gone then return 0 end
 local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 for i = 3, #KEYS do
@@ -48,10 +48,17 @@ end
 return 1
 "#;
 
-/// Removes a batch of the entries a sorted set names (ARGV[1] of them), and sets the marker
-/// (KEYS[2], to ARGV[2] for ARGV[3] ms) when given. Returns how many it removed.
+/// Removes a batch of the entries a sorted set names (ARGV[1] of them), and when a marker is
+/// given (KEYS[2]) sets it to Redis's time now for ARGV[2] ms, never lower than it was.
+/// Returns how many it removed.
 const REMOVE_SET: &str = r#"
-if #KEYS > 1 then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+if #KEYS > 1 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now > tonumber(redis.call('GET', KEYS[2]) or '0') then
+    redis.call('SET', KEYS[2], now, 'PX', ARGV[2])
+  end
+end
 local ks = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #ks > 0 then
   redis.call('UNLINK', unpack(ks))
@@ -71,6 +78,9 @@ const MAGIC: &[u8; 4] = b"FDC2";
 /// How long an entry stays after it can no longer be served without revalidation: time for a
 /// revalidation to find it.
 const KEEP_FOR_REVALIDATION: Duration = Duration::from_secs(60);
+
+/// The longest an entry is kept (a year and a day: no lifetime or window is longer).
+const MAX_TTL_MS: u64 = 366 * 24 * 3600 * 1000;
 
 /// How long an unsafe method's marker refuses answers asked for before it.
 const MARKER_TTL_MS: u64 = 10 * 60 * 1000;
@@ -155,6 +165,13 @@ impl SharedTier {
         requested: SystemTime,
         now: SystemTime,
     ) {
+        // What another proxy would refuse to read is not written.
+        if entry.stored.headers.len() > MAX_FIELDS
+            || entry.vary.len() > MAX_VARY
+            || entry.stored.tags.len() > MAX_TAGS
+        {
+            return;
+        }
         let Ok(permit) = self.writes.clone().try_acquire_owned() else {
             tracing::debug!("the cache's shared tier is busy: an answer stays in memory");
             return;
@@ -166,18 +183,24 @@ impl SharedTier {
             .max(f.directives.stale_if_error)
             .map_or(Duration::ZERO, Duration::from_secs);
         let ttl = f.lifetime.saturating_sub(f.age(now)) + windows + KEEP_FOR_REVALIDATION;
-        let ttl_ms = ttl.as_millis() as u64;
+        // Never past a year and a day, whatever a record read back said.
+        let ttl_ms = u64::try_from(ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .min(MAX_TTL_MS);
         let value = encode(&entry, f.age(now), ttl_ms);
         let mut keys = vec![self.entry_key(key), self.marker_key(uri), self.uri_key(uri)];
         keys.extend(entry.stored.tags.iter().map(|t| self.tag_key(t)));
-        let requested_ms = since_epoch_ms(requested);
         let tier = self.clone();
         tokio::spawn(async move {
             let mut call = tier.store.prepare_invoke();
             for k in &keys {
                 call.key(k);
             }
-            call.arg(value.as_ref()).arg(ttl_ms).arg(requested_ms);
+            // How long ago it was asked for, as the call leaves (Redis compares by its clock).
+            let ago = super::now().duration_since(requested).unwrap_or_default();
+            call.arg(value.as_ref())
+                .arg(ttl_ms)
+                .arg(ago.as_millis() as u64);
             let mut conn = tier.redis.connection();
             if let Err(e) = tier.redis.within(call.invoke_async::<i64>(&mut conn)).await {
                 tracing::debug!(error = %e, "the cache's shared tier did not keep an answer");
@@ -199,11 +222,10 @@ impl SharedTier {
         });
     }
 
-    /// Removes the entries of a URI (an unsafe method's invalidation at `now`), in the
-    /// background; answers asked for before `now` are refused for a while.
-    pub fn remove_uri(self: &Arc<Self>, uri: &str, now: SystemTime) {
-        let marker = (self.marker_key(uri), since_epoch_ms(now));
-        self.remove_set(self.uri_key(uri), Some(marker));
+    /// Removes the entries of a URI (an unsafe method's invalidation), in the background;
+    /// answers asked for before it are refused for a while.
+    pub fn remove_uri(self: &Arc<Self>, uri: &str) {
+        self.remove_set(self.uri_key(uri), Some(self.marker_key(uri)));
     }
 
     /// Removes the entries tagged `tag`, in the background.
@@ -212,15 +234,15 @@ impl SharedTier {
     }
 
     /// Removes the entries `set` names, a batch per round trip.
-    fn remove_set(self: &Arc<Self>, set: String, mut marker: Option<(String, u64)>) {
+    fn remove_set(self: &Arc<Self>, set: String, mut marker: Option<String>) {
         let tier = self.clone();
         tokio::spawn(async move {
             let mut conn = tier.redis.connection();
             loop {
                 let mut call = tier.remove_set.prepare_invoke();
                 call.key(&set).arg(REMOVE_BATCH);
-                if let Some((key, at)) = marker.take() {
-                    call.key(key).arg(at).arg(MARKER_TTL_MS);
+                if let Some(key) = marker.take() {
+                    call.key(key).arg(MARKER_TTL_MS);
                 }
                 match tier
                     .redis
@@ -290,11 +312,6 @@ fn glob_escaped(s: &str) -> String {
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32(b.len() as u32);
     out.put_slice(b);
-}
-
-fn since_epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// An entry's parts, borrowed.
