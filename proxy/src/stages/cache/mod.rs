@@ -21,6 +21,7 @@
 //! - [`store`]: the memory, bounded by size, purged by key prefix or tag.
 //! - [`stored`]: a stored answer, and the answers made from it.
 //! - [`shared_tier`]: answers of `Global` sections in Redis too, shared by the proxies.
+//! - `shared`: what outlives snapshots ([`CacheShared`]); `scope`: what ends every key.
 //! - `pending`: a request on its way to the backend, and what becomes of the answer.
 //! - `inflight` coalesces misses; `tee` stores a body while it streams.
 
@@ -32,9 +33,15 @@ pub mod stored;
 
 mod inflight;
 mod pending;
+mod scope;
+mod shared;
 mod tee;
 
 pub use pending::Pending;
+use scope::config_fingerprint;
+pub use scope::rule_scope;
+use shared::Asked;
+pub use shared::CacheShared;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
@@ -43,18 +50,15 @@ use std::time::{Duration, SystemTime};
 use frontdesk_snapshot as snap;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
-use self::inflight::{Inflight, Join, Leader};
+use self::inflight::{Join, Leader};
 use self::key::{KeyRules, QueryKey};
 use self::rfc9111::{Audience, Freshness, Usable, varied_values};
 use self::shared_tier::SharedTier;
-use self::store::{Missed, Store};
+use self::store::Missed;
 use self::stored::Stored;
 use crate::body::ProxyBody;
-use crate::metrics::{CacheLabels, Metrics};
 
 /// The longest a request waits for another of its key at the backend before it goes there
 /// itself (nginx's `proxy_cache_lock_timeout`): a slow reader leading a key holds the others
@@ -66,178 +70,13 @@ pub const REFRESH_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Background refreshes (`stale-while-revalidate`) at once, per proxy; a stale answer served
 /// while they are all busy is refreshed by a later request.
-const MAX_REFRESHES: usize = 64;
+pub(super) const MAX_REFRESHES: usize = 64;
 
 /// `Cache-Status`: what the cache did (RFC 9211).
 pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// Names the tags an answer is purged by (`Cache-Tag: a, b`); not sent on to clients.
 pub static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
-
-/// What outlives snapshots: the memory, the requests at the backend, the counters.
-pub struct CacheShared {
-    store: Store<Stored>,
-    inflight: Inflight,
-    metrics: CacheMetrics,
-    /// Redis, for `Global` sections (`--redis-url`).
-    tier: Option<Arc<SharedTier>>,
-    refreshes: Arc<Semaphore>,
-    removals: Removals,
-}
-
-/// When an answer was asked for, and the URI part of its key when it goes to the shared tier.
-pub(super) struct Asked<'a> {
-    pub requested: SystemTime,
-    pub shared_uri: Option<&'a str>,
-}
-
-/// Recent invalidations, purges and removals: an answer asked for before one of them and
-/// stored after it (its body took that long) may be what was removed, and is not stored.
-#[derive(Default)]
-struct Removals {
-    recent: parking_lot::Mutex<std::collections::VecDeque<(Removed, SystemTime)>>,
-}
-
-enum Removed {
-    Prefix(Box<str>),
-    Tag(Box<str>),
-}
-
-/// Removals remembered at most, and for at most this long.
-const REMOVALS_KEPT: usize = 1024;
-const REMOVALS_FOR: Duration = Duration::from_secs(600);
-
-impl Removals {
-    fn note(&self, removed: Removed) {
-        let now = now();
-        let mut recent = self.recent.lock();
-        while recent.len() >= REMOVALS_KEPT
-            || recent
-                .front()
-                .is_some_and(|(_, at)| now.duration_since(*at).unwrap_or_default() > REMOVALS_FOR)
-        {
-            recent.pop_front();
-        }
-        recent.push_back((removed, now));
-    }
-
-    /// Whether `key` (tagged `tags`) was removed at or after `requested`.
-    fn since(&self, requested: SystemTime, key: &str, tags: &[Box<str>]) -> bool {
-        self.recent.lock().iter().rev().any(|(removed, at)| {
-            *at >= requested
-                && match removed {
-                    Removed::Prefix(p) => key.starts_with(&**p),
-                    Removed::Tag(t) => tags.contains(t),
-                }
-        })
-    }
-}
-
-struct CacheMetrics {
-    hit: Counter,
-    miss: Counter,
-    stale: Counter,
-    revalidated: Counter,
-    coalesced: Counter,
-    shared_hit: Counter,
-    shared_error: Counter,
-    bytes: Gauge,
-    keys: Gauge,
-    evictions: Counter,
-}
-
-impl CacheShared {
-    /// A cache of at most `capacity` bytes, in this proxy only.
-    pub fn new(capacity: usize, metrics: &Metrics) -> Self {
-        CacheShared::with_tier(capacity, metrics, None)
-    }
-
-    /// A cache of at most `capacity` bytes whose `Global` sections share answers in `tier`.
-    pub fn with_tier(capacity: usize, metrics: &Metrics, tier: Option<SharedTier>) -> Self {
-        let result = |result| {
-            metrics
-                .cache_requests
-                .get_or_create(&CacheLabels { result })
-                .clone()
-        };
-        CacheShared {
-            store: Store::new(capacity, capacity),
-            inflight: Inflight::default(),
-            metrics: CacheMetrics {
-                hit: result("hit"),
-                miss: result("miss"),
-                stale: result("stale"),
-                revalidated: result("revalidated"),
-                coalesced: result("coalesced"),
-                shared_hit: result("shared-hit"),
-                shared_error: result("shared-error"),
-                bytes: metrics.cache_bytes.clone(),
-                keys: metrics.cache_keys.clone(),
-                evictions: metrics.cache_evictions.clone(),
-            },
-            tier: tier.map(Arc::new),
-            refreshes: Arc::new(Semaphore::new(MAX_REFRESHES)),
-            removals: Removals::default(),
-        }
-    }
-
-    /// Removes the answers whose key starts with `prefix` (`GET`, the separator, then the
-    /// URI: see [`key`]); how many keys (the shared tier's are removed in the background).
-    pub fn purge_prefix(&self, prefix: &str) -> usize {
-        self.removals.note(Removed::Prefix(prefix.into()));
-        if let Some(tier) = &self.tier {
-            tier.remove_prefix(prefix);
-        }
-        let n = self.store.purge_prefix(prefix);
-        self.note_size();
-        n
-    }
-
-    /// Removes the answers tagged `tag`; how many keys (the shared tier's are removed in the
-    /// background).
-    pub fn purge_tag(&self, tag: &str) -> usize {
-        self.removals.note(Removed::Tag(tag.into()));
-        if let Some(tier) = &self.tier {
-            tier.remove_tag(tag);
-        }
-        let n = self.store.purge_tag(tag);
-        self.note_size();
-        n
-    }
-
-    /// Removes the answer stored under `key` for `request`'s values of the fields it varies
-    /// on, here and in the shared tier when `global`.
-    fn forget(&self, key: &str, request: &HeaderMap, global: bool) {
-        self.removals.note(Removed::Prefix(key.into()));
-        if global && let Some(tier) = &self.tier {
-            tier.remove_key(key);
-        }
-        self.store.remove_variant(key, request);
-        self.note_size();
-    }
-
-    /// An unsafe method's invalidation of the answers of a URI (`prefix`: the URI part of
-    /// their keys), here and in the shared tier when `global`.
-    fn invalidate(&self, prefix: &str, global: bool) {
-        self.removals.note(Removed::Prefix(prefix.into()));
-        if global && let Some(tier) = &self.tier {
-            tier.remove_uri(prefix);
-        }
-        self.store.purge_prefix(prefix);
-        self.note_size();
-    }
-
-    /// What the store holds, and its evictions so far.
-    pub fn stats(&self) -> store::Stats {
-        self.store.stats()
-    }
-
-    fn note_size(&self) {
-        let stats = self.store.stats();
-        self.metrics.bytes.set(stats.bytes as i64);
-        self.metrics.keys.set(stats.keys as i64);
-    }
-}
 
 /// The wall clock as tokio's clock moves it: paused in tests, like every other time the
 /// request path reads.
@@ -695,61 +534,6 @@ impl Cache {
     }
 }
 
-impl CacheShared {
-    /// Stores an answer asked for at `asked.requested` unless something it may be was removed
-    /// since, and puts it in the shared tier too when `asked` gives the key's URI part;
-    /// whether it was stored here.
-    fn keep(
-        &self,
-        key: &str,
-        asked: Asked<'_>,
-        vary: Vec<HeaderName>,
-        request: &HeaderMap,
-        stored: Stored,
-        size: usize,
-    ) -> bool {
-        let Asked {
-            requested,
-            shared_uri,
-        } = asked;
-        // Removed since it was asked for: what it answered may be what was removed.
-        if self.removals.since(requested, key, &stored.tags) {
-            return false;
-        }
-        if let (Some(uri), Some(tier)) = (shared_uri, &self.tier) {
-            let values = varied_values(&vary, request);
-            let parts = shared_tier::Parts {
-                stored: &stored,
-                vary: &vary,
-                values: &values,
-            };
-            tier.put(key, uri, parts, requested, now());
-        }
-        self.insert(key, vary, request, stored, size)
-    }
-
-    /// Stores an answer; whether it fit.
-    fn insert(
-        &self,
-        key: &str,
-        vary: Vec<HeaderName>,
-        request: &HeaderMap,
-        stored: Stored,
-        size: usize,
-    ) -> bool {
-        let tags = stored.tags.clone();
-        match self.store.insert(key, vary, request, stored, size, tags) {
-            Ok(done) => {
-                self.metrics.evictions.inc_by(done.evicted);
-                self.metrics.bytes.set(done.bytes as i64);
-                self.metrics.keys.set(done.keys as i64);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
 /// Methods that change what they address (RFC 9110 §9.2.1: not safe).
 fn is_unsafe(method: &Method) -> bool {
     !matches!(
@@ -810,115 +594,4 @@ fn header_bytes(headers: &HeaderMap) -> usize {
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 32)
         .sum()
-}
-
-/// What ends a rule's keys: its id and a digest of what makes its answers (its matches,
-/// request edits and rewrites, backends by name, the names of its Policies), so that another
-/// rule, or this one changed, never finds its answers. Not of what changes without changing
-/// them: the backends' endpoints (pods come and go) and TLS settings (certificates are
-/// renewed), precedence ranks (other routes come and go), timeouts, retries, response edits
-/// (made on every answer, hits included). A Policy's content other than its cache section
-/// (whose own digest ends every key) is not in it.
-pub fn rule_scope(id: &str, rule: &snap::Rule) -> String {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(o) => {
-                for k in [
-                    "endpoints",
-                    "rank",
-                    "timeoutMs",
-                    "retries",
-                    "responseHeaders",
-                    "weight",
-                    "tls",
-                ] {
-                    o.remove(k);
-                }
-                o.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(rule).unwrap_or_default();
-    strip(&mut v);
-    format!("{id}#{}", digest(&v))
-}
-
-/// The first 64 bits of a SHA-256 of `value`'s JSON, in hex: the same for every build, so
-/// proxies of different builds share Redis's entries.
-fn digest(value: &impl serde::Serialize) -> String {
-    use sha2::{Digest, Sha256};
-    let sum = Sha256::digest(serde_json::to_vec(value).unwrap_or_default());
-    sum[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A short digest of the cache section: keys made under another configuration differ.
-fn config_fingerprint(spec: &snap::Cache) -> String {
-    digest(spec)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rule(endpoints: &[&str], rank: u32, backend: &str, rewrite: bool) -> snap::Rule {
-        let json = serde_json::json!({
-            "id": "ns/r/0",
-            "matches": [{"rank": rank, "path": {"type": "prefix", "value": "/"}}],
-            "timeoutMs": 1000 + rank as u64,
-            "action": {"type": "forward", "backends": [{"name": backend, "weight": 1, "endpoints": endpoints}]},
-        });
-        let mut r: snap::Rule = serde_json::from_value(json).unwrap();
-        if rewrite {
-            r.rewrite = Some(snap::Rewrite {
-                path: Some(snap::PathRewrite::Prefix {
-                    value: "/v2".into(),
-                }),
-                host: None,
-            });
-        }
-        r
-    }
-
-    #[test]
-    fn an_answer_asked_for_before_a_removal_that_may_cover_it_is_refused() {
-        let removals = Removals::default();
-        let before = now();
-        removals.note(Removed::Prefix("GET\u{1}http://a/x\u{1}".into()));
-        removals.note(Removed::Tag("t".into()));
-        let key = "GET\u{1}http://a/x\u{1}\u{1}ns/r/0#1\u{1}c";
-        assert!(removals.since(before, key, &[]));
-        assert!(removals.since(before, "GET\u{1}http://a/y\u{1}", &["t".into()]));
-        assert!(!removals.since(before, "GET\u{1}http://a/y\u{1}", &["u".into()]));
-        // Asked for after them: stored.
-        let after = now() + Duration::from_millis(1);
-        assert!(!removals.since(after, key, &[]));
-    }
-
-    #[test]
-    fn a_rules_scope_changes_with_what_makes_its_answers_only() {
-        let scope = |r: &snap::Rule| rule_scope("ns/r/0", r);
-        let base = scope(&rule(&["10.0.0.1:80"], 1, "service/ns/a:80", false));
-        // Pods, ranks and timeouts come and go: the answers are the same.
-        assert_eq!(
-            base,
-            scope(&rule(
-                &["10.0.0.2:80", "10.0.0.3:80"],
-                7,
-                "service/ns/a:80",
-                false
-            ))
-        );
-        // Another backend, another rewrite: other answers.
-        assert_ne!(
-            base,
-            scope(&rule(&["10.0.0.1:80"], 1, "service/ns/b:80", false))
-        );
-        assert_ne!(
-            base,
-            scope(&rule(&["10.0.0.1:80"], 1, "service/ns/a:80", true))
-        );
-        assert!(base.starts_with("ns/r/0#"));
-    }
 }
