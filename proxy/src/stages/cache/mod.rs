@@ -192,7 +192,7 @@ pub enum Lookup {
         Refresh,
         OwnedSemaphorePermit,
     ),
-    /// Go on to the backend (its fields as [`Pending::send`] left them); [`Pending::complete`]
+    /// Go on to the backend (with the validators `Pending::send` put in its fields); [`Pending::complete`]
     /// with its answer.
     Forward(Box<Pending>),
     /// The request said `only-if-cached`, and nothing stored may answer it: 504.
@@ -248,7 +248,7 @@ impl Cache {
 
     /// The stage: answers `head`'s request from the store, or says how it goes on (with the
     /// stored answer's validators added to `head` when it revalidates). Waits for a request
-    /// of the same key at the backend, at most `wait` (and [`COALESCE_WAIT`]).
+    /// of the same key at the backend, at most `wait` (and `COALESCE_WAIT`).
     pub async fn lookup(
         self: &Arc<Self>,
         head: &mut http::request::Parts,

@@ -126,7 +126,7 @@ impl CacheShared {
     }
 
     /// Removes the answers whose key starts with `prefix` (`GET`, the separator, then the
-    /// URI: see [`key`]); how many keys (the shared tier's are removed in the background).
+    /// URI: see [`super::key`]); how many keys (the shared tier's are removed in the background).
     pub fn purge_prefix(&self, prefix: &str) -> usize {
         self.removals.note(Removed::Prefix(prefix.into()));
         if let Some(tier) = &self.tier {
