@@ -351,15 +351,12 @@ impl Cache {
             };
             if only_if_cached {
                 // The shared tier is a cache too.
-                if !asked_shared
-                    && p.stored.is_none()
-                    && self.global
-                    && let Some(tier) = &self.shared.tier
+                if p.stored.is_none()
+                    && self
+                        .ask_shared_tier_once(&mut asked_shared, &key, head)
+                        .await
                 {
-                    asked_shared = true;
-                    if self.load_from_shared_tier(tier, &key, &head.headers).await {
-                        continue;
-                    }
+                    continue;
                 }
                 return Lookup::NotCached(HeaderValue::from_static(
                     "frontdesk; fwd=miss; detail=only-if-cached",
@@ -373,16 +370,13 @@ impl Cache {
                 Join::Lead(leader) => {
                     // The leader asks the shared tier, once: what it has goes to memory, and
                     // the request (and those waiting for it) look again.
-                    if !asked_shared
-                        && p.stored.is_none()
-                        && self.global
-                        && let Some(tier) = &self.shared.tier
+                    if p.stored.is_none()
+                        && self
+                            .ask_shared_tier_once(&mut asked_shared, &key, head)
+                            .await
                     {
-                        asked_shared = true;
-                        if self.load_from_shared_tier(tier, &key, &head.headers).await {
-                            drop(leader);
-                            continue;
-                        }
+                        drop(leader);
+                        continue;
                     }
                     p.leader = Some(leader);
                     return self.forward(p, head);
@@ -406,6 +400,21 @@ impl Cache {
     fn forward(&self, mut p: Pending, head: &mut http::request::Parts) -> Lookup {
         p.send(head);
         Lookup::Forward(Box::new(p))
+    }
+
+    /// For a `Global` section whose tier was not asked yet for this request (`asked`): asks
+    /// it, once, and copies its answer to memory; whether it did.
+    async fn ask_shared_tier_once(
+        &self,
+        asked: &mut bool,
+        key: &str,
+        head: &http::request::Parts,
+    ) -> bool {
+        let Some(tier) = self.shared.tier.as_ref().filter(|_| self.global && !*asked) else {
+            return false;
+        };
+        *asked = true;
+        self.load_from_shared_tier(tier, key, &head.headers).await
     }
 
     /// Copies the shared tier's answer for `key` to memory when it is for `request`; whether
