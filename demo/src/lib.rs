@@ -14,6 +14,7 @@
 //! | `/upload` | reads the body, answers `{"bytes": n}` |
 //! | `/connections` | how many TCP connections this backend has accepted so far |
 //! | `/requests` | how many requests this backend has answered so far (this one not counted) |
+//! | `/ws` | a WebSocket echo (each message comes back as sent) |
 //! | `/flaky/{n}` | 503 to every n-th `/flaky` request this backend gets, 200 to the others; reads the body, answers its size |
 //! | anything else | echo: backend, method, path, query, headers, body size |
 //!
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+mod websocket;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -65,7 +67,7 @@ pub async fn serve(listener: TcpListener, name: String) {
                 async move { Ok::<_, Infallible>(handle(req, &name, &counts).await) }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
     }
@@ -121,6 +123,7 @@ async fn handle(req: Request<Incoming>, name: &str, counts: &Counts) -> Response
         counts.requests.fetch_add(1, Ordering::Relaxed);
     }
     match segs.as_slice() {
+        ["ws"] => websocket::echo(req, name),
         ["connections"] => ok(json!({"accepted": counts.accepted.load(Ordering::Relaxed)})),
         ["requests"] => ok(json!({"requests": counts.requests.load(Ordering::Relaxed)})),
         ["flaky", every] => {

@@ -42,6 +42,13 @@ fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("must be more than 0s".into()),
+        d => Ok(d),
+    }
+}
+
 /// frontdesk's data plane: routes HTTP traffic as its configuration says.
 #[derive(Debug, Parser)]
 #[command(name = "frontdesk-proxy", version)]
@@ -146,6 +153,15 @@ pub struct Cli {
     /// closes. Each write that has to wait gets this long.
     #[arg(long, default_value = "60s", value_parser = duration)]
     pub send_timeout: Duration,
+
+    /// A relayed WebSocket connection ends when no byte has moved either way for this long.
+    #[arg(long, default_value = "1h", value_parser = positive_duration)]
+    pub websocket_idle_timeout: Duration,
+
+    /// A relayed WebSocket connection ends this long after it opened, however busy (`0s`: no
+    /// bound). Clients reconnect; a bound spreads long-lived connections over new proxies.
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    pub websocket_max_lifetime: Duration,
 
     /// Largest request body, in bytes, unless the route's Policy says otherwise
     /// (`limits.maxRequestBodyBytes`); larger ones are answered 413. 0: no bound.

@@ -37,6 +37,7 @@ pub mod stages;
 pub mod standalone;
 pub mod subscriber;
 pub mod transforms;
+pub mod tunnel;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -186,6 +187,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         body_read_timeout: cli.body_read_timeout,
         send_timeout: cli.send_timeout,
         drain_timeout: cli.drain_timeout,
+        tunnel: tunnel::Limits {
+            idle_timeout: cli.websocket_idle_timeout,
+            max_lifetime: Some(cli.websocket_max_lifetime).filter(|d| !d.is_zero()),
+        },
         ..ServerLimits::default()
     };
     tracing::info!(listen = %cli.listen, admin = %cli.admin, gateway = %cli.gateway, "frontdesk-proxy serving");

@@ -92,6 +92,11 @@ pub struct HealthCheckLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpgradeEndLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectionLimitLabels {
     pub limit: &'static str,
 }
@@ -193,6 +198,10 @@ pub struct Metrics {
     /// 1 while every endpoint of a backend fails its health checks (and all get traffic).
     pub upstream_panic: Family<BackendLabels, Gauge>,
     pub active_connections: Gauge,
+    /// Connections relayed after switching protocols (WebSocket), open now.
+    pub upgraded_connections: Gauge,
+    /// Relayed connections that ended, by how ([`crate::tunnel::Ended`]).
+    pub upgraded_connection_ends: Family<UpgradeEndLabels, Counter>,
     /// A client connection let go by a bound: `connections-per-client`, `memory`,
     /// `http2-reset-flood`, `header-read-timeout`, `send-timeout`, `http2-idle-timeout` (body-too-large and
     /// body-timeout answers are local replies instead).
@@ -239,6 +248,8 @@ impl Metrics {
             upstream_unhealthy_endpoints: Family::default(),
             upstream_panic: Family::default(),
             active_connections: Gauge::default(),
+            upgraded_connections: Gauge::default(),
+            upgraded_connection_ends: Family::default(),
             connection_limits: Family::default(),
             overloaded: Gauge::default(),
             config_version: Gauge::default(),
@@ -371,6 +382,16 @@ impl Metrics {
             "active_connections",
             "Client connections open",
             m.active_connections.clone(),
+        );
+        registry.register(
+            "upgraded_connections",
+            "Client connections relayed to a backend after switching protocols (WebSocket), open now",
+            m.upgraded_connections.clone(),
+        );
+        registry.register(
+            "upgraded_connection_ends",
+            "Relayed (WebSocket) connections that ended, by reason: closed, idle-timeout, max-lifetime, failed",
+            m.upgraded_connection_ends.clone(),
         );
         registry.register(
             "connection_limits",

@@ -196,7 +196,10 @@ impl Runtime {
             }
             ex.consumer = identity.and_then(|i| i.consumer);
             let mut caching = None;
-            if let Some(stage) = &rule.cache {
+            // A switch to WebSocket is no answer to keep or to give from the cache.
+            if let Some(stage) = &rule.cache
+                && head.extensions.get::<crate::tunnel::Asked>().is_none()
+            {
                 let at = cache::At {
                     tls: ex.peer.tls
                         || https_by_trusted_proxy(

@@ -161,6 +161,8 @@ controller provisions for the chart's Gateways (their parameters' `args`).
 - --idle-timeout={{ .limits.idleTimeout }}
 - --body-read-timeout={{ .limits.bodyReadTimeout }}
 - --send-timeout={{ .limits.sendTimeout }}
+- --websocket-idle-timeout={{ .limits.websocketIdleTimeout }}
+- --websocket-max-lifetime={{ .limits.websocketMaxLifetime }}
 - --max-connections={{ int64 .limits.maxConnections }}
 - --http2-max-concurrent-streams={{ int64 .limits.http2MaxConcurrentStreams }}
 - --max-connections-per-client={{ int64 .limits.maxConnectionsPerClient }}

@@ -62,6 +62,8 @@ pub struct Settings {
     pub overload: Arc<crate::overload::Overload>,
     /// The port's settings from its Gateway (HTTPS redirect, HSTS).
     pub port: Arc<crate::exchange::LivePortSettings>,
+    /// Bounds of connections relayed after a switch to WebSocket.
+    pub tunnel: crate::tunnel::Limits,
 }
 
 /// Bytes read at a time while waiting for a head.
@@ -135,6 +137,21 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
         match next {
             AfterExchange::ReadAnother => {}
             AfterExchange::Close => return,
+            AfterExchange::Relay(mut backend) => {
+                if let Some(side) = side.take() {
+                    let mut client = crate::tunnel::ClientEnd { side, wr };
+                    // Boxed: only relayed connections carry its state.
+                    let ended = Box::pin(crate::tunnel::relay(
+                        &mut client,
+                        &mut *backend,
+                        settings.tunnel,
+                        &settings.metrics,
+                    ))
+                    .await;
+                    tracing::debug!(%peer, ended = ended.label(), "a relayed connection ended");
+                }
+                return;
+            }
             // After the exchange's state is gone: it may be large, and lingering takes seconds.
             AfterExchange::CloseAndLinger => {
                 return close_and_linger(&mut wr, &mut side, settings).await;
@@ -150,13 +167,14 @@ pub async fn serve<R: ClientRead, W: ClientWrite>(
 }
 
 /// Whether the connection goes on to read another request after an exchange.
-#[derive(PartialEq, Eq)]
 enum AfterExchange {
     ReadAnother,
     /// The client cannot be written to: close now.
     Close,
     /// The answer was written and the connection ends: close it gracefully.
     CloseAndLinger,
+    /// A `101` was written: the connection is relayed to the backend's ([`crate::tunnel`]).
+    Relay(Box<crate::upstream::h1::Connection>),
 }
 
 /// One exchange on the connection: the request whose head was read goes through the request
@@ -180,6 +198,11 @@ fn exchange<R: ClientRead, W: ClientWrite>(
             relays_raw_fields: true,
         };
         let head_request = head.request.method == Method::HEAD;
+        let asked = head
+            .request
+            .extensions
+            .get::<crate::tunnel::Asked>()
+            .is_some();
         let version = head.request.version;
         let mut continue_asked = None;
         let (body, returned) = match side.take() {
@@ -227,6 +250,23 @@ fn exchange<R: ClientRead, W: ClientWrite>(
                 Err(oneshot::error::TryRecvError::Empty) => still_uploading = Some(rx),
                 Err(oneshot::error::TryRecvError::Closed) => reusable = false,
             }
+        }
+        let mut answer = answer;
+        if answer.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // Only the forward action of a request that asked answers so, with the backend's
+            // connection; the read side is here (the ask had no body).
+            let backend = answer
+                .extensions_mut()
+                .remove::<crate::tunnel::Switched>()
+                .and_then(|s| s.take())
+                .filter(|_| asked && side.is_some());
+            let Some(backend) = backend else {
+                return AfterExchange::Close;
+            };
+            return match write_response(wr, answer, false, version, false, settings).await {
+                Ok(_) => AfterExchange::Relay(backend),
+                Err(_) => AfterExchange::Close,
+            };
         }
         let written = write_response(wr, answer, head_request, version, !reusable, settings).await;
         let mut closing = match written {
@@ -434,6 +474,12 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
             .values(&EXPECT)
             .next()
             .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    // A `Connection` that names `upgrade` always takes the map path.
+    if request.extensions.get::<RawFields>().is_none()
+        && crate::tunnel::asks_websocket(&method, version, &request.headers, decoder.is_end())
+    {
+        request.extensions.insert(crate::tunnel::Asked);
+    }
     request.method = method;
     request.uri = uri;
     request.version = version;
@@ -713,7 +759,9 @@ fn encode_head(
     if chunked {
         put_header(&mut out, b"transfer-encoding", b"chunked");
     }
-    if closing {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        put_header(&mut out, b"connection", b"upgrade");
+    } else if closing {
         put_header(&mut out, b"connection", b"close");
     } else if version == Version::HTTP_10 {
         put_header(&mut out, b"connection", b"keep-alive");

@@ -7,7 +7,9 @@
 //!   closes (as an HTTP/1.1 one would), releasing what its streams hold, the backend
 //!   connections first. A client that holds one stream back on purpose (a paused download)
 //!   while it reads others keeps its connection;
-//! - the drain: when the proxy drains, GOAWAY, then the open streams finish.
+//! - the drain: when the proxy drains, GOAWAY, then the open streams finish;
+//! - WebSocket over a stream (extended CONNECT, RFC 8441): the request path sees the HTTP/1.1
+//!   upgrade request, and a stream whose backend switched is relayed ([`crate::tunnel`]).
 //!
 //! A stream counts as open from its request until its answer's body is done or dropped.
 
@@ -31,6 +33,7 @@ use crate::client_body::IdleTimeout;
 use crate::exchange::Client;
 use crate::metrics::Metrics;
 use crate::runtime::RuntimeHandle;
+use crate::tunnel;
 
 /// Open streams of one connection; notified when the count leaves or reaches zero, and when
 /// an answer starts waiting for the client while no send timer is armed.
@@ -195,6 +198,8 @@ pub struct Settings {
     pub overload: Arc<crate::overload::Overload>,
     /// The port's settings from its Gateway, read by each stream.
     pub port: Arc<crate::exchange::LivePortSettings>,
+    /// Bounds of streams relayed after a switch to WebSocket (extended CONNECT).
+    pub tunnel: tunnel::Limits,
 }
 
 /// Serves one HTTP/2 connection until it closes. `io` yields the preface already read first.
@@ -214,8 +219,12 @@ pub async fn serve<I>(
     // pointer is cheaper than moving the whole pipeline's state.
     let body_idle = settings.body_read_timeout;
     let port = settings.port.clone();
-    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let tunnel_limits = settings.tunnel;
+    let metrics = settings.metrics.clone();
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let guard = StreamGuard::open(&counted);
+        // A WebSocket over this stream (RFC 8441): the request path sees the HTTP/1.1 ask.
+        let upgrade = tunnel::from_extended_connect(&mut req).then(|| hyper::upgrade::on(&mut req));
         let req = req.map(|body| IdleTimeout::new(body, body_idle));
         let current = runtime.load();
         let client = Client {
@@ -223,8 +232,29 @@ pub async fn serve<I>(
             ..peer.clone()
         };
         let answer = Box::pin(current.handle(req, client));
+        let metrics = metrics.clone();
         async move {
-            let resp = answer.await.map(|inner| {
+            let mut resp = answer.await;
+            if let Some(upgrade) = upgrade
+                && let Some(backend) = resp
+                    .extensions_mut()
+                    .remove::<tunnel::Switched>()
+                    .and_then(|s| s.take())
+            {
+                let (mut parts, _) = resp.into_parts();
+                tunnel::to_extended_connect_answer(&mut parts);
+                // The stream stays open (and the connection not idle) while it is relayed.
+                tokio::spawn(async move {
+                    let _open = guard;
+                    let mut backend = backend;
+                    if let Ok(upgraded) = upgrade.await {
+                        let mut client = tunnel::Stream(TokioIo::new(upgraded));
+                        tunnel::relay(&mut client, &mut *backend, tunnel_limits, &metrics).await;
+                    }
+                });
+                return Ok(http::Response::from_parts(parts, crate::body::empty()));
+            }
+            let resp = resp.map(|inner| {
                 Guarded {
                     inner,
                     id: guard.0.next_id.fetch_add(1, Ordering::Relaxed),

@@ -62,6 +62,8 @@ pub struct ServerLimits {
     pub overload: Arc<Overload>,
     /// This port's settings from its Gateway (HTTPS redirect, HSTS); none for `--listen`.
     pub port: Arc<crate::exchange::LivePortSettings>,
+    /// Bounds of connections relayed after a switch to WebSocket.
+    pub tunnel: crate::tunnel::Limits,
 }
 
 impl Default for ServerLimits {
@@ -79,6 +81,7 @@ impl Default for ServerLimits {
             drain_timeout: Duration::from_secs(30),
             overload: Arc::new(Overload::new(None)),
             port: Default::default(),
+            tunnel: Default::default(),
         }
     }
 }
@@ -92,6 +95,7 @@ fn h2_builder(limits: &ServerLimits) -> hyper::server::conn::http2::Builder<Toki
         .max_header_list_size(16 * 1024)
         .max_pending_accept_reset_streams(20)
         .max_local_error_reset_streams(1024)
+        .enable_connect_protocol()
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
     b
@@ -147,6 +151,7 @@ pub async fn serve_with(
         metrics: metrics.clone(),
         overload: limits.overload.clone(),
         port: limits.port.clone(),
+        tunnel: limits.tunnel,
     });
     let h1 = Arc::new(http1::Settings {
         header_read_timeout: limits.header_read_timeout,
@@ -158,6 +163,7 @@ pub async fn serve_with(
         metrics: metrics.clone(),
         overload: limits.overload.clone(),
         port: limits.port.clone(),
+        tunnel: limits.tunnel,
     });
     let (drain_tx, drain_rx) = watch::channel(false);
     // The port's connections: awaited in its drain, and ended when the drain timeout passes.
@@ -630,6 +636,7 @@ mod tests {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             overload: Arc::new(crate::overload::Overload::new(None)),
             port: Default::default(),
+            tunnel: Default::default(),
         };
         let (_drain, draining) = tokio::sync::watch::channel(false);
         let runtime = RuntimeHandle::new(Runtime::empty("test", Arc::new(Env::standalone())));

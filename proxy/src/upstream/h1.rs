@@ -5,7 +5,8 @@
 //! What is sent: the request line in origin form, the head's headers as given (the request
 //! transforms already removed hop-by-hop headers and set Host), and the body framed by the
 //! client's Content-Length, or chunked when it had none. What is accepted (RFC 9112): 1xx
-//! interim answers are skipped; the body is framed by Transfer-Encoding chunked, else by one
+//! interim answers are skipped, but a `101 Switching Protocols` hands the connection over in
+//! the answer ([`crate::tunnel::Switched`]); the body is framed by Transfer-Encoding chunked, else by one
 //! Content-Length (repeated values must agree), else until the backend closes; HEAD requests
 //! and 204/304 answers have none. A connection is reused only when its exchange ended cleanly:
 //! the request body sent in full, the answer read to its end with nothing after it, neither
@@ -38,9 +39,9 @@ pub(super) const READ_ROOM: usize = 16 * 1024;
 
 /// One connection to a backend endpoint.
 pub struct Connection {
-    pub(super) io: BackendIo,
+    pub(crate) io: BackendIo,
     /// Read but not yet used: the rest of a head, or body bytes that came with it.
-    pub(super) buf: BytesMut,
+    pub(crate) buf: BytesMut,
 }
 
 /// Why an exchange failed.
@@ -114,6 +115,21 @@ impl Connection {
             // otherwise carry (and move) it.
             streaming => Box::pin(self.send_streaming(head, streaming, sending, raw)).await?,
         };
+        if head.parts.status == StatusCode::SWITCHING_PROTOCOLS {
+            // The connection is the new protocol's now, never pooled again: it travels in the
+            // answer to the server that relays it ([`crate::tunnel`]), which checks it was asked.
+            let mut parts = head.parts;
+            if matches!(upload, UploadState::Writing(_)) {
+                return Err(ExchangeError::Invalid(
+                    "a switch of protocols during an upload",
+                ));
+            }
+            parts.extensions.insert(crate::tunnel::Switched::new(self));
+            return Ok(Response::from_parts(
+                parts,
+                ResponseBody::empty(pool.clone()),
+            ));
+        }
         let framing = response_framing(&head, method)?;
         let mut parts = head.parts;
         if framing.suspicious && head.framing.transfer_encoding.is_some() {
@@ -238,7 +254,8 @@ struct Head {
     framing: http1::Framing,
 }
 
-/// Parses one final response head off the front of `buf`, skipping 1xx interim answers.
+/// Parses one final response head off the front of `buf`, skipping 1xx interim answers (but
+/// `101 Switching Protocols`, which ends HTTP on the connection).
 /// `None`: incomplete. Header values share the head's bytes instead of copying them; with
 /// `raw`, the fields are kept as sent ([`RawFields`]) unless a `Connection` names some.
 fn parse_head(buf: &mut BytesMut, raw: bool) -> Result<Option<Head>, ExchangeError> {
@@ -261,12 +278,8 @@ fn parse_head(buf: &mut BytesMut, raw: bool) -> Result<Option<Head>, ExchangeErr
             Some(1) => Version::HTTP_11,
             _ => Version::HTTP_10,
         };
-        if (100..200).contains(&code) {
-            if code == 101 {
-                return Err(ExchangeError::Invalid(
-                    "protocol upgrades are not supported",
-                ));
-            }
+        // A switch of protocols is final: what follows is the new protocol's.
+        if (100..200).contains(&code) && code != 101 {
             buf.advance(len);
             continue;
         }
@@ -445,7 +458,12 @@ mod tests {
         assert_eq!(p.headers["x-a"], "1");
         assert_eq!(&buf[..], b"hi");
         assert!(parts("HTTP/1.1 200 OK\r\nContent-Le").unwrap().is_none());
-        assert!(parts("HTTP/1.1 101 Switching\r\n\r\n").is_err());
+        // A switch is final, and what follows it is the new protocol's.
+        let mut buf =
+            BytesMut::from(&b"HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\n\r\n\x81\x00"[..]);
+        let p = parse_head(&mut buf, false).unwrap().unwrap().parts;
+        assert_eq!(p.status, 101);
+        assert_eq!(&buf[..], b"\x81\x00");
         assert!(parts("HTTP/1.1 2000 OK\r\n\r\n").is_err());
         assert!(parts("NOT HTTP\r\n\r\n").is_err());
     }

@@ -47,6 +47,17 @@ impl ResponseBody {
         body
     }
 
+    /// No body, and no connection to give back (it switched protocols).
+    pub(super) fn empty(pool: Arc<EndpointPool>) -> Self {
+        ResponseBody {
+            conn: None,
+            decoder: Decoder::length(0),
+            reusable: false,
+            upload: None,
+            pool,
+        }
+    }
+
     fn release_if_done(&mut self) {
         if self.decoder.is_end()
             && let Some(conn) = self.conn.take()

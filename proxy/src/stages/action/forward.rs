@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 
 use bytes::Bytes;
 use frontdesk_snapshot as snap;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
@@ -22,6 +22,7 @@ use crate::forwarding::remove_hop_by_hop;
 use crate::http1::raw_fields::RawFields;
 use crate::metrics::{Metrics, RouteId};
 use crate::problem::{Problem, ProblemKind};
+use crate::tunnel;
 use crate::upstream::backend_state::{BackendSettings, InFlightAt};
 use crate::upstream::balancer::{Balancer, EndpointSet};
 use crate::upstream::breaker::Holding;
@@ -140,6 +141,10 @@ impl Forward {
             })?;
             ex.upstream(&endpoint.authority);
             let mut req = req;
+            let upgrading = req.extensions().get::<tunnel::Asked>().is_some();
+            if upgrading {
+                tunnel::ask_backend(req.headers_mut());
+            }
             // An HTTP/1.0 client without Host, on a route without hosts: HTTP/1.1 backends need
             // one. (Fields kept as sent hold the Host line of a client that addressed a host.)
             if input.host.is_none() || req.extensions().get::<RawFields>().is_none() {
@@ -181,7 +186,19 @@ impl Forward {
                 }
             };
             let (mut head, body) = resp.into_parts();
+            let switched = head.status == StatusCode::SWITCHING_PROTOCOLS;
+            if switched && !(upgrading && tunnel::switched_to_websocket(&head.headers)) {
+                // Its connection goes with the answer, closed.
+                tracing::debug!(endpoint = %endpoint.authority, "a backend switched protocols unasked");
+                return Err(Problem::new(
+                    ProblemKind::UpstreamUnavailable,
+                    "the backend switched to a protocol the request did not ask for",
+                ));
+            }
             remove_hop_by_hop(&mut head.headers);
+            if switched {
+                tunnel::accept_switch(&mut head.headers);
+            }
             let body = match held {
                 None | Some((None, None)) => body.map_err(Into::into).boxed(),
                 // Let go when the body has been read (or dropped).
