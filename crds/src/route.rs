@@ -328,6 +328,34 @@ pub struct BackendRef {
     /// API's BackendTLSPolicy validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<BackendTlsSpec>,
+
+    /// The HTTP version spoken to the backend: `http1` (the default), `h2c` (HTTP/2 in
+    /// plaintext, with prior knowledge: gRPC servers without TLS), `h2` (HTTP/2 over TLS; the
+    /// backend must pick `h2` by ALPN), or `auto` (over TLS, `h2` when the backend picks it by
+    /// ALPN, else HTTP/1.1; in plaintext, HTTP/1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<BackendProtocol>,
+}
+
+/// The HTTP version spoken to a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendProtocol {
+    Http1,
+    H2c,
+    H2,
+    Auto,
+}
+
+impl From<BackendProtocol> for frontdesk_snapshot::BackendProtocol {
+    fn from(p: BackendProtocol) -> Self {
+        match p {
+            BackendProtocol::Http1 => Self::Http1,
+            BackendProtocol::H2c => Self::H2c,
+            BackendProtocol::H2 => Self::H2,
+            BackendProtocol::Auto => Self::Auto,
+        }
+    }
 }
 
 /// How the proxy speaks TLS to a backend.

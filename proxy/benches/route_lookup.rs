@@ -36,6 +36,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
         action: Action::Forward {
             backends: vec![Backend {
                 tls: None,
+                protocol: Default::default(),
                 name: "b".into(),
                 weight: 1,
                 endpoints: vec!["127.0.0.1:1".into()],

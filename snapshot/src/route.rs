@@ -278,9 +278,42 @@ pub struct Backend {
     /// `host:port` authorities to balance over, round robin. Empty when nothing is ready; the
     /// proxy then answers 503.
     pub endpoints: Vec<String>,
-    /// TLS to the endpoints; `None`: plaintext HTTP/1.1.
+    /// TLS to the endpoints; `None`: plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::BackendTls>,
+    /// The HTTP version spoken to the endpoints.
+    #[serde(default, skip_serializing_if = "BackendProtocol::is_default")]
+    pub protocol: BackendProtocol,
+}
+
+/// The HTTP version the proxy speaks to a backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendProtocol {
+    /// HTTP/1.1, plaintext or over TLS.
+    #[default]
+    Http1,
+    /// HTTP/2 over plaintext, with prior knowledge (RFC 9113 §3.3).
+    H2c,
+    /// HTTP/2 over TLS, negotiated by ALPN (the backend must pick `h2`).
+    H2,
+    /// Over TLS, what ALPN picks (`h2` first, else HTTP/1.1); plaintext: HTTP/1.1.
+    Auto,
+}
+
+impl BackendProtocol {
+    pub fn is_default(&self) -> bool {
+        *self == BackendProtocol::Http1
+    }
+
+    /// Whether it needs (`Some(true)`) or refuses (`Some(false)`) TLS.
+    pub fn needs_tls(self) -> Option<bool> {
+        match self {
+            BackendProtocol::H2 => Some(true),
+            BackendProtocol::H2c => Some(false),
+            BackendProtocol::Http1 | BackendProtocol::Auto => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -190,6 +190,21 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
                         err(format!("{p}.action.backends[{bi}].endpoints[{ei}]"), r)
                     })?;
                 }
+                match b.protocol.needs_tls() {
+                    Some(true) if b.tls.is_none() => {
+                        return Err(err(
+                            format!("{p}.action.backends[{bi}].protocol"),
+                            "h2 is HTTP/2 over TLS: the backend needs TLS (h2c is plaintext)",
+                        ));
+                    }
+                    Some(false) if b.tls.is_some() => {
+                        return Err(err(
+                            format!("{p}.action.backends[{bi}].protocol"),
+                            "h2c is plaintext HTTP/2: a TLS backend speaks h2",
+                        ));
+                    }
+                    _ => {}
+                }
                 if let Some(tls) = &b.tls {
                     tls.check().map_err(|(field, r)| {
                         err(format!("{p}.action.backends[{bi}].tls.{field}"), r)
@@ -458,6 +473,7 @@ mod tests {
             action: Action::Forward {
                 backends: vec![Backend {
                     tls: None,
+                    protocol: Default::default(),
                     name: "b".into(),
                     weight: 1,
                     endpoints: vec!["127.0.0.1:80".into()],
@@ -515,6 +531,7 @@ mod tests {
         r.action = Action::Forward {
             backends: vec![Backend {
                 tls: None,
+                protocol: Default::default(),
                 name: "b".into(),
                 weight: 0,
                 endpoints: vec![],
@@ -531,6 +548,7 @@ mod tests {
         r.action = Action::Forward {
             backends: vec![Backend {
                 tls: None,
+                protocol: Default::default(),
                 name: "b".into(),
                 weight: 1,
                 endpoints: vec!["nope".into()],

@@ -286,7 +286,7 @@ mod tests {
         let up = Upstream::new(Default::default());
         let mut endpoints: Vec<Endpoint> = ["10.0.0.1:80", "10.0.0.2:80"]
             .iter()
-            .map(|e| up.endpoint(e, None).unwrap())
+            .map(|e| up.endpoint(e, None, Default::default()).unwrap())
             .collect();
         state.adopt(&mut endpoints);
         state.record(&endpoints[0], false, 2);
@@ -322,13 +322,20 @@ mod tests {
         let state = up.backend_state(&route, "b", &settings, &metrics).unwrap();
         let slow = state.slow_start.as_ref().unwrap();
         state.adopt(&mut []);
-        let mut first = vec![up.endpoint("10.0.0.1:80", None).unwrap()];
+        let mut first = vec![
+            up.endpoint("10.0.0.1:80", None, Default::default())
+                .unwrap(),
+        ];
         state.adopt(&mut first);
         assert!(
             !slow.any_warming(),
             "the first endpoints of a backend that had none"
         );
-        let mut more = vec![first[0].clone(), up.endpoint("10.0.0.2:80", None).unwrap()];
+        let mut more = vec![
+            first[0].clone(),
+            up.endpoint("10.0.0.2:80", None, Default::default())
+                .unwrap(),
+        ];
         state.adopt(&mut more);
         assert!(slow.any_warming());
         assert!(slow.share(more[1].health.as_ref().unwrap()) < 0.2);

@@ -44,7 +44,11 @@ impl EndpointSet {
     ) -> Result<Self, String> {
         // TLS that cannot be set up leaves the backend without endpoints (503), never in
         // plaintext, and the rest of the configuration serving.
-        let (tls, usable) = match backend.tls.as_ref().map(|t| upstream.tls_client(t)) {
+        let (tls, usable) = match backend
+            .tls
+            .as_ref()
+            .map(|t| upstream.tls_client(t, backend.protocol))
+        {
             None => (None, true),
             Some(Ok(client)) => (Some(client), true),
             Some(Err(e)) => {
@@ -57,7 +61,7 @@ impl EndpointSet {
             .endpoints
             .iter()
             .filter(|_| usable)
-            .map(|e| upstream.endpoint(e, tls.as_ref()))
+            .map(|e| upstream.endpoint(e, tls.as_ref(), backend.protocol))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(c) = connection {
             for e in &mut endpoints {
@@ -372,6 +376,7 @@ mod tests {
     fn backend(name: &str, endpoints: &[&str]) -> snap::Backend {
         snap::Backend {
             tls: None,
+            protocol: Default::default(),
             name: name.into(),
             weight: 1,
             endpoints: endpoints.iter().map(|e| e.to_string()).collect(),

@@ -60,22 +60,46 @@ pub enum ExchangeError {
     Invalid(&'static str),
     #[error("the client's request body failed: {0}")]
     RequestBody(BoxError),
+    /// An HTTP/2 exchange ([`super::h2`]) failed.
+    #[error("the HTTP/2 exchange failed: {0}")]
+    Http2(hyper::Error),
 }
 
 impl ExchangeError {
     /// Nothing of an answer arrived: the backend may have closed an idle connection just
     /// as the request was written, and never seen it.
     pub fn before_any_answer(&self) -> bool {
-        matches!(
-            self,
-            ExchangeError::Write(_) | ExchangeError::WriteBody(_) | ExchangeError::Closed
-        )
+        match self {
+            ExchangeError::Write(_) | ExchangeError::WriteBody(_) | ExchangeError::Closed => true,
+            ExchangeError::Http2(e) => refused_stream(e),
+            _ => false,
+        }
     }
 
     /// Writing the request's head failed: the backend cannot have acted on it.
     pub fn never_written(&self) -> bool {
-        matches!(self, ExchangeError::Write(_))
+        match self {
+            ExchangeError::Write(_) => true,
+            ExchangeError::Http2(e) => refused_stream(e),
+            _ => false,
+        }
     }
+}
+
+/// An HTTP/2 request the backend did not process: refused (REFUSED_STREAM, or past a GOAWAY's
+/// last stream), or never sent because the connection had closed (RFC 9113 §8.7).
+fn refused_stream(e: &hyper::Error) -> bool {
+    if e.is_canceled() {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl Connection {

@@ -237,7 +237,7 @@ mod tests {
     fn thresholds_move_an_endpoint_out_and_back() {
         let c = checks(2, 3);
         let e = Upstream::new(Default::default())
-            .endpoint("10.0.0.1:80", None)
+            .endpoint("10.0.0.1:80", None, Default::default())
             .unwrap();
         let h = EndpointHealth::default();
         let fail = || Err("down".to_string());

@@ -5,6 +5,8 @@
 //! - [`pool`]: per-endpoint pools of HTTP/1.1 connections, kept across snapshots.
 //! - [`resolve`]: the resolver of the proxy's own HTTP client, with the same address policy.
 //! - [`h1`]: one HTTP/1.1 exchange on a connection, inline in the request's task.
+//! - [`h2`]: HTTP/2 to backends that speak it (`protocol: h2c | h2 | auto`), multiplexed on
+//!   one connection per endpoint.
 //! - [`upload`]: a request body written to a backend as the client sends it.
 //! - [`response_body`]: a backend's answer body, read as the client takes it.
 //! - [`retry`]: failed tries tried again, within a budget per backend.
@@ -24,6 +26,7 @@ pub mod backend_state;
 pub mod balancer;
 pub mod breaker;
 pub mod h1;
+pub mod h2;
 pub mod hash_ring;
 pub mod health_check;
 pub mod outlier;
@@ -185,23 +188,30 @@ impl Upstream {
 
     /// The TLS client of a backend TLS setting, the running one when an earlier snapshot had
     /// the same; called when a snapshot is built. Fails on certificates that do not parse.
-    pub fn tls_client(&self, t: &snap::BackendTls) -> Result<Arc<tls::TlsClient>, String> {
+    pub fn tls_client(
+        &self,
+        t: &snap::BackendTls,
+        protocol: snap::BackendProtocol,
+    ) -> Result<Arc<tls::TlsClient>, String> {
         self.tls_clients
-            .try_get_or_make(&tls::tls_key(t), || tls::TlsClient::build(t).map(Arc::new))
+            .try_get_or_make(&tls::tls_key(t, protocol), || {
+                tls::TlsClient::build(t, protocol).map(Arc::new)
+            })
     }
 
-    /// The endpoint `host:port`, with its pool (the one of its TLS setting, when it has one);
-    /// called when a snapshot is built.
+    /// The endpoint `host:port`, with its pool (the one of its TLS setting, when it has one,
+    /// and of its protocol); called when a snapshot is built.
     pub fn endpoint(
         &self,
         endpoint: &str,
         tls: Option<&Arc<tls::TlsClient>>,
+        protocol: snap::BackendProtocol,
     ) -> Result<Endpoint, String> {
         let authority = endpoint
             .parse::<Authority>()
             .map_err(|_| format!("endpoint {endpoint:?} is not host:port"))?;
         Ok(Endpoint {
-            pool: self.pools.get(&authority, tls),
+            pool: self.pools.get(&authority, tls, protocol),
             host: http::HeaderValue::from_str(authority.as_str())
                 .map_err(|_| format!("endpoint {endpoint:?} is not a valid Host"))?,
             authority,
@@ -250,6 +260,9 @@ fn exchange<'a>(
 ) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
     async move {
         let pool = &endpoint.pool;
+        if speaks_h2(endpoint).await.map_err(TryError::Connect)? {
+            return Box::pin(h2::exchange(endpoint, parts, body)).await;
+        }
         let (head, framing) = encode_parts(parts, &body);
         let bodiless = matches!(body, UpstreamBody::Empty);
         let checkout = pool
@@ -280,6 +293,15 @@ fn exchange<'a>(
             Err(e) => Err(TryError::Exchange(e)),
             Ok(resp) => Ok(resp),
         }
+    }
+}
+
+/// Whether `endpoint` is spoken to in HTTP/2 (for `auto`, asked by connecting the first time).
+pub async fn speaks_h2(endpoint: &Endpoint) -> Result<bool, ConnectError> {
+    match endpoint.pool.known_h2() {
+        Some(known) => Ok(known),
+        // Boxed: only the first request of an `auto` endpoint connects here.
+        None => Box::pin(endpoint.pool.speaks_h2(endpoint.timeouts)).await,
     }
 }
 

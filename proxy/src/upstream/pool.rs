@@ -1,4 +1,5 @@
-//! Connection pools, one per backend endpoint, of HTTP/1.1 connections ([`super::h1`]).
+//! Connection pools, one per backend endpoint, of HTTP/1.1 connections ([`super::h1`]), or of
+//! the one multiplexed HTTP/2 connection of an endpoint spoken to in HTTP/2 ([`super::h2`]).
 //!
 //! A request takes the most recently used idle connection of its endpoint (warm, and the
 //! likeliest to still be open) that has seen nothing arrive while idle, or dials a new one; the
@@ -12,7 +13,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
+
+use frontdesk_snapshot as snap;
 
 use http::uri::Authority;
 use parking_lot::Mutex;
@@ -73,13 +77,19 @@ pub enum ConnectError {
         "{0} is an internal address; connections to it are refused (--refuse-internal-upstreams)"
     )]
     Internal(std::net::IpAddr),
+    /// ALPN picked another protocol than the endpoint was known to speak (`auto`): the next
+    /// request speaks the new one.
+    #[error("the backend's TLS handshake picked another HTTP version than before")]
+    ProtocolChanged,
+    #[error("the HTTP/2 handshake failed: {0}")]
+    Http2(hyper::Error),
 }
 
 /// The process-wide pools, by endpoint.
 pub struct Pools {
     config: PoolConfig,
-    /// By endpoint and TLS setting (`None`: plaintext).
-    by_endpoint: SharedByKey<(Authority, Option<Arc<str>>), EndpointPool>,
+    /// By endpoint, TLS setting (`None`: plaintext) and protocol.
+    by_endpoint: SharedByKey<(Authority, Option<Arc<str>>, snap::BackendProtocol), EndpointPool>,
 }
 
 impl Pools {
@@ -99,9 +109,19 @@ impl Pools {
     /// snapshot is built, never per request.
     /// With `tls`, the pool of the endpoint reached over TLS with that setting: connections
     /// made with other settings (or none) are other pools.
-    pub fn get(&self, endpoint: &Authority, tls: Option<&Arc<TlsClient>>) -> Arc<EndpointPool> {
-        let key = (endpoint.clone(), tls.map(|t| t.key.clone()));
+    pub fn get(
+        &self,
+        endpoint: &Authority,
+        tls: Option<&Arc<TlsClient>>,
+        protocol: snap::BackendProtocol,
+    ) -> Arc<EndpointPool> {
+        let key = (endpoint.clone(), tls.map(|t| t.key.clone()), protocol);
         self.by_endpoint.get_or_make(&key, || {
+            let speaks = match protocol {
+                snap::BackendProtocol::H2 | snap::BackendProtocol::H2c => SPEAKS_H2,
+                snap::BackendProtocol::Auto if tls.is_some() => UNKNOWN,
+                _ => SPEAKS_H1,
+            };
             Arc::new(EndpointPool {
                 authority: endpoint.clone(),
                 address: endpoint_address(endpoint),
@@ -109,6 +129,9 @@ impl Pools {
                 tls: tls.cloned(),
                 idle: Mutex::new(Vec::new()),
                 refused_once: Default::default(),
+                speaks: AtomicU8::new(speaks),
+                auto: protocol == snap::BackendProtocol::Auto,
+                h2: Default::default(),
             })
         })
     }
@@ -139,7 +162,17 @@ pub struct EndpointPool {
     idle: Mutex<Vec<Idle>>,
     /// An internal address was refused already: said at warn once, then at debug.
     refused_once: std::sync::atomic::AtomicBool,
+    /// [`SPEAKS_H1`], [`SPEAKS_H2`], or [`UNKNOWN`] until ALPN said (`auto` over TLS).
+    speaks: AtomicU8,
+    /// `auto`: ALPN decides, and may decide otherwise on a later connection.
+    auto: bool,
+    /// The HTTP/2 connection, when the endpoint speaks HTTP/2.
+    pub(super) h2: super::h2::Slot,
 }
+
+const UNKNOWN: u8 = 0;
+const SPEAKS_H1: u8 = 1;
+const SPEAKS_H2: u8 = 2;
 
 /// A connection taken from a pool, ready to send one request.
 pub struct Checkout {
@@ -185,8 +218,60 @@ impl EndpointPool {
         None
     }
 
-    /// Opens a new connection, within `timeout`.
+    /// Whether requests to the endpoint go over HTTP/2, when that is known without connecting.
+    pub fn known_h2(&self) -> Option<bool> {
+        match self.speaks.load(Ordering::Acquire) {
+            SPEAKS_H2 => Some(true),
+            SPEAKS_H1 => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Whether the endpoint is reached over TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether requests to the endpoint go over HTTP/2. For `auto` over TLS, the first call
+    /// connects and asks ALPN; that connection serves the next request of its protocol.
+    pub async fn speaks_h2(&self, timeouts: Timeouts) -> Result<bool, ConnectError> {
+        if let Some(known) = self.known_h2() {
+            return Ok(known);
+        }
+        let io = Box::pin(self.connect(timeouts.connect)).await?;
+        let h2 = io.negotiated_h2();
+        self.speaks
+            .store(if h2 { SPEAKS_H2 } else { SPEAKS_H1 }, Ordering::Release);
+        if h2 {
+            self.h2.offer(io).await;
+        } else {
+            self.put_back(Box::new(Connection::new(io)));
+        }
+        Ok(h2)
+    }
+
+    /// A new connection's protocol agrees with what the endpoint was known to speak; for
+    /// `auto`, a change is noted for the next request, and this connection is not used.
+    pub(super) fn check_negotiated(&self, io: &BackendIo, h2: bool) -> Result<(), ConnectError> {
+        if self.tls.is_none() || io.negotiated_h2() == h2 {
+            return Ok(());
+        }
+        if self.auto && self.speaks.load(Ordering::Acquire) != UNKNOWN {
+            self.speaks
+                .store(if h2 { SPEAKS_H1 } else { SPEAKS_H2 }, Ordering::Release);
+        }
+        Err(ConnectError::ProtocolChanged)
+    }
+
+    /// Opens a new HTTP/1.1 connection, within `timeout`.
     pub async fn dial(&self, timeout: Duration) -> Result<Box<Connection>, ConnectError> {
+        let io = self.connect(timeout).await?;
+        self.check_negotiated(&io, false)?;
+        Ok(Box::new(Connection::new(io)))
+    }
+
+    /// Connects (TCP, then TLS when the backend speaks it), within `timeout`.
+    pub(super) async fn connect(&self, timeout: Duration) -> Result<BackendIo, ConnectError> {
         let refused = |ip: std::net::IpAddr| {
             self.config.refuse_internal && frontdesk_crds::compile::urls::is_internal_address(ip)
         };
@@ -243,7 +328,7 @@ impl EndpointPool {
                 }
             }
         };
-        Ok(Box::new(Connection::new(io)))
+        Ok(io)
     }
 
     /// Puts a connection whose exchange is complete back for the next request.

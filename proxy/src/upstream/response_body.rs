@@ -16,15 +16,11 @@ use super::upload::Upload;
 use crate::body::BoxError;
 use crate::http1::decode::{Decoder, Step};
 
-/// A backend's answer body, read from its connection as the client takes it. The connection
-/// goes back to its pool when the body ended cleanly; dropped earlier, it is closed.
-pub struct ResponseBody {
-    conn: Option<Box<Connection>>,
-    decoder: Decoder,
-    reusable: bool,
-    /// The rest of the request body, when the backend answered before reading all of it.
-    upload: Option<Upload>,
-    pool: Arc<EndpointPool>,
+/// A backend's answer body: off an HTTP/1.1 connection, or an HTTP/2 stream ([`super::h2`]),
+/// whose trailers come along.
+pub enum ResponseBody {
+    Http1(Http1Body),
+    Http2(hyper::body::Incoming),
 }
 
 impl ResponseBody {
@@ -35,7 +31,70 @@ impl ResponseBody {
         upload: Option<Upload>,
         pool: Arc<EndpointPool>,
     ) -> Self {
-        let mut body = ResponseBody {
+        ResponseBody::Http1(Http1Body::new(conn, decoder, reusable, upload, pool))
+    }
+
+    /// No body, and no connection to give back (it switched protocols).
+    pub(super) fn empty(pool: Arc<EndpointPool>) -> Self {
+        ResponseBody::Http1(Http1Body {
+            conn: None,
+            decoder: Decoder::length(0),
+            reusable: false,
+            upload: None,
+            pool,
+        })
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ResponseBody::Http1(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Http2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Http1(b) => b.is_end_stream(),
+            ResponseBody::Http2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Http1(b) => b.size_hint(),
+            ResponseBody::Http2(b) => b.size_hint(),
+        }
+    }
+}
+
+/// A backend's answer body, read from its HTTP/1.1 connection as the client takes it. The
+/// connection goes back to its pool when the body ended cleanly; dropped earlier, it is closed.
+pub struct Http1Body {
+    conn: Option<Box<Connection>>,
+    decoder: Decoder,
+    reusable: bool,
+    /// The rest of the request body, when the backend answered before reading all of it.
+    upload: Option<Upload>,
+    pool: Arc<EndpointPool>,
+}
+
+impl Http1Body {
+    fn new(
+        conn: Box<Connection>,
+        decoder: Decoder,
+        reusable: bool,
+        upload: Option<Upload>,
+        pool: Arc<EndpointPool>,
+    ) -> Self {
+        let mut body = Http1Body {
             conn: Some(conn),
             decoder,
             reusable,
@@ -45,17 +104,6 @@ impl ResponseBody {
         // A bodiless answer (HEAD, 204, 304, Content-Length: 0) is complete already.
         body.release_if_done();
         body
-    }
-
-    /// No body, and no connection to give back (it switched protocols).
-    pub(super) fn empty(pool: Arc<EndpointPool>) -> Self {
-        ResponseBody {
-            conn: None,
-            decoder: Decoder::length(0),
-            reusable: false,
-            upload: None,
-            pool,
-        }
     }
 
     fn release_if_done(&mut self) {
@@ -103,7 +151,7 @@ impl ResponseBody {
     }
 }
 
-impl Body for ResponseBody {
+impl Body for Http1Body {
     type Data = Bytes;
     type Error = BoxError;
 

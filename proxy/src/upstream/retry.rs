@@ -323,9 +323,9 @@ impl Upstream {
         };
         let at = Try {
             endpoint: first,
+            head,
             wire: &wire,
             framing,
-            method: &head.method,
         };
         let made = at.make(body, &mut clock, &plan).await;
         let next = Next {
@@ -404,9 +404,9 @@ impl<'a> Next<'a, '_> {
             tries += 1;
             let at = Try {
                 endpoint,
+                head: self.head,
                 wire: self.wire,
                 framing: self.framing,
-                method: &self.head.method,
             };
             made = at.make(body, &mut clock, plan).await;
         }
@@ -435,9 +435,10 @@ enum TryOutcome {
 /// One try at one endpoint.
 struct Try<'a> {
     endpoint: &'a Endpoint,
+    head: &'a http::request::Parts,
+    /// The head as HTTP/1.1 sends it.
     wire: &'a [u8],
     framing: RequestFraming,
-    method: &'a Method,
 }
 
 impl Try<'_> {
@@ -451,6 +452,18 @@ impl Try<'_> {
         plan: &RetryPlan<'_>,
     ) -> TryOutcome {
         let pool = &self.endpoint.pool;
+        let connect_failed = |e: &super::ConnectError, body| {
+            let problem = super::connect_failure(e, &self.endpoint.authority);
+            TryOutcome::Failed(Failure::Connect, problem, Some(body))
+        };
+        let h2 = match super::speaks_h2(self.endpoint).await {
+            Ok(h2) => h2,
+            Err(e) => return connect_failed(&e, body),
+        };
+        if h2 {
+            let attempt = Box::pin(super::h2::exchange(self.endpoint, self.head, body));
+            return self.wait(attempt, clock, plan).await;
+        }
         // A warm connection at once (the common case) needs no deadline to be had.
         let warm = pool.idle_connection(self.endpoint.timeouts.idle);
         let checkout = match warm {
@@ -465,10 +478,7 @@ impl Try<'_> {
         };
         let checkout = match checkout {
             Ok(Ok(checkout)) => checkout,
-            Ok(Err(e)) => {
-                let problem = super::connect_failure(&e, &self.endpoint.authority);
-                return TryOutcome::Failed(Failure::Connect, problem, Some(body));
-            }
+            Ok(Err(e)) => return connect_failed(&e, body),
             Err(_) => {
                 let problem = super::timed_out(plan.timeout);
                 return TryOutcome::Failed(Failure::Connect, problem, Some(body));
@@ -479,10 +489,20 @@ impl Try<'_> {
             self.endpoint,
             self.wire,
             self.framing,
-            self.method,
+            &self.head.method,
             body,
             plan.fields,
         );
+        self.wait(attempt, clock, plan).await
+    }
+
+    /// Waits for the try's answer: its body sent, then its head within the try's deadline.
+    async fn wait(
+        &self,
+        attempt: impl Future<Output = Result<http::Response<ResponseBody>, TryError>>,
+        clock: &mut Clock,
+        plan: &RetryPlan<'_>,
+    ) -> TryOutcome {
         tokio::pin!(attempt);
         if let Some(rx) = clock.sent.as_mut() {
             tokio::select! {

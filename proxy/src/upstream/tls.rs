@@ -39,16 +39,16 @@ impl std::fmt::Debug for TlsClient {
 
 impl TlsClient {
     /// Parses the setting's certificates; a bad one is a reason the backend is not used.
-    pub fn build(t: &snap::BackendTls) -> Result<Self, String> {
+    /// ALPN offers what `protocol` may speak.
+    pub fn build(t: &snap::BackendTls, protocol: snap::BackendProtocol) -> Result<Self, String> {
         let server_name = ServerName::try_from(t.server_name.clone())
             .map_err(|_| format!("{:?} is not a valid TLS server name", t.server_name))?;
         let mut config = client_config(t)?;
-        // HTTP/1.1 is what the connection speaks.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn(protocol).iter().map(|p| p.to_vec()).collect();
         Ok(TlsClient {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
             server_name,
-            key: tls_key(t).into(),
+            key: tls_key(t, protocol).into(),
         })
     }
 
@@ -99,10 +99,23 @@ pub fn client_config(t: &snap::BackendTls) -> Result<rustls::ClientConfig, Strin
     Ok(config)
 }
 
-/// A TLS setting as a key (the whole of it, so different settings never share a client or a
-/// pool); kept in memory only, never shown.
-pub fn tls_key(t: &snap::BackendTls) -> String {
-    serde_json::to_string(t).unwrap_or_default()
+/// What ALPN offers for `protocol`, preferred first.
+fn alpn(protocol: snap::BackendProtocol) -> &'static [&'static [u8]] {
+    match protocol {
+        snap::BackendProtocol::Http1 | snap::BackendProtocol::H2c => &[b"http/1.1"],
+        snap::BackendProtocol::H2 => &[b"h2"],
+        snap::BackendProtocol::Auto => &[b"h2", b"http/1.1"],
+    }
+}
+
+/// A TLS setting as a key (the whole of it, and what ALPN offers, so different settings never
+/// share a client or a pool); kept in memory only, never shown.
+pub fn tls_key(t: &snap::BackendTls, protocol: snap::BackendProtocol) -> String {
+    format!(
+        "{}{:?}",
+        serde_json::to_string(t).unwrap_or_default(),
+        alpn(protocol)
+    )
 }
 
 /// Why a handshake failed, said without the backend's name or address: whether its
@@ -155,6 +168,14 @@ impl BackendIo {
                     .poll_read(&mut cx, &mut read)
                     .is_pending()
             }
+        }
+    }
+
+    /// Whether the TLS handshake's ALPN picked HTTP/2 (never, in plaintext).
+    pub fn negotiated_h2(&self) -> bool {
+        match self {
+            BackendIo::Plain(_) => false,
+            BackendIo::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2"),
         }
     }
 
@@ -212,6 +233,19 @@ impl AsyncWrite for BackendIo {
         match self.get_mut() {
             BackendIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
             BackendIo::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
+}
+
+impl AsyncRead for BackendIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            BackendIo::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }

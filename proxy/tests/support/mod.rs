@@ -18,6 +18,7 @@ pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 pub type TestClient = Client<HttpConnector, TestBody>;
 
 pub mod cache;
+pub mod h2_backend;
 #[path = "../../../e2e/src/ports.rs"]
 mod ports;
 pub mod resilience;

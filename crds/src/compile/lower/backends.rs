@@ -57,12 +57,14 @@ pub(crate) fn lower_backends(
                         unresolved,
                     ),
                 };
+                let protocol = backend_protocol(&bp, b, tls.as_ref().ok(), d);
                 backends.push(snap::Backend {
                     name: format!("service/{namespace}/{service}:{port}"),
                     weight,
                     // TLS that could not be set up: no endpoint, never plaintext.
                     endpoints: if tls.is_err() { Vec::new() } else { endpoints },
                     tls: tls.unwrap_or(None),
+                    protocol,
                 });
             }
             (None, Some(url)) => {
@@ -91,6 +93,7 @@ pub(crate) fn lower_backends(
                         d,
                         unresolved,
                     );
+                    let protocol = backend_protocol(&bp, b, tls.as_ref().ok(), d);
                     backends.push(snap::Backend {
                         name: url.clone(),
                         weight,
@@ -100,6 +103,7 @@ pub(crate) fn lower_backends(
                             vec![authority]
                         },
                         tls: tls.unwrap_or(None),
+                        protocol,
                     });
                 }
             }
@@ -112,4 +116,26 @@ pub(crate) fn lower_backends(
         );
     }
     (d.0.len() == before).then_some(snap::Action::Forward { backends })
+}
+
+/// The backend's `protocol`, checked against its TLS (`None` when that failed, and was said).
+fn backend_protocol(
+    bp: &str,
+    b: &BackendRef,
+    tls: Option<&Option<snap::BackendTls>>,
+    d: &mut Diagnostics,
+) -> snap::BackendProtocol {
+    let protocol: snap::BackendProtocol = b.protocol.map(Into::into).unwrap_or_default();
+    match (protocol.needs_tls(), tls) {
+        (Some(true), Some(None)) => d.push(
+            format!("{bp}.protocol"),
+            "h2 is HTTP/2 over TLS: give the backend TLS (an https:// url, `tls`, or a BackendTLSPolicy), or say h2c for plaintext HTTP/2",
+        ),
+        (Some(false), Some(Some(_))) => d.push(
+            format!("{bp}.protocol"),
+            "h2c is plaintext HTTP/2, and this backend speaks TLS: say h2",
+        ),
+        _ => {}
+    }
+    protocol
 }

@@ -370,6 +370,7 @@ mod tests {
         let upstream = Upstream::new(Default::default());
         let none = snap::Backend {
             tls: None,
+            protocol: Default::default(),
             name: "orders".into(),
             endpoints: vec![],
             weight: 1,

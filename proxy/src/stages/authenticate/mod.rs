@@ -86,14 +86,16 @@ impl AuthShared {
         else {
             return Ok(self.shared_http.clone());
         };
-        self.tls_clients
-            .try_get_or_make(&crate::upstream::tls::tls_key(t), || {
+        self.tls_clients.try_get_or_make(
+            &crate::upstream::tls::tls_key(t, Default::default()),
+            || {
                 let config = crate::upstream::tls::client_config(t)?;
                 Ok::<_, String>(std::sync::Arc::new(http_client(
                     hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
                     self.refuse_internal,
                 )))
-            })
+            },
+        )
     }
 }
 

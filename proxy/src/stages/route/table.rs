@@ -622,6 +622,7 @@ mod tests {
             action: Action::Forward {
                 backends: vec![Backend {
                     tls: None,
+                    protocol: Default::default(),
                     name: "b".into(),
                     weight: 1,
                     endpoints: vec!["127.0.0.1:1".into()],
