@@ -186,6 +186,23 @@ pub struct RouteMatch {
     /// times matches when any of its values does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub query: Vec<ValueMatch>,
+
+    /// A gRPC service, or one of its methods: shorthand for a `POST` to `/<service>/<method>`
+    /// (Exact), or to every method of the service (`/<service>/` as a PathPrefix). Exclusive
+    /// with `path` and `methods`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcMatch>,
+}
+
+/// A gRPC service and method, as in `/package.Service/Method`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcMatch {
+    /// The fully qualified service name: `package.Service` (`grpc.health.v1.Health`).
+    pub service: String,
+    /// The method (`Check`); every method of the service without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 /// A condition on the request path.

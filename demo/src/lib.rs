@@ -15,6 +15,7 @@
 //! | `/connections` | how many TCP connections this backend has accepted so far |
 //! | `/requests` | how many requests this backend has answered so far (this one not counted) |
 //! | `/ws` | a WebSocket echo (each message comes back as sent) |
+//! | `/demo.Catalog/*`, `/grpc.health.v1.Health/Check` | gRPC over HTTP/2 ([`grpc`], `demo/proto/catalog.proto`) |
 //! | `/flaky/{n}` | 503 to every n-th `/flaky` request this backend gets, 200 to the others; reads the body, answers its size |
 //! | anything else | echo: backend, method, path, query, headers, body size |
 //!
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod grpc;
 mod websocket;
 
 use std::convert::Infallible;
@@ -121,6 +123,9 @@ async fn handle(req: Request<Incoming>, name: &str, counts: &Counts) -> Response
     let ok = |v: Value| json_response(StatusCode::OK, &v, name);
     if segs != ["requests"] {
         counts.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    if grpc::serves(&path) {
+        return grpc::handle(req, name).await;
     }
     match segs.as_slice() {
         ["ws"] => websocket::echo(req, name),

@@ -41,6 +41,8 @@ pub struct Exchange {
     pub owns_cors: bool,
     /// Who the policy authenticated: API key consumer, basic-auth user or JWT subject.
     pub consumer: Option<Arc<str>>,
+    /// A gRPC call (over HTTP/2): the proxy's own errors are gRPC statuses ([`crate::grpc`]).
+    pub grpc: bool,
     /// Only what the access log needs; `None` when it is off, so nothing is copied for it.
     pub log: Option<LogFields>,
 }
@@ -130,6 +132,9 @@ impl Exchange {
             response_headers: Vec::new(),
             owns_cors: false,
             consumer: None,
+            // gRPC needs HTTP/2: HTTP/1 requests are not asked.
+            grpc: req.version() == Version::HTTP_2
+                && crate::grpc::is_grpc(crate::http1::raw_fields::FieldsView::of(req)),
             log: logged.then(|| LogFields {
                 path: req.uri().path().to_string(),
                 ..LogFields::default()

@@ -22,6 +22,7 @@ pub mod client_body;
 pub mod client_ip;
 pub mod exchange;
 pub mod forwarding;
+pub mod grpc;
 pub mod http1;
 pub mod identity;
 pub mod listeners;

@@ -256,11 +256,20 @@ impl Runtime {
                 ));
             }
             let body = crate::client_body::Limited::new(body, limit);
+            // A gRPC client's deadline, when it is shorter than the rule's.
+            let timeout = match ex.grpc {
+                false => rule.timeout,
+                true => FieldsView::of_parts(&head.headers, &head.extensions)
+                    .values(&crate::grpc::GRPC_TIMEOUT)
+                    .next()
+                    .and_then(crate::grpc::timeout)
+                    .map_or(rule.timeout, |t| t.min(rule.timeout)),
+            };
             let input = Input {
                 matched: path,
                 host: target.authority.as_ref().map(|_| target.host.as_str()),
                 port: target.port,
-                timeout: rule.timeout,
+                timeout,
                 upstream: &self.env.upstream,
                 upstream_duration: &rule.upstream_duration,
                 // Relayed as sent when the server writing the answer knows how (HTTP/1) and the

@@ -2,8 +2,8 @@
 //! response, an Aggregate, or the proxy itself (a problem from any stage). In two steps around
 //! the matched rule's response transforms:
 //!
-//! 1. [`Respond::render`]: a problem becomes its RFC 9457 problem+json answer (counted in
-//!    `frontdesk_local_replies_total`);
+//! 1. [`Respond::render`]: a problem becomes its RFC 9457 problem+json answer, or a gRPC
+//!    status for a gRPC call ([`crate::grpc`]) (counted in `frontdesk_local_replies_total`);
 //! 2. [`Respond::finish`]: the headers the stages asked every answer to carry
 //!    ([`Exchange::response_headers`]: RateLimit, CORS) and `x-request-id` are added, and
 //!    the request's metrics and access-log line are recorded when the body has been sent (or
@@ -52,7 +52,11 @@ impl Respond {
                     r#type: p.kind.slug(),
                 })
                 .inc();
-            p.into_response(ex.request_id.to_str().unwrap_or_default())
+            if ex.grpc {
+                crate::grpc::error_response(p)
+            } else {
+                p.into_response(ex.request_id.to_str().unwrap_or_default())
+            }
         })
     }
 

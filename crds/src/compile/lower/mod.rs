@@ -14,8 +14,8 @@ use regex::RegexBuilder;
 
 use crate::diagnostic::Diagnostics;
 use crate::route::{
-    BackendRef, DirectResponseAction, HeaderModifier, PathMatchType, RedirectAction, RouteMatch,
-    RouteRule, RouteSpec, ValueMatch, ValueMatchType,
+    BackendRef, DirectResponseAction, GrpcMatch, HeaderModifier, PathMatchType, RedirectAction,
+    RouteMatch, RouteRule, RouteSpec, ValueMatch, ValueMatchType,
 };
 use crate::template;
 
@@ -274,6 +274,9 @@ fn lower_rule(
 }
 
 fn lower_match(p: &str, m: &RouteMatch, d: &mut Diagnostics) -> Option<snap::Match> {
+    if let Some(grpc) = &m.grpc {
+        return lower_grpc_match(p, m, grpc, d);
+    }
     let path = match &m.path {
         None => Some(snap::PathMatch::Prefix {
             value: String::new(),
@@ -326,6 +329,66 @@ fn lower_match(p: &str, m: &RouteMatch, d: &mut Diagnostics) -> Option<snap::Mat
         path: path?,
         ignore_case: m.path.as_ref().is_some_and(|p| p.ignore_case),
         methods,
+        headers: headers?,
+        query: query?,
+    })
+}
+
+/// A `grpc` match: `POST /<service>/<method>`, or a PathPrefix of the service.
+fn lower_grpc_match(
+    p: &str,
+    m: &RouteMatch,
+    grpc: &GrpcMatch,
+    d: &mut Diagnostics,
+) -> Option<snap::Match> {
+    let before = d.0.len();
+    if m.path.is_some() || !m.methods.is_empty() {
+        d.push(
+            format!("{p}.grpc"),
+            "a grpc match sets the path and method itself: leave out path and methods",
+        );
+    }
+    let identifier = |s: &str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !grpc.service.split('.').all(identifier) {
+        d.push(
+            format!("{p}.grpc.service"),
+            format!(
+                "{:?} is not a gRPC service name: dot-separated identifiers, like package.Service",
+                grpc.service
+            ),
+        );
+    }
+    if let Some(method) = &grpc.method
+        && !identifier(method)
+    {
+        d.push(
+            format!("{p}.grpc.method"),
+            format!("{method:?} is not a gRPC method name: an identifier, like GetOrder"),
+        );
+    }
+    let headers = lower_value_matches(&format!("{p}.headers"), &m.headers, true, d);
+    let query = lower_value_matches(&format!("{p}.query"), &m.query, false, d);
+    if d.0.len() != before {
+        return None;
+    }
+    let path = match &grpc.method {
+        Some(method) => snap::PathMatch::Exact {
+            value: format!("/{}/{method}", grpc.service),
+        },
+        None => snap::PathMatch::Prefix {
+            value: format!("/{}", grpc.service),
+        },
+    };
+    Some(snap::Match {
+        rank: 0,
+        path,
+        ignore_case: false,
+        methods: vec!["POST".into()],
         headers: headers?,
         query: query?,
     })
