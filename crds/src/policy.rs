@@ -226,6 +226,20 @@ pub struct HealthCheckSpec {
     /// Checks failed in a row that take an endpoint out (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unhealthy_threshold: Option<u32>,
+    /// Ask the standard gRPC health service (`grpc.health.v1.Health/Check`, over HTTP/2)
+    /// instead of `GET path`: the check passes when it answers SERVING. Exclusive with `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcHealthCheckSpec>,
+}
+
+/// A gRPC health check.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcHealthCheckSpec {
+    /// The service to ask about (`HealthCheckRequest.service`); the server as a whole without
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// How an endpoint is picked.

@@ -189,3 +189,42 @@ async fn the_proxys_refusals_are_grpc_statuses() {
         "{waited:?}"
     );
 }
+
+#[tokio::test]
+async fn grpc_health_checks_keep_an_endpoint_that_is_not_serving_out() {
+    use frontdesk_proxy::runtime::{Env, Runtime};
+    use support::resilience::{call, metric};
+    let serving = frontdesk_demo::spawn("serving").await;
+    // Answers every call with a body that is no HealthCheckResponse.
+    let other = support::h2_backend::h2c_backend().await;
+    let files = manifest(
+        "Policy",
+        "checked",
+        "  healthCheck: {grpc: {service: demo.Catalog}, interval: 100ms, timeout: 100ms, unhealthyThreshold: 1}",
+    ) + &manifest(
+        "Route",
+        "catalog",
+        &format!(
+            "  rules:\n    - policies: [checked]\n      backends: [{{url: 'http://{serving}', protocol: h2c}}]\n"
+        ),
+    );
+    let mut snap = snapshot(&files);
+    let frontdesk_snapshot::Action::Forward { backends } = &mut snap.routes[0].rules[0].action
+    else {
+        panic!("a forward");
+    };
+    backends[0].endpoints = vec![serving.to_string(), other.addr.to_string()];
+    let rt =
+        std::sync::Arc::new(Runtime::build(snap, std::sync::Arc::new(Env::standalone())).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&rt, "frontdesk_upstream_unhealthy_endpoints{") != 1 {
+        assert!(Instant::now() < deadline, "{}", rt.env.metrics.encode());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..10 {
+        let (status, _, body) = call(&rt, "/anything").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("\"backend\":\"serving\""), "{body}");
+    }
+    assert_eq!(metric(&rt, "frontdesk_upstream_unhealthy_endpoints{"), 1);
+}

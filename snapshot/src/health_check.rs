@@ -30,6 +30,19 @@ pub struct HealthCheck {
     pub healthy_threshold: u32,
     /// Checks failed in a row that take a healthy endpoint out.
     pub unhealthy_threshold: u32,
+    /// Ask the gRPC health service (`grpc.health.v1.Health/Check`) instead of `GET path`: the
+    /// check passes when it answers SERVING. The backend must speak HTTP/2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcHealthCheck>,
+}
+
+/// A gRPC health check.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcHealthCheck {
+    /// The service asked about (`HealthCheckRequest.service`); empty: the server as a whole.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service: String,
 }
 
 impl HealthCheck {
@@ -49,6 +62,14 @@ impl HealthCheck {
             && (host.is_empty() || host.bytes().any(|b| !(0x21..0x7f).contains(&b)))
         {
             return Err(("host", format!("{host:?} is not a valid Host")));
+        }
+        if let Some(grpc) = &self.grpc
+            && grpc.service.bytes().any(|b| !(0x21..0x7f).contains(&b))
+        {
+            return Err((
+                "grpc.service",
+                format!("{:?} is not a gRPC service name", grpc.service),
+            ));
         }
         if self.interval_ms < MIN_HEALTH_CHECK_INTERVAL_MS {
             return Err((
@@ -81,6 +102,7 @@ impl Default for HealthCheck {
             timeout_ms: DEFAULT_HEALTH_CHECK_TIMEOUT_MS,
             healthy_threshold: DEFAULT_HEALTHY_THRESHOLD,
             unhealthy_threshold: DEFAULT_UNHEALTHY_THRESHOLD,
+            grpc: None,
         }
     }
 }

@@ -116,7 +116,16 @@ pub(super) fn lower_health_check(
         unhealthy_threshold: h
             .unhealthy_threshold
             .unwrap_or(snap::DEFAULT_UNHEALTHY_THRESHOLD),
+        grpc: h.grpc.as_ref().map(|g| snap::GrpcHealthCheck {
+            service: g.service.clone().unwrap_or_default(),
+        }),
     };
+    if h.grpc.is_some() && h.path.is_some() {
+        d.push(
+            format!("{p}.grpc"),
+            "a gRPC health check asks the health service, not a path: leave out path",
+        );
+    }
     checked(p, d, before, lowered, snap::HealthCheck::check)
 }
 

@@ -151,25 +151,50 @@ impl HealthChecks {
             Some(h) => http::HeaderValue::from_str(h).map_err(|e| e.to_string())?,
             None => e.host.clone(),
         };
-        let req = http::Request::get(self.settings.path.as_str())
+        let (req, body) = match &self.settings.grpc {
+            None => (
+                http::Request::get(self.settings.path.as_str()),
+                UpstreamBody::Empty,
+            ),
+            Some(grpc) => (
+                http::Request::post(GRPC_HEALTH_CHECK)
+                    .header(http::header::CONTENT_TYPE, "application/grpc")
+                    .header(http::header::TE, "trailers"),
+                UpstreamBody::full(grpc_health_request(&grpc.service)),
+            ),
+        };
+        let (head, ()) = req
             .header(http::header::HOST, host)
             .header(http::header::USER_AGENT, "frontdesk-health-check")
             .body(())
-            .map_err(|e| e.to_string())?;
-        let (head, ()) = req.into_parts();
+            .map_err(|e| e.to_string())?
+            .into_parts();
         let asked = async {
-            let resp = super::exchange(e, &head, UpstreamBody::Empty, AnswerFields::Map)
+            let resp = super::exchange(e, &head, body, AnswerFields::Map)
                 .await
                 .map_err(|failed| failed.problem(&e.authority).detail)?;
             let status = resp.status();
+            // A Trailers-Only answer has its gRPC status in its head.
+            let head_status = resp.headers().get("grpc-status").cloned();
             // Read to its end so the connection goes back to the pool.
-            let _ = http_body_util::Limited::new(resp.into_body(), MAX_CHECK_BODY)
+            let read = http_body_util::Limited::new(resp.into_body(), MAX_CHECK_BODY)
                 .collect()
                 .await;
-            if (200..400).contains(&status.as_u16()) {
-                Ok(())
-            } else {
-                Err(format!("the check was answered {}", status.as_u16()))
+            if !(200..400).contains(&status.as_u16()) {
+                return Err(format!("the check was answered {}", status.as_u16()));
+            }
+            match (&self.settings.grpc, read) {
+                (None, _) => Ok(()),
+                (Some(_), Ok(answer)) => {
+                    let status = head_status.or_else(|| {
+                        answer
+                            .trailers()
+                            .and_then(|t| t.get("grpc-status"))
+                            .cloned()
+                    });
+                    grpc_serving(status.as_ref().map(|v| v.as_bytes()), &answer.to_bytes())
+                }
+                (Some(_), Err(e)) => Err(format!("the gRPC health answer broke off: {e}")),
             }
         };
         let timeout = Duration::from_millis(self.settings.timeout_ms);
@@ -215,10 +240,130 @@ impl Drop for HealthChecks {
     }
 }
 
+const GRPC_HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+
+/// A `HealthCheckRequest { service }`, framed: field 1 (a string), after the flag byte and
+/// the length.
+fn grpc_health_request(service: &str) -> bytes::Bytes {
+    let mut message = Vec::with_capacity(service.len() + 2);
+    if !service.is_empty() {
+        message.push(0x0a);
+        put_varint(&mut message, service.len() as u64);
+        message.extend_from_slice(service.as_bytes());
+    }
+    let mut framed = Vec::with_capacity(message.len() + 5);
+    framed.push(0);
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    framed.into()
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Whether a gRPC health answer says SERVING: its `grpc-status` (from the trailers, or the head
+/// of a Trailers-Only answer) is 0 and its `HealthCheckResponse`'s field 1 is 1.
+fn grpc_serving(status: Option<&[u8]>, body: &[u8]) -> Result<(), String> {
+    if status != Some(b"0") {
+        return Err(format!(
+            "the gRPC health service answered grpc-status {}",
+            status.map_or("(none)".into(), |s| String::from_utf8_lossy(s).into_owned())
+        ));
+    }
+    let message = body
+        .get(5..)
+        .filter(|m| {
+            body[0] == 0
+                && m.len() == u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize
+        })
+        .ok_or("the gRPC health answer is not one message")?;
+    match health_status(message) {
+        Some(1) => Ok(()),
+        Some(other) => Err(format!(
+            "the gRPC health service says status {other}, not SERVING"
+        )),
+        None => Err("the gRPC health answer has no status".into()),
+    }
+}
+
+/// Field 1 (a varint) of a protobuf message, skipping others.
+fn health_status(mut m: &[u8]) -> Option<u64> {
+    let mut status = None;
+    while !m.is_empty() {
+        let key = varint(&mut m)?;
+        match key & 7 {
+            0 => {
+                let v = varint(&mut m)?;
+                if key >> 3 == 1 {
+                    status = Some(v);
+                }
+            }
+            2 => {
+                let len = usize::try_from(varint(&mut m)?).ok()?;
+                m = m.get(len..)?;
+            }
+            1 => m = m.get(8..)?,
+            5 => m = m.get(4..)?,
+            _ => return None,
+        }
+    }
+    // proto3 leaves a 0 (UNKNOWN) out.
+    Some(status.unwrap_or(0))
+}
+
+fn varint(m: &mut &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = m.split_first()?;
+        *m = rest;
+        n |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::upstream::Upstream;
+
+    #[test]
+    fn grpc_health_requests_and_answers_follow_the_health_protocol() {
+        assert_eq!(&grpc_health_request("")[..], [0, 0, 0, 0, 0]);
+        assert_eq!(
+            &grpc_health_request("demo.Catalog")[..],
+            b"\0\0\0\0\x0e\x0a\x0cdemo.Catalog"
+        );
+        let serving = [0, 0, 0, 0, 2, 0x08, 1];
+        assert_eq!(grpc_serving(Some(b"0"), &serving), Ok(()));
+        let not_serving = [0, 0, 0, 0, 2, 0x08, 2];
+        assert!(
+            grpc_serving(Some(b"0"), &not_serving)
+                .unwrap_err()
+                .contains("status 2")
+        );
+        // An unknown field before the status is skipped; no status is UNKNOWN (0).
+        let with_other = [0, 0, 0, 0, 5, 0x12, 1, b'x', 0x08, 1];
+        assert_eq!(grpc_serving(Some(b"0"), &with_other), Ok(()));
+        assert!(
+            grpc_serving(Some(b"0"), &[0, 0, 0, 0, 0])
+                .unwrap_err()
+                .contains("status 0")
+        );
+        assert!(
+            grpc_serving(Some(b"14"), &serving)
+                .unwrap_err()
+                .contains("grpc-status 14")
+        );
+        assert!(grpc_serving(None, &serving).is_err());
+        assert!(grpc_serving(Some(b"0"), b"HTTP/2.0 ").is_err());
+    }
 
     fn checks(healthy: u32, unhealthy: u32) -> HealthChecks {
         let s = snap::HealthCheck {
