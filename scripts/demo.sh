@@ -35,6 +35,9 @@ Try:
   for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' -H 'x-api-key: demo-key-acme' http://127.0.0.1:8080/partner/products; done   # 200s, then 429 (burst 5 per partner)
   curl -i -X OPTIONS -H 'origin: https://shop.example.com' -H 'access-control-request-method: GET' -H 'access-control-request-headers: x-api-key' http://127.0.0.1:8080/partner/products   # CORS preflight: 204
   curl --http2-prior-knowledge http://127.0.0.1:8080/api/products
+  $bin/frontdesk-demo grpc http://127.0.0.1:8080 get 2     # gRPC through the gateway (h2c backend)
+  $bin/frontdesk-demo grpc http://127.0.0.1:8080 list      # a server stream
+  printf '\0\0\0\0\3\n\0012' | base64 | curl -s -H 'content-type: application/grpc-web-text' --data-binary @- http://127.0.0.1:8080/demo.Catalog/GetProduct | base64 -d | od -c   # gRPC-Web (text) from curl
   curl --cacert "$run/tls/ca.crt" https://localhost:8443/api/products/1   # HTTPS (HTTP/2 by ALPN)
   curl http://127.0.0.1:9901/config                           # the snapshot serving
   curl http://127.0.0.1:9901/metrics

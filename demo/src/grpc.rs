@@ -202,3 +202,65 @@ fn answer(
     }
     resp
 }
+
+/// `frontdesk-demo grpc URL get ID | list`: calls the service at `URL` (the gateway, or a
+/// backend) over HTTP/2 with prior knowledge, and prints what came back.
+pub async fn call(args: &[String]) -> anyhow::Result<()> {
+    let (url, path, message) = match args {
+        [url, get, id] if get == "get" => (
+            url,
+            "/demo.Catalog/GetProduct",
+            frame(&GetProductRequest { id: id.clone() }),
+        ),
+        [url, list] if list == "list" => (
+            url,
+            "/demo.Catalog/ListProducts",
+            frame(&ListProductsRequest { limit: 0 }),
+        ),
+        _ => anyhow::bail!("usage: frontdesk-demo grpc URL get ID | list"),
+    };
+    let uri: http::Uri = url.parse()?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| anyhow::anyhow!("{url} has no host:port"))?
+        .clone();
+    let tcp = tokio::net::TcpStream::connect(authority.as_str()).await?;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await?;
+    tokio::spawn(conn);
+    let req = Request::post(format!("http://{authority}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(message))?;
+    let resp = sender.send_request(req).await?;
+    let head = resp.headers().clone();
+    let body = resp.into_body().collect().await?;
+    let trailers = body.trailers().cloned().unwrap_or_default();
+    let mut data = body.to_bytes();
+    while data.len() >= 5 {
+        data.advance(1);
+        let len = data.get_u32() as usize;
+        let p = <Product as prost::Message>::decode(data.split_to(len.min(data.len())))?;
+        println!(
+            "{{\"id\": {:?}, \"name\": {:?}, \"priceCents\": {}}}",
+            p.id, p.name, p.price_cents
+        );
+    }
+    let status = |k: &str| {
+        trailers
+            .get(k)
+            .or_else(|| head.get(k))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    println!(
+        "grpc-status: {} {}",
+        status("grpc-status"),
+        status("grpc-message")
+    );
+    Ok(())
+}

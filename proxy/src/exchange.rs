@@ -41,8 +41,11 @@ pub struct Exchange {
     pub owns_cors: bool,
     /// Who the policy authenticated: API key consumer, basic-auth user or JWT subject.
     pub consumer: Option<Arc<str>>,
-    /// A gRPC call (over HTTP/2): the proxy's own errors are gRPC statuses ([`crate::grpc`]).
+    /// A gRPC call (over HTTP/2), or a gRPC-Web one: the proxy's own errors are gRPC statuses
+    /// ([`crate::grpc`]).
     pub grpc: bool,
+    /// A gRPC-Web call to a rule that speaks gRPC to its backends.
+    pub grpc_web: Option<crate::stages::action::grpc_web::Mode>,
     /// Only what the access log needs; `None` when it is off, so nothing is copied for it.
     pub log: Option<LogFields>,
 }
@@ -135,6 +138,7 @@ impl Exchange {
             // gRPC needs HTTP/2: HTTP/1 requests are not asked.
             grpc: req.version() == Version::HTTP_2
                 && crate::grpc::is_grpc(crate::http1::raw_fields::FieldsView::of(req)),
+            grpc_web: None,
             log: logged.then(|| LogFields {
                 path: req.uri().path().to_string(),
                 ..LogFields::default()

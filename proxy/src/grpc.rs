@@ -67,13 +67,14 @@ pub fn code(kind: ProblemKind) -> Code {
     }
 }
 
-/// The problem as a Trailers-Only gRPC answer: `200`, the code and the detail as
-/// `grpc-message`, and the problem's own fields (`www-authenticate`, RateLimit...).
-pub fn error_response(problem: Problem) -> Response<ProxyBody> {
+/// The problem as a Trailers-Only gRPC answer of `content_type` (gRPC's, or gRPC-Web's): `200`,
+/// the code and the detail as `grpc-message`, and the problem's own fields
+/// (`www-authenticate`, RateLimit...).
+pub fn error_response(problem: Problem, content_type: &'static str) -> Response<ProxyBody> {
     let mut resp = Response::new(empty());
     *resp.status_mut() = StatusCode::OK;
     let headers = resp.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         GRPC_STATUS.clone(),
         HeaderValue::from(code(problem.kind) as u16),
@@ -171,7 +172,7 @@ mod tests {
         let mut p = Problem::new(ProblemKind::Unauthorized, "no credential: 100% missing");
         p.headers
             .push((http::header::WWW_AUTHENTICATE, "Bearer".parse().unwrap()));
-        let resp = error_response(p);
+        let resp = error_response(p, "application/grpc");
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/grpc");
         assert_eq!(resp.headers()["grpc-status"], "16");

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! request_target → route → cors → authenticate → authorize → rate_limit → cache →
-//!   request_transforms → action → render → response_transforms → finish
+//!   request_transforms → action (as gRPC for a gRPC-Web client) → render →
+//!   response_transforms → finish
 //! ```
 //!
 //! A stage that refuses or fails ends the sequence with a problem; every outcome then takes
@@ -29,7 +30,7 @@ use crate::metrics::RouteId;
 use crate::problem::{Problem, ProblemKind};
 use crate::runtime::{RuleRuntime, Runtime};
 use crate::stages::action::Input;
-use crate::stages::action::redirect;
+use crate::stages::action::{grpc_web, redirect};
 use crate::stages::authenticate::{self, Denied};
 use crate::stages::cache::{self, CACHE_STATUS, Lookup};
 use crate::stages::route::RequestView;
@@ -131,6 +132,13 @@ impl Runtime {
             }
             ex.route = RouteId(rule.id.clone());
             ex.metrics = Some(rule.metrics.clone());
+            // Asked only of rules with a backend that may speak gRPC.
+            if rule.speaks_grpc
+                && let Some(mode) = grpc_web::mode(FieldsView::of(&req))
+            {
+                ex.grpc = true;
+                ex.grpc_web = Some(mode);
+            }
             let path = MatchedPath {
                 path: &target.path,
                 captures: &matched.captures,
@@ -285,10 +293,17 @@ impl Runtime {
                     AnswerFields::Map
                 },
             };
-            let outcome = rule
-                .action
-                .run(Request::from_parts(head, body), input, ex)
-                .await;
+            let outcome = match ex.grpc_web {
+                None => {
+                    rule.action
+                        .run(Request::from_parts(head, body), input, ex)
+                        .await
+                }
+                // Boxed: only gRPC-Web calls carry its state.
+                Some(mode) => {
+                    Box::pin(grpc_web::run(&rule.action, head, body, input, ex, mode)).await
+                }
+            };
             match caching {
                 None => outcome,
                 Some(pending) => {

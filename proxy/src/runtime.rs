@@ -120,6 +120,8 @@ pub struct RuleRuntime {
     /// request's fields but CORS (which reads either form) and the forwarding headers: an
     /// HTTP/1 client's can go to the backend as sent ([`crate::http1::raw_fields`]).
     pub relays_request_fields: bool,
+    /// A backend of the rule speaks HTTP/2: gRPC-Web requests are translated for it.
+    pub speaks_grpc: bool,
 }
 
 /// A policy's stages, built once per snapshot however many rules share it.
@@ -222,6 +224,7 @@ impl RuleRuntime {
             && policy.cache.is_none()
             && !request_transforms.edits_fields()
             && action.relays_fields();
+        let speaks_grpc = action.speaks_h2();
         Ok(RuleRuntime {
             route: id.rsplit_once('/').map_or(&*id, |(route, _)| route).into(),
             metrics: Arc::new(RouteMetrics::new(labels.route.clone(), metrics)),
@@ -241,6 +244,7 @@ impl RuleRuntime {
             action,
             response_transforms: ResponseTransforms::build(rule)?,
             relays_request_fields,
+            speaks_grpc,
             id,
         })
     }

@@ -228,3 +228,106 @@ async fn grpc_health_checks_keep_an_endpoint_that_is_not_serving_out() {
     }
     assert_eq!(metric(&rt, "frontdesk_upstream_unhealthy_endpoints{"), 1);
 }
+
+/// The frames of a gRPC-Web answer body: messages (flag 0) and the trailer block (flag 0x80).
+fn grpc_web_frames(mut body: &[u8]) -> (Vec<Vec<u8>>, String) {
+    let (mut messages, mut trailers) = (Vec::new(), String::new());
+    while body.len() >= 5 {
+        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        let payload = body[5..5 + len].to_vec();
+        if body[0] & 0x80 != 0 {
+            trailers = String::from_utf8(payload).unwrap();
+        } else {
+            messages.push(payload);
+        }
+        body = &body[5 + len..];
+    }
+    assert!(body.is_empty(), "a partial frame: {body:?}");
+    (messages, trailers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_clients_are_translated_to_grpc_and_back() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use prost::Message;
+    let backend = frontdesk_demo::spawn("a").await;
+    let files = manifest(
+        "Policy",
+        "keys",
+        "  authentication:\n    apiKeys: {secretSelector: {matchLabels: {frontdesk.dev/api-keys: t}}}",
+    ) + "apiVersion: v1\nkind: Secret\nmetadata: {name: alice, namespace: test, labels: {frontdesk.dev/api-keys: t}}\nstringData: {key: alice-key-01, consumer: alice}\n---\n"
+        + &grpc_route(
+            &(rule(
+                "{service: demo.Catalog, method: CreateProduct}",
+                backend,
+                "      policies: [keys]\n",
+            ) + &rule("{service: demo.Catalog}", backend, "")),
+        );
+    let p = ProxyProcess::with_files(&[("r.yaml", &files)], &[]).await;
+    let c = client();
+    let call = |path: &str, content_type: &str, body: Vec<u8>| {
+        http::Request::post(p.url(path))
+            .header("content-type", content_type)
+            .header("x-grpc-web", "1")
+            .body(support::body(body))
+            .unwrap()
+    };
+
+    // grpc-web-text over HTTP/1.1: base64 both ways, the status in a trailer frame.
+    let asked = frontdesk_demo::grpc::frame(&GetProductRequest { id: "3".into() });
+    let (status, headers, body) = send(
+        &c,
+        call(
+            "/demo.Catalog/GetProduct",
+            "application/grpc-web-text",
+            STANDARD.encode(&asked).into_bytes(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/grpc-web-text");
+    let (messages, trailers) = grpc_web_frames(&STANDARD.decode(&body).unwrap());
+    assert_eq!(trailers, "grpc-status:0\r\n");
+    let product = Product::decode(&messages[0][..]).unwrap();
+    assert_eq!(product.name, "Milk jug");
+
+    // Binary gRPC-Web; the backend's NOT_FOUND in the trailer frame.
+    let missing = frontdesk_demo::grpc::frame(&GetProductRequest { id: "9".into() });
+    let (status, headers, body) = send(
+        &c,
+        call(
+            "/demo.Catalog/GetProduct",
+            "application/grpc-web+proto",
+            missing.to_vec(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/grpc-web");
+    let (messages, trailers) = grpc_web_frames(&body);
+    assert!(messages.is_empty());
+    assert!(trailers.contains("grpc-status:5\r\n"), "{trailers}");
+    assert!(
+        trailers.contains("grpc-message:no product \"9\"\r\n"),
+        "{trailers}"
+    );
+
+    // The proxy's own refusal: a gRPC status in the head, as gRPC-Web clients read it.
+    let (status, headers, body) = send(
+        &c,
+        call(
+            "/demo.Catalog/CreateProduct",
+            "application/grpc-web-text",
+            STANDARD.encode(&asked).into_bytes(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers["grpc-status"], "16");
+    assert_eq!(headers["content-type"], "application/grpc-web-text+proto");
+    assert!(body.is_empty());
+}

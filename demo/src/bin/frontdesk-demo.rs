@@ -7,6 +7,9 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut specs: Vec<String> = std::env::args().skip(1).collect();
+    if specs.first().map(String::as_str) == Some("grpc") {
+        return frontdesk_demo::grpc::call(&specs[1..]).await;
+    }
     if specs.first().map(String::as_str) == Some("tls") {
         let [_, dir, http, https] = specs.as_slice() else {
             anyhow::bail!("usage: frontdesk-demo tls DIR HTTP_PORT HTTPS_PORT");

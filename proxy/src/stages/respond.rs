@@ -53,7 +53,8 @@ impl Respond {
                 })
                 .inc();
             if ex.grpc {
-                crate::grpc::error_response(p)
+                let content_type = ex.grpc_web.map_or("application/grpc", |m| m.content_type());
+                crate::grpc::error_response(p, content_type)
             } else {
                 p.into_response(ex.request_id.to_str().unwrap_or_default())
             }

@@ -34,6 +34,8 @@ use crate::upstream::{Endpoint, TryError, Upstream, UpstreamBody};
 
 pub struct Forward {
     balancer: Balancer,
+    /// A backend speaks HTTP/2 (`protocol` other than `http1`).
+    speaks_h2: bool,
     /// The rule's retries, when it has any.
     retrying: Option<Retrying>,
 }
@@ -79,7 +81,14 @@ impl Forward {
                     .collect::<Result<_, String>>()?,
             ),
             retrying,
+            speaks_h2: backends
+                .iter()
+                .any(|b| b.protocol != snap::BackendProtocol::Http1),
         })
+    }
+
+    pub fn speaks_h2(&self) -> bool {
+        self.speaks_h2
     }
 
     /// Whether picking a backend reads the request's fields (consistent hashing on a header

@@ -4,13 +4,15 @@
 //! - [`forward`]: send it to one of the rule's weighted backends and stream the answer back;
 //! - [`aggregate`]: call several backends and answer with their merged JSON;
 //! - [`redirect`]: answer with a Location;
-//! - [`direct`]: answer with a fixed status and body.
+//! - [`direct`]: answer with a fixed status and body;
+//! - [`grpc_web`]: any of them for a gRPC-Web client, translated to gRPC and back.
 //!
 //! Failures are problems (502, 503, 504...) answered by the respond path like every answer.
 
 pub mod aggregate;
 pub mod direct;
 pub mod forward;
+pub mod grpc_web;
 pub mod redirect;
 
 use std::time::Duration;
@@ -89,6 +91,14 @@ impl Action {
             Action::Forward(f) => !f.reads_fields(),
             Action::Aggregate(_) => false,
             Action::Redirect(_) | Action::Direct(_) => true,
+        }
+    }
+
+    /// Whether a backend of the action speaks HTTP/2 (and so may be a gRPC server).
+    pub fn speaks_h2(&self) -> bool {
+        match self {
+            Action::Forward(f) => f.speaks_h2(),
+            _ => false,
         }
     }
 
