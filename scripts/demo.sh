@@ -37,6 +37,9 @@ Try:
   curl --http2-prior-knowledge http://127.0.0.1:8080/api/products
   $bin/frontdesk-demo grpc http://127.0.0.1:8080 get 2     # gRPC through the gateway (h2c backend)
   $bin/frontdesk-demo grpc http://127.0.0.1:8080 list      # a server stream
+  curl -i http://127.0.0.1:8080/catalog/products/2         # REST/JSON transcoded to the gRPC GetProduct
+  curl -s http://127.0.0.1:8080/catalog/products           # a server stream as a JSON array
+  curl -i -X POST -d '{"id":"7","name":"Tamper","priceCents":2500}' http://127.0.0.1:8080/catalog/products
   printf '\0\0\0\0\3\n\0012' | base64 | curl -s -H 'content-type: application/grpc-web-text' --data-binary @- http://127.0.0.1:8080/demo.Catalog/GetProduct | base64 -d | od -c   # gRPC-Web (text) from curl
   curl --cacert "$run/tls/ca.crt" https://localhost:8443/api/products/1   # HTTPS (HTTP/2 by ALPN)
   curl http://127.0.0.1:9901/config                           # the snapshot serving

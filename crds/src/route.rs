@@ -107,6 +107,12 @@ pub struct RouteRule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<BackendRef>,
 
+    /// REST/JSON to gRPC: the `backends` are gRPC servers (`protocol: h2c` or `h2`), and a
+    /// request that matches a method's `google.api.http` annotation is sent as that gRPC call,
+    /// its answer coming back as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_transcode: Option<GrpcTranscodeSpec>,
+
     /// Answer with an HTTP redirect instead of calling a backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<RedirectAction>,
@@ -114,6 +120,52 @@ pub struct RouteRule {
     /// Answer with a fixed response instead of calling a backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_response: Option<DirectResponseAction>,
+}
+
+/// Where a rule's gRPC descriptors come from, and what it serves.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcTranscodeSpec {
+    /// A `FileDescriptorSet` with its imports (`protoc --include_imports
+    /// --descriptor_set_out=...`, or `buf build -o ...`): a key of a ConfigMap's `binaryData`
+    /// or of a Secret, in the Route's namespace. Exclusive with `protos`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub descriptor_set_ref: Option<DescriptorSetRef>,
+
+    /// A ConfigMap of the Route's namespace whose `data` keys ending in `.proto` are the
+    /// sources, compiled by the controller (imports between them by key name;
+    /// `google/api/annotations.proto`, `google/api/http.proto` and `google/protobuf/*` are
+    /// known). Exclusive with `descriptorSetRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protos_config_map: Option<String>,
+
+    /// The services served (`package.Service`); every service with an annotated method when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+
+    /// How a server-streaming method answers: `JsonArray` (default: one JSON array, written
+    /// as the messages arrive) or `NewlineDelimited` (one JSON object per line,
+    /// `application/x-ndjson`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<TranscodeStreamingSpec>,
+}
+
+/// A key of a ConfigMap's `binaryData` or of a Secret.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DescriptorSetRef {
+    /// `ConfigMap` (default) or `Secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TranscodeStreamingSpec {
+    JsonArray,
+    NewlineDelimited,
 }
 
 /// How a rule's failed tries are tried again.

@@ -61,3 +61,14 @@ fn the_demo_gateway_serves_every_demo_example() {
     files.extend(yaml_files(tls.path()));
     assert_clean(&files);
 }
+
+/// The demo's transcoding reads demo/proto/catalog.proto from a ConfigMap of examples/demo:
+/// the two say the same.
+#[test]
+fn the_demo_protos_config_map_holds_the_demo_proto() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let proto = std::fs::read_to_string(root.join("demo/proto/catalog.proto")).unwrap();
+    let yaml = std::fs::read_to_string(root.join("examples/demo/catalog-protos.yaml")).unwrap();
+    let map: k8s_openapi::api::core::v1::ConfigMap = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(map.data.unwrap()["catalog.proto"], proto);
+}

@@ -33,6 +33,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
         response_headers: Default::default(),
         policy: None,
         retries: None,
+        grpc_transcode: None,
         action: Action::Forward {
             backends: vec![Backend {
                 tls: None,

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! request_target → route → cors → authenticate → authorize → rate_limit → cache →
-//!   request_transforms → action (as gRPC for a gRPC-Web client) → render →
+//!   request_transforms → action (as gRPC for a gRPC-Web client, or a transcoded call) → render →
 //!   response_transforms → finish
 //! ```
 //!
@@ -293,15 +293,18 @@ impl Runtime {
                     AnswerFields::Map
                 },
             };
-            let outcome = match ex.grpc_web {
-                None => {
+            let outcome = match (ex.grpc_web, &rule.transcode) {
+                (None, None) => {
                     rule.action
                         .run(Request::from_parts(head, body), input, ex)
                         .await
                 }
-                // Boxed: only gRPC-Web calls carry its state.
-                Some(mode) => {
+                // Boxed: only gRPC-Web and transcoded calls carry their state.
+                (Some(mode), _) => {
                     Box::pin(grpc_web::run(&rule.action, head, body, input, ex, mode)).await
+                }
+                (None, Some(transcoder)) => {
+                    Box::pin(transcoder.run(&rule.action, head, body, input, ex)).await
                 }
             };
             match caching {

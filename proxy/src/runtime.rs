@@ -122,6 +122,8 @@ pub struct RuleRuntime {
     pub relays_request_fields: bool,
     /// A backend of the rule speaks HTTP/2: gRPC-Web requests are translated for it.
     pub speaks_grpc: bool,
+    /// REST/JSON to gRPC, when the rule transcodes.
+    pub transcode: Option<crate::stages::action::transcode::Transcoder>,
 }
 
 /// A policy's stages, built once per snapshot however many rules share it.
@@ -245,6 +247,11 @@ impl RuleRuntime {
             response_transforms: ResponseTransforms::build(rule)?,
             relays_request_fields,
             speaks_grpc,
+            transcode: rule
+                .grpc_transcode
+                .as_ref()
+                .map(crate::stages::action::transcode::Transcoder::build)
+                .transpose()?,
             id,
         })
     }

@@ -22,6 +22,7 @@ mod policy;
 mod retries;
 mod route;
 pub mod secret;
+mod transcode;
 mod validate;
 
 pub use backend_tls::*;
@@ -35,6 +36,7 @@ pub use policy::*;
 pub use retries::*;
 pub use route::*;
 pub use secret::Secret;
+pub use transcode::*;
 pub use validate::ValidationError;
 
 use serde::{Deserialize, Serialize};

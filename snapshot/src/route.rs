@@ -40,6 +40,9 @@ pub struct Rule {
     /// How failed tries against the backends are tried again (forwards only); none by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<crate::Retries>,
+    /// REST/JSON to gRPC transcoding to the backends (forwards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_transcode: Option<crate::GrpcTranscode>,
     pub action: Action,
 }
 

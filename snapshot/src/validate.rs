@@ -170,6 +170,12 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
             check_path_rewrite(path, rule).map_err(|r| err(format!("{p}.rewrite.path"), r))?;
         }
     }
+    if rule.grpc_transcode.is_some() && !matches!(rule.action, Action::Forward { .. }) {
+        return Err(err(
+            format!("{p}.grpcTranscode"),
+            "only a rule that forwards to backends transcodes",
+        ));
+    }
     match &rule.action {
         Action::Forward { backends } => {
             if backends.is_empty() {
@@ -470,6 +476,7 @@ mod tests {
             response_headers: Default::default(),
             policy: None,
             retries: None,
+            grpc_transcode: None,
             action: Action::Forward {
                 backends: vec![Backend {
                     tls: None,

@@ -118,6 +118,7 @@ pub fn lower_aggregate(
             response_headers: snap::HeaderOps::default(),
             policy: None,
             retries: None,
+            grpc_transcode: None,
             action: snap::Action::Aggregate(snap::Aggregate {
                 forward_headers,
                 max_call_bytes,

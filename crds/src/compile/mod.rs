@@ -15,6 +15,7 @@ pub mod policy;
 mod precedence;
 mod retries;
 mod services;
+mod transcode;
 mod upstream;
 pub mod urls;
 

@@ -248,6 +248,37 @@ fn lower_rule(
         )
     };
 
+    let grpc_transcode = match &rule.grpc_transcode {
+        None => Some(None),
+        Some(_) if rule.backends.is_empty() => {
+            d.push(
+                format!("{p}.grpcTranscode"),
+                "only a rule with backends (the gRPC servers) transcodes",
+            );
+            None
+        }
+        Some(t) => super::transcode::lower_transcode(
+            &format!("{p}.grpcTranscode"),
+            namespace,
+            t,
+            services,
+            d,
+            unresolved,
+        )
+        .ok(),
+    };
+    // Descriptors not found yet: no endpoint (503), never the requests untranslated.
+    let action = match (&grpc_transcode, action) {
+        (Some(None), Some(snap::Action::Forward { mut backends }))
+            if rule.grpc_transcode.is_some() =>
+        {
+            for b in &mut backends {
+                b.endpoints.clear();
+            }
+            Some(snap::Action::Forward { backends })
+        }
+        (_, action) => action,
+    };
     let retries = match &rule.retries {
         None => Some(None),
         Some(_) if rule.backends.is_empty() => {
@@ -269,6 +300,7 @@ fn lower_rule(
         response_headers: response_headers?,
         policy: None,
         retries: retries?,
+        grpc_transcode: grpc_transcode?,
         action: action?,
     })
 }

@@ -5,7 +5,8 @@
 //! - [`aggregate`]: call several backends and answer with their merged JSON;
 //! - [`redirect`]: answer with a Location;
 //! - [`direct`]: answer with a fixed status and body;
-//! - [`grpc_web`]: any of them for a gRPC-Web client, translated to gRPC and back.
+//! - [`grpc_web`]: any of them for a gRPC-Web client, translated to gRPC and back;
+//! - [`transcode`]: a forward to gRPC servers of a REST/JSON request, as its gRPC call.
 //!
 //! Failures are problems (502, 503, 504...) answered by the respond path like every answer.
 
@@ -14,6 +15,7 @@ pub mod direct;
 pub mod forward;
 pub mod grpc_web;
 pub mod redirect;
+pub mod transcode;
 
 use std::time::Duration;
 

@@ -619,6 +619,7 @@ mod tests {
             response_headers: Default::default(),
             policy: None,
             retries: None,
+            grpc_transcode: None,
             action: Action::Forward {
                 backends: vec![Backend {
                     tls: None,
