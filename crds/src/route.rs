@@ -240,8 +240,8 @@ pub struct RouteMatch {
     pub query: Vec<ValueMatch>,
 
     /// A gRPC service, or one of its methods: shorthand for a `POST` to `/<service>/<method>`
-    /// (Exact), or to every method of the service (`/<service>/` as a PathPrefix). Exclusive
-    /// with `path` and `methods`.
+    /// (Exact), or to every method of the service (`/<service>` as a PathPrefix, whole
+    /// segments). Exclusive with `path` and `methods`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcMatch>,
 }

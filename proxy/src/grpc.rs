@@ -54,7 +54,7 @@ pub fn code(kind: ProblemKind) -> Code {
             Code::ResourceExhausted
         }
         ProblemKind::UpstreamTimeout | ProblemKind::BodyTimeout => Code::DeadlineExceeded,
-        ProblemKind::NoRoute => Code::Unimplemented,
+        ProblemKind::NoRoute | ProblemKind::NotImplemented => Code::Unimplemented,
         ProblemKind::BadRequest => Code::InvalidArgument,
         ProblemKind::NotCached => Code::NotFound,
         ProblemKind::PolicyUnavailable

@@ -44,6 +44,9 @@ pub enum ProblemKind {
     /// A CORS preflight from an origin, or asking for a method or header, the route's Policy
     /// does not allow (403).
     CorsRefused,
+    /// A request for something the gateway does not do (an extended CONNECT for a protocol
+    /// other than WebSocket) (501).
+    NotImplemented,
     Internal,
 }
 
@@ -67,6 +70,7 @@ impl ProblemKind {
             ProblemKind::NotCached => StatusCode::GATEWAY_TIMEOUT,
             ProblemKind::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::CorsRefused => StatusCode::FORBIDDEN,
+            ProblemKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +95,7 @@ impl ProblemKind {
             ProblemKind::NotCached => "not-cached",
             ProblemKind::CircuitOpen => "circuit-open",
             ProblemKind::CorsRefused => "cors-refused",
+            ProblemKind::NotImplemented => "not-implemented",
             ProblemKind::Internal => "internal",
         }
     }
@@ -114,6 +119,7 @@ impl ProblemKind {
             ProblemKind::NotCached => "The answer is not in the cache",
             ProblemKind::CircuitOpen => "The backend is at its bound of requests",
             ProblemKind::CorsRefused => "Cross-origin request not allowed",
+            ProblemKind::NotImplemented => "Not something this gateway does",
             ProblemKind::Internal => "Internal gateway error",
         }
     }

@@ -126,6 +126,42 @@ pub fn from_extended_connect<B>(req: &mut http::Request<B>) -> bool {
     true
 }
 
+/// The answer to an extended `CONNECT` for another protocol than WebSocket (`connect-udp`,
+/// `webtransport`...), which the proxy does not relay: 501, before any stage.
+pub fn refuse_other_protocols<B>(
+    req: &http::Request<B>,
+) -> Option<http::Response<crate::body::ProxyBody>> {
+    let protocol = req.extensions().get::<hyper::ext::Protocol>()?;
+    if req.method() != Method::CONNECT || protocol.as_str().eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    Some(
+        crate::problem::Problem::new(
+            crate::problem::ProblemKind::NotImplemented,
+            "only the websocket protocol can be asked for with an extended CONNECT",
+        )
+        .into_response(
+            crate::forwarding::new_request_id()
+                .to_str()
+                .unwrap_or_default(),
+        ),
+    )
+}
+
+/// The answer to a WebSocket ask over HTTP/2 whose backend answered with a success other than
+/// a switch: a 502, since a 2xx to CONNECT would tell the client its tunnel is open.
+pub fn not_switched() -> http::Response<crate::body::ProxyBody> {
+    crate::problem::Problem::new(
+        crate::problem::ProblemKind::UpstreamUnavailable,
+        "the backend did not switch to WebSocket",
+    )
+    .into_response(
+        crate::forwarding::new_request_id()
+            .to_str()
+            .unwrap_or_default(),
+    )
+}
+
 /// A `101` for an HTTP/2 client that asked with extended `CONNECT`: `200` (RFC 8441 §5), without
 /// the HTTP/1.1 handshake's own fields.
 pub fn to_extended_connect_answer(parts: &mut http::response::Parts) {

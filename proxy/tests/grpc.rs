@@ -195,7 +195,7 @@ async fn grpc_health_checks_keep_an_endpoint_that_is_not_serving_out() {
     use frontdesk_proxy::runtime::{Env, Runtime};
     use support::resilience::{call, metric};
     let serving = frontdesk_demo::spawn("serving").await;
-    // Answers every call with a body that is no HealthCheckResponse.
+    // Answers the health check NOT_SERVING.
     let other = support::h2_backend::h2c_backend().await;
     let files = manifest(
         "Policy",

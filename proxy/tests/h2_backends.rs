@@ -72,15 +72,21 @@ async fn h2c_backends_get_http2_with_trailers_both_ways_on_one_connection() {
     assert_eq!(headers["x-version"], "HTTP/2.0");
     assert_eq!(body, "HTTP/2.0 ");
 
-    // Concurrent requests share the one connection.
+    // Concurrent requests share the one connection, at once: 20 answers that each take
+    // 300 ms come back together, not one after the other.
     let c = client();
-    let calls = (0..20).map(|i| {
-        let (c, url) = (c.clone(), p.url(&format!("/many/{i}")));
-        tokio::spawn(async move { get_with(&c, &url, &[]).await.0 })
-    });
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (c, url) = (c.clone(), p.url("/slow"));
+            tokio::spawn(async move { get_with(&c, &url, &[]).await.0 })
+        })
+        .collect();
     for call in calls {
         assert_eq!(call.await.unwrap(), 200);
     }
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
     assert_eq!(backend.connections.load(Ordering::SeqCst), 1);
 }
 
@@ -115,6 +121,8 @@ async fn over_tls_alpn_decides_h2_and_auto() {
     let cert = ca.issue(&[NAME], 1, 30);
     let speaks_h2 = tls_backend(&cert, &[b"h2", b"http/1.1"]).await;
     let speaks_h1 = tls_backend(&cert, &[b"http/1.1"]).await;
+    // Says nothing by ALPN: HTTP/1.1.
+    let silent_alpn = tls_backend(&cert, &[]).await;
 
     // h2: HTTP/2, one handshake for many requests.
     let rt = runtime(speaks_h2.addr, &ca, BackendProtocol::H2);
@@ -126,10 +134,18 @@ async fn over_tls_alpn_decides_h2_and_auto() {
     }
     assert_eq!(speaks_h2.connections.load(Ordering::SeqCst), 1);
 
-    // auto: what ALPN picks.
+    // auto: what ALPN picks; the connection that asked carries the requests.
     let rt = runtime(speaks_h2.addr, &ca, BackendProtocol::Auto);
-    assert_eq!(send_body(&rt, "GET", "/x", "").await.1, "HTTP/2.0 ");
-    assert_eq!(send_body(&rt, "GET", "/x", "").await.1, "HTTP/2.0 ");
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let rt = rt.clone();
+            tokio::spawn(async move { send_body(&rt, "GET", "/x", "").await.1 })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), "HTTP/2.0 ");
+    }
+    assert_eq!(speaks_h2.connections.load(Ordering::SeqCst), 2);
     let rt = runtime(speaks_h1.addr, &ca, BackendProtocol::Auto);
     assert_eq!(send_body(&rt, "GET", "/x", "").await.1, "HTTP/1.1 ");
     assert_eq!(send_body(&rt, "POST", "/x", "hey").await.1, "HTTP/1.1 hey");
@@ -137,7 +153,21 @@ async fn over_tls_alpn_decides_h2_and_auto() {
     assert_eq!(speaks_h1.connections.load(Ordering::SeqCst), 1);
 
     // h2 to a backend that does not pick it: 502, said without the backend's address, and
-    // never HTTP/1.1 instead.
+    // never HTTP/1.1 instead. (One offering only http/1.1 fails the handshake; one that
+    // says nothing completes it, and is refused for that.)
+    let rt = runtime(silent_alpn.addr, &ca, BackendProtocol::H2);
+    for _ in 0..2 {
+        let (status, body) = send_body(&rt, "GET", "/x", "").await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert!(!body.contains("127.0.0.1"), "{body}");
+    }
+    // Each request tried a connection of its own (the server counts a handshake once it
+    // has read the client's last message, after the client went on).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while silent_alpn.connections.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "one handshake only");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let rt = runtime(speaks_h1.addr, &ca, BackendProtocol::H2);
     for _ in 0..2 {
         let (status, body) = send_body(&rt, "GET", "/x", "").await;

@@ -428,3 +428,67 @@ async fn idle_websockets_end_after_the_idle_timeout_and_busy_ones_at_their_lifet
         "{m}"
     );
 }
+
+/// An extended CONNECT for `protocol` to `path` over a new HTTP/2 connection; its status.
+async fn h2_ask(
+    p: &ProxyProcess,
+    path: &str,
+    protocol: &'static str,
+    headers: &[(&str, &str)],
+) -> StatusCode {
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let warm = Request::get(format!("http://{}/anything", p.addr))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    sender.send_request(warm).await.unwrap();
+    let mut req = Request::builder()
+        .method(Method::CONNECT)
+        .uri(format!("http://{}{path}", p.addr))
+        .header("sec-websocket-version", "13");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut req = req.body(Empty::<Bytes>::new()).unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static(protocol));
+    sender.send_request(req).await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_asks_that_do_not_switch_never_read_as_an_open_tunnel() {
+    let backend = frontdesk_demo::spawn("a").await;
+    let files = manifest(
+        "Policy",
+        "keys",
+        "  authentication:\n    apiKeys: {secretSelector: {matchLabels: {frontdesk.dev/api-keys: t}}}",
+    ) + &route(
+        "ws",
+        &format!(
+            "  rules:\n    - matches: [{{path: {{value: /guarded}}}}]\n      policies: [keys]\n      backends: [{{url: 'http://{backend}'}}]\n    - backends: [{{url: 'http://{backend}'}}]"
+        ),
+    );
+    let p = ProxyProcess::with_files(&[("r.yaml", &files)], &[]).await;
+    // The backend answers the ask with a 200 of its own (no switch): a 502, not a tunnel.
+    assert_eq!(
+        h2_ask(&p, "/anything", "websocket", &[]).await,
+        StatusCode::BAD_GATEWAY
+    );
+    // Authentication refuses the ask.
+    assert_eq!(
+        h2_ask(&p, "/guarded", "websocket", &[]).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Other protocols are not relayed.
+    assert_eq!(
+        h2_ask(&p, "/ws", "connect-udp", &[]).await,
+        StatusCode::NOT_IMPLEMENTED
+    );
+    // And the real thing still works.
+    let (mut ws, _) = open_h2(&p, "/ws").await;
+    echo(&mut ws, "still fine").await;
+}

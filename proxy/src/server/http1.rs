@@ -87,6 +87,8 @@ struct Head {
     decoder: Decoder,
     keep_alive: bool,
     expect_continue: bool,
+    /// It asks to switch to WebSocket ([`crate::tunnel::Asked`] is among its extensions).
+    upgrade: bool,
 }
 
 /// Serves one connection until it closes: `rd` and `wr` are its halves (a socket's, or a TLS
@@ -198,11 +200,7 @@ fn exchange<R: ClientRead, W: ClientWrite>(
             relays_raw_fields: true,
         };
         let head_request = head.request.method == Method::HEAD;
-        let asked = head
-            .request
-            .extensions
-            .get::<crate::tunnel::Asked>()
-            .is_some();
+        let asked = head.upgrade;
         let version = head.request.version;
         let mut continue_asked = None;
         let (body, returned) = match side.take() {
@@ -475,9 +473,9 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
             .next()
             .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     // A `Connection` that names `upgrade` always takes the map path.
-    if request.extensions.get::<RawFields>().is_none()
-        && crate::tunnel::asks_websocket(&method, version, &request.headers, decoder.is_end())
-    {
+    let upgrade = !request.headers.is_empty()
+        && crate::tunnel::asks_websocket(&method, version, &request.headers, decoder.is_end());
+    if upgrade {
         request.extensions.insert(crate::tunnel::Asked);
     }
     request.method = method;
@@ -488,6 +486,7 @@ fn parse_head(buf: &mut BytesMut, settings: &Settings) -> Result<Option<Head>, S
         decoder,
         keep_alive,
         expect_continue,
+        upgrade,
     }))
 }
 

@@ -223,9 +223,17 @@ pub async fn serve<I>(
     let metrics = settings.metrics.clone();
     let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let guard = StreamGuard::open(&counted);
+        let refused = tunnel::refuse_other_protocols(&req);
         // A WebSocket over this stream (RFC 8441): the request path sees the HTTP/1.1 ask.
         let upgrade = tunnel::from_extended_connect(&mut req).then(|| hyper::upgrade::on(&mut req));
-        let req = req.map(|body| IdleTimeout::new(body, body_idle));
+        // A gRPC stream may stay silent for long (a client-streaming call between messages):
+        // its body gets the WebSocket idle bound, not the body read timeout.
+        let idle = if crate::grpc::is_grpc(crate::http1::raw_fields::FieldsView::of(&req)) {
+            tunnel_limits.idle_timeout
+        } else {
+            body_idle
+        };
+        let req = req.map(|body| IdleTimeout::new(body, idle));
         let current = runtime.load();
         let client = Client {
             port: port.load_full(),
@@ -234,12 +242,17 @@ pub async fn serve<I>(
         let answer = Box::pin(current.handle(req, client));
         let metrics = metrics.clone();
         async move {
+            if let Some(refused) = refused {
+                return Ok(refused);
+            }
             let mut resp = answer.await;
+            let switched = resp
+                .extensions_mut()
+                .remove::<tunnel::Switched>()
+                .and_then(|s| s.take());
+            let asked = upgrade.is_some();
             if let Some(upgrade) = upgrade
-                && let Some(backend) = resp
-                    .extensions_mut()
-                    .remove::<tunnel::Switched>()
-                    .and_then(|s| s.take())
+                && let Some(backend) = switched
             {
                 let (mut parts, _) = resp.into_parts();
                 tunnel::to_extended_connect_answer(&mut parts);
@@ -253,6 +266,10 @@ pub async fn serve<I>(
                     }
                 });
                 return Ok(http::Response::from_parts(parts, crate::body::empty()));
+            }
+            // An ask that did not switch must not read as a tunnel open (a 2xx to CONNECT).
+            if asked && resp.status().is_success() {
+                resp = tunnel::not_switched();
             }
             let resp = resp.map(|inner| {
                 Guarded {

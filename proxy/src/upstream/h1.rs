@@ -95,7 +95,11 @@ fn refused_stream(e: &hyper::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(h2) = err.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+            // Streams past a GOAWAY's last stream id fail with its reason, unprocessed.
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h2.is_go_away()
+                    && h2.is_remote()
+                    && h2.reason() == Some(h2::Reason::NO_ERROR));
         }
         source = err.source();
     }
@@ -359,6 +363,11 @@ fn response_framing(head: &Head, method: &Method) -> Result<BodyFraming, Exchang
         || status == StatusCode::NOT_MODIFIED
     {
         return Ok(plain(Decoder::length(0)));
+    }
+    // A 2xx to CONNECT makes the connection a tunnel (RFC 9112 §6.3): never read as HTTP
+    // again, never pooled.
+    if *method == Method::CONNECT && status.is_success() {
+        return Ok(plain(Decoder::until_close()));
     }
     let declared = head.framing.content_length;
     if let Some(te) = head.framing.transfer_encoding {

@@ -9,6 +9,7 @@
 //! the body's length is its own. Trailers pass both ways. What comes back is relayed as it
 //! came, trailers included ([`super::response_body::ResponseBody::Http2`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::header::{
@@ -29,8 +30,12 @@ use crate::http1::raw_fields::RawFields;
 #[derive(Default)]
 pub struct Slot {
     sender: parking_lot::Mutex<Option<SendRequest<UpstreamBody>>>,
-    /// Held while a connection is made, so concurrent requests wait for one.
-    dialing: tokio::sync::Mutex<()>,
+    /// Held while a connection is made (or, for `auto`, while the first one asks ALPN), so
+    /// concurrent requests wait for that one instead of making their own.
+    pub(super) dialing: tokio::sync::Mutex<()>,
+    /// Dials that failed: requests that waited for one fail with it rather than each trying
+    /// again in turn (an endpoint that is down would make the last of them wait for all).
+    failures: AtomicU64,
 }
 
 impl Slot {
@@ -43,14 +48,18 @@ impl Slot {
             .cloned()
     }
 
-    /// Makes `io` (a connection whose ALPN picked `h2`) the endpoint's HTTP/2 connection.
-    pub(super) async fn offer(&self, io: BackendIo) {
-        let _dialing = self.dialing.lock().await;
-        if self.open().is_none()
-            && let Ok(sender) = handshake(io).await
-        {
-            *self.sender.lock() = Some(sender);
-        }
+    /// Makes `io` (a connection whose ALPN picked `h2`) the endpoint's HTTP/2 connection; the
+    /// caller holds `dialing`.
+    pub(super) async fn install(
+        &self,
+        io: BackendIo,
+        timeout: Duration,
+    ) -> Result<(), ConnectError> {
+        let sender = tokio::time::timeout(timeout, handshake(io))
+            .await
+            .map_err(|_| ConnectError::Timeout(timeout))??;
+        *self.sender.lock() = Some(sender);
+        Ok(())
     }
 }
 
@@ -62,6 +71,8 @@ async fn handshake(io: BackendIo) -> Result<SendRequest<UpstreamBody>, ConnectEr
         .initial_connection_window_size(4 * 1024 * 1024)
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
+        // An idle connection that died is found by its pings, not by the next request.
+        .keep_alive_while_idle(true)
         .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Http2)?;
@@ -82,18 +93,29 @@ impl EndpointPool {
         if let Some(sender) = self.h2.open() {
             return Ok(sender);
         }
+        let failures = self.h2.failures.load(Ordering::Acquire);
         let _dialing = self.h2.dialing.lock().await;
-        // Made by another request meanwhile.
+        // Made by another request meanwhile, or failed to be.
         if let Some(sender) = self.h2.open() {
             return Ok(sender);
         }
-        let io = self.connect(timeouts.connect).await?;
-        self.check_negotiated(&io, true)?;
-        let sender = tokio::time::timeout(timeouts.connect, handshake(io))
-            .await
-            .map_err(|_| ConnectError::Timeout(timeouts.connect))??;
-        *self.h2.sender.lock() = Some(sender.clone());
-        Ok(sender)
+        if self.h2.failures.load(Ordering::Acquire) != failures {
+            return Err(ConnectError::Io(std::io::Error::other(
+                "the connection this request waited for could not be made",
+            )));
+        }
+        let made = async {
+            let io = self.connect(timeouts.connect).await?;
+            self.check_negotiated(&io, true)?;
+            self.h2.install(io, timeouts.connect).await
+        };
+        if let Err(e) = made.await {
+            self.h2.failures.fetch_add(1, Ordering::Release);
+            return Err(e);
+        }
+        self.h2
+            .open()
+            .ok_or_else(|| ConnectError::Io(std::io::Error::other("the connection closed at once")))
     }
 }
 

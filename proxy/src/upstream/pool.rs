@@ -238,15 +238,20 @@ impl EndpointPool {
         if let Some(known) = self.known_h2() {
             return Ok(known);
         }
+        // One request asks; the others wait for its answer.
+        let _asking = self.h2.dialing.lock().await;
+        if let Some(known) = self.known_h2() {
+            return Ok(known);
+        }
         let io = Box::pin(self.connect(timeouts.connect)).await?;
         let h2 = io.negotiated_h2();
-        self.speaks
-            .store(if h2 { SPEAKS_H2 } else { SPEAKS_H1 }, Ordering::Release);
         if h2 {
-            self.h2.offer(io).await;
+            self.h2.install(io, timeouts.connect).await?;
         } else {
             self.put_back(Box::new(Connection::new(io)));
         }
+        self.speaks
+            .store(if h2 { SPEAKS_H2 } else { SPEAKS_H1 }, Ordering::Release);
         Ok(h2)
     }
 

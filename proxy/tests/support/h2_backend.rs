@@ -1,7 +1,8 @@
 //! HTTP/2 backends on 127.0.0.1 for the protocol tests: h2c (prior knowledge), or TLS whose
 //! ALPN offers what a test says (HTTP/2 when it picks `h2`, else HTTP/1.1). Each answers with
 //! what it saw (the HTTP version, the request's body and its `x-req` trailer) and trailers of
-//! its own (`x-echo`, `grpc-status: 0`); counts its connections.
+//! its own (`x-echo`, `grpc-status: 0`), `/slow` after 300 ms, and to the gRPC health check
+//! NOT_SERVING; counts its connections.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,6 +26,12 @@ pub struct H2Backend {
 type Body = BoxBody<Bytes, Infallible>;
 
 async fn answer(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() == "/slow" {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    if req.uri().path() == "/grpc.health.v1.Health/Check" {
+        return Ok(not_serving());
+    }
     let version = format!("{:?}", req.version());
     let te = req
         .headers()
@@ -101,4 +108,18 @@ pub async fn tls_backend(cert: &Issued, alpn: &[&[u8]]) -> H2Backend {
     })
     .await;
     H2Backend { addr, connections }
+}
+
+/// A gRPC health answer saying NOT_SERVING (status 2), grpc-status 0.
+fn not_serving() -> Response<Body> {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", "0".parse().unwrap());
+    let frames = vec![
+        Ok::<_, Infallible>(Frame::data(Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 2]))),
+        Ok(Frame::trailers(trailers)),
+    ];
+    let mut resp = Response::new(StreamBody::new(futures::stream::iter(frames)).boxed());
+    resp.headers_mut()
+        .insert("content-type", "application/grpc".parse().unwrap());
+    resp
 }

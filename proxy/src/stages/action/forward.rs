@@ -150,13 +150,15 @@ impl Forward {
             })?;
             ex.upstream(&endpoint.authority);
             let mut req = req;
-            let upgrading = req.extensions().get::<tunnel::Asked>().is_some();
+            // A WebSocket ask always has its fields in the map.
+            let relayed = req.extensions().get::<RawFields>().is_some();
+            let upgrading = !relayed && req.extensions().get::<tunnel::Asked>().is_some();
             if upgrading {
                 tunnel::ask_backend(req.headers_mut());
             }
             // An HTTP/1.0 client without Host, on a route without hosts: HTTP/1.1 backends need
             // one. (Fields kept as sent hold the Host line of a client that addressed a host.)
-            if input.host.is_none() || req.extensions().get::<RawFields>().is_none() {
+            if input.host.is_none() || !relayed {
                 req.headers_mut()
                     .entry(http::header::HOST)
                     .or_insert_with(|| endpoint.host.clone());
