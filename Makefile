@@ -3,7 +3,7 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-slowhttp bench-tls bench-cache bench-controller fuzz build clean
+.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-slowhttp bench-tls bench-cache bench-grpc bench-controller fuzz build clean
 
 ## demo: build, start the demo backends and a standalone proxy on examples/demo
 demo:
@@ -50,11 +50,13 @@ fmt:
 crds:
 	$(CARGO) run -q -p frontdesk-crds --bin crdgen -- charts/frontdesk/crds
 
-## bench: frontdesk vs direct vs nginx, side by side (installs wrk, hey, nginx)
+## bench: frontdesk vs direct vs nginx, side by side (installs wrk, hey, nginx, h2load)
 bench:
 	bench/run.sh
 	BENCH_SKIP_BUILD=1 bench/tls.sh
 	BENCH_SKIP_BUILD=1 bench/cache.sh
+	$(CARGO) build -q --release -p frontdesk-demo --bin frontdesk-demo
+	BENCH_SKIP_BUILD=1 bench/grpc.sh
 	$(CARGO) bench -q -p frontdesk-proxy --bench route_lookup
 	$(CARGO) bench -q -p frontdesk-proxy --bench jwt_verify
 	$(CARGO) build -q --release -p frontdesk-proxy
@@ -68,6 +70,11 @@ bench-slowhttp:
 ## bench-cache: cache hits, frontdesk (a Policy cache section) against nginx's proxy_cache
 bench-cache:
 	bench/cache.sh
+
+## bench-grpc: gRPC unary calls (h2load -c4 -m16 over h2c), direct to the demo backend and through
+## frontdesk (a grpc route to an h2c backend): calls/s, CPU-us per call (installs nghttp2-client)
+bench-grpc:
+	bench/grpc.sh
 
 ## bench-tls: TLS termination, frontdesk (a Gateway's HTTPS listener) against nginx with the same
 ## certificate (ECDSA P-256 and RSA 2048): keep-alive req/s and CPU, full handshakes per second

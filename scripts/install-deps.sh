@@ -2,8 +2,9 @@
 # Install the system packages that frontdesk's tests and benchmarks need, only when missing.
 #
 #   scripts/install-deps.sh test    nginx, curl, python3 (with venv), redis-server   (tests)
-#   scripts/install-deps.sh bench   the above + wrk, hey, slowhttptest                (bench/run.sh,
-#                                                                       bench/slowhttp.sh)
+#   scripts/install-deps.sh bench   the above + wrk, hey, slowhttptest, openssl, h2load
+#                                   (bench/run.sh, bench/slowhttp.sh, bench/tls.sh, bench/grpc.sh;
+#                                   h2load comes in Debian's nghttp2-client)
 #
 # Idempotent: does nothing when every tool is present; runs `apt-get update` at most once and only
 # when something must be installed. Works as root, or through sudo when not root.
@@ -16,7 +17,7 @@ set -euo pipefail
 mode="${1:-test}"
 case "$mode" in
   test)  wanted=(nginx curl python3 python3-venv redis-server) ;;
-  bench) wanted=(nginx curl python3 python3-venv redis-server wrk hey slowhttptest openssl) ;;
+  bench) wanted=(nginx curl python3 python3-venv redis-server wrk hey slowhttptest openssl h2load) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 
@@ -29,7 +30,12 @@ else
 fi
 
 # tool -> Debian package, and how to tell the tool is there
-pkg_for() { echo "$1"; }   # every tool's Debian package has the tool's name
+pkg_for() {   # a tool's Debian package has the tool's name, but h2load's (nghttp2-client)
+  case "$1" in
+    h2load) echo nghttp2-client ;;
+    *) echo "$1" ;;
+  esac
+}
 have() {
   case "$1" in
     nginx) [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 ;;
