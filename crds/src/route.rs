@@ -158,7 +158,9 @@ pub struct DescriptorSetRef {
     /// `ConfigMap` (default) or `Secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Name of the ConfigMap or Secret.
     pub name: String,
+    /// The key holding the `FileDescriptorSet`.
     pub key: String,
 }
 
