@@ -133,6 +133,21 @@ async fn over_tls_alpn_decides_h2_and_auto() {
         );
     }
     assert_eq!(speaks_h2.connections.load(Ordering::SeqCst), 1);
+    // Trailers both ways over TLS too.
+    let req = Request::post("/x")
+        .header("host", "shop.example.com")
+        .body(with_trailer("over tls", "sealed"))
+        .unwrap();
+    let resp = rt
+        .clone()
+        .handle(
+            req,
+            "10.1.2.3:5000".parse::<std::net::SocketAddr>().unwrap(),
+        )
+        .await;
+    let collected = resp.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().expect("trailers")["x-echo"], "sealed");
+    assert_eq!(collected.to_bytes(), "HTTP/2.0 over tls");
 
     // auto: what ALPN picks; the connection that asked carries the requests.
     let rt = runtime(speaks_h2.addr, &ca, BackendProtocol::Auto);

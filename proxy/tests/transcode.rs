@@ -164,3 +164,28 @@ async fn an_invalid_descriptor_set_is_refused_alone_with_its_reason() {
     assert_eq!(get(&p.url("/plain")).await.unwrap().0, 200);
     assert_eq!(get(&p.url("/v1/products/1")).await.unwrap().0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_descriptors_serve_from_the_next_snapshot_without_a_restart() {
+    let backend = frontdesk_demo::spawn("a").await;
+    let route = transcoded_route("rest", "/", "{protosConfigMap: catalog-protos}", backend);
+    let p = ProxyProcess::with_files(
+        &[
+            ("r.yaml", &route),
+            ("protos.yaml", &protos_config_map("catalog-protos")),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(get(&p.url("/v1/products/1")).await.unwrap().0, 200);
+    assert_eq!(get(&p.url("/v3/items/1")).await.unwrap().0, 404);
+    // The service's annotation moves: the ConfigMap changes, the proxy reloads.
+    let version = p.config_version().await;
+    let moved = protos_config_map("catalog-protos").replace("/v1/products/{id}", "/v3/items/{id}");
+    p.write("protos.yaml", &moved);
+    p.wait_version_above(version).await;
+    let (status, _, body) = get(&p.url("/v3/items/1")).await.unwrap();
+    assert_eq!(status, 200, "{body:?}");
+    assert_eq!(json(&body)["name"], "Espresso machine");
+    assert_eq!(get(&p.url("/v1/products/1")).await.unwrap().0, 404);
+}
