@@ -293,19 +293,13 @@ impl Runtime {
                     AnswerFields::Map
                 },
             };
-            let outcome = match (ex.grpc_web, &rule.transcode) {
-                (None, None) => {
-                    rule.action
-                        .run(Request::from_parts(head, body), input, ex)
-                        .await
-                }
+            let outcome = if ex.grpc_web.is_none() && rule.transcode.is_none() {
+                rule.action
+                    .run(Request::from_parts(head, body), input, ex)
+                    .await
+            } else {
                 // Boxed: only gRPC-Web and transcoded calls carry their state.
-                (Some(mode), _) => {
-                    Box::pin(grpc_web::run(&rule.action, head, body, input, ex, mode)).await
-                }
-                (None, Some(transcoder)) => {
-                    Box::pin(transcoder.run(&rule.action, head, body, input, ex)).await
-                }
+                Box::pin(translated(rule, head, body, input, ex)).await
             };
             match caching {
                 None => outcome,
@@ -362,5 +356,30 @@ impl Runtime {
             let _ = tokio::time::timeout(cache::REFRESH_DEADLINE, refreshing).await;
             drop(permit);
         });
+    }
+}
+
+/// The action of a gRPC-Web call, or of a rule that transcodes REST/JSON to gRPC.
+fn translated<'a, B>(
+    rule: &'a RuleRuntime,
+    head: http::request::Parts,
+    body: B,
+    input: Input<'a>,
+    ex: &'a mut Exchange,
+) -> impl Future<Output = Result<Response<ProxyBody>, Problem>> + 'a
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    async move {
+        match (ex.grpc_web, &rule.transcode) {
+            (Some(mode), _) => grpc_web::run(&rule.action, head, body, input, ex, mode).await,
+            (None, Some(transcoder)) => transcoder.run(&rule.action, head, body, input, ex).await,
+            (None, None) => {
+                rule.action
+                    .run(Request::from_parts(head, body), input, ex)
+                    .await
+            }
+        }
     }
 }

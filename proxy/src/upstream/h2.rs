@@ -141,7 +141,10 @@ pub async fn exchange(
         .map_err(|e| TryError::Exchange(super::h1::ExchangeError::Http2(e)))?;
     let (mut parts, body) = resp.into_parts();
     parts.version = Version::HTTP_11;
-    Ok(Response::from_parts(parts, ResponseBody::Http2(body)))
+    Ok(Response::from_parts(
+        parts,
+        ResponseBody::Http2(Box::new(body)),
+    ))
 }
 
 /// The request as HTTP/2 sends it (see the module's doc).

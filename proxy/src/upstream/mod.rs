@@ -260,7 +260,12 @@ fn exchange<'a>(
 ) -> impl Future<Output = Result<http::Response<ResponseBody>, TryError>> + 'a {
     async move {
         let pool = &endpoint.pool;
-        if speaks_h2(endpoint).await.map_err(TryError::Connect)? {
+        // Known without a wait but for an `auto` endpoint's first request.
+        let h2 = match pool.known_h2() {
+            Some(known) => known,
+            None => speaks_h2(endpoint).await.map_err(TryError::Connect)?,
+        };
+        if h2 {
             return Box::pin(h2::exchange(endpoint, parts, body)).await;
         }
         let (head, framing) = encode_parts(parts, &body);

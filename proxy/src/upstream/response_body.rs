@@ -20,7 +20,9 @@ use crate::http1::decode::{Decoder, Step};
 /// whose trailers come along.
 pub enum ResponseBody {
     Http1(Http1Body),
-    Http2(hyper::body::Incoming),
+    /// Boxed: HTTP/1.1 answers, the common case, are not made larger (and slower to move) by
+    /// it.
+    Http2(Box<hyper::body::Incoming>),
 }
 
 impl ResponseBody {
@@ -56,7 +58,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ResponseBody::Http1(b) => Pin::new(b).poll_frame(cx),
-            ResponseBody::Http2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            ResponseBody::Http2(b) => Pin::new(&mut **b).poll_frame(cx).map_err(Into::into),
         }
     }
 
