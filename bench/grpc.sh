@@ -31,7 +31,7 @@
 # are what catch those.
 #
 # Environment:
-#   BENCH_CONTENDERS       contenders to run (default "direct frontdesk")
+#   BENCH_CONTENDERS       contenders to run (default "direct frontdesk frontdesk-transcoded")
 #   BENCH_ROUNDS           rounds (default 5)
 #   BENCH_DURATION         seconds per measured run (default 10)
 #   BENCH_H2LOAD_CLIENTS   h2load connections (default 4)

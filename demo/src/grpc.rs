@@ -115,6 +115,10 @@ pub async fn handle(req: Request<Incoming>, backend: &str) -> Response<Body> {
             let Ok(asked) = <ListProductsRequest as prost::Message>::decode(message) else {
                 return answer(backend, Vec::new(), 3, "not a ListProductsRequest", None);
             };
+            if asked.limit < 0 {
+                // A status after the head, without a message: not Trailers-Only.
+                return answer(backend, Vec::new(), 3, "limit must not be negative", None);
+            }
             let limit = usize::try_from(asked.limit).unwrap_or(0);
             let products: Vec<Bytes> = catalog()
                 .iter()

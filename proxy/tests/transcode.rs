@@ -115,7 +115,27 @@ async fn rest_calls_become_grpc_calls_and_their_answers_json() {
         "https://frontdesk.dev/problems/grpc-not-found"
     );
 
+    // A query parameter never overrides what the path says, whichever name it uses.
+    for query in ["id=3", "id=3&id=1"] {
+        let (status, _, body) = get_with(&c, &p.url(&format!("/v1/products/2?{query}")), &[]).await;
+        assert_eq!(status, 200, "{body:?}");
+        assert_eq!(json(&body)["id"], "2");
+    }
+
+    // A stream whose status comes after the head, before any message: a problem answer.
+    let (status, headers, body) = get_with(&c, &p.url("/v1/products?limit=-1"), &[]).await;
+    assert_eq!(status, 400, "{body:?}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(json(&body)["grpcStatus"], 3);
+    assert_eq!(json(&body)["detail"], "limit must not be negative");
+
     // JSON that is not the message: 400 from the proxy, never sent.
+    let requests = |b: std::net::SocketAddr| async move {
+        json(&get(&format!("http://{b}/requests")).await.unwrap().2)["requests"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = requests(backend).await;
     let bad = send(
         &c,
         http::Request::post(p.url("/v1/products"))
@@ -125,9 +145,33 @@ async fn rest_calls_become_grpc_calls_and_their_answers_json() {
     .await
     .unwrap();
     assert_eq!(bad.0, 400, "{:?}", bad.2);
-    // A path no method maps: 404 problem from the proxy.
-    let (status, _, _) = get_with(&c, &p.url("/v1/orders/1"), &[]).await;
+    assert!(
+        String::from_utf8_lossy(&bad.2)
+            .contains("the body is not a product demo.Product: invalid type: integer `9`"),
+        "{:?}",
+        bad.2
+    );
+    let trailing = send(
+        &c,
+        http::Request::post(p.url("/v1/products"))
+            .body(support::body(r#"{"id": "9"} {"id": "10"}"#))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(trailing.0, 400, "{:?}", trailing.2);
+    assert_eq!(
+        requests(backend).await,
+        before,
+        "the backend got a refused call"
+    );
+    // A path no method maps: 404 problem from the proxy, not the backend's.
+    let (status, _, body) = get_with(&c, &p.url("/v1/orders/1"), &[]).await;
     assert_eq!(status, 404);
+    assert_eq!(
+        json(&body)["type"],
+        "https://frontdesk.dev/problems/no-route"
+    );
 
     // The descriptor set from binaryData, streaming as newline-delimited JSON.
     let (status, headers, body) = get_with(&c, &p.url("/v2/products"), &[]).await;
@@ -162,7 +206,12 @@ async fn an_invalid_descriptor_set_is_refused_alone_with_its_reason() {
     assert!(log.contains("spec.rules[0].grpcTranscode"), "{log}");
     // Everything else serves; the broken Route does not.
     assert_eq!(get(&p.url("/plain")).await.unwrap().0, 200);
-    assert_eq!(get(&p.url("/v1/products/1")).await.unwrap().0, 404);
+    let (status, _, body) = get(&p.url("/v1/products/1")).await.unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(
+        json(&body)["type"],
+        "https://frontdesk.dev/problems/no-route"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -75,6 +75,9 @@ pub struct Binding {
     /// `GET`, `POST`... (`custom` kinds as written).
     pub http_method: String,
     pub template: Template,
+    /// The fields the template's variables set, each as its path of fields from the request
+    /// message.
+    pub bound_fields: Vec<Vec<FieldDescriptor>>,
     pub body: BodyTarget,
     /// `response_body`: the field of the answer sent as the body, instead of the whole answer.
     pub response_body: Option<FieldDescriptor>,
@@ -161,8 +164,20 @@ fn binding(method: &MethodDescriptor, rule: &HttpRule) -> Result<Binding, String
     };
     let template = Template::parse(path).map_err(|e| format!("{name}: {e}"))?;
     let input = method.input();
+    let mut bound_fields = Vec::new();
     for field in template.fields() {
-        field_at(&input, field).map_err(|e| format!("{name}: {path}: {e}"))?;
+        let fields = field_path(&input, field).map_err(|e| format!("{name}: {path}: {e}"))?;
+        let last = fields
+            .last()
+            .ok_or_else(|| format!("{name}: {path}: an empty field path"))?;
+        if last.is_list() || last.is_map() || matches!(last.kind(), prost_reflect::Kind::Message(_))
+        {
+            return Err(format!(
+                "{name}: {path}: {} is not a single scalar field, which a path segment can set",
+                field.join(".")
+            ));
+        }
+        bound_fields.push(fields);
     }
     let body = match rule.body.as_str() {
         "" => BodyTarget::None,
@@ -188,15 +203,20 @@ fn binding(method: &MethodDescriptor, rule: &HttpRule) -> Result<Binding, String
         method: method.clone(),
         http_method: http_method.to_string(),
         template,
+        bound_fields,
         body,
         response_body,
     })
 }
 
-/// The field a dotted path names, through nested messages.
-pub fn field_at(message: &MessageDescriptor, path: &[String]) -> Result<FieldDescriptor, String> {
+/// The fields a dotted path names (proto or JSON names), from the outermost, through nested
+/// messages.
+pub fn field_path(
+    message: &MessageDescriptor,
+    path: &[String],
+) -> Result<Vec<FieldDescriptor>, String> {
     let mut message = message.clone();
-    let mut found = None;
+    let mut out = Vec::with_capacity(path.len());
     for (i, part) in path.iter().enumerate() {
         let field = message
             .get_field_by_name(part)
@@ -208,7 +228,10 @@ pub fn field_at(message: &MessageDescriptor, path: &[String]) -> Result<FieldDes
                 _ => return Err(format!("{part:?} is not a message field")),
             };
         }
-        found = Some(field);
+        out.push(field);
     }
-    found.ok_or_else(|| "an empty field path".into())
+    if out.is_empty() {
+        return Err("an empty field path".into());
+    }
+    Ok(out)
 }

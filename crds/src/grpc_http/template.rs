@@ -153,11 +153,11 @@ impl Template {
                     .map_or(from, |s| s.end);
                 let value = &segments[from..to];
                 let decoded = if value.len() == 1 {
-                    percent_decode(value[0], false)
+                    percent_decode(value[0].as_bytes(), false)
                 } else {
                     value
                         .iter()
-                        .map(|s| percent_decode(s, true))
+                        .map(|s| percent_decode(s.as_bytes(), true))
                         .collect::<Vec<_>>()
                         .join("/")
                 };
@@ -192,22 +192,25 @@ fn is_ident(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Percent-decodes `s`; with `keep_slash`, `%2F` stays encoded.
-fn percent_decode(s: &str, keep_slash: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+/// Percent-decodes `s` (a `%` not followed by two hex digits stays as it is); with
+/// `keep_slash`, `%2F` stays encoded. Also what reads a backend's `grpc-message`.
+pub fn percent_decode(s: &[u8], keep_slash: bool) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(h) = bytes.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(h).unwrap_or("zz"), 16)
-            && !(keep_slash && b == b'/')
+    while i < s.len() {
+        if s[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                s.get(i + 1).and_then(|b| hex(*b)),
+                s.get(i + 2).and_then(|b| hex(*b)),
+            )
+            && !(keep_slash && hi == 2 && lo == 0xf)
         {
-            out.push(b);
+            out.push((hi * 16 + lo) as u8);
             i += 3;
             continue;
         }
-        out.push(bytes[i]);
+        out.push(s[i]);
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -256,6 +259,11 @@ mod tests {
         assert_eq!(
             vars("/v1/{id}", "/v1/a%2Fb"),
             Some(vec![("id".into(), "a/b".into())])
+        );
+        // Not an escape: kept as it is.
+        assert_eq!(
+            vars("/v1/{id}", "/v1/100%+1%zz%4"),
+            Some(vec![("id".into(), "100%+1%zz%4".into())])
         );
     }
 

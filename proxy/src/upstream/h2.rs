@@ -48,6 +48,15 @@ impl Slot {
             .cloned()
     }
 
+    /// Dials failed so far.
+    pub(super) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
+    }
+
+    pub(super) fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Release);
+    }
+
     /// Makes `io` (a connection whose ALPN picked `h2`) the endpoint's HTTP/2 connection; the
     /// caller holds `dialing`.
     pub(super) async fn install(
@@ -61,6 +70,13 @@ impl Slot {
         *self.sender.lock() = Some(sender);
         Ok(())
     }
+}
+
+/// The failure of a request that waited for another's connection, which could not be made.
+pub(super) fn waited_for_a_failure() -> ConnectError {
+    ConnectError::Io(std::io::Error::other(
+        "the connection this request waited for could not be made",
+    ))
 }
 
 /// The HTTP/2 handshake on `io`; the connection runs in a task of its own from then on.
@@ -93,16 +109,14 @@ impl EndpointPool {
         if let Some(sender) = self.h2.open() {
             return Ok(sender);
         }
-        let failures = self.h2.failures.load(Ordering::Acquire);
+        let failures = self.h2.failures();
         let _dialing = self.h2.dialing.lock().await;
         // Made by another request meanwhile, or failed to be.
         if let Some(sender) = self.h2.open() {
             return Ok(sender);
         }
-        if self.h2.failures.load(Ordering::Acquire) != failures {
-            return Err(ConnectError::Io(std::io::Error::other(
-                "the connection this request waited for could not be made",
-            )));
+        if self.h2.failures() != failures {
+            return Err(waited_for_a_failure());
         }
         let made = async {
             let io = self.connect(timeouts.connect).await?;
@@ -110,7 +124,7 @@ impl EndpointPool {
             self.h2.install(io, timeouts.connect).await
         };
         if let Err(e) = made.await {
-            self.h2.failures.fetch_add(1, Ordering::Release);
+            self.h2.failed();
             return Err(e);
         }
         self.h2

@@ -238,18 +238,32 @@ impl EndpointPool {
         if let Some(known) = self.known_h2() {
             return Ok(known);
         }
-        // One request asks; the others wait for its answer.
+        // One request asks; the others wait for its answer, or fail with it.
+        let failures = self.h2.failures();
         let _asking = self.h2.dialing.lock().await;
         if let Some(known) = self.known_h2() {
             return Ok(known);
         }
-        let io = Box::pin(self.connect(timeouts.connect)).await?;
-        let h2 = io.negotiated_h2();
-        if h2 {
-            self.h2.install(io, timeouts.connect).await?;
-        } else {
-            self.put_back(Box::new(Connection::new(io)));
+        if self.h2.failures() != failures {
+            return Err(super::h2::waited_for_a_failure());
         }
+        let asked = async {
+            let io = Box::pin(self.connect(timeouts.connect)).await?;
+            let h2 = io.negotiated_h2();
+            if h2 {
+                self.h2.install(io, timeouts.connect).await?;
+            } else {
+                self.put_back(Box::new(Connection::new(io)));
+            }
+            Ok(h2)
+        };
+        let h2 = match asked.await {
+            Ok(h2) => h2,
+            Err(e) => {
+                self.h2.failed();
+                return Err(e);
+            }
+        };
         self.speaks
             .store(if h2 { SPEAKS_H2 } else { SPEAKS_H1 }, Ordering::Release);
         Ok(h2)

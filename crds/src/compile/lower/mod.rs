@@ -14,8 +14,8 @@ use regex::RegexBuilder;
 
 use crate::diagnostic::Diagnostics;
 use crate::route::{
-    BackendRef, DirectResponseAction, GrpcMatch, HeaderModifier, PathMatchType, RedirectAction,
-    RouteMatch, RouteRule, RouteSpec, ValueMatch, ValueMatchType,
+    BackendProtocol, BackendRef, DirectResponseAction, GrpcMatch, HeaderModifier, PathMatchType,
+    RedirectAction, RouteMatch, RouteRule, RouteSpec, ValueMatch, ValueMatchType,
 };
 use crate::template;
 
@@ -257,6 +257,18 @@ fn lower_rule(
             );
             None
         }
+        Some(_)
+            if rule
+                .backends
+                .iter()
+                .any(|b| matches!(b.protocol, None | Some(BackendProtocol::Http1))) =>
+        {
+            d.push(
+                format!("{p}.grpcTranscode"),
+                "gRPC servers speak HTTP/2: give each backend protocol h2c (plaintext), h2 (TLS) or auto (TLS)",
+            );
+            None
+        }
         Some(t) => super::transcode::lower_transcode(
             &format!("{p}.grpcTranscode"),
             namespace,
@@ -278,6 +290,21 @@ fn lower_rule(
             Some(snap::Action::Forward { backends })
         }
         (_, action) => action,
+    };
+    // `auto` speaks HTTP/1.1 to a backend without TLS: no gRPC server there.
+    let grpc_transcode = match (&grpc_transcode, &action) {
+        (Some(Some(_)), Some(snap::Action::Forward { backends }))
+            if backends
+                .iter()
+                .any(|b| b.protocol == snap::BackendProtocol::Auto && b.tls.is_none()) =>
+        {
+            d.push(
+                format!("{p}.grpcTranscode"),
+                "a backend with protocol auto and no TLS speaks HTTP/1.1: say h2c for a plaintext gRPC server",
+            );
+            None
+        }
+        _ => grpc_transcode,
     };
     let retries = match &rule.retries {
         None => Some(None),

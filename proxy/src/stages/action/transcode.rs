@@ -4,17 +4,19 @@
 //! A request is matched against the `google.api.http` bindings of the rule's services (in
 //! declaration order; [`frontdesk_crds::grpc_http`]) and becomes that method's call: the
 //! request message is made of the JSON body (the whole message for `body: "*"`, one field for
-//! `body: "field"`), the path's variables and, for the fields neither sets, the query
-//! parameters (dotted names reach nested fields; proto names or JSON names), per the proto3
-//! JSON mapping. The call goes to the backends like any forward (`POST /pkg.Service/Method`,
-//! `application/grpc`, the client's other fields as metadata).
+//! `body: "field"`), the query parameters for the fields neither the body nor the path binds
+//! (dotted names reach nested fields; proto names or JSON names), then the path's variables,
+//! which nothing else can change, per the proto3 JSON mapping. The call goes to the backends
+//! like any forward (`POST /pkg.Service/Method`, `application/grpc`, the client's other fields
+//! as metadata but its own `grpc-*` ones).
 //!
 //! The answer: a unary call's message as JSON (`response_body` picks one field), `200`; a
 //! server stream's messages as one JSON array or as newline-delimited JSON, written as they
 //! arrive. A gRPC status other than OK is a problem+json answer with the matching HTTP status
 //! (NOT_FOUND 404, INVALID_ARGUMENT 400...), the backend's `grpc-message` as its `detail` and
-//! the code as `grpcStatus`. A stream that fails after its first message can only be cut
-//! short: the body ends with an error.
+//! the code as `grpcStatus`. A stream's head waits for its first message or its status; one
+//! that fails after its first message (or ends without a status) can only be cut short: the
+//! body ends with an error.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -39,8 +41,11 @@ use crate::exchange::Exchange;
 use crate::http1::raw_fields::into_map;
 use crate::problem::{Problem, ProblemKind};
 
-/// Largest unary answer read to turn into JSON.
+/// Largest unary answer read to turn into JSON, and most of a stream held at once.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
+/// Largest JSON request body transcoded (gRPC servers take 4 MiB messages by default): a
+/// message built from JSON takes many times the JSON's size.
+const MAX_REQUEST: usize = 4 * 1024 * 1024;
 
 /// A rule's transcoding.
 pub struct Transcoder {
@@ -105,6 +110,21 @@ impl Transcoder {
                 .parse()
                 .map_err(|_| Problem::new(ProblemKind::Internal, "a gRPC path is not a URI"))?;
             head.headers.remove(CONTENT_LENGTH);
+            // The call's gRPC fields are the proxy's (a JSON client's `grpc-accept-encoding`
+            // could have the backend compress what the proxy must read), but the deadline.
+            let grpc_fields: Vec<_> = head
+                .headers
+                .keys()
+                .filter(|k| k.as_str().starts_with("grpc-") && k.as_str() != "grpc-timeout")
+                .cloned()
+                .collect();
+            for name in grpc_fields {
+                head.headers.remove(name);
+            }
+            head.headers.insert(
+                http::HeaderName::from_static("grpc-accept-encoding"),
+                HeaderValue::from_static("identity"),
+            );
             head.headers
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
             head.headers
@@ -152,6 +172,40 @@ impl Transcoder {
         let output = binding.method.output();
         if binding.method.is_server_streaming() {
             let ndjson = self.streaming == snap::TranscodeStreaming::NewlineDelimited;
+            // The head waits for the first message or the status: a stream that fails before
+            // its first message is a problem answer, not a 200 cut short.
+            let mut body = body;
+            let mut frames = BytesMut::new();
+            let mut status_seen = None;
+            while status_seen.is_none() && !holds_a_message(&frames) {
+                match body.frame().await {
+                    None => break,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "a gRPC stream broke off");
+                        return Err(Problem::new(
+                            ProblemKind::UpstreamUnavailable,
+                            "the backend's answer broke off",
+                        ));
+                    }
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) if frames.len() + data.len() <= MAX_ANSWER => frames.put(data),
+                        Ok(_) => {
+                            return Err(Problem::new(
+                                ProblemKind::UpstreamUnavailable,
+                                "a message of the backend's stream is larger than 16 MiB",
+                            ));
+                        }
+                        Err(frame) => {
+                            let trailers = frame.into_trailers().unwrap_or_default();
+                            match status(&trailers) {
+                                Some(0) => status_seen = Some(true),
+                                Some(code) => return Ok(grpc_error(code, &trailers)),
+                                None => status_seen = Some(false),
+                            }
+                        }
+                    },
+                }
+            }
             parts.headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static(if ndjson {
@@ -162,11 +216,13 @@ impl Transcoder {
             );
             let stream = JsonStream {
                 inner: body,
-                frames: BytesMut::new(),
+                frames,
                 output,
                 field: binding.response_body.clone(),
                 ndjson,
                 written: 0,
+                ok: status_seen == Some(true),
+                ended: status_seen.is_some(),
                 done: false,
             };
             return Ok(Response::from_parts(parts, stream.boxed()));
@@ -236,16 +292,30 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    match body.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => {
-            let e: BoxError = e.into();
-            Err(Problem::new(
-                crate::client_body::problem_kind(&e),
-                "the request body could not be read",
-            ))
+    let mut body = std::pin::pin!(body);
+    let mut read = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                let e: BoxError = e.into();
+                return Err(Problem::new(
+                    crate::client_body::problem_kind(&e),
+                    "the request body could not be read",
+                ));
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            if read.len() + data.len() > MAX_REQUEST {
+                return Err(Problem::new(
+                    ProblemKind::BodyTooLarge,
+                    format!("a transcoded request body is at most {MAX_REQUEST} bytes"),
+                ));
+            }
+            read.put(data);
         }
     }
+    Ok(read.freeze())
 }
 
 /// The request message: the body (as the binding says), then the path's variables, then the
@@ -266,8 +336,11 @@ fn request_message(
         BodyTarget::None => DynamicMessage::new(input.clone()),
         BodyTarget::Whole => {
             let mut de = serde_json::Deserializer::from_slice(json);
-            DynamicMessage::deserialize(input.clone(), &mut de)
-                .map_err(|e| format!("the body is not a {}: {e}", input.full_name()))?
+            let message = DynamicMessage::deserialize(input.clone(), &mut de)
+                .map_err(|e| format!("the body is not a {}: {e}", input.full_name()))?;
+            de.end()
+                .map_err(|e| format!("the body has more than one JSON value: {e}"))?;
+            message
         }
         BodyTarget::Field(field) => {
             let value: serde_json::Value =
@@ -282,25 +355,30 @@ fn request_message(
             })?
         }
     };
-    for (path, value) in vars {
-        set_path(&mut message, path, value, true)?;
-    }
     if binding.body != BodyTarget::Whole
         && let Some(query) = query
     {
-        let bound: Vec<&[String]> = binding.template.fields().collect();
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let path: Vec<String> = key.split('.').map(str::to_string).collect();
-            if bound.contains(&path.as_slice())
-                || matches!(&binding.body, BodyTarget::Field(f) if f.name() == path[0] || f.json_name() == path[0])
+            // Parameters that name no field are left alone (tracking parameters, say); those
+            // that name a field the path or the body binds, however spelled, too.
+            let Ok(fields) = grpc_http::field_path(&input, &path) else {
+                continue;
+            };
+            if binding
+                .bound_fields
+                .iter()
+                .any(|b| fields.starts_with(b) || b.starts_with(&fields))
+                || matches!(&binding.body, BodyTarget::Field(f) if fields[0] == *f)
             {
                 continue;
             }
-            // Parameters that name no field are left alone (tracking parameters, say).
-            if grpc_http::field_at(&input, &path).is_ok() {
-                set_path(&mut message, &path, &value, false)?;
-            }
+            set_path(&mut message, &path, &value, false)?;
         }
+    }
+    // The path's variables last: nothing else may change what the path says.
+    for (path, value) in vars {
+        set_path(&mut message, path, value, true)?;
     }
     Ok(message)
 }
@@ -422,15 +500,26 @@ fn to_json(
     field: Option<&FieldDescriptor>,
     message: &[u8],
 ) -> Result<Vec<u8>, String> {
-    let decoded = DynamicMessage::decode(output.clone(), message)
-        .map_err(|e| format!("the backend's answer is not a {}: {e}", output.full_name()))?;
-    let value = serde_json::to_value(&decoded).map_err(|e| e.to_string())?;
+    let decoded = DynamicMessage::decode(output.clone(), message).map_err(|e| {
+        tracing::debug!(message = %output.full_name(), error = %e, "a gRPC answer did not decode");
+        "the backend's answer is not the method's message".to_string()
+    })?;
     let value = match field {
-        None => value,
-        Some(f) => value
-            .get(f.json_name())
-            .cloned()
-            .unwrap_or(serde_json::Value::Null),
+        None => serde_json::to_value(&decoded).map_err(|e| e.to_string())?,
+        // The field alone, its default value included (`[]`, `""`...), not left out.
+        Some(f) => {
+            let options = prost_reflect::SerializeOptions::new().skip_default_fields(false);
+            let mut out = serde_json::Serializer::new(Vec::new());
+            decoded
+                .serialize_with_options(&mut out, &options)
+                .map_err(|e| e.to_string())?;
+            let whole: serde_json::Value =
+                serde_json::from_slice(&out.into_inner()).map_err(|e| e.to_string())?;
+            whole
+                .get(f.json_name())
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)
+        }
     };
     serde_json::to_vec(&value).map_err(|e| e.to_string())
 }
@@ -461,7 +550,8 @@ fn http_of(code: u32) -> (StatusCode, &'static str) {
         12 => (StatusCode::NOT_IMPLEMENTED, "unimplemented"),
         14 => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         16 => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-        2 | 13 | 15 => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        13 => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        15 => (StatusCode::INTERNAL_SERVER_ERROR, "data-loss"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "unknown"),
     }
 }
@@ -472,7 +562,7 @@ fn grpc_error(code: u32, fields: &http::HeaderMap) -> Response<ProxyBody> {
     let (status, slug) = http_of(code);
     let message = fields
         .get("grpc-message")
-        .map(|m| percent_decode(m.as_bytes()))
+        .map(|m| grpc_http::template::percent_decode(m.as_bytes(), false))
         .unwrap_or_default();
     let body = serde_json::json!({
         "type": format!("https://frontdesk.dev/problems/grpc-{slug}"),
@@ -490,26 +580,6 @@ fn grpc_error(code: u32, fields: &http::HeaderMap) -> Response<ProxyBody> {
     resp
 }
 
-fn percent_decode(b: &[u8]) -> String {
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(hex) = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-            && let Ok(v) = u8::from_str_radix(hex, 16)
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 pin_project_lite::pin_project! {
     /// A server stream's messages as JSON, written as they arrive.
     struct JsonStream {
@@ -521,7 +591,42 @@ pin_project_lite::pin_project! {
         field: Option<FieldDescriptor>,
         ndjson: bool,
         written: usize,
+        // The stream's status said OK.
+        ok: bool,
+        // Its trailers came: nothing more to read.
+        ended: bool,
         done: bool,
+    }
+}
+
+/// Whether `frames` holds a whole message (or the start of one that is not uncompressed, which
+/// [`next_message`] refuses).
+fn holds_a_message(frames: &[u8]) -> bool {
+    frames.len() >= 5
+        && (frames[0] != 0
+            || frames.len()
+                >= 5 + u32::from_be_bytes([frames[1], frames[2], frames[3], frames[4]]) as usize)
+}
+
+impl JsonStream {
+    /// Every whole message at hand, as JSON.
+    fn drain(self: Pin<&mut Self>) -> Result<Vec<u8>, BoxError> {
+        let this = self.project();
+        let mut out = Vec::new();
+        let mut pending = this.frames.split().freeze();
+        while let Some(message) = next_message(&mut pending)? {
+            let json = to_json(this.output, this.field.as_ref(), &message)?;
+            if *this.ndjson {
+                out.extend_from_slice(&json);
+                out.push(b'\n');
+            } else {
+                out.push(if *this.written == 0 { b'[' } else { b',' });
+                out.extend_from_slice(&json);
+            }
+            *this.written += 1;
+        }
+        this.frames.put(pending);
+        Ok(out)
     }
 }
 
@@ -533,57 +638,69 @@ impl Body for JsonStream {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
+        let mut this = self;
         loop {
-            if *this.done {
+            if this.done {
                 return Poll::Ready(None);
             }
-            // Every whole message at hand, as one frame.
-            let mut out = Vec::new();
-            let mut pending = this.frames.split().freeze();
-            while let Some(message) = next_message(&mut pending)? {
-                let json = to_json(this.output, this.field.as_ref(), &message)?;
-                if *this.ndjson {
-                    out.extend_from_slice(&json);
-                    out.push(b'\n');
-                } else {
-                    out.push(if *this.written == 0 { b'[' } else { b',' });
-                    out.extend_from_slice(&json);
+            let out = match this.as_mut().drain() {
+                Ok(out) => out,
+                Err(e) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
                 }
-                *this.written += 1;
-            }
-            this.frames.put(pending);
+            };
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(Frame::data(out.into()))));
             }
-            match ready!(this.inner.as_mut().poll_frame(cx)) {
+            let polled = if this.ended {
+                None
+            } else {
+                ready!(this.as_mut().project().inner.poll_frame(cx))
+            };
+            let me = this.as_mut().project();
+            match polled {
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => this.frames.put(data),
+                    Ok(data) if me.frames.len() + data.len() <= MAX_ANSWER => me.frames.put(data),
+                    Ok(_) => {
+                        *me.done = true;
+                        return Poll::Ready(Some(Err(
+                            "a message of the gRPC stream is larger than 16 MiB".into(),
+                        )));
+                    }
                     Err(frame) => {
+                        *me.ended = true;
                         let trailers = frame.into_trailers().unwrap_or_default();
-                        match status(&trailers) {
-                            Some(0) => {}
-                            code => {
-                                *this.done = true;
-                                return Poll::Ready(Some(Err(format!(
-                                    "the gRPC stream failed with status {}",
-                                    code.map_or("(none)".into(), |c| c.to_string())
-                                )
-                                .into())));
-                            }
+                        *me.ok = status(&trailers) == Some(0);
+                        if !*me.ok {
+                            *me.done = true;
+                            return Poll::Ready(Some(Err(format!(
+                                "the gRPC stream failed with status {}",
+                                status(&trailers).map_or("(none)".into(), |c| c.to_string())
+                            )
+                            .into())));
                         }
                     }
                 },
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Err(e)) => {
+                    *me.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
                 None => {
-                    *this.done = true;
-                    if !this.frames.is_empty() {
+                    *me.done = true;
+                    if !me.frames.is_empty() {
                         return Poll::Ready(Some(Err("the gRPC stream ended mid-message".into())));
                     }
-                    if *this.ndjson {
+                    // A stream that ends without its status did not end well.
+                    if !*me.ok {
+                        return Poll::Ready(Some(Err(
+                            "the gRPC stream ended without a status".into()
+                        )));
+                    }
+                    if *me.ndjson {
                         return Poll::Ready(None);
                     }
-                    let end: &'static [u8] = if *this.written == 0 { b"[]" } else { b"]" };
+                    let end: &'static [u8] = if *me.written == 0 { b"[]" } else { b"]" };
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(end)))));
                 }
             }
