@@ -1,5 +1,6 @@
-//! The Gateway API kinds frontdesk reads: `gateway.networking.k8s.io/v1` GatewayClass, Gateway
-//! and BackendTLSPolicy ([`backend_tls_policy`]), and `v1beta1` ReferenceGrant.
+//! The Gateway API kinds frontdesk reads: `gateway.networking.k8s.io/v1` GatewayClass, Gateway,
+//! HTTPRoute ([`http_route`]), GRPCRoute ([`grpc_route`]) and BackendTLSPolicy
+//! ([`backend_tls_policy`]), and `v1beta1` ReferenceGrant.
 //!
 //! Written here with kube 5 rather than taken from the `gateway-api` crate, which pins another
 //! kube major. Only the fields frontdesk uses are typed; users install the upstream CRDs (standard
@@ -9,8 +10,12 @@
 //! (`schema = "disabled"`): the upstream ones are the schema.
 
 pub mod backend_tls_policy;
+pub mod grpc_route;
+pub mod http_route;
 
 pub use backend_tls_policy::BackendTLSPolicy;
+pub use grpc_route::GRPCRoute;
+pub use http_route::HTTPRoute;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;

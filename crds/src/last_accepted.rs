@@ -34,7 +34,7 @@ pub struct Unreadable {
     pub uid: Option<String>,
 }
 
-/// The last accepted version of every Route, Policy and Aggregate.
+/// The last accepted version of every Route, Policy, Aggregate, HTTPRoute and GRPCRoute.
 #[derive(Default)]
 pub struct LastAccepted {
     accepted: HashMap<ObjectKey, Object>,
@@ -49,7 +49,7 @@ pub struct LastAccepted {
 
 /// The kinds whose versions are kept; Services, EndpointSlices and Secrets are facts about the
 /// cluster, taken as they are.
-const KEPT_KINDS: [&str; 3] = ["Route", "Policy", "Aggregate"];
+const KEPT_KINDS: [&str; 5] = ["Route", "Policy", "Aggregate", "HTTPRoute", "GRPCRoute"];
 
 /// The key of the object a status is about, when it is of a kept kind.
 fn kept_key(status: &ObjectStatus) -> Option<ObjectKey> {

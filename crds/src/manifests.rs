@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use crate::aggregate::Aggregate;
 use crate::compile::Resources;
-use crate::gateway_api::{BackendTLSPolicy, Gateway, GatewayClass, ReferenceGrant};
+use crate::gateway_api::{
+    BackendTLSPolicy, GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant,
+};
 use crate::policy::Policy;
 use crate::route::Route;
 
@@ -38,6 +40,9 @@ pub enum Object {
     ReferenceGrant(Box<ReferenceGrant>),
     /// TLS to the pods of the Services it targets.
     BackendTlsPolicy(Box<BackendTLSPolicy>),
+    /// Gateway API routes, compiled like Routes.
+    HttpRoute(Box<HTTPRoute>),
+    GrpcRoute(Box<GRPCRoute>),
     /// Read for its labels only.
     Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
     /// Read for client certificate validation's CA bundles.
@@ -76,6 +81,8 @@ impl Object {
             Object::GatewayClass(o) => ("GatewayClass", &o.metadata),
             Object::ReferenceGrant(o) => ("ReferenceGrant", &o.metadata),
             Object::BackendTlsPolicy(o) => ("BackendTLSPolicy", &o.metadata),
+            Object::HttpRoute(o) => ("HTTPRoute", &o.metadata),
+            Object::GrpcRoute(o) => ("GRPCRoute", &o.metadata),
             Object::Namespace(o) => ("Namespace", &o.metadata),
             Object::ConfigMap(o) => ("ConfigMap", &o.metadata),
         }
@@ -258,10 +265,16 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
                 "gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1alpha3",
                 "BackendTLSPolicy",
             ) => typed(doc).map(|o| Object::BackendTlsPolicy(Box::new(o))),
+            ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "HTTPRoute") => {
+                typed(doc).map(|o| Object::HttpRoute(Box::new(o)))
+            }
+            ("gateway.networking.k8s.io/v1", "GRPCRoute") => {
+                typed(doc).map(|o| Object::GrpcRoute(Box::new(o)))
+            }
             (group, kind) if group.starts_with("gateway.networking.k8s.io/") => {
                 out.skipped.push(format!(
                     "{origin}: {group} {kind} is not read by this version of frontdesk \
-                     (it reads Gateway, GatewayClass, ReferenceGrant and BackendTLSPolicy; routes are frontdesk.dev Routes)"
+                     (it reads Gateway, GatewayClass, ReferenceGrant, BackendTLSPolicy, HTTPRoute and GRPCRoute)"
                 ));
                 continue;
             }
@@ -376,6 +389,8 @@ pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources
             Object::GatewayClass(x) => r.gateway_classes.push((**x).clone()),
             Object::ReferenceGrant(x) => r.reference_grants.push((**x).clone()),
             Object::BackendTlsPolicy(x) => r.backend_tls_policies.push((**x).clone()),
+            Object::HttpRoute(x) => r.http_routes.push((**x).clone()),
+            Object::GrpcRoute(x) => r.grpc_routes.push((**x).clone()),
             Object::Namespace(x) => r.namespaces.push((**x).clone()),
             Object::ConfigMap(x) => r.config_maps.push((**x).clone()),
         }
@@ -406,7 +421,7 @@ mod tests {
                     spec: {gatewayClassName: frontdesk, listeners: [{name: http, port: 80, protocol: HTTP}]}\n---\n\
                     apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\n\
                     metadata: {name: g, namespace: certs}\nspec: {from: [], to: []}\n---\n\
-                    apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n---\n\
+                    apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: r}\n---\n\
                     apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: broken}\n\
                     spec: {gatewayClassName: frontdesk, listeners: [{name: http, protocol: HTTP}]}\n";
         let parsed = parse_file("g.yaml", text);
@@ -423,7 +438,7 @@ mod tests {
                 "ReferenceGrant certs/g"
             ]
         );
-        assert!(parsed.skipped[0].contains("HTTPRoute is not read by this version"));
+        assert!(parsed.skipped[0].contains("TLSRoute is not read by this version"));
         assert_eq!(parsed.errors.len(), 1);
         let e = parsed.errors[0].to_string();
         assert!(

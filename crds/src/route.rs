@@ -52,11 +52,12 @@ pub struct RouteSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
 
-    /// Rules, each with conditions and an action. When several rules of any Routes match a
-    /// request, the most specific wins: an Exact path beats a PathPrefix or Template, the longer
-    /// of those beats the shorter, and any of them beats a RegularExpression; then the match
-    /// with more method, header and query conditions; then the older Route; then the Route's
-    /// namespace/name.
+    /// Rules, each with conditions and an action. When several rules of any Routes (and
+    /// HTTPRoutes) match a request, the most specific wins, in the Gateway API's order: an
+    /// Exact path beats a PathPrefix or Template, the one with more characters beats the
+    /// shorter, and any of them beats a RegularExpression; then a match with a method
+    /// condition; then the one with more header conditions; then more query conditions; then
+    /// the older Route; then the Route's namespace/name; then the earlier rule.
     pub rules: Vec<RouteRule>,
 }
 

@@ -27,6 +27,21 @@ pub struct ObjectStatus {
     /// conditions hold for each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<crate::gateway_api::backend_tls_policy::AncestorReference>,
+    /// A Gateway API route's parents that frontdesk implements (`status.parents`), each with
+    /// its own conditions; `Programmed` comes from proxy ACKs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<ParentStatus>,
+}
+
+/// The computed status of one parentRef of a Gateway API route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentStatus {
+    pub parent_ref: crate::gateway_api::http_route::ParentReference,
+    /// The gateway group it attached to, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub conditions: Vec<Condition>,
 }
 
 /// The computed status of one listener of a Gateway: `Accepted`, `ResolvedRefs` and
@@ -93,6 +108,7 @@ impl ObjectStatus {
             served_generation: None,
             listeners: Vec::new(),
             ancestors: Vec::new(),
+            parents: Vec::new(),
         }
     }
 
@@ -160,6 +176,7 @@ impl ObjectStatus {
             served_generation: None,
             listeners: Vec::new(),
             ancestors: Vec::new(),
+            parents: Vec::new(),
         }
     }
 }

@@ -38,6 +38,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
             backends: vec![Backend {
                 tls: None,
                 protocol: Default::default(),
+                invalid: false,
                 name: "b".into(),
                 weight: 1,
                 endpoints: vec!["127.0.0.1:1".into()],

@@ -61,6 +61,7 @@ pub fn code(kind: ProblemKind) -> Code {
         | ProblemKind::AuthUnavailable
         | ProblemKind::RateLimitUnavailable
         | ProblemKind::NoEndpoints
+        | ProblemKind::InvalidBackend
         | ProblemKind::UpstreamUnavailable
         | ProblemKind::CircuitOpen => Code::Unavailable,
         ProblemKind::Internal => Code::Internal,

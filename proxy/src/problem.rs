@@ -34,6 +34,9 @@ pub enum ProblemKind {
     RateLimitUnavailable,
     NoRoute,
     NoEndpoints,
+    /// The route sends this request to a backend reference that is not valid (a Gateway API
+    /// route naming a missing Service, or one it may not reference) (500).
+    InvalidBackend,
     UpstreamUnavailable,
     UpstreamTimeout,
     /// The request said `only-if-cached` and the cache has no answer it may use.
@@ -65,6 +68,7 @@ impl ProblemKind {
             ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ProblemKind::NoRoute => StatusCode::NOT_FOUND,
             ProblemKind::NoEndpoints => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::InvalidBackend => StatusCode::INTERNAL_SERVER_ERROR,
             ProblemKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ProblemKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProblemKind::NotCached => StatusCode::GATEWAY_TIMEOUT,
@@ -90,6 +94,7 @@ impl ProblemKind {
             ProblemKind::RateLimitUnavailable => "rate-limit-unavailable",
             ProblemKind::NoRoute => "no-route",
             ProblemKind::NoEndpoints => "no-endpoints",
+            ProblemKind::InvalidBackend => "invalid-backend",
             ProblemKind::UpstreamUnavailable => "upstream-unavailable",
             ProblemKind::UpstreamTimeout => "upstream-timeout",
             ProblemKind::NotCached => "not-cached",
@@ -114,6 +119,7 @@ impl ProblemKind {
             ProblemKind::RateLimitUnavailable => "The rate limit cannot be checked right now",
             ProblemKind::NoRoute => "No route matches the request",
             ProblemKind::NoEndpoints => "No backend endpoint is available",
+            ProblemKind::InvalidBackend => "The route's backend is not valid",
             ProblemKind::UpstreamUnavailable => "The backend could not be reached",
             ProblemKind::UpstreamTimeout => "The backend did not answer in time",
             ProblemKind::NotCached => "The answer is not in the cache",

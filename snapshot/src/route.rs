@@ -287,6 +287,11 @@ pub struct Backend {
     /// The HTTP version spoken to the endpoints.
     #[serde(default, skip_serializing_if = "BackendProtocol::is_default")]
     pub protocol: BackendProtocol,
+    /// The reference does not name a usable backend (Gateway API: a Service that does not
+    /// exist, or may not be referenced): the requests it would get are answered 500, where a
+    /// valid backend without ready endpoints is 503. It has no endpoints.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invalid: bool,
 }
 
 /// The HTTP version the proxy speaks to a backend.

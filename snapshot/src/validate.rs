@@ -481,6 +481,7 @@ mod tests {
                 backends: vec![Backend {
                     tls: None,
                     protocol: Default::default(),
+                    invalid: false,
                     name: "b".into(),
                     weight: 1,
                     endpoints: vec!["127.0.0.1:80".into()],
@@ -539,6 +540,7 @@ mod tests {
             backends: vec![Backend {
                 tls: None,
                 protocol: Default::default(),
+                invalid: false,
                 name: "b".into(),
                 weight: 0,
                 endpoints: vec![],
@@ -556,6 +558,7 @@ mod tests {
             backends: vec![Backend {
                 tls: None,
                 protocol: Default::default(),
+                invalid: false,
                 name: "b".into(),
                 weight: 1,
                 endpoints: vec!["nope".into()],

@@ -137,6 +137,7 @@ pub fn compile_gateways(resources: &Resources) -> CompiledGateways {
         parents: attach::Parents::new(&resources.namespaces),
         ..Default::default()
     };
+    out.parents.implicit_groups = resources.gateway_class_optional;
     for class in &resources.gateway_classes {
         if class.spec.controller_name != CONTROLLER_NAME {
             continue;
@@ -791,5 +792,6 @@ fn check_key(pem: &str) -> Result<(), String> {
 pub mod attach;
 pub mod client_validation;
 pub mod https;
+pub mod parent_refs;
 #[cfg(test)]
 mod tests;

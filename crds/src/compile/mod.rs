@@ -10,6 +10,7 @@ pub mod backend_tls_policies;
 mod cache;
 mod cors;
 pub mod gateways;
+mod http_routes;
 mod lower;
 pub mod policy;
 mod precedence;
@@ -50,6 +51,9 @@ pub struct Resources {
     pub secrets: Vec<Secret>,
     /// Gateway API Gateways; those of frontdesk's classes become listeners ([`gateways`]).
     pub gateways: Vec<crate::gateway_api::Gateway>,
+    /// Gateway API routes, lowered into the same rules as Routes ([`http_routes`]).
+    pub http_routes: Vec<crate::gateway_api::HTTPRoute>,
+    pub grpc_routes: Vec<crate::gateway_api::GRPCRoute>,
     pub gateway_classes: Vec<crate::gateway_api::GatewayClass>,
     /// What lets a Gateway name a Secret of another namespace.
     pub reference_grants: Vec<crate::gateway_api::ReferenceGrant>,
@@ -133,6 +137,27 @@ pub fn compile(resources: &Resources) -> Output {
         attachment: gateways::attach::Attachment,
         /// The BackendTLSPolicies naming its backends' Services.
         tls_policies: BTreeSet<(String, String)>,
+        /// A Gateway API route's parentRefs and what they became.
+        placement: Option<http_routes::Placement>,
+    }
+    impl Item<'_> {
+        fn valid(&self) -> bool {
+            self.lowered.invalid.is_empty()
+                && self
+                    .placement
+                    .as_ref()
+                    .is_none_or(|p| p.unsupported.is_empty())
+        }
+
+        /// The hosts it serves per gateway group.
+        fn placed(&self) -> BTreeMap<String, Vec<String>> {
+            match &self.placement {
+                Some(p) => p.hosts.clone(),
+                None => (self.lowered.gateways.iter())
+                    .map(|g| (g.clone(), self.lowered.hosts.clone()))
+                    .collect(),
+            }
+        }
     }
     let mut items: Vec<Item<'_>> = Vec::new();
     for route in &resources.routes {
@@ -158,6 +183,7 @@ pub fn compile(resources: &Resources) -> Output {
             policy_lists: lists,
             attachment: Default::default(),
             tls_policies: index.take_used_policies(),
+            placement: None,
         });
     }
     for agg in &resources.aggregates {
@@ -169,13 +195,46 @@ pub fn compile(resources: &Resources) -> Output {
             policy_lists: vec![agg.spec.policies.clone()],
             attachment: Default::default(),
             tls_policies: index.take_used_policies(),
+            placement: None,
+        });
+    }
+    let ctx = http_routes::Context {
+        services: &index,
+        grants: &resources.reference_grants,
+    };
+    for (kind, route) in http_routes::routes(resources) {
+        let (namespace, name) = object_id(route.meta);
+        let lowered = route.lower(&namespace, &name, &ctx);
+        items.push(Item {
+            kind,
+            meta: route.meta,
+            policy_lists: lowered.policy_lists,
+            lowered: lowered.lowered,
+            attachment: Default::default(),
+            tls_policies: index.take_used_policies(),
+            placement: Some(http_routes::Placement::new(
+                route.parent_refs,
+                lowered.unsupported,
+                lowered.ref_reason,
+            )),
         });
     }
     items.sort_by_key(|i| (object_id(i.meta), i.kind));
-    // Each `spec.gateways` entry becomes the gateway group it attaches to, if any.
+    // Each `spec.gateways` entry becomes the gateway group it attaches to, if any; each
+    // parentRef of a Gateway API route, the listeners it attaches to.
     let gateways = gateways::compile_gateways(resources);
+    items.retain_mut(|item| {
+        let Some(placement) = &mut item.placement else {
+            return true;
+        };
+        let (namespace, _) = object_id(item.meta);
+        item.attachment = placement.attach(&gateways.parents, item.kind, &namespace, &item.lowered);
+        item.lowered.gateways = item.attachment.groups.clone();
+        // No parentRef names a Gateway of frontdesk's: another controller's route.
+        !placement.outcomes.is_empty()
+    });
     for item in &mut items {
-        if item.lowered.invalid.is_empty() {
+        if item.placement.is_none() && item.lowered.invalid.is_empty() {
             let (namespace, _) = object_id(item.meta);
             let attachment = gateways
                 .parents
@@ -187,7 +246,12 @@ pub fn compile(resources: &Resources) -> Output {
     let owners = if resources.shared_hosts {
         BTreeMap::new()
     } else {
-        host_owners(items.iter().map(|i| (i.meta, &i.lowered)))
+        host_owners(
+            items
+                .iter()
+                .filter(|i| i.valid())
+                .map(|i| (i.meta, i.placed())),
+        )
     };
 
     let mut out = Output::default();
@@ -204,18 +268,39 @@ pub fn compile(resources: &Resources) -> Output {
         let route = item.meta;
         let (namespace, name) = object_id(route);
         let generation = route.generation.unwrap_or(0);
+        let placed = item.placed();
         let mut lowered = item.lowered;
         let mut st = ObjectStatus::new(item.kind, &namespace, &name, generation);
-        if !lowered.invalid.is_empty() {
-            st.reject(lowered.invalid.0);
+        let placement = item.placement.take();
+        let finish = |mut st: ObjectStatus, out: &mut Output| {
+            if let Some(placement) = &placement {
+                st.parents = placement.parent_statuses(&st);
+            }
             out.statuses.push(st);
+        };
+        let unsupported = placement.as_ref().map_or(0, |p| p.unsupported.0.len());
+        if !lowered.invalid.is_empty() || unsupported > 0 {
+            let mut invalid = lowered.invalid.0;
+            if let Some(p) = &placement {
+                invalid.extend(p.unsupported.0.iter().cloned());
+            }
+            st.reject(invalid);
+            if unsupported > 0 {
+                st.conditions[0].reason = "UnsupportedValue".into();
+            }
+            finish(st, &mut out);
             continue;
         }
+        let field = if placement.is_some() {
+            "spec.parentRefs"
+        } else {
+            "spec.gateways"
+        };
         let refused: Vec<crate::Diagnostic> = item
             .attachment
             .refused
             .iter()
-            .map(|(i, _, why)| crate::Diagnostic::new(format!("spec.gateways[{i}]"), why))
+            .map(|(i, _, why)| crate::Diagnostic::new(format!("{field}[{i}]"), why))
             .collect();
         let refused_reason = item.attachment.refused.first().map(|r| r.1);
         if lowered.gateways.is_empty()
@@ -224,13 +309,12 @@ pub fn compile(resources: &Resources) -> Output {
             // Attached nowhere: nothing serves it.
             st.reject(refused);
             st.conditions[0].reason = reason.into();
-            out.statuses.push(st);
+            finish(st, &mut out);
             continue;
         }
-        let taken: Vec<String> = lowered
-            .gateways
+        let taken: Vec<String> = placed
             .iter()
-            .flat_map(|g| lowered.hosts.iter().map(move |h| (g, h)))
+            .flat_map(|(g, hosts)| hosts.iter().map(move |h| (g, h)))
             .filter(|(g, h)| {
                 owners
                     .get(&((*g).clone(), (*h).clone()))
@@ -251,7 +335,7 @@ pub fn compile(resources: &Resources) -> Output {
             st.conditions[0].reason = "HostConflict".into();
             st.conditions
                 .push(condition(CONFLICTED, true, "HostConflict", why));
-            out.statuses.push(st);
+            finish(st, &mut out);
             continue;
         }
         // Each rule's effective policy: the Route's list, then the rule's own.
@@ -267,10 +351,10 @@ pub fn compile(resources: &Resources) -> Output {
             if let Some(why) = &effective.unavailable {
                 policy_unresolved = true;
                 lowered.unresolved.push(
-                    if item.kind == "Route" {
-                        format!("spec.rules[{ri}].policies")
-                    } else {
-                        "spec.policies".to_string()
+                    match item.kind {
+                        "Route" => format!("spec.rules[{ri}].policies"),
+                        "Aggregate" => "spec.policies".to_string(),
+                        _ => format!("spec.rules[{ri}].filters"),
                     },
                     format!("{why}; the rule answers 503 until it is fixed"),
                 );
@@ -288,10 +372,17 @@ pub fn compile(resources: &Resources) -> Output {
             rule.policy = Some(key.clone());
             rule_policies.push((key, effective));
         }
-        // Entries that attached nowhere while others did: the object serves where it attached.
-        lowered.unresolved.0.extend(refused);
+        // Entries that attached nowhere while others did: the object serves where it attached
+        // (a Gateway API route says so per parent).
+        if placement.is_none() {
+            lowered.unresolved.0.extend(refused);
+        }
         let reason = match refused_reason {
             _ if policy_unresolved => "PolicyNotResolved",
+            _ if placement.is_some() => placement
+                .as_ref()
+                .and_then(|p| p.ref_reason)
+                .unwrap_or("BackendNotFound"),
             Some(reason) => reason,
             None => "BackendNotFound",
         };
@@ -308,7 +399,7 @@ pub fn compile(resources: &Resources) -> Output {
                 condition(CONFLICTED, true, "PolicyOverridden", conflicts.join("; "))
             });
         }
-        out.statuses.push(st);
+        finish(st, &mut out);
         let through = ancestors(item.kind, &namespace, &name, &item.attachment.listeners);
         for policy in &item.tls_policies {
             tls_ancestors
@@ -321,7 +412,7 @@ pub fn compile(resources: &Resources) -> Output {
         }
 
         let created = route.creation_timestamp.as_ref().map(|t| t.0.to_string());
-        for gateway in &lowered.gateways {
+        for (gateway, hosts) in placed {
             let parts = per_gateway.entry(gateway.clone()).or_default();
             let (snap_routes, keys, sources) =
                 (&mut parts.routes, &mut parts.keys, &mut parts.sources);
@@ -354,7 +445,7 @@ pub fn compile(resources: &Resources) -> Output {
             snap_routes.push(SnapRoute {
                 namespace: namespace.clone(),
                 name: name.clone(),
-                hosts: lowered.hosts.clone(),
+                hosts,
                 rules: lowered.rules.clone(),
             });
             sources.push(SourceRef {
@@ -455,21 +546,18 @@ fn host_owners<'a>(
     items: impl Iterator<
         Item = (
             &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-            &'a lower::Lowered,
+            BTreeMap<String, Vec<String>>,
         ),
     >,
 ) -> BTreeMap<(String, String), String> {
     let mut claims: BTreeMap<(String, String), (Option<String>, String, String)> = BTreeMap::new();
-    for (meta, lowered) in items {
-        if !lowered.invalid.is_empty() {
-            continue;
-        }
+    for (meta, placed) in items {
         let (namespace, name) = object_id(meta);
         // RFC 3339 in UTC sorts as time; no timestamp sorts after any.
         let created = meta.creation_timestamp.as_ref().map(|t| t.0.to_string());
         let claim = (created, namespace, name);
-        for gateway in &lowered.gateways {
-            for host in &lowered.hosts {
+        for (gateway, hosts) in &placed {
+            for host in hosts {
                 let key = (gateway.clone(), host.clone());
                 let older = claims.get(&key).is_none_or(|held| {
                     let (held_at, claim_at) = (held.0.as_deref(), claim.0.as_deref());

@@ -149,6 +149,13 @@ impl ResolveService for ServiceIndex<'_> {
         policies.lookup(namespace, service, port_name).cloned()
     }
 
+    fn app_protocol(&self, namespace: &str, service: &str, port: u16) -> Option<&str> {
+        self.port(namespace, service, port)
+            .ok()?
+            .app_protocol
+            .as_deref()
+    }
+
     fn resolve(&self, namespace: &str, service: &str, port: u16) -> Result<Vec<String>, String> {
         let svc_port = self.port(namespace, service, port)?;
         let port_name = svc_port.name.as_deref().unwrap_or("");

@@ -30,6 +30,8 @@ pub struct EndpointSet {
     pub state: Option<Arc<BackendState>>,
     /// Consistent hashing's ring, when the backend balances that way.
     ring: Option<HashRing>,
+    /// The reference named no usable backend: its share of requests is answered 500.
+    pub invalid: bool,
 }
 
 impl EndpointSet {
@@ -93,6 +95,7 @@ impl EndpointSet {
             next: AtomicUsize::new(start),
             state,
             ring,
+            invalid: backend.invalid,
         })
     }
 
@@ -377,6 +380,7 @@ mod tests {
         snap::Backend {
             tls: None,
             protocol: Default::default(),
+            invalid: false,
             name: name.into(),
             weight: 1,
             endpoints: endpoints.iter().map(|e| e.to_string()).collect(),

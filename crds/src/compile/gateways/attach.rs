@@ -31,18 +31,31 @@ pub const ROUTE_GROUP: &str = "frontdesk.dev";
 
 /// One Gateway that Routes may attach to.
 #[derive(Debug)]
-struct Parent {
-    namespace: String,
-    name: String,
-    /// Per listener (in spec order): what it admits, `None` when the listener is not accepted.
-    listeners: Vec<Option<AllowedRoutes>>,
+pub(super) struct Parent {
+    pub(super) namespace: String,
+    pub(super) name: String,
+    /// Per listener (in spec order), `None` when the listener is not accepted.
+    pub(super) listeners: Vec<Option<ListenerView>>,
+}
+
+/// What attaching to one accepted listener depends on.
+#[derive(Debug)]
+pub(super) struct ListenerView {
+    pub(super) name: String,
+    pub(super) port: i32,
+    /// Lower-case; `None` admits every host.
+    pub(super) hostname: Option<String>,
+    pub(super) allowed: AllowedRoutes,
 }
 
 /// The Gateways of frontdesk's classes, by gateway group, with the namespaces' labels.
 #[derive(Debug, Default)]
 pub struct Parents {
-    by_group: BTreeMap<String, Vec<Parent>>,
+    pub(super) by_group: BTreeMap<String, Vec<Parent>>,
     namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// A Gateway API route naming a Gateway that does not exist attaches to the gateway group
+    /// of that name (manifest files, where proxies are started with `--gateway name`).
+    pub implicit_groups: bool,
 }
 
 /// Where one object attached.
@@ -61,6 +74,7 @@ impl Parents {
     pub fn new(namespaces: &[Namespace]) -> Self {
         Parents {
             by_group: BTreeMap::new(),
+            implicit_groups: false,
             namespace_labels: namespaces
                 .iter()
                 .filter_map(|n| {
@@ -78,7 +92,14 @@ impl Parents {
             .listeners
             .iter()
             .zip(accepted)
-            .map(|(l, ok)| ok.then(|| l.allowed_routes.clone().unwrap_or_default()))
+            .map(|(l, ok)| {
+                ok.then(|| ListenerView {
+                    name: l.name.clone(),
+                    port: l.port,
+                    hostname: l.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
+                    allowed: l.allowed_routes.clone().unwrap_or_default(),
+                })
+            })
             .collect();
         self.by_group
             .entry(group.to_string())
@@ -131,9 +152,14 @@ impl Parents {
             }
             let mut attached = false;
             for parent in candidates {
-                for (li, allowed) in parent.listeners.iter().enumerate() {
-                    if let Some(allowed) = allowed
-                        && self.admits(allowed, &parent.namespace, kind, namespace)
+                for (li, listener) in parent.listeners.iter().enumerate() {
+                    if let Some(listener) = listener
+                        && self.admits(
+                            &listener.allowed,
+                            &parent.namespace,
+                            (ROUTE_GROUP, kind),
+                            namespace,
+                        )
                     {
                         attached = true;
                         out.listeners
@@ -166,18 +192,21 @@ impl Parents {
         out
     }
 
-    fn admits(
+    /// Whether a listener allowing `allowed` admits a `(group, kind)` route of `route_ns`.
+    /// A listener that lists no kinds admits every kind frontdesk serves (the Gateway API's
+    /// HTTPRoute and GRPCRoute, frontdesk's Route and Aggregate); a listed kind's group
+    /// defaults to the Gateway API's.
+    pub(super) fn admits(
         &self,
         allowed: &AllowedRoutes,
         gateway_ns: &str,
-        kind: &str,
+        (group, kind): (&str, &str),
         route_ns: &str,
     ) -> bool {
         let kind_ok = allowed.kinds.is_empty()
-            || allowed
-                .kinds
-                .iter()
-                .any(|k| k.kind == kind && k.group.as_deref() == Some(ROUTE_GROUP));
+            || allowed.kinds.iter().any(|k| {
+                k.kind == kind && k.group.as_deref().unwrap_or(crate::gateway_api::GROUP) == group
+            });
         if !kind_ok {
             return false;
         }

@@ -65,6 +65,7 @@ pub(crate) fn lower_backends(
                     endpoints: if tls.is_err() { Vec::new() } else { endpoints },
                     tls: tls.unwrap_or(None),
                     protocol,
+                    invalid: false,
                 });
             }
             (None, Some(url)) => {
@@ -104,6 +105,7 @@ pub(crate) fn lower_backends(
                         },
                         tls: tls.unwrap_or(None),
                         protocol,
+                        invalid: false,
                     });
                 }
             }

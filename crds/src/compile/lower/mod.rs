@@ -71,6 +71,11 @@ pub trait ResolveService {
     fn check_url_host(&self, _host: &str) -> Result<(), String> {
         Ok(())
     }
+
+    /// The `appProtocol` of port `port` of Service `namespace/service`; none by default.
+    fn app_protocol(&self, _namespace: &str, _service: &str, _port: u16) -> Option<&str> {
+        None
+    }
 }
 
 /// A resolver for validation alone: every Service exists and has no endpoints.
@@ -164,22 +169,44 @@ pub fn lower_route(
             d.check(format!("{p}.policies[{i}]"), check_object_name(policy));
         }
         let id = format!("{namespace}/{name}/{rule_name}");
-        if let Some(r) = lower_rule(&p, id, namespace, rule, services, d, &mut out.unresolved) {
+        let rule = lower_rule(
+            &p,
+            id,
+            namespace,
+            rule,
+            Backends::Listed,
+            services,
+            d,
+            &mut out.unresolved,
+        );
+        if let Some(r) = rule {
             out.rules.push(r);
         }
     }
     out
 }
 
-fn lower_rule(
+/// Where a rule's backends come from.
+pub(crate) enum Backends {
+    /// Its own `backends` list (a Route).
+    Listed,
+    /// Lowered by the caller (Gateway API routes, whose references differ): the forward
+    /// action, `None` when they were invalid (and said so).
+    Lowered(Option<snap::Action>),
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lower_rule(
     p: &str,
     id: String,
     namespace: &str,
     rule: &RouteRule,
+    backends: Backends,
     services: &dyn ResolveService,
     d: &mut Diagnostics,
     unresolved: &mut Diagnostics,
 ) -> Option<snap::Rule> {
+    let has_backends = !rule.backends.is_empty() || matches!(backends, Backends::Lowered(_));
     let default_match = [RouteMatch::default()];
     let matches: &[RouteMatch] = if rule.matches.is_empty() {
         &default_match
@@ -224,7 +251,7 @@ fn lower_rule(
             .and_then(|h| d.check(format!("{p}.rewrite.host"), normalize_host(h, false))),
     });
 
-    let actions = usize::from(!rule.backends.is_empty())
+    let actions = usize::from(has_backends)
         + usize::from(rule.redirect.is_some())
         + usize::from(rule.direct_response.is_some());
     let action = if actions != 1 {
@@ -238,14 +265,17 @@ fn lower_rule(
     } else if let Some(r) = &rule.direct_response {
         lower_direct_response(&format!("{p}.directResponse"), r, d)
     } else {
-        lower_backends(
-            &format!("{p}.backends"),
-            namespace,
-            &rule.backends,
-            services,
-            d,
-            unresolved,
-        )
+        match backends {
+            Backends::Listed => lower_backends(
+                &format!("{p}.backends"),
+                namespace,
+                &rule.backends,
+                services,
+                d,
+                unresolved,
+            ),
+            Backends::Lowered(action) => action,
+        }
     };
 
     let grpc_transcode = match &rule.grpc_transcode {
@@ -308,7 +338,7 @@ fn lower_rule(
     };
     let retries = match &rule.retries {
         None => Some(None),
-        Some(_) if rule.backends.is_empty() => {
+        Some(_) if !has_backends => {
             d.push(
                 format!("{p}.retries"),
                 "only a rule with backends retries: redirects and fixed responses have nothing to retry",
@@ -332,7 +362,7 @@ fn lower_rule(
     })
 }
 
-fn lower_match(p: &str, m: &RouteMatch, d: &mut Diagnostics) -> Option<snap::Match> {
+pub(crate) fn lower_match(p: &str, m: &RouteMatch, d: &mut Diagnostics) -> Option<snap::Match> {
     if let Some(grpc) = &m.grpc {
         return lower_grpc_match(p, m, grpc, d);
     }

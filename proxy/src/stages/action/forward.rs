@@ -143,10 +143,17 @@ impl Forward {
             };
             let endpoint = endpoint.ok_or_else(|| {
                 tracing::debug!(backend = %backend.name, "no ready endpoint");
-                Problem::new(
-                    ProblemKind::NoEndpoints,
-                    "the backend has no ready endpoint",
-                )
+                if backend.invalid {
+                    Problem::new(
+                        ProblemKind::InvalidBackend,
+                        "this share of the route's requests goes to a backend reference that is not valid",
+                    )
+                } else {
+                    Problem::new(
+                        ProblemKind::NoEndpoints,
+                        "the backend has no ready endpoint",
+                    )
+                }
             })?;
             ex.upstream(&endpoint.authority);
             let mut req = req;
@@ -377,11 +384,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_endpoint_or_no_weight_is_a_503_problem_without_a_connection() {
+    async fn no_endpoint_or_no_weight_is_a_503_problem_an_invalid_backend_a_500() {
         let upstream = Upstream::new(Default::default());
         let none = snap::Backend {
             tls: None,
             protocol: Default::default(),
+            invalid: false,
             name: "orders".into(),
             endpoints: vec![],
             weight: 1,
@@ -414,10 +422,23 @@ mod tests {
         let req = Request::new(Full::new(Bytes::new()));
         let p = f.run(req, &input, &mut ex).await.unwrap_err();
         assert_eq!(p.kind, ProblemKind::NoEndpoints);
-        let zero = snap::Backend { weight: 0, ..none };
+        let zero = snap::Backend {
+            weight: 0,
+            ..none.clone()
+        };
         let f = build(&[zero]);
         let req = Request::new(Full::new(Bytes::new()));
         let p = f.run(req, &input, &mut ex).await.unwrap_err();
         assert_eq!(p.kind, ProblemKind::NoEndpoints);
+        // A Gateway API reference that is not valid: its share is answered 500.
+        let invalid = snap::Backend {
+            invalid: true,
+            ..none
+        };
+        let f = build(&[invalid]);
+        let req = Request::new(Full::new(Bytes::new()));
+        let p = f.run(req, &input, &mut ex).await.unwrap_err();
+        assert_eq!(p.kind, ProblemKind::InvalidBackend);
+        assert_eq!(p.kind.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
     }
 }
