@@ -1,18 +1,21 @@
 //! The Gateway API in a cluster: whether its CRDs are installed, and the watches on
-//! GatewayClass, Gateway, ReferenceGrant and BackendTLSPolicy (`gateway.networking.k8s.io`)
-//! when they are.
+//! GatewayClass, Gateway, ReferenceGrant, BackendTLSPolicy, HTTPRoute and GRPCRoute
+//! (`gateway.networking.k8s.io`) when they are.
 //!
 //! Users install the Gateway API CRDs themselves, and many clusters have none. So the
 //! controller asks API discovery at start whether `v1` serves `gatewayclasses` and `gateways`
-//! (and `v1beta1` `referencegrants`, `v1` `backendtlspolicies`). Without them it serves
+//! (and `v1beta1` `referencegrants`, `v1` `backendtlspolicies`, `httproutes`, `grpcroutes`).
+//! Without them it serves
 //! frontdesk's own resources as before, logs one line saying so, and `/status` says so too
 //! ([`GatewayApiState`]); it asks
 //! again every [`RECHECK`], and once the CRDs appear it starts the watches and, as soon as
 //! they listed, compiles with them: installing the CRDs later needs no restart. Once found,
 //! they are not asked about again: removing them deletes every Gateway (the watches see the
 //! deletions), then the watches retry with backoff until the CRDs come back or the controller
-//! restarts; and a ReferenceGrant or BackendTLSPolicy CRD installed after the Gateway CRDs
-//! were found is watched from the next restart.
+//! restarts; and a ReferenceGrant, BackendTLSPolicy, HTTPRoute or GRPCRoute CRD installed
+//! after the Gateway CRDs were found is watched from the next restart. A kind of these the
+//! controller may not list (RBAC from an older chart) is left out, with a warning, rather than
+//! stopping the others.
 //!
 //! The objects are watched untyped and read one by one, as frontdesk's own kinds are: one
 //! Gateway this version cannot read must not stall the watch of all the others. A Gateway that
@@ -22,7 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use frontdesk_crds::gateway_api::{BackendTLSPolicy, GROUP, Gateway, GatewayClass, ReferenceGrant};
+use frontdesk_crds::gateway_api::{
+    BackendTLSPolicy, GROUP, GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant,
+};
 use frontdesk_crds::manifests::Object;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::{ApiResource, DynamicObject};
@@ -46,6 +51,9 @@ pub struct Presence {
     pub reference_grants: bool,
     /// `v1` `backendtlspolicies` (standard channel since v1.4).
     pub backend_tls_policies: bool,
+    /// `v1` `httproutes` and `grpcroutes`.
+    pub http_routes: bool,
+    pub grpc_routes: bool,
 }
 
 /// Asks API discovery which Gateway API kinds are served. A group or version the API server
@@ -69,6 +77,8 @@ pub async fn discover(client: &Client) -> Result<Presence, kube::Error> {
         gateways,
         reference_grants,
         backend_tls_policies: gateways && has(&v1, "backendtlspolicies"),
+        http_routes: gateways && has(&v1, "httproutes"),
+        grpc_routes: gateways && has(&v1, "grpcroutes"),
     })
 }
 
@@ -107,47 +117,66 @@ pub async fn may_list(
     Ok(true)
 }
 
-/// `presence` without BackendTLSPolicies when the controller may not list them: RBAC from
-/// before frontdesk read them must not stop the watches of the other kinds. Logged once.
-async fn without_unlistable_policies(
+/// `presence` without the optional kinds (BackendTLSPolicies, HTTPRoutes, GRPCRoutes) the
+/// controller may not list: RBAC from before frontdesk read them must not stop the watches of
+/// the other kinds. Logged once per kind.
+async fn without_unlistable_kinds(
     client: &Client,
     namespaces: &[String],
     mut presence: Presence,
 ) -> Presence {
-    if !presence.backend_tls_policies {
-        return presence;
+    let optional = [
+        (
+            presence.backend_tls_policies,
+            ApiResource::erase::<BackendTLSPolicy>(&()),
+        ),
+        (presence.http_routes, ApiResource::erase::<HTTPRoute>(&())),
+        (presence.grpc_routes, ApiResource::erase::<GRPCRoute>(&())),
+    ];
+    for (present, ar) in optional {
+        if present && !may_list_kind(client, namespaces, &ar).await {
+            match ar.kind.as_str() {
+                "BackendTLSPolicy" => presence.backend_tls_policies = false,
+                "HTTPRoute" => presence.http_routes = false,
+                _ => presence.grpc_routes = false,
+            }
+        }
     }
+    presence
+}
+
+/// Whether `ar` may be listed in `namespaces` (empty: all). Only a refusal says no: any other
+/// failure is asked again, as discovery is, so a hiccup never leaves, say, the Services a
+/// BackendTLSPolicy targets in plaintext.
+async fn may_list_kind(client: &Client, namespaces: &[String], ar: &ApiResource) -> bool {
     let params = kube::api::ListParams::default().limit(1);
-    let ar = ApiResource::erase::<BackendTLSPolicy>(&());
     let apis: Vec<Api<DynamicObject>> = if namespaces.is_empty() {
-        vec![Api::all_with(client.clone(), &ar)]
+        vec![Api::all_with(client.clone(), ar)]
     } else {
         namespaces
             .iter()
-            .map(|ns| Api::namespaced_with(client.clone(), ns, &ar))
+            .map(|ns| Api::namespaced_with(client.clone(), ns, ar))
             .collect()
     };
-    // Only a refusal turns them off: any other failure is asked again, as discovery is, so a
-    // hiccup never leaves the Services they target in plaintext.
+    let kind = &ar.kind;
     let mut backoff = Duration::from_secs(1);
     for api in apis {
         loop {
             match api.list(&params).await {
                 Ok(_) => break,
                 Err(kube::Error::Api(status)) if status.code == 403 => {
-                    tracing::warn!(error = %status.message, "BackendTLSPolicies may not be listed: they are not read until the controller restarts with list and watch on backendtlspolicies (docs/install.md)");
-                    presence.backend_tls_policies = false;
-                    return presence;
+                    tracing::warn!(%kind, error = %status.message, "this kind may not be listed: it is not read until the controller restarts with list and watch on it (docs/install.md)");
+                    return false;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "listing BackendTLSPolicies failed; asking again");
+                    tracing::warn!(%kind, error = %e, retry_in = ?backoff, "listing failed; asking again");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }
     }
-    presence
+    true
 }
 
 /// Whether the controller may list Namespaces (cluster-wide), whose labels listeners'
@@ -195,7 +224,7 @@ impl GatewayApiState {
             ),
             WATCHED => (
                 serde_json::json!(true),
-                "watching GatewayClasses, Gateways, ReferenceGrants and BackendTLSPolicies (those installed)".to_string(),
+                "watching GatewayClasses, Gateways, ReferenceGrants, BackendTLSPolicies, HTTPRoutes and GRPCRoutes (those installed)".to_string(),
             ),
             FORBIDDEN => (
                 serde_json::json!(true),
@@ -226,6 +255,8 @@ pub(crate) struct GatewayApiStores {
     pub gateways: Vec<Store<DynamicObject>>,
     pub grants: Vec<Store<DynamicObject>>,
     pub backend_tls_policies: Vec<Store<DynamicObject>>,
+    pub http_routes: Vec<Store<DynamicObject>>,
+    pub grpc_routes: Vec<Store<DynamicObject>>,
     /// Namespaces, for their labels (listeners' `allowedRoutes` selectors); none when the
     /// controller may not list them.
     pub namespaces: Vec<Store<Namespace>>,
@@ -256,6 +287,8 @@ impl GatewayApiStores {
         let gateway = ApiResource::erase::<Gateway>(&());
         let grant = ApiResource::erase::<ReferenceGrant>(&());
         let tls_policy = ApiResource::erase::<BackendTLSPolicy>(&());
+        let http_route = ApiResource::erase::<HTTPRoute>(&());
+        let grpc_route = ApiResource::erase::<GRPCRoute>(&());
         GatewayApiStores {
             classes: watch(vec![Api::all_with(client.clone(), &class)], class),
             gateways: watch(apis(&gateway), gateway),
@@ -266,6 +299,16 @@ impl GatewayApiStores {
             },
             backend_tls_policies: if presence.backend_tls_policies {
                 watch(apis(&tls_policy), tls_policy)
+            } else {
+                Vec::new()
+            },
+            http_routes: if presence.http_routes {
+                watch(apis(&http_route), http_route)
+            } else {
+                Vec::new()
+            },
+            grpc_routes: if presence.grpc_routes {
+                watch(apis(&grpc_route), grpc_route)
             } else {
                 Vec::new()
             },
@@ -289,6 +332,8 @@ impl GatewayApiStores {
             .chain(&self.gateways)
             .chain(&self.grants)
             .chain(&self.backend_tls_policies)
+            .chain(&self.http_routes)
+            .chain(&self.grpc_routes)
         {
             let _ = s.wait_until_ready().await;
         }
@@ -308,6 +353,10 @@ impl GatewayApiStores {
         let tls_policies =
             readable::<BackendTLSPolicy>("BackendTLSPolicy", &self.backend_tls_policies)
                 .map(|o| Object::BackendTlsPolicy(Box::new(o)));
+        let http_routes = readable::<HTTPRoute>("HTTPRoute", &self.http_routes)
+            .map(|o| Object::HttpRoute(Box::new(o)));
+        let grpc_routes = readable::<GRPCRoute>("GRPCRoute", &self.grpc_routes)
+            .map(|o| Object::GrpcRoute(Box::new(o)));
         let namespaces = crate::watch::all(&self.namespaces)
             .into_iter()
             .map(|o| Object::Namespace(Box::new(o)));
@@ -315,6 +364,8 @@ impl GatewayApiStores {
             .chain(gateways)
             .chain(grants)
             .chain(tls_policies)
+            .chain(http_routes)
+            .chain(grpc_routes)
             .chain(namespaces)
             .collect()
     }
@@ -382,11 +433,11 @@ pub(crate) async fn follow(
             );
         }
         (presence, true) if presence.gateways => {
-            let presence = without_unlistable_policies(&client, &namespaces, presence).await;
+            let presence = without_unlistable_kinds(&client, &namespaces, presence).await;
             tracing::info!(
                 reference_grants = presence.reference_grants,
                 backend_tls_policies = presence.backend_tls_policies,
-                "Gateway API CRDs found; watching GatewayClasses, Gateways, and ReferenceGrants and BackendTLSPolicies where installed"
+                "Gateway API CRDs found; watching GatewayClasses, Gateways, and ReferenceGrants, BackendTLSPolicies, HTTPRoutes and GRPCRoutes where installed"
             );
             state.set(WATCHED);
             let labels = may_list_namespaces(&client).await;
@@ -433,11 +484,11 @@ pub(crate) async fn follow(
                     continue;
                 }
             }
-            let presence = without_unlistable_policies(&client, &namespaces, presence).await;
+            let presence = without_unlistable_kinds(&client, &namespaces, presence).await;
             tracing::info!(
                 reference_grants = presence.reference_grants,
                 backend_tls_policies = presence.backend_tls_policies,
-                "Gateway API CRDs installed; watching GatewayClasses, Gateways, and ReferenceGrants and BackendTLSPolicies where installed"
+                "Gateway API CRDs installed; watching GatewayClasses, Gateways, and ReferenceGrants, BackendTLSPolicies, HTTPRoutes and GRPCRoutes where installed"
             );
             let labels = may_list_namespaces(&client).await;
             let stores = GatewayApiStores::start(&client, &namespaces, &changed, presence, labels);
@@ -535,6 +586,8 @@ mod tests {
                                     "gateways",
                                     "gateways/status",
                                     "backendtlspolicies",
+                                    "httproutes",
+                                    "grpcroutes",
                                 ],
                             )
                         } else {
@@ -581,8 +634,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_the_crds_gatewayclasses_gateways_referencegrants_and_backendtlspolicies_are_watched()
-     {
+    async fn with_the_crds_every_gateway_api_kind_frontdesk_reads_is_watched() {
         let (client, seen) = fake_api(Arc::new(AtomicBool::new(true)));
         let state = Arc::new(GatewayApiState::default());
         let rx = follow(
@@ -597,12 +649,14 @@ mod tests {
             .await
             .expect("the initial lists");
         assert_eq!(
-            until_watching(&seen, 5).await,
+            until_watching(&seen, 7).await,
             [
                 "/api/v1/namespaces",
                 "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
                 "/apis/gateway.networking.k8s.io/v1/namespaces/shop/backendtlspolicies",
                 "/apis/gateway.networking.k8s.io/v1/namespaces/shop/gateways",
+                "/apis/gateway.networking.k8s.io/v1/namespaces/shop/grpcroutes",
+                "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes",
                 "/apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/referencegrants",
             ]
         );
@@ -632,7 +686,7 @@ mod tests {
             .expect("the watches start once allowed")
             .unwrap();
         assert_eq!(state.describe()["installed"], true);
-        assert_eq!(until_watching(&seen, 5).await.len(), 5);
+        assert_eq!(until_watching(&seen, 7).await.len(), 7);
     }
 
     /// Namespaces that may not be listed (a controller limited to some namespaces): the
@@ -740,7 +794,7 @@ mod tests {
             .unwrap();
         let stores = rx.borrow().clone().unwrap();
         assert!(stores.gateways.iter().all(|s| s.state().is_empty()));
-        assert_eq!(until_watching(&seen, 5).await.len(), 5);
+        assert_eq!(until_watching(&seen, 7).await.len(), 7);
         assert_eq!(push.gateway_api.describe()["installed"], true);
         let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         assert!(

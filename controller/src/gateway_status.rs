@@ -32,13 +32,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::status::{GatewayProgress, PROGRAMMED, condition, programmed};
 
-/// The Route kinds a frontdesk listener takes: frontdesk's own (HTTPRoute comes in its own
-/// issue).
+/// The route kinds a frontdesk listener takes: the Gateway API's HTTPRoute and GRPCRoute,
+/// and frontdesk's Route and Aggregate.
 pub fn supported_kinds() -> Vec<RouteGroupKind> {
-    ["Route", "Aggregate"]
+    let kinds = [
+        (frontdesk_crds::gateway_api::GROUP, "HTTPRoute"),
+        (frontdesk_crds::gateway_api::GROUP, "GRPCRoute"),
+        ("frontdesk.dev", "Route"),
+        ("frontdesk.dev", "Aggregate"),
+    ];
+    kinds
         .into_iter()
-        .map(|kind| RouteGroupKind {
-            group: Some("frontdesk.dev".into()),
+        .map(|(group, kind)| RouteGroupKind {
+            group: Some(group.into()),
             kind: kind.into(),
         })
         .collect()
@@ -664,6 +670,8 @@ spec:
         );
 
         let kinds = serde_json::json!([
+            {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"},
+            {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"},
             {"group": "frontdesk.dev", "kind": "Route"},
             {"group": "frontdesk.dev", "kind": "Aggregate"},
         ]);

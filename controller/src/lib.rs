@@ -29,6 +29,7 @@ pub mod policy_status;
 pub mod progress;
 pub mod provision;
 pub mod push;
+pub mod route_parent_status;
 pub mod secret_refs;
 pub mod status;
 pub mod store;

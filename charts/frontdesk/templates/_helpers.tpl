@@ -202,10 +202,10 @@ controller provisions for the chart's Gateways (their parameters' `args`).
   resources: [events]
   verbs: [create, patch]
 - apiGroups: [gateway.networking.k8s.io]
-  resources: [gateways, referencegrants, backendtlspolicies]
+  resources: [gateways, referencegrants, backendtlspolicies, httproutes, grpcroutes]
   verbs: [list, watch]
 - apiGroups: [gateway.networking.k8s.io]
-  resources: [gateways/status, backendtlspolicies/status]
+  resources: [gateways/status, backendtlspolicies/status, httproutes/status, grpcroutes/status]
   verbs: [patch]
 {{- if include "frontdesk.gatewayAPI" . }}
 {{ include "frontdesk.controllerProvisionRules" . }}

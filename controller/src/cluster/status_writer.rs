@@ -1,6 +1,7 @@
 //! The leader's status writer: Routes, Policies and Aggregates ([`crate::status`]),
-//! GatewayClasses and Gateways ([`crate::gateway_status`]) and BackendTLSPolicies
-//! ([`crate::policy_status`]) by server-side apply, with the
+//! GatewayClasses and Gateways ([`crate::gateway_status`]), BackendTLSPolicies
+//! ([`crate::policy_status`]) and HTTPRoutes and GRPCRoutes
+//! ([`crate::route_parent_status`]) by server-side apply, with the
 //! proxies' progress shared between replicas through ConfigMaps.
 
 use std::collections::HashMap;
@@ -146,15 +147,25 @@ pub(super) fn gateway_api_statuses(
         };
     let (classes, gateways) = (statuses(&stores.classes), statuses(&stores.gateways));
     let tls_policies = statuses(&stores.backend_tls_policies);
-    let tls_versions: HashMap<(String, String), String> = stores
-        .backend_tls_policies
-        .iter()
-        .flat_map(|s| s.state())
-        .filter_map(|o| {
-            let key = (o.metadata.namespace.clone()?, o.metadata.name.clone()?);
-            Some((key, o.metadata.resource_version.clone()?))
-        })
-        .collect();
+    let (http_routes, grpc_routes) = (statuses(&stores.http_routes), statuses(&stores.grpc_routes));
+    // Statuses shared with other controllers are applied to the version read.
+    let versions = |stores: &[Store<DynamicObject>]| -> HashMap<(String, String), String> {
+        stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter_map(|o| {
+                let key = (o.metadata.namespace.clone()?, o.metadata.name.clone()?);
+                Some((key, o.metadata.resource_version.clone()?))
+            })
+            .collect()
+    };
+    let shared_versions: HashMap<&str, HashMap<(String, String), String>> = [
+        ("BackendTLSPolicy", versions(&stores.backend_tls_policies)),
+        ("HTTPRoute", versions(&stores.http_routes)),
+        ("GRPCRoute", versions(&stores.grpc_routes)),
+    ]
+    .into_iter()
+    .collect();
     let current =
         |map: &HashMap<(String, String), serde_json::Value>, namespace: &str, name: &str| {
             map.get(&(namespace.to_string(), name.to_string())).cloned()
@@ -195,6 +206,10 @@ pub(super) fn gateway_api_statuses(
             // Another controller's entries are kept ([`crate::policy_status`]).
             "BackendTLSPolicy" => find(&stores.backend_tls_policies, Some(&s.namespace), &s.name)
                 .is_some_and(|p| p.metadata.generation.unwrap_or(0) == s.generation),
+            "HTTPRoute" => find(&stores.http_routes, Some(&s.namespace), &s.name)
+                .is_some_and(|r| r.metadata.generation.unwrap_or(0) == s.generation),
+            "GRPCRoute" => find(&stores.grpc_routes, Some(&s.namespace), &s.name)
+                .is_some_and(|r| r.metadata.generation.unwrap_or(0) == s.generation),
             _ => false,
         }
     };
@@ -202,7 +217,7 @@ pub(super) fn gateway_api_statuses(
     for s in &output.statuses {
         if matches!(
             s.kind.as_str(),
-            "GatewayClass" | "Gateway" | "BackendTLSPolicy"
+            "GatewayClass" | "Gateway" | "BackendTLSPolicy" | "HTTPRoute" | "GRPCRoute"
         ) && !ours_now(s)
         {
             continue;
@@ -252,6 +267,23 @@ pub(super) fn gateway_api_statuses(
                 };
                 (serde_json::to_value(status), current)
             }
+            "HTTPRoute" | "GRPCRoute" => {
+                let routes = if s.kind == "HTTPRoute" {
+                    &http_routes
+                } else {
+                    &grpc_routes
+                };
+                let current = current(routes, &s.namespace, &s.name);
+                let Some(status) = crate::route_parent_status::route_status(
+                    s,
+                    &progress(s),
+                    current.as_ref(),
+                    now,
+                ) else {
+                    continue;
+                };
+                (Ok(status), current)
+            }
             _ => continue,
         };
         let Ok(status) = status else { continue };
@@ -261,14 +293,12 @@ pub(super) fn gateway_api_statuses(
             name: s.name.clone(),
             status,
             current,
-            // Other controllers write in a policy's ancestors too: apply to what was read.
-            resource_version: (s.kind == "BackendTLSPolicy")
-                .then(|| {
-                    tls_versions
-                        .get(&(s.namespace.clone(), s.name.clone()))
-                        .cloned()
-                })
-                .flatten(),
+            // Other controllers write in a policy's ancestors and a route's parents too: apply
+            // to what was read.
+            resource_version: shared_versions
+                .get(s.kind.as_str())
+                .and_then(|v| v.get(&(s.namespace.clone(), s.name.clone())))
+                .cloned(),
         });
     }
     wanted
@@ -406,15 +436,18 @@ impl GatewayStatusSink for KubeSink {
         status: &serde_json::Value,
         resource_version: Option<&str>,
     ) -> Result<(), String> {
-        use frontdesk_crds::gateway_api::{BackendTLSPolicy, Gateway, GatewayClass};
+        use frontdesk_crds::gateway_api::{
+            BackendTLSPolicy, GRPCRoute, Gateway, GatewayClass, HTTPRoute,
+        };
         let (api, ar) = if kind == "GatewayClass" {
             let ar = ApiResource::erase::<GatewayClass>(&());
             (Api::<DynamicObject>::all_with(self.client.clone(), &ar), ar)
         } else {
-            let ar = if kind == "BackendTLSPolicy" {
-                ApiResource::erase::<BackendTLSPolicy>(&())
-            } else {
-                ApiResource::erase::<Gateway>(&())
+            let ar = match kind {
+                "BackendTLSPolicy" => ApiResource::erase::<BackendTLSPolicy>(&()),
+                "HTTPRoute" => ApiResource::erase::<HTTPRoute>(&()),
+                "GRPCRoute" => ApiResource::erase::<GRPCRoute>(&()),
+                _ => ApiResource::erase::<Gateway>(&()),
             };
             let api = Api::namespaced_with(self.client.clone(), namespace, &ar);
             (api, ar)

@@ -366,6 +366,8 @@ async fn a_gateways_certificate_secrets_are_watched_by_name_and_compiled_into_it
             ],
         ),
         backend_tls_policies: vec![],
+        http_routes: vec![],
+        grpc_routes: vec![],
         namespaces: vec![],
     };
     let sources = Sources {
@@ -470,10 +472,11 @@ async fn statuses_are_written_by_server_side_apply_on_the_status_subresource() {
 
 /// The compile output may be older than the stores: a Gateway that has just moved to
 /// another controller's class, or that changed generation, gets no status from us; nor does
-/// a BackendTLSPolicy edited or deleted since, or one that took effect nowhere.
+/// a BackendTLSPolicy or HTTPRoute edited or deleted since, or a policy that took effect
+/// nowhere. Statuses shared with other controllers go to the version read.
 #[test]
 fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
-    use frontdesk_crds::gateway_api::{BackendTLSPolicy, Gateway, GatewayClass};
+    use frontdesk_crds::gateway_api::{BackendTLSPolicy, Gateway, GatewayClass, HTTPRoute};
     let gateway = |name: &str, class: &str, generation: i64| {
         serde_json::json!({"metadata": {"name": name, "namespace": "edge", "generation": generation},
             "spec": {"gatewayClassName": class, "listeners": []}})
@@ -508,9 +511,31 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
                 })
                 .collect(),
         ),
+        http_routes: store(
+            ApiResource::erase::<HTTPRoute>(&()),
+            ["route-kept", "route-edited"]
+                .iter()
+                .map(|name| {
+                    let generation = if *name == "route-edited" { 2 } else { 1 };
+                    serde_json::json!({"metadata": {"name": name, "namespace": "edge",
+                        "generation": generation, "resourceVersion": "42"},
+                        "spec": {"parentRefs": [{"name": "kept"}]},
+                        "status": {"parents": [{"parentRef": {"name": "mesh"},
+                            "controllerName": "example.com/other", "conditions": []}]}})
+                })
+                .collect(),
+        ),
+        grpc_routes: vec![],
         namespaces: vec![],
     };
     let status = |kind: &str, namespace: &str, name: &str| -> ObjectStatus {
+        if kind == "HTTPRoute" {
+            return serde_json::from_value(serde_json::json!({"kind": kind,
+                "namespace": namespace, "name": name, "generation": 1, "conditions": [],
+                "parents": [{"parentRef": {"name": "kept"}, "group": "kept", "conditions": [
+                    {"type": "Accepted", "status": true, "reason": "Accepted", "message": ""}]}]}))
+            .unwrap();
+        }
         let ancestors = if name == "tls-unused" {
             serde_json::json!([])
         } else {
@@ -535,6 +560,9 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
             status("BackendTLSPolicy", "edge", "tls-unused"),
             status("BackendTLSPolicy", "edge", "tls-edited"),
             status("BackendTLSPolicy", "edge", "tls-deleted"),
+            status("HTTPRoute", "edge", "route-kept"),
+            status("HTTPRoute", "edge", "route-edited"),
+            status("HTTPRoute", "edge", "route-deleted"),
         ],
     };
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -548,8 +576,21 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
         [
             ("GatewayClass", "frontdesk"),
             ("Gateway", "kept"),
-            ("BackendTLSPolicy", "tls-kept")
+            ("BackendTLSPolicy", "tls-kept"),
+            ("HTTPRoute", "route-kept")
         ]
+    );
+    // The other controller's parent stays first; ours follows, applied to the version read.
+    let route = &wanted[3];
+    assert_eq!(route.resource_version.as_deref(), Some("42"));
+    let parents = route.status["parents"].as_array().unwrap();
+    assert_eq!(parents[0]["controllerName"], "example.com/other");
+    assert_eq!(
+        (&parents[1]["parentRef"]["name"], &parents[1]["controllerName"]),
+        (
+            &serde_json::json!("kept"),
+            &serde_json::json!("frontdesk.dev/gateway-controller")
+        )
     );
     let policy = &wanted[2].status["ancestors"][0];
     assert_eq!(
@@ -585,6 +626,8 @@ fn provisioning_gives_gateways_their_address_and_refuses_invalid_parameters() {
         ),
         grants: vec![],
         backend_tls_policies: vec![],
+        http_routes: vec![],
+        grpc_routes: vec![],
         namespaces: vec![],
     };
     let status = |kind: &str, namespace: &str, name: &str| -> ObjectStatus {
