@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use frontdesk_crds::ObjectStatus;
-use frontdesk_crds::route::RouteStatus;
+use frontdesk_crds::route::{PolicyAncestorRef, PolicyAncestorStatus, RouteStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub use crate::progress::GatewayProgress;
@@ -41,9 +41,41 @@ pub fn desired(
     conditions.push(condition(
         PROGRAMMED, status, reason, &message, generation, previous, now,
     ));
+    // A Policy's ancestors carry its verdict (Accepted, ResolvedRefs).
+    let ancestors = computed
+        .ancestors
+        .iter()
+        .map(|a| {
+            let previous = current
+                .and_then(|c| {
+                    c.ancestors.iter().find(|p| {
+                        p.ancestor_ref.name == a.name
+                            && p.ancestor_ref.namespace == a.namespace
+                            && p.ancestor_ref.kind == a.kind
+                    })
+                })
+                .map_or(&[][..], |p| p.conditions.as_slice());
+            PolicyAncestorStatus {
+                ancestor_ref: PolicyAncestorRef {
+                    group: a.group.clone(),
+                    kind: a.kind.clone(),
+                    namespace: a.namespace.clone(),
+                    name: a.name.clone(),
+                },
+                controller_name: frontdesk_crds::gateway_api::CONTROLLER_NAME.into(),
+                conditions: crate::gateway_status::conditions(
+                    &computed.conditions,
+                    generation,
+                    previous,
+                    now,
+                ),
+            }
+        })
+        .collect();
     RouteStatus {
         observed_generation: Some(generation),
         conditions,
+        ancestors,
     }
 }
 
@@ -132,7 +164,8 @@ pub(crate) fn condition(
 fn same(a: &RouteStatus, b: &RouteStatus) -> bool {
     let strip = |s: &RouteStatus| {
         let mut s = s.clone();
-        for c in &mut s.conditions {
+        let ancestors = s.ancestors.iter_mut().flat_map(|a| a.conditions.iter_mut());
+        for c in s.conditions.iter_mut().chain(ancestors) {
             c.last_transition_time = Time(Default::default());
         }
         s
@@ -298,6 +331,48 @@ mod tests {
 
     fn now(secs: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    #[test]
+    fn a_policy_attached_by_target_refs_lists_its_ancestors_with_its_verdict() {
+        let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+            metadata: {name: public, namespace: edge}\n\
+            spec: {gatewayClassName: frontdesk, listeners: [{name: web, port: 80, protocol: HTTP}]}\n---\n\
+            apiVersion: frontdesk.dev/v1alpha1\nkind: Policy\nmetadata: {name: limit, namespace: edge, generation: 2}\n\
+            spec: {targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: public}], \
+                   rateLimit: {limits: [{requests: 5, period: 1s}]}}\n";
+        let parsed = parse_file("t.yaml", text);
+        let mut r = resources(parsed.objects.iter().map(|(o, _)| o));
+        r.gateway_class_optional = true;
+        let statuses = frontdesk_crds::compile(&r).statuses;
+        let policy = statuses.iter().find(|s| s.kind == "Policy").unwrap();
+        let first = desired(policy, &[], None, &now(10));
+        assert_eq!(first.ancestors.len(), 1);
+        let ancestor = &first.ancestors[0];
+        assert_eq!(
+            (
+                ancestor.ancestor_ref.kind.as_str(),
+                ancestor.ancestor_ref.name.as_str()
+            ),
+            ("Gateway", "public")
+        );
+        assert_eq!(ancestor.controller_name, "frontdesk.dev/gateway-controller");
+        let accepted = ancestor
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Accepted")
+            .unwrap();
+        assert_eq!(
+            (accepted.status.as_str(), accepted.observed_generation),
+            ("True", Some(2))
+        );
+        // The same verdict later: nothing to write, and the transition time stays.
+        let again = desired(policy, &[], Some(&first), &now(20));
+        assert!(same(&first, &again));
+        assert_eq!(
+            again.ancestors[0].conditions[0].last_transition_time,
+            now(10)
+        );
     }
 
     #[tokio::test]

@@ -23,13 +23,23 @@ use crate::route::RouteStatus;
     status = "RouteStatus",
     shortname = "pol",
     category = "frontdesk",
-    doc = "Policy bundles authentication and authorization for the Routes that list it.",
+    doc = "Policy bundles authentication and authorization for the Routes that list it and the Gateway API objects it targets.",
     printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
     printcolumn = r#"{"name":"ResolvedRefs","type":"string","jsonPath":".status.conditions[?(@.type==\"ResolvedRefs\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicySpec {
+    /// Gateway API objects of this Policy's namespace it applies to (policy attachment,
+    /// GEP-713), group `gateway.networking.k8s.io`: a `Gateway` (every route attached to it;
+    /// with `sectionName`, those attached to that listener), or an `HTTPRoute` or `GRPCRoute`
+    /// (with `sectionName`, that rule). Routes and Aggregates also list Policies by name, and an
+    /// HTTPRoute rule names one in an ExtensionRef filter. For each section the more specific
+    /// wins: a Gateway's Policy, then a listener's, then a route's, then a rule's, then the
+    /// Policies a rule lists; among Policies attached to one object, the oldest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_refs: Vec<PolicyTargetReference>,
+
     /// Who the client is. The local methods (`jwt`, `apiKeys`, `basic`) are alternatives: the
     /// first of them, in that order, whose credential the request carries decides, and a
     /// credential that is present but wrong is refused (401) without trying the others. A
@@ -615,4 +625,19 @@ pub struct AuthorizationRuleSpec {
     /// means any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<String>,
+}
+
+/// A Gateway API object of the Policy's namespace the Policy applies to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyTargetReference {
+    /// `gateway.networking.k8s.io`.
+    pub group: String,
+    /// `Gateway`, `HTTPRoute` or `GRPCRoute`.
+    pub kind: String,
+    /// The object's name, in the Policy's namespace.
+    pub name: String,
+    /// A Gateway's listener, or a route's rule, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
 }

@@ -527,4 +527,39 @@ pub struct RouteStatus {
     /// `Programmed` (the proxies of its gateways serve this generation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+
+    /// Policies only: the Gateways (or, on a gateway without a Gateway object, the routes) the
+    /// Policy takes effect through by its `targetRefs`, each with frontdesk's conditions, as
+    /// Gateway API policy attachment (GEP-713) writes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<PolicyAncestorStatus>,
+}
+
+/// Where a Policy takes effect, and frontdesk's verdict there.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAncestorStatus {
+    /// The Gateway (group `gateway.networking.k8s.io`), or the route.
+    pub ancestor_ref: PolicyAncestorRef,
+    /// `frontdesk.dev/gateway-controller`.
+    pub controller_name: String,
+    /// `Accepted`, and `ResolvedRefs` when the Policy names Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A Gateway or route, by group, kind, namespace and name.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAncestorRef {
+    /// `gateway.networking.k8s.io`, or `frontdesk.dev` for a Route.
+    pub group: String,
+    /// `Gateway`, or the route's kind.
+    pub kind: String,
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
 }

@@ -463,6 +463,7 @@ async fn statuses_are_written_by_server_side_apply_on_the_status_subresource() {
     let status = RouteStatus {
         observed_generation: Some(4),
         conditions: vec![],
+        ancestors: vec![],
     };
     sink.apply_status("Route", "shop", "orders", &status)
         .await
@@ -586,7 +587,10 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
     let parents = route.status["parents"].as_array().unwrap();
     assert_eq!(parents[0]["controllerName"], "example.com/other");
     assert_eq!(
-        (&parents[1]["parentRef"]["name"], &parents[1]["controllerName"]),
+        (
+            &parents[1]["parentRef"]["name"],
+            &parents[1]["controllerName"]
+        ),
         (
             &serde_json::json!("kept"),
             &serde_json::json!("frontdesk.dev/gateway-controller")

@@ -259,6 +259,10 @@ pub fn compile(resources: &Resources) -> Output {
     // Per listener `(gateway namespace, gateway name, index)`: the accepted objects attached.
     let mut attached: BTreeMap<(String, String, usize), i32> = BTreeMap::new();
     let (compiled, policy_generations) = compile_policies(resources, &mut out);
+    let attached_policies = policy::targets::Attached::new(&resources.policies);
+    // By route `(kind, namespace, name)`: the listeners it attached to, for the ancestors of
+    // the Policies that target it.
+    let mut route_listeners: RouteListeners = BTreeMap::new();
     let mut per_gateway: BTreeMap<String, GatewayParts> = BTreeMap::new();
     // By BackendTLSPolicy: the Gateways (or Routes) it took effect through.
     let mut tls_ancestors: BTreeMap<(String, String), BTreeSet<AncestorReference>> =
@@ -338,12 +342,25 @@ pub fn compile(resources: &Resources) -> Output {
             finish(st, &mut out);
             continue;
         }
-        // Each rule's effective policy: the Route's list, then the rule's own.
+        // Each rule's effective policy: those attached by targetRefs (Gateway, listener,
+        // route, rule), then the Route's list, then the rule's own.
+        let listener_names: Vec<(String, String, String)> = (item.attachment.listeners.iter())
+            .filter_map(|(ns, n, i)| {
+                let listener = gateways.parents.listener_name(ns, n, *i)?;
+                Some((ns.clone(), n.clone(), listener.to_string()))
+            })
+            .collect();
         let mut rule_policies: Vec<(String, SnapPolicy)> = Vec::new();
         let mut conflicts = Vec::new();
         let mut policy_unresolved = false;
         for (ri, rule) in lowered.rules.iter_mut().enumerate() {
-            let names: Vec<String> = item.policy_lists.get(ri).cloned().unwrap_or_default();
+            let rule_name = rule.id.rsplit('/').next().unwrap_or_default();
+            let mut names = attached_policies.for_rule(
+                (item.kind, &namespace, &name),
+                rule_name,
+                &listener_names,
+            );
+            names.extend(item.policy_lists.get(ri).cloned().unwrap_or_default());
             if names.is_empty() {
                 continue;
             }
@@ -406,6 +423,12 @@ pub fn compile(resources: &Resources) -> Output {
                 .entry(policy.clone())
                 .or_default()
                 .extend(through.iter().cloned());
+        }
+        if attached_policies.targets(item.kind, &namespace, &name) {
+            route_listeners.insert(
+                (item.kind.to_string(), namespace.clone(), name.clone()),
+                item.attachment.listeners.clone(),
+            );
         }
         for listener in std::mem::take(&mut item.attachment.listeners) {
             *attached.entry(listener).or_default() += 1;
@@ -507,6 +530,12 @@ pub fn compile(resources: &Resources) -> Output {
         }
     }
     out.statuses.extend(tls_policies.statuses(tls_ancestors));
+    policy_ancestors(
+        resources,
+        &gateways.parents,
+        &route_listeners,
+        &mut out.statuses,
+    );
     out.statuses
         .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     out
@@ -522,8 +551,12 @@ fn ancestors(
     listeners: &[(String, String, usize)],
 ) -> BTreeSet<AncestorReference> {
     if listeners.is_empty() {
+        let group = match kind {
+            "HTTPRoute" | "GRPCRoute" => crate::gateway_api::GROUP,
+            _ => gateways::attach::ROUTE_GROUP,
+        };
         return BTreeSet::from([AncestorReference {
-            group: gateways::attach::ROUTE_GROUP.into(),
+            group: group.into(),
             kind: kind.into(),
             namespace: namespace.into(),
             name: name.into(),
@@ -538,6 +571,55 @@ fn ancestors(
             name: n.clone(),
         })
         .collect()
+}
+
+/// By route `(kind, namespace, name)`: the listeners it attached to, as
+/// `(gateway namespace, gateway name, listener index)`.
+type RouteListeners = BTreeMap<(String, String, String), Vec<(String, String, usize)>>;
+
+/// Fills in the ancestors of each Policy with `targetRefs`: the Gateways it targets, and those
+/// the routes it targets attached to (the route itself on a gateway without a Gateway
+/// object). A target frontdesk does not serve is named in a warning.
+fn policy_ancestors(
+    resources: &Resources,
+    parents: &gateways::attach::Parents,
+    route_listeners: &RouteListeners,
+    statuses: &mut [ObjectStatus],
+) {
+    for p in resources
+        .policies
+        .iter()
+        .filter(|p| !p.spec.target_refs.is_empty())
+    {
+        let (namespace, name) = object_id(&p.metadata);
+        let Some(st) = statuses.iter_mut().find(|s| {
+            s.kind == "Policy" && s.namespace == namespace && s.name == name && s.accepted()
+        }) else {
+            continue;
+        };
+        let mut found = BTreeSet::new();
+        let mut missing = Vec::new();
+        for (i, r) in p.spec.target_refs.iter().enumerate() {
+            let key = (r.kind.clone(), namespace.clone(), r.name.clone());
+            if r.kind == "Gateway" && parents.has_gateway(&namespace, &r.name) {
+                found.insert(AncestorReference {
+                    group: crate::gateway_api::GROUP.into(),
+                    kind: "Gateway".into(),
+                    namespace: namespace.clone(),
+                    name: r.name.clone(),
+                });
+            } else if let Some(listeners) = route_listeners.get(&key) {
+                found.extend(ancestors(&r.kind, &namespace, &r.name, listeners));
+            } else {
+                missing.push(format!(
+                    "spec.targetRefs[{i}]: {} {namespace}/{} is not served by frontdesk (not found, not accepted, or of another controller)",
+                    r.kind, r.name
+                ));
+            }
+        }
+        st.ancestors = found.into_iter().collect();
+        st.warn(&missing);
+    }
 }
 
 /// Which namespace each `(gateway, host)` belongs to: the namespace of the oldest valid Route

@@ -115,6 +115,23 @@ impl Parents {
             });
     }
 
+    /// The name of listener `index` of Gateway `namespace/name`, when it is accepted.
+    pub fn listener_name(&self, namespace: &str, name: &str, index: usize) -> Option<&str> {
+        let parent = self
+            .by_group
+            .get(name)?
+            .iter()
+            .find(|p| p.namespace == namespace)?;
+        Some(parent.listeners.get(index)?.as_ref()?.name.as_str())
+    }
+
+    /// Whether Gateway `namespace/name` is one of frontdesk's.
+    pub fn has_gateway(&self, namespace: &str, name: &str) -> bool {
+        self.by_group
+            .get(name)
+            .is_some_and(|ps| ps.iter().any(|p| p.namespace == namespace))
+    }
+
     /// Resolves the `spec.gateways` entries of a `kind` object in `namespace`.
     pub fn attach(&self, kind: &str, namespace: &str, entries: &[String]) -> Attachment {
         let mut out = Attachment::default();

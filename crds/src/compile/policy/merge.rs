@@ -9,8 +9,9 @@ pub enum Compiled {
     Invalid,
 }
 
-/// The effective policy of a rule listing `names` (in the Route's namespace): each section
-/// from the last Policy that has it. Returns the policy and the overrides (for `Conflicted`).
+/// The effective policy of a rule listing `names` (in the Route's namespace, or
+/// `namespace/name` for Policies attached by `targetRefs` from elsewhere): each section from the
+/// last Policy that has it. Returns the policy and the overrides (for `Conflicted`).
 pub fn merge(
     namespace: &str,
     names: &[String],
@@ -30,9 +31,10 @@ pub fn merge(
     let mut cors_from: Option<String> = None;
     let mut cache_from: Option<String> = None;
     for name in names {
-        let id = format!("{namespace}/{name}");
+        let (policy_ns, name) = name.split_once('/').unwrap_or((namespace, name));
+        let id = format!("{policy_ns}/{name}");
         out.sources.push(id.clone());
-        match compiled.get(&(namespace.to_string(), name.clone())) {
+        match compiled.get(&(policy_ns.to_string(), name.to_string())) {
             None => unavailable.push(format!("Policy {id} not found")),
             Some(Compiled::Invalid) => {
                 unavailable.push(format!("Policy {id} is invalid (see its status)"))

@@ -30,6 +30,7 @@ pub const DEFAULT_EXTERNAL_TIMEOUT_MS: u64 = 1_000;
 mod authentication;
 mod merge;
 mod rate_limit;
+pub mod targets;
 
 pub use authentication::{parse_htpasswd, sha256_hex};
 pub use merge::{Compiled, merge};
@@ -120,6 +121,7 @@ pub fn lower_policy(
         warnings: Vec::new(),
     };
     let mut missing = Vec::new();
+    targets::check_targets(&spec.target_refs, &mut out.invalid);
     let mut ctx = Ctx {
         namespace,
         name,
