@@ -252,6 +252,101 @@ GATEWAY_API_SCHEMAS = {
 }
 
 
+_NAME = {"type": "string", "minLength": 1, "maxLength": 253}
+_DURATION = {"type": "string", "pattern": r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"}
+_HEADER_FILTER = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "set": {"type": "array", "maxItems": 16, "items": {"type": "object", "additionalProperties": False,
+                "required": ["name", "value"], "properties": {"name": _NAME, "value": {"type": "string"}}}},
+        "add": {"type": "array", "maxItems": 16, "items": {"type": "object", "additionalProperties": False,
+                "required": ["name", "value"], "properties": {"name": _NAME, "value": {"type": "string"}}}},
+        "remove": {"type": "array", "maxItems": 16, "items": {"type": "string"}},
+    },
+}
+_PATH_MODIFIER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["type"],
+    "properties": {"type": {"enum": ["ReplaceFullPath", "ReplacePrefixMatch"]},
+                   "replaceFullPath": {"type": "string"}, "replacePrefixMatch": {"type": "string"}},
+}
+_BACKEND_REF = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {"group": {"type": "string"}, "kind": {"type": "string"}, "name": _NAME,
+                   "namespace": {"type": "string"}, "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                   "weight": {"type": "integer", "minimum": 0, "maximum": 1000000},
+                   "filters": {"type": "array"}},
+}
+# HTTPRoute (upstream v1, standard channel, plus the experimental fields frontdesk reads).
+GATEWAY_API_SCHEMAS["HTTPRoute"] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "gateway.networking.k8s.io/v1"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "parentRefs": {"type": "array", "maxItems": 32, "items": {
+                    "type": "object", "additionalProperties": False, "required": ["name"],
+                    "properties": {"group": {"type": "string"}, "kind": {"type": "string"}, "name": _NAME,
+                                   "namespace": {"type": "string"}, "sectionName": {"type": "string"},
+                                   "port": {"type": "integer", "minimum": 1, "maximum": 65535}}}},
+                "hostnames": {"type": "array", "maxItems": 16, "items": {"type": "string"}},
+                "rules": {"type": "array", "maxItems": 16, "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string"},
+                        "matches": {"type": "array", "maxItems": 64, "items": {
+                            "type": "object", "additionalProperties": False,
+                            "properties": {
+                                "path": {"type": "object", "additionalProperties": False, "properties": {
+                                    "type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]},
+                                    "value": {"type": "string", "maxLength": 1024}}},
+                                "headers": {"type": "array", "maxItems": 16},
+                                "queryParams": {"type": "array", "maxItems": 16},
+                                "method": {"enum": ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT",
+                                                    "OPTIONS", "TRACE", "PATCH"]},
+                            }}},
+                        "filters": {"type": "array", "maxItems": 16, "items": {
+                            "type": "object", "additionalProperties": False, "required": ["type"],
+                            "properties": {
+                                "type": {"enum": ["RequestHeaderModifier", "ResponseHeaderModifier",
+                                                  "RequestMirror", "RequestRedirect", "URLRewrite",
+                                                  "ExtensionRef", "CORS"]},
+                                "requestHeaderModifier": _HEADER_FILTER,
+                                "responseHeaderModifier": _HEADER_FILTER,
+                                "requestRedirect": {"type": "object", "additionalProperties": False, "properties": {
+                                    "scheme": {"enum": ["http", "https"]}, "hostname": {"type": "string"},
+                                    "path": _PATH_MODIFIER, "port": {"type": "integer"},
+                                    "statusCode": {"enum": [301, 302, 303, 307, 308]}}},
+                                "urlRewrite": {"type": "object", "additionalProperties": False, "properties": {
+                                    "hostname": {"type": "string"}, "path": _PATH_MODIFIER}},
+                                "requestMirror": {"type": "object"},
+                                "extensionRef": {"type": "object", "additionalProperties": False,
+                                                 "required": ["group", "kind", "name"],
+                                                 "properties": {"group": {"type": "string"}, "kind": {"type": "string"},
+                                                                "name": _NAME}},
+                                "cors": {"type": "object"},
+                            }}},
+                        "backendRefs": {"type": "array", "maxItems": 16, "items": _BACKEND_REF},
+                        "timeouts": {"type": "object", "additionalProperties": False,
+                                     "properties": {"request": _DURATION, "backendRequest": _DURATION}},
+                        "retry": {"type": "object"},
+                        "sessionPersistence": {"type": "object"},
+                    }}},
+            },
+        },
+    },
+}
+
+
 def validate_kubernetes(objects: list[tuple[str, dict]]) -> str:
     """Every object against the Kubernetes schemas (strict: unknown fields are errors)."""
     import jsonschema

@@ -26,6 +26,8 @@ use crate::{Process, bin, client, free_port, get};
 
 /// The namespace manifests in e2e/scenarios are written for; replaced by the scenario's own.
 const MANIFEST_NAMESPACE: &str = "namespace: e2e";
+/// The `controllerName` of frontdesk's GatewayClasses: its entries in routes' status.parents.
+const FRONTDESK_CONTROLLER: &str = "frontdesk.dev/gateway-controller";
 /// The gateways the local target runs proxies for, each with its client certificate.
 const GATEWAYS: [&str; 2] = ["default", "partner"];
 /// The demo backends the local target runs, each behind a Service of the same name.
@@ -60,9 +62,18 @@ impl Target {
         }
     }
 
-    /// A scenario manifest from e2e/scenarios, in this scenario's namespace.
+    /// A scenario manifest from e2e/scenarios, in this scenario's namespace; `namespace:
+    /// frontdesk-release` (a parentRef to the chart's Gateways) names the release's.
     pub fn manifest(&self, file: &str) -> String {
+        let release = match self {
+            Target::Local(_) => "frontdesk-release".to_string(),
+            Target::Kind(k) => k.release_namespace.clone(),
+        };
         self.read_into_namespace(&format!("scenarios/{file}"), MANIFEST_NAMESPACE)
+            .replace(
+                "namespace: frontdesk-release",
+                &format!("namespace: {release}"),
+            )
     }
 
     /// A manifest users copy from examples/ (written for namespace `default`), in this
@@ -481,7 +492,11 @@ impl Local {
         let object = status["objects"].as_array()?.iter().find(|o| {
             o["kind"] == kind && o["name"] == name && o["namespace"] == self.namespace.as_str()
         })?;
-        object["conditions"].as_array().cloned()
+        // A Gateway API route's conditions are its (first) parent's, as in a cluster.
+        match object["parents"].as_array() {
+            Some(parents) => parents.first()?["conditions"].as_array().cloned(),
+            None => object["conditions"].as_array().cloned(),
+        }
     }
 }
 
@@ -589,18 +604,27 @@ impl Kind {
     }
 
     fn conditions(&self, kind: &str, name: &str) -> Option<Vec<Value>> {
-        let plural = match kind {
-            "Route" => "routes",
-            "Policy" => "policies",
-            "Aggregate" => "aggregates",
-            other => panic!("not a frontdesk kind: {other}"),
+        let resource = match kind {
+            "Route" => "routes.frontdesk.dev",
+            "Policy" => "policies.frontdesk.dev",
+            "Aggregate" => "aggregates.frontdesk.dev",
+            "HTTPRoute" => "httproutes.gateway.networking.k8s.io",
+            "GRPCRoute" => "grpcroutes.gateway.networking.k8s.io",
+            other => panic!("not a kind the scenarios read: {other}"),
         };
-        let resource = format!("{plural}.frontdesk.dev");
         let out = Command::new("kubectl")
-            .args(["-n", &self.namespace, "get", &resource, name, "-o", "json"])
+            .args(["-n", &self.namespace, "get", resource, name, "-o", "json"])
             .output()
             .ok()?;
         let object: Value = serde_json::from_slice(&out.stdout).ok()?;
+        if resource.ends_with("gateway.networking.k8s.io") {
+            // frontdesk's entry of status.parents.
+            let parents = object["status"]["parents"].as_array()?;
+            let ours = parents
+                .iter()
+                .find(|p| p["controllerName"] == FRONTDESK_CONTROLLER)?;
+            return ours["conditions"].as_array().cloned();
+        }
         object["status"]["conditions"].as_array().cloned()
     }
 

@@ -195,6 +195,81 @@ async fn policies_guard_the_partner_gateway() {
     assert_not_served(&other, "only the partner gateway serves it").await;
 }
 
+/// An HS256 token for the storefront Policy of e2e/scenarios/gateway-api.yaml.
+fn storefront_token() -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = serde_json::json!({
+        "iss": "https://auth.e2e.frontdesk.test/", "sub": "e2e-shopper", "exp": exp,
+    });
+    let key =
+        jsonwebtoken::EncodingKey::from_secret(b"e2e-hmac-secret-for-the-storefront-0123456789");
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+/// A portable HTTPRoute and a frontdesk Route on one gateway; a frontdesk Policy attached to
+/// the HTTPRoute by targetRefs guards it alone; each object's status says what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_httproute_and_a_route_share_a_gateway_and_a_target_ref_policy_guards_the_httproute() {
+    let t = Target::start("gateway-api");
+    t.apply_backends();
+    t.apply("gateway-api", &t.manifest("gateway-api.yaml"));
+    let gw = t.gateway("default");
+    let products = format!("{gw}/storefront/products/1");
+    let bearer = format!("Bearer {}", storefront_token());
+
+    // The HTTPRoute serves, with its filters, only with a token.
+    let a = until(&t, &products, &[("authorization", &bearer)], 200).await;
+    assert!(a.body.contains("Espresso machine"), "{}", a.body);
+    assert_eq!(a.headers["x-route-kind"], "HTTPRoute");
+    let a = until(&t, &products, &[], 401).await;
+    assert_eq!(
+        problem(&a)["type"],
+        "https://frontdesk.dev/problems/unauthorized"
+    );
+    let forged = format!("Bearer {}x", storefront_token());
+    let a = send(Method::GET, &products, &[("authorization", &forged)])
+        .await
+        .unwrap();
+    assert_eq!(a.status, 401, "a token whose signature does not verify");
+
+    // A backendRef to a Service that does not exist: 500 for its share, as the Gateway API
+    // says, and only behind the Policy all the same.
+    let gone = format!("{gw}/storefront/gone");
+    let a = until(&t, &gone, &[("authorization", &bearer)], 500).await;
+    assert_eq!(
+        problem(&a)["type"],
+        "https://frontdesk.dev/problems/invalid-backend"
+    );
+    assert!(
+        !a.body.contains("no-such-service"),
+        "internal names stay inside: {}",
+        a.body
+    );
+    assert_eq!(send(Method::GET, &gone, &[]).await.unwrap().status, 401);
+
+    // The frontdesk Route on the same gateway is not guarded by the HTTPRoute's Policy.
+    let a = until(
+        &t,
+        &format!("{gw}/storefront/reviews?productId=1"),
+        &[],
+        200,
+    )
+    .await;
+    assert_eq!(a.headers["x-backend"], "reviews");
+
+    until_condition(&t, "HTTPRoute", "storefront", "Accepted", "True").await;
+    let (reason, message) =
+        until_condition(&t, "HTTPRoute", "storefront", "ResolvedRefs", "False").await;
+    assert_eq!(reason, "BackendNotFound");
+    assert!(message.contains("no-such-service"), "{message}");
+    until_condition(&t, "Policy", "storefront-jwt", "Accepted", "True").await;
+    until_condition(&t, "Route", "storefront-legacy", "Accepted", "True").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregates_compose_backends() {
     let t = Target::start("aggregate");

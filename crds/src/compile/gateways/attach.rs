@@ -53,8 +53,9 @@ pub(super) struct ListenerView {
 pub struct Parents {
     pub(super) by_group: BTreeMap<String, Vec<Parent>>,
     namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
-    /// A Gateway API route naming a Gateway that does not exist attaches to the gateway group
-    /// of that name (manifest files, where proxies are started with `--gateway name`).
+    /// A Gateway API route naming a Gateway that does not exist (in any namespace) attaches to
+    /// the gateway group of that name (manifest files, where proxies are started with
+    /// `--gateway name`).
     pub implicit_groups: bool,
 }
 

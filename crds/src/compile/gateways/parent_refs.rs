@@ -13,8 +13,9 @@
 //!
 //! A parentRef naming something other than a Gateway, or a Gateway that is not frontdesk's, is
 //! another controller's business: it gets no status from frontdesk. When a manifest file names
-//! a Gateway that does not exist, it is the gateway group of that name (proxies started with
-//! `--gateway name`), as for frontdesk's Routes.
+//! a Gateway that does not exist (in any namespace, and without a listener or port), it is the
+//! gateway group of that name (proxies started with `--gateway name`), as for frontdesk's
+//! Routes: the same HTTPRoute then serves standalone and in a cluster.
 
 use std::collections::BTreeSet;
 
@@ -105,7 +106,6 @@ impl Parents {
                 .and_then(|ps| ps.iter().find(|p| p.namespace == gateway_ns));
             let Some(parent) = parent else {
                 let implicit = self.implicit_groups
-                    && r.namespace.is_none()
                     && r.section_name.is_none()
                     && r.port.is_none()
                     && !self.by_group.contains_key(&r.name);
