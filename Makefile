@@ -3,7 +3,7 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind bench bench-slowhttp bench-tls bench-cache bench-grpc bench-controller fuzz build clean
+.PHONY: demo test lint fmt crds deploy check-packaging images e2e-kind conformance bench bench-slowhttp bench-tls bench-cache bench-grpc bench-controller fuzz build clean
 
 ## demo: build, start the demo backends and a standalone proxy on examples/demo
 demo:
@@ -37,6 +37,11 @@ images:
 ## e2e-kind: the e2e scenarios on a kind cluster (needs Docker, kind, kubectl, helm)
 e2e-kind:
 	scripts/e2e-kind.sh
+
+## conformance: e2e-kind, then the Gateway API conformance suite on that cluster (also needs go
+## and cloud-provider-kind running); the report lands in target/conformance/report.yaml
+conformance:
+	E2E_CONFORMANCE=1 GATEWAY_API_VERSION=$${GATEWAY_API_VERSION:-v1.6.3} scripts/e2e-kind.sh
 
 ## lint: formatting and clippy with warnings as errors
 lint:

@@ -8,7 +8,9 @@
 #   KEEP_CLUSTER=1   keep the cluster afterwards (default: delete it, pass or fail)
 #   E2E_LOG_DIR      where diagnostics go on failure (default target/e2e-kind-logs)
 #   CARGO            cargo to run the scenarios with (default cargo)
-#   GATEWAY_API_VERSION  the Gateway API release whose standard CRDs are installed (default v1.3.0)
+#   GATEWAY_API_VERSION  the Gateway API release whose standard CRDs are installed (default v1.4.0)
+#   E2E_CONFORMANCE=1    then run that release's conformance suite (scripts/conformance.sh; needs
+#                        go, and cloud-provider-kind running for the Gateways' addresses)
 #
 # Needs docker (with a running engine), kind, kubectl, helm and cargo. The Gateway API CRDs are
 # installed first, as docs/install.md tells users, so the chart's gateways are Gateways whose
@@ -91,7 +93,7 @@ dump_diagnostics() {
   kubectl get routes.frontdesk.dev,policies.frontdesk.dev,aggregates.frontdesk.dev -A -o yaml \
     >"$log_dir/frontdesk-resources.yaml" 2>&1
   # Apart: if the Gateway API CRDs are what failed, the frontdesk kinds above still show.
-  local gateway_api=gatewayclasses.gateway.networking.k8s.io,gateways.gateway.networking.k8s.io
+  local gateway_api=gatewayclasses.gateway.networking.k8s.io,gateways.gateway.networking.k8s.io,httproutes.gateway.networking.k8s.io,grpcroutes.gateway.networking.k8s.io
   section gateway-api-resources.txt "GatewayClasses, Gateways" kubectl get "$gateway_api" -A -o wide
   kubectl get "$gateway_api" -A -o yaml >"$log_dir/gateway-api-resources.yaml" 2>&1
   section events.txt "events" kubectl get events -A --sort-by=.lastTimestamp
@@ -209,7 +211,8 @@ kubectl apply --server-side \
   -f "https://github.com/kubernetes-sigs/gateway-api/releases/download/$gateway_api_version/standard-install.yaml"
 kubectl wait --for=condition=Established --timeout=1m \
   crd/gatewayclasses.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io \
-  crd/referencegrants.gateway.networking.k8s.io
+  crd/referencegrants.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io \
+  crd/grpcroutes.gateway.networking.k8s.io
 
 say "building images"
 # No provenance attestations: with the containerd image store they break `kind load`.
@@ -237,5 +240,10 @@ wait_for_gateways
 
 say "scenarios after the upgrade"
 FRONTDESK_E2E_AFTER_UPGRADE=1 scenarios
+
+if [[ "${E2E_CONFORMANCE:-0}" == 1 ]]; then
+  say "Gateway API conformance ($gateway_api_version)"
+  GATEWAY_API_VERSION="$gateway_api_version" scripts/conformance.sh
+fi
 
 say "passed"

@@ -59,6 +59,10 @@ pub fn class_status(
     let previous = current.map_or(&[][..], |c| c.conditions.as_slice());
     GatewayClassStatus {
         conditions: conditions(&computed.conditions, computed.generation, previous, now),
+        supported_features: frontdesk_crds::gateway_api::supported_features()
+            .into_iter()
+            .map(|name| frontdesk_crds::gateway_api::SupportedFeature { name: name.into() })
+            .collect(),
     }
 }
 
@@ -459,6 +463,15 @@ spec:
         let statuses = compiled();
         let class = statuses.iter().find(|s| s.kind == "GatewayClass").unwrap();
         let first = serde_json::to_value(class_status(class, None, &now(100))).unwrap();
+        // The features claimed (conformance/features.txt), sorted, as `{name}` objects.
+        let features: Vec<&str> = first["supportedFeatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert!(features.is_sorted() && features.contains(&"HTTPRoute"), "{features:?}");
+        assert!(features.contains(&"GRPCRoute") && !features.contains(&"HTTPRouteRequestMirror"));
         let wanted = |status: &serde_json::Value, current: Option<serde_json::Value>| Wanted {
             kind: "GatewayClass".into(),
             namespace: String::new(),

@@ -27,6 +27,18 @@ pub const GROUP: &str = "gateway.networking.k8s.io";
 /// The `controllerName` of the GatewayClasses frontdesk implements.
 pub const CONTROLLER_NAME: &str = "frontdesk.dev/gateway-controller";
 
+/// The conformance features frontdesk claims (conformance/features.txt), sorted by name as
+/// GatewayClass `status.supportedFeatures` lists them.
+pub fn supported_features() -> Vec<&'static str> {
+    let mut features: Vec<&str> = include_str!("../../conformance/features.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    features.sort_unstable();
+    features
+}
+
 // === GatewayClass ===
 
 /// A class of Gateways and the controller that implements them.
@@ -66,6 +78,14 @@ pub struct ParametersReference {
 pub struct GatewayClassStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// What the class's implementation supports, as conformance feature names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supported_features: Vec<SupportedFeature>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupportedFeature {
+    pub name: String,
 }
 
 // === Gateway ===
