@@ -98,7 +98,7 @@ fuzz:
 	  mkdir -p fuzz/corpus/$$t && (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t ../fuzz-targets/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
 
-## bench-controller: compile time for 10,000 Routes, propagation to proxies for 1,000
+## bench-controller: compile time for 10,000 Routes and 10,000 HTTPRoutes, propagation to proxies for 1,000 of each
 bench-controller:
 	$(CARGO) build --release -p frontdesk-controller -p frontdesk-proxy
 	$(CARGO) bench -q -p frontdesk-e2e --bench controller

@@ -470,7 +470,10 @@ spec:
             .iter()
             .map(|f| f["name"].as_str().unwrap())
             .collect();
-        assert!(features.is_sorted() && features.contains(&"HTTPRoute"), "{features:?}");
+        assert!(
+            features.is_sorted() && features.contains(&"HTTPRoute"),
+            "{features:?}"
+        );
         assert!(features.contains(&"GRPCRoute") && !features.contains(&"HTTPRouteRequestMirror"));
         let wanted = |status: &serde_json::Value, current: Option<serde_json::Value>| Wanted {
             kind: "GatewayClass".into(),

@@ -1,7 +1,8 @@
-//! `make bench-controller`: the control plane's two goals, measured.
+//! `make bench-controller`: the control plane's two goals, measured, for frontdesk Routes and
+//! for Gateway API HTTPRoutes.
 //!
-//! 1. Compile time for 10,000 Routes (parse the YAML, compile; median of 5 runs).
-//! 2. Propagation for a 1,000-Route configuration: a controller (file mode) and two proxies as
+//! 1. Compile time for 10,000 routes (parse the YAML, compile; median of 5 runs).
+//! 2. Propagation for a 1,000-route configuration: a controller (file mode) and two proxies as
 //!    real processes over mutual TLS; 50 changes; for each, the time from the controller
 //!    publishing the new version to the last of the two proxies serving it, read from their
 //!    own JSON logs (same clock). The file-mode poll and settle before publishing are not part
@@ -13,7 +14,66 @@ use std::time::{Duration, Instant};
 
 use frontdesk_e2e::*;
 
-fn routes_yaml(count: usize, backend: SocketAddr, marker: u32) -> String {
+/// Which kind of route a bench configuration is made of.
+#[derive(Clone, Copy)]
+enum Kind {
+    Route,
+    HttpRoute,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Route => "Routes",
+            Kind::HttpRoute => "HTTPRoutes",
+        }
+    }
+}
+
+fn routes_yaml(kind: Kind, count: usize, backend: SocketAddr, marker: u32) -> String {
+    match kind {
+        Kind::Route => frontdesk_routes_yaml(count, backend, marker),
+        Kind::HttpRoute => http_routes_yaml(count, backend, marker),
+    }
+}
+
+/// `count` HTTPRoutes shaped like [`frontdesk_routes_yaml`]'s Routes, sending to a Service
+/// whose one endpoint is `backend`.
+fn http_routes_yaml(count: usize, backend: SocketAddr, marker: u32) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: backend, namespace: bench}}\n\
+         spec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: backend-1, namespace: bench, labels: {{kubernetes.io/service-name: backend}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: {}}}]\nendpoints: [{{addresses: ['{}']}}]\n",
+        backend.port(),
+        backend.ip()
+    );
+    for i in 0..count {
+        let (hosts, marker_filter) = if i == 0 {
+            (
+                String::new(),
+                format!(
+                    "\n      filters: [{{type: ResponseHeaderModifier, responseHeaderModifier: {{set: [{{name: x-config, value: '{marker}'}}]}}}}]"
+                ),
+            )
+        } else {
+            (
+                format!("\n  hostnames: [h{}.example.com]", i % 50),
+                String::new(),
+            )
+        };
+        out.push_str(&format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{i}, namespace: bench}}\nspec:\n  \
+             parentRefs: [{{name: public}}]{hosts}\n  rules:\n    - name: api\n      \
+             matches: [{{path: {{type: PathPrefix, value: /svc{i}}}}}, {{path: {{type: Exact, value: '/items/{i}'}}, method: GET}}]{marker_filter}\n      \
+             backendRefs: [{{name: backend, port: 80}}]\n"
+        ));
+    }
+    out
+}
+
+fn frontdesk_routes_yaml(count: usize, backend: SocketAddr, marker: u32) -> String {
     let mut out = String::new();
     for i in 0..count {
         // Route 0 answers any host and carries the marker the bench waits for.
@@ -38,8 +98,8 @@ fn routes_yaml(count: usize, backend: SocketAddr, marker: u32) -> String {
     out
 }
 
-fn compile_bench() {
-    let yaml = routes_yaml(10_000, "127.0.0.1:9".parse().unwrap(), 0);
+fn compile_bench(kind: Kind) {
+    let yaml = routes_yaml(kind, 10_000, "127.0.0.1:9".parse().unwrap(), 0);
     let mut parse_times = Vec::new();
     let mut compile_times = Vec::new();
     for _ in 0..5 {
@@ -47,7 +107,10 @@ fn compile_bench() {
         let parsed = frontdesk_crds::manifests::parse_file("routes.yaml", &yaml);
         parse_times.push(started.elapsed());
         assert!(parsed.errors.is_empty(), "{:?}", &parsed.errors[..1]);
-        let resources = frontdesk_crds::manifests::resources(parsed.objects.iter().map(|(o, _)| o));
+        let mut resources =
+            frontdesk_crds::manifests::resources(parsed.objects.iter().map(|(o, _)| o));
+        // As the file mode reads it: `public` is a gateway group without a Gateway object.
+        resources.gateway_class_optional = true;
         let started = Instant::now();
         let output = frontdesk_crds::compile(&resources);
         compile_times.push(started.elapsed());
@@ -56,8 +119,12 @@ fn compile_bench() {
     parse_times.sort();
     compile_times.sort();
     println!(
-        "compile 10,000 Routes: compile median {:?} (min {:?}, max {:?}); YAML parse median {:?}",
-        compile_times[2], compile_times[0], compile_times[4], parse_times[2]
+        "compile 10,000 {}: compile median {:?} (min {:?}, max {:?}); YAML parse median {:?}",
+        kind.name(),
+        compile_times[2],
+        compile_times[0],
+        compile_times[4],
+        parse_times[2]
     );
 }
 
@@ -115,14 +182,14 @@ async fn serves(addr: SocketAddr, marker: u32) -> bool {
     matches!(get(&client(), &url).await, Ok((_, h, _)) if h.get("x-config").is_some_and(|v| v == marker.to_string().as_str()))
 }
 
-async fn propagation_bench() {
+async fn propagation_bench(kind: Kind) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::create_dir_all(dir.join("manifests")).unwrap();
     let pki = Pki::generate(dir, "bench");
     let backend = frontdesk_demo::spawn("backend").await;
     let file = dir.join("manifests/routes.yaml");
-    write_atomic(&file, &routes_yaml(1_000, backend, 0));
+    write_atomic(&file, &routes_yaml(kind, 1_000, backend, 0));
     let (listen, admin) = (free_port(), free_port());
     let args: Vec<String> = [
         "--manifests",
@@ -156,7 +223,7 @@ async fn propagation_bench() {
     let mut end_to_end = Vec::new();
     for n in 1..=50u32 {
         let started = Instant::now();
-        write_atomic(&file, &routes_yaml(1_000, backend, n));
+        write_atomic(&file, &routes_yaml(kind, 1_000, backend, n));
         for a in [a1, a2] {
             eventually(
                 Duration::from_secs(30),
@@ -201,8 +268,9 @@ async fn propagation_bench() {
     push.sort();
     end_to_end.sort();
     println!(
-        "propagation, 1,000 Routes, 2 proxies, 50 changes: controller publish -> every proxy serving \
+        "propagation, 1,000 {}, 2 proxies, 50 changes: controller publish -> every proxy serving \
          p50 {:?}, p99 {:?}; file write -> every proxy serving p50 {:?}, p99 {:?}",
+        kind.name(),
         percentile(&push, 50.0),
         percentile(&push, 99.0),
         percentile(&end_to_end, 50.0),
@@ -211,10 +279,12 @@ async fn propagation_bench() {
 }
 
 fn main() {
-    compile_bench();
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap()
-        .block_on(propagation_bench());
+        .unwrap();
+    for kind in [Kind::Route, Kind::HttpRoute] {
+        compile_bench(kind);
+        runtime.block_on(propagation_bench(kind));
+    }
 }

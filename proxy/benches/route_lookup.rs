@@ -56,6 +56,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
                 namespace: "bench".into(),
                 name: format!("r{i}"),
                 hosts: vec![format!("h{}.example.com", i % hosts)],
+                ports: Vec::new(),
                 rules: vec![
                     rule(
                         format!("e{i}"),
@@ -125,6 +126,7 @@ fn main() {
                         query: None,
                         method: &Method::GET,
                         headers: &headers,
+                        port: 0,
                     };
                     black_box(table.lookup(&view).map(|m| m.rank));
                 }

@@ -26,6 +26,8 @@ pub struct Exchange {
     pub client_certificate: Option<Arc<ClientCertificate>>,
     /// The port's settings (HTTPS redirect, HSTS), when its Gateway has any.
     pub port: Option<Arc<PortSettings>>,
+    /// See [`Client::local_port`].
+    pub local_port: u16,
     /// See [`Client::relays_raw_fields`].
     pub relays_raw_fields: bool,
     pub method: Method,
@@ -73,6 +75,9 @@ pub struct Client {
     pub certificate: Option<Arc<ClientCertificate>>,
     /// What the listener's Gateway asks of every request on this port.
     pub port: Option<Arc<PortSettings>>,
+    /// The port the connection came in on, for routes served on some listeners only (0: not
+    /// known).
+    pub local_port: u16,
     /// Whoever writes the answer understands a backend's fields relayed as sent
     /// ([`crate::http1::raw_fields`]): the HTTP/1 server. Any other caller of
     /// [`crate::runtime::Runtime::handle`] gets every field in the answer's map.
@@ -100,6 +105,7 @@ impl From<SocketAddr> for Client {
             tls: false,
             certificate: None,
             port: None,
+            local_port: 0,
             relays_raw_fields: false,
         }
     }
@@ -127,6 +133,7 @@ impl Exchange {
             },
             client_certificate: client.certificate,
             port: client.port,
+            local_port: client.local_port,
             relays_raw_fields: client.relays_raw_fields,
             method: req.method().clone(),
             version: req.version(),

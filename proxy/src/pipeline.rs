@@ -116,6 +116,7 @@ impl Runtime {
                 query: req.uri().query(),
                 method: req.method(),
                 headers: req.headers(),
+                port: ex.local_port,
             };
             let Some(matched) = self.routes.lookup(&view) else {
                 let what = format!(
@@ -343,6 +344,7 @@ impl Runtime {
             tls: ex.peer.tls,
             certificate: ex.client_certificate.clone(),
             port: ex.port.clone(),
+            local_port: ex.local_port,
             relays_raw_fields: false,
         };
         let runtime = self.clone();

@@ -16,6 +16,10 @@ pub struct Route {
     /// labels). Empty means every host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// The listener ports it is served on; empty: every port of the gateway. A Gateway API
+    /// route attached to some of a Gateway's listeners only is not matched on the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     pub rules: Vec<Rule>,
 }
 

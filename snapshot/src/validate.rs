@@ -451,6 +451,7 @@ mod tests {
                 namespace: "ns".into(),
                 name: "r".into(),
                 hosts: vec![],
+                ports: vec![],
                 rules: vec![rule],
             }],
             ..Default::default()

@@ -469,6 +469,10 @@ pub fn compile(resources: &Resources) -> Output {
                 namespace: namespace.clone(),
                 name: name.clone(),
                 hosts,
+                ports: placement
+                    .as_ref()
+                    .and_then(|p| p.ports.get(&gateway).cloned())
+                    .unwrap_or_default(),
                 rules: lowered.rules.clone(),
             });
             sources.push(SourceRef {

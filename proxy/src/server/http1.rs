@@ -62,6 +62,8 @@ pub struct Settings {
     pub overload: Arc<crate::overload::Overload>,
     /// The port's settings from its Gateway (HTTPS redirect, HSTS).
     pub port: Arc<crate::exchange::LivePortSettings>,
+    /// The port served (see [`Client::local_port`]).
+    pub local_port: u16,
     /// Bounds of connections relayed after a switch to WebSocket.
     pub tunnel: crate::tunnel::Limits,
 }
@@ -197,6 +199,7 @@ fn exchange<R: ClientRead, W: ClientWrite>(
             tls: R::TLS,
             certificate: side.as_ref().and_then(|s| s.io.certificate()),
             port: settings.port.load_full(),
+            local_port: settings.local_port,
             relays_raw_fields: true,
         };
         let head_request = head.request.method == Method::HEAD;

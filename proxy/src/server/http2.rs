@@ -198,6 +198,8 @@ pub struct Settings {
     pub overload: Arc<crate::overload::Overload>,
     /// The port's settings from its Gateway, read by each stream.
     pub port: Arc<crate::exchange::LivePortSettings>,
+    /// The port served (see [`crate::exchange::Client::local_port`]).
+    pub local_port: u16,
     /// Bounds of streams relayed after a switch to WebSocket (extended CONNECT).
     pub tunnel: tunnel::Limits,
 }

@@ -143,6 +143,7 @@ pub async fn serve_with(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let local_port = listener.local_addr().map_or(0, |a| a.port());
     let h2 = Arc::new(http2::Settings {
         builder: h2_builder(&limits),
         idle_timeout: limits.idle_timeout,
@@ -151,6 +152,7 @@ pub async fn serve_with(
         metrics: metrics.clone(),
         overload: limits.overload.clone(),
         port: limits.port.clone(),
+        local_port,
         tunnel: limits.tunnel,
     });
     let h1 = Arc::new(http1::Settings {
@@ -163,6 +165,7 @@ pub async fn serve_with(
         metrics: metrics.clone(),
         overload: limits.overload.clone(),
         port: limits.port.clone(),
+        local_port,
         tunnel: limits.tunnel,
     });
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -393,6 +396,7 @@ impl Connection {
             tls: true,
             certificate,
             port: self.h1.port.load_full(),
+            local_port: self.h1.local_port,
             relays_raw_fields: false,
         };
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
@@ -433,7 +437,10 @@ impl Connection {
             prefix: buf,
             io: stream,
         };
-        let client = self.peer.into();
+        let client = Client {
+            local_port: self.h2.local_port,
+            ..self.peer.into()
+        };
         http2::serve(io, client, self.runtime, &self.h2, self.draining).await;
     }
 }
@@ -636,6 +643,7 @@ mod tests {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             overload: Arc::new(crate::overload::Overload::new(None)),
             port: Default::default(),
+            local_port: addr.port(),
             tunnel: Default::default(),
         };
         let (_drain, draining) = tokio::sync::watch::channel(false);

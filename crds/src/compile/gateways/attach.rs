@@ -126,6 +126,28 @@ impl Parents {
         Some(parent.listeners.get(index)?.as_ref()?.name.as_str())
     }
 
+    /// The port of listener `index` of Gateway `namespace/name`, when it is accepted.
+    pub fn listener_port(&self, namespace: &str, name: &str, index: usize) -> Option<u16> {
+        let parent = self
+            .by_group
+            .get(name)?
+            .iter()
+            .find(|p| p.namespace == namespace)?;
+        u16::try_from(parent.listeners.get(index)?.as_ref()?.port).ok()
+    }
+
+    /// The ports of every accepted listener of Gateway `namespace/name`, sorted.
+    pub fn listener_ports(&self, namespace: &str, name: &str) -> Vec<u16> {
+        let mut ports: Vec<u16> = (self.by_group.get(name).into_iter().flatten())
+            .filter(|p| p.namespace == namespace)
+            .flat_map(|p| p.listeners.iter().flatten())
+            .filter_map(|l| u16::try_from(l.port).ok())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
     /// Whether Gateway `namespace/name` is one of frontdesk's.
     pub fn has_gateway(&self, namespace: &str, name: &str) -> bool {
         self.by_group

@@ -66,6 +66,9 @@ pub(crate) struct Placement {
     pub outcomes: Vec<ParentOutcome>,
     /// By gateway group: the hosts served there (empty: every host).
     pub hosts: BTreeMap<String, Vec<String>>,
+    /// By gateway group: the listener ports it is served on, when not every port of the
+    /// Gateway (listener isolation).
+    pub ports: BTreeMap<String, Vec<u16>>,
     /// What the route asks that frontdesk does not implement (`UnsupportedValue`).
     pub unsupported: Diagnostics,
     /// The `ResolvedRefs` reason of its first backend reference that did not resolve.
@@ -82,6 +85,7 @@ impl Placement {
             parent_refs,
             outcomes: Vec::new(),
             hosts: BTreeMap::new(),
+            ports: BTreeMap::new(),
             unsupported,
             ref_reason,
         }
@@ -100,9 +104,22 @@ impl Placement {
             parents.attach_refs((GROUP, kind), namespace, &self.parent_refs, &lowered.hosts);
         let mut out = Attachment::default();
         let mut hosts: BTreeMap<String, Hosts> = BTreeMap::new();
+        // By group: the ports attached to, `None` once any port is (no listeners: a gateway
+        // group without a Gateway object).
+        let mut ports: BTreeMap<String, Option<Vec<u16>>> = BTreeMap::new();
         for outcome in &self.outcomes {
             match &outcome.result {
                 Ok(a) => {
+                    let attached: Option<Vec<u16>> = (!a.listeners.is_empty()).then(|| {
+                        (a.listeners.iter())
+                            .filter_map(|(ns, n, i)| parents.listener_port(ns, n, *i))
+                            .collect()
+                    });
+                    let entry = ports.entry(a.group.clone()).or_insert(Some(Vec::new()));
+                    match (entry.as_mut(), attached) {
+                        (Some(so_far), Some(more)) => so_far.extend(more),
+                        _ => *entry = None,
+                    }
                     out.groups.push(a.group.clone());
                     out.listeners.extend(a.listeners.iter().cloned());
                     let merged = match hosts.remove(&a.group) {
@@ -123,6 +140,20 @@ impl Placement {
         self.hosts = hosts
             .into_iter()
             .map(|(group, hosts)| (group, hosts.into_list()))
+            .collect();
+        // Every port of the group's Gateway is no restriction at all.
+        let every = |group: &str| {
+            let gateway = out.listeners.iter().find(|(_, n, _)| n == group);
+            gateway.map(|(ns, n, _)| parents.listener_ports(ns, n))
+        };
+        self.ports = ports
+            .into_iter()
+            .filter_map(|(group, ports)| {
+                let mut ports = ports?;
+                ports.sort_unstable();
+                ports.dedup();
+                (Some(&ports) != every(&group).as_ref()).then_some((group, ports))
+            })
             .collect();
         out
     }

@@ -29,6 +29,9 @@ pub struct RequestView<'a, 'p> {
     pub query: Option<&'a str>,
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
+    /// The local port the request arrived on (0 when not known: only rules served on every
+    /// port match then).
+    pub port: u16,
 }
 
 /// The winning match.
@@ -102,9 +105,11 @@ struct Entry {
     prefix: Option<Arc<str>>,
 }
 
-/// Method, header and query conditions of one match.
+/// Port, method, header and query conditions of one match.
 #[derive(Default)]
 struct Conditions {
+    /// The listener ports of the match's route; empty: any.
+    ports: Vec<u16>,
     methods: Vec<Method>,
     headers: Vec<(HeaderName, ValueTest)>,
     query: Vec<(String, ValueTest)>,
@@ -145,7 +150,7 @@ impl<R> RouteTable<R> {
                 );
                 for m in &rule.matches {
                     table.matches_headers |= !m.headers.is_empty();
-                    let entry = Entry::new(m, target, namespace.clone())
+                    let entry = Entry::new(m, &route.ports, target, namespace.clone())
                         .map_err(|e| BuildError(format!("{}: {e}", rule.id)))?;
                     if route.hosts.is_empty() {
                         table.any_host.insert(m, entry);
@@ -268,8 +273,16 @@ impl Entry {
         owner.is_none_or(|o| *self.namespace == *o)
     }
 
-    fn new(m: &snap::Match, target: usize, namespace: Arc<str>) -> Result<Self, String> {
-        let mut conditions = Conditions::default();
+    fn new(
+        m: &snap::Match,
+        ports: &[u16],
+        target: usize,
+        namespace: Arc<str>,
+    ) -> Result<Self, String> {
+        let mut conditions = Conditions {
+            ports: ports.to_vec(),
+            ..Default::default()
+        };
         for method in &m.methods {
             conditions
                 .methods
@@ -338,6 +351,9 @@ impl Conditions {
         req: &RequestView<'_, '_>,
         query_cache: &mut Option<Vec<(String, String)>>,
     ) -> bool {
+        if !self.ports.is_empty() && !self.ports.contains(&req.port) {
+            return false;
+        }
         if !self.methods.is_empty() && !self.methods.contains(req.method) {
             return false;
         }
@@ -643,6 +659,7 @@ mod tests {
                     namespace: "ns".into(),
                     name: format!("r{i}"),
                     hosts: hosts.into_iter().map(String::from).collect(),
+                    ports: Vec::new(),
                     rules,
                 })
                 .collect(),
@@ -669,6 +686,7 @@ mod tests {
             query,
             method,
             headers,
+            port: 0,
         };
         t.lookup(&view).map(|m| m.target.clone())
     }
@@ -728,6 +746,7 @@ mod tests {
             query: None,
             method: &Method::GET,
             headers: &HeaderMap::new(),
+            port: 0,
         };
         let found = t.lookup(&view).unwrap();
         assert_eq!(
@@ -756,6 +775,7 @@ mod tests {
             namespace: ns.into(),
             name: name.into(),
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ports: Vec::new(),
             rules,
         };
         let snapshot = |exclusive_hosts| Snapshot {
@@ -802,6 +822,63 @@ mod tests {
         // Shared hosts: the fall-through is open to all.
         let t = RouteTable::build(&snapshot(false), |_, rule| Ok(rule.id.clone())).unwrap();
         assert_eq!(find(&t, "api.example.com", "/login").unwrap(), "b-wild");
+    }
+
+    /// A route attached to some listeners of a Gateway is matched only on their ports; one
+    /// for every port, on any (and when the port is not known).
+    #[test]
+    fn a_route_with_ports_is_matched_only_on_them() {
+        let mut snapshot = Snapshot {
+            gateway: "g".into(),
+            routes: vec![
+                Route {
+                    namespace: "ns".into(),
+                    name: "admin".into(),
+                    hosts: Vec::new(),
+                    ports: vec![8080, 8443],
+                    rules: vec![rule("admin", vec![m(0, prefix("/admin"))])],
+                },
+                Route {
+                    namespace: "ns".into(),
+                    name: "any".into(),
+                    hosts: Vec::new(),
+                    ports: Vec::new(),
+                    rules: vec![rule("any", vec![m(1, prefix(""))])],
+                },
+            ],
+            ..Default::default()
+        };
+        let t = RouteTable::build(&snapshot, |_, rule| Ok(rule.id.clone())).unwrap();
+        let on = |port: u16| {
+            let view = RequestView {
+                host: "h",
+                path: "/admin/users",
+                query: None,
+                method: &Method::GET,
+                headers: &HeaderMap::new(),
+                port,
+            };
+            t.lookup(&view).map(|m| m.target.clone()).unwrap()
+        };
+        assert_eq!(on(8080), "admin");
+        assert_eq!(on(8443), "admin");
+        assert_eq!(
+            on(80),
+            "any",
+            "another listener's port falls to the next rule"
+        );
+        assert_eq!(on(0), "any");
+        snapshot.routes.pop();
+        let t = RouteTable::build(&snapshot, |_, rule| Ok(rule.id.clone())).unwrap();
+        let view = RequestView {
+            host: "h",
+            path: "/admin",
+            query: None,
+            method: &Method::GET,
+            headers: &HeaderMap::new(),
+            port: 80,
+        };
+        assert!(t.lookup(&view).is_none(), "nothing for port 80: 404");
     }
 
     #[test]
@@ -866,6 +943,7 @@ mod tests {
             query: None,
             method: &Method::GET,
             headers: &HeaderMap::new(),
+            port: 0,
         };
         let hit = t.lookup(&view).unwrap();
         assert_eq!(hit.target, "tpl");
