@@ -25,30 +25,10 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use frontdesk_crds::ObjectStatus;
-use frontdesk_crds::gateway_api::{
-    GatewayClassStatus, GatewayStatus, ListenerStatus, RouteGroupKind,
-};
+use frontdesk_crds::gateway_api::{GatewayClassStatus, GatewayStatus, ListenerStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::status::{GatewayProgress, PROGRAMMED, condition, programmed};
-
-/// The route kinds a frontdesk listener takes: the Gateway API's HTTPRoute and GRPCRoute,
-/// and frontdesk's Route and Aggregate.
-pub fn supported_kinds() -> Vec<RouteGroupKind> {
-    let kinds = [
-        (frontdesk_crds::gateway_api::GROUP, "HTTPRoute"),
-        (frontdesk_crds::gateway_api::GROUP, "GRPCRoute"),
-        ("frontdesk.dev", "Route"),
-        ("frontdesk.dev", "Aggregate"),
-    ];
-    kinds
-        .into_iter()
-        .map(|(group, kind)| RouteGroupKind {
-            group: Some(group.into()),
-            kind: kind.into(),
-        })
-        .collect()
-}
 
 /// A GatewayClass's status: the compiler's conditions (`Accepted`).
 pub fn class_status(
@@ -105,7 +85,7 @@ pub fn gateway_status(
             });
             ListenerStatus {
                 name: l.name.clone(),
-                supported_kinds: supported_kinds(),
+                supported_kinds: l.supported_kinds.clone(),
                 attached_routes: l.attached_routes,
                 conditions: list,
             }
@@ -681,7 +661,10 @@ spec:
                     "type": "Accepted", "status": "True", "reason": "Accepted",
                     "message": "frontdesk implements frontdesk.dev/gateway-controller",
                     "observedGeneration": 1, "lastTransitionTime": time,
-                }]},
+                }], "supportedFeatures": frontdesk_crds::gateway_api::supported_features()
+                    .iter()
+                    .map(|name| serde_json::json!({"name": name}))
+                    .collect::<Vec<_>>()},
             })
         );
 

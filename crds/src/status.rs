@@ -61,6 +61,10 @@ pub struct ListenerStatus {
     /// How many accepted Routes and Aggregates attached to the listener (`allowedRoutes`).
     #[serde(default)]
     pub attached_routes: i32,
+    /// The route kinds the listener takes: those of `allowedRoutes.kinds` frontdesk serves,
+    /// or every kind frontdesk serves when it lists none.
+    #[serde(default)]
+    pub supported_kinds: Vec<crate::gateway_api::RouteGroupKind>,
 }
 
 impl ListenerStatus {

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Resources;
 use super::policy::{SecretIndex, secret_value};
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::gateway_api::{CONTROLLER_NAME, GROUP, Gateway, GatewayClass, Listener};
+use crate::gateway_api::{CONTROLLER_NAME, GROUP, Gateway, GatewayClass, Listener, RouteGroupKind};
 use crate::status::{
     ACCEPTED, CONFLICTED, ListenerStatus, ObjectStatus, RESOLVED_REFS, condition, summarize,
 };
@@ -403,6 +403,50 @@ struct Checked {
     unresolved: Option<(&'static str, Vec<Diagnostic>)>,
 }
 
+/// The route kinds frontdesk serves, as `(group, kind)`.
+pub const SERVED_KINDS: [(&str, &str); 4] = [
+    (GROUP, "HTTPRoute"),
+    (GROUP, "GRPCRoute"),
+    (attach::ROUTE_GROUP, "Route"),
+    (attach::ROUTE_GROUP, "Aggregate"),
+];
+
+/// The kinds a listener takes (`allowedRoutes.kinds` that frontdesk serves, or all of them when
+/// it lists none), and the problems of the kinds it does not serve.
+fn route_kinds(spec: &Listener, field: &str) -> (Vec<RouteGroupKind>, Vec<Diagnostic>) {
+    let listed = spec
+        .allowed_routes
+        .as_ref()
+        .map_or(&[][..], |a| &a.kinds[..]);
+    if listed.is_empty() {
+        let all = SERVED_KINDS.iter().map(|(group, kind)| RouteGroupKind {
+            group: Some(group.to_string()),
+            kind: kind.to_string(),
+        });
+        return (all.collect(), Vec::new());
+    }
+    let mut supported = Vec::new();
+    let mut invalid = Vec::new();
+    for (i, k) in listed.iter().enumerate() {
+        let group = k.group.as_deref().unwrap_or(GROUP);
+        if SERVED_KINDS.contains(&(group, k.kind.as_str())) {
+            supported.push(RouteGroupKind {
+                group: Some(group.to_string()),
+                kind: k.kind.clone(),
+            });
+        } else {
+            invalid.push(Diagnostic::new(
+                format!("{field}.allowedRoutes.kinds[{i}]"),
+                format!(
+                    "{group}/{} is not a route kind frontdesk serves (HTTPRoute, GRPCRoute, Route, Aggregate)",
+                    k.kind
+                ),
+            ));
+        }
+    }
+    (supported, invalid)
+}
+
 fn listener_status(
     spec: &Listener,
     field: &str,
@@ -411,6 +455,7 @@ fn listener_status(
 ) -> ListenerStatus {
     let mut conditions = Vec::new();
     let mut diagnostics = Vec::new();
+    let (supported_kinds, invalid_kinds) = route_kinds(spec, field);
     match &checked.accepted {
         Ok(_) => conditions.push(condition(
             ACCEPTED,
@@ -424,15 +469,22 @@ fn listener_status(
         }
     }
     match &checked.unresolved {
-        None => conditions.push(condition(
+        None if invalid_kinds.is_empty() => conditions.push(condition(
             RESOLVED_REFS,
             true,
             "ResolvedRefs",
             "every reference was found".into(),
         )),
+        None => {
+            let why = summarize(&invalid_kinds);
+            conditions.push(condition(RESOLVED_REFS, false, "InvalidRouteKinds", why));
+            diagnostics.extend(invalid_kinds);
+        }
         Some((reason, ds)) => {
-            conditions.push(condition(RESOLVED_REFS, false, reason, summarize(ds)));
-            diagnostics.extend(ds.iter().cloned());
+            let mut all = ds.clone();
+            all.extend(invalid_kinds);
+            conditions.push(condition(RESOLVED_REFS, false, reason, summarize(&all)));
+            diagnostics.extend(all);
         }
     }
     match conflict {
@@ -458,6 +510,7 @@ fn listener_status(
         diagnostics,
         served,
         attached_routes: 0,
+        supported_kinds,
     }
 }
 
