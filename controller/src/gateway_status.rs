@@ -219,11 +219,14 @@ impl GatewayStatusWriter {
             let key = (w.kind.clone(), w.namespace.clone(), w.name.clone());
             let addresses = w.status.get("addresses").is_some();
             let want = comparable(&w.status, addresses);
+            // A status shared with other controllers (written to a version) is compared with
+            // what the object has now only: another writer may have dropped our entries since.
             let already = w
                 .current
                 .as_ref()
                 .is_some_and(|c| comparable(c, addresses) == want)
-                || self.written.get(&key).is_some_and(|c| *c == want);
+                || (w.resource_version.is_none()
+                    && self.written.get(&key).is_some_and(|c| *c == want));
             if already {
                 self.failed.remove(&key);
                 continue;

@@ -9,7 +9,7 @@
 
 use frontdesk_crds::ObjectStatus;
 use frontdesk_crds::gateway_api::CONTROLLER_NAME;
-use frontdesk_crds::gateway_api::http_route::{RouteParentStatus, RouteStatus};
+use frontdesk_crds::gateway_api::http_route::RouteParentStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::gateway_status::conditions;
@@ -27,20 +27,14 @@ pub fn route_status(
     current: Option<&serde_json::Value>,
     now: &Time,
 ) -> Option<serde_json::Value> {
-    let is_ours = |entry: &serde_json::Value| {
-        entry.get("controllerName").and_then(|c| c.as_str()) == Some(CONTROLLER_NAME)
-    };
-    let entries: &[serde_json::Value] = current
-        .and_then(|c| c.get("parents"))
-        .and_then(|p| p.as_array())
-        .map_or(&[], Vec::as_slice);
+    let entries = entries(current);
     let ours: Vec<RouteParentStatus> = entries
         .iter()
         .filter(|e| is_ours(e))
         .filter_map(|e| serde_json::from_value(e.clone()).ok())
         .collect();
-    if computed.parents.is_empty() && !entries.iter().any(is_ours) {
-        return None;
+    if computed.parents.is_empty() {
+        return without_ours(current);
     }
     let mut parents: Vec<serde_json::Value> =
         entries.iter().filter(|e| !is_ours(e)).cloned().collect();
@@ -78,14 +72,29 @@ pub fn route_status(
         };
         parents.extend(serde_json::to_value(entry).ok());
     }
-    serde_json::to_value(RouteStatus {
-        parents: Vec::new(),
-    })
-    .ok()
-    .map(|mut v| {
-        v["parents"] = serde_json::Value::Array(parents);
-        v
-    })
+    Some(serde_json::json!({ "parents": parents }))
+}
+
+/// `current` without frontdesk's entries, `None` when it has none (nothing to remove).
+pub fn without_ours(current: Option<&serde_json::Value>) -> Option<serde_json::Value> {
+    let entries = entries(current);
+    if !entries.iter().any(is_ours) {
+        return None;
+    }
+    let theirs: Vec<serde_json::Value> = entries.iter().filter(|e| !is_ours(e)).cloned().collect();
+    Some(serde_json::json!({ "parents": theirs }))
+}
+
+fn is_ours(entry: &serde_json::Value) -> bool {
+    entry.get("controllerName").and_then(|c| c.as_str()) == Some(CONTROLLER_NAME)
+}
+
+/// The entries of `status.parents`.
+fn entries(current: Option<&serde_json::Value>) -> &[serde_json::Value] {
+    current
+        .and_then(|c| c.get("parents"))
+        .and_then(|p| p.as_array())
+        .map_or(&[], Vec::as_slice)
 }
 
 #[cfg(test)]

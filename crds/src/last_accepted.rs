@@ -51,6 +51,15 @@ pub struct LastAccepted {
 /// cluster, taken as they are.
 const KEPT_KINDS: [&str; 5] = ["Route", "Policy", "Aggregate", "HTTPRoute", "GRPCRoute"];
 
+/// Refusals by where the object attaches rather than by what it says: a version its Gateways'
+/// listeners refuse was placed there on purpose (or its Gateway changed), and the version
+/// before it is not stood in.
+const PLACEMENT_REASONS: [&str; 3] = [
+    "NotAllowedByListeners",
+    "NoMatchingParent",
+    "NoMatchingListenerHostname",
+];
+
 /// The key of the object a status is about, when it is of a kept kind.
 fn kept_key(status: &ObjectStatus) -> Option<ObjectKey> {
     Some(ObjectKey {
@@ -77,7 +86,12 @@ impl LastAccepted {
             r
         };
         let mut output = compile(&read(&objects));
-        let rejected = output.statuses.iter().filter(|s| !s.accepted());
+        let rejected = output.statuses.iter().filter(|s| {
+            let placed_elsewhere = s
+                .condition(crate::status::ACCEPTED)
+                .is_some_and(|c| PLACEMENT_REASONS.contains(&c.reason.as_str()));
+            !s.accepted() && !placed_elsewhere
+        });
         let unusable: Vec<(ObjectKey, Option<String>)> = rejected
             .filter_map(|s| {
                 let key = kept_key(s)?;
@@ -226,6 +240,42 @@ pub(crate) mod tests {
         );
         let paths = served(&out);
         assert!(paths.iter().all(|p| !p.contains("/x")), "{paths:?}");
+    }
+
+    /// An HTTPRoute moved to a listener that does not exist is refused there (placement, not
+    /// content): its earlier version does not keep serving where the user took it away from.
+    #[test]
+    fn a_route_refused_by_where_it_attaches_is_not_stood_in_for() {
+        let http_route = |generation: i64, section: &str| {
+            let text = format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+                 metadata: {{name: default, namespace: shop}}\n\
+                 spec: {{gatewayClassName: frontdesk, listeners: [{{name: web, port: 80, protocol: HTTP}}]}}\n---\n\
+                 apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+                 metadata: {{name: a, namespace: shop, uid: u1, generation: {generation}}}\n\
+                 spec:\n  parentRefs: [{{name: default, sectionName: {section}}}]\n  rules:\n    \
+                 - matches: [{{path: {{value: /a}}}}]\n"
+            );
+            let parsed = parse_file("r.yaml", &text);
+            assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+            let objects: BTreeMap<ObjectKey, Object> = parsed
+                .objects
+                .into_iter()
+                .map(|(o, _)| (o.key(), o))
+                .collect();
+            objects
+        };
+        let mut last = LastAccepted {
+            gateway_class_optional: true,
+            ..Default::default()
+        };
+        let (out, _) = last.compile(http_route(1, "web"), vec![]);
+        assert_eq!(served(&out).len(), 1);
+        let (out, fallbacks) = last.compile(http_route(2, "elsewhere"), vec![]);
+        assert!(fallbacks.is_empty(), "{:?}", fallbacks.len());
+        assert!(served(&out).is_empty());
+        let status = out.status("HTTPRoute", "shop", "a").unwrap();
+        assert_eq!(status.conditions[0].reason, "NoMatchingParent");
     }
 
     #[test]

@@ -111,7 +111,9 @@ pub(super) async fn status_loop(
         if let Some(stores) = stores {
             let progress = |s: &ObjectStatus| {
                 let key = object_key(&s.kind, &s.namespace, &s.name);
-                combine(&summaries, &local, &key, s.generation, fresh_after)
+                // A rejected route's generation: how far the one served in its place got.
+                let generation = s.served_generation.unwrap_or(s.generation);
+                combine(&summaries, &local, &key, generation, fresh_after)
             };
             let report = gateway_api.provisioned.borrow().clone();
             let wanted = gateway_api_statuses(&output, &stores, progress, &report, &now);
@@ -133,43 +135,34 @@ pub(super) fn gateway_api_statuses(
 ) -> Vec<Wanted> {
     use frontdesk_crds::gateway_api::{GatewayClassStatus, GatewayStatus};
     // The statuses they have now, by (namespace, name); a GatewayClass's namespace is "".
-    let statuses =
-        |stores: &[Store<DynamicObject>]| -> HashMap<(String, String), serde_json::Value> {
-            stores
-                .iter()
-                .flat_map(|s| s.state())
-                .filter_map(|o| {
-                    let namespace = o.metadata.namespace.clone().unwrap_or_default();
-                    let key = (namespace, o.metadata.name.clone()?);
-                    Some((key, o.data.get("status")?.clone()))
-                })
-                .collect()
-        };
-    let (classes, gateways) = (statuses(&stores.classes), statuses(&stores.gateways));
-    let tls_policies = statuses(&stores.backend_tls_policies);
-    let (http_routes, grpc_routes) = (statuses(&stores.http_routes), statuses(&stores.grpc_routes));
-    // Statuses shared with other controllers are applied to the version read.
-    let versions = |stores: &[Store<DynamicObject>]| -> HashMap<(String, String), String> {
+    // The status each object has now, with the version it was read at (one read: a status
+    // shared with other controllers is applied to exactly the version it came from).
+    let statuses = |stores: &[Store<DynamicObject>]| -> HashMap<(String, String), Read> {
         stores
             .iter()
             .flat_map(|s| s.state())
             .filter_map(|o| {
-                let key = (o.metadata.namespace.clone()?, o.metadata.name.clone()?);
-                Some((key, o.metadata.resource_version.clone()?))
+                let namespace = o.metadata.namespace.clone().unwrap_or_default();
+                let key = (namespace, o.metadata.name.clone()?);
+                let read = Read {
+                    status: o.data.get("status").cloned(),
+                    version: o.metadata.resource_version.clone(),
+                };
+                Some((key, read))
             })
             .collect()
     };
-    let shared_versions: HashMap<&str, HashMap<(String, String), String>> = [
-        ("BackendTLSPolicy", versions(&stores.backend_tls_policies)),
-        ("HTTPRoute", versions(&stores.http_routes)),
-        ("GRPCRoute", versions(&stores.grpc_routes)),
-    ]
-    .into_iter()
-    .collect();
-    let current =
-        |map: &HashMap<(String, String), serde_json::Value>, namespace: &str, name: &str| {
-            map.get(&(namespace.to_string(), name.to_string())).cloned()
-        };
+    let (classes, gateways) = (statuses(&stores.classes), statuses(&stores.gateways));
+    let tls_policies = statuses(&stores.backend_tls_policies);
+    let (http_routes, grpc_routes) = (statuses(&stores.http_routes), statuses(&stores.grpc_routes));
+    let current = |map: &HashMap<(String, String), Read>, namespace: &str, name: &str| {
+        map.get(&(namespace.to_string(), name.to_string()))
+            .and_then(|r| r.status.clone())
+    };
+    let version = |map: &HashMap<(String, String), Read>, namespace: &str, name: &str| {
+        map.get(&(namespace.to_string(), name.to_string()))
+            .and_then(|r| r.version.clone())
+    };
     // The output may be older than the stores: only objects that are still there, at the
     // generation compiled, and still of frontdesk's class get a status; never another
     // controller's Gateway that just moved class.
@@ -295,13 +288,45 @@ pub(super) fn gateway_api_statuses(
             current,
             // Other controllers write in a policy's ancestors and a route's parents too: apply
             // to what was read.
-            resource_version: shared_versions
-                .get(s.kind.as_str())
-                .and_then(|v| v.get(&(s.namespace.clone(), s.name.clone())))
-                .cloned(),
+            resource_version: match s.kind.as_str() {
+                "BackendTLSPolicy" => version(&tls_policies, &s.namespace, &s.name),
+                "HTTPRoute" => version(&http_routes, &s.namespace, &s.name),
+                "GRPCRoute" => version(&grpc_routes, &s.namespace, &s.name),
+                _ => None,
+            },
         });
     }
+    // Routes frontdesk no longer serves (their parentRefs moved to another controller's
+    // Gateway) lose the parents entries frontdesk wrote.
+    for (kind, routes) in [("HTTPRoute", &http_routes), ("GRPCRoute", &grpc_routes)] {
+        for ((namespace, name), read) in routes {
+            let compiled = output
+                .statuses
+                .iter()
+                .any(|s| s.kind == kind && s.namespace == *namespace && s.name == *name);
+            let Some(status) = (!compiled)
+                .then(|| crate::route_parent_status::without_ours(read.status.as_ref()))
+                .flatten()
+            else {
+                continue;
+            };
+            wanted.push(Wanted {
+                kind: kind.into(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+                status,
+                current: read.status.clone(),
+                resource_version: read.version.clone(),
+            });
+        }
+    }
     wanted
+}
+
+/// An object's status as read, and the version it was read at.
+struct Read {
+    status: Option<serde_json::Value>,
+    version: Option<String>,
 }
 
 /// Label of the replicas' progress ConfigMaps; its value is the Lease's name.

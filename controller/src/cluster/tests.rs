@@ -514,15 +514,21 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
         ),
         http_routes: store(
             ApiResource::erase::<HTTPRoute>(&()),
-            ["route-kept", "route-edited"]
+            ["route-kept", "route-edited", "route-moved"]
                 .iter()
                 .map(|name| {
                     let generation = if *name == "route-edited" { 2 } else { 1 };
+                    let mut parents = vec![serde_json::json!({"parentRef": {"name": "mesh"},
+                        "controllerName": "example.com/other", "conditions": []})];
+                    if *name == "route-moved" {
+                        // Written by frontdesk before its parentRefs left frontdesk's Gateways.
+                        parents.push(serde_json::json!({"parentRef": {"name": "kept"},
+                            "controllerName": "frontdesk.dev/gateway-controller", "conditions": []}));
+                    }
                     serde_json::json!({"metadata": {"name": name, "namespace": "edge",
                         "generation": generation, "resourceVersion": "42"},
                         "spec": {"parentRefs": [{"name": "kept"}]},
-                        "status": {"parents": [{"parentRef": {"name": "mesh"},
-                            "controllerName": "example.com/other", "conditions": []}]}})
+                        "status": {"parents": parents}})
                 })
                 .collect(),
         ),
@@ -578,8 +584,17 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
             ("GatewayClass", "frontdesk"),
             ("Gateway", "kept"),
             ("BackendTLSPolicy", "tls-kept"),
-            ("HTTPRoute", "route-kept")
+            ("HTTPRoute", "route-kept"),
+            ("HTTPRoute", "route-moved")
         ]
+    );
+    // A route no longer compiled loses frontdesk's entry, and keeps the others'.
+    let moved = &wanted[4];
+    assert_eq!(moved.resource_version.as_deref(), Some("42"));
+    assert_eq!(
+        moved.status["parents"],
+        serde_json::json!([{"parentRef": {"name": "mesh"},
+            "controllerName": "example.com/other", "conditions": []}])
     );
     // The other controller's parent stays first; ours follows, applied to the version read.
     let route = &wanted[3];

@@ -276,6 +276,13 @@ pub fn compile(resources: &Resources) -> Output {
         let mut lowered = item.lowered;
         let mut st = ObjectStatus::new(item.kind, &namespace, &name, generation);
         let placement = item.placement.take();
+        if placement.is_some() {
+            // A Gateway API route is attached where its parentRefs and the listeners'
+            // allowedRoutes say, whatever its own verdict (the spec's attachedRoutes).
+            for listener in &item.attachment.listeners {
+                *attached.entry(listener.clone()).or_default() += 1;
+            }
+        }
         let finish = |mut st: ObjectStatus, out: &mut Output| {
             if let Some(placement) = &placement {
                 st.parents = placement.parent_statuses(&st);
@@ -430,8 +437,10 @@ pub fn compile(resources: &Resources) -> Output {
                 item.attachment.listeners.clone(),
             );
         }
-        for listener in std::mem::take(&mut item.attachment.listeners) {
-            *attached.entry(listener).or_default() += 1;
+        if placement.is_none() {
+            for listener in std::mem::take(&mut item.attachment.listeners) {
+                *attached.entry(listener).or_default() += 1;
+            }
         }
 
         let created = route.creation_timestamp.as_ref().map(|t| t.0.to_string());

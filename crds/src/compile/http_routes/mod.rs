@@ -32,7 +32,9 @@ use std::time::Duration;
 use frontdesk_snapshot as snap;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::lower::{Backends, Lowered, ResolveService, lower_rule, normalize_host};
+use super::lower::{
+    Backends, Lowered, ResolveService, check_object_name, lower_rule, normalize_host,
+};
 use crate::diagnostic::Diagnostics;
 use crate::gateway_api::ReferenceGrant;
 use crate::gateway_api::http_route::{
@@ -311,7 +313,13 @@ pub(crate) fn apply_filters(
                 Some(r)
                     if r.group == super::gateways::attach::ROUTE_GROUP && r.kind == "Policy" =>
                 {
-                    policies.push(r.name.clone());
+                    // A Policy of the route's own namespace: never `namespace/name`.
+                    let checked = check_object_name(&r.name).map(|()| r.name.clone());
+                    if let Some(name) =
+                        (out.lowered.invalid).check(format!("{fp}.extensionRef.name"), checked)
+                    {
+                        policies.push(name);
+                    }
                 }
                 Some(r) => {
                     out.unsupported.push(

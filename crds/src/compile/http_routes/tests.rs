@@ -341,3 +341,18 @@ fn grpc_methods_become_paths_and_backends_speak_h2c() {
         ["spec.rules[0].filters[0].type: a GRPCRoute has no URLRewrite filter"]
     );
 }
+
+/// An ExtensionRef names a Policy of the route's own namespace: `namespace/name` would borrow
+/// another namespace's credentials and counters.
+#[test]
+fn an_extension_ref_cannot_reach_another_namespaces_policy() {
+    let l = http(
+        "{rules: [{filters: [{type: ExtensionRef, extensionRef: {group: frontdesk.dev, kind: Policy, name: victim/jwt}}], \
+          backendRefs: [{name: api, port: 80}]}]}",
+    );
+    assert_eq!(
+        problems(&l.lowered.invalid),
+        ["spec.rules[0].filters[0].extensionRef.name: \"victim/jwt\" is not a valid object name"]
+    );
+    assert_eq!(l.policy_lists, [Vec::<String>::new()]);
+}

@@ -118,7 +118,7 @@ pub(crate) fn is_hop_by_hop(name: &str) -> bool {
 }
 
 /// A Kubernetes object name (DNS subdomain): what a Route may name a Policy by.
-pub(super) fn check_object_name(v: &str) -> Result<(), String> {
+pub(crate) fn check_object_name(v: &str) -> Result<(), String> {
     let ok = !v.is_empty() && v.len() <= 253 && v.split('.').all(|l| check_dns_label(l).is_ok());
     if ok {
         Ok(())

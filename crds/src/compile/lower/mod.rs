@@ -23,11 +23,12 @@ mod backends;
 mod checks;
 
 pub(crate) use backends::lower_backends;
+pub(crate) use checks::check_object_name;
+use checks::check_regex;
 pub(crate) use checks::{
     check_dns_label, check_header_value, check_path, check_token, is_hop_by_hop, normalize_host,
     parse_backend_url, parse_timeout,
 };
-use checks::{check_object_name, check_regex};
 
 /// The timeout for a rule that sets none, as Envoy's edge guidance suggests.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -3,7 +3,8 @@
 //! merge reads them (least specific first, so the more specific wins a section).
 //!
 //! A Policy targets objects of its own namespace. A Gateway's Policy reaches every route
-//! attached to it, whatever the route's namespace: the Gateway's owner sets it. Among Policies
+//! attached to it, whatever the route's namespace, as a default (GEP-713's `Defaults`): the
+//! route's own Policies replace the sections they also have. Among Policies
 //! attached to one object, the oldest wins (then namespace/name), as GEP-713 resolves
 //! conflicts.
 
@@ -61,7 +62,9 @@ impl Attached {
                 .creation_timestamp
                 .as_ref()
                 .map(|t| t.0.to_string());
-            for r in p.spec.target_refs.iter().filter(|r| r.group == GROUP) {
+            let targets = p.spec.target_refs.iter();
+            for r in targets.filter(|r| r.group == GROUP && TARGET_KINDS.contains(&r.kind.as_str()))
+            {
                 by_target
                     .entry((r.kind.clone(), namespace.to_string(), r.name.clone()))
                     .or_default()
