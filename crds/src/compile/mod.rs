@@ -149,14 +149,34 @@ pub fn compile(resources: &Resources) -> Output {
                     .is_none_or(|p| p.unsupported.is_empty())
         }
 
+        /// Where it is served: per gateway group, the hosts on some listeners.
+        fn pieces(&self) -> Vec<http_routes::Piece> {
+            if let Some(p) = &self.placement {
+                return p.pieces.clone();
+            }
+            (self.lowered.gateways.iter())
+                .map(|group| http_routes::Piece {
+                    group: group.clone(),
+                    listeners: (self.attachment.listeners.iter())
+                        .filter(|(_, gateway, _)| gateway == group)
+                        .cloned()
+                        .collect(),
+                    ports: Vec::new(),
+                    hosts: self.lowered.hosts.clone(),
+                })
+                .collect()
+        }
+
         /// The hosts it serves per gateway group.
         fn placed(&self) -> BTreeMap<String, Vec<String>> {
-            match &self.placement {
-                Some(p) => p.hosts.clone(),
-                None => (self.lowered.gateways.iter())
-                    .map(|g| (g.clone(), self.lowered.hosts.clone()))
-                    .collect(),
+            let mut placed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for piece in self.pieces() {
+                let hosts = placed.entry(piece.group).or_default();
+                hosts.extend(piece.hosts);
+                hosts.sort();
+                hosts.dedup();
             }
+            placed
         }
     }
     let mut items: Vec<Item<'_>> = Vec::new();
@@ -273,6 +293,7 @@ pub fn compile(resources: &Resources) -> Output {
         let (namespace, name) = object_id(route);
         let generation = route.generation.unwrap_or(0);
         let placed = item.placed();
+        let pieces = item.pieces();
         let mut lowered = item.lowered;
         let mut st = ObjectStatus::new(item.kind, &namespace, &name, generation);
         let placement = item.placement.take();
@@ -349,52 +370,70 @@ pub fn compile(resources: &Resources) -> Output {
             finish(st, &mut out);
             continue;
         }
-        // Each rule's effective policy: those attached by targetRefs (Gateway, listener,
-        // route, rule), then the Route's list, then the rule's own.
-        let listener_names: Vec<(String, String, String)> = (item.attachment.listeners.iter())
-            .filter_map(|(ns, n, i)| {
-                let listener = gateways.parents.listener_name(ns, n, *i)?;
-                Some((ns.clone(), n.clone(), listener.to_string()))
-            })
-            .collect();
+        // Each rule's effective policy, per piece (its listeners' Policies differ): those
+        // attached by targetRefs (Gateway, listener, route, rule), then the Route's list, then
+        // the rule's own.
+        let mut served: Vec<(http_routes::Piece, Vec<frontdesk_snapshot::Rule>)> = Vec::new();
         let mut rule_policies: Vec<(String, SnapPolicy)> = Vec::new();
         let mut conflicts = Vec::new();
-        let mut policy_unresolved = false;
-        for (ri, rule) in lowered.rules.iter_mut().enumerate() {
-            let rule_name = rule.id.rsplit('/').next().unwrap_or_default();
-            let mut names = attached_policies.for_rule(
-                (item.kind, &namespace, &name),
-                rule_name,
-                &listener_names,
-            );
-            names.extend(item.policy_lists.get(ri).cloned().unwrap_or_default());
-            if names.is_empty() {
-                continue;
-            }
-            let (effective, overrides) = merge(&namespace, &names, &compiled);
-            if let Some(why) = &effective.unavailable {
-                policy_unresolved = true;
-                lowered.unresolved.push(
-                    match item.kind {
-                        "Route" => format!("spec.rules[{ri}].policies"),
-                        "Aggregate" => "spec.policies".to_string(),
-                        _ => format!("spec.rules[{ri}].filters"),
-                    },
-                    format!("{why}; the rule answers 503 until it is fixed"),
+        let mut unavailable: BTreeMap<usize, String> = BTreeMap::new();
+        // Listeners with Policies of their own serve the route apart, each with its own.
+        let listener_policies = |(ns, n, i): &gateways::attach::ListenerRef| {
+            (gateways.parents.listener_name(ns, n, *i))
+                .map(|l| attached_policies.for_listener(ns, n, l))
+                .unwrap_or_default()
+        };
+        let listener_port =
+            |(ns, n, i): &gateways::attach::ListenerRef| gateways.parents.listener_port(ns, n, *i);
+        let pieces =
+            (pieces.into_iter()).flat_map(|p| p.split_by(listener_policies, listener_port));
+        for piece in pieces {
+            let listener_names: Vec<(String, String, String)> = (piece.listeners.iter())
+                .filter_map(|(ns, n, i)| {
+                    let listener = gateways.parents.listener_name(ns, n, *i)?;
+                    Some((ns.clone(), n.clone(), listener.to_string()))
+                })
+                .collect();
+            let mut rules = lowered.rules.clone();
+            for (ri, rule) in rules.iter_mut().enumerate() {
+                let rule_name = rule.id.rsplit('/').next().unwrap_or_default().to_string();
+                let mut names = attached_policies.for_rule(
+                    (item.kind, &namespace, &name),
+                    &rule_name,
+                    &listener_names,
                 );
-            }
-            for o in overrides {
-                let o = format!(
-                    "rule {}: {o}",
-                    rule.id.rsplit('/').next().unwrap_or_default()
-                );
-                if !conflicts.contains(&o) {
-                    conflicts.push(o);
+                names.extend(item.policy_lists.get(ri).cloned().unwrap_or_default());
+                if names.is_empty() {
+                    continue;
+                }
+                let (effective, overrides) = merge(&namespace, &names, &compiled);
+                if let Some(why) = &effective.unavailable {
+                    unavailable.entry(ri).or_insert_with(|| why.clone());
+                }
+                for o in overrides {
+                    let o = format!("rule {rule_name}: {o}");
+                    if !conflicts.contains(&o) {
+                        conflicts.push(o);
+                    }
+                }
+                let key = effective.sources.join(",");
+                rule.policy = Some(key.clone());
+                if !rule_policies.iter().any(|(k, _)| *k == key) {
+                    rule_policies.push((key, effective));
                 }
             }
-            let key = effective.sources.join(",");
-            rule.policy = Some(key.clone());
-            rule_policies.push((key, effective));
+            served.push((piece, rules));
+        }
+        let policy_unresolved = !unavailable.is_empty();
+        for (ri, why) in unavailable {
+            lowered.unresolved.push(
+                match item.kind {
+                    "Route" => format!("spec.rules[{ri}].policies"),
+                    "Aggregate" => "spec.policies".to_string(),
+                    _ => format!("spec.rules[{ri}].filters"),
+                },
+                format!("{why}; the rule answers 503 until it is fixed"),
+            );
         }
         // Entries that attached nowhere while others did: the object serves where it attached
         // (a Gateway API route says so per parent).
@@ -444,15 +483,16 @@ pub fn compile(resources: &Resources) -> Output {
         }
 
         let created = route.creation_timestamp.as_ref().map(|t| t.0.to_string());
-        for (gateway, hosts) in placed {
-            let parts = per_gateway.entry(gateway.clone()).or_default();
-            let (snap_routes, keys, sources) =
-                (&mut parts.routes, &mut parts.keys, &mut parts.sources);
-            for (key, effective) in &rule_policies {
+        for (piece, rules) in served {
+            let parts = per_gateway.entry(piece.group.clone()).or_default();
+            for (key, effective) in rule_policies
+                .iter()
+                .filter(|(key, _)| rules.iter().any(|r| r.policy.as_ref() == Some(key)))
+            {
                 for source in &effective.sources {
                     if let Some(generation) = policy_generations.get(source) {
                         let (ns, n) = source.split_once('/').unwrap_or_default();
-                        sources.push(SourceRef {
+                        parts.sources.push(SourceRef {
                             kind: "Policy".into(),
                             namespace: ns.into(),
                             name: n.into(),
@@ -462,9 +502,9 @@ pub fn compile(resources: &Resources) -> Output {
                 }
                 parts.policies.insert(key.clone(), effective.clone());
             }
-            for (ri, rule) in lowered.rules.iter().enumerate() {
+            for (ri, rule) in rules.iter().enumerate() {
                 for (mi, m) in rule.matches.iter().enumerate() {
-                    keys.push(MatchKey::new(
+                    parts.keys.push(MatchKey::new(
                         m,
                         created.as_deref(),
                         &namespace,
@@ -474,17 +514,14 @@ pub fn compile(resources: &Resources) -> Output {
                     ));
                 }
             }
-            snap_routes.push(SnapRoute {
+            parts.routes.push(SnapRoute {
                 namespace: namespace.clone(),
                 name: name.clone(),
-                hosts,
-                ports: placement
-                    .as_ref()
-                    .and_then(|p| p.ports.get(&gateway).cloned())
-                    .unwrap_or_default(),
-                rules: lowered.rules.clone(),
+                hosts: piece.hosts,
+                ports: piece.ports,
+                rules,
             });
-            sources.push(SourceRef {
+            parts.sources.push(SourceRef {
                 kind: item.kind.into(),
                 namespace: namespace.clone(),
                 name: name.clone(),

@@ -59,6 +59,9 @@ pub struct Parents {
     pub implicit_groups: bool,
 }
 
+/// One listener: `(gateway namespace, gateway name, listener index)`.
+pub type ListenerRef = (String, String, usize);
+
 /// Where one object attached.
 #[derive(Debug, Default, PartialEq)]
 pub struct Attachment {

@@ -65,8 +65,10 @@ pub struct ParentOutcome {
 #[derive(Debug, PartialEq)]
 pub struct Attached {
     pub group: String,
-    /// `(gateway namespace, gateway name, listener index)`, for `attachedRoutes`.
-    pub listeners: Vec<(String, String, usize)>,
+    /// `(gateway namespace, gateway name, listener index)` and the hosts served there; none
+    /// for a gateway group without a Gateway object.
+    pub listeners: Vec<((String, String, usize), Hosts)>,
+    /// Every host served, over the listeners.
     pub hosts: Hosts,
 }
 
@@ -174,7 +176,8 @@ impl Parents {
             let mut hosts: Option<Hosts> = None;
             for (i, l) in admitting {
                 if let Some(h) = intersect(hostnames, l.hostname.as_deref()) {
-                    listeners.push((parent.namespace.clone(), parent.name.clone(), i));
+                    let listener = (parent.namespace.clone(), parent.name.clone(), i);
+                    listeners.push((listener, h.clone()));
                     hosts = Some(match hosts {
                         None => h,
                         Some(so_far) => so_far.union(h),
@@ -332,7 +335,10 @@ mod tests {
             got[0].result,
             Ok(Attached {
                 group: "public".into(),
-                listeners: vec![("edge".into(), "public".into(), 0)],
+                listeners: vec![(
+                    ("edge".into(), "public".into(), 0),
+                    Hosts::Only(hosts(&["a.example.com"]))
+                )],
                 hosts: Hosts::Only(hosts(&["a.example.com"])),
             })
         );

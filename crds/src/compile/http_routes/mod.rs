@@ -25,7 +25,7 @@ pub(crate) mod backends;
 pub(crate) mod grpc;
 mod placement;
 
-pub(crate) use placement::{Placement, routes};
+pub(crate) use placement::{Piece, Placement, routes};
 
 use std::time::Duration;
 

@@ -8,8 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{Context, LoweredRoute, grpc::lower_grpc_route, lower_http_route};
 use crate::compile::Resources;
-use crate::compile::gateways::attach::{Attachment, Parents};
-use crate::compile::gateways::parent_refs::{Hosts, ParentOutcome};
+use crate::compile::gateways::attach::{Attachment, ListenerRef, Parents};
+use crate::compile::gateways::parent_refs::ParentOutcome;
 use crate::compile::lower::Lowered;
 use crate::diagnostic::Diagnostics;
 use crate::gateway_api::GROUP;
@@ -59,16 +59,61 @@ pub(crate) fn routes(resources: &Resources) -> Vec<(&'static str, GatewayRoute<'
     http.chain(grpc).collect()
 }
 
+/// What one gateway group serves of a route: the same hosts on some of its listeners. A
+/// route attached to listeners with different hostnames is one piece per hostname set, so
+/// each listener serves only its own hostnames, and each piece gets the Policies of its own
+/// listeners.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Piece {
+    pub group: String,
+    /// `(gateway namespace, gateway name, listener index)`; none for a gateway group without
+    /// a Gateway object.
+    pub listeners: Vec<ListenerRef>,
+    /// The listener ports served; empty: every port of the gateway.
+    pub ports: Vec<u16>,
+    /// The hosts served; empty: every host.
+    pub hosts: Vec<String>,
+}
+
+impl Piece {
+    /// This piece, split where its listeners' `key`s differ (the Policies attached to each
+    /// listener): each part serves the ports of its own listeners (`port`).
+    pub fn split_by(
+        self,
+        key: impl Fn(&ListenerRef) -> Vec<String>,
+        port: impl Fn(&ListenerRef) -> Option<u16>,
+    ) -> Vec<Piece> {
+        let mut parts: BTreeMap<Vec<String>, Vec<ListenerRef>> = BTreeMap::new();
+        for l in &self.listeners {
+            parts.entry(key(l)).or_default().push(l.clone());
+        }
+        if parts.len() < 2 {
+            return vec![self];
+        }
+        parts
+            .into_values()
+            .map(|listeners| {
+                let mut ports: Vec<u16> = listeners.iter().filter_map(&port).collect();
+                ports.sort_unstable();
+                ports.dedup();
+                Piece {
+                    group: self.group.clone(),
+                    listeners,
+                    ports,
+                    hosts: self.hosts.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// A Gateway API route's parentRefs and what became of them.
 pub(crate) struct Placement {
     parent_refs: Vec<ParentReference>,
     /// The parentRefs frontdesk implements; empty: the route is another controller's.
     pub outcomes: Vec<ParentOutcome>,
-    /// By gateway group: the hosts served there (empty: every host).
-    pub hosts: BTreeMap<String, Vec<String>>,
-    /// By gateway group: the listener ports it is served on, when not every port of the
-    /// Gateway (listener isolation).
-    pub ports: BTreeMap<String, Vec<u16>>,
+    /// Where it is served, in group order.
+    pub pieces: Vec<Piece>,
     /// What the route asks that frontdesk does not implement (`UnsupportedValue`).
     pub unsupported: Diagnostics,
     /// The `ResolvedRefs` reason of its first backend reference that did not resolve.
@@ -84,8 +129,7 @@ impl Placement {
         Placement {
             parent_refs,
             outcomes: Vec::new(),
-            hosts: BTreeMap::new(),
-            ports: BTreeMap::new(),
+            pieces: Vec::new(),
             unsupported,
             ref_reason,
         }
@@ -103,30 +147,24 @@ impl Placement {
         self.outcomes =
             parents.attach_refs((GROUP, kind), namespace, &self.parent_refs, &lowered.hosts);
         let mut out = Attachment::default();
-        let mut hosts: BTreeMap<String, Hosts> = BTreeMap::new();
-        // By group: the ports attached to, `None` once any port is (no listeners: a gateway
-        // group without a Gateway object).
-        let mut ports: BTreeMap<String, Option<Vec<u16>>> = BTreeMap::new();
+        // By (group, hosts): the listeners serving them.
+        let mut by_hosts: BTreeMap<(String, Vec<String>), Vec<ListenerRef>> = BTreeMap::new();
         for outcome in &self.outcomes {
             match &outcome.result {
                 Ok(a) => {
-                    let attached: Option<Vec<u16>> = (!a.listeners.is_empty()).then(|| {
-                        (a.listeners.iter())
-                            .filter_map(|(ns, n, i)| parents.listener_port(ns, n, *i))
-                            .collect()
-                    });
-                    let entry = ports.entry(a.group.clone()).or_insert(Some(Vec::new()));
-                    match (entry.as_mut(), attached) {
-                        (Some(so_far), Some(more)) => so_far.extend(more),
-                        _ => *entry = None,
-                    }
                     out.groups.push(a.group.clone());
-                    out.listeners.extend(a.listeners.iter().cloned());
-                    let merged = match hosts.remove(&a.group) {
-                        Some(so_far) => so_far.union(a.hosts.clone()),
-                        None => a.hosts.clone(),
-                    };
-                    hosts.insert(a.group.clone(), merged);
+                    if a.listeners.is_empty() {
+                        by_hosts
+                            .entry((a.group.clone(), a.hosts.clone().into_list()))
+                            .or_default();
+                    }
+                    for (listener, hosts) in &a.listeners {
+                        out.listeners.push(listener.clone());
+                        by_hosts
+                            .entry((a.group.clone(), hosts.clone().into_list()))
+                            .or_default()
+                            .push(listener.clone());
+                    }
                 }
                 Err(r) => out
                     .refused
@@ -137,22 +175,26 @@ impl Placement {
         out.groups.dedup();
         out.listeners.sort();
         out.listeners.dedup();
-        self.hosts = hosts
+        self.pieces = by_hosts
             .into_iter()
-            .map(|(group, hosts)| (group, hosts.into_list()))
-            .collect();
-        // Every port of the group's Gateway is no restriction at all.
-        let every = |group: &str| {
-            let gateway = out.listeners.iter().find(|(_, n, _)| n == group);
-            gateway.map(|(ns, n, _)| parents.listener_ports(ns, n))
-        };
-        self.ports = ports
-            .into_iter()
-            .filter_map(|(group, ports)| {
-                let mut ports = ports?;
+            .map(|((group, hosts), mut listeners)| {
+                listeners.sort();
+                listeners.dedup();
+                let mut ports: Vec<u16> = (listeners.iter())
+                    .filter_map(|(ns, n, i)| parents.listener_port(ns, n, *i))
+                    .collect();
                 ports.sort_unstable();
                 ports.dedup();
-                (Some(&ports) != every(&group).as_ref()).then_some((group, ports))
+                // Every port of the Gateway is no restriction at all.
+                let every = listeners
+                    .first()
+                    .is_none_or(|(ns, n, _)| parents.listener_ports(ns, n) == ports);
+                Piece {
+                    group,
+                    listeners,
+                    ports: if every { Vec::new() } else { ports },
+                    hosts,
+                }
             })
             .collect();
         out

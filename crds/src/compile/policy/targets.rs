@@ -88,6 +88,21 @@ impl Attached {
             .contains_key(&(kind.to_string(), namespace.to_string(), name.to_string()))
     }
 
+    /// The Policies attached to listener `listener` of Gateway `namespace/gateway` alone (by
+    /// `sectionName`).
+    pub fn for_listener(&self, namespace: &str, gateway: &str, listener: &str) -> Vec<String> {
+        (self.by_target.get(&(
+            "Gateway".to_string(),
+            namespace.to_string(),
+            gateway.to_string(),
+        )))
+        .into_iter()
+        .flatten()
+        .filter(|a| a.section.as_deref() == Some(listener))
+        .map(|a| a.policy.clone())
+        .collect()
+    }
+
     /// The Policies attached to one rule (`rule`) of a `kind` route `namespace/name` attached
     /// to `listeners` (`(gateway namespace, gateway name, listener name)`), least specific
     /// first: Gateway, listener, route, rule.
