@@ -34,6 +34,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
         policy: None,
         retries: None,
         grpc_transcode: None,
+        mirrors: Vec::new(),
         action: Action::Forward {
             backends: vec![Backend {
                 tls: None,

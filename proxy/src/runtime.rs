@@ -212,14 +212,7 @@ impl RuleRuntime {
         };
         let metrics = &env.metrics;
         let request_transforms = RequestTransforms::build(rule)?;
-        let action = Action::build(
-            &id,
-            &rule.action,
-            rule.retries.as_ref(),
-            &policy.backends,
-            metrics,
-            &env.upstream,
-        )?;
+        let action = Action::build(&id, rule, &policy.backends, metrics, &env.upstream)?;
         // Authorization reads only who authenticated, and the method; CORS reads either form.
         let relays_request_fields = policy.authenticate.is_none()
             && policy.rate_limit.is_none()

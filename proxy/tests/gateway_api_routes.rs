@@ -203,3 +203,53 @@ spec:
         .unwrap_err();
     assert_eq!(unrouted.code(), tonic::Code::Unimplemented, "{unrouted:?}");
 }
+
+/// RequestMirror: every bodiless request of the rule also reaches the mirror, whose answer
+/// (a 500 here) never reaches the client; a mirror without an endpoint changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_mirrored_and_the_mirrors_answers_ignored() {
+    use std::sync::atomic::Ordering;
+    let demo = frontdesk_demo::spawn("demo").await;
+    let (shadow, copies) =
+        support::resilience::fixed_backend(support::resilience::ALWAYS_500).await;
+    let routes = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: mirrored, namespace: test}
+spec:
+  parentRefs: [{name: default}]
+  rules:
+    - filters:
+        - {type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 80}}}
+        - {type: RequestMirror, requestMirror: {backendRef: {name: nowhere, port: 80}}}
+      backendRefs: [{name: demo, port: 80}]
+";
+    let services = format!(
+        "{}---\n{}",
+        service("demo", demo, None),
+        service("shadow", shadow, None)
+    );
+    let p = ProxyProcess::with_files(
+        &[("services.yaml", &services), ("routes.yaml", routes)],
+        &[],
+    )
+    .await;
+    let url = format!("http://{}/status/200", p.addr);
+    until(&url, StatusCode::OK, &p).await;
+    for _ in 0..4 {
+        let (status, _, _) = get(&url).await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the mirror's 500 is not the client's"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while copies.load(Ordering::SeqCst) < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "{} copies",
+            copies.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

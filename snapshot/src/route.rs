@@ -47,7 +47,20 @@ pub struct Rule {
     /// REST/JSON to gRPC transcoding to the backends (forwards only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc_transcode: Option<crate::GrpcTranscode>,
+    /// Backends that get a copy of the requests forwarded (forwards only), their answers
+    /// ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<Mirror>,
     pub action: Action,
+}
+
+/// A backend that gets a copy of some of a rule's requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mirror {
+    pub backend: Backend,
+    /// The share of requests copied, in millionths (1,000,000: every one).
+    pub share_ppm: u32,
 }
 
 /// One set of conditions; all must hold.

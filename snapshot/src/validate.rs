@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use crate::{Action, PathMatch, PathRewrite, Rule, Segment, Snapshot, ValueMatchKind};
+use crate::{Action, Backend, PathMatch, PathRewrite, Rule, Segment, Snapshot, ValueMatchKind};
 
 /// Why a snapshot cannot be applied. `path` names the offending element.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,6 +176,21 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
             "only a rule that forwards to backends transcodes",
         ));
     }
+    if !rule.mirrors.is_empty() && !matches!(rule.action, Action::Forward { .. }) {
+        return Err(err(
+            format!("{p}.mirrors"),
+            "only a rule that forwards to backends mirrors",
+        ));
+    }
+    for (i, m) in rule.mirrors.iter().enumerate() {
+        if m.share_ppm > 1_000_000 {
+            return Err(err(
+                format!("{p}.mirrors[{i}].sharePpm"),
+                "at most 1000000 (every request)",
+            ));
+        }
+        check_backend(&format!("{p}.mirrors[{i}].backend"), &m.backend)?;
+    }
     match &rule.action {
         Action::Forward { backends } => {
             if backends.is_empty() {
@@ -191,31 +206,7 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
                 ));
             }
             for (bi, b) in backends.iter().enumerate() {
-                for (ei, e) in b.endpoints.iter().enumerate() {
-                    check_authority(e).map_err(|r| {
-                        err(format!("{p}.action.backends[{bi}].endpoints[{ei}]"), r)
-                    })?;
-                }
-                match b.protocol.needs_tls() {
-                    Some(true) if b.tls.is_none() => {
-                        return Err(err(
-                            format!("{p}.action.backends[{bi}].protocol"),
-                            "h2 is HTTP/2 over TLS: the backend needs TLS (h2c is plaintext)",
-                        ));
-                    }
-                    Some(false) if b.tls.is_some() => {
-                        return Err(err(
-                            format!("{p}.action.backends[{bi}].protocol"),
-                            "h2c is plaintext HTTP/2: a TLS backend speaks h2",
-                        ));
-                    }
-                    _ => {}
-                }
-                if let Some(tls) = &b.tls {
-                    tls.check().map_err(|(field, r)| {
-                        err(format!("{p}.action.backends[{bi}].tls.{field}"), r)
-                    })?;
-                }
+                check_backend(&format!("{p}.action.backends[{bi}]"), b)?;
             }
         }
         Action::Redirect(r) => {
@@ -282,6 +273,33 @@ fn check_rule(rule: &Rule, p: &str, ranks: &mut HashSet<u32>) -> Result<(), Vali
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// A backend's endpoints, and its protocol against its TLS. `p` is the backend's field path.
+fn check_backend(p: &str, b: &Backend) -> Result<(), ValidationError> {
+    for (ei, e) in b.endpoints.iter().enumerate() {
+        check_authority(e).map_err(|r| err(format!("{p}.endpoints[{ei}]"), r))?;
+    }
+    match b.protocol.needs_tls() {
+        Some(true) if b.tls.is_none() => {
+            return Err(err(
+                format!("{p}.protocol"),
+                "h2 is HTTP/2 over TLS: the backend needs TLS (h2c is plaintext)",
+            ));
+        }
+        Some(false) if b.tls.is_some() => {
+            return Err(err(
+                format!("{p}.protocol"),
+                "h2c is plaintext HTTP/2: a TLS backend speaks h2",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(tls) = &b.tls {
+        tls.check()
+            .map_err(|(field, r)| err(format!("{p}.tls.{field}"), r))?;
     }
     Ok(())
 }
@@ -478,6 +496,7 @@ mod tests {
             policy: None,
             retries: None,
             grpc_transcode: None,
+            mirrors: Vec::new(),
             action: Action::Forward {
                 backends: vec![Backend {
                     tls: None,
@@ -524,6 +543,34 @@ mod tests {
         });
         let e = snapshot(r).validate().unwrap_err();
         assert_eq!(e.path, "routes[0].rules[0].retries");
+    }
+
+    #[test]
+    fn mirrors_are_checked_and_only_for_forwards() {
+        let Action::Forward { backends } = rule().action else {
+            unreachable!()
+        };
+        let mut r = rule();
+        r.mirrors = vec![crate::Mirror {
+            backend: backends[0].clone(),
+            share_ppm: 1_000_000,
+        }];
+        snapshot(r.clone()).validate().unwrap();
+        r.mirrors[0].share_ppm = 1_000_001;
+        let e = snapshot(r.clone()).validate().unwrap_err();
+        assert_eq!(e.path, "routes[0].rules[0].mirrors[0].sharePpm");
+        r.mirrors[0].share_ppm = 10;
+        r.mirrors[0].backend.endpoints = vec!["nope".into()];
+        let e = snapshot(r.clone()).validate().unwrap_err();
+        assert_eq!(e.path, "routes[0].rules[0].mirrors[0].backend.endpoints[0]");
+        r.mirrors[0].backend = backends[0].clone();
+        r.action = Action::DirectResponse(crate::DirectResponse {
+            status: 200,
+            body: String::new(),
+            content_type: None,
+        });
+        let e = snapshot(r).validate().unwrap_err();
+        assert_eq!(e.path, "routes[0].rules[0].mirrors");
     }
 
     #[test]

@@ -119,6 +119,7 @@ pub fn lower_aggregate(
             policy: None,
             retries: None,
             grpc_transcode: None,
+            mirrors: Vec::new(),
             action: snap::Action::Aggregate(snap::Aggregate {
                 forward_headers,
                 max_call_bytes,

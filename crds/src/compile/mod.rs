@@ -37,7 +37,7 @@ use crate::policy::Policy;
 use crate::route::Route;
 use crate::status::{CONFLICTED, ObjectStatus, condition};
 use backend_tls_policies::BackendTlsPolicies;
-use policy::merge;
+use policy::{Compiled, merge};
 use relations::{RouteListeners, ancestors, compile_policies, host_owners, policy_ancestors};
 
 /// Everything the compiler reads.
@@ -224,9 +224,15 @@ pub fn compile(resources: &Resources) -> Output {
         services: &index,
         grants: &resources.reference_grants,
     };
+    // Policies Gateway API routes make of their own filters, by `(namespace, name)`.
+    let mut own_policies = Vec::new();
     for (kind, route) in http_routes::routes(resources) {
         let (namespace, name) = object_id(route.meta);
-        let lowered = route.lower(&namespace, &name, &ctx);
+        let mut lowered = route.lower(&namespace, &name, &ctx);
+        own_policies.extend(
+            (lowered.own_policies.drain(..))
+                .map(|(own, policy)| ((namespace.clone(), own), policy)),
+        );
         items.push(Item {
             kind,
             meta: route.meta,
@@ -280,7 +286,10 @@ pub fn compile(resources: &Resources) -> Output {
     out.statuses.extend(gateways.statuses);
     // Per listener `(gateway namespace, gateway name, index)`: the accepted objects attached.
     let mut attached: BTreeMap<(String, String, usize), i32> = BTreeMap::new();
-    let (compiled, policy_generations) = compile_policies(resources, &mut out);
+    let (mut compiled, policy_generations) = compile_policies(resources, &mut out);
+    compiled.extend(
+        (own_policies.into_iter()).map(|(key, policy)| (key, Compiled::Usable(Box::new(policy)))),
+    );
     let attached_policies = policy::targets::Attached::new(&resources.policies);
     // By route `(kind, namespace, name)`: the listeners it attached to, for the ancestors of
     // the Policies that target it.

@@ -252,6 +252,26 @@ impl Upstream {
     }
 }
 
+/// Sends a copy of a request (its head, without a body) to `endpoint` in the background, within
+/// `timeout`; its answer is read to the end (so the connection is used again) and dropped.
+pub fn mirror(endpoint: Endpoint, head: http::request::Parts, timeout: Duration) {
+    tokio::spawn(async move {
+        let copy = exchange(&endpoint, &head, UpstreamBody::Empty, AnswerFields::Map);
+        match tokio::time::timeout(timeout, copy).await {
+            Ok(Ok(answer)) => {
+                let read = http_body_util::BodyExt::collect(answer.into_body());
+                let _ = tokio::time::timeout(timeout, read).await;
+            }
+            Ok(Err(_)) => {
+                tracing::debug!(endpoint = %endpoint.authority, "a mirrored request failed")
+            }
+            Err(_) => {
+                tracing::debug!(endpoint = %endpoint.authority, "a mirrored request timed out")
+            }
+        }
+    });
+}
+
 fn exchange<'a>(
     endpoint: &'a Endpoint,
     parts: &'a http::request::Parts,

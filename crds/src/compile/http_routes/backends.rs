@@ -11,7 +11,7 @@ use frontdesk_snapshot as snap;
 
 use super::Context;
 use crate::diagnostic::Diagnostics;
-use crate::gateway_api::http_route::HTTPBackendRef;
+use crate::gateway_api::http_route::{BackendObjectReference, HTTPBackendRef, RequestMirrorFilter};
 
 /// Returns the forward action and the `ResolvedRefs` reason of the first reference that did not
 /// resolve. `from` is the route's `(group, kind)`, for ReferenceGrants.
@@ -36,8 +36,98 @@ pub(crate) fn lower_backend_refs(
                 "filters on one backend are not implemented: put them on the rule",
             );
         }
-        let b = &r.backend;
-        let ns = b.namespace.as_deref().unwrap_or(namespace);
+        let weight = u32::try_from(r.weight.unwrap_or(1)).unwrap_or(0);
+        let to = Reference {
+            namespace,
+            from,
+            protocol,
+        };
+        match to.lower(&r.backend, weight, ctx) {
+            Ok(backend) => backends.push(backend),
+            Err(refused) => {
+                unresolved.push(bp, refused.why);
+                reason = reason.or(Some(refused.reason));
+                backends.push(*refused.backend);
+            }
+        }
+    }
+    if backends.iter().all(|b| b.weight == 0) {
+        backends = vec![invalid("no backend".into(), 1)];
+    }
+    (Some(snap::Action::Forward { backends }), reason)
+}
+
+/// A RequestMirror filter's backend and share; `None` when its reference did not resolve (said
+/// in `unresolved`, with the returned reason): no copy is sent then.
+pub(crate) fn lower_mirror(
+    p: &str,
+    namespace: &str,
+    from: (&str, &str),
+    mirror: &RequestMirrorFilter,
+    ctx: &Context<'_>,
+    d: &mut Diagnostics,
+    unresolved: &mut Diagnostics,
+) -> Result<Option<snap::Mirror>, &'static str> {
+    const ALL: u64 = 1_000_000;
+    let share = match (mirror.percent, &mirror.fraction) {
+        (None, None) => Some(ALL),
+        (Some(percent), None) if (0..=100).contains(&percent) => Some(percent as u64 * 10_000),
+        (None, Some(f)) if f.numerator >= 0 && f.denominator.unwrap_or(100) > 0 => {
+            let denominator = f.denominator.unwrap_or(100) as u64;
+            Some((f.numerator as u64 * ALL / denominator).min(ALL))
+        }
+        _ => {
+            d.push(
+                p.to_string(),
+                "give percent (0-100) or a fraction (numerator over a positive denominator, at most 1), not both",
+            );
+            None
+        }
+    };
+    let to = Reference {
+        namespace,
+        from,
+        protocol: snap::BackendProtocol::Http1,
+    };
+    let backend = match to.lower(&mirror.backend_ref, 1, ctx) {
+        Ok(backend) => backend,
+        Err(refused) => {
+            unresolved.push(format!("{p}.backendRef"), refused.why);
+            return Err(refused.reason);
+        }
+    };
+    Ok(share.map(|share| snap::Mirror {
+        backend,
+        share_ppm: u32::try_from(share).unwrap_or(u32::MAX),
+    }))
+}
+
+/// Where a route's backend references are resolved from.
+struct Reference<'a> {
+    namespace: &'a str,
+    /// The route's `(group, kind)`, for ReferenceGrants.
+    from: (&'a str, &'a str),
+    /// What its backends speak unless their Service port says otherwise.
+    protocol: snap::BackendProtocol,
+}
+
+/// A reference that does not name a usable backend: its `ResolvedRefs` reason, why, and the
+/// backend that answers its share 500.
+struct Refused {
+    reason: &'static str,
+    why: String,
+    /// Boxed: a `Result`'s error stays small.
+    backend: Box<snap::Backend>,
+}
+
+impl Reference<'_> {
+    fn lower(
+        &self,
+        b: &BackendObjectReference,
+        weight: u32,
+        ctx: &Context<'_>,
+    ) -> Result<snap::Backend, Refused> {
+        let ns = b.namespace.as_deref().unwrap_or(self.namespace);
         let port = b
             .port
             .and_then(|p| u16::try_from(p).ok())
@@ -48,53 +138,49 @@ pub(crate) fn lower_backend_refs(
             }
             (group, kind) => format!("{group}/{}/{ns}/{}", kind.unwrap_or_default(), b.name),
         };
-        let weight = u32::try_from(r.weight.unwrap_or(1)).unwrap_or(0);
-        let checked = check_ref(namespace, from, r, ns, port, ctx).and_then(|port| {
+        let checked = check_ref(self.namespace, self.from, b, ns, port, ctx).and_then(|port| {
             ctx.services
                 .resolve(ns, &b.name, port)
                 .map(|endpoints| (port, endpoints))
                 .map_err(|why| ("BackendNotFound", why))
         });
-        let (port, endpoints) = match checked {
-            Ok(found) => found,
-            Err((why_reason, why)) => {
-                unresolved.push(bp, why);
-                reason = reason.or(Some(why_reason));
-                backends.push(invalid(name, weight));
-                continue;
-            }
-        };
+        let (port, endpoints) = checked.map_err(|(reason, why)| Refused {
+            reason,
+            why,
+            backend: Box::new(invalid(name.clone(), weight)),
+        })?;
         let tls = match ctx.services.backend_tls_policy(ns, &b.name, port) {
-            None => Ok(None),
-            Some(Ok(tls)) => Ok(Some(tls)),
+            None => None,
+            Some(Ok(tls)) => Some(tls),
+            // TLS that could not be set up: no endpoint (503), never plaintext.
             Some(Err(why)) => {
-                unresolved.push(bp, why);
-                reason = reason.or(Some("InvalidBackendTLS"));
-                Err(())
+                return Err(Refused {
+                    reason: "InvalidBackendTLS",
+                    why,
+                    backend: Box::new(snap::Backend {
+                        invalid: false,
+                        ..invalid(name, weight)
+                    }),
+                });
             }
         };
         let protocol = match ctx.services.app_protocol(ns, &b.name, port) {
             Some("kubernetes.io/h2c") => snap::BackendProtocol::H2c,
             // gRPC over TLS is HTTP/2 negotiated by ALPN.
-            _ if protocol == snap::BackendProtocol::H2c && matches!(tls, Ok(Some(_))) => {
+            _ if self.protocol == snap::BackendProtocol::H2c && tls.is_some() => {
                 snap::BackendProtocol::H2
             }
-            _ => protocol,
+            _ => self.protocol,
         };
-        backends.push(snap::Backend {
+        Ok(snap::Backend {
             name,
             weight,
-            // TLS that could not be set up: no endpoint (503), never plaintext.
-            endpoints: if tls.is_ok() { endpoints } else { Vec::new() },
-            tls: tls.unwrap_or(None),
+            endpoints,
+            tls,
             protocol,
             invalid: false,
-        });
+        })
     }
-    if backends.iter().all(|b| b.weight == 0) {
-        backends = vec![invalid("no backend".into(), 1)];
-    }
-    (Some(snap::Action::Forward { backends }), reason)
 }
 
 fn invalid(name: String, weight: u32) -> snap::Backend {
@@ -112,12 +198,11 @@ fn invalid(name: String, weight: u32) -> snap::Backend {
 fn check_ref(
     namespace: &str,
     (from_group, from_kind): (&str, &str),
-    r: &HTTPBackendRef,
+    b: &BackendObjectReference,
     ns: &str,
     port: Option<u16>,
     ctx: &Context<'_>,
 ) -> Result<u16, (&'static str, String)> {
-    let b = &r.backend;
     let group = b.group.as_deref().unwrap_or_default();
     let kind = b.kind.as_deref().unwrap_or("Service");
     if !group.is_empty() || kind != "Service" {

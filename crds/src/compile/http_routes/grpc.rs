@@ -61,6 +61,7 @@ pub(crate) fn lower_grpc_route(
             &mut out.unsupported,
         );
         out.ref_reason = out.ref_reason.or(reason);
+        let before = out.lowered.rules.len();
         push_rule(
             namespace,
             name,
@@ -70,6 +71,7 @@ pub(crate) fn lower_grpc_route(
             ctx,
             &mut out,
         );
+        super::add_mirrors(namespace, "GRPCRoute", ctx, false, before, &mut out);
         out.policy_lists.push(policies);
     }
     out

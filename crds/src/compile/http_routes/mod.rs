@@ -13,15 +13,18 @@
 //! | `backendRefs` (Services, other namespaces through a ReferenceGrant) | weighted backends ([`backends`]) |
 //! | `timeouts.request`, `timeouts.backendRequest` | `timeout`, `retries.perTryTimeout` |
 //! | `retry` (codes, attempts, backoff) | `retries` |
+//! | CORS (experimental) | the rule's own last Policy, a CORS section ([`cors`]) |
+//! | RequestMirror (`percent`, `fraction`) | the rule's `mirrors` |
 //!
 //! GRPCRoute rules ([`grpc`]) lower the same way, their matches becoming `POST /service/method`
 //! paths and their backends speaking HTTP/2.
 //!
-//! What frontdesk does not implement (RequestMirror, the CORS filter, per-backend filters,
-//! session persistence, a filter type it does not know) refuses the route with
+//! What frontdesk does not implement (per-backend filters, session persistence, a filter type
+//! it does not know) refuses the route with
 //! `UnsupportedValue`, naming the field, rather than serving it without.
 
 pub(crate) mod backends;
+mod cors;
 pub(crate) mod grpc;
 mod placement;
 
@@ -39,7 +42,7 @@ use crate::diagnostic::Diagnostics;
 use crate::gateway_api::ReferenceGrant;
 use crate::gateway_api::http_route::{
     HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, HTTPRouteSpec, HeaderFilter, NameValueMatch,
-    PathModifier,
+    PathModifier, RequestMirrorFilter,
 };
 use crate::route::{
     HeaderModifier, PathMatch, PathMatchType, RedirectAction, Retries, Rewrite, RouteMatch,
@@ -57,6 +60,14 @@ pub(crate) struct LoweredRoute {
     pub unsupported: Diagnostics,
     /// The `ResolvedRefs` reason of the first reference that did not resolve.
     pub ref_reason: Option<&'static str>,
+    /// Policies the route makes of its own filters (a rule's CORS filter), by name: the
+    /// rules that have one list it last in `policy_lists`. The names hold a `:`, which no
+    /// object name does.
+    pub own_policies: Vec<(String, snap::Policy)>,
+    /// The CORS filter of the rule being lowered.
+    pending_cors: Option<snap::Cors>,
+    /// The RequestMirror filters of the rule being lowered, with their field paths.
+    pending_mirrors: Vec<(String, RequestMirrorFilter)>,
 }
 
 /// What lowering a Gateway API route reads besides the route.
@@ -116,10 +127,63 @@ pub(crate) fn lower_http_route(
             out.ref_reason = out.ref_reason.or(reason);
             Backends::Lowered(action)
         };
+        let before = out.lowered.rules.len();
         push_rule(namespace, name, &p, &route_rule, backends, ctx, &mut out);
+        add_mirrors(namespace, "HTTPRoute", ctx, redirects, before, &mut out);
+        if let Some(cors) = out.pending_cors.take() {
+            let rule_name = route_rule.name.as_deref().unwrap_or_default();
+            let own = format!("HTTPRoute:{name}:{rule_name}:cors");
+            policies.push(own.clone());
+            let policy = snap::Policy {
+                sources: vec![format!("{namespace}/{own}")],
+                cors: Some(cors),
+                ..Default::default()
+            };
+            out.own_policies.push((own, policy));
+        }
         out.policy_lists.push(policies);
     }
     out
+}
+
+/// Lowers the rule's RequestMirror filters onto the rule lowered last (when it was, since
+/// `before` rules). A mirror needs the rule to forward: with a redirect it is refused.
+fn add_mirrors(
+    namespace: &str,
+    kind: &str,
+    ctx: &Context<'_>,
+    redirects: bool,
+    before: usize,
+    out: &mut LoweredRoute,
+) {
+    let pending = std::mem::take(&mut out.pending_mirrors);
+    let mut mirrors = Vec::new();
+    for (p, m) in pending {
+        if redirects {
+            out.lowered
+                .invalid
+                .push(p, "a rule that redirects has no request to mirror");
+            continue;
+        }
+        let lowered = backends::lower_mirror(
+            &p,
+            namespace,
+            (crate::gateway_api::GROUP, kind),
+            &m,
+            ctx,
+            &mut out.lowered.invalid,
+            &mut out.lowered.unresolved,
+        );
+        match lowered {
+            Ok(mirror) => mirrors.extend(mirror),
+            Err(reason) => out.ref_reason = out.ref_reason.or(Some(reason)),
+        }
+    }
+    if out.lowered.rules.len() > before
+        && let Some(rule) = out.lowered.rules.last_mut()
+    {
+        rule.mirrors = mirrors;
+    }
 }
 
 /// Starts the lowering of a route with `hostnames`.
@@ -141,6 +205,9 @@ fn start(hostnames: &[String]) -> LoweredRoute {
         policy_lists: Vec::new(),
         unsupported: Diagnostics::default(),
         ref_reason: None,
+        own_policies: Vec::new(),
+        pending_cors: None,
+        pending_mirrors: Vec::new(),
     }
 }
 
@@ -332,10 +399,19 @@ pub(crate) fn apply_filters(
                 }
                 None => missing(out, "extensionRef"),
             },
-            "RequestMirror" | "CORS" => out.unsupported.push(
-                format!("{fp}.type"),
-                format!("the {kind} filter is not implemented"),
-            ),
+            "CORS" => match &f.cors {
+                Some(c) => {
+                    out.pending_cors =
+                        cors::lower_cors_filter(&format!("{fp}.cors"), c, &mut out.lowered.invalid);
+                }
+                None => missing(out, "cors"),
+            },
+            "RequestMirror" => match &f.request_mirror {
+                Some(m) => out
+                    .pending_mirrors
+                    .push((format!("{fp}.requestMirror"), m.clone())),
+                None => missing(out, "requestMirror"),
+            },
             other => out.unsupported.push(
                 format!("{fp}.type"),
                 format!("filter type {other:?} is not implemented"),

@@ -252,16 +252,17 @@ fn timeouts_and_retries() {
 fn what_frontdesk_does_not_implement_is_unsupported_not_ignored() {
     let l = http(
         "{rules: [{filters: [\
-            {type: RequestMirror, requestMirror: {backendRef: {name: api, port: 80}}}, \
-            {type: CORS, cors: {allowOrigins: ['*']}}, \
             {type: ExtensionRef, extensionRef: {group: example.org, kind: Magic, name: m}}, \
             {type: Teleport}], \
           backendRefs: [{name: api, port: 80, filters: [{type: RequestHeaderModifier}]}], \
           sessionPersistence: {type: Cookie}}]}",
     );
     let got = problems(&l.unsupported);
-    assert_eq!(got.len(), 6, "{got:?}");
-    assert!(got[0].starts_with("spec.rules[0].filters[0].type: the RequestMirror filter"));
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(
+        got[0].starts_with("spec.rules[0].filters[0].extensionRef"),
+        "{got:?}"
+    );
     assert!(
         got.iter()
             .any(|g| g.starts_with("spec.rules[0].backendRefs[0].filters"))
@@ -355,4 +356,72 @@ fn an_extension_ref_cannot_reach_another_namespaces_policy() {
         ["spec.rules[0].filters[0].extensionRef.name: \"victim/jwt\" is not a valid object name"]
     );
     assert_eq!(l.policy_lists, [Vec::<String>::new()]);
+}
+
+/// The experimental CORS filter becomes the rule's own, last Policy: its CORS section.
+#[test]
+fn a_cors_filter_is_the_rules_own_cors_policy() {
+    let l = http(
+        "{rules: [{name: api, filters: [{type: CORS, cors: {allowOrigins: ['https://shop.example.com', 'https://*.example.org'], \
+            allowMethods: ['*'], allowHeaders: [x-token], exposeHeaders: [x-trace], maxAge: 600}}], \
+          backendRefs: [{name: api, port: 80}]}]}",
+    );
+    assert!(l.unsupported.is_empty(), "{:?}", problems(&l.unsupported));
+    assert!(
+        l.lowered.invalid.is_empty(),
+        "{:?}",
+        problems(&l.lowered.invalid)
+    );
+    assert_eq!(l.policy_lists, [vec!["HTTPRoute:r:api:cors".to_string()]]);
+    let (name, policy) = &l.own_policies[0];
+    assert_eq!(name, "HTTPRoute:r:api:cors");
+    let cors = policy.cors.as_ref().unwrap();
+    assert_eq!(cors.origins, ["https://shop.example.com"]);
+    assert_eq!(cors.origin_suffixes.len(), 1);
+    assert!(cors.methods.contains(&"PATCH".to_string()));
+    assert_eq!(cors.max_age_seconds, Some(600));
+    // Credentials with `*` are refused, naming the field.
+    let l = http(
+        "{rules: [{filters: [{type: CORS, cors: {allowOrigins: ['*'], allowCredentials: true}}], \
+          backendRefs: [{name: api, port: 80}]}]}",
+    );
+    let got = problems(&l.lowered.invalid);
+    assert!(
+        got[0].starts_with("spec.rules[0].filters[0].cors.allowOrigins[0]"),
+        "{got:?}"
+    );
+}
+
+/// RequestMirror copies a share of the rule's requests to another backend; a reference that
+/// does not resolve sends no copy and says so.
+#[test]
+fn mirrors_copy_a_share_of_the_requests() {
+    let l = http(
+        "{rules: [{filters: [\
+            {type: RequestMirror, requestMirror: {backendRef: {name: api, port: 80}}}, \
+            {type: RequestMirror, requestMirror: {backendRef: {name: h2, port: 9000}, percent: 25}}, \
+            {type: RequestMirror, requestMirror: {backendRef: {name: api, port: 80}, fraction: {numerator: 1, denominator: 3}}}, \
+            {type: RequestMirror, requestMirror: {backendRef: {name: gone, port: 80}}}], \
+          backendRefs: [{name: api, port: 80}]}]}",
+    );
+    assert!(l.unsupported.is_empty(), "{:?}", problems(&l.unsupported));
+    assert!(
+        l.lowered.invalid.is_empty(),
+        "{:?}",
+        problems(&l.lowered.invalid)
+    );
+    let mirrors = &l.lowered.rules[0].mirrors;
+    let shares: Vec<u32> = mirrors.iter().map(|m| m.share_ppm).collect();
+    assert_eq!(shares, [1_000_000, 250_000, 333_333]);
+    assert_eq!(mirrors[1].backend.protocol, snap::BackendProtocol::H2c);
+    assert_eq!(l.ref_reason, Some("BackendNotFound"));
+    assert_eq!(
+        problems(&l.lowered.unresolved),
+        ["spec.rules[0].filters[3].requestMirror.backendRef: Service shop/gone not found"]
+    );
+    let l = http(
+        "{rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: api, port: 80}, percent: 5, fraction: {numerator: 1}}}], \
+          backendRefs: [{name: api, port: 80}]}]}",
+    );
+    assert_eq!(problems(&l.lowered.invalid).len(), 1);
 }

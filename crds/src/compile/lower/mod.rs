@@ -359,6 +359,7 @@ pub(crate) fn lower_rule(
         policy: None,
         retries: retries?,
         grpc_transcode: grpc_transcode?,
+        mirrors: Vec::new(),
         action: action?,
     })
 }

@@ -38,6 +38,14 @@ pub struct Forward {
     speaks_h2: bool,
     /// The rule's retries, when it has any.
     retrying: Option<Retrying>,
+    /// Backends that get a copy of some requests (Gateway API RequestMirror).
+    mirrors: Vec<Mirroring>,
+}
+
+struct Mirroring {
+    backend: EndpointSet,
+    /// In millionths of the requests.
+    share_ppm: u32,
 }
 
 struct Retrying {
@@ -51,6 +59,7 @@ impl Forward {
     pub fn build(
         backends: &[snap::Backend],
         retries: Option<&snap::Retries>,
+        mirrors: &[snap::Mirror],
         settings: &BackendSettings,
         route: &RouteId,
         metrics: &Metrics,
@@ -84,6 +93,16 @@ impl Forward {
             speaks_h2: backends
                 .iter()
                 .any(|b| b.protocol != snap::BackendProtocol::Http1),
+            mirrors: mirrors
+                .iter()
+                .map(|m| {
+                    let connection = settings.connection.as_ref();
+                    Ok(Mirroring {
+                        backend: EndpointSet::new(&m.backend, upstream, None, connection)?,
+                        share_ppm: m.share_ppm,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
         })
     }
 
@@ -94,10 +113,39 @@ impl Forward {
     /// Whether picking a backend reads the request's fields (consistent hashing on a header
     /// or cookie).
     pub fn reads_fields(&self) -> bool {
-        self.balancer
-            .backends
-            .iter()
-            .any(EndpointSet::hashes_fields)
+        // A mirrored request's copy is made from its fields.
+        !self.mirrors.is_empty()
+            || self
+                .balancer
+                .backends
+                .iter()
+                .any(EndpointSet::hashes_fields)
+    }
+
+    /// Sends a copy of the request's head to each mirror whose share it falls in, in the
+    /// background. A request with a body is not mirrored (its body streams once).
+    fn mirror<B: Body>(&self, req: &Request<B>, timeout: std::time::Duration) {
+        if !req.body().is_end_stream() {
+            tracing::debug!("a request with a body is not mirrored");
+            return;
+        }
+        for m in &self.mirrors {
+            if m.share_ppm < 1_000_000 && fastrand::u32(..1_000_000) >= m.share_ppm {
+                continue;
+            }
+            let Some(endpoint) = m.backend.next() else {
+                continue;
+            };
+            let (mut head, ()) = Request::new(()).into_parts();
+            head.method = req.method().clone();
+            head.uri = req.uri().clone();
+            head.version = req.version();
+            head.headers = req.headers().clone();
+            head.headers
+                .entry(http::header::HOST)
+                .or_insert_with(|| endpoint.host.clone());
+            crate::upstream::mirror(endpoint.clone(), head, timeout);
+        }
     }
 
     /// Sends the (already transformed) request to a backend.
@@ -112,6 +160,9 @@ impl Forward {
         B::Error: Into<BoxError>,
     {
         async move {
+            if !self.mirrors.is_empty() {
+                self.mirror(&req, input.timeout);
+            }
             let (index, backend) = self.balancer.pick().ok_or_else(|| {
                 Problem::new(
                     ProblemKind::NoEndpoints,
@@ -400,6 +451,7 @@ mod tests {
             Forward::build(
                 backends,
                 None,
+                &[],
                 &Default::default(),
                 &route,
                 &metrics,

@@ -58,16 +58,16 @@ pub struct Input<'a> {
 impl Action {
     pub fn build(
         rule_id: &std::sync::Arc<str>,
-        action: &snap::Action,
-        retries: Option<&snap::Retries>,
+        rule: &snap::Rule,
         backend_settings: &crate::upstream::backend_state::BackendSettings,
         metrics: &Metrics,
         upstream: &Upstream,
     ) -> Result<Self, String> {
-        Ok(match action {
+        Ok(match &rule.action {
             snap::Action::Forward { backends } => Action::Forward(forward::Forward::build(
                 backends,
-                retries,
+                rule.retries.as_ref(),
+                &rule.mirrors,
                 backend_settings,
                 &crate::metrics::RouteId(rule_id.clone()),
                 metrics,

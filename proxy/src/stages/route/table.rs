@@ -636,6 +636,7 @@ mod tests {
             policy: None,
             retries: None,
             grpc_transcode: None,
+            mirrors: Vec::new(),
             action: Action::Forward {
                 backends: vec![Backend {
                     tls: None,
