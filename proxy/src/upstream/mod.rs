@@ -252,23 +252,30 @@ impl Upstream {
     }
 }
 
-/// Sends a copy of a request (its head, without a body) to `endpoint` in the background, within
-/// `timeout`; its answer is read to the end (so the connection is used again) and dropped.
-pub fn mirror(endpoint: Endpoint, head: http::request::Parts, timeout: Duration) {
+/// Sends a copy of a request (its head, without a body) to `endpoint` in the background; its
+/// answer is read to the end (so the connection is used again) and dropped, all within
+/// `timeout`. `permit` is held until then.
+pub fn mirror(
+    endpoint: Endpoint,
+    head: http::request::Parts,
+    timeout: Duration,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
     tokio::spawn(async move {
-        let copy = exchange(&endpoint, &head, UpstreamBody::Empty, AnswerFields::Map);
-        match tokio::time::timeout(timeout, copy).await {
-            Ok(Ok(answer)) => {
-                let read = http_body_util::BodyExt::collect(answer.into_body());
-                let _ = tokio::time::timeout(timeout, read).await;
-            }
-            Ok(Err(_)) => {
-                tracing::debug!(endpoint = %endpoint.authority, "a mirrored request failed")
-            }
-            Err(_) => {
-                tracing::debug!(endpoint = %endpoint.authority, "a mirrored request timed out")
-            }
+        let copy = async {
+            let answer = exchange(&endpoint, &head, UpstreamBody::Empty, AnswerFields::Map)
+                .await
+                .map_err(|_| "failed")?;
+            http_body_util::BodyExt::collect(answer.into_body())
+                .await
+                .map_err(|_| "failed while its answer was read")?;
+            Ok::<_, &str>(())
+        };
+        let outcome = tokio::time::timeout(timeout, copy).await;
+        if let Err(why) = outcome.unwrap_or(Err("timed out")) {
+            tracing::debug!(endpoint = %endpoint.authority, "a mirrored request {why}");
         }
+        drop(permit);
     });
 }
 

@@ -72,7 +72,11 @@ pub(crate) fn lower_mirror(
     let share = match (mirror.percent, &mirror.fraction) {
         (None, None) => Some(ALL),
         (Some(percent), None) if (0..=100).contains(&percent) => Some(percent as u64 * 10_000),
-        (None, Some(f)) if f.numerator >= 0 && f.denominator.unwrap_or(100) > 0 => {
+        (None, Some(f))
+            if f.numerator >= 0
+                && f.denominator.unwrap_or(100) > 0
+                && f.numerator <= f.denominator.unwrap_or(100) =>
+        {
             let denominator = f.denominator.unwrap_or(100) as u64;
             Some((f.numerator as u64 * ALL / denominator).min(ALL))
         }

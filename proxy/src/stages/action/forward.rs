@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Input;
+use super::mirror::Mirrors;
 use crate::body::{BoxError, Observed, OnComplete, ProxyBody};
 use crate::exchange::Exchange;
 use crate::forwarding::remove_hop_by_hop;
@@ -39,13 +40,7 @@ pub struct Forward {
     /// The rule's retries, when it has any.
     retrying: Option<Retrying>,
     /// Backends that get a copy of some requests (Gateway API RequestMirror).
-    mirrors: Vec<Mirroring>,
-}
-
-struct Mirroring {
-    backend: EndpointSet,
-    /// In millionths of the requests.
-    share_ppm: u32,
+    mirrors: Mirrors,
 }
 
 struct Retrying {
@@ -93,16 +88,7 @@ impl Forward {
             speaks_h2: backends
                 .iter()
                 .any(|b| b.protocol != snap::BackendProtocol::Http1),
-            mirrors: mirrors
-                .iter()
-                .map(|m| {
-                    let connection = settings.connection.as_ref();
-                    Ok(Mirroring {
-                        backend: EndpointSet::new(&m.backend, upstream, None, connection)?,
-                        share_ppm: m.share_ppm,
-                    })
-                })
-                .collect::<Result<_, String>>()?,
+            mirrors: Mirrors::build(mirrors, settings, upstream)?,
         })
     }
 
@@ -122,32 +108,6 @@ impl Forward {
                 .any(EndpointSet::hashes_fields)
     }
 
-    /// Sends a copy of the request's head to each mirror whose share it falls in, in the
-    /// background. A request with a body is not mirrored (its body streams once).
-    fn mirror<B: Body>(&self, req: &Request<B>, timeout: std::time::Duration) {
-        if !req.body().is_end_stream() {
-            tracing::debug!("a request with a body is not mirrored");
-            return;
-        }
-        for m in &self.mirrors {
-            if m.share_ppm < 1_000_000 && fastrand::u32(..1_000_000) >= m.share_ppm {
-                continue;
-            }
-            let Some(endpoint) = m.backend.next() else {
-                continue;
-            };
-            let (mut head, ()) = Request::new(()).into_parts();
-            head.method = req.method().clone();
-            head.uri = req.uri().clone();
-            head.version = req.version();
-            head.headers = req.headers().clone();
-            head.headers
-                .entry(http::header::HOST)
-                .or_insert_with(|| endpoint.host.clone());
-            crate::upstream::mirror(endpoint.clone(), head, timeout);
-        }
-    }
-
     /// Sends the (already transformed) request to a backend.
     pub fn run<B>(
         &self,
@@ -161,7 +121,7 @@ impl Forward {
     {
         async move {
             if !self.mirrors.is_empty() {
-                self.mirror(&req, input.timeout);
+                self.mirrors.send(&req, input.timeout);
             }
             let (index, backend) = self.balancer.pick().ok_or_else(|| {
                 Problem::new(

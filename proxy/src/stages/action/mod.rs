@@ -1,7 +1,8 @@
 //! The action: runs after the request transforms, for every request that got this far. What a
 //! rule does with the request:
 //!
-//! - [`forward`]: send it to one of the rule's weighted backends and stream the answer back;
+//! - [`forward`]: send it to one of the rule's weighted backends and stream the answer back,
+//!   a copy to its [`mirror`]s;
 //! - [`aggregate`]: call several backends and answer with their merged JSON;
 //! - [`redirect`]: answer with a Location;
 //! - [`direct`]: answer with a fixed status and body;
@@ -14,6 +15,7 @@ pub mod aggregate;
 pub mod direct;
 pub mod forward;
 pub mod grpc_web;
+pub mod mirror;
 pub mod redirect;
 pub mod transcode;
 
