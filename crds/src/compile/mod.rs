@@ -169,12 +169,21 @@ pub fn compile(resources: &Resources) -> Output {
                 .collect()
         }
 
-        /// The hosts it serves per gateway group.
+        /// The hosts it serves per gateway group (empty: every host, when any piece serves
+        /// every host).
         fn placed(&self) -> BTreeMap<String, Vec<String>> {
             let mut placed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut every = BTreeSet::new();
             for piece in self.pieces() {
-                let hosts = placed.entry(piece.group).or_default();
-                hosts.extend(piece.hosts);
+                if piece.hosts.is_empty() {
+                    every.insert(piece.group.clone());
+                }
+                placed.entry(piece.group).or_default().extend(piece.hosts);
+            }
+            for (group, hosts) in &mut placed {
+                if every.contains(group) {
+                    hosts.clear();
+                }
                 hosts.sort();
                 hosts.dedup();
             }
@@ -394,10 +403,8 @@ pub fn compile(resources: &Resources) -> Output {
                 .map(|l| attached_policies.for_listener(ns, n, l))
                 .unwrap_or_default()
         };
-        let listener_port =
-            |(ns, n, i): &gateways::attach::ListenerRef| gateways.parents.listener_port(ns, n, *i);
         let pieces =
-            (pieces.into_iter()).flat_map(|p| p.split_by(listener_policies, listener_port));
+            (pieces.into_iter()).flat_map(|p| p.split_by(listener_policies, &gateways.parents));
         for piece in pieces {
             let listener_names: Vec<(String, String, String)> = (piece.listeners.iter())
                 .filter_map(|(ns, n, i)| {

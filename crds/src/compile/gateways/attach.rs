@@ -139,6 +139,13 @@ impl Parents {
         u16::try_from(parent.listeners.get(index)?.as_ref()?.port).ok()
     }
 
+    /// The hostname of accepted listener `l` (`None`: every host, or not accepted).
+    pub fn listener_hostname(&self, (namespace, name, index): &ListenerRef) -> Option<&str> {
+        let parent =
+            (self.by_group.get(name).into_iter().flatten()).find(|p| p.namespace == *namespace)?;
+        parent.listeners.get(*index)?.as_ref()?.hostname.as_deref()
+    }
+
     /// The ports of every accepted listener of Gateway `namespace/name`, sorted.
     pub fn listener_ports(&self, namespace: &str, name: &str) -> Vec<u16> {
         let mut ports: Vec<u16> = (self.by_group.get(name).into_iter().flatten())
@@ -149,6 +156,37 @@ impl Parents {
         ports.sort_unstable();
         ports.dedup();
         ports
+    }
+
+    /// Whether requests for `host` (a route's hostname as served on listener `l`, exact or a
+    /// wildcard) go to another listener of its Gateway instead: one on the same port whose
+    /// hostname is more specific than `l`'s (exact, then the longest wildcard, then none) and
+    /// matches `host`. The Gateway API sends a request to the most specific listener of its
+    /// port, whether or not the route attached there.
+    pub fn host_goes_elsewhere(&self, (namespace, name, index): &ListenerRef, host: &str) -> bool {
+        let Some(parent) =
+            (self.by_group.get(name).into_iter().flatten()).find(|p| p.namespace == *namespace)
+        else {
+            return false;
+        };
+        let Some(Some(own)) = parent.listeners.get(*index) else {
+            return false;
+        };
+        let specificity = |hostname: Option<&str>| match hostname {
+            None => 0,
+            Some(h) if h.starts_with('*') => h.len(),
+            Some(_) => usize::MAX,
+        };
+        let own_specificity = specificity(own.hostname.as_deref());
+        (parent.listeners.iter().enumerate())
+            .filter(|(i, _)| i != index)
+            .filter_map(|(_, l)| l.as_ref())
+            .filter(|l| l.port == own.port)
+            .filter_map(|l| l.hostname.as_deref())
+            .any(|h| {
+                specificity(Some(h)) > own_specificity
+                    && (h == host || super::parent_refs::covers(h, host))
+            })
     }
 
     /// Whether Gateway `namespace/name` is one of frontdesk's.
@@ -329,6 +367,33 @@ mod tests {
         let route = parents.attach("Route", "shop", &entries);
         assert!(route.groups.is_empty());
         assert_eq!(route.refused[0].1, "NotAllowedByListeners");
+    }
+
+    /// The Gateway API sends a request to the most specific listener of its port: exact
+    /// hostname, then the longest wildcard, then none; other ports do not compete.
+    #[test]
+    fn a_host_goes_to_the_most_specific_listener_of_its_port() {
+        let public = gateway(
+            "metadata: {name: public, namespace: edge}\n\
+             spec:\n  gatewayClassName: frontdesk\n  listeners:\n    \
+             - {name: any, port: 80, protocol: HTTP}\n    \
+             - {name: wild, port: 80, protocol: HTTP, hostname: '*.example.com'}\n    \
+             - {name: api, port: 80, protocol: HTTP, hostname: api.example.com}\n    \
+             - {name: other, port: 8080, protocol: HTTP, hostname: api.example.com}\n",
+        );
+        let mut parents = Parents::new(&[]);
+        parents.add("public", &public, &[true, true, true, true]);
+        let l = |i| ("edge".to_string(), "public".to_string(), i);
+        assert!(parents.host_goes_elsewhere(&l(0), "api.example.com"));
+        assert!(parents.host_goes_elsewhere(&l(0), "www.example.com"));
+        assert!(parents.host_goes_elsewhere(&l(0), "*.eu.example.com"));
+        assert!(!parents.host_goes_elsewhere(&l(0), "example.org"));
+        assert!(parents.host_goes_elsewhere(&l(1), "api.example.com"));
+        assert!(!parents.host_goes_elsewhere(&l(1), "www.example.com"));
+        assert!(!parents.host_goes_elsewhere(&l(2), "api.example.com"));
+        assert!(!parents.host_goes_elsewhere(&l(3), "api.example.com"));
+        assert_eq!(parents.listener_hostname(&l(1)), Some("*.example.com"));
+        assert_eq!(parents.listener_hostname(&l(0)), None);
     }
 
     #[test]

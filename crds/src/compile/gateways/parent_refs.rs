@@ -238,7 +238,7 @@ pub fn intersect(hostnames: &[String], listener: Option<&str>) -> Option<Hosts> 
 
 /// Whether wildcard `pattern` (`*.example.com`) covers `host` (itself possibly a narrower
 /// wildcard): `host` ends with `.example.com` after at least one label of its own.
-fn covers(pattern: &str, host: &str) -> bool {
+pub(crate) fn covers(pattern: &str, host: &str) -> bool {
     let Some(suffix) = pattern.strip_prefix('*') else {
         return false;
     };

@@ -2,14 +2,14 @@
 //! resolved ([`crate::compile::gateways::parent_refs`]), and the hosts it serves per gateway
 //! group.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{Context, LoweredRoute, grpc::lower_grpc_route, lower_http_route};
 use crate::compile::Resources;
 use crate::compile::gateways::attach::{Attachment, ListenerRef, Parents};
-use crate::compile::gateways::parent_refs::ParentOutcome;
+use crate::compile::gateways::parent_refs::{ParentOutcome, intersect};
 use crate::compile::lower::Lowered;
 use crate::diagnostic::Diagnostics;
 use crate::gateway_api::GROUP;
@@ -77,30 +77,45 @@ pub(crate) struct Piece {
 
 impl Piece {
     /// This piece, split where its listeners' `key`s differ (the Policies attached to each
-    /// listener): each part serves the ports of its own listeners (`port`).
+    /// listener of `parents`). Each part serves the ports of its own listeners, and of the
+    /// piece's hosts those its listeners take: the ones their hostnames match, less those a
+    /// more specific listener of the same port takes. So a request gets the Policies of the
+    /// listener the Gateway API sends it to.
     pub fn split_by(
         self,
         key: impl Fn(&ListenerRef) -> Vec<String>,
-        port: impl Fn(&ListenerRef) -> Option<u16>,
+        parents: &Parents,
     ) -> Vec<Piece> {
-        let mut parts: BTreeMap<Vec<String>, Vec<ListenerRef>> = BTreeMap::new();
-        for l in &self.listeners {
-            parts.entry(key(l)).or_default().push(l.clone());
-        }
-        if parts.len() < 2 {
+        let keys: BTreeSet<Vec<String>> = self.listeners.iter().map(&key).collect();
+        if keys.len() < 2 {
             return vec![self];
         }
+        let mut parts: BTreeMap<(Vec<String>, Vec<String>), Vec<ListenerRef>> = BTreeMap::new();
+        for l in &self.listeners {
+            let Some(hosts) = intersect(&self.hosts, parents.listener_hostname(l)) else {
+                continue;
+            };
+            let mut hosts = hosts.into_list();
+            let every = hosts.is_empty();
+            hosts.retain(|h| !parents.host_goes_elsewhere(l, h));
+            if hosts.is_empty() && !every {
+                continue;
+            }
+            parts.entry((key(l), hosts)).or_default().push(l.clone());
+        }
         parts
-            .into_values()
-            .map(|listeners| {
-                let mut ports: Vec<u16> = listeners.iter().filter_map(&port).collect();
+            .into_iter()
+            .map(|((_, hosts), listeners)| {
+                let mut ports: Vec<u16> = (listeners.iter())
+                    .filter_map(|(ns, n, i)| parents.listener_port(ns, n, *i))
+                    .collect();
                 ports.sort_unstable();
                 ports.dedup();
                 Piece {
                     group: self.group.clone(),
                     listeners,
                     ports,
-                    hosts: self.hosts.clone(),
+                    hosts,
                 }
             })
             .collect()
@@ -160,8 +175,16 @@ impl Placement {
                     }
                     for (listener, hosts) in &a.listeners {
                         out.listeners.push(listener.clone());
+                        // Hosts a more specific listener of the same port takes are served
+                        // there (with its Policies), not here.
+                        let mut hosts = hosts.clone().into_list();
+                        let every = hosts.is_empty();
+                        hosts.retain(|h| !parents.host_goes_elsewhere(listener, h));
+                        if hosts.is_empty() && !every {
+                            continue;
+                        }
                         by_hosts
-                            .entry((a.group.clone(), hosts.clone().into_list()))
+                            .entry((a.group.clone(), hosts))
                             .or_default()
                             .push(listener.clone());
                     }

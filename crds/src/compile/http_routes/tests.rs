@@ -341,6 +341,15 @@ fn grpc_methods_become_paths_and_backends_speak_h2c() {
         problems(&l.unsupported),
         ["spec.rules[0].filters[0].type: a GRPCRoute has no URLRewrite filter"]
     );
+    let l = grpc(
+        "{rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: api, port: 80}}}], backendRefs: [{name: api, port: 80}]}]}",
+    );
+    assert_eq!(
+        problems(&l.unsupported),
+        [
+            "spec.rules[0].filters[0].type: a GRPCRoute's RequestMirror is not implemented: gRPC calls carry a body, which is not mirrored"
+        ]
+    );
 }
 
 /// An ExtensionRef names a Policy of the route's own namespace: `namespace/name` would borrow
@@ -424,4 +433,15 @@ fn mirrors_copy_a_share_of_the_requests() {
           backendRefs: [{name: api, port: 80}]}]}",
     );
     assert_eq!(problems(&l.lowered.invalid).len(), 1);
+    // A fraction above 1 is refused, not read as every request.
+    let l = http(
+        "{rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: api, port: 80}, fraction: {numerator: 3, denominator: 2}}}], \
+          backendRefs: [{name: api, port: 80}]}]}",
+    );
+    assert_eq!(
+        problems(&l.lowered.invalid),
+        [
+            "spec.rules[0].filters[0].requestMirror: give percent (0-100) or a fraction (numerator over a positive denominator, at most 1), not both"
+        ]
+    );
 }
