@@ -67,7 +67,6 @@ pub(crate) fn lower_grpc_route(
             &mut out.unsupported,
         );
         out.ref_reason = out.ref_reason.or(reason);
-        let before = out.lowered.rules.len();
         push_rule(
             namespace,
             name,
@@ -77,7 +76,8 @@ pub(crate) fn lower_grpc_route(
             ctx,
             &mut out,
         );
-        super::add_mirrors(namespace, "GRPCRoute", ctx, false, before, &mut out);
+        // Refused above (UnsupportedValue): nothing to mirror.
+        out.pending_mirrors.clear();
         out.policy_lists.push(policies);
     }
     out

@@ -14,7 +14,7 @@
 //! | `timeouts.request`, `timeouts.backendRequest` | `timeout`, `retries.perTryTimeout` |
 //! | `retry` (codes, attempts, backoff) | `retries` |
 //! | CORS (experimental) | the rule's own last Policy, a CORS section ([`cors`]) |
-//! | RequestMirror (`percent`, `fraction`) | the rule's `mirrors` |
+//! | RequestMirror (`percent`, `fraction`; HTTPRoute only, bodiless requests) | the rule's `mirrors` |
 //!
 //! GRPCRoute rules ([`grpc`]) lower the same way, their matches becoming `POST /service/method`
 //! paths and their backends speaking HTTP/2.
@@ -129,7 +129,7 @@ pub(crate) fn lower_http_route(
         };
         let before = out.lowered.rules.len();
         push_rule(namespace, name, &p, &route_rule, backends, ctx, &mut out);
-        add_mirrors(namespace, "HTTPRoute", ctx, redirects, before, &mut out);
+        add_mirrors(namespace, ctx, redirects, before, &mut out);
         if let Some(cors) = out.pending_cors.take() {
             let rule_name = route_rule.name.as_deref().unwrap_or_default();
             let own = format!("HTTPRoute:{name}:{rule_name}:cors");
@@ -150,7 +150,6 @@ pub(crate) fn lower_http_route(
 /// `before` rules). A mirror needs the rule to forward: with a redirect it is refused.
 fn add_mirrors(
     namespace: &str,
-    kind: &str,
     ctx: &Context<'_>,
     redirects: bool,
     before: usize,
@@ -168,7 +167,7 @@ fn add_mirrors(
         let lowered = backends::lower_mirror(
             &p,
             namespace,
-            (crate::gateway_api::GROUP, kind),
+            (crate::gateway_api::GROUP, "HTTPRoute"),
             &m,
             ctx,
             &mut out.lowered.invalid,
