@@ -182,11 +182,13 @@ pub trait StatusSink {
         name: &str,
         status: &RouteStatus,
     ) -> impl Future<Output = Result<(), String>> + Send;
+    /// A Warning Event about an object; `uid` (when known) lets `kubectl describe` show it.
     fn warn(
         &self,
         kind: &str,
         namespace: &str,
         name: &str,
+        uid: Option<&str>,
         reason: &str,
         note: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
@@ -205,6 +207,8 @@ pub struct Observed<'a> {
     pub computed: &'a ObjectStatus,
     pub progress: Vec<GatewayProgress>,
     pub current: Option<&'a RouteStatus>,
+    /// The object's uid in the cluster, for its Events.
+    pub uid: Option<&'a str>,
 }
 
 impl Reconciler {
@@ -248,7 +252,7 @@ impl Reconciler {
                     note.push_str(&format!(" (generation {served} keeps serving)"));
                 }
                 if sink
-                    .warn(&key.0, &key.1, &key.2, "Invalid", &note)
+                    .warn(&key.0, &key.1, &key.2, o.uid, "Invalid", &note)
                     .await
                     .is_ok()
                 {
@@ -292,6 +296,7 @@ mod tests {
             _: &str,
             _: &str,
             name: &str,
+            _: Option<&str>,
             reason: &str,
             note: &str,
         ) -> Result<(), String> {
@@ -386,16 +391,19 @@ mod tests {
                 computed: by("good"),
                 progress: progress(2, 2),
                 current: None,
+                uid: None,
             },
             Observed {
                 computed: by("bad"),
                 progress: vec![],
                 current: None,
+                uid: None,
             },
             Observed {
                 computed: by("dangling"),
                 progress: progress(1, 2),
                 current: None,
+                uid: None,
             },
         ];
         assert_eq!(r.reconcile(&sink, &objects, &now(100)).await, 3);
@@ -458,6 +466,7 @@ mod tests {
             computed: good,
             progress: progress(1, 2),
             current: None,
+            uid: None,
         }];
         r.reconcile(&sink, &pending, &now(100)).await;
         let first = sink.statuses.lock().unwrap()[0].1.clone();
@@ -466,6 +475,7 @@ mod tests {
             computed: good,
             progress: progress(1, 2),
             current: Some(&first),
+            uid: None,
         }];
         assert_eq!(r.reconcile(&sink, &again, &now(200)).await, 0);
         // Programmed flips: one write; Accepted keeps its transition time.
@@ -473,6 +483,7 @@ mod tests {
             computed: good,
             progress: progress(2, 2),
             current: Some(&first),
+            uid: None,
         }];
         assert_eq!(r.reconcile(&sink, &done, &now(300)).await, 1);
         let second = sink.statuses.lock().unwrap()[1].1.clone();
@@ -492,6 +503,7 @@ mod tests {
             computed: &bad,
             progress: progress(2, 2),
             current: None,
+            uid: None,
         }];
         r.reconcile(&sink, &objects, &now(100)).await;
         let written = sink.statuses.lock().unwrap()[0].1.clone();

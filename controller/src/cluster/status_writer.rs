@@ -62,22 +62,22 @@ pub(super) async fn status_loop(
         let Some(output) = push.store.output() else {
             continue;
         };
-        // Current statuses, read leniently: a status we cannot parse is simply rewritten.
+        // Per object: its uid and current status, read leniently (a status we cannot parse is
+        // simply rewritten).
         let read_current = |kind: &'static str, stores: &[Store<DynamicObject>]| {
             all(stores).into_iter().filter_map(move |o| {
-                let status =
-                    serde_json::from_value::<RouteStatus>(o.data.get("status")?.clone()).ok()?;
-                Some((
-                    (
-                        kind,
-                        o.metadata.namespace.clone()?,
-                        o.metadata.name.clone()?,
-                    ),
-                    status,
-                ))
+                let status = (o.data.get("status"))
+                    .and_then(|s| serde_json::from_value::<RouteStatus>(s.clone()).ok());
+                let key = (
+                    kind,
+                    o.metadata.namespace.clone()?,
+                    o.metadata.name.clone()?,
+                );
+                Some((key, (o.metadata.uid.clone(), status)))
             })
         };
-        let current: Vec<((&str, String, String), RouteStatus)> = objects
+        type Current = (Option<String>, Option<RouteStatus>);
+        let current: HashMap<(&str, String, String), Current> = objects
             .iter()
             .flat_map(|(kind, stores)| read_current(kind, stores))
             .collect();
@@ -89,20 +89,21 @@ pub(super) async fn status_loop(
             .statuses
             .iter()
             .filter(|s| matches!(s.kind.as_str(), "Route" | "Policy" | "Aggregate"))
-            .map(|s| Observed {
-                computed: s,
-                progress: combine(
-                    &summaries,
-                    &local,
-                    &object_key(&s.kind, &s.namespace, &s.name),
-                    // A rejected generation: how far the one served in its place got.
-                    s.served_generation.unwrap_or(s.generation),
-                    fresh_after,
-                ),
-                current: current
-                    .iter()
-                    .find(|((k, ns, n), _)| *k == s.kind && *ns == s.namespace && *n == s.name)
-                    .map(|(_, st)| st),
+            .map(|s| {
+                let here = current.get(&(s.kind.as_str(), s.namespace.clone(), s.name.clone()));
+                Observed {
+                    computed: s,
+                    progress: combine(
+                        &summaries,
+                        &local,
+                        &object_key(&s.kind, &s.namespace, &s.name),
+                        // A rejected generation: how far the one served in its place got.
+                        s.served_generation.unwrap_or(s.generation),
+                        fresh_after,
+                    ),
+                    current: here.and_then(|(_, st)| st.as_ref()),
+                    uid: here.and_then(|(uid, _)| uid.as_deref()),
+                }
             })
             .collect();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -428,6 +429,7 @@ impl StatusSink for KubeSink {
         kind: &str,
         namespace: &str,
         name: &str,
+        uid: Option<&str>,
         reason: &str,
         note: &str,
     ) -> Result<(), String> {
@@ -436,6 +438,7 @@ impl StatusSink for KubeSink {
             kind: Some(kind.into()),
             namespace: Some(namespace.into()),
             name: Some(name.into()),
+            uid: uid.map(String::from),
             ..Default::default()
         };
         let event = Event {

@@ -471,6 +471,50 @@ async fn statuses_are_written_by_server_side_apply_on_the_status_subresource() {
     server.await.unwrap();
 }
 
+/// A Warning Event names the object by uid too: without it `kubectl describe` shows none.
+#[tokio::test]
+async fn warning_events_carry_the_objects_uid() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let sink = KubeSink {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: None,
+            },
+        ),
+    };
+    let server = tokio::spawn(async move {
+        let (request, send) = handle.next_request().await.expect("a request");
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(
+            request.uri().path(),
+            "/apis/events.k8s.io/v1/namespaces/shop/events"
+        );
+        let body = request.into_body().collect_bytes().await.unwrap();
+        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(event["regarding"]["uid"], "4f1c-uid");
+        assert_eq!(event["regarding"]["kind"], "Route");
+        assert_eq!(event["regarding"]["name"], "orders");
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(event["reason"], "Invalid");
+        send.send_response(Response::new(Body::from(body.to_vec())));
+    });
+    sink.warn(
+        "Route",
+        "shop",
+        "orders",
+        Some("4f1c-uid"),
+        "Invalid",
+        "spec.rules[0]: bad",
+    )
+    .await
+    .unwrap();
+    server.await.unwrap();
+}
+
 /// The compile output may be older than the stores: a Gateway that has just moved to
 /// another controller's class, or that changed generation, gets no status from us; nor does
 /// a BackendTLSPolicy or HTTPRoute edited or deleted since, or a policy that took effect
