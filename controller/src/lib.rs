@@ -24,6 +24,7 @@ pub mod cli;
 pub mod cluster;
 pub mod gateway_api;
 pub mod gateway_status;
+pub mod meaning;
 pub mod metrics;
 pub mod policy_status;
 pub mod progress;

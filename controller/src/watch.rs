@@ -1,7 +1,7 @@
 //! Reflectors: the caches of the Kubernetes objects the compiler reads.
 //!
-//! One reflector per API handle (per watched namespace, or one for all), every event waking the
-//! compile loop. Secrets are the exception: `SecretWatches` runs one filtered watch per
+//! One reflector per API handle (per watched namespace, or one for all), every event that may
+//! change what is compiled waking the compile loop ([`crate::meaning`]: not status writes). Secrets are the exception: `SecretWatches` runs one filtered watch per
 //! Secret reference of the Policies and Gateways ([`crate::secret_refs`]), started and stopped as the
 //! references come and go, so the controller never lists Secrets nobody references. The
 //! ConfigMaps Gateways name for client certificate validation are watched the same way
@@ -74,8 +74,11 @@ where
     let changed = changed.clone();
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
+        let mut meanings = crate::meaning::Meanings::default();
         while let Some(event) = stream.next().await {
             match event {
+                // Status writes (the controller's own included) change nothing compiled.
+                Ok(event) if !meanings.changes(&event) => {}
                 Ok(_) => changed.notify_one(),
                 Err(e) => {
                     tracing::warn!(%kind, error = %e, "watch error; retrying with backoff")
