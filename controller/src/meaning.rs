@@ -4,10 +4,12 @@
 //! bumps `metadata.generation` on every spec change of a kind with a status subresource (our
 //! kinds, the Gateway API's), and not on a status write: so an update that keeps the
 //! generation, the labels, the annotations and the deletion mark is a status write (often the
-//! controller's own) and needs no compile. Kinds without a generation (Services,
-//! EndpointSlices, Secrets, ConfigMaps) change meaning with every update.
+//! controller's own) and needs no compile. Kinds without a generation (Services, Secrets,
+//! ConfigMaps, Namespaces) change meaning with every update; an EndpointSlice's generation
+//! changes with its endpoints.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher;
@@ -16,18 +18,19 @@ use kube::runtime::watcher;
 #[derive(Clone, Debug, PartialEq)]
 struct Meaning {
     generation: i64,
-    labels: Option<BTreeMap<String, String>>,
-    annotations: Option<BTreeMap<String, String>>,
+    /// Of the labels and annotations (a hash: annotations can be large).
+    metadata: u64,
     deleting: bool,
 }
 
 impl Meaning {
     /// `None` for an object without a generation: every update may change it.
     fn of(meta: &ObjectMeta) -> Option<Meaning> {
+        let mut hasher = DefaultHasher::new();
+        (&meta.labels, &meta.annotations).hash(&mut hasher);
         Some(Meaning {
             generation: meta.generation?,
-            labels: meta.labels.clone(),
-            annotations: meta.annotations.clone(),
+            metadata: hasher.finish(),
             deleting: meta.deletion_timestamp.is_some(),
         })
     }

@@ -198,7 +198,8 @@ pub trait StatusSink {
 #[derive(Default)]
 pub struct Reconciler {
     written: HashMap<(String, String, String), RouteStatus>,
-    evented: HashMap<(String, String, String), i64>,
+    /// The generation (and uid: a recreated object is another) each Event was sent for.
+    evented: HashMap<(String, String, String), (i64, Option<String>)>,
 }
 
 /// One object to reconcile: what the compiler said, how far its gateways got, and the status it
@@ -240,7 +241,8 @@ impl Reconciler {
                     }
                 }
             }
-            if !o.computed.accepted() && self.evented.get(&key) != Some(&o.computed.generation) {
+            let sent_for = (o.computed.generation, o.uid.map(String::from));
+            if !o.computed.accepted() && self.evented.get(&key) != Some(&sent_for) {
                 let mut note = o
                     .computed
                     .diagnostics
@@ -256,7 +258,7 @@ impl Reconciler {
                     .await
                     .is_ok()
                 {
-                    self.evented.insert(key, o.computed.generation);
+                    self.evented.insert(key, sent_for);
                 }
             }
         }
@@ -454,6 +456,19 @@ mod tests {
             ("bad", "Invalid")
         );
         assert!(events[0].2.contains("must start with '/'"));
+        // The same generation again: no second Event. Deleted and recreated (another uid),
+        // invalid again at the same generation: the new object gets its own.
+        let again = |uid| Observed {
+            computed: by("bad"),
+            progress: vec![],
+            current: None,
+            uid,
+        };
+        r.reconcile(&sink, &[again(None)], &now(101)).await;
+        assert_eq!(sink.events.lock().unwrap().len(), 1);
+        r.reconcile(&sink, &[again(Some("recreated"))], &now(102))
+            .await;
+        assert_eq!(sink.events.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]

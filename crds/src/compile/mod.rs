@@ -169,21 +169,13 @@ pub fn compile(resources: &Resources) -> Output {
                 .collect()
         }
 
-        /// The hosts it serves per gateway group (empty: every host, when any piece serves
-        /// every host).
+        /// The hosts it names per gateway group: those it claims (and may conflict over),
+        /// whatever other pieces serve every host.
         fn placed(&self) -> BTreeMap<String, Vec<String>> {
             let mut placed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            let mut every = BTreeSet::new();
             for piece in self.pieces() {
-                if piece.hosts.is_empty() {
-                    every.insert(piece.group.clone());
-                }
-                placed.entry(piece.group).or_default().extend(piece.hosts);
-            }
-            for (group, hosts) in &mut placed {
-                if every.contains(group) {
-                    hosts.clear();
-                }
+                let hosts = placed.entry(piece.group).or_default();
+                hosts.extend(piece.hosts);
                 hosts.sort();
                 hosts.dedup();
             }

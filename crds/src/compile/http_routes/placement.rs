@@ -80,7 +80,9 @@ impl Piece {
     /// listener of `parents`). Each part serves the ports of its own listeners, and of the
     /// piece's hosts those its listeners take: the ones their hostnames match, less those a
     /// more specific listener of the same port takes. So a request gets the Policies of the
-    /// listener the Gateway API sends it to.
+    /// listener the Gateway API sends it to. A piece none of whose listeners takes any of its
+    /// hosts (a frontdesk Route, which attaches whatever the listeners' hostnames) stays whole,
+    /// as without listener Policies.
     pub fn split_by(
         self,
         key: impl Fn(&ListenerRef) -> Vec<String>,
@@ -102,6 +104,9 @@ impl Piece {
                 continue;
             }
             parts.entry((key(l), hosts)).or_default().push(l.clone());
+        }
+        if parts.is_empty() {
+            return vec![self];
         }
         parts
             .into_iter()
@@ -266,5 +271,80 @@ impl Placement {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway_api::Gateway;
+
+    /// Gateway `edge/public`: `web` (port 80, every host), `admin` (port 80,
+    /// admin.example.com), `partners` (port 8080, partners.example.com).
+    fn parents() -> Parents {
+        let public: Gateway = serde_saphyr::from_str(
+            "metadata: {name: public, namespace: edge}\n\
+             spec:\n  gatewayClassName: frontdesk\n  listeners:\n    \
+             - {name: web, port: 80, protocol: HTTP}\n    \
+             - {name: admin, port: 80, protocol: HTTP, hostname: admin.example.com}\n    \
+             - {name: partners, port: 8080, protocol: HTTP, hostname: partners.example.com}\n",
+        )
+        .unwrap();
+        let mut parents = Parents::new(&[]);
+        parents.add("public", &public, &[true, true, true]);
+        parents
+    }
+
+    fn piece(hosts: &[&str], listeners: &[usize]) -> Piece {
+        Piece {
+            group: "public".into(),
+            listeners: (listeners.iter())
+                .map(|i| ("edge".to_string(), "public".to_string(), *i))
+                .collect(),
+            ports: Vec::new(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+
+    /// With a Policy on `admin` only, a route on every listener is served on each for the
+    /// hosts it takes: admin.example.com through `admin` alone, with its Policy.
+    #[test]
+    fn a_split_gives_each_listener_the_hosts_it_takes() {
+        let policies = |(_, _, i): &ListenerRef| {
+            if *i == 1 {
+                vec!["edge/admin-limit".to_string()]
+            } else {
+                Vec::new()
+            }
+        };
+        let parts = piece(&[], &[0, 1, 2]).split_by(policies, &parents());
+        let served: Vec<(Vec<String>, Vec<u16>, Vec<ListenerRef>)> = (parts.into_iter())
+            .map(|p| (p.hosts, p.ports, p.listeners))
+            .collect();
+        let l = |i| ("edge".to_string(), "public".to_string(), i);
+        assert_eq!(
+            served,
+            [
+                (vec![], vec![80], vec![l(0)]),
+                (
+                    vec!["partners.example.com".to_string()],
+                    vec![8080],
+                    vec![l(2)]
+                ),
+                (vec!["admin.example.com".to_string()], vec![80], vec![l(1)]),
+            ]
+        );
+        let parts = piece(&["admin.example.com"], &[0, 1]).split_by(policies, &parents());
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].listeners, [l(1)]);
+    }
+
+    /// A frontdesk Route attaches whatever the listeners' hostnames: when none of its
+    /// listeners takes its hosts, it stays served as a whole rather than vanish.
+    #[test]
+    fn a_piece_no_listener_takes_stays_whole() {
+        let policies = |(_, _, i): &ListenerRef| vec![i.to_string()];
+        let whole = piece(&["orders.example.com"], &[1, 2]);
+        assert_eq!(whole.clone().split_by(policies, &parents()), [whole]);
     }
 }
