@@ -78,6 +78,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.admin))?;
 
+    // In a cluster: what tells the Kubernetes source to stop, and when its Lease is released.
+    let mut stopping = None;
     match cli.manifests.clone() {
         Some(manifests) => {
             let mut source = FileSource::new(manifests);
@@ -94,7 +96,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("connecting to the Kubernetes API")?;
             let provision = cli.provisioning().map_err(anyhow::Error::msg)?;
+            let (stop, stop_rx) = tokio::sync::watch::channel(false);
+            let (released_tx, released) = tokio::sync::oneshot::channel();
             let options = cluster::ClusterOptions {
+                stop: stop_rx,
+                released: released_tx,
                 provision,
                 namespaces: cli.namespace.clone(),
                 lease_namespace: cli.lease_namespace.clone(),
@@ -114,6 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     allow: cli.url_allow_list.clone(),
                 },
             };
+            stopping = Some((stop, released));
             let push = push.clone();
             tokio::spawn(async move {
                 if let Err(e) = cluster::run(client, options, push).await {
@@ -129,6 +136,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ = push::serve(listener, tls, push) => {},
         _ = tokio::signal::ctrl_c() => {},
         _ = terminate() => {},
+    }
+    // Hand leadership over now rather than when the Lease expires.
+    if let Some((stop, released)) = stopping {
+        stop.send_replace(true);
+        let wait = cluster::leadership::RELEASE_WAIT + std::time::Duration::from_secs(1);
+        let _ = tokio::time::timeout(wait, released).await;
     }
     Ok(())
 }

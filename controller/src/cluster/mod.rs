@@ -63,6 +63,10 @@ pub struct ClusterOptions {
     pub urls: frontdesk_crds::compile::urls::UrlPolicy,
     /// Provision Gateways' proxies, with these settings (`--provision-gateways`).
     pub provision: Option<crate::provision::Settings>,
+    /// Turns true when the process stops: leadership ends and the Lease is released, then
+    /// `released` is told ([`leadership`]).
+    pub stop: watch::Receiver<bool>,
+    pub released: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Runs the cluster source until the process ends.
@@ -127,7 +131,7 @@ pub async fn run(
         .with_identity(&options.identity)
         .build()
         .await?;
-    let (leader, _lease_task) = lease.watch().await;
+    let leader = leadership::relay(lease, options.stop.clone(), options.released).await;
     let (provision_report, provisioned) = watch::channel(crate::provision::Report::default());
     if let Some(settings) = options.provision.clone() {
         tokio::spawn(crate::provision::run(
@@ -501,6 +505,7 @@ async fn throttle(last: &mut Option<tokio::time::Instant>) {
     *last = Some(tokio::time::Instant::now());
 }
 
+pub mod leadership;
 mod status_writer;
 pub use status_writer::KubeSink;
 use status_writer::{
