@@ -423,20 +423,26 @@ async fn a_gateways_certificate_secrets_are_watched_by_name_and_compiled_into_it
     );
 }
 
+/// A KubeSink on a mock API server, and the handle that answers its requests.
+fn mock_sink() -> (
+    KubeSink,
+    tower_test::mock::Handle<Request<Body>, Response<Body>>,
+) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: None,
+        },
+    );
+    (KubeSink { client, recorder }, handle)
+}
+
 #[tokio::test]
 async fn statuses_are_written_by_server_side_apply_on_the_status_subresource() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, "default");
-    let sink = KubeSink {
-        client: client.clone(),
-        recorder: Recorder::new(
-            client,
-            Reporter {
-                controller: FIELD_MANAGER.into(),
-                instance: None,
-            },
-        ),
-    };
+    let (sink, mut handle) = mock_sink();
     let server = tokio::spawn(async move {
         let (request, send) = handle.next_request().await.expect("a request");
         assert_eq!(
@@ -474,18 +480,7 @@ async fn statuses_are_written_by_server_side_apply_on_the_status_subresource() {
 /// A Warning Event names the object by uid too: without it `kubectl describe` shows none.
 #[tokio::test]
 async fn warning_events_carry_the_objects_uid() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, "default");
-    let sink = KubeSink {
-        client: client.clone(),
-        recorder: Recorder::new(
-            client,
-            Reporter {
-                controller: FIELD_MANAGER.into(),
-                instance: None,
-            },
-        ),
-    };
+    let (sink, mut handle) = mock_sink();
     let server = tokio::spawn(async move {
         let (request, send) = handle.next_request().await.expect("a request");
         assert_eq!(request.method(), http::Method::POST);
