@@ -1,6 +1,6 @@
 //! The controller's admin listener: `/metrics`, `/healthz`, `/ready` (a first configuration is
 //! compiled), `/status` (object statuses, gateway versions, connected proxies and their ACKs,
-//! whether the Gateway API CRDs are installed).
+//! whether the Gateway API CRDs are installed, the watches whose lists fail).
 
 use std::sync::Arc;
 
@@ -61,6 +61,7 @@ pub(crate) fn answer(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
                 "gateways": gateways,
                 "proxies": push.acks.snapshot(),
                 "gatewayApi": push.gateway_api.describe(),
+                "watches": push.watch_health.describe(),
             });
             respond(
                 StatusCode::OK,

@@ -34,9 +34,9 @@ use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
-use crate::watch::watch_kind;
+use crate::watch::{Watching, watch_kind};
 
 /// How often the controller asks again whether the Gateway API CRDs are installed, while they
 /// are not.
@@ -268,7 +268,7 @@ impl GatewayApiStores {
     pub(crate) fn start(
         client: &Client,
         namespaces: &[String],
-        changed: &Arc<Notify>,
+        watching: &Watching,
         presence: Presence,
         namespace_labels: bool,
     ) -> Self {
@@ -282,7 +282,7 @@ impl GatewayApiStores {
                     .collect()
             }
         };
-        let watch = |apis, ar: ApiResource| watch_kind(apis, changed, ar, Default::default());
+        let watch = |apis, ar: ApiResource| watch_kind(apis, watching, ar, Default::default());
         let class = ApiResource::erase::<GatewayClass>(&());
         let gateway = ApiResource::erase::<Gateway>(&());
         let grant = ApiResource::erase::<ReferenceGrant>(&());
@@ -315,7 +315,7 @@ impl GatewayApiStores {
             namespaces: if namespace_labels {
                 watch_kind(
                     vec![Api::<Namespace>::all(client.clone())],
-                    changed,
+                    watching,
                     (),
                     Default::default(),
                 )
@@ -397,7 +397,7 @@ fn readable<T: DeserializeOwned>(
 pub(crate) async fn follow(
     client: Client,
     namespaces: Vec<String>,
-    changed: Arc<Notify>,
+    watching: Watching,
     state: Arc<GatewayApiState>,
 ) -> watch::Receiver<Option<GatewayApiStores>> {
     let (tx, rx) = watch::channel(None);
@@ -444,7 +444,7 @@ pub(crate) async fn follow(
             let _ = tx.send(Some(GatewayApiStores::start(
                 &client,
                 &namespaces,
-                &changed,
+                &watching,
                 presence,
                 labels,
             )));
@@ -491,11 +491,11 @@ pub(crate) async fn follow(
                 "Gateway API CRDs installed; watching GatewayClasses, Gateways, and ReferenceGrants, BackendTLSPolicies, HTTPRoutes and GRPCRoutes where installed"
             );
             let labels = may_list_namespaces(&client).await;
-            let stores = GatewayApiStores::start(&client, &namespaces, &changed, presence, labels);
+            let stores = GatewayApiStores::start(&client, &namespaces, &watching, presence, labels);
             stores.wait_until_ready().await;
             state.set(WATCHED);
             let _ = tx.send(Some(stores));
-            changed.notify_one();
+            watching.changed.notify_one();
             return;
         }
     });
@@ -745,9 +745,16 @@ mod tests {
             acks: Default::default(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             gateway_api: Default::default(),
+            watch_health: Default::default(),
         };
-        let changed = Arc::new(Notify::new());
-        let mut rx = follow(client, vec![], changed.clone(), push.gateway_api.clone()).await;
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let mut rx = follow(
+            client,
+            vec![],
+            Watching::new(changed.clone(), push.watch_health.clone()),
+            push.gateway_api.clone(),
+        )
+        .await;
 
         assert!(rx.borrow().is_none());
         let asked: Vec<String> = seen

@@ -35,6 +35,7 @@ pub mod secret_refs;
 pub mod status;
 pub mod store;
 pub mod watch;
+pub mod watch_health;
 
 use std::sync::Arc;
 
@@ -67,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let push = Arc::new(PushServer {
         store: SnapshotStore::default(),
         acks: AckTracker::default(),
+        watch_health: Arc::new(watch_health::WatchHealth::new(&metrics)),
         metrics,
         gateway_api: Default::default(),
     });
@@ -100,7 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (released_tx, released) = tokio::sync::oneshot::channel();
             let options = cluster::ClusterOptions {
                 stop: stop_rx,
-                released: released_tx,
+                released: Some(released_tx),
                 provision,
                 namespaces: cli.namespace.clone(),
                 lease_namespace: cli.lease_namespace.clone(),

@@ -20,6 +20,12 @@ pub struct RefusedLabels {
     pub certificate_gateway: String,
 }
 
+/// A watched kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub reconciles: Counter,
@@ -31,6 +37,9 @@ pub struct Metrics {
     pub nacks: Family<GatewayLabels, Counter>,
     pub push_latency: Family<GatewayLabels, Histogram, fn() -> Histogram>,
     pub refused_subscriptions: Family<RefusedLabels, Counter>,
+    /// Watches whose list fails now, by kind ([`crate::watch_health`]).
+    pub watches_failing: Family<KindLabels, Gauge>,
+    pub watch_list_failures: Family<KindLabels, Counter>,
 }
 
 fn latency() -> Histogram {
@@ -52,6 +61,8 @@ impl Metrics {
             nacks: Family::default(),
             push_latency: Family::new_with_constructor(latency as fn() -> Histogram),
             refused_subscriptions: Family::default(),
+            watches_failing: Family::default(),
+            watch_list_failures: Family::default(),
         };
         registry.register(
             "reconciles",
@@ -97,6 +108,16 @@ impl Metrics {
             "refused_subscriptions",
             "Subscriptions refused with 403 because the client certificate is for another gateway, by the gateway it names",
             m.refused_subscriptions.clone(),
+        );
+        registry.register(
+            "watches_failing",
+            "Watches whose list the API server refuses now (404: kind not served, 403: forbidden), by kind; compiles go ahead without them",
+            m.watches_failing.clone(),
+        );
+        registry.register(
+            "watch_list_failures",
+            "Failed lists and watches, by kind; retried with exponential backoff",
+            m.watch_list_failures.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -41,6 +41,8 @@ pub struct PushServer {
     pub metrics: Arc<Metrics>,
     /// Whether the Gateway API CRDs are installed, for `/status` (cluster mode sets it).
     pub gateway_api: Arc<crate::gateway_api::GatewayApiState>,
+    /// Whether each watch lists (cluster mode), for `/status` and the compile.
+    pub watch_health: Arc<crate::watch_health::WatchHealth>,
 }
 
 /// The controller's TLS credentials, reloaded when the mounted files are rotated.
@@ -284,6 +286,7 @@ mod tests {
             acks: AckTracker::default(),
             metrics: Arc::new(Metrics::new()),
             gateway_api: Default::default(),
+            watch_health: Default::default(),
         });
         server.store.publish(output);
         server

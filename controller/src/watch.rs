@@ -16,13 +16,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::secret_refs::{Changes, WatchKey, changes};
+use crate::watch_health::{Backoff, WatchHealth, WatchId};
 
 /// One API handle per watched namespace, or one for all namespaces.
 pub(crate) fn typed_apis<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
@@ -39,10 +40,37 @@ where
     }
 }
 
+/// What every watch reports to: the compile loop to wake, and the health registry its
+/// failures go to ([`crate::watch_health`]).
+#[derive(Clone)]
+pub(crate) struct Watching {
+    pub(crate) changed: Arc<Notify>,
+    pub(crate) health: Arc<WatchHealth>,
+    /// Whether the compiler reads what these watches list (see [`WatchId::compiled`]).
+    pub(crate) compiled: bool,
+}
+
+impl Default for Watching {
+    /// Waking nothing, reporting to a registry of its own (tests).
+    fn default() -> Self {
+        Watching::new(Default::default(), Default::default())
+    }
+}
+
+impl Watching {
+    pub(crate) fn new(changed: Arc<Notify>, health: Arc<WatchHealth>) -> Self {
+        Watching {
+            changed,
+            health,
+            compiled: true,
+        }
+    }
+}
+
 /// One reflector per API handle; every event wakes the compile loop.
 pub(crate) fn watch_kind<K>(
     apis: Vec<Api<K>>,
-    changed: &Arc<Notify>,
+    watching: &Watching,
     dt: K::DynamicType,
     config: watcher::Config,
 ) -> Vec<Store<K>>
@@ -51,42 +79,85 @@ where
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
     apis.into_iter()
-        .map(|api| spawn_reflector(api, changed, dt.clone(), config.clone()).0)
+        .map(|api| spawn_reflector(api, watching, dt.clone(), config.clone()).0)
         .collect()
 }
 
-/// A reflector on one API handle, and the handle that stops it (its store then stays as it
-/// was, and never becomes ready if it was not).
+/// A reflector on one API handle, the handle that stops it (its store then stays as it
+/// was, and never becomes ready if it was not), and its id in the health registry.
+///
+/// A failed list or watch is retried after a [`Backoff`] that only a list or an event resets
+/// (kube-runtime's `default_backoff` is reset by the `Init` the watcher emits before every
+/// relist, so it never grows).
 fn spawn_reflector<K>(
     api: Api<K>,
-    changed: &Arc<Notify>,
+    watching: &Watching,
     dt: K::DynamicType,
     config: watcher::Config,
-) -> (Store<K>, AbortHandle)
+) -> (Store<K>, AbortHandle, WatchId)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
     let writer = reflector::store::Writer::new(dt.clone());
     let reader = writer.as_reader();
-    let kind = K::kind(&dt).to_string();
-    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
-    let changed = changed.clone();
+    let selectors = [&config.field_selector, &config.label_selector];
+    let id = WatchId {
+        kind: K::kind(&dt).to_string(),
+        namespace: api.namespace().unwrap_or_default().to_string(),
+        selector: selectors
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" "),
+        compiled: watching.compiled,
+    };
+    watching.health.register(id.clone());
+    let stream = reflector::reflector(writer, watcher(api, config));
+    let (changed, health, watch) = (
+        watching.changed.clone(),
+        watching.health.clone(),
+        id.clone(),
+    );
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut meanings = crate::meaning::Meanings::default();
+        let mut backoff = Backoff::default();
         while let Some(event) = stream.next().await {
             match event {
-                // Status writes (the controller's own included) change nothing compiled.
-                Ok(event) if !meanings.changes(&event) => {}
-                Ok(_) => changed.notify_one(),
+                Ok(event) => {
+                    // Status writes (the controller's own included) change nothing compiled.
+                    let meaningful = meanings.changes(&event);
+                    // `Init` (a relist begins) and its pages are no news yet: a failing list
+                    // stays failing until it is done.
+                    let arrived = matches!(
+                        event,
+                        watcher::Event::InitDone
+                            | watcher::Event::Apply(_)
+                            | watcher::Event::Delete(_)
+                    );
+                    let mut recovered = false;
+                    if arrived {
+                        backoff.reset();
+                        recovered = health.listed(&watch);
+                    }
+                    if meaningful || recovered {
+                        changed.notify_one();
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(%kind, error = %e, "watch error; retrying with backoff")
+                    let wait = backoff.next_wait();
+                    if health.failed(&watch, crate::watch_health::describe_error(&e), wait) {
+                        // What depends on it gets a Degraded condition.
+                        changed.notify_one();
+                    }
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
     });
-    (reader, task.abort_handle())
+    (reader, task.abort_handle(), id)
 }
 
 /// Every object in the stores.
@@ -138,35 +209,39 @@ pub(crate) type ConfigMapWatches = RefWatches<ConfigMap>;
 /// Watches of one kind, one per reference.
 pub(crate) struct RefWatches<K: Referenced> {
     client: Client,
-    changed: Arc<Notify>,
+    watching: Watching,
     running: BTreeMap<WatchKey, RunningWatch<K>>,
 }
 
 struct RunningWatch<K: Referenced> {
     store: Store<K>,
     task: AbortHandle,
+    id: WatchId,
+    health: Arc<WatchHealth>,
 }
 
 impl<K: Referenced> Drop for RunningWatch<K> {
     fn drop(&mut self) {
         self.task.abort();
+        self.health.forget(&self.id);
     }
 }
 
 impl<K: Referenced> RefWatches<K> {
-    pub(crate) fn new(client: Client, changed: Arc<Notify>) -> Self {
+    pub(crate) fn new(client: Client, watching: Watching) -> Self {
         RefWatches {
             client,
-            changed,
+            watching,
             running: BTreeMap::new(),
         }
     }
 
     /// Runs the watches `wanted` and no others. Waits until the new ones finished their initial
     /// list, so the compile that follows sees the Secrets a new or edited Policy references
-    /// rather than reporting them missing; for at most `wait` when given (one watch that cannot
-    /// list must not hold every other change back: the compile goes ahead, and the watch's
-    /// list, when it comes, wakes the compile loop again).
+    /// rather than reporting them missing, or failed it (403: the compile goes ahead without
+    /// them, [`crate::watch_health`]); for at most `wait` when given (one watch that neither
+    /// lists nor fails must not hold every other change back: the compile goes ahead, and the
+    /// watch's list, when it comes, wakes the compile loop again).
     pub(crate) async fn follow(&mut self, wanted: &BTreeSet<WatchKey>, wait: Option<Duration>) {
         let Changes { start, stop } = changes(self.running.keys(), wanted);
         let kind = K::kind(&());
@@ -178,11 +253,18 @@ impl<K: Referenced> RefWatches<K> {
         for key in start {
             tracing::debug!(%kind, namespace = %key.namespace, select = ?key.select, "watching the objects a Policy or Gateway references");
             let api: Api<K> = Api::namespaced(self.client.clone(), &key.namespace);
-            let (store, task) = spawn_reflector(api, &self.changed, (), K::selected(&key));
-            lists.push(store.clone());
-            self.running.insert(key, RunningWatch { store, task });
+            let (store, task, id) = spawn_reflector(api, &self.watching, (), K::selected(&key));
+            lists.push(id.clone());
+            let health = self.watching.health.clone();
+            let watch = RunningWatch {
+                store,
+                task,
+                id,
+                health,
+            };
+            self.running.insert(key, watch);
         }
-        let listed = futures::future::join_all(lists.iter().map(|s| s.wait_until_ready()));
+        let listed = self.watching.health.settled(Some(&lists));
         match wait {
             None => {
                 listed.await;
@@ -428,7 +510,7 @@ spec:
             secret("partners", "hmac", &[]),
             secret("partners", "users", &[]),
         ]);
-        let mut watches = SecretWatches::new(client, Arc::new(Notify::new()));
+        let mut watches = SecretWatches::new(client, Watching::default());
         let both = policies(yaml);
         let keys = wanted(&both);
         tokio::time::timeout(Duration::from_secs(10), watches.follow(&keys, None))

@@ -22,13 +22,15 @@ pub const RELEASE_WAIT: Duration = Duration::from_secs(3);
 pub async fn relay(
     lease: LeaseManager,
     stop: watch::Receiver<bool>,
-    released: oneshot::Sender<()>,
+    released: Option<oneshot::Sender<()>>,
 ) -> watch::Receiver<bool> {
     let (theirs, task) = lease.watch().await;
     let (ours, leader) = watch::channel(*theirs.borrow());
     tokio::spawn(async move {
         follow(theirs, task, ours, stop).await;
-        let _ = released.send(());
+        if let Some(released) = released {
+            let _ = released.send(());
+        }
     });
     leader
 }
@@ -149,7 +151,7 @@ mod tests {
             .unwrap();
         let (stop, stopping) = watch::channel(false);
         let (released, done) = oneshot::channel();
-        let mut leader = relay(manager, stopping, released).await;
+        let mut leader = relay(manager, stopping, Some(released)).await;
         tokio::time::timeout(Duration::from_secs(10), leader.wait_for(|l| *l))
             .await
             .expect("replica-a leads")

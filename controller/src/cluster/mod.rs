@@ -8,7 +8,9 @@
 //!   the one that no longer does. Helm's release records and the channel credentials are left
 //!   out even when named.
 //!   Nothing is compiled before every reflector finished its initial list, so proxies never
-//!   get a half-known cluster. Changes are throttled on the leading edge: a change after a
+//!   get a half-known cluster, or failed it: a kind the API server refuses (404, 403) is
+//!   reported and compiled without, its list retried with a growing backoff
+//!   ([`crate::watch_health`]). Changes are throttled on the leading edge: a change after a
 //!   quiet spell compiles at once (no added latency), and while changes keep coming they are
 //!   gathered into one compile per [`MIN_INTERVAL`]: a burst of 1,000 applies compiles a
 //!   handful of times, not 1,000.
@@ -41,7 +43,8 @@ use tokio::sync::{Notify, watch};
 use crate::gateway_api::GatewayApiStores;
 use crate::push::PushServer;
 use crate::secret_refs;
-use crate::watch::{ConfigMapWatches, SecretWatches, all, typed_apis, watch_kind};
+use crate::watch::{ConfigMapWatches, SecretWatches, Watching, all, typed_apis, watch_kind};
+use crate::watch_health::WatchHealth;
 
 /// Shortest time between two compiles; changes meanwhile are gathered into the next one.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
@@ -66,20 +69,41 @@ pub struct ClusterOptions {
     /// Turns true when the process stops: leadership ends and the Lease is released, then
     /// `released` is told ([`leadership`]).
     pub stop: watch::Receiver<bool>,
-    pub released: tokio::sync::oneshot::Sender<()>,
+    pub released: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// Runs the cluster source until the process ends.
+/// Runs the cluster source until the process ends, leading while this replica holds the
+/// Lease.
 pub async fn run(
+    client: Client,
+    mut options: ClusterOptions,
+    push: Arc<PushServer>,
+) -> anyhow::Result<()> {
+    let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &options.lease_name)
+        .with_namespace(&options.lease_namespace)
+        .with_identity(&options.identity)
+        .build()
+        .await?;
+    let released = options.released.take();
+    let leader = leadership::relay(lease, options.stop.clone(), released).await;
+    serve(client, options, push, leader).await;
+    Ok(())
+}
+
+/// Watches, compiles and publishes until the process ends; writes status while `leader` is
+/// true.
+async fn serve(
     client: Client,
     options: ClusterOptions,
     push: Arc<PushServer>,
-) -> anyhow::Result<()> {
+    leader: watch::Receiver<bool>,
+) {
     let changed = Arc::new(Notify::new());
+    let watching = Watching::new(changed.clone(), push.watch_health.clone());
     let gateway_api = crate::gateway_api::follow(
         client.clone(),
         options.namespaces.clone(),
-        changed.clone(),
+        watching.clone(),
         push.gateway_api.clone(),
     )
     .await;
@@ -99,39 +123,32 @@ pub async fn run(
     };
     let all_objects = watcher::Config::default();
     let (route_apis, route_type) = dynamic_apis("Route");
-    let routes = watch_kind(route_apis, &changed, route_type, all_objects.clone());
+    let routes = watch_kind(route_apis, &watching, route_type, all_objects.clone());
     let (policy_apis, policy_type) = dynamic_apis("Policy");
-    let policies = watch_kind(policy_apis, &changed, policy_type, all_objects.clone());
+    let policies = watch_kind(policy_apis, &watching, policy_type, all_objects.clone());
     let (aggregate_apis, aggregate_type) = dynamic_apis("Aggregate");
     let aggregates = watch_kind(
         aggregate_apis,
-        &changed,
+        &watching,
         aggregate_type,
         all_objects.clone(),
     );
     // Secrets, and the ConfigMaps Gateways name as CA bundles, are watched one reference at a
     // time, as the compile loop finds the references.
-    let watches = RefWatchSet::new(client.clone(), changed.clone());
+    let watches = RefWatchSet::new(client.clone(), watching.clone());
     let services = watch_kind(
         typed_apis::<Service>(&client, ns),
-        &changed,
+        &watching,
         (),
         all_objects.clone(),
     );
     let slices = watch_kind(
         typed_apis::<EndpointSlice>(&client, ns),
-        &changed,
+        &watching,
         (),
         all_objects,
     );
     let published = Arc::new(Notify::new());
-
-    let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &options.lease_name)
-        .with_namespace(&options.lease_namespace)
-        .with_identity(&options.identity)
-        .build()
-        .await?;
-    let leader = leadership::relay(lease, options.stop.clone(), options.released).await;
     let (provision_report, provisioned) = watch::channel(crate::provision::Report::default());
     if let Some(settings) = options.provision.clone() {
         tokio::spawn(crate::provision::run(
@@ -162,9 +179,15 @@ pub async fn run(
     };
     let progress_only =
         watcher::Config::default().labels(&format!("{PROGRESS_LABEL}={}", options.lease_name));
+    // Watched for the status writer, not compiled: its changes wake nothing.
+    let progress_watching = Watching {
+        changed: Arc::new(Notify::new()),
+        compiled: false,
+        ..watching.clone()
+    };
     let shared = watch_kind(
         vec![progress_api.clone()],
-        &Arc::new(Notify::new()),
+        &progress_watching,
         (),
         progress_only,
     );
@@ -177,6 +200,7 @@ pub async fn run(
         slices,
         gateway_api,
         namespaces: options.namespaces.clone(),
+        health: push.watch_health.clone(),
     };
     tokio::spawn(status_loop(
         sink,
@@ -198,7 +222,6 @@ pub async fn run(
     accepted.shared_hosts = options.shared_hosts;
     accepted.urls = options.urls.clone();
     compile_loop(sources, watches, push, changed, published, accepted).await;
-    Ok(())
 }
 
 /// The API of one of our kinds, for untyped access.
@@ -251,28 +274,15 @@ struct Sources {
     gateway_api: watch::Receiver<Option<GatewayApiStores>>,
     /// The watched namespaces (`--namespace`; empty: all).
     namespaces: Vec<String>,
+    /// Whether each watch lists.
+    health: Arc<WatchHealth>,
 }
 
 impl Sources {
-    async fn wait_until_ready(&self) {
-        for s in self
-            .routes
-            .iter()
-            .chain(&self.policies)
-            .chain(&self.aggregates)
-        {
-            let _ = s.wait_until_ready().await;
-        }
-        for s in &self.services {
-            let _ = s.wait_until_ready().await;
-        }
-        for s in &self.slices {
-            let _ = s.wait_until_ready().await;
-        }
-        let gateway_api = self.gateway_api.borrow().clone();
-        if let Some(stores) = gateway_api {
-            stores.wait_until_ready().await;
-        }
+    /// Until every watch has listed, or failed: a kind that cannot be listed is compiled
+    /// without ([`crate::watch_health`]) rather than holding everything back.
+    async fn wait_until_settled(&self) {
+        self.health.settled(None).await;
     }
 
     /// Every object by key but Secrets (see [`SecretWatches`]), and those of our kinds that
@@ -315,10 +325,10 @@ struct RefWatchSet {
 }
 
 impl RefWatchSet {
-    fn new(client: Client, changed: Arc<Notify>) -> Self {
+    fn new(client: Client, watching: Watching) -> Self {
         RefWatchSet {
-            secrets: SecretWatches::new(client.clone(), changed.clone()),
-            config_maps: ConfigMapWatches::new(client, changed),
+            secrets: SecretWatches::new(client.clone(), watching.clone()),
+            config_maps: ConfigMapWatches::new(client, watching),
         }
     }
 }
@@ -332,8 +342,17 @@ async fn compile_loop(
     // A rejected or unreadable generation leaves the last accepted one serving.
     mut accepted: LastAccepted,
 ) {
-    sources.wait_until_ready().await;
-    tracing::info!("initial lists complete; compiling");
+    sources.wait_until_settled().await;
+    let failing = sources.health.failing();
+    if failing.is_empty() {
+        tracing::info!("initial lists complete; compiling");
+    } else {
+        let kinds: Vec<&str> = failing.iter().map(|(id, _)| id.kind.as_str()).collect();
+        tracing::warn!(
+            ?kinds,
+            "initial lists complete but for kinds that cannot be listed; compiling without them"
+        );
+    }
     changed.notify_one();
     let mut last: Option<tokio::time::Instant> = None;
     // The first compile waits for every Secret list, as for every other list: nothing is
@@ -404,7 +423,8 @@ async fn compile_once(
         let secret = Object::Secret(Box::new(secret));
         objects.insert(secret.key(), secret);
     }
-    let output = accepted.compile(objects, unreadable).0;
+    let mut output = accepted.compile(objects, unreadable).0;
+    crate::watch_health::mark_degraded(&mut output.statuses, &sources.health.failing());
     let took = started.elapsed();
     secrets.follow(&with_kept(accepted), wait).await;
     (output, took)
@@ -511,5 +531,7 @@ pub use status_writer::KubeSink;
 use status_writer::{
     GatewayApiInputs, PROGRESS_LABEL, ProgressShare, progress_name, share_progress, status_loop,
 };
+#[cfg(test)]
+mod degrade_tests;
 #[cfg(test)]
 mod tests;

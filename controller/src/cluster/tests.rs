@@ -116,6 +116,7 @@ fn a_rejected_or_unreadable_generation_leaves_the_accepted_one_serving() {
         slices: vec![],
         gateway_api: watch::channel(None).1,
         namespaces: vec![],
+        health: Default::default(),
     };
     let compile_sources = |sources: &Sources, accepted: &mut LastAccepted| {
         let (objects, unreadable) = sources.read();
@@ -185,6 +186,7 @@ async fn each_replica_shares_its_progress_in_a_labelled_configmap() {
         acks: crate::acks::AckTracker::default(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
         gateway_api: Default::default(),
+        watch_health: Default::default(),
     });
     let share = ProgressShare {
         name: progress_name("fd-controller", "Ctl_0"),
@@ -224,7 +226,7 @@ async fn a_policy_compiles_with_the_secret_its_watch_lists_and_a_stand_in_keeps_
     let htpasswd = b"dave:{SHA}6ZvKOGrLWBzWMhX7BDvf9vZP2BM=\n".to_vec();
     users.data = Some([("htpasswd".into(), k8s_openapi::ByteString(htpasswd))].into());
     let (client, seen) = fake_secrets_api(vec![users]);
-    let mut secrets = RefWatchSet::new(client, Arc::new(Notify::new()));
+    let mut secrets = RefWatchSet::new(client, Default::default());
     let (route_type, policy_type) = (api_resource("Route"), api_resource("Policy"));
     let mut routes = reflector::store::Writer::new(route_type.clone());
     let mut policies = reflector::store::Writer::new(policy_type.clone());
@@ -236,6 +238,7 @@ async fn a_policy_compiles_with_the_secret_its_watch_lists_and_a_stand_in_keeps_
         slices: vec![],
         gateway_api: watch::channel(None).1,
         namespaces: vec![],
+        health: Default::default(),
     };
     let mut route = DynamicObject::new("orders", &route_type).within("shop");
     route.data = serde_json::json!({"spec": {"policies": ["auth"],
@@ -338,7 +341,7 @@ async fn a_gateways_certificate_secrets_are_watched_by_name_and_compiled_into_it
         vec![tls("edge", "own-tls"), tls("certs", "shared-tls")],
         vec![ca("partners-ca"), ca("unrelated")],
     );
-    let mut secrets = RefWatchSet::new(client, Arc::new(Notify::new()));
+    let mut secrets = RefWatchSet::new(client, Default::default());
     let stores = GatewayApiStores {
         classes: store(
             ApiResource::erase::<GatewayClass>(&()),
@@ -378,6 +381,7 @@ async fn a_gateways_certificate_secrets_are_watched_by_name_and_compiled_into_it
         slices: vec![],
         gateway_api: watch::channel(Some(stores)).1,
         namespaces: vec![],
+        health: Default::default(),
     };
     let (out, _) = compile_once(&sources, &mut secrets, &mut LastAccepted::default(), None).await;
     assert_eq!(

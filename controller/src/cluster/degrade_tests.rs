@@ -1,0 +1,367 @@
+//! The controller against an API server that serves no EndpointSlices (404) and forbids
+//! Secrets (403): everything else is compiled and its status written, the failures are
+//! reported, retried with a growing backoff, and a kind served later is picked up.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::*;
+use crate::watch_health::DEGRADED;
+
+/// A request the fake API server received, when.
+#[derive(Clone, Debug)]
+struct Asked {
+    at: Instant,
+    method: http::Method,
+    path: String,
+    watching: bool,
+    body: Value,
+}
+
+fn status_error(code: u16, reason: &str, message: &str) -> Response<Body> {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                      "message": message, "reason": reason, "code": code});
+    let mut response = Response::new(Body::from(serde_json::to_vec(&body).unwrap()));
+    *response.status_mut() = StatusCode::from_u16(code).unwrap();
+    response
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Response<Body> {
+    let body = json!({"apiVersion": "v1", "kind": format!("{kind}List"),
+                      "metadata": {"resourceVersion": "1"}, "items": items});
+    Response::new(Body::from(serde_json::to_vec(&body).unwrap()))
+}
+
+fn objects() -> HashMap<&'static str, Vec<Value>> {
+    let frontdesk = |kind: &str, name: &str, spec: Value| {
+        json!({"apiVersion": "frontdesk.dev/v1alpha1", "kind": kind,
+               "metadata": {"name": name, "namespace": "shop", "generation": 1, "uid": format!("{name}-uid")},
+               "spec": spec})
+    };
+    HashMap::from([
+        (
+            "/apis/frontdesk.dev/v1alpha1/routes",
+            vec![
+                frontdesk(
+                    "Route",
+                    "orders",
+                    json!({"hosts": ["shop.example"],
+                           "rules": [{"backends": [{"service": "orders", "port": 80}]}]}),
+                ),
+                frontdesk(
+                    "Route",
+                    "admin",
+                    json!({"hosts": ["admin.example"], "policies": ["auth"],
+                           "rules": [{"backends": [{"url": "http://127.0.0.1:1"}]}]}),
+                ),
+            ],
+        ),
+        (
+            "/apis/frontdesk.dev/v1alpha1/policies",
+            vec![frontdesk(
+                "Policy",
+                "auth",
+                json!({"authentication": {"basic": {"secretRef": {"name": "users"}}}}),
+            )],
+        ),
+        ("/apis/frontdesk.dev/v1alpha1/aggregates", vec![]),
+        (
+            "/api/v1/services",
+            vec![json!({"metadata": {"name": "orders", "namespace": "shop"},
+                        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})],
+        ),
+        ("/api/v1/namespaces/frontdesk/configmaps", vec![]),
+    ])
+}
+
+fn slice() -> Value {
+    json!({"metadata": {"name": "orders-x1", "namespace": "shop",
+                        "labels": {"kubernetes.io/service-name": "orders"}},
+           "addressType": "IPv4",
+           "endpoints": [{"addresses": ["10.0.0.7"], "conditions": {"ready": true}}],
+           "ports": [{"name": "http", "port": 8080}]})
+}
+
+/// The fake API server: lists what [`objects`] holds, answers 404 for EndpointSlices until
+/// `slices_served`, 403 for Secrets, keeps watches open, echoes writes, records everything.
+fn fake_api(slices_served: Arc<AtomicBool>) -> (Client, Arc<Mutex<Vec<Asked>>>) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        let objects = objects();
+        let mut open_watches = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let (parts, body) = request.into_parts();
+            let body = body.collect_bytes().await.unwrap_or_default();
+            let path = parts.uri.path().to_string();
+            let query = parts.uri.query().unwrap_or_default();
+            let watching = query.split('&').any(|q| q == "watch=true");
+            let asked = Asked {
+                at: Instant::now(),
+                method: parts.method.clone(),
+                path: path.clone(),
+                watching,
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            };
+            record.lock().unwrap().push(asked.clone());
+            if parts.method == http::Method::GET && watching {
+                open_watches.push(send);
+                continue;
+            }
+            let response = if path == "/apis/gateway.networking.k8s.io/v1" {
+                status_error(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                )
+            } else if path == "/apis/discovery.k8s.io/v1/endpointslices" {
+                if slices_served.load(Ordering::SeqCst) {
+                    list("EndpointSlice", vec![slice()])
+                } else {
+                    status_error(
+                        404,
+                        "NotFound",
+                        "the server could not find the requested resource",
+                    )
+                }
+            } else if path.starts_with("/api/v1/namespaces/shop/secrets") {
+                status_error(
+                    403,
+                    "Forbidden",
+                    "secrets is forbidden: User \"system:serviceaccount:frontdesk:frontdesk\" cannot list resource \"secrets\" in the namespace \"shop\"",
+                )
+            } else if let Some(items) = objects.get(path.as_str()) {
+                list("Object", items.clone())
+            } else if parts.method == http::Method::PATCH && path.ends_with("/status") {
+                // `/apis/frontdesk.dev/v1alpha1/namespaces/shop/routes/orders/status`
+                let segments: Vec<&str> = path.split('/').collect();
+                let kind = match segments[6] {
+                    "routes" => "Route",
+                    "policies" => "Policy",
+                    _ => "Aggregate",
+                };
+                let echoed = json!({"apiVersion": "frontdesk.dev/v1alpha1", "kind": kind,
+                                    "metadata": {"name": segments[7], "namespace": segments[5]},
+                                    "status": asked.body["status"]});
+                Response::new(Body::from(serde_json::to_vec(&echoed).unwrap()))
+            } else if (parts.method == http::Method::PATCH && path.contains("/configmaps/"))
+                || (parts.method == http::Method::POST && path.ends_with("/events"))
+            {
+                Response::new(Body::from(body.to_vec()))
+            } else {
+                status_error(404, "NotFound", "not in this fake")
+            };
+            send.send_response(response);
+        }
+    });
+    (Client::new(service, "default"), seen)
+}
+
+fn options() -> ClusterOptions {
+    ClusterOptions {
+        namespaces: Vec::new(),
+        lease_namespace: "frontdesk".into(),
+        lease_name: "frontdesk-controller".into(),
+        identity: "replica-a".into(),
+        pod: None,
+        shared_hosts: false,
+        urls: Default::default(),
+        provision: None,
+        stop: watch::channel(false).1,
+        released: None,
+    }
+}
+
+async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "never: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn degraded(output: &Output, kind: &str, name: &str) -> Option<String> {
+    let status = output.status(kind, "shop", name)?;
+    Some(status.condition(DEGRADED)?.message.clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn kinds_that_cannot_be_listed_degrade_what_depends_on_them_and_block_nothing() {
+    let slices_served = Arc::new(AtomicBool::new(false));
+    let (client, seen) = fake_api(slices_served.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let push = Arc::new(PushServer {
+        store: Default::default(),
+        acks: Default::default(),
+        watch_health: Arc::new(WatchHealth::new(&metrics)),
+        metrics,
+        gateway_api: Default::default(),
+    });
+    let (_lead, leader) = watch::channel(true);
+    let started = Instant::now();
+    let controller = tokio::spawn(serve(client, options(), push.clone(), leader));
+
+    // The first compile comes as soon as the lists answered, failures included.
+    until("a first compile", || push.store.ready().then_some(())).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let output = push.store.output().unwrap();
+    let orders = output.status("Route", "shop", "orders").unwrap();
+    assert!(orders.accepted(), "{orders:?}");
+    assert_eq!(
+        degraded(&output, "Route", "orders").unwrap(),
+        "the controller cannot list EndpointSlices (404 NotFound: the server could not find the requested resource): what this Route uses of them is unknown or stale until a retry lists them"
+    );
+    let policy = degraded(&output, "Policy", "auth").unwrap();
+    assert!(
+        policy.starts_with("the controller cannot list Secrets in namespace shop (403 Forbidden: secrets is forbidden"),
+        "{policy}"
+    );
+    // Everything else is in the snapshot: both Routes.
+    let snapshot = output.snapshot("default");
+    let mut served: Vec<&str> = snapshot.routes.iter().map(|r| r.name.as_str()).collect();
+    served.sort();
+    assert_eq!(served, ["admin", "orders"]);
+
+    // The leader writes the statuses, Degraded included.
+    let written = until("the Route's status written", || {
+        let seen = seen.lock().unwrap();
+        seen.iter()
+            .find(|a| a.path == "/apis/frontdesk.dev/v1alpha1/namespaces/shop/routes/orders/status")
+            .map(|a| a.body["status"]["conditions"].clone())
+    })
+    .await;
+    let types: Vec<&str> = written
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&DEGRADED) && types.contains(&"Accepted"),
+        "{types:?}"
+    );
+
+    // Reported in /status and the metrics.
+    let status = crate::admin::answer(&push, "/status");
+    let body = http_body_util::BodyExt::collect(status.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let status: Value = serde_json::from_slice(&body).unwrap();
+    let mut failing: Vec<(String, String)> = status["watches"]["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["kind"].as_str().unwrap().into(),
+                w["error"].as_str().unwrap()[..13].into(),
+            )
+        })
+        .collect();
+    failing.sort();
+    assert_eq!(
+        failing,
+        [
+            ("EndpointSlice".to_string(), "404 NotFound:".to_string()),
+            ("Secret".to_string(), "403 Forbidden".to_string())
+        ]
+    );
+    let metrics = push.metrics.encode();
+    assert!(
+        metrics.contains("frontdesk_controller_watches_failing{kind=\"EndpointSlice\"} 1"),
+        "{metrics}"
+    );
+
+    // Retries back off: 1 s, 2 s, 4 s... to a minute, not once a second for ever.
+    tokio::time::sleep(Duration::from_secs(240)).await;
+    let lists: Vec<Instant> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.path == "/apis/discovery.k8s.io/v1/endpointslices" && !a.watching)
+        .map(|a| a.at)
+        .collect();
+    let gaps: Vec<u64> = lists
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis().div_ceil(1000) as u64)
+        .collect();
+    assert_eq!(gaps[..8], [1, 2, 4, 8, 16, 32, 60, 60], "{gaps:?}");
+    assert!(gaps.iter().all(|g| *g <= 60), "{gaps:?}");
+    let secret_lists = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.path == "/api/v1/namespaces/shop/secrets" && !a.watching)
+        .count();
+    assert!(
+        secret_lists <= 12,
+        "{secret_lists} Secret lists in 4 minutes"
+    );
+
+    // EndpointSlices served at last (say, the cluster was upgraded): the next retry lists them,
+    // the endpoints are compiled in, and the Route is no longer degraded.
+    slices_served.store(true, Ordering::SeqCst);
+    let output = until("a compile with the endpoints", || {
+        let output = push.store.output()?;
+        let json = serde_json::to_string(&output.snapshot("default")).ok()?;
+        json.contains("10.0.0.7:8080").then_some(output)
+    })
+    .await;
+    assert_eq!(degraded(&output, "Route", "orders"), None);
+    assert!(degraded(&output, "Policy", "auth").is_some());
+    let failing = push.watch_health.failing();
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    assert_eq!(failing[0].0.kind, "Secret");
+    // And the Route's status is rewritten without Degraded.
+    until("the Route's status rewritten", || {
+        let seen = seen.lock().unwrap();
+        let last = seen.iter().rev().find(|a| {
+            a.path == "/apis/frontdesk.dev/v1alpha1/namespaces/shop/routes/orders/status"
+        })?;
+        let conditions = last.body["status"]["conditions"].as_array()?;
+        conditions
+            .iter()
+            .all(|c| c["type"] != DEGRADED)
+            .then_some(())
+    })
+    .await;
+
+    let unexpected: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.method == http::Method::GET && !a.watching)
+        .filter(|a| {
+            !objects().contains_key(a.path.as_str())
+                && ![
+                    "/apis/gateway.networking.k8s.io/v1",
+                    "/apis/discovery.k8s.io/v1/endpointslices",
+                    "/api/v1/namespaces/shop/secrets",
+                ]
+                .contains(&a.path.as_str())
+        })
+        .map(|a| a.path.clone())
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    controller.abort();
+}

@@ -1,0 +1,491 @@
+//! Whether each watch can list what it watches: degrade, never block.
+//!
+//! A kind the API server does not serve (404: its CRD is not installed, or an old server
+//! without EndpointSlice v1) or that the controller may not list (403: RBAC) must not stop
+//! everything else. Each watch reports here; one whose list fails is
+//! - logged (a warning on the first failure and whenever the error changes, then at debug),
+//!   shown in the admin API's `/status` (`watches`), counted in the metrics
+//!   `frontdesk_controller_watches_failing{kind}` and `..._watch_list_failures_total{kind}`,
+//!   and named in a `Degraded` condition on the objects that depend on its kind
+//!   ([`mark_degraded`]);
+//! - waited on no longer: the first compile goes ahead once every watch has either listed or
+//!   failed ([`WatchHealth::settled`]), without what the failing watch would have listed (a
+//!   watch that listed before and fails later keeps its last list);
+//! - retried with exponential backoff from [`FIRST_RETRY`] to [`MAX_RETRY`] ([`Backoff`]).
+//!   kube-runtime's own backoff never grows here: its watcher emits `Init` before each
+//!   relist, which resets it, so a 404 was asked again about once a second for ever.
+//!
+//! A kind that appears later (its CRD installed, its RBAC fixed) is listed by the next retry,
+//! which wakes the compile loop like any list: no restart needed.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use frontdesk_crds::ObjectStatus;
+use frontdesk_crds::status::Condition;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::metrics::{KindLabels, Metrics};
+
+/// The first retry of a failed list comes after this long...
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// ...each next one after twice as long, up to this: a CRD installed later is found within it.
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// The condition on objects that depend on a kind the controller cannot list.
+pub const DEGRADED: &str = "Degraded";
+
+/// Exponential backoff between list retries, reset only by a list or an event that arrived.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: FIRST_RETRY }
+    }
+}
+
+impl Backoff {
+    /// How long to wait before the next retry.
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(MAX_RETRY);
+        wait
+    }
+
+    pub fn reset(&mut self) {
+        self.next = FIRST_RETRY;
+    }
+}
+
+/// One watch: of a kind, in a namespace or all, with the selectors of a filtered watch.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct WatchId {
+    pub kind: String,
+    /// Empty: all namespaces (or a cluster-scoped kind).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// The field and label selectors of a filtered watch, empty for a whole kind.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub selector: String,
+    /// Whether the compiler reads what it lists (its failure degrades the objects that depend
+    /// on it); the replicas' progress ConfigMaps are watched but not compiled.
+    #[serde(skip)]
+    pub compiled: bool,
+}
+
+/// Why a watch's list fails.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// The API server's answer, e.g. `404 NotFound: the server could not find the requested
+    /// resource`, or the transport error.
+    pub error: String,
+    /// Failed lists in a row.
+    pub attempts: u32,
+    /// Whether the watch listed before: then the compiler still has that list.
+    pub listed_before: bool,
+    pub retry_in_seconds: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    Listing,
+    Listed,
+    Failing(Failure),
+}
+
+/// The state of every running watch, shared by the watches, the compile loop and `/status`.
+pub struct WatchHealth {
+    states: Mutex<BTreeMap<WatchId, State>>,
+    /// Bumped on every change, to wake [`WatchHealth::settled`].
+    changes: watch::Sender<u64>,
+    failing: Family<KindLabels, Gauge>,
+    failures: Family<KindLabels, Counter>,
+}
+
+impl Default for WatchHealth {
+    /// With metrics nobody exports (tests).
+    fn default() -> Self {
+        WatchHealth::new(&Metrics::new())
+    }
+}
+
+impl WatchHealth {
+    pub fn new(metrics: &Metrics) -> Self {
+        WatchHealth {
+            states: Mutex::new(BTreeMap::new()),
+            changes: watch::channel(0).0,
+            failing: metrics.watches_failing.clone(),
+            failures: metrics.watch_list_failures.clone(),
+        }
+    }
+
+    /// A watch starts: it is listing.
+    pub fn register(&self, id: WatchId) {
+        self.update(|states| {
+            states.insert(id, State::Listing);
+        });
+    }
+
+    /// A watch stopped: it is no longer reported, nor waited on.
+    pub fn forget(&self, id: &WatchId) {
+        self.update(|states| {
+            states.remove(id);
+        });
+    }
+
+    /// The watch listed (or received an event): it is healthy. Returns whether it was failing.
+    pub fn listed(&self, id: &WatchId) -> bool {
+        let state = self.states.lock().expect("not poisoned").get(id).cloned();
+        match state {
+            None | Some(State::Listed) => return false,
+            Some(State::Listing | State::Failing(_)) => {}
+        }
+        let was_failing = matches!(state, Some(State::Failing(_)));
+        self.update(|states| {
+            if let Some(state) = states.get_mut(id) {
+                *state = State::Listed;
+            }
+        });
+        if was_failing {
+            tracing::info!(kind = %id.kind, namespace = %id.namespace, selector = %id.selector, "the watch lists again");
+        }
+        was_failing
+    }
+
+    /// The watch's list failed; it is retried in `retry_in`. Returns whether it was not
+    /// failing before (the objects that depend on it need a new status).
+    pub fn failed(&self, id: &WatchId, error: String, retry_in: Duration) -> bool {
+        let mut first = false;
+        let mut changed_error = false;
+        self.update(|states| {
+            let Some(state) = states.get_mut(id) else {
+                return;
+            };
+            let failure = match state {
+                State::Failing(f) => {
+                    changed_error = f.error != error;
+                    Failure {
+                        error: error.clone(),
+                        attempts: f.attempts + 1,
+                        listed_before: f.listed_before,
+                        retry_in_seconds: retry_in.as_secs(),
+                    }
+                }
+                State::Listing | State::Listed => {
+                    first = true;
+                    Failure {
+                        error: error.clone(),
+                        attempts: 1,
+                        listed_before: *state == State::Listed,
+                        retry_in_seconds: retry_in.as_secs(),
+                    }
+                }
+            };
+            *state = State::Failing(failure);
+        });
+        self.failures.get_or_create(&kind_labels(id)).inc();
+        let (kind, namespace, selector) = (&id.kind, &id.namespace, &id.selector);
+        if first || changed_error {
+            tracing::warn!(%kind, %namespace, %selector, %error, ?retry_in, "cannot list; compiling without it and retrying with backoff");
+        } else {
+            tracing::debug!(%kind, %namespace, %selector, %error, ?retry_in, "still cannot list");
+        }
+        first
+    }
+
+    /// Waits until each of `ids` (every watch when `None`) has listed or failed: the compile
+    /// needs what they list, but not for ever.
+    pub async fn settled(&self, ids: Option<&[WatchId]>) {
+        let mut changes = self.changes.subscribe();
+        loop {
+            let pending = {
+                let states = self.states.lock().expect("not poisoned");
+                match ids {
+                    None => states.values().any(|s| *s == State::Listing),
+                    Some(ids) => ids.iter().any(|id| states.get(id) == Some(&State::Listing)),
+                }
+            };
+            if !pending || changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The watches failing now, by id.
+    pub fn failing(&self) -> Vec<(WatchId, Failure)> {
+        let states = self.states.lock().expect("not poisoned");
+        states
+            .iter()
+            .filter_map(|(id, s)| match s {
+                State::Failing(f) => Some((id.clone(), f.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// For `/status`: the failing watches, and how many watch at all.
+    pub fn describe(&self) -> serde_json::Value {
+        let running = self.states.lock().expect("not poisoned").len();
+        let failing: Vec<serde_json::Value> = self
+            .failing()
+            .into_iter()
+            .map(|(id, failure)| {
+                let mut entry = serde_json::to_value(&id).unwrap_or_default();
+                if let (Some(entry), serde_json::Value::Object(failure)) = (
+                    entry.as_object_mut(),
+                    serde_json::to_value(&failure).unwrap_or_default(),
+                ) {
+                    entry.extend(failure);
+                }
+                entry
+            })
+            .collect();
+        serde_json::json!({"running": running, "failing": failing})
+    }
+
+    /// Applies `change` and refreshes the failing gauge of every kind.
+    fn update(&self, change: impl FnOnce(&mut BTreeMap<WatchId, State>)) {
+        let mut states = self.states.lock().expect("not poisoned");
+        change(&mut states);
+        let mut per_kind: BTreeMap<&str, i64> = BTreeMap::new();
+        for (id, state) in states.iter() {
+            let count = per_kind.entry(&id.kind).or_default();
+            if matches!(state, State::Failing(_)) {
+                *count += 1;
+            }
+        }
+        for (kind, count) in per_kind {
+            self.failing.get_or_create(&label(kind)).set(count);
+        }
+        drop(states);
+        self.changes.send_modify(|n| *n += 1);
+    }
+}
+
+fn label(kind: &str) -> KindLabels {
+    KindLabels { kind: kind.into() }
+}
+
+fn kind_labels(id: &WatchId) -> KindLabels {
+    label(&id.kind)
+}
+
+/// The kinds whose objects the compile of `kind` reads, as far as a failing watch should mark
+/// it: Secrets and ConfigMaps are watched one reference at a time, mostly for Policies and
+/// Gateways, so a Route's backend TLS Secret that cannot be listed shows in its ResolvedRefs
+/// (the Secret is not found), not as Degraded.
+fn reads(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Route" | "Aggregate" => &["Service", "EndpointSlice", "Policy"],
+        "HTTPRoute" | "GRPCRoute" => &["Service", "EndpointSlice", "Policy", "ReferenceGrant"],
+        "Policy" => &["Secret", "ConfigMap"],
+        "Gateway" => &["Secret", "ConfigMap", "ReferenceGrant", "Namespace"],
+        "BackendTLSPolicy" => &["Service", "Secret", "ConfigMap"],
+        _ => &[],
+    }
+}
+
+/// Adds a `Degraded` condition to every status whose object depends on a kind a failing
+/// watch should list (in its namespace, or in all), naming the kind and the API server's
+/// answer; a Gateway API route's parents get it too. The message leaves out what changes
+/// with every retry, so a status is written once when a watch starts failing and once when
+/// it lists again, not on every retry.
+pub fn mark_degraded(statuses: &mut [ObjectStatus], failing: &[(WatchId, Failure)]) {
+    for status in statuses {
+        let causes: Vec<String> = failing
+            .iter()
+            .filter(|(id, _)| id.compiled && reads(&status.kind).contains(&id.kind.as_str()))
+            .filter(|(id, _)| id.namespace.is_empty() || id.namespace == status.namespace)
+            .map(|(id, failure)| {
+                let place = if id.namespace.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in namespace {}", id.namespace)
+                };
+                format!("{}{place} ({})", plural(&id.kind), failure.error)
+            })
+            .collect();
+        if causes.is_empty() {
+            continue;
+        }
+        let condition = Condition {
+            type_: DEGRADED.into(),
+            status: true,
+            reason: "CannotListDependencies".into(),
+            message: format!(
+                "the controller cannot list {}: what this {} uses of them is unknown or stale until a retry lists them",
+                causes.join("; "),
+                status.kind
+            ),
+        };
+        for parent in &mut status.parents {
+            parent.conditions.push(condition.clone());
+        }
+        status.conditions.push(condition);
+    }
+}
+
+fn plural(kind: &str) -> String {
+    match kind {
+        "Policy" => "Policies".into(),
+        _ => format!("{kind}s"),
+    }
+}
+
+/// A person's reading of a failed list: the API server's code, reason and message when it
+/// answered, the error otherwise.
+pub fn describe_error(error: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    let api = match error {
+        W::InitialListFailed(kube::Error::Api(s))
+        | W::WatchStartFailed(kube::Error::Api(s))
+        | W::WatchFailed(kube::Error::Api(s)) => Some(&**s),
+        W::WatchError(s) => Some(&**s),
+        _ => None,
+    };
+    match api {
+        Some(status) => format!("{} {}: {}", status.code, status.reason, status.message),
+        None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(kind: &str, namespace: &str) -> WatchId {
+        WatchId {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            selector: String::new(),
+            compiled: true,
+        }
+    }
+
+    #[test]
+    fn the_backoff_doubles_to_its_cap_and_resets() {
+        let mut backoff = Backoff::default();
+        let waits: Vec<u64> = (0..9).map(|_| backoff.next_wait().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        backoff.reset();
+        assert_eq!(backoff.next_wait(), FIRST_RETRY);
+    }
+
+    #[tokio::test]
+    async fn a_watch_is_settled_once_it_listed_or_failed() {
+        let health = WatchHealth::default();
+        let (slices, routes) = (id("EndpointSlice", ""), id("Route", ""));
+        health.register(slices.clone());
+        health.register(routes.clone());
+        assert!(health.failed(&slices, "404 NotFound: gone".into(), FIRST_RETRY));
+        assert!(!health.failed(&slices, "404 NotFound: gone".into(), FIRST_RETRY * 2));
+        // Routes still listing: not settled.
+        let wait = tokio::time::timeout(Duration::from_millis(20), health.settled(None));
+        assert!(wait.await.is_err());
+        health.settled(Some(std::slice::from_ref(&slices))).await;
+        assert!(!health.listed(&routes));
+        health.settled(None).await;
+        let failing = health.failing();
+        assert_eq!(failing.len(), 1);
+        assert_eq!(failing[0].1.attempts, 2);
+        assert!(!failing[0].1.listed_before);
+        let described = health.describe();
+        assert_eq!(described["running"], 2);
+        assert_eq!(described["failing"][0]["kind"], "EndpointSlice");
+        assert_eq!(described["failing"][0]["error"], "404 NotFound: gone");
+        assert!(health.listed(&slices));
+        assert!(health.failing().is_empty());
+        health.forget(&slices);
+        assert_eq!(health.describe()["running"], 1);
+    }
+
+    #[test]
+    fn the_failing_gauge_counts_failing_watches_per_kind() {
+        let metrics = Metrics::new();
+        let health = WatchHealth::new(&metrics);
+        let (a, b) = (id("Secret", "shop"), id("Secret", "partners"));
+        health.register(a.clone());
+        health.register(b.clone());
+        health.failed(&a, "403 Forbidden: no".into(), FIRST_RETRY);
+        health.failed(&b, "403 Forbidden: no".into(), FIRST_RETRY);
+        health.failed(&b, "403 Forbidden: no".into(), FIRST_RETRY);
+        let text = metrics.encode();
+        assert!(
+            text.contains("frontdesk_controller_watches_failing{kind=\"Secret\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("frontdesk_controller_watch_list_failures_total{kind=\"Secret\"} 3"),
+            "{text}"
+        );
+        health.listed(&a);
+        health.forget(&b);
+        assert!(
+            metrics
+                .encode()
+                .contains("frontdesk_controller_watches_failing{kind=\"Secret\"} 0")
+        );
+    }
+
+    #[test]
+    fn objects_that_read_a_failing_kind_are_marked_degraded_and_no_others() {
+        let status = |kind: &str, namespace: &str| ObjectStatus {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: "x".into(),
+            generation: 1,
+            conditions: Vec::new(),
+            diagnostics: Vec::new(),
+            served_generation: None,
+            listeners: Vec::new(),
+            ancestors: Vec::new(),
+            parents: Vec::new(),
+        };
+        let failure = |error: &str| Failure {
+            error: error.into(),
+            attempts: 3,
+            listed_before: false,
+            retry_in_seconds: 4,
+        };
+        let mut statuses = vec![
+            status("Route", "shop"),
+            status("Policy", "shop"),
+            status("Policy", "partners"),
+            status("Aggregate", "partners"),
+        ];
+        let mut progress = id("ConfigMap", "frontdesk");
+        progress.compiled = false;
+        let failing = vec![
+            (id("EndpointSlice", ""), failure("404 NotFound: not served")),
+            (id("Secret", "shop"), failure("403 Forbidden: rbac")),
+            (progress, failure("403 Forbidden: rbac")),
+        ];
+        mark_degraded(&mut statuses, &failing);
+        let degraded =
+            |s: &ObjectStatus| s.conditions.iter().find(|c| c.type_ == DEGRADED).cloned();
+        let route = degraded(&statuses[0]).expect("the Route reads EndpointSlices");
+        assert_eq!(
+            route.message,
+            "the controller cannot list EndpointSlices (404 NotFound: not served): what this Route uses of them is unknown or stale until a retry lists them"
+        );
+        assert!(route.status);
+        assert!(degraded(&statuses[1]).unwrap().message.contains("Secrets"));
+        // Secrets of another namespace, and ConfigMaps the compiler does not read.
+        assert_eq!(degraded(&statuses[2]), None);
+        assert!(
+            degraded(&statuses[3])
+                .unwrap()
+                .message
+                .contains("EndpointSlices")
+        );
+    }
+}
