@@ -187,7 +187,9 @@ pub struct Wanted {
 /// Writes the Gateway API statuses that changed.
 #[derive(Default)]
 pub struct GatewayStatusWriter {
-    written: HashMap<(String, String, String), serde_json::Value>,
+    /// Statuses written (as compared) whose watch event has not come back yet, with the
+    /// status the object had when they were written.
+    written: HashMap<(String, String, String), (serde_json::Value, Option<serde_json::Value>)>,
     /// Writes that failed: the status wanted, when to try again, and the wait after that.
     failed: HashMap<(String, String, String), Failed>,
 }
@@ -221,12 +223,17 @@ impl GatewayStatusWriter {
             let want = comparable(&w.status, addresses);
             // A status shared with other controllers (written to a version) is compared with
             // what the object has now only: another writer may have dropped our entries since.
-            let already = w
-                .current
-                .as_ref()
-                .is_some_and(|c| comparable(c, addresses) == want)
-                || (w.resource_version.is_none()
-                    && self.written.get(&key).is_some_and(|c| *c == want));
+            let current = w.current.as_ref().map(|c| comparable(c, addresses));
+            // What this replica wrote covers only the time the write takes to come back through
+            // the watch: a status wiped or changed since is written again.
+            let already = if current.as_ref() == Some(&want) {
+                self.written.remove(&key);
+                true
+            } else {
+                w.resource_version.is_none()
+                    && (self.written.get(&key))
+                        .is_some_and(|(wrote, before)| *wrote == want && *before == current)
+            };
             if already {
                 self.failed.remove(&key);
                 continue;
@@ -251,7 +258,7 @@ impl GatewayStatusWriter {
                 Ok(()) => {
                     writes += 1;
                     self.failed.remove(&key);
-                    self.written.insert(key, want);
+                    self.written.insert(key, (want, current));
                 }
                 Err(e) => {
                     let backoff = self
@@ -483,6 +490,12 @@ spec:
             0
         );
         assert_eq!(sink.0.lock().unwrap().len(), 1);
+        // The write has not come back yet: waited for. Back, then wiped: written again.
+        assert_eq!(writer.reconcile(&sink, &[wanted(&first, None)]).await, 0);
+        let back = Some(first.clone());
+        assert_eq!(writer.reconcile(&sink, &[wanted(&first, back)]).await, 0);
+        assert_eq!(writer.reconcile(&sink, &[wanted(&first, None)]).await, 1);
+        assert_eq!(sink.0.lock().unwrap().len(), 2);
     }
 
     /// With provisioning, addresses are ours: a status that differs only in them is written.

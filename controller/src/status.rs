@@ -197,9 +197,31 @@ pub trait StatusSink {
 /// Writes statuses that changed and Events for rejected generations.
 #[derive(Default)]
 pub struct Reconciler {
-    written: HashMap<(String, String, String), RouteStatus>,
+    /// Statuses written whose watch event has not come back yet.
+    written: HashMap<(String, String, String), Written>,
     /// The generation (and uid: a recreated object is another) each Event was sent for.
     evented: HashMap<(String, String, String), (i64, Option<String>)>,
+}
+
+/// A status written, until the watch cache shows it.
+struct Written {
+    want: RouteStatus,
+    /// The status the cache showed when it was written.
+    before: Option<RouteStatus>,
+    at: Time,
+}
+
+/// How long a write may take to come back through the watch before it is written again.
+const WATCH_LAG: i64 = 30;
+
+impl Written {
+    /// Whether `want` was written and the cache, still showing what it showed before, has
+    /// just not caught up yet. A status that changed otherwise since (wiped, or edited by
+    /// someone else) is not covered: it is written again.
+    fn covers(&self, want: &RouteStatus, current: Option<&RouteStatus>, now: &Time) -> bool {
+        let lagging = now.0.as_second() - self.at.0.as_second() < WATCH_LAG;
+        same(&self.want, want) && current == self.before.as_ref() && lagging
+    }
 }
 
 /// One object to reconcile: what the compiler said, how far its gateways got, and the status it
@@ -221,6 +243,17 @@ impl Reconciler {
         now: &Time,
     ) -> usize {
         let mut writes = 0;
+        // Objects gone are forgotten.
+        let keys: std::collections::HashSet<(&str, &str, &str)> = objects
+            .iter()
+            .map(|o| {
+                let c = o.computed;
+                (c.kind.as_str(), c.namespace.as_str(), c.name.as_str())
+            })
+            .collect();
+        let kept = |k: &(String, String, String)| keys.contains(&(&*k.0, &*k.1, &*k.2));
+        self.written.retain(|k, _| kept(k));
+        self.evented.retain(|k, _| kept(k));
         for o in objects {
             let key = (
                 o.computed.kind.clone(),
@@ -228,13 +261,22 @@ impl Reconciler {
                 o.computed.name.clone(),
             );
             let want = desired(o.computed, &o.progress, o.current, now);
-            let already = o.current.is_some_and(|c| same(c, &want))
-                || self.written.get(&key).is_some_and(|w| same(w, &want));
+            // The object's status as the watch cache has it is the truth; what this replica
+            // wrote covers only the time the write takes to come back.
+            let already = if o.current.is_some_and(|c| same(c, &want)) {
+                self.written.remove(&key);
+                true
+            } else {
+                (self.written.get(&key)).is_some_and(|w| w.covers(&want, o.current, now))
+            };
             if !already {
                 match sink.apply_status(&key.0, &key.1, &key.2, &want).await {
                     Ok(()) => {
                         writes += 1;
-                        self.written.insert(key.clone(), want);
+                        let before = o.current.cloned();
+                        let at = now.clone();
+                        self.written
+                            .insert(key.clone(), Written { want, before, at });
                     }
                     Err(e) => {
                         tracing::warn!(kind = %key.0, namespace = %key.1, name = %key.2, error = %e, "writing status failed; retried at the next change")
@@ -505,6 +547,48 @@ mod tests {
         assert_eq!(find(&second, "Accepted").last_transition_time, now(100));
         assert_eq!(find(&second, PROGRAMMED).last_transition_time, now(300));
         assert!(sink.events.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_wiped_status_is_written_again_but_a_lagging_cache_is_waited_for() {
+        let statuses = compiled();
+        let good = statuses.iter().find(|s| s.name == "good").unwrap();
+        let sink = Recorder::default();
+        let mut r = Reconciler::default();
+        let seen = |current| {
+            [Observed {
+                computed: good,
+                progress: progress(2, 2),
+                current,
+                uid: None,
+            }]
+        };
+        assert_eq!(r.reconcile(&sink, &seen(None), &now(100)).await, 1);
+        let written = sink.statuses.lock().unwrap()[0].1.clone();
+        // The write has not come back through the watch yet: not written again.
+        assert_eq!(r.reconcile(&sink, &seen(None), &now(101)).await, 0);
+        // It came back; then someone wiped the status (or the object was recreated without
+        // one): the cache is the truth, so it is written again.
+        assert_eq!(
+            r.reconcile(&sink, &seen(Some(&written)), &now(102)).await,
+            0
+        );
+        assert_eq!(r.reconcile(&sink, &seen(None), &now(103)).await, 1);
+        // Another writer changed it to something else: written again too.
+        let mut edited = written.clone();
+        edited.conditions.retain(|c| c.type_ != PROGRAMMED);
+        assert_eq!(
+            r.reconcile(&sink, &seen(Some(&written)), &now(104)).await,
+            0
+        );
+        assert_eq!(r.reconcile(&sink, &seen(Some(&edited)), &now(105)).await, 1);
+        // A write that never comes back is made again after a while.
+        assert_eq!(r.reconcile(&sink, &seen(Some(&edited)), &now(106)).await, 0);
+        let later = now(105 + WATCH_LAG);
+        assert_eq!(r.reconcile(&sink, &seen(Some(&edited)), &later).await, 1);
+        // Objects gone are forgotten.
+        r.reconcile(&sink, &[], &later).await;
+        assert!(r.written.is_empty() && r.evented.is_empty());
     }
 
     #[tokio::test]
