@@ -2,16 +2,20 @@
 //! mode (`--manifests PATH`).
 //!
 //! PATH is a file or a directory read recursively (`*.yaml`, `*.yml`; hidden entries skipped;
-//! symlinks followed, each directory once). The files are polled (names, sizes, modification
-//! times), read once they have held still for [`SETTLE`], and compiled through
-//! [`frontdesk_crds::catalog::Catalog`], so a bad edit keeps the last good version of what it
-//! touched. SIGHUP forces a reload. Reading and compiling run on a blocking thread.
+//! symlinks followed, each directory once). Changes are found by file-system events
+//! ([`events`]: inotify), the files read once events stopped for [`events::QUIET`], and by
+//! polling as the fallback (names, sizes, modification times; read once they have held still
+//! for [`SETTLE`]). They are compiled through [`frontdesk_crds::catalog::Catalog`], so a bad
+//! edit keeps the last good version of what it touched. SIGHUP forces a reload. Reading and
+//! compiling run on a blocking thread.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use frontdesk_crds::catalog::{Catalog, Update};
+
+pub mod events;
 
 /// How long files must hold still after a change before they are read.
 pub const SETTLE: Duration = Duration::from_millis(50);
@@ -48,39 +52,45 @@ impl FileSource {
         Ok(update)
     }
 
-    /// Polls forever; `apply` receives each load's result and how long reading and compiling
-    /// took, on a blocking thread.
+    /// Watches forever: on file events, and every `interval` as a fallback. `apply` receives
+    /// each load's result and how long reading and compiling took, on a blocking thread.
     pub async fn watch<F>(mut self, interval: Duration, mut apply: F)
     where
         F: FnMut(std::io::Result<Update>, Duration) + Send + 'static,
     {
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let events = events::Events::watch(&self.root);
         loop {
             #[cfg(unix)]
-            let forced = match hup.as_mut() {
-                Some(h) => tokio::select! {
-                    _ = tokio::time::sleep(interval) => false,
-                    _ = h.recv() => true,
-                },
-                None => {
-                    tokio::time::sleep(interval).await;
-                    false
+            let hangup = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
                 }
             };
             #[cfg(not(unix))]
-            let forced = {
-                tokio::time::sleep(interval).await;
-                false
+            let hangup = std::future::pending::<Option<()>>();
+            let trigger = tokio::select! {
+                _ = tokio::time::sleep(interval) => Trigger::Poll,
+                _ = events.next() => Trigger::Event,
+                _ = hangup => Trigger::Forced,
             };
+            let forced = trigger == Trigger::Forced;
+            if trigger == Trigger::Event {
+                // Let an editor or deploy tool finish writing.
+                events.quiet().await;
+            }
             let now = blocking_fingerprint(&self.root).await;
             if !forced && now == self.fingerprint {
                 continue;
             }
-            // Let an editor or deploy tool finish writing: load once the files hold still.
-            tokio::time::sleep(SETTLE).await;
-            if !forced && blocking_fingerprint(&self.root).await != now {
-                continue;
+            if trigger == Trigger::Poll {
+                // Polling saw a change mid-write, maybe: load once the files hold still.
+                tokio::time::sleep(SETTLE).await;
+                if blocking_fingerprint(&self.root).await != now {
+                    continue;
+                }
             }
             let joined = tokio::task::spawn_blocking(move || {
                 let started = std::time::Instant::now();
@@ -101,6 +111,15 @@ impl FileSource {
             }
         }
     }
+}
+
+/// What made the loader look at the files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    Poll,
+    Event,
+    /// SIGHUP: reload even if nothing seems to have changed.
+    Forced,
 }
 
 /// Logs every problem of an update with its location.
