@@ -135,6 +135,21 @@ pub struct Cli {
     /// Port of provisioned proxies' /healthz, /ready and /metrics.
     #[arg(long, value_name = "PORT", default_value_t = 9901)]
     pub proxy_admin_port: u16,
+
+    /// Serve the validating admission webhook (`POST /validate`) on this address, over HTTPS
+    /// with --tls-cert and --tls-key: Routes, Policies and Aggregates the compiler would reject
+    /// are refused at apply time. Cluster mode only.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        conflicts_with_all = ["insecure", "manifests"]
+    )]
+    pub webhook_listen: Option<SocketAddr>,
+
+    /// Keep the caBundle of this ValidatingWebhookConfiguration equal to --tls-client-ca (the
+    /// trust bundle that also verifies --tls-cert), checked every minute.
+    #[arg(long, value_name = "NAME", requires = "webhook_listen")]
+    pub webhook_configuration: Option<String>,
 }
 
 impl Cli {

@@ -36,6 +36,7 @@ pub mod status;
 pub mod store;
 pub mod watch;
 pub mod watch_health;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -121,8 +122,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .collect(),
                     allow: cli.url_allow_list.clone(),
                 },
+                webhook: webhook_server(&cli).await?,
             };
             stopping = Some((stop, released));
+            if let (Some(name), Some(ca)) = (&cli.webhook_configuration, &cli.tls_client_ca) {
+                tokio::spawn(webhook::keep_ca_bundle(
+                    client.clone(),
+                    name.clone(),
+                    ca.clone(),
+                ));
+            }
             let push = push.clone();
             tokio::spawn(async move {
                 if let Err(e) = cluster::run(client, options, push).await {
@@ -170,6 +179,26 @@ fn publish(
             tracing::error!(error = %e, "cannot read the manifests; the published snapshots stay as they are")
         }
     }
+}
+
+/// The webhook's listener and credentials, when `--webhook-listen` asks for it.
+async fn webhook_server(cli: &Cli) -> anyhow::Result<Option<cluster::WebhookServer>> {
+    let Some(listen) = cli.webhook_listen else {
+        return Ok(None);
+    };
+    let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) else {
+        bail!("--webhook-listen needs --tls-cert and --tls-key");
+    };
+    let tls = frontdesk_wire::tls::Reloading::webhook(cert, key)
+        .context("loading the webhook's TLS credentials")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(%listen, "serving the admission webhook");
+    Ok(Some(cluster::WebhookServer {
+        listener,
+        tls: Arc::new(tls),
+    }))
 }
 
 /// Publishes a compile result and records it in the metrics.

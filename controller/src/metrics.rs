@@ -20,6 +20,13 @@ pub struct RefusedLabels {
     pub certificate_gateway: String,
 }
 
+/// An admission review: the kind reviewed and whether it was allowed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReviewLabels {
+    pub kind: String,
+    pub allowed: String,
+}
+
 /// A watched kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -40,6 +47,9 @@ pub struct Metrics {
     /// Watches whose list fails now, by kind ([`crate::watch_health`]).
     pub watches_failing: Family<KindLabels, Gauge>,
     pub watch_list_failures: Family<KindLabels, Counter>,
+    /// Admission reviews answered ([`crate::webhook`]).
+    pub admission_reviews: Family<ReviewLabels, Counter>,
+    pub admission_review_duration: Histogram,
 }
 
 fn latency() -> Histogram {
@@ -63,6 +73,9 @@ impl Metrics {
             refused_subscriptions: Family::default(),
             watches_failing: Family::default(),
             watch_list_failures: Family::default(),
+            admission_reviews: Family::default(),
+            // 50 us to ~1.6 s.
+            admission_review_duration: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
         };
         registry.register(
             "reconciles",
@@ -119,6 +132,16 @@ impl Metrics {
             "Failed lists and watches, by kind; retried with exponential backoff",
             m.watch_list_failures.clone(),
         );
+        registry.register(
+            "admission_reviews",
+            "Admission reviews answered, by kind and whether the object was allowed",
+            m.admission_reviews.clone(),
+        );
+        registry.register(
+            "admission_review_duration_seconds",
+            "Time to review one object (reading what decides it, compiling)",
+            m.admission_review_duration.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -127,6 +150,15 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+
+    pub fn record_review(&self, kind: &str, allowed: bool, took: std::time::Duration) {
+        let labels = ReviewLabels {
+            kind: kind.into(),
+            allowed: allowed.to_string(),
+        };
+        self.admission_reviews.get_or_create(&labels).inc();
+        self.admission_review_duration.observe(took.as_secs_f64());
     }
 
     pub fn gateway(name: &str) -> GatewayLabels {

@@ -258,7 +258,7 @@ impl PushServer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use std::path::Path;
@@ -293,7 +293,7 @@ mod tests {
     }
 
     /// The credentials `frontdesk-certs --out-dir` writes, for gateways `a` and `b`.
-    async fn credentials(dir: &Path) {
+    pub(crate) async fn credentials(dir: &Path) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

@@ -12,6 +12,7 @@
 //! objects in.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod aggregate;
 pub mod catalog;
 pub mod certificate;

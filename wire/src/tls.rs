@@ -72,6 +72,19 @@ pub fn server_config(
     Ok(config)
 }
 
+/// A server with no client certificate asked: the controller's admission webhook, which the
+/// Kubernetes API server calls over HTTPS, verifying it against the webhook's `caBundle`.
+pub fn webhook_server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(cert, e))?
+        .with_no_client_auth()
+        .with_single_cert(load_certs(cert)?, load_key(key)?)
+        .map_err(|e| err(cert, e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// The proxy's side: the controller must present a certificate from `ca`; the proxy presents
 /// its own.
 pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ClientConfig, TlsError> {
@@ -198,6 +211,13 @@ impl Reloading<rustls::ServerConfig> {
     pub fn server(cert: &Path, key: &Path, client_ca: &Path) -> Result<Self, TlsError> {
         Reloading::new(vec![cert.into(), key.into(), client_ca.into()], |f| {
             server_config(&f[0], &f[1], &f[2])
+        })
+    }
+
+    /// [`webhook_server_config`] from files that may be rotated.
+    pub fn webhook(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        Reloading::new(vec![cert.into(), key.into()], |f| {
+            webhook_server_config(&f[0], &f[1])
         })
     }
 }

@@ -213,6 +213,16 @@ controller provisions for the chart's Gateways (their parameters' `args`).
 {{- end -}}
 
 {{- /* GatewayClasses are cluster-scoped: only a ClusterRole can grant them. */ -}}
+{{- /* The admission webhook's configuration: its caBundle kept equal to the trust bundle. */}}
+{{- define "frontdesk.controllerWebhookRules" -}}
+{{- if .Values.controller.webhook.enabled }}
+- apiGroups: [admissionregistration.k8s.io]
+  resources: [validatingwebhookconfigurations]
+  resourceNames: [{{ include "frontdesk.fullname" . }}]
+  verbs: [get, update]
+{{- end }}
+{{- end -}}
+
 {{- define "frontdesk.controllerGatewayClassRules" -}}
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gatewayclasses]

@@ -178,6 +178,7 @@ fn options() -> ClusterOptions {
         provision: None,
         stop: watch::channel(false).1,
         released: None,
+        webhook: None,
     }
 }
 

@@ -70,6 +70,14 @@ pub struct ClusterOptions {
     /// `released` is told ([`leadership`]).
     pub stop: watch::Receiver<bool>,
     pub released: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Serve the admission webhook ([`crate::webhook`]).
+    pub webhook: Option<WebhookServer>,
+}
+
+/// Where and with what the admission webhook is served.
+pub struct WebhookServer {
+    pub listener: tokio::net::TcpListener,
+    pub tls: Arc<frontdesk_wire::tls::Reloading<rustls::ServerConfig>>,
 }
 
 /// Runs the cluster source until the process ends, leading while this replica holds the
@@ -94,7 +102,7 @@ pub async fn run(
 /// true.
 async fn serve(
     client: Client,
-    options: ClusterOptions,
+    mut options: ClusterOptions,
     push: Arc<PushServer>,
     leader: watch::Receiver<bool>,
 ) {
@@ -149,6 +157,23 @@ async fn serve(
         all_objects,
     );
     let published = Arc::new(Notify::new());
+    if let Some(server) = options.webhook.take() {
+        let reviewer = crate::webhook::Reviewer {
+            routes: routes.clone(),
+            aggregates: aggregates.clone(),
+            policies: policies.clone(),
+            settings: frontdesk_crds::admission::Settings {
+                shared_hosts: options.shared_hosts,
+                urls: options.urls.clone(),
+            },
+        };
+        tokio::spawn(crate::webhook::serve(
+            server.listener,
+            server.tls,
+            Arc::new(reviewer),
+            push.metrics.clone(),
+        ));
+    }
     let (provision_report, provisioned) = watch::channel(crate::provision::Report::default());
     if let Some(settings) = options.provision.clone() {
         tokio::spawn(crate::provision::run(

@@ -1,0 +1,331 @@
+//! The validating admission webhook: at `kubectl apply` time, a Route, Policy or Aggregate the
+//! compiler would reject is refused with the message its `Accepted` condition would carry
+//! ([`frontdesk_crds::admission`], the same `compile()`).
+//!
+//! `POST /validate` takes an `admission.k8s.io/v1` AdmissionReview over HTTPS
+//! (`--webhook-listen`, with the controller's own certificate, reloaded when rotated). Every
+//! replica answers from its watch caches: the reviewed object is compiled with what can decide
+//! its verdict (its namespace's Policies, the Routes and Aggregates claiming one of its hosts),
+//! so a review costs about the same at 10 objects as at 10,000. The chart registers it with
+//! `failurePolicy: Ignore`: when no replica answers, objects are admitted and their status
+//! still tells the truth. With `--webhook-configuration`, each replica keeps that
+//! ValidatingWebhookConfiguration's `caBundle` equal to its trust bundle ([`keep_ca_bundle`]).
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use frontdesk_crds::admission::{Context, Settings, Verdict, review};
+use frontdesk_crds::manifests::{Object, typed};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use kube::core::DynamicObject;
+use kube::runtime::reflector::Store;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::metrics::Metrics;
+
+/// The path the API server posts reviews to.
+pub const PATH: &str = "/validate";
+/// Larger bodies are refused: an object is at most 1.5 MiB in etcd, its review a little more.
+const MAX_BODY: usize = 4 << 20;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reviews objects against the watch caches.
+pub struct Reviewer {
+    pub routes: Vec<Store<DynamicObject>>,
+    pub aggregates: Vec<Store<DynamicObject>>,
+    pub policies: Vec<Store<DynamicObject>>,
+    pub settings: Settings,
+}
+
+impl Reviewer {
+    /// A reviewer over these objects (JSON, as the API server serves them) rather than watch
+    /// caches: benchmarks and tests.
+    pub fn over(
+        routes: Vec<Value>,
+        aggregates: Vec<Value>,
+        policies: Vec<Value>,
+        settings: Settings,
+    ) -> Result<Self, serde_json::Error> {
+        fn store<K: kube::Resource<DynamicType = ()>>(
+            objects: Vec<Value>,
+        ) -> Result<Vec<Store<DynamicObject>>, serde_json::Error> {
+            let ar = kube::core::ApiResource::erase::<K>(&());
+            let mut writer = kube::runtime::reflector::store::Writer::new(ar);
+            for o in objects {
+                let o: DynamicObject = serde_json::from_value(o)?;
+                writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(o));
+            }
+            Ok(vec![writer.as_reader()])
+        }
+        Ok(Reviewer {
+            routes: store::<frontdesk_crds::Route>(routes)?,
+            aggregates: store::<frontdesk_crds::Aggregate>(aggregates)?,
+            policies: store::<frontdesk_crds::Policy>(policies)?,
+            settings,
+        })
+    }
+
+    /// The AdmissionReview to answer `review` with; `None` when it is not one.
+    pub fn answer(&self, review: &Value) -> Option<Value> {
+        let request = review.get("request")?;
+        let uid = request.get("uid")?.as_str()?;
+        let verdict = self.verdict(request);
+        let mut response = json!({"uid": uid, "allowed": verdict.allowed});
+        if !verdict.allowed {
+            response["status"] =
+                json!({"code": 422, "reason": "Invalid", "message": verdict.message});
+        }
+        if !verdict.warnings.is_empty() {
+            response["warnings"] = json!(verdict.warnings);
+        }
+        Some(json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": response,
+        }))
+    }
+
+    /// Whether the object of an AdmissionRequest may be stored.
+    pub fn verdict(&self, request: &Value) -> Verdict {
+        let operation = request.get("operation").and_then(Value::as_str);
+        if !matches!(operation, Some("CREATE" | "UPDATE")) {
+            return allowed();
+        }
+        let Some(mut object) = request.get("object").cloned() else {
+            return allowed();
+        };
+        // A namespaced object being created may not carry its namespace yet.
+        if object.pointer("/metadata/namespace").is_none()
+            && let (Some(namespace), Some(meta)) = (
+                request.get("namespace").cloned(),
+                object.get_mut("metadata").and_then(Value::as_object_mut),
+            )
+        {
+            meta.insert("namespace".into(), namespace);
+        }
+        let kind = request.pointer("/kind/kind").and_then(Value::as_str);
+        let candidate = match kind {
+            Some("Route") => typed(object).map(|o| Object::Route(Box::new(o))),
+            Some("Policy") => typed(object).map(|o| Object::Policy(Box::new(o))),
+            Some("Aggregate") => typed(object).map(|o| Object::Aggregate(Box::new(o))),
+            // Not ours to check.
+            _ => return allowed(),
+        };
+        let candidate = match candidate {
+            Ok(c) => c,
+            Err((field, reason)) => return Verdict::unreadable(&field, &reason),
+        };
+        let context = self.context(&candidate);
+        review(candidate, context, &self.settings)
+    }
+
+    /// The objects of the caches that may decide `candidate`'s verdict, read (one that cannot
+    /// be read is left out: its own status says why).
+    fn context(&self, candidate: &Object) -> Vec<Object> {
+        let wanted = Context::of(candidate);
+        let mut objects = Vec::new();
+        let kinds = [
+            ("Route", &self.routes),
+            ("Aggregate", &self.aggregates),
+            ("Policy", &self.policies),
+        ];
+        for (kind, stores) in kinds {
+            for o in stores.iter().flat_map(|s| s.state()) {
+                let namespace = o.metadata.namespace.as_deref().unwrap_or("default");
+                let name = o.metadata.name.as_deref().unwrap_or_default();
+                let hosts: Vec<&str> = (o.data.pointer("/spec/hosts").and_then(Value::as_array))
+                    .map(|h| h.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if !wanted.relevant(kind, namespace, name, &hosts) {
+                    continue;
+                }
+                let Ok(value) = serde_json::to_value(&*o) else {
+                    continue;
+                };
+                let read = match kind {
+                    "Route" => typed(value).map(|o| Object::Route(Box::new(o))),
+                    "Aggregate" => typed(value).map(|o| Object::Aggregate(Box::new(o))),
+                    _ => typed(value).map(|o| Object::Policy(Box::new(o))),
+                };
+                objects.extend(read.ok());
+            }
+        }
+        objects
+    }
+}
+
+fn allowed() -> Verdict {
+    Verdict {
+        allowed: true,
+        message: String::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// Serves reviews on `listener` over TLS until the process ends.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<frontdesk_wire::tls::Reloading<rustls::ServerConfig>>,
+    reviewer: Arc<Reviewer>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = TlsAcceptor::from(tls.for_connection());
+        let (reviewer, metrics) = (reviewer.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "webhook TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let service = service_fn(move |req: Request<Incoming>| {
+                let (reviewer, metrics) = (reviewer.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(handle(req, &reviewer, &metrics).await) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    reviewer: &Reviewer,
+    metrics: &Metrics,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST || req.uri().path() != PATH {
+        return text(
+            StatusCode::NOT_FOUND,
+            "POST an AdmissionReview to /validate\n",
+        );
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "the review is too large\n"),
+    };
+    let started = Instant::now();
+    let answer = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|review| Some((reviewer.answer(&review)?, review)));
+    let Some((answer, review)) = answer else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "not an admission.k8s.io/v1 AdmissionReview\n",
+        );
+    };
+    let kind = review
+        .pointer("/request/kind/kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let allowed = answer["response"]["allowed"].as_bool().unwrap_or(true);
+    metrics.record_review(kind, allowed, started.elapsed());
+    if !allowed {
+        let name = review
+            .pointer("/request/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let namespace = review
+            .pointer("/request/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        tracing::info!(%kind, %namespace, %name, reason = answer["response"]["status"]["message"].as_str().unwrap_or_default(), "refused at admission");
+    }
+    let mut response = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(&answer).unwrap_or_default(),
+    )));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+/// Keeps every webhook of the ValidatingWebhookConfiguration `name` trusting `ca_file` (the
+/// trust bundle, which rotation changes), checking every [`CA_CHECK`]. A configuration not
+/// installed (yet) is looked for again; so is one another writer changed.
+pub async fn keep_ca_bundle(client: Client, name: String, ca_file: PathBuf) {
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client);
+    loop {
+        match std::fs::read(&ca_file) {
+            Err(e) => {
+                tracing::warn!(file = %ca_file.display(), error = %e, "cannot read the trust bundle for the webhook's caBundle")
+            }
+            Ok(bundle) => match set_ca_bundle(&api, &name, bundle).await {
+                Ok(true) => {
+                    tracing::info!(configuration = %name, "the admission webhook's caBundle was updated")
+                }
+                Ok(false) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    tracing::debug!(configuration = %name, "no such ValidatingWebhookConfiguration (yet)")
+                }
+                Err(e) => {
+                    tracing::warn!(configuration = %name, error = %e, "cannot update the admission webhook's caBundle")
+                }
+            },
+        }
+        tokio::time::sleep(CA_CHECK).await;
+    }
+}
+
+/// How often the webhook's caBundle is compared with the trust bundle.
+pub const CA_CHECK: Duration = Duration::from_secs(60);
+
+/// Sets the caBundle of every webhook of `name` to `bundle`; whether anything changed.
+async fn set_ca_bundle(
+    api: &Api<ValidatingWebhookConfiguration>,
+    name: &str,
+    bundle: Vec<u8>,
+) -> Result<bool, kube::Error> {
+    let mut configuration = api.get(name).await?;
+    let bundle = k8s_openapi::ByteString(bundle);
+    let mut changed = false;
+    for webhook in configuration.webhooks.iter_mut().flatten() {
+        if webhook.client_config.ca_bundle.as_ref() != Some(&bundle) {
+            webhook.client_config.ca_bundle = Some(bundle.clone());
+            changed = true;
+        }
+    }
+    if changed {
+        api.replace(name, &Default::default(), &configuration)
+            .await?;
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests;
