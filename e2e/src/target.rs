@@ -121,6 +121,21 @@ impl Target {
         }
     }
 
+    /// Applies `yaml` expecting the cluster to refuse it at admission: the error kubectl
+    /// prints. `None` where nothing reviews objects before they are stored (file mode).
+    pub fn refused(&self, yaml: &str) -> Option<String> {
+        match self {
+            Target::Local(_) => None,
+            Target::Kind(k) => {
+                let args = ["apply", "--server-side", "--field-manager=e2e", "-f", "-"];
+                match k.try_run("kubectl", &args, Some(yaml)) {
+                    Ok(out) => panic!("applied, not refused: {out}"),
+                    Err(stderr) => Some(stderr),
+                }
+            }
+        }
+    }
+
     pub fn delete(&self, set: &str) {
         match self {
             Target::Local(l) => l.delete(set),
@@ -541,6 +556,12 @@ impl Kind {
     }
 
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> String {
+        self.try_run(program, args, stdin)
+            .unwrap_or_else(|stderr| panic!("{program} {}: {stderr}", args.join(" ")))
+    }
+
+    /// Runs `program`; its stdout, or its stderr when it fails.
+    fn try_run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
         let mut child = Command::new(program)
             .args(args)
             .stdin(if stdin.is_some() {
@@ -561,13 +582,11 @@ impl Kind {
                 .unwrap();
         }
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
     fn kubectl(&self, args: &[&str]) -> String {

@@ -302,6 +302,24 @@ async fn bad_objects_are_rejected_alone_and_the_rest_serves() {
     assert!(message.contains("no-such-service"), "{message}");
     until_condition(&t, "Route", "healthy", "Accepted", "True").await;
 
+    // Without the label that skips it, the admission webhook refuses the broken Route at
+    // apply time, with the message its status carries.
+    let unlabelled = t
+        .manifest("broken.yaml")
+        .replace("name: broken, namespace", "name: refused, namespace")
+        .split("---")
+        .next()
+        .unwrap()
+        .replace(", labels: {frontdesk.dev/admission: skip}", "");
+    if let Some(refusal) = t.refused(&unlabelled) {
+        assert!(
+            refusal.contains("denied the request")
+                && refusal.contains("matches[0].path.value")
+                && refusal.contains("regular expression"),
+            "{refusal}"
+        );
+    }
+
     let a = until(&t, &format!("{gw}/orphan"), &[], 503).await;
     assert_eq!(problem(&a)["status"], 503);
     let a = get(&format!("{gw}/broken/x")).await.unwrap();
