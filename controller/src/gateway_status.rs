@@ -7,7 +7,7 @@
 //!
 //! - GatewayClass: `Accepted=True`.
 //! - Gateway: the compiler's `Accepted`, and `Programmed` from the proxies' ACKs, as for Routes
-//!   ("2/2 proxies of gateway public at version 17"); `status.listeners[]` with each listener's
+//!   ("2/2 proxies of gateway public"); `status.listeners[]` with each listener's
 //!   `Accepted`, `ResolvedRefs`, `Conflicted`, and `Programmed` (the Gateway's when the listener
 //!   is served, else `Invalid`), `supportedKinds` (frontdesk's Route and Aggregate) and
 //!   `attachedRoutes` (the accepted Routes and Aggregates the listener's `allowedRoutes`
@@ -383,14 +383,13 @@ spec:
             gateway: "good".into(),
             acked: 2,
             connected: 2,
-            version: Some(5),
         }];
         let good = gateway_status(by("good"), &acked, None, &now(100));
         assert_eq!(find(&good.conditions, "Accepted").status, "True");
         let p = find(&good.conditions, PROGRAMMED);
         assert_eq!(
             (p.status.as_str(), p.message.as_str()),
-            ("True", "2/2 proxies of gateway good at version 5")
+            ("True", "2/2 proxies of gateway good")
         );
         let https = &good.listeners[0];
         // The Route of the Gateway's namespace that names it.
@@ -424,7 +423,6 @@ spec:
             gateway: "good".into(),
             acked: 0,
             connected: 0,
-            version: Some(5),
         }];
         let waiting = gateway_status(by("good"), &none, None, &now(100));
         let p = find(&waiting.conditions, PROGRAMMED);

@@ -82,16 +82,13 @@ pub struct GatewayProgress {
     /// Proxies serving a snapshot that carries this generation, and proxies connected.
     pub acked: usize,
     pub connected: usize,
-    /// The version number on the replica that computes the status, when it carries the object.
-    pub version: Option<u64>,
 }
 
-/// Adds up the replicas' summaries for one object at `generation`. `local` is the computing
-/// replica's own summary (for the version number in the message); `fresh_after` drops
-/// summaries of replicas that stopped writing.
+/// Adds up the replicas' summaries for one object at `generation`; `fresh_after` drops
+/// summaries of replicas that stopped writing. No version number comes out: each replica
+/// numbers its own, so a message naming one would read differently from every replica.
 pub fn combine(
     summaries: &[ReplicaProgress],
-    local: &ReplicaProgress,
     key: &str,
     generation: i64,
     fresh_after: i64,
@@ -106,11 +103,6 @@ pub fn combine(
                 gateway: gateway.clone(),
                 acked: 0,
                 connected: 0,
-                version: local
-                    .gateways
-                    .get(gateway)
-                    .and_then(|l| l.objects.get(key))
-                    .map(|o| o.since_version),
             });
             entry.connected += g.connected;
             // A replica still carrying an older generation has proxies that do not serve this one.
@@ -152,14 +144,13 @@ mod tests {
         let a = replica(100, 2, 5, 2, 17);
         let b = replica(100, 1, 5, 0, 3);
         let lagging = replica(100, 3, 4, 3, 9);
-        let p = combine(&[a.clone(), b, lagging], &a, "Route/shop/orders", 5, 90);
+        let p = combine(&[a, b, lagging], "Route/shop/orders", 5, 90);
         assert_eq!(
             p,
             vec![GatewayProgress {
                 gateway: "public".into(),
                 acked: 2,
                 connected: 6,
-                version: Some(17)
             }]
         );
     }
@@ -168,9 +159,9 @@ mod tests {
     fn summaries_of_replicas_that_stopped_writing_are_ignored() {
         let a = replica(100, 2, 5, 2, 17);
         let dead = replica(10, 5, 5, 0, 1);
-        let p = combine(&[a.clone(), dead], &a, "Route/shop/orders", 5, 70);
+        let p = combine(&[a.clone(), dead], "Route/shop/orders", 5, 70);
         assert_eq!((p[0].acked, p[0].connected), (2, 2));
-        assert!(combine(std::slice::from_ref(&a), &a, "Route/shop/other", 1, 0).is_empty());
+        assert!(combine(std::slice::from_ref(&a), "Route/shop/other", 1, 0).is_empty());
     }
 
     #[test]

@@ -156,7 +156,6 @@ mod tests {
             gateway: "public".into(),
             acked,
             connected: 2,
-            version: Some(7),
         }]
     }
 

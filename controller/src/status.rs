@@ -3,7 +3,7 @@
 //! [`desired`] turns the compiler's verdict (Accepted, ResolvedRefs) and the proxies'
 //! acknowledgements into the status a Route should carry, with `Programmed` saying how many
 //! proxies of each gateway serve a snapshot containing this generation ("2/2 proxies of gateway
-//! public at version 17"). [`Reconciler`] writes only what changed through a [`StatusSink`]
+//! public"). [`Reconciler`] writes only what changed through a [`StatusSink`]
 //! (server-side apply and Events in a cluster, a recording fake in tests) and raises one
 //! Warning Event per rejected generation.
 
@@ -115,19 +115,16 @@ pub(crate) fn programmed(
     }
 }
 
-/// "2/2 proxies of gateway public at version 17; 1/1 proxies of gateway partner".
+/// "2/2 proxies of gateway public; 1/1 proxies of gateway partner": no snapshot version, which
+/// each replica numbers on its own, so that the message reads the same whichever replica leads.
 fn progress_message(progress: &[GatewayProgress]) -> String {
     progress
         .iter()
-        .map(|p| match p.version {
-            Some(v) => format!(
-                "{}/{} proxies of gateway {} at version {v}",
-                p.acked, p.connected, p.gateway
-            ),
-            None => format!(
+        .map(|p| {
+            format!(
                 "{}/{} proxies of gateway {}",
                 p.acked, p.connected, p.gateway
-            ),
+            )
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -370,7 +367,6 @@ mod tests {
             gateway: "public".into(),
             acked,
             connected,
-            version: Some(17),
         }]
     }
 
@@ -460,7 +456,7 @@ mod tests {
         let p = find(good, PROGRAMMED);
         assert_eq!(
             (p.status.as_str(), p.message.as_str()),
-            ("True", "2/2 proxies of gateway public at version 17")
+            ("True", "2/2 proxies of gateway public")
         );
 
         let bad = &written.iter().find(|(n, _)| n == "bad").unwrap().1;
@@ -615,7 +611,7 @@ mod tests {
                 "False",
                 "Invalid",
                 "not accepted; proxies keep serving generation 1: \
-                 2/2 proxies of gateway public at version 17"
+                 2/2 proxies of gateway public"
             )
         );
         let events = sink.events.lock().unwrap().clone();

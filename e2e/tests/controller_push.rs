@@ -201,7 +201,7 @@ async fn changes_reach_every_proxy_and_acks_are_reported() {
                 .find(|g| g["gateway"] == "public")?["programmed"]
                 .clone();
             line.as_str()?
-                .starts_with("2/2 proxies of gateway public at version")
+                .starts_with("2/2 proxies of gateway public")
                 .then_some(st)
         },
     )

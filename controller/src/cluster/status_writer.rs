@@ -82,7 +82,6 @@ pub(super) async fn status_loop(
             .flat_map(|(kind, stores)| read_current(kind, stores))
             .collect();
         let now_unix = k8s_openapi::jiff::Timestamp::now().as_second();
-        let local = ReplicaProgress::local(&push.store, &push.acks, now_unix);
         let summaries = shared_progress(&shared);
         let fresh_after = now_unix - PROGRESS_STALE.as_secs() as i64;
         let objects: Vec<Observed<'_>> = output
@@ -95,7 +94,6 @@ pub(super) async fn status_loop(
                     computed: s,
                     progress: combine(
                         &summaries,
-                        &local,
                         &object_key(&s.kind, &s.namespace, &s.name),
                         // A rejected generation: how far the one served in its place got.
                         s.served_generation.unwrap_or(s.generation),
@@ -114,7 +112,7 @@ pub(super) async fn status_loop(
                 let key = object_key(&s.kind, &s.namespace, &s.name);
                 // A rejected route's generation: how far the one served in its place got.
                 let generation = s.served_generation.unwrap_or(s.generation);
-                combine(&summaries, &local, &key, generation, fresh_after)
+                combine(&summaries, &key, generation, fresh_after)
             };
             let report = gateway_api.provisioned.borrow().clone();
             let wanted = gateway_api_statuses(&output, &stores, progress, &report, &now);
