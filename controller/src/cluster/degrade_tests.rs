@@ -2,171 +2,18 @@
 //! Secrets (403): everything else is compiled and its status written, the failures are
 //! reported, retried with a growing backoff, and a kind served later is picked up.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
-use kube::Client;
-use kube::client::Body;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
+use super::fake_api::*;
 use super::*;
 use crate::watch_health::DEGRADED;
 
-/// A request the fake API server received, when.
-#[derive(Clone, Debug)]
-struct Asked {
-    at: Instant,
-    method: http::Method,
-    path: String,
-    watching: bool,
-    body: Value,
-}
-
-fn status_error(code: u16, reason: &str, message: &str) -> Response<Body> {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                      "message": message, "reason": reason, "code": code});
-    let mut response = Response::new(Body::from(serde_json::to_vec(&body).unwrap()));
-    *response.status_mut() = StatusCode::from_u16(code).unwrap();
-    response
-}
-
-fn list(kind: &str, items: Vec<Value>) -> Response<Body> {
-    let body = json!({"apiVersion": "v1", "kind": format!("{kind}List"),
-                      "metadata": {"resourceVersion": "1"}, "items": items});
-    Response::new(Body::from(serde_json::to_vec(&body).unwrap()))
-}
-
-fn objects() -> HashMap<&'static str, Vec<Value>> {
-    let frontdesk = |kind: &str, name: &str, spec: Value| {
-        json!({"apiVersion": "frontdesk.dev/v1alpha1", "kind": kind,
-               "metadata": {"name": name, "namespace": "shop", "generation": 1, "uid": format!("{name}-uid")},
-               "spec": spec})
-    };
-    HashMap::from([
-        (
-            "/apis/frontdesk.dev/v1alpha1/routes",
-            vec![
-                frontdesk(
-                    "Route",
-                    "orders",
-                    json!({"hosts": ["shop.example"],
-                           "rules": [{"backends": [{"service": "orders", "port": 80}]}]}),
-                ),
-                frontdesk(
-                    "Route",
-                    "admin",
-                    json!({"hosts": ["admin.example"], "policies": ["auth"],
-                           "rules": [{"backends": [{"url": "http://127.0.0.1:1"}]}]}),
-                ),
-            ],
-        ),
-        (
-            "/apis/frontdesk.dev/v1alpha1/policies",
-            vec![frontdesk(
-                "Policy",
-                "auth",
-                json!({"authentication": {"basic": {"secretRef": {"name": "users"}}}}),
-            )],
-        ),
-        ("/apis/frontdesk.dev/v1alpha1/aggregates", vec![]),
-        (
-            "/api/v1/services",
-            vec![json!({"metadata": {"name": "orders", "namespace": "shop"},
-                        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})],
-        ),
-        ("/api/v1/namespaces/frontdesk/configmaps", vec![]),
-    ])
-}
-
-fn slice() -> Value {
-    json!({"metadata": {"name": "orders-x1", "namespace": "shop",
-                        "labels": {"kubernetes.io/service-name": "orders"}},
-           "addressType": "IPv4",
-           "endpoints": [{"addresses": ["10.0.0.7"], "conditions": {"ready": true}}],
-           "ports": [{"name": "http", "port": 8080}]})
-}
-
-/// The fake API server: lists what [`objects`] holds, answers 404 for EndpointSlices until
-/// `slices_served`, 403 for Secrets, keeps watches open, echoes writes, records everything.
-fn fake_api(slices_served: Arc<AtomicBool>) -> (Client, Arc<Mutex<Vec<Asked>>>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    tokio::spawn(async move {
-        let objects = objects();
-        let mut open_watches = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let body = body.collect_bytes().await.unwrap_or_default();
-            let path = parts.uri.path().to_string();
-            let query = parts.uri.query().unwrap_or_default();
-            let watching = query.split('&').any(|q| q == "watch=true");
-            let asked = Asked {
-                at: Instant::now(),
-                method: parts.method.clone(),
-                path: path.clone(),
-                watching,
-                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            };
-            record.lock().unwrap().push(asked.clone());
-            if parts.method == http::Method::GET && watching {
-                open_watches.push(send);
-                continue;
-            }
-            let response = if path == "/apis/gateway.networking.k8s.io/v1" {
-                status_error(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                )
-            } else if path == "/apis/discovery.k8s.io/v1/endpointslices" {
-                if slices_served.load(Ordering::SeqCst) {
-                    list("EndpointSlice", vec![slice()])
-                } else {
-                    status_error(
-                        404,
-                        "NotFound",
-                        "the server could not find the requested resource",
-                    )
-                }
-            } else if path.starts_with("/api/v1/namespaces/shop/secrets") {
-                status_error(
-                    403,
-                    "Forbidden",
-                    "secrets is forbidden: User \"system:serviceaccount:frontdesk:frontdesk\" cannot list resource \"secrets\" in the namespace \"shop\"",
-                )
-            } else if let Some(items) = objects.get(path.as_str()) {
-                list("Object", items.clone())
-            } else if parts.method == http::Method::PATCH && path.ends_with("/status") {
-                // `/apis/frontdesk.dev/v1alpha1/namespaces/shop/routes/orders/status`
-                let segments: Vec<&str> = path.split('/').collect();
-                let kind = match segments[6] {
-                    "routes" => "Route",
-                    "policies" => "Policy",
-                    _ => "Aggregate",
-                };
-                let echoed = json!({"apiVersion": "frontdesk.dev/v1alpha1", "kind": kind,
-                                    "metadata": {"name": segments[7], "namespace": segments[5]},
-                                    "status": asked.body["status"]});
-                Response::new(Body::from(serde_json::to_vec(&echoed).unwrap()))
-            } else if (parts.method == http::Method::PATCH && path.contains("/configmaps/"))
-                || (parts.method == http::Method::POST && path.ends_with("/events"))
-            {
-                Response::new(Body::from(body.to_vec()))
-            } else {
-                status_error(404, "NotFound", "not in this fake")
-            };
-            send.send_response(response);
-        }
-    });
-    (Client::new(service, "default"), seen)
-}
-
-fn options() -> ClusterOptions {
+pub(super) fn options() -> ClusterOptions {
     ClusterOptions {
         namespaces: Vec::new(),
         lease_namespace: "frontdesk".into(),
@@ -182,7 +29,7 @@ fn options() -> ClusterOptions {
     }
 }
 
-async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(super) async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let started = Instant::now();
     loop {
         if let Some(found) = check() {
@@ -196,6 +43,18 @@ async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// A push server whose watch health reports to its metrics.
+pub(super) fn push_server() -> Arc<PushServer> {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    Arc::new(PushServer {
+        store: Default::default(),
+        acks: Default::default(),
+        watch_health: Arc::new(WatchHealth::new(&metrics)),
+        metrics,
+        gateway_api: Default::default(),
+    })
+}
+
 fn degraded(output: &Output, kind: &str, name: &str) -> Option<String> {
     let status = output.status(kind, "shop", name)?;
     Some(status.condition(DEGRADED)?.message.clone())
@@ -203,16 +62,13 @@ fn degraded(output: &Output, kind: &str, name: &str) -> Option<String> {
 
 #[tokio::test(start_paused = true)]
 async fn kinds_that_cannot_be_listed_degrade_what_depends_on_them_and_block_nothing() {
-    let slices_served = Arc::new(AtomicBool::new(false));
-    let (client, seen) = fake_api(slices_served.clone());
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let push = Arc::new(PushServer {
-        store: Default::default(),
-        acks: Default::default(),
-        watch_health: Arc::new(WatchHealth::new(&metrics)),
-        metrics,
-        gateway_api: Default::default(),
-    });
+    let api = FakeApi::start();
+    let (client, seen, slices_served) = (
+        api.client.clone(),
+        api.seen.clone(),
+        api.slices_served.clone(),
+    );
+    let push = push_server();
     let (_lead, leader) = watch::channel(true);
     let started = Instant::now();
     let controller = tokio::spawn(serve(client, options(), push.clone(), leader));

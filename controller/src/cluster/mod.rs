@@ -559,4 +559,8 @@ use status_writer::{
 #[cfg(test)]
 mod degrade_tests;
 #[cfg(test)]
+mod edit_tests;
+#[cfg(test)]
+mod fake_api;
+#[cfg(test)]
 mod tests;
