@@ -7,8 +7,10 @@
 //! plus [`ObjectStatus::served_generation`] naming what is served instead.
 //!
 //! An object deleted and created again (another Kubernetes `uid`) starts afresh: a rejected
-//! new object is never stood in for by its namesake's past. Nothing survives a restart either:
-//! an object rejected at startup is not served.
+//! new object is never stood in for by its namesake's past. The versions standing in can be
+//! written out ([`LastAccepted::stand_ins`]) and read back after a restart
+//! ([`LastAccepted::restore`]), so a rollout during a bad edit does not drop what was serving;
+//! without that, an object rejected at startup is not served.
 //!
 //! Used by both sources: manifest files ([`crate::catalog`]) and the Kubernetes API (the
 //! controller's cluster mode). Pure: no I/O.
@@ -153,6 +155,49 @@ impl LastAccepted {
         (output, fallbacks)
     }
 
+    /// The versions standing in for the objects of `fallbacks` now, as one manifest (JSON
+    /// documents separated by `---`) that [`LastAccepted::restore`] reads back.
+    pub fn stand_ins(&self, fallbacks: &[Fallback]) -> String {
+        let mut documents = Vec::new();
+        for fallback in fallbacks.iter().filter(|f| f.served.is_some()) {
+            let Some(object) = self.accepted.get(&fallback.key) else {
+                continue;
+            };
+            let (api_version, value) = match object {
+                Object::Route(o) => ("frontdesk.dev/v1alpha1", serde_json::to_value(o)),
+                Object::Policy(o) => ("frontdesk.dev/v1alpha1", serde_json::to_value(o)),
+                Object::Aggregate(o) => ("frontdesk.dev/v1alpha1", serde_json::to_value(o)),
+                Object::HttpRoute(o) => ("gateway.networking.k8s.io/v1", serde_json::to_value(o)),
+                Object::GrpcRoute(o) => ("gateway.networking.k8s.io/v1", serde_json::to_value(o)),
+                _ => continue,
+            };
+            let Ok(serde_json::Value::Object(mut value)) = value else {
+                continue;
+            };
+            value.insert("apiVersion".into(), api_version.into());
+            value.insert("kind".into(), fallback.key.kind.into());
+            // What the status said of it is not part of what it is.
+            value.remove("status");
+            documents.push(serde_json::Value::Object(value).to_string());
+        }
+        documents.join("\n---\n")
+    }
+
+    /// Remembers the versions of a [`LastAccepted::stand_ins`] manifest, so that they stand in
+    /// again for objects still rejected (and with the same uid) at the next compile; an object
+    /// accepted by then replaces its version, one gone is forgotten. Returns what could not be
+    /// read.
+    pub fn restore(&mut self, manifest: &str) -> Vec<String> {
+        let parsed = crate::manifests::parse_file("stand-ins", manifest);
+        for (object, _) in parsed.objects {
+            let key = object.key();
+            if KEPT_KINDS.contains(&key.kind) {
+                self.accepted.entry(key).or_insert(object);
+            }
+        }
+        parsed.errors.iter().map(ToString::to_string).collect()
+    }
+
     /// The versions remembered, which may stand in for their objects at the next compile: a
     /// source that fetches what objects reference (the controller's Secret watches) must
     /// fetch for these too, or a stand-in would be compiled without its Secrets.
@@ -240,6 +285,39 @@ pub(crate) mod tests {
         );
         let paths = served(&out);
         assert!(paths.iter().all(|p| !p.contains("/x")), "{paths:?}");
+    }
+
+    /// A restart during a bad edit: the version standing in is written out, and a fresh
+    /// LastAccepted that reads it back serves it at its very first compile.
+    #[test]
+    fn a_stand_in_written_out_stands_in_again_after_a_restart() {
+        let mut before = LastAccepted::default();
+        before.compile([route("r", "u1", 1, "/v1")].into(), vec![]);
+        let (out, fallbacks) = before.compile([route("r", "u1", 2, "no-slash")].into(), vec![]);
+        assert_eq!(served(&out), ["Prefix { value: \"/v1\" }"]);
+        let manifest = before.stand_ins(&fallbacks);
+        assert!(manifest.contains("\"kind\":\"Route\""), "{manifest}");
+
+        let mut after = LastAccepted::default();
+        assert!(after.restore(&manifest).is_empty());
+        let (out, fallbacks) = after.compile([route("r", "u1", 2, "no-slash")].into(), vec![]);
+        assert_eq!(served(&out), ["Prefix { value: \"/v1\" }"]);
+        assert_eq!(
+            out.status("Route", "shop", "r").unwrap().served_generation,
+            Some(1)
+        );
+        assert_eq!(after.stand_ins(&fallbacks), manifest);
+
+        // Recreated meanwhile (another uid): not stood in for. Fixed: nothing to write out.
+        let mut recreated = LastAccepted::default();
+        recreated.restore(&manifest);
+        let (out, _) = recreated.compile([route("r", "u2", 1, "no-slash")].into(), vec![]);
+        assert!(served(&out).is_empty());
+        let mut fixed = LastAccepted::default();
+        fixed.restore(&manifest);
+        let (out, fallbacks) = fixed.compile([route("r", "u1", 3, "/v3")].into(), vec![]);
+        assert_eq!(served(&out), ["Prefix { value: \"/v3\" }"]);
+        assert_eq!(fixed.stand_ins(&fallbacks), "");
     }
 
     /// An HTTPRoute moved to a listener that does not exist is refused there (placement, not

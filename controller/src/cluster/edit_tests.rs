@@ -82,3 +82,61 @@ async fn one_edit_compiles_once_and_status_writes_compile_nothing() {
     assert_eq!(compiles(), settled + 2);
     controller.abort();
 }
+
+/// A restart during a bad edit: the version the previous replicas served in place of the
+/// rejected one is read back from the ConfigMap before the first compile and keeps serving;
+/// the leader writes what stands in now.
+#[tokio::test(start_paused = true)]
+async fn what_stood_in_before_a_restart_keeps_serving_after_it() {
+    let cm = "/api/v1/namespaces/frontdesk/configmaps/frontdesk-controller-last-accepted";
+    let mut objects: std::collections::HashMap<String, Vec<serde_json::Value>> =
+        super::fake_api::objects()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+    // `orders` generation 2 is invalid; generation 1 served /v1.
+    let orders = &mut objects.get_mut(ROUTES).unwrap()[0];
+    orders["metadata"]["generation"] = json!(2);
+    orders["spec"]["rules"] = json!([{"matches": [{"path": {"value": "no-slash"}}],
+                                      "backends": [{"url": "http://127.0.0.1:1"}]}]);
+    let mut accepted = orders.clone();
+    accepted["metadata"]["generation"] = json!(1);
+    accepted["spec"]["rules"] = json!([{"matches": [{"path": {"value": "/v1"}}],
+                                        "backends": [{"url": "http://127.0.0.1:1"}]}]);
+    let stand_ins = accepted.to_string();
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "frontdesk-controller-last-accepted", "namespace": "frontdesk"},
+        "data": {"stand-ins.json": stand_ins}});
+    let api = FakeApi::start_with(objects, [(cm.to_string(), config_map)].into());
+    api.slices_served.store(true, Ordering::SeqCst);
+    let push = push_server();
+    let (_lead, leader) = watch::channel(true);
+    let controller = tokio::spawn(serve(api.client.clone(), options(), push.clone(), leader));
+    until("a first compile", || push.store.ready().then_some(())).await;
+    let output = push.store.output().unwrap();
+    let status = output.status("Route", "shop", "orders").unwrap();
+    assert_eq!(
+        (status.accepted(), status.served_generation),
+        (false, Some(1))
+    );
+    let paths = serde_json::to_string(&output.snapshot("default")).unwrap();
+    assert!(paths.contains("/v1"), "{paths}");
+
+    // The leader keeps the ConfigMap: what stands in now, written again once it changes.
+    // The edit is fixed: nothing stands in any more.
+    let mut fixed = super::fake_api::objects()[ROUTES][0].clone();
+    fixed["metadata"]["generation"] = json!(3);
+    api.modify(ROUTES, fixed);
+    let written = until("the ConfigMap emptied", || {
+        let seen = api.seen.lock().unwrap();
+        let last = seen
+            .iter()
+            .rev()
+            .find(|a| a.method == http::Method::PATCH && a.path == cm)?;
+        let data = last.body["data"]["stand-ins.json"].as_str()?.to_string();
+        data.is_empty().then_some(data)
+    })
+    .await;
+    assert_eq!(written, "");
+    controller.abort();
+}

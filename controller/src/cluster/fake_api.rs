@@ -109,11 +109,32 @@ pub(super) struct FakeApi {
 
 impl FakeApi {
     pub fn start() -> Self {
+        let objects = objects()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        FakeApi::start_with(objects, HashMap::new())
+    }
+
+    /// Serves `objects` (lists, by path) and `singles` (objects read one at a time, by path;
+    /// 404 for others).
+    pub fn start_with(
+        objects: HashMap<String, Vec<Value>>,
+        singles: HashMap<String, Value>,
+    ) -> Self {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let slices_served = Arc::new(AtomicBool::new(false));
         let (edits, edited) = mpsc::unbounded_channel();
-        tokio::spawn(serve(handle, seen.clone(), slices_served.clone(), edited));
+        let state = State {
+            objects,
+            singles,
+            version: 1,
+            parked: HashMap::new(),
+            queued: HashMap::new(),
+        };
+        let served = slices_served.clone();
+        tokio::spawn(serve(handle, seen.clone(), served, edited, state));
         FakeApi {
             client: Client::new(service, "default"),
             seen,
@@ -143,6 +164,7 @@ impl FakeApi {
 /// and events no watch has taken yet.
 struct State {
     objects: HashMap<String, Vec<Value>>,
+    singles: HashMap<String, Value>,
     version: u64,
     parked: HashMap<String, Vec<tower_test::mock::SendResponse<Response<Body>>>>,
     queued: HashMap<String, Vec<Value>>,
@@ -181,16 +203,8 @@ async fn serve(
     seen: Arc<Mutex<Vec<Asked>>>,
     slices_served: Arc<AtomicBool>,
     mut edited: mpsc::UnboundedReceiver<(String, Value)>,
+    mut state: State,
 ) {
-    let mut state = State {
-        objects: objects()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        version: 1,
-        parked: HashMap::new(),
-        queued: HashMap::new(),
-    };
     loop {
         let (request, send) = tokio::select! {
             next = handle.next_request() => match next {
@@ -245,6 +259,11 @@ async fn serve(
             )
         } else if let Some(items) = state.objects.get(path.as_str()) {
             list(items.clone(), state.version)
+        } else if parts.method == http::Method::GET {
+            match state.singles.get(&path) {
+                Some(object) => Response::new(Body::from(serde_json::to_vec(object).unwrap())),
+                None => not_found(),
+            }
         } else if parts.method == http::Method::PATCH && path.ends_with("/status") {
             // `/apis/frontdesk.dev/v1alpha1/namespaces/shop/routes/orders/status`: the new
             // status is stored and comes back on the watch, generation unchanged.
@@ -264,6 +283,9 @@ async fn serve(
                 }
                 None => not_found(),
             }
+        } else if parts.method == http::Method::PATCH && path.ends_with("-last-accepted") {
+            state.singles.insert(path.clone(), asked.body.clone());
+            Response::new(Body::from(body.to_vec()))
         } else if (parts.method == http::Method::PATCH && path.contains("/configmaps/"))
             || (parts.method == http::Method::POST && path.ends_with("/events"))
         {

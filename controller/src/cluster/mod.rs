@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use frontdesk_crds::last_accepted::{LastAccepted, Unreadable};
+use frontdesk_crds::last_accepted::{Fallback, LastAccepted, Unreadable};
 use frontdesk_crds::manifests::{Object, ObjectKey};
 use frontdesk_crds::route::Route;
 use frontdesk_crds::{Aggregate, Policy};
@@ -216,7 +216,7 @@ async fn serve(
         (),
         progress_only,
     );
-    tokio::spawn(share_progress(progress_api, progress, push.clone()));
+    tokio::spawn(share_progress(progress_api.clone(), progress, push.clone()));
     let sources = Sources {
         routes,
         aggregates,
@@ -227,6 +227,7 @@ async fn serve(
         namespaces: options.namespaces.clone(),
         health: push.watch_health.clone(),
     };
+    let leader_for_state = leader.clone();
     tokio::spawn(status_loop(
         sink,
         vec![
@@ -246,7 +247,28 @@ async fn serve(
     let mut accepted = LastAccepted::default();
     accepted.shared_hosts = options.shared_hosts;
     accepted.urls = options.urls.clone();
-    compile_loop(sources, watches, push, changed, published, accepted).await;
+    // What stood in for rejected objects before this replica started serves again.
+    let state_name = stand_ins::name(&options.lease_name);
+    let restored = stand_ins::read(&progress_api, &state_name).await;
+    for problem in accepted.restore(restored.as_deref().unwrap_or_default()) {
+        tracing::warn!(%problem, "a version standing in before the restart cannot be read");
+    }
+    let (stand_ins_tx, stand_ins_rx) = watch::channel(restored.clone().unwrap_or_default());
+    tokio::spawn(stand_ins::write(
+        progress_api,
+        state_name,
+        options.lease_name.clone(),
+        stand_ins_rx,
+        leader_for_state,
+        restored,
+    ));
+    let loop_ = CompileLoop {
+        push,
+        changed,
+        published,
+        stand_ins: stand_ins_tx,
+    };
+    compile_loop(sources, watches, loop_, accepted).await;
 }
 
 /// The API of one of our kinds, for untyped access.
@@ -358,15 +380,30 @@ impl RefWatchSet {
     }
 }
 
+/// Where the compile loop's results go.
+struct CompileLoop {
+    push: Arc<PushServer>,
+    /// Woken by every change that may matter.
+    changed: Arc<Notify>,
+    /// Told after each publish (the status loop).
+    published: Arc<Notify>,
+    /// The versions standing in for rejected objects, to persist ([`stand_ins`]).
+    stand_ins: watch::Sender<String>,
+}
+
 async fn compile_loop(
     sources: Sources,
     mut watches: RefWatchSet,
-    push: Arc<PushServer>,
-    changed: Arc<Notify>,
-    published: Arc<Notify>,
+    to: CompileLoop,
     // A rejected or unreadable generation leaves the last accepted one serving.
     mut accepted: LastAccepted,
 ) {
+    let CompileLoop {
+        push,
+        changed,
+        published,
+        stand_ins,
+    } = to;
     sources.wait_until_settled().await;
     let failing = sources.health.failing();
     if failing.is_empty() {
@@ -386,8 +423,15 @@ async fn compile_loop(
     loop {
         changed.notified().await;
         throttle(&mut last).await;
-        let (output, took) = compile_once(&sources, &mut watches, &mut accepted, wait).await;
+        let (output, took, fallbacks) =
+            compile_once(&sources, &mut watches, &mut accepted, wait).await;
         wait = Some(SECRET_LIST_WAIT);
+        let now_standing = accepted.stand_ins(&fallbacks);
+        stand_ins.send_if_modified(|s| {
+            let changed = *s != now_standing;
+            *s = now_standing;
+            changed
+        });
         crate::record_compile(&push, output, took);
         published.notify_one();
     }
@@ -407,7 +451,7 @@ async fn compile_once(
     watches: &mut RefWatchSet,
     accepted: &mut LastAccepted,
     wait: Option<Duration>,
-) -> (Output, Duration) {
+) -> (Output, Duration, Vec<Fallback>) {
     let (mut objects, unreadable) = sources.read();
     // Backends' TLS references, of the objects and of the accepted versions standing in for
     // rejected ones.
@@ -448,11 +492,11 @@ async fn compile_once(
         let secret = Object::Secret(Box::new(secret));
         objects.insert(secret.key(), secret);
     }
-    let mut output = accepted.compile(objects, unreadable).0;
+    let (mut output, fallbacks) = accepted.compile(objects, unreadable);
     crate::watch_health::mark_degraded(&mut output.statuses, &sources.health.failing());
     let took = started.elapsed();
     secrets.follow(&with_kept(accepted), wait).await;
-    (output, took)
+    (output, took, fallbacks)
 }
 
 /// The Secret watches the certificates of frontdesk's Gateways among `objects` need.
@@ -551,6 +595,7 @@ async fn throttle(last: &mut Option<tokio::time::Instant>) {
 }
 
 pub mod leadership;
+mod stand_ins;
 mod status_writer;
 pub use status_writer::KubeSink;
 use status_writer::{

@@ -264,7 +264,7 @@ async fn a_policy_compiles_with_the_secret_its_watch_lists_and_a_stand_in_keeps_
     // A new Policy: its Secret is listed before the compile that reads it.
     let first = policy(1, serde_json::json!({"secretRef": {"name": "users"}}));
     policies.apply_watcher_event(&watcher::Event::Apply(first));
-    let (out, _) = compile_once(&sources, &mut secrets, &mut accepted, None).await;
+    let (out, _, _) = compile_once(&sources, &mut secrets, &mut accepted, None).await;
     let status = out.status("Policy", "shop", "auth").unwrap();
     let resolved = status
         .condition(frontdesk_crds::status::RESOLVED_REFS)
@@ -276,7 +276,7 @@ async fn a_policy_compiles_with_the_secret_its_watch_lists_and_a_stand_in_keeps_
     let rejected = serde_json::json!({"secretRef": {"name": "other"}, "realm": "\"x\""});
     let second = policy(2, rejected);
     policies.apply_watcher_event(&watcher::Event::Apply(second.clone()));
-    let (out, _) = compile_once(&sources, &mut secrets, &mut accepted, None).await;
+    let (out, _, _) = compile_once(&sources, &mut secrets, &mut accepted, None).await;
     let status = out.status("Policy", "shop", "auth").unwrap();
     assert_eq!(
         (status.accepted(), status.served_generation),
@@ -383,7 +383,8 @@ async fn a_gateways_certificate_secrets_are_watched_by_name_and_compiled_into_it
         namespaces: vec![],
         health: Default::default(),
     };
-    let (out, _) = compile_once(&sources, &mut secrets, &mut LastAccepted::default(), None).await;
+    let (out, _, _) =
+        compile_once(&sources, &mut secrets, &mut LastAccepted::default(), None).await;
     assert_eq!(
         secrets.secrets.running(),
         [
