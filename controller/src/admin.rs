@@ -1,6 +1,7 @@
 //! The controller's admin listener: `/metrics`, `/healthz`, `/ready` (a first configuration is
 //! compiled), `/status` (object statuses, gateway versions, connected proxies and their ACKs,
-//! whether the Gateway API CRDs are installed, the watches whose lists fail).
+//! whether the Gateway API CRDs are installed, the watches whose lists fail), and
+//! `/explain/KIND/NAMESPACE/NAME` (what an object became, [`frontdesk_crds::explain`]).
 
 use std::sync::Arc;
 
@@ -69,12 +70,76 @@ pub(crate) fn answer(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
                 serde_json::to_vec_pretty(&body).unwrap_or_default(),
             )
         }
+        _ if path.starts_with("/explain/") => explain(push, path),
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "try /metrics, /healthz, /ready or /status\n",
+            "try /metrics, /healthz, /ready, /status or /explain/KIND/NAMESPACE/NAME\n",
         ),
     }
+}
+
+/// `/explain/KIND/NAMESPACE/NAME`: what the object became ([`frontdesk_crds::explain`]), and
+/// per gateway which of this replica's proxies serve its generation.
+fn explain(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
+    let parts: Vec<&str> = path.trim_start_matches("/explain/").split('/').collect();
+    let [kind, namespace, name] = parts[..] else {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "/explain/KIND/NAMESPACE/NAME, e.g. /explain/route/shop/orders\n",
+        );
+    };
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "route" | "routes" => "Route",
+        "policy" | "policies" => "Policy",
+        "aggregate" | "aggregates" => "Aggregate",
+        "httproute" | "httproutes" => "HTTPRoute",
+        "grpcroute" | "grpcroutes" => "GRPCRoute",
+        "gateway" | "gateways" => "Gateway",
+        _ => return respond(StatusCode::NOT_FOUND, "text/plain", "unknown kind\n"),
+    };
+    let explained = push
+        .store
+        .output()
+        .and_then(|o| frontdesk_crds::explain::explain(&o, kind, namespace, name));
+    let Some(explained) = explained else {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            format!("no {kind} {namespace}/{name} in the last compile\n"),
+        );
+    };
+    // Per gateway: the version since which this replica's snapshots carry the object's
+    // generation, and its proxies with whether they acknowledged that far.
+    let carried = push.store.carried_all();
+    let acks = push.acks.snapshot();
+    let proxies: Vec<serde_json::Value> = carried
+        .iter()
+        .filter_map(|(gateway, objects)| {
+            let (_, (generation, since)) = objects.iter().find(|((k, ns, n), _)| {
+                (k.as_str(), ns.as_str(), n.as_str()) == (kind, namespace, name)
+            })?;
+            let proxies: Vec<serde_json::Value> = acks
+                .get(gateway)
+                .into_iter()
+                .flatten()
+                .map(|(proxy, state)| {
+                    json!({"proxy": proxy, "acked": state.acked,
+                           "serves": state.acked.is_some_and(|v| v >= *since)})
+                })
+                .collect();
+            Some(json!({"gateway": gateway, "generation": generation,
+                        "sinceVersion": since, "proxies": proxies}))
+        })
+        .collect();
+    let mut body = serde_json::to_value(&explained).unwrap_or_default();
+    body["replicaProxies"] = json!(proxies);
+    respond(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec_pretty(&body).unwrap_or_default(),
+    )
 }
 
 pub async fn serve(listener: TcpListener, push: Arc<PushServer>) {

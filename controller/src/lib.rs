@@ -22,6 +22,7 @@ pub mod certs_store;
 pub mod channel_identity;
 pub mod cli;
 pub mod cluster;
+pub mod explain_text;
 pub mod gateway_api;
 pub mod gateway_status;
 pub mod meaning;

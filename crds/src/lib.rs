@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod certificate;
 pub mod compile;
 pub mod diagnostic;
+pub mod explain;
 pub mod gateway_api;
 pub mod grpc_http;
 pub mod last_accepted;

@@ -599,6 +599,7 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
         .unwrap()
     };
     let output = Output {
+        policy_sections: Default::default(),
         snapshots: Default::default(),
         statuses: vec![
             status("GatewayClass", "", "frontdesk"),
@@ -700,6 +701,7 @@ fn provisioning_gives_gateways_their_address_and_refuses_invalid_parameters() {
         .unwrap()
     };
     let output = Output {
+        policy_sections: Default::default(),
         snapshots: Default::default(),
         statuses: vec![
             status("GatewayClass", "", "frontdesk"),

@@ -88,6 +88,10 @@ pub struct Output {
     pub snapshots: BTreeMap<String, Snapshot>,
     /// One status per Route and Policy, sorted by kind, namespace and name.
     pub statuses: Vec<ObjectStatus>,
+    /// The sections each usable Policy has (`namespace/name` -> `authentication`,
+    /// `rateLimit`...), to tell where each section of a rule's effective policy came from
+    /// ([`crate::explain`]).
+    pub policy_sections: BTreeMap<String, Vec<&'static str>>,
 }
 
 impl Output {
@@ -589,6 +593,13 @@ pub fn compile(resources: &Resources) -> Output {
             listener.attached_routes = attached.get(&key).copied().unwrap_or(0);
         }
     }
+    out.policy_sections = compiled
+        .iter()
+        .filter_map(|((namespace, name), c)| match c {
+            Compiled::Usable(p) => Some((format!("{namespace}/{name}"), policy::sections(p))),
+            Compiled::Invalid => None,
+        })
+        .collect();
     out.statuses.extend(tls_policies.statuses(tls_ancestors));
     policy_ancestors(
         resources,

@@ -137,6 +137,25 @@ pub fn merge(
     (out, conflicts)
 }
 
+/// The sections a compiled Policy has, by the names the merge (and `Conflicted`) uses.
+pub fn sections(p: &snap::Policy) -> Vec<&'static str> {
+    [
+        ("authentication", p.authentication.is_some()),
+        ("authorization", p.authorization.is_some()),
+        ("rateLimit", p.rate_limit.is_some()),
+        ("limits", p.limits.is_some()),
+        ("circuitBreaker", p.circuit_breaker.is_some()),
+        ("healthCheck", p.health_check.is_some()),
+        ("loadBalancer", p.load_balancer.is_some()),
+        ("backendConnection", p.backend_connection.is_some()),
+        ("cors", p.cors.is_some()),
+        ("cache", p.cache.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, has)| has.then_some(name))
+    .collect()
+}
+
 /// Puts one Policy's section in the merge, noting the one it overrides.
 fn take<T: Clone>(
     section: &str,

@@ -33,7 +33,7 @@ mod rate_limit;
 pub mod targets;
 
 pub use authentication::{parse_htpasswd, sha256_hex};
-pub use merge::{Compiled, merge};
+pub use merge::{Compiled, merge, sections};
 pub use rate_limit::MAX_PERIOD;
 
 /// Secrets by namespace and name.
