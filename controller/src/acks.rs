@@ -27,12 +27,16 @@ pub struct ProxyState {
 #[derive(Clone, Default)]
 pub struct AckTracker {
     inner: Arc<Mutex<BTreeMap<String, BTreeMap<String, ProxyState>>>>,
+    /// Bumped by every connection, disconnection, ACK and NACK: the status loop looks again
+    /// only when it moved.
+    changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AckTracker {
     /// Registers a new connection of `proxy`; returns its token for `disconnected`.
     pub fn connected(&self, gateway: &str, proxy: &str) -> u64 {
         let token = NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.changed();
         let mut inner = self.inner.lock().expect("ack tracker lock");
         inner.entry(gateway.into()).or_default().insert(
             proxy.into(),
@@ -46,6 +50,7 @@ impl AckTracker {
 
     /// Forgets `proxy`, unless a newer connection of the same proxy replaced `token`'s.
     pub fn disconnected(&self, gateway: &str, proxy: &str, token: u64) {
+        self.changed();
         let mut inner = self.inner.lock().expect("ack tracker lock");
         if let Some(g) = inner.get_mut(gateway) {
             if g.get(proxy).is_some_and(|s| s.connection == token) {
@@ -58,6 +63,7 @@ impl AckTracker {
     }
 
     pub fn ack(&self, gateway: &str, proxy: &str, version: u64) {
+        self.changed();
         let mut inner = self.inner.lock().expect("ack tracker lock");
         let state = inner
             .entry(gateway.into())
@@ -68,6 +74,7 @@ impl AckTracker {
     }
 
     pub fn nack(&self, gateway: &str, proxy: &str, version: u64, reason: String) {
+        self.changed();
         let mut inner = self.inner.lock().expect("ack tracker lock");
         inner
             .entry(gateway.into())
@@ -77,8 +84,18 @@ impl AckTracker {
             .nacked = Some((version, reason));
     }
 
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many times the proxies' state changed so far.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How many proxies of `gateway` serve at least `version`, out of how many are connected:
-    /// the numbers behind "2/2 proxies of gateway public at version 17".
+    /// the numbers behind `/status`'s "2/2 proxies of gateway public at version 17".
     pub fn programmed(&self, gateway: &str, version: u64) -> (usize, usize) {
         let inner = self.inner.lock().expect("ack tracker lock");
         inner.get(gateway).map_or((0, 0), |proxies| {

@@ -58,7 +58,7 @@ pub(crate) fn answer(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
                 })
                 .collect();
             let body = json!({
-                "objects": output.map(|o| o.statuses).unwrap_or_default(),
+                "objects": output.as_ref().map(|o| o.statuses.as_slice()).unwrap_or_default(),
                 "gateways": gateways,
                 "proxies": push.acks.snapshot(),
                 "gatewayApi": push.gateway_api.describe(),

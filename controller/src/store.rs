@@ -40,7 +40,10 @@ pub type CarriedEntry = (ObjectId, (i64, u64));
 
 #[derive(Default)]
 struct Inner {
-    output: Option<Output>,
+    /// Shared, not copied: the status loop reads it every second.
+    output: Option<Arc<Output>>,
+    /// Compile results published so far.
+    publishes: u64,
     gateways: HashMap<String, watch::Sender<Published>>,
     /// Per gateway and object: the generation in the snapshot, and the first version that
     /// carried it. `Programmed` asks whether proxies acknowledged that version.
@@ -92,8 +95,14 @@ impl SnapshotStore {
                 changed.push((name, snapshot.version));
             }
         }
-        inner.output = Some(output);
+        inner.output = Some(Arc::new(output));
+        inner.publishes += 1;
         changed
+    }
+
+    /// How many compile results were published so far.
+    pub fn publishes(&self) -> u64 {
+        self.inner.lock().expect("snapshot store lock").publishes
     }
 
     /// Whether a first compile result was published.
@@ -122,7 +131,7 @@ impl SnapshotStore {
     }
 
     /// The latest compile result (statuses for /status and status writing).
-    pub fn output(&self) -> Option<Output> {
+    pub fn output(&self) -> Option<Arc<Output>> {
         self.inner
             .lock()
             .expect("snapshot store lock")

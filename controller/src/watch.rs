@@ -127,6 +127,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
+                    health.event();
                     // Status writes (the controller's own included) change nothing compiled.
                     let meaningful = meanings.changes(&event);
                     // `Init` (a relist begins) and its pages are no news yet: a failing list

@@ -109,6 +109,9 @@ pub struct WatchHealth {
     changes: watch::Sender<u64>,
     failing: Family<KindLabels, Gauge>,
     failures: Family<KindLabels, Counter>,
+    /// Events received by every watch, status writes included: the status loop looks again
+    /// only when it moved.
+    events: std::sync::atomic::AtomicU64,
 }
 
 impl Default for WatchHealth {
@@ -125,6 +128,7 @@ impl WatchHealth {
             changes: watch::channel(0).0,
             failing: metrics.watches_failing.clone(),
             failures: metrics.watch_list_failures.clone(),
+            events: Default::default(),
         }
     }
 
@@ -133,6 +137,17 @@ impl WatchHealth {
         self.update(|states| {
             states.insert(id, State::Listing);
         });
+    }
+
+    /// A watch received an event.
+    pub fn event(&self) {
+        self.events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many events every watch received so far.
+    pub fn events(&self) -> u64 {
+        self.events.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A watch stopped: it is no longer reported, nor waited on.

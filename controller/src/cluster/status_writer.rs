@@ -45,6 +45,10 @@ pub(super) async fn status_loop(
 ) {
     let mut reconciler = Reconciler::default();
     let mut gateway_writer = GatewayStatusWriter::default();
+    // What the last pass saw: a pass is needed only when something moved (a publish, a proxy,
+    // a watch event: the objects' own statuses included), or after a while (other replicas'
+    // progress goes stale without an event).
+    let mut last: Option<(Stamp, tokio::time::Instant)> = None;
     loop {
         // ACKs arrive without a publish, so look again every second too.
         tokio::select! {
@@ -54,14 +58,28 @@ pub(super) async fn status_loop(
                 // Another replica may have written in between: forget what we wrote.
                 reconciler = Reconciler::default();
                 gateway_writer = GatewayStatusWriter::default();
+                last = None;
             }
         }
         if !*leader.borrow() {
             continue;
         }
+        // Taken before what it stamps, so that a change while reading is seen by the next pass.
+        let stamp = Stamp {
+            publishes: push.store.publishes(),
+            acks: push.acks.changes(),
+            events: push.watch_health.events(),
+        };
         let Some(output) = push.store.output() else {
             continue;
         };
+        let now_instant = tokio::time::Instant::now();
+        if last.as_ref().is_some_and(|(seen, at)| {
+            *seen == stamp && now_instant.duration_since(*at) < FULL_PASS_EVERY
+        }) {
+            continue;
+        }
+        last = Some((stamp, now_instant));
         // Per object: its uid and current status, read leniently (a status we cannot parse is
         // simply rewritten).
         let read_current = |kind: &'static str, stores: &[Store<DynamicObject>]| {
@@ -123,6 +141,19 @@ pub(super) async fn status_loop(
         }
     }
 }
+
+/// What a status pass depends on that can change without the clock: the compile output, the
+/// proxies' ACKs, and the watches' events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    publishes: u64,
+    acks: u64,
+    events: u64,
+}
+
+/// A pass runs at least this often even when nothing moved: the replicas' progress summaries
+/// go stale on the clock.
+const FULL_PASS_EVERY: Duration = Duration::from_secs(15);
 
 /// The statuses of frontdesk's GatewayClasses and Gateways, with those they have now.
 pub(super) fn gateway_api_statuses(
