@@ -1,4 +1,4 @@
-//! `make bench-controller`: the control plane's two goals, measured, for frontdesk Routes and
+//! `make bench-controller`: the control plane's goals, measured, for frontdesk Routes and
 //! for Gateway API HTTPRoutes.
 //!
 //! 1. Compile time for 10,000 routes (parse the YAML, compile; median of 5 runs).
@@ -13,6 +13,7 @@
 //!    with the default 1 s poll, so that what is measured is the file event (inotify) path;
 //!    at 1,000 routes, and at 100 (a standalone-sized configuration, where parsing and
 //!    compiling the file are not most of it).
+//! 5. Controller memory: RSS at 10,000 Routes, and over 10 minutes of 1,000 updates a minute.
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -79,8 +80,13 @@ fn http_routes_yaml(count: usize, backend: SocketAddr, marker: u32) -> String {
 }
 
 fn frontdesk_routes_yaml(count: usize, backend: SocketAddr, marker: u32) -> String {
+    frontdesk_routes_in(0..count, backend, marker)
+}
+
+/// Routes `r{i}` for `i` in `range`; route 0 carries `marker`.
+fn frontdesk_routes_in(range: std::ops::Range<usize>, backend: SocketAddr, marker: u32) -> String {
     let mut out = String::new();
-    for i in 0..count {
+    for i in range {
         // Route 0 answers any host and carries the marker the bench waits for.
         let (hosts, marker_header) = if i == 0 {
             (
@@ -172,6 +178,87 @@ fn admission_bench() {
         percentile(&times, 50.0),
         percentile(&times, 99.0),
         times[times.len() - 1]
+    );
+}
+
+/// The controller's memory at 10,000 Routes (file mode: 100 files of 100) and under churn:
+/// one file rewritten every 60 ms (1,000 updates a minute) for `BENCH_CHURN_SECONDS` (600 by
+/// default), resident memory sampled every 10 s.
+async fn memory_bench() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let backend: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let file = |n: usize| dir.join(format!("routes-{n:03}.yaml"));
+    for n in 0..100 {
+        write_atomic(
+            &file(n),
+            &frontdesk_routes_in(n * 100..(n + 1) * 100, backend, 0),
+        );
+    }
+    let admin = free_port();
+    let args: Vec<String> = [
+        "--manifests",
+        &dir.display().to_string(),
+        "--insecure",
+        "--listen",
+        &free_port().to_string(),
+        "--admin",
+        &admin.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let controller = Process::spawn("frontdesk-controller", &args, tmp.path().join("c.log"));
+    let ready = format!("http://{admin}/ready");
+    eventually(Duration::from_secs(120), "the controller ready", || {
+        let ready = ready.clone();
+        async move {
+            matches!(get(&client(), &ready).await, Ok((status, _, _)) if status == 200)
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let loaded = controller.rss_bytes().unwrap();
+    let seconds: u64 = std::env::var("BENCH_CHURN_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let started = Instant::now();
+    let (mut samples, mut n, mut next_sample) = (Vec::new(), 0usize, Duration::from_secs(10));
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let which = n % 100;
+        n += 1;
+        // Route `which * 100` answers with the update's number: the file's content changes.
+        let text = frontdesk_routes_in(which * 100..(which + 1) * 100, backend, n as u32).replacen(
+            "hosts: [h",
+            &format!("hosts: [u{n}-h"),
+            1,
+        );
+        write_atomic(&file(which), &text);
+        if started.elapsed() >= next_sample {
+            samples.push(controller.rss_bytes().unwrap());
+            next_sample += Duration::from_secs(10);
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let publishes = controller
+        .log()
+        .lines()
+        .filter(|l| l.contains("published a new snapshot"))
+        .count();
+    let end = controller.rss_bytes().unwrap();
+    let max = samples.iter().copied().max().unwrap_or(end);
+    let first_minute = samples.iter().take(6).copied().max().unwrap_or(end);
+    println!(
+        "controller memory, 10,000 Routes (file mode, 100 files): RSS {:.1} MB loaded; \
+         {n} updates over {seconds} s ({publishes} publishes): max {:.1} MB, max in the first minute {:.1} MB, at the end {:.1} MB",
+        mb(loaded),
+        mb(max),
+        mb(first_minute),
+        mb(end)
     );
 }
 
@@ -323,15 +410,29 @@ async fn propagation_bench(kind: Kind, count: usize) {
     );
 }
 
+/// `BENCH_ONLY=memory` (or `admission`, `compile`, `propagation`) runs one part.
 fn main() {
+    let only = std::env::var("BENCH_ONLY").ok();
+    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    admission_bench();
-    for kind in [Kind::Route, Kind::HttpRoute] {
-        compile_bench(kind);
-        runtime.block_on(propagation_bench(kind, 1_000));
+    if runs("admission") {
+        admission_bench();
     }
-    runtime.block_on(propagation_bench(Kind::Route, 100));
+    for kind in [Kind::Route, Kind::HttpRoute] {
+        if runs("compile") {
+            compile_bench(kind);
+        }
+        if runs("propagation") {
+            runtime.block_on(propagation_bench(kind, 1_000));
+        }
+    }
+    if runs("propagation") {
+        runtime.block_on(propagation_bench(Kind::Route, 100));
+    }
+    if runs("memory") {
+        runtime.block_on(memory_bench());
+    }
 }
