@@ -189,10 +189,21 @@ pub struct Wanted {
 pub struct GatewayStatusWriter {
     /// Statuses written (as compared) whose watch event has not come back yet, with the
     /// status the object had when they were written.
-    written: HashMap<(String, String, String), (serde_json::Value, Option<serde_json::Value>)>,
+    written: HashMap<(String, String, String), Written>,
     /// Writes that failed: the status wanted, when to try again, and the wait after that.
     failed: HashMap<(String, String, String), Failed>,
 }
+
+/// A status written (as compared), until the watch cache shows it: what the object had
+/// then, and when (a write that never comes back is made again after [`WATCH_LAG`]).
+struct Written {
+    want: serde_json::Value,
+    before: Option<serde_json::Value>,
+    at: tokio::time::Instant,
+}
+
+/// How long a write may take to come back through the watch before it is written again.
+const WATCH_LAG: std::time::Duration = std::time::Duration::from_secs(30);
 
 struct Failed {
     want: serde_json::Value,
@@ -231,8 +242,9 @@ impl GatewayStatusWriter {
                 true
             } else {
                 w.resource_version.is_none()
-                    && (self.written.get(&key))
-                        .is_some_and(|(wrote, before)| *wrote == want && *before == current)
+                    && (self.written.get(&key)).is_some_and(|w| {
+                        w.want == want && w.before == current && now < w.at + WATCH_LAG
+                    })
             };
             if already {
                 self.failed.remove(&key);
@@ -258,7 +270,12 @@ impl GatewayStatusWriter {
                 Ok(()) => {
                     writes += 1;
                     self.failed.remove(&key);
-                    self.written.insert(key, (want, current));
+                    let written = Written {
+                        want,
+                        before: current,
+                        at: now,
+                    };
+                    self.written.insert(key, written);
                 }
                 Err(e) => {
                     let backoff = self

@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::secret_refs::{Changes, WatchKey, changes};
-use crate::watch_health::{Backoff, WatchHealth, WatchId};
+use crate::watch_health::{Backoff, Registration, WatchHealth, WatchId};
 
 /// One API handle per watched namespace, or one for all namespaces.
 pub(crate) fn typed_apis<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
@@ -94,7 +94,7 @@ fn spawn_reflector<K>(
     watching: &Watching,
     dt: K::DynamicType,
     config: watcher::Config,
-) -> (Store<K>, AbortHandle, WatchId)
+) -> (Store<K>, AbortHandle, Registration)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
@@ -113,12 +113,12 @@ where
             .join(" "),
         compiled: watching.compiled,
     };
-    watching.health.register(id.clone());
+    let registration = watching.health.register(id);
     let stream = reflector::reflector(writer, watcher(api, config));
     let (changed, health, watch) = (
         watching.changed.clone(),
         watching.health.clone(),
-        id.clone(),
+        registration.clone(),
     );
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -149,7 +149,8 @@ where
                 }
                 Err(e) => {
                     let wait = backoff.next_wait();
-                    if health.failed(&watch, crate::watch_health::describe_error(&e), wait) {
+                    let classified = crate::watch_health::classify(&e);
+                    if health.failed(&watch, classified, wait) {
                         // What depends on it gets a Degraded condition.
                         changed.notify_one();
                     }
@@ -158,7 +159,7 @@ where
             }
         }
     });
-    (reader, task.abort_handle(), id)
+    (reader, task.abort_handle(), registration)
 }
 
 /// Every object in the stores.
@@ -217,14 +218,14 @@ pub(crate) struct RefWatches<K: Referenced> {
 struct RunningWatch<K: Referenced> {
     store: Store<K>,
     task: AbortHandle,
-    id: WatchId,
+    registration: Registration,
     health: Arc<WatchHealth>,
 }
 
 impl<K: Referenced> Drop for RunningWatch<K> {
     fn drop(&mut self) {
         self.task.abort();
-        self.health.forget(&self.id);
+        self.health.forget(&self.registration);
     }
 }
 
@@ -254,13 +255,14 @@ impl<K: Referenced> RefWatches<K> {
         for key in start {
             tracing::debug!(%kind, namespace = %key.namespace, select = ?key.select, "watching the objects a Policy or Gateway references");
             let api: Api<K> = Api::namespaced(self.client.clone(), &key.namespace);
-            let (store, task, id) = spawn_reflector(api, &self.watching, (), K::selected(&key));
-            lists.push(id.clone());
+            let (store, task, registration) =
+                spawn_reflector(api, &self.watching, (), K::selected(&key));
+            lists.push(registration.id.clone());
             let health = self.watching.health.clone();
             let watch = RunningWatch {
                 store,
                 task,
-                id,
+                registration,
                 health,
             };
             self.running.insert(key, watch);

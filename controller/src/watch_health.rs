@@ -86,13 +86,17 @@ pub struct WatchId {
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
     /// The API server's answer, e.g. `404 NotFound: the server could not find the requested
-    /// resource`, or the transport error.
+    /// resource`.
     pub error: String,
     /// Failed lists in a row.
     pub attempts: u32,
     /// Whether the watch listed before: then the compiler still has that list.
     pub listed_before: bool,
     pub retry_in_seconds: u64,
+    /// Whether it holds the first compile back all the same: Policies the controller may not
+    /// read (403) could be what protects other objects (attached by `targetRefs`), so
+    /// compiling without them could serve unprotected what should not be.
+    pub holds_first_compile: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,9 +106,57 @@ enum State {
     Failing(Failure),
 }
 
+impl State {
+    /// Whether the first compile still waits for this watch.
+    fn pending(&self) -> bool {
+        match self {
+            State::Listing => true,
+            State::Listed => false,
+            State::Failing(f) => f.holds_first_compile,
+        }
+    }
+}
+
+/// One watch's entry: its id and the token of this registration (a watch stopped and
+/// started again under the same id is another registration, which the old task, still
+/// winding down, must not report for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub id: WatchId,
+    token: u64,
+}
+
+/// What a failed list or watch means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Classified {
+    /// The API server refuses the list: the kind is not served (404) or the controller may not
+    /// list it (403). Reported, waited on no longer.
+    Refused { code: u16, error: String },
+    /// Anything else (connection, 5xx, 429, a watch that expired or broke): retried, and the
+    /// watch stays as it was (still listing, or listed with its last list).
+    Transient(String),
+}
+
+/// How a failure of a reflector's stream is taken.
+pub fn classify(error: &kube::runtime::watcher::Error) -> Classified {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(kube::Error::Api(s)) | W::WatchStartFailed(kube::Error::Api(s))
+            if matches!(s.code, 403 | 404) =>
+        {
+            Classified::Refused {
+                code: s.code,
+                error: format!("{} {}: {}", s.code, s.reason, s.message),
+            }
+        }
+        other => Classified::Transient(other.to_string()),
+    }
+}
+
 /// The state of every running watch, shared by the watches, the compile loop and `/status`.
 pub struct WatchHealth {
-    states: Mutex<BTreeMap<WatchId, State>>,
+    states: Mutex<BTreeMap<WatchId, (u64, State)>>,
+    next_token: std::sync::atomic::AtomicU64,
     /// Bumped on every change, to wake [`WatchHealth::settled`].
     changes: watch::Sender<u64>,
     failing: Family<KindLabels, Gauge>,
@@ -125,6 +177,7 @@ impl WatchHealth {
     pub fn new(metrics: &Metrics) -> Self {
         WatchHealth {
             states: Mutex::new(BTreeMap::new()),
+            next_token: Default::default(),
             changes: watch::channel(0).0,
             failing: metrics.watches_failing.clone(),
             failures: metrics.watch_list_failures.clone(),
@@ -133,10 +186,13 @@ impl WatchHealth {
     }
 
     /// A watch starts: it is listing.
-    pub fn register(&self, id: WatchId) {
+    pub fn register(&self, id: WatchId) -> Registration {
+        let token = (self.next_token).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let registration = Registration { id, token };
         self.update(|states| {
-            states.insert(id, State::Listing);
+            states.insert(registration.id.clone(), (token, State::Listing));
         });
+        registration
     }
 
     /// A watch received an event.
@@ -151,64 +207,86 @@ impl WatchHealth {
     }
 
     /// A watch stopped: it is no longer reported, nor waited on.
-    pub fn forget(&self, id: &WatchId) {
+    pub fn forget(&self, watch: &Registration) {
         self.update(|states| {
-            states.remove(id);
+            if states
+                .get(&watch.id)
+                .is_some_and(|(t, _)| *t == watch.token)
+            {
+                states.remove(&watch.id);
+            }
         });
     }
 
     /// The watch listed (or received an event): it is healthy. Returns whether it was failing.
-    pub fn listed(&self, id: &WatchId) -> bool {
-        let state = self.states.lock().expect("not poisoned").get(id).cloned();
+    pub fn listed(&self, watch: &Registration) -> bool {
+        let state = self.state(watch);
         match state {
             None | Some(State::Listed) => return false,
             Some(State::Listing | State::Failing(_)) => {}
         }
         let was_failing = matches!(state, Some(State::Failing(_)));
         self.update(|states| {
-            if let Some(state) = states.get_mut(id) {
+            if let Some((token, state)) = states.get_mut(&watch.id)
+                && *token == watch.token
+            {
                 *state = State::Listed;
             }
         });
         if was_failing {
+            let id = &watch.id;
             tracing::info!(kind = %id.kind, namespace = %id.namespace, selector = %id.selector, "the watch lists again");
         }
         was_failing
     }
 
-    /// The watch's list failed; it is retried in `retry_in`. Returns whether it was not
-    /// failing before (the objects that depend on it need a new status).
-    pub fn failed(&self, id: &WatchId, error: String, retry_in: Duration) -> bool {
+    /// The watch's list or watch failed as `classified`; it is retried in `retry_in`.
+    /// Returns whether the objects that depend on it need a new status (it just started being
+    /// refused).
+    pub fn failed(&self, watch: &Registration, classified: Classified, retry_in: Duration) -> bool {
+        let id = &watch.id;
+        let (kind, namespace, selector) = (&id.kind, &id.namespace, &id.selector);
+        self.failures.get_or_create(&label(kind)).inc();
+        let (code, error) = match classified {
+            Classified::Refused { code, error } => (code, error),
+            Classified::Transient(error) => {
+                tracing::warn!(%kind, %namespace, %selector, %error, ?retry_in, "watch error; retrying");
+                return false;
+            }
+        };
         let mut first = false;
         let mut changed_error = false;
         self.update(|states| {
-            let Some(state) = states.get_mut(id) else {
+            let Some((token, state)) = states.get_mut(&watch.id) else {
                 return;
             };
+            if *token != watch.token {
+                return;
+            }
             let failure = match state {
                 State::Failing(f) => {
                     changed_error = f.error != error;
                     Failure {
                         error: error.clone(),
                         attempts: f.attempts + 1,
-                        listed_before: f.listed_before,
                         retry_in_seconds: retry_in.as_secs(),
+                        ..f.clone()
                     }
                 }
                 State::Listing | State::Listed => {
                     first = true;
+                    let listed_before = *state == State::Listed;
                     Failure {
                         error: error.clone(),
                         attempts: 1,
-                        listed_before: *state == State::Listed,
+                        listed_before,
                         retry_in_seconds: retry_in.as_secs(),
+                        holds_first_compile: code == 403 && id.kind == "Policy" && !listed_before,
                     }
                 }
             };
             *state = State::Failing(failure);
         });
-        self.failures.get_or_create(&kind_labels(id)).inc();
-        let (kind, namespace, selector) = (&id.kind, &id.namespace, &id.selector);
         if first || changed_error {
             tracing::warn!(%kind, %namespace, %selector, %error, ?retry_in, "cannot list; compiling without it and retrying with backoff");
         } else {
@@ -217,16 +295,25 @@ impl WatchHealth {
         first
     }
 
-    /// Waits until each of `ids` (every watch when `None`) has listed or failed: the compile
-    /// needs what they list, but not for ever.
+    fn state(&self, watch: &Registration) -> Option<State> {
+        let states = self.states.lock().expect("not poisoned");
+        let (token, state) = states.get(&watch.id)?;
+        (*token == watch.token).then(|| state.clone())
+    }
+
+    /// Waits until each of `ids` (every watch when `None`) has listed or been refused (a
+    /// refused Policy list excepted, [`Failure::holds_first_compile`]): the compile needs what
+    /// they list, but not for ever.
     pub async fn settled(&self, ids: Option<&[WatchId]>) {
         let mut changes = self.changes.subscribe();
         loop {
             let pending = {
                 let states = self.states.lock().expect("not poisoned");
                 match ids {
-                    None => states.values().any(|s| *s == State::Listing),
-                    Some(ids) => ids.iter().any(|id| states.get(id) == Some(&State::Listing)),
+                    None => states.values().any(|(_, s)| s.pending()),
+                    Some(ids) => ids
+                        .iter()
+                        .any(|id| states.get(id).is_some_and(|(_, s)| s.pending())),
                 }
             };
             if !pending || changes.changed().await.is_err() {
@@ -240,11 +327,19 @@ impl WatchHealth {
         let states = self.states.lock().expect("not poisoned");
         states
             .iter()
-            .filter_map(|(id, s)| match s {
+            .filter_map(|(id, (_, s))| match s {
                 State::Failing(f) => Some((id.clone(), f.clone())),
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether a watch of one of `kinds` is refused and never listed: the compile does not
+    /// know those objects at all.
+    pub fn never_listed(&self, kinds: &[&str]) -> bool {
+        self.failing()
+            .iter()
+            .any(|(id, f)| !f.listed_before && kinds.contains(&id.kind.as_str()))
     }
 
     /// For `/status`: the failing watches, and how many watch at all.
@@ -267,19 +362,21 @@ impl WatchHealth {
         serde_json::json!({"running": running, "failing": failing})
     }
 
-    /// Applies `change` and refreshes the failing gauge of every kind.
-    fn update(&self, change: impl FnOnce(&mut BTreeMap<WatchId, State>)) {
+    /// Applies `change` and refreshes the failing gauge of every kind it concerns (a kind
+    /// whose last watch went away drops to 0).
+    fn update(&self, change: impl FnOnce(&mut BTreeMap<WatchId, (u64, State)>)) {
         let mut states = self.states.lock().expect("not poisoned");
+        let mut per_kind: BTreeMap<String, i64> =
+            states.keys().map(|id| (id.kind.clone(), 0)).collect();
         change(&mut states);
-        let mut per_kind: BTreeMap<&str, i64> = BTreeMap::new();
-        for (id, state) in states.iter() {
-            let count = per_kind.entry(&id.kind).or_default();
+        for (id, (_, state)) in states.iter() {
+            let count = per_kind.entry(id.kind.clone()).or_default();
             if matches!(state, State::Failing(_)) {
                 *count += 1;
             }
         }
         for (kind, count) in per_kind {
-            self.failing.get_or_create(&label(kind)).set(count);
+            self.failing.get_or_create(&label(&kind)).set(count);
         }
         drop(states);
         self.changes.send_modify(|n| *n += 1);
@@ -288,10 +385,6 @@ impl WatchHealth {
 
 fn label(kind: &str) -> KindLabels {
     KindLabels { kind: kind.into() }
-}
-
-fn kind_labels(id: &WatchId) -> KindLabels {
-    label(&id.kind)
 }
 
 /// The kinds whose objects the compile of `kind` reads, as far as a failing watch should mark
@@ -356,23 +449,6 @@ fn plural(kind: &str) -> String {
     }
 }
 
-/// A person's reading of a failed list: the API server's code, reason and message when it
-/// answered, the error otherwise.
-pub fn describe_error(error: &kube::runtime::watcher::Error) -> String {
-    use kube::runtime::watcher::Error as W;
-    let api = match error {
-        W::InitialListFailed(kube::Error::Api(s))
-        | W::WatchStartFailed(kube::Error::Api(s))
-        | W::WatchFailed(kube::Error::Api(s)) => Some(&**s),
-        W::WatchError(s) => Some(&**s),
-        _ => None,
-    };
-    match api {
-        Some(status) => format!("{} {}: {}", status.code, status.reason, status.message),
-        None => error.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,18 +471,25 @@ mod tests {
         assert_eq!(backoff.next_wait(), FIRST_RETRY);
     }
 
+    fn refused(code: u16) -> Classified {
+        let reason = if code == 404 { "NotFound" } else { "Forbidden" };
+        Classified::Refused {
+            code,
+            error: format!("{code} {reason}: no"),
+        }
+    }
+
     #[tokio::test]
-    async fn a_watch_is_settled_once_it_listed_or_failed() {
+    async fn a_watch_is_settled_once_it_listed_or_was_refused() {
         let health = WatchHealth::default();
-        let (slices, routes) = (id("EndpointSlice", ""), id("Route", ""));
-        health.register(slices.clone());
-        health.register(routes.clone());
-        assert!(health.failed(&slices, "404 NotFound: gone".into(), FIRST_RETRY));
-        assert!(!health.failed(&slices, "404 NotFound: gone".into(), FIRST_RETRY * 2));
+        let slices = health.register(id("EndpointSlice", ""));
+        let routes = health.register(id("Route", ""));
+        assert!(health.failed(&slices, refused(404), FIRST_RETRY));
+        assert!(!health.failed(&slices, refused(404), FIRST_RETRY * 2));
         // Routes still listing: not settled.
         let wait = tokio::time::timeout(Duration::from_millis(20), health.settled(None));
         assert!(wait.await.is_err());
-        health.settled(Some(std::slice::from_ref(&slices))).await;
+        health.settled(Some(std::slice::from_ref(&slices.id))).await;
         assert!(!health.listed(&routes));
         health.settled(None).await;
         let failing = health.failing();
@@ -416,23 +499,64 @@ mod tests {
         let described = health.describe();
         assert_eq!(described["running"], 2);
         assert_eq!(described["failing"][0]["kind"], "EndpointSlice");
-        assert_eq!(described["failing"][0]["error"], "404 NotFound: gone");
+        assert_eq!(described["failing"][0]["error"], "404 NotFound: no");
         assert!(health.listed(&slices));
         assert!(health.failing().is_empty());
         health.forget(&slices);
         assert_eq!(health.describe()["running"], 1);
     }
 
+    #[tokio::test]
+    async fn transient_errors_and_refused_policies_do_not_settle_the_first_compile() {
+        let health = WatchHealth::default();
+        let routes = health.register(id("Route", ""));
+        let policies = health.register(id("Policy", ""));
+        // An API server restarting, throttling: still listing, nothing reported.
+        let down = Classified::Transient("connection refused".into());
+        assert!(!health.failed(&routes, down.clone(), FIRST_RETRY));
+        assert!(!health.failed(&policies, down, FIRST_RETRY));
+        assert!(health.failing().is_empty());
+        assert!(!health.listed(&routes));
+        // Policies forbidden: reported, but the first compile still waits (they could be what
+        // protects the Routes).
+        assert!(health.failed(&policies, refused(403), FIRST_RETRY));
+        assert!(health.failing()[0].1.holds_first_compile);
+        let wait = tokio::time::timeout(Duration::from_millis(20), health.settled(None));
+        assert!(wait.await.is_err());
+        assert!(health.never_listed(&["Policy"]));
+        // Listed at last.
+        health.listed(&policies);
+        health.settled(None).await;
+        // A watch of a listed kind that breaks later (410 Gone, a dropped stream) is no news.
+        let gone = Classified::Transient("410 Gone".into());
+        assert!(!health.failed(&routes, gone, FIRST_RETRY));
+        assert!(health.failing().is_empty());
+    }
+
+    #[test]
+    fn a_stopped_watch_registered_again_is_not_reported_for_by_the_old_one() {
+        let health = WatchHealth::default();
+        let old = health.register(id("Secret", "shop"));
+        health.forget(&old);
+        let new = health.register(id("Secret", "shop"));
+        // The old task, still winding down, fails and lists: the new registration is untouched.
+        assert!(!health.failed(&old, refused(403), FIRST_RETRY));
+        assert!(!health.listed(&old));
+        assert!(health.failing().is_empty());
+        health.forget(&old);
+        assert_eq!(health.describe()["running"], 1);
+        assert!(health.failed(&new, refused(403), FIRST_RETRY));
+    }
+
     #[test]
     fn the_failing_gauge_counts_failing_watches_per_kind() {
         let metrics = Metrics::new();
         let health = WatchHealth::new(&metrics);
-        let (a, b) = (id("Secret", "shop"), id("Secret", "partners"));
-        health.register(a.clone());
-        health.register(b.clone());
-        health.failed(&a, "403 Forbidden: no".into(), FIRST_RETRY);
-        health.failed(&b, "403 Forbidden: no".into(), FIRST_RETRY);
-        health.failed(&b, "403 Forbidden: no".into(), FIRST_RETRY);
+        let a = health.register(id("Secret", "shop"));
+        let b = health.register(id("Secret", "partners"));
+        health.failed(&a, refused(403), FIRST_RETRY);
+        health.failed(&b, refused(403), FIRST_RETRY);
+        health.failed(&b, refused(403), FIRST_RETRY);
         let text = metrics.encode();
         assert!(
             text.contains("frontdesk_controller_watches_failing{kind=\"Secret\"} 2"),
@@ -443,6 +567,8 @@ mod tests {
             "{text}"
         );
         health.listed(&a);
+        health.forget(&a);
+        // The last watch of the kind goes while failing: the gauge drops to 0, not stays at 1.
         health.forget(&b);
         assert!(
             metrics
@@ -470,6 +596,7 @@ mod tests {
             attempts: 3,
             listed_before: false,
             retry_in_seconds: 4,
+            holds_first_compile: false,
         };
         let mut statuses = vec![
             status("Route", "shop"),

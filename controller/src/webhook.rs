@@ -106,6 +106,15 @@ impl Reviewer {
         let Some(mut object) = request.get("object").cloned() else {
             return allowed();
         };
+        // Being deleted (a finalizer removed), or an update that leaves the spec as it was
+        // (labels, annotations, a re-apply): the verdict cannot change, and refusing would
+        // leave an object stored before the webhook (or past `failurePolicy: Ignore`) stuck.
+        let old_spec = request.pointer("/oldObject/spec");
+        if object.pointer("/metadata/deletionTimestamp").is_some()
+            || (operation == Some("UPDATE") && old_spec.is_some() && old_spec == object.get("spec"))
+        {
+            return allowed();
+        }
         // A namespaced object being created may not carry its namespace yet.
         if object.pointer("/metadata/namespace").is_none()
             && let (Some(namespace), Some(meta)) = (

@@ -9,8 +9,9 @@
 //! costs what that part costs, not what the whole cluster does.
 //!
 //! Only `Accepted=False` refuses. Missing references (a Policy or a Service not created yet)
-//! do not: applying a directory must work in any order, and the status reports them. Warnings
-//! carry what the status would say as `Conflicted`.
+//! do not: applying a directory must work in any order, and the status reports them; nor does
+//! where an object attaches (Gateways and listeners are not in the context). Warnings carry
+//! those, and what the status would say as `Conflicted`.
 
 use crate::compile::urls::UrlPolicy;
 use crate::manifests::{Object, ObjectKey, resources};
@@ -112,12 +113,16 @@ pub fn review(candidate: Object, context: Vec<Object>, settings: &Settings) -> V
 }
 
 fn verdict(status: &ObjectStatus) -> Verdict {
+    if let Some(accepted) = status.condition(ACCEPTED).filter(|c| !c.status) {
+        // Where it attaches (a Gateway, a listener) is not in the review's context: a warning,
+        // not a refusal; the status tells once it is compiled with everything.
+        if crate::last_accepted::PLACEMENT_REASONS.contains(&accepted.reason.as_str()) {
+            return Verdict::allowed(vec![accepted.message.clone()]);
+        }
+        return Verdict::refused(accepted.message.clone());
+    }
     if !status.accepted() {
-        let message = status
-            .condition(ACCEPTED)
-            .map(|c| c.message.clone())
-            .unwrap_or_else(|| "not accepted".into());
-        return Verdict::refused(message);
+        return Verdict::refused("not accepted".into());
     }
     let warnings = status
         .conditions
@@ -219,6 +224,21 @@ spec:
 ");
         let verdict = review(candidate, Vec::new(), &Settings::default());
         assert_eq!(verdict, Verdict::allowed(Vec::new()));
+    }
+
+    #[test]
+    fn a_gateway_not_in_the_context_is_a_warning_not_a_refusal() {
+        let candidate = one("\
+apiVersion: frontdesk.dev/v1alpha1
+kind: Route
+metadata: {name: shared, namespace: shop}
+spec:
+  gateways: [infra/public]
+  rules: [{backends: [{url: 'http://127.0.0.1:1'}]}]
+");
+        let verdict = review(candidate, Vec::new(), &Settings::default());
+        assert!(verdict.allowed, "{verdict:?}");
+        assert_eq!(verdict.warnings.len(), 1, "{verdict:?}");
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct Update {
 /// The last good objects of every file.
 pub struct Catalog {
     files: HashMap<String, Vec<(Object, Origin)>>,
+    /// Per file whose last read parsed cleanly: a hash of its text and the documents it
+    /// skipped. The same text again is not parsed again (its objects are in `files`): a reload
+    /// after one file of a hundred changed parses that one.
+    clean: HashMap<String, (u64, Vec<String>)>,
     accepted: LastAccepted,
 }
 
@@ -75,9 +79,18 @@ impl Default for Catalog {
         accepted.gateway_class_optional = true;
         Catalog {
             files: HashMap::new(),
+            clean: HashMap::new(),
             accepted,
         }
     }
+}
+
+/// A hash of a file's text, to tell an unchanged file without parsing it.
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 const KEPT: &str = "previous version kept";
@@ -92,7 +105,19 @@ impl Catalog {
         let mut problems = Vec::new();
         let mut skipped = Vec::new();
         let mut new_files = HashMap::new();
+        let mut clean = HashMap::new();
         for (name, text) in files {
+            if let Ok(text) = text {
+                let hash = text_hash(text);
+                let unchanged = self.clean.get(name).filter(|(h, _)| *h == hash);
+                if let (Some((_, skipped_here)), Some(objects)) = (unchanged, self.files.get(name))
+                {
+                    skipped.extend(skipped_here.iter().cloned());
+                    new_files.insert(name.clone(), objects.clone());
+                    clean.insert(name.clone(), (hash, skipped_here.clone()));
+                    continue;
+                }
+            }
             let parsed = match text {
                 Ok(text) => parse_file(name, text),
                 Err(reason) => crate::manifests::ParsedFile {
@@ -106,11 +131,15 @@ impl Catalog {
                     ..Default::default()
                 },
             };
-            skipped.extend(parsed.skipped);
             if parsed.errors.is_empty() {
+                if let Ok(text) = text {
+                    clean.insert(name.clone(), (text_hash(text), parsed.skipped.clone()));
+                }
+                skipped.extend(parsed.skipped);
                 new_files.insert(name.clone(), parsed.objects);
                 continue;
             }
+            skipped.extend(parsed.skipped);
             let previous = self.files.get(name);
             let outcome = if previous.is_some() { KEPT } else { DROPPED };
             for e in parsed.errors {
@@ -132,6 +161,7 @@ impl Catalog {
             };
         }
         self.files = new_files;
+        self.clean = clean;
 
         // One object per key; the first file in name order wins.
         let mut objects: BTreeMap<ObjectKey, (Object, Origin)> = BTreeMap::new();
@@ -293,6 +323,40 @@ mod tests {
             p.iter().any(|p| p.contains("\"/a\"")) && p.iter().any(|p| p.contains("/b2")),
             "{p:?}"
         );
+    }
+
+    /// Unchanged files are not parsed again, and that changes nothing in the result: their
+    /// objects and skipped documents are those of their last clean read; a file broken and
+    /// then restored is parsed again.
+    #[test]
+    fn unchanged_files_give_the_same_result_without_a_new_parse() {
+        let skipped = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n";
+        let a = format!("{}---\n{skipped}", route("a", "/a").unwrap());
+        let mut c = Catalog::default();
+        let first = c.update(&[
+            ("a.yaml".into(), Ok(a.clone())),
+            ("b.yaml".into(), route("b", "/b")),
+        ]);
+        let again = c.update(&[
+            ("a.yaml".into(), Ok(a.clone())),
+            ("b.yaml".into(), route("b", "/b")),
+        ]);
+        assert_eq!(first.output, again.output);
+        assert_eq!(first.skipped, again.skipped);
+        assert_eq!(again.skipped.len(), 1);
+        assert!(c.clean.contains_key("a.yaml") && c.clean.contains_key("b.yaml"));
+        let broken = c.update(&[
+            ("a.yaml".into(), Ok("rules: [unclosed".into())),
+            ("b.yaml".into(), route("b", "/b")),
+        ]);
+        assert_eq!(broken.problems[0].outcome, KEPT);
+        assert!(!c.clean.contains_key("a.yaml"));
+        let restored = c.update(&[
+            ("a.yaml".into(), Ok(a)),
+            ("b.yaml".into(), route("b", "/b")),
+        ]);
+        assert_eq!(restored.output, first.output);
+        assert!(restored.problems.is_empty());
     }
 
     #[test]

@@ -76,7 +76,10 @@ pub struct Section {
 pub fn explain(output: &Output, kind: &str, namespace: &str, name: &str) -> Option<Explanation> {
     let status = output.status(kind, namespace, name)?;
     let mut gateways = Vec::new();
-    for (gateway, snapshot) in &output.snapshots {
+    // Only kinds that become rules have any; snapshot routes are named by namespace and name
+    // alone, so a Route and an HTTPRoute of one name would show each other's.
+    let has_rules = matches!(kind, "Route" | "Aggregate" | "HTTPRoute" | "GRPCRoute");
+    for (gateway, snapshot) in output.snapshots.iter().filter(|_| has_rules) {
         for route in snapshot
             .routes
             .iter()
@@ -230,7 +233,7 @@ spec:
             ]
         );
         assert!(explain(&output, "Route", "shop", "missing").is_none());
-        // A Policy explains itself (no rules of its own).
+        // A Policy explains itself (no rules of its own), even one named like a Route.
         let policy = explain(&output, "Policy", "shop", "strict").unwrap();
         assert!(policy.gateways.is_empty());
     }

@@ -56,7 +56,7 @@ const KEPT_KINDS: [&str; 5] = ["Route", "Policy", "Aggregate", "HTTPRoute", "GRP
 /// Refusals by where the object attaches rather than by what it says: a version its Gateways'
 /// listeners refuse was placed there on purpose (or its Gateway changed), and the version
 /// before it is not stood in.
-const PLACEMENT_REASONS: [&str; 3] = [
+pub(crate) const PLACEMENT_REASONS: [&str; 3] = [
     "NotAllowedByListeners",
     "NoMatchingParent",
     "NoMatchingListenerHostname",
@@ -176,8 +176,16 @@ impl LastAccepted {
             };
             value.insert("apiVersion".into(), api_version.into());
             value.insert("kind".into(), fallback.key.kind.into());
-            // What the status said of it is not part of what it is.
+            // What the status said of it is not part of what it is; neither are the API
+            // server's bookkeeping and kubectl's copy of the last apply, which only make the
+            // ConfigMap bigger.
             value.remove("status");
+            if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.remove("managedFields");
+                if let Some(notes) = meta.get_mut("annotations").and_then(|a| a.as_object_mut()) {
+                    notes.remove("kubectl.kubernetes.io/last-applied-configuration");
+                }
+            }
             documents.push(serde_json::Value::Object(value).to_string());
         }
         documents.join("\n---\n")
@@ -191,7 +199,8 @@ impl LastAccepted {
         let parsed = crate::manifests::parse_file("stand-ins", manifest);
         for (object, _) in parsed.objects {
             let key = object.key();
-            if KEPT_KINDS.contains(&key.kind) {
+            // Without a uid it could stand in for a namesake created since.
+            if KEPT_KINDS.contains(&key.kind) && object.metadata().uid.is_some() {
                 self.accepted.entry(key).or_insert(object);
             }
         }

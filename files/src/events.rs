@@ -18,6 +18,8 @@ use tokio::sync::Notify;
 /// How long events must have stopped before the files are read: one save is often several
 /// events (truncate, write, close; or create, write, rename).
 pub const QUIET: std::time::Duration = std::time::Duration::from_millis(20);
+/// The longest wait for events to stop.
+pub const QUIET_AT_MOST: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct Events {
     /// Dropping it stops the events.
@@ -63,9 +65,14 @@ impl Events {
         }
     }
 
-    /// Resolves once no event came for [`QUIET`].
+    /// Resolves once no event came for [`QUIET`], or after [`QUIET_AT_MOST`] of events that
+    /// do not stop (a log file written next to the manifests): the fingerprint then tells
+    /// whether the manifests changed.
     pub(crate) async fn quiet(&self) {
-        while tokio::time::timeout(QUIET, self.next()).await.is_ok() {}
+        let deadline = tokio::time::Instant::now() + QUIET_AT_MOST;
+        while tokio::time::Instant::now() < deadline
+            && tokio::time::timeout(QUIET, self.next()).await.is_ok()
+        {}
     }
 }
 

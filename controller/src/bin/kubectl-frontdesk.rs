@@ -26,8 +26,10 @@ enum Command {
         /// route, policy, aggregate, httproute, grpcroute or gateway.
         kind: String,
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        /// The object's namespace; the kubeconfig context's by default (`default` with
+        /// --admin).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
         /// The controller's namespace (the release's).
         #[arg(long, default_value = "frontdesk-system")]
         controller_namespace: String,
@@ -58,13 +60,18 @@ async fn main() -> anyhow::Result<()> {
         admin,
         output,
     } = Cli::parse().command;
-    let path = format!("/explain/{kind}/{namespace}/{name}");
     let body = match admin {
-        Some(base) => get_direct(&format!("{}{path}", base.trim_end_matches('/'))).await?,
+        Some(base) => {
+            let namespace = namespace.unwrap_or_else(|| "default".into());
+            let path = format!("/explain/{kind}/{namespace}/{name}");
+            get_direct(&format!("{}{path}", base.trim_end_matches('/'))).await?
+        }
         None => {
             let client = kube::Client::try_default()
                 .await
                 .context("reading the kubeconfig")?;
+            let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+            let path = format!("/explain/{kind}/{namespace}/{name}");
             let proxied = format!(
                 "/api/v1/namespaces/{controller_namespace}/services/http:{controller_service}:{admin_port}/proxy{path}"
             );

@@ -426,6 +426,11 @@ async fn compile_loop(
         let (output, took, fallbacks) =
             compile_once(&sources, &mut watches, &mut accepted, wait).await;
         wait = Some(SECRET_LIST_WAIT);
+        // A kind of ours never listed (refused) was compiled as if empty: what stands in for
+        // its objects is unknown now, so what was persisted stays.
+        if sources.health.never_listed(&KEPT_KINDS) {
+            continue;
+        }
         let now_standing = accepted.stand_ins(&fallbacks);
         stand_ins.send_if_modified(|s| {
             let changed = *s != now_standing;
@@ -436,6 +441,9 @@ async fn compile_loop(
         published.notify_one();
     }
 }
+
+/// The kinds whose last accepted versions are kept ([`frontdesk_crds::last_accepted`]).
+const KEPT_KINDS: [&str; 5] = ["Route", "Policy", "Aggregate", "HTTPRoute", "GRPCRoute"];
 
 /// Longest wait, after the first compile, for new Secret watches to list.
 const SECRET_LIST_WAIT: Duration = Duration::from_secs(10);

@@ -37,7 +37,7 @@ pub(super) struct GatewayApiInputs {
 pub(super) async fn status_loop(
     sink: KubeSink,
     objects: Vec<(&'static str, Vec<Store<DynamicObject>>)>,
-    gateway_api: GatewayApiInputs,
+    mut gateway_api: GatewayApiInputs,
     shared: Vec<Store<ConfigMap>>,
     push: Arc<PushServer>,
     mut leader: watch::Receiver<bool>,
@@ -74,9 +74,13 @@ pub(super) async fn status_loop(
             continue;
         };
         let now_instant = tokio::time::Instant::now();
-        if last.as_ref().is_some_and(|(seen, at)| {
-            *seen == stamp && now_instant.duration_since(*at) < FULL_PASS_EVERY
-        }) {
+        // What provisioning found (addresses, refused parameters) comes on its own timer.
+        let provisioned = gateway_api.provisioned.has_changed().unwrap_or(false);
+        if !provisioned
+            && last.as_ref().is_some_and(|(seen, at)| {
+                *seen == stamp && now_instant.duration_since(*at) < FULL_PASS_EVERY
+            })
+        {
             continue;
         }
         last = Some((stamp, now_instant));
@@ -132,7 +136,7 @@ pub(super) async fn status_loop(
                 let generation = s.served_generation.unwrap_or(s.generation);
                 combine(&summaries, &key, generation, fresh_after)
             };
-            let report = gateway_api.provisioned.borrow().clone();
+            let report = gateway_api.provisioned.borrow_and_update().clone();
             let wanted = gateway_api_statuses(&output, &stores, progress, &report, &now);
             writes += gateway_writer.reconcile(&sink, &wanted).await;
         }

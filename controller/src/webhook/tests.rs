@@ -152,6 +152,26 @@ async fn the_webhook_refuses_an_invalid_route_with_the_compile_message_and_admit
     let message = answer["response"]["status"]["message"].as_str().unwrap();
     assert!(message.starts_with("spec.rules[0].timeout"), "{message}");
 
+    // An invalid object already stored (from before the webhook): an update that keeps its
+    // spec (a label, a finalizer removed) is allowed; one that changes it is checked.
+    let stored = route(
+        "old",
+        json!({"rules": [{"matches": [{"path": {"value": "no-slash"}}],
+                          "backends": [{"url": "http://127.0.0.1:1"}]}]}),
+    );
+    let mut labelled = stored.clone();
+    labelled["metadata"]["labels"] = json!({"frontdesk.dev/admission": "skip"});
+    let mut update = review_of("UPDATE", labelled);
+    update["request"]["oldObject"] = stored.clone();
+    let (_, answer) = send(update).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let mut still_bad = stored.clone();
+    still_bad["spec"]["rules"][0]["matches"][0]["path"]["value"] = json!("still-no-slash");
+    let mut update = review_of("UPDATE", still_bad);
+    update["request"]["oldObject"] = stored;
+    let (_, answer) = send(update).await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+
     // Deletions and other kinds are not ours to refuse; garbage is a 400.
     let (_, answer) = send(review_of("DELETE", route("bad", json!({})))).await;
     assert_eq!(answer["response"]["allowed"], true);
@@ -163,13 +183,13 @@ async fn the_webhook_refuses_an_invalid_route_with_the_compile_message_and_admit
     let text = metrics.encode();
     assert!(
         text.contains(
-            "frontdesk_controller_admission_reviews_total{kind=\"Route\",allowed=\"false\"} 3"
+            "frontdesk_controller_admission_reviews_total{kind=\"Route\",allowed=\"false\"} 4"
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            "frontdesk_controller_admission_reviews_total{kind=\"Route\",allowed=\"true\"} 2"
+            "frontdesk_controller_admission_reviews_total{kind=\"Route\",allowed=\"true\"} 3"
         ),
         "{text}"
     );
