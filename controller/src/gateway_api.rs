@@ -56,6 +56,11 @@ pub struct Presence {
     pub grpc_routes: bool,
 }
 
+/// Between failed discoveries or lists: 1 s, doubling to 30 s.
+fn discovery_backoff() -> crate::backoff::Backoff {
+    crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30))
+}
+
 /// Asks API discovery which Gateway API kinds are served. A group or version the API server
 /// does not know answers 404: not installed. Any other error is returned.
 pub async fn discover(client: &Client) -> Result<Presence, kube::Error> {
@@ -159,7 +164,7 @@ async fn may_list_kind(client: &Client, namespaces: &[String], ar: &ApiResource)
             .collect()
     };
     let kind = &ar.kind;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = discovery_backoff();
     for api in apis {
         loop {
             match api.list(&params).await {
@@ -169,9 +174,9 @@ async fn may_list_kind(client: &Client, namespaces: &[String], ar: &ApiResource)
                     return false;
                 }
                 Err(e) => {
-                    tracing::warn!(%kind, error = %e, retry_in = ?backoff, "listing failed; asking again");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    let wait = backoff.next_wait();
+                    tracing::warn!(%kind, error = %e, retry_in = ?wait, "listing failed; asking again");
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
@@ -404,7 +409,7 @@ pub(crate) async fn follow(
     // Only "not served" means absent: any other failure is asked again (as the watches retry
     // their lists), so a replica starting during an API server hiccup does not publish
     // snapshots without their Gateways' listeners.
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = discovery_backoff();
     let found = loop {
         let asked = match discover(&client).await {
             Ok(p) if p.gateways => may_list(&client, &namespaces, p)
@@ -416,9 +421,9 @@ pub(crate) async fn follow(
             Ok(found) => break found,
             Err(e) => {
                 state.set(UNREADABLE);
-                tracing::warn!(error = %e, retry_in = ?backoff, "API discovery failed; asking again before the first compile");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                let wait = backoff.next_wait();
+                tracing::warn!(error = %e, retry_in = ?wait, "API discovery failed; asking again before the first compile");
+                tokio::time::sleep(wait).await;
             }
         }
     };
@@ -740,13 +745,7 @@ mod tests {
         let _guard = tracing::subscriber::set_default(subscriber);
         let installed = Arc::new(AtomicBool::new(false));
         let (client, seen) = fake_api(installed.clone());
-        let push = crate::push::PushServer {
-            store: Default::default(),
-            acks: Default::default(),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
-            gateway_api: Default::default(),
-            watch_health: Default::default(),
-        };
+        let push = crate::push::PushServer::new(Default::default());
         let changed = Arc::new(tokio::sync::Notify::new());
         let mut rx = follow(
             client,

@@ -28,7 +28,8 @@ use frontdesk_crds::ObjectStatus;
 use frontdesk_crds::gateway_api::{GatewayClassStatus, GatewayStatus, ListenerStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::status::{GatewayProgress, PROGRAMMED, condition, programmed};
+use crate::backoff::Backoff;
+use crate::status::{GatewayProgress, PROGRAMMED, Written, condition, programmed};
 
 /// A GatewayClass's status: the compiler's conditions (`Accepted`).
 pub fn class_status(
@@ -189,31 +190,16 @@ pub struct Wanted {
 pub struct GatewayStatusWriter {
     /// Statuses written (as compared) whose watch event has not come back yet, with the
     /// status the object had when they were written.
-    written: HashMap<(String, String, String), Written>,
+    written: HashMap<(String, String, String), Written<serde_json::Value>>,
     /// Writes that failed: the status wanted, when to try again, and the wait after that.
     failed: HashMap<(String, String, String), Failed>,
 }
 
-/// A status written (as compared), until the watch cache shows it: what the object had
-/// then, and when (a write that never comes back is made again after [`WATCH_LAG`]).
-struct Written {
-    want: serde_json::Value,
-    before: Option<serde_json::Value>,
-    at: tokio::time::Instant,
-}
-
-/// How long a write may take to come back through the watch before it is written again.
-const WATCH_LAG: std::time::Duration = std::time::Duration::from_secs(30);
-
 struct Failed {
     want: serde_json::Value,
     retry_at: tokio::time::Instant,
-    backoff: std::time::Duration,
+    backoff: Backoff,
 }
-
-/// The first wait after a failed write, and the longest.
-const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
-const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl GatewayStatusWriter {
     /// Returns how many statuses were written. A write that failed (no permission, the object
@@ -241,10 +227,10 @@ impl GatewayStatusWriter {
                 self.written.remove(&key);
                 true
             } else {
+                let second = k8s_openapi::jiff::Timestamp::now().as_second();
                 w.resource_version.is_none()
-                    && (self.written.get(&key)).is_some_and(|w| {
-                        w.want == want && w.before == current && now < w.at + WATCH_LAG
-                    })
+                    && (self.written.get(&key))
+                        .is_some_and(|w| w.covers(PartialEq::eq, &want, current.as_ref(), second))
             };
             if already {
                 self.failed.remove(&key);
@@ -270,25 +256,22 @@ impl GatewayStatusWriter {
                 Ok(()) => {
                     writes += 1;
                     self.failed.remove(&key);
-                    let written = Written {
-                        want,
-                        before: current,
-                        at: now,
-                    };
-                    self.written.insert(key, written);
+                    let second = k8s_openapi::jiff::Timestamp::now().as_second();
+                    self.written
+                        .insert(key, Written::new(want, current, second));
                 }
                 Err(e) => {
-                    let backoff = self
-                        .failed
-                        .get(&key)
+                    let mut backoff = (self.failed.remove(&key))
                         .filter(|f| f.want == want)
-                        .map_or(RETRY_FIRST, |f| (f.backoff * 2).min(RETRY_MAX));
-                    tracing::warn!(kind = %w.kind, namespace = %w.namespace, name = %w.name, error = %e, retry_in = ?backoff, "writing status failed");
+                        .map_or_else(Backoff::for_writes, |f| f.backoff);
+                    let wait = backoff.next_wait();
+                    tracing::warn!(kind = %w.kind, namespace = %w.namespace, name = %w.name, error = %e, retry_in = ?wait, "writing status failed");
+                    let retry_at = now + wait;
                     self.failed.insert(
                         key,
                         Failed {
                             want,
-                            retry_at: now + backoff,
+                            retry_at,
                             backoff,
                         },
                     );

@@ -17,11 +17,13 @@
 
 pub mod acks;
 pub mod admin;
+pub mod backoff;
 pub mod certs;
 pub mod certs_store;
 pub mod channel_identity;
 pub mod cli;
 pub mod cluster;
+pub mod degraded;
 pub mod explain_text;
 pub mod gateway_api;
 pub mod gateway_status;
@@ -44,11 +46,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use frontdesk_files::FileSource;
 
-use crate::acks::AckTracker;
 use crate::cli::Cli;
 use crate::metrics::Metrics;
 use crate::push::PushServer;
-use crate::store::SnapshotStore;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let tls = if cli.insecure {
@@ -67,13 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
 
     let metrics = Arc::new(Metrics::new());
-    let push = Arc::new(PushServer {
-        store: SnapshotStore::default(),
-        acks: AckTracker::default(),
-        watch_health: Arc::new(watch_health::WatchHealth::new(&metrics)),
-        metrics,
-        gateway_api: Default::default(),
-    });
+    let push = Arc::new(PushServer::new(metrics));
     let listen = cli.listen();
     let listener = tokio::net::TcpListener::bind(listen)
         .await

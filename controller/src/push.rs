@@ -31,7 +31,7 @@ use crate::store::SnapshotStore;
 type Body = Either<ChannelBody, Full<Bytes>>;
 
 /// A client that has not completed its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Open connections at most (proxies plus clients still in their handshake).
 const MAX_CONNECTIONS: usize = 4096;
 
@@ -126,6 +126,17 @@ fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
 }
 
 impl PushServer {
+    /// Nothing published yet, no proxy; the watches' health reports to `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        PushServer {
+            store: SnapshotStore::default(),
+            acks: AckTracker::default(),
+            watch_health: Arc::new(crate::watch_health::WatchHealth::new(&metrics)),
+            metrics,
+            gateway_api: Default::default(),
+        }
+    }
+
     fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
@@ -281,13 +292,7 @@ pub(crate) mod tests {
         let yaml = format!("{}---\n{}", route("a"), route("b"));
         let parsed = parse_file("routes.yaml", &yaml);
         let output = frontdesk_crds::compile(&resources(parsed.objects.iter().map(|(o, _)| o)));
-        let server = Arc::new(PushServer {
-            store: SnapshotStore::default(),
-            acks: AckTracker::default(),
-            metrics: Arc::new(Metrics::new()),
-            gateway_api: Default::default(),
-            watch_health: Default::default(),
-        });
+        let server = Arc::new(PushServer::new(Arc::new(Metrics::new())));
         server.store.publish(output);
         server
     }

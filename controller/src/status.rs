@@ -195,29 +195,42 @@ pub trait StatusSink {
 #[derive(Default)]
 pub struct Reconciler {
     /// Statuses written whose watch event has not come back yet.
-    written: HashMap<(String, String, String), Written>,
+    written: HashMap<(String, String, String), Written<RouteStatus>>,
     /// The generation (and uid: a recreated object is another) each Event was sent for.
     evented: HashMap<(String, String, String), (i64, Option<String>)>,
 }
 
-/// A status written, until the watch cache shows it.
-struct Written {
-    want: RouteStatus,
+/// A status this replica wrote, until the watch cache shows it (Routes here, the Gateway API
+/// kinds in [`crate::gateway_status`]).
+pub(crate) struct Written<T> {
+    want: T,
     /// The status the cache showed when it was written.
-    before: Option<RouteStatus>,
-    at: Time,
+    before: Option<T>,
+    /// When, in Unix seconds.
+    at: i64,
 }
 
 /// How long a write may take to come back through the watch before it is written again.
-const WATCH_LAG: i64 = 30;
+pub(crate) const WATCH_LAG_SECONDS: i64 = 30;
 
-impl Written {
-    /// Whether `want` was written and the cache, still showing what it showed before, has
-    /// just not caught up yet. A status that changed otherwise since (wiped, or edited by
-    /// someone else) is not covered: it is written again.
-    fn covers(&self, want: &RouteStatus, current: Option<&RouteStatus>, now: &Time) -> bool {
-        let lagging = now.0.as_second() - self.at.0.as_second() < WATCH_LAG;
-        same(&self.want, want) && current == self.before.as_ref() && lagging
+impl<T: PartialEq> Written<T> {
+    pub(crate) fn new(want: T, before: Option<T>, at: i64) -> Self {
+        Written { want, before, at }
+    }
+
+    /// Whether `want` (compared by `same`) was written and the cache, still showing what it
+    /// showed before, has just not caught up yet. A status that changed otherwise since
+    /// (wiped, or edited by someone else) is not covered: it is written again.
+    pub(crate) fn covers(
+        &self,
+        same: impl Fn(&T, &T) -> bool,
+        want: &T,
+        current: Option<&T>,
+        now: i64,
+    ) -> bool {
+        same(&self.want, want)
+            && current == self.before.as_ref()
+            && now - self.at < WATCH_LAG_SECONDS
     }
 }
 
@@ -264,16 +277,15 @@ impl Reconciler {
                 self.written.remove(&key);
                 true
             } else {
-                (self.written.get(&key)).is_some_and(|w| w.covers(&want, o.current, now))
+                let now = now.0.as_second();
+                (self.written.get(&key)).is_some_and(|w| w.covers(same, &want, o.current, now))
             };
             if !already {
                 match sink.apply_status(&key.0, &key.1, &key.2, &want).await {
                     Ok(()) => {
                         writes += 1;
-                        let before = o.current.cloned();
-                        let at = now.clone();
-                        self.written
-                            .insert(key.clone(), Written { want, before, at });
+                        let written = Written::new(want, o.current.cloned(), now.0.as_second());
+                        self.written.insert(key.clone(), written);
                     }
                     Err(e) => {
                         tracing::warn!(kind = %key.0, namespace = %key.1, name = %key.2, error = %e, "writing status failed; retried at the next change")
@@ -580,7 +592,7 @@ mod tests {
         assert_eq!(r.reconcile(&sink, &seen(Some(&edited)), &now(105)).await, 1);
         // A write that never comes back is made again after a while.
         assert_eq!(r.reconcile(&sink, &seen(Some(&edited)), &now(106)).await, 0);
-        let later = now(105 + WATCH_LAG);
+        let later = now(105 + WATCH_LAG_SECONDS);
         assert_eq!(r.reconcile(&sink, &seen(Some(&edited)), &later).await, 1);
         // Objects gone are forgotten.
         r.reconcile(&sink, &[], &later).await;

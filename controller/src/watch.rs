@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::secret_refs::{Changes, WatchKey, changes};
-use crate::watch_health::{Backoff, Registration, WatchHealth, WatchId};
+use crate::watch_health::{Registration, WatchHealth, WatchId, list_backoff};
 
 /// One API handle per watched namespace, or one for all namespaces.
 pub(crate) fn typed_apis<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
@@ -50,6 +50,7 @@ pub(crate) struct Watching {
     pub(crate) compiled: bool,
 }
 
+#[cfg(test)]
 impl Default for Watching {
     /// Waking nothing, reporting to a registry of its own (tests).
     fn default() -> Self {
@@ -123,7 +124,7 @@ where
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut meanings = crate::meaning::Meanings::default();
-        let mut backoff = Backoff::default();
+        let mut backoff = list_backoff();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {

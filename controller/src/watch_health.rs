@@ -7,7 +7,7 @@
 //!   shown in the admin API's `/status` (`watches`), counted in the metrics
 //!   `frontdesk_controller_watches_failing{kind}` and `..._watch_list_failures_total{kind}`,
 //!   and named in a `Degraded` condition on the objects that depend on its kind
-//!   ([`mark_degraded`]);
+//!   ([`crate::degraded`]);
 //! - waited on no longer: the first compile goes ahead once every watch has either listed or
 //!   failed ([`WatchHealth::settled`]), without what the failing watch would have listed (a
 //!   watch that listed before and fails later keeps its last list);
@@ -22,8 +22,6 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use frontdesk_crds::ObjectStatus;
-use frontdesk_crds::status::Condition;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -37,32 +35,9 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// ...each next one after twice as long, up to this: a CRD installed later is found within it.
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
 
-/// The condition on objects that depend on a kind the controller cannot list.
-pub const DEGRADED: &str = "Degraded";
-
-/// Exponential backoff between list retries, reset only by a list or an event that arrived.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { next: FIRST_RETRY }
-    }
-}
-
-impl Backoff {
-    /// How long to wait before the next retry.
-    pub fn next_wait(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(MAX_RETRY);
-        wait
-    }
-
-    pub fn reset(&mut self) {
-        self.next = FIRST_RETRY;
-    }
+/// The backoff between list retries (reset only by a list or an event that arrived).
+pub fn list_backoff() -> crate::backoff::Backoff {
+    crate::backoff::Backoff::new(FIRST_RETRY, MAX_RETRY)
 }
 
 /// One watch: of a kind, in a namespace or all, with the selectors of a filtered watch.
@@ -166,6 +141,7 @@ pub struct WatchHealth {
     events: std::sync::atomic::AtomicU64,
 }
 
+#[cfg(test)]
 impl Default for WatchHealth {
     /// With metrics nobody exports (tests).
     fn default() -> Self {
@@ -387,68 +363,6 @@ fn label(kind: &str) -> KindLabels {
     KindLabels { kind: kind.into() }
 }
 
-/// The kinds whose objects the compile of `kind` reads, as far as a failing watch should mark
-/// it: Secrets and ConfigMaps are watched one reference at a time, mostly for Policies and
-/// Gateways, so a Route's backend TLS Secret that cannot be listed shows in its ResolvedRefs
-/// (the Secret is not found), not as Degraded.
-fn reads(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "Route" | "Aggregate" => &["Service", "EndpointSlice", "Policy"],
-        "HTTPRoute" | "GRPCRoute" => &["Service", "EndpointSlice", "Policy", "ReferenceGrant"],
-        "Policy" => &["Secret", "ConfigMap"],
-        "Gateway" => &["Secret", "ConfigMap", "ReferenceGrant", "Namespace"],
-        "BackendTLSPolicy" => &["Service", "Secret", "ConfigMap"],
-        _ => &[],
-    }
-}
-
-/// Adds a `Degraded` condition to every status whose object depends on a kind a failing
-/// watch should list (in its namespace, or in all), naming the kind and the API server's
-/// answer; a Gateway API route's parents get it too. The message leaves out what changes
-/// with every retry, so a status is written once when a watch starts failing and once when
-/// it lists again, not on every retry.
-pub fn mark_degraded(statuses: &mut [ObjectStatus], failing: &[(WatchId, Failure)]) {
-    for status in statuses {
-        let causes: Vec<String> = failing
-            .iter()
-            .filter(|(id, _)| id.compiled && reads(&status.kind).contains(&id.kind.as_str()))
-            .filter(|(id, _)| id.namespace.is_empty() || id.namespace == status.namespace)
-            .map(|(id, failure)| {
-                let place = if id.namespace.is_empty() {
-                    String::new()
-                } else {
-                    format!(" in namespace {}", id.namespace)
-                };
-                format!("{}{place} ({})", plural(&id.kind), failure.error)
-            })
-            .collect();
-        if causes.is_empty() {
-            continue;
-        }
-        let condition = Condition {
-            type_: DEGRADED.into(),
-            status: true,
-            reason: "CannotListDependencies".into(),
-            message: format!(
-                "the controller cannot list {}: what this {} uses of them is unknown or stale until a retry lists them",
-                causes.join("; "),
-                status.kind
-            ),
-        };
-        for parent in &mut status.parents {
-            parent.conditions.push(condition.clone());
-        }
-        status.conditions.push(condition);
-    }
-}
-
-fn plural(kind: &str) -> String {
-    match kind {
-        "Policy" => "Policies".into(),
-        _ => format!("{kind}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,15 +374,6 @@ mod tests {
             selector: String::new(),
             compiled: true,
         }
-    }
-
-    #[test]
-    fn the_backoff_doubles_to_its_cap_and_resets() {
-        let mut backoff = Backoff::default();
-        let waits: Vec<u64> = (0..9).map(|_| backoff.next_wait().as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        backoff.reset();
-        assert_eq!(backoff.next_wait(), FIRST_RETRY);
     }
 
     fn refused(code: u16) -> Classified {
@@ -574,60 +479,6 @@ mod tests {
             metrics
                 .encode()
                 .contains("frontdesk_controller_watches_failing{kind=\"Secret\"} 0")
-        );
-    }
-
-    #[test]
-    fn objects_that_read_a_failing_kind_are_marked_degraded_and_no_others() {
-        let status = |kind: &str, namespace: &str| ObjectStatus {
-            kind: kind.into(),
-            namespace: namespace.into(),
-            name: "x".into(),
-            generation: 1,
-            conditions: Vec::new(),
-            diagnostics: Vec::new(),
-            served_generation: None,
-            listeners: Vec::new(),
-            ancestors: Vec::new(),
-            parents: Vec::new(),
-        };
-        let failure = |error: &str| Failure {
-            error: error.into(),
-            attempts: 3,
-            listed_before: false,
-            retry_in_seconds: 4,
-            holds_first_compile: false,
-        };
-        let mut statuses = vec![
-            status("Route", "shop"),
-            status("Policy", "shop"),
-            status("Policy", "partners"),
-            status("Aggregate", "partners"),
-        ];
-        let mut progress = id("ConfigMap", "frontdesk");
-        progress.compiled = false;
-        let failing = vec![
-            (id("EndpointSlice", ""), failure("404 NotFound: not served")),
-            (id("Secret", "shop"), failure("403 Forbidden: rbac")),
-            (progress, failure("403 Forbidden: rbac")),
-        ];
-        mark_degraded(&mut statuses, &failing);
-        let degraded =
-            |s: &ObjectStatus| s.conditions.iter().find(|c| c.type_ == DEGRADED).cloned();
-        let route = degraded(&statuses[0]).expect("the Route reads EndpointSlices");
-        assert_eq!(
-            route.message,
-            "the controller cannot list EndpointSlices (404 NotFound: not served): what this Route uses of them is unknown or stale until a retry lists them"
-        );
-        assert!(route.status);
-        assert!(degraded(&statuses[1]).unwrap().message.contains("Secrets"));
-        // Secrets of another namespace, and ConfigMaps the compiler does not read.
-        assert_eq!(degraded(&statuses[2]), None);
-        assert!(
-            degraded(&statuses[3])
-                .unwrap()
-                .message
-                .contains("EndpointSlices")
         );
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use frontdesk_crds::admission::{Context, Settings, Verdict, review};
-use frontdesk_crds::manifests::{Object, typed};
+use frontdesk_crds::manifests::{Object, ours};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -34,12 +34,12 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Metrics;
+use crate::push::HANDSHAKE_TIMEOUT;
 
 /// The path the API server posts reviews to.
 pub const PATH: &str = "/validate";
 /// Larger bodies are refused: an object is at most 1.5 MiB in etcd, its review a little more.
 const MAX_BODY: usize = 4 << 20;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reviews objects against the watch caches.
 pub struct Reviewer {
@@ -101,10 +101,10 @@ impl Reviewer {
     pub fn verdict(&self, request: &Value) -> Verdict {
         let operation = request.get("operation").and_then(Value::as_str);
         if !matches!(operation, Some("CREATE" | "UPDATE")) {
-            return allowed();
+            return Verdict::allowed(Vec::new());
         }
         let Some(mut object) = request.get("object").cloned() else {
-            return allowed();
+            return Verdict::allowed(Vec::new());
         };
         // Being deleted (a finalizer removed), or an update that leaves the spec as it was
         // (labels, annotations, a re-apply): the verdict cannot change, and refusing would
@@ -113,7 +113,7 @@ impl Reviewer {
         if object.pointer("/metadata/deletionTimestamp").is_some()
             || (operation == Some("UPDATE") && old_spec.is_some() && old_spec == object.get("spec"))
         {
-            return allowed();
+            return Verdict::allowed(Vec::new());
         }
         // A namespaced object being created may not carry its namespace yet.
         if object.pointer("/metadata/namespace").is_none()
@@ -125,12 +125,9 @@ impl Reviewer {
             meta.insert("namespace".into(), namespace);
         }
         let kind = request.pointer("/kind/kind").and_then(Value::as_str);
-        let candidate = match kind {
-            Some("Route") => typed(object).map(|o| Object::Route(Box::new(o))),
-            Some("Policy") => typed(object).map(|o| Object::Policy(Box::new(o))),
-            Some("Aggregate") => typed(object).map(|o| Object::Aggregate(Box::new(o))),
-            // Not ours to check.
-            _ => return allowed(),
+        // Not ours to check: allowed.
+        let Some(candidate) = kind.and_then(|kind| ours(kind, object)) else {
+            return Verdict::allowed(Vec::new());
         };
         let candidate = match candidate {
             Ok(c) => c,
@@ -163,23 +160,10 @@ impl Reviewer {
                 let Ok(value) = serde_json::to_value(&*o) else {
                     continue;
                 };
-                let read = match kind {
-                    "Route" => typed(value).map(|o| Object::Route(Box::new(o))),
-                    "Aggregate" => typed(value).map(|o| Object::Aggregate(Box::new(o))),
-                    _ => typed(value).map(|o| Object::Policy(Box::new(o))),
-                };
-                objects.extend(read.ok());
+                objects.extend(ours(kind, value).and_then(Result::ok));
             }
         }
         objects
-    }
-}
-
-fn allowed() -> Verdict {
-    Verdict {
-        allowed: true,
-        message: String::new(),
-        warnings: Vec::new(),
     }
 }
 

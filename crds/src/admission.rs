@@ -35,7 +35,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn allowed(warnings: Vec<String>) -> Self {
+    pub fn allowed(warnings: Vec<String>) -> Self {
         Verdict {
             allowed: true,
             message: String::new(),
@@ -67,11 +67,7 @@ pub struct Context {
 impl Context {
     pub fn of(candidate: &Object) -> Self {
         let key = candidate.key();
-        let hosts = match candidate {
-            Object::Route(r) => r.spec.hosts.clone(),
-            Object::Aggregate(a) => a.spec.hosts.clone(),
-            _ => Vec::new(),
-        };
+        let hosts = hosts(candidate).into_iter().map(String::from).collect();
         Context {
             namespace: key.namespace.clone(),
             key,
@@ -93,6 +89,16 @@ impl Context {
             _ => false,
         }
     }
+}
+
+/// The hosts a Route or Aggregate claims (none for other kinds).
+pub fn hosts(object: &Object) -> Vec<&str> {
+    let hosts = match object {
+        Object::Route(r) => &r.spec.hosts,
+        Object::Aggregate(a) => &a.spec.hosts,
+        _ => return Vec::new(),
+    };
+    hosts.iter().map(String::as_str).collect()
 }
 
 /// Compiles `candidate` with `context` (the objects [`Context::relevant`] selected) and
@@ -154,12 +160,7 @@ mod tests {
             .iter()
             .filter(|o| {
                 let key = o.key();
-                let hosts: Vec<&str> = match o {
-                    Object::Route(r) => r.spec.hosts.iter().map(String::as_str).collect(),
-                    Object::Aggregate(a) => a.spec.hosts.iter().map(String::as_str).collect(),
-                    _ => Vec::new(),
-                };
-                context.relevant(key.kind, &key.namespace, &key.name, &hosts)
+                context.relevant(key.kind, &key.namespace, &key.name, &hosts(o))
             })
             .collect()
     }

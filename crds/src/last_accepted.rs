@@ -51,7 +51,7 @@ pub struct LastAccepted {
 
 /// The kinds whose versions are kept; Services, EndpointSlices and Secrets are facts about the
 /// cluster, taken as they are.
-const KEPT_KINDS: [&str; 5] = ["Route", "Policy", "Aggregate", "HTTPRoute", "GRPCRoute"];
+pub const KEPT_KINDS: [&str; 5] = ["Route", "Policy", "Aggregate", "HTTPRoute", "GRPCRoute"];
 
 /// Refusals by where the object attaches rather than by what it says: a version its Gateways'
 /// listeners refuse was placed there on purpose (or its Gateway changed), and the version

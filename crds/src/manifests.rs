@@ -229,10 +229,8 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
                 ));
                 continue;
             }
-            ("frontdesk.dev/v1alpha1", "Route") => typed(doc).map(|o| Object::Route(Box::new(o))),
-            ("frontdesk.dev/v1alpha1", "Policy") => typed(doc).map(|o| Object::Policy(Box::new(o))),
-            ("frontdesk.dev/v1alpha1", "Aggregate") => {
-                typed(doc).map(|o| Object::Aggregate(Box::new(o)))
+            ("frontdesk.dev/v1alpha1", kind @ ("Route" | "Policy" | "Aggregate")) => {
+                ours(kind, doc).expect("one of our kinds")
             }
             // serde's messages quote the offending value: for a Secret, only the field is said.
             ("v1", "Secret") => typed(doc)
@@ -371,6 +369,17 @@ pub fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, (String, String)> {
             path
         };
         (field, e.into_inner().to_string())
+    })
+}
+
+/// One of our kinds (`Route`, `Policy`, `Aggregate`) read from `doc` as [`typed`] does; `None`
+/// for any other kind.
+pub fn ours(kind: &str, doc: Value) -> Option<Result<Object, (String, String)>> {
+    Some(match kind {
+        "Route" => typed(doc).map(|o| Object::Route(Box::new(o))),
+        "Policy" => typed(doc).map(|o| Object::Policy(Box::new(o))),
+        "Aggregate" => typed(doc).map(|o| Object::Aggregate(Box::new(o))),
+        _ => return None,
     })
 }
 

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::fake_api::*;
 use super::*;
-use crate::watch_health::DEGRADED;
+use crate::degraded::DEGRADED;
 
 pub(super) fn options() -> ClusterOptions {
     ClusterOptions {
@@ -45,14 +45,7 @@ pub(super) async fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -
 
 /// A push server whose watch health reports to its metrics.
 pub(super) fn push_server() -> Arc<PushServer> {
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    Arc::new(PushServer {
-        store: Default::default(),
-        acks: Default::default(),
-        watch_health: Arc::new(WatchHealth::new(&metrics)),
-        metrics,
-        gateway_api: Default::default(),
-    })
+    Arc::new(PushServer::new(Default::default()))
 }
 
 fn degraded(output: &Output, kind: &str, name: &str) -> Option<String> {

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use frontdesk_crds::last_accepted::{Fallback, LastAccepted, Unreadable};
+use frontdesk_crds::last_accepted::{Fallback, KEPT_KINDS, LastAccepted, Unreadable};
 use frontdesk_crds::manifests::{Object, ObjectKey};
 use frontdesk_crds::route::Route;
 use frontdesk_crds::{Aggregate, Policy};
@@ -442,9 +442,6 @@ async fn compile_loop(
     }
 }
 
-/// The kinds whose last accepted versions are kept ([`frontdesk_crds::last_accepted`]).
-const KEPT_KINDS: [&str; 5] = ["Route", "Policy", "Aggregate", "HTTPRoute", "GRPCRoute"];
-
 /// Longest wait, after the first compile, for new Secret watches to list.
 const SECRET_LIST_WAIT: Duration = Duration::from_secs(10);
 
@@ -501,7 +498,7 @@ async fn compile_once(
         objects.insert(secret.key(), secret);
     }
     let (mut output, fallbacks) = accepted.compile(objects, unreadable);
-    crate::watch_health::mark_degraded(&mut output.statuses, &sources.health.failing());
+    crate::degraded::mark_degraded(&mut output.statuses, &sources.health.failing());
     let took = started.elapsed();
     secrets.follow(&with_kept(accepted), wait).await;
     (output, took, fallbacks)

@@ -181,13 +181,7 @@ fn a_rejected_or_unreadable_generation_leaves_the_accepted_one_serving() {
 async fn each_replica_shares_its_progress_in_a_labelled_configmap() {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "frontdesk");
-    let push = Arc::new(PushServer {
-        store: crate::store::SnapshotStore::default(),
-        acks: crate::acks::AckTracker::default(),
-        metrics: Arc::new(crate::metrics::Metrics::new()),
-        gateway_api: Default::default(),
-        watch_health: Default::default(),
-    });
+    let push = Arc::new(PushServer::new(Default::default()));
     let share = ProgressShare {
         name: progress_name("fd-controller", "Ctl_0"),
         group: "fd-controller".into(),

@@ -91,15 +91,12 @@ struct Failed {
     /// The Gateway it is for.
     owner: (String, String),
     retry_at: tokio::time::Instant,
-    backoff: Duration,
+    backoff: crate::backoff::Backoff,
 }
 
 /// How long a fetched parameters ConfigMap is used before it is fetched again: an edit to it
 /// applies within this (an edit of the class or Gateway naming it, at once).
 pub const PARAMETERS_TTL: Duration = Duration::from_secs(30);
-
-const RETRY_FIRST: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(60);
 
 impl Provisioner {
     pub fn new(settings: Settings) -> Provisioner {
@@ -382,18 +379,17 @@ impl Provisioner {
                     self.applied.insert(key, (object, owner.clone()));
                 }
                 Err(e) => {
-                    let backoff = self
-                        .failed
-                        .get(&key)
+                    let mut backoff = (self.failed.remove(&key))
                         .filter(|f| f.want == object)
-                        .map_or(RETRY_FIRST, |f| (f.backoff * 2).min(RETRY_MAX));
-                    tracing::warn!(kind = %key.0, namespace = %key.1, name = %key.2, error = %e, retry_in = ?backoff, "provisioning failed");
+                        .map_or_else(crate::backoff::Backoff::for_writes, |f| f.backoff);
+                    let wait = backoff.next_wait();
+                    tracing::warn!(kind = %key.0, namespace = %key.1, name = %key.2, error = %e, retry_in = ?wait, "provisioning failed");
                     self.failed.insert(
                         key,
                         Failed {
                             want: object,
                             owner: owner.clone(),
-                            retry_at: now + backoff,
+                            retry_at: now + wait,
                             backoff,
                         },
                     );
