@@ -447,7 +447,7 @@ fn check_listener(l: &crate::Listener) -> Result<(), String> {
     }
 }
 
-fn check_authority(a: &str) -> Result<(), String> {
+pub(crate) fn check_authority(a: &str) -> Result<(), String> {
     let (host, port) = a
         .rsplit_once(':')
         .ok_or_else(|| format!("{a:?} is not host:port"))?;

@@ -15,7 +15,7 @@ pub mod tls;
 pub use body::ChannelBody;
 pub use framing::{FrameError, LineDecoder, encode};
 
-use frontdesk_snapshot::Snapshot;
+use frontdesk_snapshot::{EndpointChange, Snapshot};
 use serde::{Deserialize, Serialize};
 
 /// Path of the stream endpoint.
@@ -30,6 +30,15 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub enum ToProxy {
     /// The gateway's whole configuration at `snapshot.version`.
     Snapshot { snapshot: Snapshot },
+    /// Version `version` is version `base` with only some backends' endpoints changed: a
+    /// proxy serving `base` applies `changes` without rebuilding its routes; one serving
+    /// anything else refuses it (NACK), and the controller sends the whole snapshot instead.
+    Endpoints {
+        gateway: String,
+        base: u64,
+        version: u64,
+        changes: Vec<EndpointChange>,
+    },
 }
 
 /// Proxy → controller.
