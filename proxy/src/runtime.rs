@@ -5,13 +5,17 @@
 //! an `Arc` of the runtime they started on and finish on it even when a new one is swapped in;
 //! what outlives snapshots ([`Env`]: connection pools, rate-limit counters, key sets, metrics)
 //! is shared by every runtime.
+//!
+//! An endpoint delta (only some backends' endpoints changed) builds nothing: the next runtime
+//! shares the running one's routes, whose endpoint sets move to the new endpoints in place
+//! ([`RuntimeHandle::apply_endpoints`]). Requests still on the previous runtime see them too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use frontdesk_snapshot::{self as snap, Snapshot};
+use frontdesk_snapshot::{self as snap, EndpointChange, Snapshot};
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::access_log::AccessLog;
@@ -87,7 +91,8 @@ impl Env {
 /// The request path of one snapshot.
 pub struct Runtime {
     pub snapshot: Arc<Snapshot>,
-    pub routes: RouteTable<RuleRuntime>,
+    /// Shared with the runtimes endpoint deltas make from this one.
+    pub routes: Arc<RouteTable<RuleRuntime>>,
     pub env: Arc<Env>,
 }
 
@@ -168,7 +173,7 @@ impl Runtime {
         .map_err(|e| e.to_string())?;
         Ok(Runtime {
             snapshot: Arc::new(snapshot),
-            routes,
+            routes: Arc::new(routes),
             env,
         })
     }
@@ -305,6 +310,74 @@ impl RuntimeHandle {
         Ok(self.swap(runtime))
     }
 
+    /// Applies an endpoint delta: version `version` of `gateway` is version `base` with only
+    /// `changes`' backends' endpoints changed. Nothing is built: every endpoint set of each
+    /// changed backend (in every rule, mirror and Aggregate call) moves to its new endpoints in
+    /// place, and a runtime with the patched snapshot and the running routes is swapped in.
+    /// `before_swap` runs on the patched snapshot before anything changes (persisting it, say).
+    ///
+    /// Refused, changing nothing, when the proxy serves another gateway or another version
+    /// than `base` (the controller then sends the whole snapshot), when a change names no
+    /// backend, or when an endpoint is not a `host:port` authority.
+    pub fn apply_endpoints(
+        &self,
+        gateway: &str,
+        base: u64,
+        version: u64,
+        changes: &[EndpointChange],
+        before_swap: impl FnOnce(&Snapshot),
+    ) -> Result<Applied, String> {
+        let current = self.load();
+        if current.snapshot.gateway != gateway {
+            return Err(format!(
+                "the endpoint change is for gateway {gateway:?}, this proxy serves {:?}",
+                current.snapshot.gateway
+            ));
+        }
+        if current.version() != base {
+            return Err(format!(
+                "this proxy serves version {}, not the delta's base {base}: it needs the whole \
+                 snapshot of version {version}",
+                current.version()
+            ));
+        }
+        let patched = current.snapshot.with_endpoints(version, changes)?;
+        // Every set's new endpoints are made before any is stored: a change that cannot be
+        // made stores nothing. Invalid backends have no endpoints, whatever a change says.
+        let by_name: HashMap<&str, &[String]> = changes
+            .iter()
+            .map(|c| (c.backend.as_str(), c.endpoints.as_slice()))
+            .collect();
+        let mut prepared = Vec::new();
+        let mut failed = None;
+        for rule in current.routes.targets() {
+            rule.action.endpoint_sets(&mut |set| {
+                let Some(endpoints) = by_name.get(set.name.as_str()) else {
+                    return;
+                };
+                if set.invalid || failed.is_some() {
+                    return;
+                }
+                match set.prepare(endpoints, &self.env.upstream) {
+                    Ok(members) => prepared.push((set, members)),
+                    Err(e) => failed = Some(format!("{} ({}): {e}", rule.id, set.name)),
+                }
+            });
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        before_swap(&patched);
+        for (set, members) in prepared {
+            set.store(members);
+        }
+        Ok(self.swap(Runtime {
+            snapshot: Arc::new(patched),
+            routes: current.routes.clone(),
+            env: current.env.clone(),
+        }))
+    }
+
     /// Builds the runtime and swaps it in: the single swap point.
     fn install(&self, snapshot: Snapshot) -> Result<Applied, String> {
         let runtime = Runtime::build(snapshot, self.env.clone())?;
@@ -326,4 +399,141 @@ impl RuntimeHandle {
 pub enum Applied {
     Swapped(u64),
     Unchanged(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WEB: &str = "service/ns/web:80";
+
+    /// Version 3 of gateway `g`: `WEB` forwarded to and mirrored to by one rule and called by
+    /// an Aggregate, another backend forwarded to by another rule.
+    fn snapshot() -> Snapshot {
+        fn backend(name: &str, endpoint: &str) -> serde_json::Value {
+            serde_json::json!({"name": name, "weight": 1, "endpoints": [endpoint]})
+        }
+        fn matches(rank: u32, prefix: &str) -> serde_json::Value {
+            serde_json::json!([{"rank": rank, "path": {"type": "prefix", "value": prefix}}])
+        }
+        serde_json::from_value(serde_json::json!({
+            "gateway": "g",
+            "version": 3,
+            "routes": [{"namespace": "ns", "name": "r", "rules": [
+                {
+                    "id": "ns/r/0", "matches": matches(1, "/web"), "timeoutMs": 1000,
+                    "action": {"type": "forward", "backends": [backend(WEB, "10.0.0.1:80")]},
+                    "mirrors": [{"backend": backend(WEB, "10.0.0.1:80"), "sharePpm": 1_000_000}]
+                },
+                {
+                    "id": "ns/r/1", "matches": matches(2, "/other"), "timeoutMs": 1000,
+                    "action": {"type": "forward", "backends": [backend("service/ns/other:80", "10.0.0.9:80")]}
+                },
+                {
+                    "id": "ns/r/2", "matches": matches(3, "/all"), "timeoutMs": 1000,
+                    "action": {"type": "aggregate", "maxCallBytes": 1024, "merge": "Nested", "calls": [{
+                        "name": "web", "key": "web", "target": [], "required": true,
+                        "timeoutMs": 100, "backend": backend(WEB, "10.0.0.1:80")
+                    }]}
+                }
+            ]}]
+        }))
+        .unwrap()
+    }
+
+    /// The endpoints of each set named `name` in `rt`'s routes, in the routes' order.
+    fn endpoints(rt: &Runtime, name: &str) -> Vec<Vec<String>> {
+        let mut found: Vec<Vec<String>> = Vec::new();
+        for rule in rt.routes.targets() {
+            rule.action.endpoint_sets(&mut |set| {
+                if set.name == name {
+                    let members = set.members();
+                    found.push(
+                        members
+                            .endpoints
+                            .iter()
+                            .map(|e| e.authority.to_string())
+                            .collect(),
+                    );
+                }
+            });
+        }
+        found
+    }
+
+    fn change(backend: &str, endpoints: &[&str]) -> Vec<EndpointChange> {
+        vec![EndpointChange {
+            backend: backend.into(),
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        }]
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_delta_moves_the_running_routes_endpoints_in_place() {
+        let env = Arc::new(Env::standalone());
+        let handle = RuntimeHandle::new(Runtime::build(snapshot(), env).unwrap());
+        let before = handle.load();
+        let both = ["10.0.0.1:80", "10.0.0.2:80"];
+        let mut persisted = None;
+        let applied = handle
+            .apply_endpoints("g", 3, 4, &change(WEB, &both), |s| {
+                persisted = Some(s.version)
+            })
+            .unwrap();
+        assert_eq!(applied, Applied::Swapped(4));
+        assert_eq!(
+            persisted,
+            Some(4),
+            "the patched snapshot is persisted first"
+        );
+        let after = handle.load();
+        assert_eq!(after.version(), 4);
+        assert!(
+            Arc::ptr_eq(&before.routes, &after.routes),
+            "nothing rebuilt"
+        );
+        assert!(
+            after
+                .snapshot
+                .backends()
+                .filter(|b| b.name == WEB)
+                .all(|b| b.endpoints == both)
+        );
+        // The forward's, the mirror's and the call's sets all moved; the other backend's not.
+        let moved: Vec<String> = both.iter().map(|e| e.to_string()).collect();
+        assert_eq!(endpoints(&after, WEB), vec![moved.clone(); 3]);
+        assert_eq!(
+            endpoints(&after, "service/ns/other:80"),
+            vec![vec!["10.0.0.9:80".to_string()]]
+        );
+        // Requests still on the previous runtime see the new endpoints too.
+        assert_eq!(before.version(), 3);
+        assert_eq!(endpoints(&before, WEB), vec![moved.clone(); 3]);
+
+        // On another version, for another gateway, or naming no backend: refused, and nothing
+        // changes (nothing persisted either).
+        let e = handle
+            .apply_endpoints("g", 3, 5, &change(WEB, &["10.0.0.3:80"]), |_| {
+                panic!("persisted")
+            })
+            .unwrap_err();
+        assert!(
+            e.contains("serves version 4, not the delta's base 3"),
+            "{e}"
+        );
+        let e = handle
+            .apply_endpoints("h", 4, 5, &change(WEB, &["10.0.0.3:80"]), |_| {
+                panic!("persisted")
+            })
+            .unwrap_err();
+        assert!(e.contains("gateway"), "{e}");
+        let e = handle
+            .apply_endpoints("g", 4, 5, &change("service/ns/nope:80", &[]), |_| {
+                panic!("persisted")
+            })
+            .unwrap_err();
+        assert!(e.contains("names no backend"), "{e}");
+        assert_eq!(handle.load().version(), 4);
+        assert_eq!(endpoints(&handle.load(), WEB), vec![moved; 3]);
+    }
 }

@@ -6,6 +6,11 @@
 //! serving. When the stream breaks, the proxy keeps serving what it has and reconnects with
 //! exponential backoff and full jitter. Each applied snapshot is written to `--state-dir`, and
 //! a restarted proxy serves it at once, before (or without) reaching the controller.
+//!
+//! A version that only changes some backends' endpoints may come as an endpoint delta on the
+//! version this proxy serves: applied in place without rebuilding the routes, persisted and
+//! acknowledged like a snapshot. One on any other version is refused, and the controller sends
+//! the whole snapshot instead.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use frontdesk_snapshot::Snapshot;
+use frontdesk_snapshot::{EndpointChange, Snapshot};
 use frontdesk_wire::{
     ChannelBody, LineDecoder, MAX_MESSAGE_BYTES, STREAM_PATH, ToController, ToProxy,
 };
@@ -285,7 +290,21 @@ impl Subscriber {
             };
             for (line, size) in decoder.push::<serde_json::Value>(data) {
                 match line.map_err(|e| (0, e.to_string())).and_then(read_message) {
-                    Ok(snapshot) => self.receive(snapshot, size, &acks).await,
+                    Ok(ToProxy::Snapshot { snapshot }) => self.receive(snapshot, size, &acks).await,
+                    Ok(ToProxy::Endpoints {
+                        gateway,
+                        base,
+                        version,
+                        changes,
+                    }) => {
+                        let delta = Delta {
+                            gateway: &gateway,
+                            base,
+                            version,
+                            changes: &changes,
+                        };
+                        self.receive_endpoints(delta, size, &acks).await
+                    }
                     // Refused, but the stream goes on: reconnecting would fetch the same again.
                     Err((version, reason)) => self.refuse(version, reason, &acks).await,
                 }
@@ -312,13 +331,21 @@ impl Subscriber {
             .await;
     }
 
+    /// Refuses a message larger than `--max-snapshot-bytes`.
+    fn check_size(&self, what: &str, size: usize) -> Result<(), String> {
+        if size > self.max_snapshot_bytes {
+            return Err(format!(
+                "the {what} is {size} bytes; this proxy accepts at most {} (--max-snapshot-bytes)",
+                self.max_snapshot_bytes
+            ));
+        }
+        Ok(())
+    }
+
     async fn receive(&self, snapshot: Snapshot, size: usize, acks: &mpsc::Sender<Bytes>) {
         let version = snapshot.version;
-        let outcome = if size > self.max_snapshot_bytes {
-            Err(format!(
-                "the snapshot is {size} bytes; this proxy accepts at most {} (--max-snapshot-bytes)",
-                self.max_snapshot_bytes
-            ))
+        let outcome = if let Err(e) = self.check_size("snapshot", size) {
+            Err(e)
         } else if snapshot.gateway != self.gateway {
             Err(format!(
                 "the snapshot is for gateway {:?}, this proxy serves {:?}",
@@ -349,6 +376,47 @@ impl Subscriber {
         };
         let _ = acks.send(frontdesk_wire::encode(&reply)).await;
     }
+
+    /// An endpoint delta: applied in place when this proxy serves its base version, persisted
+    /// before it serves, and acknowledged; refused (NACK) otherwise, the current version
+    /// serving on.
+    async fn receive_endpoints(&self, delta: Delta<'_>, size: usize, acks: &mpsc::Sender<Bytes>) {
+        let version = delta.version;
+        let outcome = self.check_size("endpoint change", size).and_then(|()| {
+            // Persisted before it serves: a proxy seen serving a version restarts from it.
+            self.runtime
+                .apply_endpoints(delta.gateway, delta.base, version, delta.changes, |s| {
+                    self.persist(s)
+                })
+        });
+        match outcome {
+            Ok(applied) => {
+                if let Applied::Swapped(_) = applied {
+                    self.metrics.config_reloads.inc();
+                }
+                tracing::info!(
+                    version,
+                    base = delta.base,
+                    delta = true,
+                    changes = delta.changes.len(),
+                    "serving snapshot from the controller"
+                );
+                self.admin.ready.store(true, Ordering::Release);
+                self.report(|c| c.serving(version, Source::Controller));
+                let ack = ToController::Ack { version };
+                let _ = acks.send(frontdesk_wire::encode(&ack)).await;
+            }
+            Err(reason) => self.refuse(version, reason, acks).await,
+        }
+    }
+}
+
+/// An endpoint delta as it arrived ([`ToProxy::Endpoints`]).
+struct Delta<'a> {
+    gateway: &'a str,
+    base: u64,
+    version: u64,
+    changes: &'a [EndpointChange],
 }
 
 fn unix_now() -> i64 {
@@ -372,15 +440,18 @@ impl Backoff {
 }
 
 /// Reads one message; when it cannot, says which version (0 if unknown) and why, for the NACK.
-fn read_message(value: serde_json::Value) -> Result<Snapshot, (u64, String)> {
-    let version = value["snapshot"]["version"].as_u64().unwrap_or(0);
-    match serde_json::from_value::<ToProxy>(value) {
-        Ok(ToProxy::Snapshot { snapshot }) => Ok(snapshot),
-        Err(e) => Err((
+fn read_message(value: serde_json::Value) -> Result<ToProxy, (u64, String)> {
+    // A snapshot carries its version inside; an endpoint delta at the top.
+    let version = value["snapshot"]["version"]
+        .as_u64()
+        .or_else(|| value["version"].as_u64())
+        .unwrap_or(0);
+    serde_json::from_value::<ToProxy>(value).map_err(|e| {
+        (
             version,
             format!("this proxy cannot read the message (is the controller newer?): {e}"),
-        )),
-    }
+        )
+    })
 }
 
 #[cfg(test)]
@@ -395,7 +466,37 @@ mod tests {
         assert!(reason.contains("mirrors"), "{reason}");
         let ok =
             serde_json::json!({"type": "snapshot", "snapshot": {"gateway": "g", "version": 3}});
-        assert_eq!(read_message(ok).unwrap().version, 3);
+        assert!(
+            matches!(read_message(ok).unwrap(), ToProxy::Snapshot { snapshot } if snapshot.version == 3)
+        );
+    }
+
+    #[test]
+    fn endpoint_deltas_are_read_and_unreadable_ones_refused_with_their_version() {
+        let delta = serde_json::json!({
+            "type": "endpoints", "gateway": "g", "base": 3, "version": 4,
+            "changes": [{"backend": "service/ns/web:80", "endpoints": ["10.0.0.2:80"]}]
+        });
+        assert_eq!(
+            read_message(delta).unwrap(),
+            ToProxy::Endpoints {
+                gateway: "g".into(),
+                base: 3,
+                version: 4,
+                changes: vec![EndpointChange {
+                    backend: "service/ns/web:80".into(),
+                    endpoints: vec!["10.0.0.2:80".into()],
+                }],
+            }
+        );
+        // Its version is at the top, not in a snapshot.
+        let unreadable = serde_json::json!({
+            "type": "endpoints", "gateway": "g", "base": 3, "version": 9,
+            "changes": [{"backend": "service/ns/web:80", "endpoints": "10.0.0.2:80"}]
+        });
+        let (version, reason) = read_message(unreadable).unwrap_err();
+        assert_eq!(version, 9);
+        assert!(reason.contains("cannot read the message"), "{reason}");
     }
 
     #[test]

@@ -10,11 +10,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use arc_swap::ArcSwap;
 use frontdesk_snapshot as snap;
 use http::HeaderMap;
 
 use super::backend_state::{BackendState, SlowStart};
 use super::hash_ring::{HashRing, hash, hash_parts};
+use super::members::{Members, Recipe};
 use super::{Endpoint, Upstream};
 
 /// Longest schedule kept; weights are scaled down past it (shares then approximate).
@@ -23,13 +25,14 @@ const MAX_SCHEDULE: u64 = 10_000;
 /// One backend's endpoints.
 pub struct EndpointSet {
     pub name: String,
-    /// Parsed once per snapshot, each with its connection pool.
-    pub endpoints: Vec<Endpoint>,
+    /// What its endpoints are made with, kept to make them again when they change.
+    pub(super) recipe: Recipe,
+    /// Its endpoints as they stand, each with its connection pool: made once per snapshot, and
+    /// swapped whole when an endpoint delta changes them ([`Self::replace`]).
+    pub(super) members: ArcSwap<Members>,
     next: AtomicUsize,
     /// What the rule's Policy makes the proxy keep about the backend, when it says anything.
     pub state: Option<Arc<BackendState>>,
-    /// Consistent hashing's ring, when the backend balances that way.
-    ring: Option<HashRing>,
     /// The reference named no usable backend: its share of requests is answered 500.
     pub invalid: bool,
 }
@@ -44,82 +47,54 @@ impl EndpointSet {
         state: Option<Arc<BackendState>>,
         connection: Option<&snap::BackendConnection>,
     ) -> Result<Self, String> {
-        // TLS that cannot be set up leaves the backend without endpoints (503), never in
-        // plaintext, and the rest of the configuration serving.
-        let (tls, usable) = match backend
-            .tls
-            .as_ref()
-            .map(|t| upstream.tls_client(t, backend.protocol))
-        {
-            None => (None, true),
-            Some(Ok(client)) => (Some(client), true),
-            Some(Err(e)) => {
-                tracing::warn!(backend = %backend.name, error = %e, "a backend's TLS setting cannot be used; it gets no requests");
-                (None, false)
-            }
-        };
-        let name = backend.name.clone();
-        let mut endpoints = backend
-            .endpoints
-            .iter()
-            .filter(|_| usable)
-            .map(|e| upstream.endpoint(e, tls.as_ref(), backend.protocol))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(c) = connection {
-            for e in &mut endpoints {
-                if let Some(ms) = c.connect_timeout_ms {
-                    e.timeouts.connect = std::time::Duration::from_millis(ms);
-                }
-                if let Some(ms) = c.idle_timeout_ms {
-                    e.timeouts.idle = std::time::Duration::from_millis(ms);
-                }
-            }
-        }
-        // Health checks ask the endpoints as requests reach them, timeouts included.
-        if let Some(state) = &state {
-            state.adopt(&mut endpoints);
-        }
-        let ring = state
-            .as_ref()
-            .filter(|s| matches!(s.algorithm, snap::LoadBalancer::ConsistentHash { .. }))
-            .map(|_| HashRing::new(endpoints.iter().map(|e| e.authority.as_str())));
-        // Start at a random endpoint so restarting proxies don't all hit the first pod.
-        let start = if endpoints.is_empty() {
-            0
-        } else {
-            fastrand::usize(..endpoints.len())
-        };
-        Ok(EndpointSet {
-            name,
-            endpoints,
-            next: AtomicUsize::new(start),
+        let set = EndpointSet {
+            name: backend.name.clone(),
+            recipe: Recipe::new(backend, upstream, connection),
+            members: ArcSwap::from_pointee(Members::default()),
+            next: AtomicUsize::new(0),
             state,
-            ring,
             invalid: backend.invalid,
-        })
+        };
+        set.replace(&backend.endpoints, upstream)?;
+        // Start at a random endpoint so restarting proxies don't all hit the first pod.
+        let n = set.members.load().endpoints.len();
+        if n > 0 {
+            set.next.store(fastrand::usize(..n), Ordering::Relaxed);
+        }
+        Ok(set)
     }
 
     /// The next endpoint round robin, or `None` when there is none.
-    pub fn next(&self) -> Option<&Endpoint> {
+    pub fn next(&self) -> Option<Arc<Endpoint>> {
         self.pick(None)
     }
 
     /// The endpoint for a request, or `None` when there is none. `key` is the request's
     /// consistent-hash key ([`Self::hash_key`]); without one, round robin.
-    pub fn pick(&self, key: Option<u64>) -> Option<&Endpoint> {
-        if self.endpoints.is_empty() {
+    pub fn pick(&self, key: Option<u64>) -> Option<Arc<Endpoint>> {
+        // One load of the members and one count on the endpoint chosen: nothing else per pick.
+        let members = self.members.load();
+        self.pick_in(&members, key).cloned()
+    }
+
+    /// [`Self::pick`] among `members`.
+    fn pick_in<'m>(&self, members: &'m Members, key: Option<u64>) -> Option<&'m Arc<Endpoint>> {
+        let endpoints = &members.endpoints;
+        if endpoints.is_empty() {
             return None;
         }
         if let Some(state) = &self.state {
-            match (&state.algorithm, &self.ring, key) {
-                (snap::LoadBalancer::LeastRequest, _, _) => return Some(self.least_request()),
-                (_, Some(ring), Some(key)) => return Some(self.owner(ring, key, state)),
+            match (&state.algorithm, &members.ring, key) {
+                (snap::LoadBalancer::LeastRequest, _, _) => {
+                    return Some(self.least_request(endpoints));
+                }
+                (_, Some(ring), Some(key)) => return Some(owner(endpoints, ring, key, state)),
                 _ => {}
             }
         }
-        let n = self.endpoints.len();
+        let n = endpoints.len();
         let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let at = &self.endpoints[i];
+        let at = &endpoints[i];
         let Some(state) = &self.state else {
             return Some(at);
         };
@@ -129,18 +104,18 @@ impl EndpointSet {
         }
         // Each endpoint that is out, or warming up and passing this turn, is skipped by taking
         // the next turn, not by sending its turn to its neighbour: the others keep even shares.
-        let takes = |e: &Endpoint| !state.is_out(e) && warming.is_none_or(|s| admits(s, e));
+        let takes = |e: &Arc<Endpoint>| !state.is_out(e) && warming.is_none_or(|s| admits(s, e));
         if takes(at) {
             return Some(at);
         }
         for _ in 1..n {
-            let e = &self.endpoints[self.next.fetch_add(1, Ordering::Relaxed) % n];
+            let e = &endpoints[self.next.fetch_add(1, Ordering::Relaxed) % n];
             if takes(e) {
                 return Some(e);
             }
         }
         // Every endpoint passed: the first that is in (with every endpoint out, `at`).
-        Some(self.first_in(i))
+        Some(self.first_in(endpoints, i))
     }
 
     /// Whether [`Self::hash_key`] reads the request's fields (hashing on a header or cookie).
@@ -158,7 +133,8 @@ impl EndpointSet {
     /// The request's consistent-hash key, when the backend balances by one and the request
     /// has it.
     pub fn hash_key(&self, headers: &HeaderMap, client: IpAddr) -> Option<u64> {
-        self.ring.as_ref()?;
+        // A backend balancing this way always has its ring (see `Members`): no need to load
+        // the members to know.
         let snap::LoadBalancer::ConsistentHash { on } = &self.state.as_ref()?.algorithm else {
             return None;
         };
@@ -179,33 +155,19 @@ impl EndpointSet {
         }
     }
 
-    /// The key's owner on the ring, or the next owner that is in (the owner itself when every
-    /// endpoint is out).
-    fn owner(&self, ring: &HashRing, key: u64, state: &BackendState) -> &Endpoint {
-        let mut owners = ring.owners(key).map(|i| &self.endpoints[i]);
-        let first = owners.next().expect("a ring has a point per endpoint");
-        if !state.any_out() || !state.is_out(first) {
-            return first;
-        }
-        if self.endpoints.iter().all(|e| state.is_out(e)) {
-            return first;
-        }
-        owners.find(|e| !state.is_out(e)).unwrap_or(first)
-    }
-
     /// Of two endpoints picked at random, the one with fewer requests in flight.
-    fn least_request(&self) -> &Endpoint {
-        let n = self.endpoints.len();
+    fn least_request<'m>(&self, endpoints: &'m [Arc<Endpoint>]) -> &'m Arc<Endpoint> {
+        let n = endpoints.len();
         if n == 1 {
-            return self.first_in(0);
+            return self.first_in(endpoints, 0);
         }
         let a = fastrand::usize(..n);
         let mut b = fastrand::usize(..n - 1);
         if b >= a {
             b += 1;
         }
-        let (a, b) = (self.first_in(a), self.first_in(b));
-        let load = |e: &Endpoint| {
+        let (a, b) = (self.first_in(endpoints, a), self.first_in(endpoints, b));
+        let load = |e: &Arc<Endpoint>| {
             e.health
                 .as_ref()
                 .map_or(0, |h| h.in_flight.load(Ordering::Relaxed))
@@ -218,7 +180,7 @@ impl EndpointSet {
                 if admits(s, other) {
                     other
                 } else {
-                    self.established(s).unwrap_or(fewer)
+                    self.established(endpoints, s).unwrap_or(fewer)
                 }
             }
             _ => fewer,
@@ -226,25 +188,29 @@ impl EndpointSet {
     }
 
     /// An endpoint past its warm-up (and in), from a random place, if there is one.
-    fn established(&self, s: &SlowStart) -> Option<&Endpoint> {
-        let n = self.endpoints.len();
+    fn established<'m>(
+        &self,
+        endpoints: &'m [Arc<Endpoint>],
+        s: &SlowStart,
+    ) -> Option<&'m Arc<Endpoint>> {
+        let n = endpoints.len();
         let start = fastrand::usize(..n);
         let state = self.state.as_ref()?;
         (0..n)
-            .map(|k| &self.endpoints[(start + k) % n])
+            .map(|k| &endpoints[(start + k) % n])
             .find(|e| !state.is_out(e) && e.health.as_ref().is_none_or(|h| s.share(h) >= 1.0))
     }
 
     /// The endpoint at `i`, or the first after it that is in. With every endpoint out, the one
     /// at `i`: traffic spreads over all of them as if none were (panic mode).
-    fn first_in(&self, i: usize) -> &Endpoint {
-        let at = &self.endpoints[i];
+    fn first_in<'m>(&self, endpoints: &'m [Arc<Endpoint>], i: usize) -> &'m Arc<Endpoint> {
+        let at = &endpoints[i];
         let Some(state) = self.state.as_ref().filter(|s| s.any_out()) else {
             return at;
         };
-        let n = self.endpoints.len();
+        let n = endpoints.len();
         (0..n)
-            .map(|k| &self.endpoints[(i + k) % n])
+            .map(|k| &endpoints[(i + k) % n])
             .find(|e| !state.is_out(e))
             .unwrap_or(at)
     }
@@ -253,20 +219,39 @@ impl EndpointSet {
     /// 500) for outlier detection, when the backend has it.
     pub fn record(&self, endpoint: &Endpoint, ok: bool) {
         if let Some(state) = &self.state {
-            state.record(endpoint, ok, self.endpoints.len());
+            state.record(endpoint, ok, self.members.load().endpoints.len());
         }
     }
 
     /// The endpoint after `previous` in the set's order (a retry's: another one when there is
-    /// another). The round robin of first tries is left where it is, so retries do not make
-    /// the next requests start at a failing endpoint.
-    pub fn next_after(&self, previous: &http::uri::Authority) -> Option<&Endpoint> {
-        let at = self
-            .endpoints
-            .iter()
-            .position(|e| e.authority == *previous)?;
-        Some(self.first_in((at + 1) % self.endpoints.len()))
+    /// another); `None` when the set no longer has `previous`. The round robin of first tries
+    /// is left where it is, so retries do not make the next requests start at a failing
+    /// endpoint.
+    pub fn next_after(&self, previous: &http::uri::Authority) -> Option<Arc<Endpoint>> {
+        let members = self.members.load();
+        let endpoints = &members.endpoints;
+        let at = endpoints.iter().position(|e| e.authority == *previous)?;
+        Some(self.first_in(endpoints, (at + 1) % endpoints.len()).clone())
     }
+}
+
+/// The key's owner on the ring, or the next owner that is in (the owner itself when every
+/// endpoint is out).
+fn owner<'m>(
+    endpoints: &'m [Arc<Endpoint>],
+    ring: &HashRing,
+    key: u64,
+    state: &BackendState,
+) -> &'m Arc<Endpoint> {
+    let mut owners = ring.owners(key).map(|i| &endpoints[i]);
+    let first = owners.next().expect("a ring has a point per endpoint");
+    if !state.any_out() || !state.is_out(first) {
+        return first;
+    }
+    if endpoints.iter().all(|e| state.is_out(e)) {
+        return first;
+    }
+    owners.find(|e| !state.is_out(e)).unwrap_or(first)
 }
 
 /// Whether `e`, maybe warming up, takes a turn it is offered: always when established, else

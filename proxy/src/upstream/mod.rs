@@ -2,6 +2,7 @@
 //! Aggregate calls alike.
 //!
 //! - [`balancer`]: weighted choice between backends, round robin over a backend's endpoints.
+//! - [`members`]: a backend's endpoints as they stand, swapped in place by an endpoint delta.
 //! - [`pool`]: per-endpoint pools of HTTP/1.1 connections, kept across snapshots.
 //! - [`resolve`]: the resolver of the proxy's own HTTP client, with the same address policy.
 //! - [`h1`]: one HTTP/1.1 exchange on a connection, inline in the request's task.
@@ -29,6 +30,7 @@ pub mod h1;
 pub mod h2;
 pub mod hash_ring;
 pub mod health_check;
+pub mod members;
 pub mod outlier;
 pub mod pool;
 pub mod resolve;
@@ -256,7 +258,7 @@ impl Upstream {
 /// answer is read to the end (so the connection is used again) and dropped, all within
 /// `timeout`. `permit` is held until then.
 pub fn mirror(
-    endpoint: Endpoint,
+    endpoint: Arc<Endpoint>,
     head: http::request::Parts,
     timeout: Duration,
     permit: tokio::sync::OwnedSemaphorePermit,

@@ -13,6 +13,7 @@
 //! The rule's timeout bounds every try together, from when the first try's request was sent
 //! in full; `perTryTimeout` bounds each.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -215,7 +216,25 @@ pub struct Tried<'a> {
     pub outcome: Result<http::Response<ResponseBody>, Problem>,
     pub tries: u32,
     /// The endpoint of the last try.
-    pub endpoint: &'a Endpoint,
+    pub endpoint: TriedAt<'a>,
+}
+
+/// The endpoint of a retried call's try: the caller's first, or one a retry moved on to (held
+/// by the call, since the backend's endpoints may change meanwhile). Derefs to the endpoint.
+pub enum TriedAt<'a> {
+    First(&'a Endpoint),
+    Retry(Arc<Endpoint>),
+}
+
+impl std::ops::Deref for TriedAt<'_> {
+    type Target = Endpoint;
+
+    fn deref(&self) -> &Endpoint {
+        match self {
+            TriedAt::First(e) => e,
+            TriedAt::Retry(e) => e,
+        }
+    }
 }
 
 /// What a retried call needs besides the request.
@@ -275,7 +294,7 @@ impl Upstream {
             let made = match tokio::time::timeout(limit, attempt).await {
                 Ok(Ok(resp)) if !plan.policy.retries_status(resp.status()) => {
                     backend.record(first, !resp.status().is_server_error());
-                    return tried(Ok(resp), 1, first);
+                    return tried(Ok(resp), 1, TriedAt::First(first));
                 }
                 Ok(Ok(resp)) => TryOutcome::Answered(resp),
                 Ok(Err(e)) => failed(&e, &first.authority),
@@ -357,14 +376,14 @@ impl<'a> Next<'a, '_> {
         mut clock: Clock,
         plan: &RetryPlan<'_>,
     ) -> Tried<'a> {
-        let mut endpoint = first;
+        let mut endpoint = TriedAt::First(first);
         let mut tries = 1;
         loop {
             match &made {
                 TryOutcome::Answered(resp) => self
                     .backend
-                    .record(endpoint, !resp.status().is_server_error()),
-                TryOutcome::Failed(..) => self.backend.record(endpoint, false),
+                    .record(&endpoint, !resp.status().is_server_error()),
+                TryOutcome::Failed(..) => self.backend.record(&endpoint, false),
                 TryOutcome::Final(_) => {}
             }
             let (failure, outcome, back) = match made {
@@ -397,13 +416,14 @@ impl<'a> Next<'a, '_> {
             // A response not taken is dropped with its connection.
             drop(outcome);
             tokio::time::sleep(backoff).await;
-            endpoint = self
-                .backend
-                .next_after(&endpoint.authority)
-                .unwrap_or(endpoint);
+            // Another endpoint when there is one; the same again when the backend no longer has
+            // it (its endpoints changed meanwhile).
+            if let Some(next) = self.backend.next_after(&endpoint.authority) {
+                endpoint = TriedAt::Retry(next);
+            }
             tries += 1;
             let at = Try {
-                endpoint,
+                endpoint: &endpoint,
                 head: self.head,
                 wire: self.wire,
                 framing: self.framing,
@@ -555,7 +575,7 @@ fn later(now: Instant, d: Duration) -> Instant {
 fn tried(
     outcome: Result<http::Response<ResponseBody>, Problem>,
     tries: u32,
-    endpoint: &Endpoint,
+    endpoint: TriedAt<'_>,
 ) -> Tried<'_> {
     Tried {
         outcome,

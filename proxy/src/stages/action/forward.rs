@@ -96,6 +96,15 @@ impl Forward {
         self.speaks_h2
     }
 
+    /// Each backend's endpoint set, then each mirror's (what an endpoint delta changes in
+    /// place).
+    pub fn endpoint_sets<'a>(&'a self, f: &mut impl FnMut(&'a EndpointSet)) {
+        for set in &self.balancer.backends {
+            f(set);
+        }
+        self.mirrors.endpoint_sets(f);
+    }
+
     /// Whether picking a backend reads the request's fields (consistent hashing on a header
     /// or cookie).
     pub fn reads_fields(&self) -> bool {
@@ -145,6 +154,7 @@ impl Forward {
                     };
                     let endpoint = backend.pick(backend.hash_key(req.headers(), ex.client.ip()));
                     let counted = endpoint
+                        .as_ref()
                         .filter(|_| state.algorithm == snap::LoadBalancer::LeastRequest)
                         .and_then(|e| e.health.as_ref())
                         .map(InFlightAt::new);
@@ -189,7 +199,7 @@ impl Forward {
                     let resp = input
                         .upstream
                         .send(
-                            endpoint,
+                            &endpoint,
                             &head,
                             body,
                             input.timeout,
@@ -198,7 +208,7 @@ impl Forward {
                         )
                         .await;
                     if backend.state.is_some() {
-                        record(backend, endpoint, &resp);
+                        record(backend, &endpoint, &resp);
                     }
                     let resp = resp.map_err(|e| e.problem(&endpoint.authority))?;
                     input
@@ -210,7 +220,7 @@ impl Forward {
                 // small as the single send; the rest of the retries' machinery boxes itself.
                 Some(retrying) => {
                     retrying
-                        .send(req, index, backend, endpoint, input, ex)
+                        .send(req, index, backend, &endpoint, input, ex)
                         .await?
                 }
             };

@@ -57,6 +57,13 @@ impl Mirrors {
         self.0.is_empty()
     }
 
+    /// Each mirror's endpoint set (what an endpoint delta changes in place).
+    pub fn endpoint_sets<'a>(&'a self, f: &mut impl FnMut(&'a EndpointSet)) {
+        for m in &self.0 {
+            f(&m.backend);
+        }
+    }
+
     /// Sends a copy of the (already transformed) request's head to each mirror whose share it
     /// falls in, each copy within `timeout`. Returns how many copies were sent.
     pub fn send<B: Body>(&self, req: &Request<B>, timeout: Duration) -> usize {
@@ -84,7 +91,7 @@ impl Mirrors {
             head.headers
                 .entry(http::header::HOST)
                 .or_insert_with(|| endpoint.host.clone());
-            crate::upstream::mirror(endpoint.clone(), head, timeout, permit);
+            crate::upstream::mirror(endpoint, head, timeout, permit);
             sent += 1;
         }
         sent

@@ -32,6 +32,7 @@ use crate::exchange::Exchange;
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::transforms::MatchedPath;
+use crate::upstream::balancer::EndpointSet;
 use crate::upstream::{AnswerFields, Upstream};
 
 /// The action of one rule.
@@ -103,6 +104,17 @@ impl Action {
         match self {
             Action::Forward(f) => f.speaks_h2(),
             _ => false,
+        }
+    }
+
+    /// Calls `f` with each endpoint set of the action: a forward's backends and mirrors, an
+    /// Aggregate's calls (none for a redirect or a direct answer). An endpoint delta finds the
+    /// sets of the backends it changes this way, to change them in place.
+    pub fn endpoint_sets<'a>(&'a self, f: &mut impl FnMut(&'a EndpointSet)) {
+        match self {
+            Action::Forward(forward) => forward.endpoint_sets(f),
+            Action::Aggregate(aggregate) => aggregate.endpoint_sets(f),
+            Action::Redirect(_) | Action::Direct(_) => {}
         }
     }
 

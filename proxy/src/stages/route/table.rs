@@ -188,6 +188,8 @@ impl<R> RouteTable<R> {
         self.targets.is_empty()
     }
 
+    /// What each rule runs, in the snapshot's order (every rule once, however many hosts and
+    /// matches lead to it).
     pub fn targets(&self) -> &[R] {
         &self.targets
     }

@@ -182,6 +182,13 @@ impl AggregateRuntime {
         })
     }
 
+    /// Each call's endpoint set (what an endpoint delta changes in place).
+    pub fn endpoint_sets<'a>(&'a self, f: &mut impl FnMut(&'a EndpointSet)) {
+        for c in &self.calls {
+            f(&c.endpoints);
+        }
+    }
+
     /// Runs the calls and builds the answer. `log` receives every call's outcome.
     // Calls, their start flags and their results are parallel vectors indexed by call.
     #[allow(clippy::needless_range_loop)]
@@ -388,6 +395,7 @@ impl AggregateRuntime {
             // request, least request counting the call while its answer is read.
             let endpoint = c.endpoints.pick(c.endpoints.hash_key(headers, client));
             let _counted = endpoint
+                .as_ref()
                 .filter(|_| {
                     c.endpoints
                         .state
@@ -428,7 +436,7 @@ impl AggregateRuntime {
                     None => {
                         let resp = upstream
                             .send(
-                                endpoint,
+                                &endpoint,
                                 &head,
                                 UpstreamBody::Empty,
                                 c.timeout,
@@ -438,7 +446,7 @@ impl AggregateRuntime {
                             .await
                             .map_err(|e| e.problem(&endpoint.authority));
                         c.endpoints.record(
-                            endpoint,
+                            &endpoint,
                             resp.as_ref().is_ok_and(|r| !r.status().is_server_error()),
                         );
                         resp
@@ -455,7 +463,7 @@ impl AggregateRuntime {
                         };
                         let body = Replay::Streaming(UpstreamBody::Empty, None);
                         upstream
-                            .send_retrying(&c.endpoints, endpoint, &head, body, plan)
+                            .send_retrying(&c.endpoints, &endpoint, &head, body, plan)
                             .await
                             .outcome
                     }
