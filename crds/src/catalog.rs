@@ -17,6 +17,9 @@ use crate::compile::Output;
 use crate::last_accepted::LastAccepted;
 use crate::manifests::{Object, ObjectKey, Origin, parse_file};
 
+mod endpoints;
+pub use endpoints::EndpointsNow;
+
 /// One problem found in an update, located as precisely as possible.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use frontdesk_crds::catalog::{Catalog, Update};
+use frontdesk_crds::catalog::{Catalog, EndpointsNow, Update};
 
 pub mod events;
 
@@ -26,7 +26,11 @@ pub struct FileSource {
     root: PathBuf,
     catalog: Catalog,
     fingerprint: Fingerprint,
+    endpoints: Option<EndpointFastPath>,
 }
+
+/// Takes a reload that changed EndpointSlices alone; `false` asks for a compile instead.
+pub type EndpointFastPath = Box<dyn FnMut(&EndpointsNow) -> bool + Send>;
 
 impl FileSource {
     pub fn new(root: PathBuf) -> Self {
@@ -34,7 +38,15 @@ impl FileSource {
             root,
             catalog: Catalog::default(),
             fingerprint: Vec::new(),
+            endpoints: None,
         }
+    }
+
+    /// Hands the reloads of [`FileSource::watch`] that changed files of EndpointSlices alone to
+    /// `fast_path`, without a compile ([`Catalog::update_endpoints`]), unless it declines.
+    pub fn with_endpoint_fast_path(mut self, fast_path: EndpointFastPath) -> Self {
+        self.endpoints = Some(fast_path);
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -47,13 +59,32 @@ impl FileSource {
         // Taken before reading, so an edit made while reading is seen at the next poll.
         self.fingerprint = fingerprint(&self.root);
         let files = read_manifests(&self.root)?;
-        let update = self.catalog.update(&files);
+        Ok(self.compile(&files))
+    }
+
+    fn compile(&mut self, files: &[(String, Result<String, String>)]) -> Update {
+        let update = self.catalog.update(files);
         log_problems(&update);
-        Ok(update)
+        update
+    }
+
+    /// [`FileSource::load`], through the endpoint fast path when it applies: `None` when the
+    /// fast path took the change.
+    fn reload(&mut self) -> std::io::Result<Option<Update>> {
+        self.fingerprint = fingerprint(&self.root);
+        let files = read_manifests(&self.root)?;
+        if let Some(fast_path) = &mut self.endpoints
+            && let Some(now) = self.catalog.update_endpoints(&files)
+            && fast_path(&now)
+        {
+            return Ok(None);
+        }
+        Ok(Some(self.compile(&files)))
     }
 
     /// Watches forever: on file events, and every `interval` as a fallback. `apply` receives
-    /// each load's result and how long reading and compiling took, on a blocking thread.
+    /// each compiled load's result and how long reading and compiling took, on a blocking
+    /// thread (the loads the endpoint fast path took go to it alone).
     pub async fn watch<F>(mut self, interval: Duration, mut apply: F)
     where
         F: FnMut(std::io::Result<Update>, Duration) + Send + 'static,
@@ -94,8 +125,9 @@ impl FileSource {
             }
             let joined = tokio::task::spawn_blocking(move || {
                 let started = std::time::Instant::now();
-                let result = self.load();
-                apply(result, started.elapsed());
+                if let Some(result) = self.reload().transpose() {
+                    apply(result, started.elapsed());
+                }
                 (self, apply)
             })
             .await;

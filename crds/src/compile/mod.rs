@@ -29,7 +29,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 pub use lower::{DEFAULT_TIMEOUT, NoServices, ResolveService, lower_route};
 pub use precedence::MatchKey;
-pub use services::ServiceIndex;
+pub use services::{ServiceIndex, backend_name, parse_backend_name};
 
 use crate::aggregate::Aggregate;
 use crate::gateway_api::backend_tls_policy::AncestorReference;

@@ -112,6 +112,28 @@ impl<'a> ServiceIndex<'a> {
     }
 }
 
+/// How the compiler names the backend of port `port` of Service `namespace/service`: the
+/// name an endpoint change ([`frontdesk_snapshot::EndpointChange`]) refers to.
+pub fn backend_name(namespace: &str, service: &str, port: u16) -> String {
+    format!("service/{namespace}/{service}:{port}")
+}
+
+/// `(namespace, service, port)` of a name [`backend_name`] made.
+pub fn parse_backend_name(name: &str) -> Option<(&str, &str, u16)> {
+    let (namespace, rest) = name.strip_prefix("service/")?.split_once('/')?;
+    let (service, port) = rest.rsplit_once(':')?;
+    Some((namespace, service, port.parse().ok()?))
+}
+
+impl ServiceIndex<'_> {
+    /// The ready endpoints of the backend named `name` ([`backend_name`]), when it names a
+    /// port of a Service that exists; `None` for any other backend.
+    pub fn backend_endpoints(&self, name: &str) -> Option<Vec<String>> {
+        let (namespace, service, port) = parse_backend_name(name)?;
+        self.resolve(namespace, service, port).ok()
+    }
+}
+
 impl ResolveService for ServiceIndex<'_> {
     fn check_url_host(&self, host: &str) -> Result<(), String> {
         self.urls.map_or(Ok(()), |u| u.check(host))
@@ -191,5 +213,24 @@ impl ResolveService for ServiceIndex<'_> {
             }
         }
         Ok(endpoints.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_read_back() {
+        let name = backend_name("shop", "web", 8080);
+        assert_eq!(name, "service/shop/web:8080");
+        assert_eq!(parse_backend_name(&name), Some(("shop", "web", 8080)));
+        for other in [
+            "https://web.shop:8080",
+            "service/shop/web",
+            "service/shop/web:x",
+        ] {
+            assert_eq!(parse_backend_name(other), None, "{other}");
+        }
     }
 }

@@ -138,7 +138,7 @@ impl Reference<'_> {
             .filter(|p| *p > 0);
         let name = match (b.group.as_deref().unwrap_or_default(), b.kind.as_deref()) {
             ("", None | Some("Service")) => {
-                format!("service/{ns}/{}:{}", b.name, port.unwrap_or(0))
+                crate::compile::services::backend_name(ns, &b.name, port.unwrap_or(0))
             }
             (group, kind) => format!("{group}/{}/{ns}/{}", kind.unwrap_or_default(), b.name),
         };

@@ -59,7 +59,7 @@ pub(crate) fn lower_backends(
                 };
                 let protocol = backend_protocol(&bp, b, tls.as_ref().ok(), d);
                 backends.push(snap::Backend {
-                    name: format!("service/{namespace}/{service}:{port}"),
+                    name: crate::compile::services::backend_name(namespace, service, port),
                     weight,
                     // TLS that could not be set up: no endpoint, never plaintext.
                     endpoints: if tls.is_err() { Vec::new() } else { endpoints },
