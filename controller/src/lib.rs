@@ -80,7 +80,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut stopping = None;
     match cli.manifests.clone() {
         Some(manifests) => {
-            let mut source = FileSource::new(manifests);
+            let fast = push.clone();
+            let mut source =
+                FileSource::new(manifests).with_endpoint_fast_path(Box::new(move |now| {
+                    let index = now.index();
+                    publish_endpoints(&fast, |name| index.backend_endpoints(name))
+                }));
             let started = std::time::Instant::now();
             let first = source.load();
             publish(&push, first, started.elapsed());
@@ -197,6 +202,30 @@ async fn webhook_server(cli: &Cli) -> anyhow::Result<Option<cluster::WebhookServ
 }
 
 /// Publishes a compile result and records it in the metrics.
+/// Publishes endpoint changes without a compile ([`store::SnapshotStore::publish_endpoints`]);
+/// `false` when a compile is needed instead.
+pub(crate) fn publish_endpoints(
+    push: &PushServer,
+    now: impl FnMut(&str) -> Option<Vec<String>>,
+) -> bool {
+    match push.store.publish_endpoints(now) {
+        Ok(changed) => {
+            for (gateway, version) in &changed {
+                tracing::info!(%gateway, version, "published endpoint changes");
+                push.metrics
+                    .snapshot_version
+                    .get_or_create(&Metrics::gateway(gateway))
+                    .set(i64::try_from(*version).unwrap_or(i64::MAX));
+            }
+            true
+        }
+        Err(why) => {
+            tracing::debug!(?why, "endpoint changes need a compile");
+            false
+        }
+    }
+}
+
 pub(crate) fn record_compile(
     push: &PushServer,
     output: frontdesk_crds::Output,

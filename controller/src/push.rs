@@ -193,7 +193,9 @@ impl PushServer {
             tracing::info!(%gateway, %proxy, %peer, "proxy subscribed");
             let mut decoder = LineDecoder::new(MAX_MESSAGE_BYTES);
             let mut current = snapshots.borrow_and_update().clone();
-            let mut send = Some(current.encoded.clone());
+            let mut send = Some(current.encoded());
+            // The version last sent as a delta, until answered: its NACK asks for the whole.
+            let mut sent_delta = None;
             // When this stream sent its latest version: push latency is measured from here, so
             // the first snapshot after a reconnect does not count the time it sat published.
             let mut sent_at = std::time::Instant::now();
@@ -209,8 +211,12 @@ impl PushServer {
                         if changed.is_err() {
                             break;
                         }
+                        let has = current.snapshot.version;
                         current = snapshots.borrow_and_update().clone();
-                        send = Some(current.encoded.clone());
+                        // The delta when this stream sent the version it is from.
+                        let delta = current.delta.as_ref().filter(|d| d.base == has);
+                        sent_delta = delta.map(|_| current.snapshot.version);
+                        send = Some(delta.map_or_else(|| current.encoded(), |d| d.encoded.clone()));
                     }
                     frame = incoming.frame() => {
                         let Some(Ok(frame)) = frame else { break };
@@ -218,6 +224,14 @@ impl PushServer {
                         let messages = decoder.push::<ToController>(data);
                         for (m, _) in messages {
                             match m {
+                                // A proxy not serving the delta's base: it gets the whole.
+                                Ok(ToController::Nack { version, reason }) if sent_delta == Some(version) => {
+                                    tracing::debug!(%gateway, %proxy, version, %reason, "a proxy refused an endpoint delta; sending the whole snapshot");
+                                    sent_delta = None;
+                                    if version == current.snapshot.version {
+                                        send = Some(current.encoded());
+                                    }
+                                }
                                 Ok(m) => self.record(&gateway, &proxy, m, current.snapshot.version, sent_at),
                                 Err(e) => tracing::warn!(%gateway, %proxy, error = %e, "ignoring a bad message from a proxy"),
                             }
@@ -361,6 +375,7 @@ pub(crate) mod tests {
     fn snapshot_gateway(line: &str) -> String {
         match serde_json::from_str::<ToProxy>(line).unwrap() {
             ToProxy::Snapshot { snapshot } => snapshot.gateway,
+            other => panic!("a stream starts with a whole snapshot, not {other:?}"),
         }
     }
 

@@ -4,9 +4,14 @@
 //! only when its content changed (no-op updates are dropped), so proxies are only bothered
 //! with real changes. Gateways that proxies subscribe to but no Route names get an empty
 //! snapshot, so their proxies still start and report ready.
+//!
+//! When only the endpoints behind Service backends changed, [`SnapshotStore::publish_endpoints`]
+//! moves the published snapshots without a compile, and each new version carries its
+//! [`Delta`] from the one before: subscribers that have that one get the delta, the others the
+//! whole snapshot.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use frontdesk_crds::Output;
@@ -14,23 +19,53 @@ use frontdesk_snapshot::Snapshot;
 use frontdesk_wire::ToProxy;
 use tokio::sync::watch;
 
-/// A published version, encoded once for every subscriber.
+/// A published version, encoded once for every subscriber, when the first one needs it.
 #[derive(Clone, Debug)]
 pub struct Published {
     pub snapshot: Arc<Snapshot>,
+    encoded: Arc<OnceLock<Bytes>>,
+    /// This version as changes to the one before, when only endpoints changed.
+    pub delta: Option<Delta>,
+}
+
+/// A version as the endpoint changes from version `base` ([`ToProxy::Endpoints`]), encoded.
+#[derive(Clone, Debug)]
+pub struct Delta {
+    pub base: u64,
     pub encoded: Bytes,
 }
 
 impl Published {
     fn new(snapshot: Snapshot) -> Self {
-        let encoded = frontdesk_wire::encode(&ToProxy::Snapshot {
-            snapshot: snapshot.clone(),
-        });
         Published {
             snapshot: Arc::new(snapshot),
-            encoded,
+            encoded: Arc::default(),
+            delta: None,
         }
     }
+
+    /// The whole snapshot as a stream message.
+    pub fn encoded(&self) -> Bytes {
+        self.encoded
+            .get_or_init(|| {
+                frontdesk_wire::encode(&ToProxy::Snapshot {
+                    snapshot: (*self.snapshot).clone(),
+                })
+            })
+            .clone()
+    }
+}
+
+/// Why endpoint changes were not published alone.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NeedsCompile {
+    /// Nothing compiled yet.
+    NothingPublished,
+    /// A backend without endpoints gets some: the compiler may have held them back (TLS that
+    /// cannot be set up, say), which only a compile can tell.
+    FirstEndpoints(String),
+    /// An address a proxy would refuse (the compile reports it).
+    Unservable(String),
 }
 
 /// (kind, namespace, name)
@@ -100,6 +135,68 @@ impl SnapshotStore {
         changed
     }
 
+    /// Moves every gateway whose Service backends' endpoints differ from what `now` says
+    /// (`None`: not a Service port's backend, or no such port) to its next version, with those
+    /// endpoints and nothing else changed, and the delta from the version before. Returns the
+    /// gateways whose version moved, or, changing nothing, why a compile is needed instead.
+    pub fn publish_endpoints(
+        &self,
+        mut now: impl FnMut(&str) -> Option<Vec<String>>,
+    ) -> Result<Vec<(String, u64)>, NeedsCompile> {
+        let inner = self.inner.lock().expect("snapshot store lock");
+        if inner.output.is_none() {
+            return Err(NeedsCompile::NothingPublished);
+        }
+        let mut names: Vec<&String> = inner.gateways.keys().collect();
+        names.sort();
+        let mut next = Vec::new();
+        for name in names {
+            let current = inner.gateways[name].borrow().clone();
+            let changes = current.snapshot.endpoint_changes(&mut now);
+            if changes.is_empty() {
+                continue;
+            }
+            let before: HashMap<&str, bool> = current
+                .snapshot
+                .backends()
+                .map(|b| (b.name.as_str(), b.endpoints.is_empty()))
+                .collect();
+            if let Some(c) = changes.iter().find(|c| before[c.backend.as_str()]) {
+                return Err(NeedsCompile::FirstEndpoints(c.backend.clone()));
+            }
+            let version = current.snapshot.version + 1;
+            match current.snapshot.with_endpoints(version, &changes) {
+                Ok(snapshot) => {
+                    next.push((name.clone(), current.snapshot.version, snapshot, changes))
+                }
+                // Addresses a proxy would refuse: the compile says so in the statuses.
+                Err(e) => {
+                    tracing::warn!(gateway = %name, error = %e, "endpoint changes cannot be published alone");
+                    return Err(NeedsCompile::Unservable(e));
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        for (name, base, snapshot, changes) in next {
+            let version = snapshot.version;
+            let delta = frontdesk_wire::encode(&ToProxy::Endpoints {
+                gateway: name.clone(),
+                base,
+                version,
+                changes,
+            });
+            inner.gateways[&name].send_replace(Published {
+                delta: Some(Delta {
+                    base,
+                    encoded: delta,
+                }),
+                ..Published::new(snapshot)
+            });
+            changed.push((name, version));
+        }
+        Ok(changed)
+    }
+
     /// How many compile results were published so far.
     pub fn publishes(&self) -> u64 {
         self.inner.lock().expect("snapshot store lock").publishes
@@ -162,7 +259,7 @@ impl SnapshotStore {
             .iter()
             .map(|(g, tx)| {
                 let p = tx.borrow();
-                (g.clone(), p.snapshot.version, p.encoded.len())
+                (g.clone(), p.snapshot.version, p.encoded().len())
             })
             .collect();
         out.sort();
@@ -238,5 +335,98 @@ mod tests {
             (s.gateway.as_str(), s.version, s.routes.len()),
             ("mobile", 1, 0)
         );
+    }
+
+    /// A Route to Service `web` port 80 on gateway `public`, with the slice's `addresses`.
+    fn service_output(addresses: &[&str]) -> Output {
+        let endpoints: Vec<String> = addresses
+            .iter()
+            .map(|a| format!("{{addresses: [\"{a}\"]}}"))
+            .collect();
+        let yaml = format!(
+            "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r}}\nspec:\n  gateways: [public]\n  \
+             rules:\n    - backends: [{{service: web, port: 80}}]\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\nspec:\n  ports: [{{port: 80}}]\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  namespace: default\n  \
+             labels: {{kubernetes.io/service-name: web}}\naddressType: IPv4\nports: [{{port: 8080}}]\n\
+             endpoints: [{}]\n",
+            endpoints.join(", ")
+        );
+        let parsed = parse_file("r.yaml", &yaml);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        frontdesk_crds::compile(&resources(parsed.objects.iter().map(|(o, _)| o)))
+    }
+
+    fn web(endpoints: &[&str]) -> impl FnMut(&str) -> Option<Vec<String>> {
+        let endpoints: Vec<String> = endpoints.iter().map(|e| e.to_string()).collect();
+        move |name| (name == "service/default/web:80").then(|| endpoints.clone())
+    }
+
+    #[test]
+    fn endpoint_changes_move_the_version_with_a_delta_from_the_one_before() {
+        let store = SnapshotStore::default();
+        assert_eq!(
+            store.publish_endpoints(web(&["10.0.0.2:8080"])),
+            Err(NeedsCompile::NothingPublished)
+        );
+        store.publish(service_output(&["10.0.0.1"]));
+        let rx = store.subscribe("public").unwrap();
+        assert_eq!(store.publish_endpoints(web(&["10.0.0.1:8080"])), Ok(vec![]));
+        let moved = store.publish_endpoints(web(&["10.0.0.1:8080", "10.0.0.2:8080"]));
+        assert_eq!(moved, Ok(vec![("public".to_string(), 2)]));
+        let published = rx.borrow().clone();
+        let endpoints: Vec<&Vec<String>> = published
+            .snapshot
+            .backends()
+            .map(|b| &b.endpoints)
+            .collect();
+        assert_eq!(
+            endpoints,
+            [&vec![
+                "10.0.0.1:8080".to_string(),
+                "10.0.0.2:8080".to_string()
+            ]]
+        );
+        let delta = published.delta.as_ref().expect("a delta from version 1");
+        assert_eq!(delta.base, 1);
+        let message: ToProxy = serde_json::from_slice(&delta.encoded).unwrap();
+        let ToProxy::Endpoints {
+            gateway,
+            base,
+            version,
+            changes,
+        } = message
+        else {
+            panic!("not a delta: {message:?}");
+        };
+        assert_eq!((gateway.as_str(), base, version), ("public", 1, 2));
+        assert_eq!(changes[0].backend, "service/default/web:80");
+        // The whole snapshot is still there for whoever does not have version 1.
+        let whole: ToProxy = serde_json::from_slice(&published.encoded()).unwrap();
+        assert!(matches!(whole, ToProxy::Snapshot { snapshot } if snapshot.version == 2));
+        // A compile that finds the same endpoints publishes nothing new.
+        assert!(
+            store
+                .publish(service_output(&["10.0.0.1", "10.0.0.2"]))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn first_endpoints_and_bad_addresses_need_a_compile() {
+        let store = SnapshotStore::default();
+        store.publish(service_output(&[]));
+        assert_eq!(
+            store.publish_endpoints(web(&["10.0.0.1:8080"])),
+            Err(NeedsCompile::FirstEndpoints(
+                "service/default/web:80".into()
+            ))
+        );
+        store.publish(service_output(&["10.0.0.1"]));
+        assert!(matches!(
+            store.publish_endpoints(web(&["not an address"])),
+            Err(NeedsCompile::Unservable(_))
+        ));
+        assert_eq!(store.versions()[0].1, 2, "nothing published for either");
     }
 }

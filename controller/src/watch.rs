@@ -44,7 +44,12 @@ where
 /// failures go to ([`crate::watch_health`]).
 #[derive(Clone)]
 pub(crate) struct Watching {
+    /// Woken by a change that needs a compile: an event that changes meaning, and a watch
+    /// that starts or stops listing.
     pub(crate) changed: Arc<Notify>,
+    /// Woken instead of `changed` by the events that change meaning, when set (EndpointSlices:
+    /// the endpoint fast path).
+    pub(crate) events: Option<Arc<Notify>>,
     pub(crate) health: Arc<WatchHealth>,
     /// Whether the compiler reads what these watches list (see [`WatchId::compiled`]).
     pub(crate) compiled: bool,
@@ -62,6 +67,7 @@ impl Watching {
     pub(crate) fn new(changed: Arc<Notify>, health: Arc<WatchHealth>) -> Self {
         Watching {
             changed,
+            events: None,
             health,
             compiled: true,
         }
@@ -116,8 +122,9 @@ where
     };
     let registration = watching.health.register(id);
     let stream = reflector::reflector(writer, watcher(api, config));
-    let (changed, health, watch) = (
+    let (changed, events, health, watch) = (
         watching.changed.clone(),
+        watching.events.clone(),
         watching.health.clone(),
         registration.clone(),
     );
@@ -144,8 +151,10 @@ where
                         backoff.reset();
                         recovered = health.listed(&watch);
                     }
-                    if meaningful || recovered {
+                    if recovered {
                         changed.notify_one();
+                    } else if meaningful {
+                        events.as_ref().unwrap_or(&changed).notify_one();
                     }
                 }
                 Err(e) => {

@@ -150,9 +150,16 @@ async fn serve(
         (),
         all_objects.clone(),
     );
+    // EndpointSlice events take the endpoint fast path; their lists starting or failing, and
+    // Service events, are compiled.
+    let endpoints = Arc::new(Notify::new());
+    let slice_watching = Watching {
+        events: Some(endpoints.clone()),
+        ..watching.clone()
+    };
     let slices = watch_kind(
         typed_apis::<EndpointSlice>(&client, ns),
-        &watching,
+        &slice_watching,
         (),
         all_objects,
     );
@@ -265,6 +272,7 @@ async fn serve(
     let loop_ = CompileLoop {
         push,
         changed,
+        endpoints,
         published,
         stand_ins: stand_ins_tx,
     };
@@ -365,6 +373,16 @@ impl Sources {
     }
 }
 
+impl Sources {
+    /// The endpoint fast path: publishes what the EndpointSlices now say about the published
+    /// snapshots' Service backends, without a compile; `false` when a compile is needed.
+    fn publish_endpoints(&self, push: &PushServer) -> bool {
+        let (services, slices) = (all(&self.services), all(&self.slices));
+        let index = frontdesk_crds::compile::ServiceIndex::new(&services, &slices);
+        crate::publish_endpoints(push, |name| index.backend_endpoints(name))
+    }
+}
+
 /// The watches made one reference at a time, as the compile loop finds the references.
 struct RefWatchSet {
     secrets: SecretWatches,
@@ -385,6 +403,8 @@ struct CompileLoop {
     push: Arc<PushServer>,
     /// Woken by every change that may matter.
     changed: Arc<Notify>,
+    /// Woken by EndpointSlice changes: published without a compile where they can be.
+    endpoints: Arc<Notify>,
     /// Told after each publish (the status loop).
     published: Arc<Notify>,
     /// The versions standing in for rejected objects, to persist ([`stand_ins`]).
@@ -401,6 +421,7 @@ async fn compile_loop(
     let CompileLoop {
         push,
         changed,
+        endpoints,
         published,
         stand_ins,
     } = to;
@@ -421,7 +442,15 @@ async fn compile_loop(
     // published half-known. Later ones wait a while, not for ever.
     let mut wait = None;
     loop {
-        changed.notified().await;
+        tokio::select! {
+            biased;
+            () = changed.notified() => {}
+            () = endpoints.notified() => {
+                if sources.publish_endpoints(&push) {
+                    continue;
+                }
+            }
+        }
         throttle(&mut last).await;
         let (output, took, fallbacks) =
             compile_once(&sources, &mut watches, &mut accepted, wait).await;
