@@ -13,7 +13,9 @@
 //!    with the default 1 s poll, so that what is measured is the file event (inotify) path;
 //!    at 1,000 routes, and at 100 (a standalone-sized configuration, where parsing and
 //!    compiling the file are not most of it).
-//! 5. Controller memory: RSS at 10,000 Routes, and over 10 minutes of 1,000 updates a minute.
+//! 5. The endpoint fast path at 10,000 Routes: an EndpointSlice change to every proxy balancing
+//!    over the new endpoint, published as a delta without a compile.
+//! 6. Controller memory: RSS at 10,000 Routes, and over 10 minutes of 1,000 updates a minute.
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -316,14 +318,8 @@ async fn serves(addr: SocketAddr, marker: u32) -> bool {
     matches!(get(&client(), &url).await, Ok((_, h, _)) if h.get("x-config").is_some_and(|v| v == marker.to_string().as_str()))
 }
 
-async fn propagation_bench(kind: Kind, count: usize) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::create_dir_all(dir.join("manifests")).unwrap();
-    let pki = Pki::generate(dir, "bench");
-    let backend = frontdesk_demo::spawn("backend").await;
-    let file = dir.join("manifests/routes.yaml");
-    write_atomic(&file, &routes_yaml(kind, count, backend, 0));
+/// A controller in file mode on `dir/manifests`, and where its snapshot stream listens.
+fn controller(dir: &Path, pki: &Pki) -> (Process, SocketAddr) {
     let (listen, admin) = (free_port(), free_port());
     let args: Vec<String> = [
         "--manifests",
@@ -342,7 +338,61 @@ async fn propagation_bench(kind: Kind, count: usize) {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let controller = Process::spawn("frontdesk-controller", &args, dir.join("controller.log"));
+    (
+        Process::spawn("frontdesk-controller", &args, dir.join("controller.log")),
+        listen,
+    )
+}
+
+/// From the controller's last `publish_line` to the last of `proxies` serving that version
+/// (or a later one), read from their JSON logs (one clock).
+async fn publish_to_serving(
+    controller: &Process,
+    proxies: &[&Process],
+    publish_line: &str,
+) -> Duration {
+    // The version the controller published last carries this change.
+    let log = controller.log();
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(publish_line))
+        .expect("a publish line");
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    let version = v["fields"]["version"].as_u64().unwrap();
+    let published = log_time(last, &[]).expect("a timestamp");
+    // A proxy that fell behind skips to the newest version: take its first at or past it.
+    // The log line follows the swap by a moment, so wait for it.
+    let mut served = f64::MIN;
+    for p in proxies {
+        let at = eventually(Duration::from_secs(5), "the proxy's log line", || async {
+            p.log()
+                .lines()
+                .filter(|l| l.contains("serving snapshot from the controller"))
+                .find(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                        v["fields"]["version"]
+                            .as_u64()
+                            .is_some_and(|x| x >= version)
+                    })
+                })
+                .and_then(|l| log_time(l, &[]))
+        })
+        .await;
+        served = served.max(at);
+    }
+    Duration::from_secs_f64((served - published).max(0.0))
+}
+
+async fn propagation_bench(kind: Kind, count: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    let pki = Pki::generate(dir, "bench");
+    let backend = frontdesk_demo::spawn("backend").await;
+    let file = dir.join("manifests/routes.yaml");
+    write_atomic(&file, &routes_yaml(kind, count, backend, 0));
+    let (controller, listen) = controller(dir, &pki);
     let (p1, a1) = proxy(dir, &pki, listen, "p1");
     let (p2, a2) = proxy(dir, &pki, listen, "p2");
     for a in [a1, a2] {
@@ -365,37 +415,7 @@ async fn propagation_bench(kind: Kind, count: usize) {
             .await;
         }
         end_to_end.push(started.elapsed());
-        // The version the controller published last carries this change.
-        let log = controller.log();
-        let last = log
-            .lines()
-            .rev()
-            .find(|l| l.contains("published a new snapshot"))
-            .expect("a publish line");
-        let v: serde_json::Value = serde_json::from_str(last).unwrap();
-        let version = v["fields"]["version"].as_u64().unwrap();
-        let published = log_time(last, &[]).expect("a timestamp");
-        // A proxy that fell behind skips to the newest version: take its first at or past it.
-        // The log line follows the swap by a moment, so wait for it.
-        let mut served = f64::MIN;
-        for p in [&p1, &p2] {
-            let at = eventually(Duration::from_secs(5), "the proxy's log line", || async {
-                p.log()
-                    .lines()
-                    .filter(|l| l.contains("serving snapshot from the controller"))
-                    .find(|l| {
-                        serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
-                            v["fields"]["version"]
-                                .as_u64()
-                                .is_some_and(|x| x >= version)
-                        })
-                    })
-                    .and_then(|l| log_time(l, &[]))
-            })
-            .await;
-            served = served.max(at);
-        }
-        push.push(Duration::from_secs_f64((served - published).max(0.0)));
+        push.push(publish_to_serving(&controller, &[&p1, &p2], "published a new snapshot").await);
     }
     push.sort();
     end_to_end.sort();
@@ -410,7 +430,113 @@ async fn propagation_bench(kind: Kind, count: usize) {
     );
 }
 
-/// `BENCH_ONLY=memory` (or `admission`, `compile`, `propagation`) runs one part.
+/// `count` Routes over 100 Services `s0`..`s99` (port 80), route 0 at `/web` to Service
+/// `web`; the Services, and the slices of `s*` (all at `other`).
+fn service_routes_yaml(count: usize, other: SocketAddr) -> String {
+    let mut out = String::new();
+    for i in 0..count {
+        let (service, path, hosts) = match i {
+            0 => ("web".to_string(), "/web".to_string(), String::new()),
+            _ => (
+                format!("s{}", i % 100),
+                format!("/svc{i}"),
+                format!("\n  hosts: [h{}.example.com]", i % 50),
+            ),
+        };
+        out.push_str(&format!(
+            "---\napiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r{i}, namespace: bench}}\nspec:\n  \
+             gateways: [public]{hosts}\n  rules:\n    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n      \
+             backends: [{{service: {service}, port: 80}}]\n"
+        ));
+    }
+    let services = std::iter::once("web".to_string()).chain((0..100).map(|i| format!("s{i}")));
+    for name in services {
+        out.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: bench}}\nspec:\n  ports: [{{port: 80}}]\n"
+        ));
+        if name != "web" {
+            out.push_str(&slice_yaml(&name, other));
+        }
+    }
+    out
+}
+
+/// An EndpointSlice of Service `service` holding `at`.
+fn slice_yaml(service: &str, at: SocketAddr) -> String {
+    format!(
+        "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-slice\n  \
+         namespace: bench\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv4\n\
+         ports: [{{port: {}}}]\nendpoints: [{{addresses: ['{}']}}]\n",
+        at.port(),
+        at.ip()
+    )
+}
+
+/// Whether the proxy at `addr` sends `/web` to backend `name`.
+async fn balances_to(addr: SocketAddr, name: &str) -> bool {
+    let url = format!("http://{addr}/web");
+    matches!(get(&client(), &url).await, Ok((_, h, _)) if h.get("x-backend").is_some_and(|v| v == name))
+}
+
+/// The endpoint fast path at `count` Routes: the slice of Service `web` moves between two
+/// backends 50 times; from the controller publishing the endpoint change (no compile) to both
+/// proxies serving it, and from the slice file's write to both proxies balancing to the new
+/// backend.
+async fn endpoint_bench(count: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    let pki = Pki::generate(dir, "bench");
+    let backends = [
+        ("a", frontdesk_demo::spawn("a").await),
+        ("b", frontdesk_demo::spawn("b").await),
+    ];
+    write_atomic(
+        &dir.join("manifests/routes.yaml"),
+        &service_routes_yaml(count, backends[0].1),
+    );
+    let slice = dir.join("manifests/web-slice.yaml");
+    write_atomic(&slice, &slice_yaml("web", backends[0].1));
+    let (controller, listen) = controller(dir, &pki);
+    let (p1, a1) = proxy(dir, &pki, listen, "p1");
+    let (p2, a2) = proxy(dir, &pki, listen, "p2");
+    for a in [a1, a2] {
+        eventually(Duration::from_secs(60), "a proxy serving", || async move {
+            balances_to(a, "a").await.then_some(())
+        })
+        .await;
+    }
+    let mut push = Vec::new();
+    let mut end_to_end = Vec::new();
+    for n in 1..=50usize {
+        let (name, at) = backends[n % 2];
+        let started = Instant::now();
+        write_atomic(&slice, &slice_yaml("web", at));
+        for a in [a1, a2] {
+            eventually(Duration::from_secs(30), "the new endpoint", || async move {
+                balances_to(a, name).await.then_some(())
+            })
+            .await;
+        }
+        end_to_end.push(started.elapsed());
+        push.push(publish_to_serving(&controller, &[&p1, &p2], "published endpoint changes").await);
+    }
+    let compiles = controller.log().matches("published a new snapshot").count();
+    assert_eq!(compiles, 1, "endpoint changes must not compile");
+    push.sort();
+    end_to_end.sort();
+    println!(
+        "endpoint fast path, {count} Routes, 2 proxies, 50 EndpointSlice changes: controller publish -> every proxy \
+         serving p50 {:?}, p99 {:?} (goal p99 < 50 ms); slice file write (events) -> every proxy balancing to the \
+         new endpoint p50 {:?}, p99 {:?}",
+        percentile(&push, 50.0),
+        percentile(&push, 99.0),
+        percentile(&end_to_end, 50.0),
+        percentile(&end_to_end, 99.0)
+    );
+}
+
+/// `BENCH_ONLY=memory` (or `admission`, `compile`, `propagation`, `endpoints`) runs one part.
 fn main() {
     let only = std::env::var("BENCH_ONLY").ok();
     let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
@@ -431,6 +557,9 @@ fn main() {
     }
     if runs("propagation") {
         runtime.block_on(propagation_bench(Kind::Route, 100));
+    }
+    if runs("endpoints") {
+        runtime.block_on(endpoint_bench(10_000));
     }
     if runs("memory") {
         runtime.block_on(memory_bench());

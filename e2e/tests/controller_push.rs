@@ -488,3 +488,148 @@ async fn policies_and_secrets_travel_through_the_controller_and_are_enforced() {
     .await;
     assert!(!status.contains("e2e-key-aaaa"), "{status}");
 }
+
+/// EndpointSlices for Service `web` (port 80), one per backend, each with its own port.
+fn web_slices(backends: &[SocketAddr]) -> String {
+    backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            format!(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-{i}\n  \
+                 namespace: e2e\n  labels: {{kubernetes.io/service-name: web}}\naddressType: IPv4\n\
+                 ports: [{{port: {}}}]\nendpoints: [{{addresses: ['{}']}}]\n",
+                b.port(),
+                b.ip()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Which backends answer a proxy's next `n` requests.
+async fn answering(proxy: &Proxy, n: usize) -> std::collections::BTreeSet<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..n {
+        if let Ok((status, headers, _)) = get(&client(), &proxy.url("/products")).await
+            && status == 200
+            && let Some(name) = headers.get("x-backend").and_then(|v| v.to_str().ok())
+        {
+            seen.insert(name.to_string());
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_changes_reach_the_proxies_as_deltas_while_requests_flow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    let pki = Pki::generate(dir, "frontdesk");
+    let (a, b, c) = (
+        frontdesk_demo::spawn("a").await,
+        frontdesk_demo::spawn("b").await,
+        frontdesk_demo::spawn("c").await,
+    );
+    write_atomic(
+        &dir.join("manifests/web.yaml"),
+        "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {name: web, namespace: e2e}\nspec:\n  \
+         gateways: [public]\n  rules:\n    - backends: [{service: web, port: 80}]\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: e2e}\nspec:\n  ports: [{port: 80}]\n",
+    );
+    let slices = dir.join("manifests/web-slices.yaml");
+    write_atomic(&slices, &web_slices(&[a]));
+    let controller = start_controller(dir, &pki, free_port(), "controller.log");
+    let proxies = [
+        start_proxy(dir, &pki, controller.listen, "p1", &[]),
+        start_proxy(dir, &pki, controller.listen, "p2", &[]),
+    ];
+    for p in &proxies {
+        eventually(
+            Duration::from_secs(15),
+            "the first snapshot served",
+            || async { (answering(p, 1).await.len() == 1).then_some(()) },
+        )
+        .await;
+    }
+
+    // Requests flow through both proxies the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load: Vec<_> = proxies
+        .iter()
+        .map(|p| {
+            let (url, stop, sent, failed) = (
+                p.url("/products"),
+                stop.clone(),
+                sent.clone(),
+                failed.clone(),
+            );
+            tokio::spawn(async move {
+                let client = client();
+                while !stop.load(Ordering::Relaxed) {
+                    let ok = matches!(get(&client, &url).await, Ok((s, _, _)) if s == 200);
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if !ok {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    for (set, want) in [
+        (vec![a, b], names(&["a", "b"])),
+        (vec![b, c], names(&["b", "c"])),
+        (vec![c], names(&["c"])),
+    ] {
+        let want: std::collections::BTreeSet<String> = want;
+        write_atomic(&slices, &web_slices(&set));
+        for p in &proxies {
+            eventually(
+                Duration::from_secs(10),
+                &format!("{want:?} answering"),
+                || async { (answering(p, 12).await == want).then_some(()) },
+            )
+            .await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(sent > 100, "only {sent} requests sent");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed");
+
+    // One compile at the start; every change after it went out as a delta and was served.
+    let log = std::fs::read_to_string(dir.join("controller.log")).unwrap();
+    assert_eq!(log.matches("published a new snapshot").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("published endpoint changes").count(),
+        3,
+        "{log}"
+    );
+    for id in ["p1", "p2"] {
+        let log = std::fs::read_to_string(dir.join(format!("{id}.log"))).unwrap();
+        let deltas = log
+            .lines()
+            .filter(|l| {
+                l.contains("serving snapshot from the controller") && l.contains("\"delta\":true")
+            })
+            .count();
+        assert_eq!(deltas, 3, "{log}");
+    }
+    let status = controller_status(&controller).await.unwrap();
+    let gateway = status["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gateway"] == "public")
+        .unwrap()
+        .clone();
+    assert_eq!(gateway["version"], 4, "{status}");
+    assert_eq!(status["proxies"]["public"]["p2"]["acked"], 4, "{status}");
+}
