@@ -61,8 +61,9 @@ impl Published {
 pub enum NeedsCompile {
     /// Nothing compiled yet.
     NothingPublished,
-    /// A backend without endpoints gets some: the compiler may have held them back (TLS that
-    /// cannot be set up, say), which only a compile can tell.
+    /// A backend without endpoints would get some: the compiler may have held them back (TLS
+    /// that cannot be set up, say), which only a compile can tell. Also when another backend
+    /// of the same name has endpoints.
     FirstEndpoints(String),
     /// An address a proxy would refuse (the compile reports it).
     Unservable(String),
@@ -156,12 +157,18 @@ impl SnapshotStore {
             if changes.is_empty() {
                 continue;
             }
-            let before: HashMap<&str, bool> = current
+            // Every backend of a name gets the change: one of them without endpoints may be
+            // held back (its TLS cannot be set up) while another of the name is not.
+            let without: std::collections::HashSet<&str> = current
                 .snapshot
                 .backends()
-                .map(|b| (b.name.as_str(), b.endpoints.is_empty()))
+                .filter(|b| !b.invalid && b.endpoints.is_empty())
+                .map(|b| b.name.as_str())
                 .collect();
-            if let Some(c) = changes.iter().find(|c| before[c.backend.as_str()]) {
+            if let Some(c) = changes
+                .iter()
+                .find(|c| without.contains(c.backend.as_str()))
+            {
                 return Err(NeedsCompile::FirstEndpoints(c.backend.clone()));
             }
             let version = current.snapshot.version + 1;
@@ -225,6 +232,13 @@ impl SnapshotStore {
         let (tx, rx) = watch::channel(Published::new(snapshot));
         inner.gateways.insert(gateway.to_string(), tx);
         Some(rx)
+    }
+
+    /// The snapshot published now for `gateway`: the latest compile result's, with the
+    /// endpoint changes published since.
+    pub fn published(&self, gateway: &str) -> Option<Arc<Snapshot>> {
+        let inner = self.inner.lock().expect("snapshot store lock");
+        Some(inner.gateways.get(gateway)?.borrow().snapshot.clone())
     }
 
     /// The latest compile result (statuses for /status and status writing).
@@ -339,13 +353,18 @@ mod tests {
 
     /// A Route to Service `web` port 80 on gateway `public`, with the slice's `addresses`.
     fn service_output(addresses: &[&str]) -> Output {
+        service_output_with(addresses, "")
+    }
+
+    /// [`service_output`] with `more` rules.
+    fn service_output_with(addresses: &[&str], more: &str) -> Output {
         let endpoints: Vec<String> = addresses
             .iter()
             .map(|a| format!("{{addresses: [\"{a}\"]}}"))
             .collect();
         let yaml = format!(
             "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r}}\nspec:\n  gateways: [public]\n  \
-             rules:\n    - backends: [{{service: web, port: 80}}]\n---\n\
+             rules:\n    - backends: [{{service: web, port: 80}}]\n{more}---\n\
              apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\nspec:\n  ports: [{{port: 80}}]\n---\n\
              apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  namespace: default\n  \
              labels: {{kubernetes.io/service-name: web}}\naddressType: IPv4\nports: [{{port: 8080}}]\n\
@@ -428,5 +447,25 @@ mod tests {
             Err(NeedsCompile::Unservable(_))
         ));
         assert_eq!(store.versions()[0].1, 2, "nothing published for either");
+
+        // Another backend of the name is held back (its CA cannot be found): compiled.
+        let held_back = "    - matches: [{path: {value: /tls}}]\n      backends: [{service: web, port: 80, \
+                         tls: {hostname: web, caCertificateRefs: [{name: missing}]}}]\n";
+        store.publish(service_output_with(&["10.0.0.1"], held_back));
+        let endpoints: Vec<usize> = store
+            .subscribe("public")
+            .unwrap()
+            .borrow()
+            .snapshot
+            .backends()
+            .map(|b| b.endpoints.len())
+            .collect();
+        assert_eq!(endpoints, [1, 0]);
+        assert_eq!(
+            store.publish_endpoints(web(&["10.0.0.2:8080"])),
+            Err(NeedsCompile::FirstEndpoints(
+                "service/default/web:80".into()
+            ))
+        );
     }
 }
