@@ -194,8 +194,11 @@ impl PushServer {
             let mut decoder = LineDecoder::new(MAX_MESSAGE_BYTES);
             let mut current = snapshots.borrow_and_update().clone();
             let mut send = Some(current.encoded());
-            // The version last sent as a delta, until answered: its NACK asks for the whole.
+            // The version last sent as a delta, until the next: its NACK asks for the whole.
             let mut sent_delta = None;
+            // The version the proxy has when it took what was sent: a delta builds on it. Not
+            // known after the proxy refused a whole snapshot (it serves something else).
+            let mut has = Some(current.snapshot.version);
             // When this stream sent its latest version: push latency is measured from here, so
             // the first snapshot after a reconnect does not count the time it sat published.
             let mut sent_at = std::time::Instant::now();
@@ -211,12 +214,12 @@ impl PushServer {
                         if changed.is_err() {
                             break;
                         }
-                        let has = current.snapshot.version;
                         current = snapshots.borrow_and_update().clone();
-                        // The delta when this stream sent the version it is from.
-                        let delta = current.delta.as_ref().filter(|d| d.base == has);
+                        // The delta when this stream sent the version it is from, unrefused.
+                        let delta = current.delta.as_ref().filter(|d| Some(d.base) == has);
                         sent_delta = delta.map(|_| current.snapshot.version);
                         send = Some(delta.map_or_else(|| current.encoded(), |d| d.encoded.clone()));
+                        has = Some(current.snapshot.version);
                     }
                     frame = incoming.frame() => {
                         let Some(Ok(frame)) = frame else { break };
@@ -224,13 +227,20 @@ impl PushServer {
                         let messages = decoder.push::<ToController>(data);
                         for (m, _) in messages {
                             match m {
-                                // A proxy not serving the delta's base: it gets the whole.
-                                Ok(ToController::Nack { version, reason }) if sent_delta == Some(version) => {
+                                // A proxy not serving the delta's base, or one that cannot read
+                                // deltas (it names version 0): it gets the whole.
+                                Ok(ToController::Nack { version, reason })
+                                    if sent_delta.is_some_and(|v| version == v || version == 0) =>
+                                {
                                     tracing::debug!(%gateway, %proxy, version, %reason, "a proxy refused an endpoint delta; sending the whole snapshot");
                                     sent_delta = None;
-                                    if version == current.snapshot.version {
-                                        send = Some(current.encoded());
+                                    send = Some(current.encoded());
+                                }
+                                Ok(ToController::Nack { version, reason }) => {
+                                    if has == Some(version) {
+                                        has = None;
                                     }
+                                    self.record(&gateway, &proxy, ToController::Nack { version, reason }, current.snapshot.version, sent_at);
                                 }
                                 Ok(m) => self.record(&gateway, &proxy, m, current.snapshot.version, sent_at),
                                 Err(e) => tracing::warn!(%gateway, %proxy, error = %e, "ignoring a bad message from a proxy"),
@@ -457,6 +467,106 @@ pub(crate) mod tests {
                 .metrics
                 .encode()
                 .contains("refused_subscriptions_total{")
+        );
+    }
+
+    /// A stream that has the version before gets an endpoint change as a delta; its NACK (the
+    /// proxy serves something else) gets the whole snapshot of that version.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_endpoint_delta_refused_is_followed_by_the_whole_snapshot() {
+        let server = push_server();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, None, server.clone()));
+        let mut sender = connect(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+        let (acks, body) = ChannelBody::new(4);
+        let uri = format!(
+            "http://localhost{STREAM_PATH}?{}",
+            frontdesk_wire::stream_query("a", "p1")
+        );
+        let resp = sender
+            .send_request(Request::post(uri).body(body).unwrap())
+            .await
+            .unwrap();
+        let mut decoder = LineDecoder::new(MAX_MESSAGE_BYTES);
+        let mut body = resp.into_body();
+        let mut received = std::collections::VecDeque::new();
+        let mut next = async || loop {
+            if let Some(m) = received.pop_front() {
+                return m;
+            }
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+                .await
+                .expect("a message within 5 s")
+                .unwrap()
+                .unwrap();
+            for (m, _) in decoder.push::<ToProxy>(frame.data_ref().unwrap()) {
+                received.push_back(m.unwrap());
+            }
+        };
+        let moved = |to: &'static str| {
+            server
+                .store
+                .publish_endpoints(move |name| {
+                    (name == "http://127.0.0.1:1").then(|| vec![to.to_string()])
+                })
+                .unwrap()
+        };
+        assert!(matches!(next().await, ToProxy::Snapshot { snapshot } if snapshot.version == 1));
+        assert!(moved("127.0.0.1:2").contains(&("a".to_string(), 2)));
+        match next().await {
+            ToProxy::Endpoints {
+                base,
+                version,
+                changes,
+                ..
+            } => {
+                assert_eq!((base, version), (1, 2));
+                assert_eq!(changes[0].endpoints, ["127.0.0.1:2"]);
+            }
+            other => panic!("not a delta: {other:?}"),
+        }
+        let nack = ToController::Nack {
+            version: 2,
+            reason: "this proxy serves version 7".into(),
+        };
+        acks.send(frontdesk_wire::encode(&nack)).await.unwrap();
+        assert!(matches!(next().await, ToProxy::Snapshot { snapshot } if snapshot.version == 2));
+        acks.send(frontdesk_wire::encode(&ToController::Ack { version: 2 }))
+            .await
+            .unwrap();
+        assert!(moved("127.0.0.1:3").contains(&("a".to_string(), 3)));
+        assert!(matches!(
+            next().await,
+            ToProxy::Endpoints {
+                base: 2,
+                version: 3,
+                ..
+            }
+        ));
+        // A proxy that cannot read deltas refuses them as version 0: it gets the whole.
+        let unreadable = ToController::Nack {
+            version: 0,
+            reason: "unknown variant `endpoints`".into(),
+        };
+        acks.send(frontdesk_wire::encode(&unreadable))
+            .await
+            .unwrap();
+        assert!(matches!(next().await, ToProxy::Snapshot { snapshot } if snapshot.version == 3));
+        // A whole snapshot refused: what the proxy serves is unknown, so no delta builds on it.
+        let refused = ToController::Nack {
+            version: 3,
+            reason: "too large".into(),
+        };
+        acks.send(frontdesk_wire::encode(&refused)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(moved("127.0.0.1:4").contains(&("a".to_string(), 4)));
+        assert!(matches!(next().await, ToProxy::Snapshot { snapshot } if snapshot.version == 4));
+        // The refused deltas were not reported as refusals; the refused snapshot was.
+        let metrics = server.metrics.encode();
+        assert!(
+            metrics.contains("nacks_total{gateway=\"a\"} 1\n"),
+            "{metrics}"
         );
     }
 }
