@@ -416,9 +416,11 @@ impl<'a> Next<'a, '_> {
             // A response not taken is dropped with its connection.
             drop(outcome);
             tokio::time::sleep(backoff).await;
-            // Another endpoint when there is one; the same again when the backend no longer has
-            // it (its endpoints changed meanwhile).
-            if let Some(next) = self.backend.next_after(&endpoint.authority) {
+            // The endpoint after it; when the backend no longer has it (its endpoints changed
+            // meanwhile: the pod is likely gone), the next one round robin; the same again when
+            // the backend has none left.
+            let after = self.backend.next_after(&endpoint.authority);
+            if let Some(next) = after.or_else(|| self.backend.next()) {
                 endpoint = TriedAt::Retry(next);
             }
             tries += 1;
