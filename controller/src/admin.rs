@@ -103,13 +103,32 @@ fn explain(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
         .store
         .output()
         .and_then(|o| frontdesk_crds::explain::explain(&o, kind, namespace, name));
-    let Some(explained) = explained else {
+    let Some(mut explained) = explained else {
         return respond(
             StatusCode::NOT_FOUND,
             "text/plain",
             format!("no {kind} {namespace}/{name} in the last compile\n"),
         );
     };
+    // Endpoints as published: the endpoint fast path moves them without a compile. A backend
+    // the compile left without any stays so (it may be held back).
+    for on in &mut explained.gateways {
+        let Some(snapshot) = push.store.published(&on.gateway) else {
+            continue;
+        };
+        let mut now: std::collections::HashMap<&str, &Vec<String>> = Default::default();
+        for b in snapshot.backends().filter(|b| !b.invalid) {
+            let e = now.entry(b.name.as_str()).or_insert(&b.endpoints);
+            if e.is_empty() {
+                *e = &b.endpoints;
+            }
+        }
+        for b in on.rules.iter_mut().flat_map(|r| &mut r.backends) {
+            if let Some(endpoints) = now.get(b.name.as_str()).filter(|_| !b.endpoints.is_empty()) {
+                b.endpoints.clone_from(endpoints);
+            }
+        }
+    }
     // Per gateway: the version since which this replica's snapshots carry the object's
     // generation, and its proxies with whether they acknowledged that far.
     let carried = push.store.carried_all();
