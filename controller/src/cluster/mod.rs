@@ -377,8 +377,13 @@ impl Sources {
     /// The endpoint fast path: publishes what the EndpointSlices now say about the published
     /// snapshots' Service backends, without a compile; `false` when a compile is needed.
     fn publish_endpoints(&self, push: &PushServer) -> bool {
-        let (services, slices) = (all(&self.services), all(&self.slices));
-        let index = frontdesk_crds::compile::ServiceIndex::new(&services, &slices);
+        // Read in place: nothing is copied per event.
+        let services: Vec<_> = self.services.iter().flat_map(Store::state).collect();
+        let slices: Vec<_> = self.slices.iter().flat_map(Store::state).collect();
+        let index = frontdesk_crds::compile::ServiceIndex::new(
+            services.iter().map(|s| &**s),
+            slices.iter().map(|s| &**s),
+        );
         crate::publish_endpoints(push, |name| index.backend_endpoints(name))
     }
 }

@@ -30,7 +30,10 @@ pub struct ServiceIndex<'a> {
 }
 
 impl<'a> ServiceIndex<'a> {
-    pub fn new(services: &'a [Service], slices: &'a [EndpointSlice]) -> Self {
+    pub fn new(
+        services: impl IntoIterator<Item = &'a Service>,
+        slices: impl IntoIterator<Item = &'a EndpointSlice>,
+    ) -> Self {
         let mut index = ServiceIndex::default();
         for s in services {
             if let (Some(ns), Some(name)) =
