@@ -140,3 +140,42 @@ async fn what_stood_in_before_a_restart_keeps_serving_after_it() {
     assert_eq!(written, "");
     controller.abort();
 }
+
+/// An EndpointSlice change is published without a compile: the next version carries the new
+/// endpoints and its delta from the version before.
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_slice_change_publishes_a_delta_without_a_compile() {
+    let api = FakeApi::start();
+    api.slices_served.store(true, Ordering::SeqCst);
+    let push = push_server();
+    let (_lead, leader) = watch::channel(true);
+    let controller = tokio::spawn(serve(api.client.clone(), options(), push.clone(), leader));
+    until("a first compile", || push.store.ready().then_some(())).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let compiles = push.metrics.reconciles.get();
+    let rx = push.store.subscribe("default").unwrap();
+    let before = rx.borrow().snapshot.version;
+    let orders = |p: &crate::store::Published| {
+        p.snapshot
+            .backends()
+            .find(|b| b.name == "service/shop/orders:80")
+            .map(|b| b.endpoints.clone())
+            .unwrap()
+    };
+    assert_eq!(orders(&rx.borrow()), ["10.0.0.7:8080"]);
+
+    let mut scaled = slice();
+    scaled["endpoints"] = json!([{"addresses": ["10.0.0.7"]}, {"addresses": ["10.0.0.8"]}]);
+    api.modify(SLICES, scaled);
+    let published = until("the new endpoints published", || {
+        let p = rx.borrow().clone();
+        (p.snapshot.version > before).then_some(p)
+    })
+    .await;
+    assert_eq!(published.snapshot.version, before + 1);
+    assert_eq!(orders(&published), ["10.0.0.7:8080", "10.0.0.8:8080"]);
+    assert_eq!(published.delta.as_ref().map(|d| d.base), Some(before));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(push.metrics.reconciles.get(), compiles, "no compile");
+    controller.abort();
+}

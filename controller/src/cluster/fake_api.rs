@@ -90,7 +90,7 @@ pub(super) fn objects() -> HashMap<&'static str, Vec<Value>> {
     ])
 }
 
-fn slice() -> Value {
+pub(super) fn slice() -> Value {
     json!({"metadata": {"name": "orders-x1", "namespace": "shop", "resourceVersion": "1",
                         "labels": {"kubernetes.io/service-name": "orders"}},
            "addressType": "IPv4",
