@@ -61,10 +61,10 @@ impl Published {
 pub enum NeedsCompile {
     /// Nothing compiled yet.
     NothingPublished,
-    /// A backend without endpoints would get some: the compiler may have held them back (TLS
-    /// that cannot be set up, say), which only a compile can tell. Also when another backend
-    /// of the same name has endpoints.
-    FirstEndpoints(String),
+    /// A backend the compiler held back (its TLS cannot be set up, say) shares its name with
+    /// one it did not, whose endpoints moved: the change cannot be given to one and not the
+    /// other by name.
+    HeldBack(String),
     /// An address a proxy would refuse (the compile reports it).
     Unservable(String),
 }
@@ -145,31 +145,34 @@ impl SnapshotStore {
         mut now: impl FnMut(&str) -> Option<Vec<String>>,
     ) -> Result<Vec<(String, u64)>, NeedsCompile> {
         let inner = self.inner.lock().expect("snapshot store lock");
-        if inner.output.is_none() {
+        let Some(output) = &inner.output else {
             return Err(NeedsCompile::NothingPublished);
-        }
+        };
+        let held = &output.held_back;
         let mut names: Vec<&String> = inner.gateways.keys().collect();
         names.sort();
         let mut next = Vec::new();
         for name in names {
             let current = inner.gateways[name].borrow().clone();
-            let changes = current.snapshot.endpoint_changes(&mut now);
+            // A held-back backend's name is left alone; when another backend of the name
+            // (not held back) has endpoints that moved, they are a compile's to publish.
+            let mixed = (!held.is_empty()).then(|| {
+                current.snapshot.backends().find_map(|b| {
+                    let moved = held.contains(&b.name)
+                        && !b.invalid
+                        && !b.endpoints.is_empty()
+                        && now(&b.name).is_some_and(|e| e != b.endpoints);
+                    moved.then(|| b.name.clone())
+                })
+            });
+            if let Some(name) = mixed.flatten() {
+                return Err(NeedsCompile::HeldBack(name));
+            }
+            let changes = current
+                .snapshot
+                .endpoint_changes(|name| if held.contains(name) { None } else { now(name) });
             if changes.is_empty() {
                 continue;
-            }
-            // Every backend of a name gets the change: one of them without endpoints may be
-            // held back (its TLS cannot be set up) while another of the name is not.
-            let without: std::collections::HashSet<&str> = current
-                .snapshot
-                .backends()
-                .filter(|b| !b.invalid && b.endpoints.is_empty())
-                .map(|b| b.name.as_str())
-                .collect();
-            if let Some(c) = changes
-                .iter()
-                .find(|c| without.contains(c.backend.as_str()))
-            {
-                return Err(NeedsCompile::FirstEndpoints(c.backend.clone()));
             }
             let version = current.snapshot.version + 1;
             match current.snapshot.with_endpoints(version, &changes) {
@@ -353,18 +356,28 @@ mod tests {
 
     /// A Route to Service `web` port 80 on gateway `public`, with the slice's `addresses`.
     fn service_output(addresses: &[&str]) -> Output {
-        service_output_with(addresses, "")
+        service_output_with(addresses, &[PLAIN])
     }
 
-    /// [`service_output`] with `more` rules.
-    fn service_output_with(addresses: &[&str], more: &str) -> Output {
+    /// A rule to Service `web`, and one to it over TLS whose CA cannot be found (held back).
+    const PLAIN: &str = "backends: [{service: web, port: 80}]";
+    const HELD_BACK: &str = "backends: [{service: web, port: 80, tls: {hostname: web, \
+                             caCertificateRefs: [{name: missing}]}}]";
+
+    /// [`service_output`] with `rules` (a rule's fields but its matches) instead.
+    fn service_output_with(addresses: &[&str], rules: &[&str]) -> Output {
+        let rules: String = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("    - matches: [{{path: {{value: /r{i}}}}}]\n      {r}\n"))
+            .collect();
         let endpoints: Vec<String> = addresses
             .iter()
             .map(|a| format!("{{addresses: [\"{a}\"]}}"))
             .collect();
         let yaml = format!(
             "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\nmetadata: {{name: r}}\nspec:\n  gateways: [public]\n  \
-             rules:\n    - backends: [{{service: web, port: 80}}]\n{more}---\n\
+             rules:\n{rules}---\n\
              apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\nspec:\n  ports: [{{port: 80}}]\n---\n\
              apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  namespace: default\n  \
              labels: {{kubernetes.io/service-name: web}}\naddressType: IPv4\nports: [{{port: 8080}}]\n\
@@ -432,40 +445,50 @@ mod tests {
     }
 
     #[test]
-    fn first_endpoints_and_bad_addresses_need_a_compile() {
+    fn held_back_backends_and_bad_addresses_go_to_a_compile() {
         let store = SnapshotStore::default();
+        // A Service without endpoints gets its first ones, no compile needed.
         store.publish(service_output(&[]));
         assert_eq!(
             store.publish_endpoints(web(&["10.0.0.1:8080"])),
-            Err(NeedsCompile::FirstEndpoints(
-                "service/default/web:80".into()
-            ))
+            Ok(vec![("public".to_string(), 2)])
         );
-        store.publish(service_output(&["10.0.0.1"]));
         assert!(matches!(
             store.publish_endpoints(web(&["not an address"])),
             Err(NeedsCompile::Unservable(_))
         ));
-        assert_eq!(store.versions()[0].1, 2, "nothing published for either");
+        assert_eq!(store.versions()[0].1, 2, "nothing published for it");
 
-        // Another backend of the name is held back (its CA cannot be found): compiled.
-        let held_back = "    - matches: [{path: {value: /tls}}]\n      backends: [{service: web, port: 80, \
-                         tls: {hostname: web, caCertificateRefs: [{name: missing}]}}]\n";
-        store.publish(service_output_with(&["10.0.0.1"], held_back));
+        // A backend of the name held back (its CA cannot be found), another not.
+        let held = service_output_with(&["10.0.0.1"], &[PLAIN, HELD_BACK]);
+        assert_eq!(
+            held.held_back.iter().collect::<Vec<_>>(),
+            ["service/default/web:80"]
+        );
+        store.publish(held);
         let endpoints: Vec<usize> = store
-            .subscribe("public")
+            .published("public")
             .unwrap()
-            .borrow()
-            .snapshot
             .backends()
             .map(|b| b.endpoints.len())
             .collect();
         assert_eq!(endpoints, [1, 0]);
         assert_eq!(
             store.publish_endpoints(web(&["10.0.0.2:8080"])),
-            Err(NeedsCompile::FirstEndpoints(
-                "service/default/web:80".into()
-            ))
+            Err(NeedsCompile::HeldBack("service/default/web:80".into()))
         );
+        // Nothing moved for the backend that is not held back: nothing to do, and the one held
+        // back stays without endpoints.
+        assert_eq!(store.publish_endpoints(web(&["10.0.0.1:8080"])), Ok(vec![]));
+        // Held back alone: left to compiles, the fast path goes on for everything else.
+        store.publish(service_output_with(&["10.0.0.1"], &[HELD_BACK]));
+        assert_eq!(store.publish_endpoints(web(&["10.0.0.2:8080"])), Ok(vec![]));
+        let endpoints: Vec<usize> = store
+            .published("public")
+            .unwrap()
+            .backends()
+            .map(|b| b.endpoints.len())
+            .collect();
+        assert_eq!(endpoints, [0]);
     }
 }

@@ -92,6 +92,10 @@ pub struct Output {
     /// `rateLimit`...), to tell where each section of a rule's effective policy came from
     /// ([`crate::explain`]).
     pub policy_sections: BTreeMap<String, Vec<&'static str>>,
+    /// The Service backends ([`backend_name`]) the compile left without the endpoints their
+    /// Service has, in some rule: TLS that cannot be set up, a transcoder without its
+    /// descriptors. The endpoint fast path leaves them to compiles.
+    pub held_back: std::collections::BTreeSet<String>,
 }
 
 impl Output {
@@ -600,6 +604,7 @@ pub fn compile(resources: &Resources) -> Output {
             Compiled::Invalid => None,
         })
         .collect();
+    out.held_back = index.take_held_back();
     out.statuses.extend(tls_policies.statuses(tls_ancestors));
     policy_ancestors(
         resources,

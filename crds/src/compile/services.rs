@@ -27,6 +27,8 @@ pub struct ServiceIndex<'a> {
     /// The BackendTLSPolicies naming a backend's Service since last taken
     /// ([`ServiceIndex::take_used_policies`]).
     used_policies: RefCell<BTreeSet<(String, String)>>,
+    /// The backends [`ResolveService::hold_back`] was told of.
+    held_back: RefCell<BTreeSet<String>>,
 }
 
 impl<'a> ServiceIndex<'a> {
@@ -97,6 +99,11 @@ impl<'a> ServiceIndex<'a> {
         self.used_policies.take()
     }
 
+    /// The backends held back so far ([`ResolveService::hold_back`]).
+    pub fn take_held_back(&self) -> BTreeSet<String> {
+        self.held_back.take()
+    }
+
     /// The Service port `port` of `namespace/service`, when the Service has it.
     fn port(
         &self,
@@ -138,6 +145,10 @@ impl ServiceIndex<'_> {
 }
 
 impl ResolveService for ServiceIndex<'_> {
+    fn hold_back(&self, backend: &str) {
+        self.held_back.borrow_mut().insert(backend.to_string());
+    }
+
     fn check_url_host(&self, host: &str) -> Result<(), String> {
         self.urls.map_or(Ok(()), |u| u.check(host))
     }

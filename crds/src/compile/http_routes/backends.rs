@@ -158,6 +158,7 @@ impl Reference<'_> {
             Some(Ok(tls)) => Some(tls),
             // TLS that could not be set up: no endpoint (503), never plaintext.
             Some(Err(why)) => {
+                ctx.services.hold_back(&name);
                 return Err(Refused {
                     reason: "InvalidBackendTLS",
                     why,

@@ -58,8 +58,12 @@ pub(crate) fn lower_backends(
                     ),
                 };
                 let protocol = backend_protocol(&bp, b, tls.as_ref().ok(), d);
+                let name = crate::compile::services::backend_name(namespace, service, port);
+                if tls.is_err() {
+                    services.hold_back(&name);
+                }
                 backends.push(snap::Backend {
-                    name: crate::compile::services::backend_name(namespace, service, port),
+                    name,
                     weight,
                     // TLS that could not be set up: no endpoint, never plaintext.
                     endpoints: if tls.is_err() { Vec::new() } else { endpoints },

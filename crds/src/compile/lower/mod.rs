@@ -73,6 +73,10 @@ pub trait ResolveService {
         Ok(())
     }
 
+    /// The compiler leaves `backend` (a [`super::backend_name`]) without the endpoints its
+    /// Service has; noted by resolvers whose results the endpoint fast path reads.
+    fn hold_back(&self, _backend: &str) {}
+
     /// The `appProtocol` of port `port` of Service `namespace/service`; none by default.
     fn app_protocol(&self, _namespace: &str, _service: &str, _port: u16) -> Option<&str> {
         None
@@ -317,6 +321,7 @@ pub(crate) fn lower_rule(
         {
             for b in &mut backends {
                 b.endpoints.clear();
+                services.hold_back(&b.name);
             }
             Some(snap::Action::Forward { backends })
         }
