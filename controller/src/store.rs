@@ -389,6 +389,12 @@ mod tests {
         frontdesk_crds::compile(&resources(parsed.objects.iter().map(|(o, _)| o)))
     }
 
+    /// How many endpoints each backend of gateway `public` has now.
+    fn endpoint_counts(store: &SnapshotStore) -> Vec<usize> {
+        let published = store.published("public").unwrap();
+        published.backends().map(|b| b.endpoints.len()).collect()
+    }
+
     fn web(endpoints: &[&str]) -> impl FnMut(&str) -> Option<Vec<String>> {
         let endpoints: Vec<String> = endpoints.iter().map(|e| e.to_string()).collect();
         move |name| (name == "service/default/web:80").then(|| endpoints.clone())
@@ -466,13 +472,7 @@ mod tests {
             ["service/default/web:80"]
         );
         store.publish(held);
-        let endpoints: Vec<usize> = store
-            .published("public")
-            .unwrap()
-            .backends()
-            .map(|b| b.endpoints.len())
-            .collect();
-        assert_eq!(endpoints, [1, 0]);
+        assert_eq!(endpoint_counts(&store), [1, 0]);
         assert_eq!(
             store.publish_endpoints(web(&["10.0.0.2:8080"])),
             Err(NeedsCompile::HeldBack("service/default/web:80".into()))
@@ -483,12 +483,6 @@ mod tests {
         // Held back alone: left to compiles, the fast path goes on for everything else.
         store.publish(service_output_with(&["10.0.0.1"], &[HELD_BACK]));
         assert_eq!(store.publish_endpoints(web(&["10.0.0.2:8080"])), Ok(vec![]));
-        let endpoints: Vec<usize> = store
-            .published("public")
-            .unwrap()
-            .backends()
-            .map(|b| b.endpoints.len())
-            .collect();
-        assert_eq!(endpoints, [0]);
+        assert_eq!(endpoint_counts(&store), [0]);
     }
 }

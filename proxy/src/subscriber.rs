@@ -382,6 +382,24 @@ impl Subscriber {
     /// serving on.
     async fn receive_endpoints(&self, delta: Delta<'_>, size: usize, acks: &mpsc::Sender<Bytes>) {
         let version = delta.version;
+        let serving = self.runtime.load().version();
+        if serving != delta.base {
+            // Routine (this proxy took another version meanwhile): the controller answers the
+            // NACK with the whole snapshot, so it is no refusal to report.
+            tracing::debug!(
+                version,
+                base = delta.base,
+                serving,
+                "an endpoint delta on another version; asking for the whole snapshot"
+            );
+            let reason = format!(
+                "this proxy serves version {serving}, not the delta's base {}",
+                delta.base
+            );
+            let nack = ToController::Nack { version, reason };
+            let _ = acks.send(frontdesk_wire::encode(&nack)).await;
+            return;
+        }
         let outcome = self.check_size("endpoint change", size).and_then(|()| {
             // Persisted before it serves: a proxy seen serving a version restarts from it.
             self.runtime

@@ -267,6 +267,14 @@ impl Drop for InFlightAt {
 }
 
 #[cfg(test)]
+impl BackendState {
+    /// The state of backend `b` of route `r` with `settings`, counting into metrics of its own.
+    pub(crate) fn for_tests(settings: &BackendSettings) -> Arc<Self> {
+        BackendState::new(&RouteId("r".into()), "b", settings, &Metrics::new())
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::upstream::Upstream;
@@ -281,8 +289,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let metrics = Metrics::new();
-        let state = BackendState::new(&RouteId("r".into()), "b", &settings, &metrics);
+        let state = BackendState::for_tests(&settings);
         let up = Upstream::new(Default::default());
         let mut endpoints: Vec<Endpoint> = ["10.0.0.1:80", "10.0.0.2:80"]
             .iter()

@@ -270,14 +270,8 @@ mod tests {
             },
             ..Default::default()
         };
-        let metrics = crate::metrics::Metrics::new();
         let up = Upstream::new(Default::default());
-        let state = BackendState::new(
-            &crate::metrics::RouteId("r".into()),
-            "b",
-            &settings,
-            &metrics,
-        );
+        let state = BackendState::for_tests(&settings);
         let set = EndpointSet::new(
             &backend(&["10.0.0.1:80", "10.0.0.2:80"]),
             &up,
