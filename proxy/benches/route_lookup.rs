@@ -81,6 +81,7 @@ fn snapshot(n: usize, hosts: usize) -> Snapshot {
                 ],
             }
         })
+        .map(std::sync::Arc::new)
         .collect();
     Snapshot {
         gateway: "bench".into(),

@@ -222,7 +222,9 @@ async fn an_aggregate_call_keeps_a_client_on_one_endpoint_by_consistent_hash() {
             ),
         );
     let mut snap = support::snapshot(&m);
-    let frontdesk_snapshot::Action::Aggregate(a) = &mut snap.routes[0].rules[0].action else {
+    let frontdesk_snapshot::Action::Aggregate(a) =
+        &mut std::sync::Arc::make_mut(&mut snap.routes[0]).rules[0].action
+    else {
         panic!("an aggregate");
     };
     a.calls[0].backend.endpoints = three.iter().map(|e| e.to_string()).collect();

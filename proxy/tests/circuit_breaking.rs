@@ -271,7 +271,8 @@ async fn an_aggregate_call_takes_its_place_among_the_backend_requests_in_flight(
         ),
     );
     let mut snap = snapshot(&m);
-    let Action::Aggregate(a) = &mut snap.routes[0].rules[0].action else {
+    let Action::Aggregate(a) = &mut std::sync::Arc::make_mut(&mut snap.routes[0]).rules[0].action
+    else {
         panic!("an aggregate");
     };
     a.calls[0].backend.endpoints = vec![backend.to_string()];

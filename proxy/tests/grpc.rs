@@ -209,7 +209,8 @@ async fn grpc_health_checks_keep_an_endpoint_that_is_not_serving_out() {
         ),
     );
     let mut snap = snapshot(&files);
-    let frontdesk_snapshot::Action::Forward { backends } = &mut snap.routes[0].rules[0].action
+    let frontdesk_snapshot::Action::Forward { backends } =
+        &mut std::sync::Arc::make_mut(&mut snap.routes[0]).rules[0].action
     else {
         panic!("a forward");
     };

@@ -103,7 +103,9 @@ fn runtime(
         &format!("  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n"),
     );
     let mut snap = snapshot(&yaml);
-    let Action::Forward { backends } = &mut snap.routes[0].rules[0].action else {
+    let Action::Forward { backends } =
+        &mut std::sync::Arc::make_mut(&mut snap.routes[0]).rules[0].action
+    else {
         panic!("a forward");
     };
     backends[0].tls = Some(BackendTls {

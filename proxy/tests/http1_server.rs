@@ -123,7 +123,7 @@ async fn a_backends_fields_are_relayed_as_sent_without_the_hops_own() {
 #[test]
 fn a_snapshot_that_edits_content_length_is_refused() {
     let mut snap = snapshot(&route_to("127.0.0.1:9".parse().unwrap(), ""));
-    snap.routes[0].rules[0]
+    std::sync::Arc::make_mut(&mut snap.routes[0]).rules[0]
         .request_headers
         .set
         .push(frontdesk_snapshot::Header {

@@ -161,7 +161,7 @@ async fn the_proxys_own_502_503_504_carry_ratelimit_headers_and_response_edits()
     let mut snap = snapshot(&yaml);
     // The /empty rule's backend has no ready endpoint (an EndpointSlice with nothing ready).
     for route in &mut snap.routes {
-        for rule in &mut route.rules {
+        for rule in &mut std::sync::Arc::make_mut(route).rules {
             let empty = rule
                 .matches
                 .iter()

@@ -40,7 +40,9 @@ fn runtime_with_timeout(
         ),
     );
     let mut snap = snapshot(&yaml);
-    let Action::Forward { backends } = &mut snap.routes[0].rules[0].action else {
+    let Action::Forward { backends } =
+        &mut std::sync::Arc::make_mut(&mut snap.routes[0]).rules[0].action
+    else {
         panic!("a forward");
     };
     backends[0].endpoints = endpoints.iter().map(|e| e.to_string()).collect();

@@ -33,7 +33,9 @@ fn runtime(backend: SocketAddr, tls: BackendTls) -> Arc<Runtime> {
         &format!("  rules:\n    - backends: [{{url: 'http://{backend}'}}]\n"),
     );
     let mut snap = snapshot(&yaml);
-    let Action::Forward { backends } = &mut snap.routes[0].rules[0].action else {
+    let Action::Forward { backends } =
+        &mut std::sync::Arc::make_mut(&mut snap.routes[0]).rules[0].action
+    else {
         panic!("a forward");
     };
     backends[0].tls = Some(tls);
@@ -220,7 +222,9 @@ async fn certificates_that_do_not_parse_leave_that_backend_without_endpoints_not
         "  rules:\n    - backends: [{url: 'http://127.0.0.1:9'}]\n",
     );
     let mut snap = snapshot(&yaml);
-    let Action::Forward { backends } = &mut snap.routes[0].rules[0].action else {
+    let Action::Forward { backends } =
+        &mut std::sync::Arc::make_mut(&mut snap.routes[0]).rules[0].action
+    else {
         panic!("a forward");
     };
     backends[0].tls = Some(BackendTls {

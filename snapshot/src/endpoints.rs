@@ -4,9 +4,12 @@
 //! it to what it publishes; a proxy applies the same delta to what it serves
 //! ([`Snapshot::with_endpoints`]) without rebuilding its routes.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, Backend, Snapshot};
+use crate::{Action, Backend, Route, Rule, Snapshot};
 
 /// The endpoints every backend named `backend` now has.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,33 +23,18 @@ pub struct EndpointChange {
 impl Snapshot {
     /// Every backend: of forwards, mirrors and aggregate calls.
     pub fn backends(&self) -> impl Iterator<Item = &Backend> {
-        self.routes.iter().flat_map(|r| &r.rules).flat_map(|rule| {
-            let of_action: Vec<&Backend> = match &rule.action {
-                Action::Forward { backends } => backends.iter().collect(),
-                Action::Aggregate(a) => a.calls.iter().map(|c| &c.backend).collect(),
-                Action::Redirect(_) | Action::DirectResponse(_) => Vec::new(),
-            };
-            of_action
-                .into_iter()
-                .chain(rule.mirrors.iter().map(|m| &m.backend))
-        })
+        self.routes
+            .iter()
+            .flat_map(|r| &r.rules)
+            .flat_map(backends_of)
     }
 
-    /// [`Self::backends`], to edit.
+    /// [`Self::backends`], to edit (copying the routes this snapshot shares).
     pub fn backends_mut(&mut self) -> impl Iterator<Item = &mut Backend> {
         self.routes
             .iter_mut()
-            .flat_map(|r| &mut r.rules)
-            .flat_map(|rule| {
-                let of_action: Vec<&mut Backend> = match &mut rule.action {
-                    Action::Forward { backends } => backends.iter_mut().collect(),
-                    Action::Aggregate(a) => a.calls.iter_mut().map(|c| &mut c.backend).collect(),
-                    Action::Redirect(_) | Action::DirectResponse(_) => Vec::new(),
-                };
-                of_action
-                    .into_iter()
-                    .chain(rule.mirrors.iter_mut().map(|m| &mut m.backend))
-            })
+            .flat_map(|r| &mut Arc::make_mut(r).rules)
+            .flat_map(backends_of_mut)
     }
 
     /// The backends whose endpoints differ from what `now` says they are, one change per
@@ -86,17 +74,28 @@ impl Snapshot {
                     .map_err(|r| format!("changes[{i}] ({}): {r}", c.backend))?;
             }
         }
-        let mut next = self.clone();
-        next.version = version;
-        let by_name: std::collections::HashMap<&str, &Vec<String>> = changes
+        let by_name: HashMap<&str, &Vec<String>> = changes
             .iter()
             .map(|c| (c.backend.as_str(), &c.endpoints))
             .collect();
-        let mut found = std::collections::HashSet::new();
-        for b in next.backends_mut().filter(|b| !b.invalid) {
-            if let Some(endpoints) = by_name.get(b.name.as_str()) {
-                b.endpoints.clone_from(endpoints);
-                found.insert(b.name.clone());
+        let changes_route = |route: &Route| {
+            route
+                .rules
+                .iter()
+                .flat_map(backends_of)
+                .any(|b| !b.invalid && by_name.contains_key(b.name.as_str()))
+        };
+        // The routes are shared with `self`: only those with a changed backend are copied.
+        let mut next = self.clone();
+        next.version = version;
+        let mut found = HashSet::new();
+        for route in next.routes.iter_mut().filter(|r| changes_route(r)) {
+            let rules = &mut Arc::make_mut(route).rules;
+            for b in rules.iter_mut().flat_map(backends_of_mut) {
+                if let Some(endpoints) = by_name.get(b.name.as_str()).filter(|_| !b.invalid) {
+                    b.endpoints.clone_from(endpoints);
+                    found.insert(b.name.as_str().to_owned());
+                }
             }
         }
         match changes.iter().find(|c| !found.contains(&c.backend)) {
@@ -109,10 +108,36 @@ impl Snapshot {
     }
 }
 
+/// The backends of one rule: its action's (forward or aggregate calls), then its mirrors'.
+fn backends_of(rule: &Rule) -> impl Iterator<Item = &Backend> {
+    let (forward, calls): (&[Backend], &[crate::Call]) = match &rule.action {
+        Action::Forward { backends } => (backends, &[]),
+        Action::Aggregate(a) => (&[], &a.calls),
+        Action::Redirect(_) | Action::DirectResponse(_) => (&[], &[]),
+    };
+    forward
+        .iter()
+        .chain(calls.iter().map(|c| &c.backend))
+        .chain(rule.mirrors.iter().map(|m| &m.backend))
+}
+
+/// [`backends_of`], to edit.
+fn backends_of_mut(rule: &mut Rule) -> impl Iterator<Item = &mut Backend> {
+    let (forward, calls): (&mut [Backend], &mut [crate::Call]) = match &mut rule.action {
+        Action::Forward { backends } => (backends, &mut []),
+        Action::Aggregate(a) => (&mut [], &mut a.calls),
+        Action::Redirect(_) | Action::DirectResponse(_) => (&mut [], &mut []),
+    };
+    forward
+        .iter_mut()
+        .chain(calls.iter_mut().map(|c| &mut c.backend))
+        .chain(rule.mirrors.iter_mut().map(|m| &mut m.backend))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Call, Merge, Mirror, Route, Rule};
+    use crate::{Call, Merge, Mirror};
 
     fn backend(name: &str, endpoints: &[&str]) -> Backend {
         Backend {
@@ -170,10 +195,10 @@ mod tests {
         Snapshot {
             gateway: "g".into(),
             version: 4,
-            routes: vec![Route {
+            routes: vec![Arc::new(Route {
                 rules: vec![forward, aggregate],
                 ..route
-            }],
+            })],
             ..Default::default()
         }
     }
@@ -193,6 +218,35 @@ mod tests {
         let next = s.with_endpoints(5, &changes).unwrap();
         assert_eq!(next.version, 5);
         assert!(next.backends().all(|b| b.endpoints == ["10.0.0.2:80"]));
+        assert_eq!(s.backends().next().unwrap().endpoints, ["10.0.0.1:80"]);
+    }
+
+    #[test]
+    fn only_the_routes_with_a_changed_backend_are_copied() {
+        let mut s = snapshot();
+        let other: Route = serde_json::from_value(serde_json::json!({
+            "namespace": "ns", "name": "other", "hosts": [], "rules": [{
+                "id": "ns/other/0", "matches": [], "timeoutMs": 1000,
+                "action": {"type": "forward", "backends": [
+                    {"name": "c", "weight": 1, "endpoints": ["10.0.0.3:80"]}
+                ]}
+            }]
+        }))
+        .unwrap();
+        s.routes.push(Arc::new(other));
+        let change = EndpointChange {
+            backend: "a".into(),
+            endpoints: vec!["10.0.0.2:80".into()],
+        };
+        let next = s.with_endpoints(5, &[change]).unwrap();
+        assert!(
+            !Arc::ptr_eq(&s.routes[0], &next.routes[0]),
+            "a's route is a copy"
+        );
+        assert!(
+            Arc::ptr_eq(&s.routes[1], &next.routes[1]),
+            "the other is shared"
+        );
         assert_eq!(s.backends().next().unwrap().endpoints, ["10.0.0.1:80"]);
     }
 

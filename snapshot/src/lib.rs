@@ -54,8 +54,10 @@ pub struct Snapshot {
     #[serde(default)]
     pub version: u64,
     /// The routes, in no particular order: precedence is carried by each match's `rank`.
+    /// Shared, so the next version of a snapshot (an endpoint change, say) copies only the
+    /// routes it changes.
     #[serde(default)]
-    pub routes: Vec<Route>,
+    pub routes: Vec<std::sync::Arc<Route>>,
     /// The user objects this snapshot was built from, with their generations, so the control
     /// plane can tell which generation a proxy acknowledged.
     #[serde(default)]

@@ -465,13 +465,13 @@ mod tests {
     fn snapshot(rule: Rule) -> Snapshot {
         Snapshot {
             gateway: "default".into(),
-            routes: vec![Route {
+            routes: vec![std::sync::Arc::new(Route {
                 namespace: "ns".into(),
                 name: "r".into(),
                 hosts: vec![],
                 ports: vec![],
                 rules: vec![rule],
-            }],
+            })],
             ..Default::default()
         }
     }

@@ -582,7 +582,7 @@ pub fn compile(resources: &Resources) -> Output {
             Snapshot {
                 gateway,
                 version: 0,
-                routes,
+                routes: routes.into_iter().map(std::sync::Arc::new).collect(),
                 sources,
                 policies,
                 exclusive_hosts: !resources.shared_hosts,

@@ -48,7 +48,9 @@ pub fn runtime_in(
     retries: Option<&str>,
 ) -> Arc<Runtime> {
     let mut snap = snapshot(&manifests(endpoints[0], policy, retries));
-    let Action::Forward { backends } = &mut snap.routes[0].rules[0].action else {
+    let Action::Forward { backends } =
+        &mut std::sync::Arc::make_mut(&mut snap.routes[0]).rules[0].action
+    else {
         panic!("a forward");
     };
     backends[0].endpoints = endpoints.iter().map(|e| e.to_string()).collect();

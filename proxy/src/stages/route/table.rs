@@ -658,12 +658,14 @@ mod tests {
             routes: routes
                 .into_iter()
                 .enumerate()
-                .map(|(i, (hosts, rules))| Route {
-                    namespace: "ns".into(),
-                    name: format!("r{i}"),
-                    hosts: hosts.into_iter().map(String::from).collect(),
-                    ports: Vec::new(),
-                    rules,
+                .map(|(i, (hosts, rules))| {
+                    Arc::new(Route {
+                        namespace: "ns".into(),
+                        name: format!("r{i}"),
+                        hosts: hosts.into_iter().map(String::from).collect(),
+                        ports: Vec::new(),
+                        rules,
+                    })
                 })
                 .collect(),
             ..Default::default()
@@ -774,12 +776,14 @@ mod tests {
 
     #[test]
     fn an_owned_host_falls_through_only_to_its_namespaces_rules() {
-        let route = |ns: &str, name: &str, hosts: &[&str], rules: Vec<Rule>| Route {
-            namespace: ns.into(),
-            name: name.into(),
-            hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            ports: Vec::new(),
-            rules,
+        let route = |ns: &str, name: &str, hosts: &[&str], rules: Vec<Rule>| {
+            Arc::new(Route {
+                namespace: ns.into(),
+                name: name.into(),
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                ports: Vec::new(),
+                rules,
+            })
         };
         let snapshot = |exclusive_hosts| Snapshot {
             gateway: "g".into(),
@@ -834,20 +838,20 @@ mod tests {
         let mut snapshot = Snapshot {
             gateway: "g".into(),
             routes: vec![
-                Route {
+                Arc::new(Route {
                     namespace: "ns".into(),
                     name: "admin".into(),
                     hosts: Vec::new(),
                     ports: vec![8080, 8443],
                     rules: vec![rule("admin", vec![m(0, prefix("/admin"))])],
-                },
-                Route {
+                }),
+                Arc::new(Route {
                     namespace: "ns".into(),
                     name: "any".into(),
                     hosts: Vec::new(),
                     ports: Vec::new(),
                     rules: vec![rule("any", vec![m(1, prefix(""))])],
-                },
+                }),
             ],
             ..Default::default()
         };
