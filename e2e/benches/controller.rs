@@ -527,6 +527,22 @@ async fn endpoint_bench(count: usize) {
     assert_eq!(compiles, 1, "endpoint changes must not compile");
     push.sort();
     end_to_end.sort();
+    // Each side's own part, as its log line says.
+    let mut in_controller = took(&controller.log(), "published endpoint changes");
+    let mut in_proxies: Vec<Duration> = [&p1, &p2]
+        .iter()
+        .flat_map(|p| took(&p.log(), "\"delta\":true"))
+        .collect();
+    in_controller.sort();
+    in_proxies.sort();
+    println!(
+        "endpoint fast path, the parts: controller change found -> published p50 {:?}, p99 {:?}; proxy delta \
+         received -> serving p50 {:?}, p99 {:?}",
+        percentile(&in_controller, 50.0),
+        percentile(&in_controller, 99.0),
+        percentile(&in_proxies, 50.0),
+        percentile(&in_proxies, 99.0)
+    );
     println!(
         "endpoint fast path, {count} Routes, 2 proxies, 50 EndpointSlice changes: controller finds the change -> every \
          proxy serving p50 {:?}, p99 {:?} (goal p99 < 50 ms); slice file write (events) -> every proxy balancing to the \
@@ -536,6 +552,16 @@ async fn endpoint_bench(count: usize) {
         percentile(&end_to_end, 50.0),
         percentile(&end_to_end, 99.0)
     );
+}
+
+/// The `took_us` of every line of `log` that contains `marker`.
+fn took(log: &str, marker: &str) -> Vec<Duration> {
+    log.lines()
+        .filter(|l| l.contains(marker))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["took_us"].as_u64())
+        .map(Duration::from_micros)
+        .collect()
 }
 
 /// `BENCH_ONLY=memory` (or `admission`, `compile`, `propagation`, `endpoints`) runs one part.

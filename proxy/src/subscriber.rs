@@ -400,6 +400,7 @@ impl Subscriber {
             let _ = acks.send(frontdesk_wire::encode(&nack)).await;
             return;
         }
+        let started = tokio::time::Instant::now();
         let outcome = self.check_size("endpoint change", size).and_then(|()| {
             // Persisted before it serves: a proxy seen serving a version restarts from it.
             self.runtime
@@ -412,11 +413,14 @@ impl Subscriber {
                 if let Applied::Swapped(_) = applied {
                     self.metrics.config_reloads.inc();
                 }
+                // The delta's own part, from its arrival to serving.
+                let took_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 tracing::info!(
                     version,
                     base = delta.base,
                     delta = true,
                     changes = delta.changes.len(),
+                    took_us,
                     "serving snapshot from the controller"
                 );
                 self.admin.ready.store(true, Ordering::Release);
