@@ -82,22 +82,9 @@ pub(crate) fn answer(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
 /// `/explain/KIND/NAMESPACE/NAME`: what the object became ([`frontdesk_crds::explain`]), and
 /// per gateway which of this replica's proxies serve its generation.
 fn explain(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
-    let parts: Vec<&str> = path.trim_start_matches("/explain/").split('/').collect();
-    let [kind, namespace, name] = parts[..] else {
-        return respond(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "/explain/KIND/NAMESPACE/NAME, e.g. /explain/route/shop/orders\n",
-        );
-    };
-    let kind = match kind.to_ascii_lowercase().as_str() {
-        "route" | "routes" => "Route",
-        "policy" | "policies" => "Policy",
-        "aggregate" | "aggregates" => "Aggregate",
-        "httproute" | "httproutes" => "HTTPRoute",
-        "grpcroute" | "grpcroutes" => "GRPCRoute",
-        "gateway" | "gateways" => "Gateway",
-        _ => return respond(StatusCode::NOT_FOUND, "text/plain", "unknown kind\n"),
+    let (kind, namespace, name) = match frontdesk_crds::explain::parse_path(path) {
+        Ok(asked) => asked,
+        Err(why) => return respond(StatusCode::NOT_FOUND, "text/plain", why),
     };
     let explained = push
         .store

@@ -4,7 +4,8 @@
 //! whole by the last Policy of the rule's list that has it, never merged).
 //!
 //! Pure, from a compile [`Output`]: the controller's admin API answers `/explain/...` with it
-//! (adding how far its proxies got), and `kubectl frontdesk explain` prints it.
+//! (adding how far its proxies got), so does a standalone proxy's, and `kubectl frontdesk
+//! explain` prints it.
 
 use serde::Serialize;
 
@@ -70,6 +71,26 @@ pub struct Section {
     /// Earlier Policies of the list that have the section too, replaced by `from`'s.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+}
+
+/// What `/explain/KIND/NAMESPACE/NAME` asks for, the kind as compiled (`route` or `routes`
+/// reads `Route`), for both admin APIs (the controller's and the standalone proxy's); a
+/// plain-text reason otherwise.
+pub fn parse_path(path: &str) -> Result<(&'static str, &str, &str), &'static str> {
+    let parts: Vec<&str> = path.trim_start_matches("/explain/").split('/').collect();
+    let [kind, namespace, name] = parts[..] else {
+        return Err("/explain/KIND/NAMESPACE/NAME, e.g. /explain/route/shop/orders\n");
+    };
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "route" | "routes" => "Route",
+        "policy" | "policies" => "Policy",
+        "aggregate" | "aggregates" => "Aggregate",
+        "httproute" | "httproutes" => "HTTPRoute",
+        "grpcroute" | "grpcroutes" => "GRPCRoute",
+        "gateway" | "gateways" => "Gateway",
+        _ => return Err("unknown kind\n"),
+    };
+    Ok((kind, namespace, name))
 }
 
 /// The explanation of `kind` `namespace/name`, or `None` when the output has no status for it.

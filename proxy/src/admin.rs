@@ -2,11 +2,13 @@
 //! `/metrics` (Prometheus text), `/healthz` (the process is up), `/ready` (a configuration is
 //! loaded and the proxy is not overloaded: [`crate::overload`]), `/config` (the snapshot
 //! serving, as JSON, secrets redacted), `/status` (what the last load said about each object
-//! and file), and `POST /cache/purge` (removes cached answers by URL prefix or tag).
+//! and file), `/explain/KIND/NAMESPACE/NAME` (in standalone mode: what an object became, as
+//! the controller's admin API and `kubectl frontdesk explain` show it) and `POST /cache/purge`
+//! (removes cached answers by URL prefix or tag).
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -25,6 +27,9 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// Set by the configuration source after each load.
     pub status: ArcSwap<serde_json::Value>,
+    /// Standalone mode's last compile, for `/explain`; none when a controller configures the
+    /// proxy (the controller explains).
+    pub output: ArcSwapOption<frontdesk_crds::Output>,
     /// True once a first configuration was applied.
     pub ready: std::sync::atomic::AtomicBool,
     /// While overloaded the proxy is not ready: endpoints send new clients elsewhere.
@@ -38,6 +43,7 @@ impl Admin {
             metrics,
             overload,
             status: ArcSwap::from_pointee(serde_json::Value::Null),
+            output: ArcSwapOption::empty(),
             ready: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -84,15 +90,39 @@ impl Admin {
                 }))
             }
             "/status" => json(serde_json::to_vec_pretty(&**self.status.load()).unwrap_or_default()),
+            path if path.starts_with("/explain/") => self.explain(path),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "try /metrics, /healthz, /ready, /config or /status\n",
+                "try /metrics, /healthz, /ready, /config, /status or /explain/KIND/NAMESPACE/NAME\n",
             ),
         }
     }
 }
 
 impl Admin {
+    /// `/explain/KIND/NAMESPACE/NAME`: what the object became in the last load of the
+    /// manifests ([`frontdesk_crds::explain`]).
+    fn explain(&self, path: &str) -> Response<Full<Bytes>> {
+        let (kind, namespace, name) = match frontdesk_crds::explain::parse_path(path) {
+            Ok(asked) => asked,
+            Err(why) => return text(StatusCode::NOT_FOUND, why),
+        };
+        let Some(output) = self.output.load_full() else {
+            return text(
+                StatusCode::NOT_FOUND,
+                "this proxy is configured by a controller: ask the controller's admin port \
+                 (kubectl frontdesk explain)\n",
+            );
+        };
+        match frontdesk_crds::explain::explain(&output, kind, namespace, name) {
+            Some(explained) => json(serde_json::to_vec_pretty(&explained).unwrap_or_default()),
+            None => text(
+                StatusCode::NOT_FOUND,
+                format!("no {kind} {namespace}/{name} in the last load of the manifests\n"),
+            ),
+        }
+    }
+
     /// `POST /cache/purge?url=URL` removes the cached answers of `URL`
     /// (`scheme://host[:port]/path?query`, as clients addressed it), whatever they vary on;
     /// `?prefix=URL` those of every URL that starts with `URL`; `?tag=T` those whose backend
@@ -127,8 +157,8 @@ impl Admin {
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

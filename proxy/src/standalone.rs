@@ -3,7 +3,8 @@
 //! [`frontdesk_files::FileSource`] reads, watches and compiles the files (a bad edit keeps the
 //! last good version of what it touched, and is logged with file, document, line, field and
 //! reason); this module applies the snapshot for `--gateway` to the runtime, atomically, and
-//! publishes the objects' statuses on the admin port's `/status`.
+//! publishes the objects' statuses on the admin port's `/status` and the compile on its
+//! `/explain`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,6 +89,7 @@ impl Standalone {
             "objects": update.output.statuses,
             "problems": update.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
         })));
+        self.admin.output.store(Some(Arc::new(update.output)));
         self.admin.ready.store(true, Ordering::Release);
     }
 }

@@ -233,3 +233,108 @@ async fn upstream_connections_are_reused_across_reloads() {
         );
     }
 }
+
+/// `/explain` on a standalone proxy's admin port: the same view as the controller's, following
+/// each load of the manifests.
+#[tokio::test]
+async fn explain_follows_the_loaded_manifests() {
+    let route = |policies: &str| {
+        format!(
+            "apiVersion: frontdesk.dev/v1alpha1\nkind: Route\n\
+             metadata: {{name: orders, namespace: shop}}\n\
+             spec:\n  hosts: [shop.example]\n  policies: [{policies}]\n  rules:\n\
+             \x20 - matches: [{{path: {{type: PathPrefix, value: /orders}}}}]\n\
+             \x20   backends: [{{url: 'http://127.0.0.1:9001'}}]\n"
+        )
+    };
+    let policies = "\
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: base, namespace: shop}
+spec:
+  authentication: {apiKeys: {secretSelector: {matchLabels: {team: shop}}}}
+  rateLimit: {limits: [{requests: 100, period: 1s}]}
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: strict, namespace: shop}
+spec:
+  rateLimit: {limits: [{requests: 5, period: 1s}]}
+";
+    let p = ProxyProcess::with_files(
+        &[
+            ("route.yaml", &route("base, strict")),
+            ("policies.yaml", policies),
+        ],
+        &[],
+    )
+    .await;
+    let admin = p.admin;
+    let explain = move |path: &str| {
+        let url = format!("http://{admin}/explain/{path}");
+        async move { get(&url).await }
+    };
+    let sections = |v: &serde_json::Value| -> Vec<(String, String, String)> {
+        let rules = &v["gateways"][0]["rules"];
+        assert_eq!(rules.as_array().unwrap().len(), 1, "{v}");
+        rules[0]["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["section"].as_str().unwrap().to_string(),
+                    s["from"].as_str().unwrap().to_string(),
+                    s["overrides"].to_string(),
+                )
+            })
+            .collect()
+    };
+    let (status, _, body) = explain("route/shop/orders").await.unwrap();
+    assert_eq!(status, 200);
+    let v = json(&body);
+    assert_eq!(v["kind"], "Route");
+    assert_eq!(v["gateways"][0]["gateway"], "default");
+    assert_eq!(
+        v["gateways"][0]["rules"][0]["backends"][0]["endpoints"],
+        serde_json::json!(["127.0.0.1:9001"])
+    );
+    assert_eq!(
+        sections(&v),
+        [
+            ("authentication".into(), "shop/base".into(), "null".into()),
+            (
+                "rateLimit".into(),
+                "shop/strict".into(),
+                r#"["shop/base"]"#.into()
+            ),
+        ]
+    );
+
+    // The Policies swapped in the Route: the next load explains the other winner.
+    let version = p.config_version().await;
+    p.write("route.yaml", &route("strict, base"));
+    p.wait_version_above(version).await;
+    let (_, _, body) = explain("routes/shop/orders").await.unwrap();
+    let swapped = sections(&json(&body));
+    assert!(
+        swapped.contains(&(
+            "rateLimit".into(),
+            "shop/base".into(),
+            r#"["shop/strict"]"#.into()
+        )),
+        "{swapped:?}"
+    );
+
+    let (status, _, body) = explain("route/shop/nothing").await.unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "no Route shop/nothing in the last load of the manifests\n"
+    );
+    let (status, _, body) = explain("widget/shop/orders").await.unwrap();
+    assert_eq!(
+        (status, &body[..]),
+        (http::StatusCode::NOT_FOUND, &b"unknown kind\n"[..])
+    );
+}
