@@ -77,10 +77,14 @@ unsafe impl GlobalAlloc for MiMalloc {
 const PURGE_DELAY: mi::mi_option_t = 15;
 
 /// Gives memory that stays free for `delay` back to the OS (mimalloc's default waits a
-/// second). A process whose work comes in large bursts one after another (the controller
+/// second for OS pages, ten for its arenas). A process whose work comes in large bursts one after another (the controller
 /// compiling 10,000 Routes every few hundred milliseconds under churn) otherwise keeps the
 /// last bursts resident. Call it first thing in `main`, before other threads start.
+/// `MIMALLOC_PURGE_DELAY` in the environment still decides, as mimalloc documents.
 pub fn purge_freed_memory_after(delay: std::time::Duration) {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     let ms = std::ffi::c_long::try_from(delay.as_millis()).unwrap_or(std::ffi::c_long::MAX);
     // SAFETY: a plain FFI call with a valid option; not concurrent with another option change
     // (the caller runs it before starting threads).

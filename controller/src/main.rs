@@ -10,7 +10,8 @@ use tracing_subscriber::EnvFilter;
 fn main() -> anyhow::Result<()> {
     // Each compile of a large catalog frees tens of MB at once; under churn the next one starts
     // before mimalloc's default second has passed, so the freed peaks stayed resident
-    // (bench-controller's memory part: max 254 MB with the default, under 200 MB without).
+    // (bench-controller's memory part, 90 s of churn: max 254 MB with the default, 203 MB
+    // without; docs/benchmarks.md).
     frontdesk_allocator::purge_freed_memory_after(std::time::Duration::ZERO);
     let cli = Cli::parse();
     tracing_subscriber::fmt()

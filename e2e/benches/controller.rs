@@ -533,6 +533,10 @@ async fn endpoint_bench(count: usize) {
         .iter()
         .flat_map(|p| took(&p.log(), "\"delta\":true"))
         .collect();
+    assert!(
+        !in_controller.is_empty() && !in_proxies.is_empty(),
+        "no took_us in the fast path's log lines"
+    );
     in_controller.sort();
     in_proxies.sort();
     println!(

@@ -110,8 +110,8 @@ impl Admin {
         let Some(output) = self.output.load_full() else {
             return text(
                 StatusCode::NOT_FOUND,
-                "this proxy is configured by a controller: ask the controller's admin port \
-                 (kubectl frontdesk explain)\n",
+                "nothing to explain: no manifests loaded yet, or this proxy is configured by a \
+                 controller (ask the controller's admin port: kubectl frontdesk explain)\n",
             );
         };
         match frontdesk_crds::explain::explain(&output, kind, namespace, name) {

@@ -73,6 +73,10 @@ impl Standalone {
             tracing::info!(serving = %self.gateway, ignored = ?others, "routes for other gateways are not served by this proxy (see --gateway)");
         }
         let rules = snapshot.rule_count();
+        // `/explain` moves with the runtime: before the swap (never behind `/config`), and
+        // back if the snapshot is refused.
+        let output = Arc::new(update.output);
+        let previous = self.admin.output.swap(Some(output.clone()));
         match self.runtime.apply(snapshot) {
             Ok(Applied::Swapped(version)) => {
                 self.metrics.config_reloads.inc();
@@ -80,16 +84,16 @@ impl Standalone {
             }
             Ok(Applied::Unchanged(version)) => tracing::debug!(version, "configuration unchanged"),
             Err(e) => {
+                self.admin.output.store(previous);
                 self.metrics.config_reload_failures.inc();
                 tracing::error!(error = %e, "the compiled snapshot was rejected; the previous configuration keeps serving");
             }
         }
         self.admin.status.store(Arc::new(json!({
             "version": self.runtime.load().version(),
-            "objects": update.output.statuses,
+            "objects": output.statuses,
             "problems": update.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
         })));
-        self.admin.output.store(Some(Arc::new(update.output)));
         self.admin.ready.store(true, Ordering::Release);
     }
 }

@@ -413,7 +413,7 @@ impl Subscriber {
                 if let Applied::Swapped(_) = applied {
                     self.metrics.config_reloads.inc();
                 }
-                // The delta's own part, from its arrival to serving.
+                // The delta's own part: from its base checked to serving (persisting included).
                 let took_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                 tracing::info!(
                     version,

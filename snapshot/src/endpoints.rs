@@ -29,14 +29,6 @@ impl Snapshot {
             .flat_map(backends_of)
     }
 
-    /// [`Self::backends`], to edit (copying the routes this snapshot shares).
-    pub fn backends_mut(&mut self) -> impl Iterator<Item = &mut Backend> {
-        self.routes
-            .iter_mut()
-            .flat_map(|r| &mut Arc::make_mut(r).rules)
-            .flat_map(backends_of_mut)
-    }
-
     /// The backends whose endpoints differ from what `now` says they are, one change per
     /// name, in name order. `now` answers `None` for a backend whose endpoints it cannot tell
     /// (not a Service's, or held back by the compiler): those are left alone. Invalid backends
@@ -247,6 +239,9 @@ mod tests {
             Arc::ptr_eq(&s.routes[1], &next.routes[1]),
             "the other is shared"
         );
+        let moved: Vec<&Backend> = next.backends().filter(|b| b.name == "a").collect();
+        assert_eq!(moved.len(), 2);
+        assert!(moved.iter().all(|b| b.endpoints == ["10.0.0.2:80"]));
         assert_eq!(s.backends().next().unwrap().endpoints, ["10.0.0.1:80"]);
     }
 
@@ -258,7 +253,11 @@ mod tests {
             _ => None,
         });
         assert!(changes.is_empty());
-        for b in s.backends_mut().filter(|b| b.name == "b") {
+        let rules = s
+            .routes
+            .iter_mut()
+            .flat_map(|r| &mut Arc::make_mut(r).rules);
+        for b in rules.flat_map(backends_of_mut).filter(|b| b.name == "b") {
             b.invalid = true;
         }
         let changes = s.endpoint_changes(|_| Some(vec!["10.0.0.9:80".to_string()]));
