@@ -352,19 +352,19 @@ impl GatewayApiStores {
         let classes = readable::<GatewayClass>("GatewayClass", &self.classes);
         let gateways = readable::<Gateway>("Gateway", &self.gateways);
         let grants = readable::<ReferenceGrant>("ReferenceGrant", &self.grants);
-        let classes = classes.map(|o| Object::GatewayClass(Box::new(o)));
-        let gateways = gateways.map(|o| Object::Gateway(Box::new(o)));
-        let grants = grants.map(|o| Object::ReferenceGrant(Box::new(o)));
+        let classes = classes.map(|o| Object::GatewayClass(Arc::new(o)));
+        let gateways = gateways.map(|o| Object::Gateway(Arc::new(o)));
+        let grants = grants.map(|o| Object::ReferenceGrant(Arc::new(o)));
         let tls_policies =
             readable::<BackendTLSPolicy>("BackendTLSPolicy", &self.backend_tls_policies)
-                .map(|o| Object::BackendTlsPolicy(Box::new(o)));
+                .map(|o| Object::BackendTlsPolicy(Arc::new(o)));
         let http_routes = readable::<HTTPRoute>("HTTPRoute", &self.http_routes)
-            .map(|o| Object::HttpRoute(Box::new(o)));
+            .map(|o| Object::HttpRoute(Arc::new(o)));
         let grpc_routes = readable::<GRPCRoute>("GRPCRoute", &self.grpc_routes)
-            .map(|o| Object::GrpcRoute(Box::new(o)));
+            .map(|o| Object::GrpcRoute(Arc::new(o)));
         let namespaces = crate::watch::all(&self.namespaces)
             .into_iter()
-            .map(|o| Object::Namespace(Box::new(o)));
+            .map(|o| Object::Namespace(Arc::new(o)));
         classes
             .chain(gateways)
             .chain(grants)

@@ -346,7 +346,7 @@ mod tests {
             .objects
             .into_iter()
             .filter_map(|(o, _)| match o {
-                Object::Policy(p) => Some(*p),
+                Object::Policy(p) => Some(std::sync::Arc::unwrap_or_clone(p)),
                 _ => None,
             })
             .collect()

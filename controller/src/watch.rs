@@ -449,7 +449,9 @@ pub(crate) mod tests {
             .objects
             .into_iter()
             .filter_map(|(o, _)| match o {
-                frontdesk_crds::manifests::Object::Policy(p) => Some(*p),
+                frontdesk_crds::manifests::Object::Policy(p) => {
+                    Some(std::sync::Arc::unwrap_or_clone(p))
+                }
                 _ => None,
             })
             .collect()

@@ -6,6 +6,7 @@
 //! (`spec.rules[0].matches[0].path.type`), not only a line.
 
 use std::fmt;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -24,29 +25,29 @@ use crate::route::Route;
 /// A typed object from a manifest.
 #[derive(Clone, Debug)]
 pub enum Object {
-    Route(Box<Route>),
-    Policy(Box<Policy>),
-    Aggregate(Box<Aggregate>),
-    Service(Box<Service>),
-    EndpointSlice(Box<EndpointSlice>),
+    Route(Arc<Route>),
+    Policy(Arc<Policy>),
+    Aggregate(Arc<Aggregate>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
     /// Secrets are read for Policies (API keys, htpasswd, JWT keys) and for Gateway listeners
     /// (`kubernetes.io/tls`). `Secret`'s `Debug` from k8s-openapi prints data as bytes;
     /// nothing here logs objects.
-    Secret(Box<Secret>),
+    Secret(Arc<Secret>),
     /// Gateway API kinds: listeners, their classes, and grants to name Secrets across
     /// namespaces.
-    Gateway(Box<Gateway>),
-    GatewayClass(Box<GatewayClass>),
-    ReferenceGrant(Box<ReferenceGrant>),
+    Gateway(Arc<Gateway>),
+    GatewayClass(Arc<GatewayClass>),
+    ReferenceGrant(Arc<ReferenceGrant>),
     /// TLS to the pods of the Services it targets.
-    BackendTlsPolicy(Box<BackendTLSPolicy>),
+    BackendTlsPolicy(Arc<BackendTLSPolicy>),
     /// Gateway API routes, compiled like Routes.
-    HttpRoute(Box<HTTPRoute>),
-    GrpcRoute(Box<GRPCRoute>),
+    HttpRoute(Arc<HTTPRoute>),
+    GrpcRoute(Arc<GRPCRoute>),
     /// Read for its labels only.
-    Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
+    Namespace(Arc<k8s_openapi::api::core::v1::Namespace>),
     /// Read for client certificate validation's CA bundles.
-    ConfigMap(Box<k8s_openapi::api::core::v1::ConfigMap>),
+    ConfigMap(Arc<k8s_openapi::api::core::v1::ConfigMap>),
 }
 
 impl Object {
@@ -234,40 +235,40 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
             }
             // serde's messages quote the offending value: for a Secret, only the field is said.
             ("v1", "Secret") => typed(doc)
-                .map(|o| Object::Secret(Box::new(o)))
+                .map(|o| Object::Secret(Arc::new(o)))
                 .map_err(|(field, _)| {
                     let why = "is not valid here (Secret values are never shown; stringData values must be strings)";
                     (field, why.to_string())
                 }),
-            ("v1", "Service") => typed(doc).map(|o| Object::Service(Box::new(o))),
+            ("v1", "Service") => typed(doc).map(|o| Object::Service(Arc::new(o))),
             // For their labels (`allowedRoutes` selectors).
-            ("v1", "Namespace") => typed(doc).map(|o| Object::Namespace(Box::new(o))),
+            ("v1", "Namespace") => typed(doc).map(|o| Object::Namespace(Arc::new(o))),
             // CA bundles for client certificate validation.
-            ("v1", "ConfigMap") => typed(doc).map(|o| Object::ConfigMap(Box::new(o))),
+            ("v1", "ConfigMap") => typed(doc).map(|o| Object::ConfigMap(Arc::new(o))),
             ("discovery.k8s.io/v1", "EndpointSlice") => {
-                typed(doc).map(|o| Object::EndpointSlice(Box::new(o)))
+                typed(doc).map(|o| Object::EndpointSlice(Arc::new(o)))
             }
             // v1beta1 Gateways and classes are the same schema, still served upstream.
             ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "Gateway") => {
-                typed(doc).map(|o| Object::Gateway(Box::new(o)))
+                typed(doc).map(|o| Object::Gateway(Arc::new(o)))
             }
             (
                 "gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1",
                 "GatewayClass",
-            ) => typed(doc).map(|o| Object::GatewayClass(Box::new(o))),
+            ) => typed(doc).map(|o| Object::GatewayClass(Arc::new(o))),
             ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant") => {
-                typed(doc).map(|o| Object::ReferenceGrant(Box::new(o)))
+                typed(doc).map(|o| Object::ReferenceGrant(Arc::new(o)))
             }
             // v1alpha3 is the same schema, before the kind reached the standard channel.
             (
                 "gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1alpha3",
                 "BackendTLSPolicy",
-            ) => typed(doc).map(|o| Object::BackendTlsPolicy(Box::new(o))),
+            ) => typed(doc).map(|o| Object::BackendTlsPolicy(Arc::new(o))),
             ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "HTTPRoute") => {
-                typed(doc).map(|o| Object::HttpRoute(Box::new(o)))
+                typed(doc).map(|o| Object::HttpRoute(Arc::new(o)))
             }
             ("gateway.networking.k8s.io/v1", "GRPCRoute") => {
-                typed(doc).map(|o| Object::GrpcRoute(Box::new(o)))
+                typed(doc).map(|o| Object::GrpcRoute(Arc::new(o)))
             }
             (group, kind) if group.starts_with("gateway.networking.k8s.io/") => {
                 out.skipped.push(format!(
@@ -376,9 +377,9 @@ pub fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, (String, String)> {
 /// for any other kind.
 pub fn ours(kind: &str, doc: Value) -> Option<Result<Object, (String, String)>> {
     Some(match kind {
-        "Route" => typed(doc).map(|o| Object::Route(Box::new(o))),
-        "Policy" => typed(doc).map(|o| Object::Policy(Box::new(o))),
-        "Aggregate" => typed(doc).map(|o| Object::Aggregate(Box::new(o))),
+        "Route" => typed(doc).map(|o| Object::Route(Arc::new(o))),
+        "Policy" => typed(doc).map(|o| Object::Policy(Arc::new(o))),
+        "Aggregate" => typed(doc).map(|o| Object::Aggregate(Arc::new(o))),
         _ => return None,
     })
 }
@@ -388,9 +389,9 @@ pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources
     let mut r = Resources::default();
     for o in objects {
         match o {
-            Object::Route(x) => r.routes.push((**x).clone()),
-            Object::Policy(x) => r.policies.push((**x).clone()),
-            Object::Aggregate(x) => r.aggregates.push((**x).clone()),
+            Object::Route(x) => r.routes.push(x.clone()),
+            Object::Policy(x) => r.policies.push(x.clone()),
+            Object::Aggregate(x) => r.aggregates.push(x.clone()),
             Object::Secret(x) => r.secrets.push((**x).clone()),
             Object::Service(x) => r.services.push((**x).clone()),
             Object::EndpointSlice(x) => r.endpoint_slices.push((**x).clone()),
@@ -398,8 +399,8 @@ pub fn resources<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Resources
             Object::GatewayClass(x) => r.gateway_classes.push((**x).clone()),
             Object::ReferenceGrant(x) => r.reference_grants.push((**x).clone()),
             Object::BackendTlsPolicy(x) => r.backend_tls_policies.push((**x).clone()),
-            Object::HttpRoute(x) => r.http_routes.push((**x).clone()),
-            Object::GrpcRoute(x) => r.grpc_routes.push((**x).clone()),
+            Object::HttpRoute(x) => r.http_routes.push(x.clone()),
+            Object::GrpcRoute(x) => r.grpc_routes.push(x.clone()),
             Object::Namespace(x) => r.namespaces.push((**x).clone()),
             Object::ConfigMap(x) => r.config_maps.push((**x).clone()),
         }

@@ -354,19 +354,19 @@ impl Sources {
         };
         routes
             .into_iter()
-            .for_each(|o| add(Object::Route(Box::new(o))));
+            .for_each(|o| add(Object::Route(Arc::new(o))));
         policies
             .into_iter()
-            .for_each(|o| add(Object::Policy(Box::new(o))));
+            .for_each(|o| add(Object::Policy(Arc::new(o))));
         aggregates
             .into_iter()
-            .for_each(|o| add(Object::Aggregate(Box::new(o))));
+            .for_each(|o| add(Object::Aggregate(Arc::new(o))));
         all(&self.services)
             .into_iter()
-            .for_each(|o| add(Object::Service(Box::new(o))));
+            .for_each(|o| add(Object::Service(Arc::new(o))));
         all(&self.slices)
             .into_iter()
-            .for_each(|o| add(Object::EndpointSlice(Box::new(o))));
+            .for_each(|o| add(Object::EndpointSlice(Arc::new(o))));
         let gateway_api = self.gateway_api.borrow().clone();
         gateway_api.iter().flat_map(|s| s.read()).for_each(add);
         (objects, unreadable)
@@ -511,7 +511,7 @@ async fn compile_once(
     ca_bundles.extend(tls_config_maps);
     watches.config_maps.follow(&ca_bundles, wait).await;
     for map in all(&watches.config_maps.stores()) {
-        let map = Object::ConfigMap(Box::new(map));
+        let map = Object::ConfigMap(Arc::new(map));
         objects.insert(map.key(), map);
     }
     let secrets = &mut watches.secrets;
@@ -528,7 +528,7 @@ async fn compile_once(
     secrets.follow(&with_kept(accepted), wait).await;
     let started = Instant::now();
     for secret in all(&secrets.stores()) {
-        let secret = Object::Secret(Box::new(secret));
+        let secret = Object::Secret(Arc::new(secret));
         objects.insert(secret.key(), secret);
     }
     let (mut output, fallbacks) = accepted.compile(objects, unreadable);

@@ -52,7 +52,7 @@ pub struct Attached {
 }
 
 impl Attached {
-    pub fn new(policies: &[Policy]) -> Self {
+    pub fn new<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Self {
         let mut by_target: BTreeMap<(String, String, String), Vec<Attachment>> = BTreeMap::new();
         for p in policies {
             let namespace = p.metadata.namespace.as_deref().unwrap_or("default");
