@@ -337,20 +337,9 @@ fn is_label_value(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Policies read from YAML, as the watch tests read them.
+    use crate::watch::tests::policies;
     use frontdesk_crds::manifests::{Object, parse_file};
-
-    fn policies(yaml: &str) -> Vec<Policy> {
-        let parsed = parse_file("p.yaml", yaml);
-        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-        parsed
-            .objects
-            .into_iter()
-            .filter_map(|(o, _)| match o {
-                Object::Policy(p) => Some(std::sync::Arc::unwrap_or_clone(p)),
-                _ => None,
-            })
-            .collect()
-    }
 
     fn policy(namespace: &str, name: &str, authentication: &str) -> String {
         format!(

@@ -442,7 +442,7 @@ pub(crate) mod tests {
         s
     }
 
-    fn policies(yaml: &str) -> Vec<frontdesk_crds::Policy> {
+    pub(crate) fn policies(yaml: &str) -> Vec<frontdesk_crds::Policy> {
         let parsed = frontdesk_crds::manifests::parse_file("p.yaml", yaml);
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         parsed
