@@ -1,24 +1,27 @@
-//! The validating admission webhook: at `kubectl apply` time, a Route, Policy or Aggregate the
-//! compiler would reject is refused with the message its `Accepted` condition would carry
-//! ([`frontdesk_crds::admission`], the same `compile()`).
+//! The validating admission webhook: at `kubectl apply` time, a Route, Policy, Aggregate,
+//! HTTPRoute or GRPCRoute the compiler would reject is refused with the message its `Accepted`
+//! condition would carry ([`frontdesk_crds::admission`], the same `compile()`).
 //!
 //! `POST /validate` takes an `admission.k8s.io/v1` AdmissionReview over HTTPS
 //! (`--webhook-listen`, with the controller's own certificate, reloaded when rotated). Every
 //! replica answers from its watch caches: the reviewed object is compiled with what can decide
-//! its verdict (its namespace's Policies, the Routes and Aggregates claiming one of its hosts),
-//! so a review costs about the same at 10 objects as at 10,000. The chart registers it with
+//! its verdict (its namespace's Policies and those targeting its Gateways, the routes claiming
+//! one of its hosts, the Gateways it names with the GatewayClasses and its Namespace), so a
+//! review costs about the same at 10 objects as at 10,000. The chart registers it with
 //! `failurePolicy: Ignore`: when no replica answers, objects are admitted and their status
 //! still tells the truth. With `--webhook-configuration`, each replica keeps that
 //! ValidatingWebhookConfiguration's `caBundle` equal to its trust bundle ([`keep_ca_bundle`]).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use frontdesk_crds::admission::{Context, Settings, Verdict, review};
-use frontdesk_crds::manifests::{Object, ours};
+use frontdesk_crds::admission::{Context, Settings, Verdict, context_object, review, reviewed};
+use frontdesk_crds::gateway_api::{GRPCRoute, Gateway, GatewayClass, HTTPRoute};
+use frontdesk_crds::manifests::Object;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -26,13 +29,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::core::DynamicObject;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::gateway_api::GatewayApiStores;
 use crate::metrics::Metrics;
 use crate::push::HANDSHAKE_TIMEOUT;
 
@@ -46,18 +52,21 @@ pub struct Reviewer {
     pub routes: Vec<Store<DynamicObject>>,
     pub aggregates: Vec<Store<DynamicObject>>,
     pub policies: Vec<Store<DynamicObject>>,
+    /// The Gateway API kinds' caches, once their CRDs are found.
+    pub(crate) gateway_api: watch::Receiver<Option<GatewayApiStores>>,
     pub settings: Settings,
 }
 
 impl Reviewer {
-    /// A reviewer over these objects (JSON, as the API server serves them) rather than watch
-    /// caches: benchmarks and tests.
-    pub fn over(
-        routes: Vec<Value>,
-        aggregates: Vec<Value>,
-        policies: Vec<Value>,
-        settings: Settings,
-    ) -> Result<Self, serde_json::Error> {
+    /// A reviewer over these objects (JSON, as the API server serves them, of any kind the
+    /// reviews read) rather than watch caches: benchmarks and tests.
+    pub fn over(objects: Vec<Value>, settings: Settings) -> Result<Self, serde_json::Error> {
+        let mut by_kind: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for o in objects {
+            let kind = o["kind"].as_str().unwrap_or_default().to_string();
+            by_kind.entry(kind).or_default().push(o);
+        }
+        let mut take = |kind: &str| by_kind.remove(kind).unwrap_or_default();
         fn store<K: kube::Resource<DynamicType = ()>>(
             objects: Vec<Value>,
         ) -> Result<Vec<Store<DynamicObject>>, serde_json::Error> {
@@ -69,14 +78,27 @@ impl Reviewer {
             }
             Ok(vec![writer.as_reader()])
         }
+        let mut namespaces = kube::runtime::reflector::store::Writer::<Namespace>::default();
+        for o in take("Namespace") {
+            let o: Namespace = serde_json::from_value(o)?;
+            namespaces.apply_watcher_event(&kube::runtime::watcher::Event::Apply(o));
+        }
+        let gateway_api = GatewayApiStores {
+            classes: store::<GatewayClass>(take("GatewayClass"))?,
+            gateways: store::<Gateway>(take("Gateway"))?,
+            http_routes: store::<HTTPRoute>(take("HTTPRoute"))?,
+            grpc_routes: store::<GRPCRoute>(take("GRPCRoute"))?,
+            namespaces: vec![namespaces.as_reader()],
+            ..Default::default()
+        };
         Ok(Reviewer {
-            routes: store::<frontdesk_crds::Route>(routes)?,
-            aggregates: store::<frontdesk_crds::Aggregate>(aggregates)?,
-            policies: store::<frontdesk_crds::Policy>(policies)?,
+            routes: store::<frontdesk_crds::Route>(take("Route"))?,
+            aggregates: store::<frontdesk_crds::Aggregate>(take("Aggregate"))?,
+            policies: store::<frontdesk_crds::Policy>(take("Policy"))?,
+            gateway_api: watch::channel(Some(gateway_api)).1,
             settings,
         })
     }
-
     /// The AdmissionReview to answer `review` with; `None` when it is not one.
     pub fn answer(&self, review: &Value) -> Option<Value> {
         let request = review.get("request")?;
@@ -126,7 +148,7 @@ impl Reviewer {
         }
         let kind = request.pointer("/kind/kind").and_then(Value::as_str);
         // Not ours to check: allowed.
-        let Some(candidate) = kind.and_then(|kind| ours(kind, object)) else {
+        let Some(candidate) = kind.and_then(|kind| reviewed(kind, object)) else {
             return Verdict::allowed(Vec::new());
         };
         let candidate = match candidate {
@@ -141,26 +163,34 @@ impl Reviewer {
     /// be read is left out: its own status says why).
     fn context(&self, candidate: &Object) -> Vec<Object> {
         let wanted = Context::of(candidate);
+        let gateway_api = self.gateway_api.borrow().clone().unwrap_or_default();
         let mut objects = Vec::new();
         let kinds = [
             ("Route", &self.routes),
             ("Aggregate", &self.aggregates),
             ("Policy", &self.policies),
+            ("HTTPRoute", &gateway_api.http_routes),
+            ("GRPCRoute", &gateway_api.grpc_routes),
+            ("Gateway", &gateway_api.gateways),
+            ("GatewayClass", &gateway_api.classes),
         ];
         for (kind, stores) in kinds {
             for o in stores.iter().flat_map(|s| s.state()) {
                 let namespace = o.metadata.namespace.as_deref().unwrap_or("default");
                 let name = o.metadata.name.as_deref().unwrap_or_default();
-                let hosts: Vec<&str> = (o.data.pointer("/spec/hosts").and_then(Value::as_array))
-                    .map(|h| h.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                if !wanted.relevant(kind, namespace, name, &hosts) {
+                if !wanted.relevant(kind, namespace, name, o.data.get("spec")) {
                     continue;
                 }
                 let Ok(value) = serde_json::to_value(&*o) else {
                     continue;
                 };
-                objects.extend(ours(kind, value).and_then(Result::ok));
+                objects.extend(context_object(kind, value).and_then(Result::ok));
+            }
+        }
+        for o in gateway_api.namespaces.iter().flat_map(|s| s.state()) {
+            let name = o.metadata.name.as_deref().unwrap_or_default();
+            if wanted.relevant("Namespace", "", name, None) {
+                objects.push(Object::Namespace(Arc::new((*o).clone())));
             }
         }
         objects

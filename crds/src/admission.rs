@@ -1,20 +1,30 @@
 //! Admission review: would the compiler accept this object, given the others?
 //!
 //! The controller's validating webhook asks this at `kubectl apply` time, so an invalid Route,
-//! Policy or Aggregate is refused with the message its `Accepted` condition would carry,
-//! instead of being stored and then rejected in status. It runs [`crate::compile`] itself, on
-//! the object and the part of the cluster that can decide whether it is accepted
-//! ([`Context::relevant`]): the Policies of its own namespace and the Routes and Aggregates
-//! that claim one of its hosts (the oldest claim of a host wins across namespaces). So a review
-//! costs what that part costs, not what the whole cluster does.
+//! Policy, Aggregate, HTTPRoute or GRPCRoute is refused with the message its `Accepted`
+//! condition would carry, instead of being stored and then rejected in status. It runs
+//! [`crate::compile`] itself, on the object and the part of the cluster that can decide whether
+//! it is accepted ([`Context::relevant`]): the Policies of its own namespace and those
+//! targeting its Gateways, the routes that claim one of its hosts (the oldest claim of a host
+//! wins across namespaces), the Gateways it names with the GatewayClasses (whether a Gateway
+//! is frontdesk's) and its Namespace (listeners' `allowedRoutes`). So a review costs what that
+//! part costs, not what the whole cluster does.
 //!
 //! Only `Accepted=False` refuses. Missing references (a Policy or a Service not created yet)
 //! do not: applying a directory must work in any order, and the status reports them; nor does
-//! where an object attaches (Gateways and listeners are not in the context). Warnings carry
-//! those, and what the status would say as `Conflicted`.
+//! where an object attaches (a Gateway not created yet, a listener that does not admit it).
+//! Warnings carry those, and what the status would say as `Conflicted`. A Gateway API route
+//! none of whose parentRefs is a Gateway of frontdesk's is another controller's: allowed
+//! without a word, as the compiler gives it no status.
+
+use std::sync::Arc;
+
+use serde_json::Value;
 
 use crate::compile::urls::UrlPolicy;
-use crate::manifests::{Object, ObjectKey, resources};
+use crate::gateway_api::GROUP;
+use crate::gateway_api::http_route::ParentReference;
+use crate::manifests::{Object, ObjectKey, ours, resources, typed};
 use crate::status::{ACCEPTED, CONFLICTED, ObjectStatus};
 
 /// The compile settings of the cluster the object goes to.
@@ -62,43 +72,135 @@ pub struct Context {
     key: ObjectKey,
     namespace: String,
     hosts: Vec<String>,
+    /// The Gateways it names: `(namespace, name)`, no namespace for a Route's plain entry
+    /// (which may name a Gateway of any namespace, or a gateway group).
+    gateways: Vec<(Option<String>, String)>,
 }
 
 impl Context {
     pub fn of(candidate: &Object) -> Self {
         let key = candidate.key();
         let hosts = hosts(candidate).into_iter().map(String::from).collect();
+        let namespace = key.namespace.clone();
+        let gateways = match candidate {
+            Object::Route(r) => entries(&r.spec.gateways),
+            Object::Aggregate(a) => entries(&a.spec.gateways),
+            Object::HttpRoute(r) => parents(&r.spec.parent_refs, &namespace),
+            Object::GrpcRoute(r) => parents(&r.spec.parent_refs, &namespace),
+            _ => Vec::new(),
+        };
         Context {
-            namespace: key.namespace.clone(),
+            namespace,
             key,
             hosts,
+            gateways,
         }
     }
 
-    /// Whether the verdict may depend on an object of the cluster: never on the object's own
-    /// stored version (it is replaced), on the Policies of its namespace (what it may name), and
-    /// on the Routes and Aggregates of any namespace that claim one of its hosts. Services do
-    /// not decide acceptance (a missing one is ResolvedRefs=False).
-    pub fn relevant(&self, kind: &str, namespace: &str, name: &str, hosts: &[&str]) -> bool {
+    /// Whether the verdict may depend on an object of the cluster, given its kind, namespace,
+    /// name and `spec` (as the API server serves it): never on the object's own stored version
+    /// (it is replaced); on the Policies of its namespace (what it may name, what targets it)
+    /// and those targeting a Gateway it names; on the routes of any kind and namespace that
+    /// claim one of its hosts; on the Gateways it names, with every GatewayClass (which says
+    /// whether a Gateway is frontdesk's) and its own Namespace (for `allowedRoutes`
+    /// selectors). Services do not decide acceptance (a missing one is ResolvedRefs=False).
+    pub fn relevant(&self, kind: &str, namespace: &str, name: &str, spec: Option<&Value>) -> bool {
         if kind == self.key.kind && namespace == self.key.namespace && name == self.key.name {
             return false;
         }
         match kind {
-            "Policy" => namespace == self.namespace,
-            "Route" | "Aggregate" => hosts.iter().any(|h| self.hosts.iter().any(|m| m == h)),
+            "Policy" => {
+                namespace == self.namespace
+                    || strings(spec, "targetRefs").any(|target| {
+                        target.get("kind").and_then(Value::as_str) == Some("Gateway")
+                            && (target.get("name").and_then(Value::as_str))
+                                .is_some_and(|gateway| self.names_gateway(namespace, gateway))
+                    })
+            }
+            "Route" | "Aggregate" | "HTTPRoute" | "GRPCRoute" => {
+                let field = if kind.ends_with("Route") && kind != "Route" {
+                    "hostnames"
+                } else {
+                    "hosts"
+                };
+                strings(spec, field)
+                    .filter_map(Value::as_str)
+                    .any(|h| self.hosts.iter().any(|m| m == h))
+            }
+            "Gateway" => self.names_gateway(namespace, name),
+            "GatewayClass" => !self.gateways.is_empty(),
+            "Namespace" => name == self.namespace,
             _ => false,
         }
     }
+
+    fn names_gateway(&self, namespace: &str, name: &str) -> bool {
+        (self.gateways.iter())
+            .any(|(ns, n)| n == name && ns.as_deref().is_none_or(|ns| ns == namespace))
+    }
 }
 
-/// The hosts a Route or Aggregate claims (none for other kinds).
+/// The items of `spec.field`, when it is a list.
+fn strings<'a>(spec: Option<&'a Value>, field: &str) -> impl Iterator<Item = &'a Value> {
+    (spec.and_then(|s| s.get(field)).and_then(Value::as_array))
+        .into_iter()
+        .flatten()
+}
+
+/// A Route's or Aggregate's `spec.gateways`: `namespace/name` or a plain name.
+fn entries(gateways: &[String]) -> Vec<(Option<String>, String)> {
+    (gateways.iter())
+        .map(|entry| match entry.split_once('/') {
+            Some((ns, name)) => (Some(ns.to_string()), name.to_string()),
+            None => (None, entry.clone()),
+        })
+        .collect()
+}
+
+/// The Gateways among a Gateway API route's parentRefs.
+fn parents(refs: &[ParentReference], namespace: &str) -> Vec<(Option<String>, String)> {
+    (refs.iter())
+        .filter(|p| p.kind.as_deref().is_none_or(|k| k == "Gateway"))
+        .filter(|p| p.group.as_deref().is_none_or(|g| g == GROUP))
+        .map(|p| {
+            let ns = p.namespace.clone().unwrap_or_else(|| namespace.to_string());
+            (Some(ns), p.name.clone())
+        })
+        .collect()
+}
+
+/// The hosts a route claims: a Route's or Aggregate's `hosts`, a Gateway API route's
+/// `hostnames` (none for other kinds).
 pub fn hosts(object: &Object) -> Vec<&str> {
     let hosts = match object {
         Object::Route(r) => &r.spec.hosts,
         Object::Aggregate(a) => &a.spec.hosts,
+        Object::HttpRoute(r) => &r.spec.hostnames,
+        Object::GrpcRoute(r) => &r.spec.hostnames,
         _ => return Vec::new(),
     };
     hosts.iter().map(String::as_str).collect()
+}
+
+/// The object an admission request is about, when it is of a kind the webhook reviews: a
+/// Route, Policy, Aggregate, HTTPRoute or GRPCRoute. The error says which field cannot be
+/// read.
+pub fn reviewed(kind: &str, doc: Value) -> Option<Result<Object, (String, String)>> {
+    match kind {
+        "HTTPRoute" => Some(typed(doc).map(|o| Object::HttpRoute(Arc::new(o)))),
+        "GRPCRoute" => Some(typed(doc).map(|o| Object::GrpcRoute(Arc::new(o)))),
+        _ => ours(kind, doc),
+    }
+}
+
+/// An object of the cluster that may be context ([`Context::relevant`]), read.
+pub fn context_object(kind: &str, doc: Value) -> Option<Result<Object, (String, String)>> {
+    match kind {
+        "Gateway" => Some(typed(doc).map(|o| Object::Gateway(Arc::new(o)))),
+        "GatewayClass" => Some(typed(doc).map(|o| Object::GatewayClass(Arc::new(o)))),
+        "Namespace" => Some(typed(doc).map(|o| Object::Namespace(Arc::new(o)))),
+        _ => reviewed(kind, doc),
+    }
 }
 
 /// Compiles `candidate` with `context` (the objects [`Context::relevant`] selected) and
@@ -160,9 +262,24 @@ mod tests {
             .iter()
             .filter(|o| {
                 let key = o.key();
-                context.relevant(key.kind, &key.namespace, &key.name, &hosts(o))
+                let spec = json(o).get("spec").cloned();
+                context.relevant(key.kind, &key.namespace, &key.name, spec.as_ref())
             })
             .collect()
+    }
+
+    /// The object as the API server would serve it.
+    fn json(o: &Object) -> Value {
+        match o {
+            Object::Route(x) => serde_json::to_value(&**x),
+            Object::Policy(x) => serde_json::to_value(&**x),
+            Object::Aggregate(x) => serde_json::to_value(&**x),
+            Object::HttpRoute(x) => serde_json::to_value(&**x),
+            Object::GrpcRoute(x) => serde_json::to_value(&**x),
+            Object::Gateway(x) => serde_json::to_value(&**x),
+            _ => Ok(Value::Null),
+        }
+        .unwrap()
     }
 
     const CLUSTER: &str = "\
@@ -307,6 +424,234 @@ spec:
             verdict.message.contains("spec.rateLimit"),
             "{}",
             verdict.message
+        );
+    }
+
+    const GATEWAYS: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: frontdesk}
+spec: {controllerName: frontdesk.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: other}
+spec: {controllerName: example.org/other}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: public, namespace: edge}
+spec:
+  gatewayClassName: frontdesk
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: '*.example.com'
+    tls: {certificateRefs: [{name: missing-cert}]}
+    allowedRoutes: {namespaces: {from: All}}
+  - {name: own, port: 8080, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: mesh, namespace: edge}
+spec:
+  gatewayClassName: other
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: unrelated, namespace: edge}
+spec:
+  gatewayClassName: frontdesk
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: blog}
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: edge-wide, namespace: edge}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: public}]
+  authentication: {apiKeys: {secretSelector: {matchLabels: {team: edge}}}}
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Policy
+metadata: {name: elsewhere, namespace: edge}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: unrelated}]
+  authentication: {apiKeys: {secretSelector: {matchLabels: {team: edge}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: blog, namespace: blog, creationTimestamp: '2026-01-01T00:00:00Z'}
+spec:
+  parentRefs: [{name: public, namespace: edge, sectionName: http}]
+  hostnames: [blog.example.com]
+  rules: [{backendRefs: [{name: blog, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: docs, namespace: blog}
+spec:
+  parentRefs: [{name: public, namespace: edge}]
+  hostnames: [docs.example.com]
+  rules: [{backendRefs: [{name: docs, port: 80}]}]
+";
+
+    /// An HTTPRoute of namespace shop for `hostnames` on `parents`, with these `rules`.
+    fn http_route(parents: &str, hostnames: &str, rules: &str) -> Object {
+        one(&format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: cart, namespace: shop, creationTimestamp: '2026-06-01T00:00:00Z'}}
+spec:
+  parentRefs: {parents}
+  hostnames: {hostnames}
+  rules: {rules}
+"
+        ))
+    }
+
+    fn review_in(candidate: Object, cluster: &[Object]) -> Verdict {
+        let context = relevant(&candidate, cluster).into_iter().cloned().collect();
+        review(candidate, context, &Settings::default())
+    }
+
+    #[test]
+    fn an_http_route_is_compiled_with_its_gateways_classes_namespace_policies_and_host_rivals() {
+        let cluster = objects(GATEWAYS);
+        let candidate = http_route(
+            "[{name: public, namespace: edge}]",
+            "[blog.example.com]",
+            "[{backendRefs: [{name: cart, port: 80}]}]",
+        );
+        let mut keys: Vec<String> = (relevant(&candidate, &cluster).iter())
+            .map(|o| o.key().to_string())
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "Gateway edge/public",
+                "GatewayClass frontdesk",
+                "GatewayClass other",
+                "HTTPRoute blog/blog",
+                "Namespace default/shop",
+                "Policy edge/edge-wide",
+            ]
+        );
+        // blog.example.com is blog's (older) on that Gateway: refused as the status would.
+        let verdict = review_in(candidate, &cluster);
+        assert_eq!(
+            verdict,
+            Verdict::refused(
+                "spec.hosts: host blog.example.com is already served by an older Route or Aggregate of another namespace".into()
+            )
+        );
+    }
+
+    #[test]
+    fn an_invalid_http_route_on_a_frontdesk_gateway_is_refused_with_its_accepted_message() {
+        let cluster = objects(GATEWAYS);
+        // Two rewrites of one rule: invalid.
+        let rules = "[{filters: [{type: URLRewrite, urlRewrite: {hostname: a.example.com}}, \
+                                 {type: URLRewrite, urlRewrite: {hostname: b.example.com}}], \
+                      backendRefs: [{name: cart, port: 80}]}]";
+        let verdict = review_in(
+            http_route(
+                "[{name: public, namespace: edge}]",
+                "[cart.example.com]",
+                rules,
+            ),
+            &cluster,
+        );
+        assert!(!verdict.allowed, "{verdict:?}");
+        assert!(
+            verdict.message.starts_with("spec.rules[0].filters[1]"),
+            "{}",
+            verdict.message
+        );
+        // What frontdesk does not implement: refused too (UnsupportedValue in status).
+        let unsupported =
+            "[{sessionPersistence: {type: Cookie}, backendRefs: [{name: cart, port: 80}]}]";
+        let verdict = review_in(
+            http_route(
+                "[{name: public, namespace: edge}]",
+                "[cart.example.com]",
+                unsupported,
+            ),
+            &cluster,
+        );
+        assert!(!verdict.allowed, "{verdict:?}");
+        assert!(
+            verdict.message.contains("spec.rules[0].sessionPersistence"),
+            "{}",
+            verdict.message
+        );
+        // The same route for another controller's Gateway, or for a Gateway not created yet:
+        // not frontdesk's to judge.
+        for parents in [
+            "[{name: mesh, namespace: edge}]",
+            "[{name: later, namespace: edge}]",
+        ] {
+            let verdict = review_in(http_route(parents, "[cart.example.com]", rules), &cluster);
+            assert_eq!(verdict, Verdict::allowed(Vec::new()), "{parents}");
+        }
+    }
+
+    #[test]
+    fn where_an_http_route_attaches_is_a_warning_and_a_missing_listener_secret_is_none() {
+        let cluster = objects(GATEWAYS);
+        let rules = "[{backendRefs: [{name: cart, port: 80}]}]";
+        // The https listener's certificate Secret is missing: not the route's problem.
+        let verdict = review_in(
+            http_route(
+                "[{name: public, namespace: edge, sectionName: https}]",
+                "[cart.example.com]",
+                rules,
+            ),
+            &cluster,
+        );
+        assert!(verdict.allowed, "{verdict:?}");
+        // The `own` listener admits routes of its own namespace only.
+        let verdict = review_in(
+            http_route(
+                "[{name: public, namespace: edge, sectionName: own}]",
+                "[cart.example.com]",
+                rules,
+            ),
+            &cluster,
+        );
+        assert!(verdict.allowed, "{verdict:?}");
+        assert_eq!(verdict.warnings.len(), 1, "{verdict:?}");
+    }
+
+    #[test]
+    fn a_grpc_route_is_reviewed_like_an_http_route() {
+        let cluster = objects(GATEWAYS);
+        let candidate = one("\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: rpc, namespace: shop}
+spec:
+  parentRefs: [{name: public, namespace: edge}]
+  hostnames: [rpc.example.com]
+  rules: [{filters: [{type: URLRewrite, urlRewrite: {hostname: x}}], backendRefs: [{name: rpc, port: 50051}]}]
+");
+        let verdict = review_in(candidate, &cluster);
+        assert_eq!(
+            verdict,
+            Verdict::refused(
+                "spec.rules[0].filters[0].type: a GRPCRoute has no URLRewrite filter".into()
+            )
         );
     }
 }

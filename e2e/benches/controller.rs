@@ -152,13 +152,8 @@ fn admission_bench() {
             _ => None,
         })
         .collect();
-    let reviewer = frontdesk_controller::webhook::Reviewer::over(
-        routes.clone(),
-        Vec::new(),
-        Vec::new(),
-        Default::default(),
-    )
-    .unwrap();
+    let reviewer =
+        frontdesk_controller::webhook::Reviewer::over(routes.clone(), Default::default()).unwrap();
     // Every 20th Route, as an update of itself: 500 reviews. Each shares its host with 199
     // others, all of which are read and compiled with it.
     let mut times = Vec::new();

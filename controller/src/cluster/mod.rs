@@ -169,6 +169,7 @@ async fn serve(
             routes: routes.clone(),
             aggregates: aggregates.clone(),
             policies: policies.clone(),
+            gateway_api: gateway_api.clone(),
             settings: frontdesk_crds::admission::Settings {
                 shared_hosts: options.shared_hosts,
                 urls: options.urls.clone(),

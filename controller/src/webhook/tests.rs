@@ -13,7 +13,7 @@ fn reviewer() -> Reviewer {
     let route = json!({"apiVersion": "frontdesk.dev/v1alpha1", "kind": "Route",
         "metadata": {"name": "shop", "namespace": "shop", "creationTimestamp": "2026-01-01T00:00:00Z"},
         "spec": {"hosts": ["shop.example"], "rules": [{"backends": [{"url": "http://127.0.0.1:1"}]}]}});
-    Reviewer::over(vec![route], vec![], vec![], Settings::default()).unwrap()
+    Reviewer::over(vec![route], Settings::default()).unwrap()
 }
 
 /// An AdmissionReview for `object`, as the API server sends it.
@@ -79,14 +79,16 @@ async fn post(
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_webhook_refuses_an_invalid_route_with_the_compile_message_and_admits_a_valid_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    crate::push::tests::credentials(d).await;
+/// The webhook serving `reviewer` on 127.0.0.1 with the controller's certificate: its
+/// address, the CA that issued it (in `dir`) and its metrics.
+async fn serving(
+    reviewer: Reviewer,
+    dir: &std::path::Path,
+) -> (std::net::SocketAddr, std::path::PathBuf, Arc<Metrics>) {
+    crate::push::tests::credentials(dir).await;
     let tls = frontdesk_wire::tls::Reloading::webhook(
-        &d.join("controller/tls.crt"),
-        &d.join("controller/tls.key"),
+        &dir.join("controller/tls.crt"),
+        &dir.join("controller/tls.key"),
     )
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -95,10 +97,16 @@ async fn the_webhook_refuses_an_invalid_route_with_the_compile_message_and_admit
     tokio::spawn(serve(
         listener,
         Arc::new(tls),
-        Arc::new(reviewer()),
+        Arc::new(reviewer),
         metrics.clone(),
     ));
-    let ca = d.join("controller/ca.crt");
+    (addr, dir.join("controller/ca.crt"), metrics)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_refuses_an_invalid_route_with_the_compile_message_and_admits_a_valid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, ca, metrics) = serving(reviewer(), dir.path()).await;
     let send = |review: Value| {
         let ca = ca.clone();
         async move { post(addr, &ca, PATH, serde_json::to_vec(&review).unwrap()).await }
@@ -190,6 +198,89 @@ async fn the_webhook_refuses_an_invalid_route_with_the_compile_message_and_admit
     assert!(
         text.contains(
             "frontdesk_controller_admission_reviews_total{kind=\"Route\",allowed=\"true\"} 3"
+        ),
+        "{text}"
+    );
+}
+
+/// An HTTPRoute of namespace shop on `parents`, with these `rules`.
+fn http_route(name: &str, parents: Value, rules: Value) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"parentRefs": parents, "hostnames": ["shop.example.com"], "rules": rules}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_reviews_http_routes_on_frontdesk_gateways_only() {
+    let class = |name: &str, controller: &str| {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+               "metadata": {"name": name}, "spec": {"controllerName": controller}})
+    };
+    let gateway = |name: &str, class: &str| {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+               "metadata": {"name": name, "namespace": "edge"},
+               "spec": {"gatewayClassName": class, "listeners": [
+                   {"name": "http", "port": 80, "protocol": "HTTP",
+                    "allowedRoutes": {"namespaces": {"from": "All"}}}]}})
+    };
+    let cluster = vec![
+        class("frontdesk", frontdesk_crds::gateway_api::CONTROLLER_NAME),
+        class("other", "example.org/other"),
+        gateway("public", "frontdesk"),
+        gateway("mesh", "other"),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let reviewer = Reviewer::over(cluster, Settings::default()).unwrap();
+    let (addr, ca, metrics) = serving(reviewer, dir.path()).await;
+    let send = |object: Value| {
+        let ca = ca.clone();
+        let mut review = review_of("CREATE", object);
+        review["request"]["kind"]["group"] = json!("gateway.networking.k8s.io");
+        review["request"]["namespace"] = json!("shop");
+        async move { post(addr, &ca, PATH, serde_json::to_vec(&review).unwrap()).await }
+    };
+    let two_rewrites = json!([{
+        "filters": [
+            {"type": "URLRewrite", "urlRewrite": {"hostname": "a.example.com"}},
+            {"type": "URLRewrite", "urlRewrite": {"hostname": "b.example.com"}}],
+        "backendRefs": [{"name": "shop", "port": 80}]}]);
+
+    // On frontdesk's Gateway: refused with what Accepted=False would say.
+    let on_public = json!([{"name": "public", "namespace": "edge"}]);
+    let (status, answer) = send(http_route("cart", on_public.clone(), two_rewrites.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert_eq!(answer["response"]["status"]["code"], 422);
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("spec.rules[0].filters[1]"), "{message}");
+
+    // The same route on another controller's Gateway: not frontdesk's to judge.
+    let on_mesh = json!([{"name": "mesh", "namespace": "edge"}]);
+    let (_, answer) = send(http_route("cart", on_mesh, two_rewrites)).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(answer["response"].get("warnings").is_none(), "{answer}");
+
+    // A valid one naming a listener that does not exist: admitted, with the reason as a
+    // warning (its status will say it too).
+    let on_missing_listener =
+        json!([{"name": "public", "namespace": "edge", "sectionName": "nope"}]);
+    let valid = json!([{"backendRefs": [{"name": "shop", "port": 80}]}]);
+    let (_, answer) = send(http_route("cart", on_missing_listener, valid.clone())).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(
+        answer["response"]["warnings"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    let (_, answer) = send(http_route("cart", on_public, valid)).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(answer["response"].get("warnings").is_none(), "{answer}");
+
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            "frontdesk_controller_admission_reviews_total{kind=\"HTTPRoute\",allowed=\"false\"} 1"
         ),
         "{text}"
     );
