@@ -202,16 +202,22 @@ struct Failed {
 }
 
 impl GatewayStatusWriter {
+    /// Forgets what it holds of objects `keep` says are no longer wanted.
+    pub fn retain(&mut self, keep: impl Fn(&(String, String, String)) -> bool) {
+        self.written.retain(|k, _| keep(k));
+        self.failed.retain(|k, _| keep(k));
+    }
+
+    /// The objects it still has something to do for: a write not seen back yet, a failed
+    /// write to try again.
+    pub fn pending(&self) -> impl Iterator<Item = &(String, String, String)> {
+        self.written.keys().chain(self.failed.keys())
+    }
+
     /// Returns how many statuses were written. A write that failed (no permission, the object
-    /// gone) is tried again after a growing wait, not on every pass; objects no longer wanted
-    /// are forgotten.
+    /// gone) is tried again after a growing wait, not on every pass; [`Self::retain`] forgets
+    /// objects no longer wanted.
     pub async fn reconcile<S: GatewayStatusSink>(&mut self, sink: &S, wanted: &[Wanted]) -> usize {
-        let keys: std::collections::HashSet<_> = wanted
-            .iter()
-            .map(|w| (w.kind.clone(), w.namespace.clone(), w.name.clone()))
-            .collect();
-        self.written.retain(|k, _| keys.contains(k));
-        self.failed.retain(|k, _| keys.contains(k));
         let now = tokio::time::Instant::now();
         let mut writes = 0;
         for w in wanted {
@@ -569,8 +575,13 @@ spec:
         tokio::time::advance(std::time::Duration::from_millis(1000)).await;
         writer.reconcile(&sink, std::slice::from_ref(&wanted)).await;
         assert_eq!(calls(), 3);
+        assert_eq!(
+            writer.pending().count(),
+            1,
+            "the failed write is still to do"
+        );
         // A status no longer wanted (the object gone) is forgotten.
-        writer.reconcile(&sink, &[]).await;
+        writer.retain(|_| false);
         assert!(writer.failed.is_empty() && writer.written.is_empty());
     }
 

@@ -50,6 +50,16 @@ pub struct Metrics {
     /// Admission reviews answered ([`crate::webhook`]).
     pub admission_reviews: Family<ReviewLabels, Counter>,
     pub admission_review_duration: Histogram,
+    /// Status passes, full or on what changed ([`crate::cluster`]'s status writer).
+    pub status_passes: Family<PassLabels, Counter>,
+    /// Objects whose status a pass computed and compared, by pass kind.
+    pub status_objects_looked_at: Family<PassLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PassLabels {
+    /// `full` (every object) or `changed` (those whose inputs moved).
+    pub pass: String,
 }
 
 fn latency() -> Histogram {
@@ -76,6 +86,8 @@ impl Metrics {
             admission_reviews: Family::default(),
             // 50 us to ~1.6 s.
             admission_review_duration: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            status_passes: Family::default(),
+            status_objects_looked_at: Family::default(),
         };
         registry.register(
             "reconciles",
@@ -142,6 +154,16 @@ impl Metrics {
             "Time to review one object (reading what decides it, compiling)",
             m.admission_review_duration.clone(),
         );
+        registry.register(
+            "status_passes",
+            "Status passes of the leader: full (every object, every 15 s) or changed (the objects whose compiled status, proxy progress or cached object moved)",
+            m.status_passes.clone(),
+        );
+        registry.register(
+            "status_objects_looked_at",
+            "Objects whose status a pass computed and compared with what they have, by pass",
+            m.status_objects_looked_at.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -150,6 +172,14 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+
+    pub fn record_status_pass(&self, looked_at: usize, full: bool) {
+        let labels = PassLabels {
+            pass: if full { "full" } else { "changed" }.into(),
+        };
+        self.status_passes.get_or_create(&labels).inc();
+        (self.status_objects_looked_at.get_or_create(&labels)).inc_by(looked_at as u64);
     }
 
     pub fn record_review(&self, kind: &str, allowed: bool, took: std::time::Duration) {

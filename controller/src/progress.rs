@@ -88,13 +88,14 @@ pub struct GatewayProgress {
 /// summaries of replicas that stopped writing. No version number comes out: each replica
 /// numbers its own, so a message naming one would read differently from every replica.
 pub fn combine(
-    summaries: &[ReplicaProgress],
+    summaries: &[impl std::borrow::Borrow<ReplicaProgress>],
     key: &str,
     generation: i64,
     fresh_after: i64,
 ) -> Vec<GatewayProgress> {
     let mut out: BTreeMap<&str, GatewayProgress> = BTreeMap::new();
-    for summary in summaries.iter().filter(|s| s.updated >= fresh_after) {
+    let summaries = summaries.iter().map(|s| s.borrow());
+    for summary in summaries.filter(|s| s.updated >= fresh_after) {
         for (gateway, g) in &summary.gateways {
             let Some(object) = g.objects.get(key) else {
                 continue;

@@ -198,6 +198,8 @@ pub struct Reconciler {
     written: HashMap<(String, String, String), Written<RouteStatus>>,
     /// The generation (and uid: a recreated object is another) each Event was sent for.
     evented: HashMap<(String, String, String), (i64, Option<String>)>,
+    /// Events that could not be sent: tried again at the next pass.
+    unsent: std::collections::HashSet<(String, String, String)>,
 }
 
 /// A status this replica wrote, until the watch cache shows it (Routes here, the Gateway API
@@ -245,7 +247,21 @@ pub struct Observed<'a> {
 }
 
 impl Reconciler {
-    /// Returns how many statuses were written.
+    /// Forgets what it holds of objects `keep` says are gone.
+    pub fn retain(&mut self, keep: impl Fn(&(String, String, String)) -> bool) {
+        self.written.retain(|k, _| keep(k));
+        self.evented.retain(|k, _| keep(k));
+        self.unsent.retain(|k| keep(k));
+    }
+
+    /// The objects it still has something to do for: a write not seen back yet, an Event
+    /// that could not be sent.
+    pub fn pending(&self) -> impl Iterator<Item = &(String, String, String)> {
+        self.written.keys().chain(&self.unsent)
+    }
+
+    /// Writes the statuses of `objects` that differ from what they have, and the Events of
+    /// their rejected generations; returns how many statuses were written.
     pub async fn reconcile<S: StatusSink>(
         &mut self,
         sink: &S,
@@ -253,17 +269,6 @@ impl Reconciler {
         now: &Time,
     ) -> usize {
         let mut writes = 0;
-        // Objects gone are forgotten.
-        let keys: std::collections::HashSet<(&str, &str, &str)> = objects
-            .iter()
-            .map(|o| {
-                let c = o.computed;
-                (c.kind.as_str(), c.namespace.as_str(), c.name.as_str())
-            })
-            .collect();
-        let kept = |k: &(String, String, String)| keys.contains(&(&*k.0, &*k.1, &*k.2));
-        self.written.retain(|k, _| kept(k));
-        self.evented.retain(|k, _| kept(k));
         for o in objects {
             let key = (
                 o.computed.kind.clone(),
@@ -309,7 +314,10 @@ impl Reconciler {
                     .await
                     .is_ok()
                 {
+                    self.unsent.remove(&key);
                     self.evented.insert(key, sent_for);
+                } else {
+                    self.unsent.insert(key);
                 }
             }
         }
@@ -594,9 +602,11 @@ mod tests {
         assert_eq!(r.reconcile(&sink, &seen(Some(&edited)), &now(106)).await, 0);
         let later = now(105 + WATCH_LAG_SECONDS);
         assert_eq!(r.reconcile(&sink, &seen(Some(&edited)), &later).await, 1);
+        assert_eq!(r.pending().count(), 1, "the write not seen back yet");
         // Objects gone are forgotten.
-        r.reconcile(&sink, &[], &later).await;
+        r.retain(|_| false);
         assert!(r.written.is_empty() && r.evented.is_empty());
+        assert_eq!(r.pending().count(), 0);
     }
 
     #[tokio::test]

@@ -141,36 +141,54 @@ fn compile_bench(kind: Kind) {
     );
 }
 
-fn admission_bench() {
-    let yaml = routes_yaml(Kind::Route, 10_000, "127.0.0.1:9".parse().unwrap(), 0);
+/// Reviews of every 20th of 10,000 `kind` objects, as updates of themselves, by a reviewer
+/// holding all of them (and, for HTTPRoutes, their Gateway, its class and namespace).
+fn admission_bench(kind: Kind) {
+    let yaml = routes_yaml(kind, 10_000, "127.0.0.1:9".parse().unwrap(), 0);
     let parsed = frontdesk_crds::manifests::parse_file("routes.yaml", &yaml);
     let routes: Vec<serde_json::Value> = parsed
         .objects
         .iter()
         .filter_map(|(o, _)| match o {
             frontdesk_crds::manifests::Object::Route(r) => serde_json::to_value(r).ok(),
+            frontdesk_crds::manifests::Object::HttpRoute(r) => serde_json::to_value(r).ok(),
             _ => None,
         })
         .collect();
+    let mut cluster = routes.clone();
+    if let Kind::HttpRoute = kind {
+        cluster.extend([
+            serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                "metadata": {"name": "frontdesk"},
+                "spec": {"controllerName": frontdesk_crds::gateway_api::CONTROLLER_NAME}}),
+            serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "public", "namespace": "bench"},
+                "spec": {"gatewayClassName": "frontdesk",
+                         "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}),
+        ]);
+    }
     let reviewer =
-        frontdesk_controller::webhook::Reviewer::over(routes.clone(), Default::default()).unwrap();
-    // Every 20th Route, as an update of itself: 500 reviews. Each shares its host with 199
-    // others, all of which are read and compiled with it.
+        frontdesk_controller::webhook::Reviewer::over(cluster, Default::default()).unwrap();
+    // 500 reviews. Each shares its host with 199 others, all of which are read and compiled
+    // with it.
     let mut times = Vec::new();
     for route in routes.iter().step_by(20) {
         let review = serde_json::json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {"uid": "u", "kind": {"group": "frontdesk.dev", "version": "v1alpha1", "kind": "Route"},
+            "request": {"uid": "u", "kind": {"group": "", "version": "", "kind": route["kind"]},
                         "operation": "UPDATE", "namespace": "bench", "object": route, "dryRun": true},
         });
         let started = Instant::now();
         let answer = reviewer.answer(&review).expect("an AdmissionReview");
         times.push(started.elapsed());
         assert_eq!(answer["response"]["allowed"], true, "{answer}");
+        assert!(answer["response"].get("warnings").is_none(), "{answer}");
     }
     times.sort();
     println!(
-        "admission review against 10,000 Routes ({} reviews, 200 Routes per host): median {:?}, p99 {:?}, max {:?}",
+        "admission review against 10,000 {} ({} reviews, 200 per host): median {:?}, p99 {:?}, max {:?}",
+        kind.name(),
         times.len(),
         percentile(&times, 50.0),
         percentile(&times, 99.0),
@@ -563,7 +581,8 @@ fn took(log: &str, marker: &str) -> Vec<Duration> {
         .collect()
 }
 
-/// `BENCH_ONLY=memory` (or `admission`, `compile`, `propagation`, `endpoints`) runs one part.
+/// `BENCH_ONLY=memory` (or `admission`, `status`, `compile`, `propagation`, `endpoints`) runs
+/// one part.
 fn main() {
     let only = std::env::var("BENCH_ONLY").ok();
     let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
@@ -571,10 +590,18 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    if runs("admission") {
-        admission_bench();
+    if runs("status") {
+        let [full, quiet, wiped, compiled] =
+            runtime.block_on(frontdesk_controller::cluster::time_status_passes(10_000));
+        println!(
+            "status pass over 10,000 settled Routes: full {full:?}; nothing moved {quiet:?}; \
+             one status wiped {wiped:?}; a compile changed one status {compiled:?} (medians of 5)"
+        );
     }
     for kind in [Kind::Route, Kind::HttpRoute] {
+        if runs("admission") {
+            admission_bench(kind);
+        }
         if runs("compile") {
             compile_bench(kind);
         }

@@ -636,7 +636,10 @@ async fn throttle(last: &mut Option<tokio::time::Instant>) {
 
 pub mod leadership;
 mod stand_ins;
+mod status_fixture;
+mod status_scope;
 mod status_writer;
+pub use status_fixture::time_status_passes;
 pub use status_writer::KubeSink;
 use status_writer::{
     GatewayApiInputs, PROGRESS_LABEL, ProgressShare, progress_name, share_progress, status_loop,
@@ -647,5 +650,7 @@ mod degrade_tests;
 mod edit_tests;
 #[cfg(test)]
 mod fake_api;
+#[cfg(test)]
+mod status_pass_tests;
 #[cfg(test)]
 mod tests;

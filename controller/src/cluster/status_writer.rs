@@ -2,9 +2,9 @@
 //! GatewayClasses and Gateways ([`crate::gateway_status`]), BackendTLSPolicies
 //! ([`crate::policy_status`]) and HTTPRoutes and GRPCRoutes
 //! ([`crate::route_parent_status`]) by server-side apply, with the
-//! proxies' progress shared between replicas through ConfigMaps.
+//! proxies' progress shared between replicas through ConfigMaps. Each pass looks only at the
+//! objects whose inputs moved ([`super::status_scope`]); a full pass every [`FULL_PASS_EVERY`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +22,12 @@ use tokio::sync::{Notify, watch};
 use super::{FIELD_MANAGER, api_resource};
 use crate::gateway_api::GatewayApiStores;
 use crate::gateway_status::{GatewayStatusSink, GatewayStatusWriter, Wanted};
+use serde::Deserialize;
+
+use super::status_scope::{Key, Scope, SeenObjects, SeenOutput, SeenProgress};
 use crate::progress::{ReplicaProgress, combine, object_key};
 use crate::push::PushServer;
 use crate::status::{Observed, Reconciler, StatusSink};
-use crate::watch::all;
 
 /// What the status loop reads of the Gateway API kinds: their stores, once their CRDs are
 /// found, and what provisioning found (empty when it is off).
@@ -43,12 +45,11 @@ pub(super) async fn status_loop(
     mut leader: watch::Receiver<bool>,
     published: Arc<Notify>,
 ) {
-    let mut reconciler = Reconciler::default();
-    let mut gateway_writer = GatewayStatusWriter::default();
+    let mut pass = StatusPass::default();
     // What the last pass saw: a pass is needed only when something moved (a publish, a proxy,
-    // a watch event: the objects' own statuses included), or after a while (other replicas'
-    // progress goes stale without an event).
-    let mut last: Option<(Stamp, tokio::time::Instant)> = None;
+    // a watch event: the objects' own statuses included); a full one every FULL_PASS_EVERY.
+    let mut last: Option<Stamp> = None;
+    let mut last_full: Option<tokio::time::Instant> = None;
     loop {
         // ACKs arrive without a publish, so look again every second too.
         tokio::select! {
@@ -56,9 +57,9 @@ pub(super) async fn status_loop(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = leader.changed() => {
                 // Another replica may have written in between: forget what we wrote.
-                reconciler = Reconciler::default();
-                gateway_writer = GatewayStatusWriter::default();
+                pass = StatusPass::default();
                 last = None;
+                last_full = None;
             }
         }
         if !*leader.borrow() {
@@ -74,74 +75,35 @@ pub(super) async fn status_loop(
             continue;
         };
         let now_instant = tokio::time::Instant::now();
+        let full = last_full.is_none_or(|at| now_instant.duration_since(at) >= FULL_PASS_EVERY);
         // What provisioning found (addresses, refused parameters) comes on its own timer.
         let provisioned = gateway_api.provisioned.has_changed().unwrap_or(false);
-        if !provisioned
-            && last.as_ref().is_some_and(|(seen, at)| {
-                *seen == stamp && now_instant.duration_since(*at) < FULL_PASS_EVERY
-            })
-        {
+        if !full && !provisioned && last == Some(stamp) {
             continue;
         }
-        last = Some((stamp, now_instant));
-        // Per object: its uid and current status, read leniently (a status we cannot parse is
-        // simply rewritten).
-        let read_current = |kind: &'static str, stores: &[Store<DynamicObject>]| {
-            all(stores).into_iter().filter_map(move |o| {
-                let status = (o.data.get("status"))
-                    .and_then(|s| serde_json::from_value::<RouteStatus>(s.clone()).ok());
-                let key = (
-                    kind,
-                    o.metadata.namespace.clone()?,
-                    o.metadata.name.clone()?,
-                );
-                Some((key, (o.metadata.uid.clone(), status)))
-            })
-        };
-        type Current = (Option<String>, Option<RouteStatus>);
-        let current: HashMap<(&str, String, String), Current> = objects
-            .iter()
-            .flat_map(|(kind, stores)| read_current(kind, stores))
-            .collect();
-        let now_unix = k8s_openapi::jiff::Timestamp::now().as_second();
-        let summaries = shared_progress(&shared);
-        let fresh_after = now_unix - PROGRESS_STALE.as_secs() as i64;
-        let objects: Vec<Observed<'_>> = output
-            .statuses
-            .iter()
-            .filter(|s| matches!(s.kind.as_str(), "Route" | "Policy" | "Aggregate"))
-            .map(|s| {
-                let here = current.get(&(s.kind.as_str(), s.namespace.clone(), s.name.clone()));
-                Observed {
-                    computed: s,
-                    progress: combine(
-                        &summaries,
-                        &object_key(&s.kind, &s.namespace, &s.name),
-                        // A rejected generation: how far the one served in its place got.
-                        s.served_generation.unwrap_or(s.generation),
-                        fresh_after,
-                    ),
-                    current: here.and_then(|(_, st)| st.as_ref()),
-                    uid: here.and_then(|(uid, _)| uid.as_deref()),
-                }
-            })
-            .collect();
-        let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let mut writes = reconciler.reconcile(&sink, &objects, &now).await;
-        let stores = gateway_api.stores.borrow().clone();
-        if let Some(stores) = stores {
-            let progress = |s: &ObjectStatus| {
-                let key = object_key(&s.kind, &s.namespace, &s.name);
-                // A rejected route's generation: how far the one served in its place got.
-                let generation = s.served_generation.unwrap_or(s.generation);
-                combine(&summaries, &key, generation, fresh_after)
-            };
-            let report = gateway_api.provisioned.borrow_and_update().clone();
-            let wanted = gateway_api_statuses(&output, &stores, progress, &report, &now);
-            writes += gateway_writer.reconcile(&sink, &wanted).await;
+        last = Some(stamp);
+        if full {
+            last_full = Some(now_instant);
         }
-        if writes > 0 {
-            tracing::debug!(writes, "statuses written");
+        let stores = gateway_api.stores.borrow().clone();
+        let report = gateway_api.provisioned.borrow_and_update().clone();
+        let inputs = PassInputs {
+            output,
+            objects: &objects,
+            gateway_api: stores.as_ref(),
+            provisioned: (&report, provisioned),
+            shared: &shared,
+            full,
+        };
+        let done = pass.run(&sink, inputs).await;
+        push.metrics.record_status_pass(done.looked_at, full);
+        if done.writes > 0 {
+            tracing::debug!(
+                writes = done.writes,
+                looked_at = done.looked_at,
+                full,
+                "statuses written"
+            );
         }
     }
 }
@@ -155,11 +117,178 @@ struct Stamp {
     events: u64,
 }
 
-/// A pass runs at least this often even when nothing moved: the replicas' progress summaries
-/// go stale on the clock.
-const FULL_PASS_EVERY: Duration = Duration::from_secs(15);
+/// A pass looks at every object at least this often, even when nothing moved: a safety net
+/// under the change sets ([`super::status_scope`]), and the clock by which the replicas'
+/// progress summaries go stale.
+pub(super) const FULL_PASS_EVERY: Duration = Duration::from_secs(15);
 
-/// The statuses of frontdesk's GatewayClasses and Gateways, with those they have now.
+/// What one status pass reads.
+pub(super) struct PassInputs<'a> {
+    pub output: Arc<Output>,
+    /// The watch caches of Routes, Aggregates and Policies, per kind.
+    pub objects: &'a [(&'static str, Vec<Store<DynamicObject>>)],
+    pub gateway_api: Option<&'a GatewayApiStores>,
+    /// What provisioning found, and whether it changed since the last pass.
+    pub provisioned: (&'a crate::provision::Report, bool),
+    /// The replicas' progress ConfigMaps.
+    pub shared: &'a [Store<ConfigMap>],
+    /// Look at every object, not only those whose inputs moved.
+    pub full: bool,
+}
+
+/// What a pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct PassDone {
+    /// Objects whose status was computed and compared.
+    pub looked_at: usize,
+    pub writes: usize,
+}
+
+/// The leader's status writing, pass after pass: what it wrote and what it saw last.
+#[derive(Default)]
+pub(super) struct StatusPass {
+    reconciler: Reconciler,
+    gateway_writer: GatewayStatusWriter,
+    objects: SeenObjects,
+    output: SeenOutput,
+    progress: SeenProgress,
+}
+
+impl StatusPass {
+    /// Writes the statuses that differ from what the objects have, looking only at the
+    /// objects whose inputs moved since the last pass (all of them with `inputs.full`).
+    pub(super) async fn run<S: StatusSink + GatewayStatusSink>(
+        &mut self,
+        sink: &S,
+        inputs: PassInputs<'_>,
+    ) -> PassDone {
+        let mut scope = if inputs.full {
+            Scope::everything()
+        } else {
+            Scope::default()
+        };
+        let new_output = self.output.update(inputs.output, &mut scope);
+        let gateway_api = inputs.gateway_api.cloned().unwrap_or_default();
+        let walked = (inputs.objects.iter())
+            .map(|(kind, stores)| (*kind, &stores[..]))
+            .chain([
+                ("GatewayClass", &gateway_api.classes[..]),
+                ("Gateway", &gateway_api.gateways[..]),
+                ("BackendTLSPolicy", &gateway_api.backend_tls_policies[..]),
+                ("HTTPRoute", &gateway_api.http_routes[..]),
+                ("GRPCRoute", &gateway_api.grpc_routes[..]),
+            ]);
+        self.objects.walk(walked, &mut scope);
+        let output = self.output.output().expect("just set").clone();
+        if inputs.provisioned.1 || scope.keys.iter().any(|k| k.0 == "GatewayClass") {
+            // Whether a Gateway is frontdesk's, and what provisioning found for it.
+            let gateways = (output.statuses.iter())
+                .filter(|s| matches!(s.kind.as_str(), "Gateway" | "GatewayClass"));
+            for s in gateways {
+                scope.add(&s.kind, &s.namespace, &s.name);
+            }
+        }
+        let now_unix = k8s_openapi::jiff::Timestamp::now().as_second();
+        let fresh_after = now_unix - PROGRESS_STALE.as_secs() as i64;
+        self.progress.update(inputs.shared, fresh_after, &mut scope);
+        for key in self
+            .reconciler
+            .pending()
+            .chain(self.gateway_writer.pending())
+        {
+            scope.add(&key.0, &key.1, &key.2);
+        }
+        if new_output || inputs.full {
+            let (seen_output, seen_objects) = (&self.output, &self.objects);
+            self.reconciler.retain(|k| seen_output.contains(k));
+            self.gateway_writer.retain(|k| {
+                seen_output.contains(k) || seen_objects.get(&k.0, &k.1, &k.2).is_some()
+            });
+        }
+        let summaries: Vec<&ReplicaProgress> = self.progress.fresh().collect();
+        let progress = |s: &ObjectStatus| {
+            // A rejected generation: how far the one served in its place got.
+            let generation = s.served_generation.unwrap_or(s.generation);
+            combine(
+                &summaries,
+                &object_key(&s.kind, &s.namespace, &s.name),
+                generation,
+                0,
+            )
+        };
+        // The statuses to look at, in the output's order.
+        let in_scope: Vec<&ObjectStatus> = if scope.all {
+            output.statuses.iter().collect()
+        } else {
+            let mut keys: Vec<&Key> = scope.keys.iter().collect();
+            keys.sort();
+            keys.into_iter()
+                .filter_map(|k| self.output.get(&k.0, &k.1, &k.2))
+                .collect()
+        };
+        // Per object: its uid and current status, read leniently (a status we cannot parse is
+        // simply rewritten).
+        let ours: Vec<(&ObjectStatus, Option<&DynamicObject>)> = (in_scope.iter())
+            .filter(|s| matches!(s.kind.as_str(), "Route" | "Policy" | "Aggregate"))
+            .map(|s| (*s, self.objects.get(&s.kind, &s.namespace, &s.name)))
+            .collect();
+        let current: Vec<Option<RouteStatus>> = (ours.iter())
+            .map(|(_, o)| {
+                (o.and_then(|o| o.data.get("status")))
+                    .and_then(|s| RouteStatus::deserialize(s).ok())
+            })
+            .collect();
+        let observed: Vec<Observed<'_>> = (ours.iter().zip(&current))
+            .map(|((s, o), current)| Observed {
+                computed: s,
+                progress: progress(s),
+                current: current.as_ref(),
+                uid: o.and_then(|o| o.metadata.uid.as_deref()),
+            })
+            .collect();
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let mut writes = self.reconciler.reconcile(sink, &observed, &now).await;
+        let mut looked_at = observed.len();
+        if inputs.gateway_api.is_some() {
+            let gateway_kinds = in_scope.iter().copied().filter(|s| {
+                matches!(
+                    s.kind.as_str(),
+                    "GatewayClass" | "Gateway" | "BackendTLSPolicy" | "HTTPRoute" | "GRPCRoute"
+                )
+            });
+            // Routes in the caches but not in the output: frontdesk no longer serves them.
+            let routes: Vec<(&Key, &DynamicObject)> = if scope.all {
+                ["HTTPRoute", "GRPCRoute"]
+                    .into_iter()
+                    .flat_map(|kind| self.objects.of_kind(kind))
+                    .collect()
+            } else {
+                (scope.keys.iter())
+                    .filter(|k| matches!(k.0.as_str(), "HTTPRoute" | "GRPCRoute"))
+                    .filter_map(|k| Some((k, self.objects.get(&k.0, &k.1, &k.2)?)))
+                    .collect()
+            };
+            let unserved: Vec<(&Key, &DynamicObject)> = (routes.into_iter())
+                .filter(|(key, _)| !self.output.contains(key))
+                .collect();
+            let wanted = wanted_statuses(
+                gateway_kinds,
+                &unserved,
+                &self.objects,
+                progress,
+                inputs.provisioned.0,
+                &now,
+            );
+            looked_at += wanted.len();
+            writes += self.gateway_writer.reconcile(sink, &wanted).await;
+        }
+        PassDone { looked_at, writes }
+    }
+}
+
+/// The statuses of frontdesk's GatewayClasses and Gateways (and of the other Gateway API
+/// kinds), with those they have now: every one of `output`, over the objects of `stores`.
+#[cfg(test)]
 pub(super) fn gateway_api_statuses(
     output: &Output,
     stores: &GatewayApiStores,
@@ -167,86 +296,84 @@ pub(super) fn gateway_api_statuses(
     provisioned: &crate::provision::Report,
     now: &Time,
 ) -> Vec<Wanted> {
+    let mut objects = SeenObjects::default();
+    objects.walk(
+        [
+            ("GatewayClass", &stores.classes[..]),
+            ("Gateway", &stores.gateways[..]),
+            ("BackendTLSPolicy", &stores.backend_tls_policies[..]),
+            ("HTTPRoute", &stores.http_routes[..]),
+            ("GRPCRoute", &stores.grpc_routes[..]),
+        ],
+        &mut Scope::everything(),
+    );
+    let keys: std::collections::HashSet<(&str, &str, &str)> = (output.statuses.iter())
+        .map(|s| (s.kind.as_str(), s.namespace.as_str(), s.name.as_str()))
+        .collect();
+    let unserved: Vec<(&Key, &DynamicObject)> = ["HTTPRoute", "GRPCRoute"]
+        .into_iter()
+        .flat_map(|kind| objects.of_kind(kind))
+        .filter(|(key, _)| !keys.contains(&(key.0.as_str(), key.1.as_str(), key.2.as_str())))
+        .collect();
+    wanted_statuses(
+        output.statuses.iter(),
+        &unserved,
+        &objects,
+        progress,
+        provisioned,
+        now,
+    )
+}
+
+/// The statuses the Gateway API objects of `statuses` should have, with those they have now
+/// (in `objects`); and for the routes of `unserved` (no longer frontdesk's), their status
+/// without frontdesk's entries.
+fn wanted_statuses<'a>(
+    statuses: impl Iterator<Item = &'a ObjectStatus>,
+    unserved: &[(&Key, &DynamicObject)],
+    objects: &SeenObjects,
+    progress: impl Fn(&ObjectStatus) -> Vec<crate::status::GatewayProgress>,
+    provisioned: &crate::provision::Report,
+    now: &Time,
+) -> Vec<Wanted> {
     use frontdesk_crds::gateway_api::{GatewayClassStatus, GatewayStatus};
-    // The statuses they have now, by (namespace, name); a GatewayClass's namespace is "".
-    // The status each object has now, with the version it was read at (one read: a status
-    // shared with other controllers is applied to exactly the version it came from).
-    let statuses = |stores: &[Store<DynamicObject>]| -> HashMap<(String, String), Read> {
-        stores
-            .iter()
-            .flat_map(|s| s.state())
-            .filter_map(|o| {
-                let namespace = o.metadata.namespace.clone().unwrap_or_default();
-                let key = (namespace, o.metadata.name.clone()?);
-                let read = Read {
-                    status: o.data.get("status").cloned(),
-                    version: o.metadata.resource_version.clone(),
-                };
-                Some((key, read))
-            })
-            .collect()
+    let current = |kind: &str, namespace: &str, name: &str| {
+        (objects.get(kind, namespace, name)).and_then(|o| o.data.get("status").cloned())
     };
-    let (classes, gateways) = (statuses(&stores.classes), statuses(&stores.gateways));
-    let tls_policies = statuses(&stores.backend_tls_policies);
-    let (http_routes, grpc_routes) = (statuses(&stores.http_routes), statuses(&stores.grpc_routes));
-    let current = |map: &HashMap<(String, String), Read>, namespace: &str, name: &str| {
-        map.get(&(namespace.to_string(), name.to_string()))
-            .and_then(|r| r.status.clone())
+    let version = |kind: &str, namespace: &str, name: &str| {
+        (objects.get(kind, namespace, name)).and_then(|o| o.metadata.resource_version.clone())
     };
-    let version = |map: &HashMap<(String, String), Read>, namespace: &str, name: &str| {
-        map.get(&(namespace.to_string(), name.to_string()))
-            .and_then(|r| r.version.clone())
-    };
-    // The output may be older than the stores: only objects that are still there, at the
+    // The output may be older than the caches: only objects that are still there, at the
     // generation compiled, and still of frontdesk's class get a status; never another
     // controller's Gateway that just moved class.
+    let controller_of = |class: &str| {
+        (objects.get("GatewayClass", "", class))
+            .and_then(|c| c.data.pointer("/spec/controllerName"))
+            .and_then(|v| v.as_str())
+    };
+    let ours = frontdesk_crds::gateway_api::CONTROLLER_NAME;
     let ours_now = |s: &ObjectStatus| -> bool {
-        let find = |stores: &[Store<DynamicObject>], namespace: Option<&str>, name: &str| {
-            stores.iter().flat_map(|st| st.state()).find(|o| {
-                o.metadata.name.as_deref() == Some(name)
-                    && o.metadata.namespace.as_deref() == namespace
-            })
+        let Some(object) = objects.get(&s.kind, &s.namespace, &s.name) else {
+            return false;
         };
-        let controller_of = |class: &str| {
-            find(&stores.classes, None, class).and_then(|c| {
-                c.data
-                    .pointer("/spec/controllerName")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            })
-        };
-        let ours = frontdesk_crds::gateway_api::CONTROLLER_NAME;
+        let at_generation = object.metadata.generation.unwrap_or(0) == s.generation;
         match s.kind.as_str() {
-            "GatewayClass" => find(&stores.classes, None, &s.name).is_some_and(|c| {
-                c.metadata.generation.unwrap_or(0) == s.generation
-                    && controller_of(&s.name).as_deref() == Some(ours)
-            }),
-            "Gateway" => find(&stores.gateways, Some(&s.namespace), &s.name).is_some_and(|g| {
-                g.metadata.generation.unwrap_or(0) == s.generation
-                    && g.data
-                        .pointer("/spec/gatewayClassName")
+            "GatewayClass" => at_generation && controller_of(&s.name) == Some(ours),
+            "Gateway" => {
+                at_generation
+                    && (object.data.pointer("/spec/gatewayClassName"))
                         .and_then(|v| v.as_str())
                         .and_then(controller_of)
-                        .as_deref()
                         == Some(ours)
-            }),
+            }
             // Another controller's entries are kept ([`crate::policy_status`]).
-            "BackendTLSPolicy" => find(&stores.backend_tls_policies, Some(&s.namespace), &s.name)
-                .is_some_and(|p| p.metadata.generation.unwrap_or(0) == s.generation),
-            "HTTPRoute" => find(&stores.http_routes, Some(&s.namespace), &s.name)
-                .is_some_and(|r| r.metadata.generation.unwrap_or(0) == s.generation),
-            "GRPCRoute" => find(&stores.grpc_routes, Some(&s.namespace), &s.name)
-                .is_some_and(|r| r.metadata.generation.unwrap_or(0) == s.generation),
+            "BackendTLSPolicy" | "HTTPRoute" | "GRPCRoute" => at_generation,
             _ => false,
         }
     };
     let mut wanted = Vec::new();
-    for s in &output.statuses {
-        if matches!(
-            s.kind.as_str(),
-            "GatewayClass" | "Gateway" | "BackendTLSPolicy" | "HTTPRoute" | "GRPCRoute"
-        ) && !ours_now(s)
-        {
+    for s in statuses {
+        if !ours_now(s) {
             continue;
         }
         // Parameters that cannot be used make the class or Gateway not accepted.
@@ -256,20 +383,18 @@ pub(super) fn gateway_api_statuses(
             .get(&key)
             .map(|message| crate::gateway_status::refuse_parameters(s, message));
         let s = refused.as_ref().unwrap_or(s);
-        let (status, current) = match s.kind.as_str() {
+        let current = current(&s.kind, &s.namespace, &s.name);
+        let status = match s.kind.as_str() {
             "GatewayClass" => {
-                let current = current(&classes, "", &s.name);
-                let typed = current
-                    .as_ref()
-                    .and_then(|c| serde_json::from_value::<GatewayClassStatus>(c.clone()).ok());
+                let typed =
+                    (current.as_ref()).and_then(|c| GatewayClassStatus::deserialize(c).ok());
                 let status = crate::gateway_status::class_status(s, typed.as_ref(), now);
-                (serde_json::to_value(status), current)
+                serde_json::to_value(status)
             }
             "Gateway" => {
-                let current = current(&gateways, &s.namespace, &s.name);
                 let typed = current
                     .as_ref()
-                    .and_then(|c| serde_json::from_value::<GatewayStatus>(c.clone()).ok());
+                    .and_then(|c| GatewayStatus::deserialize(c).ok());
                 let mut status =
                     crate::gateway_status::gateway_status(s, &progress(s), typed.as_ref(), now);
                 if let Some(addresses) = provisioned
@@ -278,29 +403,20 @@ pub(super) fn gateway_api_statuses(
                 {
                     status.addresses = addresses.clone();
                 }
-                (serde_json::to_value(status), current)
+                serde_json::to_value(status)
             }
             "BackendTLSPolicy" => {
-                let current = current(&tls_policies, &s.namespace, &s.name);
                 let typed = current.as_ref().and_then(|c| {
-                    serde_json::from_value::<
-                        frontdesk_crds::gateway_api::backend_tls_policy::PolicyStatus,
-                    >(c.clone())
-                    .ok()
+                    frontdesk_crds::gateway_api::backend_tls_policy::PolicyStatus::deserialize(c)
+                        .ok()
                 });
                 let Some(status) = crate::policy_status::policy_status(s, typed.as_ref(), now)
                 else {
                     continue;
                 };
-                (serde_json::to_value(status), current)
+                serde_json::to_value(status)
             }
             "HTTPRoute" | "GRPCRoute" => {
-                let routes = if s.kind == "HTTPRoute" {
-                    &http_routes
-                } else {
-                    &grpc_routes
-                };
-                let current = current(routes, &s.namespace, &s.name);
                 let Some(status) = crate::route_parent_status::route_status(
                     s,
                     &progress(s),
@@ -309,7 +425,7 @@ pub(super) fn gateway_api_statuses(
                 ) else {
                     continue;
                 };
-                (Ok(status), current)
+                Ok(status)
             }
             _ => continue,
         };
@@ -323,58 +439,36 @@ pub(super) fn gateway_api_statuses(
             // Other controllers write in a policy's ancestors and a route's parents too: apply
             // to what was read.
             resource_version: match s.kind.as_str() {
-                "BackendTLSPolicy" => version(&tls_policies, &s.namespace, &s.name),
-                "HTTPRoute" => version(&http_routes, &s.namespace, &s.name),
-                "GRPCRoute" => version(&grpc_routes, &s.namespace, &s.name),
+                "BackendTLSPolicy" | "HTTPRoute" | "GRPCRoute" => {
+                    version(&s.kind, &s.namespace, &s.name)
+                }
                 _ => None,
             },
         });
     }
     // Routes frontdesk no longer serves (their parentRefs moved to another controller's
     // Gateway) lose the parents entries frontdesk wrote.
-    for (kind, routes) in [("HTTPRoute", &http_routes), ("GRPCRoute", &grpc_routes)] {
-        for ((namespace, name), read) in routes {
-            let compiled = output
-                .statuses
-                .iter()
-                .any(|s| s.kind == kind && s.namespace == *namespace && s.name == *name);
-            let Some(status) = (!compiled)
-                .then(|| crate::route_parent_status::without_ours(read.status.as_ref()))
-                .flatten()
-            else {
-                continue;
-            };
-            wanted.push(Wanted {
-                kind: kind.into(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-                status,
-                current: read.status.clone(),
-                resource_version: read.version.clone(),
-            });
-        }
+    for ((kind, namespace, name), object) in unserved {
+        let current = object.data.get("status");
+        let Some(status) = crate::route_parent_status::without_ours(current) else {
+            continue;
+        };
+        wanted.push(Wanted {
+            kind: kind.clone(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            status,
+            current: current.cloned(),
+            resource_version: object.metadata.resource_version.clone(),
+        });
     }
     wanted
-}
-
-/// An object's status as read, and the version it was read at.
-struct Read {
-    status: Option<serde_json::Value>,
-    version: Option<String>,
 }
 
 /// Label of the replicas' progress ConfigMaps; its value is the Lease's name.
 pub(super) const PROGRESS_LABEL: &str = "frontdesk.dev/controller-progress";
 /// A replica that has not refreshed its progress for this long is taken for gone.
 const PROGRESS_STALE: Duration = Duration::from_secs(30);
-
-/// The progress summaries in the replicas' ConfigMaps.
-fn shared_progress(stores: &[Store<ConfigMap>]) -> Vec<ReplicaProgress> {
-    all(stores)
-        .into_iter()
-        .filter_map(|cm| serde_json::from_str(cm.data?.get("progress.json")?).ok())
-        .collect()
-}
 
 /// Where a replica shares its progress.
 pub(super) struct ProgressShare {
