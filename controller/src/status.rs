@@ -198,8 +198,8 @@ pub struct Reconciler {
     written: HashMap<(String, String, String), Written<RouteStatus>>,
     /// The generation (and uid: a recreated object is another) each Event was sent for.
     evented: HashMap<(String, String, String), (i64, Option<String>)>,
-    /// Events that could not be sent: tried again at the next pass.
-    unsent: std::collections::HashSet<(String, String, String)>,
+    /// Objects whose status write or Event failed: tried again at the next pass.
+    retry: std::collections::HashSet<(String, String, String)>,
 }
 
 /// A status this replica wrote, until the watch cache shows it (Routes here, the Gateway API
@@ -251,13 +251,13 @@ impl Reconciler {
     pub fn retain(&mut self, keep: impl Fn(&(String, String, String)) -> bool) {
         self.written.retain(|k, _| keep(k));
         self.evented.retain(|k, _| keep(k));
-        self.unsent.retain(|k| keep(k));
+        self.retry.retain(|k| keep(k));
     }
 
-    /// The objects it still has something to do for: a write not seen back yet, an Event
-    /// that could not be sent.
+    /// The objects it still has something to do for: a write not seen back yet, a write or
+    /// an Event that failed.
     pub fn pending(&self) -> impl Iterator<Item = &(String, String, String)> {
-        self.written.keys().chain(&self.unsent)
+        self.written.keys().chain(&self.retry)
     }
 
     /// Writes the statuses of `objects` that differ from what they have, and the Events of
@@ -276,6 +276,8 @@ impl Reconciler {
                 o.computed.name.clone(),
             );
             let want = desired(o.computed, &o.progress, o.current, now);
+            // Looked at now: pending again only if something below fails.
+            self.retry.remove(&key);
             // The object's status as the watch cache has it is the truth; what this replica
             // wrote covers only the time the write takes to come back.
             let already = if o.current.is_some_and(|c| same(c, &want)) {
@@ -293,7 +295,8 @@ impl Reconciler {
                         self.written.insert(key.clone(), written);
                     }
                     Err(e) => {
-                        tracing::warn!(kind = %key.0, namespace = %key.1, name = %key.2, error = %e, "writing status failed; retried at the next change")
+                        tracing::warn!(kind = %key.0, namespace = %key.1, name = %key.2, error = %e, "writing status failed; retried at the next pass");
+                        self.retry.insert(key.clone());
                     }
                 }
             }
@@ -314,10 +317,9 @@ impl Reconciler {
                     .await
                     .is_ok()
                 {
-                    self.unsent.remove(&key);
                     self.evented.insert(key, sent_for);
                 } else {
-                    self.unsent.insert(key);
+                    self.retry.insert(key);
                 }
             }
         }
@@ -368,6 +370,72 @@ mod tests {
             ));
             Ok(())
         }
+    }
+
+    /// Refuses every write and Event while `down`.
+    #[derive(Default)]
+    struct Flaky {
+        down: std::sync::atomic::AtomicBool,
+        inner: Recorder,
+    }
+
+    impl StatusSink for Flaky {
+        async fn apply_status(
+            &self,
+            kind: &str,
+            namespace: &str,
+            name: &str,
+            status: &RouteStatus,
+        ) -> Result<(), String> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("unavailable".into());
+            }
+            self.inner.apply_status(kind, namespace, name, status).await
+        }
+        async fn warn(
+            &self,
+            kind: &str,
+            namespace: &str,
+            name: &str,
+            uid: Option<&str>,
+            reason: &str,
+            note: &str,
+        ) -> Result<(), String> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("unavailable".into());
+            }
+            self.inner
+                .warn(kind, namespace, name, uid, reason, note)
+                .await
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_writes_and_events_stay_pending_until_they_go_through() {
+        let statuses = compiled();
+        let objects: Vec<Observed<'_>> = (statuses.iter())
+            .map(|s| Observed {
+                computed: s,
+                progress: progress(1, 1),
+                current: None,
+                uid: Some("u"),
+            })
+            .collect();
+        let sink = Flaky::default();
+        sink.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut r = Reconciler::default();
+        assert_eq!(r.reconcile(&sink, &objects, &now(100)).await, 0);
+        assert_eq!(r.pending().count(), statuses.len(), "every write failed");
+        sink.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            r.reconcile(&sink, &objects, &now(101)).await,
+            statuses.len()
+        );
+        // Written (pending until seen back), and the rejected one's Event sent.
+        assert_eq!(r.pending().count(), statuses.len());
+        assert_eq!(sink.inner.events.lock().unwrap().len(), 1);
+        r.retain(|_| false);
+        assert_eq!(r.pending().count(), 0);
     }
 
     fn compiled() -> Vec<ObjectStatus> {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use frontdesk_crds::Output;
 use frontdesk_crds::admission::{Context, Settings, Verdict, context_object, review, reviewed};
 use frontdesk_crds::gateway_api::{GRPCRoute, Gateway, GatewayClass, HTTPRoute};
 use frontdesk_crds::manifests::Object;
@@ -54,6 +55,9 @@ pub struct Reviewer {
     pub policies: Vec<Store<DynamicObject>>,
     /// The Gateway API kinds' caches, once their CRDs are found.
     pub(crate) gateway_api: watch::Receiver<Option<GatewayApiStores>>,
+    /// The last compile of the whole cluster (what the proxies serve), which confirms a host
+    /// conflict before it is refused.
+    pub(crate) served: Arc<dyn Fn() -> Option<Arc<Output>> + Send + Sync>,
     pub settings: Settings,
 }
 
@@ -66,6 +70,17 @@ impl Reviewer {
             let kind = o["kind"].as_str().unwrap_or_default().to_string();
             by_kind.entry(kind).or_default().push(o);
         }
+        // What the proxies would serve: these objects compiled whole.
+        let served = {
+            let objects: Vec<Object> = (by_kind.iter())
+                .flat_map(|(kind, docs)| docs.iter().map(move |d| (kind, d)))
+                .filter_map(|(kind, doc)| context_object(kind, doc.clone())?.ok())
+                .collect();
+            let mut resources = frontdesk_crds::manifests::resources(objects.iter());
+            resources.shared_hosts = settings.shared_hosts;
+            resources.urls = settings.urls.clone();
+            Arc::new(frontdesk_crds::compile(&resources))
+        };
         let mut take = |kind: &str| by_kind.remove(kind).unwrap_or_default();
         fn store<K: kube::Resource<DynamicType = ()>>(
             objects: Vec<Value>,
@@ -96,6 +111,7 @@ impl Reviewer {
             aggregates: store::<frontdesk_crds::Aggregate>(take("Aggregate"))?,
             policies: store::<frontdesk_crds::Policy>(take("Policy"))?,
             gateway_api: watch::channel(Some(gateway_api)).1,
+            served: Arc::new(move || Some(served.clone())),
             settings,
         })
     }
@@ -156,7 +172,8 @@ impl Reviewer {
             Err((field, reason)) => return Verdict::unreadable(&field, &reason),
         };
         let context = self.context(&candidate);
-        review(candidate, context, &self.settings)
+        let served = (self.served)();
+        review(candidate, context, &self.settings, served.as_deref())
     }
 
     /// The objects of the caches that may decide `candidate`'s verdict, read (one that cannot

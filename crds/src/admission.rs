@@ -17,10 +17,12 @@
 //! none of whose parentRefs is a Gateway of frontdesk's is another controller's: allowed
 //! without a word, as the compiler gives it no status.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::compile::Output;
 use crate::compile::urls::UrlPolicy;
 use crate::gateway_api::GROUP;
 use crate::gateway_api::http_route::ParentReference;
@@ -147,8 +149,12 @@ fn strings<'a>(spec: Option<&'a Value>, field: &str) -> impl Iterator<Item = &'a
         .flatten()
 }
 
-/// A Route's or Aggregate's `spec.gateways`: `namespace/name` or a plain name.
+/// A Route's or Aggregate's `spec.gateways`: `namespace/name` or a plain name; none is the
+/// `default` gateway.
 fn entries(gateways: &[String]) -> Vec<(Option<String>, String)> {
+    if gateways.is_empty() {
+        return vec![(None, "default".to_string())];
+    }
     (gateways.iter())
         .map(|entry| match entry.split_once('/') {
             Some((ns, name)) => (Some(ns.to_string()), name.to_string()),
@@ -204,9 +210,20 @@ pub fn context_object(kind: &str, doc: Value) -> Option<Result<Object, (String, 
 }
 
 /// Compiles `candidate` with `context` (the objects [`Context::relevant`] selected) and
-/// answers whether it is accepted.
-pub fn review(candidate: Object, context: Vec<Object>, settings: &Settings) -> Verdict {
+/// answers whether it is accepted. `served` is the last compile of the whole cluster (what the
+/// proxies serve): a host conflict the review finds is refused only when another namespace
+/// serves that host there too, since the context may lack the route that really holds it (one
+/// that gets the host from its listener, or an earlier version standing in for a rejected
+/// edit).
+pub fn review(
+    candidate: Object,
+    context: Vec<Object>,
+    settings: &Settings,
+    served: Option<&Output>,
+) -> Verdict {
     let key = candidate.key();
+    let namespace = key.namespace.clone();
+    let declared: Vec<String> = hosts(&candidate).into_iter().map(String::from).collect();
     let mut objects = context;
     objects.push(candidate);
     let mut resources = resources(objects.iter());
@@ -214,10 +231,48 @@ pub fn review(candidate: Object, context: Vec<Object>, settings: &Settings) -> V
     resources.urls = settings.urls.clone();
     let output = crate::compile(&resources);
     let Some(status) = output.status(key.kind, &key.namespace, &key.name) else {
-        // A kind the compiler gives no status (nothing to check).
+        // A kind the compiler gives no status (nothing to check), or a Gateway API route
+        // naming no Gateway of frontdesk's.
         return Verdict::allowed(Vec::new());
     };
-    verdict(status)
+    let verdict = verdict(status);
+    let host_conflict = status
+        .condition(ACCEPTED)
+        .is_some_and(|c| c.reason == "HostConflict");
+    if !verdict.allowed && host_conflict {
+        let held_elsewhere = |output: &Output| held_by_others(output, &namespace, &declared);
+        let review_held = held_elsewhere(&output);
+        let confirmed = served.is_some_and(|served| {
+            let served_held = held_elsewhere(served);
+            review_held.iter().any(|h| served_held.contains(h))
+        });
+        if !confirmed {
+            let why = format!(
+                "{} (not refused: the proxies do not serve it so now; the status will tell)",
+                verdict.message
+            );
+            return Verdict::allowed(vec![why]);
+        }
+    }
+    verdict
+}
+
+/// The `(gateway, host)` pairs among `hosts` that routes of namespaces other than `namespace`
+/// serve in `output`.
+fn held_by_others(
+    output: &Output,
+    namespace: &str,
+    hosts: &[String],
+) -> BTreeSet<(String, String)> {
+    let mut held = BTreeSet::new();
+    for (gateway, snapshot) in &output.snapshots {
+        for route in snapshot.routes.iter().filter(|r| r.namespace != namespace) {
+            for host in route.hosts.iter().filter(|h| hosts.contains(h)) {
+                held.insert((gateway.clone(), host.clone()));
+            }
+        }
+    }
+    held
 }
 
 fn verdict(status: &ObjectStatus) -> Verdict {
@@ -321,7 +376,7 @@ spec:
   - matches: [{path: {value: 'no-slash'}}]
     backends: [{url: 'http://127.0.0.1:1'}]
 ");
-        let verdict = review(candidate, Vec::new(), &Settings::default());
+        let verdict = review(candidate, Vec::new(), &Settings::default(), None);
         assert!(!verdict.allowed);
         assert!(
             verdict.message.contains("spec.rules[0].matches[0].path"),
@@ -340,7 +395,7 @@ spec:
   policies: [missing]
   rules: [{backends: [{service: orders, port: 80}]}]
 ");
-        let verdict = review(candidate, Vec::new(), &Settings::default());
+        let verdict = review(candidate, Vec::new(), &Settings::default(), None);
         assert_eq!(verdict, Verdict::allowed(Vec::new()));
     }
 
@@ -354,7 +409,7 @@ spec:
   gateways: [infra/public]
   rules: [{backends: [{url: 'http://127.0.0.1:1'}]}]
 ");
-        let verdict = review(candidate, Vec::new(), &Settings::default());
+        let verdict = review(candidate, Vec::new(), &Settings::default(), None);
         assert!(verdict.allowed, "{verdict:?}");
         assert_eq!(verdict.warnings.len(), 1, "{verdict:?}");
     }
@@ -378,7 +433,13 @@ spec:
         let mut keys: Vec<String> = context.iter().map(|o| o.key().to_string()).collect();
         keys.sort();
         assert_eq!(keys, ["Policy partners/auth", "Route shop/shop"]);
-        let verdict = review(candidate.clone(), context, &Settings::default());
+        let served = compiled(&cluster);
+        let verdict = review(
+            candidate.clone(),
+            context,
+            &Settings::default(),
+            Some(&served),
+        );
         assert!(!verdict.allowed);
         assert_eq!(
             verdict.message,
@@ -393,7 +454,7 @@ spec:
             .into_iter()
             .cloned()
             .collect();
-        assert!(review(candidate, context, &shared).allowed);
+        assert!(review(candidate, context, &shared, Some(&served)).allowed);
     }
 
     #[test]
@@ -410,7 +471,7 @@ spec:
 ");
         let context: Vec<Object> = relevant(&update, &cluster).into_iter().cloned().collect();
         assert!(context.iter().all(|o| o.key().name != "shop"));
-        assert!(review(update, context, &Settings::default()).allowed);
+        assert!(review(update, context, &Settings::default(), None).allowed);
         let policy = one("\
 apiVersion: frontdesk.dev/v1alpha1
 kind: Policy
@@ -418,7 +479,7 @@ metadata: {name: limits, namespace: shop}
 spec:
   rateLimit: {limits: [{requests: 10, period: 0s}]}
 ");
-        let verdict = review(policy, Vec::new(), &Settings::default());
+        let verdict = review(policy, Vec::new(), &Settings::default(), None);
         assert!(!verdict.allowed);
         assert!(
             verdict.message.contains("spec.rateLimit"),
@@ -452,6 +513,7 @@ spec:
     tls: {certificateRefs: [{name: missing-cert}]}
     allowedRoutes: {namespaces: {from: All}}
   - {name: own, port: 8080, protocol: HTTP}
+  - {name: shop, port: 8081, protocol: HTTP, hostname: shop.example.com, allowedRoutes: {namespaces: {from: All}}}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -520,9 +582,19 @@ spec:
         ))
     }
 
+    /// What the proxies serve: the cluster compiled whole.
+    fn compiled(cluster: &[Object]) -> Output {
+        crate::compile(&resources(cluster.iter()))
+    }
+
     fn review_in(candidate: Object, cluster: &[Object]) -> Verdict {
         let context = relevant(&candidate, cluster).into_iter().cloned().collect();
-        review(candidate, context, &Settings::default())
+        review(
+            candidate,
+            context,
+            &Settings::default(),
+            Some(&compiled(cluster)),
+        )
     }
 
     #[test]
@@ -653,5 +725,54 @@ spec:
                 "spec.rules[0].filters[0].type: a GRPCRoute has no URLRewrite filter".into()
             )
         );
+    }
+
+    #[test]
+    fn a_host_conflict_is_refused_only_when_the_proxies_serve_the_host_so() {
+        // shop's HTTPRoute holds shop.example.com through its listener's hostname (it names
+        // none itself, so no review finds it by host); blog's newer one names the host and is
+        // rejected by the status. A new shop route naming the host is shop's to add.
+        let mut cluster = objects(GATEWAYS);
+        cluster.extend(objects(
+            "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: holder, namespace: shop, creationTimestamp: '2025-01-01T00:00:00Z'}
+spec:
+  parentRefs: [{name: public, namespace: edge, sectionName: shop}]
+  rules: [{backendRefs: [{name: shop, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: latecomer, namespace: blog, creationTimestamp: '2025-06-01T00:00:00Z'}
+spec:
+  parentRefs: [{name: public, namespace: edge, sectionName: shop}]
+  hostnames: [shop.example.com]
+  rules: [{backendRefs: [{name: blog, port: 80}]}]
+",
+        ));
+        let candidate = http_route(
+            "[{name: public, namespace: edge, sectionName: shop}]",
+            "[shop.example.com]",
+            "[{backendRefs: [{name: cart, port: 80}]}]",
+        );
+        let context: Vec<String> = (relevant(&candidate, &cluster).iter())
+            .map(|o| o.key().to_string())
+            .collect();
+        assert!(
+            !context.contains(&"HTTPRoute shop/holder".to_string()),
+            "{context:?}"
+        );
+        let verdict = review_in(candidate.clone(), &cluster);
+        assert!(verdict.allowed, "{verdict:?}");
+        assert_eq!(verdict.warnings.len(), 1, "{verdict:?}");
+        assert!(
+            verdict.warnings[0].contains("the status will tell"),
+            "{verdict:?}"
+        );
+        // Without the holder, blog's route serves the host: refused.
+        cluster.retain(|o| o.key().name != "holder");
+        let verdict = review_in(candidate, &cluster);
+        assert!(!verdict.allowed, "{verdict:?}");
     }
 }

@@ -170,6 +170,10 @@ async fn serve(
             aggregates: aggregates.clone(),
             policies: policies.clone(),
             gateway_api: gateway_api.clone(),
+            served: {
+                let push = push.clone();
+                Arc::new(move || push.store.output())
+            },
             settings: frontdesk_crds::admission::Settings {
                 shared_hosts: options.shared_hosts,
                 urls: options.urls.clone(),

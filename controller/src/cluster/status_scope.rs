@@ -43,6 +43,10 @@ impl Scope {
         }
     }
 
+    pub(crate) fn contains(&self, key: &Key) -> bool {
+        self.all || self.keys.contains(key)
+    }
+
     pub(crate) fn add(&mut self, kind: &str, namespace: &str, name: &str) {
         if !self.all {
             self.keys

@@ -50,6 +50,7 @@ pub(super) async fn status_loop(
     // a watch event: the objects' own statuses included); a full one every FULL_PASS_EVERY.
     let mut last: Option<Stamp> = None;
     let mut last_full: Option<tokio::time::Instant> = None;
+    let mut last_report = crate::provision::Report::default();
     loop {
         // ACKs arrive without a publish, so look again every second too.
         tokio::select! {
@@ -87,11 +88,14 @@ pub(super) async fn status_loop(
         }
         let stores = gateway_api.stores.borrow().clone();
         let report = gateway_api.provisioned.borrow_and_update().clone();
+        // Compared, not flagged: a report that came after `has_changed` is not lost.
+        let report_changed = report != last_report;
+        last_report = report.clone();
         let inputs = PassInputs {
             output,
             objects: &objects,
             gateway_api: stores.as_ref(),
-            provisioned: (&report, provisioned),
+            provisioned: (&report, report_changed),
             shared: &shared,
             full,
         };
@@ -199,11 +203,8 @@ impl StatusPass {
             scope.add(&key.0, &key.1, &key.2);
         }
         if new_output || inputs.full {
-            let (seen_output, seen_objects) = (&self.output, &self.objects);
+            let seen_output = &self.output;
             self.reconciler.retain(|k| seen_output.contains(k));
-            self.gateway_writer.retain(|k| {
-                seen_output.contains(k) || seen_objects.get(&k.0, &k.1, &k.2).is_some()
-            });
         }
         let summaries: Vec<&ReplicaProgress> = self.progress.fresh().collect();
         let progress = |s: &ObjectStatus| {
@@ -280,6 +281,14 @@ impl StatusPass {
                 &now,
             );
             looked_at += wanted.len();
+            // Looked at and no longer wanted (gone, another controller's now): forgotten.
+            let wanted_keys: std::collections::HashSet<(&str, &str, &str)> = (wanted.iter())
+                .map(|w| (w.kind.as_str(), w.namespace.as_str(), w.name.as_str()))
+                .collect();
+            self.gateway_writer.retain(|k| {
+                !scope.contains(k)
+                    || wanted_keys.contains(&(k.0.as_str(), k.1.as_str(), k.2.as_str()))
+            });
             writes += self.gateway_writer.reconcile(sink, &wanted).await;
         }
         PassDone { looked_at, writes }
