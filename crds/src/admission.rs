@@ -17,7 +17,6 @@
 //! none of whose parentRefs is a Gateway of frontdesk's is another controller's: allowed
 //! without a word, as the compiler gives it no status.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -222,8 +221,6 @@ pub fn review(
     served: Option<&Output>,
 ) -> Verdict {
     let key = candidate.key();
-    let namespace = key.namespace.clone();
-    let declared: Vec<String> = hosts(&candidate).into_iter().map(String::from).collect();
     let mut objects = context;
     objects.push(candidate);
     let mut resources = resources(objects.iter());
@@ -236,15 +233,15 @@ pub fn review(
         return Verdict::allowed(Vec::new());
     };
     let verdict = verdict(status);
-    let host_conflict = status
-        .condition(ACCEPTED)
-        .is_some_and(|c| c.reason == "HostConflict");
-    if !verdict.allowed && host_conflict {
-        let held_elsewhere = |output: &Output| held_by_others(output, &namespace, &declared);
-        let review_held = held_elsewhere(&output);
+    let conflicts = (output.host_conflicts).get(&(
+        key.kind.to_string(),
+        key.namespace.clone(),
+        key.name.clone(),
+    ));
+    if let Some(conflicts) = conflicts.filter(|_| !verdict.allowed) {
         let confirmed = served.is_some_and(|served| {
-            let served_held = held_elsewhere(served);
-            review_held.iter().any(|h| served_held.contains(h))
+            (conflicts.iter())
+                .any(|(group, host)| served_by_another(served, group, host, &key.namespace))
         });
         if !confirmed {
             let why = format!(
@@ -257,22 +254,13 @@ pub fn review(
     verdict
 }
 
-/// The `(gateway, host)` pairs among `hosts` that routes of namespaces other than `namespace`
-/// serve in `output`.
-fn held_by_others(
-    output: &Output,
-    namespace: &str,
-    hosts: &[String],
-) -> BTreeSet<(String, String)> {
-    let mut held = BTreeSet::new();
-    for (gateway, snapshot) in &output.snapshots {
-        for route in snapshot.routes.iter().filter(|r| r.namespace != namespace) {
-            for host in route.hosts.iter().filter(|h| hosts.contains(h)) {
-                held.insert((gateway.clone(), host.clone()));
-            }
-        }
-    }
-    held
+/// Whether a route of a namespace other than `namespace` serves `host` on gateway `group`
+/// in `output`.
+fn served_by_another(output: &Output, group: &str, host: &str, namespace: &str) -> bool {
+    (output.snapshots.get(group)).is_some_and(|snapshot| {
+        (snapshot.routes.iter())
+            .any(|r| r.namespace != namespace && r.hosts.iter().any(|h| h == host))
+    })
 }
 
 fn verdict(status: &ObjectStatus) -> Verdict {
@@ -749,8 +737,17 @@ spec:
   parentRefs: [{name: public, namespace: edge, sectionName: shop}]
   hostnames: [shop.example.com]
   rules: [{backendRefs: [{name: blog, port: 80}]}]
+---
+apiVersion: frontdesk.dev/v1alpha1
+kind: Route
+metadata: {name: elsewhere, namespace: blog, creationTimestamp: '2025-02-01T00:00:00Z'}
+spec:
+  gateways: [internal]
+  hosts: [shop.example.com]
+  rules: [{backends: [{url: 'http://127.0.0.1:1'}]}]
 ",
         ));
+        // blog also serves the host on another gateway (`internal`): no conflict on `public`.
         let candidate = http_route(
             "[{name: public, namespace: edge, sectionName: shop}]",
             "[shop.example.com]",
@@ -774,5 +771,33 @@ spec:
         cluster.retain(|o| o.key().name != "holder");
         let verdict = review_in(candidate, &cluster);
         assert!(!verdict.allowed, "{verdict:?}");
+    }
+
+    #[test]
+    fn a_wildcard_conflict_is_confirmed_on_the_host_its_listener_gives() {
+        let mut cluster = objects(GATEWAYS);
+        cluster.extend(objects(
+            "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: older, namespace: blog, creationTimestamp: '2025-01-01T00:00:00Z'}
+spec:
+  parentRefs: [{name: public, namespace: edge, sectionName: shop}]
+  hostnames: ['*.example.com']
+  rules: [{backendRefs: [{name: blog, port: 80}]}]
+",
+        ));
+        let candidate = http_route(
+            "[{name: public, namespace: edge, sectionName: shop}]",
+            "['*.example.com']",
+            "[{backendRefs: [{name: cart, port: 80}]}]",
+        );
+        let verdict = review_in(candidate, &cluster);
+        assert_eq!(
+            verdict,
+            Verdict::refused(
+                "spec.hosts: host shop.example.com is already served by an older Route or Aggregate of another namespace".into()
+            )
+        );
     }
 }

@@ -595,6 +595,7 @@ fn statuses_go_only_to_objects_still_ours_at_the_generation_compiled() {
     let output = Output {
         policy_sections: Default::default(),
         held_back: Default::default(),
+        host_conflicts: Default::default(),
         snapshots: Default::default(),
         statuses: vec![
             status("GatewayClass", "", "frontdesk"),
@@ -698,6 +699,7 @@ fn provisioning_gives_gateways_their_address_and_refuses_invalid_parameters() {
     let output = Output {
         policy_sections: Default::default(),
         held_back: Default::default(),
+        host_conflicts: Default::default(),
         snapshots: Default::default(),
         statuses: vec![
             status("GatewayClass", "", "frontdesk"),

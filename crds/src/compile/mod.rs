@@ -98,6 +98,10 @@ pub struct Output {
     /// Service has, in some rule: TLS that cannot be set up, a transcoder without its
     /// descriptors. The endpoint fast path leaves them to compiles.
     pub held_back: std::collections::BTreeSet<String>,
+    /// Per object refused for `HostConflict` (`(kind, namespace, name)`): the `(gateway group,
+    /// host)` pairs an older claim of another namespace holds ([`crate::admission`] checks
+    /// them against what is served).
+    pub host_conflicts: BTreeMap<(String, String, String), Vec<(String, String)>>,
 }
 
 impl Output {
@@ -366,7 +370,7 @@ pub fn compile(resources: &Resources) -> Output {
             finish(st, &mut out);
             continue;
         }
-        let taken: Vec<String> = placed
+        let taken_on: Vec<(String, String)> = placed
             .iter()
             .flat_map(|(g, hosts)| hosts.iter().map(move |h| (g, h)))
             .filter(|(g, h)| {
@@ -374,10 +378,12 @@ pub fn compile(resources: &Resources) -> Output {
                     .get(&((*g).clone(), (*h).clone()))
                     .is_some_and(|owner| *owner != namespace)
             })
-            .map(|(_, h)| h.clone())
+            .map(|(g, h)| (g.clone(), h.clone()))
             .collect();
-        if !taken.is_empty() {
-            let mut taken = taken;
+        if !taken_on.is_empty() {
+            let mut taken: Vec<String> = taken_on.iter().map(|(_, h)| h.clone()).collect();
+            let key = (item.kind.to_string(), namespace.clone(), name.clone());
+            out.host_conflicts.insert(key, taken_on);
             taken.sort();
             taken.dedup();
             // The other namespace is not named: tenants do not learn of each other.
