@@ -208,6 +208,11 @@ impl GatewayStatusWriter {
         self.failed.retain(|k, _| keep(k));
     }
 
+    /// Whether a write failed and waits to be tried again (after its backoff).
+    pub fn retrying(&self) -> bool {
+        !self.failed.is_empty()
+    }
+
     /// The objects it still has something to do for: a write not seen back yet, a failed
     /// write to try again.
     pub fn pending(&self) -> impl Iterator<Item = &(String, String, String)> {

@@ -254,6 +254,11 @@ impl Reconciler {
         self.retry.retain(|k| keep(k));
     }
 
+    /// Whether a write or an Event failed and is to be tried again.
+    pub fn retrying(&self) -> bool {
+        !self.retry.is_empty()
+    }
+
     /// The objects it still has something to do for: a write not seen back yet, a write or
     /// an Event that failed.
     pub fn pending(&self) -> impl Iterator<Item = &(String, String, String)> {
@@ -426,6 +431,7 @@ mod tests {
         let mut r = Reconciler::default();
         assert_eq!(r.reconcile(&sink, &objects, &now(100)).await, 0);
         assert_eq!(r.pending().count(), statuses.len(), "every write failed");
+        assert!(r.retrying());
         sink.down.store(false, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(
             r.reconcile(&sink, &objects, &now(101)).await,

@@ -79,7 +79,8 @@ pub(super) async fn status_loop(
         let full = last_full.is_none_or(|at| now_instant.duration_since(at) >= FULL_PASS_EVERY);
         // What provisioning found (addresses, refused parameters) comes on its own timer.
         let provisioned = gateway_api.provisioned.has_changed().unwrap_or(false);
-        if !full && !provisioned && last == Some(stamp) {
+        // A failed write is tried again at the next tick, not at the next full pass.
+        if !full && !provisioned && last == Some(stamp) && !pass.retrying() {
             continue;
         }
         last = Some(stamp);
@@ -159,6 +160,11 @@ pub(super) struct StatusPass {
 }
 
 impl StatusPass {
+    /// Whether a write or an Event failed and waits for the next pass.
+    pub(super) fn retrying(&self) -> bool {
+        self.reconciler.retrying() || self.gateway_writer.retrying()
+    }
+
     /// Writes the statuses that differ from what the objects have, looking only at the
     /// objects whose inputs moved since the last pass (all of them with `inputs.full`).
     pub(super) async fn run<S: StatusSink + GatewayStatusSink>(
