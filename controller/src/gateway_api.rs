@@ -330,6 +330,17 @@ impl GatewayApiStores {
         }
     }
 
+    /// The stores of the kinds whose status frontdesk writes, with their kind.
+    pub(crate) fn with_status(&self) -> [(&'static str, &[Store<DynamicObject>]); 5] {
+        [
+            ("GatewayClass", &self.classes),
+            ("Gateway", &self.gateways),
+            ("BackendTLSPolicy", &self.backend_tls_policies),
+            ("HTTPRoute", &self.http_routes),
+            ("GRPCRoute", &self.grpc_routes),
+        ]
+    }
+
     pub(crate) async fn wait_until_ready(&self) {
         for s in self
             .classes

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use frontdesk_crds::Output;
-use frontdesk_crds::admission::{Context, Settings, Verdict, context_object, review, reviewed};
+use frontdesk_crds::admission::{Context, Settings, Verdict, review, reviewed};
 use frontdesk_crds::gateway_api::{GRPCRoute, Gateway, GatewayClass, HTTPRoute};
 use frontdesk_crds::manifests::Object;
 use http::{Method, Request, Response, StatusCode, header};
@@ -74,7 +74,7 @@ impl Reviewer {
         let served = {
             let objects: Vec<Object> = (by_kind.iter())
                 .flat_map(|(kind, docs)| docs.iter().map(move |d| (kind, d)))
-                .filter_map(|(kind, doc)| context_object(kind, doc.clone())?.ok())
+                .filter_map(|(kind, doc)| frontdesk_crds::manifests::read(kind, doc.clone())?.ok())
                 .collect();
             let mut resources = frontdesk_crds::manifests::resources(objects.iter());
             resources.shared_hosts = settings.shared_hosts;
@@ -201,7 +201,7 @@ impl Reviewer {
                 let Ok(value) = serde_json::to_value(&*o) else {
                     continue;
                 };
-                objects.extend(context_object(kind, value).and_then(Result::ok));
+                objects.extend(frontdesk_crds::manifests::read(kind, value).and_then(Result::ok));
             }
         }
         for o in gateway_api.namespaces.iter().flat_map(|s| s.state()) {

@@ -17,15 +17,13 @@
 //! none of whose parentRefs is a Gateway of frontdesk's is another controller's: allowed
 //! without a word, as the compiler gives it no status.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use crate::compile::Output;
 use crate::compile::urls::UrlPolicy;
 use crate::gateway_api::GROUP;
 use crate::gateway_api::http_route::ParentReference;
-use crate::manifests::{Object, ObjectKey, ours, resources, typed};
+use crate::manifests::{Object, ObjectKey, read, resources};
 use crate::status::{ACCEPTED, CONFLICTED, ObjectStatus};
 
 /// The compile settings of the cluster the object goes to.
@@ -189,23 +187,14 @@ pub fn hosts(object: &Object) -> Vec<&str> {
 
 /// The object an admission request is about, when it is of a kind the webhook reviews: a
 /// Route, Policy, Aggregate, HTTPRoute or GRPCRoute. The error says which field cannot be
-/// read.
+/// read. (Objects of the context are read with [`crate::manifests::read`].)
 pub fn reviewed(kind: &str, doc: Value) -> Option<Result<Object, (String, String)>> {
-    match kind {
-        "HTTPRoute" => Some(typed(doc).map(|o| Object::HttpRoute(Arc::new(o)))),
-        "GRPCRoute" => Some(typed(doc).map(|o| Object::GrpcRoute(Arc::new(o)))),
-        _ => ours(kind, doc),
-    }
-}
-
-/// An object of the cluster that may be context ([`Context::relevant`]), read.
-pub fn context_object(kind: &str, doc: Value) -> Option<Result<Object, (String, String)>> {
-    match kind {
-        "Gateway" => Some(typed(doc).map(|o| Object::Gateway(Arc::new(o)))),
-        "GatewayClass" => Some(typed(doc).map(|o| Object::GatewayClass(Arc::new(o)))),
-        "Namespace" => Some(typed(doc).map(|o| Object::Namespace(Arc::new(o)))),
-        _ => reviewed(kind, doc),
-    }
+    matches!(
+        kind,
+        "Route" | "Policy" | "Aggregate" | "HTTPRoute" | "GRPCRoute"
+    )
+    .then(|| read(kind, doc))
+    .flatten()
 }
 
 /// Compiles `candidate` with `context` (the objects [`Context::relevant`] selected) and
@@ -681,6 +670,18 @@ spec:
             &cluster,
         );
         assert!(verdict.allowed, "{verdict:?}");
+        // It was reviewed there, not skipped: the same route with a bad match is refused.
+        let bad = "[{matches: [{path: {type: RegularExpression, value: '('}}], \
+                    backendRefs: [{name: cart, port: 80}]}]";
+        let verdict = review_in(
+            http_route(
+                "[{name: public, namespace: edge, sectionName: https}]",
+                "[cart.example.com]",
+                bad,
+            ),
+            &cluster,
+        );
+        assert!(!verdict.allowed, "{verdict:?}");
         // The `own` listener admits routes of its own namespace only.
         let verdict = review_in(
             http_route(

@@ -230,45 +230,35 @@ pub fn parse_file(file: &str, text: &str) -> ParsedFile {
                 ));
                 continue;
             }
-            ("frontdesk.dev/v1alpha1", kind @ ("Route" | "Policy" | "Aggregate")) => {
-                ours(kind, doc).expect("one of our kinds")
-            }
-            // serde's messages quote the offending value: for a Secret, only the field is said.
-            ("v1", "Secret") => typed(doc)
-                .map(|o| Object::Secret(Arc::new(o)))
-                .map_err(|(field, _)| {
-                    let why = "is not valid here (Secret values are never shown; stringData values must be strings)";
-                    (field, why.to_string())
-                }),
-            ("v1", "Service") => typed(doc).map(|o| Object::Service(Arc::new(o))),
-            // For their labels (`allowedRoutes` selectors).
-            ("v1", "Namespace") => typed(doc).map(|o| Object::Namespace(Arc::new(o))),
-            // CA bundles for client certificate validation.
-            ("v1", "ConfigMap") => typed(doc).map(|o| Object::ConfigMap(Arc::new(o))),
-            ("discovery.k8s.io/v1", "EndpointSlice") => {
-                typed(doc).map(|o| Object::EndpointSlice(Arc::new(o)))
-            }
-            // v1beta1 Gateways and classes are the same schema, still served upstream.
-            ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "Gateway") => {
-                typed(doc).map(|o| Object::Gateway(Arc::new(o)))
-            }
-            (
+            ("frontdesk.dev/v1alpha1", "Route" | "Policy" | "Aggregate")
+            // Namespaces for their labels (`allowedRoutes` selectors), ConfigMaps as CA
+            // bundles for client certificate validation.
+            | ("v1", "Secret" | "Service" | "Namespace" | "ConfigMap")
+            | ("discovery.k8s.io/v1", "EndpointSlice")
+            // v1beta1 Gateways, classes and HTTPRoutes are the same schema, still served
+            // upstream.
+            | (
                 "gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1",
-                "GatewayClass",
-            ) => typed(doc).map(|o| Object::GatewayClass(Arc::new(o))),
-            ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant") => {
-                typed(doc).map(|o| Object::ReferenceGrant(Arc::new(o)))
-            }
+                "Gateway" | "GatewayClass" | "HTTPRoute",
+            )
+            | ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant")
             // v1alpha3 is the same schema, before the kind reached the standard channel.
-            (
+            | (
                 "gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1alpha3",
                 "BackendTLSPolicy",
-            ) => typed(doc).map(|o| Object::BackendTlsPolicy(Arc::new(o))),
-            ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "HTTPRoute") => {
-                typed(doc).map(|o| Object::HttpRoute(Arc::new(o)))
-            }
-            ("gateway.networking.k8s.io/v1", "GRPCRoute") => {
-                typed(doc).map(|o| Object::GrpcRoute(Arc::new(o)))
+            )
+            | ("gateway.networking.k8s.io/v1", "GRPCRoute") => {
+                let read = read(&kind, doc).expect("a kind `read` knows");
+                if kind == "Secret" {
+                    // serde's messages quote the offending value: for a Secret, only the
+                    // field is said.
+                    read.map_err(|(field, _)| {
+                        let why = "is not valid here (Secret values are never shown; stringData values must be strings)";
+                        (field, why.to_string())
+                    })
+                } else {
+                    read
+                }
             }
             (group, kind) if group.starts_with("gateway.networking.k8s.io/") => {
                 out.skipped.push(format!(
@@ -376,10 +366,35 @@ pub fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, (String, String)> {
 /// One of our kinds (`Route`, `Policy`, `Aggregate`) read from `doc` as [`typed`] does; `None`
 /// for any other kind.
 pub fn ours(kind: &str, doc: Value) -> Option<Result<Object, (String, String)>> {
+    matches!(kind, "Route" | "Policy" | "Aggregate")
+        .then(|| read(kind, doc))
+        .flatten()
+}
+
+/// An object of any kind frontdesk reads, by its `kind`, read from `doc` as [`typed`] does;
+/// `None` for any other kind. Which API versions are accepted is the caller's to check.
+pub fn read(kind: &str, doc: Value) -> Option<Result<Object, (String, String)>> {
+    fn shared<T: DeserializeOwned>(
+        doc: Value,
+        variant: fn(Arc<T>) -> Object,
+    ) -> Result<Object, (String, String)> {
+        typed(doc).map(|o| variant(Arc::new(o)))
+    }
     Some(match kind {
-        "Route" => typed(doc).map(|o| Object::Route(Arc::new(o))),
-        "Policy" => typed(doc).map(|o| Object::Policy(Arc::new(o))),
-        "Aggregate" => typed(doc).map(|o| Object::Aggregate(Arc::new(o))),
+        "Route" => shared(doc, Object::Route),
+        "Policy" => shared(doc, Object::Policy),
+        "Aggregate" => shared(doc, Object::Aggregate),
+        "Secret" => shared(doc, Object::Secret),
+        "Service" => shared(doc, Object::Service),
+        "Namespace" => shared(doc, Object::Namespace),
+        "ConfigMap" => shared(doc, Object::ConfigMap),
+        "EndpointSlice" => shared(doc, Object::EndpointSlice),
+        "Gateway" => shared(doc, Object::Gateway),
+        "GatewayClass" => shared(doc, Object::GatewayClass),
+        "ReferenceGrant" => shared(doc, Object::ReferenceGrant),
+        "BackendTLSPolicy" => shared(doc, Object::BackendTlsPolicy),
+        "HTTPRoute" => shared(doc, Object::HttpRoute),
+        "GRPCRoute" => shared(doc, Object::GrpcRoute),
         _ => return None,
     })
 }

@@ -14,7 +14,7 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
 
-use super::status_writer::{PassInputs, StatusPass};
+use super::status_writer::{PassDone, PassInputs, StatusPass};
 use crate::gateway_status::GatewayStatusSink;
 use crate::progress::{GatewaySummary, ObjectSummary, ReplicaProgress};
 use crate::status::StatusSink;
@@ -128,8 +128,8 @@ pub(crate) fn progress(acked: usize, acked_r0: usize, version: &str, count: usiz
 pub(crate) struct Cache {
     routes: Writer<DynamicObject>,
     progress: Writer<ConfigMap>,
-    pub objects: Vec<(&'static str, Vec<Store<DynamicObject>>)>,
-    pub shared: Vec<Store<ConfigMap>>,
+    objects: Vec<(&'static str, Vec<Store<DynamicObject>>)>,
+    shared: Vec<Store<ConfigMap>>,
 }
 
 impl Cache {
@@ -160,6 +160,26 @@ impl Cache {
     pub(crate) fn set_progress(&mut self, configmap: ConfigMap) {
         self.progress.apply_watcher_event(&Event::Apply(configmap));
     }
+
+    /// One pass over these caches with `output` (no Gateway API kinds, no provisioning).
+    pub(crate) async fn pass(
+        &self,
+        pass: &mut StatusPass,
+        sink: &Recorder,
+        output: &Arc<Output>,
+        full: bool,
+    ) -> PassDone {
+        let report = crate::provision::Report::default();
+        let inputs = PassInputs {
+            output: output.clone(),
+            objects: &self.objects,
+            gateway_api: None,
+            provisioned: (&report, false),
+            shared: &self.shared,
+            full,
+        };
+        pass.run(sink, inputs).await
+    }
 }
 
 /// Median times of status passes over `count` Routes whose statuses are settled (written and
@@ -170,32 +190,22 @@ impl Cache {
 pub async fn time_status_passes(count: usize) -> [Duration; 4] {
     let mut routes: Vec<Value> = (0..count).map(|i| route(i, "/", None, 1)).collect();
     let mut cache = Cache::new(&routes, count);
-    let (objects, shared) = (cache.objects.clone(), cache.shared.clone());
-    let report = crate::provision::Report::default();
     let settled = Arc::new(compiled(&routes));
     let sink = Recorder::default();
     let mut pass = StatusPass::default();
-    let run = async |pass: &mut StatusPass, output: &Arc<Output>, full: bool| {
-        let inputs = PassInputs {
-            output: output.clone(),
-            objects: &objects,
-            gateway_api: None,
-            provisioned: (&report, false),
-            shared: &shared,
-            full,
-        };
+    let run = async |cache: &Cache, pass: &mut StatusPass, output: &Arc<Output>, full: bool| {
         let started = Instant::now();
-        pass.run(&sink, inputs).await;
+        cache.pass(pass, &sink, output, full).await;
         started.elapsed()
     };
-    run(&mut pass, &settled, true).await;
+    run(&cache, &mut pass, &settled, true).await;
     let written = sink.take();
     let mut statuses: BTreeMap<String, RouteStatus> = written.into_iter().collect();
     for (i, r) in routes.iter_mut().enumerate() {
         *r = route(i, "/", statuses.get(&format!("r{i}")), 2);
         cache.apply(r);
     }
-    run(&mut pass, &settled, false).await;
+    run(&cache, &mut pass, &settled, false).await;
     let median = |mut times: Vec<Duration>| {
         times.sort();
         times[times.len() / 2]
@@ -205,12 +215,12 @@ pub async fn time_status_passes(count: usize) -> [Duration; 4] {
     edited[1] = route(1, "no-slash", None, 3);
     let edited = Arc::new(compiled(&edited));
     for round in 0..5 {
-        full.push(run(&mut pass, &settled, true).await);
-        quiet.push(run(&mut pass, &settled, false).await);
+        full.push(run(&cache, &mut pass, &settled, true).await);
+        quiet.push(run(&cache, &mut pass, &settled, false).await);
         // One status wiped by someone, then written back and seen.
         let i = 2 + round;
         cache.apply(&route(i, "/", None, 10 + round as u64));
-        wiped.push(run(&mut pass, &settled, false).await);
+        wiped.push(run(&cache, &mut pass, &settled, false).await);
         let rewritten = sink.take().remove(0).1;
         statuses.insert(format!("r{i}"), rewritten);
         cache.apply(&route(
@@ -219,10 +229,10 @@ pub async fn time_status_passes(count: usize) -> [Duration; 4] {
             statuses.get(&format!("r{i}")),
             20 + round as u64,
         ));
-        run(&mut pass, &settled, false).await;
+        run(&cache, &mut pass, &settled, false).await;
         // A compile that changes one status, and back.
-        compiled_one.push(run(&mut pass, &edited, false).await);
-        run(&mut pass, &settled, false).await;
+        compiled_one.push(run(&cache, &mut pass, &edited, false).await);
+        run(&cache, &mut pass, &settled, false).await;
         sink.take();
     }
     [

@@ -58,8 +58,9 @@ impl Scope {
 /// The watch caches' objects as the last walk saw them.
 #[derive(Default)]
 pub(crate) struct SeenObjects {
-    /// By the address of the cached object: held, so no other object can take the address.
-    by_address: HashMap<usize, (Arc<DynamicObject>, Key)>,
+    /// The key of each object by its address; `by_key` holds the object, so no other object
+    /// can take the address while it is here.
+    by_address: HashMap<usize, Key>,
     by_key: HashMap<Key, Arc<DynamicObject>>,
 }
 
@@ -75,24 +76,21 @@ impl SeenObjects {
         for (kind, stores) in stores {
             for object in stores.iter().flat_map(|s| s.state()) {
                 let address = Arc::as_ptr(&object) as usize;
-                let entry = match self.by_address.remove(&address) {
-                    Some(seen) => seen,
-                    None => {
-                        let key = (
-                            kind.to_string(),
-                            object.metadata.namespace.clone().unwrap_or_default(),
-                            object.metadata.name.clone().unwrap_or_default(),
-                        );
-                        scope.add(&key.0, &key.1, &key.2);
-                        self.by_key.insert(key.clone(), object.clone());
-                        (object, key)
-                    }
-                };
-                next.insert(address, entry);
+                let key = self.by_address.remove(&address).unwrap_or_else(|| {
+                    let key = (
+                        kind.to_string(),
+                        object.metadata.namespace.clone().unwrap_or_default(),
+                        object.metadata.name.clone().unwrap_or_default(),
+                    );
+                    scope.add(&key.0, &key.1, &key.2);
+                    self.by_key.insert(key.clone(), object);
+                    key
+                });
+                next.insert(address, key);
             }
         }
         // Replaced or gone: forgotten, unless the key now holds the newer version.
-        for (address, (_, key)) in self.by_address.drain() {
+        for (address, key) in self.by_address.drain() {
             scope.add(&key.0, &key.1, &key.2);
             if (self.by_key.get(&key)).is_some_and(|o| Arc::as_ptr(o) as usize == address) {
                 self.by_key.remove(&key);
@@ -118,13 +116,11 @@ impl SeenObjects {
     }
 }
 
-/// The last compile output a pass saw, with its statuses in key order.
+/// The last compile output a pass saw. Its statuses are in key order (kind, namespace, name),
+/// as the compiler sorts them.
 #[derive(Default)]
 pub(crate) struct SeenOutput {
     output: Option<Arc<Output>>,
-    /// Indexes into `output.statuses`, by kind, namespace and name (the compiler sorts them
-    /// so already: then this is `0..n`, found in one comparison per status).
-    order: Vec<usize>,
 }
 
 /// The key of a status, borrowed.
@@ -137,44 +133,28 @@ impl SeenOutput {
     /// from the last one's (added and removed ones included); whether it is a new output.
     /// One walk over both outputs in key order, copying nothing.
     pub(crate) fn update(&mut self, output: Arc<Output>, scope: &mut Scope) -> bool {
-        if self
-            .output
-            .as_ref()
-            .is_some_and(|o| Arc::ptr_eq(o, &output))
-        {
+        if (self.output.as_ref()).is_some_and(|o| Arc::ptr_eq(o, &output)) {
             return false;
         }
-        let statuses = &output.statuses;
-        let mut order: Vec<usize> = (0..statuses.len()).collect();
-        if !statuses.is_sorted_by(|a, b| key_of(a) <= key_of(b)) {
-            order.sort_by(|a, b| key_of(&statuses[*a]).cmp(&key_of(&statuses[*b])));
-        }
-        let before: Vec<&ObjectStatus> = match &self.output {
-            Some(old) => self.order.iter().map(|i| &old.statuses[*i]).collect(),
-            None => Vec::new(),
-        };
-        let after: Vec<&ObjectStatus> = order.iter().map(|i| &statuses[*i]).collect();
+        let new = &output.statuses[..];
+        debug_assert!(new.is_sorted_by(|a, b| key_of(a) <= key_of(b)));
+        let old = self.output.as_deref().map_or(&[][..], |o| &o.statuses[..]);
         let (mut i, mut j) = (0, 0);
-        while i < before.len() || j < after.len() {
-            let (old, new) = (before.get(i), after.get(j));
-            let ordering = match (old, new) {
-                (Some(o), Some(n)) => key_of(o).cmp(&key_of(n)),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, _) => std::cmp::Ordering::Greater,
-            };
-            let changed = match ordering {
-                std::cmp::Ordering::Less => {
-                    i += 1;
-                    old
+        loop {
+            let changed = match (old.get(i), new.get(j)) {
+                (None, None) => break,
+                (Some(o), Some(n)) if key_of(o) == key_of(n) => {
+                    (i, j) = (i + 1, j + 1);
+                    (o != n).then_some(n)
                 }
-                std::cmp::Ordering::Greater => {
-                    j += 1;
-                    new
-                }
-                std::cmp::Ordering::Equal => {
+                // Dropped: before every key still to come.
+                (Some(o), n) if n.is_none_or(|n| key_of(o) < key_of(n)) => {
                     i += 1;
+                    Some(o)
+                }
+                (_, n) => {
                     j += 1;
-                    new.filter(|n| Some(**n) != old.map(|o| &**o))
+                    n
                 }
             };
             if let Some(s) = changed {
@@ -182,17 +162,14 @@ impl SeenOutput {
             }
         }
         self.output = Some(output);
-        self.order = order;
         true
     }
 
     /// The status computed for `kind namespace/name`.
     pub(crate) fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<&ObjectStatus> {
-        let output = self.output.as_ref()?;
-        let at = (self.order)
-            .binary_search_by(|i| key_of(&output.statuses[*i]).cmp(&(kind, namespace, name)))
-            .ok()?;
-        output.statuses.get(self.order[at])
+        let statuses = &self.output.as_ref()?.statuses;
+        let at = (statuses.binary_search_by(|s| key_of(s).cmp(&(kind, namespace, name)))).ok()?;
+        statuses.get(at)
     }
 
     pub(crate) fn contains(&self, key: &Key) -> bool {
@@ -208,85 +185,69 @@ impl SeenOutput {
 /// rewrite.
 #[derive(Default)]
 pub(crate) struct SeenProgress {
-    /// By ConfigMap name: its resourceVersion, whether it was fresh, its summary.
-    replicas: HashMap<String, (Option<String>, bool, ReplicaProgress)>,
+    /// By ConfigMap name: its resourceVersion and its summary.
+    replicas: HashMap<String, (Option<String>, Arc<ReplicaProgress>)>,
+    fresh_after: i64,
 }
 
 impl SeenProgress {
     /// Reads the ConfigMaps, adding to `scope` the objects whose progress may have moved:
     /// those whose entry differs in a rewritten summary, those of a gateway whose connected
-    /// count changed, and all of a replica that went stale, came back or went away.
+    /// count changed, and all of a replica that went stale (not written since `fresh_after`),
+    /// came back or went away. A stale replica counts as none.
     pub(crate) fn update(
         &mut self,
         stores: &[Store<ConfigMap>],
         fresh_after: i64,
         scope: &mut Scope,
     ) {
+        let none = ReplicaProgress::default();
         let mut next = HashMap::with_capacity(self.replicas.len());
         for cm in stores.iter().flat_map(|s| s.state()) {
             let name = cm.metadata.name.clone().unwrap_or_default();
             let version = cm.metadata.resource_version.clone();
-            let old = self.replicas.remove(&name);
-            let (before, summary) = match old {
-                Some((v, was_fresh, summary)) if v == version => (Some((was_fresh, None)), summary),
-                old => {
-                    let parsed = (cm.data.as_ref())
-                        .and_then(|d| d.get("progress.json"))
-                        .and_then(|json| serde_json::from_str::<ReplicaProgress>(json).ok());
-                    let Some(parsed) = parsed else {
-                        // Unreadable: as if it were not there.
-                        if let Some((_, true, gone)) = &old {
-                            every_object(gone, scope);
-                        }
-                        continue;
-                    };
-                    (old.map(|(_, was_fresh, s)| (was_fresh, Some(s))), parsed)
-                }
+            let old = self.replicas.remove(&name).map(|(v, s)| (v == version, s));
+            let new = match &old {
+                Some((true, summary)) => Some(summary.clone()),
+                // Unreadable: as if it were not there.
+                _ => (cm.data.as_ref())
+                    .and_then(|d| d.get("progress.json"))
+                    .and_then(|json| serde_json::from_str::<ReplicaProgress>(json).ok())
+                    .map(Arc::new),
             };
-            let fresh = summary.updated >= fresh_after;
-            match before {
-                None if fresh => every_object(&summary, scope),
-                None => {}
-                Some((was_fresh, old_summary)) => {
-                    let old_summary = old_summary.as_ref().unwrap_or(&summary);
-                    if was_fresh != fresh {
-                        every_object(old_summary, scope);
-                        every_object(&summary, scope);
-                    } else if fresh {
-                        changed_objects(old_summary, &summary, scope);
-                    }
-                }
-            }
-            next.insert(name, (version, fresh, summary));
+            let before = fresh(old.as_ref().map(|(_, s)| s), self.fresh_after, &none);
+            changed_objects(before, fresh(new.as_ref(), fresh_after, &none), scope);
+            next.extend(new.map(|summary| (name, (version, summary))));
         }
-        for (_, (_, fresh, gone)) in self.replicas.drain() {
-            if fresh {
-                every_object(&gone, scope);
-            }
+        for (_, (_, gone)) in self.replicas.drain() {
+            changed_objects(fresh(Some(&gone), self.fresh_after, &none), &none, scope);
         }
         self.replicas = next;
+        self.fresh_after = fresh_after;
     }
 
     /// The summaries of the replicas still writing theirs.
     pub(crate) fn fresh(&self) -> impl Iterator<Item = &ReplicaProgress> {
         (self.replicas.values())
-            .filter(|(_, fresh, _)| *fresh)
-            .map(|(_, _, s)| s)
+            .filter(|(_, s)| s.updated >= self.fresh_after)
+            .map(|(_, s)| &**s)
     }
 }
 
-/// Adds every object of `summary` to `scope`.
-fn every_object(summary: &ReplicaProgress, scope: &mut Scope) {
-    for g in summary.gateways.values() {
-        for key in g.objects.keys() {
-            add_summary_key(key, scope);
-        }
-    }
+/// `summary` if it was written after `after`, else `none`.
+fn fresh<'a>(
+    summary: Option<&'a Arc<ReplicaProgress>>,
+    after: i64,
+    none: &'a ReplicaProgress,
+) -> &'a ReplicaProgress {
+    summary
+        .filter(|s| s.updated >= after)
+        .map_or(none, |s| &**s)
 }
 
 /// Adds to `scope` the objects whose progress differs between two summaries of one replica.
 fn changed_objects(before: &ReplicaProgress, after: &ReplicaProgress, scope: &mut Scope) {
-    if before.gateways == after.gateways {
+    if std::ptr::eq(before, after) || before.gateways == after.gateways {
         return;
     }
     let gateways: HashSet<&String> = before
@@ -473,8 +434,8 @@ mod tests {
         let mut scope = Scope::default();
         assert!(!seen.update(first, &mut scope), "the same output");
         assert!(scope.keys.is_empty());
-        // Out of order on purpose: b changed, c gone, d new.
-        let second = output(vec![status("d", 1), status("b", 2), status("a", 1)]);
+        // In key order, as the compiler sorts them: b changed, c gone, d new.
+        let second = output(vec![status("a", 1), status("b", 2), status("d", 1)]);
         let mut scope = Scope::default();
         assert!(seen.update(second, &mut scope));
         assert_eq!(

@@ -181,13 +181,7 @@ impl StatusPass {
         let gateway_api = inputs.gateway_api.cloned().unwrap_or_default();
         let walked = (inputs.objects.iter())
             .map(|(kind, stores)| (*kind, &stores[..]))
-            .chain([
-                ("GatewayClass", &gateway_api.classes[..]),
-                ("Gateway", &gateway_api.gateways[..]),
-                ("BackendTLSPolicy", &gateway_api.backend_tls_policies[..]),
-                ("HTTPRoute", &gateway_api.http_routes[..]),
-                ("GRPCRoute", &gateway_api.grpc_routes[..]),
-            ]);
+            .chain(gateway_api.with_status());
         self.objects.walk(walked, &mut scope);
         let output = self.output.output().expect("just set").clone();
         if inputs.provisioned.1 || scope.keys.iter().any(|k| k.0 == "GatewayClass") {
@@ -263,21 +257,7 @@ impl StatusPass {
                     "GatewayClass" | "Gateway" | "BackendTLSPolicy" | "HTTPRoute" | "GRPCRoute"
                 )
             });
-            // Routes in the caches but not in the output: frontdesk no longer serves them.
-            let routes: Vec<(&Key, &DynamicObject)> = if scope.all {
-                ["HTTPRoute", "GRPCRoute"]
-                    .into_iter()
-                    .flat_map(|kind| self.objects.of_kind(kind))
-                    .collect()
-            } else {
-                (scope.keys.iter())
-                    .filter(|k| matches!(k.0.as_str(), "HTTPRoute" | "GRPCRoute"))
-                    .filter_map(|k| Some((k, self.objects.get(&k.0, &k.1, &k.2)?)))
-                    .collect()
-            };
-            let unserved: Vec<(&Key, &DynamicObject)> = (routes.into_iter())
-                .filter(|(key, _)| !self.output.contains(key))
-                .collect();
+            let unserved = unserved_routes(&self.objects, &self.output, &scope);
             let wanted = wanted_statuses(
                 gateway_kinds,
                 &unserved,
@@ -312,24 +292,16 @@ pub(super) fn gateway_api_statuses(
     now: &Time,
 ) -> Vec<Wanted> {
     let mut objects = SeenObjects::default();
-    objects.walk(
-        [
-            ("GatewayClass", &stores.classes[..]),
-            ("Gateway", &stores.gateways[..]),
-            ("BackendTLSPolicy", &stores.backend_tls_policies[..]),
-            ("HTTPRoute", &stores.http_routes[..]),
-            ("GRPCRoute", &stores.grpc_routes[..]),
-        ],
-        &mut Scope::everything(),
-    );
-    let keys: std::collections::HashSet<(&str, &str, &str)> = (output.statuses.iter())
-        .map(|s| (s.kind.as_str(), s.namespace.as_str(), s.name.as_str()))
-        .collect();
-    let unserved: Vec<(&Key, &DynamicObject)> = ["HTTPRoute", "GRPCRoute"]
-        .into_iter()
-        .flat_map(|kind| objects.of_kind(kind))
-        .filter(|(key, _)| !keys.contains(&(key.0.as_str(), key.1.as_str(), key.2.as_str())))
-        .collect();
+    objects.walk(stores.with_status(), &mut Scope::everything());
+    let mut seen = SeenOutput::default();
+    // In key order, as the compiler's outputs are (the tests build theirs by hand).
+    let mut sorted = output.clone();
+    sorted
+        .statuses
+        .sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    seen.update(Arc::new(sorted), &mut Scope::everything());
+    let everything = Scope::everything();
+    let unserved = unserved_routes(&objects, &seen, &everything);
     wanted_statuses(
         output.statuses.iter(),
         &unserved,
@@ -338,6 +310,29 @@ pub(super) fn gateway_api_statuses(
         provisioned,
         now,
     )
+}
+
+/// The HTTPRoutes and GRPCRoutes of `scope` in the caches but not in the output: frontdesk
+/// no longer serves them.
+fn unserved_routes<'a>(
+    objects: &'a SeenObjects,
+    output: &SeenOutput,
+    scope: &'a Scope,
+) -> Vec<(&'a Key, &'a DynamicObject)> {
+    let routes: Vec<(&Key, &DynamicObject)> = if scope.all {
+        ["HTTPRoute", "GRPCRoute"]
+            .into_iter()
+            .flat_map(|kind| objects.of_kind(kind))
+            .collect()
+    } else {
+        (scope.keys.iter())
+            .filter(|k| matches!(k.0.as_str(), "HTTPRoute" | "GRPCRoute"))
+            .filter_map(|k| Some((k, objects.get(&k.0, &k.1, &k.2)?)))
+            .collect()
+    };
+    (routes.into_iter())
+        .filter(|(key, _)| !output.contains(key))
+        .collect()
 }
 
 /// The statuses the Gateway API objects of `statuses` should have, with those they have now
