@@ -14,6 +14,9 @@ static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 pub struct ProxyState {
     /// The last version it serves.
     pub acked: Option<u64>,
+    /// This replica's publish number of that version: what "at or past a version" compares.
+    #[serde(skip)]
+    pub acked_seq: u64,
     /// The last version it refused, with the reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nacked: Option<(u64, String)>,
@@ -21,6 +24,13 @@ pub struct ProxyState {
     /// connection is noticed dead must not lose its state when the old one closes.
     #[serde(skip)]
     pub connection: u64,
+}
+
+impl ProxyState {
+    /// Whether the proxy acknowledged this replica's publish `seq` or a later one.
+    pub fn serves(&self, seq: u64) -> bool {
+        self.acked.is_some() && self.acked_seq >= seq
+    }
 }
 
 /// Connected proxies by gateway and proxy id.
@@ -62,7 +72,12 @@ impl AckTracker {
         }
     }
 
-    pub fn ack(&self, gateway: &str, proxy: &str, version: u64) {
+    /// `proxy` serves `version`, whose content this replica published as number `seq` of
+    /// `gateway` (or later: a proxy serving content that came back serves everything that
+    /// publish carries). A proxy answers what it is sent in order, so its last ACK says what it
+    /// serves now, even when that is an older publish than the ACK before (endpoints moving
+    /// back and forth).
+    pub fn ack(&self, gateway: &str, proxy: &str, version: u64, seq: u64) {
         self.changed();
         let mut inner = self.inner.lock().expect("ack tracker lock");
         let state = inner
@@ -70,7 +85,8 @@ impl AckTracker {
             .or_default()
             .entry(proxy.into())
             .or_default();
-        state.acked = Some(state.acked.map_or(version, |v| v.max(version)));
+        state.acked = Some(version);
+        state.acked_seq = seq;
     }
 
     pub fn nack(&self, gateway: &str, proxy: &str, version: u64, reason: String) {
@@ -94,16 +110,14 @@ impl AckTracker {
         self.changes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// How many proxies of `gateway` serve at least `version`, out of how many are connected:
-    /// the numbers behind `/status`'s "2/2 proxies of gateway public at version 17".
-    pub fn programmed(&self, gateway: &str, version: u64) -> (usize, usize) {
+    /// How many proxies of `gateway` serve this replica's publish `seq` or a later one, out of
+    /// how many are connected: the numbers behind `/status`'s "2/2 proxies of gateway public
+    /// at version 1234".
+    pub fn programmed(&self, gateway: &str, seq: u64) -> (usize, usize) {
         let inner = self.inner.lock().expect("ack tracker lock");
         inner.get(gateway).map_or((0, 0), |proxies| {
             (
-                proxies
-                    .values()
-                    .filter(|p| p.acked.is_some_and(|v| v >= version))
-                    .count(),
+                proxies.values().filter(|p| p.serves(seq)).count(),
                 proxies.len(),
             )
         })
@@ -123,8 +137,11 @@ mod tests {
         let t = AckTracker::default();
         let a = t.connected("public", "a");
         t.connected("public", "b");
-        t.ack("public", "a", 3);
-        t.ack("public", "b", 2);
+        // Versions are content ids, in no order; publish numbers order them.
+        t.ack("public", "a", 900, 3);
+        t.ack("public", "b", 800, 1);
+        t.ack("public", "b", 700, 2); // the last ACK says what it serves
+        assert_eq!(t.snapshot()["public"]["b"].acked, Some(700));
         assert_eq!(t.programmed("public", 2), (2, 2));
         assert_eq!(t.programmed("public", 3), (1, 2));
         t.nack("public", "b", 3, "too big".into());
@@ -142,7 +159,7 @@ mod tests {
         let t = AckTracker::default();
         let old = t.connected("public", "p");
         let new = t.connected("public", "p");
-        t.ack("public", "p", 4);
+        t.ack("public", "p", 400, 4);
         t.disconnected("public", "p", old);
         assert_eq!(
             t.programmed("public", 4),

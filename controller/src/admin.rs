@@ -51,9 +51,11 @@ pub(crate) fn answer(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
                 .store
                 .versions()
                 .into_iter()
-                .map(|(gateway, version, bytes)| {
-                    let (acked, connected) = push.acks.programmed(&gateway, version);
-                    json!({"gateway": gateway, "version": version, "bytes": bytes,
+                .map(|v| {
+                    let (acked, connected) = push.acks.programmed(&v.gateway, v.seq);
+                    let (gateway, version) = (v.gateway, v.version);
+                    json!({"gateway": gateway, "version": version, "published": v.seq,
+                           "bytes": v.bytes,
                            "programmed": format!("{acked}/{connected} proxies of gateway {gateway} at version {version}")})
                 })
                 .collect();
@@ -123,7 +125,7 @@ fn explain(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
     let proxies: Vec<serde_json::Value> = carried
         .iter()
         .filter_map(|(gateway, objects)| {
-            let (_, (generation, since)) = objects.iter().find(|((k, ns, n), _)| {
+            let (_, carried) = objects.iter().find(|((k, ns, n), _)| {
                 (k.as_str(), ns.as_str(), n.as_str()) == (kind, namespace, name)
             })?;
             let proxies: Vec<serde_json::Value> = acks
@@ -132,11 +134,13 @@ fn explain(push: &PushServer, path: &str) -> Response<Full<Bytes>> {
                 .flatten()
                 .map(|(proxy, state)| {
                     json!({"proxy": proxy, "acked": state.acked,
-                           "serves": state.acked.is_some_and(|v| v >= *since)})
+                           "serves": state.serves(carried.since_seq)})
                 })
                 .collect();
-            Some(json!({"gateway": gateway, "generation": generation,
-                        "sinceVersion": since, "proxies": proxies}))
+            // No version it is carried since: that depends on what this replica published
+            // before, and would read differently from another replica.
+            Some(json!({"gateway": gateway, "generation": carried.generation,
+                        "proxies": proxies}))
         })
         .collect();
     let mut body = serde_json::to_value(&explained).unwrap_or_default();

@@ -103,15 +103,14 @@ pub fn render(e: &Value) -> String {
                 } else {
                     "not yet"
                 };
-                format!("{} {state} (acked version {})", s(&p["proxy"]), p["acked"])
+                format!("{} {state} (at version {})", s(&p["proxy"]), p["acked"])
             })
             .collect();
         let _ = writeln!(
             out,
-            "proxies of gateway {} on this replica (generation {} since version {}): {}",
+            "proxies of gateway {} on this replica (generation {}): {}",
             s(&g["gateway"]),
             g["generation"],
-            g["sinceVersion"],
             if proxies.is_empty() {
                 "none connected".to_string()
             } else {

@@ -240,16 +240,16 @@ pub(crate) fn record_compile(
     for (gateway, version) in &changed {
         tracing::info!(%gateway, version, "published a new snapshot");
     }
-    for (gateway, version, bytes) in push.store.versions() {
-        let labels = Metrics::gateway(&gateway);
+    for v in push.store.versions() {
+        let labels = Metrics::gateway(&v.gateway);
         push.metrics
             .snapshot_version
             .get_or_create(&labels)
-            .set(i64::try_from(version).unwrap_or(i64::MAX));
+            .set(i64::try_from(v.version).unwrap_or(i64::MAX));
         push.metrics
             .snapshot_bytes
             .get_or_create(&labels)
-            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            .set(i64::try_from(v.bytes).unwrap_or(i64::MAX));
     }
 }
 

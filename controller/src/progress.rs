@@ -1,7 +1,7 @@
 //! Progress across controller replicas: the numbers behind `Programmed`.
 //!
-//! Proxies connect to any replica, and each replica numbers its own snapshot versions, so no
-//! single replica knows how far all proxies got. Each replica therefore summarises its own
+//! Proxies connect to any replica, and each replica knows only the proxies connected to it, so
+//! no single replica knows how far all proxies got. Each replica therefore summarises its own
 //! proxies as "per gateway: proxies connected; per object: the generation carried and how many
 //! of my proxies acknowledged a version carrying it" ([`ReplicaProgress::local`]) and shares
 //! it (a ConfigMap per replica in cluster mode); the leader adds up the fresh summaries
@@ -28,7 +28,7 @@ pub struct ReplicaProgress {
 pub struct GatewaySummary {
     pub connected: usize,
     /// Per object (`Kind/namespace/name`): the generation carried, proxies that serve it, and
-    /// this replica's version number since which it is carried.
+    /// the version since which it is carried.
     pub objects: BTreeMap<String, ObjectSummary>,
 }
 
@@ -51,14 +51,14 @@ impl ReplicaProgress {
         for (gateway, objects) in store.carried_all() {
             let summary = gateways.entry(gateway.clone()).or_default();
             summary.connected = acks.programmed(&gateway, u64::MAX).1;
-            for ((kind, namespace, name), (generation, since)) in objects {
-                let (acked, _) = acks.programmed(&gateway, since);
+            for ((kind, namespace, name), carried) in objects {
+                let (acked, _) = acks.programmed(&gateway, carried.since_seq);
                 summary.objects.insert(
                     object_key(&kind, &namespace, &name),
                     ObjectSummary {
-                        generation,
+                        generation: carried.generation,
                         acked,
-                        since_version: since,
+                        since_version: carried.since_version,
                     },
                 );
             }
@@ -85,8 +85,8 @@ pub struct GatewayProgress {
 }
 
 /// Adds up the replicas' summaries for one object at `generation`; `fresh_after` drops
-/// summaries of replicas that stopped writing. No version number comes out: each replica
-/// numbers its own, so a message naming one would read differently from every replica.
+/// summaries of replicas that stopped writing. No version comes out: replicas publish the same
+/// versions (content ids) only once they compiled the same objects.
 pub fn combine(
     summaries: &[impl std::borrow::Borrow<ReplicaProgress>],
     key: &str,
@@ -178,7 +178,8 @@ mod tests {
         let acks = AckTracker::default();
         acks.connected("public", "p1");
         acks.connected("public", "p2");
-        acks.ack("public", "p1", 1);
+        let version = store.versions()[0].version;
+        acks.ack("public", "p1", version, 1);
         let local = ReplicaProgress::local(&store, &acks, 50);
         let g = &local.gateways["public"];
         assert_eq!(g.connected, 2);
@@ -187,7 +188,7 @@ mod tests {
             ObjectSummary {
                 generation: 3,
                 acked: 1,
-                since_version: 1
+                since_version: version
             }
         );
     }

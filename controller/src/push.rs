@@ -26,7 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::acks::AckTracker;
 use crate::channel_identity::Identity;
 use crate::metrics::{Metrics, RefusedLabels};
-use crate::store::SnapshotStore;
+use crate::store::{Published, SnapshotStore};
 
 type Body = Either<ChannelBody, Full<Bytes>>;
 
@@ -199,6 +199,10 @@ impl PushServer {
             // The version the proxy has when it took what was sent: a delta builds on it. Not
             // known after the proxy refused a whole snapshot (it serves something else).
             let mut has = Some(current.snapshot.version);
+            // What this stream sent lately, as (version, publish number): an ACK names a
+            // version, "at or past" compares publish numbers.
+            let mut sent = SentVersions::default();
+            sent.push(current.snapshot.version, current.seq);
             // When this stream sent its latest version: push latency is measured from here, so
             // the first snapshot after a reconnect does not count the time it sat published.
             let mut sent_at = std::time::Instant::now();
@@ -220,6 +224,7 @@ impl PushServer {
                         sent_delta = delta.map(|_| current.snapshot.version);
                         send = Some(delta.map_or_else(|| current.encoded(), |d| d.encoded.clone()));
                         has = Some(current.snapshot.version);
+                        sent.push(current.snapshot.version, current.seq);
                     }
                     frame = incoming.frame() => {
                         let Some(Ok(frame)) = frame else { break };
@@ -240,9 +245,9 @@ impl PushServer {
                                     if has == Some(version) {
                                         has = None;
                                     }
-                                    self.record(&gateway, &proxy, ToController::Nack { version, reason }, current.snapshot.version, sent_at);
+                                    self.record(&gateway, &proxy, ToController::Nack { version, reason }, &current, &sent, sent_at);
                                 }
-                                Ok(m) => self.record(&gateway, &proxy, m, current.snapshot.version, sent_at),
+                                Ok(m) => self.record(&gateway, &proxy, m, &current, &sent, sent_at),
                                 Err(e) => tracing::warn!(%gateway, %proxy, error = %e, "ignoring a bad message from a proxy"),
                             }
                         }
@@ -261,21 +266,29 @@ impl PushServer {
         resp
     }
 
-    /// Records an ACK or NACK; `sent_version` went out on this stream at `sent_at`.
+    /// Records an ACK or NACK; `latest` went out on this stream at `sent_at`, after `sent`.
     fn record(
         &self,
         gateway: &str,
         proxy: &str,
         message: ToController,
-        sent_version: u64,
+        latest: &Published,
+        sent: &SentVersions,
         sent_at: std::time::Instant,
     ) {
         let labels = Metrics::gateway(gateway);
         match message {
             ToController::Ack { version } => {
-                self.acks.ack(gateway, proxy, version);
+                let Some(seq) = sent.seq(version) else {
+                    tracing::warn!(%gateway, %proxy, version, "ignoring an ACK of a version this stream did not send");
+                    return;
+                };
+                self.acks.ack(gateway, proxy, version, seq);
                 self.metrics.acks.get_or_create(&labels).inc();
-                if version == sent_version {
+                // Timed when the ACK is of the latest send. (With content that came back within
+                // a round trip, A, B, A, the ACK of the first A is timed from the last send:
+                // one short sample.)
+                if seq == latest.seq {
                     self.metrics
                         .push_latency
                         .get_or_create(&labels)
@@ -289,6 +302,33 @@ impl PushServer {
                 self.acks.nack(gateway, proxy, version, reason);
             }
         }
+    }
+}
+
+/// The versions a stream sent last, newest last, with their publish numbers: an ACK names a
+/// version, and [`AckTracker`] compares publish numbers. A version sent more than once
+/// (content that came back: A, B, A) maps to its latest send, and rightly so: every object a
+/// publish carries and the current one still carries was in each publish between them, so a
+/// proxy serving that content serves all of it.
+#[derive(Default)]
+struct SentVersions(std::collections::VecDeque<(u64, u64)>);
+
+impl SentVersions {
+    /// A proxy answering a send older than this many is ignored until it answers a newer one.
+    const KEPT: usize = 64;
+
+    /// Publish `seq`, at `version`, was sent.
+    fn push(&mut self, version: u64, seq: u64) {
+        if self.0.len() == Self::KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back((version, seq));
+    }
+
+    /// The publish number of the latest send of `version`.
+    fn seq(&self, version: u64) -> Option<u64> {
+        let (_, seq) = self.0.iter().rev().find(|(v, _)| *v == version)?;
+        Some(*seq)
     }
 }
 
@@ -432,7 +472,12 @@ pub(crate) mod tests {
         assert_eq!(reason, "this client certificate is for gateway a, not b");
         let (status, _) = subscribe(&mut sender, "c").await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        let published: Vec<String> = server.store.versions().into_iter().map(|v| v.0).collect();
+        let published: Vec<String> = server
+            .store
+            .versions()
+            .into_iter()
+            .map(|v| v.gateway)
+            .collect();
         assert_eq!(
             published,
             ["a", "b"],
@@ -504,16 +549,22 @@ pub(crate) mod tests {
                 received.push_back(m.unwrap());
             }
         };
+        // The version of gateway `a` that endpoint `to` moves to.
         let moved = |to: &'static str| {
-            server
+            let changed = server
                 .store
                 .publish_endpoints(move |name| {
                     (name == "http://127.0.0.1:1").then(|| vec![to.to_string()])
                 })
-                .unwrap()
+                .unwrap();
+            changed.iter().find(|(g, _)| g == "a").unwrap().1
         };
-        assert!(matches!(next().await, ToProxy::Snapshot { snapshot } if snapshot.version == 1));
-        assert!(moved("127.0.0.1:2").contains(&("a".to_string(), 2)));
+        let whole = |m: ToProxy| match m {
+            ToProxy::Snapshot { snapshot } => snapshot.version,
+            other => panic!("not a whole snapshot: {other:?}"),
+        };
+        let v1 = whole(next().await);
+        let v2 = moved("127.0.0.1:2");
         match next().await {
             ToProxy::Endpoints {
                 base,
@@ -521,29 +572,26 @@ pub(crate) mod tests {
                 changes,
                 ..
             } => {
-                assert_eq!((base, version), (1, 2));
+                assert_eq!((base, version), (v1, v2));
                 assert_eq!(changes[0].endpoints, ["127.0.0.1:2"]);
             }
             other => panic!("not a delta: {other:?}"),
         }
         let nack = ToController::Nack {
-            version: 2,
+            version: v2,
             reason: "this proxy serves version 7".into(),
         };
         acks.send(frontdesk_wire::encode(&nack)).await.unwrap();
-        assert!(matches!(next().await, ToProxy::Snapshot { snapshot } if snapshot.version == 2));
-        acks.send(frontdesk_wire::encode(&ToController::Ack { version: 2 }))
+        assert_eq!(whole(next().await), v2);
+        acks.send(frontdesk_wire::encode(&ToController::Ack { version: v2 }))
             .await
             .unwrap();
-        assert!(moved("127.0.0.1:3").contains(&("a".to_string(), 3)));
-        assert!(matches!(
-            next().await,
-            ToProxy::Endpoints {
-                base: 2,
-                version: 3,
-                ..
-            }
-        ));
+        let v3 = moved("127.0.0.1:3");
+        let delta = next().await;
+        assert!(
+            matches!(delta, ToProxy::Endpoints { base, version, .. } if (base, version) == (v2, v3)),
+            "{delta:?}"
+        );
         // A proxy that cannot read deltas refuses them as version 0: it gets the whole.
         let unreadable = ToController::Nack {
             version: 0,
@@ -552,21 +600,39 @@ pub(crate) mod tests {
         acks.send(frontdesk_wire::encode(&unreadable))
             .await
             .unwrap();
-        assert!(matches!(next().await, ToProxy::Snapshot { snapshot } if snapshot.version == 3));
+        assert_eq!(whole(next().await), v3);
         // A whole snapshot refused: what the proxy serves is unknown, so no delta builds on it.
         let refused = ToController::Nack {
-            version: 3,
+            version: v3,
             reason: "too large".into(),
         };
         acks.send(frontdesk_wire::encode(&refused)).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(moved("127.0.0.1:4").contains(&("a".to_string(), 4)));
-        assert!(matches!(next().await, ToProxy::Snapshot { snapshot } if snapshot.version == 4));
+        let v4 = moved("127.0.0.1:4");
+        assert_eq!(whole(next().await), v4);
         // The refused deltas were not reported as refusals; the refused snapshot was.
         let metrics = server.metrics.encode();
         assert!(
             metrics.contains("nacks_total{gateway=\"a\"} 1\n"),
             "{metrics}"
         );
+    }
+
+    /// ACKs name versions, which are content: one sent more than once (A, B, A) counts as its
+    /// latest send.
+    #[test]
+    fn an_ack_counts_as_the_latest_send_of_its_version() {
+        let mut sent = SentVersions::default();
+        for (version, seq) in [(10, 1), (20, 2), (10, 3)] {
+            sent.push(version, seq);
+        }
+        assert_eq!(sent.seq(10), Some(3));
+        assert_eq!(sent.seq(20), Some(2));
+        assert_eq!(sent.seq(30), None, "never sent");
+        for seq in 0..(SentVersions::KEPT as u64) {
+            sent.push(100 + seq, 10 + seq);
+        }
+        assert_eq!(sent.seq(20), None, "forgotten past KEPT");
+        assert_eq!(sent.seq(100), Some(10));
     }
 }

@@ -1,9 +1,12 @@
 //! The published snapshots: one versioned snapshot per gateway, watched by its subscribers.
 //!
-//! Each compile result is turned into one snapshot per gateway; a gateway's version goes up
+//! Each compile result is turned into one snapshot per gateway; a gateway gets a new version
 //! only when its content changed (no-op updates are dropped), so proxies are only bothered
-//! with real changes. Gateways that proxies subscribe to but no Route names get an empty
-//! snapshot, so their proxies still start and report ready.
+//! with real changes. A version is the snapshot's [`Snapshot::content_id`], the same on every
+//! replica; this replica orders its versions by their publish number ([`Published::seq`]),
+//! which is what "a proxy acknowledged this version or a later one" compares. Gateways that
+//! proxies subscribe to but no Route names get an empty snapshot, so their proxies still start
+//! and report ready.
 //!
 //! When only the endpoints behind Service backends changed, [`SnapshotStore::publish_endpoints`]
 //! moves the published snapshots without a compile, and each new version carries its
@@ -15,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use frontdesk_crds::Output;
-use frontdesk_snapshot::Snapshot;
+use frontdesk_snapshot::{Changed, ContentDigests, Snapshot};
 use frontdesk_wire::ToProxy;
 use tokio::sync::watch;
 
@@ -23,6 +26,9 @@ use tokio::sync::watch;
 #[derive(Clone, Debug)]
 pub struct Published {
     pub snapshot: Arc<Snapshot>,
+    /// How many versions of the gateway this replica published up to this one: 1, 2, ...
+    /// (0: nothing yet). Local to the replica, unlike the version.
+    pub seq: u64,
     encoded: Arc<OnceLock<Bytes>>,
     /// This version as changes to the one before, when only endpoints changed.
     pub delta: Option<Delta>,
@@ -36,9 +42,18 @@ pub struct Delta {
 }
 
 impl Published {
-    fn new(snapshot: Snapshot) -> Self {
+    /// Publish number `seq` of `snapshot`, whose version becomes its content id (`digests`:
+    /// those of the gateway's version published last, which differs in `changed`).
+    fn new(
+        mut snapshot: Snapshot,
+        seq: u64,
+        digests: &mut ContentDigests,
+        changed: Changed,
+    ) -> Self {
+        snapshot.version = snapshot.content_id_with(digests, changed);
         Published {
             snapshot: Arc::new(snapshot),
+            seq,
             encoded: Arc::default(),
             delta: None,
         }
@@ -71,8 +86,26 @@ pub enum NeedsCompile {
 
 /// (kind, namespace, name)
 pub type ObjectId = (String, String, String);
-/// An object and (the generation carried, the version since which it is carried).
-pub type CarriedEntry = (ObjectId, (i64, u64));
+
+/// An object's generation in a gateway's published snapshot, and since when it is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Carried {
+    pub generation: i64,
+    /// The publish number ([`Published::seq`]) of the first version that carried it.
+    pub since_seq: u64,
+    /// That version.
+    pub since_version: u64,
+}
+
+/// A gateway's current version: the version (content id), this replica's publish number for
+/// it, and its encoded size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayVersion {
+    pub gateway: String,
+    pub version: u64,
+    pub seq: u64,
+    pub bytes: usize,
+}
 
 #[derive(Default)]
 struct Inner {
@@ -81,9 +114,11 @@ struct Inner {
     /// Compile results published so far.
     publishes: u64,
     gateways: HashMap<String, watch::Sender<Published>>,
+    /// Per gateway: the digests of its published routes, for the next version's id.
+    digests: HashMap<String, ContentDigests>,
     /// Per gateway and object: the generation in the snapshot, and the first version that
     /// carried it. `Programmed` asks whether proxies acknowledged that version.
-    carried: HashMap<String, HashMap<ObjectId, (i64, u64)>>,
+    carried: HashMap<String, HashMap<ObjectId, Carried>>,
 }
 
 /// Shared between the configuration source and the push server.
@@ -95,7 +130,8 @@ pub struct SnapshotStore {
 impl SnapshotStore {
     /// Publishes a compile result; returns the gateways whose version changed.
     pub fn publish(&self, output: Output) -> Vec<(String, u64)> {
-        let mut inner = self.inner.lock().expect("snapshot store lock");
+        let mut guard = self.inner.lock().expect("snapshot store lock");
+        let inner = &mut *guard;
         let mut names: Vec<String> = output.snapshots.keys().cloned().collect();
         names.extend(inner.gateways.keys().cloned());
         names.sort();
@@ -103,29 +139,41 @@ impl SnapshotStore {
         let mut changed = Vec::new();
         for name in names {
             let next = output.snapshot(&name);
-            let tx = inner
-                .gateways
-                .entry(name.clone())
-                .or_insert_with(|| watch::channel(Published::new(Snapshot::default())).0);
+            let digests = inner.digests.entry(name.clone()).or_default();
+            let tx = inner.gateways.entry(name.clone()).or_insert_with(|| {
+                watch::channel(Published::new(
+                    Snapshot::default(),
+                    0,
+                    digests,
+                    Changed::Anything,
+                ))
+                .0
+            });
             let published = tx.send_if_modified(|current| {
-                if current.snapshot.version > 0 && current.snapshot.same_content(&next) {
+                if current.seq > 0 && current.snapshot.same_content(&next) {
                     return false;
                 }
-                let version = current.snapshot.version + 1;
-                *current = Published::new(Snapshot { version, ..next });
+                *current = Published::new(next, current.seq + 1, digests, Changed::Anything);
                 true
             });
             if published {
-                let snapshot = tx.borrow().snapshot.clone();
+                let (snapshot, seq) = {
+                    let p = tx.borrow();
+                    (p.snapshot.clone(), p.seq)
+                };
                 let carried = inner.carried.entry(name.clone()).or_default();
                 let mut next = HashMap::new();
                 for src in &snapshot.sources {
                     let key = (src.kind.clone(), src.namespace.clone(), src.name.clone());
                     let since = match carried.get(&key) {
-                        Some((generation, since)) if *generation == src.generation => *since,
-                        _ => snapshot.version,
+                        Some(c) if c.generation == src.generation => *c,
+                        _ => Carried {
+                            generation: src.generation,
+                            since_seq: seq,
+                            since_version: snapshot.version,
+                        },
                     };
-                    next.insert(key, (src.generation, since));
+                    next.insert(key, since);
                 }
                 *carried = next;
                 changed.push((name, snapshot.version));
@@ -144,7 +192,8 @@ impl SnapshotStore {
         &self,
         mut now: impl FnMut(&str) -> Option<Vec<String>>,
     ) -> Result<Vec<(String, u64)>, NeedsCompile> {
-        let inner = self.inner.lock().expect("snapshot store lock");
+        let mut guard = self.inner.lock().expect("snapshot store lock");
+        let inner = &mut *guard;
         let Some(output) = &inner.output else {
             return Err(NeedsCompile::NothingPublished);
         };
@@ -174,11 +223,8 @@ impl SnapshotStore {
             if changes.is_empty() {
                 continue;
             }
-            let version = current.snapshot.version + 1;
-            match current.snapshot.with_endpoints(version, &changes) {
-                Ok(snapshot) => {
-                    next.push((name.clone(), current.snapshot.version, snapshot, changes))
-                }
+            match current.snapshot.with_endpoints(0, &changes) {
+                Ok(snapshot) => next.push((name.clone(), current, snapshot, changes)),
                 // Addresses a proxy would refuse: the compile says so in the statuses.
                 Err(e) => {
                     tracing::warn!(gateway = %name, error = %e, "endpoint changes cannot be published alone");
@@ -187,8 +233,12 @@ impl SnapshotStore {
             }
         }
         let mut changed = Vec::new();
-        for (name, base, snapshot, changes) in next {
-            let version = snapshot.version;
+        for (name, current, snapshot, changes) in next {
+            let digests = inner.digests.entry(name.clone()).or_default();
+            // Only endpoints moved: the routes that did not change, and everything but the
+            // routes, keep their digests.
+            let published = Published::new(snapshot, current.seq + 1, digests, Changed::RoutesOnly);
+            let (base, version) = (current.snapshot.version, published.snapshot.version);
             let delta = frontdesk_wire::encode(&ToProxy::Endpoints {
                 gateway: name.clone(),
                 base,
@@ -200,7 +250,7 @@ impl SnapshotStore {
                     base,
                     encoded: delta,
                 }),
-                ..Published::new(snapshot)
+                ..published
             });
             changed.push((name, version));
         }
@@ -223,16 +273,19 @@ impl SnapshotStore {
 
     /// Subscribes to a gateway; `None` until the first compile result is published.
     pub fn subscribe(&self, gateway: &str) -> Option<watch::Receiver<Published>> {
-        let mut inner = self.inner.lock().expect("snapshot store lock");
+        let mut guard = self.inner.lock().expect("snapshot store lock");
+        let inner = &mut *guard;
         let output = inner.output.as_ref()?;
         if let Some(tx) = inner.gateways.get(gateway) {
             return Some(tx.subscribe());
         }
-        let snapshot = Snapshot {
-            version: 1,
-            ..output.snapshot(gateway)
-        };
-        let (tx, rx) = watch::channel(Published::new(snapshot));
+        let digests = inner.digests.entry(gateway.to_string()).or_default();
+        let (tx, rx) = watch::channel(Published::new(
+            output.snapshot(gateway),
+            1,
+            digests,
+            Changed::Anything,
+        ));
         inner.gateways.insert(gateway.to_string(), tx);
         Some(rx)
     }
@@ -253,8 +306,8 @@ impl SnapshotStore {
             .clone()
     }
 
-    /// Every gateway's carried objects: `(kind, namespace, name) -> (generation, since version)`.
-    pub fn carried_all(&self) -> Vec<(String, Vec<CarriedEntry>)> {
+    /// Every gateway's carried objects.
+    pub fn carried_all(&self) -> Vec<(String, Vec<(ObjectId, Carried)>)> {
         let inner = self.inner.lock().expect("snapshot store lock");
         inner
             .carried
@@ -268,18 +321,23 @@ impl SnapshotStore {
             .collect()
     }
 
-    /// Current version and size in bytes of every gateway's snapshot.
-    pub fn versions(&self) -> Vec<(String, u64, usize)> {
+    /// Every gateway's current version, by gateway name.
+    pub fn versions(&self) -> Vec<GatewayVersion> {
         let inner = self.inner.lock().expect("snapshot store lock");
         let mut out: Vec<_> = inner
             .gateways
             .iter()
             .map(|(g, tx)| {
                 let p = tx.borrow();
-                (g.clone(), p.snapshot.version, p.encoded().len())
+                GatewayVersion {
+                    gateway: g.clone(),
+                    version: p.snapshot.version,
+                    seq: p.seq,
+                    bytes: p.encoded().len(),
+                }
             })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.gateway.cmp(&b.gateway));
         out
     }
 }
@@ -309,16 +367,38 @@ mod tests {
             store.subscribe("public").is_none(),
             "nothing before the first compile"
         );
-        assert_eq!(store.publish(output("/a")), vec![("public".to_string(), 1)]);
+        let a = store.publish(output("/a"));
         let rx = store.subscribe("public").unwrap();
-        assert_eq!(rx.borrow().snapshot.version, 1);
+        let first = rx.borrow().snapshot.version;
+        assert_eq!(a, vec![("public".to_string(), first)]);
+        assert_eq!(first, output("/a").snapshot("public").content_id());
+        assert_eq!(rx.borrow().seq, 1);
         assert!(
             store.publish(output("/a")).is_empty(),
             "same content: no new version"
         );
-        assert_eq!(store.publish(output("/b")), vec![("public".to_string(), 2)]);
+        let b = store.publish(output("/b"));
         assert!(rx.has_changed().unwrap());
-        assert_eq!(rx.borrow().snapshot.rule_count(), 1);
+        let second = rx.borrow().clone();
+        assert_eq!(b, vec![("public".to_string(), second.snapshot.version)]);
+        assert_ne!(second.snapshot.version, first);
+        assert_eq!((second.seq, second.snapshot.rule_count()), (2, 1));
+    }
+
+    #[test]
+    fn replicas_with_different_histories_publish_the_same_version_for_the_same_content() {
+        let (one, other) = (SnapshotStore::default(), SnapshotStore::default());
+        for path in ["/a", "/b", "/c", "/d"] {
+            one.publish(output(path));
+        }
+        other.publish(output("/d"));
+        let (one, other) = (one.versions(), other.versions());
+        assert_eq!(one[0].version, other[0].version);
+        assert_eq!(
+            (one[0].seq, other[0].seq),
+            (4, 1),
+            "publish numbers stay local"
+        );
     }
 
     #[test]
@@ -328,18 +408,18 @@ mod tests {
             let all = store.carried_all();
             let (_, objects) = all.iter().find(|(g, _)| g == "public").unwrap();
             let key = ("Route".to_string(), "default".to_string(), "r".to_string());
-            objects
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| *v)
-                .unwrap()
+            let c = objects.iter().find(|(k, _)| *k == key).unwrap().1;
+            (c.generation, c.since_seq, c.since_version)
+        };
+        let version = |path: &str, generation: i64| {
+            output_at(path, generation).snapshot("public").content_id()
         };
         store.publish(output_at("/a", 1));
-        assert_eq!(since(&store), (1, 1));
-        store.publish(output_at("/b", 1)); // new content, same generation: still since version 1
-        assert_eq!(since(&store), (1, 1));
+        assert_eq!(since(&store), (1, 1, version("/a", 1)));
+        store.publish(output_at("/b", 1)); // new content, same generation: still since the first
+        assert_eq!(since(&store), (1, 1, version("/a", 1)));
         store.publish(output_at("/c", 2)); // a new generation is carried from this version on
-        assert_eq!(since(&store), (2, 3));
+        assert_eq!(since(&store), (2, 3, version("/c", 2)));
     }
 
     #[test]
@@ -347,11 +427,9 @@ mod tests {
         let store = SnapshotStore::default();
         store.publish(output("/a"));
         let rx = store.subscribe("mobile").unwrap();
-        let s = rx.borrow().snapshot.clone();
-        assert_eq!(
-            (s.gateway.as_str(), s.version, s.routes.len()),
-            ("mobile", 1, 0)
-        );
+        let (s, seq) = (rx.borrow().snapshot.clone(), rx.borrow().seq);
+        assert_eq!((s.gateway.as_str(), seq, s.routes.len()), ("mobile", 1, 0));
+        assert_eq!(s.version, s.content_id());
     }
 
     /// A Route to Service `web` port 80 on gateway `public`, with the slice's `addresses`.
@@ -409,10 +487,16 @@ mod tests {
         );
         store.publish(service_output(&["10.0.0.1"]));
         let rx = store.subscribe("public").unwrap();
+        let first = rx.borrow().snapshot.version;
         assert_eq!(store.publish_endpoints(web(&["10.0.0.1:8080"])), Ok(vec![]));
         let moved = store.publish_endpoints(web(&["10.0.0.1:8080", "10.0.0.2:8080"]));
-        assert_eq!(moved, Ok(vec![("public".to_string(), 2)]));
         let published = rx.borrow().clone();
+        let second = published.snapshot.version;
+        assert_eq!(moved, Ok(vec![("public".to_string(), second)]));
+        assert_eq!(published.seq, 2);
+        // What a replica compiling the moved slice publishes: the same version.
+        let compiled = service_output(&["10.0.0.1", "10.0.0.2"]).snapshot("public");
+        assert_eq!(second, compiled.content_id());
         let endpoints: Vec<&Vec<String>> = published
             .snapshot
             .backends()
@@ -425,8 +509,11 @@ mod tests {
                 "10.0.0.2:8080".to_string()
             ]]
         );
-        let delta = published.delta.as_ref().expect("a delta from version 1");
-        assert_eq!(delta.base, 1);
+        let delta = published
+            .delta
+            .as_ref()
+            .expect("a delta from the first version");
+        assert_eq!(delta.base, first);
         let message: ToProxy = serde_json::from_slice(&delta.encoded).unwrap();
         let ToProxy::Endpoints {
             gateway,
@@ -437,11 +524,11 @@ mod tests {
         else {
             panic!("not a delta: {message:?}");
         };
-        assert_eq!((gateway.as_str(), base, version), ("public", 1, 2));
+        assert_eq!((gateway.as_str(), base, version), ("public", first, second));
         assert_eq!(changes[0].backend, "service/default/web:80");
         // The whole snapshot is still there for whoever does not have version 1.
         let whole: ToProxy = serde_json::from_slice(&published.encoded()).unwrap();
-        assert!(matches!(whole, ToProxy::Snapshot { snapshot } if snapshot.version == 2));
+        assert!(matches!(whole, ToProxy::Snapshot { snapshot } if snapshot.version == second));
         // A compile that finds the same endpoints publishes nothing new.
         assert!(
             store
@@ -455,15 +542,13 @@ mod tests {
         let store = SnapshotStore::default();
         // A Service without endpoints gets its first ones, no compile needed.
         store.publish(service_output(&[]));
-        assert_eq!(
-            store.publish_endpoints(web(&["10.0.0.1:8080"])),
-            Ok(vec![("public".to_string(), 2)])
-        );
+        let moved = store.publish_endpoints(web(&["10.0.0.1:8080"])).unwrap();
+        assert_eq!(moved[0].1, store.versions()[0].version);
         assert!(matches!(
             store.publish_endpoints(web(&["not an address"])),
             Err(NeedsCompile::Unservable(_))
         ));
-        assert_eq!(store.versions()[0].1, 2, "nothing published for it");
+        assert_eq!(store.versions()[0].seq, 2, "nothing published for it");
 
         // A backend of the name held back (its CA cannot be found), another not.
         let held = service_output_with(&["10.0.0.1"], &[PLAIN, HELD_BACK]);

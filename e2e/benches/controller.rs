@@ -358,7 +358,9 @@ fn controller(dir: &Path, pki: &Pki) -> (Process, SocketAddr) {
 }
 
 /// From the controller's last `publish_line` (less the `took_us` it names, if any) to the last
-/// of `proxies` serving that version (or a later one), read from their JSON logs (one clock).
+/// of `proxies` serving that version (or one published after it), read from their JSON logs
+/// (one clock). Versions are content ids, which come back when content does: a proxy line
+/// counts only after the publish before.
 async fn publish_to_serving(
     controller: &Process,
     proxies: &[&Process],
@@ -366,29 +368,52 @@ async fn publish_to_serving(
 ) -> Duration {
     // The version the controller published last carries this change.
     let log = controller.log();
-    let last = log
+    let is_publish = |l: &&str| {
+        l.contains("published a new snapshot") || l.contains("published endpoint changes")
+    };
+    let mut publishes = log
         .lines()
         .rev()
-        .find(|l| l.contains(publish_line))
-        .expect("a publish line");
+        .filter(is_publish)
+        .skip_while(|l| !l.contains(publish_line));
+    let last = publishes.next().expect("a publish line");
+    // Served after the publish before (of either kind): the same content served earlier
+    // (endpoints moved back and forth) had its lines before it.
+    let before = publishes
+        .next()
+        .and_then(|l| log_time(l, &[]))
+        .unwrap_or(f64::MIN);
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
-    let version = v["fields"]["version"].as_u64().unwrap();
     // The endpoint fast path says how long it took before its line: counted from its start.
     let took = v["fields"]["took_us"].as_f64().unwrap_or(0.0) / 1e6;
-    let published = log_time(last, &[]).expect("a timestamp") - took;
-    // A proxy that fell behind skips to the newest version: take its first at or past it.
+    let logged = log_time(last, &[]).expect("a timestamp");
+    let published = logged - took;
+    // A proxy that fell behind skips to the newest version: take its first line, after the
+    // publish, of that version or of one published since.
+    let published_since = || -> Vec<u64> {
+        controller
+            .log()
+            .lines()
+            .filter(is_publish)
+            .filter(|l| log_time(l, &[]).is_some_and(|t| t >= logged))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["fields"]["version"].as_u64())
+            .collect()
+    };
     // The log line follows the swap by a moment, so wait for it.
     let mut served = f64::MIN;
     for p in proxies {
         let at = eventually(Duration::from_secs(5), "the proxy's log line", || async {
+            let versions = published_since();
             p.log()
                 .lines()
                 .filter(|l| l.contains("serving snapshot from the controller"))
+                .filter(|l| log_time(l, &[]).is_some_and(|t| t > before))
                 .find(|l| {
                     serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
                         v["fields"]["version"]
                             .as_u64()
-                            .is_some_and(|x| x >= version)
+                            .is_some_and(|x| versions.contains(&x))
                     })
                 })
                 .and_then(|l| log_time(l, &[]))

@@ -206,16 +206,17 @@ async fn changes_reach_every_proxy_and_acks_are_reported() {
         },
     )
     .await;
-    let version = status["gateways"]
+    let gateway = status["gateways"]
         .as_array()
         .unwrap()
         .iter()
         .find(|g| g["gateway"] == "public")
-        .unwrap()["version"]
-        .as_u64()
         .unwrap();
-    assert_eq!(version, 51, "one version per real change");
-    assert_eq!(status["proxies"]["public"]["p1"]["acked"], 51);
+    assert_eq!(gateway["published"], 51, "one version per real change");
+    assert_eq!(
+        status["proxies"]["public"]["p1"]["acked"],
+        gateway["version"]
+    );
     let (_, _, metrics) = get(&client(), &format!("http://{}/metrics", c.admin))
         .await
         .unwrap();
@@ -368,6 +369,105 @@ async fn proxies_ride_out_controller_restarts_and_restart_from_their_persisted_s
     assert_eq!(
         channel["controller"],
         format!("localhost:{}", listen.port())
+    );
+}
+
+/// A replica's `/status` entry for gateway `public` once `proxies` proxies acknowledged its
+/// current version: (version, published count, programmed line).
+async fn settled_on(c: &Controller, proxies: usize) -> (u64, u64, String) {
+    eventually(
+        Duration::from_secs(15),
+        "the replica's proxies on its current version",
+        || async {
+            let st = controller_status(c).await?;
+            let g = st["gateways"]
+                .as_array()?
+                .iter()
+                .find(|g| g["gateway"] == "public")?
+                .clone();
+            let programmed = g["programmed"].as_str()?.to_string();
+            programmed
+                .starts_with(&format!("{proxies}/{proxies} proxies"))
+                .then_some((g["version"].as_u64()?, g["published"].as_u64()?, programmed))
+        },
+    )
+    .await
+}
+
+/// Versions are content ids: two replicas with different histories, and a restarted one,
+/// name the same content with the same version, and so do the proxies on each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_names_the_same_content_with_the_same_version() {
+    let s = setup().await;
+    let (listen_1, listen_2) = (free_port(), free_port());
+    let mut c1 = start_controller(s.dir(), &s.pki, listen_1, "controller-1.log");
+    let p1 = start_proxy(s.dir(), &s.pki, listen_1, "p1", &[]);
+    wait_serving(&p1, 0).await;
+    let (first, published, _) = settled_on(&c1, 1).await;
+    assert_eq!(published, 1);
+    for n in 1..=3 {
+        s.change(n, 0);
+        wait_serving(&p1, n).await;
+    }
+    let c2 = start_controller(s.dir(), &s.pki, listen_2, "controller-2.log");
+    let p2 = start_proxy(s.dir(), &s.pki, listen_2, "p2", &[]);
+    wait_serving(&p2, 3).await;
+    let (v1, published_1, line_1) = settled_on(&c1, 1).await;
+    let (v2, published_2, line_2) = settled_on(&c2, 1).await;
+    assert_eq!(
+        (published_1, published_2),
+        (4, 1),
+        "publish counts are the replicas' own"
+    );
+    assert_eq!(v1, v2, "one version for one content");
+    assert_ne!(v1, first);
+    assert_eq!(
+        line_1, line_2,
+        "Programmed reads the same from both replicas"
+    );
+    assert_eq!(
+        line_1,
+        format!("1/1 proxies of gateway public at version {v1}")
+    );
+    for p in [&p1, &p2] {
+        assert_eq!(
+            proxy_channel(p).await["version"],
+            v1,
+            "the proxy reports it too"
+        );
+    }
+
+    // Content back to what it was first: its first version again, on both.
+    s.change(0, 0);
+    wait_serving(&p1, 0).await;
+    wait_serving(&p2, 0).await;
+    let (back_1, published_1, _) = settled_on(&c1, 1).await;
+    let (back_2, published_2, _) = settled_on(&c2, 1).await;
+    assert_eq!((back_1, back_2), (first, first));
+    assert_eq!((published_1, published_2), (5, 2));
+
+    // A restarted replica publishes the same version: its proxy swaps nothing, it only
+    // acknowledges.
+    let reloads = || async {
+        let (_, _, body) = get(&client(), &format!("http://{}/metrics", p1.admin))
+            .await
+            .unwrap();
+        let metrics = String::from_utf8_lossy(&body).into_owned();
+        metrics
+            .lines()
+            .find(|l| l.starts_with("frontdesk_config_reloads_total "))
+            .unwrap_or_else(|| panic!("no reload counter in {metrics}"))
+            .to_string()
+    };
+    let before = reloads().await;
+    c1.process.kill();
+    c1 = start_controller(s.dir(), &s.pki, listen_1, "controller-1b.log");
+    let (again, published, _) = settled_on(&c1, 1).await;
+    assert_eq!((again, published), (first, 1));
+    assert_eq!(
+        reloads().await,
+        before,
+        "the same version was not applied again"
     );
 }
 
@@ -630,6 +730,9 @@ async fn endpoint_changes_reach_the_proxies_as_deltas_while_requests_flow() {
         .find(|g| g["gateway"] == "public")
         .unwrap()
         .clone();
-    assert_eq!(gateway["version"], 4, "{status}");
-    assert_eq!(status["proxies"]["public"]["p2"]["acked"], 4, "{status}");
+    assert_eq!(gateway["published"], 4, "{status}");
+    assert_eq!(
+        status["proxies"]["public"]["p2"]["acked"], gateway["version"],
+        "{status}"
+    );
 }

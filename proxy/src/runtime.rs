@@ -287,8 +287,8 @@ impl RuntimeHandle {
         self.install(snapshot)
     }
 
-    /// Installs a snapshot whose version was assigned by the controller, keeping that version
-    /// even when it is lower than the running one (a restarted controller counts from 1 again).
+    /// Installs a snapshot whose version was assigned by the controller (its content id, in no
+    /// order), keeping that version.
     pub fn apply_exact(&self, snapshot: Snapshot) -> Result<Applied, String> {
         self.apply_exact_then(snapshot, |_| {})
     }

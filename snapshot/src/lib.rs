@@ -13,6 +13,7 @@
 mod backend_tls;
 mod cache;
 mod circuit_breaker;
+mod content_id;
 mod cors;
 mod endpoints;
 mod health_check;
@@ -29,6 +30,7 @@ mod validate;
 pub use backend_tls::*;
 pub use cache::*;
 pub use circuit_breaker::*;
+pub use content_id::{Changed, ContentDigests};
 pub use cors::*;
 pub use endpoints::*;
 pub use health_check::*;
@@ -49,8 +51,11 @@ use serde::{Deserialize, Serialize};
 pub struct Snapshot {
     /// The gateway group this snapshot is for (a Route's `spec.gateways` entry).
     pub gateway: String,
-    /// Monotonic version, assigned by whoever publishes the snapshot; 0 straight out of the
-    /// compiler. It only changes when the content does.
+    /// Which configuration this is, assigned by whoever publishes the snapshot; 0 straight
+    /// out of the compiler. The controller publishes [`Snapshot::content_id`]: the same
+    /// content has the same version on every replica and every proxy serving it. A standalone
+    /// proxy reading files counts its reloads instead. Not an order: the controller orders
+    /// versions by when it published them.
     #[serde(default)]
     pub version: u64,
     /// The routes, in no particular order: precedence is carried by each match's `rank`.

@@ -19,14 +19,24 @@ thread_local! {
 
 /// Runs `f` with every [`Secret`] serializing as `"<redacted>"` on this thread.
 pub fn redacted<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            REDACTING.with(|r| r.set(self.0));
-        }
-    }
     let _reset = Reset(REDACTING.with(|r| r.replace(true)));
     f()
+}
+
+/// Runs `f` with every [`Secret`] serializing as its value on this thread, even inside
+/// [`redacted`]: for a digest of the content, which must change when a secret does.
+pub(crate) fn revealed<R>(f: impl FnOnce() -> R) -> R {
+    let _reset = Reset(REDACTING.with(|r| r.replace(false)));
+    f()
+}
+
+/// Puts this thread's redacting back as it was when dropped.
+struct Reset(bool);
+
+impl Drop for Reset {
+    fn drop(&mut self) {
+        REDACTING.with(|r| r.set(self.0));
+    }
 }
 
 /// Whether this thread is inside [`redacted`].
