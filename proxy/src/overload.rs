@@ -119,35 +119,43 @@ impl Overload {
     }
 
     /// Samples the process's memory until the runtime ends; logs and counts the changes.
+    /// The first sample is taken before this returns, so the listeners, started after it,
+    /// never accept a connection the bound would have turned away.
     pub fn watch(self: Arc<Self>, metrics: Arc<Metrics>) {
         if self.limit == 0 {
             return;
         }
+        self.sample(&metrics);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SAMPLE_EVERY);
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + SAMPLE_EVERY, SAMPLE_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(resident) = self.meter.sample() else {
-                    continue;
-                };
-                match self.observe(resident) {
-                    Change::Entered => {
-                        metrics.overloaded.set(1);
-                        tracing::warn!(
-                            resident,
-                            limit = self.limit,
-                            "overloaded: memory is at its limit; new connections are turned away"
-                        );
-                    }
-                    Change::Left => {
-                        metrics.overloaded.set(0);
-                        tracing::info!(resident, limit = self.limit, "no longer overloaded");
-                    }
-                    Change::None => {}
-                }
+                self.sample(&metrics);
             }
         });
+    }
+
+    fn sample(&self, metrics: &Metrics) {
+        let Some(resident) = self.meter.sample() else {
+            return;
+        };
+        match self.observe(resident) {
+            Change::Entered => {
+                metrics.overloaded.set(1);
+                tracing::warn!(
+                    resident,
+                    limit = self.limit,
+                    "overloaded: memory is at its limit; new connections are turned away"
+                );
+            }
+            Change::Left => {
+                metrics.overloaded.set(0);
+                tracing::info!(resident, limit = self.limit, "no longer overloaded");
+            }
+            Change::None => {}
+        }
     }
 }
 
