@@ -163,7 +163,7 @@ impl SnapshotStore {
                 };
                 let carried = inner.carried.entry(name.clone()).or_default();
                 let mut next = HashMap::new();
-                for src in &snapshot.sources {
+                for src in snapshot.sources.iter() {
                     let key = (src.kind.clone(), src.namespace.clone(), src.name.clone());
                     let since = match carried.get(&key) {
                         Some(c) if c.generation == src.generation => *c,

@@ -59,20 +59,27 @@ impl Snapshot {
             listeners,
             listeners_declared,
         } = self;
-        let last = std::mem::take(&mut digests.routes);
         let mut digest = Sha256::new();
         crate::secret::revealed(|| {
+            // Updated in place: a fresh list per version would be a large allocation each
+            // time, and on a machine with transparent huge pages every fresh page of it costs
+            // a 2 MiB zeroing fault.
+            digests.routes.truncate(routes.len());
             for (i, route) in routes.iter().enumerate() {
-                let route_digest = match last.get(i) {
+                let route_digest = match digests.routes.get_mut(i) {
                     Some((r, d)) if Arc::ptr_eq(r, route) => *d,
-                    _ => {
+                    kept => {
                         let mut d = Sha256::new();
                         serde_json::to_writer(&mut d, route).expect("a route always encodes");
-                        d.finalize().into()
+                        let d: [u8; 32] = d.finalize().into();
+                        match kept {
+                            Some(entry) => *entry = (route.clone(), d),
+                            None => digests.routes.push((route.clone(), d)),
+                        }
+                        d
                     }
                 };
                 digest.update(route_digest);
-                digests.routes.push((route.clone(), route_digest));
             }
             let rest = match (changed, digests.rest) {
                 (Changed::RoutesOnly, Some(rest)) => rest,
@@ -150,7 +157,7 @@ mod tests {
         assert_eq!(renumbered.content_id(), id, "the version is not content");
 
         let mut other = a.clone();
-        other.sources.push(SourceRef {
+        Arc::make_mut(&mut other.sources).push(SourceRef {
             kind: "Route".into(),
             namespace: "ns".into(),
             name: "r".into(),

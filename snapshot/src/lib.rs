@@ -64,9 +64,10 @@ pub struct Snapshot {
     #[serde(default)]
     pub routes: Vec<std::sync::Arc<Route>>,
     /// The user objects this snapshot was built from, with their generations, so the control
-    /// plane can tell which generation a proxy acknowledged.
+    /// plane can tell which generation a proxy acknowledged. Shared like the routes: an
+    /// endpoint change does not copy one entry per object.
     #[serde(default)]
-    pub sources: Vec<SourceRef>,
+    pub sources: std::sync::Arc<Vec<SourceRef>>,
     /// Effective policies by key (`Rule::policy`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub policies: std::collections::BTreeMap<String, Policy>,

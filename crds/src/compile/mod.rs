@@ -591,7 +591,7 @@ pub fn compile(resources: &Resources) -> Output {
                 gateway,
                 version: 0,
                 routes: routes.into_iter().map(std::sync::Arc::new).collect(),
-                sources,
+                sources: std::sync::Arc::new(sources),
                 policies,
                 exclusive_hosts: !resources.shared_hosts,
                 listeners,
