@@ -91,13 +91,56 @@ pub fn purge_freed_memory_after(delay: std::time::Duration) {
     unsafe { mi::mi_option_set(PURGE_DELAY, ms) }
 }
 
+/// `mi_option_allow_thp` in the same enum (libmimalloc-sys names no constant for it either).
+const ALLOW_THP: mi::mi_option_t = 43;
+
+/// `PR_SET_THP_DISABLE` and `PR_GET_THP_DISABLE` from `<linux/prctl.h>`.
+#[cfg(target_os = "linux")]
+const PR_SET_THP_DISABLE: std::ffi::c_int = 41;
+#[cfg(target_os = "linux")]
+const PR_GET_THP_DISABLE: std::ffi::c_int = 42;
+
+#[cfg(target_os = "linux")]
+unsafe extern "C" {
+    fn prctl(option: std::ffi::c_int, ...) -> std::ffi::c_int;
+}
+
+/// Keeps the process on ordinary 4 KiB pages. mimalloc asks for transparent huge pages on its
+/// arenas, so the first touch of each 2 MiB region zeroes all of it at once; with memory given
+/// back as soon as it is free ([`purge_freed_memory_after`]`(ZERO)`), every burst of
+/// allocations after a large free pays those zeroing faults again. The controller's endpoint
+/// fast path right after a compile spent 26 of its 30 ms in them (perf, docs/benchmarks.md).
+/// Call it first thing in `main`. `MIMALLOC_ALLOW_THP` in the environment still decides.
+/// Returns whether the kernel confirms it (always `false` off Linux).
+pub fn without_transparent_huge_pages() -> bool {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return false;
+    }
+    // SAFETY: a plain FFI call with a valid option, before other threads start (the caller's
+    // contract, as above).
+    unsafe { mi::mi_option_set(ALLOW_THP, 0) };
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::c_ulong;
+        let (on, none): (c_ulong, c_ulong) = (1, 0);
+        // SAFETY: prctl with integer arguments only; THP_DISABLE changes no memory in use,
+        // only how future page faults are served.
+        unsafe {
+            prctl(PR_SET_THP_DISABLE, on, none, none, none) == 0
+                && prctl(PR_GET_THP_DISABLE, none, none, none, none) == 1
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_purge_delay_option_is_the_one_set() {
-        // SAFETY: plain FFI reads and writes of an option; the only test that touches options.
+        // SAFETY: plain FFI reads and writes of an option; the only test that touches this option.
         unsafe {
             assert_eq!(
                 mi::mi_option_get(PURGE_DELAY),
@@ -108,6 +151,26 @@ mod tests {
             assert_eq!(mi::mi_option_get(PURGE_DELAY), 25);
             // Three before `os_tag`, which the crate names, as in the header.
             assert_eq!(PURGE_DELAY + 3, mi::mi_option_os_tag);
+        }
+    }
+
+    #[test]
+    fn huge_pages_are_turned_off_in_mimalloc_and_the_kernel() {
+        // SAFETY: plain FFI reads of an option no other test touches.
+        unsafe {
+            assert_eq!(mi::mi_option_get(ALLOW_THP), 1, "mimalloc v3's default");
+        }
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+            return;
+        }
+        assert_eq!(
+            without_transparent_huge_pages(),
+            cfg!(target_os = "linux"),
+            "prctl(PR_SET_THP_DISABLE) confirmed"
+        );
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(mi::mi_option_get(ALLOW_THP), 0);
         }
     }
 

@@ -13,6 +13,9 @@ fn main() -> anyhow::Result<()> {
     // (bench-controller's memory part, 90 s of churn: max 254 MB with the default, 203 MB
     // without; docs/benchmarks.md).
     frontdesk_allocator::purge_freed_memory_after(std::time::Duration::ZERO);
+    // Memory given back at once comes back as 2 MiB zeroing faults with huge pages: the first
+    // endpoint change after a compile took 30-50 ms instead of 3 (docs/benchmarks.md).
+    frontdesk_allocator::without_transparent_huge_pages();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .json()
