@@ -15,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     frontdesk_allocator::purge_freed_memory_after(std::time::Duration::ZERO);
     // Memory given back at once comes back as 2 MiB zeroing faults with huge pages: the first
     // endpoint change after a compile took 30-50 ms instead of 3 (docs/benchmarks.md).
-    frontdesk_allocator::without_transparent_huge_pages();
+    let small_pages = frontdesk_allocator::without_transparent_huge_pages();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .json()
@@ -24,6 +24,11 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    if !small_pages && std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        tracing::warn!(
+            "the kernel refused PR_SET_THP_DISABLE: transparent huge pages stay on, and the first endpoint change after a compile can be slower"
+        );
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -169,15 +169,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("give --manifests PATH or --controller URL"),
     }
-    tokio::spawn(admin::serve(admin_listener, admin));
-
     if let Some(limit) = overload.limit() {
         tracing::info!(
             limit,
             "new connections are turned away past this resident memory"
         );
     }
+    // Sampled once before anything listens, so /ready and the listeners agree from the start.
     overload.clone().watch(metrics.clone());
+    tokio::spawn(admin::serve(admin_listener, admin));
     let limits = ServerLimits {
         overload,
         header_read_timeout: cli.header_read_timeout,

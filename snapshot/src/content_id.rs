@@ -221,6 +221,19 @@ mod tests {
             c.content_id()
         );
         assert_ne!(c.content_id(), b.content_id());
+        // Fewer routes, the first one shared: the list of digests is cut to the routes left.
+        let mut shorter = c.clone();
+        shorter.routes.truncate(1);
+        assert_eq!(
+            shorter.content_id_with(&mut digests, Changed::RoutesOnly),
+            shorter.content_id()
+        );
+        assert_eq!(digests.routes.len(), 1);
+        assert_eq!(
+            c.content_id_with(&mut digests, Changed::RoutesOnly),
+            c.content_id(),
+            "and grows back"
+        );
         // Anything else changed: the rest is digested again.
         let d = with_api_key("dd");
         assert_eq!(
